@@ -1,0 +1,290 @@
+//! Every `unsafe` block and raw syscall in ringftp lives here.
+//!
+//! Three kinds of thing need it:
+//! - io_uring operations tokio-uring 0.5 does not offer (splice, openat2,
+//!   connect from a pre-bound socket, cancel-by-fd). They are built as raw
+//!   SQEs with the `io-uring` crate and submitted on the shard's own ring
+//!   through tokio-uring's public `UnsubmittedOneshot`. Each op stores every
+//!   fd and buffer the kernel will touch in its "stable data", which
+//!   tokio-uring keeps alive until the completion arrives, even when the
+//!   future awaiting it was dropped: a cancelled transfer can never make the
+//!   kernel read a closed (or, worse, reused) fd number.
+//! - process and thread setup: CPU affinity, the fd limit, pipe sizes.
+//! - the blocking `openat2(2)` used off the shard thread (listings).
+//!
+//! Everything exported here is a safe function; callers never write
+//! `unsafe` themselves (the crate root denies it).
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+
+use io_uring::{cqueue, opcode, types};
+use tokio_uring::{OneshotOutputTransform, UnsubmittedOneshot};
+
+/// A shared handle on an fd that an in-flight io_uring op may still use.
+pub type FdRef = Rc<dyn AsRawFd>;
+
+fn cqe_result(cqe: &cqueue::Entry) -> io::Result<u32> {
+    let res = cqe.result();
+    if res < 0 {
+        Err(io::Error::from_raw_os_error(-res))
+    } else {
+        Ok(res as u32)
+    }
+}
+
+/// Converts a completion into `io::Result<u32>` and drops the stable data
+/// (which is what finally releases the fds the op held).
+struct PlainResult<D>(std::marker::PhantomData<D>);
+
+impl<D> OneshotOutputTransform for PlainResult<D> {
+    type Output = io::Result<u32>;
+    type StoredData = D;
+    fn transform_oneshot_output(self, _data: D, cqe: cqueue::Entry) -> io::Result<u32> {
+        cqe_result(&cqe)
+    }
+}
+
+fn plain<D: Unpin + 'static>(data: D, sqe: io_uring::squeue::Entry) -> UnsubmittedOneshot<D, PlainResult<D>> {
+    UnsubmittedOneshot::new(data, PlainResult(std::marker::PhantomData), sqe)
+}
+
+/// `splice(2)` on the shard's ring: moves up to `len` bytes from `fd_in`
+/// (at `off_in`, or its current position when `None`) into `fd_out`. One of
+/// the two must be a pipe. Returns the bytes moved; 0 means end of input.
+pub async fn splice(
+    fd_in: FdRef,
+    off_in: Option<u64>,
+    fd_out: FdRef,
+    len: u32,
+) -> io::Result<u32> {
+    let sqe = opcode::Splice::new(
+        types::Fd(fd_in.as_raw_fd()),
+        // -1 means "no offset": use (and advance) the file position; it is
+        // the only legal value for a pipe or a socket.
+        off_in.map(|o| o as i64).unwrap_or(-1),
+        types::Fd(fd_out.as_raw_fd()),
+        -1,
+        len,
+    )
+    .flags(libc::SPLICE_F_MOVE)
+    .build();
+    plain((fd_in, fd_out), sqe).submit().await
+}
+
+/// `splice(2)` into a file at an explicit offset (uploads: pipe -> file).
+pub async fn splice_to_offset(fd_in: FdRef, fd_out: FdRef, off_out: u64, len: u32) -> io::Result<u32> {
+    let sqe = opcode::Splice::new(
+        types::Fd(fd_in.as_raw_fd()),
+        -1,
+        types::Fd(fd_out.as_raw_fd()),
+        off_out as i64,
+        len,
+    )
+    .flags(libc::SPLICE_F_MOVE)
+    .build();
+    plain((fd_in, fd_out), sqe).submit().await
+}
+
+/// Stable data of an openat2 op: the path bytes and the `open_how` the
+/// kernel reads when it picks the op up, plus the directory fd.
+struct OpenData {
+    _dir: FdRef,
+    _path: CString,
+    _how: Box<types::OpenHow>,
+}
+
+/// `openat2(2)` relative to `dir` on the shard's ring. `resolve` takes
+/// `RESOLVE_*` flags: the virtual filesystem passes RESOLVE_BENEATH so the
+/// kernel, not a string check, keeps every path (symlinks included) under
+/// the root, even against a symlink swapped in during the request.
+pub async fn openat2(dir: FdRef, path: CString, flags: i32, resolve: u64) -> io::Result<OwnedFd> {
+    let how = Box::new(
+        types::OpenHow::new()
+            .flags((flags | libc::O_CLOEXEC) as u64)
+            .mode(0)
+            .resolve(resolve),
+    );
+    let sqe = opcode::OpenAt2::new(
+        types::Fd(dir.as_raw_fd()),
+        path.as_ptr(),
+        &*how as *const types::OpenHow,
+    )
+    .build();
+    let fd = plain(
+        OpenData {
+            _dir: dir,
+            _path: path,
+            _how: how,
+        },
+        sqe,
+    )
+    .submit()
+    .await?;
+    // SAFETY: a successful openat2 completion is a new fd that nothing else
+    // owns; wrapping it transfers ownership exactly once.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// The blocking `openat2(2)` syscall, for code that already runs off the
+/// shard thread (directory listings on the blocking pool).
+pub fn openat2_blocking(dir: RawFd, path: &CString, flags: i32, resolve: u64) -> io::Result<OwnedFd> {
+    // SAFETY: open_how is plain data; all-zero is a valid value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = resolve;
+    // SAFETY: `path` is a valid NUL-terminated string and `how` a valid
+    // open_how of the size we pass; both outlive the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir,
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the syscall returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+struct ConnectData {
+    _sock: FdRef,
+    _addr: Box<socket2::SockAddr>,
+}
+
+/// `connect(2)` of an already created (and possibly bound) socket on the
+/// shard's ring. Used for active-mode data channels, where the socket may
+/// need binding to port L-1 before it connects.
+pub async fn connect(sock: FdRef, addr: SocketAddr) -> io::Result<()> {
+    let addr = Box::new(socket2::SockAddr::from(addr));
+    let sqe = opcode::Connect::new(types::Fd(sock.as_raw_fd()), addr.as_ptr(), addr.len()).build();
+    plain(
+        ConnectData {
+            _sock: sock,
+            _addr: addr,
+        },
+        sqe,
+    )
+    .submit()
+    .await
+    .map(|_| ())
+}
+
+/// Cancels every io_uring request in flight on `fd` (a connect that will
+/// never finish, a splice stuck on a dead peer). Returns how many were
+/// cancelled; ENOENT (nothing in flight) counts as zero.
+pub async fn cancel_fd(fd: FdRef) -> io::Result<u32> {
+    let sqe = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd.as_raw_fd())).all()).build();
+    match plain(fd, sqe).submit().await {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(0),
+        other => other,
+    }
+}
+
+/// One kernel pipe: the staging buffer of a splice transfer.
+pub struct Pipe {
+    pub read: Rc<OwnedFd>,
+    pub write: Rc<OwnedFd>,
+    /// Bytes the pipe holds when full (what F_SETPIPE_SZ granted).
+    pub capacity: u32,
+}
+
+impl Pipe {
+    /// A new pipe sized to `want` bytes if the kernel allows it. When
+    /// F_SETPIPE_SZ is refused (pipe-max-size, or an unprivileged user past
+    /// pipe-user-pages-soft) the pipe keeps the size it has and transfers
+    /// just use smaller chunks.
+    pub fn new(want: u32) -> io::Result<Pipe> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: pipe2 succeeded, so both fds are new and owned by us.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: fcntl on an fd we own, with integer arguments only.
+        let set = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, want as libc::c_int) };
+        let capacity = if set > 0 {
+            set as u32
+        } else {
+            // SAFETY: as above.
+            let got = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) };
+            if got <= 0 {
+                return Err(io::Error::last_os_error());
+            }
+            got as u32
+        };
+        Ok(Pipe {
+            read: Rc::new(read),
+            write: Rc::new(write),
+            capacity,
+        })
+    }
+}
+
+/// CPUs this process may run on (its affinity mask), in order.
+pub fn allowed_cpus() -> io::Result<Vec<usize>> {
+    // SAFETY: cpu_set_t is plain data; zeroed is a valid empty set, and
+    // sched_getaffinity writes at most size_of::<cpu_set_t>() bytes into it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect())
+    }
+}
+
+/// Pins the calling thread to one CPU.
+pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    // SAFETY: as in allowed_cpus; CPU_SET only touches the set we own.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit (a server holding
+/// thousands of sessions needs it). Returns the new soft limit.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    // SAFETY: getrlimit/setrlimit read and write the rlimit struct we own.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(lim.rlim_cur as u64)
+    }
+}
+
+/// CPU time (user, system) in microseconds this process has used,
+/// including reaped children when `children` is set.
+pub fn cpu_time_us(children: bool) -> (u64, u64) {
+    let who = if children { libc::RUSAGE_CHILDREN } else { libc::RUSAGE_SELF };
+    // SAFETY: getrusage fills the struct we own.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(who, &mut ru);
+        ru
+    };
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    (us(ru.ru_utime), us(ru.ru_stime))
+}

@@ -1,0 +1,26 @@
+//! The `ringftp` binary: parse flags and hand them to the library.
+use clap::Parser;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    let cli = ringftp::cli::Cli::parse();
+    let code = match cli.command {
+        ringftp::cli::Command::Serve(args) => match ringftp::server::main(args) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("ringftp: {e:#}");
+                1
+            }
+        },
+        ringftp::cli::Command::Loadtest(args) => match ringftp::loadgen::run(args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("ringftp loadtest: {e:#}");
+                1
+            }
+        },
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,2 @@
+//! placeholder
+pub fn main(_args: crate::cli::ServeArgs) -> anyhow::Result<()> { Ok(()) }
