@@ -1,1 +1,4 @@
-//! placeholder
+//! The virtual filesystem: clock-free time conversion ([`time`]) and
+//! LIST/NLST/MLSD/MLST line formatting ([`listing`]).
+
+pub mod time;
