@@ -151,10 +151,12 @@ pub fn from_mdtm(s: &str) -> Option<i64> {
 mod tests {
     use super::*;
 
+    type Civil = (i32, u32, u32, u32, u32, u32);
+
     #[test]
     fn civil_table() {
         // Reference values computed independently (GNU `date -u -d @N`).
-        let cases: &[(i64, (i32, u32, u32, u32, u32, u32))] = &[
+        let cases: &[(i64, Civil)] = &[
             (0, (1970, 1, 1, 0, 0, 0)),
             (-1, (1969, 12, 31, 23, 59, 59)),
             (-86_400, (1969, 12, 31, 0, 0, 0)),
