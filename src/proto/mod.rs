@@ -10,7 +10,7 @@ pub mod addr;
 pub mod command;
 pub mod reply;
 
-pub use command::ParseError;
+pub use command::{parse, Command, EpsvArg, ListArgs, Opts, ParseError, TransferType};
 pub use reply::{codes, Reply};
 
 /// Longest control line accepted (bytes, without CRLF).
