@@ -8,9 +8,11 @@
 
 pub mod addr;
 pub mod command;
+pub mod line;
 pub mod reply;
 
 pub use command::{parse, Command, EpsvArg, ListArgs, Opts, ParseError, TransferType};
+pub use line::{LineEvent, LineReader};
 pub use reply::{codes, Reply};
 
 /// Longest control line accepted (bytes, without CRLF).
