@@ -76,9 +76,9 @@ fn days_in_month(year: i64, month: u32) -> u32 {
 }
 
 /// 0000-01-01T00:00:00Z: the earliest time a 4-digit-year MDTM can show.
-const MDTM_MIN: i64 = -62_167_219_200;
+pub const MDTM_MIN: i64 = -62_167_219_200;
 /// 9999-12-31T23:59:59Z: the latest.
-const MDTM_MAX: i64 = 253_402_300_799;
+pub const MDTM_MAX: i64 = 253_402_300_799;
 
 /// Formats Unix seconds as `YYYYMMDDHHMMSS` in UTC (RFC 3659 section 2.3),
 /// for the MDTM 213 reply and the MLSx `modify` fact. The year field is
