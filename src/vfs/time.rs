@@ -5,9 +5,10 @@
 //! The caller passes the time in; nothing here reads the clock or the time
 //! zone database. FTP times are UTC by RFC 3659 section 2.3, and LIST uses
 //! UTC too so a listing does not depend on the server's `TZ`. The day
-//! arithmetic is the proleptic Gregorian "days from civil" method (shift
-//! the year to start in March so the leap day is last, then count 400-year
-//! eras of 146097 days), which is exact for negative times as well.
+//! arithmetic is Howard Hinnant's public-domain "days from civil" method
+//! for the proleptic Gregorian calendar (shift the year to start in March
+//! so the leap day is last, then count 400-year eras of 146097 days),
+//! which is exact for negative times as well.
 
 const SECS_PER_DAY: i64 = 86_400;
 /// Days from 0000-03-01 to 1970-01-01 in the March-based calendar.
