@@ -25,3 +25,4 @@ pub mod proto;
 pub mod server;
 pub mod session;
 pub mod vfs;
+pub mod xferlog;
