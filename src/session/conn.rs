@@ -349,17 +349,16 @@ impl Conn {
         let announce = if extended {
             None
         } else {
-            match (self.ctx.config.pasv_address, self.local.ip()) {
-                (Some(a), _) => Some(a),
-                (None, IpAddr::V4(a)) => Some(a),
-                (None, IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-                    Some(a) => Some(a),
+            // A 227 reply carries IPv4 only (RFC 2428 brought EPSV for
+            // IPv6), and the listener is bound on the control connection's
+            // local address, so PASV needs an IPv4 control connection.
+            match (self.local.ip(), self.ctx.config.pasv_address) {
+                (IpAddr::V4(local), announce) => Some(announce.unwrap_or(local)),
+                (IpAddr::V6(v6), announce) => match v6.to_ipv4_mapped() {
+                    Some(local) => Some(announce.unwrap_or(local)),
                     None => {
                         return self
-                            .reply(Reply::new(
-                                CANT_OPEN_DATA,
-                                "PASV needs IPv4; use EPSV on IPv6.",
-                            ))
+                            .reply(Reply::new(CANT_OPEN_DATA, "PASV needs IPv4; use EPSV on IPv6."))
                             .await
                     }
                 },
