@@ -43,7 +43,7 @@ use crate::engine::shard::{available_cpus, run_shards, ShardInfo};
 use crate::engine::sys;
 
 /// Pause after a failure that cost the session (connect refused, reset,
-/// timeout), so a dead server is not hammered in a busy loop.
+/// timeout).
 const BACKOFF: Duration = Duration::from_millis(50);
 /// Limit on the polite QUIT at the end of a run.
 const QUIT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -308,6 +308,16 @@ async fn client(ctx: Rc<ShardCtx>, index: usize) {
         + interval
             .map(|iv| iv.mul_f64(phase_of(index)))
             .unwrap_or_default();
+
+    // Log in once, up front, then loop: idle sessions are held for the
+    // whole run, and no request pays for the first login.
+    if plan.ops.iter().any(|&o| o != Op::Login) {
+        match until(shared.deadline, open_session(&ctx, true)).await {
+            Some(Ok(s)) => session = Some(s),
+            Some(Err(f)) => failed(&ctx, &f).await,
+            None => return,
+        }
+    }
     if let (None, Some(think)) = (interval, plan.think) {
         // Spread the first request of think-paced clients over one pause,
         // so idle sessions do not NOOP in lockstep.
@@ -319,10 +329,7 @@ async fn client(ctx: Rc<ShardCtx>, index: usize) {
     }
 
     let mut done: u64 = 0;
-    loop {
-        if quota.is_some_and(|q| done >= q) {
-            break;
-        }
+    while quota.map_or(true, |q| done < q) {
         let intended = match interval {
             Some(iv) => {
                 let t = next_start;
@@ -352,13 +359,7 @@ async fn client(ctx: Rc<ShardCtx>, index: usize) {
             let end = perform(&ctx, op, &mut session, index, first, &mut picker).await?;
             Ok::<Duration, Failure>(end - begin)
         };
-        let outcome = match shared.deadline {
-            None => Some(attempt.await),
-            Some(d) => tokio::select! {
-                r = attempt => Some(r),
-                _ = tokio::time::sleep_until(d.into()) => None,
-            },
-        };
+        let outcome = until(shared.deadline, attempt).await;
         let now = Instant::now();
         {
             let mut last = ctx.last_end.borrow_mut();
@@ -375,14 +376,10 @@ async fn client(ctx: Rc<ShardCtx>, index: usize) {
                 shared.progress.ok.fetch_add(1, Ordering::Relaxed);
             }
             Some(Err(f)) => {
-                ctx.stats
-                    .borrow_mut()
-                    .record_error(f.kind(), || f.to_string());
-                shared.progress.errors.fetch_add(1, Ordering::Relaxed);
                 if f.fatal() {
                     session = None;
-                    sleep_until(Instant::now() + BACKOFF, shared.deadline).await;
                 }
+                failed(&ctx, &f).await;
             }
         }
         done += 1;
@@ -392,6 +389,32 @@ async fn client(ctx: Rc<ShardCtx>, index: usize) {
     }
     if let Some(s) = session.take() {
         let _ = tokio::time::timeout(QUIT_TIMEOUT, s.ctrl.quit()).await;
+    }
+}
+
+/// Counts a failure; after one that cost the session, pauses a little so
+/// a dead server is not hammered in a busy loop.
+async fn failed(ctx: &ShardCtx, f: &Failure) {
+    ctx.stats
+        .borrow_mut()
+        .record_error(f.kind(), || f.to_string());
+    ctx.shared.progress.errors.fetch_add(1, Ordering::Relaxed);
+    if f.fatal() {
+        sleep_until(Instant::now() + BACKOFF, ctx.shared.deadline).await;
+    }
+}
+
+/// Runs `fut` to completion, or until `deadline` (None: it was cut off).
+async fn until<T>(
+    deadline: Option<Instant>,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    match deadline {
+        None => Some(fut.await),
+        Some(d) => tokio::select! {
+            r = fut => Some(r),
+            _ = tokio::time::sleep_until(d.into()) => None,
+        },
     }
 }
 
