@@ -48,7 +48,10 @@ fn main() {
         println!(
             "{method:>8}: median {:.2} GiB/s  (sorted runs: {})",
             r[r.len() / 2],
-            r.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ")
+            r.iter()
+                .map(|x| format!("{x:.2}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         );
     }
 }

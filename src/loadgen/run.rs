@@ -56,13 +56,19 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<i32> {
     }
     let scenario = Scenario::load(&args.run.scenario)?;
     let plan = Plan::resolve(&scenario, &args.run, available_cpus().len())?;
-    // Every session is a socket, plus one per data channel in flight.
+    // Every session is a socket, plus a listener and a data socket while a
+    // transfer is set up; a few more for the runtime.
+    let per_client = if plan.ops.iter().any(|o| o.uses_data_channel()) {
+        3
+    } else {
+        1
+    };
+    let fds_needed = plan.clients as u64 * per_client + 64;
     let fd_limit = sys::raise_fd_limit().context("raising the open-file limit")?;
-    if plan.clients as u64 * 2 + 64 > fd_limit {
+    if fds_needed > fd_limit {
         eprintln!(
-            "loadtest: warning: {} clients may need up to {} open files; the limit is {fd_limit}",
-            plan.clients,
-            plan.clients * 2 + 64
+            "loadtest: warning: {} clients may need up to {fds_needed} open files; the limit is {fd_limit}",
+            plan.clients
         );
     }
 

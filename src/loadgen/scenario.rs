@@ -92,9 +92,9 @@ impl Op {
         matches!(self, Op::Retr | Op::List | Op::Nlst | Op::Mlsd)
     }
 
-    /// Is the path a directory to list (rather than a file to fetch)?
-    pub fn lists(self) -> bool {
-        matches!(self, Op::List | Op::Nlst | Op::Mlsd)
+    /// Does a request of this op open a data channel?
+    pub fn uses_data_channel(self) -> bool {
+        !matches!(self, Op::Login | Op::Noop)
     }
 }
 
