@@ -125,90 +125,23 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<i32> {
         stats.merge(s);
         last_end = last_end.max(*end);
     }
-    let elapsed = (last_end - start).as_secs_f64().max(1e-6);
-    let errors = stats.error_count();
-    let bytes = shared.progress.bytes.load(Ordering::Relaxed);
-    let cpu = |after: u64, before: u64| after.saturating_sub(before) as f64 / 1e6;
-    let (gen_user, gen_sys) = (
-        cpu(cpu_after.0, cpu_before.0),
-        cpu(cpu_after.1, cpu_before.1),
+    let report = Report::new(
+        plan,
+        &stats,
+        report::Measured {
+            started_unix_s,
+            elapsed: last_end - start,
+            bytes: shared.progress.bytes.load(Ordering::Relaxed),
+            generator_cpu_us: (
+                cpu_after.0.saturating_sub(cpu_before.0),
+                cpu_after.1.saturating_sub(cpu_before.1),
+            ),
+            server,
+            all_logged_in: (plan.barrier && plan.ops.contains(&Op::Login))
+                .then(|| shared.gate.released_after())
+                .flatten(),
+        },
     );
-
-    let report = Report {
-        schema_version: report::SCHEMA_VERSION,
-        tool: format!("ringftp loadtest {}", env!("CARGO_PKG_VERSION")),
-        scenario: plan.scenario.clone(),
-        description: plan.description.clone(),
-        config: report::Config {
-            target: plan.target_text.clone(),
-            mode: plan.mode.name().into(),
-            ops: plan.ops.iter().map(|o| o.name().to_string()).collect(),
-            clients: plan.clients,
-            cores: plan.cores,
-            duration_s: plan.bounds.duration.map(|d| d.as_secs_f64()),
-            requests: plan.bounds.total_requests,
-            rate: plan.rate,
-            verify: plan.verify,
-            timeout_s: plan.timeout.as_secs_f64(),
-            max_errors: plan.max_errors,
-        },
-        started_unix_s,
-        elapsed_s: elapsed,
-        totals: report::Totals {
-            requests: stats.ok + errors,
-            ok: stats.ok,
-            errors,
-            abandoned: stats.abandoned,
-            bytes,
-            requests_per_s: stats.ok as f64 / elapsed,
-            mib_per_s: bytes as f64 / (1 << 20) as f64 / elapsed,
-        },
-        all_logged_in_s: (plan.barrier && plan.ops.contains(&Op::Login))
-            .then(|| shared.gate.released_after())
-            .flatten()
-            .map(|d| d.as_secs_f64()),
-        phases: report::phases(&stats)
-            .into_iter()
-            .map(|(n, h)| (n.to_string(), report::summarize(h)))
-            .collect(),
-        errors: stats
-            .errors
-            .iter()
-            .map(|(k, t)| {
-                (
-                    k.clone(),
-                    report::ErrorSummary {
-                        count: t.count,
-                        example: t.example.clone(),
-                    },
-                )
-            })
-            .collect(),
-        generator: report::Cpu {
-            user_s: gen_user,
-            sys_s: gen_sys,
-            cpu_percent: (gen_user + gen_sys) / elapsed * 100.0,
-        },
-        server: server.map(|s| {
-            let (user, sys) = s.cpu_us();
-            let cpu_s = (user + sys) as f64 / 1e6;
-            report::Server {
-                pid: plan.server_pid.unwrap_or(0),
-                processes_peak: s.peak_processes,
-                cpu_user_s: user as f64 / 1e6,
-                cpu_sys_s: sys as f64 / 1e6,
-                cpu_s,
-                cpu_ms_per_request: cpu_s * 1000.0 / stats.ok.max(1) as f64,
-                rss_start_bytes: s.start.rss_bytes,
-                rss_peak_bytes: s.peak_rss_bytes,
-                rss_end_bytes: s.end.rss_bytes,
-                pss_peak_bytes: s.peak_pss_bytes,
-                rss_growth_per_client_bytes: s.peak_rss_bytes.saturating_sub(s.start.rss_bytes)
-                    / plan.clients as u64,
-            }
-        }),
-        passed: errors <= plan.max_errors,
-    };
 
     print!(
         "{}",
@@ -224,7 +157,8 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<i32> {
         Ok(0)
     } else {
         eprintln!(
-            "loadtest: FAILED: {errors} errors, more than --max-errors {} (kinds: {})",
+            "loadtest: FAILED: {} errors, more than --max-errors {} (kinds: {})",
+            report.totals.errors,
             plan.max_errors,
             report.errors.keys().cloned().collect::<Vec<_>>().join(", ")
         );
