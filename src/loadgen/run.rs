@@ -418,52 +418,38 @@ async fn perform(
             ctrl.expect_ok("NOOP").await?;
             return Ok(Instant::now());
         }
-        Op::Retr => {
+        Op::Retr | Op::List | Op::Nlst | Op::Mlsd => {
             let target = &shared.targets[picker.next()];
-            let content = plan.verify.then(|| Content::new(&target.path));
+            // Only a file has a size and a content to check; a listing is
+            // just counted.
+            let (size, content) = match op {
+                Op::Retr => (target.size, plan.verify.then(|| Content::new(&target.path))),
+                _ => (None, None),
+            };
             let progress = &shared.progress;
             let timing = transfer::download(
                 ctrl,
                 plan.mode,
-                &format!("RETR {}", target.path),
+                &format!("{} {}", op.verb(), target.path),
                 plan.timeout,
                 &ctx.pool,
                 |offset, chunk| {
                     progress
                         .bytes
                         .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                    check_chunk(target, content, offset, chunk)
+                    check_chunk(&target.path, size, content, offset, chunk)
                 },
             )
             .await?;
-            if let Some(want) = target.size {
-                if timing.bytes < want {
+            match size {
+                Some(want) if timing.bytes < want => {
                     return Err(Failure::Short {
                         got: timing.bytes,
                         want,
-                    });
+                    })
                 }
+                _ => timing,
             }
-            timing
-        }
-        Op::List | Op::Nlst | Op::Mlsd => {
-            let target = &shared.targets[picker.next()];
-            let verb = op.name().to_ascii_uppercase();
-            let progress = &shared.progress;
-            transfer::download(
-                ctrl,
-                plan.mode,
-                &format!("{verb} {}", target.path),
-                plan.timeout,
-                &ctx.pool,
-                |_, chunk| {
-                    progress
-                        .bytes
-                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                    Ok(())
-                },
-            )
-            .await?
         }
         Op::Stor => {
             let path = format!("{}/lg-{index}.bin", plan.upload_dir.trim_end_matches('/'));
@@ -471,7 +457,7 @@ async fn perform(
             transfer::upload(
                 ctrl,
                 plan.mode,
-                &format!("STOR {path}"),
+                &format!("{} {path}", op.verb()),
                 shared.upload,
                 plan.timeout,
                 |n| {
@@ -492,26 +478,23 @@ async fn perform(
     Ok(end)
 }
 
-/// `--verify` and byte-count checks on one received chunk.
+/// `--verify` and byte-count checks on one received chunk of the file at
+/// `path` (`size` bytes when known).
 fn check_chunk(
-    target: &Target,
+    path: &str,
+    size: Option<u64>,
     content: Option<Content>,
     offset: u64,
     chunk: &[u8],
 ) -> Result<(), Failure> {
-    let end = offset + chunk.len() as u64;
-    if let Some(size) = target.size {
-        if end > size {
-            return Err(Failure::Verify(format!(
-                "{}: more than its {size} bytes",
-                target.path
-            )));
-        }
+    if let Some(size) = size.filter(|&size| offset + chunk.len() as u64 > size) {
+        return Err(Failure::Verify(format!(
+            "{path}: more than its {size} bytes"
+        )));
     }
     if let Some(bad) = content.and_then(|c| c.first_mismatch(offset, chunk)) {
         return Err(Failure::Verify(format!(
-            "{}: wrong byte at offset {bad}",
-            target.path
+            "{path}: wrong byte at offset {bad}"
         )));
     }
     Ok(())

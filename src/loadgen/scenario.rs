@@ -92,6 +92,20 @@ impl Op {
         matches!(self, Op::Retr | Op::List | Op::Nlst | Op::Mlsd)
     }
 
+    /// The FTP command a request of this op sends (the transfer command for
+    /// data ops).
+    pub fn verb(self) -> &'static str {
+        match self {
+            Op::Login => "USER",
+            Op::Retr => "RETR",
+            Op::Stor => "STOR",
+            Op::List => "LIST",
+            Op::Nlst => "NLST",
+            Op::Mlsd => "MLSD",
+            Op::Noop => "NOOP",
+        }
+    }
+
     /// Does a request of this op open a data channel?
     pub fn uses_data_channel(self) -> bool {
         !matches!(self, Op::Login | Op::Noop)
