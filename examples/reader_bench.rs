@@ -31,8 +31,11 @@ fn main() {
     // Interleaved (uring, epoll, blocking, uring, ...) so that noise from
     // other work on the machine hits every reader alike.
     let mut rates = vec![Vec::new(); methods.len()];
+    // CPU seconds the reader spent, and GiB it read, over all its runs.
+    let mut cpu = vec![(0.0, 0.0); methods.len()];
     for _ in 0..reps {
         for (i, method) in methods.iter().enumerate() {
+            let (user0, sys0) = ringftp::engine::sys::cpu_time_us(false);
             let start = Instant::now();
             let bytes = match method.as_str() {
                 "uring" => tokio_uring::start(uring(addr)),
@@ -40,18 +43,21 @@ fn main() {
                 "blocking" => blocking(addr),
                 other => panic!("unknown reader {other}"),
             };
-            rates[i].push(bytes as f64 / start.elapsed().as_secs_f64() / (1u64 << 30) as f64);
+            let gib = bytes as f64 / (1u64 << 30) as f64;
+            rates[i].push(gib / start.elapsed().as_secs_f64());
+            let (user1, sys1) = ringftp::engine::sys::cpu_time_us(false);
+            cpu[i].0 += (user1 + sys1 - user0 - sys0) as f64 / 1e6;
+            cpu[i].1 += gib;
         }
     }
-    for (method, mut r) in methods.iter().zip(rates) {
+    for ((method, mut r), (cpu_s, gib)) in methods.iter().zip(rates).zip(cpu) {
         r.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let runs: Vec<String> = r.iter().map(|x| format!("{x:.2}")).collect();
         println!(
-            "{method:>8}: median {:.2} GiB/s  (sorted runs: {})",
+            "{method:>8}: median {:.2} GiB/s, {:.2} CPU s/GiB  (sorted runs: {})",
             r[r.len() / 2],
-            r.iter()
-                .map(|x| format!("{x:.2}"))
-                .collect::<Vec<_>>()
-                .join(" ")
+            cpu_s / gib,
+            runs.join(" ")
         );
     }
 }
