@@ -103,6 +103,11 @@ struct Run {
 /// Runs `ringftp loadtest ARGS --json ...`, killing it (and failing the
 /// test) if it outlives [`RUN_LIMIT`].
 fn loadtest(dir: &Path, args: &[&str]) -> Run {
+    loadtest_interrupted(dir, args, None)
+}
+
+/// [`loadtest`], sending SIGINT (Ctrl-C) after `interrupt` when given.
+fn loadtest_interrupted(dir: &Path, args: &[&str], interrupt: Option<Duration>) -> Run {
     let json = dir.join(format!(
         "run-{}.json",
         std::process::id() as u64 * 1000 + rand_suffix()
@@ -128,9 +133,16 @@ fn loadtest(dir: &Path, args: &[&str]) -> Run {
         let _ = err.read_to_string(&mut s);
         s
     });
+    let mut interrupt = interrupt;
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
+        }
+        if interrupt.is_some_and(|after| start.elapsed() >= after) {
+            interrupt = None;
+            let pid = child.id().to_string();
+            let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+            assert!(sent.success(), "kill -INT {pid}");
         }
         if start.elapsed() > RUN_LIMIT {
             let _ = child.kill();
@@ -497,6 +509,45 @@ fn open_loop_keeps_its_schedule() {
         "100/s for 1 s started {ok} requests"
     );
     assert_eq!(json["config"]["rate"], 100.0);
+}
+
+#[test]
+fn ctrl_c_ends_the_run_with_a_report() {
+    let root = tempfile::tempdir().unwrap();
+    prepare_tree(
+        root.path(),
+        &[("--files", "1"), ("--bigfile", "0"), ("--listing", "0")],
+    );
+    let server = start_server(root.path());
+    let run = loadtest_interrupted(
+        root.path(),
+        &[
+            "--target",
+            &server.addr,
+            "--scenario",
+            "idle",
+            "--clients",
+            "5",
+            "--rate",
+            "50",
+            "--duration",
+            "60s",
+        ],
+        Some(Duration::from_millis(1500)),
+    );
+    let json = ok_run(&run);
+    assert!(
+        run.elapsed < Duration::from_secs(15),
+        "took {:?}",
+        run.elapsed
+    );
+    assert!(run.stderr.contains("interrupted"), "{}", run.stderr);
+    let elapsed = json["elapsed_s"].as_f64().unwrap();
+    assert!(
+        (1.0..10.0).contains(&elapsed),
+        "measuring window {elapsed} s"
+    );
+    assert!(json["totals"]["ok"].as_u64().unwrap() > 20);
 }
 
 #[test]

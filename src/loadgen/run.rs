@@ -97,7 +97,7 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<i32> {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     let shared = Arc::new(Shared {
-        deadline: plan.bounds.duration.map(|d| start + d),
+        end: End::new(plan.bounds.duration.map(|d| start + d)),
         start,
         plan,
         targets,
@@ -107,6 +107,7 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<i32> {
     });
     let cpu_before = sys::cpu_time_us(false);
     let ticker = Ticker::start(shared.clone());
+    stop_on_ctrl_c(shared.clone());
 
     let results = {
         let shared = shared.clone();
@@ -172,7 +173,7 @@ struct Shared {
     targets: Vec<Target>,
     upload: &'static [u8],
     start: Instant,
-    deadline: Option<Instant>,
+    end: End,
     progress: Progress,
     gate: Gate,
 }
@@ -230,7 +231,7 @@ impl Drop for Counted {
     }
 }
 
-/// One virtual client: requests until its quota or the deadline.
+/// One virtual client: requests until its quota or the end of the run.
 async fn client(ctx: Rc<ShardCtx>, index: usize) {
     let shared = ctx.shared.clone();
     let plan = &shared.plan;
@@ -252,7 +253,7 @@ async fn client(ctx: Rc<ShardCtx>, index: usize) {
     // Log in once, up front, then loop: idle sessions are held for the
     // whole run, and no request pays for the first login.
     if plan.ops.iter().any(|&o| o != Op::Login) {
-        match until(shared.deadline, open_session(&ctx, true)).await {
+        match shared.end.until(open_session(&ctx, true)).await {
             Some(Ok(s)) => session = Some(s),
             Some(Err(f)) => failed(&ctx, &f).await,
             None => return,
@@ -261,11 +262,10 @@ async fn client(ctx: Rc<ShardCtx>, index: usize) {
     if let (None, Some(think)) = (interval, plan.think) {
         // Spread the first request of think-paced clients over one pause,
         // so idle sessions do not NOOP in lockstep.
-        sleep_until(
-            Instant::now() + think.mul_f64(phase_of(index)),
-            shared.deadline,
-        )
-        .await;
+        shared
+            .end
+            .sleep_until(Instant::now() + think.mul_f64(phase_of(index)))
+            .await;
     }
 
     let mut done: u64 = 0;
@@ -278,10 +278,10 @@ async fn client(ctx: Rc<ShardCtx>, index: usize) {
             }
             None => Instant::now(),
         };
-        if shared.deadline.is_some_and(|d| intended >= d) {
+        if shared.end.passed(intended) {
             break;
         }
-        sleep_until(intended, None).await;
+        shared.end.sleep_until(intended).await;
         let op = plan.ops[done as usize % plan.ops.len()];
         let first = done == 0;
         let attempt = async {
@@ -299,11 +299,11 @@ async fn client(ctx: Rc<ShardCtx>, index: usize) {
             let end = perform(&ctx, op, &mut session, index, first, &mut picker).await?;
             Ok::<Duration, Failure>(end - begin)
         };
-        let outcome = until(shared.deadline, attempt).await;
+        let outcome = shared.end.until(attempt).await;
         let now = Instant::now();
         {
             let mut last = ctx.last_end.borrow_mut();
-            *last = (*last).max(shared.deadline.map_or(now, |d| now.min(d)));
+            *last = (*last).max(shared.end.deadline.map_or(now, |d| now.min(d)));
         }
         match outcome {
             None => {
@@ -324,7 +324,7 @@ async fn client(ctx: Rc<ShardCtx>, index: usize) {
         }
         done += 1;
         if let (None, Some(think)) = (interval, plan.think) {
-            sleep_until(Instant::now() + think, shared.deadline).await;
+            shared.end.sleep_until(Instant::now() + think).await;
         }
     }
     if let Some(s) = session.take() {
@@ -340,29 +340,7 @@ async fn failed(ctx: &ShardCtx, f: &Failure) {
         .record_error(f.kind(), || f.to_string());
     ctx.shared.progress.errors.fetch_add(1, Ordering::Relaxed);
     if f.fatal() {
-        sleep_until(Instant::now() + BACKOFF, ctx.shared.deadline).await;
-    }
-}
-
-/// Runs `fut` to completion, or until `deadline` (None: it was cut off).
-async fn until<T>(
-    deadline: Option<Instant>,
-    fut: impl std::future::Future<Output = T>,
-) -> Option<T> {
-    match deadline {
-        None => Some(fut.await),
-        Some(d) => tokio::select! {
-            r = fut => Some(r),
-            _ = tokio::time::sleep_until(d.into()) => None,
-        },
-    }
-}
-
-/// Sleeps until `t`, or until `deadline` if that comes first.
-async fn sleep_until(t: Instant, deadline: Option<Instant>) {
-    let t = deadline.map_or(t, |d| t.min(d));
-    if t > Instant::now() {
-        tokio::time::sleep_until(t.into()).await;
+        ctx.shared.end.sleep_until(Instant::now() + BACKOFF).await;
     }
 }
 
@@ -532,6 +510,99 @@ impl Picker {
                 i
             }
         }
+    }
+}
+
+/// The end of the run: the deadline of `--duration`, or Ctrl-C, which ends
+/// a run early as if its duration had run out (the report still comes).
+struct End {
+    deadline: Option<Instant>,
+    stopped: AtomicBool,
+    notify: Notify,
+}
+
+impl End {
+    fn new(deadline: Option<Instant>) -> End {
+        End {
+            deadline,
+            stopped: AtomicBool::new(false),
+            notify: Notify::new(),
+        }
+    }
+
+    /// Ends the run now (from any thread).
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    /// Is the run over at time `t`?
+    fn passed(&self, t: Instant) -> bool {
+        self.stopped.load(Ordering::Acquire) || self.deadline.is_some_and(|d| t >= d)
+    }
+
+    async fn reached(&self) {
+        let stopped = async {
+            loop {
+                // Register before checking, so a stop in between still wakes us.
+                let notified = self.notify.notified();
+                if self.stopped.load(Ordering::Acquire) {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        match self.deadline {
+            Some(d) => tokio::select! {
+                _ = stopped => {}
+                _ = tokio::time::sleep_until(d.into()) => {}
+            },
+            None => stopped.await,
+        }
+    }
+
+    /// Runs `fut` to completion, or until the end (None: it was cut off).
+    async fn until<T>(&self, fut: impl std::future::Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            r = fut => Some(r),
+            _ = self.reached() => None,
+        }
+    }
+
+    /// Sleeps until `t`, or until the end if that comes first.
+    async fn sleep_until(&self, t: Instant) {
+        if t > Instant::now() {
+            self.until(tokio::time::sleep_until(t.into())).await;
+        }
+    }
+}
+
+/// Turns the first Ctrl-C into the end of the run; a second one exits at
+/// once. The thread lives until the process exits.
+fn stop_on_ctrl_c(shared: Arc<Shared>) {
+    let spawned = std::thread::Builder::new()
+        .name("loadgen-ctrl-c".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!(
+                        "\nloadtest: interrupted: ending the run (Ctrl-C again to quit at once)"
+                    );
+                    shared.end.stop();
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        std::process::exit(130);
+                    }
+                }
+            });
+        });
+    if let Err(e) = spawned {
+        eprintln!("loadtest: warning: no Ctrl-C handling: {e}");
     }
 }
 
