@@ -3,10 +3,10 @@
 //! deliberately broken servers that must cost counted errors, never a hang;
 //! and `prepare`'s determinism.
 //!
-//! The reference server is pyftpdlib (`pip install pyftpdlib`), started from
-//! tests/support/pyftpd.py; `LOADGEN_TEST_SERVER=ringftp` points the same
-//! tests at `ringftp serve` instead (uploads are then skipped: it is
-//! read-only).
+//! The server under test is `ringftp serve`; `LOADGEN_TEST_SERVER=pyftpdlib`
+//! points the same tests at pyftpdlib (`pip install pyftpdlib`, started from
+//! tests/support/pyftpd.py) to show the generator is not ringftp-specific.
+//! The upload test always uses pyftpdlib while ringftp is read-only.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -39,16 +39,30 @@ impl Drop for Server {
 }
 
 fn server_kind() -> String {
-    std::env::var("LOADGEN_TEST_SERVER").unwrap_or_else(|_| "pyftpdlib".into())
+    std::env::var("LOADGEN_TEST_SERVER").unwrap_or_else(|_| "ringftp".into())
 }
 
 /// Starts the reference server on `root` and waits for its
 /// `listening on ADDR` line.
 fn start_server(root: &Path) -> Server {
-    let mut cmd = if server_kind() == "ringftp" {
+    start_kind(root, &server_kind())
+}
+
+/// Starts `kind` ("ringftp" or "pyftpdlib") on `root`.
+fn start_kind(root: &Path, kind: &str) -> Server {
+    let mut cmd = if kind == "ringftp" {
         let mut c = Command::new(BIN);
-        c.args(["serve", "--listen", "127.0.0.1:0", "--root"])
-            .arg(root);
+        c.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--cores",
+            "2",
+            "--log-level",
+            "warn",
+        ])
+        .args(["--pasv-ports", "45000-45999", "--root"])
+        .arg(root);
         c
     } else {
         let ok = Command::new("python3")
@@ -282,10 +296,10 @@ fn every_mode_downloads_verified_bytes() {
     let index = root.path().join("index.txt");
     let index = index.to_str().unwrap();
     for mode in ["pasv", "epsv", "port", "eprt"] {
-        // Passive modes with several clients; active ones with one, because
-        // pyftpdlib's active mode wedges now and then with concurrent
+        // Several clients in every mode; against pyftpdlib, one in active
+        // modes, because its active mode wedges now and then with concurrent
         // sessions (Python's own ftplib sees the same timeouts).
-        let clients = if mode == "pasv" || mode == "epsv" {
+        let clients = if mode == "pasv" || mode == "epsv" || server_kind() == "ringftp" {
             "3"
         } else {
             "1"
@@ -435,16 +449,12 @@ fn bundled_scenarios_run_cleanly() {
 
 #[test]
 fn uploads_write_the_content_function() {
-    if server_kind() == "ringftp" {
-        eprintln!("skipped: ringftp serve is read-only");
-        return;
-    }
     let root = tempfile::tempdir().unwrap();
     prepare_tree(
         root.path(),
         &[("--files", "1"), ("--bigfile", "0"), ("--listing", "0")],
     );
-    let server = start_server(root.path());
+    let server = start_kind(root.path(), "pyftpdlib");
     // One client in active mode: pyftpdlib's active mode is unreliable with
     // concurrent sessions (see every_mode_downloads_verified_bytes).
     for (mode, clients) in [("epsv", "2"), ("port", "1")] {
