@@ -40,13 +40,14 @@ pub mod shared;
 pub mod stats;
 pub mod targets;
 pub mod transfer;
-pub mod units;
 pub mod vclient;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+
+use crate::units;
 
 pub use run::run;
 

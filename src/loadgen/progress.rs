@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::shared::Shared;
-use super::units::format_bytes;
+use crate::units::format_bytes;
 
 /// The once-a-second progress line on stderr (only when it is a terminal,
 /// so logs and pipes stay clean).

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::procstat;
 use super::scenario::Plan;
 use super::stats::Stats;
-use super::units::format_bytes;
+use crate::units::format_bytes;
 
 /// Bumped only when a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
-use super::units::{parse_duration, parse_size};
+use crate::units::{parse_duration, parse_size};
 use super::RunArgs;
 
 /// The scenarios shipped in `loadtest/`, by name.
