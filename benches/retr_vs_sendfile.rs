@@ -18,11 +18,13 @@ use common::*;
 use ringftp::engine::sys;
 
 /// The ceiling: accept one connection, sendfile the whole file, close.
-fn sendfile_once(file: &Path) -> (u64, Duration) {
+/// Returns bytes, time, and the sender's CPU seconds.
+fn sendfile_once(file: &Path) -> (u64, Duration, f64) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let path = file.to_path_buf();
     let server = std::thread::spawn(move || {
+        let cpu0 = thread_cpu_s();
         let (sock, _) = listener.accept().unwrap();
         let f = std::fs::File::open(path).unwrap();
         let len = f.metadata().unwrap().len() as usize;
@@ -35,15 +37,17 @@ fn sendfile_once(file: &Path) -> (u64, Duration) {
                 break;
             }
         }
+        thread_cpu_s() - cpu0
     });
     let start = Instant::now();
     let n = fast_read(TcpStream::connect(addr).unwrap());
     let t = start.elapsed();
-    server.join().unwrap();
-    (n, t)
+    let cpu = server.join().unwrap();
+    (n, t, cpu)
 }
 
-fn ftp_once(server: &Server, name: &str) -> (u64, Duration) {
+fn ftp_once(server: &Server, name: &str) -> (u64, Duration, f64) {
+    let cpu0 = process_cpu_s(server.pid());
     let mut c = Control::login(server, "anonymous", "bench@");
     let data = c.epsv();
     let start = Instant::now();
@@ -53,7 +57,7 @@ fn ftp_once(server: &Server, name: &str) -> (u64, Duration) {
     let t = start.elapsed();
     c.expect("226");
     c.send("QUIT");
-    (n, t)
+    (n, t, process_cpu_s(server.pid()) - cpu0)
 }
 
 fn main() {
@@ -80,25 +84,34 @@ fn main() {
     let server = start_ringftp(dir.path(), &[]);
     let size = mib << 20;
     let (mut ring, mut ceil) = (Vec::new(), Vec::new());
+    let (mut ring_cpu, mut ceil_cpu) = (Vec::new(), Vec::new());
+    let gib = size as f64 / (1u64 << 30) as f64;
     for i in 0..reps {
-        let (n, t) = sendfile_once(&file);
+        let (n, t, cpu) = sendfile_once(&file);
         assert_eq!(n, size);
         ceil.push(gib_s(n, t));
-        let (n, t) = ftp_once(&server, "big.bin");
+        ceil_cpu.push(cpu / gib);
+        let (n, t, cpu) = ftp_once(&server, "big.bin");
         assert_eq!(n, size);
         ring.push(gib_s(n, t));
+        ring_cpu.push(cpu / gib);
         println!(
-            "rep {}: sendfile {:.2} GiB/s, ringftp {:.2} GiB/s",
+            "rep {}: sendfile {:.2} GiB/s ({:.3} CPU s/GiB), ringftp {:.2} GiB/s ({:.3} CPU s/GiB)",
             i + 1,
             ceil[i],
-            ring[i]
+            ceil_cpu[i],
+            ring[i],
+            ring_cpu[i]
         );
     }
     let ratios: Vec<f64> = ring.iter().zip(&ceil).map(|(r, c)| r / c).collect();
     println!(
-        "{mib} MiB RETR, median of {reps}: sendfile {:.2} GiB/s, ringftp {:.2} GiB/s, median per-rep ratio {:.3}",
+        "{mib} MiB RETR, median of {reps}: sendfile {:.2} GiB/s, ringftp {:.2} GiB/s, median per-rep ratio {:.3}; \
+         sender CPU s/GiB: sendfile {:.3}, ringftp {:.3}",
         median(ceil),
         median(ring),
-        median(ratios)
+        median(ratios),
+        median(ceil_cpu),
+        median(ring_cpu)
     );
 }

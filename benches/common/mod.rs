@@ -48,10 +48,32 @@ pub fn send_bytes(mut stream: TcpStream, total: u64) {
     stream.shutdown(std::net::Shutdown::Write).unwrap();
 }
 
+/// CPU seconds (user + system, all threads) process `pid` has used.
+pub fn process_cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the ")" that ends the command name: utime is the 12th, stime the 13th.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    ticks as f64 / ringftp::engine::sys::clock_ticks_per_second() as f64
+}
+
+/// CPU seconds the calling thread has used.
+pub fn thread_cpu_s() -> f64 {
+    let (u, s) = ringftp::engine::sys::thread_cpu_time_us();
+    (u + s) as f64 / 1e6
+}
+
 /// A `ringftp serve` process, killed when dropped.
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+}
+
+impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Server {

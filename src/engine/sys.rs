@@ -495,11 +495,19 @@ pub fn clock_ticks_per_second() -> u64 {
 /// CPU time (user, system) in microseconds this process has used,
 /// including reaped children when `children` is set.
 pub fn cpu_time_us(children: bool) -> (u64, u64) {
-    let who = if children {
+    rusage_us(if children {
         libc::RUSAGE_CHILDREN
     } else {
         libc::RUSAGE_SELF
-    };
+    })
+}
+
+/// CPU time (user, system) in microseconds of the calling thread only.
+pub fn thread_cpu_time_us() -> (u64, u64) {
+    rusage_us(libc::RUSAGE_THREAD)
+}
+
+fn rusage_us(who: libc::c_int) -> (u64, u64) {
     // SAFETY: getrusage fills the struct we own.
     let ru = unsafe {
         let mut ru: libc::rusage = std::mem::zeroed();
