@@ -121,34 +121,14 @@ async fn pace(pacer: &mut Option<Pacer>, n: u64) {
     }
 }
 
-/// Splices up to `want` bytes from `from` (at `offset` when given) into a
-/// pipe, until `want` or end of input. From a socket it returns as soon as
-/// some data is there.
-async fn fill(
-    from: &FdRef,
-    offset: Option<u64>,
-    pipe: &Pipe,
-    want: u32,
-    whole: bool,
-) -> io::Result<u32> {
-    let mut got = 0;
-    while got < want {
-        let n = sys::splice(
-            from.clone(),
-            offset.map(|o| o + got as u64),
-            pipe.write.clone(),
-            want - got,
-        )
-        .await?;
-        if n == 0 {
-            break;
-        }
-        got += n;
-        if !whole {
-            break;
-        }
-    }
-    Ok(got)
+/// One splice of up to `want` bytes from `from` (at `offset` when given)
+/// into an empty pipe; 0 means end of input. It may move less than asked,
+/// and that is fine: from a socket it returns what has arrived, and from a
+/// file at an unaligned offset `want` bytes can span one page more than
+/// the pipe has slots — asking again for the rest would wait forever for a
+/// drain that only starts after this fill.
+async fn fill(from: &FdRef, offset: Option<u64>, pipe: &Pipe, want: u32) -> io::Result<u32> {
+    sys::splice(from.clone(), offset, pipe.write_end(), want).await
 }
 
 /// Splices `len` bytes out of a pipe into `to` (at `offset` when given).
@@ -163,10 +143,10 @@ async fn drain(
     while left > 0 {
         let n = match offset {
             Some(o) => {
-                sys::splice_to_offset(pipe.read.clone(), to.clone(), o + (len - left) as u64, left)
+                sys::splice_to_offset(pipe.read_end(), to.clone(), o + (len - left) as u64, left)
                     .await?
             }
-            None => sys::splice(pipe.read.clone(), None, to.clone(), left).await?,
+            None => sys::splice(pipe.read_end(), None, to.clone(), left).await?,
         };
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
@@ -203,7 +183,7 @@ pub async fn send_file(
     let mut pos = offset;
     let end = offset + len;
 
-    let mut filled = fill(&file, Some(pos), &cur, chunk.min(end - pos) as u32, true)
+    let mut filled = fill(&file, Some(pos), &cur, chunk.min(end - pos) as u32)
         .await
         .map_err(SpliceError::Source)?;
     while filled > 0 {
@@ -224,7 +204,7 @@ pub async fn send_file(
                         .map_err(SpliceError::Sink)
                 },
                 async {
-                    fill(&file, Some(pos), &next, want, true)
+                    fill(&file, Some(pos), &next, want)
                         .await
                         .map_err(SpliceError::Source)
                 },
@@ -269,7 +249,7 @@ pub async fn recv_file(
         chunk = p.chunk(chunk);
     }
     let mut pos = offset;
-    let mut filled = fill(&sock, None, &cur, chunk, false)
+    let mut filled = fill(&sock, None, &cur, chunk)
         .await
         .map_err(SpliceError::Source)?;
     while filled > 0 {
@@ -283,7 +263,7 @@ pub async fn recv_file(
                     .map_err(SpliceError::Sink)
             },
             async {
-                fill(&sock, None, &next, chunk, false)
+                fill(&sock, None, &next, chunk)
                     .await
                     .map_err(SpliceError::Source)
             },

@@ -391,11 +391,38 @@ pub async fn cancel_fd(fd: FdRef) -> io::Result<u32> {
 }
 
 /// One kernel pipe: the staging buffer of a splice transfer.
+///
+/// An op on either end keeps *both* ends open until it completes. This
+/// matters: a splice from the pipe into a full socket holds the pipe's
+/// lock while it waits, and close(2) of the other end takes that lock, so
+/// closing it while the splice is stuck would block the shard thread. With
+/// both ends held by every op, the pipe closes only after the last op has
+/// finished (the socket is shut down first, which ends a stuck splice).
 pub struct Pipe {
-    pub read: Rc<OwnedFd>,
-    pub write: Rc<OwnedFd>,
+    pair: Rc<PipePair>,
     /// Bytes the pipe holds when full (what F_SETPIPE_SZ granted).
     pub capacity: u32,
+}
+
+struct PipePair {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+/// One end of a [`Pipe`], usable as an op's fd; it holds the whole pipe.
+struct PipeEnd {
+    pair: Rc<PipePair>,
+    write: bool,
+}
+
+impl AsRawFd for PipeEnd {
+    fn as_raw_fd(&self) -> RawFd {
+        if self.write {
+            self.pair.write.as_raw_fd()
+        } else {
+            self.pair.read.as_raw_fd()
+        }
+    }
 }
 
 impl Pipe {
@@ -425,9 +452,24 @@ impl Pipe {
             got as u32
         };
         Ok(Pipe {
-            read: Rc::new(read),
-            write: Rc::new(write),
+            pair: Rc::new(PipePair { read, write }),
             capacity,
+        })
+    }
+
+    /// The read end, for an op (which then holds the whole pipe).
+    pub fn read_end(&self) -> FdRef {
+        Rc::new(PipeEnd {
+            pair: self.pair.clone(),
+            write: false,
+        })
+    }
+
+    /// The write end, for an op (which then holds the whole pipe).
+    pub fn write_end(&self) -> FdRef {
+        Rc::new(PipeEnd {
+            pair: self.pair.clone(),
+            write: true,
         })
     }
 }

@@ -101,13 +101,6 @@ impl Outcome {
     fn had_connection(&self) -> bool {
         !matches!(self, Outcome::NoConnection(_))
     }
-
-    fn bytes(&self) -> u64 {
-        match self {
-            Outcome::Complete(n) => *n,
-            _ => 0,
-        }
-    }
 }
 
 fn is_no_space(e: &std::io::Error) -> bool {
@@ -133,6 +126,8 @@ struct Conn {
     pending: VecDeque<Event>,
     /// Bytes sent by the running transfer (for STAT during a transfer).
     progress: Option<Rc<Cell<u64>>>,
+    /// Bytes the last transfer moved, complete or not (for the logs).
+    moved: u64,
 }
 
 /// Serves one control connection until it closes.
@@ -160,6 +155,7 @@ pub async fn run(ctx: Rc<ShardCtx>, sock: Socket, peer: SocketAddr, local: Socke
             events: rx,
             pending: VecDeque::new(),
             progress: None,
+            moved: 0,
         };
         conn.serve().await;
         // Wakes the reader task's pending recv so it ends and the fd closes.
@@ -747,6 +743,7 @@ impl Conn {
         }
         let progress = Rc::new(Cell::new(0u64));
         self.progress = Some(progress.clone());
+        self.moved = 0;
         let ctx = self.ctx.clone();
         let timeout = ctx.config.data_timeout;
         let (down_rate, up_rate) = self.rates;
@@ -811,13 +808,16 @@ impl Conn {
             r
         };
         let outcome = self.race(fut).await;
-        self.progress = None;
+        self.moved = self.progress.take().map(|p| p.get()).unwrap_or(0);
         self.ctx
             .counters
             .transfers
             .set(self.ctx.counters.transfers.get() + 1);
         match outcome {
-            Raced::Done(Ok(n)) => Outcome::Complete(n),
+            Raced::Done(Ok(n)) => {
+                self.moved = n;
+                Outcome::Complete(n)
+            }
             Raced::Done(Err(e)) => Outcome::Failed(e),
             Raced::Aborted => Outcome::Aborted,
             Raced::ControlClosed => Outcome::ControlClosed,
@@ -941,11 +941,11 @@ impl Conn {
         let started = Instant::now();
         let outcome = self.run_transfer(verb, data, opening, job).await;
         if outcome.had_connection() {
-            let sent = outcome.bytes();
+            let sent = self.moved;
             self.log_transfer(verb, &vpath, sent, started, ascii, outcome.is_complete())
                 .await;
         }
-        let bytes = outcome.bytes();
+        let bytes = self.moved;
         self.finish(verb, outcome, bytes).await
     }
 
@@ -988,7 +988,7 @@ impl Conn {
         let started = Instant::now();
         let start_offset = upload.offset;
         let outcome = self.run_transfer(verb, data, opening, job).await;
-        let bytes = outcome.bytes();
+        let bytes = self.moved;
         let outcome = match outcome {
             Outcome::Complete(n) => match upload.commit(start_offset + n).await {
                 Ok(()) => Outcome::Complete(n),
@@ -1138,7 +1138,7 @@ impl Conn {
         let outcome = self
             .run_transfer(verb, data, opening, Job::Listing(bytes))
             .await;
-        let n = outcome.bytes();
+        let n = self.moved;
         self.finish(verb, outcome, n).await
     }
 
