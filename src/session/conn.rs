@@ -358,7 +358,10 @@ impl Conn {
                     Some(local) => Some(announce.unwrap_or(local)),
                     None => {
                         return self
-                            .reply(Reply::new(CANT_OPEN_DATA, "PASV needs IPv4; use EPSV on IPv6."))
+                            .reply(Reply::new(
+                                CANT_OPEN_DATA,
+                                "PASV needs IPv4; use EPSV on IPv6.",
+                            ))
                             .await
                     }
                 },
