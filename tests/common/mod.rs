@@ -998,9 +998,10 @@ pub const LFTP_SETTINGS: &str = "set cmd:fail-exit yes; set net:max-retries 1; \
      set cmd:interactive no; set xfer:clobber yes";
 
 /// Runs `lftp -c "settings; open URL; SCRIPT"` in `cwd`, with its home
-/// (history, rc files) in `home`.
+/// (history, rc files) in `home` and a UTF-8 locale (lftp recodes names
+/// to the local charset).
 pub fn lftp(url: &str, script: &str, cwd: &Path, home: &Path) -> Run {
-    let full = format!("{LFTP_SETTINGS}; open {url}; {script}");
+    let full = format!("{LFTP_SETTINGS}; set file:charset utf-8; open {url}; {script}");
     std::fs::create_dir_all(home).unwrap();
     let home_s = home.to_string_lossy().into_owned();
     run_client_env(
@@ -1008,7 +1009,12 @@ pub fn lftp(url: &str, script: &str, cwd: &Path, home: &Path) -> Run {
         "lftp",
         &["-c", &full],
         Some(cwd),
-        &[("HOME", &home_s), ("LFTP_HOME", &home_s)],
+        &[
+            ("HOME", &home_s),
+            ("LFTP_HOME", &home_s),
+            ("LC_ALL", "C.UTF-8"),
+            ("LANG", "C.UTF-8"),
+        ],
     )
 }
 
