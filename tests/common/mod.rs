@@ -705,6 +705,24 @@ impl Ftp {
         buf
     }
 
+    /// EPSV, REST `offset`, RETR (REST must come right before RETR).
+    #[track_caller]
+    pub fn retr_from(&mut self, path: &str, offset: u64) -> Vec<u8> {
+        let mut data = self.epsv_connect();
+        self.expect(&format!("REST {offset}"), 350);
+        self.expect(&format!("RETR {path}"), 150);
+        let mut buf = Vec::new();
+        data.read_to_end(&mut buf).unwrap_or_else(|e| {
+            panic!("RETR {path} from {offset}: reading the data connection: {e}")
+        });
+        let r = self.read_reply();
+        assert_eq!(
+            r.code, 226,
+            "RETR {path} from {offset}: after the data: {r:?}"
+        );
+        buf
+    }
+
     /// RETR over EPSV.
     #[track_caller]
     pub fn retr(&mut self, path: &str) -> Vec<u8> {
