@@ -34,4 +34,4 @@ if ! python3 -c 'import pyftpdlib' 2>/dev/null; then
 fi
 
 cargo build --release
-cargo test --release
+cargo test --release --no-fail-fast

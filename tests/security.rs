@@ -441,3 +441,27 @@ fn symlink_swapped_during_requests_never_escapes() {
     f.quit();
     srv.assert_serving("hello.txt");
 }
+
+#[test]
+fn names_with_line_breaks_cannot_forge_listing_entries() {
+    let fx = fixture();
+    // A file whose name would, printed raw, add a fake `forged.txt` line.
+    fx.write("evil\r\nforged.txt", b"x");
+    fx.write("evil2\nforged2.txt", b"x");
+    let mut srv = Server::builder().start(&fx);
+    let mut f = srv.login();
+    for line in ["NLST", "LIST", "MLSD"] {
+        let text = f.listing(line);
+        for l in text.split('\n') {
+            let l = l.trim_end_matches('\r');
+            assert!(
+                !l.ends_with("forged.txt") && !l.ends_with("forged2.txt"),
+                "{line} shows a forged entry {l:?}:\n{text}"
+            );
+        }
+        // Every line is still a well-formed entry.
+        assert!(text.ends_with("\r\n"), "{line}: {text:?}");
+    }
+    f.quit();
+    srv.assert_serving("hello.txt");
+}
