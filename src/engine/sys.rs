@@ -379,6 +379,19 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     }
 }
 
+/// Clock ticks a second (`sysconf(_SC_CLK_TCK)`, USER_HZ): the unit of
+/// the CPU times in /proc/PID/stat, which the load generator reads to report
+/// the server's CPU use.
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf takes an integer name and touches no memory of ours.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as u64
+    } else {
+        100
+    }
+}
+
 /// CPU time (user, system) in microseconds this process has used,
 /// including reaped children when `children` is set.
 pub fn cpu_time_us(children: bool) -> (u64, u64) {
