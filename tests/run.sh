@@ -29,8 +29,17 @@ fi
 
 if ! python3 -c 'import pyftpdlib' 2>/dev/null; then
     echo "tests/run.sh: installing pyftpdlib"
+    # pip as is (pyenv, venv), else past PEP 668 (Debian's python3), else
+    # Debian's own package.
     python3 -m pip install -q pyftpdlib 2>/dev/null ||
-        python3 -m pip install -q --break-system-packages pyftpdlib
+        python3 -m pip install -q --break-system-packages pyftpdlib 2>/dev/null ||
+        {
+            SUDO=()
+            if [ "$(id -u)" != 0 ]; then SUDO=(sudo); fi
+            export DEBIAN_FRONTEND=noninteractive
+            "${SUDO[@]}" apt-get update -qq
+            "${SUDO[@]}" apt-get install -y -qq --no-install-recommends python3-pyftpdlib >/dev/null
+        }
 fi
 
 cargo build --release
