@@ -130,7 +130,7 @@ fn incomplete_transfer_is_marked_i() {
     // what the client got by part of a chunk; it is never 0 here (a full
     // MiB arrived) nor the whole file.
     assert!(
-        sent >= 1 << 20 && sent < 32 << 20,
+        ((1 << 20)..(32 << 20)).contains(&sent),
         "incomplete transfer logged {sent} bytes (client read {n})"
     );
     check_line(&l[0], sent, "/big.bin", "b", "i");
