@@ -28,10 +28,15 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 // Passive port ranges
 // ---------------------------------------------------------------------------
 
-/// Each test binary owns 1000 ports below the kernel's ephemeral range
-/// (32768+), so a client's ephemeral port never lands in a server's
-/// passive range; inside a binary, tests (which run in parallel threads)
-/// take disjoint blocks from an atomic counter.
+/// Ports per test binary.
+const PORTS_PER_BINARY: u16 = 375;
+
+/// Each test binary owns 375 ports above Linux's default ephemeral range
+/// (32768-60999), so a client's ephemeral port never lands in a server's
+/// passive range, and away from the ranges the other ringftp tools use
+/// (50000-50999 by default, 45000-45999 in the load-generator tests);
+/// inside a binary, tests (which run in parallel threads) take disjoint
+/// blocks from an atomic counter.
 fn binary_base() -> u16 {
     const BINARIES: [&str; 12] = [
         "cli",
@@ -54,7 +59,7 @@ fn binary_base() -> u16 {
             .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize))
             % BINARIES.len()
     });
-    20_000 + 1_000 * idx as u16
+    61_000 + PORTS_PER_BINARY * idx as u16
 }
 
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
@@ -64,8 +69,8 @@ static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 pub fn port_block(n: u16) -> (u16, u16) {
     let off = NEXT_PORT.fetch_add(n, Ordering::SeqCst);
     assert!(
-        off + n <= 1000,
-        "this test binary used up its 1000 passive ports"
+        off + n <= PORTS_PER_BINARY,
+        "this test binary used up its {PORTS_PER_BINARY} passive ports"
     );
     let lo = binary_base() + off;
     (lo, lo + n - 1)
@@ -262,7 +267,7 @@ impl Default for ServerBuilder {
             root: None,
             listen: vec!["127.0.0.1:0".into()],
             cores: 1,
-            ports: 20,
+            ports: 10,
             pasv_range: None,
             extra: Vec::new(),
         }
