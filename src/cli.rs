@@ -20,8 +20,11 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Serve a directory over FTP (anonymous, read-only).
+    /// Serve a directory over FTP (anonymous read-only, plus accounts from --users).
     Serve(ServeArgs),
+    /// Read a password (from the terminal without echo, or from stdin when
+    /// piped) and print its argon2id hash for the users file.
+    Passwd,
     /// Measure an FTP server (ringftp or any other) under load, or prepare a test tree.
     Loadtest(crate::loadgen::LoadtestArgs),
 }
@@ -83,6 +86,37 @@ pub struct ServeArgs {
     /// Seconds a control connection may stay idle before 421 and close.
     #[arg(long = "idle-timeout", value_name = "SECS", default_value_t = 300)]
     pub idle_timeout: u64,
+
+    /// Accounts file (TOML: name, argon2id password hash from `ringftp
+    /// passwd`, home under --root, permissions). Re-read on SIGHUP; a bad
+    /// new file keeps the old one.
+    #[arg(long, value_name = "FILE")]
+    pub users: Option<PathBuf>,
+
+    /// Refuse anonymous logins (by default anonymous is allowed, read-only).
+    #[arg(long = "no-anonymous")]
+    pub no_anonymous: bool,
+
+    /// Write uploads to a hidden temporary file in the same directory and
+    /// rename it over the target only when the transfer completes: readers
+    /// never see a half-written file. Off by default (uploads that replace
+    /// an existing file always work this way, so a failed one loses nothing).
+    #[arg(long = "atomic-uploads")]
+    pub atomic_uploads: bool,
+
+    /// Keep the partial file of a broken or aborted upload so the client can
+    /// resume it with REST (by default it is deleted).
+    #[arg(long = "keep-partial")]
+    pub keep_partial: bool,
+
+    /// Failed logins per session before 421 and close.
+    #[arg(long = "max-login-attempts", value_name = "N", default_value_t = 3)]
+    pub max_login_attempts: u32,
+
+    /// Ban a client address for WINDOW after N failed logins within WINDOW
+    /// (e.g. 10/10m), or `off`.
+    #[arg(long = "login-ban", value_name = "N/WINDOW", default_value = "10/10m")]
+    pub login_ban: String,
 
     /// Append one line per transfer to FILE in the wu-ftpd xferlog format.
     #[arg(long, value_name = "FILE")]

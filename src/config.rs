@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::auth::ban::{self, BanPolicy};
 use crate::cli::ServeArgs;
 
 /// Everything `ringftp serve` runs with, validated.
@@ -28,6 +29,12 @@ pub struct Config {
     pub data_timeout: Duration,
     pub idle_timeout: Duration,
     pub xferlog: Option<PathBuf>,
+    pub users: Option<PathBuf>,
+    pub anonymous: bool,
+    pub atomic_uploads: bool,
+    pub keep_partial: bool,
+    pub max_login_attempts: u32,
+    pub login_ban: Option<BanPolicy>,
 }
 
 /// An inclusive port range.
@@ -172,6 +179,13 @@ impl Config {
         if args.idle_timeout == 0 {
             return Err("--idle-timeout must be at least 1 second".into());
         }
+        if args.max_login_attempts == 0 {
+            return Err("--max-login-attempts must be at least 1".into());
+        }
+        let login_ban = ban::parse_policy(&args.login_ban)?;
+        if args.no_anonymous && args.users.is_none() {
+            return Err("--no-anonymous without --users would let nobody log in".into());
+        }
         Ok(Config {
             listen,
             root,
@@ -183,6 +197,12 @@ impl Config {
             data_timeout: Duration::from_secs(args.data_timeout),
             idle_timeout: Duration::from_secs(args.idle_timeout),
             xferlog: args.xferlog.clone(),
+            users: args.users.clone(),
+            anonymous: !args.no_anonymous,
+            atomic_uploads: args.atomic_uploads,
+            keep_partial: args.keep_partial,
+            max_login_attempts: args.max_login_attempts,
+            login_ban,
         })
     }
 }

@@ -15,6 +15,7 @@
 //! - [`loadgen`]: the load generator behind `ringftp loadtest`.
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod data;

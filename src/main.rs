@@ -14,6 +14,13 @@ fn main() {
                 1
             }
         },
+        ringftp::cli::Command::Passwd => match ringftp::auth::password::passwd_command() {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("ringftp passwd: {e:#}");
+                1
+            }
+        },
         ringftp::cli::Command::Loadtest(args) => match ringftp::loadgen::run(args) {
             Ok(code) => code,
             Err(e) => {

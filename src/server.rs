@@ -19,6 +19,8 @@ use std::time::Duration;
 use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::auth::ban::BanList;
+use crate::auth::UsersDb;
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::data::passive::PortSlice;
@@ -44,6 +46,10 @@ pub struct ShardCtx {
     pub sessions_open: Cell<u64>,
     pub sessions_total: Cell<u64>,
     pub xferlog: Option<XferLog>,
+    /// Accounts (shared by all shards; replaced whole on SIGHUP).
+    pub users: Arc<UsersDb>,
+    /// Failed logins per address (shared; touched only by logins).
+    pub bans: Arc<BanList>,
 }
 
 /// Entry point of `ringftp serve`.
@@ -84,13 +90,20 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     stdout.flush()?;
     drop(stdout);
 
+    let users = Arc::new(
+        UsersDb::open(config.users.clone(), config.root.clone()).map_err(anyhow::Error::msg)?,
+    );
+    let bans = Arc::new(BanList::new(config.login_ban));
     let slices = config.pasv_ports.split(config.cores);
     tracing::info!(
         root = %config.root.display(),
         cores = config.cores,
         pasv_ports = %config.pasv_ports,
-        "ringftp serving (anonymous, read-only)"
+        accounts = users.snapshot().len(),
+        anonymous = if config.anonymous { "read-only" } else { "off" },
+        "ringftp serving"
     );
+    spawn_signal_thread(users.clone())?;
     let config = Arc::new(config);
     let handoff = Arc::new(Mutex::new(
         per_shard.into_iter().map(Some).collect::<Vec<_>>(),
@@ -108,6 +121,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             counters: Counters::default(),
             sessions_open: Cell::new(0),
             sessions_total: Cell::new(0),
+            users: users.clone(),
+            bans: bans.clone(),
             xferlog: config
                 .xferlog
                 .as_deref()
@@ -133,6 +148,34 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     })?;
+    Ok(())
+}
+
+/// A thread that waits for SIGHUP and re-reads the users file (a bad new
+/// file keeps the old accounts, and the log says why).
+fn spawn_signal_thread(users: Arc<UsersDb>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // Registering here, before the thread starts, means a SIGHUP that
+    // arrives right after start-up is already caught (not fatal).
+    let mut hup = rt.block_on(async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    })?;
+    std::thread::Builder::new()
+        .name("ringftp-signals".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                while hup.recv().await.is_some() {
+                    match users.reload() {
+                        Ok(n) => tracing::info!("SIGHUP: users file reloaded ({n} accounts)"),
+                        Err(e) => tracing::error!(
+                            "SIGHUP: users file not reloaded, keeping the old accounts: {e}"
+                        ),
+                    }
+                }
+            })
+        })?;
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::DataConn;
-use crate::engine::splice::{self, Counters, PipePool, SpliceError};
+use crate::engine::splice::{self, Counters, Pacer, PipePool, SpliceError};
 use crate::engine::sys::{self, FdRef};
 
 /// How a transfer failed, in the terms of its reply.
@@ -73,6 +73,7 @@ pub async fn guarded<T>(
 }
 
 /// Binary RETR: `len` bytes of `file` from `offset`, zero-copy.
+#[allow(clippy::too_many_arguments)]
 pub async fn send_binary(
     pool: &PipePool,
     counters: &Counters,
@@ -81,13 +82,78 @@ pub async fn send_binary(
     len: u64,
     conn: &DataConn,
     sent: Rc<Cell<u64>>,
+    pacer: Option<Pacer>,
 ) -> Result<u64, TransferError> {
-    splice::send_file(pool, counters, file, offset, len, conn.fd(), sent)
+    splice::send_file(pool, counters, file, offset, len, conn.fd(), sent, pacer)
         .await
         .map_err(|e| match e {
-            SpliceError::Read(e) => TransferError::Local(e),
-            SpliceError::Write(e) => TransferError::Network(e),
+            SpliceError::Source(e) => TransferError::Local(e),
+            SpliceError::Sink(e) => TransferError::Network(e),
         })
+}
+
+/// Binary upload: everything the client sends until it closes the data
+/// connection, written into `file` from `offset`, zero-copy.
+#[allow(clippy::too_many_arguments)]
+pub async fn recv_binary(
+    pool: &PipePool,
+    counters: &Counters,
+    conn: &DataConn,
+    file: FdRef,
+    offset: u64,
+    received: Rc<Cell<u64>>,
+    pacer: Option<Pacer>,
+) -> Result<u64, TransferError> {
+    splice::recv_file(pool, counters, conn.fd(), file, offset, received, pacer)
+        .await
+        .map_err(|e| match e {
+            SpliceError::Source(e) => TransferError::Network(e),
+            SpliceError::Sink(e) => TransferError::Local(e),
+        })
+}
+
+/// ASCII upload: CRLF from the wire becomes LF in the file. Returns the
+/// bytes written to the file.
+pub async fn recv_ascii(
+    counters: &Counters,
+    conn: &DataConn,
+    file: FdRef,
+    offset: u64,
+    received: Rc<Cell<u64>>,
+) -> Result<u64, TransferError> {
+    let mut pos = offset;
+    let mut pending_cr = false;
+    let mut buf = Vec::with_capacity(ASCII_CHUNK);
+    loop {
+        buf.clear();
+        let (res, b) = sys::recv(conn.fd(), buf).await;
+        buf = b;
+        let n = res.map_err(TransferError::Network)? as usize;
+        let mut out = Vec::with_capacity(n + 1);
+        if n == 0 {
+            if pending_cr {
+                out.push(b'\r');
+            }
+        } else {
+            crlf_to_lf(&buf[..n], &mut pending_cr, &mut out);
+        }
+        let mut from = 0;
+        while from < out.len() {
+            let (res, o) = sys::write_at(file.clone(), out, from, pos).await;
+            out = o;
+            let w = res.map_err(TransferError::Local)? as usize;
+            if w == 0 {
+                return Err(TransferError::Local(io::ErrorKind::WriteZero.into()));
+            }
+            from += w;
+            pos += w as u64;
+        }
+        counters.add_copied(n as u64);
+        received.set(pos - offset);
+        if n == 0 {
+            return Ok(pos - offset);
+        }
+    }
 }
 
 /// Size of the buffer ASCII transfers read the file with.
@@ -137,6 +203,39 @@ pub async fn send_bytes(
     Ok(n)
 }
 
+/// Appends `input` to `out` with every CRLF turned into LF (a CR not
+/// followed by LF is kept). `pending_cr` carries a CR that ended the
+/// previous chunk, whose fate depends on the next byte.
+pub fn crlf_to_lf(input: &[u8], pending_cr: &mut bool, out: &mut Vec<u8>) {
+    let mut bytes = input;
+    if *pending_cr {
+        *pending_cr = false;
+        if bytes.first() != Some(&b'\n') {
+            out.push(b'\r');
+        }
+    }
+    while let Some(i) = bytes.iter().position(|&b| b == b'\r') {
+        out.extend_from_slice(&bytes[..i]);
+        match bytes.get(i + 1) {
+            Some(b'\n') => {
+                bytes = &bytes[i + 1..];
+                // the LF is copied with the next span
+                out.push(b'\n');
+                bytes = &bytes[1..];
+            }
+            Some(_) => {
+                out.push(b'\r');
+                bytes = &bytes[i + 1..];
+            }
+            None => {
+                *pending_cr = true;
+                return;
+            }
+        }
+    }
+    out.extend_from_slice(bytes);
+}
+
 /// Appends `input` to `out` with every LF not already preceded by CR
 /// turned into CRLF. `prev_cr` carries "the last byte was CR" across
 /// chunks so a CRLF split between two reads is not doubled.
@@ -173,6 +272,41 @@ mod tests {
             lf_to_crlf(c, &mut prev, &mut out);
         }
         out
+    }
+
+    fn to_lf(chunks: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut cr = false;
+        for c in chunks {
+            crlf_to_lf(c, &mut cr, &mut out);
+        }
+        if cr {
+            out.push(b'\r');
+        }
+        out
+    }
+
+    #[test]
+    fn crlf_to_lf_table() {
+        let table: &[(&[&[u8]], &[u8])] = &[
+            (&[b"a\r\nb\r\n"], b"a\nb\n"),
+            (&[b"a\nb"], b"a\nb"),
+            (&[b"a\rb"], b"a\rb"),
+            (&[b"a\r", b"\nb"], b"a\nb"),
+            (&[b"a\r", b"b"], b"a\rb"),
+            (&[b"a\r"], b"a\r"),
+            (&[b"\r\r\n"], b"\r\n"),
+            (&[b"\r", b"\r", b"\n"], b"\r\n"),
+            (&[b""], b""),
+        ];
+        for (chunks, want) in table {
+            assert_eq!(to_lf(chunks), *want, "{chunks:?}");
+        }
+        // Round trip: LF -> CRLF -> LF is the identity for LF text.
+        let text = b"line one\nline two\n\nlast";
+        let mut wire = Vec::new();
+        lf_to_crlf(text, &mut false, &mut wire);
+        assert_eq!(to_lf(&[&wire]), text);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use crate::engine::sys::{self, FdRef, Pipe};
 
@@ -73,19 +74,68 @@ impl Counters {
 /// Which side of a transfer failed.
 #[derive(Debug)]
 pub enum SpliceError {
-    /// Reading the file failed (or it shrank under us).
-    Read(io::Error),
-    /// The socket failed: the client went away or the connection was shut
-    /// down (ABOR, timeout).
-    Write(io::Error),
+    /// Reading failed: the file (download) or the socket (upload).
+    Source(io::Error),
+    /// Writing failed: the socket (download) or the file (upload; ENOSPC).
+    Sink(io::Error),
 }
 
-async fn fill(file: &FdRef, offset: u64, pipe: &Pipe, want: u32) -> io::Result<u32> {
+/// Paces a transfer to a byte rate without leaving the zero-copy path:
+/// it shrinks the splice chunks and sleeps between them.
+#[derive(Debug)]
+pub struct Pacer {
+    rate: u64,
+    start: Instant,
+    done: u64,
+}
+
+impl Pacer {
+    /// `rate` in bytes per second (above zero).
+    pub fn new(rate: u64) -> Pacer {
+        Pacer {
+            rate: rate.max(1),
+            start: Instant::now(),
+            done: 0,
+        }
+    }
+
+    /// The largest chunk to move at once: about 1/8 s of traffic, so the
+    /// rate holds over short windows too.
+    fn chunk(&self, max: u32) -> u32 {
+        (self.rate / 8).clamp(4096, max as u64) as u32
+    }
+
+    /// Accounts `n` bytes and sleeps until the schedule allows more.
+    async fn account(&mut self, n: u64) {
+        self.done += n;
+        let due = self.start + Duration::from_secs_f64(self.done as f64 / self.rate as f64);
+        if due > Instant::now() {
+            tokio::time::sleep_until(due.into()).await;
+        }
+    }
+}
+
+async fn pace(pacer: &mut Option<Pacer>, n: u64) {
+    if let Some(p) = pacer {
+        p.account(n).await;
+    }
+}
+
+/// Splices up to `want` bytes from `from` (at `offset` when given) into a
+/// pipe, until `want` or end of input. From a socket it returns as soon as
+/// some data is there.
+async fn fill(
+    from: &FdRef,
+    offset: Option<u64>,
+    pipe: &Pipe,
+    want: u32,
+    whole: bool,
+) -> io::Result<u32> {
     let mut got = 0;
     while got < want {
         let n = sys::splice(
-            file.clone(),
-            Some(offset + got as u64),
+            from.clone(),
+            offset.map(|o| o + got as u64),
             pipe.write.clone(),
             want - got,
         )
@@ -94,14 +144,30 @@ async fn fill(file: &FdRef, offset: u64, pipe: &Pipe, want: u32) -> io::Result<u
             break;
         }
         got += n;
+        if !whole {
+            break;
+        }
     }
     Ok(got)
 }
 
-async fn drain(pipe: &Pipe, sock: &FdRef, len: u32, counters: &Counters) -> io::Result<()> {
+/// Splices `len` bytes out of a pipe into `to` (at `offset` when given).
+async fn drain(
+    pipe: &Pipe,
+    to: &FdRef,
+    offset: Option<u64>,
+    len: u32,
+    counters: &Counters,
+) -> io::Result<()> {
     let mut left = len;
     while left > 0 {
-        let n = sys::splice(pipe.read.clone(), None, sock.clone(), left).await?;
+        let n = match offset {
+            Some(o) => {
+                sys::splice_to_offset(pipe.read.clone(), to.clone(), o + (len - left) as u64, left)
+                    .await?
+            }
+            None => sys::splice(pipe.read.clone(), None, to.clone(), left).await?,
+        };
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
@@ -111,9 +177,9 @@ async fn drain(pipe: &Pipe, sock: &FdRef, len: u32, counters: &Counters) -> io::
     Ok(())
 }
 
-/// Sends `len` bytes of `file` starting at `offset` into `sock`. Returns the
-/// bytes sent; on error, also how many had been sent. `sent` is updated as
-/// chunks complete, for status reports while the transfer runs.
+/// Sends `len` bytes of `file` starting at `offset` into `sock`. `sent`
+/// grows as chunks complete, for STAT while the transfer runs.
+#[allow(clippy::too_many_arguments)]
 pub async fn send_file(
     pool: &PipePool,
     counters: &Counters,
@@ -122,38 +188,53 @@ pub async fn send_file(
     len: u64,
     sock: FdRef,
     sent: Rc<Cell<u64>>,
+    mut pacer: Option<Pacer>,
 ) -> Result<u64, SpliceError> {
     if len == 0 {
         return Ok(0);
     }
-    let mut cur = pool.take().map_err(SpliceError::Read)?;
-    let mut next = pool.take().map_err(SpliceError::Read)?;
-    let chunk = cur.capacity.min(next.capacity) as u64;
+    let mut cur = pool.take().map_err(SpliceError::Source)?;
+    let mut next = pool.take().map_err(SpliceError::Source)?;
+    let mut chunk = cur.capacity.min(next.capacity);
+    if let Some(p) = &pacer {
+        chunk = p.chunk(chunk);
+    }
+    let chunk = chunk as u64;
     let mut pos = offset;
     let end = offset + len;
 
-    let mut filled = fill(&file, pos, &cur, chunk.min(end - pos) as u32)
+    let mut filled = fill(&file, Some(pos), &cur, chunk.min(end - pos) as u32, true)
         .await
-        .map_err(SpliceError::Read)?;
+        .map_err(SpliceError::Source)?;
     while filled > 0 {
         pos += filled as u64;
         let want = chunk.min(end - pos) as u32;
-        if want == 0 {
-            drain(&cur, &sock, filled, counters)
+        let refilled = if want == 0 {
+            drain(&cur, &sock, None, filled, counters)
                 .await
-                .map_err(SpliceError::Write)?;
-            sent.set(sent.get() + filled as u64);
-            filled = 0;
+                .map_err(SpliceError::Sink)?;
+            0
         } else {
-            let (drained, refilled) = tokio::join!(
-                drain(&cur, &sock, filled, counters),
-                fill(&file, pos, &next, want)
-            );
-            drained.map_err(SpliceError::Write)?;
-            sent.set(sent.get() + filled as u64);
-            filled = refilled.map_err(SpliceError::Read)?;
-            std::mem::swap(&mut cur, &mut next);
-        }
+            // Drain this pipe into the socket while the next one fills
+            // from the page cache; the first error ends both.
+            tokio::try_join!(
+                async {
+                    drain(&cur, &sock, None, filled, counters)
+                        .await
+                        .map_err(SpliceError::Sink)
+                },
+                async {
+                    fill(&file, Some(pos), &next, want, true)
+                        .await
+                        .map_err(SpliceError::Source)
+                },
+            )?
+            .1
+        };
+        sent.set(pos - offset);
+        pace(&mut pacer, filled as u64).await;
+        filled = refilled;
+        std::mem::swap(&mut cur, &mut next);
     }
     pool.give(cur);
     pool.give(next);
@@ -161,10 +242,59 @@ pub async fn send_file(
     if done < len {
         // The file shrank while we sent it: the client must not take the
         // short copy for the whole file.
-        return Err(SpliceError::Read(io::Error::new(
+        return Err(SpliceError::Source(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             format!("file shrank during the transfer ({done} of {len} bytes sent)"),
         )));
     }
     Ok(done)
+}
+
+/// Receives from `sock` until the client closes the data connection and
+/// writes it into `file` from `offset` (uploads: socket -> pipe -> file).
+/// Returns the bytes received.
+pub async fn recv_file(
+    pool: &PipePool,
+    counters: &Counters,
+    sock: FdRef,
+    file: FdRef,
+    offset: u64,
+    received: Rc<Cell<u64>>,
+    mut pacer: Option<Pacer>,
+) -> Result<u64, SpliceError> {
+    let mut cur = pool.take().map_err(SpliceError::Sink)?;
+    let mut next = pool.take().map_err(SpliceError::Sink)?;
+    let mut chunk = cur.capacity.min(next.capacity);
+    if let Some(p) = &pacer {
+        chunk = p.chunk(chunk);
+    }
+    let mut pos = offset;
+    let mut filled = fill(&sock, None, &cur, chunk, false)
+        .await
+        .map_err(SpliceError::Source)?;
+    while filled > 0 {
+        // Write this pipe into the file while the next one fills from the
+        // socket; a full disk ends the transfer without waiting for more.
+        let at = pos;
+        let (_, refilled) = tokio::try_join!(
+            async {
+                drain(&cur, &file, Some(at), filled, counters)
+                    .await
+                    .map_err(SpliceError::Sink)
+            },
+            async {
+                fill(&sock, None, &next, chunk, false)
+                    .await
+                    .map_err(SpliceError::Source)
+            },
+        )?;
+        pos += filled as u64;
+        received.set(pos - offset);
+        pace(&mut pacer, filled as u64).await;
+        filled = refilled;
+        std::mem::swap(&mut cur, &mut next);
+    }
+    pool.give(cur);
+    pool.give(next);
+    Ok(pos - offset)
 }

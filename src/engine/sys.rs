@@ -170,6 +170,24 @@ async fn read_op(fd: FdRef, mut buf: Vec<u8>, offset: Option<u64>) -> (io::Resul
     (res, buf)
 }
 
+/// `pwrite(2)` of `buf[from..]` at `offset`. Returns the bytes written.
+pub async fn write_at(
+    fd: FdRef,
+    buf: Vec<u8>,
+    from: usize,
+    offset: u64,
+) -> (io::Result<u32>, Vec<u8>) {
+    let from = from.min(buf.len());
+    let len = (buf.len() - from).min(u32::MAX as usize) as u32;
+    // SAFETY: `from <= buf.len()`, so the pointer is inside (or one past)
+    // the allocation; the op owns `buf` until the completion arrives.
+    let ptr = unsafe { buf.as_ptr().add(from) };
+    let sqe = opcode::Write::new(types::Fd(fd.as_raw_fd()), ptr, len)
+        .offset(offset)
+        .build();
+    buf_op(fd, buf, sqe).submit().await
+}
+
 /// `accept4(2)` on a listening socket, on the shard's ring. The new socket
 /// is close-on-exec; ask it for its peer with `socket2::Socket::peer_addr`.
 pub async fn accept(listener: FdRef) -> io::Result<OwnedFd> {
@@ -197,11 +215,22 @@ struct OpenData {
 /// `RESOLVE_*` flags: the virtual filesystem passes RESOLVE_BENEATH so the
 /// kernel, not a string check, keeps every path (symlinks included) under
 /// the root, even against a symlink swapped in during the request.
-pub async fn openat2(dir: FdRef, path: CString, flags: i32, resolve: u64) -> io::Result<OwnedFd> {
+/// `mode` is the permission of a file O_CREAT makes (umask applies).
+pub async fn openat2(
+    dir: FdRef,
+    path: CString,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
     let how = Box::new(
         types::OpenHow::new()
             .flags((flags | libc::O_CLOEXEC) as u64)
-            .mode(0)
+            .mode(if flags & libc::O_CREAT != 0 {
+                mode as u64
+            } else {
+                0
+            })
             .resolve(resolve),
     );
     let sqe = opcode::OpenAt2::new(
@@ -223,6 +252,77 @@ pub async fn openat2(dir: FdRef, path: CString, flags: i32, resolve: u64) -> io:
     // SAFETY: a successful openat2 completion is a new fd that nothing else
     // owns; wrapping it transfers ownership exactly once.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Stable data of the *at ops: the directory fds and the names.
+struct AtData {
+    _dirs: (FdRef, Option<FdRef>),
+    _names: (CString, Option<CString>),
+}
+
+/// `unlinkat(2)` of `name` in `dir` on the shard's ring (`AT_REMOVEDIR` in
+/// `flags` removes a directory). The final component is never followed.
+pub async fn unlinkat(dir: FdRef, name: CString, flags: i32) -> io::Result<()> {
+    let sqe = opcode::UnlinkAt::new(types::Fd(dir.as_raw_fd()), name.as_ptr())
+        .flags(flags)
+        .build();
+    plain(
+        AtData {
+            _dirs: (dir, None),
+            _names: (name, None),
+        },
+        sqe,
+    )
+    .submit()
+    .await
+    .map(|_| ())
+}
+
+/// `mkdirat(2)` on the shard's ring.
+pub async fn mkdirat(dir: FdRef, name: CString, mode: u32) -> io::Result<()> {
+    let sqe = opcode::MkDirAt::new(types::Fd(dir.as_raw_fd()), name.as_ptr())
+        .mode(mode)
+        .build();
+    plain(
+        AtData {
+            _dirs: (dir, None),
+            _names: (name, None),
+        },
+        sqe,
+    )
+    .submit()
+    .await
+    .map(|_| ())
+}
+
+/// `renameat2(2)` on the shard's ring (`flags`: 0 or RENAME_NOREPLACE).
+/// Both names are single components of their directories; a symlink is
+/// renamed as itself, never followed.
+pub async fn renameat(
+    old_dir: FdRef,
+    old: CString,
+    new_dir: FdRef,
+    new: CString,
+    flags: u32,
+) -> io::Result<()> {
+    let sqe = opcode::RenameAt::new(
+        types::Fd(old_dir.as_raw_fd()),
+        old.as_ptr(),
+        types::Fd(new_dir.as_raw_fd()),
+        new.as_ptr(),
+    )
+    .flags(flags)
+    .build();
+    plain(
+        AtData {
+            _dirs: (old_dir, Some(new_dir)),
+            _names: (old, Some(new)),
+        },
+        sqe,
+    )
+    .submit()
+    .await
+    .map(|_| ())
 }
 
 /// The blocking `openat2(2)` syscall, for code that already runs off the

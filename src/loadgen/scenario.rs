@@ -13,8 +13,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
-use crate::units::{parse_duration, parse_size};
 use super::RunArgs;
+use crate::units::{parse_duration, parse_size};
 
 /// The scenarios shipped in `loadtest/`, by name.
 pub const BUNDLED: &[(&str, &str)] = &[

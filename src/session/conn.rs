@@ -14,6 +14,7 @@ use std::future::Future;
 use std::net::{IpAddr, Shutdown, SocketAddr, SocketAddrV4};
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use socket2::Socket;
@@ -21,15 +22,18 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::{DataMode, ListFormat, Session, Step};
+use crate::auth::{password, Perms};
 use crate::data::passive::{PassiveError, PassiveListener};
 use crate::data::transfer::{self, TransferError};
 use crate::data::{active, DataConn};
+use crate::engine::splice::Pacer;
 use crate::engine::sys::{self, FdRef};
 use crate::proto::codes::*;
 use crate::proto::{addr, parse, Command, LineEvent, LineReader, Reply, MAX_LINE};
 use crate::server::ShardCtx;
 use crate::vfs::dir::{self, Links};
 use crate::vfs::listing::{self, Entry};
+use crate::vfs::write::{self, UploadKind};
 use crate::vfs::{path, resolve, Stat, VfsError};
 use crate::xferlog;
 
@@ -59,20 +63,67 @@ enum Raced<T> {
     ControlClosed,
 }
 
-/// What a transfer sends once the data connection is up.
+/// What a transfer moves once the data connection is up.
 enum Job {
+    /// RETR.
     File {
-        vpath: Vec<u8>,
         file: OwnedFd,
         size: u64,
         offset: u64,
         ascii: bool,
     },
+    /// LIST/NLST/MLSD, built in memory.
     Listing(Vec<u8>),
+    /// STOR/APPE/STOU into `file` from `offset`.
+    Upload {
+        file: Rc<OwnedFd>,
+        offset: u64,
+        ascii: bool,
+    },
+}
+
+/// How a transfer ended.
+#[derive(Debug)]
+enum Outcome {
+    Complete(u64),
+    Failed(TransferError),
+    Aborted,
+    /// No data connection was made; the reply has been sent.
+    NoConnection(Flow),
+    ControlClosed,
+}
+
+impl Outcome {
+    fn is_complete(&self) -> bool {
+        matches!(self, Outcome::Complete(_))
+    }
+
+    fn had_connection(&self) -> bool {
+        !matches!(self, Outcome::NoConnection(_))
+    }
+
+    fn bytes(&self) -> u64 {
+        match self {
+            Outcome::Complete(n) => *n,
+            _ => 0,
+        }
+    }
+}
+
+fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
 struct Conn {
     ctx: Rc<ShardCtx>,
+    /// The session's `/`: --root for anonymous, the account's home else.
+    root: FdRef,
+    root_fd: Arc<OwnedFd>,
+    /// Whether the logged-in user is anonymous (for the xferlog).
+    anonymous: bool,
+    /// Per-account (download, upload) caps in bytes per second.
+    rates: (Option<u64>, Option<u64>),
+    failed_logins: u32,
     sock: Rc<Socket>,
     peer: SocketAddr,
     local: SocketAddr,
@@ -95,6 +146,11 @@ pub async fn run(ctx: Rc<ShardCtx>, sock: Socket, peer: SocketAddr, local: Socke
         ctx.sessions_total.set(ctx.sessions_total.get() + 1);
         tracing::debug!(%local, "connected");
         let conn = Conn {
+            root: ctx.root.clone(),
+            root_fd: ctx.root_fd.clone(),
+            anonymous: true,
+            rates: (None, None),
+            failed_logins: 0,
             ctx: ctx.clone(),
             sock: sock.clone(),
             peer,
@@ -256,14 +312,22 @@ impl Conn {
 
     async fn execute(&mut self, verb: &'static str, step: Step) -> Flow {
         match step {
-            Step::Reply(r) => self.reply(r).await,
+            Step::Reply(r) => {
+                if verb == "REIN" {
+                    self.root = self.ctx.root.clone();
+                    self.root_fd = self.ctx.root_fd.clone();
+                    self.anonymous = true;
+                    self.rates = (None, None);
+                }
+                self.reply(r).await
+            }
             Step::Close(r) => {
                 let _ = self.reply(r).await;
                 Flow::Close
             }
             Step::CheckLogin { user, password } => self.check_login(user, password).await,
             Step::OpenPassive { extended } => self.open_passive(extended).await,
-            Step::ChangeDir(vpath) => match resolve::stat(&self.ctx.root, &vpath).await {
+            Step::ChangeDir(vpath) => match resolve::stat(&self.root, &vpath).await {
                 Ok(st) if st.is_dir() => {
                     self.session.cwd_changed(vpath);
                     self.reply(Reply::new(
@@ -275,7 +339,7 @@ impl Conn {
                 Ok(_) => self.refuse(verb, &vpath, VfsError::NotADirectory).await,
                 Err(e) => self.refuse(verb, &vpath, e).await,
             },
-            Step::Size(vpath) => match resolve::stat(&self.ctx.root, &vpath).await {
+            Step::Size(vpath) => match resolve::stat(&self.root, &vpath).await {
                 Ok(st) if st.is_file() => {
                     self.reply(Reply::new(FILE_STATUS, st.size.to_string()))
                         .await
@@ -283,7 +347,7 @@ impl Conn {
                 Ok(_) => self.refuse(verb, &vpath, VfsError::NotAFile).await,
                 Err(e) => self.refuse(verb, &vpath, e).await,
             },
-            Step::Mdtm(vpath) => match resolve::stat(&self.ctx.root, &vpath).await {
+            Step::Mdtm(vpath) => match resolve::stat(&self.root, &vpath).await {
                 Ok(st) if st.is_file() => {
                     self.reply(Reply::new(
                         FILE_STATUS,
@@ -307,6 +371,75 @@ impl Conn {
                 all,
                 data,
             } => self.list(verb, path, shown, format, all, data).await,
+            Step::Store {
+                path,
+                kind,
+                ascii,
+                data,
+            } => self.store(verb, path, kind, ascii, data).await,
+            Step::Delete(vpath) => {
+                let r = write::delete_file(&self.root, &vpath).await;
+                self.changed(
+                    verb,
+                    &vpath,
+                    r,
+                    Reply::new(FILE_ACTION_OK, "Delete operation successful."),
+                )
+                .await
+            }
+            Step::MakeDir(vpath) => {
+                let r = write::make_dir(&self.root, &vpath).await;
+                let mut text = crate::proto::reply::quote_path(&vpath);
+                text.extend_from_slice(b" created");
+                self.changed(verb, &vpath, r, Reply::new(PATH_CREATED, text))
+                    .await
+            }
+            Step::RemoveDir(vpath) => {
+                let r = write::remove_dir(&self.root, &vpath).await;
+                self.changed(
+                    verb,
+                    &vpath,
+                    r,
+                    Reply::new(FILE_ACTION_OK, "Remove directory operation successful."),
+                )
+                .await
+            }
+            Step::RenameFrom(vpath) => match write::exists(&self.root, &vpath).await {
+                Ok(()) => {
+                    self.session.rename_from(vpath);
+                    self.reply(Reply::new(FILE_ACTION_PENDING, "Ready for RNTO."))
+                        .await
+                }
+                Err(e) => self.refuse(verb, &vpath, e).await,
+            },
+            Step::Rename { from, to } => {
+                let r = write::rename(&self.root, &from, &to).await;
+                if r.is_ok() {
+                    tracing::info!(from = %lossy(&from), to = %lossy(&to), "renamed");
+                }
+                self.changed(
+                    verb,
+                    &to,
+                    r,
+                    Reply::new(FILE_ACTION_OK, "Rename successful."),
+                )
+                .await
+            }
+            Step::SetTime { path: vpath, time } => {
+                let r = write::set_mtime(&self.root, &vpath, time).await;
+                let text = format!(
+                    "Modify={}; {}",
+                    crate::vfs::time::format_mdtm(time),
+                    lossy(&vpath)
+                );
+                self.changed(verb, &vpath, r, Reply::new(FILE_STATUS, text))
+                    .await
+            }
+            Step::Chmod { path: vpath, mode } => {
+                let r = write::chmod(&self.root, &vpath, mode).await;
+                self.changed(verb, &vpath, r, Reply::new(OK, "SITE CHMOD command ok."))
+                    .await
+            }
             Step::Mlst(vpath) => self.mlst(verb, vpath).await,
             Step::StatPath(vpath) => self.stat_path(verb, vpath).await,
             Step::Status => self.reply(self.status()).await,
@@ -315,6 +448,23 @@ impl Conn {
                 self.reply(Reply::new(DATA_OPEN, "No transfer to ABOR."))
                     .await
             }
+        }
+    }
+
+    /// The reply to a tree change: `ok` on success, else the refusal.
+    async fn changed(
+        &self,
+        verb: &str,
+        vpath: &[u8],
+        result: Result<(), VfsError>,
+        ok: Reply,
+    ) -> Flow {
+        match result {
+            Ok(()) => {
+                tracing::info!(path = %lossy(vpath), "{verb} done");
+                self.reply(ok).await
+            }
+            Err(e) => self.refuse(verb, vpath, e).await,
         }
     }
 
@@ -328,19 +478,116 @@ impl Conn {
             .await
     }
 
-    async fn check_login(&mut self, user: String, _password: Vec<u8>) -> Flow {
-        // Anonymous access only (any password, by convention an e-mail
-        // address). Named accounts come with the uploads work.
-        if user.eq_ignore_ascii_case("anonymous") || user.eq_ignore_ascii_case("ftp") {
-            tracing::info!(user = %user, "anonymous login");
-            self.session.logged_in(user);
-            self.reply(Reply::new(LOGGED_IN, "Login successful.")).await
-        } else {
-            tracing::warn!(user = %user, "failed login from {}: unknown user (only anonymous is served)", self.peer.ip());
-            self.session.login_failed();
-            self.reply(Reply::new(NOT_LOGGED_IN, "Login incorrect."))
-                .await
+    /// USER/PASS. Anonymous (unless --no-anonymous) is accepted with any
+    /// password; accounts are checked with argon2 on the blocking pool so
+    /// a login never stalls other sessions on this shard. Failures cost a
+    /// growing delay, close the session after --max-login-attempts, and
+    /// count towards the address's --login-ban.
+    async fn check_login(&mut self, user: String, password: Vec<u8>) -> Flow {
+        let ip = self.peer.ip();
+        if self.ctx.bans.is_banned(ip, Instant::now()) {
+            tracing::warn!(user = %user, "login refused: {ip} is banned after repeated failed logins (--login-ban)");
+            let _ = self
+                .reply(Reply::new(
+                    SERVICE_NOT_AVAILABLE,
+                    "Too many failed logins from your address; try again later.",
+                ))
+                .await;
+            return Flow::Close;
         }
+        let anonymous = user.eq_ignore_ascii_case("anonymous") || user.eq_ignore_ascii_case("ftp");
+        if anonymous && self.ctx.config.anonymous {
+            tracing::info!(user = %user, "anonymous login");
+            self.root = self.ctx.root.clone();
+            self.root_fd = self.ctx.root_fd.clone();
+            self.anonymous = true;
+            self.rates = (None, None);
+            self.session.logged_in(user, Perms::anonymous());
+            return self.reply(Reply::new(LOGGED_IN, "Login successful.")).await;
+        }
+        let account = if anonymous {
+            None
+        } else {
+            self.ctx.users.snapshot().get(&user)
+        };
+        // Unknown names cost the same argon2 time as known ones, so timing
+        // does not tell which accounts exist.
+        let hash = account
+            .as_ref()
+            .map(|a| a.hash.clone())
+            .unwrap_or_else(|| password::decoy().to_string());
+        let verified = tokio::task::spawn_blocking(move || password::verify(&hash, &password))
+            .await
+            .unwrap_or(false);
+        match account {
+            Some(account) if verified => match self.open_home(&account.home).await {
+                Ok(home) => {
+                    tracing::info!(user = %user, home = %lossy(&account.home), "login");
+                    self.root = Rc::new(home.clone());
+                    self.root_fd = home;
+                    self.anonymous = false;
+                    self.rates = (account.max_download_rate, account.max_upload_rate);
+                    self.failed_logins = 0;
+                    self.session.logged_in(user, account.perms);
+                    self.reply(Reply::new(LOGGED_IN, "Login successful.")).await
+                }
+                Err(e) => {
+                    tracing::error!(user = %user, "login refused: home {} unusable: {e}", lossy(&account.home));
+                    self.session.login_failed();
+                    self.reply(Reply::new(NOT_LOGGED_IN, "Home directory unavailable."))
+                        .await
+                }
+            },
+            other => {
+                let why = match (&other, anonymous) {
+                    (_, true) => "anonymous logins are disabled (--no-anonymous)",
+                    (None, false) => "no such user",
+                    (Some(_), false) => "wrong password",
+                };
+                self.login_failure(&user, why).await
+            }
+        }
+    }
+
+    async fn login_failure(&mut self, user: &str, why: &str) -> Flow {
+        let ip = self.peer.ip();
+        self.failed_logins += 1;
+        self.session.login_failed();
+        tracing::warn!(user = %user, attempt = self.failed_logins, "failed login from {ip}: {why}");
+        let banned = self.ctx.bans.record_failure(ip, Instant::now());
+        if banned {
+            tracing::warn!("{ip} banned: too many failed logins (--login-ban)");
+        }
+        if banned || self.failed_logins >= self.ctx.config.max_login_attempts {
+            let _ = self
+                .reply(Reply::new(
+                    SERVICE_NOT_AVAILABLE,
+                    "Too many failed login attempts; closing.",
+                ))
+                .await;
+            return Flow::Close;
+        }
+        // A growing delay makes guessing slow without locking anyone out.
+        let delay =
+            Duration::from_millis(250 * self.failed_logins as u64).min(Duration::from_secs(3));
+        tokio::time::sleep(delay).await;
+        self.reply(Reply::new(NOT_LOGGED_IN, "Login incorrect."))
+            .await
+    }
+
+    /// Opens an account's home under --root, race-free.
+    async fn open_home(&self, home: &[u8]) -> Result<Arc<OwnedFd>, VfsError> {
+        let rel = path::relative(home).ok_or(VfsError::BadName)?;
+        sys::openat2(
+            self.ctx.root.clone(),
+            rel,
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            resolve::RESOLVE,
+        )
+        .await
+        .map(Arc::new)
+        .map_err(VfsError::from_io)
     }
 
     async fn open_passive(&mut self, extended: bool) -> Flow {
@@ -469,47 +716,42 @@ impl Conn {
         }
     }
 
-    /// The shared tail of RETR and listings: connect, 150, send, 226.
-    async fn transfer(
+    /// Runs a transfer: connect the data channel, 150, move the bytes,
+    /// close the data channel. Replies itself only when no data connection
+    /// was made; the caller gives the final reply for the other outcomes.
+    async fn run_transfer(
         &mut self,
         verb: &'static str,
         mode: DataMode,
         opening: Reply,
         job: Job,
-    ) -> Flow {
+    ) -> Outcome {
         let connect = self.open_data(mode);
         let conn = match self.race(connect).await {
             Raced::Done(Ok(c)) => c,
             Raced::Done(Err(e)) => {
                 tracing::info!("{verb}: data connection failed: {e}");
-                return self
+                let flow = self
                     .reply(Reply::new(
                         CANT_OPEN_DATA,
                         "Failed to establish connection.",
                     ))
                     .await;
+                return Outcome::NoConnection(flow);
             }
-            Raced::Aborted => return self.aborted().await,
-            Raced::ControlClosed => return Flow::Close,
+            Raced::Aborted => return Outcome::NoConnection(self.aborted().await),
+            Raced::ControlClosed => return Outcome::ControlClosed,
         };
         if self.reply(opening).await == Flow::Close {
-            return Flow::Close;
+            return Outcome::ControlClosed;
         }
-        let sent = Rc::new(Cell::new(0u64));
-        self.progress = Some(sent.clone());
+        let progress = Rc::new(Cell::new(0u64));
+        self.progress = Some(progress.clone());
         let ctx = self.ctx.clone();
         let timeout = ctx.config.data_timeout;
-        let started = Instant::now();
-        let (log_path, ascii_log, offset) = match &job {
-            Job::File {
-                vpath,
-                ascii,
-                offset,
-                ..
-            } => (Some(vpath.clone()), *ascii, *offset),
-            Job::Listing(_) => (None, false, 0),
-        };
+        let (down_rate, up_rate) = self.rates;
         let fut = async move {
+            let p = progress;
             let r = transfer::guarded(&conn, timeout, async {
                 match job {
                     Job::File {
@@ -517,18 +759,18 @@ impl Conn {
                         size,
                         offset,
                         ascii: false,
-                        ..
                     } => {
-                        let file: FdRef = Rc::new(file);
                         let len = size.saturating_sub(offset);
+                        let pacer = down_rate.map(Pacer::new);
                         transfer::send_binary(
                             &ctx.pipes,
                             &ctx.counters,
-                            file,
+                            Rc::new(file),
                             offset,
                             len,
                             &conn,
-                            sent,
+                            p,
+                            pacer,
                         )
                         .await
                     }
@@ -537,11 +779,29 @@ impl Conn {
                         offset,
                         ascii: true,
                         ..
-                    } => {
-                        transfer::send_ascii(&ctx.counters, Rc::new(file), offset, &conn, sent)
-                            .await
-                    }
+                    } => transfer::send_ascii(&ctx.counters, Rc::new(file), offset, &conn, p).await,
                     Job::Listing(bytes) => transfer::send_bytes(&ctx.counters, &conn, bytes).await,
+                    Job::Upload {
+                        file,
+                        offset,
+                        ascii,
+                    } => {
+                        if ascii {
+                            transfer::recv_ascii(&ctx.counters, &conn, file, offset, p).await
+                        } else {
+                            let pacer = up_rate.map(Pacer::new);
+                            transfer::recv_binary(
+                                &ctx.pipes,
+                                &ctx.counters,
+                                &conn,
+                                file,
+                                offset,
+                                p,
+                                pacer,
+                            )
+                            .await
+                        }
+                    }
                 }
             })
             .await;
@@ -551,35 +811,34 @@ impl Conn {
             r
         };
         let outcome = self.race(fut).await;
-        let progress = self.progress.take().map(|p| p.get()).unwrap_or(0);
+        self.progress = None;
         self.ctx
             .counters
             .transfers
             .set(self.ctx.counters.transfers.get() + 1);
-        let complete = matches!(outcome, Raced::Done(Ok(_)));
-        if let Some(vpath) = &log_path {
-            let elapsed = started.elapsed();
-            let rate = progress as f64 / elapsed.as_secs_f64().max(1e-6) / (1 << 20) as f64;
-            tracing::info!(
-                path = %lossy(vpath),
-                bytes = progress,
-                offset,
-                ms = elapsed.as_millis() as u64,
-                "{verb} {} ({rate:.1} MiB/s)",
-                if complete { "complete" } else { "incomplete" }
-            );
-            self.log_transfer(vpath, progress, elapsed, ascii_log, complete)
-                .await;
-        }
         match outcome {
-            Raced::Done(Ok(_)) => {
+            Raced::Done(Ok(n)) => Outcome::Complete(n),
+            Raced::Done(Err(e)) => Outcome::Failed(e),
+            Raced::Aborted => Outcome::Aborted,
+            Raced::ControlClosed => Outcome::ControlClosed,
+        }
+    }
+
+    /// The final reply of a transfer that made a data connection.
+    async fn finish(&self, verb: &str, outcome: Outcome, bytes: u64) -> Flow {
+        match outcome {
+            Outcome::Complete(_) => {
                 self.reply(Reply::new(CLOSING_DATA, "Transfer complete."))
                     .await
             }
-            Raced::Done(Err(e)) => {
-                tracing::info!("{verb} failed after {progress} bytes: {e}");
+            Outcome::Failed(e) => {
+                tracing::info!("{verb} failed after {bytes} bytes: {e}");
                 let r = match e {
-                    TransferError::Local(_) => Reply::new(LOCAL_ERROR, "Failure reading local file."),
+                    TransferError::Local(e) if is_no_space(&e) => {
+                        Reply::new(INSUFFICIENT_STORAGE, "Insufficient storage space; transfer aborted.")
+                    }
+                    TransferError::Local(_) if verb == "RETR" => Reply::new(LOCAL_ERROR, "Failure reading local file."),
+                    TransferError::Local(_) => Reply::new(LOCAL_ERROR, "Failure writing local file."),
                     TransferError::Network(_) => Reply::new(TRANSFER_ABORTED, "Connection closed; transfer aborted."),
                     TransferError::Timeout => Reply::new(
                         TRANSFER_ABORTED,
@@ -588,8 +847,9 @@ impl Conn {
                 };
                 self.reply(r).await
             }
-            Raced::Aborted => self.aborted().await,
-            Raced::ControlClosed => Flow::Close,
+            Outcome::Aborted => self.aborted().await,
+            Outcome::NoConnection(flow) => flow,
+            Outcome::ControlClosed => Flow::Close,
         }
     }
 
@@ -603,14 +863,25 @@ impl Conn {
         .await
     }
 
+    /// Logs a file transfer (tracing, and xferlog when enabled).
     async fn log_transfer(
         &self,
+        verb: &str,
         vpath: &[u8],
         bytes: u64,
-        elapsed: Duration,
+        started: Instant,
         ascii: bool,
         complete: bool,
     ) {
+        let elapsed = started.elapsed();
+        let rate = bytes as f64 / elapsed.as_secs_f64().max(1e-6) / (1 << 20) as f64;
+        tracing::info!(
+            path = %lossy(vpath),
+            bytes,
+            ms = elapsed.as_millis() as u64,
+            "{verb} {} ({rate:.1} MiB/s)",
+            if complete { "complete" } else { "incomplete" }
+        );
         let Some(log) = &self.ctx.xferlog else { return };
         let host = self.peer.ip().to_string();
         let user = self.session.user().unwrap_or("");
@@ -621,8 +892,8 @@ impl Conn {
             bytes,
             path: vpath,
             ascii,
-            outgoing: true,
-            anonymous: true,
+            outgoing: verb == "RETR",
+            anonymous: self.anonymous,
             user,
             complete,
         })
@@ -637,7 +908,7 @@ impl Conn {
         ascii: bool,
         data: DataMode,
     ) -> Flow {
-        let (file, st) = match resolve::open_file(&self.ctx.root, &vpath).await {
+        let (file, st) = match resolve::open_file(&self.root, &vpath).await {
             Ok(f) => f,
             Err(e) => return self.refuse(verb, &vpath, e).await,
         };
@@ -662,19 +933,98 @@ impl Conn {
             ),
         );
         let job = Job::File {
-            vpath,
             file,
             size: st.size,
             offset,
             ascii,
         };
-        self.transfer(verb, data, opening, job).await
+        let started = Instant::now();
+        let outcome = self.run_transfer(verb, data, opening, job).await;
+        if outcome.had_connection() {
+            let sent = outcome.bytes();
+            self.log_transfer(verb, &vpath, sent, started, ascii, outcome.is_complete())
+                .await;
+        }
+        let bytes = outcome.bytes();
+        self.finish(verb, outcome, bytes).await
+    }
+
+    /// STOR, APPE, STOU: set the file up first (so a refusal comes before
+    /// any data connection), receive, then keep or undo.
+    async fn store(
+        &mut self,
+        verb: &'static str,
+        vpath: Vec<u8>,
+        kind: UploadKind,
+        ascii: bool,
+        data: DataMode,
+    ) -> Flow {
+        let upload =
+            match write::begin_upload(&self.root, &vpath, kind, self.ctx.config.atomic_uploads)
+                .await
+            {
+                Ok(u) => u,
+                Err(e) => return self.refuse(verb, &vpath, e).await,
+            };
+        let name = lossy(&upload.name);
+        let opening = if kind == UploadKind::Unique {
+            // RFC 1123 4.1.2.9: the 150 reply names the file STOU made.
+            Reply::new(FILE_STATUS_OK, format!("FILE: {name}"))
+        } else {
+            Reply::new(
+                FILE_STATUS_OK,
+                format!(
+                    "Ok to send data ({} mode).",
+                    if ascii { "ASCII" } else { "BINARY" }
+                ),
+            )
+        };
+        let final_vpath = path::join(&path::parent(&vpath), &upload.name);
+        let job = Job::Upload {
+            file: upload.file.clone(),
+            offset: upload.offset,
+            ascii,
+        };
+        let started = Instant::now();
+        let start_offset = upload.offset;
+        let outcome = self.run_transfer(verb, data, opening, job).await;
+        let bytes = outcome.bytes();
+        let outcome = match outcome {
+            Outcome::Complete(n) => match upload.commit(start_offset + n).await {
+                Ok(()) => Outcome::Complete(n),
+                Err(e) => {
+                    tracing::warn!(
+                        "{verb} {}: finishing the upload failed: {e}",
+                        lossy(&final_vpath)
+                    );
+                    self.log_transfer(verb, &final_vpath, bytes, started, ascii, false)
+                        .await;
+                    return self.reply(Reply::new(e.reply_code(), e.reply_text())).await;
+                }
+            },
+            other => {
+                upload.abort(self.ctx.config.keep_partial).await;
+                other
+            }
+        };
+        if outcome.had_connection() {
+            self.log_transfer(
+                verb,
+                &final_vpath,
+                bytes,
+                started,
+                ascii,
+                outcome.is_complete(),
+            )
+            .await;
+        }
+        self.finish(verb, outcome, bytes).await
     }
 
     /// Reads the entries of a directory on the blocking pool.
     async fn read_dir(&self, vpath: &[u8], links: Links) -> Result<Vec<Entry>, VfsError> {
-        let dir = resolve::open_dir(&self.ctx.root, vpath).await?;
-        let root = self.ctx.root_fd.clone();
+        let dir = resolve::open_dir(&self.root, vpath).await?;
+        let root = self.root_fd.clone();
         let vp = vpath.to_vec();
         match tokio::task::spawn_blocking(move || dir::read_entries(root, dir, &vp, links)).await {
             Ok(r) => r.map_err(VfsError::from_io),
@@ -690,7 +1040,7 @@ impl Conn {
         format: ListFormat,
         show_hidden: bool,
     ) -> Result<Vec<u8>, VfsError> {
-        let st = resolve::stat(&self.ctx.root, vpath).await?;
+        let st = resolve::stat(&self.root, vpath).await?;
         let now = unix_now();
         let mut out = Vec::new();
         if !st.is_dir() {
@@ -785,12 +1135,15 @@ impl Conn {
             Err(e) => return self.refuse(verb, &vpath, e).await,
         };
         let opening = Reply::new(FILE_STATUS_OK, "Here comes the directory listing.");
-        self.transfer(verb, data, opening, Job::Listing(bytes))
-            .await
+        let outcome = self
+            .run_transfer(verb, data, opening, Job::Listing(bytes))
+            .await;
+        let n = outcome.bytes();
+        self.finish(verb, outcome, n).await
     }
 
     async fn mlst(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
-        let st: Stat = match resolve::stat(&self.ctx.root, &vpath).await {
+        let st: Stat = match resolve::stat(&self.root, &vpath).await {
             Ok(st) => st,
             Err(e) => return self.refuse(verb, &vpath, e).await,
         };

@@ -13,11 +13,13 @@ pub mod conn;
 
 use std::net::SocketAddr;
 
+use crate::auth::Perms;
 use crate::data::same_host;
 use crate::proto::codes::*;
 use crate::proto::{Command, EpsvArg, ListArgs, Opts, Reply, TransferType};
 use crate::vfs::listing::Facts;
 use crate::vfs::path;
+use crate::vfs::write::UploadKind;
 
 /// Where the session is in the login sequence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +88,28 @@ pub enum Step {
         all: bool,
         data: DataMode,
     },
+    /// Receive a file over the data connection (STOR, APPE, STOU).
+    Store {
+        path: Vec<u8>,
+        kind: UploadKind,
+        ascii: bool,
+        data: DataMode,
+    },
+    /// DELE.
+    Delete(Vec<u8>),
+    /// MKD.
+    MakeDir(Vec<u8>),
+    /// RMD.
+    RemoveDir(Vec<u8>),
+    /// RNFR: check the path exists, then call [`Session::rename_from`]
+    /// and reply 350.
+    RenameFrom(Vec<u8>),
+    /// RNTO after a successful RNFR.
+    Rename { from: Vec<u8>, to: Vec<u8> },
+    /// MFMT.
+    SetTime { path: Vec<u8>, time: i64 },
+    /// SITE CHMOD.
+    Chmod { path: Vec<u8>, mode: u32 },
     /// MLST: facts of one path over the control connection.
     Mlst(Vec<u8>),
     /// STAT with a path: a LIST over the control connection.
@@ -108,6 +132,8 @@ pub struct Session {
     epsv_all: bool,
     data: DataMode,
     facts: Facts,
+    perms: Perms,
+    rename_from: Option<Vec<u8>>,
 }
 
 /// The extensions FEAT advertises, one per line (RFC 2389): only what is
@@ -119,6 +145,7 @@ fn feat_reply(facts: Facts) -> Reply {
         "EPSV".to_string(),
         "HOST".to_string(),
         "MDTM".to_string(),
+        "MFMT".to_string(),
         facts.feat_line(),
         "PASV".to_string(),
         "REST STREAM".to_string(),
@@ -138,9 +165,10 @@ fn help_reply() -> Reply {
     Reply::new(
         HELP,
         "The following commands are recognized.\n\
-         ABOR ACCT ALLO CDUP CWD  EPRT EPSV FEAT HELP HOST LIST MDTM MLSD\n\
-         MLST MODE NLST NOOP OPTS PASS PASV PORT PWD  QUIT REIN REST RETR\n\
-         SIZE STAT STRU SYST TYPE USER XCUP XCWD XPWD\n\
+         ABOR ACCT ALLO APPE CDUP CWD  DELE EPRT EPSV FEAT HELP HOST LIST\n\
+         MDTM MFMT MKD  MLSD MLST MODE NLST NOOP OPTS PASS PASV PORT PWD\n\
+         QUIT REIN REST RETR RMD  RNFR RNTO SITE SIZE STAT STOR STOU STRU\n\
+         SYST TYPE USER XCUP XCWD XMKD XPWD XRMD\n\
          Help OK.",
     )
 }
@@ -162,6 +190,8 @@ impl Session {
             epsv_all: false,
             data: DataMode::None,
             facts: Facts::default(),
+            perms: Perms::default(),
+            rename_from: None,
         }
     }
 
@@ -201,10 +231,21 @@ impl Session {
         path::join(&self.cwd, arg)
     }
 
-    /// Driver report: credentials accepted.
-    pub fn logged_in(&mut self, user: String) {
+    /// Driver report: credentials accepted; `perms` is what the account
+    /// may do (anonymous: list and read).
+    pub fn logged_in(&mut self, user: String, perms: Perms) {
         self.login = Login::LoggedIn { user };
+        self.perms = perms;
         self.cwd = b"/".to_vec();
+    }
+
+    pub fn perms(&self) -> Perms {
+        self.perms
+    }
+
+    /// Driver report: the RNFR path exists; RNTO may follow.
+    pub fn rename_from(&mut self, vpath: Vec<u8>) {
+        self.rename_from = Some(vpath);
     }
 
     /// Driver report: credentials refused; the client starts over with USER.
@@ -253,9 +294,18 @@ impl Session {
         if self.user().is_none() && !Self::allowed_before_login(&cmd) {
             return reply(NOT_LOGGED_IN, "Please login with USER and PASS.");
         }
+        if let Some(needed) = Self::needs(&cmd) {
+            if !self.perms.has(needed) {
+                self.rest = 0;
+                self.rename_from = None;
+                return reply(FILE_UNAVAILABLE, "Permission denied.");
+            }
+        }
         // REST applies to the transfer command right after it and to no
         // later one (RFC 3659 5.3); anything else in between cancels it.
+        // Likewise a pending RNFR is only good for the very next command.
         let rest = std::mem::take(&mut self.rest);
+        let rename_from = self.rename_from.take();
         match cmd {
             Command::User(user) => match &self.login {
                 Login::LoggedIn { .. } => reply(NOT_LOGGED_IN, "Can't change to another user."),
@@ -308,7 +358,7 @@ impl Session {
             Command::Opts(Opts::Other(_)) => reply(SYNTAX_ERROR_ARGS, "Option not understood."),
             Command::Stat(None) => Step::Status,
             Command::Stat(Some(arg)) => Step::StatPath(self.resolve(&arg)),
-            Command::Site(_) => reply(NOT_IMPLEMENTED, "SITE commands are not implemented."),
+            Command::Site(arg) => self.site(&arg),
             Command::Pwd => {
                 let mut text = crate::proto::reply::quote_path(&self.cwd);
                 text.extend_from_slice(b" is the current directory");
@@ -363,18 +413,87 @@ impl Session {
             ),
             Command::Mlst(arg) => Step::Mlst(self.resolve(arg.as_deref().unwrap_or(b""))),
             Command::Abor => Step::Abort,
-            Command::Stor(_)
-            | Command::Appe(_)
-            | Command::Stou(_)
-            | Command::Dele(_)
-            | Command::Mkd(_)
-            | Command::Rmd(_)
-            | Command::Rnfr(_)
-            | Command::Rnto(_)
-            | Command::Mfmt { .. } => reply(
-                FILE_UNAVAILABLE,
-                "Permission denied: this server is read-only.",
-            ),
+            Command::Stor(arg) => self.store(&arg, UploadKind::Store { offset: rest }),
+            Command::Appe(arg) => self.store(&arg, UploadKind::Append),
+            Command::Stou(arg) => {
+                let name = arg.unwrap_or_else(|| b"ftp-upload".to_vec());
+                self.store(&name, UploadKind::Unique)
+            }
+            Command::Dele(arg) => Step::Delete(self.resolve(&arg)),
+            Command::Mkd(arg) => Step::MakeDir(self.resolve(&arg)),
+            Command::Rmd(arg) => Step::RemoveDir(self.resolve(&arg)),
+            Command::Rnfr(arg) => Step::RenameFrom(self.resolve(&arg)),
+            Command::Rnto(arg) => match rename_from {
+                Some(from) => Step::Rename {
+                    from,
+                    to: self.resolve(&arg),
+                },
+                None => reply(BAD_SEQUENCE, "RNFR required first."),
+            },
+            Command::Mfmt { time, path } => Step::SetTime {
+                path: self.resolve(&path),
+                time,
+            },
+        }
+    }
+
+    /// The permission a command needs, if any (login, navigation and
+    /// protocol commands need none).
+    fn needs(cmd: &Command) -> Option<Perms> {
+        Some(match cmd {
+            Command::List(_)
+            | Command::Nlst(_)
+            | Command::Mlsd(_)
+            | Command::Mlst(_)
+            | Command::Stat(Some(_)) => Perms::LIST,
+            Command::Retr(_) | Command::Size(_) | Command::Mdtm(_) => Perms::READ,
+            Command::Stor(_) | Command::Stou(_) | Command::Mfmt { .. } => Perms::WRITE,
+            Command::Appe(_) => Perms::APPEND,
+            Command::Dele(_) | Command::Rmd(_) => Perms::DELETE,
+            Command::Mkd(_) => Perms::MKDIR,
+            Command::Rnfr(_) | Command::Rnto(_) => Perms::RENAME,
+            _ => return None,
+        })
+    }
+
+    fn store(&mut self, arg: &[u8], kind: UploadKind) -> Step {
+        let path = self.resolve(arg);
+        match self.take_data() {
+            None => no_data(),
+            Some(data) => Step::Store {
+                path,
+                kind,
+                ascii: self.ascii,
+                data,
+            },
+        }
+    }
+
+    /// SITE subcommands: CHMOD (needs the chmod permission) and HELP.
+    fn site(&mut self, arg: &str) -> Step {
+        let mut words = arg.splitn(3, ' ');
+        let sub = words.next().unwrap_or("").to_ascii_uppercase();
+        match sub.as_str() {
+            "CHMOD" => {
+                if !self.perms.has(Perms::CHMOD) {
+                    return reply(FILE_UNAVAILABLE, "Permission denied.");
+                }
+                let (Some(mode), Some(path)) = (words.next(), words.next()) else {
+                    return reply(SYNTAX_ERROR_ARGS, "Usage: SITE CHMOD <octal mode> <path>.");
+                };
+                match u32::from_str_radix(mode, 8) {
+                    Ok(mode) if mode <= 0o777 => Step::Chmod {
+                        path: self.resolve(path.as_bytes()),
+                        mode,
+                    },
+                    _ => reply(
+                        SYNTAX_ERROR_ARGS,
+                        "SITE CHMOD: the mode must be octal, 0 to 777.",
+                    ),
+                }
+            }
+            "HELP" => Step::Reply(Reply::new(HELP, "SITE commands: CHMOD HELP\nHelp OK.")),
+            _ => reply(NOT_IMPLEMENTED, "Unknown SITE command."),
         }
     }
 
@@ -475,7 +594,7 @@ mod tests {
 
     fn logged_in() -> Session {
         let mut s = Session::new(peer(), false);
-        s.logged_in("anonymous".into());
+        s.logged_in("anonymous".into(), Perms::anonymous());
         s
     }
 
@@ -512,7 +631,7 @@ mod tests {
         assert_eq!(*s.login(), Login::AwaitUser);
         assert_eq!(code(&run(&mut s, "USER ftp")), 331);
         assert!(matches!(run(&mut s, "PASS"), Step::CheckLogin { .. }));
-        s.logged_in("ftp".into());
+        s.logged_in("ftp".into(), Perms::anonymous());
         assert_eq!(code(&run(&mut s, "PASS again")), 230);
         assert_eq!(code(&run(&mut s, "USER other")), 530);
         assert_eq!(code(&run(&mut s, "REIN")), 220);
@@ -540,7 +659,14 @@ mod tests {
             ("DELE x", 550),
             ("MKD x", 550),
             ("RNFR x", 550),
-            ("SITE CHMOD 777 x", 502),
+            ("SITE CHMOD 777 x", 550),
+            ("SITE HELP", 214),
+            ("SITE EXEC ls", 502),
+            ("RNTO x", 550),
+            ("APPE x", 550),
+            ("STOU", 550),
+            ("RMD x", 550),
+            ("MFMT 20240101000000 x", 550),
             ("RETR f", 425),
             ("LIST", 425),
             ("QUIT", 221),
@@ -635,7 +761,7 @@ mod tests {
         ));
         // With --allow-foreign-data the checks are off (FXP).
         let mut s = Session::new(peer(), true);
-        s.logged_in("anonymous".into());
+        s.logged_in("anonymous".into(), Perms::anonymous());
         assert_eq!(code(&run(&mut s, "PORT 127,0,0,2,0,25")), 200);
     }
 
@@ -650,7 +776,7 @@ mod tests {
         assert_eq!(run(&mut s, "EPSV"), Step::OpenPassive { extended: true });
 
         let mut s6 = Session::new("[::1]:4000".parse().unwrap(), false);
-        s6.logged_in("anonymous".into());
+        s6.logged_in("anonymous".into(), Perms::anonymous());
         assert_eq!(code(&run(&mut s6, "EPSV 1")), 522);
         assert_eq!(code(&run(&mut s6, "EPRT |2|::1|5282|")), 200);
         assert_eq!(code(&run(&mut s6, "EPRT |2|::2|5282|")), 500);
@@ -674,6 +800,119 @@ mod tests {
             panic!()
         };
         assert_eq!(r.text, b"\"/pub\" is the current directory");
+    }
+
+    fn writer(perms: Perms) -> Session {
+        let mut s = Session::new(peer(), false);
+        s.logged_in("alice".into(), perms);
+        s
+    }
+
+    #[test]
+    fn uploads_need_data_and_permission() {
+        let all = Perms::NAMES
+            .iter()
+            .fold(Perms::default(), |p, (_, b)| p.with(*b));
+        let mut s = writer(all);
+        assert_eq!(code(&run(&mut s, "STOR f")), 425);
+        s.passive_opened();
+        run(&mut s, "REST 500");
+        match run(&mut s, "STOR up/f") {
+            Step::Store {
+                path,
+                kind,
+                ascii,
+                data,
+            } => {
+                assert_eq!(path, b"/up/f");
+                assert_eq!(kind, UploadKind::Store { offset: 500 });
+                assert!(!ascii);
+                assert_eq!(data, DataMode::Passive);
+            }
+            other => panic!("{other:?}"),
+        }
+        s.passive_opened();
+        assert!(matches!(
+            run(&mut s, "APPE f"),
+            Step::Store {
+                kind: UploadKind::Append,
+                ..
+            }
+        ));
+        s.passive_opened();
+        match run(&mut s, "STOU") {
+            Step::Store { path, kind, .. } => {
+                assert_eq!(kind, UploadKind::Unique);
+                assert_eq!(path, b"/ftp-upload");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Read-only account: refused before any data connection is used.
+        let mut ro = writer(Perms::LIST.with(Perms::READ));
+        ro.passive_opened();
+        assert_eq!(code(&run(&mut ro, "STOR f")), 550);
+        assert_eq!(ro.data_mode(), DataMode::Passive);
+        assert_eq!(code(&run(&mut ro, "DELE f")), 550);
+        // Append-only account may APPE but not STOR.
+        let mut ap = writer(Perms::APPEND);
+        ap.passive_opened();
+        assert_eq!(code(&run(&mut ap, "STOR f")), 550);
+        assert!(matches!(run(&mut ap, "APPE f"), Step::Store { .. }));
+    }
+
+    #[test]
+    fn rename_sequence() {
+        let mut s = writer(Perms::RENAME);
+        assert_eq!(code(&run(&mut s, "RNTO b")), 503);
+        assert_eq!(run(&mut s, "RNFR a"), Step::RenameFrom(b"/a".to_vec()));
+        s.rename_from(b"/a".to_vec());
+        assert_eq!(
+            run(&mut s, "RNTO dir/b"),
+            Step::Rename {
+                from: b"/a".to_vec(),
+                to: b"/dir/b".to_vec()
+            }
+        );
+        // RNFR, then anything else: the pending rename is gone.
+        s.rename_from(b"/a".to_vec());
+        run(&mut s, "NOOP");
+        assert_eq!(code(&run(&mut s, "RNTO b")), 503);
+    }
+
+    #[test]
+    fn file_management_steps() {
+        let all = Perms::NAMES
+            .iter()
+            .fold(Perms::default(), |p, (_, b)| p.with(*b));
+        let mut s = writer(all);
+        assert_eq!(run(&mut s, "DELE x"), Step::Delete(b"/x".to_vec()));
+        assert_eq!(
+            run(&mut s, "MKD new dir"),
+            Step::MakeDir(b"/new dir".to_vec())
+        );
+        assert_eq!(run(&mut s, "XMKD d2"), Step::MakeDir(b"/d2".to_vec()));
+        assert_eq!(run(&mut s, "RMD d"), Step::RemoveDir(b"/d".to_vec()));
+        assert_eq!(
+            run(&mut s, "MFMT 20240102030405 f"),
+            Step::SetTime {
+                path: b"/f".to_vec(),
+                time: 1_704_164_645
+            }
+        );
+        assert_eq!(
+            run(&mut s, "SITE CHMOD 640 a file"),
+            Step::Chmod {
+                path: b"/a file".to_vec(),
+                mode: 0o640
+            }
+        );
+        assert_eq!(code(&run(&mut s, "SITE CHMOD 999 f")), 501);
+        assert_eq!(code(&run(&mut s, "SITE CHMOD 4755 f")), 501);
+        assert_eq!(code(&run(&mut s, "SITE CHMOD 644")), 501);
+        let Step::Reply(r) = run(&mut s, "FEAT") else {
+            panic!()
+        };
+        assert!(String::from_utf8(r.text).unwrap().contains("MFMT"));
     }
 
     #[test]

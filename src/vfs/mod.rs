@@ -5,6 +5,8 @@
 //!   openat2(RESOLVE_BENEATH) on the shard's ring;
 //! - [`dir`]: reading a directory into listing entries (off the shard);
 //! - [`listing`]: LIST/NLST/MLSD/MLST line formatting (pure);
+//! - [`write`]: uploads and file management (create, rename, delete...),
+//!   all relative to directory fds resolved the same race-free way;
 //! - [`time`]: civil time for MDTM and listings (pure).
 
 pub mod dir;
@@ -12,6 +14,7 @@ pub mod listing;
 pub mod path;
 pub mod resolve;
 pub mod time;
+pub mod write;
 
 use std::io;
 
@@ -24,6 +27,15 @@ pub enum VfsError {
     Escapes,
     NotAFile,
     NotADirectory,
+    IsADirectory,
+    /// The name already exists (MKD, STOU, RNTO onto a directory...).
+    Exists,
+    /// RMD of a directory that still has entries.
+    NotEmpty,
+    /// ENOSPC or EDQUOT: 452.
+    NoSpace,
+    /// A name the server will not create (empty, `.`, `..`, `/`).
+    BadName,
     Io(io::Error),
 }
 
@@ -36,7 +48,20 @@ impl VfsError {
             // (RESOLVE_BENEATH) and ELOOP for magic links or symlink loops.
             Some(libc::EXDEV) | Some(libc::ELOOP) => VfsError::Escapes,
             Some(libc::ENOTDIR) => VfsError::NotADirectory,
+            Some(libc::EISDIR) => VfsError::IsADirectory,
+            Some(libc::EEXIST) => VfsError::Exists,
+            Some(libc::ENOTEMPTY) => VfsError::NotEmpty,
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => VfsError::NoSpace,
+            Some(libc::EROFS) => VfsError::PermissionDenied,
             _ => VfsError::Io(e),
+        }
+    }
+
+    /// The reply code: 452 for a full disk or quota, else 550.
+    pub fn reply_code(&self) -> u16 {
+        match self {
+            VfsError::NoSpace => crate::proto::codes::INSUFFICIENT_STORAGE,
+            _ => crate::proto::codes::FILE_UNAVAILABLE,
         }
     }
 
@@ -48,6 +73,11 @@ impl VfsError {
             VfsError::PermissionDenied | VfsError::Escapes => "Permission denied.",
             VfsError::NotAFile => "Not a plain file.",
             VfsError::NotADirectory => "Not a directory.",
+            VfsError::IsADirectory => "Is a directory.",
+            VfsError::Exists => "File exists.",
+            VfsError::NotEmpty => "Directory not empty.",
+            VfsError::NoSpace => "Insufficient storage space.",
+            VfsError::BadName => "Invalid file name.",
             VfsError::Io(_) => "Could not access the file.",
         }
     }

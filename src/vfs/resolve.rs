@@ -35,6 +35,7 @@ pub async fn open_file(root: &FdRef, vpath: &[u8]) -> Result<(OwnedFd, Stat), Vf
         root.clone(),
         rel,
         libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+        0,
         RESOLVE,
     )
     .await
@@ -57,6 +58,7 @@ pub async fn open_dir(root: &FdRef, vpath: &[u8]) -> Result<OwnedFd, VfsError> {
         root.clone(),
         rel,
         libc::O_RDONLY | libc::O_DIRECTORY,
+        0,
         RESOLVE,
     )
     .await
@@ -66,7 +68,7 @@ pub async fn open_dir(root: &FdRef, vpath: &[u8]) -> Result<OwnedFd, VfsError> {
 /// Stats a path (following symlinks that stay inside the root).
 pub async fn stat(root: &FdRef, vpath: &[u8]) -> Result<Stat, VfsError> {
     let rel = relative(vpath)?;
-    let fd = sys::openat2(root.clone(), rel, libc::O_PATH, RESOLVE)
+    let fd = sys::openat2(root.clone(), rel, libc::O_PATH, 0, RESOLVE)
         .await
         .map_err(VfsError::from_io)?;
     Ok(fstat(fd)?.1)

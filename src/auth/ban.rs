@@ -1,0 +1,180 @@
+//! `--login-ban N/WINDOW`: a client address with N failed logins within
+//! WINDOW is refused (421) until WINDOW has passed since its last failure.
+//!
+//! The table is shared by all shards behind one mutex; it is touched only
+//! when a login is attempted (argon2 costs far more than the lock), never
+//! on the transfer path. Time is passed in, so the rules are unit-tested.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Entries kept before stale ones are swept.
+const SWEEP_AT: usize = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BanPolicy {
+    pub failures: u32,
+    pub window: Duration,
+}
+
+/// Parses `N/WINDOW` (e.g. `10/10m`), or `off`.
+pub fn parse_policy(s: &str) -> Result<Option<BanPolicy>, String> {
+    if s.eq_ignore_ascii_case("off") || s == "0" {
+        return Ok(None);
+    }
+    let (n, w) = s
+        .split_once('/')
+        .ok_or_else(|| format!("--login-ban {s:?}: expected N/WINDOW such as 10/10m, or off"))?;
+    let failures: u32 = n
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("--login-ban {s:?}: {n:?} is not a positive count"))?;
+    let window = crate::units::parse_duration(w).map_err(|e| format!("--login-ban {s:?}: {e}"))?;
+    if window.is_zero() {
+        return Err(format!(
+            "--login-ban {s:?}: the window must be longer than zero"
+        ));
+    }
+    Ok(Some(BanPolicy { failures, window }))
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    failures: VecDeque<Instant>,
+}
+
+/// Failed logins per client address.
+#[derive(Debug, Default)]
+pub struct BanList {
+    policy: Option<BanPolicy>,
+    table: Mutex<HashMap<IpAddr, Entry>>,
+}
+
+impl BanList {
+    pub fn new(policy: Option<BanPolicy>) -> BanList {
+        BanList {
+            policy,
+            table: Mutex::default(),
+        }
+    }
+
+    /// True while `ip` is banned.
+    pub fn is_banned(&self, ip: IpAddr, now: Instant) -> bool {
+        let Some(p) = self.policy else { return false };
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        match table.get_mut(&ip) {
+            Some(e) => {
+                prune(e, p, now);
+                e.failures.len() as u32 >= p.failures
+            }
+            None => false,
+        }
+    }
+
+    /// Records a failed login from `ip`; returns true if that bans it.
+    pub fn record_failure(&self, ip: IpAddr, now: Instant) -> bool {
+        let Some(p) = self.policy else { return false };
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        if table.len() >= SWEEP_AT {
+            table.retain(|_, e| {
+                prune(e, p, now);
+                !e.failures.is_empty()
+            });
+        }
+        let e = table.entry(ip).or_default();
+        prune(e, p, now);
+        e.failures.push_back(now);
+        // Keep the memory per address bounded whatever the attacker does.
+        while e.failures.len() as u32 > p.failures {
+            e.failures.pop_front();
+        }
+        e.failures.len() as u32 >= p.failures
+    }
+}
+
+/// Drops failures older than the window — except that a banned address
+/// stays banned until a full window has passed since its *last* failure.
+fn prune(e: &mut Entry, p: BanPolicy, now: Instant) {
+    match e.failures.back() {
+        Some(&last) if now.duration_since(last) >= p.window => e.failures.clear(),
+        Some(_) if e.failures.len() as u32 >= p.failures => {}
+        _ => {
+            while let Some(&first) = e.failures.front() {
+                if now.duration_since(first) >= p.window {
+                    e.failures.pop_front();
+                } else {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_parsing() {
+        assert_eq!(
+            parse_policy("10/10m").unwrap(),
+            Some(BanPolicy {
+                failures: 10,
+                window: Duration::from_secs(600)
+            })
+        );
+        assert_eq!(parse_policy("off").unwrap(), None);
+        for bad in ["10", "x/10m", "0/10m", "5/0s", "5/forever"] {
+            assert!(parse_policy(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bans_after_n_failures_in_window() {
+        let p = BanPolicy {
+            failures: 3,
+            window: Duration::from_secs(60),
+        };
+        let bans = BanList::new(Some(p));
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        let t0 = Instant::now();
+        assert!(!bans.record_failure(ip, t0));
+        assert!(!bans.record_failure(ip, t0 + Duration::from_secs(10)));
+        assert!(!bans.is_banned(ip, t0 + Duration::from_secs(11)));
+        assert!(bans.record_failure(ip, t0 + Duration::from_secs(20)));
+        assert!(bans.is_banned(ip, t0 + Duration::from_secs(21)));
+        assert!(!bans.is_banned(other, t0 + Duration::from_secs(21)));
+        // Still banned 59 s after the last failure, free after 60.
+        assert!(bans.is_banned(ip, t0 + Duration::from_secs(79)));
+        assert!(!bans.is_banned(ip, t0 + Duration::from_secs(80)));
+    }
+
+    #[test]
+    fn old_failures_expire() {
+        let p = BanPolicy {
+            failures: 2,
+            window: Duration::from_secs(10),
+        };
+        let bans = BanList::new(Some(p));
+        let ip: IpAddr = "::1".parse().unwrap();
+        let t0 = Instant::now();
+        bans.record_failure(ip, t0);
+        assert!(!bans.record_failure(ip, t0 + Duration::from_secs(11)));
+        assert!(bans.record_failure(ip, t0 + Duration::from_secs(12)));
+    }
+
+    #[test]
+    fn off_never_bans() {
+        let bans = BanList::new(None);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..100 {
+            assert!(!bans.record_failure(ip, Instant::now()));
+        }
+        assert!(!bans.is_banned(ip, Instant::now()));
+    }
+}

@@ -1,0 +1,365 @@
+//! The users file:
+//!
+//! ```toml
+//! [[user]]
+//! name = "alice"
+//! password = "$argon2id$v=19$m=19456,t=2,p=1$..."   # from `ringftp passwd`
+//! home = "/alice"                                   # inside --root
+//! permissions = ["list", "read", "write", "append", "delete", "mkdir", "rename"]
+//! max_download_rate = "10MiB"                       # optional, bytes/s
+//! max_upload_rate = "5MiB"                          # optional, bytes/s
+//! ```
+//!
+//! Everything is checked when the file is read — unknown fields, bad
+//! hashes, homes outside the root or missing, duplicate names, unknown
+//! permissions — so a typo is a start-up error, never a runtime surprise.
+//! [`UsersDb`] holds the current set; SIGHUP swaps in a new one only if the
+//! new file is valid.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use serde::Deserialize;
+
+use super::password;
+use crate::engine::sys;
+use crate::vfs::{path, resolve};
+
+/// What a user may do. Anonymous sessions get `list` and `read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Perms(u16);
+
+impl Perms {
+    pub const LIST: Perms = Perms(1);
+    pub const READ: Perms = Perms(1 << 1);
+    pub const WRITE: Perms = Perms(1 << 2);
+    pub const APPEND: Perms = Perms(1 << 3);
+    pub const DELETE: Perms = Perms(1 << 4);
+    pub const MKDIR: Perms = Perms(1 << 5);
+    pub const RENAME: Perms = Perms(1 << 6);
+    pub const CHMOD: Perms = Perms(1 << 7);
+
+    /// Names as written in the users file.
+    pub const NAMES: [(&'static str, Perms); 8] = [
+        ("list", Perms::LIST),
+        ("read", Perms::READ),
+        ("write", Perms::WRITE),
+        ("append", Perms::APPEND),
+        ("delete", Perms::DELETE),
+        ("mkdir", Perms::MKDIR),
+        ("rename", Perms::RENAME),
+        ("chmod", Perms::CHMOD),
+    ];
+
+    pub const fn anonymous() -> Perms {
+        Perms(Perms::LIST.0 | Perms::READ.0)
+    }
+
+    pub fn has(self, p: Perms) -> bool {
+        self.0 & p.0 == p.0
+    }
+
+    pub fn with(self, p: Perms) -> Perms {
+        Perms(self.0 | p.0)
+    }
+
+    pub fn parse(name: &str) -> Option<Perms> {
+        Perms::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, p)| *p)
+    }
+
+    /// True when any write-side permission is granted.
+    pub fn can_modify(self) -> bool {
+        self.0 & !Perms::anonymous().0 != 0
+    }
+}
+
+/// One account.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    /// argon2id PHC string.
+    pub hash: String,
+    /// Absolute virtual path of the home under `--root` (normalized).
+    pub home: Vec<u8>,
+    pub perms: Perms,
+    /// Bytes per second, if capped.
+    pub max_download_rate: Option<u64>,
+    pub max_upload_rate: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileToml {
+    #[serde(default)]
+    user: Vec<UserToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserToml {
+    name: String,
+    password: String,
+    home: String,
+    permissions: Vec<String>,
+    max_download_rate: Option<String>,
+    max_upload_rate: Option<String>,
+}
+
+/// A validated set of accounts.
+#[derive(Debug, Default)]
+pub struct Users {
+    by_name: HashMap<String, Arc<User>>,
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("user names are 1 to 64 bytes".into());
+    }
+    if name
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+    {
+        return Err(format!(
+            "user name {name:?} has a space, a control character or a slash"
+        ));
+    }
+    if name.eq_ignore_ascii_case("anonymous") || name.eq_ignore_ascii_case("ftp") {
+        return Err(format!(
+            "user name {name:?} is reserved for anonymous access"
+        ));
+    }
+    Ok(())
+}
+
+fn check_rate(field: &str, value: &Option<String>) -> Result<Option<u64>, String> {
+    match value {
+        None => Ok(None),
+        Some(v) => match crate::units::parse_size(v) {
+            Ok(0) => Err(format!(
+                "{field} must be above zero (leave it out for no limit)"
+            )),
+            Ok(n) => Ok(Some(n)),
+            Err(e) => Err(format!("{field}: {e}")),
+        },
+    }
+}
+
+impl Users {
+    /// Parses and validates the users file text. `home_ok` checks that a
+    /// normalized virtual home path is a directory inside the root.
+    pub fn parse(
+        text: &str,
+        home_ok: &dyn Fn(&[u8]) -> Result<(), String>,
+    ) -> Result<Users, String> {
+        let file: FileToml = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut by_name = HashMap::new();
+        for (i, u) in file.user.into_iter().enumerate() {
+            let at = format!("user #{} ({:?})", i + 1, u.name);
+            check_name(&u.name).map_err(|e| format!("{at}: {e}"))?;
+            password::validate(&u.password).map_err(|e| format!("{at}: password: {e}"))?;
+            if !u.home.starts_with('/') {
+                return Err(format!(
+                    "{at}: home {:?} must be an absolute path inside --root, e.g. \"/{}\"",
+                    u.home, u.name
+                ));
+            }
+            if u.home.split('/').any(|c| c == "..") {
+                return Err(format!(
+                    "{at}: home {:?} must not use \"..\" (it would lead outside --root)",
+                    u.home
+                ));
+            }
+            let home = path::join(b"/", u.home.as_bytes());
+            home_ok(&home).map_err(|e| format!("{at}: home {:?}: {e}", u.home))?;
+            let mut perms = Perms::default();
+            for p in &u.permissions {
+                let Some(bit) = Perms::parse(p) else {
+                    let known: Vec<&str> = Perms::NAMES.iter().map(|(n, _)| *n).collect();
+                    return Err(format!(
+                        "{at}: unknown permission {p:?} (known: {})",
+                        known.join(", ")
+                    ));
+                };
+                perms = perms.with(bit);
+            }
+            let user = User {
+                max_download_rate: check_rate("max_download_rate", &u.max_download_rate)
+                    .map_err(|e| format!("{at}: {e}"))?,
+                max_upload_rate: check_rate("max_upload_rate", &u.max_upload_rate)
+                    .map_err(|e| format!("{at}: {e}"))?,
+                name: u.name.clone(),
+                hash: u.password,
+                home,
+                perms,
+            };
+            if by_name.insert(u.name.clone(), Arc::new(user)).is_some() {
+                return Err(format!("{at}: duplicate user name {:?}", u.name));
+            }
+        }
+        Ok(Users { by_name })
+    }
+
+    /// Reads and validates `file`, checking homes under `root`.
+    pub fn load(file: &Path, root: &Path) -> Result<Users, String> {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let root_dir =
+            std::fs::File::open(root).map_err(|e| format!("--root {}: {e}", root.display()))?;
+        let home_ok = |home: &[u8]| -> Result<(), String> {
+            let rel: CString = path::relative(home).ok_or("has a NUL byte")?;
+            match sys::openat2_blocking(
+                root_dir.as_raw_fd(),
+                &rel,
+                libc::O_PATH | libc::O_DIRECTORY,
+                resolve::RESOLVE,
+            ) {
+                Ok(_) => Ok(()),
+                Err(e) => Err(match e.raw_os_error() {
+                    Some(libc::ENOENT) => "no such directory under --root (create it first)".into(),
+                    Some(libc::ENOTDIR) => "not a directory".into(),
+                    Some(libc::EXDEV) | Some(libc::ELOOP) => {
+                        "leads outside --root (through a symlink)".into()
+                    }
+                    _ => e.to_string(),
+                }),
+            }
+        };
+        Users::parse(&text, &home_ok).map_err(|e| format!("{}: {e}", file.display()))
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<User>> {
+        self.by_name.get(name).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+}
+
+/// The accounts in force, shared by all shards. A login takes a snapshot
+/// (one uncontended read lock); SIGHUP replaces the whole set at once.
+#[derive(Debug)]
+pub struct UsersDb {
+    file: Option<PathBuf>,
+    root: PathBuf,
+    current: RwLock<Arc<Users>>,
+}
+
+impl UsersDb {
+    /// Loads `file` (if any) for the first time.
+    pub fn open(file: Option<PathBuf>, root: PathBuf) -> Result<UsersDb, String> {
+        let users = match &file {
+            Some(f) => Users::load(f, &root)?,
+            None => Users::default(),
+        };
+        Ok(UsersDb {
+            file,
+            root,
+            current: RwLock::new(Arc::new(users)),
+        })
+    }
+
+    pub fn snapshot(&self) -> Arc<Users> {
+        self.current.read().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Re-reads the file. On error the old set stays in force.
+    pub fn reload(&self) -> Result<usize, String> {
+        let Some(file) = &self.file else { return Ok(0) };
+        let users = Users::load(file, &self.root)?;
+        let n = users.len();
+        if let Ok(mut g) = self.current.write() {
+            *g = Arc::new(users);
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash() -> String {
+        password::hash(b"pw").unwrap()
+    }
+
+    fn parse(text: &str) -> Result<Users, String> {
+        Users::parse(text, &|home| {
+            if home == b"/missing" {
+                Err("no such directory under --root".into())
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    fn user(name: &str, home: &str, perms: &str, extra: &str, h: &str) -> String {
+        format!("[[user]]\nname = \"{name}\"\npassword = \"{h}\"\nhome = \"{home}\"\npermissions = [{perms}]\n{extra}\n")
+    }
+
+    #[test]
+    fn good_file() {
+        let h = hash();
+        let text = user(
+            "alice",
+            "/alice",
+            "\"list\", \"read\", \"write\"",
+            "max_download_rate = \"10MiB\"",
+            &h,
+        ) + &user("bob", "/bob/", "\"list\"", "", &h);
+        let users = parse(&text).unwrap();
+        assert_eq!(users.len(), 2);
+        let a = users.get("alice").unwrap();
+        assert_eq!(a.home, b"/alice");
+        assert!(a.perms.has(Perms::WRITE) && !a.perms.has(Perms::DELETE));
+        assert_eq!(a.max_download_rate, Some(10 << 20));
+        assert_eq!(users.get("bob").unwrap().home, b"/bob");
+        assert!(users.get("carol").is_none());
+        assert!(parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_files_say_why() {
+        let h = hash();
+        let table: Vec<(String, &str)> = vec![
+            (user("a", "/a", "", "colour = \"red\"", &h), "unknown field"),
+            (user("a", "/a", "", "", "plaintext"), "password"),
+            (user("a", "/a", "", "", "$argon2i$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), "argon2id"),
+            (user("a", "/../etc", "", "", &h), "outside --root"),
+            (user("a", "a", "", "", &h), "absolute"),
+            (user("a", "/missing", "", "", &h), "no such directory"),
+            (user("a", "/a", "\"fly\"", "", &h), "unknown permission"),
+            (user("a", "/a", "", "max_upload_rate = \"fast\"", &h), "max_upload_rate"),
+            (user("a", "/a", "", "max_upload_rate = \"0\"", &h), "above zero"),
+            (user("anonymous", "/a", "", "", &h), "reserved"),
+            (user("a b", "/a", "", "", &h), "space"),
+            (user("a", "/a", "", "", &h) + &user("a", "/b", "", "", &h), "duplicate"),
+            ("[[user]]\nname = \"a\"\n".to_string(), "missing field"),
+            ("nonsense = [".to_string(), ""),
+        ];
+        for (text, want) in table {
+            let err = parse(&text).expect_err(&text);
+            assert!(err.contains(want), "{text}\n=> {err}");
+        }
+    }
+
+    #[test]
+    fn perms() {
+        let anon = Perms::anonymous();
+        assert!(anon.has(Perms::LIST) && anon.has(Perms::READ));
+        assert!(!anon.has(Perms::WRITE));
+        assert!(!anon.can_modify());
+        assert!(anon.with(Perms::DELETE).can_modify());
+        assert_eq!(Perms::parse("rename"), Some(Perms::RENAME));
+        assert_eq!(Perms::parse("Rename"), None);
+    }
+}

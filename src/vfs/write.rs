@@ -1,0 +1,473 @@
+//! Changing the tree: uploads, DELE, MKD, RMD, RNFR/RNTO, MFMT, SITE CHMOD.
+//!
+//! Every operation resolves the *parent directory* of its path with
+//! openat2(RESOLVE_BENEATH) from the session's root, then acts on the
+//! final name relative to that directory fd (unlinkat, mkdirat,
+//! renameat2, openat2 O_EXCL). The final component is a plain name —
+//! never `.`, `..` or empty — so no operation can reach outside the root,
+//! and unlink/rename act on a symlink itself, never on what it points to.
+//!
+//! Uploads never destroy what is on disk when they fail ([`Upload`]): a
+//! file that is replaced is written beside it under a hidden temporary
+//! name and renamed over it only when the transfer completes; an APPE that
+//! fails is cut back to the original length; a resumed upload (REST) keeps
+//! what arrived.
+
+use std::cell::Cell;
+use std::ffi::CString;
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+
+use super::{path, resolve, Stat, VfsError};
+use crate::engine::sys::{self, FdRef};
+
+/// An open parent directory and a final name inside it.
+pub struct Parent {
+    pub dir: FdRef,
+    pub name: CString,
+}
+
+fn plain_name(name: &[u8]) -> Result<CString, VfsError> {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
+        return Err(VfsError::BadName);
+    }
+    CString::new(name).map_err(|_| VfsError::BadName)
+}
+
+/// Opens the directory holding `vpath` and returns it with the final name.
+pub async fn open_parent(root: &FdRef, vpath: &[u8]) -> Result<Parent, VfsError> {
+    let name = plain_name(path::file_name(vpath))?;
+    let parent = path::parent(vpath);
+    let rel = path::relative(&parent).ok_or(VfsError::BadName)?;
+    let dir = sys::openat2(
+        root.clone(),
+        rel,
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+        resolve::RESOLVE,
+    )
+    .await
+    .map_err(VfsError::from_io)?;
+    Ok(Parent {
+        dir: Rc::new(dir),
+        name,
+    })
+}
+
+/// Stat of the final name in `parent` without following a symlink there.
+async fn lstat_in(parent: &Parent) -> Result<Option<Stat>, VfsError> {
+    match sys::openat2(
+        parent.dir.clone(),
+        parent.name.clone(),
+        libc::O_PATH | libc::O_NOFOLLOW,
+        0,
+        resolve::RESOLVE,
+    )
+    .await
+    {
+        Ok(fd) => {
+            let meta = std::fs::File::from(fd)
+                .metadata()
+                .map_err(VfsError::from_io)?;
+            Ok(Some(Stat::from(&meta)))
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(VfsError::from_io(e)),
+    }
+}
+
+/// DELE: removes a file (or a symlink, as itself).
+pub async fn delete_file(root: &FdRef, vpath: &[u8]) -> Result<(), VfsError> {
+    let p = open_parent(root, vpath).await?;
+    if let Some(st) = lstat_in(&p).await? {
+        if st.is_dir() {
+            return Err(VfsError::IsADirectory);
+        }
+    }
+    sys::unlinkat(p.dir, p.name, 0)
+        .await
+        .map_err(VfsError::from_io)
+}
+
+/// MKD.
+pub async fn make_dir(root: &FdRef, vpath: &[u8]) -> Result<(), VfsError> {
+    let p = open_parent(root, vpath).await?;
+    sys::mkdirat(p.dir, p.name, 0o755)
+        .await
+        .map_err(VfsError::from_io)
+}
+
+/// RMD: removes an empty directory.
+pub async fn remove_dir(root: &FdRef, vpath: &[u8]) -> Result<(), VfsError> {
+    if vpath == b"/" {
+        return Err(VfsError::PermissionDenied);
+    }
+    let p = open_parent(root, vpath).await?;
+    sys::unlinkat(p.dir, p.name, libc::AT_REMOVEDIR)
+        .await
+        .map_err(VfsError::from_io)
+}
+
+/// Checks that `vpath` exists (RNFR), without following a final symlink.
+pub async fn exists(root: &FdRef, vpath: &[u8]) -> Result<(), VfsError> {
+    let p = open_parent(root, vpath).await?;
+    match lstat_in(&p).await? {
+        Some(_) => Ok(()),
+        None => Err(VfsError::NotFound),
+    }
+}
+
+/// RNFR/RNTO. Both paths are inside the same session root, so a rename can
+/// never move anything in from or out to another user's home.
+pub async fn rename(root: &FdRef, from: &[u8], to: &[u8]) -> Result<(), VfsError> {
+    let a = open_parent(root, from).await?;
+    let b = open_parent(root, to).await?;
+    sys::renameat(a.dir, a.name, b.dir, b.name, 0)
+        .await
+        .map_err(VfsError::from_io)
+}
+
+/// Opens an existing file or directory for a metadata change, following
+/// symlinks only inside the root.
+async fn open_for_meta(root: &FdRef, vpath: &[u8]) -> Result<std::fs::File, VfsError> {
+    let rel = path::relative(vpath).ok_or(VfsError::BadName)?;
+    let fd = sys::openat2(
+        root.clone(),
+        rel,
+        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+        0,
+        resolve::RESOLVE,
+    )
+    .await
+    .map_err(VfsError::from_io)?;
+    Ok(std::fs::File::from(fd))
+}
+
+/// MFMT: sets the modification time (Unix seconds).
+pub async fn set_mtime(root: &FdRef, vpath: &[u8], secs: i64) -> Result<(), VfsError> {
+    let file = open_for_meta(root, vpath).await?;
+    let when = if secs >= 0 {
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64)
+    } else {
+        std::time::UNIX_EPOCH - std::time::Duration::from_secs(secs.unsigned_abs())
+    };
+    file.set_modified(when).map_err(VfsError::from_io)
+}
+
+/// SITE CHMOD: sets permission bits (at most 0o777: no setuid, setgid or
+/// sticky bits from clients).
+pub async fn chmod(root: &FdRef, vpath: &[u8], mode: u32) -> Result<(), VfsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = open_for_meta(root, vpath).await?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode & 0o777))
+        .map_err(VfsError::from_io)
+}
+
+/// What kind of upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadKind {
+    /// STOR, from `offset` (REST) when above zero.
+    Store { offset: u64 },
+    /// APPE.
+    Append,
+    /// STOU: a new file with a name the server picks.
+    Unique,
+}
+
+/// How the upload was set up, which decides what a failure undoes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Writing a file we created: on failure delete it (or keep it).
+    Fresh,
+    /// Writing a hidden temporary file, renamed over the target on success.
+    Temp { target_existed: bool },
+    /// REST + STOR into an existing file: what arrives stays.
+    Resume,
+    /// APPE to an existing file of this length: cut back on failure.
+    Append { original_len: u64 },
+}
+
+/// An upload in progress: the fd to write and what to do at the end.
+pub struct Upload {
+    pub file: Rc<OwnedFd>,
+    /// Where the first byte goes.
+    pub offset: u64,
+    /// The name the file has (or will have) in its directory.
+    pub name: Vec<u8>,
+    parent: Parent,
+    temp: Option<CString>,
+    mode: Mode,
+}
+
+thread_local! {
+    static TEMP_SEQ: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A hidden name unique to this process and upload.
+fn temp_name() -> CString {
+    let n = TEMP_SEQ.with(|c| {
+        c.set(c.get() + 1);
+        c.get()
+    });
+    let tid = std::thread::current().id();
+    let tid: String = format!("{tid:?}")
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .collect();
+    CString::new(format!(
+        ".ringftp-upload.{}.{tid}.{n}.part",
+        std::process::id()
+    ))
+    .expect("no NUL")
+}
+
+async fn create_excl(dir: &FdRef, name: &CString) -> Result<OwnedFd, VfsError> {
+    sys::openat2(
+        dir.clone(),
+        name.clone(),
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY,
+        0o644,
+        resolve::RESOLVE,
+    )
+    .await
+    .map_err(VfsError::from_io)
+}
+
+/// Sets up an upload to `vpath`. `atomic` is `--atomic-uploads`.
+pub async fn begin_upload(
+    root: &FdRef,
+    vpath: &[u8],
+    kind: UploadKind,
+    atomic: bool,
+) -> Result<Upload, VfsError> {
+    let parent = open_parent(root, vpath).await?;
+    let existing = lstat_in(&parent).await?;
+    if existing.as_ref().is_some_and(|st| st.is_dir()) {
+        return Err(VfsError::IsADirectory);
+    }
+    let mut name = path::file_name(vpath).to_vec();
+    let (file, offset, temp, mode) = match kind {
+        UploadKind::Store { offset } if offset > 0 => {
+            let Some(st) = existing else {
+                return Err(VfsError::NotFound);
+            };
+            if offset > st.size {
+                return Err(VfsError::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "restart offset {offset} is past the end of the file ({} bytes)",
+                        st.size
+                    ),
+                )));
+            }
+            let fd = open_existing(root, vpath).await?;
+            (fd, offset, None, Mode::Resume)
+        }
+        UploadKind::Store { .. } if existing.is_none() && !atomic => {
+            match create_excl(&parent.dir, &parent.name).await {
+                Ok(fd) => (fd, 0, None, Mode::Fresh),
+                // Someone created it meanwhile: replace it safely instead.
+                Err(VfsError::Exists) => {
+                    let t = temp_name();
+                    (
+                        create_excl(&parent.dir, &t).await?,
+                        0,
+                        Some(t),
+                        Mode::Temp {
+                            target_existed: true,
+                        },
+                    )
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        UploadKind::Store { .. } => {
+            let t = temp_name();
+            let fd = create_excl(&parent.dir, &t).await?;
+            (
+                fd,
+                0,
+                Some(t),
+                Mode::Temp {
+                    target_existed: existing.is_some(),
+                },
+            )
+        }
+        UploadKind::Append => match existing {
+            Some(st) => {
+                let fd = open_existing(root, vpath).await?;
+                (
+                    fd,
+                    st.size,
+                    None,
+                    Mode::Append {
+                        original_len: st.size,
+                    },
+                )
+            }
+            None => (
+                create_excl(&parent.dir, &parent.name).await?,
+                0,
+                None,
+                Mode::Fresh,
+            ),
+        },
+        UploadKind::Unique => {
+            let (fd, unique) = reserve_unique(&parent).await?;
+            name = unique.as_bytes().to_vec();
+            let parent_unique = Parent {
+                dir: parent.dir.clone(),
+                name: unique,
+            };
+            if atomic {
+                // Readers see at most the empty reserved name, never a
+                // half-written file.
+                drop(fd);
+                let t = temp_name();
+                let fd = create_excl(&parent.dir, &t).await?;
+                return Ok(Upload {
+                    file: Rc::new(fd),
+                    offset: 0,
+                    name,
+                    parent: parent_unique,
+                    temp: Some(t),
+                    mode: Mode::Temp {
+                        target_existed: false,
+                    },
+                });
+            }
+            return Ok(Upload {
+                file: Rc::new(fd),
+                offset: 0,
+                name,
+                parent: parent_unique,
+                temp: None,
+                mode: Mode::Fresh,
+            });
+        }
+    };
+    Ok(Upload {
+        file: Rc::new(file),
+        offset,
+        name,
+        parent,
+        temp,
+        mode,
+    })
+}
+
+async fn open_existing(root: &FdRef, vpath: &[u8]) -> Result<OwnedFd, VfsError> {
+    let rel = path::relative(vpath).ok_or(VfsError::BadName)?;
+    let fd = sys::openat2(
+        root.clone(),
+        rel,
+        libc::O_WRONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+        0,
+        resolve::RESOLVE,
+    )
+    .await
+    .map_err(VfsError::from_io)?;
+    let file = std::fs::File::from(fd);
+    let st = Stat::from(&file.metadata().map_err(VfsError::from_io)?);
+    if !st.is_file() {
+        return Err(VfsError::NotAFile);
+    }
+    let fd = OwnedFd::from(file);
+    sys::clear_nonblock(&fd).map_err(VfsError::from_io)?;
+    Ok(fd)
+}
+
+/// STOU: the requested name if free, else `name.1`, `name.2`, ...
+async fn reserve_unique(parent: &Parent) -> Result<(OwnedFd, CString), VfsError> {
+    let base = parent.name.as_bytes().to_vec();
+    for n in 0..10_000u32 {
+        let candidate = if n == 0 {
+            parent.name.clone()
+        } else {
+            let mut c = base.clone();
+            c.extend_from_slice(format!(".{n}").as_bytes());
+            CString::new(c).map_err(|_| VfsError::BadName)?
+        };
+        match create_excl(&parent.dir, &candidate).await {
+            Ok(fd) => return Ok((fd, candidate)),
+            Err(VfsError::Exists) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(VfsError::Exists)
+}
+
+impl Upload {
+    /// The transfer completed with the file's data ending at `end`.
+    pub async fn commit(self, end: u64) -> Result<(), VfsError> {
+        if self.mode == Mode::Resume {
+            // A resumed upload may land short of a longer stale tail.
+            truncate(&self.file, end)?;
+        }
+        if let Some(t) = self.temp {
+            sys::renameat(
+                self.parent.dir.clone(),
+                t,
+                self.parent.dir,
+                self.parent.name,
+                0,
+            )
+            .await
+            .map_err(VfsError::from_io)?;
+        }
+        Ok(())
+    }
+
+    /// The transfer failed: undo per the rules above. With `keep_partial`
+    /// a new file stays (the client resumes it with REST).
+    pub async fn abort(self, keep_partial: bool) {
+        let result = match (self.mode, self.temp) {
+            (Mode::Fresh, _) if keep_partial => Ok(()),
+            (Mode::Fresh, _) => sys::unlinkat(self.parent.dir, self.parent.name, 0)
+                .await
+                .map_err(VfsError::from_io),
+            (Mode::Temp { target_existed }, Some(t)) => {
+                if keep_partial && !target_existed {
+                    // Give the partial the target name, unless one appeared.
+                    match sys::renameat(
+                        self.parent.dir.clone(),
+                        t.clone(),
+                        self.parent.dir.clone(),
+                        self.parent.name,
+                        libc::RENAME_NOREPLACE,
+                    )
+                    .await
+                    {
+                        Ok(()) => Ok(()),
+                        Err(_) => sys::unlinkat(self.parent.dir, t, 0)
+                            .await
+                            .map_err(VfsError::from_io),
+                    }
+                } else {
+                    sys::unlinkat(self.parent.dir, t, 0)
+                        .await
+                        .map_err(VfsError::from_io)
+                }
+            }
+            (Mode::Append { original_len }, _) if !keep_partial => {
+                truncate(&self.file, original_len)
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(
+                "cleaning up a failed upload of {}: {e}",
+                String::from_utf8_lossy(&self.name)
+            );
+        }
+    }
+}
+
+fn truncate(file: &OwnedFd, len: u64) -> Result<(), VfsError> {
+    // ftruncate has no io_uring opcode before Linux 6.9; it is a metadata
+    // update, not I/O, so it runs here.
+    let dup = file.try_clone().map_err(VfsError::from_io)?;
+    std::fs::File::from(dup)
+        .set_len(len)
+        .map_err(VfsError::from_io)
+}
