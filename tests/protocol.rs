@@ -301,7 +301,20 @@ fn unknown_commands() {
         assert!(r.code == 500 || r.code == 502, "{line:?}: {r:?}");
     }
     f.login();
-    for line in ["XYZZY", "SITE CHMOD 777 hello.txt", "AUTH TLS", "PROT P"] {
+    // SITE CHMOD writes: refused (550 on a read-only session, or 50x
+    // where SITE is not implemented); the mode does not change.
+    let mode = |fx: &Fixture| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(fx.root.join("hello.txt"))
+            .unwrap()
+            .permissions()
+            .mode()
+    };
+    let before = mode(&fx);
+    let r = f.cmd("SITE CHMOD 777 hello.txt");
+    assert!(r.code == 550 || (500..=504).contains(&r.code), "{r:?}");
+    assert_eq!(mode(&fx), before, "SITE CHMOD changed the mode");
+    for line in ["XYZZY", "AUTH TLS", "PROT P"] {
         let r = f.cmd(line);
         assert!(
             (500..=504).contains(&r.code) || r.code == 534,
