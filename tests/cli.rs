@@ -1,0 +1,315 @@
+//! The command line: help texts, clear errors for bad flags (non-zero
+//! exit, the flag named, nothing served), --pasv-address, several
+//! --listen addresses.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const FLAGS: [&str; 7] = [
+    "--listen",
+    "--root",
+    "--cores",
+    "--pasv-ports",
+    "--pasv-address",
+    "--active-port-20",
+    "--allow-foreign-data",
+];
+
+fn ringftp(args: &[&str]) -> Run {
+    run_client(30, BIN, args, None)
+}
+
+#[test]
+fn help_texts() {
+    let top = ringftp(&["--help"]);
+    top.ok();
+    for sub in ["serve", "loadtest"] {
+        assert!(
+            top.stdout.contains(sub),
+            "ringftp --help lacks {sub}:\n{}",
+            top.stdout
+        );
+    }
+    let serve = ringftp(&["serve", "--help"]);
+    serve.ok();
+    let text = &serve.stdout;
+    for flag in FLAGS.iter().chain(&["--xferlog", "--log-level"]) {
+        assert!(
+            text.contains(flag),
+            "ringftp serve --help lacks {flag}:\n{text}"
+        );
+    }
+    // Every flag with a value says its default.
+    for default in ["0.0.0.0:2121", "50000-50999", "[default: .]"] {
+        assert!(
+            text.contains(default),
+            "serve --help lacks the default {default}:\n{text}"
+        );
+    }
+    assert!(
+        text.to_lowercase().contains("cpus available"),
+        "serve --help does not say what --cores defaults to:\n{text}"
+    );
+    let v = ringftp(&["--version"]);
+    v.ok();
+    assert!(v.stdout.contains(env!("CARGO_PKG_VERSION")), "{}", v.stdout);
+}
+
+/// Runs `ringftp serve` with `bad` appended to otherwise good flags and
+/// asserts a prompt non-zero exit whose message names `mention`.
+#[track_caller]
+fn rejects(fx: &Fixture, bad: &[&str], mention: &[&str]) {
+    let root = fx.root.to_string_lossy().into_owned();
+    let (lo, hi) = port_block(2);
+    let ports = format!("{lo}-{hi}");
+    let mut args = vec!["serve"];
+    if !bad.contains(&"--listen") {
+        args.extend_from_slice(&["--listen", "127.0.0.1:0"]);
+    }
+    if !bad.contains(&"--root") {
+        args.extend_from_slice(&["--root", &root]);
+    }
+    if !bad.contains(&"--pasv-ports") {
+        args.extend_from_slice(&["--pasv-ports", &ports]);
+    }
+    if !bad.contains(&"--cores") {
+        args.extend_from_slice(&["--cores", "1"]);
+    }
+    args.extend_from_slice(bad);
+    let t = Instant::now();
+    let r = ringftp(&args);
+    r.fails();
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "{bad:?}: took {:?} to fail",
+        t.elapsed()
+    );
+    assert!(
+        !r.stdout.contains("listening on"),
+        "{bad:?}: started serving:\n{}",
+        r.stdout
+    );
+    let msg = r.stderr.to_lowercase();
+    assert!(
+        mention.iter().any(|m| msg.contains(&m.to_lowercase())),
+        "{bad:?}: the error does not name {mention:?}:\n{}",
+        r.stderr
+    );
+    assert!(
+        !msg.contains("panicked"),
+        "{bad:?}: panicked:\n{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn bad_flags_are_clear_errors() {
+    let fx = Fixture::new();
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    rejects(&fx, &["--cores", "0"], &["--cores"]);
+    rejects(&fx, &["--cores", "9999"], &["--cores"]);
+    rejects(&fx, &["--cores=-1"], &["--cores"]);
+    rejects(&fx, &["--cores", "two"], &["--cores"]);
+    rejects(&fx, &["--pasv-ports", "50999-50000"], &["--pasv-ports"]);
+    rejects(&fx, &["--pasv-ports", "abc"], &["--pasv-ports"]);
+    rejects(&fx, &["--pasv-ports", "0-10"], &["--pasv-ports"]);
+    rejects(&fx, &["--pasv-ports", "70000-70001"], &["--pasv-ports"]);
+    rejects(&fx, &["--pasv-ports", "100"], &["--pasv-ports"]);
+    if cpus >= 2 {
+        // A range smaller than the number of shards.
+        rejects(
+            &fx,
+            &["--pasv-ports", "100-100", "--cores", "2"],
+            &["--pasv-ports"],
+        );
+    } else {
+        rejects(
+            &fx,
+            &["--pasv-ports", "100-100", "--cores", "2"],
+            &["--cores"],
+        );
+    }
+    rejects(&fx, &["--root", "/nonexistent"], &["/nonexistent"]);
+    let file = fx.write("not-a-dir", b"x");
+    rejects(
+        &fx,
+        &["--root", &file.to_string_lossy()],
+        &["--root", "not-a-dir"],
+    );
+    rejects(&fx, &["--listen", "nonsense"], &["--listen"]);
+    rejects(&fx, &["--listen", "127.0.0.1:99999"], &["--listen"]);
+    rejects(
+        &fx,
+        &["--pasv-address", "no-such-host.invalid"],
+        &["--pasv-address"],
+    );
+    rejects(&fx, &["--bogus-flag"], &["--bogus-flag"]);
+    // A port someone else holds: the bind error names the address.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    rejects(
+        &fx,
+        &["--listen", &addr],
+        &[&addr, "address already in use"],
+    );
+}
+
+#[test]
+fn pasv_address_is_announced() {
+    let fx = Fixture::new();
+    fx.standard_tree();
+    let srv = Server::builder()
+        .arg("--pasv-address")
+        .arg("203.0.113.10")
+        .start(&fx);
+    let mut f = srv.login();
+    let r = f.expect("PASV", 227);
+    assert!(r.lines[0].contains("203,0,113,10,"), "{r:?}");
+    let announced = parse_pasv(&r.lines[0]).unwrap();
+    assert!((srv.pasv.0..=srv.pasv.1).contains(&announced.port()));
+    // EPSV carries only the port and still works on the real address.
+    assert_bytes_eq("EPSV RETR", &f.retr("hello.txt"), &fx.read("hello.txt"));
+
+    // A hostname is resolved at start-up.
+    let srv = Server::builder()
+        .arg("--pasv-address")
+        .arg("localhost")
+        .start(&fx);
+    let mut f = srv.login();
+    let r = f.expect("PASV", 227);
+    assert!(r.lines[0].contains("127,0,0,1,"), "{r:?}");
+}
+
+#[test]
+fn default_pasv_address_is_the_control_connections_local_address() {
+    let fx = Fixture::new();
+    fx.standard_tree();
+    // Listening on all addresses; the client comes in via 127.0.0.2.
+    let srv = Server::builder().listen(&["0.0.0.0:0"]).start(&fx);
+    let ctl = std::net::SocketAddr::new("127.0.0.2".parse().unwrap(), srv.port());
+    let mut f = Ftp::connect(ctl);
+    f.login();
+    let r = f.expect("PASV", 227);
+    assert!(r.lines[0].contains("127,0,0,2,"), "{r:?}");
+}
+
+#[test]
+fn two_listen_addresses() {
+    if !require_ipv6() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.standard_tree();
+    let srv = Server::builder()
+        .listen(&["127.0.0.1:0", "[::1]:0"])
+        .cores(2)
+        .ports(40)
+        .start(&fx);
+    assert_eq!(srv.addrs.len(), 2);
+    assert!(
+        srv.addrs[0].is_ipv4() && srv.addrs[1].is_ipv6(),
+        "{:?}",
+        srv.addrs
+    );
+    for a in &srv.addrs {
+        let mut f = Ftp::connect(*a);
+        f.login();
+        assert_bytes_eq(
+            &format!("RETR via {a}"),
+            &f.retr("dir/b.bin"),
+            &fx.read("dir/b.bin"),
+        );
+        f.quit();
+    }
+}
+
+/// All stdout lines the server prints within `wait`.
+fn stdout_lines(args: &[&str], wait: Duration) -> Vec<String> {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    die_with_parent(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + wait;
+    let mut lines = Vec::new();
+    while let Ok(l) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        lines.push(l);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    lines
+}
+
+#[test]
+fn one_listening_line_per_listener_not_per_shard() {
+    let fx = Fixture::new();
+    let root = fx.root.to_string_lossy().into_owned();
+    let (lo, hi) = port_block(10);
+    let ports = format!("{lo}-{hi}");
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let cores = cpus.min(2).to_string();
+    let lines = stdout_lines(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--root",
+            &root,
+            "--cores",
+            &cores,
+            "--pasv-ports",
+            &ports,
+        ],
+        Duration::from_millis(1500),
+    );
+    let listening: Vec<_> = lines
+        .iter()
+        .filter(|l| l.starts_with("listening on "))
+        .collect();
+    assert_eq!(listening.len(), 1, "stdout: {lines:?}");
+    let addr: std::net::SocketAddr = listening[0]["listening on ".len()..].parse().unwrap();
+    assert_eq!(addr.ip().to_string(), "127.0.0.1");
+    assert_ne!(addr.port(), 0, "the real port is printed, not 0");
+}
+
+#[test]
+fn active_port_20_connects_from_the_port_below_the_control_port() {
+    use std::io::Read;
+    let fx = Fixture::new();
+    fx.standard_tree();
+    let srv = Server::builder().arg("--active-port-20").start(&fx);
+    let mut f = srv.login();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    f.expect(&format!("PORT {}", port_arg(l.local_addr().unwrap())), 200);
+    f.send_raw(b"RETR dir/b.bin\r\n");
+    let (mut conn, from) = l.accept().unwrap();
+    conn.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    assert_eq!(f.read_reply().code, 150);
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).unwrap();
+    assert_eq!(f.read_reply().code, 226);
+    assert_bytes_eq("active RETR", &got, &fx.read("dir/b.bin"));
+    assert_eq!(
+        from.port(),
+        srv.port() - 1,
+        "--active-port-20: the data connection came from {from}, want port L-1 = {}",
+        srv.port() - 1
+    );
+}

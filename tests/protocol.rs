@@ -1,0 +1,759 @@
+//! Protocol robustness with a raw control connection: line limits, line
+//! endings, case, Telnet bytes, sequence and permission errors, data
+//! connection errors, passive port exhaustion, ABOR, timeouts.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn server(fx: &Fixture) -> Server {
+    fx.standard_tree();
+    Server::builder().start(fx)
+}
+
+/// Sends `bytes` as TCP urgent data (MSG_OOB), as Telnet "Synch" does.
+fn send_urgent(s: &TcpStream, bytes: &[u8]) {
+    // SAFETY: a valid fd and buffer for the duration of the call.
+    let n = unsafe {
+        libc::send(
+            s.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_OOB,
+        )
+    };
+    assert_eq!(n, bytes.len() as isize, "send(MSG_OOB)");
+}
+
+#[test]
+fn overlong_line_is_refused_and_the_session_survives() {
+    let fx = Fixture::new();
+    let mut srv = server(&fx);
+    // Before login.
+    let mut f = Ftp::connect(srv.addr());
+    let mut line = vec![b'A'; 5000];
+    line.extend_from_slice(b"\r\n");
+    f.send_raw(&line);
+    assert_eq!(f.read_reply().code, 500);
+    f.expect("NOOP", 200);
+    f.login();
+    // After login, a long RETR argument.
+    let mut line = b"RETR ".to_vec();
+    line.extend(std::iter::repeat_n(b'x', 5000));
+    line.extend_from_slice(b"\r\n");
+    f.send_raw(&line);
+    assert_eq!(f.read_reply().code, 500);
+    f.expect("NOOP", 200);
+    // A line of exactly 4000 bytes (under the limit) is an ordinary
+    // command: a missing file.
+    let name = "y".repeat(3990);
+    let r = f.cmd(&format!("SIZE {name}"));
+    assert_eq!(r.code, 550, "{r:?}");
+    // Much longer: 100 KiB in one go.
+    let mut line = vec![b'B'; 100 * 1024];
+    line.extend_from_slice(b"\r\n");
+    f.send_raw(&line);
+    assert_eq!(f.read_reply().code, 500);
+    f.expect("NOOP", 200);
+    assert_bytes_eq("RETR", &f.retr("hello.txt"), &fx.read("hello.txt"));
+    f.quit();
+    srv.assert_serving("hello.txt");
+}
+
+#[test]
+fn bare_lf_line_endings() {
+    let fx = Fixture::new();
+    let srv = server(&fx);
+    let mut f = Ftp::connect(srv.addr());
+    f.send_raw(b"USER anonymous\n");
+    assert_eq!(f.read_reply().code, 331);
+    f.send_raw(b"PASS x@y\n");
+    assert_eq!(f.read_reply().code, 230);
+    f.send_raw(b"PWD\n");
+    let r = f.read_reply();
+    assert_eq!(r.code, 257);
+    assert!(r.lines[0].starts_with("257 \"/\""), "{r:?}");
+    f.send_raw(b"EPSV\n");
+    let r = f.read_reply();
+    assert_eq!(r.code, 229);
+    let port = parse_epsv(&r.lines[0]).unwrap();
+    let mut data = TcpStream::connect((f.peer.ip(), port)).unwrap();
+    data.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    f.send_raw(b"RETR dir/a.bin\n");
+    assert_eq!(f.read_reply().code, 150);
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    assert_eq!(f.read_reply().code, 226);
+    assert_bytes_eq("RETR with LF line ends", &got, &fx.read("dir/a.bin"));
+    // Several commands in one packet, mixed endings.
+    f.send_raw(b"NOOP\nNOOP\r\nSYST\n");
+    assert_eq!(f.read_reply().code, 200);
+    assert_eq!(f.read_reply().code, 200);
+    assert_eq!(f.read_reply().code, 215);
+}
+
+#[test]
+fn lowercase_and_mixed_case_verbs() {
+    let fx = Fixture::new();
+    let srv = server(&fx);
+    let mut f = Ftp::connect(srv.addr());
+    f.expect("user anonymous", 331);
+    f.expect("pass x", 230);
+    f.expect("pwd", 257);
+    f.expect("NoOp", 200);
+    f.expect("type i", 200);
+    f.expect("cwd dir", 250);
+    f.expect("size a.bin", 213);
+    let mut data = f.epsv_connect();
+    f.expect("retr a.bin", 150);
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    assert_eq!(f.read_reply().code, 226);
+    assert_bytes_eq("lowercase retr", &got, &fx.read("dir/a.bin"));
+    // Arguments keep their case: a file name is not lowercased.
+    fx.write("MiXeD.txt", b"case\n");
+    f.expect("cwd /", 250);
+    f.expect("size MiXeD.txt", 213);
+    f.expect("size mixed.txt", 550);
+    f.expect("quit", 221);
+}
+
+#[test]
+fn telnet_ip_dm_before_abor() {
+    let fx = Fixture::new();
+    let srv = server(&fx);
+    let mut f = srv.login();
+    // In-band IAC IP IAC DM ABOR, no transfer running.
+    f.send_raw(b"\xff\xf4\xff\xf2ABOR\r\n");
+    let r = f.read_reply();
+    assert!(r.code == 225 || r.code == 226, "IP/DM ABOR: {r:?}");
+    f.expect("NOOP", 200);
+    // Telnet bytes before another command are stripped too.
+    f.send_raw(b"\xff\xf4\xff\xf2NOOP\r\n");
+    assert_eq!(f.read_reply().code, 200);
+    assert_bytes_eq("RETR", &f.retr("hello.txt"), &fx.read("hello.txt"));
+}
+
+#[test]
+fn telnet_synch_with_urgent_data_before_abor() {
+    // What BSD ftp and lftp send: IAC IP IAC in band, DM as TCP urgent
+    // data (the Telnet "Synch" of RFC 959 4.1.3), then ABOR.
+    let fx = Fixture::new();
+    let srv = server(&fx);
+    let mut f = srv.login();
+    f.send_raw(b"\xff\xf4\xff");
+    send_urgent(f.socket(), b"\xf2");
+    f.send_raw(b"ABOR\r\n");
+    let r = f.read_reply();
+    assert!(r.code == 225 || r.code == 226, "Synch + ABOR: {r:?}");
+    // Exactly one reply: the next one answers NOOP.
+    let r = f.cmd("NOOP");
+    assert_eq!(r.code, 200, "after Synch + ABOR: {r:?}");
+
+    // What Python's ftplib sends: the whole "ABOR\r\n" as urgent data.
+    send_urgent(f.socket(), b"ABOR\r\n");
+    let r = f.read_reply();
+    assert!(r.code == 225 || r.code == 226, "urgent ABOR: {r:?}");
+    let r = f.cmd("NOOP");
+    assert_eq!(r.code, 200, "after urgent ABOR: {r:?}");
+}
+
+/// Starts RETR of a large file, reads `read` bytes and stops reading so
+/// the transfer stalls on a full socket; returns the data connection.
+fn stalled_retr(f: &mut Ftp, path: &str, read: usize) -> TcpStream {
+    let mut data = f.epsv_connect();
+    f.expect(&format!("RETR {path}"), 150);
+    let mut buf = vec![0u8; 65536];
+    let mut n = 0;
+    while n < read {
+        let k = data.read(&mut buf).unwrap();
+        assert!(k > 0, "data ended early");
+        n += k;
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    data
+}
+
+#[track_caller]
+fn expect_abor_replies(f: &mut Ftp, how: &str) {
+    f.socket()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let t = Instant::now();
+    let first = f
+        .try_read_reply()
+        .unwrap_or_else(|e| panic!("{how}: no reply to ABOR within 5 s ({e})"));
+    assert_eq!(first.code, 426, "{how}: {first:?}");
+    let second = f
+        .try_read_reply()
+        .unwrap_or_else(|e| panic!("{how}: no 226 after the 426 ({e})"));
+    assert_eq!(second.code, 226, "{how}: {second:?}");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    f.socket().set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+}
+
+#[test]
+fn abor_during_a_stalled_transfer_is_prompt() {
+    let fx = Fixture::new();
+    fx.write("big.bin", &pattern(8, 64 << 20));
+    let mut srv = server(&fx);
+    for (how, bytes) in [
+        ("plain ABOR", &b"ABOR\r\n"[..]),
+        ("IP/DM ABOR", &b"\xff\xf4\xff\xf2ABOR\r\n"[..]),
+    ] {
+        let mut f = srv.login();
+        let mut data = stalled_retr(&mut f, "big.bin", 1 << 20);
+        f.send_raw(bytes);
+        // Other sessions of the same (only) shard are not held up
+        // meanwhile.
+        let t = Instant::now();
+        let other = TcpStream::connect(srv.addr()).unwrap();
+        other
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut greeting = [0u8; 4];
+        let ok = (&other).read_exact(&mut greeting).is_ok();
+        assert!(
+            ok && &greeting == b"220 ",
+            "{how}: a new session got no greeting within {:?} while the aborted transfer was being torn down",
+            t.elapsed()
+        );
+        expect_abor_replies(&mut f, how);
+        // The data connection is closed: reading ends (after what was
+        // already in flight), well short of the file.
+        data.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let rest = read_all_lenient(&mut data);
+        assert!(
+            rest.len() < (60 << 20),
+            "{how}: the transfer went on after ABOR"
+        );
+        f.expect("NOOP", 200);
+        assert_bytes_eq("after ABOR", &f.retr("dir/a.bin"), &fx.read("dir/a.bin"));
+        f.quit();
+    }
+    srv.assert_serving("hello.txt");
+}
+
+#[test]
+fn abor_while_the_client_keeps_reading() {
+    let fx = Fixture::new();
+    fx.write("big.bin", &pattern(8, 128 << 20));
+    let mut srv = server(&fx);
+    let mut f = srv.login();
+    let mut data = f.epsv_connect();
+    f.expect("RETR big.bin", 150);
+    // A reader thread keeps reading, at about 50 MB/s: the transfer is
+    // still running when ABOR comes, but never stalls for long.
+    let reader = std::thread::spawn(move || {
+        data.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let mut buf = vec![0u8; 65536];
+        let mut n = 0usize;
+        loop {
+            match data.read(&mut buf) {
+                Ok(0) | Err(_) => return n,
+                Ok(k) => n += k,
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    f.send_raw(b"ABOR\r\n");
+    expect_abor_replies(&mut f, "ABOR while reading");
+    let n = reader.join().unwrap();
+    assert!(
+        n > 0 && n < 128 << 20,
+        "ABOR answered 426 but {n} bytes arrived"
+    );
+    f.expect("NOOP", 200);
+    assert_bytes_eq("after ABOR", &f.retr("dir/a.bin"), &fx.read("dir/a.bin"));
+    srv.assert_serving("hello.txt");
+}
+
+#[test]
+fn client_closing_the_data_connection_mid_transfer() {
+    let fx = Fixture::new();
+    fx.write("big.bin", &pattern(8, 64 << 20));
+    let mut srv = server(&fx);
+    let mut f = srv.login();
+    let data = stalled_retr(&mut f, "big.bin", 1 << 20);
+    drop(data);
+    let r = f.read_reply();
+    assert_eq!(r.code, 426, "client gone mid-transfer: {r:?}");
+    f.expect("NOOP", 200);
+    assert_bytes_eq("after 426", &f.retr("dir/b.bin"), &fx.read("dir/b.bin"));
+    f.quit();
+    srv.assert_serving("hello.txt");
+}
+
+#[test]
+fn unknown_commands() {
+    let fx = Fixture::new();
+    let srv = server(&fx);
+    let mut f = Ftp::connect(srv.addr());
+    for line in ["XYZZY", "FOO bar", "", "   "] {
+        let r = f.cmd(line);
+        assert!(r.code == 500 || r.code == 502, "{line:?}: {r:?}");
+    }
+    f.login();
+    // SITE CHMOD writes: refused (550 on a read-only session, or 50x
+    // where SITE is not implemented); the mode does not change.
+    let mode = |fx: &Fixture| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(fx.root.join("hello.txt"))
+            .unwrap()
+            .permissions()
+            .mode()
+    };
+    let before = mode(&fx);
+    let r = f.cmd("SITE CHMOD 777 hello.txt");
+    assert!(r.code == 550 || (500..=504).contains(&r.code), "{r:?}");
+    assert_eq!(mode(&fx), before, "SITE CHMOD changed the mode");
+    for line in ["XYZZY", "AUTH TLS", "PROT P"] {
+        let r = f.cmd(line);
+        assert!(
+            (500..=504).contains(&r.code) || r.code == 534,
+            "{line:?}: {r:?}"
+        );
+    }
+    f.expect("NOOP", 200);
+}
+
+#[test]
+fn commands_before_login() {
+    let fx = Fixture::new();
+    let srv = server(&fx);
+    let mut f = Ftp::connect(srv.addr());
+    for line in [
+        "PWD",
+        "CWD /",
+        "CDUP",
+        "LIST",
+        "NLST",
+        "MLSD",
+        "MLST hello.txt",
+        "RETR hello.txt",
+        "SIZE hello.txt",
+        "MDTM hello.txt",
+        "PASV",
+        "EPSV",
+        "PORT 127,0,0,1,100,0",
+        "EPRT |1|127.0.0.1|25600|",
+        "REST 10",
+        "TYPE I",
+        "STAT",
+        "STAT /",
+        "STOR x",
+        "DELE hello.txt",
+        "MKD d",
+    ] {
+        let r = f.cmd(line);
+        assert_eq!(r.code, 530, "{line} before login: {r:?}");
+    }
+    // What a client may ask before logging in.
+    f.expect("SYST", 215);
+    f.expect("FEAT", 211);
+    f.expect("NOOP", 200);
+    let r = f.cmd("HELP");
+    assert!(r.code == 214 || r.code == 211, "{r:?}");
+    f.expect("OPTS UTF8 ON", 200);
+    // PASS before USER.
+    f.expect("PASS x", 503);
+    // A named (non-anonymous) user is refused.
+    f.expect("USER root", 331);
+    f.expect("PASS secret", 530);
+    f.expect("PWD", 530);
+    f.login();
+    f.expect("PWD", 257);
+    // "ftp" is anonymous too.
+    let mut g = Ftp::connect(srv.addr());
+    g.expect("USER ftp", 331);
+    g.expect("PASS", 230);
+}
+
+#[test]
+fn write_commands_are_refused_and_change_nothing() {
+    let fx = Fixture::new();
+    let mut srv = server(&fx);
+    let before = tree_contents(&fx.root);
+    let mut f = srv.login();
+    for line in [
+        "DELE hello.txt",
+        "MKD newdir",
+        "XMKD newdir2",
+        "RMD dir/sub/deeper",
+        "XRMD dir/sub/deeper",
+        "RNFR hello.txt",
+        "RNTO moved.txt",
+    ] {
+        let r = f.cmd(line);
+        assert_eq!(r.code, 550, "{line}: {r:?}");
+    }
+    // Uploads: refused before any byte is accepted.
+    for line in ["STOR up.bin", "APPE hello.txt", "STOU"] {
+        let mut data = f.epsv_connect();
+        let r = f.cmd(line);
+        assert_eq!(r.code, 550, "{line}: {r:?}");
+        let _ = data.write_all(b"uploaded bytes that must not land anywhere");
+    }
+    f.expect("NOOP", 200);
+    f.quit();
+    assert_eq!(
+        tree_contents(&fx.root),
+        before,
+        "a refused write command changed the served tree"
+    );
+    srv.assert_serving("hello.txt");
+}
+
+#[test]
+fn transfer_without_data_setup_is_425() {
+    let fx = Fixture::new();
+    let srv = server(&fx);
+    let mut f = srv.login();
+    f.expect("RETR hello.txt", 425);
+    f.expect("LIST", 425);
+    f.expect("NLST", 425);
+    f.expect("MLSD", 425);
+    // A transfer uses up its PASV: the next one needs a new one.
+    assert_bytes_eq("RETR", &f.retr("hello.txt"), &fx.read("hello.txt"));
+    f.expect("RETR hello.txt", 425);
+}
+
+#[test]
+fn passive_port_exhaustion_is_a_prompt_425() {
+    let fx = Fixture::new();
+    fx.standard_tree();
+    let srv = Server::builder().cores(1).ports(2).start(&fx);
+    let mut a = srv.login();
+    let mut b = srv.login();
+    let mut c = srv.login();
+    // A new PASV replaces the session's unused earlier one (no leak).
+    for _ in 0..5 {
+        a.pasv();
+    }
+    let pa = a.pasv();
+    let pb = b.pasv();
+    assert_ne!(pa.port(), pb.port());
+    for p in [pa.port(), pb.port()] {
+        assert!(
+            (srv.pasv.0..=srv.pasv.1).contains(&p),
+            "port {p} outside --pasv-ports {:?}",
+            srv.pasv
+        );
+    }
+    let t = Instant::now();
+    let r = c.cmd("PASV");
+    assert_eq!(r.code, 425, "third PASV with two ports: {r:?}");
+    let r = c.cmd("EPSV");
+    assert_eq!(r.code, 425, "EPSV with no port left: {r:?}");
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "425 took {:?}",
+        t.elapsed()
+    );
+    // A session that goes away gives its port back.
+    a.quit();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = c.cmd("EPSV");
+        if r.code == 229 {
+            break;
+        }
+        assert_eq!(r.code, 425);
+        assert!(
+            Instant::now() < deadline,
+            "the port of a closed session was not freed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // b's listener still works.
+    let mut data = TcpStream::connect(pb).unwrap();
+    data.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    b.expect("RETR hello.txt", 150);
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    assert_eq!(b.read_reply().code, 226);
+    assert_bytes_eq("RETR", &got, &fx.read("hello.txt"));
+}
+
+#[test]
+fn new_pasv_replaces_the_old_listener() {
+    let fx = Fixture::new();
+    let srv = server(&fx);
+    let mut f = srv.login();
+    let first = f.epsv();
+    let second = f.epsv();
+    if first != second {
+        assert!(
+            TcpStream::connect_timeout(&first, Duration::from_secs(2)).is_err(),
+            "the replaced passive listener {first} still accepts"
+        );
+    }
+    let mut data = TcpStream::connect(second).unwrap();
+    data.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    f.expect("RETR hello.txt", 150);
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    assert_eq!(f.read_reply().code, 226);
+    assert_bytes_eq("RETR", &got, &fx.read("hello.txt"));
+}
+
+#[test]
+fn retr_of_a_directory_or_missing_file_is_550() {
+    let fx = Fixture::new();
+    let srv = server(&fx);
+    let mut f = srv.login();
+    for path in ["dir", "/", "dir/sub", "no-such-file", "dir/no/such"] {
+        let mut data = f.epsv_connect();
+        f.expect(&format!("RETR {path}"), 550);
+        data.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert!(read_all_lenient(&mut data).is_empty());
+    }
+    f.expect("SIZE dir", 550);
+    f.expect("CWD hello.txt", 550);
+    f.expect("NOOP", 200);
+}
+
+#[test]
+fn rest_past_end_of_file_is_an_error() {
+    let fx = Fixture::new();
+    let srv = server(&fx);
+    let mut f = srv.login();
+    let len = fx.read("hello.txt").len();
+    let mut data = f.epsv_connect();
+    f.expect(&format!("REST {}", len + 1), 350);
+    let r = f.cmd("RETR hello.txt");
+    assert!(
+        r.code == 550 || r.code == 554 || r.code == 551,
+        "REST past EOF then RETR: {r:?}"
+    );
+    data.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert!(read_all_lenient(&mut data).is_empty());
+    // REST exactly at the end: an empty transfer, 226.
+    assert!(f.retr_from("hello.txt", len as u64).is_empty());
+    // Bad REST arguments.
+    for bad in ["REST abc", "REST -5", "REST"] {
+        let r = f.cmd(bad);
+        assert!(r.code == 501 || r.code == 500, "{bad}: {r:?}");
+    }
+    f.expect("NOOP", 200);
+}
+
+#[test]
+fn epsv_all_refuses_other_data_setups() {
+    let fx = Fixture::new();
+    let srv = server(&fx);
+    let mut f = srv.login();
+    f.expect("EPSV ALL", 200);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    for line in [
+        "PASV".to_string(),
+        format!("PORT {}", port_arg(l.local_addr().unwrap())),
+        format!("EPRT {}", eprt_arg(l.local_addr().unwrap())),
+    ] {
+        let r = f.cmd(&line);
+        assert!(r.code >= 500, "{line} after EPSV ALL: {r:?}");
+    }
+    f.expect("RETR hello.txt", 425);
+    assert!(connection_arrives(&l, Duration::from_millis(300)).is_none());
+    assert_bytes_eq(
+        "EPSV after EPSV ALL",
+        &f.retr("hello.txt"),
+        &fx.read("hello.txt"),
+    );
+}
+
+#[test]
+fn simple_commands() {
+    let fx = Fixture::new();
+    fx.write(".hidden", b"dot file\n");
+    let srv = server(&fx);
+    let mut f = srv.login();
+    let r = f.expect("SYST", 215);
+    assert_eq!(r.lines[0], "215 UNIX Type: L8");
+    let r = f.expect("FEAT", 211);
+    let feat = r.text();
+    for ext in [
+        "EPRT",
+        "EPSV",
+        "MDTM",
+        "MLST",
+        "PASV",
+        "REST STREAM",
+        "SIZE",
+        "UTF8",
+    ] {
+        assert!(
+            feat.lines()
+                .any(|l| l.trim_start().starts_with(ext) && l.starts_with(' ')),
+            "FEAT lacks {ext}:\n{feat}"
+        );
+    }
+    f.expect("OPTS UTF8 ON", 200);
+    for t in ["TYPE A", "TYPE A N", "TYPE I", "TYPE L 8"] {
+        f.expect(t, 200);
+    }
+    for bad in ["TYPE X", "TYPE E", "MODE B", "MODE C", "STRU R", "STRU P"] {
+        let r = f.cmd(bad);
+        assert!((500..=504).contains(&r.code), "{bad}: {r:?}");
+    }
+    f.expect("MODE S", 200);
+    f.expect("STRU F", 200);
+    let r = f.cmd("ALLO 1000");
+    assert!(r.code == 202 || r.code == 200, "{r:?}");
+    f.expect("XPWD", 257);
+    f.expect("XCWD dir", 250);
+    f.expect("CDUP", 250);
+    f.expect("CWD dir/sub", 250);
+    f.expect("XCUP", 250);
+    let r = f.expect("PWD", 257);
+    assert!(r.lines[0].starts_with("257 \"/dir\""), "{r:?}");
+    f.expect("CWD /", 250);
+    let r = f.cmd("HELP");
+    assert!(r.code == 214 || r.code == 211, "{r:?}");
+
+    // STAT with a path: a listing over the control connection.
+    let r = f.expect("STAT dir", 213);
+    let text = r.text();
+    for name in ["a.bin", "b.bin", "sub"] {
+        assert!(
+            text.lines().any(|l| l.ends_with(&format!(" {name}"))),
+            "STAT dir lacks {name}:\n{text}"
+        );
+    }
+    // MLST of a file over the control connection.
+    let r = f.expect("MLST dir/a.bin", 250);
+    let facts = r
+        .lines
+        .iter()
+        .find(|l| l.starts_with(' '))
+        .expect("no facts line");
+    let lower = facts.to_ascii_lowercase();
+    assert!(
+        lower.contains("type=file;") && lower.contains("size=102400;"),
+        "{facts}"
+    );
+
+    // LIST hides dot files unless asked for with -a; options tolerated.
+    let plain = f.listing("LIST");
+    assert!(!plain.contains(".hidden"), "{plain}");
+    let all = f.listing("LIST -a");
+    assert!(all.contains(" .hidden"), "LIST -a:\n{all}");
+    let la = f.listing("LIST -la dir");
+    assert_eq!(
+        la.lines().filter(|l| !l.starts_with("total")).count(),
+        3,
+        "LIST -la dir:\n{la}"
+    );
+    let names = f.listing("NLST -a");
+    assert!(names.lines().any(|l| l == ".hidden"), "NLST -a:\n{names}");
+    // MLSD of a file is an error, not a listing.
+    let mut data = f.epsv_connect();
+    let r = f.cmd("MLSD hello.txt");
+    assert!(r.code == 501 || r.code == 550, "MLSD of a file: {r:?}");
+    data.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert!(read_all_lenient(&mut data).is_empty());
+
+    // QUIT answers 221 and closes the connection.
+    f.send_raw(b"QUIT\r\n");
+    assert_eq!(f.read_reply().code, 221);
+    assert!(
+        f.try_read_reply().is_err(),
+        "the connection stays open after QUIT"
+    );
+}
+
+#[test]
+fn data_connection_that_never_comes_is_425() {
+    let fx = Fixture::new();
+    fx.standard_tree();
+    let srv = Server::builder().arg("--data-timeout").arg("2").start(&fx);
+    let mut f = srv.login();
+    // Passive: nobody connects.
+    f.epsv();
+    let t = Instant::now();
+    f.expect("RETR hello.txt", 425);
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "425 took {:?}",
+        t.elapsed()
+    );
+    // Active: nothing listens at the address.
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    f.expect(&format!("PORT {}", port_arg(port)), 200);
+    let t = Instant::now();
+    let r = f.cmd("RETR hello.txt");
+    assert_eq!(r.code, 425, "{r:?}");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "425 took {:?}",
+        t.elapsed()
+    );
+    f.expect("NOOP", 200);
+    assert_bytes_eq("RETR", &f.retr("hello.txt"), &fx.read("hello.txt"));
+}
+
+#[test]
+fn idle_session_is_closed_with_421() {
+    let fx = Fixture::new();
+    fx.standard_tree();
+    let srv = Server::builder().arg("--idle-timeout").arg("1").start(&fx);
+    let mut f = srv.login();
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = f.read_reply();
+    assert_eq!(r.code, 421, "{r:?}");
+    assert!(
+        f.try_read_reply().is_err(),
+        "connection still open after 421"
+    );
+    // New sessions still work.
+    let mut g = srv.login();
+    g.expect("NOOP", 200);
+}
+
+#[test]
+fn list_dates_follow_ls() {
+    // `ls -l`: `Mon DD HH:MM` within six months, else `Mon DD  YYYY`.
+    let fx = Fixture::new();
+    let old = fx.write("old.txt", b"old\n");
+    set_mtime(&old, 1_000_000_000); // 2001-09-09 01:46:40 UTC
+    fx.write("new.txt", b"new\n");
+    let srv = Server::builder().start(&fx);
+    let mut f = srv.login();
+    let list = f.listing("LIST");
+    let line = |name: &str| {
+        list.lines()
+            .find(|l| l.ends_with(&format!(" {name}")))
+            .unwrap_or_else(|| panic!("{name} missing:\n{list}"))
+            .to_string()
+    };
+    let old_line = line("old.txt");
+    // DD: ls pads the day with a space, vsftpd with a zero; clients
+    // parse both.
+    assert!(
+        old_line.contains(" Sep  9  2001 old.txt") || old_line.contains(" Sep 09  2001 old.txt"),
+        "{old_line}"
+    );
+    let new_line = line("new.txt");
+    let fields: Vec<&str> = new_line.split_whitespace().collect();
+    assert_eq!(fields.len(), 9, "{new_line}");
+    let hm: Vec<&str> = fields[7].split(':').collect();
+    assert!(
+        hm.len() == 2 && hm.iter().all(|x| x.len() == 2 && x.parse::<u32>().is_ok()),
+        "a recent file shows HH:MM: {new_line}"
+    );
+    assert!(
+        fields[0].starts_with("-r") && fields[0].len() == 10,
+        "{new_line}"
+    );
+    assert_eq!(fields[4], "4", "size field: {new_line}");
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The whole test suite: installs the FTP clients the integration tests
+# drive (curl, lftp, wget, python3; pyftpdlib for the load-generator tests)
+# when missing, builds the release binary, then runs every unit and
+# integration test against it. Used as is by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for tool in curl lftp wget python3 timeout sha256sum; do
+    command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
+done
+if ((${#need[@]})); then
+    pkgs=()
+    for tool in "${need[@]}"; do
+        case "$tool" in
+            timeout | sha256sum) pkgs+=(coreutils) ;;
+            python3) pkgs+=(python3 python3-pip) ;;
+            *) pkgs+=("$tool") ;;
+        esac
+    done
+    echo "tests/run.sh: installing ${pkgs[*]}"
+    SUDO=()
+    if [ "$(id -u)" != 0 ]; then SUDO=(sudo); fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import pyftpdlib' 2>/dev/null; then
+    echo "tests/run.sh: installing pyftpdlib"
+    # pip as is (pyenv, venv), else past PEP 668 (Debian's python3), else
+    # Debian's own package.
+    python3 -m pip install -q pyftpdlib 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages pyftpdlib 2>/dev/null ||
+        {
+            SUDO=()
+            if [ "$(id -u)" != 0 ]; then SUDO=(sudo); fi
+            export DEBIAN_FRONTEND=noninteractive
+            "${SUDO[@]}" apt-get update -qq
+            "${SUDO[@]}" apt-get install -y -qq --no-install-recommends python3-pyftpdlib >/dev/null
+        }
+fi
+
+cargo build --release
+cargo test --release --no-fail-fast

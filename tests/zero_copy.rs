@@ -1,0 +1,127 @@
+//! The zero-copy path: with one shard, STAT's per-shard counters show that
+//! a binary RETR moves its bytes by splice (spliced grows by exactly the
+//! bytes sent, copied does not), while TYPE A and listings are copied.
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpListener;
+
+use common::*;
+
+fn fixture() -> Fixture {
+    let fx = Fixture::new();
+    fx.standard_tree();
+    fx.write("big.bin", &pattern(77, (9 << 20) + 5));
+    fx
+}
+
+#[test]
+fn binary_retr_is_spliced() {
+    let fx = fixture();
+    let srv = Server::builder().cores(1).start(&fx);
+    let mut f = srv.login();
+    let before = f.stat_counters();
+    assert_eq!(before.shard, 0);
+
+    let mut total = 0u64;
+    for path in ["dir/b.bin", "big.bin", "dir/a.bin", "empty"] {
+        let got = f.retr(path);
+        assert_bytes_eq(path, &got, &fx.read(path));
+        total += got.len() as u64;
+        let now = f.stat_counters();
+        assert_eq!(
+            now.spliced - before.spliced,
+            total,
+            "after RETR {path}: spliced should have grown by the {total} bytes sent"
+        );
+        assert_eq!(
+            now.copied, before.copied,
+            "after RETR {path}: a binary RETR copied bytes through userspace"
+        );
+    }
+
+    // With REST, exactly the tail is spliced.
+    let before = f.stat_counters();
+    let got = f.retr_from("big.bin", 16384);
+    assert_bytes_eq("REST 16384", &got, &fx.read("big.bin")[16384..]);
+    let now = f.stat_counters();
+    assert_eq!(now.spliced - before.spliced, got.len() as u64);
+    assert_eq!(now.copied, before.copied);
+    f.quit();
+}
+
+#[test]
+fn active_binary_retr_is_spliced() {
+    let fx = fixture();
+    let srv = Server::builder().cores(1).start(&fx);
+    let mut f = srv.login();
+    let before = f.stat_counters();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    f.expect(&format!("PORT {}", port_arg(l.local_addr().unwrap())), 200);
+    f.send_raw(b"RETR big.bin\r\n");
+    let (mut conn, _) = l.accept().unwrap();
+    conn.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    assert_eq!(f.read_reply().code, 150);
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).unwrap();
+    assert_eq!(f.read_reply().code, 226);
+    assert_bytes_eq("active RETR", &got, &fx.read("big.bin"));
+    let now = f.stat_counters();
+    assert_eq!(now.spliced - before.spliced, got.len() as u64);
+    assert_eq!(now.copied, before.copied);
+    f.quit();
+}
+
+#[test]
+fn ascii_and_listings_are_copied() {
+    let fx = fixture();
+    let srv = Server::builder().cores(1).start(&fx);
+    let mut f = srv.login();
+    let src = fx.read("hello.txt");
+
+    let before = f.stat_counters();
+    f.expect("TYPE A", 200);
+    let wire = f.retr("hello.txt");
+    let lines = src.iter().filter(|&&b| b == b'\n').count();
+    assert_eq!(wire.len(), src.len() + lines, "TYPE A adds one CR per line");
+    let now = f.stat_counters();
+    assert_eq!(
+        now.spliced, before.spliced,
+        "TYPE A RETR went through splice"
+    );
+    assert!(
+        now.copied - before.copied >= src.len() as u64,
+        "TYPE A RETR of {} bytes grew `copied` by only {}",
+        src.len(),
+        now.copied - before.copied
+    );
+    f.expect("TYPE I", 200);
+
+    let before = f.stat_counters();
+    let list = f.listing("LIST dir");
+    let now = f.stat_counters();
+    assert_eq!(now.spliced, before.spliced, "LIST went through splice");
+    assert_eq!(
+        now.copied - before.copied,
+        list.len() as u64,
+        "LIST of {} bytes",
+        list.len()
+    );
+    f.quit();
+}
+
+#[test]
+fn counters_are_per_shard_and_shared_by_its_sessions() {
+    let fx = fixture();
+    let srv = Server::builder().cores(1).start(&fx);
+    let mut a = srv.login();
+    let mut b = srv.login();
+    let before = b.stat_counters();
+    let got = a.retr("dir/b.bin");
+    let after = b.stat_counters();
+    assert_eq!(after.shard, 0);
+    assert_eq!(after.spliced - before.spliced, got.len() as u64);
+    a.quit();
+    b.quit();
+}
