@@ -87,6 +87,40 @@ pub struct ServeArgs {
     #[arg(long = "idle-timeout", value_name = "SECS", default_value_t = 300)]
     pub idle_timeout: u64,
 
+    /// Seconds a connection may take to log in (from connect, or from
+    /// REIN) before 421 and close: scanners and slow-drip clients that
+    /// never authenticate are dropped sooner than --idle-timeout.
+    #[arg(long = "login-timeout", value_name = "SECS", default_value_t = 60)]
+    pub login_timeout: u64,
+
+    /// Sessions open at once on the whole server (all shards together); the
+    /// next client gets 421 and is closed. 0 = no limit.
+    #[arg(long = "max-sessions", value_name = "N", default_value_t = 10_000)]
+    pub max_sessions: usize,
+
+    /// Sessions open at once from one client address (all shards
+    /// together); the next gets 421. 0 = no limit (clients behind one NAT
+    /// share an address, and so does a load generator).
+    #[arg(long = "max-per-ip", value_name = "N", default_value_t = 0)]
+    pub max_per_ip: usize,
+
+    /// Download cap for the whole server in bytes per second, shared by all
+    /// transfers on all shards (units: 10MiB, 500KB, ...). Downloads stay
+    /// zero-copy: the splices are paced. [default: no cap]
+    #[arg(long = "max-rate", value_name = "BYTES/S")]
+    pub max_rate: Option<String>,
+
+    /// Download cap per session in bytes per second (an account's own
+    /// max_download_rate applies too; the lower wins). [default: no cap]
+    #[arg(long = "max-rate-per-session", value_name = "BYTES/S")]
+    pub max_rate_per_session: Option<String>,
+
+    /// Seconds running transfers may take to finish after SIGTERM/SIGINT
+    /// before they are cut; idle sessions get 421 at once, and a second
+    /// signal exits at once.
+    #[arg(long = "shutdown-grace", value_name = "SECS", default_value_t = 30)]
+    pub shutdown_grace: u64,
+
     /// Accounts file (TOML: name, argon2id password hash from `ringftp
     /// passwd`, home under --root, permissions). Re-read on SIGHUP; a bad
     /// new file keeps the old one.

@@ -28,6 +28,16 @@ pub struct Config {
     pub allow_foreign_data: bool,
     pub data_timeout: Duration,
     pub idle_timeout: Duration,
+    pub login_timeout: Duration,
+    /// Sessions on the whole server; 0 = no limit.
+    pub max_sessions: usize,
+    /// Sessions per client address; 0 = no limit.
+    pub max_per_ip: usize,
+    /// Global download cap, bytes per second.
+    pub max_rate: Option<u64>,
+    /// Download cap per session, bytes per second.
+    pub max_rate_per_session: Option<u64>,
+    pub shutdown_grace: Duration,
     pub xferlog: Option<PathBuf>,
     pub users: Option<PathBuf>,
     pub anonymous: bool,
@@ -136,6 +146,23 @@ pub fn resolve_pasv_address(s: &str) -> Result<Ipv4Addr, String> {
         .ok_or_else(|| format!("--pasv-address {s:?}: the name has no IPv4 address"))
 }
 
+/// Parses a rate flag: a size per second (`10MiB`, `500KB`, `1048576`),
+/// above zero.
+pub fn parse_rate(flag: &str, s: &str) -> Result<u64, String> {
+    let text = s.trim();
+    let text = text
+        .strip_suffix("/s")
+        .or_else(|| text.strip_suffix("ps"))
+        .unwrap_or(text);
+    match crate::units::parse_size(text) {
+        Ok(0) => Err(format!(
+            "{flag} {s:?}: a rate must be above zero (leave the flag out for no cap)"
+        )),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{flag}: {e} (bytes per second, e.g. 10MiB)")),
+    }
+}
+
 impl Config {
     /// Validates `args`; `available_cpus` is how many CPUs the process may
     /// use (the default and the upper bound of `--cores`).
@@ -179,6 +206,19 @@ impl Config {
         if args.idle_timeout == 0 {
             return Err("--idle-timeout must be at least 1 second".into());
         }
+        if args.login_timeout == 0 {
+            return Err("--login-timeout must be at least 1 second".into());
+        }
+        let max_rate = args
+            .max_rate
+            .as_deref()
+            .map(|r| parse_rate("--max-rate", r))
+            .transpose()?;
+        let max_rate_per_session = args
+            .max_rate_per_session
+            .as_deref()
+            .map(|r| parse_rate("--max-rate-per-session", r))
+            .transpose()?;
         if args.max_login_attempts == 0 {
             return Err("--max-login-attempts must be at least 1".into());
         }
@@ -196,6 +236,12 @@ impl Config {
             allow_foreign_data: args.allow_foreign_data,
             data_timeout: Duration::from_secs(args.data_timeout),
             idle_timeout: Duration::from_secs(args.idle_timeout),
+            login_timeout: Duration::from_secs(args.login_timeout),
+            max_sessions: args.max_sessions,
+            max_per_ip: args.max_per_ip,
+            max_rate,
+            max_rate_per_session,
+            shutdown_grace: Duration::from_secs(args.shutdown_grace),
             xferlog: args.xferlog.clone(),
             users: args.users.clone(),
             anonymous: !args.no_anonymous,
@@ -330,6 +376,24 @@ mod tests {
         assert!(Config::from_args(&args(&["--root", "/etc/hostname"]), 4)
             .unwrap_err()
             .contains("not a directory"));
+        assert_eq!(c.max_sessions, 10_000);
+        assert_eq!(c.max_per_ip, 0);
+        assert_eq!(c.login_timeout, Duration::from_secs(60));
+        assert_eq!(c.shutdown_grace, Duration::from_secs(30));
+        assert_eq!((c.max_rate, c.max_rate_per_session), (None, None));
+        let c = Config::from_args(
+            &args(&["--max-rate", "10MiB", "--max-rate-per-session", "500KB/s"]),
+            4,
+        )
+        .unwrap();
+        assert_eq!(c.max_rate, Some(10 << 20));
+        assert_eq!(c.max_rate_per_session, Some(500_000));
+        let e = Config::from_args(&args(&["--max-rate", "0"]), 4).unwrap_err();
+        assert!(e.contains("above zero"), "{e}");
+        let e = Config::from_args(&args(&["--max-rate-per-session", "fast"]), 4).unwrap_err();
+        assert!(e.contains("--max-rate-per-session"), "{e}");
+        let e = Config::from_args(&args(&["--login-timeout", "0"]), 4).unwrap_err();
+        assert!(e.contains("--login-timeout"), "{e}");
         let e = Config::from_args(
             &args(&["--listen", "127.0.0.1:2121", "--listen", "127.0.0.1:2121"]),
             1,

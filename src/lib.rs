@@ -12,6 +12,9 @@
 //!   RFC 2577 checks) and the transfers over them;
 //! - [`engine`]: shard threads, the zero-copy splice path, and the one
 //!   module (`engine::sys`) allowed to use `unsafe`;
+//! - [`limits`]: `--max-sessions`, `--max-per-ip` and `--max-rate`, shared
+//!   by the shards without a global lock; [`shutdown`]: the graceful-stop
+//!   phases every shard and session watches;
 //! - [`loadgen`]: the load generator behind `ringftp loadtest`.
 #![deny(unsafe_code)]
 
@@ -20,11 +23,13 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod engine;
+pub mod limits;
 pub mod loadgen;
 pub mod logging;
 pub mod proto;
 pub mod server;
 pub mod session;
+pub mod shutdown;
 pub mod units;
 pub mod vfs;
 pub mod xferlog;

@@ -7,14 +7,22 @@
 //! thread before the shards start, so port 0 is resolved once (the first
 //! socket picks the port, the others join it) and `listening on` lines are
 //! printed only for sockets that really exist.
+//!
+//! The accept loops are also where a server under pressure says no: a
+//! connection beyond `--max-sessions` or `--max-per-ip` (see
+//! [`crate::limits`]) gets 421 and is closed; when the process runs out of
+//! file descriptors a reserve fd is let go to accept and refuse the
+//! waiting clients with 421 instead of leaving them hanging; and on
+//! SIGTERM/SIGINT the loops close their listeners and the shard waits for
+//! its sessions to finish (see [`crate::shutdown`]).
 
 use std::cell::Cell;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -27,7 +35,10 @@ use crate::data::passive::PortSlice;
 use crate::engine::shard::{self, ShardInfo};
 use crate::engine::splice::{Counters, PipePool};
 use crate::engine::sys::{self, FdRef};
+use crate::limits::Limits;
+use crate::proto::{codes, Reply};
 use crate::session;
+use crate::shutdown::{self, Phase};
 use crate::xferlog::XferLog;
 
 /// What every session of a shard shares. Lives on the shard thread only.
@@ -50,6 +61,11 @@ pub struct ShardCtx {
     pub users: Arc<UsersDb>,
     /// Failed logins per address (shared; touched only by logins).
     pub bans: Arc<BanList>,
+    /// --max-sessions, --max-per-ip, --max-rate (shared, lock-free or
+    /// striped; see [`crate::limits`]).
+    pub limits: Arc<Limits>,
+    /// Where a graceful shutdown stands.
+    pub shutdown: shutdown::Watch,
 }
 
 /// Entry point of `ringftp serve`.
@@ -60,7 +76,8 @@ pub fn main(args: ServeArgs) -> anyhow::Result<()> {
     run(config)
 }
 
-/// Runs a server with a validated config until the process is killed.
+/// Runs a server with a validated config until SIGTERM/SIGINT has stopped
+/// it (graceful shutdown: see [`crate::shutdown`]).
 pub fn run(config: Config) -> anyhow::Result<()> {
     match sys::raise_fd_limit() {
         Ok(n) => tracing::debug!("fd limit raised to {n}"),
@@ -103,7 +120,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         anonymous = if config.anonymous { "read-only" } else { "off" },
         "ringftp serving"
     );
-    spawn_signal_thread(users.clone())?;
+    let stop = shutdown::Shutdown::new();
+    let watch = stop.watch();
+    spawn_signal_thread(users.clone(), stop, config.shutdown_grace)?;
+    let limits = Arc::new(Limits::new(
+        config.max_sessions,
+        config.max_per_ip,
+        config.max_rate,
+    ));
     let config = Arc::new(config);
     let handoff = Arc::new(Mutex::new(
         per_shard.into_iter().map(Some).collect::<Vec<_>>(),
@@ -123,6 +147,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             sessions_total: Cell::new(0),
             users: users.clone(),
             bans: bans.clone(),
+            limits: limits.clone(),
+            shutdown: watch.clone(),
             xferlog: config
                 .xferlog
                 .as_deref()
@@ -143,36 +169,134 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             for l in listeners {
                 loops.push(tokio_uring::spawn(accept_loop(ctx.clone(), Rc::new(l))));
             }
+            // The loops end when a shutdown begins; then the sessions
+            // finish (or are cut at the end of the grace period).
             for l in loops {
                 let _ = l.await;
             }
+            drain(&ctx).await;
+            tracing::debug!(shard = info.id, "shard stopped");
         }
     })?;
+    tracing::info!("all sessions closed; exiting");
     Ok(())
 }
 
-/// A thread that waits for SIGHUP and re-reads the users file (a bad new
-/// file keeps the old accounts, and the log says why).
-fn spawn_signal_thread(users: Arc<UsersDb>) -> anyhow::Result<()> {
+/// After the accept loops stopped: waits until the shard's sessions are
+/// gone. Once the grace period is over they cut their transfers and close;
+/// they get a moment to send their last replies, then the shard ends
+/// regardless (dropping the runtime cancels whatever is left).
+async fn drain(ctx: &ShardCtx) {
+    const POLL: Duration = Duration::from_millis(20);
+    const LAST_REPLIES: Duration = Duration::from_secs(2);
+    let mut watch = ctx.shutdown.clone();
+    loop {
+        if ctx.sessions_open.get() == 0 {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = shutdown::reached(&mut watch, Phase::Closing) => break,
+        }
+    }
+    let deadline = Instant::now() + LAST_REPLIES;
+    while ctx.sessions_open.get() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(POLL).await;
+    }
+    let left = ctx.sessions_open.get();
+    if left > 0 {
+        tracing::warn!(
+            shard = ctx.id,
+            "{left} session(s) still open after the grace period; closing them"
+        );
+    }
+}
+
+/// A thread that handles signals:
+/// - SIGHUP re-reads the users file (a bad new file keeps the old
+///   accounts, and the log says why);
+/// - the first SIGTERM or SIGINT starts a graceful shutdown
+///   ([`Phase::Draining`]), and `grace` later cuts what is still running
+///   ([`Phase::Closing`]); should the shards still not have ended a few
+///   seconds after that, the process exits anyway;
+/// - a second SIGTERM or SIGINT exits at once, with 128 + the signal
+///   number.
+fn spawn_signal_thread(
+    users: Arc<UsersDb>,
+    stop: shutdown::Shutdown,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    /// How long the shards get to end after the grace period, before the
+    /// process exits without them.
+    const BACKSTOP: Duration = Duration::from_secs(5);
+
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    // Registering here, before the thread starts, means a SIGHUP that
+    // Registering here, before the thread starts, means a signal that
     // arrives right after start-up is already caught (not fatal).
-    let mut hup = rt.block_on(async {
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    let (mut hup, mut term, mut int) = rt.block_on(async {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::hangup())?,
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        ))
     })?;
     std::thread::Builder::new()
         .name("ringftp-signals".into())
         .spawn(move || {
             rt.block_on(async move {
-                while hup.recv().await.is_some() {
-                    match users.reload() {
-                        Ok(n) => tracing::info!("SIGHUP: users file reloaded ({n} accounts)"),
-                        Err(e) => tracing::error!(
-                            "SIGHUP: users file not reloaded, keeping the old accounts: {e}"
-                        ),
+                // When the current phase ends, if a shutdown is under way.
+                let mut next_deadline: Option<tokio::time::Instant> = None;
+                loop {
+                    let deadline = async {
+                        match next_deadline {
+                            Some(d) => tokio::time::sleep_until(d).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    let signo = tokio::select! {
+                        _ = hup.recv() => {
+                            match users.reload() {
+                                Ok(n) => tracing::info!("SIGHUP: users file reloaded ({n} accounts)"),
+                                Err(e) => tracing::error!(
+                                    "SIGHUP: users file not reloaded, keeping the old accounts: {e}"
+                                ),
+                            }
+                            continue;
+                        }
+                        _ = deadline => {
+                            match stop.phase() {
+                                Phase::Draining => {
+                                    tracing::warn!(
+                                        "shutdown: the grace period ({}s) is over; cutting the transfers still running",
+                                        grace.as_secs()
+                                    );
+                                    stop.advance(Phase::Closing);
+                                    next_deadline = Some(tokio::time::Instant::now() + BACKSTOP);
+                                }
+                                _ => {
+                                    tracing::error!("shutdown: shards did not stop in time; exiting anyway");
+                                    std::process::exit(0);
+                                }
+                            }
+                            continue;
+                        }
+                        _ = term.recv() => libc::SIGTERM,
+                        _ = int.recv() => libc::SIGINT,
+                    };
+                    let name = if signo == libc::SIGTERM { "SIGTERM" } else { "SIGINT" };
+                    if stop.phase() != Phase::Running {
+                        tracing::warn!("{name} again: exiting now");
+                        std::process::exit(128 + signo);
                     }
+                    tracing::info!(
+                        "{name}: shutting down: no new sessions, idle sessions get 421, running transfers have {}s to finish (a second signal exits at once)",
+                        grace.as_secs()
+                    );
+                    stop.advance(Phase::Draining);
+                    next_deadline = Some(tokio::time::Instant::now() + grace);
                 }
             })
         })?;
@@ -194,31 +318,169 @@ fn bind_control(addr: SocketAddr) -> std::io::Result<Socket> {
     Ok(sock)
 }
 
+/// Accepts control connections on one listener until a shutdown begins.
 async fn accept_loop(ctx: Rc<ShardCtx>, listener: Rc<Socket>) {
+    let mut watch = ctx.shutdown.clone();
+    let mut reserve = Reserve::new();
     loop {
-        match sys::accept(listener.clone() as FdRef).await {
+        let accept = sys::accept(listener.clone() as FdRef);
+        tokio::pin!(accept);
+        let res = tokio::select! {
+            r = &mut accept => r,
+            _ = shutdown::reached(&mut watch, Phase::Draining) => {
+                // Shutting the listener down wakes the pending ACCEPT
+                // (EINVAL), takes the socket out of the SO_REUSEPORT group
+                // and resets connections still in its backlog. A connection
+                // accepted in that instant is refused, not leaked.
+                let _ = listener.shutdown(Shutdown::Both);
+                if let Ok(fd) = accept.await {
+                    refuse(Socket::from(fd), "Server shutting down.");
+                }
+                return;
+            }
+        };
+        match res {
             Ok(fd) => {
-                let sock = Socket::from(fd);
-                let (Some(peer), Some(local)) = (
-                    sock.peer_addr().ok().and_then(|a| a.as_socket()),
-                    sock.local_addr().ok().and_then(|a| a.as_socket()),
-                ) else {
-                    continue;
-                };
-                // Replies are small and latency-bound.
-                let _ = sock.set_nodelay(true);
-                // Clients send ABOR with the Telnet Synch as TCP urgent data
-                // (Python's ftplib sends the whole line with MSG_OOB); inline
-                // it so no byte of the command is lost.
-                let _ = sock.set_out_of_band_inline(true);
-                tokio_uring::spawn(session::conn::run(ctx.clone(), sock, peer, local));
+                reserve.refill();
+                admit(&ctx, Socket::from(fd));
+            }
+            Err(e) if is_out_of_fds(&e) => {
+                // The connection stays in the backlog (the kernel checks for
+                // a free fd before it dequeues one). Let the reserve fd go
+                // and use it to tell the waiting clients 421, rather than
+                // leaving them hanging until fds free up.
+                let refused = reserve.refuse_backlog(&listener);
+                if refused == 0 {
+                    // No reserve (someone else took the freed fd): back off
+                    // instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             }
             Err(e) => {
-                // EMFILE/ENFILE: out of fds. Back off instead of spinning;
-                // the connection waits in the backlog until fds free up.
                 tracing::warn!(shard = ctx.id, "accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+fn is_out_of_fds(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+}
+
+/// Admits a new connection under the limits and starts its session, or
+/// answers 421 and closes it.
+fn admit(ctx: &Rc<ShardCtx>, sock: Socket) {
+    let (Some(peer), Some(local)) = (
+        sock.peer_addr().ok().and_then(|a| a.as_socket()),
+        sock.local_addr().ok().and_then(|a| a.as_socket()),
+    ) else {
+        return;
+    };
+    let permit = match ctx.limits.admit(peer.ip()) {
+        Ok(p) => p,
+        Err(why) => {
+            tracing::info!(%peer, shard = ctx.id, "refused: {}", why.reply_text());
+            refuse(sock, &why.reply_text());
+            return;
+        }
+    };
+    // Replies are small and latency-bound.
+    let _ = sock.set_nodelay(true);
+    // Clients send ABOR with the Telnet Synch as TCP urgent data
+    // (Python's ftplib sends the whole line with MSG_OOB); inline
+    // it so no byte of the command is lost.
+    let _ = sock.set_out_of_band_inline(true);
+    // Counted from here, not from when the task first runs, so a shard
+    // that starts draining right after this spawn still waits for it.
+    let slot = SessionSlot::new(ctx);
+    let ctx = ctx.clone();
+    tokio_uring::spawn(async move {
+        let _slot = slot;
+        let _permit = permit;
+        session::conn::run(ctx, sock, peer, local).await
+    });
+}
+
+/// Answers 421 and closes. The socket is new, so its send buffer is empty
+/// and the non-blocking send never waits (a client that is already gone
+/// costs nothing); the FIN follows the reply.
+fn refuse(sock: Socket, text: &str) {
+    let line = Reply::new(codes::SERVICE_NOT_AVAILABLE, text).to_bytes();
+    let _ = sock.send_with_flags(&line, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+    let _ = sock.shutdown(Shutdown::Write);
+}
+
+/// A session counted in its shard's `sessions_open` while it lives.
+struct SessionSlot(Rc<ShardCtx>);
+
+impl SessionSlot {
+    fn new(ctx: &Rc<ShardCtx>) -> SessionSlot {
+        ctx.sessions_open.set(ctx.sessions_open.get() + 1);
+        ctx.sessions_total.set(ctx.sessions_total.get() + 1);
+        SessionSlot(ctx.clone())
+    }
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        self.0.sessions_open.set(self.0.sessions_open.get() - 1);
+    }
+}
+
+/// One file descriptor held back for the moment the process runs out of
+/// them (the trick nginx and others use): giving it up makes room to
+/// accept a waiting client just long enough to answer it 421.
+struct Reserve {
+    fd: Option<std::fs::File>,
+    /// Whether we are in an fd shortage (logged once per episode).
+    short: bool,
+}
+
+impl Reserve {
+    fn new() -> Reserve {
+        Reserve {
+            fd: std::fs::File::open("/dev/null").ok(),
+            short: false,
+        }
+    }
+
+    /// Takes the reserve back after a shortage, once an fd is free again.
+    fn refill(&mut self) {
+        if self.fd.is_none() {
+            self.fd = std::fs::File::open("/dev/null").ok();
+        }
+        if self.short && self.fd.is_some() {
+            self.short = false;
+            tracing::info!("file descriptors available again; accepting sessions");
+        }
+    }
+
+    /// Out of fds: frees the reserve and answers 421 to every connection
+    /// waiting in `listener`'s backlog. Returns how many were refused.
+    fn refuse_backlog(&mut self, listener: &Socket) -> usize {
+        if !self.short {
+            self.short = true;
+            tracing::error!(
+                "out of file descriptors: refusing new sessions with 421 until some close (raise the fd limit, or lower --max-sessions)"
+            );
+        }
+        if self.fd.take().is_none() {
+            self.refill();
+            return 0;
+        }
+        // A non-blocking accept for the backlog only: the io_uring ACCEPT
+        // would wait for the next client, holding the freed fd meanwhile.
+        let mut refused = 0;
+        if listener.set_nonblocking(true).is_ok() {
+            while let Ok((sock, _)) = listener.accept() {
+                refuse(sock, "Server out of resources, try again later.");
+                refused += 1;
+            }
+            let _ = listener.set_nonblocking(false);
+        }
+        tracing::warn!("out of file descriptors: refused {refused} waiting connection(s) with 421");
+        self.fd = std::fs::File::open("/dev/null").ok();
+        refused
     }
 }

@@ -167,9 +167,11 @@ pub async fn send_ascii(
     offset: u64,
     conn: &DataConn,
     sent: Rc<Cell<u64>>,
+    mut pacer: Option<Pacer>,
 ) -> Result<u64, TransferError> {
     let mut pos = offset;
-    let mut buf = Vec::with_capacity(ASCII_CHUNK);
+    let chunk = splice::paced_chunk(&pacer, ASCII_CHUNK as u32) as usize;
+    let mut buf = Vec::with_capacity(chunk);
     let mut prev_cr = false;
     loop {
         buf.clear();
@@ -186,6 +188,7 @@ pub async fn send_ascii(
         counters.add_copied(wire);
         pos += n as u64;
         sent.set(pos - offset);
+        splice::pace_copied(&mut pacer, wire).await;
     }
 }
 

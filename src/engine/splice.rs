@@ -12,9 +12,11 @@
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::engine::sys::{self, FdRef, Pipe};
+use crate::limits::{self, SharedRate, RATE_SLACK};
 
 /// Pipe size requested with F_SETPIPE_SZ (the default pipe-max-size).
 pub const PIPE_SIZE: u32 = 1 << 20;
@@ -80,36 +82,80 @@ pub enum SpliceError {
     Sink(io::Error),
 }
 
-/// Paces a transfer to a byte rate without leaving the zero-copy path:
-/// it shrinks the splice chunks and sleeps between them.
-#[derive(Debug)]
+/// Paces a transfer to byte rates without leaving the zero-copy path: it
+/// shrinks the splice chunks and sleeps between them. A transfer may be
+/// held to its own rate (an account's cap, `--max-rate-per-session`) and to
+/// the server-wide `--max-rate` at once; it waits for whichever is later.
 pub struct Pacer {
-    rate: u64,
-    start: Instant,
-    done: u64,
+    /// Its own cap: bytes per second and when the bytes so far are due.
+    own: Option<(u64, Instant)>,
+    /// The schedule shared with every other download on every shard.
+    shared: Option<Arc<SharedRate>>,
+}
+
+impl std::fmt::Debug for Pacer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pacer")
+            .field("own", &self.own.map(|(r, _)| r))
+            .field("shared", &self.shared.as_ref().map(|s| s.rate()))
+            .finish()
+    }
 }
 
 impl Pacer {
     /// `rate` in bytes per second (above zero).
     pub fn new(rate: u64) -> Pacer {
         Pacer {
-            rate: rate.max(1),
-            start: Instant::now(),
-            done: 0,
+            own: Some((rate.max(1), Instant::now())),
+            shared: None,
         }
     }
 
-    /// The largest chunk to move at once: about 1/8 s of traffic, so the
-    /// rate holds over short windows too.
-    fn chunk(&self, max: u32) -> u32 {
-        (self.rate / 8).clamp(4096, max as u64) as u32
+    /// A pacer for the caps that apply: the lowest of the `own` rates, and
+    /// the `shared` schedule. `None` when nothing caps the transfer.
+    pub fn for_caps(
+        own: impl IntoIterator<Item = Option<u64>>,
+        shared: Option<Arc<SharedRate>>,
+    ) -> Option<Pacer> {
+        let own = own.into_iter().flatten().min();
+        if own.is_none() && shared.is_none() {
+            return None;
+        }
+        Some(Pacer {
+            own: own.map(|r| (r.max(1), Instant::now())),
+            shared,
+        })
     }
 
-    /// Accounts `n` bytes and sleeps until the schedule allows more.
+    /// The largest chunk to move at once: about 1/8 s of traffic at the
+    /// lowest rate, so the rate holds over short windows too.
+    fn chunk(&self, max: u32) -> u32 {
+        let rate = [
+            self.own.map(|(r, _)| r),
+            self.shared.as_ref().map(|s| s.rate()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(u64::MAX);
+        (rate / 8).clamp(4096, max as u64) as u32
+    }
+
+    /// Accounts `n` bytes just moved and sleeps until every schedule allows
+    /// more.
     async fn account(&mut self, n: u64) {
-        self.done += n;
-        let due = self.start + Duration::from_secs_f64(self.done as f64 / self.rate as f64);
-        if due > Instant::now() {
+        let now = Instant::now();
+        let mut due = now;
+        if let Some((rate, next)) = &mut self.own {
+            // The same GCRA step as the shared schedule, on an Instant.
+            let floor = now.checked_sub(RATE_SLACK).unwrap_or(now);
+            *next = (*next).max(floor) + Duration::from_nanos(limits::cost_ns(n, *rate));
+            due = due.max(*next);
+        }
+        if let Some(shared) = &self.shared {
+            due = due.max(shared.reserve(n, now));
+        }
+        if due > now {
             tokio::time::sleep_until(due.into()).await;
         }
     }
@@ -118,6 +164,19 @@ impl Pacer {
 async fn pace(pacer: &mut Option<Pacer>, n: u64) {
     if let Some(p) = pacer {
         p.account(n).await;
+    }
+}
+
+/// Paces `n` bytes moved outside the splice loops (ASCII downloads copy).
+pub async fn pace_copied(pacer: &mut Option<Pacer>, n: u64) {
+    pace(pacer, n).await
+}
+
+/// The chunk size a copy loop should use under `pacer`.
+pub fn paced_chunk(pacer: &Option<Pacer>, max: u32) -> u32 {
+    match pacer {
+        Some(p) => p.chunk(max),
+        None => max,
     }
 }
 

@@ -7,6 +7,14 @@
 //! control channel: ABOR stops the transfer at once (426 then 226), STAT
 //! reports progress, and any other command waits its turn, as RFC 959
 //! orders.
+//!
+//! Every wait is bounded: for a command by `--idle-timeout` (and, before
+//! login, `--login-timeout` from connect: a client dripping one byte a
+//! second never completes a login in time), for a reply to be taken by
+//! `--data-timeout`, for a data connection or its progress likewise. On a
+//! graceful shutdown a session waiting for a command gets 421 at once; one
+//! running a transfer finishes it first, or is cut when the grace period
+//! ends.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -31,6 +39,7 @@ use crate::engine::sys::{self, FdRef};
 use crate::proto::codes::*;
 use crate::proto::{addr, parse, Command, LineEvent, LineReader, Reply, MAX_LINE};
 use crate::server::ShardCtx;
+use crate::shutdown::{self, Phase};
 use crate::vfs::dir::{self, Links};
 use crate::vfs::listing::{self, Entry};
 use crate::vfs::write::{self, UploadKind};
@@ -61,6 +70,8 @@ enum Raced<T> {
     Done(T),
     Aborted,
     ControlClosed,
+    /// The shutdown grace period ended.
+    ShutDown,
 }
 
 /// What a transfer moves once the data connection is up.
@@ -91,6 +102,8 @@ enum Outcome {
     /// No data connection was made; the reply has been sent.
     NoConnection(Flow),
     ControlClosed,
+    /// Cut at the end of the shutdown grace period.
+    ShutDown,
 }
 
 impl Outcome {
@@ -128,6 +141,19 @@ struct Conn {
     progress: Option<Rc<Cell<u64>>>,
     /// Bytes the last transfer moved, complete or not (for the logs).
     moved: u64,
+    /// Where a graceful shutdown stands.
+    shutdown: shutdown::Watch,
+    /// Since when the session has been waiting to log in (connect or REIN):
+    /// `--login-timeout` counts from here.
+    login_since: Instant,
+}
+
+/// What waiting for the next control event gave.
+enum Next {
+    Event(Event),
+    Idle,
+    LoginTimeout,
+    ShuttingDown,
 }
 
 /// Serves one control connection until it closes.
@@ -137,8 +163,6 @@ pub async fn run(ctx: Rc<ShardCtx>, sock: Socket, peer: SocketAddr, local: Socke
         let sock = Rc::new(sock);
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
         tokio_uring::spawn(read_control(sock.clone(), tx));
-        ctx.sessions_open.set(ctx.sessions_open.get() + 1);
-        ctx.sessions_total.set(ctx.sessions_total.get() + 1);
         tracing::debug!(%local, "connected");
         let conn = Conn {
             root: ctx.root.clone(),
@@ -156,11 +180,12 @@ pub async fn run(ctx: Rc<ShardCtx>, sock: Socket, peer: SocketAddr, local: Socke
             pending: VecDeque::new(),
             progress: None,
             moved: 0,
+            shutdown: ctx.shutdown.clone(),
+            login_since: Instant::now(),
         };
         conn.serve().await;
         // Wakes the reader task's pending recv so it ends and the fd closes.
         let _ = sock.shutdown(Shutdown::Both);
-        ctx.sessions_open.set(ctx.sessions_open.get() - 1);
         tracing::debug!("disconnected");
     }
     .instrument(span)
@@ -215,23 +240,38 @@ impl Conn {
             return;
         }
         loop {
-            let ev = match self.pending.pop_front() {
+            // During a shutdown, a session between commands is idle: even
+            // commands the client already queued get the 421.
+            let queued = match self.pending.pop_front() {
+                Some(ev) if self.phase() == Phase::Running => Some(ev),
+                _ => None,
+            };
+            let ev = match queued {
                 Some(ev) => ev,
-                None => {
-                    match tokio::time::timeout(self.ctx.config.idle_timeout, self.events.recv())
-                        .await
-                    {
-                        Ok(Some(ev)) => ev,
-                        Ok(None) => break,
-                        Err(_) => {
-                            tracing::info!("idle timeout");
-                            let _ = self
-                                .reply(Reply::new(SERVICE_NOT_AVAILABLE, "Timeout."))
-                                .await;
-                            break;
-                        }
+                None => match self.next_event().await {
+                    Next::Event(ev) => ev,
+                    Next::Idle => {
+                        tracing::info!("idle timeout");
+                        let _ = self
+                            .reply(Reply::new(SERVICE_NOT_AVAILABLE, "Timeout."))
+                            .await;
+                        break;
                     }
-                }
+                    Next::LoginTimeout => {
+                        tracing::info!("not logged in within --login-timeout; closing");
+                        let _ = self
+                            .reply(Reply::new(
+                                SERVICE_NOT_AVAILABLE,
+                                "Login timeout; closing control connection.",
+                            ))
+                            .await;
+                        break;
+                    }
+                    Next::ShuttingDown => {
+                        let _ = self.shutting_down().await;
+                        break;
+                    }
+                },
             };
             if self.on_event(ev).await == Flow::Close {
                 break;
@@ -242,6 +282,44 @@ impl Conn {
                 self.pasv = None;
             }
         }
+    }
+
+    fn phase(&self) -> Phase {
+        *self.shutdown.borrow()
+    }
+
+    /// Waits for the next control event, at most `--idle-timeout` (and,
+    /// before login, until `--login-timeout` after connect or REIN), and no
+    /// longer than until a shutdown begins.
+    async fn next_event(&mut self) -> Next {
+        let now = Instant::now();
+        let idle = now + self.ctx.config.idle_timeout;
+        let login = (self.session.user().is_none())
+            .then(|| self.login_since + self.ctx.config.login_timeout)
+            .filter(|l| *l < idle);
+        let deadline = login.unwrap_or(idle);
+        tokio::select! {
+            biased;
+            _ = shutdown::reached(&mut self.shutdown, Phase::Draining) => Next::ShuttingDown,
+            r = tokio::time::timeout_at(deadline.into(), self.events.recv()) => match r {
+                Ok(Some(ev)) => Next::Event(ev),
+                Ok(None) => Next::Event(Event::Closed),
+                Err(_) if login.is_some() => Next::LoginTimeout,
+                Err(_) => Next::Idle,
+            },
+        }
+    }
+
+    /// The goodbye of a graceful shutdown.
+    async fn shutting_down(&self) -> Flow {
+        tracing::info!("server shutting down; closing the session");
+        let _ = self
+            .reply(Reply::new(
+                SERVICE_NOT_AVAILABLE,
+                "Server shutting down, closing control connection.",
+            ))
+            .await;
+        Flow::Close
     }
 
     async fn on_event(&mut self, ev: Event) -> Flow {
@@ -310,6 +388,7 @@ impl Conn {
         match step {
             Step::Reply(r) => {
                 if verb == "REIN" {
+                    self.login_since = Instant::now();
                     self.root = self.ctx.root.clone();
                     self.root_fd = self.ctx.root_fd.clone();
                     self.anonymous = true;
@@ -652,12 +731,19 @@ impl Conn {
     /// reports progress, anything else is queued for afterwards.
     async fn race<T>(&mut self, fut: impl Future<Output = T>) -> Raced<T> {
         tokio::pin!(fut);
+        let mut watch = self.shutdown.clone();
         loop {
             if self.pending.len() >= MAX_PENDING {
-                return Raced::Done(fut.await);
+                // The queue is full: stop reading the control channel (TCP
+                // pushes back on the client) until the transfer ends.
+                return tokio::select! {
+                    r = &mut fut => Raced::Done(r),
+                    _ = shutdown::reached(&mut watch, Phase::Closing) => Raced::ShutDown,
+                };
             }
             tokio::select! {
                 r = &mut fut => return Raced::Done(r),
+                _ = shutdown::reached(&mut watch, Phase::Closing) => return Raced::ShutDown,
                 ev = self.events.recv() => match ev {
                     None | Some(Event::Closed) => return Raced::ControlClosed,
                     Some(Event::Line(line)) => match parse(&line) {
@@ -737,6 +823,7 @@ impl Conn {
             }
             Raced::Aborted => return Outcome::NoConnection(self.aborted().await),
             Raced::ControlClosed => return Outcome::ControlClosed,
+            Raced::ShutDown => return Outcome::ShutDown,
         };
         if self.reply(opening).await == Flow::Close {
             return Outcome::ControlClosed;
@@ -747,6 +834,12 @@ impl Conn {
         let ctx = self.ctx.clone();
         let timeout = ctx.config.data_timeout;
         let (down_rate, up_rate) = self.rates;
+        // Downloads: the account's cap, --max-rate-per-session and the
+        // server-wide --max-rate (shared by all shards), whichever binds.
+        let down_pacer = Pacer::for_caps(
+            [down_rate, ctx.config.max_rate_per_session],
+            ctx.limits.download.clone(),
+        );
         let fut = async move {
             let p = progress;
             let r = transfer::guarded(&conn, timeout, async {
@@ -758,7 +851,6 @@ impl Conn {
                         ascii: false,
                     } => {
                         let len = size.saturating_sub(offset);
-                        let pacer = down_rate.map(Pacer::new);
                         transfer::send_binary(
                             &ctx.pipes,
                             &ctx.counters,
@@ -767,7 +859,7 @@ impl Conn {
                             len,
                             &conn,
                             p,
-                            pacer,
+                            down_pacer,
                         )
                         .await
                     }
@@ -776,7 +868,17 @@ impl Conn {
                         offset,
                         ascii: true,
                         ..
-                    } => transfer::send_ascii(&ctx.counters, Rc::new(file), offset, &conn, p).await,
+                    } => {
+                        transfer::send_ascii(
+                            &ctx.counters,
+                            Rc::new(file),
+                            offset,
+                            &conn,
+                            p,
+                            down_pacer,
+                        )
+                        .await
+                    }
                     Job::Listing(bytes) => transfer::send_bytes(&ctx.counters, &conn, bytes).await,
                     Job::Upload {
                         file,
@@ -821,6 +923,7 @@ impl Conn {
             Raced::Done(Err(e)) => Outcome::Failed(e),
             Raced::Aborted => Outcome::Aborted,
             Raced::ControlClosed => Outcome::ControlClosed,
+            Raced::ShutDown => Outcome::ShutDown,
         }
     }
 
@@ -850,6 +953,16 @@ impl Conn {
             Outcome::Aborted => self.aborted().await,
             Outcome::NoConnection(flow) => flow,
             Outcome::ControlClosed => Flow::Close,
+            Outcome::ShutDown => {
+                tracing::warn!("{verb} cut after {bytes} bytes: the shutdown grace period is over");
+                let _ = self
+                    .reply(Reply::new(
+                        TRANSFER_ABORTED,
+                        "Server shutting down; transfer aborted.",
+                    ))
+                    .await;
+                self.shutting_down().await
+            }
         }
     }
 

@@ -1,0 +1,400 @@
+//! Server-wide limits that every shard enforces on its own: `--max-sessions`,
+//! `--max-per-ip` and the global download cap `--max-rate`.
+//!
+//! Shards share nothing mutable on the hot path, yet these limits are about
+//! the whole server, so each needs *some* shared state. None of it is a
+//! global lock, and each is touched only where it must be:
+//!
+//! - **Sessions** are one `AtomicUsize`, incremented when a shard accepts a
+//!   connection and decremented when the session ends. Splitting the budget
+//!   between shards (N / cores each) would need no sharing at all, but
+//!   SO_REUSEPORT spreads connections by a hash of the 4-tuple, not evenly:
+//!   with a split budget a client could be refused while another shard
+//!   still has room, so the total the operator set would not be the total
+//!   served. One atomic read-modify-write per connect is cheaper than the
+//!   accept itself and keeps the count exact across shards.
+//! - **Per address** counts live in a table of 64 independently locked
+//!   stripes (the address's hash picks the stripe). A per-shard count would
+//!   be wrong: SO_REUSEPORT sends one address's connections to every shard,
+//!   so per-shard counting would allow `cores × N`. A table of atomic
+//!   counters indexed by hash (no key stored) would be lock-free but inexact:
+//!   two addresses that share a counter would refuse each other's clients.
+//!   A stripe is held for one hash-map update at connect and one at close,
+//!   never during I/O, and two shards contend only when two addresses
+//!   hashing to the same stripe connect in the same instant.
+//! - **The global download rate** is a generic cell-rate schedule (GCRA) on
+//!   one `AtomicU64`: a transfer that moved `n` bytes pushes the shared
+//!   "theoretical arrival time" forward by `n / rate` with a compare-and-swap
+//!   and sleeps until then. Splitting the rate between shards would waste
+//!   the budget of every shard that has no download running (one client on
+//!   a 4-shard server would get a quarter of the cap). The schedule math is
+//!   [`schedule`], pure and unit-tested.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::data::canonical_ip;
+
+/// Stripes of the per-address table (a power of two).
+const STRIPES: usize = 64;
+
+/// How far a rate schedule may lag behind the clock: the burst a transfer
+/// may send at once after being idle (1/8 s of traffic). Without a bound a
+/// client that stalled for a minute could then download a minute's worth
+/// of bytes at full speed.
+pub const RATE_SLACK: Duration = Duration::from_millis(125);
+
+/// Why a new session was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `--max-sessions` sessions are open.
+    Sessions(usize),
+    /// The client's address has `--max-per-ip` sessions open.
+    PerAddress(usize),
+}
+
+impl Refusal {
+    /// The text of the 421 reply.
+    pub fn reply_text(&self) -> String {
+        match self {
+            Refusal::Sessions(n) => {
+                format!("Too many users ({n} sessions open), try again later.")
+            }
+            Refusal::PerAddress(n) => {
+                format!("Too many connections from your address (limit {n}).")
+            }
+        }
+    }
+}
+
+/// The limits shared by every shard. Build one with [`Limits::new`] and
+/// hand an `Arc` of it to each shard.
+pub struct Limits {
+    max_sessions: usize,
+    sessions: AtomicUsize,
+    per_ip: Option<PerAddress>,
+    /// `--max-rate`: every binary or ASCII download reserves its bytes here.
+    pub download: Option<Arc<SharedRate>>,
+}
+
+impl Limits {
+    /// `max_sessions` and `max_per_ip` of 0 mean no limit; `max_rate` is in
+    /// bytes per second.
+    pub fn new(max_sessions: usize, max_per_ip: usize, max_rate: Option<u64>) -> Limits {
+        Limits {
+            max_sessions,
+            sessions: AtomicUsize::new(0),
+            per_ip: (max_per_ip > 0).then(|| PerAddress::new(max_per_ip)),
+            download: max_rate.map(|r| Arc::new(SharedRate::new(r))),
+        }
+    }
+
+    /// Admits a session from `ip`, or says why not. The session counts
+    /// until the returned [`Permit`] is dropped.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, Refusal> {
+        let ip = canonical_ip(ip);
+        if self.max_sessions > 0 {
+            // Increment first, then check: two shards admitting at once
+            // both see the other's increment, so the total never exceeds
+            // the limit (at worst both refuse near it).
+            let before = self.sessions.fetch_add(1, Ordering::AcqRel);
+            if before >= self.max_sessions {
+                self.sessions.fetch_sub(1, Ordering::AcqRel);
+                return Err(Refusal::Sessions(self.max_sessions));
+            }
+        } else {
+            self.sessions.fetch_add(1, Ordering::AcqRel);
+        }
+        if let Some(t) = &self.per_ip {
+            if !t.acquire(ip) {
+                self.sessions.fetch_sub(1, Ordering::AcqRel);
+                return Err(Refusal::PerAddress(t.max));
+            }
+        }
+        Ok(Permit {
+            limits: self.clone(),
+            ip,
+        })
+    }
+
+    /// Sessions open on all shards now.
+    pub fn sessions(&self) -> usize {
+        self.sessions.load(Ordering::Acquire)
+    }
+
+    /// Sessions open from `ip` now (0 when `--max-per-ip` is off).
+    pub fn sessions_from(&self, ip: IpAddr) -> usize {
+        self.per_ip
+            .as_ref()
+            .map(|t| t.count(canonical_ip(ip)))
+            .unwrap_or(0)
+    }
+}
+
+/// One admitted session; dropping it gives its place back.
+pub struct Permit {
+    limits: Arc<Limits>,
+    ip: IpAddr,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some(t) = &self.limits.per_ip {
+            t.release(self.ip);
+        }
+        self.limits.sessions.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Sessions per client address, in lock stripes (see the module docs).
+struct PerAddress {
+    max: usize,
+    hasher: RandomState,
+    stripes: Box<[Mutex<HashMap<IpAddr, usize>>]>,
+}
+
+impl PerAddress {
+    fn new(max: usize) -> PerAddress {
+        PerAddress {
+            max,
+            hasher: RandomState::new(),
+            stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    fn stripe(&self, ip: IpAddr) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        let i = self.hasher.hash_one(ip) as usize & (STRIPES - 1);
+        // A panic while holding a stripe cannot leave a count half-updated
+        // (each update is one statement), so a poisoned stripe is usable.
+        self.stripes[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn acquire(&self, ip: IpAddr) -> bool {
+        let mut s = self.stripe(ip);
+        let n = s.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn release(&self, ip: IpAddr) {
+        let mut s = self.stripe(ip);
+        if let Some(n) = s.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                // Memory follows the addresses connected now, not every
+                // address ever seen.
+                s.remove(&ip);
+            }
+        }
+    }
+
+    fn count(&self, ip: IpAddr) -> usize {
+        self.stripe(ip).get(&ip).copied().unwrap_or(0)
+    }
+}
+
+/// The rate schedule shared by all shards for `--max-rate`.
+pub struct SharedRate {
+    rate: u64,
+    epoch: Instant,
+    /// Nanoseconds after `epoch` when the bytes reserved so far will have
+    /// gone out at `rate` (the GCRA "theoretical arrival time").
+    tat_ns: AtomicU64,
+}
+
+impl SharedRate {
+    /// `rate` in bytes per second (at least 1).
+    pub fn new(rate: u64) -> SharedRate {
+        SharedRate {
+            rate: rate.max(1),
+            epoch: Instant::now(),
+            tat_ns: AtomicU64::new(0),
+        }
+    }
+
+    pub fn rate(&self) -> u64 {
+        self.rate
+    }
+
+    /// Accounts `n` bytes just moved at `now` and returns the instant
+    /// until which the caller must wait before moving more. Lock-free: one
+    /// compare-and-swap loop on the shared schedule.
+    pub fn reserve(&self, n: u64, now: Instant) -> Instant {
+        let now_ns = now.saturating_duration_since(self.epoch).as_nanos() as u64;
+        let cost = cost_ns(n, self.rate);
+        let slack = RATE_SLACK.as_nanos() as u64;
+        let prev = self
+            .tat_ns
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
+                Some(schedule(tat, now_ns, cost, slack))
+            })
+            .unwrap_or_else(|v| v);
+        self.epoch + Duration::from_nanos(schedule(prev, now_ns, cost, slack))
+    }
+}
+
+/// Nanoseconds `n` bytes take at `rate` bytes per second.
+pub fn cost_ns(n: u64, rate: u64) -> u64 {
+    let ns = n as u128 * 1_000_000_000 / rate.max(1) as u128;
+    ns.min(u64::MAX as u128) as u64
+}
+
+/// One step of a GCRA schedule: the bytes before were due to be out at
+/// `tat`; the new ones cost `cost`; a schedule that fell behind `now` by
+/// more than `slack` (an idle or slow transfer) restarts from `now - slack`,
+/// so idle time buys at most `slack` worth of burst. Returns the new
+/// theoretical arrival time, which is also when the sender may go on.
+pub fn schedule(tat: u64, now: u64, cost: u64, slack: u64) -> u64 {
+    tat.max(now.saturating_sub(slack)).saturating_add(cost)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn sessions_are_counted_exactly_and_released_on_drop() {
+        let l = Arc::new(Limits::new(3, 0, None));
+        let a = l.admit(ip("192.0.2.1")).unwrap();
+        let b = l.admit(ip("192.0.2.2")).unwrap();
+        let c = l.admit(ip("192.0.2.3")).unwrap();
+        assert_eq!(l.sessions(), 3);
+        assert_eq!(l.admit(ip("192.0.2.4")).err(), Some(Refusal::Sessions(3)));
+        assert_eq!(l.sessions(), 3, "a refusal leaves the count alone");
+        drop(b);
+        assert_eq!(l.sessions(), 2);
+        let d = l.admit(ip("192.0.2.4")).unwrap();
+        drop((a, c, d));
+        assert_eq!(l.sessions(), 0);
+    }
+
+    #[test]
+    fn zero_means_unlimited() {
+        let l = Arc::new(Limits::new(0, 0, None));
+        let permits: Vec<_> = (0..1000).map(|_| l.admit(ip("::1")).unwrap()).collect();
+        assert_eq!(l.sessions(), 1000);
+        drop(permits);
+        assert_eq!(l.sessions(), 0);
+    }
+
+    #[test]
+    fn per_address_limit() {
+        let l = Arc::new(Limits::new(100, 2, None));
+        let a1 = l.admit(ip("192.0.2.1")).unwrap();
+        let _a2 = l.admit(ip("192.0.2.1")).unwrap();
+        assert_eq!(l.admit(ip("192.0.2.1")).err(), Some(Refusal::PerAddress(2)));
+        // The mapped IPv6 form is the same address.
+        assert_eq!(
+            l.admit(ip("::ffff:192.0.2.1")).err(),
+            Some(Refusal::PerAddress(2))
+        );
+        assert_eq!(
+            l.sessions(),
+            2,
+            "a per-address refusal frees its session slot"
+        );
+        let _b = l.admit(ip("192.0.2.2")).unwrap();
+        drop(a1);
+        assert_eq!(l.sessions_from(ip("192.0.2.1")), 1);
+        let _a3 = l.admit(ip("192.0.2.1")).unwrap();
+    }
+
+    #[test]
+    fn released_addresses_leave_the_table() {
+        let l = Arc::new(Limits::new(0, 5, None));
+        for i in 0..1000u32 {
+            let p = l.admit(IpAddr::from(i.to_be_bytes())).unwrap();
+            drop(p);
+        }
+        let t = l.per_ip.as_ref().unwrap();
+        let held: usize = t.stripes.iter().map(|s| s.lock().unwrap().len()).sum();
+        assert_eq!(held, 0);
+    }
+
+    #[test]
+    fn concurrent_admission_never_exceeds_the_limits() {
+        // 8 threads (as 8 shards would) race to admit 1000 sessions each
+        // from 4 addresses against --max-sessions 50 --max-per-ip 20.
+        let l = Arc::new(Limits::new(50, 20, None));
+        let peak = Arc::new(AtomicUsize::new(0));
+        std::thread::scope(|s| {
+            for t in 0..8u8 {
+                let l = l.clone();
+                let peak = peak.clone();
+                s.spawn(move || {
+                    let mut held = Vec::new();
+                    for i in 0..1000u32 {
+                        if let Ok(p) = l.admit(IpAddr::from([192, 0, 2, (i % 4) as u8])) {
+                            held.push(p);
+                        }
+                        peak.fetch_max(l.sessions(), Ordering::AcqRel);
+                        for k in 0..4u8 {
+                            assert!(l.sessions_from(IpAddr::from([192, 0, 2, k])) <= 20);
+                        }
+                        if (i + t as u32) % 3 == 0 {
+                            held.pop();
+                        }
+                    }
+                });
+            }
+        });
+        assert!(peak.load(Ordering::Acquire) <= 50);
+        assert_eq!(l.sessions(), 0);
+    }
+
+    #[test]
+    fn schedule_table() {
+        let s = 100;
+        // (tat, now, cost) -> new tat
+        let table = [
+            (0, 0, 10, 10),       // fresh: due after its own cost
+            (50, 0, 10, 60),      // queued behind earlier bytes
+            (0, 1000, 10, 910),   // idle: restarts `slack` back, so no wait
+            (950, 1000, 10, 960), // slightly behind: keeps its schedule
+            (0, 50, 10, 10),      // behind by less than slack
+        ];
+        for (tat, now, cost, want) in table {
+            assert_eq!(schedule(tat, now, cost, s), want, "{tat} {now} {cost}");
+        }
+        assert_eq!(cost_ns(1000, 1000), 1_000_000_000);
+        assert_eq!(cost_ns(1, 3), 333_333_333);
+        assert_eq!(cost_ns(u64::MAX, 1), u64::MAX);
+    }
+
+    #[test]
+    fn shared_rate_adds_up_across_threads() {
+        // 4 threads reserve 1 MiB each at 1 MiB/s: the last reservation
+        // ends about 4 s (minus the slack) after the first.
+        let r = Arc::new(SharedRate::new(1 << 20));
+        // Later than the epoch by more than the slack, as on a server that
+        // has been up a while.
+        let now = Instant::now() + Duration::from_secs(1);
+        let ends: Vec<Instant> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    let r = r.clone();
+                    s.spawn(move || r.reserve(1 << 20, now))
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let last = ends.iter().max().unwrap().duration_since(now);
+        let want = Duration::from_secs(4) - RATE_SLACK;
+        assert!(
+            last.abs_diff(want) < Duration::from_millis(5),
+            "{last:?} vs {want:?}"
+        );
+    }
+}
