@@ -9,6 +9,8 @@
 
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -259,6 +261,7 @@ pub struct ServerBuilder {
     ports: u16,
     pasv_range: Option<(u16, u16)>,
     extra: Vec<String>,
+    fd_limit: Option<u64>,
 }
 
 impl Default for ServerBuilder {
@@ -270,6 +273,7 @@ impl Default for ServerBuilder {
             ports: 10,
             pasv_range: None,
             extra: Vec::new(),
+            fd_limit: None,
         }
     }
 }
@@ -304,6 +308,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Starts the server with RLIMIT_NOFILE set to `n` (soft and hard, so
+    /// the server cannot raise it): for running it out of fds on purpose.
+    pub fn fd_limit(mut self, n: u64) -> Self {
+        self.fd_limit = Some(n);
+        self
+    }
+
     /// Starts the server and waits for its `listening on` lines.
     pub fn start(self, fixture: &Fixture) -> Server {
         let root = self.root.clone().unwrap_or_else(|| fixture.root.clone());
@@ -331,6 +342,22 @@ impl ServerBuilder {
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap());
         die_with_parent(&mut cmd);
+        if let Some(n) = self.fd_limit {
+            // SAFETY: setrlimit is async-signal-safe and touches only the
+            // struct on this stack.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let mut child = cmd.spawn().expect("cannot start ringftp");
 
         // Read the `listening on` lines on a thread (so a silent server
@@ -444,6 +471,26 @@ impl Server {
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The server's process id (for /proc and signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `limit` for the process to exit; its status, or `None`
+    /// if it is still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Asserts the server still serves: the process runs, a new session
@@ -597,6 +644,18 @@ impl Ftp {
         let r = f.read_reply();
         assert_eq!(r.code, 220, "greeting: {r:?}");
         f
+    }
+
+    /// Wraps a control socket whose 220 greeting was already read.
+    pub fn after_greeting(s: TcpStream) -> Ftp {
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        let peer = s.peer_addr().unwrap();
+        Ftp {
+            reader: BufReader::new(s.try_clone().unwrap()),
+            writer: s,
+            peer,
+        }
     }
 
     /// USER anonymous / PASS.

@@ -1,0 +1,279 @@
+//! Helpers for the hostile-client, overload and shutdown tests: the
+//! server's open fds and memory from /proc, the "nothing leaked" check,
+//! the figures line each test prints (collected into
+//! docs/reliability.md), clients bound to another loopback address,
+//! signals, and a users file.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{Fixture, Ftp, Server, BIN, IO_TIMEOUT};
+
+/// What the server process holds: open fds by kind and resident memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gauge {
+    /// fds that are not pipes (sockets, files, the ring...), by kind.
+    pub other: BTreeMap<String, usize>,
+    /// Pipe ends (the per-shard pipe pool keeps two pipes per transfer
+    /// that ran at once, so this may grow without a leak).
+    pub pipes: usize,
+    pub rss_kib: u64,
+}
+
+impl Gauge {
+    pub fn fds(&self) -> usize {
+        self.other.values().sum::<usize>() + self.pipes
+    }
+
+    fn non_pipe(&self) -> usize {
+        self.other.values().sum()
+    }
+}
+
+/// The kind of an fd from its /proc link: `socket`, `pipe`,
+/// `anon_inode:[io_uring]`, or `file` for a path.
+fn kind(target: &str) -> String {
+    if let Some((k, _)) = target.split_once(":[") {
+        return k.to_string();
+    }
+    if target.starts_with("anon_inode:") {
+        return target.to_string();
+    }
+    "file".to_string()
+}
+
+/// The server's fds and RSS now.
+pub fn gauge(pid: u32) -> Gauge {
+    let mut other = BTreeMap::new();
+    let mut pipes = 0;
+    if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        for e in dir.flatten() {
+            let Ok(t) = std::fs::read_link(e.path()) else {
+                continue;
+            };
+            match kind(&t.to_string_lossy()).as_str() {
+                "pipe" => pipes += 1,
+                k => *other.entry(k.to_string()).or_insert(0) += 1,
+            }
+        }
+    }
+    Gauge {
+        other,
+        pipes,
+        rss_kib: rss_kib(pid),
+    }
+}
+
+/// VmRSS of `pid` in KiB (0 if unreadable).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A warm server's baseline: one normal download first (it fills the pipe
+/// pool, which then stays), then the gauge once it is steady.
+pub fn baseline(srv: &mut Server, path: &str) -> Gauge {
+    srv.assert_serving(path);
+    settle(srv.pid(), |_| true, Duration::from_millis(300))
+}
+
+/// Waits until two readings 100 ms apart agree and satisfy `ok` (or
+/// `limit` passes); returns the last reading.
+pub fn settle(pid: u32, ok: impl Fn(&Gauge) -> bool, limit: Duration) -> Gauge {
+    let deadline = Instant::now() + limit;
+    let mut last = gauge(pid);
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = gauge(pid);
+        if (now.other == last.other && now.pipes == last.pipes && ok(&now))
+            || Instant::now() >= deadline
+        {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// The end of every hostile test: the server still serves a normal
+/// client's download byte-exact, and its fds come back to `before` —
+/// every socket and file closed; pipes no more than `before` plus
+/// `extra_pipes` pipe fds (the pool keeps two pipes, four fds, for every
+/// transfer that ran at once on a shard). Prints the
+/// figures line and returns the gauge after.
+#[track_caller]
+pub fn finish(
+    srv: &mut Server,
+    test: &str,
+    before: &Gauge,
+    path: &str,
+    extra_pipes: usize,
+) -> Gauge {
+    srv.assert_serving(path);
+    check_fds(srv, test, before, extra_pipes)
+}
+
+/// The fd half of [`finish`], for tests that check service their own way.
+#[track_caller]
+pub fn check_fds(srv: &Server, test: &str, before: &Gauge, extra_pipes: usize) -> Gauge {
+    let ok = |g: &Gauge| g.other == before.other && g.pipes <= before.pipes + extra_pipes;
+    let after = settle(srv.pid(), ok, Duration::from_secs(10));
+    report(test, before, &after);
+    assert!(
+        ok(&after),
+        "{test}: the server's fds did not return to the baseline:\n before {before:?}\n after  {after:?}\n{}",
+        fd_list(srv.pid())
+    );
+    after
+}
+
+/// One `reliability:` line per test, collected into docs/reliability.md
+/// (`cargo test --release --test hostile -- --nocapture | grep reliability:`).
+pub fn report(test: &str, before: &Gauge, after: &Gauge) {
+    eprintln!(
+        "reliability: {test}: fds {} -> {} (non-pipe {} -> {}), rss {} KiB -> {} KiB",
+        before.fds(),
+        after.fds(),
+        before.non_pipe(),
+        after.non_pipe(),
+        before.rss_kib,
+        after.rss_kib
+    );
+}
+
+/// A free-form figures line (sessions held, inputs tried...).
+pub fn note(test: &str, what: &str) {
+    eprintln!("reliability: {test}: {what}");
+}
+
+/// The server's fds with their targets, for failure messages.
+pub fn fd_list(pid: u32) -> String {
+    let mut out = String::new();
+    if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        let mut v: Vec<_> = dir
+            .flatten()
+            .map(|e| {
+                format!(
+                    "{} -> {}",
+                    e.file_name().to_string_lossy(),
+                    std::fs::read_link(e.path())
+                        .map(|t| t.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        v.sort();
+        out = v.join("\n");
+    }
+    out
+}
+
+/// A TCP connection to `to` from the local address `from` (e.g.
+/// 127.0.0.2: another client address on loopback).
+pub fn connect_from(from: IpAddr, to: SocketAddr) -> TcpStream {
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(to),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .unwrap();
+    sock.bind(&SocketAddr::new(from, 0).into())
+        .unwrap_or_else(|e| panic!("bind {from}: {e}"));
+    sock.connect_timeout(&to.into(), IO_TIMEOUT)
+        .unwrap_or_else(|e| panic!("connect {from} -> {to}: {e}"));
+    let s: TcpStream = sock.into();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    s
+}
+
+/// RETR over EPSV from a session whose control connection comes from
+/// `from`: the data connection must come from the same address (RFC 2577).
+#[track_caller]
+pub fn retr_from_addr(f: &mut Ftp, from: IpAddr, path: &str) -> Vec<u8> {
+    let a = f.epsv();
+    let mut data = connect_from(from, a);
+    f.expect(&format!("RETR {path}"), 150);
+    let mut buf = Vec::new();
+    data.read_to_end(&mut buf).unwrap();
+    let r = f.read_reply();
+    assert_eq!(r.code, 226, "RETR {path}: {r:?}");
+    buf
+}
+
+/// Sends `sig` to the server.
+pub fn signal(srv: &Server, sig: i32) {
+    // SAFETY: kill(2) with the pid of our own child.
+    let rc = unsafe { libc::kill(srv.pid() as libc::pid_t, sig) };
+    assert_eq!(rc, 0, "kill({}, {sig})", srv.pid());
+}
+
+/// Closes `s` with a TCP reset (SO_LINGER 0): what a crashing client or a
+/// middlebox does.
+pub fn reset(s: TcpStream) {
+    let sock = socket2::Socket::from(s);
+    let _ = sock.set_linger(Some(Duration::ZERO));
+    drop(sock);
+}
+
+/// An argon2id hash of `password` from `ringftp passwd`.
+pub fn hash_password(password: &str) -> String {
+    let mut child = Command::new(BIN)
+        .arg("passwd")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "ringftp passwd: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A users file with one account `name`/`password` whose home is `home`
+/// under the root (created), allowed to list and read.
+pub fn users_file(fx: &Fixture, name: &str, password: &str, home: &str) -> PathBuf {
+    super::mkdir(&fx.root, home.trim_start_matches('/'));
+    let path = fx.out("users.toml");
+    let text = format!(
+        "[[user]]\nname = \"{name}\"\npassword = \"{}\"\nhome = \"{home}\"\npermissions = [\"list\", \"read\"]\n",
+        hash_password(password)
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Reads one reply line from a raw stream, or `None` on EOF/reset/timeout.
+pub fn first_line(s: &mut TcpStream) -> Option<String> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match s.read(&mut byte) {
+            Ok(1) => {
+                buf.push(byte[0]);
+                if byte[0] == b'\n' {
+                    return Some(String::from_utf8_lossy(&buf).trim_end().to_string());
+                }
+            }
+            _ => {
+                return (!buf.is_empty()).then(|| String::from_utf8_lossy(&buf).into_owned());
+            }
+        }
+    }
+}

@@ -1,0 +1,577 @@
+//! Hostile clients and faults over real sockets: overlong lines, NUL bytes,
+//! invalid UTF-8, slowloris, pipelining, a client that never reads its
+//! replies, resets mid-reply and mid-transfer, files truncated or replaced
+//! while sent, a directory removed while listed, a data channel nobody
+//! reads, and running out of file descriptors.
+//!
+//! Each test ends the same way ([`finish`]): the server still serves a
+//! normal client's download byte-exact, and its open fds come back to the
+//! baseline taken before the abuse (read from /proc/PID/fd). Each prints a
+//! `reliability:` line with fds and RSS before and after.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::hostile::*;
+use common::*;
+
+const CHECK: &str = "dir/b.bin";
+
+fn start(fx: &Fixture, args: &[&str]) -> (Server, Gauge) {
+    fx.standard_tree();
+    let mut b = Server::builder();
+    for a in args {
+        b = b.arg(*a);
+    }
+    let mut srv = b.start(fx);
+    let before = baseline(&mut srv, CHECK);
+    (srv, before)
+}
+
+#[test]
+fn overlong_lines_get_500_and_memory_stays_bounded() {
+    let fx = Fixture::new();
+    let (mut srv, before) = start(&fx, &[]);
+    let mut f = Ftp::connect(srv.addr());
+    // One byte over the 4096-byte limit.
+    f.send_raw(&[b'A'; 4097]);
+    f.send_raw(b"\r\n");
+    let r = f.read_reply();
+    assert_eq!(r.code, 500, "{r:?}");
+    assert!(r.text().contains("too long"), "{r:?}");
+    // Exactly at the limit is a line (an unknown command, here).
+    f.send_raw(&[b'A'; 4096]);
+    f.send_raw(b"\r\n");
+    let r = f.read_reply();
+    assert_eq!(r.code, 500, "{r:?}");
+    assert!(!r.text().contains("too long"), "{r:?}");
+    // 16 MiB without any line end: one 500, and the bytes are dropped as
+    // they arrive, not stored.
+    let chunk = vec![b'B'; 64 * 1024];
+    let mut peak = 0;
+    for i in 0..256 {
+        f.send_raw(&chunk);
+        if i % 32 == 0 {
+            peak = peak.max(rss_kib(srv.pid()));
+        }
+    }
+    let r = f.read_reply();
+    assert_eq!(r.code, 500, "{r:?}");
+    f.send_raw(b"\r\n");
+    f.expect("NOOP", 200);
+    f.login();
+    f.quit();
+    let growth = peak.saturating_sub(before.rss_kib);
+    note(
+        "overlong_lines",
+        &format!("bad inputs: 3 lines (4097 B, 4096 B, 16 MiB without a line end); peak RSS growth {growth} KiB"),
+    );
+    assert!(
+        growth < 8 * 1024,
+        "RSS grew by {growth} KiB on a 16 MiB line"
+    );
+    finish(&mut srv, "overlong_lines", &before, CHECK, 0);
+}
+
+/// Deterministic garbage: `n` lines of 1..200 bytes with no line end.
+fn garbage_lines(n: usize) -> Vec<Vec<u8>> {
+    let bytes = pattern(7, n * 200);
+    (0..n)
+        .map(|i| {
+            let len = 1 + bytes[i] as usize % 200;
+            bytes[i * 200..i * 200 + len]
+                .iter()
+                .map(|&b| if b == b'\n' || b == b'\r' { b'x' } else { b })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn nul_bytes_invalid_utf8_and_garbage_each_get_a_reply() {
+    let fx = Fixture::new();
+    let (mut srv, before) = start(&fx, &[]);
+    let mut f = Ftp::connect(srv.addr());
+    // (line, the reply code it must get, or 0 for "any reply"). 0xFF is
+    // Telnet's IAC, which the line reader interprets, so the invalid UTF-8
+    // here avoids it; the garbage below has plenty.
+    let before_login: &[(&[u8], u16)] = &[
+        (b"NO\0OP", 500),
+        (b"\0\0\0", 500),
+        (b"\0USER anonymous", 500),
+        (b"USER \xc3\x28\xa0\xa1\xfe", 331),
+        (b"USER anonymous", 331),
+        (b"PASS \xc3\x28\x00\xfe", 230),
+    ];
+    let after_login: &[(&[u8], u16)] = &[
+        (b"RETR a\0b", 501),
+        (b"CWD \0", 501),
+        (b"LIST \0", 501),
+        (b"STAT \0", 501),
+        (b"MLST x\0", 501),
+        (b"CWD \xc3\x28", 550),
+        (b"RETR \xe2\x82", 425),
+        (b"SIZE \xf0\x28\x8c\x28", 550),
+        (b"MKD \xfe\xfe", 550),
+        (b"DELE \xc0\xaf", 550),
+        (b"TYPE \xfe", 501),
+        (b"PORT \xc3\x28,1,2", 501),
+        (b"EPRT |1|\xa0\xa1|1|", 0),
+        (b"OPTS UTF8 \xfe", 0),
+        (b"HELP \xfe", 214),
+        (b"SITE \xfe\0", 0),
+        (b"MLST \xed\xa0\x80", 550),
+        (b"\xc0\xaf\xc0\xae", 500),
+        (b"NOOP \xfe\0\xc3", 200),
+    ];
+    let (mut nul, mut utf8) = (0, 0);
+    for (line, want) in before_login.iter().chain(after_login) {
+        if line.contains(&0) {
+            nul += 1;
+        }
+        if std::str::from_utf8(line).is_err() {
+            utf8 += 1;
+        }
+        f.send_raw(line);
+        f.send_raw(b"\r\n");
+        let r = f.read_reply();
+        if *want != 0 {
+            assert_eq!(
+                r.code,
+                *want,
+                "{:?} -> {r:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+    // Pseudo-random bytes, one reply per line whatever they are (Telnet
+    // IAC sequences among them are stripped, as the line reader does).
+    let garbage = garbage_lines(300);
+    for line in &garbage {
+        f.send_raw(line);
+        f.send_raw(b"\r\n");
+        let r = f
+            .try_read_reply()
+            .unwrap_or_else(|e| panic!("no reply to {line:?}: {e}"));
+        assert!((200..600).contains(&r.code), "{r:?}");
+    }
+    f.expect("NOOP", 200);
+    f.quit();
+    note(
+        "nul_utf8_garbage",
+        &format!(
+            "bad inputs: {nul} with NUL bytes, {utf8} with invalid UTF-8, {} pseudo-random lines",
+            garbage.len()
+        ),
+    );
+    finish(&mut srv, "nul_utf8_garbage", &before, CHECK, 0);
+}
+
+/// Sends `bytes` one at a time every `every` until done or `stop`;
+/// returns whether every byte went out.
+fn drip(mut s: TcpStream, bytes: &'static [u8], every: Duration, stop: Arc<AtomicBool>) -> bool {
+    for b in bytes {
+        if stop.load(Ordering::Relaxed) || s.write_all(&[*b]).is_err() {
+            return false;
+        }
+        std::thread::sleep(every);
+    }
+    true
+}
+
+#[test]
+fn slowloris_before_login_is_closed_by_the_login_timeout() {
+    let fx = Fixture::new();
+    let (mut srv, before) = start(&fx, &["--login-timeout", "2"]);
+    let mut f = Ftp::connect(srv.addr());
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = f.socket().try_clone().unwrap();
+    let st = stop.clone();
+    // One byte a second: the USER line would take 16 s.
+    let t = std::thread::spawn(move || drip(s, b"USER anonymous\r\n", Duration::from_secs(1), st));
+    let r = f.read_reply();
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(r.code, 421, "{r:?}");
+    assert!(r.text().contains("Login timeout"), "{r:?}");
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(6),
+        "closed after {took:?}"
+    );
+    assert!(f.try_read_reply().is_err(), "still open after 421");
+    let _ = t.join();
+    note(
+        "slowloris_login",
+        &format!("1 byte/s before login: 421 after {took:.1?} (--login-timeout 2)"),
+    );
+    finish(&mut srv, "slowloris_login", &before, CHECK, 0);
+}
+
+#[test]
+fn slowloris_after_login_is_closed_by_the_idle_timeout() {
+    let fx = Fixture::new();
+    let (mut srv, before) = start(&fx, &["--idle-timeout", "2"]);
+    let mut f = srv.login();
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = f.socket().try_clone().unwrap();
+    let st = stop.clone();
+    let t = std::thread::spawn(move || drip(s, b"NOOP\r\n", Duration::from_secs(1), st));
+    let r = f.read_reply();
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(r.code, 421, "{r:?}");
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(6),
+        "closed after {took:?}"
+    );
+    assert!(f.try_read_reply().is_err(), "still open after 421");
+    let _ = t.join();
+    note(
+        "slowloris_idle",
+        &format!("1 byte/s after login: 421 after {took:.1?} (--idle-timeout 2)"),
+    );
+    finish(&mut srv, "slowloris_idle", &before, CHECK, 0);
+}
+
+#[test]
+fn pipelined_commands_are_answered_in_order() {
+    let fx = Fixture::new();
+    let (mut srv, before) = start(&fx, &[]);
+    let cmds = [
+        "NOOP",
+        "PWD",
+        "SYST",
+        "CWD dir",
+        "PWD",
+        "CDUP",
+        "XYZZY",
+        "TYPE A",
+        "MODE S",
+        "STRU F",
+        "FEAT",
+        "HELP",
+        "TYPE I",
+        "SIZE dir/b.bin",
+        "MDTM hello.txt",
+        "CWD /nonexistent",
+    ];
+    // The codes one at a time...
+    let mut f = srv.login();
+    let want: Vec<u16> = cmds.iter().map(|c| f.cmd(c).code).collect();
+    // ...are the codes of 100 rounds sent in one write.
+    const ROUNDS: usize = 100;
+    let mut batch = Vec::new();
+    for _ in 0..ROUNDS {
+        for c in cmds {
+            batch.extend_from_slice(c.as_bytes());
+            batch.extend_from_slice(b"\r\n");
+        }
+    }
+    let mut w = f.socket().try_clone().unwrap();
+    let writer = std::thread::spawn(move || w.write_all(&batch));
+    for round in 0..ROUNDS {
+        for (i, c) in cmds.iter().enumerate() {
+            let r = f.read_reply();
+            assert_eq!(r.code, want[i], "round {round}: {c} -> {r:?}");
+        }
+    }
+    writer.join().unwrap().unwrap();
+    f.expect("NOOP", 200);
+    f.quit();
+    note(
+        "pipelined",
+        &format!(
+            "{} commands in one write, all answered in order",
+            ROUNDS * cmds.len()
+        ),
+    );
+    finish(&mut srv, "pipelined", &before, CHECK, 0);
+}
+
+#[test]
+fn a_client_that_never_reads_its_replies_is_dropped() {
+    let fx = Fixture::new();
+    let (mut srv, before) = start(&fx, &["--data-timeout", "2"]);
+    let f = srv.login();
+    // Commands with long replies, never reading one: the replies fill the
+    // client's receive buffer and the server's send buffer, then the
+    // server gives up after --data-timeout instead of buffering more.
+    let mut w = f.socket().try_clone().unwrap();
+    w.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    let started = Instant::now();
+    let writer = std::thread::spawn(move || {
+        let line = b"HELP\r\n".repeat(10_000);
+        let mut sent = 0usize;
+        // At most 64 MiB of commands; a write blocked for 5 s or failing
+        // (the server reset the connection) ends it.
+        while sent < 64 << 20 {
+            if w.write_all(&line).is_err() {
+                break;
+            }
+            sent += line.len();
+        }
+        sent
+    });
+    let mut peak = 0;
+    let closed = loop {
+        peak = peak.max(rss_kib(srv.pid()));
+        let g = gauge(srv.pid());
+        // The session's socket is gone when the non-pipe fds are back.
+        if g.other == before.other {
+            break Some(started.elapsed());
+        }
+        if started.elapsed() > Duration::from_secs(40) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let sent = writer.join().unwrap();
+    let closed = closed.unwrap_or_else(|| {
+        panic!(
+            "the server still holds the session of a client that never reads, after 40 s\n{}",
+            fd_list(srv.pid())
+        )
+    });
+    drop(f);
+    let growth = peak.saturating_sub(before.rss_kib);
+    note(
+        "never_reads",
+        &format!(
+            "{} MiB of HELP sent without reading a reply: session dropped after {closed:.1?}, peak RSS growth {growth} KiB",
+            sent >> 20
+        ),
+    );
+    assert!(growth < 16 * 1024, "RSS grew by {growth} KiB");
+    finish(&mut srv, "never_reads", &before, CHECK, 0);
+}
+
+#[test]
+fn resets_mid_reply_and_mid_transfer_leave_nothing_behind() {
+    let fx = Fixture::new();
+    fx.write("big.bin", &pattern(3, 32 << 20));
+    let (mut srv, before) = start(&fx, &[]);
+    let addr = srv.addr();
+    // Reset before reading the greeting.
+    for _ in 0..100 {
+        reset(TcpStream::connect(addr).unwrap());
+    }
+    // Reset with replies still being written.
+    for _ in 0..50 {
+        let f = srv.login();
+        let mut s = f.socket().try_clone().unwrap();
+        s.write_all(&b"HELP\r\nFEAT\r\nSTAT\r\n".repeat(200))
+            .unwrap();
+        drop(f);
+        reset(s);
+    }
+    // Reset both connections in the middle of a download.
+    for i in 0..10 {
+        let mut f = srv.login();
+        let mut data = f.epsv_connect();
+        f.expect("RETR big.bin", 150);
+        let mut buf = vec![0u8; 256 * 1024];
+        data.read_exact(&mut buf).unwrap();
+        let s = f.socket().try_clone().unwrap();
+        drop(f);
+        if i % 2 == 0 {
+            reset(data);
+            reset(s);
+        } else {
+            reset(s);
+            reset(data);
+        }
+    }
+    note(
+        "resets",
+        "bad inputs: 100 resets before the greeting, 50 resets with 600 replies pending, 10 resets mid-RETR",
+    );
+    finish(&mut srv, "resets", &before, CHECK, 0);
+}
+
+#[test]
+fn a_file_truncated_while_sent_is_a_451_and_the_session_goes_on() {
+    let fx = Fixture::new();
+    let data = pattern(4, 16 << 20);
+    let path = fx.write("shrinks.bin", &data);
+    // Paced so the truncation lands mid-transfer.
+    let (mut srv, before) = start(&fx, &["--max-rate-per-session", "4MiB"]);
+    let mut f = srv.login();
+    let mut conn = f.epsv_connect();
+    f.expect("RETR shrinks.bin", 150);
+    let mut got = vec![0u8; 1 << 20];
+    conn.read_exact(&mut got).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(2 << 20)
+        .unwrap();
+    got.extend(read_all_lenient(&mut conn));
+    let r = f.read_reply();
+    assert_eq!(r.code, 451, "{r:?}");
+    assert!(got.len() < data.len(), "{} bytes", got.len());
+    assert_bytes_eq("the part sent", &got[..2 << 20], &data[..2 << 20]);
+    f.expect("NOOP", 200);
+    f.quit();
+    note(
+        "truncated",
+        &format!(
+            "16 MiB file cut to 2 MiB mid-RETR: 451 after {} bytes",
+            got.len()
+        ),
+    );
+    finish(&mut srv, "truncated", &before, CHECK, 0);
+}
+
+#[test]
+fn a_file_replaced_while_sent_is_sent_whole_as_it_was() {
+    let fx = Fixture::new();
+    let old = pattern(5, 8 << 20);
+    fx.write("swap.bin", &old);
+    let (mut srv, before) = start(&fx, &["--max-rate-per-session", "8MiB"]);
+    let mut f = srv.login();
+    let mut conn = f.epsv_connect();
+    f.expect("RETR swap.bin", 150);
+    let mut got = vec![0u8; 1 << 20];
+    conn.read_exact(&mut got).unwrap();
+    // rename(2) over it, as rsync and package mirrors update files: the
+    // open file is the old inode, which stays whole until closed.
+    fx.write("swap.new", &pattern(6, 1 << 20));
+    std::fs::rename(fx.root.join("swap.new"), fx.root.join("swap.bin")).unwrap();
+    got.extend(read_all_lenient(&mut conn));
+    let r = f.read_reply();
+    assert_eq!(r.code, 226, "{r:?}");
+    assert_bytes_eq("swap.bin as it was", &got, &old);
+    // The next download sees the new file.
+    assert_bytes_eq("swap.bin now", &f.retr("swap.bin"), &pattern(6, 1 << 20));
+    f.quit();
+    finish(&mut srv, "replaced", &before, CHECK, 0);
+}
+
+#[test]
+fn a_directory_removed_while_listed() {
+    let fx = Fixture::new();
+    let (mut srv, before) = start(&fx, &[]);
+    let mut f = srv.login();
+    // The working directory disappears under the session.
+    mkdir(&fx.root, "doomed/inner");
+    f.expect("CWD doomed", 250);
+    std::fs::remove_dir_all(fx.root.join("doomed")).unwrap();
+    let _data = f.epsv_connect();
+    f.expect("LIST", 550);
+    f.expect("CWD inner", 550);
+    f.expect("PWD", 257);
+    f.expect("CWD /", 250);
+    // A large directory removed while a LIST reads it: whatever the timing,
+    // one reply (226 with what was read, or 550), and the session goes on.
+    let mut codes = Vec::new();
+    for round in 0..4 {
+        let dir = fx.root.join(format!("many{round}"));
+        std::fs::create_dir(&dir).unwrap();
+        for i in 0..2000 {
+            std::fs::write(dir.join(format!("file-{i:05}")), b"x").unwrap();
+        }
+        let mut data = f.epsv_connect();
+        let remover = std::thread::spawn(move || std::fs::remove_dir_all(&dir));
+        f.send_raw(format!("LIST many{round}\r\n").as_bytes());
+        let r = f.read_reply();
+        match r.code {
+            150 => {
+                let text = read_all_lenient(&mut data);
+                let r = f.read_reply();
+                assert_eq!(r.code, 226, "{r:?}");
+                for line in String::from_utf8_lossy(&text).lines() {
+                    assert!(line.contains("file-"), "a listing line: {line:?}");
+                }
+            }
+            550 => {}
+            _ => panic!("LIST of a vanishing directory: {r:?}"),
+        }
+        codes.push(r.code);
+        remover.join().unwrap().unwrap();
+    }
+    f.expect("NOOP", 200);
+    f.quit();
+    note(
+        "dir_removed",
+        &format!("cwd removed: 550; 2000-entry dir removed while listed, replies {codes:?}"),
+    );
+    finish(&mut srv, "dir_removed", &before, CHECK, 0);
+}
+
+#[test]
+fn a_data_channel_nobody_reads_is_cut_by_the_watchdog() {
+    let fx = Fixture::new();
+    fx.write("big.bin", &pattern(8, 64 << 20));
+    let (mut srv, before) = start(&fx, &["--data-timeout", "2"]);
+    let mut f = srv.login();
+    let data = f.epsv_connect();
+    let started = Instant::now();
+    f.expect("RETR big.bin", 150);
+    // Never read `data`: the socket buffers fill, nothing is acknowledged,
+    // and the no-progress watchdog fires after --data-timeout.
+    let r = f.read_reply();
+    let took = started.elapsed();
+    assert_eq!(r.code, 426, "{r:?}");
+    assert!(took < Duration::from_secs(15), "426 after {took:?}");
+    f.expect("NOOP", 200);
+    drop(data);
+    f.quit();
+    note(
+        "unread_data_channel",
+        &format!("RETR of 64 MiB never read: 426 after {took:.1?} (--data-timeout 2)"),
+    );
+    finish(&mut srv, "unread_data_channel", &before, CHECK, 0);
+}
+
+#[test]
+fn out_of_fds_new_sessions_get_421_and_service_recovers() {
+    let fx = Fixture::new();
+    fx.standard_tree();
+    // Find what an idle server holds, then allow 24 more fds.
+    let mut probe = Server::builder().start(&fx);
+    let idle = baseline(&mut probe, CHECK).fds();
+    drop(probe);
+    let limit = idle as u64 + 24;
+    let mut srv = Server::builder().fd_limit(limit).start(&fx);
+    let before = baseline(&mut srv, CHECK);
+    let addr = srv.addr();
+    // Each session holds one fd: 60 clients are far more than fit.
+    let mut held = Vec::new();
+    let (mut ok, mut refused) = (0, 0);
+    for i in 0..60 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let line = first_line(&mut s)
+            .unwrap_or_else(|| panic!("client {i}: no greeting and no 421 (hung?)"));
+        match &line[..3] {
+            "220" => ok += 1,
+            "421" => refused += 1,
+            _ => panic!("client {i}: {line:?}"),
+        }
+        held.push(s);
+    }
+    assert!(ok > 0 && refused > 0, "{ok} admitted, {refused} refused");
+    assert!(
+        srv.log_text().contains("out of file descriptors"),
+        "the log should say why"
+    );
+    // Fds free up: service comes back.
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut f = srv.login();
+    f.expect("NOOP", 200);
+    f.quit();
+    note(
+        "emfile",
+        &format!("RLIMIT_NOFILE {limit}: 60 clients -> {ok} sessions, {refused} refused with 421; recovered"),
+    );
+    finish(&mut srv, "emfile", &before, CHECK, 0);
+}
