@@ -260,22 +260,22 @@ struct AtData {
     _names: (CString, Option<CString>),
 }
 
+/// Submits a one-directory, one-name *at op and waits for it.
+async fn at_op(dir: FdRef, name: CString, sqe: io_uring::squeue::Entry) -> io::Result<()> {
+    let data = AtData {
+        _dirs: (dir, None),
+        _names: (name, None),
+    };
+    plain(data, sqe).submit().await.map(|_| ())
+}
+
 /// `unlinkat(2)` of `name` in `dir` on the shard's ring (`AT_REMOVEDIR` in
 /// `flags` removes a directory). The final component is never followed.
 pub async fn unlinkat(dir: FdRef, name: CString, flags: i32) -> io::Result<()> {
     let sqe = opcode::UnlinkAt::new(types::Fd(dir.as_raw_fd()), name.as_ptr())
         .flags(flags)
         .build();
-    plain(
-        AtData {
-            _dirs: (dir, None),
-            _names: (name, None),
-        },
-        sqe,
-    )
-    .submit()
-    .await
-    .map(|_| ())
+    at_op(dir, name, sqe).await
 }
 
 /// `mkdirat(2)` on the shard's ring.
@@ -283,16 +283,7 @@ pub async fn mkdirat(dir: FdRef, name: CString, mode: u32) -> io::Result<()> {
     let sqe = opcode::MkDirAt::new(types::Fd(dir.as_raw_fd()), name.as_ptr())
         .mode(mode)
         .build();
-    plain(
-        AtData {
-            _dirs: (dir, None),
-            _names: (name, None),
-        },
-        sqe,
-    )
-    .submit()
-    .await
-    .map(|_| ())
+    at_op(dir, name, sqe).await
 }
 
 /// `renameat2(2)` on the shard's ring (`flags`: 0 or RENAME_NOREPLACE).
