@@ -1,0 +1,487 @@
+#!/usr/bin/env bash
+# loadtest/compare.sh: run the bundled load-test scenarios against ringftp and
+# its peers (vsftpd, pure-ftpd, ProFTPD, pyftpdlib) on loopback, over the same
+# prepared tree, with the same generator and the same parameters, and print one
+# markdown table per scenario with the ratio to ringftp. See loadtest/COMPARE.md.
+#
+#   bash loadtest/compare.sh --quick          # small counts, about 3 minutes
+#   bash loadtest/compare.sh                  # the issue's full targets
+#   bash loadtest/compare.sh --check          # install + prove each server serves (curl)
+#
+# Everything binds to 127.0.0.1; every server it starts is stopped again (its
+# whole process group and session), at the end and on error or Ctrl-C.
+set -euo pipefail
+umask 022
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$HERE")
+CACHE=${RINGFTP_COMPARE_CACHE:-$HERE/.peers}   # downloads + unpacked peers (gitignored)
+PYFTPDLIB_VERSION=${PYFTPDLIB_VERSION:-2.2.0}
+
+# --------------------------------------------------------------------------
+# flags
+# --------------------------------------------------------------------------
+MODE=full
+SERVERS_ALL="ringftp vsftpd pure-ftpd proftpd pyftpdlib"
+SERVERS=$SERVERS_ALL
+SCENARIOS=""
+OUT=""
+ACTION=compare
+BUILD=1
+BASE_PORT=2121
+IDLE_FORKING_MAX=""
+TREE=""
+
+usage() {
+    cat <<EOF
+usage: bash loadtest/compare.sh [--quick] [options]
+
+  --quick                 small counts and durations (whole run about 3 minutes)
+  --servers LIST          comma-separated subset of: ${SERVERS_ALL// /,}
+  --scenarios LIST        comma-separated subset of the cases (see COMPARE.md):
+                          login-storm,login-storm-big,mirror,bigfile,listing,idle,upload
+  --out DIR               run directory (default loadtest/out/compare-DATE)
+  --tree DIR              serve this already-prepared tree instead of preparing one
+  --base-port P           control ports P..P+5, default 2121
+  --idle-forking-max N    cap on idle sessions for forking peers (one or two
+                          processes per session), default 2000 (full), 300 (quick)
+  --no-build              do not run cargo build --release
+  --install-only          fetch and unpack the peers, then exit
+  --check                 start each server, prove anonymous RETR + LIST over
+                          EPSV and PASV with curl, stop it, exit
+  --serve SERVER          start one server on its port and wait (Ctrl-C stops it)
+  -h, --help              this text
+EOF
+}
+
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --quick) MODE=quick ;;
+        --full) MODE=full ;;
+        --servers) SERVERS=${2//,/ }; shift ;;
+        --scenarios) SCENARIOS=${2//,/ }; shift ;;
+        --out) OUT=$2; shift ;;
+        --tree) TREE=$2; shift ;;
+        --base-port) BASE_PORT=$2; shift ;;
+        --idle-forking-max) IDLE_FORKING_MAX=$2; shift ;;
+        --no-build) BUILD=0 ;;
+        --install-only) ACTION=install ;;
+        --check) ACTION=check ;;
+        --serve) ACTION=serve; SERVE_ONE=$2; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "compare.sh: unknown flag '$1' (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+for s in $SERVERS; do
+    [[ " $SERVERS_ALL " == *" $s "* ]] || { echo "compare.sh: unknown server '$s' (one of: $SERVERS_ALL)" >&2; exit 2; }
+done
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=${OUT:-$HERE/out/compare-$STAMP}
+mkdir -p "$OUT"/logs "$OUT"/json "$OUT"/conf
+OUT=$(cd "$OUT" && pwd)
+RINGFTP=$REPO/target/release/ringftp
+
+log() { printf '%s\n' "$*" >&2; }
+die() { printf 'compare.sh: %s\n' "$*" >&2; exit 1; }
+
+# Ports: one control port and one disjoint passive range per server.
+declare -A PORT PASV_LO PASV_HI
+i=0
+for s in ringftp vsftpd pure-ftpd proftpd pyftpdlib ceiling; do
+    PORT[$s]=$((BASE_PORT + i))
+    PASV_LO[$s]=$((40000 + i * 1000))
+    PASV_HI[$s]=$((40000 + i * 1000 + 999))
+    i=$((i + 1))
+done
+declare -A FORKING=([vsftpd]=1 [pure-ftpd]=1 [proftpd]=1)
+
+# --------------------------------------------------------------------------
+# stopping what we start
+# --------------------------------------------------------------------------
+# Each server runs under setsid: its PID is its process group and session id.
+# Stopping = SIGTERM to the group, then SIGKILL to the group and to anything
+# still in that session (forked session children that changed group).
+declare -A RUNNING=()   # pid -> name
+GEN_PID=""
+
+session_members() { # SID -> pids in that session (from /proc, no name matching)
+    local sid=$1 f st rest
+    for f in /proc/[0-9]*/stat; do
+        st=$(cat "$f" 2>/dev/null) || continue
+        rest=${st##*) }                     # fields after "(comm) "
+        set -- $rest                        # state ppid pgrp session ...
+        [[ ${4:-} == "$sid" ]] && { f=${f#/proc/}; printf '%s\n' "${f%/stat}"; }
+    done
+    return 0
+}
+
+stop_server() { # PID
+    local pid=$1 name=${RUNNING[$1]:-?} n
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    for n in $(seq 50); do
+        [[ -z $(session_members "$pid") ]] && break
+        sleep 0.1
+    done
+    if [[ -n $(session_members "$pid") ]]; then
+        kill -KILL -- "-$pid" 2>/dev/null || true
+        for n in $(session_members "$pid"); do kill -KILL "$n" 2>/dev/null || true; done
+        sleep 0.2
+    fi
+    wait "$pid" 2>/dev/null || true
+    local left
+    left=$(session_members "$pid" | tr '\n' ' ')
+    [[ -z $left ]] || log "  warning: $name (session $pid) still has processes: $left"
+    unset "RUNNING[$pid]"
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ -n $GEN_PID ]]; then kill -TERM "$GEN_PID" 2>/dev/null || true; wait "$GEN_PID" 2>/dev/null || true; fi
+    local p
+    for p in "${!RUNNING[@]}"; do stop_server "$p"; done
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+# --------------------------------------------------------------------------
+# installing the peers side by side (no dpkg -i: they conflict)
+# --------------------------------------------------------------------------
+PEER_ROOT=$CACHE/root
+PEER_LIBS=$PEER_ROOT/usr/lib/x86_64-linux-gnu:$PEER_ROOT/lib/x86_64-linux-gnu
+PEER_DEBS="vsftpd pure-ftpd proftpd-core"
+# Shared libraries the three binaries link that a bare Debian 12 lacks
+# (ldd is checked after unpacking and names anything still missing).
+LIB_DEBS="libwrap0 libhiredis0.14 libmemcached11 libmemcachedutil2 libhashkit2 libpcre2-posix3"
+
+apt_download() { # PKG... -> .deb files in $CACHE/debs
+    mkdir -p "$CACHE/debs"
+    ( cd "$CACHE/debs" && apt-get -q -o APT::Sandbox::User=root download "$@" ) >>"$CACHE/install.log" 2>&1 && return 0
+    log "  apt-get download failed; running apt-get update once and retrying"
+    apt-get -q update >>"$CACHE/install.log" 2>&1 || true
+    ( cd "$CACHE/debs" && apt-get -q -o APT::Sandbox::User=root download "$@" ) >>"$CACHE/install.log" 2>&1 \
+        || die "apt-get download $* failed (see $CACHE/install.log)"
+}
+
+install_peers() {
+    mkdir -p "$CACHE"
+    command -v curl >/dev/null || { apt-get -q update >/dev/null 2>&1; apt-get -q install -y curl >/dev/null || die "cannot install curl"; }
+    if [[ ! -x $PEER_ROOT/usr/sbin/vsftpd || ! -x $PEER_ROOT/usr/sbin/pure-ftpd || ! -x $PEER_ROOT/usr/sbin/proftpd ]]; then
+        log "fetching Debian packages into $CACHE/debs: $PEER_DEBS $LIB_DEBS"
+        apt_download $PEER_DEBS $LIB_DEBS
+        mkdir -p "$PEER_ROOT"
+        local d
+        for d in "$CACHE"/debs/*.deb; do dpkg -x "$d" "$PEER_ROOT"; done
+    fi
+    local b missing
+    for b in vsftpd pure-ftpd proftpd; do
+        missing=$(LD_LIBRARY_PATH=$PEER_LIBS ldd "$PEER_ROOT/usr/sbin/$b" | awk '/not found/{print $1}' | tr '\n' ' ')
+        [[ -z $missing ]] || die "$b still lacks shared libraries: $missing(fetch their packages into $CACHE/debs and unpack with dpkg -x $PEER_ROOT)"
+    done
+    if ! PYTHONPATH=$CACHE/python python3 -c 'import pyftpdlib' 2>/dev/null; then
+        log "installing pyftpdlib==$PYFTPDLIB_VERSION into $CACHE/python"
+        python3 -m pip install -q --disable-pip-version-check --target "$CACHE/python" "pyftpdlib==$PYFTPDLIB_VERSION" \
+            >>"$CACHE/install.log" 2>&1 || die "pip install pyftpdlib failed (see $CACHE/install.log)"
+    fi
+}
+
+deb_version() { dpkg-deb -f "$(ls "$CACHE"/debs/"$1"_*.deb | head -1)" Version; }
+
+server_version() {
+    case $1 in
+        ringftp) "$RINGFTP" --version 2>/dev/null | head -1 || echo "ringftp (not built)" ;;
+        vsftpd) echo "vsftpd $(deb_version vsftpd) (Debian 12)" ;;
+        pure-ftpd) echo "pure-ftpd $(deb_version pure-ftpd) (Debian 12)" ;;
+        proftpd) echo "proftpd $(deb_version proftpd-core) (Debian 12)" ;;
+        pyftpdlib) echo "pyftpdlib $(PYTHONPATH=$CACHE/python python3 -c 'import pyftpdlib; print(pyftpdlib.__ver__)') (PyPI, python $(python3 -c 'import platform; print(platform.python_version())'))" ;;
+        ceiling) echo "loadtest/sendfile_ceiling.py (blocking os.sendfile loop)" ;;
+    esac
+}
+
+# --------------------------------------------------------------------------
+# the tree every server serves
+# --------------------------------------------------------------------------
+prepare_tree() {
+    if [[ -n $TREE ]]; then
+        [[ -d $TREE ]] || die "--tree $TREE is not a directory"
+        TREE=$(cd "$TREE" && pwd); return
+    fi
+    TREE=$HERE/out/tree-$MODE
+    local stampf=$TREE/.compare-stamp want
+    want="files=$TREE_FILES $("$RINGFTP" --version 2>/dev/null | head -1)"
+    if [[ -f $stampf && $(cat "$stampf") == "$want" ]]; then
+        log "reusing prepared tree $TREE"; return
+    fi
+    rm -rf "$TREE"; mkdir -p "$TREE"
+    log "preparing tree: ringftp loadtest prepare --dir $TREE --files $TREE_FILES"
+    if ! "$RINGFTP" loadtest prepare --dir "$TREE" --files "$TREE_FILES" >"$OUT/logs/prepare.log" 2>&1; then
+        die "ringftp loadtest prepare failed: $(tail -3 "$OUT/logs/prepare.log")"
+    fi
+    printf '%s\n' "$want" >"$stampf"
+}
+
+# Every component from / down to the tree must be searchable by the peers'
+# unprivileged users (nobody), and the tree must not be writable by them.
+check_tree_access() {
+    local d=$TREE
+    while [[ $d != / ]]; do
+        [[ $(( 0$(stat -c %a "$d") & 1 )) -eq 1 ]] || die "$d is not searchable by others (chmod o+x it): the peers drop to nobody"
+        d=$(dirname "$d")
+    done
+}
+
+# --------------------------------------------------------------------------
+# starting servers
+# --------------------------------------------------------------------------
+# cmd_NAME writes the server's config into $OUT/conf and sets CMD to its command line.
+cmd_ringftp() {
+    [[ -x $RINGFTP ]] || die "$RINGFTP is missing (cargo build --release)"
+    CMD=("$RINGFTP" serve --listen "127.0.0.1:${PORT[ringftp]}" --root "$TREE" \
+        --pasv-ports "${PASV_LO[ringftp]}-${PASV_HI[ringftp]}" --idle-timeout 3600 --log-level warn)
+}
+
+cmd_vsftpd() {
+    local conf=$OUT/conf/vsftpd.conf empty=$OUT/conf/vsftpd-empty
+    mkdir -p "$empty"; chmod 755 "$empty"     # secure_chroot_dir: empty, root-owned, not writable by nobody
+    cat >"$conf" <<EOF
+# written by loadtest/compare.sh: anonymous read-only, loopback, standalone, foreground
+listen=YES
+listen_ipv6=NO
+listen_address=127.0.0.1
+listen_port=${PORT[vsftpd]}
+background=NO
+anonymous_enable=YES
+local_enable=NO
+write_enable=NO
+anon_upload_enable=NO
+anon_mkdir_write_enable=NO
+anon_other_write_enable=NO
+anon_root=$TREE
+no_anon_password=YES
+ftp_username=ftp
+nopriv_user=nobody
+secure_chroot_dir=$empty
+pasv_enable=YES
+pasv_min_port=${PASV_LO[vsftpd]}
+pasv_max_port=${PASV_HI[vsftpd]}
+port_enable=YES
+connect_from_port_20=NO
+max_clients=20000
+max_per_ip=20000
+idle_session_timeout=3600
+data_connection_timeout=3600
+accept_timeout=60
+connect_timeout=60
+use_sendfile=YES
+tcp_wrappers=NO
+xferlog_enable=NO
+syslog_enable=NO
+dirmessage_enable=NO
+hide_ids=NO
+ls_recurse_enable=NO
+vsftpd_log_file=$OUT/logs/vsftpd.xfer.log
+EOF
+    with_ftp_user env LD_LIBRARY_PATH="$PEER_LIBS" "$PEER_ROOT/usr/sbin/vsftpd" "$conf"
+}
+
+cmd_proftpd() {
+    local conf=$OUT/conf/proftpd.conf
+    cat >"$conf" <<EOF
+# written by loadtest/compare.sh: anonymous read-only, loopback, standalone, foreground (-n)
+ServerName              "proftpd"
+ServerType              standalone
+DefaultAddress          127.0.0.1
+SocketBindTight         on
+UseIPv6                 off
+Port                    ${PORT[proftpd]}
+PassivePorts            ${PASV_LO[proftpd]} ${PASV_HI[proftpd]}
+User                    nobody
+Group                   nogroup
+Umask                   022
+MaxInstances            20000
+TCPBacklog              255
+UseReverseDNS           off
+UseSendfile             on
+# mod_delay pads every USER/PASS with a deliberate sleep (timing-attack
+# defence); it would measure a sleep, not the server, so it is off.
+DelayEngine             off
+TimeoutLogin            300
+TimeoutIdle             3600
+TimeoutNoTransfer       3600
+TimeoutStalled          3600
+WtmpLog                 off
+TransferLog             none
+SystemLog               $OUT/logs/proftpd.system.log
+PidFile                 $OUT/conf/proftpd.pid
+ScoreboardFile          $OUT/conf/proftpd.scoreboard
+ControlsEngine          off
+RequireValidShell       off
+AllowOverwrite          off
+<Anonymous $TREE>
+  User                  nobody
+  Group                 nogroup
+  UserAlias             anonymous nobody
+  UserAlias             ftp nobody
+  RequireValidShell     off
+  MaxClients            20000
+  <Limit WRITE SITE_CHMOD>
+    DenyAll
+  </Limit>
+</Anonymous>
+EOF
+    CMD=(env LD_LIBRARY_PATH="$PEER_LIBS" "$PEER_ROOT/usr/sbin/proftpd" -n -c "$conf")
+}
+
+# vsftpd and pure-ftpd log anonymous sessions in as the system user "ftp"
+# (pure-ftpd serves that user's home directory; vsftpd chdirs to it before
+# anon_root). This machine may have no such user, and the Debian packages'
+# postinst would add one with home /srv/ftp. Instead of touching /etc/passwd,
+# each runs in a private mount namespace where /etc/passwd is a copy with an
+# "ftp" entry (uid/gid of nobody/nogroup, home = the tree). Nothing outside
+# the server's namespace changes.
+with_ftp_user() { # COMMAND... -> CMD wrapped
+    local pw=$OUT/conf/passwd-with-ftp
+    if [[ ! -f $pw ]]; then
+        grep -v '^ftp:' /etc/passwd >"$pw"
+        echo "ftp:x:65534:65534:ringftp compare anonymous:$TREE:/usr/sbin/nologin" >>"$pw"
+        chmod 644 "$pw"
+    fi
+    CMD=(unshare --mount --propagation private -- /bin/sh -c 'mount --bind "$0" /etc/passwd && exec "$@"' "$pw" "$@")
+}
+
+cmd_pure-ftpd() {
+    with_ftp_user env LD_LIBRARY_PATH="$PEER_LIBS" "$PEER_ROOT/usr/sbin/pure-ftpd" \
+        -S "127.0.0.1,${PORT[pure-ftpd]}" -p "${PASV_LO[pure-ftpd]}:${PASV_HI[pure-ftpd]}" \
+        -e -i -A -H -c 20000 -C 20000 -I 60 -L 100000:5 -f none -g "$OUT/conf/pure-ftpd.pid"
+}
+
+cmd_pyftpdlib() {
+    CMD=(env PYTHONPATH="$CACHE/python" python3 "$HERE/pyftpdlib_peer.py" --listen "127.0.0.1:${PORT[pyftpdlib]}" \
+        --root "$TREE" --pasv-ports "${PASV_LO[pyftpdlib]}-${PASV_HI[pyftpdlib]}" --log "$OUT/logs/pyftpdlib.log" \
+        --max-cons 20000 --timeout 3600)
+}
+
+cmd_ceiling() {
+    CMD=(python3 "$HERE/sendfile_ceiling.py" --listen "127.0.0.1:${PORT[ceiling]}" --root "$TREE" \
+        --pasv-ports "${PASV_LO[ceiling]}-$((PASV_LO[ceiling] + 99))")
+}
+
+greets() { # PORT -> 0 when a connect gets a 220 greeting
+    timeout 5 bash -c '
+        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        IFS= read -r -t 4 line <&3 || exit 1
+        printf "QUIT\r\n" >&3
+        [[ $line == 220* ]]' _ "$1" 2>/dev/null
+}
+
+STARTED_PID=""
+start_server() { # NAME LOGTAG -> sets STARTED_PID
+    local name=$1 tag=${2:-$1} n
+    CMD=()
+    cmd_"$name" || return 1
+    local logf=$OUT/logs/$tag.server.log
+    printf '%q ' "${CMD[@]}" >"$OUT/conf/$name.cmdline"; echo >>"$OUT/conf/$name.cmdline"
+    : >"$logf"
+    # Each server gets its own session (setsid execs, so $! is the server's
+    # PID = its process group = its session). vsftpd writes start-up errors
+    # ("500 OOPS: ...") to fd 0, so fd 0 is the log file too.
+    setsid "${CMD[@]}" 0>>"$logf" >>"$logf" 2>&1 &
+    STARTED_PID=$!
+    RUNNING[$STARTED_PID]=$name
+    for n in $(seq 100); do
+        if ! kill -0 "$STARTED_PID" 2>/dev/null; then
+            wait "$STARTED_PID" 2>/dev/null || true
+            unset "RUNNING[$STARTED_PID]"
+            log "  $name exited at start-up: $(tail -3 "$logf" | tr '\n' ' ')"
+            return 1
+        fi
+        if greets "${PORT[$name]}"; then return 0; fi
+        sleep 0.1
+    done
+    log "  $name: no 220 greeting on 127.0.0.1:${PORT[$name]} within 10 s: $(tail -3 "$logf" | tr '\n' ' ')"
+    stop_server "$STARTED_PID"
+    return 1
+}
+
+# --------------------------------------------------------------------------
+# --check: anonymous RETR and LIST over EPSV and PASV, with curl
+# --------------------------------------------------------------------------
+check_server() { # NAME FILE DIR
+    local name=$1 file=$2 dir=$3 url="ftp://127.0.0.1:${PORT[$1]}" ok=1 mode flags want got lines
+    want=$(stat -c %s "$TREE/$file")
+    for mode in epsv pasv; do
+        flags=(--silent --show-error --max-time 60 --user anonymous:compare@example.org)
+        [[ $mode == pasv ]] && flags+=(--disable-epsv)
+        got=$(curl "${flags[@]}" -o /dev/null -w '%{size_download}' "$url/$file" 2>>"$OUT/logs/check.$name.curl.log") || got="error"
+        lines=$(curl "${flags[@]}" "$url/$dir/" 2>>"$OUT/logs/check.$name.curl.log" | wc -l) || lines=0
+        if [[ $got == "$want" && $lines -gt 0 ]]; then
+            log "  $name $mode: RETR /$file $got bytes ok, LIST /$dir/ $lines lines ok"
+        else
+            log "  $name $mode: FAILED: RETR /$file got '$got' of $want bytes, LIST /$dir/ $lines lines (see $OUT/logs/check.$name.curl.log)"
+            ok=0
+        fi
+    done
+    # the biggest directory (the listing scenario's): LIST returns one line an entry
+    if [[ -n ${BIGDIR:-} ]]; then
+        lines=$(curl --silent --show-error --max-time 120 --user anonymous:compare@example.org "$url/$BIGDIR/" 2>>"$OUT/logs/check.$name.curl.log" | wc -l) || lines=0
+        if [[ $lines -ge $BIGDIR_N ]]; then log "  $name: LIST /$BIGDIR/ $lines lines for $BIGDIR_N entries ok"
+        else log "  $name: FAILED: LIST /$BIGDIR/ $lines lines for $BIGDIR_N entries"; ok=0; fi
+    fi
+    [[ $ok == 1 ]]
+}
+
+run_check() {
+    local file dir fails=0 s
+    # a mid-size file and a directory from the tree
+    file=$(cd "$TREE" && find . -type f -size +100k -size -20M ! -name '.*' | head -1); file=${file#./}
+    dir=$(dirname "$file")
+    [[ -n $file ]] || die "no file between 100 KiB and 20 MiB in $TREE"
+    read -r BIGDIR_N BIGDIR < <(cd "$TREE" && find . -mindepth 1 -printf '%h\n' | sort | uniq -c | sort -rn | head -1)
+    BIGDIR=${BIGDIR#./}; [[ $BIGDIR == . ]] && BIGDIR=""
+    for s in $SERVERS ceiling; do
+        log "$s: $(server_version "$s")"
+        if ! start_server "$s" "check.$s"; then fails=$((fails + 1)); continue; fi
+        local pid=$STARTED_PID
+        if [[ $s == ceiling ]]; then
+            # the ceiling speaks no LIST: RETR only
+            local got
+            got=$(curl --silent --max-time 60 -o /dev/null -w '%{size_download}' "ftp://127.0.0.1:${PORT[ceiling]}/$file" 2>&1) || got=error
+            if [[ $got == $(stat -c %s "$TREE/$file") ]]; then log "  ceiling epsv: RETR /$file $got bytes ok"; else log "  ceiling: FAILED: got '$got'"; fails=$((fails + 1)); fi
+        else
+            check_server "$s" "$file" "$dir" || fails=$((fails + 1))
+        fi
+        log "  processes in its session while idle: $(session_members "$pid" | wc -l)"
+        stop_server "$pid"
+        log "  stopped; left in its session: $(session_members "$pid" | wc -l)"
+    done
+    [[ $fails == 0 ]] || die "$fails server(s) failed the check"
+    log "all servers passed"
+}
+
+# ==========================================================================
+main() {
+    install_peers
+    [[ $ACTION == install ]] && { log "peers installed under $CACHE"; exit 0; }
+    if [[ $BUILD == 1 ]]; then
+        log "cargo build --release"
+        (cd "$REPO" && cargo build --release -q) >"$OUT/logs/build.log" 2>&1 || die "cargo build --release failed: $(tail -5 "$OUT/logs/build.log")"
+    fi
+    TREE_FILES=${TREE_FILES:-10000}
+    prepare_tree
+    check_tree_access
+    case $ACTION in
+        check) run_check ;;
+        serve)
+            start_server "$SERVE_ONE" || die "$SERVE_ONE did not start"
+            log "$SERVE_ONE (pid $STARTED_PID) on 127.0.0.1:${PORT[$SERVE_ONE]}, passive ${PASV_LO[$SERVE_ONE]}-${PASV_HI[$SERVE_ONE]}, tree $TREE; Ctrl-C stops it"
+            wait "$STARTED_PID" || true ;;
+        compare) run_compare ;;
+    esac
+}
+
+run_compare() { die "not written yet"; }
+
+main
