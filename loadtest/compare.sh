@@ -77,6 +77,29 @@ for s in $SERVERS; do
     [[ " $SERVERS_ALL " == *" $s "* ]] || { echo "compare.sh: unknown server '$s' (one of: $SERVERS_ALL)" >&2; exit 2; }
 done
 
+# Scales. Full: the issue's targets. Quick: the same cases, small, ~3 minutes.
+if [[ $MODE == full ]]; then
+    TREE_ARGS="--files 10000"; TREE_DESC="ringftp loadtest prepare --files 10000: ~1.8 GiB mirror, /listing 10,000 entries, /bigfile 1 GiB"
+    STORM_CLIENTS=300; STORM_BIG_CLIENTS=5000; STORM_LIMIT=120s
+    MIRROR_CLIENTS=200; MIRROR_DURATION=30s
+    BIGFILE_DURATION=20s
+    LISTING_CLIENTS=10; LISTING_DURATION=20s
+    IDLE_CLIENTS=10000; IDLE_DURATION=60s; IDLE_FORKING_MAX=${IDLE_FORKING_MAX:-2000}
+else
+    TREE_ARGS="--files 1000 --bigfile 512MiB"; TREE_DESC="ringftp loadtest prepare --files 1000 --bigfile 512MiB: /listing 10,000 entries"
+    STORM_CLIENTS=100; STORM_BIG_CLIENTS=500; STORM_LIMIT=60s
+    MIRROR_CLIENTS=20; MIRROR_DURATION=5s
+    BIGFILE_DURATION=5s
+    LISTING_CLIENTS=2; LISTING_DURATION=5s
+    IDLE_CLIENTS=500; IDLE_DURATION=8s; IDLE_FORKING_MAX=${IDLE_FORKING_MAX:-500}
+fi
+CASES_ALL="login-storm login-storm-big mirror bigfile listing idle upload"
+CASES=${SCENARIOS:-$CASES_ALL}
+for c in $CASES; do
+    [[ " $CASES_ALL " == *" $c "* ]] || { echo "compare.sh: unknown scenario '$c' (one of: $CASES_ALL)" >&2; exit 2; }
+done
+GEN_EXTRA=${RINGFTP_COMPARE_GEN_ARGS:-}   # extra generator flags for every run (e.g. --cores 1)
+
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${OUT:-$HERE/out/compare-$STAMP}
 mkdir -p "$OUT"/logs "$OUT"/json "$OUT"/conf
@@ -211,13 +234,14 @@ prepare_tree() {
     fi
     TREE=$HERE/out/tree-$MODE
     local stampf=$TREE/.compare-stamp want
-    want="files=$TREE_FILES $("$RINGFTP" --version 2>/dev/null | head -1)"
+    want="$TREE_ARGS $(cd "$REPO" && git log -1 --format=%h -- src/loadgen/prepare.rs 2>/dev/null)"
     if [[ -f $stampf && $(cat "$stampf") == "$want" ]]; then
         log "reusing prepared tree $TREE"; return
     fi
     rm -rf "$TREE"; mkdir -p "$TREE"
-    log "preparing tree: ringftp loadtest prepare --dir $TREE --files $TREE_FILES"
-    if ! "$RINGFTP" loadtest prepare --dir "$TREE" --files "$TREE_FILES" >"$OUT/logs/prepare.log" 2>&1; then
+    log "preparing tree: ringftp loadtest prepare --dir $TREE $TREE_ARGS"
+    # shellcheck disable=SC2086
+    if ! "$RINGFTP" loadtest prepare --dir "$TREE" $TREE_ARGS >"$OUT/logs/prepare.log" 2>&1; then
         die "ringftp loadtest prepare failed: $(tail -3 "$OUT/logs/prepare.log")"
     fi
     printf '%s\n' "$want" >"$stampf"
@@ -469,7 +493,6 @@ main() {
         log "cargo build --release"
         (cd "$REPO" && cargo build --release -q) >"$OUT/logs/build.log" 2>&1 || die "cargo build --release failed: $(tail -5 "$OUT/logs/build.log")"
     fi
-    TREE_FILES=${TREE_FILES:-10000}
     prepare_tree
     check_tree_access
     case $ACTION in
@@ -482,6 +505,126 @@ main() {
     esac
 }
 
-run_compare() { die "not written yet"; }
+# --------------------------------------------------------------------------
+# the comparison
+# --------------------------------------------------------------------------
+# One case = one bundled scenario at one scale, run against every server with
+# the same generator flags. MANIFEST has one line per (case, server) run for
+# compare_report.py, which turns the JSON reports into the tables.
+MANIFEST=""
+
+manifest() { # CASE SCENARIO SERVER STATUS RC JSON CLIENTS NOTE
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$MANIFEST"
+}
+
+case_args() { # CASE -> generator flags (without --clients)
+    case $1 in
+        login-storm|login-storm-big) echo "--scenario login-storm --duration $STORM_LIMIT" ;;
+        mirror)  echo "--scenario mirror --duration $MIRROR_DURATION" ;;
+        bigfile) echo "--scenario bigfile --duration $BIGFILE_DURATION" ;;
+        listing) echo "--scenario listing --duration $LISTING_DURATION" ;;
+        idle)    echo "--scenario idle --duration $IDLE_DURATION" ;;
+        upload)  echo "--scenario upload --duration $MIRROR_DURATION" ;;
+    esac
+}
+
+case_clients() { # CASE SERVER -> clients
+    case $1 in
+        login-storm) echo "$STORM_CLIENTS" ;;
+        login-storm-big) echo "$STORM_BIG_CLIENTS" ;;
+        mirror) echo "$MIRROR_CLIENTS" ;;
+        bigfile) echo 1 ;;
+        listing) echo "$LISTING_CLIENTS" ;;
+        idle) if [[ -n ${FORKING[$2]:-} && $IDLE_CLIENTS -gt $IDLE_FORKING_MAX ]]; then echo "$IDLE_FORKING_MAX"; else echo "$IDLE_CLIENTS"; fi ;;
+        upload) echo "$MIRROR_CLIENTS" ;;
+    esac
+}
+
+case_limit() { # CASE -> seconds the generator may run before it is killed
+    local d
+    case $1 in
+        login-storm|login-storm-big) d=${STORM_LIMIT%s} ;;
+        mirror|upload) d=${MIRROR_DURATION%s} ;;
+        bigfile) d=${BIGFILE_DURATION%s} ;;
+        listing) d=${LISTING_DURATION%s} ;;
+        idle) d=${IDLE_DURATION%s} ;;
+    esac
+    echo $((d + 90))   # + connect/login ramp, the last replies, the report
+}
+
+run_one() { # CASE SERVER
+    local c=$1 s=$2 clients args json glog rc pid limit
+    clients=$(case_clients "$c" "$s")
+    args=$(case_args "$c")
+    json=$OUT/json/$c.$s.json
+    glog=$OUT/logs/$c.$s.loadtest.log
+    if ! start_server "$s" "$c.$s"; then
+        manifest "$c" "$(set -- $args; echo "$2")" "$s" failed - - "$clients" "did not start: $(tail -2 "$OUT/logs/$c.$s.server.log" | tr '\t\n' '  ' | cut -c1-200)"
+        return
+    fi
+    pid=$STARTED_PID
+    limit=$(case_limit "$c")
+    printf '%s\n' "$RINGFTP loadtest --target 127.0.0.1:${PORT[$s]} $args --clients $clients --json $json --server-pid $pid" >"$glog"
+    # shellcheck disable=SC2086
+    timeout -k 10 "$limit" "$RINGFTP" loadtest --target "127.0.0.1:${PORT[$s]}" $args --clients "$clients" \
+        --json "$json" --server-pid "$pid" $GEN_EXTRA </dev/null >>"$glog" 2>&1 &
+    GEN_PID=$!
+    rc=0; wait "$GEN_PID" || rc=$?
+    GEN_PID=""
+    stop_server "$pid"
+    local note=""
+    [[ $rc == 124 || $rc == 137 ]] && note="generator killed after ${limit}s"
+    if [[ -s $json ]]; then
+        manifest "$c" "$(set -- $args; echo "$2")" "$s" ok "$rc" "$json" "$clients" "$note"
+        log "  $(printf '%-10s' "$s") done (exit $rc)"
+    else
+        manifest "$c" "$(set -- $args; echo "$2")" "$s" failed "$rc" - "$clients" "${note:-no JSON report: $(grep -v '^\s*$' "$glog" | tail -2 | tr '\t\n' '  ' | cut -c1-200)}"
+        log "  $(printf '%-10s' "$s") FAILED (exit $rc): see $glog"
+    fi
+}
+
+print_header() {
+    local s
+    echo "# ringftp comparison ($MODE)"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(free -g | awk '/^Mem:/{print $2}') GiB, kernel $(uname -r)"
+    echo "- ringftp commit: $(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet HEAD -- src || echo ' (uncommitted changes in src/)')"
+    echo "- tree: $TREE ($TREE_DESC)"
+    echo "- every server on 127.0.0.1, anonymous read-only, started fresh for each run; server CPU and RSS sampled over its whole process tree (--server-pid)"
+    echo "- servers:"
+    for s in $SERVERS; do echo "  - $(server_version "$s"): 127.0.0.1:${PORT[$s]}, passive ${PASV_LO[$s]}-${PASV_HI[$s]}"; done
+    [[ " $CASES " == *" bigfile "* ]] && echo "  - $(server_version ceiling): 127.0.0.1:${PORT[ceiling]} (bigfile only)"
+    echo "- generator: \`ringftp loadtest --target 127.0.0.1:PORT --server-pid PID --json FILE ARGS\`${GEN_EXTRA:+ plus \`$GEN_EXTRA\`}, ARGS per case:"
+    local c
+    for c in $CASES; do
+        echo "  - $c: \`$(case_args "$c") --clients $(case_clients "$c" ringftp)\`$([[ $c == idle && $IDLE_CLIENTS -gt $IDLE_FORKING_MAX ]] && echo " (forking peers: --clients $IDLE_FORKING_MAX, one or two processes a session)")"
+    done
+    echo
+}
+
+run_compare() {
+    MANIFEST=$OUT/manifest.tsv
+    : >"$MANIFEST"
+    local c s
+    print_header | tee "$OUT/header.md" >&2
+    # bigfile: read the file once so every server serves it from the page cache
+    [[ -f $TREE/bigfile ]] && cat "$TREE/bigfile" >/dev/null
+    for c in $CASES; do
+        log "== $c: $(case_args "$c")"
+        for s in $SERVERS; do
+            if [[ $c == upload ]]; then
+                manifest "$c" upload "$s" skipped - - - "no writable account: every server here is anonymous read-only"
+                continue
+            fi
+            run_one "$c" "$s"
+        done
+        [[ $c == bigfile ]] && run_one "$c" ceiling
+    done
+    log "== report"
+    python3 "$HERE/compare_report.py" --header "$OUT/header.md" "$MANIFEST" >"$OUT/report.md" || die "compare_report.py failed"
+    cat "$OUT/report.md"
+    log "report: $OUT/report.md (JSON reports in $OUT/json, logs in $OUT/logs)"
+}
 
 main
