@@ -104,7 +104,7 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${OUT:-$HERE/out/compare-$STAMP}
 mkdir -p "$OUT"/logs "$OUT"/json "$OUT"/conf
 OUT=$(cd "$OUT" && pwd)
-RINGFTP=$REPO/target/release/ringftp
+RINGFTP=${RINGFTP_BIN:-$REPO/target/release/ringftp}   # the binary: server and generator
 
 log() { printf '%s\n' "$*" >&2; }
 die() { printf 'compare.sh: %s\n' "$*" >&2; exit 1; }
@@ -404,6 +404,10 @@ greets() { # PORT -> 0 when a connect gets a 220 greeting
 STARTED_PID=""
 start_server() { # NAME LOGTAG -> sets STARTED_PID
     local name=$1 tag=${2:-$1} n
+    if timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "${PORT[$name]}" 2>/dev/null; then
+        log "  $name: 127.0.0.1:${PORT[$name]} is already in use by another process (--base-port moves every port)"
+        return 1
+    fi
     CMD=()
     cmd_"$name" || return 1
     local logf=$OUT/logs/$tag.server.log
@@ -422,7 +426,7 @@ start_server() { # NAME LOGTAG -> sets STARTED_PID
             log "  $name exited at start-up: $(tail -3 "$logf" | tr '\n' ' ')"
             return 1
         fi
-        if greets "${PORT[$name]}"; then return 0; fi
+        if greets "${PORT[$name]}" && kill -0 "$STARTED_PID" 2>/dev/null; then return 0; fi
         sleep 0.1
     done
     log "  $name: no 220 greeting on 127.0.0.1:${PORT[$name]} within 10 s: $(tail -3 "$logf" | tr '\n' ' ')"
@@ -519,8 +523,12 @@ manifest() { # CASE SCENARIO SERVER STATUS RC JSON CLIENTS NOTE
 
 case_args() { # CASE -> generator flags (without --clients)
     case $1 in
-        login-storm|login-storm-big) echo "--scenario login-storm --duration $STORM_LIMIT" ;;
-        mirror)  echo "--scenario mirror --duration $MIRROR_DURATION" ;;
+        # one login per client (--requests = clients), bounded in time too
+        login-storm) echo "--scenario login-storm --requests $STORM_CLIENTS --duration $STORM_LIMIT" ;;
+        login-storm-big) echo "--scenario login-storm --requests $STORM_BIG_CLIENTS --duration $STORM_LIMIT" ;;
+        # the same file list for every server: prepare's index.txt (a server
+        # without MLSD, like vsftpd, would otherwise be walked differently)
+        mirror)  echo "--scenario mirror --duration $MIRROR_DURATION --files $TREE/index.txt" ;;
         bigfile) echo "--scenario bigfile --duration $BIGFILE_DURATION" ;;
         listing) echo "--scenario listing --duration $LISTING_DURATION" ;;
         idle)    echo "--scenario idle --duration $IDLE_DURATION" ;;
