@@ -77,6 +77,7 @@ CASES = {
         phase_title="LIST/MLSD",
         headline=("listings/s", lambda r: r.get("totals", {}).get("requests_per_s"), "higher"),
         dup="rps",
+        per_op=[("request.list", "LIST"), ("request.mlsd", "MLSD")],
     ),
     "idle": dict(
         title="idle: {clients} logged-in sessions held, a NOOP every few seconds each",
@@ -197,6 +198,13 @@ def case_table(case, runs):
         ("p50", f"{ph} p50 ms", lambda r: num(phase(r).get("p50_ms"))),
         ("p99", f"{ph} p99 ms", lambda r: num(phase(r).get("p99_ms"))),
         ("p999", f"{ph} p99.9 ms", lambda r: num(phase(r).get("p99_9_ms"))),
+    ]
+    for key, name in spec.get("per_op", []):
+        cols += [
+            (key + ".n", f"{name} ok", lambda r, k=key: num(((r.get("phases") or {}).get(k) or {}).get("count"))),
+            (key + ".p50", f"{name} p50 ms", lambda r, k=key: num(((r.get("phases") or {}).get(k) or {}).get("p50_ms"))),
+        ]
+    cols += [
         ("err", "errors", errors_cell),
         ("cpu", "server CPU s", lambda r: num(srv(r).get("cpu_s"))),
         ("cpu_ms", "server CPU ms/req", lambda r: num(srv(r).get("cpu_ms_per_request"))),
@@ -248,6 +256,10 @@ def case_table(case, runs):
             note.append(f"generator exit {x['rc']}")
         if x["server"] == "ceiling":
             note.append("blocking sendfile(2) loop, same reader")
+        for key, name in spec.get("per_op", []):
+            if key not in (r.get("phases") or {}):
+                codes = ", ".join(k for k in (r.get("errors") or {}) if k[:1] == "5")
+                note.append(f"no successful {name}" + (f" (replies {codes}: not implemented by this server)" if codes else ""))
         row.append("; ".join(note))
         rows.append(row)
 
