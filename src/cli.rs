@@ -31,7 +31,11 @@ pub struct ServeArgs {
     /// Address to accept control connections on; repeat for several
     /// (e.g. `--listen 0.0.0.0:2121 --listen [::]:2121`). Port 0 picks a free
     /// port. One `listening on ADDR:PORT` line per listener goes to stdout.
-    #[arg(long = "listen", value_name = "ADDR:PORT", default_value = "0.0.0.0:2121")]
+    #[arg(
+        long = "listen",
+        value_name = "ADDR:PORT",
+        default_value = "0.0.0.0:2121"
+    )]
     pub listen: Vec<String>,
 
     /// Directory served as `/` to clients.
@@ -44,7 +48,11 @@ pub struct ServeArgs {
 
     /// Passive-mode data ports, split evenly between shards. Open this range
     /// in the firewall.
-    #[arg(long = "pasv-ports", value_name = "LO-HI", default_value = "50000-50999")]
+    #[arg(
+        long = "pasv-ports",
+        value_name = "LO-HI",
+        default_value = "50000-50999"
+    )]
     pub pasv_ports: String,
 
     /// Address announced in 227 (PASV) replies, e.g. the public address of a

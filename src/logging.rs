@@ -8,7 +8,9 @@ use tracing_subscriber::EnvFilter;
 pub fn init(level: &str) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.is_empty() => EnvFilter::try_new(v)?,
-        _ => EnvFilter::try_new(level).map_err(|e| anyhow::anyhow!("--log-level {level:?}: {e}"))?,
+        _ => {
+            EnvFilter::try_new(level).map_err(|e| anyhow::anyhow!("--log-level {level:?}: {e}"))?
+        }
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)

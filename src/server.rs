@@ -1,2 +1,4 @@
 //! placeholder
-pub fn main(_args: crate::cli::ServeArgs) -> anyhow::Result<()> { Ok(()) }
+pub fn main(_args: crate::cli::ServeArgs) -> anyhow::Result<()> {
+    Ok(())
+}

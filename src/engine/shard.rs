@@ -30,7 +30,10 @@ pub struct ShardInfo {
 pub fn available_cpus() -> Vec<usize> {
     match sys::allowed_cpus() {
         Ok(c) if !c.is_empty() => c,
-        _ => (0..thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).collect(),
+        _ => (0..thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1))
+            .collect(),
     }
 }
 
@@ -51,7 +54,11 @@ where
     let mut handles = Vec::with_capacity(cores);
     for id in 0..cores {
         let cpu = cpus[id % cpus.len()];
-        let info = ShardInfo { id, cpu, count: cores };
+        let info = ShardInfo {
+            id,
+            cpu,
+            count: cores,
+        };
         let make = make.clone();
         let handle = thread::Builder::new()
             .name(format!("{name}-{id}"))

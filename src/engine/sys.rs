@@ -49,19 +49,17 @@ impl<D> OneshotOutputTransform for PlainResult<D> {
     }
 }
 
-fn plain<D: Unpin + 'static>(data: D, sqe: io_uring::squeue::Entry) -> UnsubmittedOneshot<D, PlainResult<D>> {
+fn plain<D: Unpin + 'static>(
+    data: D,
+    sqe: io_uring::squeue::Entry,
+) -> UnsubmittedOneshot<D, PlainResult<D>> {
     UnsubmittedOneshot::new(data, PlainResult(std::marker::PhantomData), sqe)
 }
 
 /// `splice(2)` on the shard's ring: moves up to `len` bytes from `fd_in`
 /// (at `off_in`, or its current position when `None`) into `fd_out`. One of
 /// the two must be a pipe. Returns the bytes moved; 0 means end of input.
-pub async fn splice(
-    fd_in: FdRef,
-    off_in: Option<u64>,
-    fd_out: FdRef,
-    len: u32,
-) -> io::Result<u32> {
+pub async fn splice(fd_in: FdRef, off_in: Option<u64>, fd_out: FdRef, len: u32) -> io::Result<u32> {
     let sqe = opcode::Splice::new(
         types::Fd(fd_in.as_raw_fd()),
         // -1 means "no offset": use (and advance) the file position; it is
@@ -77,7 +75,12 @@ pub async fn splice(
 }
 
 /// `splice(2)` into a file at an explicit offset (uploads: pipe -> file).
-pub async fn splice_to_offset(fd_in: FdRef, fd_out: FdRef, off_out: u64, len: u32) -> io::Result<u32> {
+pub async fn splice_to_offset(
+    fd_in: FdRef,
+    fd_out: FdRef,
+    off_out: u64,
+    len: u32,
+) -> io::Result<u32> {
     let sqe = opcode::Splice::new(
         types::Fd(fd_in.as_raw_fd()),
         -1,
@@ -132,7 +135,12 @@ pub async fn openat2(dir: FdRef, path: CString, flags: i32, resolve: u64) -> io:
 
 /// The blocking `openat2(2)` syscall, for code that already runs off the
 /// shard thread (directory listings on the blocking pool).
-pub fn openat2_blocking(dir: RawFd, path: &CString, flags: i32, resolve: u64) -> io::Result<OwnedFd> {
+pub fn openat2_blocking(
+    dir: RawFd,
+    path: &CString,
+    flags: i32,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
     // SAFETY: open_how is plain data; all-zero is a valid value.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
@@ -182,7 +190,8 @@ pub async fn connect(sock: FdRef, addr: SocketAddr) -> io::Result<()> {
 /// never finish, a splice stuck on a dead peer). Returns how many were
 /// cancelled; ENOENT (nothing in flight) counts as zero.
 pub async fn cancel_fd(fd: FdRef) -> io::Result<u32> {
-    let sqe = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd.as_raw_fd())).all()).build();
+    let sqe = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd.as_raw_fd())).all())
+        .build();
     match plain(fd, sqe).submit().await {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(0),
         other => other,
@@ -211,7 +220,8 @@ impl Pipe {
         // SAFETY: pipe2 succeeded, so both fds are new and owned by us.
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         // SAFETY: fcntl on an fd we own, with integer arguments only.
-        let set = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, want as libc::c_int) };
+        let set =
+            unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, want as libc::c_int) };
         let capacity = if set > 0 {
             set as u32
         } else {
@@ -239,7 +249,9 @@ pub fn allowed_cpus() -> io::Result<Vec<usize>> {
         if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok((0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect())
+        Ok((0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect())
     }
 }
 
@@ -278,7 +290,11 @@ pub fn raise_fd_limit() -> io::Result<u64> {
 /// CPU time (user, system) in microseconds this process has used,
 /// including reaped children when `children` is set.
 pub fn cpu_time_us(children: bool) -> (u64, u64) {
-    let who = if children { libc::RUSAGE_CHILDREN } else { libc::RUSAGE_SELF };
+    let who = if children {
+        libc::RUSAGE_CHILDREN
+    } else {
+        libc::RUSAGE_SELF
+    };
     // SAFETY: getrusage fills the struct we own.
     let ru = unsafe {
         let mut ru: libc::rusage = std::mem::zeroed();
@@ -287,4 +303,17 @@ pub fn cpu_time_us(children: bool) -> (u64, u64) {
     };
     let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
     (us(ru.ru_utime), us(ru.ru_stime))
+}
+
+/// Clock ticks a second (`sysconf(_SC_CLK_TCK)`, USER_HZ): the unit of
+/// the CPU times in /proc/PID/stat, which the load generator reads to report
+/// the server's CPU use.
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf takes an integer name and touches no memory of ours.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as u64
+    } else {
+        100
+    }
 }

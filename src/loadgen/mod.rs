@@ -1,12 +1,154 @@
-//! The load generator behind `ringftp loadtest` (placeholder until the
-//! load-generator issue lands).
+//! The load generator behind `ringftp loadtest`: measures any FTP server
+//! (ringftp or a peer) with many virtual clients, and writes the test tree
+//! the bundled scenarios need (`ringftp loadtest prepare`).
+//!
+//! It runs on the same thread-per-core engine as the server: `--cores`
+//! pinned shards, each a tokio-uring runtime driving its share of the
+//! clients as local tasks, so the generator can saturate a server without
+//! becoming the bottleneck (its own CPU use is in every report). It speaks
+//! plain RFC 959 (plus EPSV/EPRT from RFC 2428 and MLSD from RFC 3659 where a
+//! scenario asks for them), so it works against any server.
+//!
+//! Module map:
+//! - [`scenario`]: the bundled TOML scenarios and the flags that override
+//!   them, resolved into one validated [`scenario::Plan`];
+//! - [`reply`]: the reply reader (pure); [`client`]: the control connection;
+//!   [`data`]: data channels (PASV/EPSV/PORT/EPRT) and the fast reader;
+//!   [`transfer`]: one transfer as a timed command flow; [`failure`]: error
+//!   kinds;
+//! - [`targets`]: which remote paths the requests use (`--files`);
+//! - [`run`]: shards, virtual clients, open- and closed-loop pacing;
+//! - [`stats`]: per-phase HdrHistograms and error counts; [`procstat`]: the
+//!   server's CPU and memory from /proc; [`report`]: table, JSON, .hgrm;
+//! - [`prepare`]: the deterministic tree and its content function;
+//!   [`units`]: durations and sizes.
 
-use clap::Args;
+pub mod client;
+pub mod data;
+pub mod failure;
+pub mod prepare;
+pub mod procstat;
+pub mod reply;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod stats;
+pub mod targets;
+pub mod transfer;
+pub mod units;
 
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+pub use run::run;
+
+/// `ringftp loadtest [FLAGS]` runs a load test; `ringftp loadtest prepare`
+/// writes a test tree.
 #[derive(Args, Debug, Clone)]
-pub struct LoadtestArgs {}
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LoadtestArgs {
+    #[command(subcommand)]
+    pub command: Option<LoadtestCommand>,
 
-/// Runs a load test; returns the process exit code.
-pub fn run(_args: LoadtestArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("loadtest is not implemented yet")
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum LoadtestCommand {
+    /// Write a deterministic mirror-like tree to serve (content checkable
+    /// with `--verify`).
+    Prepare(prepare::PrepareArgs),
+}
+
+/// Flags of a load test run. Every flag left out takes the scenario's
+/// value, then the built-in default.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Server to test.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:2121")]
+    pub target: String,
+
+    /// Login name.
+    #[arg(long, default_value = "anonymous")]
+    pub user: String,
+
+    /// Password.
+    #[arg(long, default_value = "loadtest@ringftp")]
+    pub password: String,
+
+    /// Data-channel mode [default: the scenario's, else epsv]
+    #[arg(long, value_enum)]
+    pub mode: Option<scenario::Mode>,
+
+    /// A bundled scenario (login-storm, mirror, bigfile, upload, listing,
+    /// idle) or a scenario TOML file.
+    #[arg(long, value_name = "NAME|FILE.toml", default_value = "mirror")]
+    pub scenario: String,
+
+    /// Virtual clients (concurrent sessions) [default: the scenario's]
+    #[arg(long, value_name = "N")]
+    pub clients: Option<usize>,
+
+    /// Run for this long (e.g. 30s, 2m, 500ms); requests still in flight
+    /// at the end are abandoned, not counted. With --requests, whichever
+    /// comes first ends the run.
+    #[arg(long, value_name = "D", value_parser = units::parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Stop after N requests in total (split evenly between clients).
+    #[arg(long, value_name = "N")]
+    pub requests: Option<u64>,
+
+    /// Open loop: start R requests a second in total, on a fixed schedule,
+    /// and measure each request's latency from its scheduled start
+    /// (coordinated-omission correction). Without it, each client sends its
+    /// next request when the last one ends (closed loop).
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+
+    /// Remote paths to use: a local file with one remote path a line, or a
+    /// remote directory (listed recursively for RETR, listed itself for
+    /// LIST/NLST/MLSD).
+    #[arg(long, value_name = "PATH")]
+    pub files: Option<String>,
+
+    /// Check every downloaded byte (and the byte count) against the content
+    /// `prepare` writes; the server's root must be the prepared directory.
+    #[arg(long)]
+    pub verify: bool,
+
+    /// Bytes per STOR for the upload scenario (e.g. 64KiB, 1MiB).
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
+    pub size: Option<u64>,
+
+    /// Sample CPU time and memory of this process and its children (the
+    /// server under test) during the run.
+    #[arg(long = "server-pid", value_name = "PID")]
+    pub server_pid: Option<u32>,
+
+    /// Write the results as JSON (schema in docs/loadgen.md).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Write one HdrHistogram percentile-distribution file (.hgrm, in
+    /// milliseconds) per phase into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub hgrm: Option<PathBuf>,
+
+    /// Generator shards (pinned threads, one io_uring each)
+    /// [default: CPUs available to the process]
+    #[arg(long, value_name = "N")]
+    pub cores: Option<usize>,
+
+    /// Limit on every wait: connect, each reply, the data connection, each
+    /// data read.
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = units::parse_duration)]
+    pub timeout: Duration,
+
+    /// Errors tolerated before the exit code is 1.
+    #[arg(long = "max-errors", value_name = "N", default_value_t = 0)]
+    pub max_errors: u64,
 }

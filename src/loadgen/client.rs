@@ -1,0 +1,199 @@
+//! One FTP control connection, client side: connect, read replies, send
+//! commands, log in. Every wait is bounded by the plan's timeout, so a
+//! server that stops answering costs a counted `timeout`, never a hang.
+//!
+//! The socket is a tokio-uring `TcpStream`: reads and writes are io_uring
+//! ops on the shard's own ring. It is connected through `engine::sys::connect`
+//! (an io_uring CONNECT of a socket2 socket) rather than
+//! `TcpStream::connect` because active mode needs the connection's local
+//! address, which tokio-uring's stream does not expose.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio_uring::net::TcpStream;
+
+use super::failure::{within, Failure};
+use super::reply::{self, Reply};
+use crate::engine::sys;
+use crate::proto::reply::codes;
+
+/// Bytes asked of the kernel per control read; replies are short.
+const READ_CHUNK: usize = 4096;
+
+pub struct Control {
+    stream: TcpStream,
+    /// Bytes received and not yet consumed as replies.
+    inbox: Vec<u8>,
+    /// Scratch buffer lent to the kernel for each read (None while a read
+    /// that timed out still owns it).
+    scratch: Option<Vec<u8>>,
+    /// This end of the connection: active-mode listeners bind its address.
+    pub local: SocketAddr,
+    /// The server's end: EPSV data connections go to its address.
+    pub peer: SocketAddr,
+    timeout: Duration,
+}
+
+/// Opens a TCP connection on the shard's ring, bounded by `timeout`, and
+/// returns it with its local address.
+pub async fn connect_tcp(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<(TcpStream, SocketAddr), Failure> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.cloexec(),
+        Some(Protocol::TCP),
+    )
+    .map_err(|e| Failure::io(e, "socket"))?;
+    let socket = Rc::new(socket);
+    within(timeout, "connect", async {
+        sys::connect(socket.clone(), addr)
+            .await
+            .map_err(|e| Failure::io(e, "connect"))
+    })
+    .await?;
+    // The op dropped its reference when it completed; a timed-out op keeps
+    // its own until the kernel lets go, and we never get here then.
+    let socket =
+        Rc::try_unwrap(socket).map_err(|_| Failure::Io("connect: socket still in use".into()))?;
+    let local = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .ok_or_else(|| Failure::Io("connect: no local address".into()))?;
+    // Commands wait for their replies anyway; Nagle would only add delay
+    // where a client writes two small commands in a row.
+    socket
+        .set_nodelay(true)
+        .map_err(|e| Failure::io(e, "setsockopt"))?;
+    Ok((TcpStream::from_std(socket.into()), local))
+}
+
+impl Control {
+    /// Connects to `addr` (without reading the greeting).
+    pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Control, Failure> {
+        let (stream, local) = connect_tcp(addr, timeout).await?;
+        Ok(Control {
+            stream,
+            inbox: Vec::with_capacity(512),
+            scratch: Some(Vec::with_capacity(READ_CHUNK)),
+            local,
+            peer: addr,
+            timeout,
+        })
+    }
+
+    /// The next complete reply, within the timeout.
+    pub async fn reply(&mut self) -> Result<Reply, Failure> {
+        within(self.timeout, "reply", self.reply_unbounded()).await
+    }
+
+    async fn reply_unbounded(&mut self) -> Result<Reply, Failure> {
+        loop {
+            match reply::parse(&self.inbox) {
+                Ok(Some((r, used))) => {
+                    self.inbox.drain(..used);
+                    return Ok(r);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(Failure::Protocol(e.0)),
+            }
+            // A read dropped by a timeout keeps its buffer; the session is
+            // dropped after a timeout anyway, so a fresh one is only a guard.
+            let mut buf = self
+                .scratch
+                .take()
+                .unwrap_or_else(|| Vec::with_capacity(READ_CHUNK));
+            buf.clear();
+            let (res, buf) = self.stream.read(buf).await;
+            let n = res.map_err(|e| Failure::io(e, "control read"))?;
+            if n == 0 {
+                return Err(Failure::Closed);
+            }
+            self.inbox.extend_from_slice(&buf[..n]);
+            self.scratch = Some(buf);
+        }
+    }
+
+    /// Sends one command line (CRLF added), within the timeout.
+    pub async fn send(&mut self, line: &str) -> Result<(), Failure> {
+        let bytes = format!("{line}\r\n").into_bytes();
+        within(self.timeout, "command write", async {
+            let (res, _) = self.stream.write_all(bytes).await;
+            res.map_err(|e| Failure::io(e, "control write"))
+        })
+        .await
+    }
+
+    /// Sends a command and returns its reply, whatever the code.
+    pub async fn command(&mut self, line: &str) -> Result<Reply, Failure> {
+        self.send(line).await?;
+        self.reply().await
+    }
+
+    /// Sends a command and wants a 2xx reply; any other is a failure.
+    pub async fn expect_ok(&mut self, line: &str) -> Result<Reply, Failure> {
+        positive(self.command(line).await?)
+    }
+
+    /// Reads the greeting: 220, after any number of 120 ("ready in n
+    /// minutes") notices.
+    pub async fn greeting(&mut self) -> Result<(), Failure> {
+        loop {
+            let r = self.reply().await?;
+            match r.code {
+                codes::SERVICE_READY => return Ok(()),
+                codes::SERVICE_READY_SOON => continue,
+                _ => return Err(negative(r)),
+            }
+        }
+    }
+
+    /// USER, then PASS when asked (331); 230 (or 202) is success.
+    pub async fn login(&mut self, user: &str, password: &str) -> Result<(), Failure> {
+        let r = self.command(&format!("USER {user}")).await?;
+        let r = match r.code {
+            codes::LOGGED_IN | codes::NOT_IMPLEMENTED_SUPERFLUOUS => return Ok(()),
+            codes::NEED_PASSWORD => self.command(&format!("PASS {password}")).await?,
+            _ => return Err(negative(r)),
+        };
+        match r.code {
+            codes::LOGGED_IN | codes::NOT_IMPLEMENTED_SUPERFLUOUS => Ok(()),
+            _ => Err(negative(r)),
+        }
+    }
+
+    /// Says QUIT and waits briefly for 221; a server that just closes is
+    /// fine too. Errors here are not the server's latency problem, so they
+    /// are returned only for the login-storm scenario to count.
+    pub async fn quit(mut self) -> Result<(), Failure> {
+        self.send("QUIT").await?;
+        match self.reply().await {
+            Ok(r) if r.is_success() => Ok(()),
+            Ok(r) => Err(negative(r)),
+            Err(Failure::Closed) | Err(Failure::Reset(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A reply that is not what the client wanted, as a failure.
+pub fn negative(r: Reply) -> Failure {
+    Failure::Reply {
+        code: r.code,
+        text: r.text,
+    }
+}
+
+/// `Ok(r)` for a 2xx reply, else the failure.
+pub fn positive(r: Reply) -> Result<Reply, Failure> {
+    if r.is_success() {
+        Ok(r)
+    } else {
+        Err(negative(r))
+    }
+}

@@ -1,0 +1,96 @@
+//! One transfer as a command-level flow on a logged-in control connection:
+//! open the data channel, send the command, wait for 150, move the bytes,
+//! wait for 226, and time each step. Used by the requests of a run and by
+//! the set-up that lists remote directories.
+
+use std::time::{Duration, Instant};
+
+use tokio_uring::net::TcpStream;
+
+use super::client::{negative, positive, Control};
+use super::data::{self, BufPool};
+use super::failure::Failure;
+use super::scenario::Mode;
+
+/// How long each step of a transfer took.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Data-channel set-up (see [`super::stats::Phase::DataSetup`]).
+    pub data_setup: Duration,
+    /// Command sent to first byte (downloads with at least one byte).
+    pub first_byte: Option<Duration>,
+    /// Command sent to the final reply.
+    pub transfer: Duration,
+    pub bytes: u64,
+}
+
+/// Opens the data channel, sends `command` and waits for its 1xx reply
+/// and (active mode) for the server to connect. Returns the data stream,
+/// the set-up time and when the command was sent.
+async fn start(
+    ctrl: &mut Control,
+    mode: Mode,
+    command: &str,
+    timeout: Duration,
+) -> Result<(TcpStream, Duration, Instant), Failure> {
+    let setup_start = Instant::now();
+    let pending = data::open(ctrl, mode, timeout).await?;
+    let mut setup = setup_start.elapsed();
+    let sent = Instant::now();
+    let r = ctrl.command(command).await?;
+    if !r.is_preliminary() {
+        // 550 and friends: the channel is simply dropped, as clients do.
+        return Err(negative(r));
+    }
+    let active = matches!(pending, data::Pending::Listening(_));
+    let stream = pending.established(timeout).await?;
+    if active {
+        // Active mode is only "set up" once the server has connected.
+        setup = setup_start.elapsed();
+    }
+    Ok((stream, setup, sent))
+}
+
+/// Runs a download command (`RETR`, `LIST`, `NLST`, `MLSD`), handing each
+/// chunk and its offset to `sink`.
+pub async fn download(
+    ctrl: &mut Control,
+    mode: Mode,
+    command: &str,
+    timeout: Duration,
+    pool: &BufPool,
+    sink: impl FnMut(u64, &[u8]) -> Result<(), Failure>,
+) -> Result<Timing, Failure> {
+    let (stream, data_setup, sent) = start(ctrl, mode, command, timeout).await?;
+    let got = data::read_to_end(&stream, pool, timeout, sink).await?;
+    drop(stream);
+    positive(ctrl.reply().await?)?;
+    Ok(Timing {
+        data_setup,
+        first_byte: got.first_byte.map(|t| t - sent),
+        transfer: sent.elapsed(),
+        bytes: got.bytes,
+    })
+}
+
+/// Runs an upload command (`STOR`) sending all of `bytes`; `progress` hears
+/// of each chunk written.
+pub async fn upload(
+    ctrl: &mut Control,
+    mode: Mode,
+    command: &str,
+    bytes: &'static [u8],
+    timeout: Duration,
+    progress: impl FnMut(u64),
+) -> Result<Timing, Failure> {
+    let (stream, data_setup, sent) = start(ctrl, mode, command, timeout).await?;
+    data::write_all(&stream, bytes, timeout, progress).await?;
+    drop(stream);
+    positive(ctrl.reply().await?)?;
+    Ok(Timing {
+        data_setup,
+        first_byte: None,
+        transfer: sent.elapsed(),
+        bytes: bytes.len() as u64,
+    })
+}

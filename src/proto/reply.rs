@@ -1,0 +1,257 @@
+//! FTP replies: the named reply codes and the wire encoding of a reply.
+//!
+//! A [`Reply`] is a code plus text that may span several lines (separated by
+//! `'\n'`). [`Reply::encode`] turns it into the bytes RFC 959 section 4.2
+//! prescribes, so no other module ever writes `"\r\n"` or a `'-'`
+//! continuation marker by hand. Nothing here does I/O.
+
+/// Named reply codes (RFC 959 section 4.2.2, RFC 2428, RFC 3659), so the
+/// session code reads `codes::CLOSING_DATA` instead of a bare `226`.
+pub mod codes {
+    pub const SERVICE_READY_SOON: u16 = 120;
+    pub const DATA_OPEN_TRANSFER_STARTING: u16 = 125;
+    pub const FILE_STATUS_OK: u16 = 150;
+    pub const OK: u16 = 200;
+    pub const NOT_IMPLEMENTED_SUPERFLUOUS: u16 = 202;
+    pub const SYSTEM_STATUS: u16 = 211;
+    pub const DIRECTORY_STATUS: u16 = 212;
+    pub const FILE_STATUS: u16 = 213;
+    pub const HELP: u16 = 214;
+    pub const SYSTEM_TYPE: u16 = 215;
+    pub const SERVICE_READY: u16 = 220;
+    pub const CLOSING_CONTROL: u16 = 221;
+    pub const DATA_OPEN: u16 = 225;
+    pub const CLOSING_DATA: u16 = 226;
+    pub const ENTERING_PASSIVE: u16 = 227;
+    pub const ENTERING_EXTENDED_PASSIVE: u16 = 229;
+    pub const LOGGED_IN: u16 = 230;
+    pub const FILE_ACTION_OK: u16 = 250;
+    pub const PATH_CREATED: u16 = 257;
+    pub const NEED_PASSWORD: u16 = 331;
+    pub const NEED_ACCOUNT: u16 = 332;
+    pub const FILE_ACTION_PENDING: u16 = 350;
+    pub const SERVICE_NOT_AVAILABLE: u16 = 421;
+    pub const CANT_OPEN_DATA: u16 = 425;
+    pub const TRANSFER_ABORTED: u16 = 426;
+    pub const FILE_ACTION_NOT_TAKEN: u16 = 450;
+    pub const LOCAL_ERROR: u16 = 451;
+    pub const INSUFFICIENT_STORAGE: u16 = 452;
+    pub const SYNTAX_ERROR: u16 = 500;
+    pub const SYNTAX_ERROR_ARGS: u16 = 501;
+    pub const NOT_IMPLEMENTED: u16 = 502;
+    pub const BAD_SEQUENCE: u16 = 503;
+    pub const NOT_IMPLEMENTED_PARAM: u16 = 504;
+    pub const NETWORK_PROTOCOL_NOT_SUPPORTED: u16 = 522;
+    pub const NOT_LOGGED_IN: u16 = 530;
+    pub const FILE_UNAVAILABLE: u16 = 550;
+    pub const PAGE_TYPE_UNKNOWN: u16 = 551;
+    pub const EXCEEDED_STORAGE: u16 = 552;
+    pub const FILE_NAME_NOT_ALLOWED: u16 = 553;
+}
+
+/// One reply: a three-digit code and its text. The text may hold several
+/// lines separated by `'\n'`; one trailing `'\n'` is ignored so text built
+/// line by line (`"a\nb\n"`) encodes the same as `"a\nb"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    pub text: Vec<u8>,
+}
+
+impl Reply {
+    pub fn new(code: u16, text: impl Into<Vec<u8>>) -> Reply {
+        Reply {
+            code,
+            text: text.into(),
+        }
+    }
+
+    /// Appends the wire bytes of this reply to `out`.
+    ///
+    /// One line: `"226 text\r\n"`. Empty text gives `"200 \r\n"`, as vsftpd
+    /// sends: the space keeps the line a complete reply ("code SP") for
+    /// clients that look for it. Several lines (RFC 959 section 4.2):
+    /// `"211-first\r\n"`, the middle lines verbatim, then `"211 last\r\n"`.
+    /// A middle line that starts with a digit gets one leading space, since
+    /// a client may otherwise read a line such as `"211 x"` as the end of
+    /// the reply. Any `'\r'` inside the text is dropped, so the reply can
+    /// never carry a bare CR or LF that would desynchronise the client.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let text = self.text.strip_suffix(b"\n").unwrap_or(&self.text);
+        let mut lines = text.split(|&b| b == b'\n');
+        // `split` always yields at least one (possibly empty) item.
+        let first = lines.next().unwrap_or_default();
+        let mut rest = lines.peekable();
+        let code = self.code_digits();
+        out.extend_from_slice(&code);
+        if rest.peek().is_none() {
+            out.push(b' ');
+            push_without_cr(out, first);
+            out.extend_from_slice(b"\r\n");
+            return;
+        }
+        out.push(b'-');
+        push_without_cr(out, first);
+        out.extend_from_slice(b"\r\n");
+        while let Some(line) = rest.next() {
+            if rest.peek().is_none() {
+                out.extend_from_slice(&code);
+                out.push(b' ');
+                push_without_cr(out, line);
+            } else {
+                // Look past any CR, which is dropped below anyway.
+                let lead = line.iter().find(|&&b| b != b'\r');
+                if lead.is_some_and(u8::is_ascii_digit) {
+                    out.push(b' ');
+                }
+                push_without_cr(out, line);
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// The wire bytes of this reply in a new buffer.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.text.len() + 8);
+        self.encode(&mut out);
+        out
+    }
+
+    /// The code as three ASCII digits. Codes are always three digits on the
+    /// wire (RFC 959 section 4.2); an out-of-range code is a programming
+    /// error, clamped so it still encodes as a syntactically valid reply.
+    fn code_digits(&self) -> [u8; 3] {
+        let c = self.code.clamp(100, 999);
+        [
+            b'0' + (c / 100) as u8,
+            b'0' + (c / 10 % 10) as u8,
+            b'0' + (c % 10) as u8,
+        ]
+    }
+}
+
+fn push_without_cr(out: &mut Vec<u8>, line: &[u8]) {
+    if line.contains(&b'\r') {
+        out.extend(line.iter().copied().filter(|&b| b != b'\r'));
+    } else {
+        out.extend_from_slice(line);
+    }
+}
+
+/// Quotes a pathname for a 257 reply (RFC 959 appendix II): wrap it in
+/// double quotes and double every embedded `'"'`, so `/a"b` becomes
+/// `"/a""b"` and the client can find where the name ends.
+pub fn quote_path(path: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.len() + 2);
+    out.push(b'"');
+    for &b in path {
+        if b == b'"' {
+            out.push(b'"');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_table() {
+        let cases: &[(u16, &[u8], &[u8])] = &[
+            (226, b"Transfer complete.", b"226 Transfer complete.\r\n"),
+            // Empty text: vsftpd's "code SP CRLF".
+            (200, b"", b"200 \r\n"),
+            // A single trailing '\n' does not make a multi-line reply.
+            (200, b"ok\n", b"200 ok\r\n"),
+            (
+                211,
+                b"Features:\n UTF8\n MDTM\nEnd",
+                b"211-Features:\r\n UTF8\r\n MDTM\r\n211 End\r\n",
+            ),
+            (211, b"a\nb", b"211-a\r\n211 b\r\n"),
+            (211, b"a\nb\n", b"211-a\r\n211 b\r\n"),
+            // A middle line starting with a digit is indented by one space.
+            (
+                211,
+                b"status\n211 fake end\n42 things\nEnd",
+                b"211-status\r\n 211 fake end\r\n 42 things\r\n211 End\r\n",
+            ),
+            // The first and last lines are never indented: they carry the code.
+            (213, b"1\n2", b"213-1\r\n213 2\r\n"),
+            // CR inside text is dropped everywhere; no bare CR on the wire.
+            (200, b"a\rb", b"200 ab\r\n"),
+            (200, b"a\r\nb\r\n", b"200-a\r\n200 b\r\n"),
+            (211, b"x\n\ry\rz\nw", b"211-x\r\nyz\r\n211 w\r\n"),
+            (211, b"x\n\r2\nw", b"211-x\r\n 2\r\n211 w\r\n"),
+            // Empty middle lines stay empty lines.
+            (214, b"a\n\nb", b"214-a\r\n\r\n214 b\r\n"),
+            // Non-UTF-8 bytes pass through (RFC 2640 pathnames are bytes).
+            (257, b"\"/\xff\" ok", b"257 \"/\xff\" ok\r\n"),
+        ];
+        for (code, text, want) in cases {
+            let got = Reply::new(*code, text.to_vec()).to_bytes();
+            assert_eq!(
+                got,
+                want.to_vec(),
+                "code {code} text {:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+
+    #[test]
+    fn encode_appends() {
+        let mut out = b"prefix".to_vec();
+        Reply::new(codes::OK, "x").encode(&mut out);
+        assert_eq!(out, b"prefix200 x\r\n");
+    }
+
+    #[test]
+    fn encode_never_emits_bare_cr_or_lf() {
+        let texts: &[&[u8]] = &[b"\r", b"\n", b"\r\n\r\n", b"a\n\r\nb\r", b"\n\n\n"];
+        for text in texts {
+            let bytes = Reply::new(500, text.to_vec()).to_bytes();
+            for (i, &b) in bytes.iter().enumerate() {
+                if b == b'\r' {
+                    assert_eq!(bytes.get(i + 1), Some(&b'\n'), "{bytes:?}");
+                }
+                if b == b'\n' {
+                    assert_eq!(bytes[i - 1], b'\r', "{bytes:?}");
+                }
+            }
+            assert!(bytes.ends_with(b"\r\n"));
+        }
+    }
+
+    #[test]
+    fn odd_codes_still_three_digits() {
+        assert_eq!(Reply::new(7, "x").to_bytes(), b"100 x\r\n");
+        assert_eq!(Reply::new(1234, "x").to_bytes(), b"999 x\r\n");
+    }
+
+    #[test]
+    fn quote_path_table() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"/", b"\"/\""),
+            (b"", b"\"\""),
+            (b"/a\"b", b"\"/a\"\"b\""),
+            (b"\"\"", b"\"\"\"\"\"\""),
+            (b"/with space ", b"\"/with space \""),
+            (b"/\xe4", b"\"/\xe4\""),
+        ];
+        for (path, want) in cases {
+            assert_eq!(quote_path(path), want.to_vec(), "{path:?}");
+        }
+    }
+
+    #[test]
+    fn codes_are_the_rfc_numbers() {
+        assert_eq!(codes::CLOSING_DATA, 226);
+        assert_eq!(codes::ENTERING_EXTENDED_PASSIVE, 229);
+        assert_eq!(codes::NETWORK_PROTOCOL_NOT_SUPPORTED, 522);
+        assert_eq!(codes::FILE_NAME_NOT_ALLOWED, 553);
+    }
+}
