@@ -109,15 +109,24 @@ RINGFTP=${RINGFTP_BIN:-$REPO/target/release/ringftp}   # the binary: server and 
 log() { printf '%s\n' "$*" >&2; }
 die() { printf 'compare.sh: %s\n' "$*" >&2; exit 1; }
 
-# Ports: one control port and one disjoint passive range per server.
+# Ports: one control port and one disjoint passive range per server, all
+# below the kernel's ephemeral range (32768-60999 by default) so that no
+# passive port collides with a client's ephemeral port. pure-ftpd caps its
+# clients at half its passive range (a 1,000-port range means 500 clients),
+# so it gets 12,000 ports for the 5,000-client storm.
 declare -A PORT PASV_LO PASV_HI
 i=0
-for s in ringftp vsftpd pure-ftpd proftpd pyftpdlib ceiling; do
-    PORT[$s]=$((BASE_PORT + i))
-    PASV_LO[$s]=$((40000 + i * 1000))
-    PASV_HI[$s]=$((40000 + i * 1000 + 999))
-    i=$((i + 1))
-done
+for s in ringftp vsftpd pure-ftpd proftpd pyftpdlib ceiling; do PORT[$s]=$((BASE_PORT + i)); i=$((i + 1)); done
+PASV_LO[pure-ftpd]=10000; PASV_HI[pure-ftpd]=21999
+PASV_LO[ringftp]=22000;   PASV_HI[ringftp]=25999
+PASV_LO[vsftpd]=26000;    PASV_HI[vsftpd]=27999
+PASV_LO[proftpd]=28000;   PASV_HI[proftpd]=29999
+PASV_LO[pyftpdlib]=30000; PASV_HI[pyftpdlib]=31999
+PASV_LO[ceiling]=32000;   PASV_HI[ceiling]=32099
+read -r EPH_LO EPH_HI </proc/sys/net/ipv4/ip_local_port_range
+if (( EPH_LO <= 32099 )); then
+    echo "compare.sh: warning: the ephemeral port range $EPH_LO-$EPH_HI overlaps the passive ranges (10000-32099)" >&2
+fi
 declare -A FORKING=([vsftpd]=1 [pure-ftpd]=1 [proftpd]=1)
 
 # --------------------------------------------------------------------------
@@ -390,7 +399,7 @@ cmd_pyftpdlib() {
 
 cmd_ceiling() {
     CMD=(python3 "$HERE/sendfile_ceiling.py" --listen "127.0.0.1:${PORT[ceiling]}" --root "$TREE" \
-        --pasv-ports "${PASV_LO[ceiling]}-$((PASV_LO[ceiling] + 99))")
+        --pasv-ports "${PASV_LO[ceiling]}-${PASV_HI[ceiling]}")
 }
 
 greets() { # PORT -> 0 when a connect gets a 220 greeting
