@@ -30,6 +30,7 @@ ACTION=compare
 BUILD=1
 BASE_PORT=2121
 IDLE_FORKING_MAX=""
+ROUNDS_FLAG=""
 TREE=""
 
 usage() {
@@ -45,6 +46,8 @@ usage: bash loadtest/compare.sh [--quick] [options]
   --base-port P           control ports P..P+5, default 2121
   --idle-forking-max N    cap on idle sessions for forking peers (one or two
                           processes per session), default 2000 (full), 300 (quick)
+  --rounds N              run every case N times (servers interleaved) and keep
+                          each server's best round; default 1, bigfile 3 (quick 2)
   --no-build              do not run cargo build --release
   --install-only          fetch and unpack the peers, then exit
   --check                 start each server, prove anonymous RETR + LIST over
@@ -64,6 +67,7 @@ while [[ $# -gt 0 ]]; do
         --tree) TREE=$2; shift ;;
         --base-port) BASE_PORT=$2; shift ;;
         --idle-forking-max) IDLE_FORKING_MAX=$2; shift ;;
+        --rounds) ROUNDS_FLAG=$2; shift ;;
         --no-build) BUILD=0 ;;
         --install-only) ACTION=install ;;
         --check) ACTION=check ;;
@@ -82,14 +86,14 @@ if [[ $MODE == full ]]; then
     TREE_ARGS="--files 10000"; TREE_DESC="ringftp loadtest prepare --files 10000: ~1.8 GiB mirror, /listing 10,000 entries, /bigfile 1 GiB"
     STORM_CLIENTS=300; STORM_BIG_CLIENTS=5000; STORM_LIMIT=180s; STORM_TIMEOUT=60s
     MIRROR_CLIENTS=200; MIRROR_DURATION=30s
-    BIGFILE_DURATION=20s
+    BIGFILE_DURATION=10s; BIGFILE_ROUNDS=${ROUNDS_FLAG:-3}
     LISTING_CLIENTS=10; LISTING_DURATION=20s
     IDLE_CLIENTS=10000; IDLE_DURATION=60s; IDLE_FORKING_MAX=${IDLE_FORKING_MAX:-2000}
 else
     TREE_ARGS="--files 1000 --bigfile 512MiB"; TREE_DESC="ringftp loadtest prepare --files 1000 --bigfile 512MiB: /listing 10,000 entries"
-    STORM_CLIENTS=100; STORM_BIG_CLIENTS=500; STORM_LIMIT=60s; STORM_TIMEOUT=30s
+    STORM_CLIENTS=100; STORM_BIG_CLIENTS=500; STORM_LIMIT=60s; STORM_TIMEOUT=35s
     MIRROR_CLIENTS=20; MIRROR_DURATION=5s
-    BIGFILE_DURATION=5s
+    BIGFILE_DURATION=3s; BIGFILE_ROUNDS=${ROUNDS_FLAG:-2}
     LISTING_CLIENTS=2; LISTING_DURATION=5s
     IDLE_CLIENTS=500; IDLE_DURATION=8s; IDLE_FORKING_MAX=${IDLE_FORKING_MAX:-500}
 fi
@@ -98,6 +102,7 @@ CASES=${SCENARIOS:-$CASES_ALL}
 for c in $CASES; do
     [[ " $CASES_ALL " == *" $c "* ]] || { echo "compare.sh: unknown scenario '$c' (one of: $CASES_ALL)" >&2; exit 2; }
 done
+ROUNDS=${ROUNDS_FLAG:-1}   # rounds of every case but bigfile; the table keeps each server's best round
 GEN_EXTRA=${RINGFTP_COMPARE_GEN_ARGS:-}   # extra generator flags for every run (e.g. --cores 1)
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -528,8 +533,8 @@ main() {
 # compare_report.py, which turns the JSON reports into the tables.
 MANIFEST=""
 
-manifest() { # CASE SCENARIO SERVER STATUS RC JSON CLIENTS NOTE
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$MANIFEST"
+manifest() { # CASE SCENARIO SERVER STATUS RC JSON CLIENTS NOTE (ROUND, SETTLED from the caller)
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" "${round:-1}" "${settled:-}" >>"$MANIFEST"
 }
 
 case_args() { # CASE -> generator flags (without --clients)
@@ -574,17 +579,52 @@ case_limit() { # CASE -> seconds the generator may run before it is killed
     echo $((d + 90))   # + connect/login ramp, the last replies, the report
 }
 
-run_one() { # CASE SERVER
-    local c=$1 s=$2 clients args json glog rc pid limit
+# CPU seconds (user+sys, reaped children included) and process count of the
+# tree under PID (by parent links), as "CPU PROCS". compare.sh takes it before
+# the generator starts and again once the run's sessions are gone and reaped,
+# so a forking server's session processes are counted even when they exit
+# between the generator's last /proc sample and their parent's wait().
+tree_cpu() {
+    python3 - "$1" <<'PY'
+import os, sys
+root = int(sys.argv[1]); hz = os.sysconf("SC_CLK_TCK")
+kids, stat = {}, {}
+for d in os.listdir("/proc"):
+    if not d.isdigit():
+        continue
+    try:
+        t = open(f"/proc/{d}/stat").read()
+    except OSError:
+        continue
+    f = t[t.rfind(")") + 2:].split()
+    stat[int(d)] = f
+    kids.setdefault(int(f[1]), []).append(int(d))
+todo, cpu, n = [root], 0, 0
+while todo:
+    p = todo.pop()
+    if p not in stat:
+        continue
+    f = stat[p]; n += 1
+    cpu += sum(int(x) for x in f[11:15])   # utime stime cutime cstime
+    todo += kids.get(p, [])
+print(f"{cpu / hz:.2f} {n}")
+PY
+}
+
+run_one() { # CASE SERVER ROUND
+    local c=$1 s=$2 round=$3 clients args json glog rc pid limit tag settled=""
     clients=$(case_clients "$c" "$s")
     args=$(case_args "$c")
-    json=$OUT/json/$c.$s.json
-    glog=$OUT/logs/$c.$s.loadtest.log
-    if ! start_server "$s" "$c.$s"; then
-        manifest "$c" "$(set -- $args; echo "$2")" "$s" failed - - "$clients" "did not start: $(tail -2 "$OUT/logs/$c.$s.server.log" | tr '\t\n' '  ' | cut -c1-200)"
+    tag=$c.$s.r$round
+    json=$OUT/json/$tag.json
+    glog=$OUT/logs/$tag.loadtest.log
+    if ! start_server "$s" "$tag"; then
+        manifest "$c" "$(set -- $args; echo "$2")" "$s" failed - - "$clients" "did not start: $(tail -2 "$OUT/logs/$tag.server.log" | tr '\t\n' '  ' | cut -c1-200)"
         return
     fi
     pid=$STARTED_PID
+    local cpu0 procs0 cpu1 procs1 n
+    read -r cpu0 procs0 < <(tree_cpu "$pid")
     limit=$(case_limit "$c")
     printf '%s\n' "$RINGFTP loadtest --target 127.0.0.1:${PORT[$s]} $args --clients $clients --json $json --server-pid $pid" >"$glog"
     # shellcheck disable=SC2086
@@ -593,6 +633,14 @@ run_one() { # CASE SERVER
     GEN_PID=$!
     rc=0; wait "$GEN_PID" || rc=$?
     GEN_PID=""
+    # let the sessions close and be reaped (at most 10 s), then take the CPU
+    for n in $(seq 100); do
+        read -r cpu1 procs1 < <(tree_cpu "$pid")
+        (( procs1 <= procs0 )) && break
+        sleep 0.1
+    done
+    settled=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN{printf "%.2f", b - a}')
+    (( procs1 <= procs0 )) || settled="$settled+"   # still had sessions: a lower bound
     stop_server "$pid"
     local note=""
     [[ $rc == 124 || $rc == 137 ]] && note="generator killed after ${limit}s"
@@ -620,7 +668,7 @@ print_header() {
     echo "- generator: \`ringftp loadtest --target 127.0.0.1:PORT --server-pid PID --json FILE ARGS\`${GEN_EXTRA:+ plus \`$GEN_EXTRA\`}, ARGS per case:"
     local c
     for c in $CASES; do
-        echo "  - $c: \`$(case_args "$c") --clients $(case_clients "$c" ringftp)\`$([[ $c == idle && $IDLE_CLIENTS -gt $IDLE_FORKING_MAX ]] && echo " (forking peers: --clients $IDLE_FORKING_MAX, one or two processes a session)")"
+        echo "  - $c: \`$(case_args "$c") --clients $(case_clients "$c" ringftp)\`$(r=$ROUNDS; [[ $c == bigfile ]] && r=$BIGFILE_ROUNDS; ((r > 1)) && echo ", $r rounds, servers interleaved, best round kept")$([[ $c == idle && $IDLE_CLIENTS -gt $IDLE_FORKING_MAX ]] && echo " (forking peers: --clients $IDLE_FORKING_MAX, one or two processes a session)")"
     done
     echo
 }
@@ -633,15 +681,19 @@ run_compare() {
     # bigfile: read the file once so every server serves it from the page cache
     [[ -f $TREE/bigfile ]] && cat "$TREE/bigfile" >/dev/null
     for c in $CASES; do
-        log "== $c: $(case_args "$c")"
-        for s in $SERVERS; do
-            if [[ $c == upload ]]; then
+        if [[ $c == upload ]]; then
+            for s in $SERVERS; do
                 manifest "$c" upload "$s" skipped - - - "no writable account: every server here is anonymous read-only"
-                continue
-            fi
-            run_one "$c" "$s"
+            done
+            continue
+        fi
+        local rounds=$ROUNDS r
+        [[ $c == bigfile ]] && rounds=$BIGFILE_ROUNDS
+        for r in $(seq "$rounds"); do
+            log "== $c$( ((rounds > 1)) && echo " (round $r of $rounds)"): $(case_args "$c")"
+            for s in $SERVERS; do run_one "$c" "$s" "$r"; done
+            [[ $c == bigfile ]] && run_one "$c" ceiling "$r"
         done
-        [[ $c == bigfile ]] && run_one "$c" ceiling
     done
     log "== report"
     python3 "$HERE/compare_report.py" --header "$OUT/header.md" "$MANIFEST" >"$OUT/report.md" || die "compare_report.py failed"

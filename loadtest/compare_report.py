@@ -3,8 +3,17 @@
 
     python3 compare_report.py [--header FILE] MANIFEST.tsv
 
-MANIFEST has one tab-separated line per (case, server) run:
-    case  scenario  server  status(ok|failed|skipped)  exit-code  json-path  clients  note
+MANIFEST has one tab-separated line per (case, server, round) run:
+    case  scenario  server  status(ok|failed|skipped)  exit-code  json-path  clients  note  round  settled-cpu
+settled-cpu is the server tree's CPU seconds that compare.sh measured from
+before the generator started until the run's sessions had closed and been
+reaped ("+" when some were still open after 10 s: a lower bound). It is the
+figure shown as server CPU (and CPU per request), because the generator's
+own last sample can miss a forking server's session process that exits
+before its parent reaps it; the generator's figure is in the note when the
+two differ by more than 10 %.
+A server run several rounds shows its best one (highest figure where higher
+is better, lowest otherwise) with every round's figure in the note.
 and each JSON file is a `ringftp loadtest --json` report (schema_version 1,
 docs/loadgen.md). One table per case: a row per server, every figure, and
 the ratio of the case's headline figure to ringftp's. Standard library only.
@@ -151,6 +160,29 @@ def table(header, rows):
 
 
 # --------------------------------------------------------------------------
+def settle_cpu(rep, settled, note):
+    """Puts compare.sh's settled CPU figure into the report's server block."""
+    srv = rep.get("server")
+    if srv is None:
+        return note
+    lower_bound = settled.endswith("+")
+    try:
+        cpu = float(settled.rstrip("+"))
+    except ValueError:
+        return note
+    gen = srv.get("cpu_s")
+    srv["cpu_s_generator"] = gen
+    srv["cpu_s"] = cpu
+    ok = (rep.get("totals") or {}).get("ok") or 0
+    srv["cpu_ms_per_request"] = cpu * 1000.0 / ok if ok else None
+    extra = []
+    if gen is not None and abs(cpu - gen) > 0.1 * max(cpu, gen) and abs(cpu - gen) >= 0.05:
+        extra.append(f"server CPU {num(cpu)} s measured until its sessions were reaped; the generator sampled {num(gen)} s")
+    if lower_bound:
+        extra.append("server CPU is a lower bound: sessions still open 10 s after the run")
+    return "; ".join(x for x in [note] + extra if x)
+
+
 def load_manifest(path):
     runs = []
     with open(path) as f:
@@ -159,8 +191,8 @@ def load_manifest(path):
             if not line:
                 continue
             parts = line.split("\t")
-            parts += [""] * (8 - len(parts))
-            case, scenario, srv, status, rc, jpath, clients, note = parts[:8]
+            parts += [""] * (10 - len(parts))
+            case, scenario, srv, status, rc, jpath, clients, note, rnd, settled = parts[:10]
             rep = None
             if status == "ok":
                 try:
@@ -168,16 +200,47 @@ def load_manifest(path):
                         rep = json.load(jf)
                 except (OSError, ValueError) as e:
                     status, note = "failed", f"unreadable JSON report {jpath}: {e}"
+            if rep is not None and settled not in ("", "-"):
+                note = settle_cpu(rep, settled, note)
             runs.append(
                 dict(case=case, scenario=scenario, server=srv, status=status, rc=rc, json=jpath,
-                     clients=clients, note=note, report=rep)
+                     clients=clients, note=note, report=rep, round=rnd or "1")
             )
     return runs
+
+
+def best_rounds(runs, hfun, better):
+    """One run per server: its best round, the others' figures in its note."""
+    by = {}
+    for x in runs:
+        by.setdefault(x["server"], []).append(x)
+    out = []
+    for srv, xs in by.items():
+        if len(xs) == 1:
+            out.append(xs[0])
+            continue
+        ok = [x for x in xs if x["report"] is not None and hfun(x["report"]) is not None]
+        if not ok:
+            out.append(xs[-1])
+            continue
+        pick = (max if better == "higher" else min)(ok, key=lambda x: hfun(x["report"]))
+        figures = ", ".join(
+            num(hfun(x["report"])) if x["report"] is not None and hfun(x["report"]) is not None else x["status"]
+            for x in sorted(xs, key=lambda x: int(x["round"]) if x["round"].isdigit() else 0)
+        )
+        pick = dict(pick)
+        pick["note"] = "; ".join(
+            n for n in (pick["note"], f"best of {len(xs)} rounds (round {pick['round']}); rounds: {figures}") if n
+        )
+        out.append(pick)
+    return out
 
 
 def case_table(case, runs):
     spec = CASES.get(case, dict(title=case, phase="request", phase_title="request",
                                 headline=("requests/s", lambda r: r.get("totals", {}).get("requests_per_s"), "higher")))
+    hname, hfun, better = spec["headline"]
+    runs = best_rounds(runs, hfun, better)
     runs = sorted(runs, key=lambda x: SERVER_ORDER.index(x["server"]) if x["server"] in SERVER_ORDER else 99)
     ph = spec["phase_title"]
     ok = [x for x in runs if x["report"] is not None]
@@ -185,7 +248,6 @@ def case_table(case, runs):
         {x["clients"] for x in runs if x["clients"] not in ("", "-")}
     )
     title = spec["title"].format(clients="/".join(clients) if clients else "?")
-    hname, hfun, better = spec["headline"]
     base = next((hfun(x["report"]) for x in ok if x["server"] == "ringftp"), None)
     ceil = next((hfun(x["report"]) for x in ok if x["server"] == "ceiling"), None) if spec.get("ceiling") else None
 
