@@ -138,43 +138,67 @@ declare -A FORKING=([vsftpd]=1 [pure-ftpd]=1 [proftpd]=1)
 # stopping what we start
 # --------------------------------------------------------------------------
 # Each server runs under setsid: its PID is its process group and session id.
-# Stopping = SIGTERM to the group, then SIGKILL to the group and to anything
-# still in that session (forked session children that changed group).
+# Stopping = SIGTERM to the group and to every process of the server (see
+# server_procs), then SIGKILL to whatever is left after 5 s.
 declare -A RUNNING=()   # pid -> name
 GEN_PID=""
 
-session_members() { # SID -> pids in that session (from /proc, no name matching)
-    local sid=$1 f st rest
-    for f in /proc/[0-9]*/stat; do
-        st=$(cat "$f" 2>/dev/null) || continue
-        rest=${st##*) }                     # fields after "(comm) "
-        set -- $rest                        # state ppid pgrp session ...
-        [[ ${4:-} == "$sid" ]] && { f=${f#/proc/}; printf '%s\n' "${f%/stat}"; }
-    done
-    return 0
+# Live (non-zombie) processes of the server started as PID: those in its
+# session, and every descendant by parent links (vsftpd's session processes
+# call setsid and leave the session; after the parent dies they would be
+# reparented, so they are collected while it lives).
+server_procs() { # PID -> pids, one a line
+    python3 - "$1" <<'PY'
+import os, sys
+root = int(sys.argv[1]); kids, sid = {}, {}
+for d in os.listdir("/proc"):
+    if not d.isdigit():
+        continue
+    try:
+        t = open(f"/proc/{d}/stat").read()
+    except OSError:
+        continue
+    f = t[t.rfind(")") + 2:].split()        # state ppid pgrp session ...
+    if f[0] in "ZX":
+        continue
+    kids.setdefault(int(f[1]), []).append(int(d)); sid[int(d)] = int(f[3])
+out = {p for p, s in sid.items() if s == root}
+todo = [root]
+while todo:
+    p = todo.pop()
+    if p in sid:
+        out.add(p)
+    todo += [k for k in kids.get(p, []) if k not in out]
+if out:
+    print("\n".join(str(p) for p in sorted(out)))
+PY
 }
 
 stop_server() { # PID
-    local pid=$1 name=${RUNNING[$1]:-?} n
+    local pid=$1 name=${RUNNING[$1]:-?} n p procs
+    procs=$(server_procs "$pid")
     kill -TERM -- "-$pid" 2>/dev/null || true
+    for p in $procs; do kill -TERM "$p" 2>/dev/null || true; done
     for n in $(seq 50); do
-        [[ -z $(session_members "$pid") ]] && break
+        procs=$(server_procs "$pid"; for p in $procs; do awk '$3 !~ /[ZX]/ {print $1}' "/proc/$p/stat" 2>/dev/null; done; true)
+        [[ -z $procs ]] && break
         sleep 0.1
     done
-    if [[ -n $(session_members "$pid") ]]; then
+    if [[ -n $procs ]]; then
         kill -KILL -- "-$pid" 2>/dev/null || true
-        for n in $(session_members "$pid"); do kill -KILL "$n" 2>/dev/null || true; done
+        for p in $procs; do kill -KILL "$p" 2>/dev/null || true; done
         sleep 0.2
     fi
     wait "$pid" 2>/dev/null || true
     local left
-    left=$(session_members "$pid" | tr '\n' ' ')
-    [[ -z $left ]] || log "  warning: $name (session $pid) still has processes: $left"
+    left=$(server_procs "$pid" | xargs)
+    [[ -z $left ]] || log "  warning: $name (pid $pid) left processes: $left"
     unset "RUNNING[$pid]"
 }
 
 cleanup() {
     local rc=$?
+    set +e   # stop everything, whatever fails on the way
     trap - EXIT INT TERM
     if [[ -n $GEN_PID ]]; then kill -TERM "$GEN_PID" 2>/dev/null || true; wait "$GEN_PID" 2>/dev/null || true; fi
     local p
@@ -458,7 +482,7 @@ check_server() { # NAME FILE DIR
     want=$(stat -c %s "$TREE/$file")
     for mode in epsv pasv; do
         flags=(--silent --show-error --max-time 60 --user anonymous:compare@example.org)
-        [[ $mode == pasv ]] && flags+=(--disable-epsv)
+        if [[ $mode == pasv ]]; then flags+=(--disable-epsv); fi
         got=$(curl "${flags[@]}" -o /dev/null -w '%{size_download}' "$url/$file" 2>>"$OUT/logs/check.$name.curl.log") || got="error"
         lines=$(curl "${flags[@]}" "$url/$dir/" 2>>"$OUT/logs/check.$name.curl.log" | wc -l) || lines=0
         if [[ $got == "$want" && $lines -gt 0 ]]; then
@@ -497,9 +521,9 @@ run_check() {
         else
             check_server "$s" "$file" "$dir" || fails=$((fails + 1))
         fi
-        log "  processes in its session while idle: $(session_members "$pid" | wc -l)"
+        log "  processes while idle: $(server_procs "$pid" | wc -l)"
         stop_server "$pid"
-        log "  stopped; left in its session: $(session_members "$pid" | wc -l)"
+        log "  stopped; processes left: $(server_procs "$pid" | wc -l)"
     done
     [[ $fails == 0 ]] || die "$fails server(s) failed the check"
     log "all servers passed"
@@ -508,7 +532,7 @@ run_check() {
 # ==========================================================================
 main() {
     install_peers
-    [[ $ACTION == install ]] && { log "peers installed under $CACHE"; exit 0; }
+    if [[ $ACTION == install ]]; then { log "peers installed under $CACHE"; exit 0; }; fi
     if [[ $BUILD == 1 ]]; then
         log "cargo build --release"
         (cd "$REPO" && cargo build --release -q) >"$OUT/logs/build.log" 2>&1 || die "cargo build --release failed: $(tail -5 "$OUT/logs/build.log")"
@@ -643,7 +667,7 @@ run_one() { # CASE SERVER ROUND
     (( procs1 <= procs0 )) || settled="$settled+"   # still had sessions: a lower bound
     stop_server "$pid"
     local note=""
-    [[ $rc == 124 || $rc == 137 ]] && note="generator killed after ${limit}s"
+    if [[ $rc == 124 || $rc == 137 ]]; then note="generator killed after ${limit}s"; fi
     if [[ -s $json ]]; then
         manifest "$c" "$(set -- $args; echo "$2")" "$s" ok "$rc" "$json" "$clients" "$note"
         log "  $(printf '%-10s' "$s") done (exit $rc)"
@@ -664,7 +688,7 @@ print_header() {
     echo "- every server on 127.0.0.1, anonymous read-only, started fresh for each run; server CPU and RSS sampled over its whole process tree (--server-pid)"
     echo "- servers:"
     for s in $SERVERS; do echo "  - $(server_version "$s"): 127.0.0.1:${PORT[$s]}, passive ${PASV_LO[$s]}-${PASV_HI[$s]}"; done
-    [[ " $CASES " == *" bigfile "* ]] && echo "  - $(server_version ceiling): 127.0.0.1:${PORT[ceiling]} (bigfile only)"
+    if [[ " $CASES " == *" bigfile "* ]]; then echo "  - $(server_version ceiling): 127.0.0.1:${PORT[ceiling]} (bigfile only)"; fi
     echo "- generator: \`ringftp loadtest --target 127.0.0.1:PORT --server-pid PID --json FILE ARGS\`${GEN_EXTRA:+ plus \`$GEN_EXTRA\`}, ARGS per case:"
     local c
     for c in $CASES; do
@@ -679,7 +703,7 @@ run_compare() {
     local c s
     print_header | tee "$OUT/header.md" >&2
     # bigfile: read the file once so every server serves it from the page cache
-    [[ -f $TREE/bigfile ]] && cat "$TREE/bigfile" >/dev/null
+    if [[ -f $TREE/bigfile ]]; then cat "$TREE/bigfile" >/dev/null; fi
     for c in $CASES; do
         if [[ $c == upload ]]; then
             for s in $SERVERS; do
@@ -688,11 +712,11 @@ run_compare() {
             continue
         fi
         local rounds=$ROUNDS r
-        [[ $c == bigfile ]] && rounds=$BIGFILE_ROUNDS
+        if [[ $c == bigfile ]]; then rounds=$BIGFILE_ROUNDS; fi
         for r in $(seq "$rounds"); do
             log "== $c$( ((rounds > 1)) && echo " (round $r of $rounds)"): $(case_args "$c")"
             for s in $SERVERS; do run_one "$c" "$s" "$r"; done
-            [[ $c == bigfile ]] && run_one "$c" ceiling "$r"
+            if [[ $c == bigfile ]]; then run_one "$c" ceiling "$r"; fi
         done
     done
     log "== report"
