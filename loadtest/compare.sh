@@ -193,6 +193,10 @@ stop_server() { # PID
     local left
     left=$(server_procs "$pid" | xargs)
     [[ -z $left ]] || log "  warning: $name (pid $pid) left processes: $left"
+    if [[ -n ${CGROUP[$pid]:-} ]]; then
+        rmdir "${CGROUP[$pid]}" 2>/dev/null || log "  warning: could not remove cgroup ${CGROUP[$pid]}"
+        unset "CGROUP[$pid]"
+    fi
     unset "RUNNING[$pid]"
 }
 
@@ -439,6 +443,29 @@ greets() { # PORT -> 0 when a connect gets a 220 greeting
         [[ $line == 220* ]]' _ "$1" 2>/dev/null
 }
 
+# Each server runs in a cgroup of its own, made for the run, so its CPU time
+# is the kernel's exact sum over every process it ever had: a forking
+# server's session processes are counted even when an intermediate parent
+# never wait()s for them, which /proc and cutime cannot see. cgroup v1's
+# cpuacct where mounted, else cgroup v2; without either, the /proc tree.
+CG_ROOT=""
+if [[ -w /sys/fs/cgroup/cpuacct/cgroup.procs && -r /sys/fs/cgroup/cpuacct/cpuacct.usage ]]; then
+    CG_ROOT=/sys/fs/cgroup/cpuacct
+elif [[ -w /sys/fs/cgroup/cgroup.procs && -r /sys/fs/cgroup/cgroup.controllers ]]; then
+    CG_ROOT=/sys/fs/cgroup
+elif [[ -w /sys/fs/cgroup/unified/cgroup.procs ]]; then
+    CG_ROOT=/sys/fs/cgroup/unified
+fi
+declare -A CGROUP=()   # pid -> cgroup dir
+
+cg_cpu() { # CGDIR -> CPU seconds used by everything that ran in it
+    if [[ -r $1/cpuacct.usage ]]; then
+        awk '{printf "%.3f", $1 / 1e9}' "$1/cpuacct.usage"
+    else
+        awk '$1 == "usage_usec" {printf "%.3f", $2 / 1e6}' "$1/cpu.stat"
+    fi
+}
+
 STARTED_PID=""
 start_server() { # NAME LOGTAG -> sets STARTED_PID
     local name=$1 tag=${2:-$1} n
@@ -454,9 +481,19 @@ start_server() { # NAME LOGTAG -> sets STARTED_PID
     # Each server gets its own session (setsid execs, so $! is the server's
     # PID = its process group = its session). vsftpd writes start-up errors
     # ("500 OOPS: ...") to fd 0, so fd 0 is the log file too.
+    local cg=""
+    if [[ -n $CG_ROOT ]]; then
+        cg=$CG_ROOT/ringftp-compare-$$-$tag
+        if mkdir -p "$cg" 2>/dev/null; then
+            CMD=(/bin/sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg" "${CMD[@]}")
+        else
+            cg=""
+        fi
+    fi
     setsid "${CMD[@]}" 0>>"$logf" >>"$logf" 2>&1 &
     STARTED_PID=$!
     RUNNING[$STARTED_PID]=$name
+    if [[ -n $cg ]]; then CGROUP[$STARTED_PID]=$cg; fi
     for n in $(seq 100); do
         if ! kill -0 "$STARTED_PID" 2>/dev/null; then
             local rc=0
@@ -605,9 +642,10 @@ case_limit() { # CASE -> seconds the generator may run before it is killed
 
 # CPU seconds (user+sys, reaped children included) and process count of the
 # tree under PID (by parent links), as "CPU PROCS". compare.sh takes it before
-# the generator starts and again once the run's sessions are gone and reaped,
-# so a forking server's session processes are counted even when they exit
-# between the generator's last /proc sample and their parent's wait().
+# the generator starts and again once the run's sessions are gone; the CPU
+# figure comes from the server's cgroup when it has one (see CG_ROOT), from
+# this /proc walk otherwise (which misses a session process that its parent
+# never waited for).
 tree_cpu() {
     python3 - "$1" <<'PY'
 import os, sys
@@ -648,7 +686,9 @@ run_one() { # CASE SERVER ROUND
     fi
     pid=$STARTED_PID
     local cpu0 procs0 cpu1 procs1 n
+    local cg=${CGROUP[$pid]:-}
     read -r cpu0 procs0 < <(tree_cpu "$pid")
+    if [[ -n $cg ]]; then cpu0=$(cg_cpu "$cg"); fi
     limit=$(case_limit "$c")
     printf '%s\n' "$RINGFTP loadtest --target 127.0.0.1:${PORT[$s]} $args --clients $clients --json $json --server-pid $pid" >"$glog"
     # shellcheck disable=SC2086
@@ -663,7 +703,9 @@ run_one() { # CASE SERVER ROUND
         (( procs1 <= procs0 )) && break
         sleep 0.1
     done
-    settled=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN{printf "%.2f", b - a}')
+    if [[ -n $cg ]]; then cpu1=$(cg_cpu "$cg"); fi
+    if [[ -n ${COMPARE_DEBUG:-} ]]; then log "  settle: cpu0=$cpu0 procs0=$procs0 cpu1=$cpu1 procs1=$procs1 polls=$n"; fi
+    settled=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN{printf "%.3f", b - a}')
     (( procs1 <= procs0 )) || settled="$settled+"   # still had sessions: a lower bound
     stop_server "$pid"
     local note=""
@@ -685,7 +727,7 @@ print_header() {
     echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(free -g | awk '/^Mem:/{print $2}') GiB, kernel $(uname -r)"
     echo "- ringftp commit: $(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet HEAD -- src || echo ' (uncommitted changes in src/)')"
     echo "- tree: $TREE ($TREE_DESC)"
-    echo "- every server on 127.0.0.1, anonymous read-only, started fresh for each run; server CPU and RSS sampled over its whole process tree (--server-pid)"
+    echo "- every server on 127.0.0.1, anonymous read-only, started fresh for each run; server RSS sampled over its whole process tree by the generator (--server-pid); server CPU $(if [[ -n $CG_ROOT ]]; then echo "from a cgroup of its own ($CG_ROOT), every process it ever had"; else echo "from /proc (no writable cgroup here): the tree plus reaped children"; fi), from before the generator starts until the run's sessions are gone"
     echo "- servers:"
     for s in $SERVERS; do echo "  - $(server_version "$s"): 127.0.0.1:${PORT[$s]}, passive ${PASV_LO[$s]}-${PASV_HI[$s]}"; done
     if [[ " $CASES " == *" bigfile "* ]]; then echo "  - $(server_version ceiling): 127.0.0.1:${PORT[ceiling]} (bigfile only)"; fi
