@@ -14,7 +14,7 @@
 //!
 //! ```text
 //! python3 loadtest/sendfile_server.py /tmp/big1g 2300 &
-//! cargo run --release --example reader_bench -- 127.0.0.1:2300 uring epoll blocking
+//! cargo run --release --example reader_bench -- 127.0.0.1:2300 7 uring epoll blocking
 //! ```
 use std::io::Read;
 use std::net::SocketAddr;
@@ -24,16 +24,18 @@ const BUF: usize = 1 << 20;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let addr: SocketAddr = args
-        .next()
-        .expect("usage: reader_bench HOST:PORT [uring|epoll|blocking]... [xN]")
-        .parse()
-        .expect("HOST:PORT");
+    let usage = "usage: reader_bench HOST:PORT REPS uring|epoll|blocking...";
+    let addr: SocketAddr = args.next().expect(usage).parse().expect("HOST:PORT");
+    let reps: usize = args.next().expect(usage).parse().expect("REPS");
     let methods: Vec<String> = args.collect();
-    let reps = 3;
-    for method in &methods {
-        let mut rates = Vec::new();
-        for _ in 0..reps {
+    // Interleaved (uring, epoll, blocking, uring, ...) so that noise from
+    // other work on the machine hits every reader alike.
+    let mut rates = vec![Vec::new(); methods.len()];
+    // CPU seconds the reader spent, and GiB it read, over all its runs.
+    let mut cpu = vec![(0.0, 0.0); methods.len()];
+    for _ in 0..reps {
+        for (i, method) in methods.iter().enumerate() {
+            let (user0, sys0) = ringftp::engine::sys::cpu_time_us(false);
             let start = Instant::now();
             let bytes = match method.as_str() {
                 "uring" => tokio_uring::start(uring(addr)),
@@ -41,18 +43,21 @@ fn main() {
                 "blocking" => blocking(addr),
                 other => panic!("unknown reader {other}"),
             };
-            let secs = start.elapsed().as_secs_f64();
-            rates.push(bytes as f64 / secs / (1u64 << 30) as f64);
+            let gib = bytes as f64 / (1u64 << 30) as f64;
+            rates[i].push(gib / start.elapsed().as_secs_f64());
+            let (user1, sys1) = ringftp::engine::sys::cpu_time_us(false);
+            cpu[i].0 += (user1 + sys1 - user0 - sys0) as f64 / 1e6;
+            cpu[i].1 += gib;
         }
-        rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    }
+    for ((method, mut r), (cpu_s, gib)) in methods.iter().zip(rates).zip(cpu) {
+        r.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let runs: Vec<String> = r.iter().map(|x| format!("{x:.2}")).collect();
         println!(
-            "{method:>8}: median {:.2} GiB/s  (runs: {})",
-            rates[rates.len() / 2],
-            rates
-                .iter()
-                .map(|r| format!("{r:.2}"))
-                .collect::<Vec<_>>()
-                .join(" ")
+            "{method:>8}: median {:.2} GiB/s, {:.2} CPU s/GiB  (sorted runs: {})",
+            r[r.len() / 2],
+            cpu_s / gib,
+            runs.join(" ")
         );
     }
 }

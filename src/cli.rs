@@ -63,6 +63,7 @@ pub struct ServeArgs {
 
     /// Open active-mode (PORT/EPRT) data connections from port L-1 of the
     /// control listener, as RFC 959 describes (port 20 for a server on 21).
+    /// Off by default.
     /// Needs CAP_NET_BIND_SERVICE below 1024; if the bind fails the log says
     /// so and an ephemeral port is used.
     #[arg(long = "active-port-20")]

@@ -1,1 +1,320 @@
-//! placeholder
+//! Flags -> a validated [`Config`]. Every rule a flag must satisfy is
+//! checked here, once, at start-up, with a message that names the flag, so
+//! the engine never meets a bad value and a typo never becomes a runtime
+//! surprise.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::ServeArgs;
+
+/// Everything `ringftp serve` runs with, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Control-connection addresses, as given (port 0 is resolved when bound).
+    pub listen: Vec<SocketAddr>,
+    /// The served directory, absolute.
+    pub root: PathBuf,
+    /// Number of shards.
+    pub cores: usize,
+    /// The passive port range, inclusive.
+    pub pasv_ports: PortRange,
+    /// Address announced in 227 replies; `None` = the control connection's
+    /// local address.
+    pub pasv_address: Option<Ipv4Addr>,
+    pub active_port_20: bool,
+    pub allow_foreign_data: bool,
+    pub data_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub xferlog: Option<PathBuf>,
+}
+
+/// An inclusive port range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub lo: u16,
+    pub hi: u16,
+}
+
+impl PortRange {
+    pub fn len(&self) -> usize {
+        (self.hi - self.lo) as usize + 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Splits the range into `parts` contiguous, disjoint slices whose
+    /// sizes differ by at most one: each shard owns one and binds its
+    /// passive listeners there without asking anyone.
+    pub fn split(&self, parts: usize) -> Vec<PortRange> {
+        let n = self.len();
+        (0..parts)
+            .map(|i| {
+                let start = self.lo as usize + i * n / parts;
+                let end = self.lo as usize + (i + 1) * n / parts - 1;
+                PortRange {
+                    lo: start as u16,
+                    hi: end as u16,
+                }
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.lo, self.hi)
+    }
+}
+
+/// Parses `LO-HI` (both 1..=65535, LO <= HI).
+pub fn parse_port_range(s: &str) -> Result<PortRange, String> {
+    let (lo, hi) = s
+        .split_once('-')
+        .ok_or_else(|| format!("--pasv-ports {s:?}: expected LO-HI, e.g. 50000-50999"))?;
+    let port = |p: &str| -> Result<u16, String> {
+        match p.trim().parse::<u16>() {
+            Ok(0) | Err(_) => Err(format!(
+                "--pasv-ports {s:?}: {p:?} is not a port number (1-65535)"
+            )),
+            Ok(v) => Ok(v),
+        }
+    };
+    let (lo, hi) = (port(lo)?, port(hi)?);
+    if lo > hi {
+        return Err(format!(
+            "--pasv-ports {s:?}: the range is inverted ({lo} > {hi})"
+        ));
+    }
+    Ok(PortRange { lo, hi })
+}
+
+/// Parses a `--listen` value: `ADDR:PORT`, `[V6]:PORT`, or `HOST:PORT`.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let mut addrs = s.to_socket_addrs().map_err(|e| {
+        format!("--listen {s:?}: expected ADDR:PORT such as 0.0.0.0:2121 or [::]:2121 ({e})")
+    })?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("--listen {s:?}: the name resolves to no address"))
+}
+
+/// Resolves `--pasv-address`: an IPv4 literal, or a hostname whose first
+/// IPv4 address is used (a 227 reply can only carry IPv4).
+pub fn resolve_pasv_address(s: &str) -> Result<Ipv4Addr, String> {
+    match s.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => return Ok(a),
+        Ok(IpAddr::V6(_)) => {
+            return Err(format!(
+                "--pasv-address {s:?}: a 227 reply can only carry an IPv4 address (IPv6 clients use EPSV, which needs none)"
+            ))
+        }
+        Err(_) => {}
+    }
+    let addrs = (s, 0)
+        .to_socket_addrs()
+        .map_err(|e| format!("--pasv-address {s:?}: cannot resolve the name: {e}"))?;
+    addrs
+        .filter_map(|a| match a.ip() {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        })
+        .next()
+        .ok_or_else(|| format!("--pasv-address {s:?}: the name has no IPv4 address"))
+}
+
+impl Config {
+    /// Validates `args`; `available_cpus` is how many CPUs the process may
+    /// use (the default and the upper bound of `--cores`).
+    pub fn from_args(args: &ServeArgs, available_cpus: usize) -> Result<Config, String> {
+        let listen = args
+            .listen
+            .iter()
+            .map(|s| parse_listen(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, a) in listen.iter().enumerate() {
+            if a.port() != 0 && listen[..i].contains(a) {
+                return Err(format!("--listen {a} is given twice"));
+            }
+        }
+        let cores = args.cores.unwrap_or(available_cpus);
+        if cores == 0 || cores > available_cpus {
+            return Err(format!(
+                "--cores {cores}: must be between 1 and {available_cpus} (the CPUs available to this process)"
+            ));
+        }
+        let pasv_ports = parse_port_range(&args.pasv_ports)?;
+        if pasv_ports.len() < cores {
+            return Err(format!(
+                "--pasv-ports {pasv_ports}: {} port(s) cannot be split between {cores} shards; give at least one port per shard (--cores)",
+                pasv_ports.len()
+            ));
+        }
+        let pasv_address = args
+            .pasv_address
+            .as_deref()
+            .map(resolve_pasv_address)
+            .transpose()?;
+        let root = std::fs::canonicalize(&args.root)
+            .map_err(|e| format!("--root {}: {e}", args.root.display()))?;
+        if !root.is_dir() {
+            return Err(format!("--root {}: not a directory", args.root.display()));
+        }
+        if args.data_timeout == 0 {
+            return Err("--data-timeout must be at least 1 second".into());
+        }
+        if args.idle_timeout == 0 {
+            return Err("--idle-timeout must be at least 1 second".into());
+        }
+        Ok(Config {
+            listen,
+            root,
+            cores,
+            pasv_ports,
+            pasv_address,
+            active_port_20: args.active_port_20,
+            allow_foreign_data: args.allow_foreign_data,
+            data_timeout: Duration::from_secs(args.data_timeout),
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+            xferlog: args.xferlog.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut v = vec!["ringftp", "serve"];
+        if !extra.contains(&"--root") {
+            v.extend_from_slice(&["--root", "/tmp"]);
+        }
+        v.extend_from_slice(extra);
+        match crate::cli::Cli::try_parse_from(v).unwrap().command {
+            crate::cli::Command::Serve(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn port_ranges() {
+        type Want = Result<(u16, u16), &'static str>;
+        let table: &[(&str, Want)] = &[
+            ("50000-50999", Ok((50000, 50999))),
+            ("1-65535", Ok((1, 65535))),
+            ("2000-2000", Ok((2000, 2000))),
+            (" 10 - 20 ", Ok((10, 20))),
+            ("50999-50000", Err("inverted")),
+            ("0-10", Err("not a port")),
+            ("10-65536", Err("not a port")),
+            ("abc", Err("expected LO-HI")),
+            ("10-", Err("not a port")),
+            ("-10", Err("not a port")),
+            ("", Err("expected LO-HI")),
+        ];
+        for (input, want) in table {
+            match (parse_port_range(input), want) {
+                (Ok(r), Ok((lo, hi))) => assert_eq!((r.lo, r.hi), (*lo, *hi), "{input}"),
+                (Err(e), Err(frag)) => assert!(e.contains(frag), "{input}: {e}"),
+                (got, want) => panic!("{input}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn split_is_disjoint_and_complete() {
+        for (lo, hi, parts) in [
+            (50000u16, 50999u16, 1usize),
+            (50000, 50999, 3),
+            (10, 13, 4),
+            (10, 20, 2),
+            (1, 65535, 7),
+        ] {
+            let r = PortRange { lo, hi };
+            let slices = r.split(parts);
+            assert_eq!(slices.len(), parts);
+            assert_eq!(slices[0].lo, lo);
+            assert_eq!(slices[parts - 1].hi, hi);
+            for w in slices.windows(2) {
+                assert_eq!(w[0].hi + 1, w[1].lo, "{slices:?}");
+            }
+            let sizes: Vec<usize> = slices.iter().map(|s| s.len()).collect();
+            let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+            assert!(max - min <= 1, "{sizes:?}");
+            assert_eq!(sizes.iter().sum::<usize>(), r.len());
+        }
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen("0.0.0.0:2121").unwrap(),
+            "0.0.0.0:2121".parse().unwrap()
+        );
+        assert_eq!(parse_listen("[::]:0").unwrap(), "[::]:0".parse().unwrap());
+        assert_eq!(parse_listen("[::1]:21").unwrap().port(), 21);
+        assert!(parse_listen("localhost:2121").unwrap().ip().is_loopback());
+        assert!(parse_listen("127.0.0.1").is_err());
+        assert!(parse_listen("127.0.0.1:99999").is_err());
+    }
+
+    #[test]
+    fn pasv_address() {
+        assert_eq!(
+            resolve_pasv_address("203.0.113.10").unwrap(),
+            Ipv4Addr::new(203, 0, 113, 10)
+        );
+        assert_eq!(
+            resolve_pasv_address("localhost").unwrap(),
+            Ipv4Addr::LOCALHOST
+        );
+        assert!(resolve_pasv_address("::1").unwrap_err().contains("IPv4"));
+        assert!(resolve_pasv_address("no-such-host.invalid").is_err());
+    }
+
+    #[test]
+    fn from_args_rules() {
+        let c = Config::from_args(&args(&[]), 4).unwrap();
+        assert_eq!(c.cores, 4);
+        assert_eq!(
+            c.pasv_ports,
+            PortRange {
+                lo: 50000,
+                hi: 50999
+            }
+        );
+        assert_eq!(
+            c.listen,
+            vec!["0.0.0.0:2121".parse::<SocketAddr>().unwrap()]
+        );
+        assert!(Config::from_args(&args(&["--cores", "0"]), 4)
+            .unwrap_err()
+            .contains("between 1 and 4"));
+        assert!(Config::from_args(&args(&["--cores", "5"]), 4)
+            .unwrap_err()
+            .contains("between 1 and 4"));
+        let e =
+            Config::from_args(&args(&["--cores", "3", "--pasv-ports", "100-101"]), 4).unwrap_err();
+        assert!(e.contains("cannot be split between 3 shards"), "{e}");
+        assert!(Config::from_args(&args(&["--root", "/nonexistent/dir"]), 4)
+            .unwrap_err()
+            .contains("--root"));
+        assert!(Config::from_args(&args(&["--root", "/etc/hostname"]), 4)
+            .unwrap_err()
+            .contains("not a directory"));
+        let e = Config::from_args(
+            &args(&["--listen", "127.0.0.1:2121", "--listen", "127.0.0.1:2121"]),
+            1,
+        )
+        .unwrap_err();
+        assert!(e.contains("twice"), "{e}");
+    }
+}

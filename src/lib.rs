@@ -24,4 +24,6 @@ pub mod logging;
 pub mod proto;
 pub mod server;
 pub mod session;
+pub mod units;
 pub mod vfs;
+pub mod xferlog;

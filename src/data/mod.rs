@@ -1,1 +1,86 @@
-//! placeholder
+//! Data channels: the second TCP connection every transfer needs.
+//!
+//! - [`passive`]: PASV/EPSV — a listener on a port from the shard's own
+//!   slice of `--pasv-ports`, accepting only the control peer (RFC 2577);
+//! - [`active`]: PORT/EPRT — connecting out to the client, optionally from
+//!   port L-1;
+//! - [`transfer`]: moving bytes over an established channel (zero-copy
+//!   splice for binary RETR, a copy loop for ASCII, in-memory listings),
+//!   with a watchdog that tells a slow client from a dead one.
+
+pub mod active;
+pub mod passive;
+pub mod transfer;
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
+use std::rc::Rc;
+
+use socket2::Socket;
+
+use crate::engine::sys::{self, FdRef};
+
+/// An established data connection.
+///
+/// Dropping it shuts the socket down before the fd is released, which
+/// makes any io_uring op still in flight on it (a splice blocked on a full
+/// socket buffer, say) fail at once instead of holding the fd.
+pub struct DataConn {
+    sock: Rc<Socket>,
+    pub peer: SocketAddr,
+}
+
+impl DataConn {
+    pub fn new(sock: Socket, peer: SocketAddr) -> DataConn {
+        DataConn {
+            sock: Rc::new(sock),
+            peer,
+        }
+    }
+
+    /// A handle on the socket fd for io_uring ops.
+    pub fn fd(&self) -> FdRef {
+        self.sock.clone()
+    }
+
+    /// Sends all of `buf`.
+    pub async fn write_all(&self, buf: Vec<u8>) -> io::Result<()> {
+        sys::send_all(self.fd(), buf).await
+    }
+
+    /// Aborts the connection now (ABOR, timeout): pending ops fail.
+    pub fn abort(&self) {
+        let _ = self.sock.shutdown(Shutdown::Both);
+    }
+}
+
+impl Drop for DataConn {
+    fn drop(&mut self) {
+        let _ = self.sock.shutdown(Shutdown::Both);
+    }
+}
+
+/// The address as IPv4 if it is one, or an IPv4-mapped IPv6 address; so
+/// that `::ffff:1.2.3.4` and `1.2.3.4` compare equal in the RFC 2577 checks.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// True when two addresses name the same host for the RFC 2577 checks.
+pub fn same_host(a: IpAddr, b: IpAddr) -> bool {
+    canonical_ip(a) == canonical_ip(b)
+}
+
+/// The unspecified address of `ip`'s family.
+pub fn unspecified_like(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    }
+}

@@ -93,6 +93,98 @@ pub async fn splice_to_offset(
     plain((fd_in, fd_out), sqe).submit().await
 }
 
+/// Returns the buffer of a read/write op along with its result.
+struct BufResult<D>(std::marker::PhantomData<D>);
+
+/// Stable data of a send or receive: the fd and the buffer the kernel
+/// reads from or writes into. `Vec`'s heap block does not move when the
+/// `Vec` value itself is moved into the op, so the pointer stays valid.
+struct BufData {
+    _fd: FdRef,
+    buf: Vec<u8>,
+}
+
+impl OneshotOutputTransform for BufResult<BufData> {
+    type Output = (io::Result<u32>, Vec<u8>);
+    type StoredData = BufData;
+    fn transform_oneshot_output(self, data: BufData, cqe: cqueue::Entry) -> Self::Output {
+        (cqe_result(&cqe), data.buf)
+    }
+}
+
+fn buf_op(
+    fd: FdRef,
+    buf: Vec<u8>,
+    sqe: io_uring::squeue::Entry,
+) -> UnsubmittedOneshot<BufData, BufResult<BufData>> {
+    UnsubmittedOneshot::new(
+        BufData { _fd: fd, buf },
+        BufResult(std::marker::PhantomData),
+        sqe,
+    )
+}
+
+/// `send(2)` of `buf[from..]` on a socket, with MSG_NOSIGNAL. Returns the
+/// bytes sent and the buffer.
+pub async fn send(fd: FdRef, buf: Vec<u8>, from: usize) -> (io::Result<u32>, Vec<u8>) {
+    let from = from.min(buf.len());
+    let len = (buf.len() - from).min(u32::MAX as usize) as u32;
+    // SAFETY: `from <= buf.len()`, so the pointer is inside (or one past)
+    // the allocation; the op owns `buf` until the completion arrives.
+    let ptr = unsafe { buf.as_ptr().add(from) };
+    let sqe = opcode::Send::new(types::Fd(fd.as_raw_fd()), ptr, len)
+        .flags(libc::MSG_NOSIGNAL)
+        .build();
+    buf_op(fd, buf, sqe).submit().await
+}
+
+/// `recv(2)` into the spare capacity of `buf` (after its current length);
+/// on success the length grows by the bytes received. 0 means end of stream.
+pub async fn recv(fd: FdRef, buf: Vec<u8>) -> (io::Result<u32>, Vec<u8>) {
+    read_op(fd, buf, None).await
+}
+
+/// `pread(2)` at `offset` into the spare capacity of `buf`, like [`recv`].
+pub async fn read_at(fd: FdRef, buf: Vec<u8>, offset: u64) -> (io::Result<u32>, Vec<u8>) {
+    read_op(fd, buf, Some(offset)).await
+}
+
+async fn read_op(fd: FdRef, mut buf: Vec<u8>, offset: Option<u64>) -> (io::Result<u32>, Vec<u8>) {
+    let len = buf.len();
+    let spare = (buf.capacity() - len).min(u32::MAX as usize) as u32;
+    // SAFETY: `len <= capacity`, so the pointer is inside (or one past) the
+    // allocation, and `spare` bytes after it belong to it.
+    let ptr = unsafe { buf.as_mut_ptr().add(len) };
+    let sqe = match offset {
+        Some(off) => opcode::Read::new(types::Fd(fd.as_raw_fd()), ptr, spare)
+            .offset(off)
+            .build(),
+        None => opcode::Recv::new(types::Fd(fd.as_raw_fd()), ptr, spare).build(),
+    };
+    let (res, mut buf) = buf_op(fd, buf, sqe).submit().await;
+    if let Ok(n) = res {
+        // SAFETY: the kernel initialised exactly `n <= spare` bytes after
+        // the old length.
+        unsafe { buf.set_len(len + n as usize) };
+    }
+    (res, buf)
+}
+
+/// `accept4(2)` on a listening socket, on the shard's ring. The new socket
+/// is close-on-exec; ask it for its peer with `socket2::Socket::peer_addr`.
+pub async fn accept(listener: FdRef) -> io::Result<OwnedFd> {
+    let sqe = opcode::Accept::new(
+        types::Fd(listener.as_raw_fd()),
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+    )
+    .flags(libc::SOCK_CLOEXEC)
+    .build();
+    let fd = plain(listener, sqe).submit().await?;
+    // SAFETY: a successful accept completion is a new fd owned by no one.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// Stable data of an openat2 op: the path bytes and the `open_how` the
 /// kernel reads when it picks the op up, plus the directory fd.
 struct OpenData {
@@ -287,6 +379,19 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     }
 }
 
+/// Clock ticks a second (`sysconf(_SC_CLK_TCK)`, USER_HZ): the unit of
+/// the CPU times in /proc/PID/stat, which the load generator reads to report
+/// the server's CPU use.
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf takes an integer name and touches no memory of ours.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as u64
+    } else {
+        100
+    }
+}
+
 /// CPU time (user, system) in microseconds this process has used,
 /// including reaped children when `children` is set.
 pub fn cpu_time_us(children: bool) -> (u64, u64) {
@@ -305,15 +410,162 @@ pub fn cpu_time_us(children: bool) -> (u64, u64) {
     (us(ru.ru_utime), us(ru.ru_stime))
 }
 
-/// Clock ticks a second (`sysconf(_SC_CLK_TCK)`, USER_HZ): the unit of
-/// the CPU times in /proc/PID/stat, which the load generator reads to report
-/// the server's CPU use.
-pub fn clock_ticks_per_second() -> u64 {
-    // SAFETY: sysconf takes an integer name and touches no memory of ours.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 {
-        ticks as u64
-    } else {
-        100
+/// Clears O_NONBLOCK on an fd. Files are opened with O_NONBLOCK so that a
+/// FIFO planted in the tree cannot block the open; once the fd is known to
+/// be a regular file the flag is dropped so splice reads behave normally.
+pub fn clear_nonblock(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: fcntl with integer arguments on an fd we own.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
     }
+    Ok(())
+}
+
+/// The names in an open directory (without `.` and `..`), in the order the
+/// filesystem returns them. Blocking: call it off the shard thread.
+pub fn read_dir_names(dir: &OwnedFd) -> io::Result<Vec<Vec<u8>>> {
+    // fdopendir takes ownership of the fd it is given, so give it a dup and
+    // keep `dir` usable (and the caller's ownership intact).
+    let dup = dir.try_clone()?;
+    // SAFETY: `dup` is a valid open directory fd; on success fdopendir owns
+    // it (we forget our handle), on failure we still own and drop it.
+    let dirp = unsafe { libc::fdopendir(dup.as_raw_fd()) };
+    if dirp.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    std::mem::forget(dup);
+    let mut names = Vec::new();
+    // SAFETY: fdopendir(3) positions the stream wherever the fd's offset
+    // is; rewind so a reused directory fd still lists everything.
+    unsafe { libc::rewinddir(dirp) };
+    loop {
+        // SAFETY: `dirp` is a valid DIR* until closedir below. readdir
+        // returns NULL at the end (or on error, which errno tells apart);
+        // the dirent it returns stays valid until the next readdir call, and
+        // we copy the name out before that.
+        unsafe {
+            *libc::__errno_location() = 0;
+            let ent = libc::readdir(dirp);
+            if ent.is_null() {
+                let err = *libc::__errno_location();
+                libc::closedir(dirp);
+                if err != 0 {
+                    return Err(io::Error::from_raw_os_error(err));
+                }
+                return Ok(names);
+            }
+            let name = std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()).to_bytes();
+            if name != b"." && name != b".." {
+                names.push(name.to_vec());
+            }
+        }
+    }
+}
+
+/// `fstatat(2)` of `name` inside the directory `dir`, not following a final
+/// symlink when `nofollow`. Blocking: call it off the shard thread.
+pub fn fstatat(dir: &OwnedFd, name: &CString, nofollow: bool) -> io::Result<libc::stat> {
+    let flags = if nofollow {
+        libc::AT_SYMLINK_NOFOLLOW
+    } else {
+        0
+    };
+    // SAFETY: `st` is plain data that fstatat fills; `name` is NUL-terminated.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstatat(dir.as_raw_fd(), name.as_ptr(), &mut st, flags) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(st)
+    }
+}
+
+/// `readlinkat(2)`: the target text of the symlink `name` in `dir`.
+pub fn readlinkat(dir: &OwnedFd, name: &CString) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: `buf` has `buf.len()` writable bytes; `name` is NUL-terminated.
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+/// Bytes the peer has acknowledged and bytes received on a TCP socket
+/// (TCP_INFO), used to tell a slow data connection from a dead one.
+pub fn tcp_progress(fd: RawFd) -> io::Result<(u64, u64)> {
+    // SAFETY: tcp_info is plain data; getsockopt writes at most `len` bytes
+    // into it and we pass its true size.
+    unsafe {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        if libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        ) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((info.tcpi_bytes_acked, info.tcpi_bytes_received))
+    }
+}
+
+/// `write(2)` of all of `buf` at the file's position (an O_APPEND file:
+/// the end), on the shard's ring. For the transfer log.
+pub async fn write_append(fd: FdRef, buf: Vec<u8>) -> io::Result<()> {
+    let len = buf.len().min(u32::MAX as usize) as u32;
+    // u64::MAX is the -1 offset: "use the file position", which O_APPEND
+    // pins to the end, so concurrent shards never overwrite each other.
+    let sqe = opcode::Write::new(types::Fd(fd.as_raw_fd()), buf.as_ptr(), len)
+        .offset(u64::MAX)
+        .build();
+    let (res, _) = buf_op(fd, buf, sqe).submit().await;
+    res.map(|_| ())
+}
+
+/// Sends all of `buf` on a socket (a loop of [`send`]).
+pub async fn send_all(fd: FdRef, buf: Vec<u8>) -> io::Result<()> {
+    let mut from = 0;
+    let mut buf = buf;
+    while from < buf.len() {
+        let (res, b) = send(fd.clone(), buf, from).await;
+        buf = b;
+        match res? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => from += n as usize,
+        }
+    }
+    Ok(())
+}
+
+/// Plain blocking `sendfile(2)`: the single-stream ceiling that the
+/// benchmarks compare the io_uring splice path against. Not used by the
+/// server.
+pub fn sendfile_blocking(
+    out: RawFd,
+    file: RawFd,
+    offset: &mut i64,
+    count: usize,
+) -> io::Result<usize> {
+    // SAFETY: both fds are open for the duration of the call (the caller
+    // holds them) and `offset` is a valid, exclusive i64.
+    let n = unsafe { libc::sendfile(out, file, offset as *mut i64, count) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
 }

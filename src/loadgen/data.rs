@@ -19,7 +19,7 @@
 //! not the number of clients.
 
 use std::cell::RefCell;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -75,13 +75,13 @@ pub async fn open(ctrl: &mut Control, mode: Mode, timeout: Duration) -> Result<P
             }
             let announced = addr::parse_pasv_reply(&r.text)
                 .ok_or_else(|| Failure::Protocol(format!("cannot parse 227 reply {:?}", r.text)))?;
-            // A server that announces 0.0.0.0 (or a NAT-less private address
-            // it cannot actually mean) is reached at the control peer, as
-            // curl and lftp do.
+            // A server that announces 0.0.0.0 is reached at the control
+            // peer's address, as curl and lftp do; any other address is
+            // taken as announced (it may be a --pasv-address on purpose).
             let ip = if announced.ip().is_unspecified() {
                 ctrl.peer.ip()
             } else {
-                announced.ip().to_owned().into()
+                IpAddr::V4(*announced.ip())
             };
             connect_data(SocketAddr::new(ip, announced.port()), timeout).await
         }

@@ -17,7 +17,10 @@
 //!   [`transfer`]: one transfer as a timed command flow; [`failure`]: error
 //!   kinds;
 //! - [`targets`]: which remote paths the requests use (`--files`);
-//! - [`run`]: shards, virtual clients, open- and closed-loop pacing;
+//! - [`run`]: a run from start to report; [`vclient`]: one virtual client,
+//!   its pacing (open and closed loop) and requests; [`shared`]: what the
+//!   shards share (the end of the run, the login-storm barrier);
+//!   [`progress`]: the progress line;
 //! - [`stats`]: per-phase HdrHistograms and error counts; [`procstat`]: the
 //!   server's CPU and memory from /proc; [`report`]: table, JSON, .hgrm;
 //! - [`prepare`]: the deterministic tree and its content function;
@@ -28,19 +31,23 @@ pub mod data;
 pub mod failure;
 pub mod prepare;
 pub mod procstat;
+pub mod progress;
 pub mod reply;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod shared;
 pub mod stats;
 pub mod targets;
 pub mod transfer;
-pub mod units;
+pub mod vclient;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+
+use crate::units;
 
 pub use run::run;
 

@@ -35,7 +35,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
-use super::units::{format_bytes, parse_size};
+use crate::units::{format_bytes, parse_size};
 
 /// Flags of `ringftp loadtest prepare`.
 #[derive(Args, Debug, Clone)]

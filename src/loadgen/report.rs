@@ -11,13 +11,16 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use super::procstat;
+use super::scenario::Plan;
 use super::stats::Stats;
-use super::units::format_bytes;
+use crate::units::format_bytes;
 
 /// Bumped only when a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -156,7 +159,98 @@ pub fn phases(stats: &Stats) -> Vec<(&str, &Histogram<u64>)> {
         .collect()
 }
 
+/// What a run measured besides its [`Stats`].
+pub struct Measured {
+    pub started_unix_s: f64,
+    /// The measuring window (see [`Report::elapsed_s`]).
+    pub elapsed: Duration,
+    /// Data bytes moved.
+    pub bytes: u64,
+    /// The generator's own (user, system) CPU time, in µs.
+    pub generator_cpu_us: (u64, u64),
+    pub server: Option<procstat::Summary>,
+    /// login-storm with barrier: when every client was logged in.
+    pub all_logged_in: Option<Duration>,
+}
+
 impl Report {
+    /// Assembles the report of a run of `plan`.
+    pub fn new(plan: &Plan, stats: &Stats, m: Measured) -> Report {
+        let elapsed = m.elapsed.as_secs_f64().max(1e-6);
+        let errors = stats.error_count();
+        let secs = |us: u64| us as f64 / 1e6;
+        let (gen_user, gen_sys) = (secs(m.generator_cpu_us.0), secs(m.generator_cpu_us.1));
+        Report {
+            schema_version: SCHEMA_VERSION,
+            tool: format!("ringftp loadtest {}", env!("CARGO_PKG_VERSION")),
+            scenario: plan.scenario.clone(),
+            description: plan.description.clone(),
+            config: Config {
+                target: plan.target_text.clone(),
+                mode: plan.mode.name().into(),
+                ops: plan.ops.iter().map(|o| o.name().to_string()).collect(),
+                clients: plan.clients,
+                cores: plan.cores,
+                duration_s: plan.bounds.duration.map(|d| d.as_secs_f64()),
+                requests: plan.bounds.total_requests,
+                rate: plan.rate,
+                verify: plan.verify,
+                timeout_s: plan.timeout.as_secs_f64(),
+                max_errors: plan.max_errors,
+            },
+            started_unix_s: m.started_unix_s,
+            elapsed_s: elapsed,
+            totals: Totals {
+                requests: stats.ok + errors,
+                ok: stats.ok,
+                errors,
+                abandoned: stats.abandoned,
+                bytes: m.bytes,
+                requests_per_s: stats.ok as f64 / elapsed,
+                mib_per_s: m.bytes as f64 / (1 << 20) as f64 / elapsed,
+            },
+            all_logged_in_s: m.all_logged_in.map(|d| d.as_secs_f64()),
+            phases: phases(stats)
+                .into_iter()
+                .map(|(n, h)| (n.to_string(), summarize(h)))
+                .collect(),
+            errors: stats
+                .errors
+                .iter()
+                .map(|(k, t)| {
+                    let e = ErrorSummary {
+                        count: t.count,
+                        example: t.example.clone(),
+                    };
+                    (k.clone(), e)
+                })
+                .collect(),
+            generator: Cpu {
+                user_s: gen_user,
+                sys_s: gen_sys,
+                cpu_percent: (gen_user + gen_sys) / elapsed * 100.0,
+            },
+            server: m.server.map(|s| {
+                let (user, sys) = s.cpu_us();
+                Server {
+                    pid: plan.server_pid.unwrap_or(0),
+                    processes_peak: s.peak_processes,
+                    cpu_user_s: secs(user),
+                    cpu_sys_s: secs(sys),
+                    cpu_s: secs(user + sys),
+                    cpu_ms_per_request: secs(user + sys) * 1000.0 / stats.ok.max(1) as f64,
+                    rss_start_bytes: s.start.rss_bytes,
+                    rss_peak_bytes: s.peak_rss_bytes,
+                    rss_end_bytes: s.end.rss_bytes,
+                    pss_peak_bytes: s.peak_pss_bytes,
+                    rss_growth_per_client_bytes: s.peak_rss_bytes.saturating_sub(s.start.rss_bytes)
+                        / plan.clients as u64,
+                }
+            }),
+            passed: errors <= plan.max_errors,
+        }
+    }
+
     /// The human table.
     pub fn table(&self, order: &[&str]) -> String {
         let mut out = String::new();

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
-use super::units::{parse_duration, parse_size};
+use crate::units::{parse_duration, parse_size};
 use super::RunArgs;
 
 /// The scenarios shipped in `loadtest/`, by name.
@@ -92,9 +92,23 @@ impl Op {
         matches!(self, Op::Retr | Op::List | Op::Nlst | Op::Mlsd)
     }
 
-    /// Is the path a directory to list (rather than a file to fetch)?
-    pub fn lists(self) -> bool {
-        matches!(self, Op::List | Op::Nlst | Op::Mlsd)
+    /// The FTP command a request of this op sends (the transfer command for
+    /// data ops).
+    pub fn verb(self) -> &'static str {
+        match self {
+            Op::Login => "USER",
+            Op::Retr => "RETR",
+            Op::Stor => "STOR",
+            Op::List => "LIST",
+            Op::Nlst => "NLST",
+            Op::Mlsd => "MLSD",
+            Op::Noop => "NOOP",
+        }
+    }
+
+    /// Does a request of this op open a data channel?
+    pub fn uses_data_channel(self) -> bool {
+        !matches!(self, Op::Login | Op::Noop)
     }
 }
 

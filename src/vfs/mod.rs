@@ -1,5 +1,148 @@
-//! The virtual filesystem: clock-free time conversion ([`time`]) and
-//! LIST/NLST/MLSD/MLST line formatting ([`listing`]).
+//! The virtual filesystem: what a client sees as `/` is `--root`.
+//!
+//! - [`path`]: pure joining and normalization of client paths;
+//! - [`resolve`]: opening a virtual path under the root, race-free, with
+//!   openat2(RESOLVE_BENEATH) on the shard's ring;
+//! - [`dir`]: reading a directory into listing entries (off the shard);
+//! - [`listing`]: LIST/NLST/MLSD/MLST line formatting (pure);
+//! - [`time`]: civil time for MDTM and listings (pure).
 
+pub mod dir;
 pub mod listing;
+pub mod path;
+pub mod resolve;
 pub mod time;
+
+use std::io;
+
+/// Why a virtual path could not be used, in the terms a reply needs.
+#[derive(Debug)]
+pub enum VfsError {
+    NotFound,
+    PermissionDenied,
+    /// The path (through `..` or a symlink) leads outside the root.
+    Escapes,
+    NotAFile,
+    NotADirectory,
+    Io(io::Error),
+}
+
+impl VfsError {
+    pub fn from_io(e: io::Error) -> VfsError {
+        match e.raw_os_error() {
+            Some(libc::ENOENT) => VfsError::NotFound,
+            Some(libc::EACCES) | Some(libc::EPERM) => VfsError::PermissionDenied,
+            // openat2 answers EXDEV when resolution would leave the root
+            // (RESOLVE_BENEATH) and ELOOP for magic links or symlink loops.
+            Some(libc::EXDEV) | Some(libc::ELOOP) => VfsError::Escapes,
+            Some(libc::ENOTDIR) => VfsError::NotADirectory,
+            _ => VfsError::Io(e),
+        }
+    }
+
+    /// The text of the 550 reply. An escape attempt reads like any other
+    /// refusal: the client learns nothing about what lies outside the root.
+    pub fn reply_text(&self) -> &'static str {
+        match self {
+            VfsError::NotFound => "No such file or directory.",
+            VfsError::PermissionDenied | VfsError::Escapes => "Permission denied.",
+            VfsError::NotAFile => "Not a plain file.",
+            VfsError::NotADirectory => "Not a directory.",
+            VfsError::Io(_) => "Could not access the file.",
+        }
+    }
+}
+
+impl std::fmt::Display for VfsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VfsError::Io(e) => write!(f, "{e}"),
+            VfsError::Escapes => f.write_str("path leads outside the root"),
+            other => f.write_str(other.reply_text().trim_end_matches('.')),
+        }
+    }
+}
+
+/// The file facts listings and SIZE/MDTM need, from `stat`.
+#[derive(Debug, Clone, Copy)]
+pub struct Stat {
+    pub mode: u32,
+    pub nlink: u64,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub mtime: i64,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl Stat {
+    pub fn is_dir(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFDIR
+    }
+
+    pub fn is_file(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFREG
+    }
+
+    pub fn is_symlink(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFLNK
+    }
+
+    pub fn kind(&self) -> listing::EntryKind {
+        match self.mode & libc::S_IFMT {
+            libc::S_IFREG => listing::EntryKind::File,
+            libc::S_IFDIR => listing::EntryKind::Dir,
+            libc::S_IFLNK => listing::EntryKind::Symlink,
+            _ => listing::EntryKind::Other,
+        }
+    }
+
+    /// A listing entry named `name` with these facts.
+    pub fn entry(&self, name: Vec<u8>, link_target: Option<Vec<u8>>) -> listing::Entry {
+        listing::Entry {
+            name,
+            kind: self.kind(),
+            mode: self.mode,
+            nlink: self.nlink,
+            uid: self.uid,
+            gid: self.gid,
+            size: self.size,
+            mtime: self.mtime,
+            dev: self.dev,
+            ino: self.ino,
+            link_target,
+        }
+    }
+}
+
+impl From<&std::fs::Metadata> for Stat {
+    fn from(m: &std::fs::Metadata) -> Stat {
+        use std::os::unix::fs::MetadataExt;
+        Stat {
+            mode: m.mode(),
+            nlink: m.nlink(),
+            uid: m.uid(),
+            gid: m.gid(),
+            size: m.size(),
+            mtime: m.mtime(),
+            dev: m.dev(),
+            ino: m.ino(),
+        }
+    }
+}
+
+impl From<&libc::stat> for Stat {
+    fn from(s: &libc::stat) -> Stat {
+        Stat {
+            mode: s.st_mode,
+            nlink: s.st_nlink,
+            uid: s.st_uid,
+            gid: s.st_gid,
+            size: s.st_size as u64,
+            mtime: s.st_mtime,
+            dev: s.st_dev,
+            ino: s.st_ino,
+        }
+    }
+}

@@ -1,4 +1,4 @@
-//! Human units on the command line and in scenario files: durations
+//! Human units on the command line, in scenario files and in the users file: durations
 //! (`30s`, `2m`, `500ms`, `1.5h`) and byte sizes (`64KiB`, `1GiB`, `10MB`).
 //!
 //! Both parsers are pure so clap, the TOML loader and the tests share them.

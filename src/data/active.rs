@@ -1,0 +1,91 @@
+//! Active data channels (PORT/EPRT): the server connects to the client.
+//!
+//! The RFC 2577 bounce check (target must be the control peer, port >=
+//! 1024) is made by the session before we get here. The connect runs on
+//! the shard's ring from a socket bound to the control connection's local
+//! address and, with `--active-port-20`, to port L-1 of the control
+//! listener as RFC 959 describes.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::DataConn;
+use crate::engine::sys::{self, FdRef};
+
+/// Connects to `target` from `local_ip` (and `source_port` if given; when
+/// that bind fails — no CAP_NET_BIND_SERVICE below 1024 — it is logged and
+/// an ephemeral port is used). Gives up after `timeout`.
+pub async fn connect(
+    target: SocketAddr,
+    local_ip: IpAddr,
+    source_port: Option<u16>,
+    timeout: Duration,
+) -> io::Result<DataConn> {
+    let sock = Socket::new(
+        Domain::for_address(target),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    if target.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    if let Some(port) = source_port {
+        // SO_REUSEADDR: several sessions may connect out from port L-1 at
+        // once (their 4-tuples differ), and right after one closed.
+        sock.set_reuse_address(true)?;
+        let from = SocketAddr::new(local_ip, port);
+        if let Err(e) = sock.bind(&from.into()) {
+            tracing::warn!("--active-port-20: cannot bind {from} ({e}); connecting from an ephemeral port instead");
+            return connect_from(
+                Socket::new(
+                    Domain::for_address(target),
+                    Type::STREAM,
+                    Some(Protocol::TCP),
+                )?,
+                target,
+                local_ip,
+                timeout,
+            )
+            .await;
+        }
+        return finish(sock, target, timeout).await;
+    }
+    connect_from(sock, target, local_ip, timeout).await
+}
+
+async fn connect_from(
+    sock: Socket,
+    target: SocketAddr,
+    local_ip: IpAddr,
+    timeout: Duration,
+) -> io::Result<DataConn> {
+    // Bind the local address (port 0) so the client sees the data
+    // connection come from the address it reached the control port on.
+    sock.bind(&SocketAddr::new(local_ip, 0).into())?;
+    finish(sock, target, timeout).await
+}
+
+async fn finish(sock: Socket, target: SocketAddr, timeout: Duration) -> io::Result<DataConn> {
+    let sock = Rc::new(sock);
+    match tokio::time::timeout(timeout, sys::connect(sock.clone() as FdRef, target)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => {
+            // shutdown(2) aborts a connect in SYN_SENT, so the op in flight
+            // completes and releases the fd now rather than after the
+            // kernel's SYN retries (about two minutes).
+            let _ = sock.shutdown(std::net::Shutdown::Both);
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "data connection timed out",
+            ));
+        }
+    }
+    let sock =
+        Rc::try_unwrap(sock).map_err(|_| io::Error::other("connect op still holds the socket"))?;
+    Ok(DataConn::new(sock, target))
+}

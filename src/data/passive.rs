@@ -1,0 +1,188 @@
+//! Passive data channels (PASV/EPSV).
+//!
+//! Each shard owns a disjoint slice of `--pasv-ports` ([`PortSlice`]) and
+//! hands ports out round-robin, so shards never coordinate. A listener is
+//! built with socket2 *without* SO_REUSEPORT — with it (tokio-uring's own
+//! `TcpListener::bind` sets it) two sessions could listen on one port and
+//! steal each other's connection — but with SO_REUSEADDR, so a port whose
+//! last connection sits in TIME_WAIT can be listened on again at once and
+//! a small range is not exhausted by closed connections.
+
+use std::cell::RefCell;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::{same_host, DataConn};
+use crate::config::PortRange;
+use crate::engine::sys::{self, FdRef};
+
+/// A shard's slice of the passive range and which ports it has leased.
+pub struct PortSlice {
+    range: PortRange,
+    state: RefCell<SliceState>,
+}
+
+struct SliceState {
+    next: usize,
+    in_use: Vec<bool>,
+}
+
+impl PortSlice {
+    pub fn new(range: PortRange) -> Rc<PortSlice> {
+        Rc::new(PortSlice {
+            range,
+            state: RefCell::new(SliceState {
+                next: 0,
+                in_use: vec![false; range.len()],
+            }),
+        })
+    }
+
+    pub fn range(&self) -> PortRange {
+        self.range
+    }
+
+    /// Ports leased right now.
+    pub fn leased(&self) -> usize {
+        self.state.borrow().in_use.iter().filter(|&&b| b).count()
+    }
+
+    /// Ports not leased, in round-robin order starting after the last one
+    /// handed out (so a just-closed port rests before it is reused).
+    fn candidates(&self) -> Vec<usize> {
+        let st = self.state.borrow();
+        let n = st.in_use.len();
+        (0..n)
+            .map(|i| (st.next + i) % n)
+            .filter(|&i| !st.in_use[i])
+            .collect()
+    }
+
+    fn lease(self: &Rc<Self>, idx: usize) -> PortLease {
+        let mut st = self.state.borrow_mut();
+        st.in_use[idx] = true;
+        st.next = (idx + 1) % st.in_use.len();
+        PortLease {
+            slice: self.clone(),
+            idx,
+        }
+    }
+}
+
+/// A port of the slice, given back when dropped.
+pub struct PortLease {
+    slice: Rc<PortSlice>,
+    idx: usize,
+}
+
+impl Drop for PortLease {
+    fn drop(&mut self) {
+        self.slice.state.borrow_mut().in_use[self.idx] = false;
+    }
+}
+
+/// Why no passive listener could be opened.
+#[derive(Debug)]
+pub enum PassiveError {
+    /// Every port of the shard's slice is leased or bound by someone else.
+    Exhausted,
+    Io(io::Error),
+}
+
+/// A listening passive data socket, waiting for the client.
+pub struct PassiveListener {
+    sock: Rc<Socket>,
+    pub addr: SocketAddr,
+    _lease: PortLease,
+}
+
+impl PassiveListener {
+    /// Binds a port of `slice` on `ip` (the control connection's local
+    /// address, so the data channel uses the same interface and family).
+    pub fn bind(slice: &Rc<PortSlice>, ip: IpAddr) -> Result<PassiveListener, PassiveError> {
+        for idx in slice.candidates() {
+            let port = slice.range.lo + idx as u16;
+            let addr = SocketAddr::new(ip, port);
+            match listen_on(addr) {
+                Ok(sock) => {
+                    return Ok(PassiveListener {
+                        sock: Rc::new(sock),
+                        addr,
+                        _lease: slice.lease(idx),
+                    })
+                }
+                // Another process holds it: try the next one.
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+                Err(e) => return Err(PassiveError::Io(e)),
+            }
+        }
+        Err(PassiveError::Exhausted)
+    }
+
+    /// Accepts the data connection from `control_peer`. Unless
+    /// `allow_foreign`, a connection from any other address is closed at
+    /// once (RFC 2577 data theft: a third host racing to the announced
+    /// port) and the listener keeps waiting for the real client.
+    pub async fn accept(&self, control_peer: IpAddr, allow_foreign: bool) -> io::Result<DataConn> {
+        loop {
+            let fd = sys::accept(self.sock.clone() as FdRef).await?;
+            let sock = Socket::from(fd);
+            let peer = match sock.peer_addr().ok().and_then(|a| a.as_socket()) {
+                Some(p) => p,
+                None => continue,
+            };
+            if !allow_foreign && !same_host(peer.ip(), control_peer) {
+                tracing::warn!(
+                    %peer,
+                    port = self.addr.port(),
+                    "refused passive data connection from {peer}: not the control connection's peer {control_peer} (RFC 2577; --allow-foreign-data allows it)"
+                );
+                continue;
+            }
+            return Ok(DataConn::new(sock, peer));
+        }
+    }
+}
+
+impl Drop for PassiveListener {
+    fn drop(&mut self) {
+        // shutdown(2) on a listening socket stops it and wakes a pending
+        // accept (EINVAL), so the port is free at once even while an
+        // in-flight accept op still holds the fd.
+        let _ = self.sock.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+fn listen_on(addr: SocketAddr) -> io::Result<Socket> {
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    sock.bind(&addr.into())?;
+    sock.listen(8)?;
+    Ok(sock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_round_robin_and_return() {
+        let slice = PortSlice::new(PortRange { lo: 100, hi: 103 });
+        assert_eq!(slice.candidates(), vec![0, 1, 2, 3]);
+        let a = slice.lease(0);
+        let b = slice.lease(1);
+        assert_eq!(slice.candidates(), vec![2, 3]);
+        assert_eq!(slice.leased(), 2);
+        drop(a);
+        // next starts after the last lease (1): 2, 3, then the freed 0.
+        assert_eq!(slice.candidates(), vec![2, 3, 0]);
+        drop(b);
+        assert_eq!(slice.leased(), 0);
+    }
+}

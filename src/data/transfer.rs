@@ -1,0 +1,195 @@
+//! Moving bytes over an established data connection.
+//!
+//! - binary RETR: [`crate::engine::splice::send_file`], zero-copy;
+//! - ASCII RETR: io_uring reads into a buffer, LF -> CRLF (RFC 959 NVT
+//!   line ends), io_uring sends;
+//! - listings: built in memory, sent with io_uring.
+//!
+//! A transfer has no deadline — a slow client on a large file is normal —
+//! but it must not hang on a dead one: [`watchdog`] watches the socket's
+//! TCP counters and fires when nothing moved for `--data-timeout`.
+
+use std::cell::Cell;
+use std::io;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::DataConn;
+use crate::engine::splice::{self, Counters, PipePool, SpliceError};
+use crate::engine::sys::{self, FdRef};
+
+/// How a transfer failed, in the terms of its reply.
+#[derive(Debug)]
+pub enum TransferError {
+    /// The data connection broke (client gone, reset): 426.
+    Network(io::Error),
+    /// Reading the file failed: 451.
+    Local(io::Error),
+    /// No progress for `--data-timeout`: 426.
+    Timeout,
+}
+
+impl std::fmt::Display for TransferError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransferError::Network(e) => write!(f, "data connection: {e}"),
+            TransferError::Local(e) => write!(f, "reading the file: {e}"),
+            TransferError::Timeout => f.write_str("no progress on the data connection"),
+        }
+    }
+}
+
+/// Resolves when the TCP connection on `fd` has made no progress (bytes
+/// acknowledged by the peer or received from it) for `timeout`.
+pub async fn watchdog(fd: FdRef, timeout: Duration) {
+    let tick = (timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let mut last = sys::tcp_progress(fd.as_raw_fd()).ok();
+    let mut since = Instant::now();
+    loop {
+        tokio::time::sleep(tick).await;
+        let now = sys::tcp_progress(fd.as_raw_fd()).ok();
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() >= timeout {
+            return;
+        }
+    }
+}
+
+/// Runs `fut` on `conn` under the no-progress watchdog.
+pub async fn guarded<T>(
+    conn: &DataConn,
+    timeout: Duration,
+    fut: impl std::future::Future<Output = Result<T, TransferError>>,
+) -> Result<T, TransferError> {
+    tokio::select! {
+        r = fut => r,
+        _ = watchdog(conn.fd(), timeout) => {
+            conn.abort();
+            Err(TransferError::Timeout)
+        }
+    }
+}
+
+/// Binary RETR: `len` bytes of `file` from `offset`, zero-copy.
+pub async fn send_binary(
+    pool: &PipePool,
+    counters: &Counters,
+    file: FdRef,
+    offset: u64,
+    len: u64,
+    conn: &DataConn,
+    sent: Rc<Cell<u64>>,
+) -> Result<u64, TransferError> {
+    splice::send_file(pool, counters, file, offset, len, conn.fd(), sent)
+        .await
+        .map_err(|e| match e {
+            SpliceError::Read(e) => TransferError::Local(e),
+            SpliceError::Write(e) => TransferError::Network(e),
+        })
+}
+
+/// Size of the buffer ASCII transfers read the file with.
+const ASCII_CHUNK: usize = 64 * 1024;
+
+/// ASCII RETR: the file from `offset` with bare LF turned into CRLF.
+/// Returns the bytes of the file read (what REST offsets count).
+pub async fn send_ascii(
+    counters: &Counters,
+    file: FdRef,
+    offset: u64,
+    conn: &DataConn,
+    sent: Rc<Cell<u64>>,
+) -> Result<u64, TransferError> {
+    let mut pos = offset;
+    let mut buf = Vec::with_capacity(ASCII_CHUNK);
+    let mut prev_cr = false;
+    loop {
+        buf.clear();
+        let (res, b) = sys::read_at(file.clone(), buf, pos).await;
+        buf = b;
+        let n = res.map_err(TransferError::Local)? as usize;
+        if n == 0 {
+            return Ok(pos - offset);
+        }
+        let mut out = Vec::with_capacity(n + n / 8 + 16);
+        lf_to_crlf(&buf[..n], &mut prev_cr, &mut out);
+        let wire = out.len() as u64;
+        conn.write_all(out).await.map_err(TransferError::Network)?;
+        counters.add_copied(wire);
+        pos += n as u64;
+        sent.set(pos - offset);
+    }
+}
+
+/// Sends an in-memory listing.
+pub async fn send_bytes(
+    counters: &Counters,
+    conn: &DataConn,
+    bytes: Vec<u8>,
+) -> Result<u64, TransferError> {
+    let n = bytes.len() as u64;
+    conn.write_all(bytes)
+        .await
+        .map_err(TransferError::Network)?;
+    counters.add_copied(n);
+    Ok(n)
+}
+
+/// Appends `input` to `out` with every LF not already preceded by CR
+/// turned into CRLF. `prev_cr` carries "the last byte was CR" across
+/// chunks so a CRLF split between two reads is not doubled.
+pub fn lf_to_crlf(input: &[u8], prev_cr: &mut bool, out: &mut Vec<u8>) {
+    let mut start = 0;
+    for (i, &b) in input.iter().enumerate() {
+        if b == b'\n' {
+            let cr_before = if i == 0 {
+                *prev_cr
+            } else {
+                input[i - 1] == b'\r'
+            };
+            if !cr_before {
+                out.extend_from_slice(&input[start..i]);
+                out.extend_from_slice(b"\r\n");
+                start = i + 1;
+            }
+        }
+    }
+    out.extend_from_slice(&input[start..]);
+    if let Some(&last) = input.last() {
+        *prev_cr = last == b'\r';
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn convert(chunks: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut prev = false;
+        for c in chunks {
+            lf_to_crlf(c, &mut prev, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn lf_to_crlf_table() {
+        let table: &[(&[&[u8]], &[u8])] = &[
+            (&[b"a\nb\n"], b"a\r\nb\r\n"),
+            (&[b"a\r\nb"], b"a\r\nb"),
+            (&[b"\n\n"], b"\r\n\r\n"),
+            (&[b""], b""),
+            (&[b"no newline"], b"no newline"),
+            (&[b"a\r", b"\nb"], b"a\r\nb"),
+            (&[b"a", b"\nb"], b"a\r\nb"),
+            (&[b"a\r", b"", b"x\n"], b"a\rx\r\n"),
+            (&[b"\r\r\n"], b"\r\r\n"),
+        ];
+        for (chunks, want) in table {
+            assert_eq!(convert(chunks), *want, "{chunks:?}");
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! What every shard of a run shares: the plan and its targets (read-only),
+//! and the few things that cross threads — the end of the run (deadline or
+//! Ctrl-C), the login-storm barrier, and the progress counters — all atomics
+//! and `Notify`s, never a lock on the hot path.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use super::scenario::Plan;
+use super::stats::Progress;
+use super::targets::Target;
+
+/// What every shard reads; mutable parts are atomics.
+pub struct Shared {
+    pub plan: Plan,
+    /// The remote paths requests pick from.
+    pub targets: Vec<Target>,
+    /// What every STOR sends (empty unless the scenario uploads).
+    pub upload: &'static [u8],
+    /// t0: open-loop schedules and the measuring window start here.
+    pub start: Instant,
+    pub end: End,
+    pub progress: Progress,
+    pub gate: Gate,
+}
+
+/// The end of the run: the deadline of `--duration`, or Ctrl-C, which ends
+/// a run early as if its duration had run out (the report still comes).
+pub struct End {
+    pub deadline: Option<Instant>,
+    stopped: AtomicBool,
+    notify: Notify,
+}
+
+impl End {
+    pub fn new(deadline: Option<Instant>) -> End {
+        End {
+            deadline,
+            stopped: AtomicBool::new(false),
+            notify: Notify::new(),
+        }
+    }
+
+    /// Ends the run now (from any thread).
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    /// Is the run over at time `t`?
+    pub fn passed(&self, t: Instant) -> bool {
+        self.stopped.load(Ordering::Acquire) || self.deadline.is_some_and(|d| t >= d)
+    }
+
+    async fn reached(&self) {
+        let stopped = async {
+            loop {
+                // Register before checking, so a stop in between still wakes us.
+                let notified = self.notify.notified();
+                if self.stopped.load(Ordering::Acquire) {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        match self.deadline {
+            Some(d) => tokio::select! {
+                _ = stopped => {}
+                _ = tokio::time::sleep_until(d.into()) => {}
+            },
+            None => stopped.await,
+        }
+    }
+
+    /// Runs `fut` to completion, or until the end (None: it was cut off).
+    pub async fn until<T>(&self, fut: impl std::future::Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            r = fut => Some(r),
+            _ = self.reached() => None,
+        }
+    }
+
+    /// Sleeps until `t`, or until the end if that comes first.
+    pub async fn sleep_until(&self, t: Instant) {
+        if t > Instant::now() {
+            self.until(tokio::time::sleep_until(t.into())).await;
+        }
+    }
+}
+
+/// Turns the first Ctrl-C into the end of the run; a second one exits at
+/// once. The thread lives until the process exits.
+pub fn stop_on_ctrl_c(shared: Arc<Shared>) {
+    let spawned = std::thread::Builder::new()
+        .name("loadgen-ctrl-c".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!(
+                        "\nloadtest: interrupted: ending the run (Ctrl-C again to quit at once)"
+                    );
+                    shared.end.stop();
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        std::process::exit(130);
+                    }
+                }
+            });
+        });
+    if let Err(e) = spawned {
+        eprintln!("loadtest: warning: no Ctrl-C handling: {e}");
+    }
+}
+
+/// The login-storm barrier, across shards: each client's first session
+/// stays open until every participating client has logged in or failed.
+pub struct Gate {
+    remaining: AtomicUsize,
+    notify: Notify,
+    /// Microseconds from the start to the release (0: not yet).
+    released_us: AtomicU64,
+}
+
+impl Gate {
+    pub fn new(participants: usize) -> Gate {
+        Gate {
+            remaining: AtomicUsize::new(participants),
+            notify: Notify::new(),
+            released_us: AtomicU64::new(0),
+        }
+    }
+
+    pub fn arrive(&self, start: Instant) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.released_us.store(
+                (start.elapsed().as_micros() as u64).max(1),
+                Ordering::Release,
+            );
+            self.notify.notify_waiters();
+        }
+    }
+
+    pub async fn wait(&self) {
+        loop {
+            // Register before checking, so a release in between still wakes us.
+            let notified = self.notify.notified();
+            if self.remaining.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    pub fn released_after(&self) -> Option<Duration> {
+        match self.released_us.load(Ordering::Acquire) {
+            0 => None,
+            us => Some(Duration::from_micros(us)),
+        }
+    }
+}

@@ -1,0 +1,873 @@
+//! The session driver: runs a [`Session`] over a real control connection.
+//!
+//! A reader task turns the socket into control-line events (bounded
+//! channel: a client that floods commands is simply not read further), and
+//! the driver executes each command's [`Step`], doing the I/O the pure
+//! state machine asked for. During a transfer the driver keeps reading the
+//! control channel: ABOR stops the transfer at once (426 then 226), STAT
+//! reports progress, and any other command waits its turn, as RFC 959
+//! orders.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::net::{IpAddr, Shutdown, SocketAddr, SocketAddrV4};
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use socket2::Socket;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use super::{DataMode, ListFormat, Session, Step};
+use crate::data::passive::{PassiveError, PassiveListener};
+use crate::data::transfer::{self, TransferError};
+use crate::data::{active, DataConn};
+use crate::engine::sys::{self, FdRef};
+use crate::proto::codes::*;
+use crate::proto::{addr, parse, Command, LineEvent, LineReader, Reply, MAX_LINE};
+use crate::server::ShardCtx;
+use crate::vfs::dir::{self, Links};
+use crate::vfs::listing::{self, Entry};
+use crate::vfs::{path, resolve, Stat, VfsError};
+use crate::xferlog;
+
+/// Control lines buffered ahead of the driver (the reader task stops
+/// reading, and TCP pushes back on the client, beyond this).
+const EVENT_QUEUE: usize = 8;
+/// Commands queued behind a running transfer.
+const MAX_PENDING: usize = 32;
+
+#[derive(Debug)]
+enum Event {
+    Line(Vec<u8>),
+    TooLong,
+    Closed,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Close,
+}
+
+/// How racing an operation against the control channel ended.
+enum Raced<T> {
+    Done(T),
+    Aborted,
+    ControlClosed,
+}
+
+/// What a transfer sends once the data connection is up.
+enum Job {
+    File {
+        vpath: Vec<u8>,
+        file: OwnedFd,
+        size: u64,
+        offset: u64,
+        ascii: bool,
+    },
+    Listing(Vec<u8>),
+}
+
+struct Conn {
+    ctx: Rc<ShardCtx>,
+    sock: Rc<Socket>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    session: Session,
+    pasv: Option<PassiveListener>,
+    events: mpsc::Receiver<Event>,
+    pending: VecDeque<Event>,
+    /// Bytes sent by the running transfer (for STAT during a transfer).
+    progress: Option<Rc<Cell<u64>>>,
+}
+
+/// Serves one control connection until it closes.
+pub async fn run(ctx: Rc<ShardCtx>, sock: Socket, peer: SocketAddr, local: SocketAddr) {
+    let span = tracing::info_span!("session", %peer, shard = ctx.id);
+    async move {
+        let sock = Rc::new(sock);
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        tokio_uring::spawn(read_control(sock.clone(), tx));
+        ctx.sessions_open.set(ctx.sessions_open.get() + 1);
+        ctx.sessions_total.set(ctx.sessions_total.get() + 1);
+        tracing::debug!(%local, "connected");
+        let conn = Conn {
+            ctx: ctx.clone(),
+            sock: sock.clone(),
+            peer,
+            local,
+            session: Session::new(peer, ctx.config.allow_foreign_data),
+            pasv: None,
+            events: rx,
+            pending: VecDeque::new(),
+            progress: None,
+        };
+        conn.serve().await;
+        // Wakes the reader task's pending recv so it ends and the fd closes.
+        let _ = sock.shutdown(Shutdown::Both);
+        ctx.sessions_open.set(ctx.sessions_open.get() - 1);
+        tracing::debug!("disconnected");
+    }
+    .instrument(span)
+    .await
+}
+
+/// The reader task: socket bytes -> control-line events.
+async fn read_control(sock: Rc<Socket>, tx: mpsc::Sender<Event>) {
+    let mut lines = LineReader::new(MAX_LINE);
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        buf.clear();
+        let (res, b) = sys::recv(sock.clone() as FdRef, buf).await;
+        buf = b;
+        match res {
+            Ok(0) | Err(_) => {
+                let _ = tx.send(Event::Closed).await;
+                return;
+            }
+            Ok(_) => lines.feed(&buf),
+        }
+        while let Some(ev) = lines.next_event() {
+            let ev = match ev {
+                LineEvent::Line(l) => Event::Line(l),
+                LineEvent::TooLong => Event::TooLong,
+            };
+            if tx.send(ev).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl Conn {
+    async fn serve(mut self) {
+        if self
+            .reply(Reply::new(SERVICE_READY, "ringftp ready."))
+            .await
+            == Flow::Close
+        {
+            return;
+        }
+        loop {
+            let ev = match self.pending.pop_front() {
+                Some(ev) => ev,
+                None => {
+                    match tokio::time::timeout(self.ctx.config.idle_timeout, self.events.recv())
+                        .await
+                    {
+                        Ok(Some(ev)) => ev,
+                        Ok(None) => break,
+                        Err(_) => {
+                            tracing::info!("idle timeout");
+                            let _ = self
+                                .reply(Reply::new(SERVICE_NOT_AVAILABLE, "Timeout."))
+                                .await;
+                            break;
+                        }
+                    }
+                }
+            };
+            if self.on_event(ev).await == Flow::Close {
+                break;
+            }
+            // A passive listener lives only while the session is in
+            // passive mode: a PORT, a failed PASV or a transfer ends it.
+            if self.session.data_mode() != DataMode::Passive {
+                self.pasv = None;
+            }
+        }
+    }
+
+    async fn on_event(&mut self, ev: Event) -> Flow {
+        match ev {
+            Event::Closed => Flow::Close,
+            Event::TooLong => {
+                self.reply(Reply::new(
+                    SYNTAX_ERROR,
+                    format!("Command line too long (more than {MAX_LINE} bytes)."),
+                ))
+                .await
+            }
+            Event::Line(line) => match parse(&line) {
+                Ok(cmd) => {
+                    let verb = cmd.verb();
+                    match &cmd {
+                        Command::Pass(_) => tracing::debug!("PASS ****"),
+                        _ => tracing::debug!("{}", lossy(&line)),
+                    }
+                    let step = self.session.handle(cmd);
+                    self.execute(verb, step).await
+                }
+                Err(e) => {
+                    tracing::debug!("unparsed command: {e:?}");
+                    self.reply(e.reply()).await
+                }
+            },
+        }
+    }
+
+    /// Writes one reply. A client that does not read its replies for
+    /// `--data-timeout` is dropped rather than buffered for without bound.
+    async fn reply(&self, reply: Reply) -> Flow {
+        if reply.code >= 400 {
+            tracing::info!("reply {} {}", reply.code, lossy(&reply.text));
+        }
+        let buf = reply.to_bytes();
+        match tokio::time::timeout(
+            self.ctx.config.data_timeout,
+            sys::send_all(self.sock.clone() as FdRef, buf),
+        )
+        .await
+        {
+            Ok(Ok(())) => Flow::Continue,
+            Ok(Err(e)) => {
+                tracing::debug!("control write failed: {e}");
+                Flow::Close
+            }
+            Err(_) => {
+                tracing::info!("client does not read its replies; closing");
+                Flow::Close
+            }
+        }
+    }
+
+    async fn replies(&self, replies: impl IntoIterator<Item = Reply>) -> Flow {
+        for r in replies {
+            if self.reply(r).await == Flow::Close {
+                return Flow::Close;
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn execute(&mut self, verb: &'static str, step: Step) -> Flow {
+        match step {
+            Step::Reply(r) => self.reply(r).await,
+            Step::Close(r) => {
+                let _ = self.reply(r).await;
+                Flow::Close
+            }
+            Step::CheckLogin { user, password } => self.check_login(user, password).await,
+            Step::OpenPassive { extended } => self.open_passive(extended).await,
+            Step::ChangeDir(vpath) => match resolve::stat(&self.ctx.root, &vpath).await {
+                Ok(st) if st.is_dir() => {
+                    self.session.cwd_changed(vpath);
+                    self.reply(Reply::new(
+                        FILE_ACTION_OK,
+                        "Directory successfully changed.",
+                    ))
+                    .await
+                }
+                Ok(_) => self.refuse(verb, &vpath, VfsError::NotADirectory).await,
+                Err(e) => self.refuse(verb, &vpath, e).await,
+            },
+            Step::Size(vpath) => match resolve::stat(&self.ctx.root, &vpath).await {
+                Ok(st) if st.is_file() => {
+                    self.reply(Reply::new(FILE_STATUS, st.size.to_string()))
+                        .await
+                }
+                Ok(_) => self.refuse(verb, &vpath, VfsError::NotAFile).await,
+                Err(e) => self.refuse(verb, &vpath, e).await,
+            },
+            Step::Mdtm(vpath) => match resolve::stat(&self.ctx.root, &vpath).await {
+                Ok(st) if st.is_file() => {
+                    self.reply(Reply::new(
+                        FILE_STATUS,
+                        crate::vfs::time::format_mdtm(st.mtime),
+                    ))
+                    .await
+                }
+                Ok(_) => self.refuse(verb, &vpath, VfsError::NotAFile).await,
+                Err(e) => self.refuse(verb, &vpath, e).await,
+            },
+            Step::Retr {
+                path,
+                offset,
+                ascii,
+                data,
+            } => self.retr(verb, path, offset, ascii, data).await,
+            Step::List {
+                path,
+                shown,
+                format,
+                all,
+                data,
+            } => self.list(verb, path, shown, format, all, data).await,
+            Step::Mlst(vpath) => self.mlst(verb, vpath).await,
+            Step::StatPath(vpath) => self.stat_path(verb, vpath).await,
+            Step::Status => self.reply(self.status()).await,
+            Step::Abort => {
+                self.pasv = None;
+                self.reply(Reply::new(DATA_OPEN, "No transfer to ABOR."))
+                    .await
+            }
+        }
+    }
+
+    /// 550 for a path the client may not use, logged with the reason.
+    async fn refuse(&self, verb: &str, vpath: &[u8], e: VfsError) -> Flow {
+        match e {
+            VfsError::Escapes => tracing::warn!("refused {verb} {}: {e}", lossy(vpath)),
+            _ => tracing::info!("refused {verb} {}: {e}", lossy(vpath)),
+        }
+        self.reply(Reply::new(FILE_UNAVAILABLE, e.reply_text()))
+            .await
+    }
+
+    async fn check_login(&mut self, user: String, _password: Vec<u8>) -> Flow {
+        // Anonymous access only (any password, by convention an e-mail
+        // address). Named accounts come with the uploads work.
+        if user.eq_ignore_ascii_case("anonymous") || user.eq_ignore_ascii_case("ftp") {
+            tracing::info!(user = %user, "anonymous login");
+            self.session.logged_in(user);
+            self.reply(Reply::new(LOGGED_IN, "Login successful.")).await
+        } else {
+            tracing::warn!(user = %user, "failed login from {}: unknown user (only anonymous is served)", self.peer.ip());
+            self.session.login_failed();
+            self.reply(Reply::new(NOT_LOGGED_IN, "Login incorrect."))
+                .await
+        }
+    }
+
+    async fn open_passive(&mut self, extended: bool) -> Flow {
+        // A new PASV replaces an unused earlier listener (RFC 959).
+        self.pasv = None;
+        let announce = if extended {
+            None
+        } else {
+            // A 227 reply carries IPv4 only (RFC 2428 brought EPSV for
+            // IPv6), and the listener is bound on the control connection's
+            // local address, so PASV needs an IPv4 control connection.
+            match (self.local.ip(), self.ctx.config.pasv_address) {
+                (IpAddr::V4(local), announce) => Some(announce.unwrap_or(local)),
+                (IpAddr::V6(v6), announce) => match v6.to_ipv4_mapped() {
+                    Some(local) => Some(announce.unwrap_or(local)),
+                    None => {
+                        return self
+                            .reply(Reply::new(
+                                CANT_OPEN_DATA,
+                                "PASV needs IPv4; use EPSV on IPv6.",
+                            ))
+                            .await
+                    }
+                },
+            }
+        };
+        match PassiveListener::bind(&self.ctx.ports, self.local.ip()) {
+            Ok(l) => {
+                let port = l.addr.port();
+                self.pasv = Some(l);
+                self.session.passive_opened();
+                let text = match announce {
+                    Some(ip) => addr::format_pasv_reply(SocketAddrV4::new(ip, port)),
+                    None => addr::format_epsv_reply(port),
+                };
+                let code = if extended {
+                    ENTERING_EXTENDED_PASSIVE
+                } else {
+                    ENTERING_PASSIVE
+                };
+                self.reply(Reply::new(code, text)).await
+            }
+            Err(PassiveError::Exhausted) => {
+                tracing::warn!(
+                    "no free passive port in this shard's slice {} of --pasv-ports",
+                    self.ctx.ports.range()
+                );
+                self.reply(Reply::new(
+                    CANT_OPEN_DATA,
+                    "No free passive port; try again later.",
+                ))
+                .await
+            }
+            Err(PassiveError::Io(e)) => {
+                tracing::warn!("cannot open a passive listener: {e}");
+                self.reply(Reply::new(
+                    CANT_OPEN_DATA,
+                    "Cannot open passive connection.",
+                ))
+                .await
+            }
+        }
+    }
+
+    /// Runs `fut` while serving the control channel: ABOR ends it, STAT
+    /// reports progress, anything else is queued for afterwards.
+    async fn race<T>(&mut self, fut: impl Future<Output = T>) -> Raced<T> {
+        tokio::pin!(fut);
+        loop {
+            if self.pending.len() >= MAX_PENDING {
+                return Raced::Done(fut.await);
+            }
+            tokio::select! {
+                r = &mut fut => return Raced::Done(r),
+                ev = self.events.recv() => match ev {
+                    None | Some(Event::Closed) => return Raced::ControlClosed,
+                    Some(Event::Line(line)) => match parse(&line) {
+                        Ok(Command::Abor) => return Raced::Aborted,
+                        Ok(Command::Stat(None)) => {
+                            let sent = self.progress.as_ref().map(|p| p.get()).unwrap_or(0);
+                            let r = Reply::new(FILE_STATUS, format!("Transfer in progress: {sent} bytes sent."));
+                            if self.reply(r).await == Flow::Close {
+                                return Raced::ControlClosed;
+                            }
+                        }
+                        _ => self.pending.push_back(Event::Line(line)),
+                    },
+                    Some(ev) => self.pending.push_back(ev),
+                }
+            }
+        }
+    }
+
+    /// Establishes the data connection for `mode`.
+    fn open_data(
+        &mut self,
+        mode: DataMode,
+    ) -> impl Future<Output = std::io::Result<DataConn>> + 'static {
+        let pasv = self.pasv.take();
+        let timeout = self.ctx.config.data_timeout;
+        let allow_foreign = self.ctx.config.allow_foreign_data;
+        let peer_ip = self.peer.ip();
+        let local = self.local;
+        let source_port = if self.ctx.config.active_port_20 && local.port() > 1 {
+            Some(local.port() - 1)
+        } else {
+            None
+        };
+        async move {
+            match mode {
+                DataMode::Passive => {
+                    let l = pasv.ok_or_else(|| std::io::Error::other("no passive listener"))?;
+                    match tokio::time::timeout(timeout, l.accept(peer_ip, allow_foreign)).await {
+                        Ok(r) => r,
+                        Err(_) => Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "no data connection within --data-timeout",
+                        )),
+                    }
+                }
+                DataMode::Active(target) => {
+                    active::connect(target, local.ip(), source_port, timeout).await
+                }
+                DataMode::None => Err(std::io::Error::other("no data connection set up")),
+            }
+        }
+    }
+
+    /// The shared tail of RETR and listings: connect, 150, send, 226.
+    async fn transfer(
+        &mut self,
+        verb: &'static str,
+        mode: DataMode,
+        opening: Reply,
+        job: Job,
+    ) -> Flow {
+        let connect = self.open_data(mode);
+        let conn = match self.race(connect).await {
+            Raced::Done(Ok(c)) => c,
+            Raced::Done(Err(e)) => {
+                tracing::info!("{verb}: data connection failed: {e}");
+                return self
+                    .reply(Reply::new(
+                        CANT_OPEN_DATA,
+                        "Failed to establish connection.",
+                    ))
+                    .await;
+            }
+            Raced::Aborted => return self.aborted().await,
+            Raced::ControlClosed => return Flow::Close,
+        };
+        if self.reply(opening).await == Flow::Close {
+            return Flow::Close;
+        }
+        let sent = Rc::new(Cell::new(0u64));
+        self.progress = Some(sent.clone());
+        let ctx = self.ctx.clone();
+        let timeout = ctx.config.data_timeout;
+        let started = Instant::now();
+        let (log_path, ascii_log, offset) = match &job {
+            Job::File {
+                vpath,
+                ascii,
+                offset,
+                ..
+            } => (Some(vpath.clone()), *ascii, *offset),
+            Job::Listing(_) => (None, false, 0),
+        };
+        let fut = async move {
+            let r = transfer::guarded(&conn, timeout, async {
+                match job {
+                    Job::File {
+                        file,
+                        size,
+                        offset,
+                        ascii: false,
+                        ..
+                    } => {
+                        let file: FdRef = Rc::new(file);
+                        let len = size.saturating_sub(offset);
+                        transfer::send_binary(
+                            &ctx.pipes,
+                            &ctx.counters,
+                            file,
+                            offset,
+                            len,
+                            &conn,
+                            sent,
+                        )
+                        .await
+                    }
+                    Job::File {
+                        file,
+                        offset,
+                        ascii: true,
+                        ..
+                    } => {
+                        transfer::send_ascii(&ctx.counters, Rc::new(file), offset, &conn, sent)
+                            .await
+                    }
+                    Job::Listing(bytes) => transfer::send_bytes(&ctx.counters, &conn, bytes).await,
+                }
+            })
+            .await;
+            // Close the data connection before the 226 goes out: clients
+            // read to end-of-file, then the reply.
+            drop(conn);
+            r
+        };
+        let outcome = self.race(fut).await;
+        let progress = self.progress.take().map(|p| p.get()).unwrap_or(0);
+        self.ctx
+            .counters
+            .transfers
+            .set(self.ctx.counters.transfers.get() + 1);
+        let complete = matches!(outcome, Raced::Done(Ok(_)));
+        if let Some(vpath) = &log_path {
+            let elapsed = started.elapsed();
+            let rate = progress as f64 / elapsed.as_secs_f64().max(1e-6) / (1 << 20) as f64;
+            tracing::info!(
+                path = %lossy(vpath),
+                bytes = progress,
+                offset,
+                ms = elapsed.as_millis() as u64,
+                "{verb} {} ({rate:.1} MiB/s)",
+                if complete { "complete" } else { "incomplete" }
+            );
+            self.log_transfer(vpath, progress, elapsed, ascii_log, complete)
+                .await;
+        }
+        match outcome {
+            Raced::Done(Ok(_)) => {
+                self.reply(Reply::new(CLOSING_DATA, "Transfer complete."))
+                    .await
+            }
+            Raced::Done(Err(e)) => {
+                tracing::info!("{verb} failed after {progress} bytes: {e}");
+                let r = match e {
+                    TransferError::Local(_) => Reply::new(LOCAL_ERROR, "Failure reading local file."),
+                    TransferError::Network(_) => Reply::new(TRANSFER_ABORTED, "Connection closed; transfer aborted."),
+                    TransferError::Timeout => Reply::new(
+                        TRANSFER_ABORTED,
+                        "Transfer aborted: no progress on the data connection within --data-timeout.",
+                    ),
+                };
+                self.reply(r).await
+            }
+            Raced::Aborted => self.aborted().await,
+            Raced::ControlClosed => Flow::Close,
+        }
+    }
+
+    /// The two replies to an ABOR that interrupted a transfer (RFC 959).
+    async fn aborted(&self) -> Flow {
+        tracing::info!("transfer aborted by the client");
+        self.replies([
+            Reply::new(TRANSFER_ABORTED, "Transfer aborted."),
+            Reply::new(CLOSING_DATA, "ABOR successful."),
+        ])
+        .await
+    }
+
+    async fn log_transfer(
+        &self,
+        vpath: &[u8],
+        bytes: u64,
+        elapsed: Duration,
+        ascii: bool,
+        complete: bool,
+    ) {
+        let Some(log) = &self.ctx.xferlog else { return };
+        let host = self.peer.ip().to_string();
+        let user = self.session.user().unwrap_or("");
+        log.write(&xferlog::Record {
+            now: unix_now(),
+            seconds: elapsed.as_secs(),
+            remote_host: &host,
+            bytes,
+            path: vpath,
+            ascii,
+            outgoing: true,
+            anonymous: true,
+            user,
+            complete,
+        })
+        .await;
+    }
+
+    async fn retr(
+        &mut self,
+        verb: &'static str,
+        vpath: Vec<u8>,
+        offset: u64,
+        ascii: bool,
+        data: DataMode,
+    ) -> Flow {
+        let (file, st) = match resolve::open_file(&self.ctx.root, &vpath).await {
+            Ok(f) => f,
+            Err(e) => return self.refuse(verb, &vpath, e).await,
+        };
+        if offset > st.size {
+            return self
+                .reply(Reply::new(
+                    FILE_UNAVAILABLE,
+                    format!(
+                        "Restart offset {offset} is past the end of the file ({} bytes).",
+                        st.size
+                    ),
+                ))
+                .await;
+        }
+        let name = lossy(path::file_name(&vpath));
+        let opening = Reply::new(
+            FILE_STATUS_OK,
+            format!(
+                "Opening {} mode data connection for {name} ({} bytes).",
+                if ascii { "ASCII" } else { "BINARY" },
+                st.size
+            ),
+        );
+        let job = Job::File {
+            vpath,
+            file,
+            size: st.size,
+            offset,
+            ascii,
+        };
+        self.transfer(verb, data, opening, job).await
+    }
+
+    /// Reads the entries of a directory on the blocking pool.
+    async fn read_dir(&self, vpath: &[u8], links: Links) -> Result<Vec<Entry>, VfsError> {
+        let dir = resolve::open_dir(&self.ctx.root, vpath).await?;
+        let root = self.ctx.root_fd.clone();
+        let vp = vpath.to_vec();
+        match tokio::task::spawn_blocking(move || dir::read_entries(root, dir, &vp, links)).await {
+            Ok(r) => r.map_err(VfsError::from_io),
+            Err(e) => Err(VfsError::Io(std::io::Error::other(e.to_string()))),
+        }
+    }
+
+    /// The listing bytes of `vpath` in `format`, or why not.
+    async fn render_listing(
+        &self,
+        vpath: &[u8],
+        shown: Option<&[u8]>,
+        format: ListFormat,
+        show_hidden: bool,
+    ) -> Result<Vec<u8>, VfsError> {
+        let st = resolve::stat(&self.ctx.root, vpath).await?;
+        let now = unix_now();
+        let mut out = Vec::new();
+        if !st.is_dir() {
+            if format == ListFormat::Machine {
+                return Err(VfsError::NotADirectory);
+            }
+            // LIST/NLST of a file: that one file, named as the client typed it.
+            let name = shown
+                .map(|s| s.to_vec())
+                .unwrap_or_else(|| path::file_name(vpath).to_vec());
+            match format {
+                ListFormat::Long => listing::format_list_line(&st.entry(name, None), now, &mut out),
+                _ => {
+                    out.extend_from_slice(&name);
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+            return Ok(out);
+        }
+        let links = if format == ListFormat::Machine {
+            Links::Follow
+        } else {
+            Links::Show
+        };
+        let entries = self.read_dir(vpath, links).await?;
+        // NLST of a named directory returns path names (RFC 959: "a list
+        // of file names"; clients such as mget use them as given).
+        let prefix = match (format, shown) {
+            (ListFormat::Names, Some(s)) if !s.is_empty() => {
+                let mut p = s.to_vec();
+                while p.len() > 1 && p.ends_with(b"/") {
+                    p.pop();
+                }
+                if !p.ends_with(b"/") {
+                    p.push(b'/');
+                }
+                Some(p)
+            }
+            _ => None,
+        };
+        let facts = self.session.facts();
+        for e in &entries {
+            // A name with CR or LF would end a listing line early and could
+            // show the client entries that do not exist: leave it out.
+            if e.name.iter().any(|&b| b == b'\r' || b == b'\n') {
+                continue;
+            }
+            // Like ls and vsftpd, dot-files show only with -a (LIST/NLST);
+            // MLSD lists everything (RFC 3659).
+            if format != ListFormat::Machine && !show_hidden && e.name.first() == Some(&b'.') {
+                continue;
+            }
+            match format {
+                ListFormat::Long => listing::format_list_line(e, now, &mut out),
+                ListFormat::Names => {
+                    if let Some(p) = &prefix {
+                        out.extend_from_slice(p);
+                    }
+                    out.extend_from_slice(&e.name);
+                    out.extend_from_slice(b"\r\n");
+                }
+                ListFormat::Machine => {
+                    listing::format_mlsx_line(e, facts, perm_for(e.kind), &mut out)
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list(
+        &mut self,
+        verb: &'static str,
+        vpath: Vec<u8>,
+        shown: Option<Vec<u8>>,
+        format: ListFormat,
+        show_hidden: bool,
+        data: DataMode,
+    ) -> Flow {
+        let bytes = match self
+            .render_listing(&vpath, shown.as_deref(), format, show_hidden)
+            .await
+        {
+            Ok(b) => b,
+            Err(VfsError::NotADirectory) if format == ListFormat::Machine => {
+                return self
+                    .reply(Reply::new(
+                        SYNTAX_ERROR_ARGS,
+                        "MLSD needs a directory; use MLST for a file.",
+                    ))
+                    .await
+            }
+            Err(e) => return self.refuse(verb, &vpath, e).await,
+        };
+        let opening = Reply::new(FILE_STATUS_OK, "Here comes the directory listing.");
+        self.transfer(verb, data, opening, Job::Listing(bytes))
+            .await
+    }
+
+    async fn mlst(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
+        let st: Stat = match resolve::stat(&self.ctx.root, &vpath).await {
+            Ok(st) => st,
+            Err(e) => return self.refuse(verb, &vpath, e).await,
+        };
+        let entry = st.entry(vpath.clone(), None);
+        let mut line = vec![b' '];
+        listing::format_mlsx_line(
+            &entry,
+            self.session.facts(),
+            perm_for(entry.kind),
+            &mut line,
+        );
+        strip_crlf(&mut line);
+        let mut text = b"Listing ".to_vec();
+        text.extend_from_slice(&vpath);
+        text.push(b'\n');
+        text.extend_from_slice(&line);
+        text.extend_from_slice(b"\nEnd");
+        self.reply(Reply::new(FILE_ACTION_OK, text)).await
+    }
+
+    async fn stat_path(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
+        let shown = path::file_name(&vpath).to_vec();
+        match self
+            .render_listing(&vpath, Some(&shown), ListFormat::Long, true)
+            .await
+        {
+            Ok(bytes) => {
+                let mut text = b"Status follows:\n".to_vec();
+                for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                    text.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+                    text.push(b'\n');
+                }
+                text.extend_from_slice(b"End of status");
+                self.reply(Reply::new(FILE_STATUS, text)).await
+            }
+            Err(e) => self.refuse(verb, &vpath, e).await,
+        }
+    }
+
+    fn status(&self) -> Reply {
+        let c = &self.ctx.counters;
+        let text = format!(
+            "FTP server status:\n\
+             \x20    Connected to {}\n\
+             \x20    Logged in as {}\n\
+             \x20    TYPE: {}\n\
+             \x20    Session timeout in seconds is {}\n\
+             \x20    Control connection is plain text\n\
+             \x20    Data connections will be plain text\n\
+             \x20    ringftp shard {}: {} sessions open ({} since start), {} transfers, {} bytes spliced (zero-copy), {} bytes copied\n\
+             End of status",
+            self.peer.ip(),
+            self.session.user().unwrap_or("(not logged in)"),
+            if self.session.is_ascii() { "ASCII" } else { "BINARY" },
+            self.ctx.config.idle_timeout.as_secs(),
+            self.ctx.id,
+            self.ctx.sessions_open.get(),
+            self.ctx.sessions_total.get(),
+            c.transfers.get(),
+            c.spliced.get(),
+            c.copied.get(),
+        );
+        Reply::new(SYSTEM_STATUS, text)
+    }
+}
+
+/// The RFC 3659 perm fact for a read-only anonymous session: files can be
+/// retrieved, directories entered and listed.
+fn perm_for(kind: listing::EntryKind) -> &'static str {
+    match kind {
+        listing::EntryKind::Dir => "el",
+        _ => "r",
+    }
+}
+
+fn strip_crlf(line: &mut Vec<u8>) {
+    while matches!(line.last(), Some(b'\r') | Some(b'\n')) {
+        line.pop();
+    }
+}

@@ -1,0 +1,128 @@
+//! Virtual paths: what the client sees, `/` being `--root`.
+//!
+//! Joining a client argument onto the working directory is pure string
+//! work here; it removes `.`, `..` and doubled slashes so logs and replies
+//! show clean paths and `..` can never climb above `/`. This is *not* the
+//! security boundary: symlinks are only known to the kernel, so
+//! [`crate::vfs::resolve`] opens every path with openat2(RESOLVE_BENEATH).
+
+use std::ffi::CString;
+
+/// Joins `arg` onto the absolute virtual directory `cwd` and normalizes the
+/// result to an absolute virtual path without `.`/`..`/empty components.
+/// An absolute `arg` ignores `cwd`. `..` at `/` stays at `/`, as in a chroot.
+pub fn join(cwd: &[u8], arg: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    let base: &[u8] = if arg.first() == Some(&b'/') { b"" } else { cwd };
+    for comp in base.split(|&b| b == b'/').chain(arg.split(|&b| b == b'/')) {
+        match comp {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let mut out = Vec::with_capacity(cwd.len() + arg.len() + 1);
+    for p in &parts {
+        out.push(b'/');
+        out.extend_from_slice(p);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+/// The path relative to the root that openat2 takes: `/a/b` -> `a/b`,
+/// `/` -> `.`. `None` if the path holds a NUL byte (no file can have one).
+pub fn relative(vpath: &[u8]) -> Option<CString> {
+    let trimmed = match vpath.iter().position(|&b| b != b'/') {
+        Some(i) => &vpath[i..],
+        None => b".",
+    };
+    CString::new(trimmed).ok()
+}
+
+/// The parent of an absolute virtual path (`/` is its own parent).
+pub fn parent(vpath: &[u8]) -> Vec<u8> {
+    join(vpath, b"..")
+}
+
+/// The last component of an absolute virtual path (empty for `/`).
+pub fn file_name(vpath: &[u8]) -> &[u8] {
+    match vpath.iter().rposition(|&b| b == b'/') {
+        Some(i) => &vpath[i + 1..],
+        None => vpath,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_table() {
+        let table: &[(&str, &str, &str)] = &[
+            ("/", "pub", "/pub"),
+            ("/", "/pub", "/pub"),
+            ("/pub", "debian", "/pub/debian"),
+            ("/pub", "/etc/passwd", "/etc/passwd"),
+            ("/pub", "..", "/"),
+            ("/pub", "../..", "/"),
+            ("/", "../../etc/passwd", "/etc/passwd"),
+            ("/a/b", "../c", "/a/c"),
+            ("/a/b", "./././c/", "/a/b/c"),
+            ("/", "//a//b//", "/a/b"),
+            ("/", "", "/"),
+            ("/a", "", "/a"),
+            ("/a", ".", "/a"),
+            ("/a", "/", "/"),
+            ("/", "a/../../../b", "/b"),
+            ("/", "name with spaces ", "/name with spaces "),
+            ("/", "...", "/..."),
+            ("/", "..a", "/..a"),
+        ];
+        for (cwd, arg, want) in table {
+            assert_eq!(
+                String::from_utf8(join(cwd.as_bytes(), arg.as_bytes())).unwrap(),
+                *want,
+                "join({cwd:?}, {arg:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn join_never_escapes() {
+        // Whatever the argument, the result is absolute and has no `..`.
+        for arg in [
+            "..",
+            "../",
+            "/..",
+            "a/../..",
+            "../../../../../x",
+            "./../.",
+            "x/../../y/../../z",
+        ] {
+            let p = join(b"/deep/dir", arg.as_bytes());
+            assert_eq!(p[0], b'/');
+            assert!(!p.split(|&b| b == b'/').any(|c| c == b".."), "{arg}");
+        }
+    }
+
+    #[test]
+    fn relative_table() {
+        assert_eq!(relative(b"/").unwrap().as_bytes(), b".");
+        assert_eq!(relative(b"/a/b").unwrap().as_bytes(), b"a/b");
+        assert!(relative(b"/a\0b").is_none());
+    }
+
+    #[test]
+    fn parent_and_name() {
+        assert_eq!(parent(b"/a/b"), b"/a");
+        assert_eq!(parent(b"/a"), b"/");
+        assert_eq!(parent(b"/"), b"/");
+        assert_eq!(file_name(b"/a/b.iso"), b"b.iso");
+        assert_eq!(file_name(b"/"), b"");
+    }
+}
