@@ -91,7 +91,7 @@ if [[ $MODE == full ]]; then
     IDLE_CLIENTS=10000; IDLE_DURATION=60s; IDLE_FORKING_MAX=${IDLE_FORKING_MAX:-2000}
 else
     TREE_ARGS="--files 1000 --bigfile 512MiB"; TREE_DESC="ringftp loadtest prepare --files 1000 --bigfile 512MiB: /listing 10,000 entries"
-    STORM_CLIENTS=100; STORM_BIG_CLIENTS=500; STORM_LIMIT=60s; STORM_TIMEOUT=35s
+    STORM_CLIENTS=100; STORM_BIG_CLIENTS=500; STORM_LIMIT=60s; STORM_TIMEOUT=15s
     MIRROR_CLIENTS=20; MIRROR_DURATION=5s
     BIGFILE_DURATION=3s; BIGFILE_ROUNDS=${ROUNDS_FLAG:-2}
     LISTING_CLIENTS=2; LISTING_DURATION=5s
@@ -142,6 +142,7 @@ declare -A FORKING=([vsftpd]=1 [pure-ftpd]=1 [proftpd]=1)
 # server_procs), then SIGKILL to whatever is left after 5 s.
 declare -A RUNNING=()   # pid -> name
 GEN_PID=""
+SAMPLER_PID=""
 
 # Live (non-zombie) processes of the server started as PID: those in its
 # session, and every descendant by parent links (vsftpd's session processes
@@ -205,6 +206,7 @@ cleanup() {
     set +e   # stop everything, whatever fails on the way
     trap - EXIT INT TERM
     if [[ -n $GEN_PID ]]; then kill -TERM "$GEN_PID" 2>/dev/null || true; wait "$GEN_PID" 2>/dev/null || true; fi
+    if [[ -n $SAMPLER_PID ]]; then kill -TERM "$SAMPLER_PID" 2>/dev/null || true; wait "$SAMPLER_PID" 2>/dev/null || true; fi
     local p
     for p in "${!RUNNING[@]}"; do stop_server "$p"; done
     exit "$rc"
@@ -594,8 +596,8 @@ main() {
 # compare_report.py, which turns the JSON reports into the tables.
 MANIFEST=""
 
-manifest() { # CASE SCENARIO SERVER STATUS RC JSON CLIENTS NOTE (ROUND, SETTLED from the caller)
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" "${round:-1}" "${settled:-}" >>"$MANIFEST"
+manifest() { # CASE SCENARIO SERVER STATUS RC JSON CLIENTS NOTE (ROUND, SETTLED, SESSIONS from the caller)
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" "${round:-1}" "${settled:-}" "${sessions:-}" >>"$MANIFEST"
 }
 
 case_args() { # CASE -> generator flags (without --clients)
@@ -674,7 +676,7 @@ PY
 }
 
 run_one() { # CASE SERVER ROUND
-    local c=$1 s=$2 round=$3 clients args json glog rc pid limit tag settled=""
+    local c=$1 s=$2 round=$3 clients args json glog rc pid limit tag settled="" sessions=""
     clients=$(case_clients "$c" "$s")
     args=$(case_args "$c")
     tag=$c.$s.r$round
@@ -695,8 +697,23 @@ run_one() { # CASE SERVER ROUND
     timeout -k 10 "$limit" "$RINGFTP" loadtest --target "127.0.0.1:${PORT[$s]}" $args --clients "$clients" \
         --json "$json" --server-pid "$pid" $GEN_EXTRA </dev/null >>"$glog" 2>&1 &
     GEN_PID=$!
+    # idle: count the sessions really held (established control connections
+    # to the server's port, twice a second), so memory per session divides by
+    # sessions that exist: a server that accepts slowly holds fewer than asked
+    local peakf=$OUT/logs/$tag.sessions
+    if [[ $c == idle ]]; then
+        ( peak=0
+          while kill -0 "$GEN_PID" 2>/dev/null; do
+              n=$(ss -Htn state established "( sport = :${PORT[$s]} )" 2>/dev/null | wc -l)
+              if (( n > peak )); then peak=$n; echo "$peak" >"$peakf"; fi
+              sleep 0.5
+          done ) &
+        SAMPLER_PID=$!
+    fi
     rc=0; wait "$GEN_PID" || rc=$?
     GEN_PID=""
+    if [[ -n $SAMPLER_PID ]]; then wait "$SAMPLER_PID" 2>/dev/null || true; SAMPLER_PID=""; fi
+    if [[ -s $peakf ]]; then sessions=$(cat "$peakf"); fi
     # let the sessions close and be reaped (at most 10 s), then take the CPU
     for n in $(seq 100); do
         read -r cpu1 procs1 < <(tree_cpu "$pid")

@@ -4,14 +4,17 @@
     python3 compare_report.py [--header FILE] MANIFEST.tsv
 
 MANIFEST has one tab-separated line per (case, server, round) run:
-    case  scenario  server  status(ok|failed|skipped)  exit-code  json-path  clients  note  round  settled-cpu
+    case  scenario  server  status(ok|failed|skipped)  exit-code  json-path  clients  note  round  settled-cpu  sessions
 settled-cpu is the server's CPU seconds that compare.sh measured (from the
 server's own cgroup where it could make one, else from /proc) from before
 the generator started until the run's sessions had closed ("+" when some
 were still open after 10 s: a lower bound). It is the figure shown as server
 CPU (and CPU per request): the generator's /proc samples can miss a forking
 server's session process, e.g. one whose parent never wait()s for it. The
-generator's own figure has a column of its own.
+generator's own figure has a column of its own. sessions (idle only) is the
+most established control connections to the server's port that compare.sh
+saw during the run: memory per session divides by it, not by the clients
+asked for, since a server that accepts slowly holds fewer.
 A server run several rounds shows its best one (highest figure where higher
 is better, lowest otherwise) with every round's figure in the note.
 and each JSON file is a `ringftp loadtest --json` report (schema_version 1,
@@ -48,6 +51,12 @@ def cpu_ms_per_request(r):
 
 
 def rss_per_session_kib(r):
+    """RSS growth over the sessions really held (compare.sh counts them),
+    else over the clients asked for (the generator's figure)."""
+    n = r.get("sessions_peak")
+    peak, start = server(r, "rss_peak_bytes"), server(r, "rss_start_bytes")
+    if n and peak is not None and start is not None:
+        return max(peak - start, 0) / n / 1024.0
     v = server(r, "rss_growth_per_client_bytes")
     return None if v is None else v / 1024.0
 
@@ -189,8 +198,8 @@ def load_manifest(path):
             if not line:
                 continue
             parts = line.split("\t")
-            parts += [""] * (10 - len(parts))
-            case, scenario, srv, status, rc, jpath, clients, note, rnd, settled = parts[:10]
+            parts += [""] * (11 - len(parts))
+            case, scenario, srv, status, rc, jpath, clients, note, rnd, settled, sessions = parts[:11]
             rep = None
             if status == "ok":
                 try:
@@ -200,6 +209,8 @@ def load_manifest(path):
                     status, note = "failed", f"unreadable JSON report {jpath}: {e}"
             if rep is not None and settled not in ("", "-"):
                 note = settle_cpu(rep, settled, note)
+            if rep is not None and sessions.isdigit():
+                rep["sessions_peak"] = int(sessions)
             runs.append(
                 dict(case=case, scenario=scenario, server=srv, status=status, rc=rc, json=jpath,
                      clients=clients, note=note, report=rep, round=rnd or "1")
@@ -272,6 +283,7 @@ def case_table(case, runs):
         ("cpu_ms", "server CPU ms/req", lambda r: num(srv(r).get("cpu_ms_per_request"))),
     ]
     if case == "idle":
+        cols.append(("held", "sessions held (peak)", lambda r: num(r.get("sessions_peak"))))
         cols.append(("rss0", "server RSS start MiB", lambda r: num(mib(srv(r).get("rss_start_bytes")))))
     cols += [
         ("rss", "server RSS peak MiB", lambda r: num(mib(srv(r).get("rss_peak_bytes")))),
@@ -318,6 +330,9 @@ def case_table(case, runs):
             note.append(f"generator exit {x['rc']}")
         if x["server"] == "ceiling":
             note.append("blocking sendfile(2) loop, same reader")
+        held, asked = r.get("sessions_peak"), (r.get("config") or {}).get("clients")
+        if held is not None and asked and held < asked:
+            note.append(f"held only {held:,} of {asked:,} sessions at once (the rest were still connecting or had failed)")
         for key, name in spec.get("per_op", []):
             if key not in (r.get("phases") or {}):
                 codes = ", ".join(k for k in (r.get("errors") or {}) if k[:1] == "5")
