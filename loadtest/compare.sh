@@ -4,12 +4,12 @@
 # prepared tree, with the same generator and the same parameters, and print one
 # markdown table per scenario with the ratio to ringftp. See loadtest/COMPARE.md.
 #
-#   bash loadtest/compare.sh --quick          # small counts, about 3 minutes
-#   bash loadtest/compare.sh                  # the issue's full targets
+#   bash loadtest/compare.sh --quick          # small counts, about 4 minutes
+#   bash loadtest/compare.sh                  # the issue's full targets, about 20 minutes
 #   bash loadtest/compare.sh --check          # install + prove each server serves (curl)
 #
 # Everything binds to 127.0.0.1; every server it starts is stopped again (its
-# whole process group and session), at the end and on error or Ctrl-C.
+# whole process tree), after each run and on error, Ctrl-C or SIGTERM.
 set -euo pipefail
 umask 022
 
@@ -37,7 +37,8 @@ usage() {
     cat <<EOF
 usage: bash loadtest/compare.sh [--quick] [options]
 
-  --quick                 small counts and durations (whole run about 3 minutes)
+  --quick                 small counts and durations (whole run about 4 minutes)
+  --full                  the issue's targets (the default; about 20 minutes)
   --servers LIST          comma-separated subset of: ${SERVERS_ALL// /,}
   --scenarios LIST        comma-separated subset of the cases (see COMPARE.md):
                           login-storm,login-storm-big,mirror,bigfile,listing,idle,upload
@@ -45,14 +46,15 @@ usage: bash loadtest/compare.sh [--quick] [options]
   --tree DIR              serve this already-prepared tree instead of preparing one
   --base-port P           control ports P..P+5, default 2121
   --idle-forking-max N    cap on idle sessions for forking peers (one or two
-                          processes per session), default 2000 (full), 300 (quick)
+                          processes per session), default 2000 (full), 500 (quick)
   --rounds N              run every case N times (servers interleaved) and keep
                           each server's best round; default 1, bigfile 3 (quick 2)
   --no-build              do not run cargo build --release
   --install-only          fetch and unpack the peers, then exit
   --check                 start each server, prove anonymous RETR + LIST over
                           EPSV and PASV with curl, stop it, exit
-  --serve SERVER          start one server on its port and wait (Ctrl-C stops it)
+  --serve SERVER          start one server (or "ceiling") on its port and wait
+                          (Ctrl-C stops it)
   -h, --help              this text
 EOF
 }
@@ -80,8 +82,11 @@ done
 for s in $SERVERS; do
     [[ " $SERVERS_ALL " == *" $s "* ]] || { echo "compare.sh: unknown server '$s' (one of: $SERVERS_ALL)" >&2; exit 2; }
 done
+if [[ -n ${SERVE_ONE:-} && " $SERVERS_ALL ceiling " != *" $SERVE_ONE "* ]]; then
+    echo "compare.sh: unknown server '$SERVE_ONE' (one of: $SERVERS_ALL ceiling)" >&2; exit 2
+fi
 
-# Scales. Full: the issue's targets. Quick: the same cases, small, ~3 minutes.
+# Scales. Full: the issue's targets. Quick: the same cases, small, ~4 minutes.
 if [[ $MODE == full ]]; then
     TREE_ARGS="--files 10000"; TREE_DESC="ringftp loadtest prepare --files 10000: ~1.8 GiB mirror, /listing 10,000 entries, /bigfile 1 GiB"
     STORM_CLIENTS=300; STORM_BIG_CLIENTS=5000; STORM_LIMIT=180s; STORM_TIMEOUT=60s
@@ -751,6 +756,7 @@ print_header() {
     echo "- generator: \`ringftp loadtest --target 127.0.0.1:PORT --server-pid PID --json FILE ARGS\`${GEN_EXTRA:+ plus \`$GEN_EXTRA\`}, ARGS per case:"
     local c
     for c in $CASES; do
+        if [[ $c == upload ]]; then echo "  - upload: skipped (no writable account on any server)"; continue; fi
         echo "  - $c: \`$(case_args "$c") --clients $(case_clients "$c" ringftp)\`$(r=$ROUNDS; [[ $c == bigfile ]] && r=$BIGFILE_ROUNDS; ((r > 1)) && echo ", $r rounds, servers interleaved, best round kept")$([[ $c == idle && $IDLE_CLIENTS -gt $IDLE_FORKING_MAX ]] && echo " (forking peers: --clients $IDLE_FORKING_MAX, one or two processes a session)")"
     done
     echo
