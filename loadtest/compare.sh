@@ -253,7 +253,12 @@ install_peers() {
         missing=$(LD_LIBRARY_PATH=$PEER_LIBS ldd "$PEER_ROOT/usr/sbin/$b" | awk '/not found/{print $1}' | tr '\n' ' ')
         [[ -z $missing ]] || die "$b still lacks shared libraries: $missing(fetch their packages into $CACHE/debs and unpack with dpkg -x $PEER_ROOT)"
     done
-    if ! PYTHONPATH=$CACHE/python python3 -c 'import pyftpdlib' 2>/dev/null; then
+    # the pinned version, from the cache (a pyftpdlib elsewhere on the machine
+    # would otherwise be picked up)
+    if ! PYTHONPATH=$CACHE/python python3 -c '
+import sys, pyftpdlib
+sys.exit(not (pyftpdlib.__ver__ == sys.argv[1] and pyftpdlib.__file__.startswith(sys.argv[2])))' \
+            "$PYFTPDLIB_VERSION" "$CACHE/python/" 2>/dev/null; then
         log "installing pyftpdlib==$PYFTPDLIB_VERSION into $CACHE/python"
         python3 -m pip install -q --disable-pip-version-check --target "$CACHE/python" "pyftpdlib==$PYFTPDLIB_VERSION" \
             >>"$CACHE/install.log" 2>&1 || die "pip install pyftpdlib failed (see $CACHE/install.log)"
