@@ -11,12 +11,12 @@
 //! The accept loops are also where a server under pressure says no: a
 //! connection beyond `--max-sessions` or `--max-per-ip` (see
 //! [`crate::limits`]) gets 421 and is closed; when the process runs out of
-//! file descriptors a reserve fd is let go to accept and refuse the
-//! waiting clients with 421 instead of leaving them hanging; and on
+//! file descriptors the shard's reserve fd is let go to accept and refuse
+//! the waiting clients with 421 instead of leaving them hanging; and on
 //! SIGTERM/SIGINT the loops close their listeners and the shard waits for
 //! its sessions to finish (see [`crate::shutdown`]).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::Write;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::OwnedFd;
@@ -40,6 +40,9 @@ use crate::proto::{codes, Reply};
 use crate::session;
 use crate::shutdown::{self, Phase};
 use crate::xferlog::XferLog;
+
+/// ACCEPT ops each shard keeps in flight on each listener.
+const ACCEPTS_IN_FLIGHT: usize = 4;
 
 /// What every session of a shard shares. Lives on the shard thread only.
 pub struct ShardCtx {
@@ -66,6 +69,8 @@ pub struct ShardCtx {
     pub limits: Arc<Limits>,
     /// Where a graceful shutdown stands.
     pub shutdown: shutdown::Watch,
+    /// The fd held back to refuse clients with when fds run out.
+    pub reserve: Reserve,
 }
 
 /// Entry point of `ringftp serve`.
@@ -149,6 +154,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             bans: bans.clone(),
             limits: limits.clone(),
             shutdown: watch.clone(),
+            reserve: Reserve::default(),
             xferlog: config
                 .xferlog
                 .as_deref()
@@ -167,7 +173,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             tracing::debug!(shard = info.id, cpu = info.cpu, "shard started");
             let mut loops = Vec::new();
             for l in listeners {
-                loops.push(tokio_uring::spawn(accept_loop(ctx.clone(), Rc::new(l))));
+                let l = Rc::new(l);
+                // Several ACCEPTs in flight per listener: a burst of new
+                // connections completes in batches instead of one ring
+                // round trip each.
+                for _ in 0..ACCEPTS_IN_FLIGHT {
+                    loops.push(tokio_uring::spawn(accept_loop(ctx.clone(), l.clone())));
+                }
             }
             // The loops end when a shutdown begins; then the sessions
             // finish (or are cut at the end of the grace period).
@@ -314,52 +326,75 @@ fn bind_control(addr: SocketAddr) -> std::io::Result<Socket> {
         sock.set_only_v6(true)?;
     }
     sock.bind(&addr.into())?;
-    sock.listen(1024)?;
+    // The kernel caps this at net.core.somaxconn.
+    sock.listen(4096)?;
     Ok(sock)
 }
 
-/// Accepts control connections on one listener until a shutdown begins.
+/// Accepts control connections on one listener until a shutdown begins
+/// (several of these run per listener; see ACCEPTS_IN_FLIGHT).
 async fn accept_loop(ctx: Rc<ShardCtx>, listener: Rc<Socket>) {
     let mut watch = ctx.shutdown.clone();
-    let mut reserve = Reserve::new();
     loop {
-        let accept = sys::accept(listener.clone() as FdRef);
-        tokio::pin!(accept);
-        let res = tokio::select! {
-            r = &mut accept => r,
-            _ = shutdown::reached(&mut watch, Phase::Draining) => {
-                // Shutting the listener down wakes the pending ACCEPT
-                // (EINVAL), takes the socket out of the SO_REUSEPORT group
-                // and resets connections still in its backlog. A connection
-                // accepted in that instant is refused, not leaked.
-                let _ = listener.shutdown(Shutdown::Both);
-                if let Ok(fd) = accept.await {
-                    refuse(Socket::from(fd), "Server shutting down.");
-                }
-                return;
-            }
+        let res = match accept_or_stop(&ctx, &listener, &mut watch).await {
+            Some(r) => r,
+            None => return,
         };
         match res {
             Ok(fd) => {
-                reserve.refill();
-                admit(&ctx, Socket::from(fd));
+                let sock = Socket::from(fd);
+                // Taking the reserve back tells whether a session could
+                // have an fd to work with (a file, a data connection).
+                if ctx.reserve.refill() {
+                    ctx.reserve.admitted();
+                    admit(&ctx, sock);
+                } else {
+                    refuse(sock, "Server out of resources, try again later.");
+                    ctx.reserve.refused();
+                    ctx.reserve.refill();
+                }
             }
             Err(e) if is_out_of_fds(&e) => {
-                // The connection stays in the backlog (the kernel checks for
-                // a free fd before it dequeues one). Let the reserve fd go
-                // and use it to tell the waiting clients 421, rather than
-                // leaving them hanging until fds free up.
-                let refused = reserve.refuse_backlog(&listener);
-                if refused == 0 {
-                    // No reserve (someone else took the freed fd): back off
-                    // instead of spinning.
+                // The connection stays in the backlog (the kernel looks for
+                // a free fd before it dequeues one). Let the reserve fd go:
+                // the next ACCEPT (this loop's or another's) takes the
+                // client with its slot and, fds still short, answers 421
+                // instead of leaving it waiting until fds free up.
+                if !ctx.reserve.release() {
+                    // No reserve to give: back off instead of spinning.
                     tokio::time::sleep(Duration::from_millis(100)).await;
+                    ctx.reserve.refill();
                 }
             }
             Err(e) => {
                 tracing::warn!(shard = ctx.id, "accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+/// One io_uring ACCEPT, or `None` once a shutdown has begun: then the
+/// listener is shut down, which wakes the pending ACCEPT (EINVAL), takes
+/// the socket out of the SO_REUSEPORT group and resets connections still in
+/// its backlog. A connection accepted in that instant is refused, not
+/// leaked.
+async fn accept_or_stop(
+    ctx: &ShardCtx,
+    listener: &Rc<Socket>,
+    watch: &mut shutdown::Watch,
+) -> Option<std::io::Result<OwnedFd>> {
+    let accept = sys::accept(listener.clone() as FdRef);
+    tokio::pin!(accept);
+    tokio::select! {
+        r = &mut accept => Some(r),
+        _ = shutdown::reached(watch, Phase::Draining) => {
+            let _ = listener.shutdown(Shutdown::Both);
+            if let Ok(fd) = accept.await {
+                refuse(Socket::from(fd), "Server shutting down.");
+            }
+            tracing::debug!(shard = ctx.id, "accept loop stopped");
+            None
         }
     }
 }
@@ -394,11 +429,13 @@ fn admit(ctx: &Rc<ShardCtx>, sock: Socket) {
     // Counted from here, not from when the task first runs, so a shard
     // that starts draining right after this spawn still waits for it.
     let slot = SessionSlot::new(ctx);
-    let ctx = ctx.clone();
+    // The session future is built here so the task holds it once, next to
+    // the two guards that give the session's places back when it ends.
+    let session = session::conn::run(ctx.clone(), sock, peer, local);
     tokio_uring::spawn(async move {
         let _slot = slot;
         let _permit = permit;
-        session::conn::run(ctx, sock, peer, local).await
+        session.await
     });
 }
 
@@ -428,59 +465,58 @@ impl Drop for SessionSlot {
     }
 }
 
-/// One file descriptor held back for the moment the process runs out of
-/// them (the trick nginx and others use): giving it up makes room to
-/// accept a waiting client just long enough to answer it 421.
-struct Reserve {
-    fd: Option<std::fs::File>,
-    /// Whether we are in an fd shortage (logged once per episode).
-    short: bool,
+/// One file descriptor a shard holds back for the moment the process runs
+/// out of them (the trick nginx and others use): giving it up makes room
+/// to accept a waiting client just long enough to answer it 421.
+pub struct Reserve {
+    fd: RefCell<Option<std::fs::File>>,
+    /// In an fd shortage: logged once when it starts and once when it ends.
+    short: Cell<bool>,
+    refused: Cell<u64>,
+}
+
+impl Default for Reserve {
+    fn default() -> Self {
+        Reserve {
+            fd: RefCell::new(std::fs::File::open("/dev/null").ok()),
+            short: Cell::new(false),
+            refused: Cell::new(0),
+        }
+    }
 }
 
 impl Reserve {
-    fn new() -> Reserve {
-        Reserve {
-            fd: std::fs::File::open("/dev/null").ok(),
-            short: false,
+    /// Holds the reserve fd again if it is not held; returns whether it is.
+    fn refill(&self) -> bool {
+        let mut fd = self.fd.borrow_mut();
+        if fd.is_none() {
+            *fd = std::fs::File::open("/dev/null").ok();
+        }
+        fd.is_some()
+    }
+
+    /// A connection was accepted and admitted: if that ends a shortage
+    /// (the reserve is held again), say so.
+    fn admitted(&self) {
+        if self.refill() && self.short.replace(false) {
+            tracing::info!(
+                "file descriptors available again; accepting sessions ({} refused meanwhile)",
+                self.refused.replace(0)
+            );
         }
     }
 
-    /// Takes the reserve back after a shortage, once an fd is free again.
-    fn refill(&mut self) {
-        if self.fd.is_none() {
-            self.fd = std::fs::File::open("/dev/null").ok();
-        }
-        if self.short && self.fd.is_some() {
-            self.short = false;
-            tracing::info!("file descriptors available again; accepting sessions");
-        }
-    }
-
-    /// Out of fds: frees the reserve and answers 421 to every connection
-    /// waiting in `listener`'s backlog. Returns how many were refused.
-    fn refuse_backlog(&mut self, listener: &Socket) -> usize {
-        if !self.short {
-            self.short = true;
+    /// Closes the reserve fd to free its slot; false if it was not held.
+    fn release(&self) -> bool {
+        if !self.short.replace(true) {
             tracing::error!(
                 "out of file descriptors: refusing new sessions with 421 until some close (raise the fd limit, or lower --max-sessions)"
             );
         }
-        if self.fd.take().is_none() {
-            self.refill();
-            return 0;
-        }
-        // A non-blocking accept for the backlog only: the io_uring ACCEPT
-        // would wait for the next client, holding the freed fd meanwhile.
-        let mut refused = 0;
-        if listener.set_nonblocking(true).is_ok() {
-            while let Ok((sock, _)) = listener.accept() {
-                refuse(sock, "Server out of resources, try again later.");
-                refused += 1;
-            }
-            let _ = listener.set_nonblocking(false);
-        }
-        tracing::warn!("out of file descriptors: refused {refused} waiting connection(s) with 421");
-        self.fd = std::fs::File::open("/dev/null").ok();
-        refused
+        self.fd.borrow_mut().take().is_some()
+    }
+
+    fn refused(&self) {
+        self.refused.set(self.refused.get() + 1);
     }
 }
