@@ -128,11 +128,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let stop = shutdown::Shutdown::new();
     let watch = stop.watch();
     spawn_signal_thread(users.clone(), stop, config.shutdown_grace)?;
-    let limits = Arc::new(Limits::new(
-        config.max_sessions,
-        config.max_per_ip,
-        config.max_rate,
-    ));
+    let limits = Arc::new(
+        Limits::new(config.max_sessions, config.max_per_ip, config.max_rate)
+            .with_password_checks(config.cores),
+    );
     let config = Arc::new(config);
     let handoff = Arc::new(Mutex::new(
         per_shard.into_iter().map(Some).collect::<Vec<_>>(),

@@ -210,6 +210,55 @@ fn brute_force_bans_the_address_and_spares_others() {
     check_fds(&srv, "brute_force", &before, 0);
 }
 
+#[test]
+fn a_login_storm_keeps_memory_bounded() {
+    // Each password check is argon2id with 19 MiB of memory. 24 clients
+    // sending PASS at the same moment would hold 24 x 19 MiB if every check
+    // ran at once on its own blocking thread; the server runs one per
+    // shard and queues the rest.
+    const CLIENTS: usize = 24;
+    let fx = Fixture::new();
+    let users = users_file(&fx, "alice", "correct horse", "/alice");
+    let users = users.to_string_lossy().into_owned();
+    let (mut srv, before) = start(&fx, 1, &["--users", &users, "--login-ban", "off"]);
+    let addr = srv.addr();
+    let barrier = Barrier::new(CLIENTS + 1);
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let started = Instant::now();
+    let mut peak = before.rss_kib;
+    std::thread::scope(|s| {
+        for i in 0..CLIENTS {
+            let barrier = &barrier;
+            let done = &done;
+            s.spawn(move || {
+                let mut f = Ftp::connect(addr);
+                f.expect("USER alice", 331);
+                barrier.wait();
+                let r = f.cmd(&format!("PASS wrong-{i}"));
+                assert_eq!(r.code, 530, "{r:?}");
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        barrier.wait();
+        while done.load(std::sync::atomic::Ordering::SeqCst) < CLIENTS {
+            peak = peak.max(rss_kib(srv.pid()));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let took = started.elapsed();
+    let growth = peak.saturating_sub(before.rss_kib);
+    note(
+        "login_storm",
+        &format!("{CLIENTS} wrong passwords at once on 1 shard: all 530 within {took:.1?}, peak RSS growth {} MiB", growth >> 10),
+    );
+    assert!(
+        growth < 80 << 10,
+        "{CLIENTS} concurrent password checks grew RSS by {} MiB",
+        growth >> 10
+    );
+    finish(&mut srv, "login_storm", &before, CHECK, 0);
+}
+
 /// Logs in sessions until `per_shard` sit on each of the two shards;
 /// returns them by shard.
 fn sessions_on_both_shards(srv: &Server, per_shard: usize) -> [Vec<Ftp>; 2] {

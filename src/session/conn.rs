@@ -652,9 +652,15 @@ impl Conn {
             .as_ref()
             .map(|a| a.hash.clone())
             .unwrap_or_else(|| password::decoy().to_string());
-        let verified = tokio::task::spawn_blocking(move || password::verify(&hash, &password))
-            .await
-            .unwrap_or(false);
+        let verified = {
+            // At most one argon2 check per shard at once, server-wide: a
+            // login storm queues here instead of holding 19 MiB on each of
+            // hundreds of blocking threads (see crate::limits).
+            let _slot = self.ctx.limits.password_checks.acquire().await;
+            tokio::task::spawn_blocking(move || password::verify(&hash, &password))
+                .await
+                .unwrap_or(false)
+        };
         match account {
             Some(account) if verified => match self.open_home(&account.home).await {
                 Ok(home) => {
