@@ -94,8 +94,9 @@ pub struct ServeArgs {
     pub login_timeout: u64,
 
     /// Sessions open at once on the whole server (all shards together); the
-    /// next client gets 421 and is closed. 0 = no limit.
-    #[arg(long = "max-sessions", value_name = "N", default_value_t = 10_000)]
+    /// next client gets 421 and is closed. 0 = no limit. The default leaves
+    /// room for the load generator's 10,000-session idle scenario.
+    #[arg(long = "max-sessions", value_name = "N", default_value_t = 20_000)]
     pub max_sessions: usize,
 
     /// Sessions open at once from one client address (all shards

@@ -376,7 +376,7 @@ mod tests {
         assert!(Config::from_args(&args(&["--root", "/etc/hostname"]), 4)
             .unwrap_err()
             .contains("not a directory"));
-        assert_eq!(c.max_sessions, 10_000);
+        assert_eq!(c.max_sessions, 20_000);
         assert_eq!(c.max_per_ip, 0);
         assert_eq!(c.login_timeout, Duration::from_secs(60));
         assert_eq!(c.shutdown_grace, Duration::from_secs(30));
