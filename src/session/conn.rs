@@ -7,9 +7,9 @@
 //! driver has not asked for, so a client that floods commands is simply
 //! not read further and TCP pushes back. The driver executes each
 //! command's [`Step`], doing the I/O the pure state machine asked for.
-//! During a transfer the driver keeps reading the control channel: ABOR stops the transfer at once (426 then 226), STAT
-//! reports progress, and any other command waits its turn, as RFC 959
-//! orders.
+//! During a transfer the driver keeps reading the control channel: ABOR
+//! stops the transfer at once (426 then 226), STAT reports progress, and
+//! any other command waits its turn, as RFC 959 orders.
 //!
 //! Every wait is bounded: for a command by `--idle-timeout` (and, before
 //! login, `--login-timeout` from connect: a client dripping one byte a
