@@ -35,7 +35,7 @@ use crate::data::passive::PortSlice;
 use crate::engine::shard::{self, ShardInfo};
 use crate::engine::splice::{Counters, PipePool};
 use crate::engine::sys::{self, FdRef};
-use crate::limits::Limits;
+use crate::limits::{Limits, Permit};
 use crate::proto::{codes, Reply};
 use crate::session;
 use crate::shutdown::{self, Phase};
@@ -426,16 +426,15 @@ fn admit(ctx: &Rc<ShardCtx>, sock: Socket) {
     // it so no byte of the command is lost.
     let _ = sock.set_out_of_band_inline(true);
     // Counted from here, not from when the task first runs, so a shard
-    // that starts draining right after this spawn still waits for it.
-    let slot = SessionSlot::new(ctx);
-    // The session future is built here so the task holds it once, next to
-    // the two guards that give the session's places back when it ends.
-    let session = session::conn::run(ctx.clone(), sock, peer, local);
-    tokio_uring::spawn(async move {
-        let _slot = slot;
-        let _permit = permit;
-        session.await
-    });
+    // that starts draining right after this spawn still waits for it. The
+    // session holds its places (shard count, limits permit) in its own
+    // state, so the task's future holds them once and gives them back
+    // when the session ends.
+    let places = Places {
+        _slot: SessionSlot::new(ctx),
+        _permit: permit,
+    };
+    tokio_uring::spawn(session::conn::run(ctx.clone(), sock, peer, local, places));
 }
 
 /// Answers 421 and closes. The socket is new, so its send buffer is empty
@@ -445,6 +444,13 @@ fn refuse(sock: Socket, text: &str) {
     let line = Reply::new(codes::SERVICE_NOT_AVAILABLE, text).to_bytes();
     let _ = sock.send_with_flags(&line, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
     let _ = sock.shutdown(Shutdown::Write);
+}
+
+/// What an admitted session occupies: its place in the shard's count and
+/// in the server-wide limits. Dropping it gives both back.
+pub struct Places {
+    _slot: SessionSlot,
+    _permit: Permit,
 }
 
 /// A session counted in its shard's `sessions_open` while it lives.

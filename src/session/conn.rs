@@ -40,7 +40,7 @@ use crate::engine::splice::Pacer;
 use crate::engine::sys::{self, FdRef};
 use crate::proto::codes::*;
 use crate::proto::{addr, parse, Command, LineEvent, LineReader, Reply, MAX_LINE};
-use crate::server::ShardCtx;
+use crate::server::{Places, ShardCtx};
 use crate::shutdown::{self, Phase};
 use crate::vfs::dir::{self, Links};
 use crate::vfs::listing::{self, Entry};
@@ -147,6 +147,9 @@ struct Conn {
     /// Since when the session has been waiting to log in (connect or REIN):
     /// `--login-timeout` counts from here.
     login_since: Instant,
+    /// The session's places in the shard's count and the server's limits,
+    /// given back when the session (this state) is dropped.
+    _places: Places,
 }
 
 /// What waiting for the next control event gave.
@@ -164,6 +167,7 @@ pub fn run(
     sock: Socket,
     peer: SocketAddr,
     local: SocketAddr,
+    places: Places,
 ) -> impl Future<Output = ()> {
     let span = tracing::info_span!("session", %peer, shard = ctx.id);
     let sock = Rc::new(sock);
@@ -176,6 +180,7 @@ pub fn run(
         session: Session::new(peer, ctx.config.allow_foreign_data),
         shutdown: ctx.shutdown.clone(),
         login_since: Instant::now(),
+        _places: places,
         ctx,
         reader: ControlReader::new(sock.clone()),
         sock,
