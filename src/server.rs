@@ -30,6 +30,9 @@ use crate::engine::sys::{self, FdRef};
 use crate::session;
 use crate::xferlog::XferLog;
 
+/// Concurrent argon2 checks per shard (each runs on the blocking pool).
+const PASSWORD_CHECKS_PER_SHARD: usize = 2;
+
 /// ACCEPT ops each shard keeps in flight on each listener.
 const ACCEPTS_IN_FLIGHT: usize = 4;
 
@@ -53,6 +56,10 @@ pub struct ShardCtx {
     pub users: Arc<UsersDb>,
     /// Failed logins per address (shared; touched only by logins).
     pub bans: Arc<BanList>,
+    /// Password checks this shard runs at once. Each argon2 check holds
+    /// about 19 MiB for tens of milliseconds; unbounded, a login storm
+    /// (or anyone guessing names) could make the server hold gigabytes.
+    pub password_checks: Rc<tokio::sync::Semaphore>,
 }
 
 /// Entry point of `ringftp serve`.
@@ -75,6 +82,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             .into(),
     );
 
+    // Accounts first: a bad users file must stop the server before it
+    // announces a listener.
+    let users = Arc::new(
+        UsersDb::open(config.users.clone(), config.root.clone()).map_err(anyhow::Error::msg)?,
+    );
+    let bans = Arc::new(BanList::new(config.login_ban));
+
     // Bind every listener for every shard up front.
     let mut per_shard: Vec<Vec<Socket>> = (0..config.cores).map(|_| Vec::new()).collect();
     let mut stdout = std::io::stdout().lock();
@@ -93,10 +107,6 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     stdout.flush()?;
     drop(stdout);
 
-    let users = Arc::new(
-        UsersDb::open(config.users.clone(), config.root.clone()).map_err(anyhow::Error::msg)?,
-    );
-    let bans = Arc::new(BanList::new(config.login_ban));
     let slices = config.pasv_ports.split(config.cores);
     tracing::info!(
         root = %config.root.display(),
@@ -126,6 +136,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             sessions_total: Cell::new(0),
             users: users.clone(),
             bans: bans.clone(),
+            password_checks: Rc::new(tokio::sync::Semaphore::new(PASSWORD_CHECKS_PER_SHARD)),
             xferlog: config
                 .xferlog
                 .as_deref()

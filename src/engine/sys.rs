@@ -735,3 +735,26 @@ pub fn recv_now(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
     Ok(n as usize)
 }
+
+/// True when the peer of socket `fd` has closed its side (a MSG_PEEK recv
+/// sees end of stream or a reset) — without consuming anything.
+pub fn peer_closed(fd: RawFd) -> bool {
+    let mut b = [0u8; 1];
+    // SAFETY: `b` is a valid one-byte buffer for the duration of the call.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            b.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    if n == 0 {
+        return true;
+    }
+    n < 0
+        && matches!(
+            io::Error::last_os_error().raw_os_error(),
+            Some(libc::ECONNRESET) | Some(libc::EPIPE)
+        )
+}

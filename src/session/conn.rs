@@ -585,9 +585,14 @@ impl Conn {
             .as_ref()
             .map(|a| a.hash.clone())
             .unwrap_or_else(|| password::decoy().to_string());
-        let verified = tokio::task::spawn_blocking(move || password::verify(&hash, &password))
-            .await
-            .unwrap_or(false);
+        let verified = {
+            // Waiting here queues this login behind the shard's running
+            // checks; other sessions' commands and transfers go on.
+            let _permit = self.ctx.password_checks.acquire().await;
+            tokio::task::spawn_blocking(move || password::verify(&hash, &password))
+                .await
+                .unwrap_or(false)
+        };
         match account {
             Some(account) if verified => match self.open_home(&account.home).await {
                 Ok(home) => {
@@ -730,7 +735,11 @@ impl Conn {
                 return Raced::Done(fut.await);
             }
             tokio::select! {
-                r = &mut fut => return Raced::Done(r),
+                // The control channel first: when a client dies, its
+                // control connection's FIN can arrive together with the
+                // data connection's, and the upload must then count as
+                // broken, not complete.
+                biased;
                 ev = self.reader.next() => match ev {
                     Event::Closed => return Raced::ControlClosed,
                     Event::Line(line) => match parse(&line) {
@@ -745,7 +754,8 @@ impl Conn {
                         _ => self.pending.push_back(Event::Line(line)),
                     },
                     ev => self.pending.push_back(ev),
-                }
+                },
+                r = &mut fut => return Raced::Done(r),
             }
         }
     }
@@ -1062,6 +1072,20 @@ impl Conn {
         let start_offset = upload.offset;
         let outcome = self.run_transfer(verb, data, opening, job).await;
         let bytes = self.moved;
+        // In stream mode the end of the data connection is the end of the
+        // file, so a client killed mid-upload looks like one that finished —
+        // except that its control connection is gone too (it would still
+        // be waiting for our 226). Treat that as the broken upload it is.
+        let outcome = match outcome {
+            Outcome::Complete(_)
+                if self.reader.closed
+                    || sys::peer_closed(std::os::fd::AsRawFd::as_raw_fd(&*self.sock)) =>
+            {
+                tracing::info!("{verb}: the client closed the control connection with the upload; discarding it");
+                Outcome::ControlClosed
+            }
+            other => other,
+        };
         let outcome = match outcome {
             Outcome::Complete(n) => match upload.commit(start_offset + n).await {
                 Ok(()) => Outcome::Complete(n),

@@ -181,6 +181,9 @@ enum Mode {
     Fresh,
     /// Writing a hidden temporary file, renamed over the target on success.
     Temp { target_existed: bool },
+    /// STOU with --atomic-uploads: a temporary file, renamed over the empty
+    /// file that reserved the unique name.
+    TempOverReserved,
     /// REST + STOR into an existing file: what arrives stays.
     Resume,
     /// APPE to an existing file of this length: cut back on failure.
@@ -331,9 +334,7 @@ pub async fn begin_upload(
                     name,
                     parent: parent_unique,
                     temp: Some(t),
-                    mode: Mode::Temp {
-                        target_existed: false,
-                    },
+                    mode: Mode::TempOverReserved,
                 });
             }
             return Ok(Upload {
