@@ -739,46 +739,28 @@ fn symlinks_out_of_the_home_cannot_be_used() {
 
 // ------------------------------------------------------------ off the shard
 
-#[test]
-fn logins_do_not_stall_other_sessions() {
-    const LOGINS: usize = 16;
-    let fx = Fixture::new();
-    fx.write("f.bin", &pattern(1, 1 << 20));
-    let users = fx.users_file("users.toml", &[Account::full("alice")]);
-    let srv = Server::builder().users(&users).cores(1).ports(4).start(&fx);
-    // The cost of one login, argon2 included, measured alone.
-    let mut single = Duration::MAX;
-    for _ in 0..3 {
-        let mut f = Ftp::connect(srv.addr());
-        f.expect("USER alice", 331);
-        let t = Instant::now();
-        f.expect("PASS alice-pw", 230);
-        single = single.min(t.elapsed());
-    }
-    let total_argon = single * LOGINS as u32;
-
-    let mut probe = srv.login();
+/// One measurement: `logins` concurrent logins as alice while `probe`
+/// sends NOOPs back to back. Returns (NOOP latencies, login wall time).
+fn noops_during_logins(srv: &Server, probe: &mut Ftp, logins: usize) -> (Vec<Duration>, Duration) {
     let stop = Arc::new(AtomicBool::new(false));
     let addr = srv.addr();
     let started = Instant::now();
-    let workers: Vec<_> = (0..LOGINS)
+    let workers: Vec<_> = (0..logins)
         .map(|_| {
             std::thread::spawn(move || {
                 let mut f = Ftp::connect(addr);
                 f.expect("USER alice", 331);
-                let t = Instant::now();
                 f.expect("PASS alice-pw", 230);
-                t.elapsed()
             })
         })
         .collect();
     let watcher = {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            let mut workers = workers;
-            let times: Vec<Duration> = workers.drain(..).map(|w| w.join().unwrap()).collect();
+            for w in workers {
+                w.join().unwrap();
+            }
             stop.store(true, Ordering::SeqCst);
-            times
         })
     };
     let mut noops = Vec::new();
@@ -787,28 +769,61 @@ fn logins_do_not_stall_other_sessions() {
         probe.expect("NOOP", 200);
         noops.push(t.elapsed());
     }
-    let logins = watcher.join().unwrap();
-    let wall = started.elapsed();
-    let max_noop = *noops.iter().max().unwrap();
-    let mut sorted = noops.clone();
-    sorted.sort();
-    let p50 = sorted[sorted.len() / 2];
-    let max_login = *logins.iter().max().unwrap();
-    eprintln!(
-        "--cores 1: one login alone {single:?}; {LOGINS} concurrent logins took {wall:?} \
-         (slowest {max_login:?}), sum of argon2 time ~{total_argon:?}; meanwhile {} NOOPs on \
-         another session: p50 {p50:?}, max {max_noop:?}",
-        noops.len()
+    watcher.join().unwrap();
+    (noops, started.elapsed())
+}
+
+#[test]
+fn logins_do_not_stall_other_sessions() {
+    // If argon2 ran on the shard, the 16 verifications would run one after
+    // another on the one shard thread and a NOOP would wait behind them:
+    // up to their whole sum, every time. Run off the shard, a NOOP waits
+    // only for the OS to schedule the shard among the argon2 threads, which
+    // on a loaded 2-core machine is noisy: so up to 3 attempts, and the
+    // first that stays under the bound passes.
+    const LOGINS: usize = 16;
+    let fx = Fixture::new();
+    fx.write("f.bin", &pattern(1, 1 << 20));
+    let users = fx.users_file("users.toml", &[Account::full("alice")]);
+    let srv = Server::builder().users(&users).cores(1).ports(4).start(&fx);
+    let mut probe = srv.login();
+    let mut attempts = Vec::new();
+    for attempt in 1..=3 {
+        // The cost of one login, argon2 included, measured alone.
+        let mut single = Duration::MAX;
+        for _ in 0..3 {
+            let mut f = Ftp::connect(srv.addr());
+            f.expect("USER alice", 331);
+            let t = Instant::now();
+            f.expect("PASS alice-pw", 230);
+            single = single.min(t.elapsed());
+        }
+        let total_argon = single * LOGINS as u32;
+        let (mut noops, wall) = noops_during_logins(&srv, &mut probe, LOGINS);
+        noops.sort();
+        let max = *noops.last().unwrap();
+        let line = format!(
+            "attempt {attempt} (--cores 1): one login alone {single:.1?}, {LOGINS} at once took \
+             {wall:.1?} (sum of argon2 ~{total_argon:.1?}); {} NOOPs on another session \
+             meanwhile: p50 {:.1?}, p99 {:.1?}, max {max:.1?} (bound: {:.1?})",
+            noops.len(),
+            noops[noops.len() / 2],
+            noops[noops.len() * 99 / 100],
+            total_argon / 3,
+        );
+        eprintln!("{line}");
+        attempts.push(line);
+        if noops.len() >= 5 && max < total_argon / 3 {
+            // A download on the same shard is not held up either.
+            let t = Instant::now();
+            assert_eq!(probe.retr("f.bin").len(), 1 << 20);
+            eprintln!("1 MiB download afterwards: {:.1?}", t.elapsed());
+            probe.quit();
+            return;
+        }
+    }
+    panic!(
+        "NOOPs on another session stalled while logins ran (password checks on the shard?):\n{}",
+        attempts.join("\n")
     );
-    assert!(noops.len() >= 5, "too few NOOPs ran during the logins");
-    assert!(
-        max_noop < total_argon / 3,
-        "a NOOP waited {max_noop:?} while {LOGINS} logins (~{total_argon:?} of argon2) ran: \
-         password checks stall the shard"
-    );
-    // And a download on the same shard is not held up either.
-    let t = Instant::now();
-    assert_eq!(probe.retr("f.bin").len(), 1 << 20);
-    eprintln!("1 MiB download afterwards: {:?}", t.elapsed());
-    probe.quit();
 }

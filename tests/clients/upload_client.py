@@ -225,17 +225,17 @@ def scenario_manage(c):
     ftp.quit()
 
 
-def send_then(ftp, name, data, upto, rest=None):
-    """STOR `name`, send `upto` bytes of data (from `rest`), return the data socket."""
+def send_then(c, ftp, name, data, upto):
+    """STOR `name`, send the first `upto` bytes of data and wait until most
+    of them are in the file; returns the open data socket."""
     ftp.voidcmd("TYPE I")
-    conn = ftp.transfercmd(f"STOR {name}", rest)
-    conn.sendall(data[rest or 0:upto])
+    conn = ftp.transfercmd(f"STOR {name}")
+    conn.sendall(data[:upto])
     # Let the server take the bytes in (splice) before the fault.
     deadline = time.time() + 10
-    want = upto if rest is None else upto
     while time.time() < deadline:
         try:
-            if os.path.getsize(os.path.join(ftp_home, name)) >= want - (1 << 20):
+            if os.path.getsize(os.path.join(c.home, name)) >= upto - (1 << 20):
                 break
         except FileNotFoundError:
             pass
@@ -269,7 +269,7 @@ def scenario_abort(c):
     keep = c.arg == "keep"
     ftp = c.connect()
     data = pattern(9, 16 << 20)
-    conn = send_then(ftp, "aborted.bin", data, 4 << 20)
+    conn = send_then(c, ftp, "aborted.bin", data, 4 << 20)
     resp = ftp.abort()
     check(resp.startswith("426"), f"ABOR during STOR: first reply {resp!r}, want 426")
     resp = ftp.getresp()
@@ -285,7 +285,7 @@ def scenario_broken(c):
     keep = c.arg == "keep"
     ftp = c.connect()
     data = pattern(10, 16 << 20)
-    conn = send_then(ftp, "broken.bin", data, 4 << 20)
+    conn = send_then(c, ftp, "broken.bin", data, 4 << 20)
     rst(conn)
     try:
         resp = ftp.voidresp()
@@ -298,10 +298,8 @@ def scenario_broken(c):
 
 
 def main():
-    global ftp_home
     scenario, host, port, user, password, home = sys.argv[1:7]
     arg = sys.argv[7] if len(sys.argv) > 7 else None
-    ftp_home = home
     c = Ctx(host, port, user, password, home, arg)
     globals()["scenario_" + scenario](c)
     print("OK")
