@@ -260,22 +260,22 @@ struct AtData {
     _names: (CString, Option<CString>),
 }
 
+/// Submits a one-directory, one-name *at op and waits for it.
+async fn at_op(dir: FdRef, name: CString, sqe: io_uring::squeue::Entry) -> io::Result<()> {
+    let data = AtData {
+        _dirs: (dir, None),
+        _names: (name, None),
+    };
+    plain(data, sqe).submit().await.map(|_| ())
+}
+
 /// `unlinkat(2)` of `name` in `dir` on the shard's ring (`AT_REMOVEDIR` in
 /// `flags` removes a directory). The final component is never followed.
 pub async fn unlinkat(dir: FdRef, name: CString, flags: i32) -> io::Result<()> {
     let sqe = opcode::UnlinkAt::new(types::Fd(dir.as_raw_fd()), name.as_ptr())
         .flags(flags)
         .build();
-    plain(
-        AtData {
-            _dirs: (dir, None),
-            _names: (name, None),
-        },
-        sqe,
-    )
-    .submit()
-    .await
-    .map(|_| ())
+    at_op(dir, name, sqe).await
 }
 
 /// `mkdirat(2)` on the shard's ring.
@@ -283,16 +283,7 @@ pub async fn mkdirat(dir: FdRef, name: CString, mode: u32) -> io::Result<()> {
     let sqe = opcode::MkDirAt::new(types::Fd(dir.as_raw_fd()), name.as_ptr())
         .mode(mode)
         .build();
-    plain(
-        AtData {
-            _dirs: (dir, None),
-            _names: (name, None),
-        },
-        sqe,
-    )
-    .submit()
-    .await
-    .map(|_| ())
+    at_op(dir, name, sqe).await
 }
 
 /// `renameat2(2)` on the shard's ring (`flags`: 0 or RENAME_NOREPLACE).
@@ -714,6 +705,31 @@ pub fn sendfile_blocking(
     // SAFETY: both fds are open for the duration of the call (the caller
     // holds them) and `offset` is a valid, exclusive i64.
     let n = unsafe { libc::sendfile(out, file, offset as *mut i64, count) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// Waits on the shard's ring until `fd` is readable (or has hung up). The
+/// op holds no buffer, so an idle control connection costs no read buffer,
+/// and dropping the wait loses no data.
+pub async fn poll_readable(fd: FdRef) -> io::Result<()> {
+    let sqe = opcode::PollAdd::new(
+        types::Fd(fd.as_raw_fd()),
+        (libc::POLLIN | libc::POLLRDHUP | libc::POLLERR | libc::POLLHUP) as u32,
+    )
+    .build();
+    plain(fd, sqe).submit().await.map(|_| ())
+}
+
+/// `recv(2)` with MSG_DONTWAIT into `buf`: never blocks (WouldBlock when
+/// nothing is there). Used after [`poll_readable`], into a shard-wide
+/// scratch buffer.
+pub fn recv_now(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid, exclusively borrowed slice of `buf.len()`
+    // writable bytes for the duration of the call.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
