@@ -337,6 +337,23 @@ fn file_management_replies() {
     f.expect("SITE CHMOD 4755 dir2/s.bin", 501);
     assert_eq!(mode_of(&home.join("dir2/s.bin")), 0o640);
 
+    // Uploads the server must refuse before any data moves.
+    for line in [
+        "STOR no/such/dir/f",
+        "STOR dir2",
+        "STOR .",
+        "STOR ..",
+        "STOR /",
+        "APPE dir2",
+    ] {
+        f.epsv();
+        let r = f.cmd(line);
+        assert_eq!(r.code, 550, "{line}: {r:?}");
+    }
+    f.expect("ALLO 1000", 202);
+    f.stor("allo.bin", b"after ALLO");
+    assert_eq!(std::fs::read(home.join("allo.bin")).unwrap(), b"after ALLO");
+
     // FEAT lists what was added.
     let feat = f.expect("FEAT", 211).text();
     for want in ["MFMT", "UTF8", "REST STREAM", "SIZE", "MDTM"] {
@@ -360,4 +377,38 @@ fn file_management_replies() {
     g.expect("RNTO g", 250);
     assert!(home2.join("g").is_file());
     g.quit();
+}
+
+#[test]
+fn max_upload_rate_caps_an_account() {
+    let fx = Fixture::new();
+    let users = fx.users_file(
+        "users.toml",
+        &[
+            Account::full("slow").extra("max_upload_rate = \"1MiB\""),
+            Account::full("fast"),
+        ],
+    );
+    let srv = Server::builder().users(&users).start(&fx);
+    let data = pattern(50, 3 << 20);
+    let mut took = Vec::new();
+    for user in ["slow", "fast"] {
+        let mut f = srv.login_as(user, &format!("{user}-pw"));
+        let t = std::time::Instant::now();
+        f.stor("up.bin", &data);
+        took.push(t.elapsed());
+        assert_bytes_eq(user, &fx.read(&format!("{user}/up.bin")), &data);
+        f.quit();
+    }
+    eprintln!(
+        "3 MiB upload: capped at 1 MiB/s {:?}, uncapped {:?}",
+        took[0], took[1]
+    );
+    // 3 MiB at 1 MiB/s: about 2 s or more (the first chunk may go at once).
+    assert!(
+        took[0] >= std::time::Duration::from_millis(1800),
+        "max_upload_rate = 1MiB: 3 MiB took only {:?}",
+        took[0]
+    );
+    assert!(took[1] < took[0], "{took:?}");
 }
