@@ -685,3 +685,53 @@ fn atomic_upload_is_never_seen_half_written() {
     }
     assert!(temp_files(&home).is_empty());
 }
+
+#[test]
+fn failed_stou_leaves_no_file() {
+    // STOU picks a free name and creates it; a broken STOU must not leave
+    // that name behind (an empty or partial file nobody asked for).
+    let (fx, users) = alice_fixture();
+    let home = fx.root.join("alice");
+    let mut wrong = Vec::new();
+    for atomic in [false, true] {
+        let srv = start(
+            &fx,
+            &users,
+            if atomic { &["--atomic-uploads"] } else { &[] },
+        );
+        for (how, name) in [("reset", "stou-reset.bin"), ("ABOR", "stou-abor.bin")] {
+            let (mut f, conn) = start_upload(&srv, &format!("STOU {name}"), &pattern(60, 300_000));
+            std::thread::sleep(Duration::from_millis(200));
+            if how == "reset" {
+                reset(conn);
+                let r = f.read_reply();
+                assert_eq!(r.code, 426, "{r:?}");
+            } else {
+                let r = f.cmd("ABOR");
+                assert_eq!(r.code, 426, "{r:?}");
+                assert_eq!(f.read_reply().code, 226);
+                drop(conn);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            let left: Vec<String> = names_in(&home)
+                .into_iter()
+                .filter(|n| n.starts_with("stou-") || n.starts_with(".ringftp"))
+                .collect();
+            if !left.is_empty() {
+                let sizes: Vec<u64> = left
+                    .iter()
+                    .map(|n| std::fs::metadata(home.join(n)).unwrap().len())
+                    .collect();
+                wrong.push(format!(
+                    "--atomic-uploads {atomic}, STOU {name} then {how}: left {left:?} \
+                     (sizes {sizes:?})"
+                ));
+                for n in &left {
+                    std::fs::remove_file(home.join(n)).unwrap();
+                }
+            }
+            f.quit();
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
