@@ -211,6 +211,28 @@ fn killed_curl_upload_is_kept_with_keep_partial_and_resumes() {
     // curl -C - resumes it (SIZE, then APPE from there).
     curl_resume(&srv, &local, "big.bin");
     assert_same_file(&home.join("big.bin"), &local);
+
+    // Again, resumed with SIZE, REST + STOR.
+    kill_curl_midway(&srv, &local, "again.bin", &[], || {
+        size_of_prefixed(&home, "again.bin") >= 1 << 20
+    });
+    let mut f = srv.login_as("alice", "alice-pw");
+    let r = f.expect("SIZE again.bin", 213);
+    let have: usize = r.lines[0][4..].parse().unwrap();
+    assert!(have > 0 && have < data.len(), "{have}");
+    assert_bytes_eq(
+        "the kept partial",
+        &fx.read("alice/again.bin"),
+        &data[..have],
+    );
+    let mut conn = f.epsv_connect();
+    f.expect(&format!("REST {have}"), 350);
+    f.expect("STOR again.bin", 150);
+    conn.write_all(&data[have..]).unwrap();
+    drop(conn);
+    assert_eq!(f.read_reply().code, 226);
+    assert_same_file(&home.join("again.bin"), &local);
+    f.quit();
 }
 
 fn curl_resume(srv: &Server, local: &Path, name: &str) {
