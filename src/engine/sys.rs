@@ -736,9 +736,19 @@ pub fn recv_now(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
-/// True when the peer of socket `fd` has closed its side (a MSG_PEEK recv
-/// sees end of stream or a reset) — without consuming anything.
-pub fn peer_closed(fd: RawFd) -> bool {
+/// What a MSG_PEEK look at a socket's receive side finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek {
+    /// Bytes are waiting.
+    Data,
+    /// Nothing yet.
+    Empty,
+    /// The peer closed its side (end of stream) or reset the connection.
+    Closed,
+}
+
+/// Looks at socket `fd`'s receive side without consuming anything.
+pub fn peek(fd: RawFd) -> Peek {
     let mut b = [0u8; 1];
     // SAFETY: `b` is a valid one-byte buffer for the duration of the call.
     let n = unsafe {
@@ -749,12 +759,12 @@ pub fn peer_closed(fd: RawFd) -> bool {
             libc::MSG_PEEK | libc::MSG_DONTWAIT,
         )
     };
-    if n == 0 {
-        return true;
+    match n {
+        0 => Peek::Closed,
+        n if n > 0 => Peek::Data,
+        _ => match io::Error::last_os_error().raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EINTR) => Peek::Empty,
+            _ => Peek::Closed,
+        },
     }
-    n < 0
-        && matches!(
-            io::Error::last_os_error().raw_os_error(),
-            Some(libc::ECONNRESET) | Some(libc::EPIPE)
-        )
 }

@@ -450,6 +450,25 @@ impl Upload {
                         .map_err(VfsError::from_io)
                 }
             }
+            (Mode::TempOverReserved, Some(t)) => {
+                if keep_partial {
+                    // The name is ours (we reserved it): the partial takes it.
+                    sys::renameat(
+                        self.parent.dir.clone(),
+                        t,
+                        self.parent.dir,
+                        self.parent.name,
+                        0,
+                    )
+                    .await
+                    .map_err(VfsError::from_io)
+                } else {
+                    let _ = sys::unlinkat(self.parent.dir.clone(), t, 0).await;
+                    sys::unlinkat(self.parent.dir, self.parent.name, 0)
+                        .await
+                        .map_err(VfsError::from_io)
+                }
+            }
             (Mode::Append { original_len }, _) if !keep_partial => {
                 truncate(&self.file, original_len)
             }
