@@ -50,15 +50,16 @@ impl PortSlice {
         self.state.borrow().in_use.iter().filter(|&&b| b).count()
     }
 
-    /// Ports not leased, in round-robin order starting after the last one
-    /// handed out (so a just-closed port rests before it is reused).
-    fn candidates(&self) -> Vec<usize> {
+    /// The first port not leased at or after step `tried` of a round that
+    /// starts after the last port handed out (so a just-closed port rests
+    /// before it is reused): `(step, index into the slice)`. No allocation:
+    /// this runs for every PASV.
+    fn next_free(&self, tried: usize) -> Option<(usize, usize)> {
         let st = self.state.borrow();
         let n = st.in_use.len();
-        (0..n)
-            .map(|i| (st.next + i) % n)
-            .filter(|&i| !st.in_use[i])
-            .collect()
+        (tried..n)
+            .map(|i| (i, (st.next + i) % n))
+            .find(|&(_, idx)| !st.in_use[idx])
     }
 
     fn lease(self: &Rc<Self>, idx: usize) -> PortLease {
@@ -103,7 +104,9 @@ impl PassiveListener {
     /// Binds a port of `slice` on `ip` (the control connection's local
     /// address, so the data channel uses the same interface and family).
     pub fn bind(slice: &Rc<PortSlice>, ip: IpAddr) -> Result<PassiveListener, PassiveError> {
-        for idx in slice.candidates() {
+        let mut tried = 0;
+        while let Some((step, idx)) = slice.next_free(tried) {
+            tried = step + 1;
             let port = slice.range.lo + idx as u16;
             let addr = SocketAddr::new(ip, port);
             match listen_on(addr) {
@@ -174,14 +177,23 @@ mod tests {
     #[test]
     fn leases_round_robin_and_return() {
         let slice = PortSlice::new(PortRange { lo: 100, hi: 103 });
-        assert_eq!(slice.candidates(), vec![0, 1, 2, 3]);
+        let free = |s: &PortSlice| {
+            let mut out = Vec::new();
+            let mut tried = 0;
+            while let Some((step, idx)) = s.next_free(tried) {
+                out.push(idx);
+                tried = step + 1;
+            }
+            out
+        };
+        assert_eq!(free(&slice), vec![0, 1, 2, 3]);
         let a = slice.lease(0);
         let b = slice.lease(1);
-        assert_eq!(slice.candidates(), vec![2, 3]);
+        assert_eq!(free(&slice), vec![2, 3]);
         assert_eq!(slice.leased(), 2);
         drop(a);
         // next starts after the last lease (1): 2, 3, then the freed 0.
-        assert_eq!(slice.candidates(), vec![2, 3, 0]);
+        assert_eq!(free(&slice), vec![2, 3, 0]);
         drop(b);
         assert_eq!(slice.leased(), 0);
     }

@@ -710,3 +710,28 @@ pub fn sendfile_blocking(
     }
     Ok(n as usize)
 }
+
+/// Waits on the shard's ring until `fd` is readable (or has hung up). The
+/// op holds no buffer, so an idle control connection costs no read buffer,
+/// and dropping the wait loses no data.
+pub async fn poll_readable(fd: FdRef) -> io::Result<()> {
+    let sqe = opcode::PollAdd::new(
+        types::Fd(fd.as_raw_fd()),
+        (libc::POLLIN | libc::POLLRDHUP | libc::POLLERR | libc::POLLHUP) as u32,
+    )
+    .build();
+    plain(fd, sqe).submit().await.map(|_| ())
+}
+
+/// `recv(2)` with MSG_DONTWAIT into `buf`: never blocks (WouldBlock when
+/// nothing is there). Used after [`poll_readable`], into a shard-wide
+/// scratch buffer.
+pub fn recv_now(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid, exclusively borrowed slice of `buf.len()`
+    // writable bytes for the duration of the call.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}

@@ -1,0 +1,798 @@
+#!/usr/bin/env bash
+# loadtest/compare.sh: run the bundled load-test scenarios against ringftp and
+# its peers (vsftpd, pure-ftpd, ProFTPD, pyftpdlib) on loopback, over the same
+# prepared tree, with the same generator and the same parameters, and print one
+# markdown table per scenario with the ratio to ringftp. See loadtest/COMPARE.md.
+#
+#   bash loadtest/compare.sh --quick          # small counts, about 4 minutes
+#   bash loadtest/compare.sh                  # the issue's full targets, about 20 minutes
+#   bash loadtest/compare.sh --check          # install + prove each server serves (curl)
+#
+# Everything binds to 127.0.0.1; every server it starts is stopped again (its
+# whole process tree), after each run and on error, Ctrl-C or SIGTERM.
+set -euo pipefail
+umask 022
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$HERE")
+CACHE=${RINGFTP_COMPARE_CACHE:-$HERE/.peers}   # downloads + unpacked peers (gitignored)
+PYFTPDLIB_VERSION=${PYFTPDLIB_VERSION:-2.2.0}
+
+# --------------------------------------------------------------------------
+# flags
+# --------------------------------------------------------------------------
+MODE=full
+SERVERS_ALL="ringftp vsftpd pure-ftpd proftpd pyftpdlib"
+SERVERS=$SERVERS_ALL
+SCENARIOS=""
+OUT=""
+ACTION=compare
+BUILD=1
+BASE_PORT=2121
+IDLE_FORKING_MAX=""
+ROUNDS_FLAG=""
+TREE=""
+
+usage() {
+    cat <<EOF
+usage: bash loadtest/compare.sh [--quick] [options]
+
+  --quick                 small counts and durations (whole run about 4 minutes)
+  --full                  the issue's targets (the default; about 20 minutes)
+  --servers LIST          comma-separated subset of: ${SERVERS_ALL// /,}
+  --scenarios LIST        comma-separated subset of the cases (see COMPARE.md):
+                          login-storm,login-storm-big,mirror,bigfile,listing,idle,upload
+  --out DIR               run directory (default loadtest/out/compare-DATE)
+  --tree DIR              serve this already-prepared tree instead of preparing one
+  --base-port P           control ports P..P+5, default 2121
+  --idle-forking-max N    cap on idle sessions for forking peers (one or two
+                          processes per session), default 2000 (full), 500 (quick)
+  --rounds N              run every case N times (servers interleaved) and keep
+                          each server's best round; default 1, bigfile 3 (quick 2)
+  --no-build              do not run cargo build --release
+  --install-only          fetch and unpack the peers, then exit
+  --check                 start each server, prove anonymous RETR + LIST over
+                          EPSV and PASV with curl, stop it, exit
+  --serve SERVER          start one server (or "ceiling") on its port and wait
+                          (Ctrl-C stops it)
+  -h, --help              this text
+EOF
+}
+
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --quick) MODE=quick ;;
+        --full) MODE=full ;;
+        --servers) SERVERS=${2//,/ }; shift ;;
+        --scenarios) SCENARIOS=${2//,/ }; shift ;;
+        --out) OUT=$2; shift ;;
+        --tree) TREE=$2; shift ;;
+        --base-port) BASE_PORT=$2; shift ;;
+        --idle-forking-max) IDLE_FORKING_MAX=$2; shift ;;
+        --rounds) ROUNDS_FLAG=$2; shift ;;
+        --no-build) BUILD=0 ;;
+        --install-only) ACTION=install ;;
+        --check) ACTION=check ;;
+        --serve) ACTION=serve; SERVE_ONE=$2; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "compare.sh: unknown flag '$1' (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+for s in $SERVERS; do
+    [[ " $SERVERS_ALL " == *" $s "* ]] || { echo "compare.sh: unknown server '$s' (one of: $SERVERS_ALL)" >&2; exit 2; }
+done
+if [[ -n ${SERVE_ONE:-} && " $SERVERS_ALL ceiling " != *" $SERVE_ONE "* ]]; then
+    echo "compare.sh: unknown server '$SERVE_ONE' (one of: $SERVERS_ALL ceiling)" >&2; exit 2
+fi
+
+# Scales. Full: the issue's targets. Quick: the same cases, small, ~4 minutes.
+if [[ $MODE == full ]]; then
+    TREE_ARGS="--files 10000"; TREE_DESC="ringftp loadtest prepare --files 10000: ~1.8 GiB mirror, /listing 10,000 entries, /bigfile 1 GiB"
+    STORM_CLIENTS=300; STORM_BIG_CLIENTS=5000; STORM_LIMIT=180s; STORM_TIMEOUT=60s
+    MIRROR_CLIENTS=200; MIRROR_DURATION=30s
+    BIGFILE_DURATION=10s; BIGFILE_ROUNDS=${ROUNDS_FLAG:-3}
+    LISTING_CLIENTS=10; LISTING_DURATION=20s
+    IDLE_CLIENTS=10000; IDLE_DURATION=60s; IDLE_FORKING_MAX=${IDLE_FORKING_MAX:-2000}
+else
+    TREE_ARGS="--files 1000 --bigfile 512MiB"; TREE_DESC="ringftp loadtest prepare --files 1000 --bigfile 512MiB: /listing 10,000 entries"
+    STORM_CLIENTS=100; STORM_BIG_CLIENTS=500; STORM_LIMIT=60s; STORM_TIMEOUT=15s
+    MIRROR_CLIENTS=20; MIRROR_DURATION=5s
+    BIGFILE_DURATION=3s; BIGFILE_ROUNDS=${ROUNDS_FLAG:-2}
+    LISTING_CLIENTS=2; LISTING_DURATION=5s
+    IDLE_CLIENTS=500; IDLE_DURATION=8s; IDLE_FORKING_MAX=${IDLE_FORKING_MAX:-500}
+fi
+CASES_ALL="login-storm login-storm-big mirror bigfile listing idle upload"
+CASES=${SCENARIOS:-$CASES_ALL}
+for c in $CASES; do
+    [[ " $CASES_ALL " == *" $c "* ]] || { echo "compare.sh: unknown scenario '$c' (one of: $CASES_ALL)" >&2; exit 2; }
+done
+ROUNDS=${ROUNDS_FLAG:-1}   # rounds of every case but bigfile; the table keeps each server's best round
+GEN_EXTRA=${RINGFTP_COMPARE_GEN_ARGS:-}   # extra generator flags for every run (e.g. --cores 1)
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=${OUT:-$HERE/out/compare-$STAMP}
+mkdir -p "$OUT"/logs "$OUT"/json "$OUT"/conf
+OUT=$(cd "$OUT" && pwd)
+RINGFTP=${RINGFTP_BIN:-$REPO/target/release/ringftp}   # the binary: server and generator
+
+log() { printf '%s\n' "$*" >&2; }
+die() { printf 'compare.sh: %s\n' "$*" >&2; exit 1; }
+
+# Ports: one control port and one disjoint passive range per server, all
+# below the kernel's ephemeral range (32768-60999 by default) so that no
+# passive port collides with a client's ephemeral port. pure-ftpd caps its
+# clients at half its passive range (a 1,000-port range means 500 clients),
+# so it gets 12,000 ports for the 5,000-client storm.
+declare -A PORT PASV_LO PASV_HI
+i=0
+for s in ringftp vsftpd pure-ftpd proftpd pyftpdlib ceiling; do PORT[$s]=$((BASE_PORT + i)); i=$((i + 1)); done
+PASV_LO[pure-ftpd]=10000; PASV_HI[pure-ftpd]=21999
+PASV_LO[ringftp]=22000;   PASV_HI[ringftp]=25999
+PASV_LO[vsftpd]=26000;    PASV_HI[vsftpd]=27999
+PASV_LO[proftpd]=28000;   PASV_HI[proftpd]=29999
+PASV_LO[pyftpdlib]=30000; PASV_HI[pyftpdlib]=31999
+PASV_LO[ceiling]=32000;   PASV_HI[ceiling]=32099
+read -r EPH_LO EPH_HI </proc/sys/net/ipv4/ip_local_port_range
+if (( EPH_LO <= 32099 )); then
+    echo "compare.sh: warning: the ephemeral port range $EPH_LO-$EPH_HI overlaps the passive ranges (10000-32099)" >&2
+fi
+declare -A FORKING=([vsftpd]=1 [pure-ftpd]=1 [proftpd]=1)
+
+# --------------------------------------------------------------------------
+# stopping what we start
+# --------------------------------------------------------------------------
+# Each server runs under setsid: its PID is its process group and session id.
+# Stopping = SIGTERM to the group and to every process of the server (see
+# server_procs), then SIGKILL to whatever is left after 5 s.
+declare -A RUNNING=()   # pid -> name
+GEN_PID=""
+SAMPLER_PID=""
+
+# Live (non-zombie) processes of the server started as PID: those in its
+# session, and every descendant by parent links (vsftpd's session processes
+# call setsid and leave the session; after the parent dies they would be
+# reparented, so they are collected while it lives).
+server_procs() { # PID -> pids, one a line
+    python3 - "$1" <<'PY'
+import os, sys
+root = int(sys.argv[1]); kids, sid = {}, {}
+for d in os.listdir("/proc"):
+    if not d.isdigit():
+        continue
+    try:
+        t = open(f"/proc/{d}/stat").read()
+    except OSError:
+        continue
+    f = t[t.rfind(")") + 2:].split()        # state ppid pgrp session ...
+    if f[0] in "ZX":
+        continue
+    kids.setdefault(int(f[1]), []).append(int(d)); sid[int(d)] = int(f[3])
+out = {p for p, s in sid.items() if s == root}
+todo = [root]
+while todo:
+    p = todo.pop()
+    if p in sid:
+        out.add(p)
+    todo += [k for k in kids.get(p, []) if k not in out]
+if out:
+    print("\n".join(str(p) for p in sorted(out)))
+PY
+}
+
+stop_server() { # PID
+    local pid=$1 name=${RUNNING[$1]:-?} n p procs
+    procs=$(server_procs "$pid")
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    for p in $procs; do kill -TERM "$p" 2>/dev/null || true; done
+    for n in $(seq 50); do
+        procs=$(server_procs "$pid"; for p in $procs; do awk '$3 !~ /[ZX]/ {print $1}' "/proc/$p/stat" 2>/dev/null; done; true)
+        [[ -z $procs ]] && break
+        sleep 0.1
+    done
+    if [[ -n $procs ]]; then
+        kill -KILL -- "-$pid" 2>/dev/null || true
+        for p in $procs; do kill -KILL "$p" 2>/dev/null || true; done
+        sleep 0.2
+    fi
+    wait "$pid" 2>/dev/null || true
+    local left
+    left=$(server_procs "$pid" | xargs)
+    [[ -z $left ]] || log "  warning: $name (pid $pid) left processes: $left"
+    if [[ -n ${CGROUP[$pid]:-} ]]; then
+        rmdir "${CGROUP[$pid]}" 2>/dev/null || log "  warning: could not remove cgroup ${CGROUP[$pid]}"
+        unset "CGROUP[$pid]"
+    fi
+    unset "RUNNING[$pid]"
+}
+
+cleanup() {
+    local rc=$?
+    set +e   # stop everything, whatever fails on the way
+    trap - EXIT INT TERM
+    if [[ -n $GEN_PID ]]; then kill -TERM "$GEN_PID" 2>/dev/null || true; wait "$GEN_PID" 2>/dev/null || true; fi
+    if [[ -n $SAMPLER_PID ]]; then kill -TERM "$SAMPLER_PID" 2>/dev/null || true; wait "$SAMPLER_PID" 2>/dev/null || true; fi
+    local p
+    for p in "${!RUNNING[@]}"; do stop_server "$p"; done
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+# --------------------------------------------------------------------------
+# installing the peers side by side (no dpkg -i: they conflict)
+# --------------------------------------------------------------------------
+PEER_ROOT=$CACHE/root
+PEER_LIBS=$PEER_ROOT/usr/lib/x86_64-linux-gnu:$PEER_ROOT/lib/x86_64-linux-gnu
+PEER_DEBS="vsftpd pure-ftpd proftpd-core"
+# Shared libraries the three binaries link that a bare Debian 12 lacks
+# (ldd is checked after unpacking and names anything still missing).
+LIB_DEBS="libwrap0 libhiredis0.14 libmemcached11 libmemcachedutil2 libhashkit2 libpcre2-posix3"
+
+apt_download() { # PKG... -> .deb files in $CACHE/debs
+    mkdir -p "$CACHE/debs"
+    ( cd "$CACHE/debs" && apt-get -q -o APT::Sandbox::User=root download "$@" ) >>"$CACHE/install.log" 2>&1 && return 0
+    log "  apt-get download failed; running apt-get update once and retrying"
+    apt-get -q update >>"$CACHE/install.log" 2>&1 || true
+    ( cd "$CACHE/debs" && apt-get -q -o APT::Sandbox::User=root download "$@" ) >>"$CACHE/install.log" 2>&1 \
+        || die "apt-get download $* failed (see $CACHE/install.log)"
+}
+
+install_peers() {
+    mkdir -p "$CACHE"
+    command -v curl >/dev/null || { apt-get -q update >/dev/null 2>&1; apt-get -q install -y curl >/dev/null || die "cannot install curl"; }
+    if [[ ! -x $PEER_ROOT/usr/sbin/vsftpd || ! -x $PEER_ROOT/usr/sbin/pure-ftpd || ! -x $PEER_ROOT/usr/sbin/proftpd ]]; then
+        log "fetching Debian packages into $CACHE/debs: $PEER_DEBS $LIB_DEBS"
+        apt_download $PEER_DEBS $LIB_DEBS
+        mkdir -p "$PEER_ROOT"
+        local d
+        for d in "$CACHE"/debs/*.deb; do dpkg -x "$d" "$PEER_ROOT"; done
+    fi
+    local b missing
+    for b in vsftpd pure-ftpd proftpd; do
+        missing=$(LD_LIBRARY_PATH=$PEER_LIBS ldd "$PEER_ROOT/usr/sbin/$b" | awk '/not found/{print $1}' | tr '\n' ' ')
+        [[ -z $missing ]] || die "$b still lacks shared libraries: $missing(fetch their packages into $CACHE/debs and unpack with dpkg -x $PEER_ROOT)"
+    done
+    # the pinned version, from the cache (a pyftpdlib elsewhere on the machine
+    # would otherwise be picked up)
+    if ! PYTHONPATH=$CACHE/python python3 -c '
+import sys, pyftpdlib
+sys.exit(not (pyftpdlib.__ver__ == sys.argv[1] and pyftpdlib.__file__.startswith(sys.argv[2])))' \
+            "$PYFTPDLIB_VERSION" "$CACHE/python/" 2>/dev/null; then
+        log "installing pyftpdlib==$PYFTPDLIB_VERSION into $CACHE/python"
+        python3 -m pip install -q --disable-pip-version-check --target "$CACHE/python" "pyftpdlib==$PYFTPDLIB_VERSION" \
+            >>"$CACHE/install.log" 2>&1 || die "pip install pyftpdlib failed (see $CACHE/install.log)"
+    fi
+}
+
+deb_version() { dpkg-deb -f "$(ls "$CACHE"/debs/"$1"_*.deb | head -1)" Version; }
+
+server_version() {
+    case $1 in
+        ringftp) "$RINGFTP" --version 2>/dev/null | head -1 || echo "ringftp (not built)" ;;
+        vsftpd) echo "vsftpd $(deb_version vsftpd) (Debian 12)" ;;
+        pure-ftpd) echo "pure-ftpd $(deb_version pure-ftpd) (Debian 12)" ;;
+        proftpd) echo "proftpd $(deb_version proftpd-core) (Debian 12)" ;;
+        pyftpdlib) echo "pyftpdlib $(PYTHONPATH=$CACHE/python python3 -c 'import pyftpdlib; print(pyftpdlib.__ver__)') (PyPI, python $(python3 -c 'import platform; print(platform.python_version())'))" ;;
+        ceiling) echo "loadtest/sendfile_ceiling.py (blocking os.sendfile loop)" ;;
+    esac
+}
+
+# --------------------------------------------------------------------------
+# the tree every server serves
+# --------------------------------------------------------------------------
+prepare_tree() {
+    if [[ -n $TREE ]]; then
+        [[ -d $TREE ]] || die "--tree $TREE is not a directory"
+        TREE=$(cd "$TREE" && pwd); return
+    fi
+    TREE=$HERE/out/tree-$MODE
+    local stampf=$TREE/.compare-stamp want
+    want="$TREE_ARGS $(cd "$REPO" && git log -1 --format=%h -- src/loadgen/prepare.rs 2>/dev/null)"
+    if [[ -f $stampf && $(cat "$stampf") == "$want" ]]; then
+        log "reusing prepared tree $TREE"; return
+    fi
+    rm -rf "$TREE"; mkdir -p "$TREE"
+    log "preparing tree: ringftp loadtest prepare --dir $TREE $TREE_ARGS"
+    # shellcheck disable=SC2086
+    if ! "$RINGFTP" loadtest prepare --dir "$TREE" $TREE_ARGS >"$OUT/logs/prepare.log" 2>&1; then
+        die "ringftp loadtest prepare failed: $(tail -3 "$OUT/logs/prepare.log")"
+    fi
+    printf '%s\n' "$want" >"$stampf"
+}
+
+# Every component from / down to the tree must be searchable by the peers'
+# unprivileged users (nobody), and the tree must not be writable by them.
+check_tree_access() {
+    local d=$TREE
+    while [[ $d != / ]]; do
+        [[ $(( 0$(stat -c %a "$d") & 1 )) -eq 1 ]] || die "$d is not searchable by others (chmod o+x it): the peers drop to nobody"
+        d=$(dirname "$d")
+    done
+}
+
+# --------------------------------------------------------------------------
+# starting servers
+# --------------------------------------------------------------------------
+# cmd_NAME writes the server's config into $OUT/conf and sets CMD to its command line.
+cmd_ringftp() {
+    [[ -x $RINGFTP ]] || die "$RINGFTP is missing (cargo build --release)"
+    CMD=("$RINGFTP" serve --listen "127.0.0.1:${PORT[ringftp]}" --root "$TREE" \
+        --pasv-ports "${PASV_LO[ringftp]}-${PASV_HI[ringftp]}" --idle-timeout 3600 --log-level warn)
+}
+
+cmd_vsftpd() {
+    local conf=$OUT/conf/vsftpd.conf empty=$OUT/conf/vsftpd-empty
+    mkdir -p "$empty"; chmod 755 "$empty"     # secure_chroot_dir: empty, root-owned, not writable by nobody
+    cat >"$conf" <<EOF
+# written by loadtest/compare.sh: anonymous read-only, loopback, standalone, foreground
+listen=YES
+listen_ipv6=NO
+listen_address=127.0.0.1
+listen_port=${PORT[vsftpd]}
+background=NO
+anonymous_enable=YES
+local_enable=NO
+write_enable=NO
+anon_upload_enable=NO
+anon_mkdir_write_enable=NO
+anon_other_write_enable=NO
+anon_root=$TREE
+no_anon_password=YES
+ftp_username=ftp
+nopriv_user=nobody
+secure_chroot_dir=$empty
+pasv_enable=YES
+pasv_min_port=${PASV_LO[vsftpd]}
+pasv_max_port=${PASV_HI[vsftpd]}
+port_enable=YES
+connect_from_port_20=NO
+max_clients=20000
+max_per_ip=20000
+idle_session_timeout=3600
+data_connection_timeout=3600
+accept_timeout=60
+connect_timeout=60
+use_sendfile=YES
+tcp_wrappers=NO
+xferlog_enable=NO
+syslog_enable=NO
+dirmessage_enable=NO
+hide_ids=NO
+ls_recurse_enable=NO
+vsftpd_log_file=$OUT/logs/vsftpd.xfer.log
+EOF
+    with_ftp_user env LD_LIBRARY_PATH="$PEER_LIBS" "$PEER_ROOT/usr/sbin/vsftpd" "$conf"
+}
+
+cmd_proftpd() {
+    local conf=$OUT/conf/proftpd.conf
+    cat >"$conf" <<EOF
+# written by loadtest/compare.sh: anonymous read-only, loopback, standalone, foreground (-n)
+ServerName              "proftpd"
+ServerType              standalone
+DefaultAddress          127.0.0.1
+SocketBindTight         on
+UseIPv6                 off
+Port                    ${PORT[proftpd]}
+PassivePorts            ${PASV_LO[proftpd]} ${PASV_HI[proftpd]}
+User                    nobody
+Group                   nogroup
+Umask                   022
+MaxInstances            20000
+TCPBacklog              255
+UseReverseDNS           off
+UseSendfile             on
+# mod_delay pads every USER/PASS with a deliberate sleep (timing-attack
+# defence); it would measure a sleep, not the server, so it is off.
+DelayEngine             off
+TimeoutLogin            300
+TimeoutIdle             3600
+TimeoutNoTransfer       3600
+TimeoutStalled          3600
+WtmpLog                 off
+TransferLog             none
+SystemLog               $OUT/logs/proftpd.system.log
+PidFile                 $OUT/conf/proftpd.pid
+ScoreboardFile          $OUT/conf/proftpd.scoreboard
+ControlsEngine          off
+RequireValidShell       off
+AllowOverwrite          off
+<Anonymous $TREE>
+  User                  nobody
+  Group                 nogroup
+  UserAlias             anonymous nobody
+  UserAlias             ftp nobody
+  RequireValidShell     off
+  MaxClients            20000
+  <Limit WRITE SITE_CHMOD>
+    DenyAll
+  </Limit>
+</Anonymous>
+EOF
+    CMD=(env LD_LIBRARY_PATH="$PEER_LIBS" "$PEER_ROOT/usr/sbin/proftpd" -n -c "$conf")
+}
+
+# vsftpd and pure-ftpd log anonymous sessions in as the system user "ftp"
+# (pure-ftpd serves that user's home directory; vsftpd chdirs to it before
+# anon_root). This machine may have no such user, and the Debian packages'
+# postinst would add one with home /srv/ftp. Instead of touching /etc/passwd,
+# each runs in a private mount namespace where /etc/passwd is a copy with an
+# "ftp" entry (uid/gid of nobody/nogroup, home = the tree). Nothing outside
+# the server's namespace changes.
+with_ftp_user() { # COMMAND... -> CMD wrapped
+    local pw=$OUT/conf/passwd-with-ftp
+    if [[ ! -f $pw ]]; then
+        grep -v '^ftp:' /etc/passwd >"$pw"
+        echo "ftp:x:65534:65534:ringftp compare anonymous:$TREE:/usr/sbin/nologin" >>"$pw"
+        chmod 644 "$pw"
+    fi
+    CMD=(unshare --mount --propagation private -- /bin/sh -c 'mount --bind "$0" /etc/passwd && exec "$@"' "$pw" "$@")
+}
+
+cmd_pure-ftpd() {
+    with_ftp_user env LD_LIBRARY_PATH="$PEER_LIBS" "$PEER_ROOT/usr/sbin/pure-ftpd" \
+        -S "127.0.0.1,${PORT[pure-ftpd]}" -p "${PASV_LO[pure-ftpd]}:${PASV_HI[pure-ftpd]}" \
+        -e -i -A -H -c 20000 -C 20000 -I 60 -L 100000:5 -f none -g "$OUT/conf/pure-ftpd.pid"
+}
+
+cmd_pyftpdlib() {
+    CMD=(env PYTHONPATH="$CACHE/python" python3 "$HERE/pyftpdlib_peer.py" --listen "127.0.0.1:${PORT[pyftpdlib]}" \
+        --root "$TREE" --pasv-ports "${PASV_LO[pyftpdlib]}-${PASV_HI[pyftpdlib]}" --log "$OUT/logs/pyftpdlib.log" \
+        --max-cons 20000 --timeout 3600)
+}
+
+cmd_ceiling() {
+    CMD=(python3 "$HERE/sendfile_ceiling.py" --listen "127.0.0.1:${PORT[ceiling]}" --root "$TREE" \
+        --pasv-ports "${PASV_LO[ceiling]}-${PASV_HI[ceiling]}")
+}
+
+greets() { # PORT -> 0 when a connect gets a 220 greeting
+    timeout 5 bash -c '
+        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        IFS= read -r -t 4 line <&3 || exit 1
+        printf "QUIT\r\n" >&3
+        [[ $line == 220* ]]' _ "$1" 2>/dev/null
+}
+
+# Each server runs in a cgroup of its own, made for the run, so its CPU time
+# is the kernel's exact sum over every process it ever had: a forking
+# server's session processes are counted even when an intermediate parent
+# never wait()s for them, which /proc and cutime cannot see. cgroup v1's
+# cpuacct where mounted, else cgroup v2; without either, the /proc tree.
+CG_ROOT=""
+if [[ -w /sys/fs/cgroup/cpuacct/cgroup.procs && -r /sys/fs/cgroup/cpuacct/cpuacct.usage ]]; then
+    CG_ROOT=/sys/fs/cgroup/cpuacct
+elif [[ -w /sys/fs/cgroup/cgroup.procs && -r /sys/fs/cgroup/cgroup.controllers ]]; then
+    CG_ROOT=/sys/fs/cgroup
+elif [[ -w /sys/fs/cgroup/unified/cgroup.procs ]]; then
+    CG_ROOT=/sys/fs/cgroup/unified
+fi
+declare -A CGROUP=()   # pid -> cgroup dir
+
+cg_cpu() { # CGDIR -> CPU seconds used by everything that ran in it
+    if [[ -r $1/cpuacct.usage ]]; then
+        awk '{printf "%.3f", $1 / 1e9}' "$1/cpuacct.usage"
+    else
+        awk '$1 == "usage_usec" {printf "%.3f", $2 / 1e6}' "$1/cpu.stat"
+    fi
+}
+
+STARTED_PID=""
+start_server() { # NAME LOGTAG -> sets STARTED_PID
+    local name=$1 tag=${2:-$1} n
+    if timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "${PORT[$name]}" 2>/dev/null; then
+        log "  $name: 127.0.0.1:${PORT[$name]} is already in use by another process (--base-port moves every port)"
+        return 1
+    fi
+    CMD=()
+    cmd_"$name" || return 1
+    local logf=$OUT/logs/$tag.server.log
+    printf '%q ' "${CMD[@]}" >"$OUT/conf/$name.cmdline"; echo >>"$OUT/conf/$name.cmdline"
+    : >"$logf"
+    # Each server gets its own session (setsid execs, so $! is the server's
+    # PID = its process group = its session). vsftpd writes start-up errors
+    # ("500 OOPS: ...") to fd 0, so fd 0 is the log file too.
+    local cg=""
+    if [[ -n $CG_ROOT ]]; then
+        cg=$CG_ROOT/ringftp-compare-$$-$tag
+        if mkdir -p "$cg" 2>/dev/null; then
+            CMD=(/bin/sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg" "${CMD[@]}")
+        else
+            cg=""
+        fi
+    fi
+    setsid "${CMD[@]}" 0>>"$logf" >>"$logf" 2>&1 &
+    STARTED_PID=$!
+    RUNNING[$STARTED_PID]=$name
+    if [[ -n $cg ]]; then CGROUP[$STARTED_PID]=$cg; fi
+    for n in $(seq 100); do
+        if ! kill -0 "$STARTED_PID" 2>/dev/null; then
+            local rc=0
+            wait "$STARTED_PID" 2>/dev/null || rc=$?
+            unset "RUNNING[$STARTED_PID]"
+            [[ -s $logf ]] || echo "(exit $rc, no output; command line in $OUT/conf/$name.cmdline)" >>"$logf"
+            log "  $name exited at start-up: $(tail -3 "$logf" | tr '\n' ' ')"
+            return 1
+        fi
+        if greets "${PORT[$name]}" && kill -0 "$STARTED_PID" 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    log "  $name: no 220 greeting on 127.0.0.1:${PORT[$name]} within 10 s: $(tail -3 "$logf" | tr '\n' ' ')"
+    stop_server "$STARTED_PID"
+    return 1
+}
+
+# --------------------------------------------------------------------------
+# --check: anonymous RETR and LIST over EPSV and PASV, with curl
+# --------------------------------------------------------------------------
+check_server() { # NAME FILE DIR
+    local name=$1 file=$2 dir=$3 url="ftp://127.0.0.1:${PORT[$1]}" ok=1 mode flags want got lines
+    want=$(stat -c %s "$TREE/$file")
+    for mode in epsv pasv; do
+        flags=(--silent --show-error --max-time 60 --user anonymous:compare@example.org)
+        if [[ $mode == pasv ]]; then flags+=(--disable-epsv); fi
+        got=$(curl "${flags[@]}" -o /dev/null -w '%{size_download}' "$url/$file" 2>>"$OUT/logs/check.$name.curl.log") || got="error"
+        lines=$(curl "${flags[@]}" "$url/$dir/" 2>>"$OUT/logs/check.$name.curl.log" | wc -l) || lines=0
+        if [[ $got == "$want" && $lines -gt 0 ]]; then
+            log "  $name $mode: RETR /$file $got bytes ok, LIST /$dir/ $lines lines ok"
+        else
+            log "  $name $mode: FAILED: RETR /$file got '$got' of $want bytes, LIST /$dir/ $lines lines (see $OUT/logs/check.$name.curl.log)"
+            ok=0
+        fi
+    done
+    # the biggest directory (the listing scenario's): LIST returns one line an entry
+    if [[ -n ${BIGDIR:-} ]]; then
+        lines=$(curl --silent --show-error --max-time 120 --user anonymous:compare@example.org "$url/$BIGDIR/" 2>>"$OUT/logs/check.$name.curl.log" | wc -l) || lines=0
+        if [[ $lines -ge $BIGDIR_N ]]; then log "  $name: LIST /$BIGDIR/ $lines lines for $BIGDIR_N entries ok"
+        else log "  $name: FAILED: LIST /$BIGDIR/ $lines lines for $BIGDIR_N entries"; ok=0; fi
+    fi
+    [[ $ok == 1 ]]
+}
+
+run_check() {
+    local file dir fails=0 s
+    # a mid-size file and a directory from the tree
+    file=$(cd "$TREE" && find . -type f -size +100k -size -20M ! -name '.*' | head -1); file=${file#./}
+    dir=$(dirname "$file")
+    [[ -n $file ]] || die "no file between 100 KiB and 20 MiB in $TREE"
+    read -r BIGDIR_N BIGDIR < <(cd "$TREE" && find . -mindepth 1 -printf '%h\n' | sort | uniq -c | sort -rn | head -1)
+    BIGDIR=${BIGDIR#./}; [[ $BIGDIR == . ]] && BIGDIR=""
+    for s in $SERVERS ceiling; do
+        log "$s: $(server_version "$s")"
+        if ! start_server "$s" "check.$s"; then fails=$((fails + 1)); continue; fi
+        local pid=$STARTED_PID
+        if [[ $s == ceiling ]]; then
+            # the ceiling speaks no LIST: RETR only
+            local got
+            got=$(curl --silent --max-time 60 -o /dev/null -w '%{size_download}' "ftp://127.0.0.1:${PORT[ceiling]}/$file" 2>&1) || got=error
+            if [[ $got == $(stat -c %s "$TREE/$file") ]]; then log "  ceiling epsv: RETR /$file $got bytes ok"; else log "  ceiling: FAILED: got '$got'"; fails=$((fails + 1)); fi
+        else
+            check_server "$s" "$file" "$dir" || fails=$((fails + 1))
+        fi
+        log "  processes while idle: $(server_procs "$pid" | wc -l)"
+        stop_server "$pid"
+        log "  stopped; processes left: $(server_procs "$pid" | wc -l)"
+    done
+    [[ $fails == 0 ]] || die "$fails server(s) failed the check"
+    log "all servers passed"
+}
+
+# ==========================================================================
+main() {
+    install_peers
+    if [[ $ACTION == install ]]; then { log "peers installed under $CACHE"; exit 0; }; fi
+    if [[ $BUILD == 1 ]]; then
+        log "cargo build --release"
+        (cd "$REPO" && cargo build --release -q) >"$OUT/logs/build.log" 2>&1 || die "cargo build --release failed: $(tail -5 "$OUT/logs/build.log")"
+    fi
+    prepare_tree
+    check_tree_access
+    case $ACTION in
+        check) run_check ;;
+        serve)
+            start_server "$SERVE_ONE" || die "$SERVE_ONE did not start"
+            log "$SERVE_ONE (pid $STARTED_PID) on 127.0.0.1:${PORT[$SERVE_ONE]}, passive ${PASV_LO[$SERVE_ONE]}-${PASV_HI[$SERVE_ONE]}, tree $TREE; Ctrl-C stops it"
+            wait "$STARTED_PID" || true ;;
+        compare) run_compare ;;
+    esac
+}
+
+# --------------------------------------------------------------------------
+# the comparison
+# --------------------------------------------------------------------------
+# One case = one bundled scenario at one scale, run against every server with
+# the same generator flags. MANIFEST has one line per (case, server) run for
+# compare_report.py, which turns the JSON reports into the tables.
+MANIFEST=""
+
+manifest() { # CASE SCENARIO SERVER STATUS RC JSON CLIENTS NOTE (ROUND, SETTLED, SESSIONS from the caller)
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" "${round:-1}" "${settled:-}" "${sessions:-}" >>"$MANIFEST"
+}
+
+case_args() { # CASE -> generator flags (without --clients)
+    case $1 in
+        # one login per client (--requests = clients), bounded in time too
+        # --timeout: a forking server's accept queue overflows in a storm and
+        # the kernel retransmits the SYN after 1, 3, 7, 15 s; the default 10 s
+        # would turn a slow login into an error instead of a time.
+        login-storm) echo "--scenario login-storm --requests $STORM_CLIENTS --duration $STORM_LIMIT --timeout $STORM_TIMEOUT" ;;
+        login-storm-big) echo "--scenario login-storm --requests $STORM_BIG_CLIENTS --duration $STORM_LIMIT --timeout $STORM_TIMEOUT" ;;
+        # the same file list for every server: prepare's index.txt (a server
+        # without MLSD, like vsftpd, would otherwise be walked differently)
+        mirror)  echo "--scenario mirror --duration $MIRROR_DURATION --files $TREE/index.txt" ;;
+        bigfile) echo "--scenario bigfile --duration $BIGFILE_DURATION" ;;
+        listing) echo "--scenario listing --duration $LISTING_DURATION" ;;
+        idle)    echo "--scenario idle --duration $IDLE_DURATION" ;;
+        upload)  echo "--scenario upload --duration $MIRROR_DURATION" ;;
+    esac
+}
+
+case_clients() { # CASE SERVER -> clients
+    case $1 in
+        login-storm) echo "$STORM_CLIENTS" ;;
+        login-storm-big) echo "$STORM_BIG_CLIENTS" ;;
+        mirror) echo "$MIRROR_CLIENTS" ;;
+        bigfile) echo 1 ;;
+        listing) echo "$LISTING_CLIENTS" ;;
+        idle) if [[ -n ${FORKING[$2]:-} && $IDLE_CLIENTS -gt $IDLE_FORKING_MAX ]]; then echo "$IDLE_FORKING_MAX"; else echo "$IDLE_CLIENTS"; fi ;;
+        upload) echo "$MIRROR_CLIENTS" ;;
+    esac
+}
+
+case_limit() { # CASE -> seconds the generator may run before it is killed
+    local d
+    case $1 in
+        login-storm|login-storm-big) d=${STORM_LIMIT%s} ;;
+        mirror|upload) d=${MIRROR_DURATION%s} ;;
+        bigfile) d=${BIGFILE_DURATION%s} ;;
+        listing) d=${LISTING_DURATION%s} ;;
+        idle) d=${IDLE_DURATION%s} ;;
+    esac
+    echo $((d + 90))   # + connect/login ramp, the last replies, the report
+}
+
+# CPU seconds (user+sys, reaped children included) and process count of the
+# tree under PID (by parent links), as "CPU PROCS". compare.sh takes it before
+# the generator starts and again once the run's sessions are gone; the CPU
+# figure comes from the server's cgroup when it has one (see CG_ROOT), from
+# this /proc walk otherwise (which misses a session process that its parent
+# never waited for).
+tree_cpu() {
+    python3 - "$1" <<'PY'
+import os, sys
+root = int(sys.argv[1]); hz = os.sysconf("SC_CLK_TCK")
+kids, stat = {}, {}
+for d in os.listdir("/proc"):
+    if not d.isdigit():
+        continue
+    try:
+        t = open(f"/proc/{d}/stat").read()
+    except OSError:
+        continue
+    f = t[t.rfind(")") + 2:].split()
+    stat[int(d)] = f
+    kids.setdefault(int(f[1]), []).append(int(d))
+todo, cpu, n = [root], 0, 0
+while todo:
+    p = todo.pop()
+    if p not in stat:
+        continue
+    f = stat[p]; n += 1
+    cpu += sum(int(x) for x in f[11:15])   # utime stime cutime cstime
+    todo += kids.get(p, [])
+print(f"{cpu / hz:.2f} {n}")
+PY
+}
+
+run_one() { # CASE SERVER ROUND
+    local c=$1 s=$2 round=$3 clients args json glog rc pid limit tag settled="" sessions=""
+    clients=$(case_clients "$c" "$s")
+    args=$(case_args "$c")
+    tag=$c.$s.r$round
+    json=$OUT/json/$tag.json
+    glog=$OUT/logs/$tag.loadtest.log
+    if ! start_server "$s" "$tag"; then
+        manifest "$c" "$(set -- $args; echo "$2")" "$s" failed - - "$clients" "did not start: $(tail -2 "$OUT/logs/$tag.server.log" | tr '\t\n' '  ' | cut -c1-200)"
+        return
+    fi
+    pid=$STARTED_PID
+    local cpu0 procs0 cpu1 procs1 n
+    local cg=${CGROUP[$pid]:-}
+    read -r cpu0 procs0 < <(tree_cpu "$pid")
+    if [[ -n $cg ]]; then cpu0=$(cg_cpu "$cg"); fi
+    limit=$(case_limit "$c")
+    printf '%s\n' "$RINGFTP loadtest --target 127.0.0.1:${PORT[$s]} $args --clients $clients --json $json --server-pid $pid" >"$glog"
+    # shellcheck disable=SC2086
+    timeout -k 10 "$limit" "$RINGFTP" loadtest --target "127.0.0.1:${PORT[$s]}" $args --clients "$clients" \
+        --json "$json" --server-pid "$pid" $GEN_EXTRA </dev/null >>"$glog" 2>&1 &
+    GEN_PID=$!
+    # idle: count the sessions really held (established control connections
+    # to the server's port, twice a second), so memory per session divides by
+    # sessions that exist: a server that accepts slowly holds fewer than asked
+    local peakf=$OUT/logs/$tag.sessions
+    if [[ $c == idle ]]; then
+        ( peak=0
+          while kill -0 "$GEN_PID" 2>/dev/null; do
+              n=$(ss -Htn state established "( sport = :${PORT[$s]} )" 2>/dev/null | wc -l)
+              if (( n > peak )); then peak=$n; echo "$peak" >"$peakf"; fi
+              sleep 0.5
+          done ) &
+        SAMPLER_PID=$!
+    fi
+    rc=0; wait "$GEN_PID" || rc=$?
+    GEN_PID=""
+    if [[ -n $SAMPLER_PID ]]; then wait "$SAMPLER_PID" 2>/dev/null || true; SAMPLER_PID=""; fi
+    if [[ -s $peakf ]]; then sessions=$(cat "$peakf"); fi
+    # let the sessions close and be reaped (at most 10 s), then take the CPU
+    for n in $(seq 100); do
+        read -r cpu1 procs1 < <(tree_cpu "$pid")
+        (( procs1 <= procs0 )) && break
+        sleep 0.1
+    done
+    if [[ -n $cg ]]; then cpu1=$(cg_cpu "$cg"); fi
+    if [[ -n ${COMPARE_DEBUG:-} ]]; then log "  settle: cpu0=$cpu0 procs0=$procs0 cpu1=$cpu1 procs1=$procs1 polls=$n"; fi
+    settled=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN{printf "%.3f", b - a}')
+    (( procs1 <= procs0 )) || settled="$settled+"   # still had sessions: a lower bound
+    stop_server "$pid"
+    local note=""
+    if [[ $rc == 124 || $rc == 137 ]]; then note="generator killed after ${limit}s"; fi
+    if [[ -s $json ]]; then
+        manifest "$c" "$(set -- $args; echo "$2")" "$s" ok "$rc" "$json" "$clients" "$note"
+        log "  $(printf '%-10s' "$s") done (exit $rc)"
+    else
+        manifest "$c" "$(set -- $args; echo "$2")" "$s" failed "$rc" - "$clients" "${note:-no JSON report: $(grep -v '^\s*$' "$glog" | tail -2 | tr '\t\n' '  ' | cut -c1-200)}"
+        log "  $(printf '%-10s' "$s") FAILED (exit $rc): see $glog"
+    fi
+}
+
+print_header() {
+    local s
+    echo "# ringftp comparison ($MODE)"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(free -g | awk '/^Mem:/{print $2}') GiB, kernel $(uname -r)"
+    echo "- ringftp commit: $(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet HEAD -- src || echo ' (uncommitted changes in src/)')"
+    echo "- tree: $TREE ($TREE_DESC)"
+    echo "- every server on 127.0.0.1, anonymous read-only, started fresh for each run; server RSS sampled over its whole process tree by the generator (--server-pid); server CPU $(if [[ -n $CG_ROOT ]]; then echo "from a cgroup of its own ($CG_ROOT), every process it ever had"; else echo "from /proc (no writable cgroup here): the tree plus reaped children"; fi), from before the generator starts until the run's sessions are gone"
+    echo "- servers:"
+    for s in $SERVERS; do echo "  - $(server_version "$s"): 127.0.0.1:${PORT[$s]}, passive ${PASV_LO[$s]}-${PASV_HI[$s]}"; done
+    if [[ " $CASES " == *" bigfile "* ]]; then echo "  - $(server_version ceiling): 127.0.0.1:${PORT[ceiling]} (bigfile only)"; fi
+    echo "- generator: \`ringftp loadtest --target 127.0.0.1:PORT --server-pid PID --json FILE ARGS\`${GEN_EXTRA:+ plus \`$GEN_EXTRA\`}, ARGS per case:"
+    local c
+    for c in $CASES; do
+        if [[ $c == upload ]]; then echo "  - upload: skipped (no writable account on any server)"; continue; fi
+        echo "  - $c: \`$(case_args "$c") --clients $(case_clients "$c" ringftp)\`$(r=$ROUNDS; [[ $c == bigfile ]] && r=$BIGFILE_ROUNDS; ((r > 1)) && echo ", $r rounds, servers interleaved, best round kept")$([[ $c == idle && $IDLE_CLIENTS -gt $IDLE_FORKING_MAX ]] && echo " (forking peers: --clients $IDLE_FORKING_MAX, one or two processes a session)")"
+    done
+    echo
+}
+
+run_compare() {
+    MANIFEST=$OUT/manifest.tsv
+    : >"$MANIFEST"
+    local c s
+    print_header | tee "$OUT/header.md" >&2
+    # bigfile: read the file once so every server serves it from the page cache
+    if [[ -f $TREE/bigfile ]]; then cat "$TREE/bigfile" >/dev/null; fi
+    for c in $CASES; do
+        if [[ $c == upload ]]; then
+            for s in $SERVERS; do
+                manifest "$c" upload "$s" skipped - - - "no writable account: every server here is anonymous read-only"
+            done
+            continue
+        fi
+        local rounds=$ROUNDS r
+        if [[ $c == bigfile ]]; then rounds=$BIGFILE_ROUNDS; fi
+        for r in $(seq "$rounds"); do
+            log "== $c$( ((rounds > 1)) && echo " (round $r of $rounds)"): $(case_args "$c")"
+            for s in $SERVERS; do run_one "$c" "$s" "$r"; done
+            if [[ $c == bigfile ]]; then run_one "$c" ceiling "$r"; fi
+        done
+    done
+    log "== report"
+    python3 "$HERE/compare_report.py" --header "$OUT/header.md" "$MANIFEST" >"$OUT/report.md" || die "compare_report.py failed"
+    cat "$OUT/report.md"
+    log "report: $OUT/report.md (JSON reports in $OUT/json, logs in $OUT/logs)"
+}
+
+main

@@ -1,0 +1,376 @@
+#!/usr/bin/env python3
+"""Turns the JSON reports of a loadtest/compare.sh run into markdown tables.
+
+    python3 compare_report.py [--header FILE] MANIFEST.tsv
+
+MANIFEST has one tab-separated line per (case, server, round) run:
+    case  scenario  server  status(ok|failed|skipped)  exit-code  json-path  clients  note  round  settled-cpu  sessions
+settled-cpu is the server's CPU seconds that compare.sh measured (from the
+server's own cgroup where it could make one, else from /proc) from before
+the generator started until the run's sessions had closed ("+" when some
+were still open after 10 s: a lower bound). It is the figure shown as server
+CPU (and CPU per request): the generator's /proc samples can miss a forking
+server's session process, e.g. one whose parent never wait()s for it. The
+generator's own figure has a column of its own. sessions (idle only) is the
+most established control connections to the server's port that compare.sh
+saw during the run: memory per session divides by it, not by the clients
+asked for, since a server that accepts slowly holds fewer.
+A server run several rounds shows its best one (highest figure where higher
+is better, lowest otherwise) with every round's figure in the note.
+and each JSON file is a `ringftp loadtest --json` report (schema_version 1,
+docs/loadgen.md). One table per case: a row per server, every figure, and
+the ratio of the case's headline figure to ringftp's. Standard library only.
+"""
+import argparse
+import json
+import sys
+
+SERVER_ORDER = ["ringftp", "vsftpd", "pure-ftpd", "proftpd", "pyftpdlib", "ceiling"]
+SERVER_LABEL = {"ceiling": "sendfile(2) ceiling"}
+CASE_ORDER = ["login-storm", "login-storm-big", "mirror", "bigfile", "listing", "idle", "upload"]
+MiB = 1024.0 * 1024.0
+
+
+# --------------------------------------------------------------------------
+# what each case shows
+# --------------------------------------------------------------------------
+# headline: (column title, function report -> value, better: "lower"|"higher")
+# phase: the histogram whose p50/p99/p99.9 are shown
+def all_logged_in(r):
+    v = r.get("all_logged_in_s")
+    return v if v is not None else r.get("elapsed_s")
+
+
+def server(r, key):
+    s = r.get("server") or {}
+    return s.get(key)
+
+
+def cpu_ms_per_request(r):
+    return server(r, "cpu_ms_per_request")
+
+
+def rss_per_session_kib(r):
+    """RSS growth over the sessions really held (compare.sh counts them),
+    else over the clients asked for (the generator's figure)."""
+    n = r.get("sessions_peak")
+    peak, start = server(r, "rss_peak_bytes"), server(r, "rss_start_bytes")
+    if n and peak is not None and start is not None:
+        return max(peak - start, 0) / n / 1024.0
+    v = server(r, "rss_growth_per_client_bytes")
+    return None if v is None else v / 1024.0
+
+
+CASES = {
+    "login-storm": dict(
+        title="login-storm: {clients} clients connect + log in + QUIT at once",
+        phase="request",
+        phase_title="session",
+        headline=("all logged in (s)", all_logged_in, "lower"),
+    ),
+    "login-storm-big": dict(
+        title="login-storm: {clients} clients connect + log in + QUIT at once",
+        phase="request",
+        phase_title="session",
+        headline=("all logged in (s)", all_logged_in, "lower"),
+    ),
+    "mirror": dict(
+        title="mirror: {clients} logged-in clients RETR random files of the tree",
+        phase="transfer",
+        phase_title="transfer",
+        headline=("server CPU ms/file", cpu_ms_per_request, "lower"),
+        dup="cpu_ms",
+    ),
+    "bigfile": dict(
+        title="bigfile: {clients} stream RETRs the 1 large file again and again",
+        phase="transfer",
+        phase_title="transfer",
+        headline=("MiB/s", lambda r: r.get("totals", {}).get("mib_per_s"), "higher"),
+        dup="mib",
+        ceiling=True,
+    ),
+    "listing": dict(
+        title="listing: {clients} clients LIST and MLSD, in turn, a 10,000-entry directory",
+        phase="request",
+        phase_title="LIST/MLSD",
+        headline=("listings/s", lambda r: r.get("totals", {}).get("requests_per_s"), "higher"),
+        dup="rps",
+        per_op=[("request.list", "LIST"), ("request.mlsd", "MLSD")],
+    ),
+    "idle": dict(
+        title="idle: {clients} logged-in sessions held, a NOOP every few seconds each",
+        phase="request",
+        phase_title="NOOP",
+        headline=("RSS KiB/session", rss_per_session_kib, "lower"),
+    ),
+    "upload": dict(
+        title="upload: STOR of 1 MiB per request",
+        phase="transfer",
+        phase_title="transfer",
+        headline=("MiB/s", lambda r: r.get("totals", {}).get("mib_per_s"), "higher"),
+        dup="mib",
+    ),
+}
+
+
+# --------------------------------------------------------------------------
+# formatting
+# --------------------------------------------------------------------------
+def num(v, digits=3):
+    """A figure with about `digits` significant digits; '–' when unknown."""
+    if v is None:
+        return "–"
+    if isinstance(v, int):
+        return f"{v:,}"
+    a = abs(v)
+    if a == 0:
+        return "0"
+    if a >= 10 ** digits:
+        return f"{v:,.0f}"
+    for d in range(0, 6):
+        if a >= 10 ** (digits - 1 - d):
+            return f"{v:.{d}f}"
+    return f"{v:.2g}"
+
+
+def mib(b):
+    return None if b is None else b / MiB
+
+
+def ratio(v, base):
+    if v is None or base is None or base == 0:
+        return "–"
+    x = v / base
+    return f"{x:.2f}×" if x < 10 else f"{x:.0f}×"
+
+
+def errors_cell(r):
+    t = r.get("totals", {})
+    n = t.get("errors", 0)
+    if not n:
+        s = "0"
+    else:
+        kinds = r.get("errors", {})
+        detail = ", ".join(
+            f"{k} {v.get('count', 0)}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1].get("count", 0))
+        )
+        s = f"**{n}** ({detail})" if detail else f"**{n}**"
+    ab = t.get("abandoned", 0)
+    if ab:
+        s += f"; {ab} abandoned"
+    return s
+
+
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i in (0, len(header) - 1) else "---:" for i in range(len(header))) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(r) + " |")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------
+def settle_cpu(rep, settled, note):
+    """Puts compare.sh's settled CPU figure into the report's server block."""
+    srv = rep.get("server")
+    if srv is None:
+        return note
+    lower_bound = settled.endswith("+")
+    try:
+        cpu = float(settled.rstrip("+"))
+    except ValueError:
+        return note
+    gen = srv.get("cpu_s")
+    srv["cpu_s_generator"] = gen
+    srv["cpu_s"] = cpu
+    ok = (rep.get("totals") or {}).get("ok") or 0
+    srv["cpu_ms_per_request"] = cpu * 1000.0 / ok if ok else None
+    extra = []
+    if lower_bound:
+        extra.append("server CPU is a lower bound: sessions still open 10 s after the run")
+    return "; ".join(x for x in [note] + extra if x)
+
+
+def load_manifest(path):
+    runs = []
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            parts = line.split("\t")
+            parts += [""] * (11 - len(parts))
+            case, scenario, srv, status, rc, jpath, clients, note, rnd, settled, sessions = parts[:11]
+            rep = None
+            if status == "ok":
+                try:
+                    with open(jpath) as jf:
+                        rep = json.load(jf)
+                except (OSError, ValueError) as e:
+                    status, note = "failed", f"unreadable JSON report {jpath}: {e}"
+            if rep is not None and settled not in ("", "-"):
+                note = settle_cpu(rep, settled, note)
+            if rep is not None and sessions.isdigit():
+                rep["sessions_peak"] = int(sessions)
+            runs.append(
+                dict(case=case, scenario=scenario, server=srv, status=status, rc=rc, json=jpath,
+                     clients=clients, note=note, report=rep, round=rnd or "1")
+            )
+    return runs
+
+
+def best_rounds(runs, hfun, better):
+    """One run per server: its best round, the others' figures in its note."""
+    by = {}
+    for x in runs:
+        by.setdefault(x["server"], []).append(x)
+    out = []
+    for srv, xs in by.items():
+        if len(xs) == 1:
+            out.append(xs[0])
+            continue
+        ok = [x for x in xs if x["report"] is not None and hfun(x["report"]) is not None]
+        if not ok:
+            out.append(xs[-1])
+            continue
+        pick = (max if better == "higher" else min)(ok, key=lambda x: hfun(x["report"]))
+        figures = ", ".join(
+            num(hfun(x["report"])) if x["report"] is not None and hfun(x["report"]) is not None else x["status"]
+            for x in sorted(xs, key=lambda x: int(x["round"]) if x["round"].isdigit() else 0)
+        )
+        pick = dict(pick)
+        pick["note"] = "; ".join(
+            n for n in (pick["note"], f"best of {len(xs)} rounds (round {pick['round']}); rounds: {figures}") if n
+        )
+        out.append(pick)
+    return out
+
+
+def case_table(case, runs):
+    spec = CASES.get(case, dict(title=case, phase="request", phase_title="request",
+                                headline=("requests/s", lambda r: r.get("totals", {}).get("requests_per_s"), "higher")))
+    hname, hfun, better = spec["headline"]
+    runs = best_rounds(runs, hfun, better)
+    runs = sorted(runs, key=lambda x: SERVER_ORDER.index(x["server"]) if x["server"] in SERVER_ORDER else 99)
+    ph = spec["phase_title"]
+    ok = [x for x in runs if x["report"] is not None]
+    clients = sorted({str(x["report"]["config"]["clients"]) for x in ok if x["server"] != "ceiling"}) or sorted(
+        {x["clients"] for x in runs if x["clients"] not in ("", "-")}
+    )
+    title = spec["title"].format(clients="/".join(clients) if clients else "?")
+    base = next((hfun(x["report"]) for x in ok if x["server"] == "ringftp"), None)
+    ceil = next((hfun(x["report"]) for x in ok if x["server"] == "ceiling"), None) if spec.get("ceiling") else None
+
+    # (key, title, function report -> cell); the column repeating the
+    # headline figure is left out.
+    cols = [
+        ("ok", "ok requests", lambda r: num(r["totals"].get("ok"))),
+        ("rps", "requests/s", lambda r: num(r["totals"].get("requests_per_s"))),
+        ("mib", "MiB/s", lambda r: num(r["totals"].get("mib_per_s"))),
+        ("p50", f"{ph} p50 ms", lambda r: num(phase(r).get("p50_ms"))),
+        ("p99", f"{ph} p99 ms", lambda r: num(phase(r).get("p99_ms"))),
+        ("p999", f"{ph} p99.9 ms", lambda r: num(phase(r).get("p99_9_ms"))),
+    ]
+    for key, name in spec.get("per_op", []):
+        cols += [
+            (key + ".n", f"{name} ok", lambda r, k=key: num(((r.get("phases") or {}).get(k) or {}).get("count"))),
+            (key + ".p50", f"{name} p50 ms", lambda r, k=key: num(((r.get("phases") or {}).get(k) or {}).get("p50_ms"))),
+        ]
+    cols += [
+        ("err", "errors", errors_cell),
+        ("cpu", "server CPU s", lambda r: num(srv(r).get("cpu_s"))),
+        ("cpug", "server CPU s (generator)",
+         lambda r: num(srv(r).get("cpu_s_generator", srv(r).get("cpu_s")))),
+        ("cpu_ms", "server CPU ms/req", lambda r: num(srv(r).get("cpu_ms_per_request"))),
+    ]
+    if case == "idle":
+        cols.append(("held", "sessions held (peak)", lambda r: num(r.get("sessions_peak"))))
+        cols.append(("rss0", "server RSS start MiB", lambda r: num(mib(srv(r).get("rss_start_bytes")))))
+    cols += [
+        ("rss", "server RSS peak MiB", lambda r: num(mib(srv(r).get("rss_peak_bytes")))),
+        ("pss", "server PSS peak MiB", lambda r: num(mib(srv(r).get("pss_peak_bytes")))),
+        ("procs", "server procs peak", lambda r: num(srv(r).get("processes_peak"))),
+        ("gen", "generator CPU %", lambda r: num((r.get("generator") or {}).get("cpu_percent"))),
+    ]
+    cols = [c for c in cols if c[0] != spec.get("dup")]
+
+    def phase(r):
+        return (r.get("phases") or {}).get(spec["phase"]) or {}
+
+    def srv(r):
+        return r.get("server") or {}
+
+    header = ["server", "clients", hname, "÷ ringftp"] + (["÷ ceiling"] if spec.get("ceiling") else [])
+    header += [c[1] for c in cols] + ["note"]
+
+    rows = []
+    for x in runs:
+        label = SERVER_LABEL.get(x["server"], x["server"])
+        r = x["report"]
+        if r is None:
+            why = x["status"] + (f" (exit {x['rc']})" if x["rc"] not in ("", "-", "0") else "")
+            row = [label, x["clients"] or "–"] + ["–"] * (len(header) - 3)
+            row.append(f"{why}: {x['note']}" if x["note"] else why)
+            rows.append(row)
+            continue
+        r.setdefault("totals", {})
+        hv = hfun(r)
+        row = [
+            f"**{label}**" if x["server"] == "ringftp" else label,
+            num(r.get("config", {}).get("clients")),
+            num(hv),
+            ratio(hv, base),
+        ]
+        if spec.get("ceiling"):
+            row.append(ratio(hv, ceil))
+        row += [c[2](r) for c in cols]
+        note = []
+        if x["note"]:
+            note.append(x["note"])
+        if x["rc"] not in ("", "-", "0"):
+            note.append(f"generator exit {x['rc']}")
+        if x["server"] == "ceiling":
+            note.append("blocking sendfile(2) loop, same reader")
+        held, asked = r.get("sessions_peak"), (r.get("config") or {}).get("clients")
+        if held is not None and asked and held < asked:
+            note.append(f"held only {held:,} of {asked:,} sessions at once (the rest were still connecting or had failed)")
+        for key, name in spec.get("per_op", []):
+            if key not in (r.get("phases") or {}):
+                codes = ", ".join(k for k in (r.get("errors") or {}) if k[:1] == "5")
+                note.append(f"no successful {name}" + (f" (replies {codes}: not implemented by this server)" if codes else ""))
+        row.append("; ".join(note))
+        rows.append(row)
+
+    lines = [f"## {title}", ""]
+    lines.append(table(header, rows))
+    lines.append("")
+    lines.append(
+        f"Headline: {hname}, {better} is better; ÷ ringftp is each server's figure divided by ringftp's"
+        + ("; ÷ ceiling divides by the plain sendfile(2) loop's (target for ringftp: ≥ 0.95)." if spec.get("ceiling") else ".")
+        + f" Percentiles are of the `{spec['phase']}` phase."
+    )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("manifest")
+    ap.add_argument("--header", help="markdown to print first (the run's parameters)")
+    a = ap.parse_args()
+    runs = load_manifest(a.manifest)
+    out = []
+    if a.header:
+        with open(a.header) as f:
+            out.append(f.read().rstrip("\n") + "\n")
+    cases = sorted({x["case"] for x in runs}, key=lambda c: CASE_ORDER.index(c) if c in CASE_ORDER else 99)
+    for c in cases:
+        cr = [x for x in runs if x["case"] == c]
+        if all(x["status"] == "skipped" for x in cr):
+            out.append(f"## {c}\n\nSkipped for every server: {cr[0]['note']}.\n")
+            continue
+        out.append(case_table(c, cr))
+    sys.stdout.write("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
