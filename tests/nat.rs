@@ -186,6 +186,33 @@ impl Net {
         self.run(role, 120, "python3", &a)
     }
 
+    /// The outside check of docs/nat-and-firewalls.md: `ringftp loadtest`
+    /// downloading every file of the server a few times in `mode` (the
+    /// load generator, unlike curl and ftplib, connects to the address a
+    /// 227 reply announces).
+    fn loadtest(&self, role: &str, mode: &str) -> Run {
+        let args = [
+            "loadtest",
+            "--target",
+            "203.0.113.10:21",
+            "--scenario",
+            "mirror",
+            "--files",
+            "/",
+            "--mode",
+            mode,
+            "--clients",
+            "2",
+            "--requests",
+            "10",
+            "--cores",
+            "1",
+            "--timeout",
+            "3s",
+        ];
+        self.run(role, 60, BIN, &args)
+    }
+
     /// Runs `f` on a thread inside `role`'s network namespace: every
     /// socket it creates belongs to that namespace for good.
     fn within<T: Send>(&self, role: &str, f: impl FnOnce() -> T + Send) -> T {
@@ -567,8 +594,13 @@ fn server_behind_nat_needs_pasv_address_and_lan_clients_need_the_map() {
         let r = net.curl("out", &[trust[0], trust[1], "-o", "/dev/null", &outside]);
         r.fails();
         assert!(curl_227(&r).contains("192,0,2,10,"), "{}", r.stderr);
+        // The check docs/nat-and-firewalls.md gives operators says so too.
+        let r = net.loadtest("out", "pasv");
+        r.fails();
+        assert!(r.all().contains("unreachable"), "{}", r.all());
         // EPSV announces no address: fine.
         net.curl_get("out", &outside, &[], &fx.out("a.bin"), &big);
+        net.loadtest("out", "epsv").ok();
         // The LAN client is told the address it reached: fine.
         net.curl_get("lan", &inside, &trust, &fx.out("b.bin"), &big);
     }
@@ -578,6 +610,7 @@ fn server_behind_nat_needs_pasv_address_and_lan_clients_need_the_map() {
         let _srv = net.serve(&fx, "srv", &["--pasv-address", PUBLIC]);
         let r = net.curl_get("out", &outside, &trust, &fx.out("c.bin"), &big);
         assert!(curl_227(&r).contains("203,0,113,10,"), "{}", r.stderr);
+        net.loadtest("out", "pasv").ok();
         let r = net.curl("lan", &[trust[0], trust[1], "-o", "/dev/null", &inside]);
         r.fails();
         assert!(curl_227(&r).contains("203,0,113,10,"), "{}", r.stderr);
