@@ -104,6 +104,18 @@ impl Outcome {
     }
 }
 
+/// Waits (briefly) until no io_uring op holds `fd` any more.
+async fn wait_for_ops(fd: &Rc<OwnedFd>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Rc::strong_count(fd) > 1 {
+        if Instant::now() > deadline {
+            tracing::warn!("a file operation is still running after 10 s; cleaning up anyway");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 fn is_no_space(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
@@ -1069,6 +1081,12 @@ impl Conn {
                 }
             },
             other => {
+                // A write into the file may still be in flight (the aborted
+                // transfer's future is gone, its io_uring op is not):
+                // cutting or deleting the file before it lands would leave
+                // a hole or resurrect bytes. Every op holds a reference to
+                // the file, so wait for ours to be the last.
+                wait_for_ops(&upload.file).await;
                 upload.abort(self.ctx.config.keep_partial).await;
                 other
             }
