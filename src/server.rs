@@ -23,6 +23,7 @@ use crate::auth::ban::BanList;
 use crate::auth::UsersDb;
 use crate::cli::ServeArgs;
 use crate::config::Config;
+use crate::data::announce::{self, Announcer, Reresolved};
 use crate::data::passive::PortSlice;
 use crate::engine::shard::{self, ShardInfo};
 use crate::engine::splice::{Counters, PipePool};
@@ -60,6 +61,9 @@ pub struct ShardCtx {
     /// about 19 MiB for tens of milliseconds; unbounded, a login storm
     /// (or anyone guessing names) could make the server hold gigabytes.
     pub password_checks: Rc<tokio::sync::Semaphore>,
+    /// The addresses 227 replies announce, by client network (shared;
+    /// read once per PASV, replaced whole when SIGHUP re-resolves names).
+    pub announce: Arc<Announcer>,
 }
 
 /// Entry point of `ringftp serve`.
@@ -116,7 +120,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         anonymous = if config.anonymous { "read-only" } else { "off" },
         "ringftp serving"
     );
-    spawn_signal_thread(users.clone())?;
+    for rule in config.pasv_announce.rules() {
+        tracing::info!("{rule}: announcing {} in 227 replies", rule.addr);
+    }
+    let announce = Arc::new(Announcer::new(config.pasv_announce.clone()));
+    spawn_signal_thread(users.clone(), announce.clone())?;
     let config = Arc::new(config);
     let handoff = Arc::new(Mutex::new(
         per_shard.into_iter().map(Some).collect::<Vec<_>>(),
@@ -137,6 +145,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             users: users.clone(),
             bans: bans.clone(),
             password_checks: Rc::new(tokio::sync::Semaphore::new(PASSWORD_CHECKS_PER_SHARD)),
+            announce: announce.clone(),
             xferlog: config
                 .xferlog
                 .as_deref()
@@ -171,9 +180,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A thread that waits for SIGHUP and re-reads the users file (a bad new
-/// file keeps the old accounts, and the log says why).
-fn spawn_signal_thread(users: Arc<UsersDb>) -> anyhow::Result<()> {
+/// A thread that waits for SIGHUP, re-reads the users file (a bad new file
+/// keeps the old accounts, and the log says why) and re-resolves the
+/// host names given to --pasv-address / --pasv-address-map (a name that
+/// fails keeps its old address). Lookups block, so they happen here and
+/// never on a shard.
+fn spawn_signal_thread(users: Arc<UsersDb>, announce: Arc<Announcer>) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -192,6 +204,14 @@ fn spawn_signal_thread(users: Arc<UsersDb>) -> anyhow::Result<()> {
                         Err(e) => tracing::error!(
                             "SIGHUP: users file not reloaded, keeping the old accounts: {e}"
                         ),
+                    }
+                    if announce.snapshot().has_names() {
+                        for r in announce.reresolve(&announce::resolve_name) {
+                            match r {
+                                Reresolved::Failed { .. } => tracing::error!("SIGHUP: {r}"),
+                                _ => tracing::info!("SIGHUP: {r}"),
+                            }
+                        }
                     }
                 }
             })

@@ -693,7 +693,12 @@ impl Conn {
             // A 227 reply carries IPv4 only (RFC 2428 brought EPSV for
             // IPv6), and the listener is bound on the control connection's
             // local address, so PASV needs an IPv4 control connection.
-            match (self.local.ip(), self.ctx.config.pasv_address) {
+            // The address depends on the client's network (split horizon);
+            // one read lock per PASV, and SIGHUP may have re-resolved it.
+            match (
+                self.local.ip(),
+                self.ctx.announce.for_client(self.peer.ip()),
+            ) {
                 (IpAddr::V4(local), announce) => Some(announce.unwrap_or(local)),
                 (IpAddr::V6(v6), announce) => match v6.to_ipv4_mapped() {
                     Some(local) => Some(announce.unwrap_or(local)),
