@@ -59,10 +59,18 @@ pub struct ServeArgs {
     pub pasv_ports: String,
 
     /// Address announced in 227 (PASV) replies, e.g. the public address of a
-    /// server behind NAT; a hostname is resolved at start-up
-    /// [default: the local address of each control connection]
+    /// server behind NAT; a hostname is resolved at start-up and again on
+    /// SIGHUP (a failed lookup keeps the old address) [default: the local address of each control connection]
     #[arg(long = "pasv-address", value_name = "ADDR_OR_HOSTNAME")]
     pub pasv_address: Option<String>,
+
+    /// Split horizon: clients whose address is in CIDR are told ADDR in 227
+    /// replies instead of --pasv-address (e.g. 192.0.2.0/24=192.0.2.10
+    /// gives LAN clients the server's private address). Repeatable; the
+    /// most specific network wins. IPv4 networks only (IPv6 clients use
+    /// EPSV). ADDR may be a hostname, resolved at start-up and on SIGHUP.
+    #[arg(long = "pasv-address-map", value_name = "CIDR=ADDR")]
+    pub pasv_address_map: Vec<String>,
 
     /// Open active-mode (PORT/EPRT) data connections from port L-1 of the
     /// control listener, as RFC 959 describes (port 20 for a server on 21).

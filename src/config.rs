@@ -3,12 +3,13 @@
 //! the engine never meets a bad value and a typo never becomes a runtime
 //! surprise.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::auth::ban::{self, BanPolicy};
 use crate::cli::ServeArgs;
+use crate::data::announce::{self, AnnounceTable};
 
 /// Everything `ringftp serve` runs with, validated.
 #[derive(Debug, Clone)]
@@ -21,9 +22,10 @@ pub struct Config {
     pub cores: usize,
     /// The passive port range, inclusive.
     pub pasv_ports: PortRange,
-    /// Address announced in 227 replies; `None` = the control connection's
-    /// local address.
-    pub pasv_address: Option<Ipv4Addr>,
+    /// Addresses announced in 227 replies, by client network
+    /// (`--pasv-address-map`, `--pasv-address`), resolved at start-up;
+    /// no rule for a client = the control connection's local address.
+    pub pasv_announce: AnnounceTable,
     pub active_port_20: bool,
     pub allow_foreign_data: bool,
     pub data_timeout: Duration,
@@ -122,30 +124,6 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("--listen {s:?}: the name resolves to no address"))
 }
 
-/// Resolves `--pasv-address`: an IPv4 literal, or a hostname whose first
-/// IPv4 address is used (a 227 reply can only carry IPv4).
-pub fn resolve_pasv_address(s: &str) -> Result<Ipv4Addr, String> {
-    match s.parse::<IpAddr>() {
-        Ok(IpAddr::V4(a)) => return Ok(a),
-        Ok(IpAddr::V6(_)) => {
-            return Err(format!(
-                "--pasv-address {s:?}: a 227 reply can only carry an IPv4 address (IPv6 clients use EPSV, which needs none)"
-            ))
-        }
-        Err(_) => {}
-    }
-    let addrs = (s, 0)
-        .to_socket_addrs()
-        .map_err(|e| format!("--pasv-address {s:?}: cannot resolve the name: {e}"))?;
-    addrs
-        .filter_map(|a| match a.ip() {
-            IpAddr::V4(v4) => Some(v4),
-            IpAddr::V6(_) => None,
-        })
-        .next()
-        .ok_or_else(|| format!("--pasv-address {s:?}: the name has no IPv4 address"))
-}
-
 /// Parses a rate flag: a size per second (`10MiB`, `500KB`, `1048576`),
 /// above zero.
 pub fn parse_rate(flag: &str, s: &str) -> Result<u64, String> {
@@ -190,11 +168,11 @@ impl Config {
                 pasv_ports.len()
             ));
         }
-        let pasv_address = args
-            .pasv_address
-            .as_deref()
-            .map(resolve_pasv_address)
-            .transpose()?;
+        let pasv_announce = AnnounceTable::build(
+            &args.pasv_address_map,
+            args.pasv_address.as_deref(),
+            &announce::resolve_name,
+        )?;
         let root = std::fs::canonicalize(&args.root)
             .map_err(|e| format!("--root {}: {e}", args.root.display()))?;
         if !root.is_dir() {
@@ -231,7 +209,7 @@ impl Config {
             root,
             cores,
             pasv_ports,
-            pasv_address,
+            pasv_announce,
             active_port_20: args.active_port_20,
             allow_foreign_data: args.allow_foreign_data,
             data_timeout: Duration::from_secs(args.data_timeout),
@@ -333,17 +311,51 @@ mod tests {
     }
 
     #[test]
-    fn pasv_address() {
-        assert_eq!(
-            resolve_pasv_address("203.0.113.10").unwrap(),
-            Ipv4Addr::new(203, 0, 113, 10)
-        );
-        assert_eq!(
-            resolve_pasv_address("localhost").unwrap(),
-            Ipv4Addr::LOCALHOST
-        );
-        assert!(resolve_pasv_address("::1").unwrap_err().contains("IPv4"));
-        assert!(resolve_pasv_address("no-such-host.invalid").is_err());
+    fn pasv_address_and_map() {
+        let c = Config::from_args(
+            &args(&[
+                "--pasv-address",
+                "203.0.113.10",
+                "--pasv-address-map",
+                "192.0.2.0/24=192.0.2.10",
+                "--pasv-address-map",
+                "192.0.2.128/25=localhost",
+            ]),
+            1,
+        )
+        .unwrap();
+        let at = |s: &str| c.pasv_announce.lookup(s.parse().unwrap());
+        assert_eq!(at("198.51.100.7"), Some("203.0.113.10".parse().unwrap()));
+        assert_eq!(at("192.0.2.7"), Some("192.0.2.10".parse().unwrap()));
+        assert_eq!(at("192.0.2.200"), Some(std::net::Ipv4Addr::LOCALHOST));
+        assert!(Config::from_args(&args(&[]), 1)
+            .unwrap()
+            .pasv_announce
+            .is_empty());
+        for (bad, frag) in [
+            (
+                &["--pasv-address", "no-such-host.invalid"][..],
+                "cannot resolve",
+            ),
+            (&["--pasv-address", "::1"][..], "IPv4"),
+            (
+                &["--pasv-address-map", "192.0.2.0/33=192.0.2.1"][..],
+                "prefix length",
+            ),
+            (&["--pasv-address-map", "192.0.2.0/24"][..], "CIDR=ADDR"),
+            (
+                &[
+                    "--pasv-address-map",
+                    "192.0.2.0/24=192.0.2.1",
+                    "--pasv-address-map",
+                    "192.0.2.0/24=192.0.2.2",
+                ][..],
+                "already mapped",
+            ),
+        ] {
+            let e = Config::from_args(&args(bad), 1).unwrap_err();
+            assert!(e.contains(frag), "{bad:?}: {e}");
+        }
     }
 
     #[test]

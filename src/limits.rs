@@ -29,13 +29,6 @@
 //!   the budget of every shard that has no download running (one client on
 //!   a 4-shard server would get a quarter of the cap). The schedule math is
 //!   [`schedule`], pure and unit-tested.
-//! - **Password checks** (argon2id: about 19 MiB of memory and tens of
-//!   milliseconds of CPU each) run on the blocking pool, which grows to
-//!   hundreds of threads: a login storm from many addresses would hold
-//!   19 MiB per thread. A semaphore with one permit per shard bounds them;
-//!   more would not verify faster on that many cores, and a storm queues
-//!   (each waiting session holds a few hundred bytes) instead of eating
-//!   memory. Only USER/PASS touch it.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -87,8 +80,6 @@ pub struct Limits {
     per_ip: Option<PerAddress>,
     /// `--max-rate`: every binary or ASCII download reserves its bytes here.
     pub download: Option<Arc<SharedRate>>,
-    /// Password verifications running at once (see the module docs).
-    pub password_checks: tokio::sync::Semaphore,
 }
 
 impl Limits {
@@ -100,16 +91,7 @@ impl Limits {
             sessions: AtomicUsize::new(0),
             per_ip: (max_per_ip > 0).then(|| PerAddress::new(max_per_ip)),
             download: max_rate.map(|r| Arc::new(SharedRate::new(r))),
-            password_checks: tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(1, |n| n.get()),
-            ),
         }
-    }
-
-    /// Sets how many password checks may run at once (at least one).
-    pub fn with_password_checks(mut self, n: usize) -> Limits {
-        self.password_checks = tokio::sync::Semaphore::new(n.max(1));
-        self
     }
 
     /// Admits a session from `ip`, or says why not. The session counts

@@ -31,6 +31,7 @@ use crate::auth::ban::BanList;
 use crate::auth::UsersDb;
 use crate::cli::ServeArgs;
 use crate::config::Config;
+use crate::data::announce::{self, Announcer, Reresolved};
 use crate::data::passive::PortSlice;
 use crate::engine::shard::{self, ShardInfo};
 use crate::engine::splice::{Counters, PipePool};
@@ -40,6 +41,9 @@ use crate::proto::{codes, Reply};
 use crate::session;
 use crate::shutdown::{self, Phase};
 use crate::xferlog::XferLog;
+
+/// Concurrent argon2 checks per shard (each runs on the blocking pool).
+const PASSWORD_CHECKS_PER_SHARD: usize = 2;
 
 /// ACCEPT ops each shard keeps in flight on each listener.
 const ACCEPTS_IN_FLIGHT: usize = 4;
@@ -71,6 +75,13 @@ pub struct ShardCtx {
     pub shutdown: shutdown::Watch,
     /// The fd held back to refuse clients with when fds run out.
     pub reserve: Reserve,
+    /// Password checks this shard runs at once. Each argon2 check holds
+    /// about 19 MiB for tens of milliseconds; unbounded, a login storm
+    /// (or anyone guessing names) could make the server hold gigabytes.
+    pub password_checks: Rc<tokio::sync::Semaphore>,
+    /// The addresses 227 replies announce, by client network (shared;
+    /// read once per PASV, replaced whole when SIGHUP re-resolves names).
+    pub announce: Arc<Announcer>,
 }
 
 /// Entry point of `ringftp serve`.
@@ -94,6 +105,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             .into(),
     );
 
+    // Accounts first: a bad users file must stop the server before it
+    // announces a listener.
+    let users = Arc::new(
+        UsersDb::open(config.users.clone(), config.root.clone()).map_err(anyhow::Error::msg)?,
+    );
+    let bans = Arc::new(BanList::new(config.login_ban));
+
     // Bind every listener for every shard up front.
     let mut per_shard: Vec<Vec<Socket>> = (0..config.cores).map(|_| Vec::new()).collect();
     let mut stdout = std::io::stdout().lock();
@@ -112,10 +130,6 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     stdout.flush()?;
     drop(stdout);
 
-    let users = Arc::new(
-        UsersDb::open(config.users.clone(), config.root.clone()).map_err(anyhow::Error::msg)?,
-    );
-    let bans = Arc::new(BanList::new(config.login_ban));
     let slices = config.pasv_ports.split(config.cores);
     tracing::info!(
         root = %config.root.display(),
@@ -125,13 +139,18 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         anonymous = if config.anonymous { "read-only" } else { "off" },
         "ringftp serving"
     );
+    for rule in config.pasv_announce.rules() {
+        tracing::info!("{rule}: announcing {} in 227 replies", rule.addr);
+    }
+    let announce = Arc::new(Announcer::new(config.pasv_announce.clone()));
     let stop = shutdown::Shutdown::new();
     let watch = stop.watch();
-    spawn_signal_thread(users.clone(), stop, config.shutdown_grace)?;
-    let limits = Arc::new(
-        Limits::new(config.max_sessions, config.max_per_ip, config.max_rate)
-            .with_password_checks(config.cores),
-    );
+    spawn_signal_thread(users.clone(), announce.clone(), stop, config.shutdown_grace)?;
+    let limits = Arc::new(Limits::new(
+        config.max_sessions,
+        config.max_per_ip,
+        config.max_rate,
+    ));
     let config = Arc::new(config);
     let handoff = Arc::new(Mutex::new(
         per_shard.into_iter().map(Some).collect::<Vec<_>>(),
@@ -154,6 +173,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             limits: limits.clone(),
             shutdown: watch.clone(),
             reserve: Reserve::default(),
+            password_checks: Rc::new(tokio::sync::Semaphore::new(PASSWORD_CHECKS_PER_SHARD)),
+            announce: announce.clone(),
             xferlog: config
                 .xferlog
                 .as_deref()
@@ -225,7 +246,9 @@ async fn drain(ctx: &ShardCtx) {
 
 /// A thread that handles signals:
 /// - SIGHUP re-reads the users file (a bad new file keeps the old
-///   accounts, and the log says why);
+///   accounts, and the log says why) and re-resolves the host names given
+///   to --pasv-address / --pasv-address-map (a name that fails keeps its
+///   old address); lookups block, so they happen here, never on a shard;
 /// - the first SIGTERM or SIGINT starts a graceful shutdown
 ///   ([`Phase::Draining`]), and `grace` later cuts what is still running
 ///   ([`Phase::Closing`]); should the shards still not have ended a few
@@ -234,6 +257,7 @@ async fn drain(ctx: &ShardCtx) {
 ///   number.
 fn spawn_signal_thread(
     users: Arc<UsersDb>,
+    announce: Arc<Announcer>,
     stop: shutdown::Shutdown,
     grace: Duration,
 ) -> anyhow::Result<()> {
@@ -269,12 +293,7 @@ fn spawn_signal_thread(
                     };
                     let signo = tokio::select! {
                         _ = hup.recv() => {
-                            match users.reload() {
-                                Ok(n) => tracing::info!("SIGHUP: users file reloaded ({n} accounts)"),
-                                Err(e) => tracing::error!(
-                                    "SIGHUP: users file not reloaded, keeping the old accounts: {e}"
-                                ),
-                            }
+                            on_sighup(&users, &announce);
                             continue;
                         }
                         _ = deadline => {
@@ -312,6 +331,24 @@ fn spawn_signal_thread(
             })
         })?;
     Ok(())
+}
+
+/// SIGHUP: reload the users file, re-resolve the 227 address names.
+fn on_sighup(users: &UsersDb, announce: &Announcer) {
+    match users.reload() {
+        Ok(n) => tracing::info!("SIGHUP: users file reloaded ({n} accounts)"),
+        Err(e) => {
+            tracing::error!("SIGHUP: users file not reloaded, keeping the old accounts: {e}")
+        }
+    }
+    if announce.snapshot().has_names() {
+        for r in announce.reresolve(&announce::resolve_name) {
+            match r {
+                Reresolved::Failed { .. } => tracing::error!("SIGHUP: {r}"),
+                _ => tracing::info!("SIGHUP: {r}"),
+            }
+        }
+    }
 }
 
 /// A control listener socket: SO_REUSEPORT so every shard can bind the

@@ -6,7 +6,8 @@
 //! The server under test is `ringftp serve`; `LOADGEN_TEST_SERVER=pyftpdlib`
 //! points the same tests at pyftpdlib (`pip install pyftpdlib`, started from
 //! tests/support/pyftpd.py) to show the generator is not ringftp-specific.
-//! The upload test always uses pyftpdlib while ringftp is read-only.
+//! The upload test logs in as `writer` / `secret`: a users-file account on
+//! ringftp, pyftpdlib's writable user there.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -50,6 +51,11 @@ fn start_server(root: &Path) -> Server {
 
 /// Starts `kind` ("ringftp" or "pyftpdlib") on `root`.
 fn start_kind(root: &Path, kind: &str) -> Server {
+    start_kind_with(root, kind, &[])
+}
+
+/// Starts `kind` on `root`; `extra` flags go to ringftp only.
+fn start_kind_with(root: &Path, kind: &str, extra: &[&str]) -> Server {
     let mut cmd = if kind == "ringftp" {
         let mut c = Command::new(BIN);
         c.args([
@@ -62,7 +68,8 @@ fn start_kind(root: &Path, kind: &str) -> Server {
             "warn",
         ])
         .args(["--pasv-ports", "45000-45999", "--root"])
-        .arg(root);
+        .arg(root)
+        .args(extra);
         c
     } else {
         let ok = Command::new("python3")
@@ -447,17 +454,44 @@ fn bundled_scenarios_run_cleanly() {
     assert!(run.stdout.contains("a client"), "{}", run.stdout);
 }
 
+/// A users file (outside `root`) with the account the upload test uses:
+/// `writer` / `secret`, home `/`, allowed to list, read and write.
+fn writer_users(dir: &Path) -> PathBuf {
+    let file = dir.join("users.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[user]]\nname = \"writer\"\npassword = \"{}\"\nhome = \"/\"\n\
+             permissions = [\"list\", \"read\", \"write\"]\n",
+            ringftp::auth::password::hash(b"secret").unwrap()
+        ),
+    )
+    .unwrap();
+    file
+}
+
 #[test]
 fn uploads_write_the_content_function() {
     let root = tempfile::tempdir().unwrap();
+    let etc = tempfile::tempdir().unwrap();
     prepare_tree(
         root.path(),
         &[("--files", "1"), ("--bigfile", "0"), ("--listing", "0")],
     );
-    let server = start_kind(root.path(), "pyftpdlib");
-    // One client in active mode: pyftpdlib's active mode is unreliable with
-    // concurrent sessions (see every_mode_downloads_verified_bytes).
-    for (mode, clients) in [("epsv", "2"), ("port", "1")] {
+    let kind = server_kind();
+    let users = writer_users(etc.path());
+    let server = start_kind_with(root.path(), &kind, &["--users", users.to_str().unwrap()]);
+    // Against pyftpdlib, one client in active mode: its active mode is
+    // unreliable with concurrent sessions (see
+    // every_mode_downloads_verified_bytes).
+    let active_clients = if kind == "ringftp" { "3" } else { "1" };
+    for (mode, clients) in [
+        ("epsv", "3"),
+        ("pasv", "2"),
+        ("port", active_clients),
+        ("eprt", active_clients),
+    ] {
+        let n: u64 = clients.parse().unwrap();
         let run = loadtest(
             root.path(),
             &[
@@ -481,12 +515,51 @@ fn uploads_write_the_content_function() {
         );
         let json = ok_run(&run);
         assert_eq!(json["totals"]["bytes"], 6 * 100 * 1024, "{mode}");
-        for client in 0..2 {
-            let bytes = std::fs::read(root.path().join(format!("upload/lg-{client}.bin"))).unwrap();
-            assert_eq!(bytes.len(), 100 * 1024);
+        assert_eq!(json["totals"]["ok"], 6, "{mode}");
+        for client in 0..n.min(6) {
+            let path = root.path().join(format!("upload/lg-{client}.bin"));
+            let bytes =
+                std::fs::read(&path).unwrap_or_else(|e| panic!("{mode}: {}: {e}", path.display()));
+            assert_eq!(bytes.len(), 100 * 1024, "{mode}");
             assert_eq!(prepare::first_mismatch("upload", 0, &bytes), None, "{mode}");
         }
+        // Each client overwrote its own file: nothing else, no leftovers.
+        let mut names: Vec<String> = std::fs::read_dir(root.path().join("upload"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert!(
+            names
+                .iter()
+                .all(|n| n.starts_with("lg-") && n.ends_with(".bin")),
+            "{mode}: {names:?}"
+        );
     }
+    // A wrong password is a counted login error, not a hang.
+    let run = loadtest(
+        root.path(),
+        &[
+            "--target",
+            &server.addr,
+            "--scenario",
+            "upload",
+            "--user",
+            "writer",
+            "--password",
+            "wrong",
+            "--clients",
+            "1",
+            "--requests",
+            "1",
+            "--size",
+            "1KiB",
+        ],
+    );
+    assert_ne!(run.code, 0, "a run where no login works must fail");
+    assert_eq!(run.json["totals"]["ok"], 0, "{}", run.stderr);
+    assert!(run.json["totals"]["errors"].as_u64().unwrap() >= 1);
+    assert!(run.stdout.contains("530"), "{}", run.stdout);
 }
 
 #[test]

@@ -214,7 +214,7 @@ fn brute_force_bans_the_address_and_spares_others() {
 fn a_login_storm_keeps_memory_bounded() {
     // Each password check is argon2id with 19 MiB of memory. 24 clients
     // sending PASS at the same moment would hold 24 x 19 MiB if every check
-    // ran at once on its own blocking thread; the server runs one per
+    // ran at once on its own blocking thread; the server runs two per
     // shard and queues the rest.
     const CLIENTS: usize = 24;
     let fx = Fixture::new();

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the FTP clients the integration tests
 # drive (curl, lftp, wget, python3; pyftpdlib for the load-generator tests)
-# when missing, builds the release binary, then runs every unit and
-# integration test against it. Used as is by .ci/run.
+# and the network tools of the NAT tests (iproute2, nftables) when missing,
+# builds the release binary, then runs every unit and integration test
+# against it. Used as is by .ci/run. The NAT tests (tests/nat.rs) build
+# network namespaces and need root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for tool in curl lftp wget python3 timeout sha256sum; do
+for tool in curl lftp wget python3 timeout sha256sum ip ss nft; do
     command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
 done
 if ((${#need[@]})); then
@@ -16,6 +18,8 @@ if ((${#need[@]})); then
         case "$tool" in
             timeout | sha256sum) pkgs+=(coreutils) ;;
             python3) pkgs+=(python3 python3-pip) ;;
+            ip | ss) pkgs+=(iproute2) ;;
+            nft) pkgs+=(nftables) ;;
             *) pkgs+=("$tool") ;;
         esac
     done

@@ -1,5 +1,7 @@
 //! Data channels: the second TCP connection every transfer needs.
 //!
+//! - [`announce`]: which address a 227 reply announces to which client
+//!   (`--pasv-address`, `--pasv-address-map`), re-resolved on SIGHUP;
 //! - [`passive`]: PASV/EPSV — a listener on a port from the shard's own
 //!   slice of `--pasv-ports`, accepting only the control peer (RFC 2577);
 //! - [`active`]: PORT/EPRT — connecting out to the client, optionally from
@@ -9,6 +11,7 @@
 //!   with a watchdog that tells a slow client from a dead one.
 
 pub mod active;
+pub mod announce;
 pub mod passive;
 pub mod transfer;
 

@@ -191,12 +191,15 @@ async fn fill(from: &FdRef, offset: Option<u64>, pipe: &Pipe, want: u32) -> io::
 }
 
 /// Splices `len` bytes out of a pipe into `to` (at `offset` when given).
+/// `moved` grows with every byte that lands, so a transfer that fails
+/// part-way still reports what it delivered.
 async fn drain(
     pipe: &Pipe,
     to: &FdRef,
     offset: Option<u64>,
     len: u32,
     counters: &Counters,
+    moved: &Cell<u64>,
 ) -> io::Result<()> {
     let mut left = len;
     while left > 0 {
@@ -211,6 +214,7 @@ async fn drain(
             return Err(io::ErrorKind::WriteZero.into());
         }
         counters.add_spliced(n as u64);
+        moved.set(moved.get() + n as u64);
         left -= n;
     }
     Ok(())
@@ -249,7 +253,7 @@ pub async fn send_file(
         pos += filled as u64;
         let want = chunk.min(end - pos) as u32;
         let refilled = if want == 0 {
-            drain(&cur, &sock, None, filled, counters)
+            drain(&cur, &sock, None, filled, counters, &sent)
                 .await
                 .map_err(SpliceError::Sink)?;
             0
@@ -258,7 +262,7 @@ pub async fn send_file(
             // from the page cache; the first error ends both.
             tokio::try_join!(
                 async {
-                    drain(&cur, &sock, None, filled, counters)
+                    drain(&cur, &sock, None, filled, counters, &sent)
                         .await
                         .map_err(SpliceError::Sink)
                 },
@@ -270,7 +274,6 @@ pub async fn send_file(
             )?
             .1
         };
-        sent.set(pos - offset);
         pace(&mut pacer, filled as u64).await;
         filled = refilled;
         std::mem::swap(&mut cur, &mut next);
@@ -317,7 +320,7 @@ pub async fn recv_file(
         let at = pos;
         let (_, refilled) = tokio::try_join!(
             async {
-                drain(&cur, &file, Some(at), filled, counters)
+                drain(&cur, &file, Some(at), filled, counters, &received)
                     .await
                     .map_err(SpliceError::Sink)
             },
@@ -328,7 +331,6 @@ pub async fn recv_file(
             },
         )?;
         pos += filled as u64;
-        received.set(pos - offset);
         pace(&mut pacer, filled as u64).await;
         filled = refilled;
         std::mem::swap(&mut cur, &mut next);

@@ -735,3 +735,36 @@ pub fn recv_now(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
     Ok(n as usize)
 }
+
+/// What a MSG_PEEK look at a socket's receive side finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek {
+    /// Bytes are waiting.
+    Data,
+    /// Nothing yet.
+    Empty,
+    /// The peer closed its side (end of stream) or reset the connection.
+    Closed,
+}
+
+/// Looks at socket `fd`'s receive side without consuming anything.
+pub fn peek(fd: RawFd) -> Peek {
+    let mut b = [0u8; 1];
+    // SAFETY: `b` is a valid one-byte buffer for the duration of the call.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            b.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    match n {
+        0 => Peek::Closed,
+        n if n > 0 => Peek::Data,
+        _ => match io::Error::last_os_error().raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EINTR) => Peek::Empty,
+            _ => Peek::Closed,
+        },
+    }
+}

@@ -117,6 +117,38 @@ impl Outcome {
     }
 }
 
+/// How long after an upload's data connection ends we watch the control
+/// connection for the close that marks a killed client (measured here: the
+/// second close arrives 65-120 µs after the first).
+const KILLED_CLIENT_GRACE: Duration = Duration::from_millis(2);
+
+/// True if the control connection is closed, or closes within
+/// [`KILLED_CLIENT_GRACE`]; false at once if the client sends something.
+async fn control_closes_soon(sock: &Socket) -> bool {
+    let fd = std::os::fd::AsRawFd::as_raw_fd(sock);
+    let deadline = Instant::now() + KILLED_CLIENT_GRACE;
+    loop {
+        match sys::peek(fd) {
+            sys::Peek::Closed => return true,
+            sys::Peek::Data => return false,
+            sys::Peek::Empty if Instant::now() >= deadline => return false,
+            sys::Peek::Empty => tokio::time::sleep(Duration::from_micros(500)).await,
+        }
+    }
+}
+
+/// Waits (briefly) until no io_uring op holds `fd` any more.
+async fn wait_for_ops(fd: &Rc<OwnedFd>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Rc::strong_count(fd) > 1 {
+        if Instant::now() > deadline {
+            tracing::warn!("a file operation is still running after 10 s; cleaning up anyway");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 fn is_no_space(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
@@ -658,10 +690,9 @@ impl Conn {
             .map(|a| a.hash.clone())
             .unwrap_or_else(|| password::decoy().to_string());
         let verified = {
-            // At most one argon2 check per shard at once, server-wide: a
-            // login storm queues here instead of holding 19 MiB on each of
-            // hundreds of blocking threads (see crate::limits).
-            let _slot = self.ctx.limits.password_checks.acquire().await;
+            // Waiting here queues this login behind the shard's running
+            // checks; other sessions' commands and transfers go on.
+            let _permit = self.ctx.password_checks.acquire().await;
             tokio::task::spawn_blocking(move || password::verify(&hash, &password))
                 .await
                 .unwrap_or(false)
@@ -746,7 +777,12 @@ impl Conn {
             // A 227 reply carries IPv4 only (RFC 2428 brought EPSV for
             // IPv6), and the listener is bound on the control connection's
             // local address, so PASV needs an IPv4 control connection.
-            match (self.local.ip(), self.ctx.config.pasv_address) {
+            // The address depends on the client's network (split horizon);
+            // one read lock per PASV, and SIGHUP may have re-resolved it.
+            match (
+                self.local.ip(),
+                self.ctx.announce.for_client(self.peer.ip()),
+            ) {
                 (IpAddr::V4(local), announce) => Some(announce.unwrap_or(local)),
                 (IpAddr::V6(v6), announce) => match v6.to_ipv4_mapped() {
                     Some(local) => Some(announce.unwrap_or(local)),
@@ -814,8 +850,11 @@ impl Conn {
                 };
             }
             tokio::select! {
-                r = &mut fut => return Raced::Done(r),
-                _ = shutdown::reached(&mut watch, Phase::Closing) => return Raced::ShutDown,
+                // The control channel first: when a client dies, its
+                // control connection's FIN can arrive together with the
+                // data connection's, and the upload must then count as
+                // broken, not complete.
+                biased;
                 ev = self.reader.next() => match ev {
                     Event::Closed => return Raced::ControlClosed,
                     Event::Line(line) => match parse(&line) {
@@ -830,7 +869,9 @@ impl Conn {
                         _ => self.pending.push_back(Event::Line(line)),
                     },
                     ev => self.pending.push_back(ev),
-                }
+                },
+                r = &mut fut => return Raced::Done(r),
+                _ = shutdown::reached(&mut watch, Phase::Closing) => return Raced::ShutDown,
             }
         }
     }
@@ -1174,36 +1215,76 @@ impl Conn {
         let start_offset = upload.offset;
         let outcome = self.run_transfer(verb, data, opening, job).await;
         let bytes = self.moved;
-        let outcome = match outcome {
-            Outcome::Complete(n) => match upload.commit(start_offset + n).await {
-                Ok(()) => Outcome::Complete(n),
-                Err(e) => {
-                    tracing::warn!(
-                        "{verb} {}: finishing the upload failed: {e}",
-                        lossy(&final_vpath)
-                    );
-                    self.log_transfer(verb, &final_vpath, bytes, started, ascii, false)
-                        .await;
-                    return self.reply(Reply::new(e.reply_code(), e.reply_text())).await;
-                }
-            },
-            other => {
-                upload.abort(self.ctx.config.keep_partial).await;
-                other
-            }
-        };
+        if let Outcome::Complete(n) = outcome {
+            return self
+                .finish_upload(
+                    verb,
+                    upload,
+                    start_offset + n,
+                    &final_vpath,
+                    bytes,
+                    started,
+                    ascii,
+                )
+                .await;
+        }
+        // A write into the file may still be in flight (the aborted
+        // transfer's future is gone, its io_uring op is not): cutting or
+        // deleting the file before it lands would leave a hole or resurrect
+        // bytes. Every op holds a reference to the file, so wait for ours to
+        // be the last.
+        wait_for_ops(&upload.file).await;
+        upload.abort(self.ctx.config.keep_partial).await;
         if outcome.had_connection() {
-            self.log_transfer(
-                verb,
-                &final_vpath,
-                bytes,
-                started,
-                ascii,
-                outcome.is_complete(),
-            )
-            .await;
+            self.log_transfer(verb, &final_vpath, bytes, started, ascii, false)
+                .await;
         }
         self.finish(verb, outcome, bytes).await
+    }
+
+    /// An upload whose data connection ended cleanly. In stream mode the
+    /// end of the data connection *is* the end of the file, so a client
+    /// killed mid-upload looks exactly like one that finished — except that
+    /// its control connection closes too, a few tens of microseconds before
+    /// or after the data connection (the kernel closes a dead process's
+    /// sockets one by one). So before keeping the file we give the control
+    /// connection [`KILLED_CLIENT_GRACE`] to show that; a client that is
+    /// alive is waiting for our 226 and keeps it open. The file is in place
+    /// before the 226 goes out, so a client that checks it right after sees
+    /// it.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_upload(
+        &mut self,
+        verb: &'static str,
+        upload: write::Upload,
+        end: u64,
+        vpath: &[u8],
+        bytes: u64,
+        started: Instant,
+        ascii: bool,
+    ) -> Flow {
+        if self.reader.closed || control_closes_soon(&self.sock).await {
+            tracing::info!("{verb}: the client went away with its upload; treating it as broken");
+            wait_for_ops(&upload.file).await;
+            upload.abort(self.ctx.config.keep_partial).await;
+            self.log_transfer(verb, vpath, bytes, started, ascii, false)
+                .await;
+            return Flow::Close;
+        }
+        match upload.commit(end).await {
+            Ok(()) => {
+                self.log_transfer(verb, vpath, bytes, started, ascii, true)
+                    .await;
+                self.reply(Reply::new(CLOSING_DATA, "Transfer complete."))
+                    .await
+            }
+            Err(e) => {
+                tracing::warn!("{verb} {}: finishing the upload failed: {e}", lossy(vpath));
+                self.log_transfer(verb, vpath, bytes, started, ascii, false)
+                    .await;
+                self.reply(Reply::new(e.reply_code(), e.reply_text())).await
+            }
+        }
     }
 
     /// Reads the entries of a directory on the blocking pool.

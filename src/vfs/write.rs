@@ -181,6 +181,9 @@ enum Mode {
     Fresh,
     /// Writing a hidden temporary file, renamed over the target on success.
     Temp { target_existed: bool },
+    /// STOU with --atomic-uploads: a temporary file, renamed over the empty
+    /// file that reserved the unique name.
+    TempOverReserved,
     /// REST + STOR into an existing file: what arrives stays.
     Resume,
     /// APPE to an existing file of this length: cut back on failure.
@@ -331,9 +334,7 @@ pub async fn begin_upload(
                     name,
                     parent: parent_unique,
                     temp: Some(t),
-                    mode: Mode::Temp {
-                        target_existed: false,
-                    },
+                    mode: Mode::TempOverReserved,
                 });
             }
             return Ok(Upload {
@@ -445,6 +446,25 @@ impl Upload {
                     }
                 } else {
                     sys::unlinkat(self.parent.dir, t, 0)
+                        .await
+                        .map_err(VfsError::from_io)
+                }
+            }
+            (Mode::TempOverReserved, Some(t)) => {
+                if keep_partial {
+                    // The name is ours (we reserved it): the partial takes it.
+                    sys::renameat(
+                        self.parent.dir.clone(),
+                        t,
+                        self.parent.dir,
+                        self.parent.name,
+                        0,
+                    )
+                    .await
+                    .map_err(VfsError::from_io)
+                } else {
+                    let _ = sys::unlinkat(self.parent.dir.clone(), t, 0).await;
+                    sys::unlinkat(self.parent.dir, self.parent.name, 0)
                         .await
                         .map_err(VfsError::from_io)
                 }

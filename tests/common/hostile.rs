@@ -213,9 +213,7 @@ pub fn retr_from_addr(f: &mut Ftp, from: IpAddr, path: &str) -> Vec<u8> {
 
 /// Sends `sig` to the server.
 pub fn signal(srv: &Server, sig: i32) {
-    // SAFETY: kill(2) with the pid of our own child.
-    let rc = unsafe { libc::kill(srv.pid() as libc::pid_t, sig) };
-    assert_eq!(rc, 0, "kill({}, {sig})", srv.pid());
+    srv.signal(sig);
 }
 
 /// Closes `s` with a TCP reset (SO_LINGER 0): what a crashing client or a

@@ -473,26 +473,6 @@ impl Server {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// The server's process id (for /proc and signals).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Waits up to `limit` for the process to exit; its status, or `None`
-    /// if it is still running.
-    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return Some(st);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     /// Asserts the server still serves: the process runs, a new session
     /// logs in, answers NOOP and downloads `path` byte-exact.
     #[track_caller]
@@ -749,8 +729,18 @@ impl Ftp {
     #[track_caller]
     pub fn epsv_connect(&mut self) -> TcpStream {
         let a = self.epsv();
-        let s = TcpStream::connect_timeout(&a, IO_TIMEOUT)
+        // From the control connection's own address (RFC 2577: the server
+        // refuses data connections from another one), which matters when
+        // the control connection was bound to e.g. 127.0.0.2.
+        let local = self.writer.local_addr().unwrap().ip();
+        let sock =
+            socket2::Socket::new(socket2::Domain::for_address(a), socket2::Type::STREAM, None)
+                .unwrap();
+        sock.bind(&SocketAddr::new(local, 0).into())
+            .unwrap_or_else(|e| panic!("bind {local}: {e}"));
+        sock.connect_timeout(&a.into(), IO_TIMEOUT)
             .unwrap_or_else(|e| panic!("data connect to {a}: {e}"));
+        let s: TcpStream = sock.into();
         s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         s
     }
@@ -1130,4 +1120,275 @@ pub fn require_ipv6() -> bool {
         panic!("IPv6 loopback [::1] is unusable here ({e}); set RINGFTP_SKIP_IPV6=1 to skip the IPv6 tests");
     }
     true
+}
+
+// ---------------------------------------------------------------------------
+// Accounts (--users)
+// ---------------------------------------------------------------------------
+
+/// One `[[user]]` of a users file.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub name: String,
+    pub password: String,
+    /// The home as written in the file (a virtual path under --root).
+    pub home: String,
+    pub perms: Vec<String>,
+    /// Extra `key = value` lines (rates, or a deliberately bad field).
+    pub extra: Vec<String>,
+    /// The `password = ...` value instead of a hash of `password`.
+    pub raw_hash: Option<String>,
+}
+
+/// Every permission the users file knows.
+pub const ALL_PERMS: &[&str] = &[
+    "list", "read", "write", "append", "delete", "mkdir", "rename", "chmod",
+];
+
+impl Account {
+    /// `name` with password `name-pw`, home `/name`, permissions `perms`.
+    pub fn new(name: &str, perms: &[&str]) -> Account {
+        Account {
+            name: name.into(),
+            password: format!("{name}-pw"),
+            home: format!("/{name}"),
+            perms: perms.iter().map(|s| s.to_string()).collect(),
+            extra: Vec::new(),
+            raw_hash: None,
+        }
+    }
+
+    /// Every permission.
+    pub fn full(name: &str) -> Account {
+        Account::new(name, ALL_PERMS)
+    }
+
+    pub fn home(mut self, home: &str) -> Account {
+        self.home = home.into();
+        self
+    }
+
+    pub fn password(mut self, pw: &str) -> Account {
+        self.password = pw.into();
+        self
+    }
+
+    pub fn extra(mut self, line: &str) -> Account {
+        self.extra.push(line.into());
+        self
+    }
+
+    /// Writes this string as the `password` field verbatim.
+    pub fn raw_hash(mut self, h: &str) -> Account {
+        self.raw_hash = Some(h.into());
+        self
+    }
+
+    fn toml(&self) -> String {
+        let hash = self
+            .raw_hash
+            .clone()
+            .unwrap_or_else(|| hash_password(&self.password));
+        let perms: Vec<String> = self.perms.iter().map(|p| format!("{p:?}")).collect();
+        let mut s = format!(
+            "[[user]]\nname = {:?}\npassword = {:?}\nhome = {:?}\npermissions = [{}]\n",
+            self.name,
+            hash,
+            self.home,
+            perms.join(", ")
+        );
+        for l in &self.extra {
+            s.push_str(l);
+            s.push('\n');
+        }
+        s.push('\n');
+        s
+    }
+}
+
+/// An argon2id PHC hash of `pw` (ringftp's own `auth::password::hash`, the
+/// code behind `ringftp passwd`), computed once per password per process.
+pub fn hash_password(pw: &str) -> String {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(h) = cache.lock().unwrap().get(pw) {
+        return h.clone();
+    }
+    let h = ringftp::auth::password::hash(pw.as_bytes()).expect("argon2 hash");
+    cache.lock().unwrap().insert(pw.into(), h.clone());
+    h
+}
+
+/// The text of a users file with `accounts`.
+pub fn users_toml(accounts: &[Account]) -> String {
+    accounts.iter().map(Account::toml).collect()
+}
+
+impl Fixture {
+    /// Writes `work/NAME` as a users file for `accounts` and creates each
+    /// account's home under the root (a home that must not exist is made
+    /// with [`users_toml`] by hand).
+    pub fn users_file(&self, name: &str, accounts: &[Account]) -> PathBuf {
+        for a in accounts {
+            let rel = a.home.trim_start_matches('/');
+            if !rel.split('/').any(|c| c == "..") {
+                mkdir(&self.root, rel);
+            }
+        }
+        let p = self.work.join(name);
+        std::fs::write(&p, users_toml(accounts)).unwrap();
+        p
+    }
+}
+
+impl ServerBuilder {
+    /// `--users FILE`.
+    pub fn users(self, file: &Path) -> Self {
+        self.arg("--users").arg(file.to_string_lossy().into_owned())
+    }
+}
+
+impl Server {
+    /// A control connection logged in as `user`.
+    #[track_caller]
+    pub fn login_as(&self, user: &str, password: &str) -> Ftp {
+        let mut f = Ftp::connect(self.addr());
+        f.login_as(user, password);
+        f
+    }
+
+    /// The process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `sig` (e.g. libc::SIGHUP) to the server.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(rc, 0, "kill({}, {sig})", self.child.id());
+    }
+
+    /// Waits until the log contains `needle` `count` times in all; panics
+    /// after `wait`.
+    #[track_caller]
+    pub fn wait_log(&self, needle: &str, count: usize, wait: Duration) -> String {
+        let deadline = Instant::now() + wait;
+        loop {
+            let log = self.log_text();
+            if log.matches(needle).count() >= count {
+                return log;
+            }
+            if Instant::now() >= deadline {
+                panic!("the log has no {count}x {needle:?} after {wait:?}:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Exits with the process: waits for it and returns its status.
+    pub fn wait_exit(&mut self, wait: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Ftp {
+    /// Connects from a given local address (e.g. 127.0.0.2, to look like
+    /// another client host) and reads the greeting.
+    pub fn connect_from(local: IpAddr, addr: SocketAddr) -> Ftp {
+        let sock = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .unwrap();
+        sock.bind(&SocketAddr::new(local, 0).into())
+            .unwrap_or_else(|e| panic!("bind {local}: {e}"));
+        sock.connect_timeout(&addr.into(), IO_TIMEOUT)
+            .unwrap_or_else(|e| panic!("connect {addr} from {local}: {e}"));
+        Ftp::from_stream(sock.into())
+    }
+
+    /// USER / PASS with an account; asserts 230.
+    #[track_caller]
+    pub fn login_as(&mut self, user: &str, password: &str) {
+        self.expect(&format!("USER {user}"), 331);
+        self.expect(&format!("PASS {password}"), 230);
+    }
+
+    /// Uploads `data` with `line` (e.g. `STOR f`, `APPE f`) over EPSV;
+    /// asserts 150 and 226 and returns the 150 reply.
+    #[track_caller]
+    pub fn upload(&mut self, line: &str, data: &[u8]) -> Reply {
+        let mut conn = self.epsv_connect();
+        let opening = self.expect(line, 150);
+        conn.write_all(data)
+            .unwrap_or_else(|e| panic!("{line}: writing the data connection: {e}"));
+        drop(conn);
+        let r = self.read_reply();
+        assert_eq!(r.code, 226, "{line}: after the data: {r:?}");
+        opening
+    }
+
+    /// STOR `path` with `data` over EPSV.
+    #[track_caller]
+    pub fn stor(&mut self, path: &str, data: &[u8]) {
+        self.upload(&format!("STOR {path}"), data);
+    }
+}
+
+/// `sha256sum` of a file (hex).
+pub fn sha256_file(p: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(p)
+        .output()
+        .unwrap_or_else(|e| panic!("sha256sum {}: {e}", p.display()));
+    assert!(out.status.success(), "sha256sum {}", p.display());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// relative path -> sha256 of every regular file under `dir` ("dir" for
+/// directories), by `sha256sum`.
+pub fn sha256_tree(dir: &Path) -> BTreeMap<String, String> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                out.insert(rel, "dir".into());
+                walk(base, &p, out);
+            } else {
+                out.insert(rel, sha256_file(&p));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// Names in `dir` (not recursive), sorted.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }

@@ -1,0 +1,414 @@
+//! Uploads and file management with real clients over real sockets: curl
+//! `-T` in every data mode and its resume, Python ftplib (STOR, APPE, STOU,
+//! REST + STOR, TYPE A, file management), lftp `mirror -R` of a tree and
+//! back, and the exact replies of MKD/RMD/RNFR/RNTO/MFMT/SITE CHMOD. Every
+//! uploaded file is compared byte for byte (sha256 in the failure message)
+//! with its source.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use common::*;
+
+/// A fixture with one full-permission account `alice` (password
+/// `alice-pw`, home /alice) and a server for it.
+fn alice_server(extra: &[&str]) -> (Fixture, Server) {
+    let fx = Fixture::new();
+    let users = fx.users_file("users.toml", &[Account::full("alice")]);
+    let mut b = Server::builder().users(&users);
+    for a in extra {
+        b = b.arg(*a);
+    }
+    let srv = b.start(&fx);
+    (fx, srv)
+}
+
+fn url(srv: &Server, user: &str, path: &str) -> String {
+    format!("ftp://{user}:{user}-pw@{}{path}", srv.addr())
+}
+
+/// Runs one scenario of tests/clients/upload_client.py as alice; returns
+/// its stdout.
+fn ftplib(fx: &Fixture, srv: &Server, name: &str, arg: Option<&str>) -> String {
+    let host = srv.addr().ip().to_string();
+    let port = srv.port().to_string();
+    let home = fx.root.join("alice");
+    let home = home.to_string_lossy();
+    let mut args = vec![name, &host, &port, "alice", "alice-pw", &home];
+    if let Some(a) = arg {
+        args.push(a);
+    }
+    let r = python("upload_client.py", &args);
+    r.ok();
+    assert_eq!(
+        r.stdout.lines().last(),
+        Some("OK"),
+        "scenario {name} did not finish:\n{}",
+        r.all()
+    );
+    r.stdout
+}
+
+#[test]
+fn curl_uploads_in_every_data_mode() {
+    let (fx, srv) = alice_server(&[]);
+    let modes: [(&str, &[&str], &str); 4] = [
+        ("epsv", &[], "EPSV"),
+        ("pasv", &["--disable-epsv"], "PASV"),
+        ("eprt", &["--ftp-port", "127.0.0.1"], "EPRT"),
+        (
+            "port",
+            &["--ftp-port", "127.0.0.1", "--disable-eprt"],
+            "PORT",
+        ),
+    ];
+    for (i, (mode, flags, verb)) in modes.iter().enumerate() {
+        let data = pattern(10 + i as u64, (3 << 20) + 17 * i);
+        let local = write(&fx.work, &format!("{mode}.bin"), &data);
+        let mut args: Vec<&str> = flags.to_vec();
+        let local_s = local.to_string_lossy().into_owned();
+        let target = url(&srv, "alice", &format!("/incoming/{mode}/"));
+        args.extend(["-v", "--ftp-create-dirs", "-T", &local_s, &target]);
+        let r = curl(&args);
+        r.ok();
+        assert!(
+            r.stderr.contains(&format!("> {verb}")),
+            "curl {mode} did not use {verb}:\n{}",
+            r.stderr
+        );
+        assert_same_file(
+            &fx.root.join(format!("alice/incoming/{mode}/{mode}.bin")),
+            &local,
+        );
+    }
+    // A name with spaces and UTF-8 (percent-encoded in the URL), and an
+    // empty file.
+    let data = pattern(20, 100_000);
+    let local = write(&fx.work, "src.bin", &data);
+    let target = url(&srv, "alice", "/h%C3%A9llo%20w%C3%B6rld%20%E6%97%A5.bin");
+    curl(&["-T", &local.to_string_lossy(), &target]).ok();
+    assert_same_file(
+        &fx.root.join("alice/h\u{e9}llo w\u{f6}rld \u{65e5}.bin"),
+        &local,
+    );
+    let empty = write(&fx.work, "empty", b"");
+    curl(&["-T", &empty.to_string_lossy(), &url(&srv, "alice", "/")]).ok();
+    assert_eq!(fx.read("alice/empty"), b"");
+    // Nothing hidden is left behind, nothing outside the home was touched.
+    assert_eq!(
+        names_in(&fx.root.join("alice")),
+        ["empty", "h\u{e9}llo w\u{f6}rld \u{65e5}.bin", "incoming"]
+    );
+    assert_eq!(names_in(&fx.root), ["alice"]);
+}
+
+#[test]
+fn curl_resumes_an_upload() {
+    let (fx, srv) = alice_server(&[]);
+    let data = pattern(30, (10 << 20) + 5);
+    let local = write(&fx.work, "big.bin", &data);
+    for cut in [1usize, 65536, 2 << 20, data.len() - 1] {
+        fx.write("alice/big.bin", &data[..cut]);
+        let r = curl(&[
+            "-v",
+            "-C",
+            "-",
+            "-T",
+            &local.to_string_lossy(),
+            &url(&srv, "alice", "/big.bin"),
+        ]);
+        r.ok();
+        assert!(
+            r.stderr.contains("> SIZE big.bin"),
+            "curl -C - asks SIZE first:\n{}",
+            r.stderr
+        );
+        assert_same_file(&fx.root.join("alice/big.bin"), &local);
+    }
+    // Nothing left to send: the file stays as it is.
+    curl(&[
+        "-C",
+        "-",
+        "-T",
+        &local.to_string_lossy(),
+        &url(&srv, "alice", "/big.bin"),
+    ])
+    .ok();
+    assert_same_file(&fx.root.join("alice/big.bin"), &local);
+}
+
+#[test]
+fn ftplib_stor_in_pasv_and_port() {
+    let (fx, srv) = alice_server(&[]);
+    let out = ftplib(&fx, &srv, "stor", None);
+    assert!(out.contains("*cmd* 'PASV'") && out.contains("*cmd* 'PORT "));
+    assert!(!out.contains(".ringftp-upload"));
+    let hidden: Vec<_> = names_in(&fx.root.join("alice"))
+        .into_iter()
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
+}
+
+#[test]
+fn ftplib_appe_appends() {
+    let (fx, srv) = alice_server(&[]);
+    let out = ftplib(&fx, &srv, "appe", None);
+    assert!(out.contains("*cmd* 'APPE log.bin'"), "{out}");
+}
+
+#[test]
+fn ftplib_stou_names_the_file_it_made() {
+    let (fx, srv) = alice_server(&[]);
+    let out = ftplib(&fx, &srv, "stou", None);
+    assert!(out.contains("*resp* '150 FILE: unique.bin'"), "{out}");
+    // Four distinct files, all in the home.
+    let names = names_in(&fx.root.join("alice"));
+    assert_eq!(names.len(), 4, "{names:?}");
+}
+
+#[test]
+fn ftplib_rest_stor_resumes() {
+    let (fx, srv) = alice_server(&[]);
+    let out = ftplib(&fx, &srv, "rest", None);
+    assert!(out.contains("*cmd* 'REST 1048576'"), "{out}");
+}
+
+#[test]
+fn type_a_upload_converts_crlf_to_lf() {
+    let (fx, srv) = alice_server(&[]);
+    ftplib(&fx, &srv, "ascii", None);
+    // A lone CR (not before LF) is data and stays; CRLF split across
+    // writes still becomes LF.
+    let mut f = srv.login_as("alice", "alice-pw");
+    f.expect("TYPE A", 200);
+    f.stor("cr.txt", b"a\rb\r\nc\r\r\nd\r");
+    assert_eq!(fx.read("alice/cr.txt"), b"a\rb\nc\r\nd\r");
+}
+
+#[test]
+fn ftplib_file_management() {
+    let (fx, srv) = alice_server(&[]);
+    ftplib(&fx, &srv, "manage", None);
+    assert_eq!(names_in(&fx.root.join("alice")), ["t.bin"]);
+}
+
+#[test]
+fn lftp_mirror_r_then_mirror_back() {
+    let (fx, srv) = alice_server(&[]);
+    let tree = fx.work.join("tree");
+    write(&tree, "a/b/c/deep.bin", &pattern(40, 300_000));
+    write(&tree, "a/zero", b"");
+    write(
+        &tree,
+        "a/with space \u{e9}\u{65e5}.txt",
+        b"spaces and UTF-8\n",
+    );
+    write(&tree, "big.bin", &pattern(41, (65 << 20) + 3));
+    write(&tree, "top.txt", &text_lines(100));
+    mkdir(&tree, "a/empty dir");
+    let home = fx.work.join("lftp-home");
+    let r = lftp(
+        &url(&srv, "alice", ""),
+        "mirror -R --no-perms ./tree /tree",
+        &fx.work,
+        &home,
+    );
+    r.ok();
+    let want = sha256_tree(&tree);
+    let on_server = sha256_tree(&fx.root.join("alice/tree"));
+    assert_eq!(on_server, want, "mirror -R: the server's tree differs");
+    let r = lftp(
+        &url(&srv, "alice", ""),
+        "mirror /tree ./back",
+        &fx.work,
+        &home,
+    );
+    r.ok();
+    assert_eq!(
+        sha256_tree(&fx.work.join("back")),
+        want,
+        "mirror back: the downloaded tree differs"
+    );
+    assert_same_tree(&fx.work.join("back"), &tree, &[]);
+    // Mirroring again uploads nothing new and changes nothing.
+    lftp(
+        &url(&srv, "alice", ""),
+        "mirror -R --no-perms ./tree /tree",
+        &fx.work,
+        &home,
+    )
+    .ok();
+    assert_eq!(sha256_tree(&fx.root.join("alice/tree")), want);
+}
+
+fn mode_of(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn file_management_replies() {
+    let fx = Fixture::new();
+    let users = fx.users_file(
+        "users.toml",
+        &[
+            Account::full("alice"),
+            Account::new("nochmod", &["list", "read", "write", "rename"]),
+        ],
+    );
+    let srv = Server::builder().users(&users).start(&fx);
+    let home = fx.root.join("alice");
+    let mut f = srv.login_as("alice", "alice-pw");
+
+    let r = f.expect("MKD d1", 257);
+    assert_eq!(r.lines[0], "257 \"/d1\" created");
+    let r = f.expect("XMKD d1/x \"q\"", 257);
+    // RFC 959: a quote in the path is doubled.
+    assert_eq!(r.lines[0], "257 \"/d1/x \"\"q\"\"\" created");
+    assert!(home.join("d1/x \"q\"").is_dir());
+    f.expect("MKD d1", 550);
+    f.expect("CWD d1", 250);
+    let r = f.expect("MKD sub", 257);
+    assert_eq!(r.lines[0], "257 \"/d1/sub\" created");
+    f.expect("XRMD sub", 250);
+    f.expect("CWD /", 250);
+    assert!(!home.join("d1/sub").exists());
+    f.expect("RMD d1", 550); // not empty
+    f.expect("RMD d1/x \"q\"", 250);
+    f.expect("RMD d1", 250);
+    f.expect("RMD d1", 550);
+    f.expect("RMD /", 550);
+    assert_eq!(names_in(&home), Vec::<String>::new());
+
+    f.stor("a.bin", &pattern(1, 5000));
+    f.expect("DELE a.bin", 250);
+    assert!(!home.join("a.bin").exists());
+    f.expect("DELE a.bin", 550);
+    f.expect("MKD dir", 257);
+    f.expect("DELE dir", 550);
+    assert!(home.join("dir").is_dir());
+
+    // RNFR/RNTO: 350 then 250; RNTO without RNFR: 503; RNFR of nothing: 550.
+    f.stor("r.bin", b"rename me");
+    f.expect("RNTO s.bin", 503);
+    f.expect("RNFR nothing", 550);
+    f.expect("RNTO s.bin", 503);
+    f.expect("RNFR r.bin", 350);
+    f.expect("RNTO dir/s.bin", 250);
+    assert_eq!(std::fs::read(home.join("dir/s.bin")).unwrap(), b"rename me");
+    assert!(!home.join("r.bin").exists());
+    // RNFR then another command: the rename is forgotten.
+    f.expect("RNFR dir/s.bin", 350);
+    f.expect("NOOP", 200);
+    f.expect("RNTO t.bin", 503);
+    // Directories rename too; a directory cannot go inside itself.
+    f.expect("RNFR dir", 350);
+    f.expect("RNTO dir2", 250);
+    f.expect("RNFR dir2", 350);
+    f.expect("RNTO dir2/inner", 550);
+    assert!(home.join("dir2/s.bin").is_file());
+
+    // MFMT, then MDTM shows it (and the disk has it).
+    let r = f.expect("MFMT 20210304050607 dir2/s.bin", 213);
+    assert!(r.lines[0].contains("Modify=20210304050607"), "{r:?}");
+    let r = f.expect("MDTM dir2/s.bin", 213);
+    assert_eq!(r.lines[0], "213 20210304050607");
+    let mtime = std::fs::metadata(home.join("dir2/s.bin"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(
+        mtime
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        1_614_834_367
+    );
+    f.expect("MFMT 20210304050607 nothing", 550);
+    f.expect("MFMT yesterday dir2/s.bin", 501);
+
+    // SITE CHMOD changes the mode on disk; no set-id bits.
+    f.expect("SITE CHMOD 640 dir2/s.bin", 200);
+    assert_eq!(mode_of(&home.join("dir2/s.bin")), 0o640);
+    f.expect("SITE CHMOD 711 dir2", 200);
+    assert_eq!(mode_of(&home.join("dir2")), 0o711);
+    f.expect("SITE CHMOD 4755 dir2/s.bin", 501);
+    assert_eq!(mode_of(&home.join("dir2/s.bin")), 0o640);
+
+    // Uploads the server must refuse before any data moves.
+    for line in [
+        "STOR no/such/dir/f",
+        "STOR dir2",
+        "STOR .",
+        "STOR ..",
+        "STOR /",
+        "APPE dir2",
+    ] {
+        f.epsv();
+        let r = f.cmd(line);
+        assert_eq!(r.code, 550, "{line}: {r:?}");
+    }
+    f.expect("ALLO 1000", 202);
+    f.stor("allo.bin", b"after ALLO");
+    assert_eq!(std::fs::read(home.join("allo.bin")).unwrap(), b"after ALLO");
+
+    // FEAT lists what was added.
+    let feat = f.expect("FEAT", 211).text();
+    for want in ["MFMT", "UTF8", "REST STREAM", "SIZE", "MDTM"] {
+        assert!(
+            feat.lines().any(|l| l.trim().starts_with(want)),
+            "FEAT lacks {want}: {feat}"
+        );
+    }
+    f.quit();
+
+    // Without the chmod permission SITE CHMOD is refused and the mode stays.
+    let home2 = fx.root.join("nochmod");
+    let mut g = srv.login_as("nochmod", "nochmod-pw");
+    g.stor("f", b"x");
+    let before = mode_of(&home2.join("f"));
+    g.expect("SITE CHMOD 777 f", 550);
+    assert_eq!(mode_of(&home2.join("f")), before);
+    g.expect("DELE f", 550);
+    g.expect("MKD d", 550);
+    g.expect("RNFR f", 350);
+    g.expect("RNTO g", 250);
+    assert!(home2.join("g").is_file());
+    g.quit();
+}
+
+#[test]
+fn max_upload_rate_caps_an_account() {
+    let fx = Fixture::new();
+    let users = fx.users_file(
+        "users.toml",
+        &[
+            Account::full("slow").extra("max_upload_rate = \"1MiB\""),
+            Account::full("fast"),
+        ],
+    );
+    let srv = Server::builder().users(&users).start(&fx);
+    let data = pattern(50, 3 << 20);
+    let mut took = Vec::new();
+    for user in ["slow", "fast"] {
+        let mut f = srv.login_as(user, &format!("{user}-pw"));
+        let t = std::time::Instant::now();
+        f.stor("up.bin", &data);
+        took.push(t.elapsed());
+        assert_bytes_eq(user, &fx.read(&format!("{user}/up.bin")), &data);
+        f.quit();
+    }
+    eprintln!(
+        "3 MiB upload: capped at 1 MiB/s {:?}, uncapped {:?}",
+        took[0], took[1]
+    );
+    // 3 MiB at 1 MiB/s: about 2 s or more (the first chunk may go at once).
+    assert!(
+        took[0] >= std::time::Duration::from_millis(1800),
+        "max_upload_rate = 1MiB: 3 MiB took only {:?}",
+        took[0]
+    );
+    assert!(took[1] < took[0], "{took:?}");
+}
