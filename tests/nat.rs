@@ -413,6 +413,20 @@ impl NsServer {
 
 impl Drop for NsServer {
     fn drop(&mut self) {
+        // SIGTERM first (graceful: the listeners are shut down), SIGKILL
+        // only if that takes long. These servers reuse port 21: a killed
+        // process's io_uring is torn down asynchronously, and until then
+        // its listening socket (held by in-flight ACCEPTs) stays in the
+        // SO_REUSEPORT group, where it takes, then resets, connections
+        // meant for the next server.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
