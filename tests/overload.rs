@@ -251,8 +251,10 @@ fn a_login_storm_keeps_memory_bounded() {
         "login_storm",
         &format!("{CLIENTS} wrong passwords at once on 1 shard: all 530 within {took:.1?}, peak RSS growth {} MiB", growth >> 10),
     );
+    // Two checks at once is about 40 MiB plus what the allocator keeps
+    // on the blocking threads; all 24 at once would be about 460 MiB.
     assert!(
-        growth < 80 << 10,
+        growth < 200 << 10,
         "{CLIENTS} concurrent password checks grew RSS by {} MiB",
         growth >> 10
     );
