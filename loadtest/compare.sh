@@ -48,7 +48,7 @@ usage: bash loadtest/compare.sh [--quick] [options]
   --idle-forking-max N    cap on idle sessions for forking peers (one or two
                           processes per session), default 2000 (full), 500 (quick)
   --rounds N              run every case N times (servers interleaved) and keep
-                          each server's best round; default 1, bigfile 3 (quick 2)
+                          each server's median round; default 1, bigfile 3 (quick 2)
   --no-build              do not run cargo build --release
   --install-only          fetch and unpack the peers, then exit
   --check                 start each server, prove anonymous RETR + LIST over
@@ -107,7 +107,7 @@ CASES=${SCENARIOS:-$CASES_ALL}
 for c in $CASES; do
     [[ " $CASES_ALL " == *" $c "* ]] || { echo "compare.sh: unknown scenario '$c' (one of: $CASES_ALL)" >&2; exit 2; }
 done
-ROUNDS=${ROUNDS_FLAG:-1}   # rounds of every case but bigfile; the table keeps each server's best round
+ROUNDS=${ROUNDS_FLAG:-1}   # rounds of every case but bigfile; the table keeps each server's median round
 GEN_EXTRA=${RINGFTP_COMPARE_GEN_ARGS:-}   # extra generator flags for every run (e.g. --cores 1)
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -762,7 +762,7 @@ print_header() {
     local c
     for c in $CASES; do
         if [[ $c == upload ]]; then echo "  - upload: skipped (no writable account on any server)"; continue; fi
-        echo "  - $c: \`$(case_args "$c") --clients $(case_clients "$c" ringftp)\`$(r=$ROUNDS; [[ $c == bigfile ]] && r=$BIGFILE_ROUNDS; ((r > 1)) && echo ", $r rounds, servers interleaved, best round kept")$([[ $c == idle && $IDLE_CLIENTS -gt $IDLE_FORKING_MAX ]] && echo " (forking peers: --clients $IDLE_FORKING_MAX, one or two processes a session)")"
+        echo "  - $c: \`$(case_args "$c") --clients $(case_clients "$c" ringftp)\`$(r=$ROUNDS; [[ $c == bigfile ]] && r=$BIGFILE_ROUNDS; ((r > 1)) && echo ", $r rounds, servers interleaved, median round kept")$([[ $c == idle && $IDLE_CLIENTS -gt $IDLE_FORKING_MAX ]] && echo " (forking peers: --clients $IDLE_FORKING_MAX, one or two processes a session)")"
     done
     echo
 }

@@ -15,8 +15,10 @@ generator's own figure has a column of its own. sessions (idle only) is the
 most established control connections to the server's port that compare.sh
 saw during the run: memory per session divides by it, not by the clients
 asked for, since a server that accepts slowly holds fewer.
-A server run several rounds shows its best one (highest figure where higher
-is better, lowest otherwise) with every round's figure in the note.
+A server run several rounds shows its median round (by the headline figure)
+with every round's figure in the note: on a shared, noisy machine one lucky
+round of any server (the ceiling included) is common, and a median is not
+moved by it.
 and each JSON file is a `ringftp loadtest --json` report (schema_version 1,
 docs/loadgen.md). One table per case: a row per server, every figure, and
 the ratio of the case's headline figure to ringftp's. Standard library only.
@@ -218,8 +220,8 @@ def load_manifest(path):
     return runs
 
 
-def best_rounds(runs, hfun, better):
-    """One run per server: its best round, the others' figures in its note."""
+def median_rounds(runs, hfun, better):
+    """One run per server: its median round, every round's figure in its note."""
     by = {}
     for x in runs:
         by.setdefault(x["server"], []).append(x)
@@ -232,14 +234,15 @@ def best_rounds(runs, hfun, better):
         if not ok:
             out.append(xs[-1])
             continue
-        pick = (max if better == "higher" else min)(ok, key=lambda x: hfun(x["report"]))
+        ranked = sorted(ok, key=lambda x: hfun(x["report"]), reverse=(better == "higher"))
+        pick = ranked[len(ranked) // 2]
         figures = ", ".join(
             num(hfun(x["report"])) if x["report"] is not None and hfun(x["report"]) is not None else x["status"]
             for x in sorted(xs, key=lambda x: int(x["round"]) if x["round"].isdigit() else 0)
         )
         pick = dict(pick)
         pick["note"] = "; ".join(
-            n for n in (pick["note"], f"best of {len(xs)} rounds (round {pick['round']}); rounds: {figures}") if n
+            n for n in (pick["note"], f"median of {len(xs)} rounds (round {pick['round']}); rounds: {figures}") if n
         )
         out.append(pick)
     return out
@@ -249,7 +252,7 @@ def case_table(case, runs):
     spec = CASES.get(case, dict(title=case, phase="request", phase_title="request",
                                 headline=("requests/s", lambda r: r.get("totals", {}).get("requests_per_s"), "higher")))
     hname, hfun, better = spec["headline"]
-    runs = best_rounds(runs, hfun, better)
+    runs = median_rounds(runs, hfun, better)
     runs = sorted(runs, key=lambda x: SERVER_ORDER.index(x["server"]) if x["server"] in SERVER_ORDER else 99)
     ph = spec["phase_title"]
     ok = [x for x in runs if x["report"] is not None]
