@@ -45,6 +45,9 @@ use crate::xferlog::XferLog;
 /// Concurrent argon2 checks per shard (each runs on the blocking pool).
 const PASSWORD_CHECKS_PER_SHARD: usize = 2;
 
+/// Connections taken with plain accepts after each ring ACCEPT completes.
+const ACCEPT_BATCH: usize = 64;
+
 /// ACCEPT ops each shard keeps in flight on each listener.
 const ACCEPTS_IN_FLIGHT: usize = 4;
 
@@ -364,6 +367,9 @@ fn bind_control(addr: SocketAddr) -> std::io::Result<Socket> {
     sock.bind(&addr.into())?;
     // The kernel caps this at net.core.somaxconn.
     sock.listen(4096)?;
+    // Non-blocking for the accept batches; io_uring's ACCEPT handles a
+    // non-blocking listener by waiting for readiness itself.
+    sock.set_nonblocking(true)?;
     Ok(sock)
 }
 
@@ -378,16 +384,16 @@ async fn accept_loop(ctx: Rc<ShardCtx>, listener: Rc<Socket>) {
         };
         match res {
             Ok(fd) => {
-                let sock = Socket::from(fd);
-                // Taking the reserve back tells whether a session could
-                // have an fd to work with (a file, a data connection).
-                if ctx.reserve.refill() {
-                    ctx.reserve.admitted();
-                    admit(&ctx, sock);
-                } else {
-                    refuse(sock, "Server out of resources, try again later.");
-                    ctx.reserve.refused();
-                    ctx.reserve.refill();
+                take(&ctx, Socket::from(fd));
+                // A burst (a login storm) leaves more connections queued:
+                // take them now with plain non-blocking accepts (the
+                // listener is O_NONBLOCK) instead of one ring round trip
+                // each. The ring's ACCEPT waits only when the queue is empty.
+                for _ in 0..ACCEPT_BATCH {
+                    match listener.accept() {
+                        Ok((sock, _)) => take(&ctx, sock),
+                        Err(_) => break,
+                    }
                 }
             }
             Err(e) if is_out_of_fds(&e) => {
@@ -402,11 +408,29 @@ async fn accept_loop(ctx: Rc<ShardCtx>, listener: Rc<Socket>) {
                     ctx.reserve.refill();
                 }
             }
+            // Another of this listener's accept loops saw the shutdown
+            // first and shut the listener down under our ACCEPT.
+            Err(_) if *watch.borrow() >= Phase::Draining => return,
             Err(e) => {
                 tracing::warn!(shard = ctx.id, "accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+/// Starts a session for an accepted connection, or refuses it when the
+/// process is short of fds.
+fn take(ctx: &Rc<ShardCtx>, sock: Socket) {
+    // Taking the reserve back tells whether a session could have an fd to
+    // work with (a file, a data connection).
+    if ctx.reserve.refill() {
+        ctx.reserve.admitted();
+        admit(ctx, sock);
+    } else {
+        refuse(sock, "Server out of resources, try again later.");
+        ctx.reserve.refused();
+        ctx.reserve.refill();
     }
 }
 
