@@ -159,60 +159,65 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         per_shard.into_iter().map(Some).collect::<Vec<_>>(),
     ));
 
-    shard::run_shards("ringftp-shard", config.cores, move |info: ShardInfo| {
-        let listeners = handoff.lock().unwrap()[info.id].take().unwrap_or_default();
-        let ctx = Rc::new(ShardCtx {
-            id: info.id,
-            config: config.clone(),
-            root: Rc::new(root_fd.clone()),
-            root_fd: root_fd.clone(),
-            ports: PortSlice::new(slices[info.id]),
-            pipes: PipePool::default(),
-            counters: Counters::default(),
-            sessions_open: Cell::new(0),
-            sessions_total: Cell::new(0),
-            users: users.clone(),
-            bans: bans.clone(),
-            limits: limits.clone(),
-            shutdown: watch.clone(),
-            reserve: Reserve::default(),
-            password_checks: Rc::new(tokio::sync::Semaphore::new(PASSWORD_CHECKS_PER_SHARD)),
-            announce: announce.clone(),
-            xferlog: config
-                .xferlog
-                .as_deref()
-                .and_then(|p| match XferLog::open(p) {
-                    Ok(x) => Some(x),
-                    Err(e) => {
-                        tracing::error!(
-                            "--xferlog {}: {e}; transfers will not be logged",
-                            p.display()
-                        );
-                        None
+    shard::run_shards(
+        "ringftp-shard",
+        config.cores,
+        true,
+        move |info: ShardInfo| {
+            let listeners = handoff.lock().unwrap()[info.id].take().unwrap_or_default();
+            let ctx = Rc::new(ShardCtx {
+                id: info.id,
+                config: config.clone(),
+                root: Rc::new(root_fd.clone()),
+                root_fd: root_fd.clone(),
+                ports: PortSlice::new(slices[info.id]),
+                pipes: PipePool::default(),
+                counters: Counters::default(),
+                sessions_open: Cell::new(0),
+                sessions_total: Cell::new(0),
+                users: users.clone(),
+                bans: bans.clone(),
+                limits: limits.clone(),
+                shutdown: watch.clone(),
+                reserve: Reserve::default(),
+                password_checks: Rc::new(tokio::sync::Semaphore::new(PASSWORD_CHECKS_PER_SHARD)),
+                announce: announce.clone(),
+                xferlog: config
+                    .xferlog
+                    .as_deref()
+                    .and_then(|p| match XferLog::open(p) {
+                        Ok(x) => Some(x),
+                        Err(e) => {
+                            tracing::error!(
+                                "--xferlog {}: {e}; transfers will not be logged",
+                                p.display()
+                            );
+                            None
+                        }
+                    }),
+            });
+            async move {
+                tracing::debug!(shard = info.id, cpu = info.cpu, "shard started");
+                let mut loops = Vec::new();
+                for l in listeners {
+                    let l = Rc::new(l);
+                    // Several ACCEPTs in flight per listener: a burst of new
+                    // connections completes in batches instead of one ring
+                    // round trip each.
+                    for _ in 0..ACCEPTS_IN_FLIGHT {
+                        loops.push(tokio_uring::spawn(accept_loop(ctx.clone(), l.clone())));
                     }
-                }),
-        });
-        async move {
-            tracing::debug!(shard = info.id, cpu = info.cpu, "shard started");
-            let mut loops = Vec::new();
-            for l in listeners {
-                let l = Rc::new(l);
-                // Several ACCEPTs in flight per listener: a burst of new
-                // connections completes in batches instead of one ring
-                // round trip each.
-                for _ in 0..ACCEPTS_IN_FLIGHT {
-                    loops.push(tokio_uring::spawn(accept_loop(ctx.clone(), l.clone())));
                 }
+                // The loops end when a shutdown begins; then the sessions
+                // finish (or are cut at the end of the grace period).
+                for l in loops {
+                    let _ = l.await;
+                }
+                drain(&ctx).await;
+                tracing::debug!(shard = info.id, "shard stopped");
             }
-            // The loops end when a shutdown begins; then the sessions
-            // finish (or are cut at the end of the grace period).
-            for l in loops {
-                let _ = l.await;
-            }
-            drain(&ctx).await;
-            tracing::debug!(shard = info.id, "shard stopped");
-        }
-    })?;
+        },
+    )?;
     tracing::info!("all sessions closed; exiting");
     Ok(())
 }

@@ -319,30 +319,34 @@ fn every_mode_downloads_verified_bytes() {
             "/pub"
         };
         let hgrm = root.path().join(format!("hgrm-{mode}"));
-        let run = loadtest(
-            root.path(),
-            &[
-                "--target",
-                &server.addr,
-                "--scenario",
-                "mirror",
-                "--mode",
-                mode,
-                "--clients",
-                clients,
-                "--requests",
-                "60",
-                "--files",
-                files,
-                "--verify",
-                "--timeout",
-                "5s",
-                "--hgrm",
-                hgrm.to_str().unwrap(),
-            ],
-        );
+        let hgrm_dir = hgrm.to_str().unwrap();
+        let mut args = vec![
+            "--target",
+            &server.addr,
+            "--scenario",
+            "mirror",
+            "--mode",
+            mode,
+            "--clients",
+            clients,
+            "--requests",
+            "60",
+            "--files",
+            files,
+            "--verify",
+            "--timeout",
+            "5s",
+            "--hgrm",
+            hgrm_dir,
+        ];
+        // One mode with pinned generator shards, the others unpinned.
+        if mode == "port" {
+            args.push("--pin");
+        }
+        let run = loadtest(root.path(), &args);
         let json = ok_run(&run);
         assert_eq!(json["config"]["mode"], mode);
+        assert_eq!(json["config"]["pin"], mode == "port");
         assert_eq!(json["totals"]["ok"], 60, "{mode}: {}", run.stdout);
         assert_eq!(json["totals"]["errors"], 0, "{mode}");
         assert!(
@@ -692,6 +696,7 @@ fn json_schema_is_stable() {
             "max_errors",
             "mode",
             "ops",
+            "pin",
             "rate",
             "requests",
             "target",

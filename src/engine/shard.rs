@@ -37,13 +37,16 @@ pub fn available_cpus() -> Vec<usize> {
     }
 }
 
-/// Runs `make(shard)` on `cores` shard threads, each pinned to its own CPU
-/// (the first `cores` CPUs of the process's affinity mask) and driving its
-/// own tokio-uring runtime, and waits for all of them to return.
+/// Runs `make(shard)` on `cores` shard threads, each driving its own
+/// tokio-uring runtime, and waits for all of them to return. With `pin`, each
+/// thread is pinned to its own CPU (the first `cores` CPUs of the process's
+/// affinity mask); without it the kernel places the threads (the load
+/// generator's default, so it never sits on the core of a server shard it
+/// measures while another core idles).
 ///
 /// `make` is called on the shard's own thread, so the future it returns
 /// need not be `Send` and may hold `Rc`s and thread-locals freely.
-pub fn run_shards<F, Fut, T>(name: &str, cores: usize, make: F) -> io::Result<Vec<T>>
+pub fn run_shards<F, Fut, T>(name: &str, cores: usize, pin: bool, make: F) -> io::Result<Vec<T>>
 where
     F: Fn(ShardInfo) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = T> + 'static,
@@ -63,8 +66,10 @@ where
         let handle = thread::Builder::new()
             .name(format!("{name}-{id}"))
             .spawn(move || {
-                if let Err(e) = sys::pin_current_thread(cpu) {
-                    tracing::warn!(shard = id, cpu, "could not pin shard thread: {e}");
+                if pin {
+                    if let Err(e) = sys::pin_current_thread(cpu) {
+                        tracing::warn!(shard = id, cpu, "could not pin shard thread: {e}");
+                    }
                 }
                 tokio_uring::builder()
                     .entries(RING_ENTRIES)

@@ -145,10 +145,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub hgrm: Option<PathBuf>,
 
-    /// Generator shards (pinned threads, one io_uring each)
-    /// [default: CPUs available to the process]
+    /// Generator shards (threads, one io_uring each)
+    /// [default: CPUs available to the process, at most one per client]
     #[arg(long, value_name = "N")]
     pub cores: Option<usize>,
+
+    /// Pin each generator shard to its own CPU, as the server pins its
+    /// shards. Off by default: on a machine shared with the server under
+    /// test, a pinned generator thread can share a core with the one server
+    /// shard doing the work while another core idles.
+    #[arg(long)]
+    pub pin: bool,
 
     /// Limit on every wait: connect, each reply, the data connection, each
     /// data read.

@@ -60,6 +60,9 @@ pub struct Config {
     pub ops: Vec<String>,
     pub clients: usize,
     pub cores: usize,
+    /// Generator shards pinned to CPUs (`--pin`).
+    #[serde(default)]
+    pub pin: bool,
     pub duration_s: Option<f64>,
     pub requests: Option<u64>,
     /// Open-loop rate (requests/s, all clients), null for closed loop.
@@ -191,6 +194,7 @@ impl Report {
                 ops: plan.ops.iter().map(|o| o.name().to_string()).collect(),
                 clients: plan.clients,
                 cores: plan.cores,
+                pin: plan.pin,
                 duration_s: plan.bounds.duration.map(|d| d.as_secs_f64()),
                 requests: plan.bounds.total_requests,
                 rate: plan.rate,

@@ -87,7 +87,7 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<i32> {
 
     let results = {
         let shared = shared.clone();
-        run_shards("loadgen", shared.plan.cores, move |info| {
+        run_shards("loadgen", shared.plan.cores, shared.plan.pin, move |info| {
             shard_main(info, shared.clone())
         })?
     };

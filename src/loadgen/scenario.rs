@@ -194,6 +194,8 @@ pub struct Plan {
     pub mode: Mode,
     pub clients: usize,
     pub cores: usize,
+    /// Pin generator shards to CPUs (`--pin`).
+    pub pin: bool,
     pub bounds: Bounds,
     /// Open-loop requests per second, all clients together.
     pub rate: Option<f64>,
@@ -320,6 +322,7 @@ impl Plan {
             mode,
             clients,
             cores,
+            pin: args.pin,
             bounds,
             rate,
             files,
