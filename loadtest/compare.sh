@@ -109,6 +109,13 @@ for c in $CASES; do
 done
 ROUNDS=${ROUNDS_FLAG:-1}   # rounds of every case but bigfile; the table keeps each server's median round
 GEN_EXTRA=${RINGFTP_COMPARE_GEN_ARGS:-}   # extra generator flags for every run (e.g. --cores 1)
+# CPU placement (taskset lists, e.g. 0 and 1): every server, and the generator
+# plus curl, confined to their own CPUs. Unset: the kernel places everything.
+SERVER_CPUS=${RINGFTP_COMPARE_SERVER_CPUS:-}
+GEN_CPUS=${RINGFTP_COMPARE_GEN_CPUS:-}
+SERVER_TASKSET=(); GEN_TASKSET=()
+if [[ -n $SERVER_CPUS ]]; then SERVER_TASKSET=(taskset -c "$SERVER_CPUS"); fi
+if [[ -n $GEN_CPUS ]]; then GEN_TASKSET=(taskset -c "$GEN_CPUS"); fi
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${OUT:-$HERE/out/compare-$STAMP}
@@ -488,6 +495,7 @@ start_server() { # NAME LOGTAG -> sets STARTED_PID
     CMD=()
     cmd_"$name" || return 1
     local logf=$OUT/logs/$tag.server.log
+    CMD=("${SERVER_TASKSET[@]}" "${CMD[@]}")
     printf '%q ' "${CMD[@]}" >"$OUT/conf/$name.cmdline"; echo >>"$OUT/conf/$name.cmdline"
     : >"$logf"
     # Each server gets its own session (setsid execs, so $! is the server's
@@ -606,8 +614,8 @@ main() {
 # compare_report.py, which turns the JSON reports into the tables.
 MANIFEST=""
 
-manifest() { # CASE SCENARIO SERVER STATUS RC JSON CLIENTS NOTE (ROUND, SETTLED, SESSIONS from the caller)
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" "${round:-1}" "${settled:-}" "${sessions:-}" >>"$MANIFEST"
+manifest() { # CASE SCENARIO SERVER STATUS RC JSON CLIENTS NOTE (ROUND, SETTLED, SESSIONS, CURL_MIB from the caller)
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" "${round:-1}" "${settled:-}" "${sessions:-}" "${curl_mib:-}" >>"$MANIFEST"
 }
 
 case_args() { # CASE -> generator flags (without --clients)
@@ -702,9 +710,9 @@ run_one() { # CASE SERVER ROUND
     read -r cpu0 procs0 < <(tree_cpu "$pid")
     if [[ -n $cg ]]; then cpu0=$(cg_cpu "$cg"); fi
     limit=$(case_limit "$c")
-    printf '%s\n' "$RINGFTP loadtest --target 127.0.0.1:${PORT[$s]} $args --clients $clients --json $json --server-pid $pid" >"$glog"
+    printf '%s\n' "${GEN_TASKSET[*]} $RINGFTP loadtest --target 127.0.0.1:${PORT[$s]} $args --clients $clients --json $json --server-pid $pid" >"$glog"
     # shellcheck disable=SC2086
-    timeout -k 10 "$limit" "$RINGFTP" loadtest --target "127.0.0.1:${PORT[$s]}" $args --clients "$clients" \
+    timeout -k 10 "$limit" "${GEN_TASKSET[@]}" "$RINGFTP" loadtest --target "127.0.0.1:${PORT[$s]}" $args --clients "$clients" \
         --json "$json" --server-pid "$pid" $GEN_EXTRA </dev/null >>"$glog" 2>&1 &
     GEN_PID=$!
     # idle: count the sessions really held (established control connections
@@ -734,6 +742,15 @@ run_one() { # CASE SERVER ROUND
     if [[ -n ${COMPARE_DEBUG:-} ]]; then log "  settle: cpu0=$cpu0 procs0=$procs0 cpu1=$cpu1 procs1=$procs1 polls=$n"; fi
     settled=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN{printf "%.3f", b - a}')
     (( procs1 <= procs0 )) || settled="$settled+"   # still had sessions: a lower bound
+    # bigfile: an independent client cross-checks the generator's figure on
+    # the same server, after the CPU reading: one curl download of the file
+    local curl_mib=""
+    if [[ $c == bigfile ]]; then
+        curl_mib=$("${GEN_TASKSET[@]}" curl --silent --show-error --max-time 120 --user anonymous:compare@example.org \
+            -o /dev/null -w '%{size_download} %{speed_download}' "ftp://127.0.0.1:${PORT[$s]}/$BIGFILE_PATH" 2>>"$OUT/logs/$tag.curl.log" \
+            | awk -v want="$BIGFILE_BYTES" '$1 == want {printf "%.1f", $2 / 1048576}') || curl_mib=""
+        log "  $(printf '%-10s' "$s") curl: ${curl_mib:-failed} MiB/s"
+    fi
     stop_server "$pid"
     local note=""
     if [[ $rc == 124 || $rc == 137 ]]; then note="generator killed after ${limit}s"; fi
@@ -758,17 +775,22 @@ print_header() {
     echo "- servers:"
     for s in $SERVERS; do echo "  - $(server_version "$s"): 127.0.0.1:${PORT[$s]}, passive ${PASV_LO[$s]}-${PASV_HI[$s]}"; done
     if [[ " $CASES " == *" bigfile "* ]]; then echo "  - $(server_version ceiling): 127.0.0.1:${PORT[ceiling]} (bigfile only)"; fi
+    echo "- CPU placement: $(if [[ -n $SERVER_CPUS$GEN_CPUS ]]; then echo "servers \`taskset -c ${SERVER_CPUS:-any}\`, generator and curl \`taskset -c ${GEN_CPUS:-any}\`"; else echo "none (the kernel places every process; ringftp pins its own shards, the generator is unpinned)"; fi)"
     echo "- generator: \`ringftp loadtest --target 127.0.0.1:PORT --server-pid PID --json FILE ARGS\`${GEN_EXTRA:+ plus \`$GEN_EXTRA\`}, ARGS per case:"
     local c
     for c in $CASES; do
         if [[ $c == upload ]]; then echo "  - upload: skipped (no writable account on any server)"; continue; fi
-        echo "  - $c: \`$(case_args "$c") --clients $(case_clients "$c" ringftp)\`$(r=$ROUNDS; [[ $c == bigfile ]] && r=$BIGFILE_ROUNDS; ((r > 1)) && echo ", $r rounds, servers interleaved, median round kept")$([[ $c == idle && $IDLE_CLIENTS -gt $IDLE_FORKING_MAX ]] && echo " (forking peers: --clients $IDLE_FORKING_MAX, one or two processes a session)")"
+        echo "  - $c: \`$(case_args "$c") --clients $(case_clients "$c" ringftp)\`$(r=$ROUNDS; [[ $c == bigfile ]] && r=$BIGFILE_ROUNDS; ((r > 1)) && echo ", $r rounds, servers interleaved, median round kept")$([[ $c == bigfile ]] && echo "; after each round, one \`curl -o /dev/null -w %{speed_download} ftp://127.0.0.1:PORT/$BIGFILE_PATH\` cross-checks the generator")$([[ $c == idle && $IDLE_CLIENTS -gt $IDLE_FORKING_MAX ]] && echo " (forking peers: --clients $IDLE_FORKING_MAX, one or two processes a session)")"
     done
     echo
 }
 
+BIGFILE_PATH=bigfile   # what the bigfile scenario and its curl cross-check download
+BIGFILE_BYTES=""
+
 run_compare() {
     MANIFEST=$OUT/manifest.tsv
+    if [[ -f $TREE/$BIGFILE_PATH ]]; then BIGFILE_BYTES=$(stat -c %s "$TREE/$BIGFILE_PATH"); fi
     : >"$MANIFEST"
     local c s
     print_header | tee "$OUT/header.md" >&2

@@ -25,6 +25,7 @@ the ratio of the case's headline figure to ringftp's. Standard library only.
 """
 import argparse
 import json
+import statistics
 import sys
 
 SERVER_ORDER = ["ringftp", "vsftpd", "pure-ftpd", "proftpd", "pyftpdlib", "ceiling"]
@@ -90,6 +91,7 @@ CASES = {
         headline=("MiB/s", lambda r: r.get("totals", {}).get("mib_per_s"), "higher"),
         dup="mib",
         ceiling=True,
+        curl=True,
     ),
     "listing": dict(
         title="listing: {clients} clients LIST and MLSD, in turn, a 10,000-entry directory",
@@ -200,8 +202,8 @@ def load_manifest(path):
             if not line:
                 continue
             parts = line.split("\t")
-            parts += [""] * (11 - len(parts))
-            case, scenario, srv, status, rc, jpath, clients, note, rnd, settled, sessions = parts[:11]
+            parts += [""] * (12 - len(parts))
+            case, scenario, srv, status, rc, jpath, clients, note, rnd, settled, sessions, curl = parts[:12]
             rep = None
             if status == "ok":
                 try:
@@ -215,7 +217,8 @@ def load_manifest(path):
                 rep["sessions_peak"] = int(sessions)
             runs.append(
                 dict(case=case, scenario=scenario, server=srv, status=status, rc=rc, json=jpath,
-                     clients=clients, note=note, report=rep, round=rnd or "1")
+                     clients=clients, note=note, report=rep, round=rnd or "1",
+                     curl=[float(curl)] if curl not in ("", "-") else [])
             )
     return runs
 
@@ -227,8 +230,9 @@ def median_rounds(runs, hfun, better):
         by.setdefault(x["server"], []).append(x)
     out = []
     for srv, xs in by.items():
+        curls = [c for x in xs for c in x.get("curl", [])]
         if len(xs) == 1:
-            out.append(xs[0])
+            out.append(dict(xs[0], curl=curls))
             continue
         ok = [x for x in xs if x["report"] is not None and hfun(x["report"]) is not None]
         if not ok:
@@ -240,7 +244,7 @@ def median_rounds(runs, hfun, better):
             num(hfun(x["report"])) if x["report"] is not None and hfun(x["report"]) is not None else x["status"]
             for x in sorted(xs, key=lambda x: int(x["round"]) if x["round"].isdigit() else 0)
         )
-        pick = dict(pick)
+        pick = dict(pick, curl=curls)
         pick["note"] = "; ".join(
             n for n in (pick["note"], f"median of {len(xs)} rounds (round {pick['round']}); rounds: {figures}") if n
         )
@@ -303,6 +307,7 @@ def case_table(case, runs):
         return r.get("server") or {}
 
     header = ["server", "clients", hname, "÷ ringftp"] + (["÷ ceiling"] if spec.get("ceiling") else [])
+    header += ["curl MiB/s", "curl ÷ generator"] if spec.get("curl") else []
     header += [c[1] for c in cols] + ["note"]
 
     rows = []
@@ -325,6 +330,9 @@ def case_table(case, runs):
         ]
         if spec.get("ceiling"):
             row.append(ratio(hv, ceil))
+        if spec.get("curl"):
+            cm = statistics.median(x["curl"]) if x.get("curl") else None
+            row += [num(cm), ratio(cm, hv)]
         row += [c[2](r) for c in cols]
         note = []
         if x["note"]:
@@ -333,6 +341,8 @@ def case_table(case, runs):
             note.append(f"generator exit {x['rc']}")
         if x["server"] == "ceiling":
             note.append("blocking sendfile(2) loop, same reader")
+        if spec.get("curl") and len(x.get("curl", [])) > 1:
+            note.append("curl: median of " + ", ".join(num(c) for c in x["curl"]))
         held, asked = r.get("sessions_peak"), (r.get("config") or {}).get("clients")
         if held is not None and asked and held < asked:
             note.append(f"held only {held:,} of {asked:,} sessions at once (the rest were still connecting or had failed)")
@@ -348,7 +358,10 @@ def case_table(case, runs):
     lines.append("")
     lines.append(
         f"Headline: {hname}, {better} is better; ÷ ringftp is each server's figure divided by ringftp's"
-        + ("; ÷ ceiling divides by the plain sendfile(2) loop's (target for ringftp: ≥ 0.95)." if spec.get("ceiling") else ".")
+        + ("; ÷ ceiling divides by the plain sendfile(2) loop's (target for ringftp: ≥ 0.95)" if spec.get("ceiling") else "")
+        + ("; curl MiB/s is one `curl -o /dev/null` download of the same file after each round (median over rounds), an"
+           " independent client cross-checking the generator's reader" if spec.get("curl") else "")
+        + "."
         + f" Percentiles are of the `{spec['phase']}` phase."
     )
     lines.append("")
