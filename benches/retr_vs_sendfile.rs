@@ -1,4 +1,5 @@
-//! RETR of one large cached file over loopback: ringftp (io_uring splice)
+//! RETR of one large cached file over loopback: ringftp (its RETR path:
+//! non-blocking sendfile from the page cache, POLLOUT waits on io_uring)
 //! against a plain blocking `sendfile(2)` loop serving the same file, both
 //! read by the same fast reader (epoll + non-blocking recv into 1 MiB).
 //!

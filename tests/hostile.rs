@@ -427,7 +427,9 @@ fn a_file_truncated_while_sent_is_a_451_and_the_session_goes_on() {
             got.len()
         ),
     );
-    finish(&mut srv, "truncated", &before, CHECK, 0);
+    // Past the new end of file nothing is in the page cache, so the last
+    // try reads through a pipe, which then stays in the pool (two fds).
+    finish(&mut srv, "truncated", &before, CHECK, 2);
 }
 
 #[test]

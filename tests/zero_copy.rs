@@ -125,3 +125,65 @@ fn counters_are_per_shard_and_shared_by_its_sessions() {
     a.quit();
     b.quit();
 }
+
+/// Evicts `path`'s pages from the page cache (written back first), with
+/// Python's os.posix_fadvise so the test needs no unsafe code.
+fn drop_from_page_cache(path: &std::path::Path) {
+    let ok = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import os, sys\n\
+             fd = os.open(sys.argv[1], os.O_RDONLY)\n\
+             os.fsync(fd)\n\
+             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)\n",
+        ])
+        .arg(path)
+        .status()
+        .expect("python3 runs");
+    assert!(ok.success(), "posix_fadvise(DONTNEED) failed");
+}
+
+#[test]
+fn a_file_out_of_the_page_cache_is_read_through_a_pipe() {
+    // On the build's disk: a tmpfs file never leaves the page cache.
+    let fx = Fixture::on_disk();
+    fx.standard_tree();
+    let data = pattern(78, (6 << 20) + 3);
+    let path = fx.write("cold.bin", &data);
+    let srv = Server::builder().cores(1).start(&fx);
+    let mut f = srv.login();
+
+    // Cold: the first chunk at least is read from disk through a pipe.
+    drop_from_page_cache(&path);
+    let before = f.stat_counters();
+    let got = f.retr("cold.bin");
+    assert_bytes_eq("cold RETR", &got, &data);
+    let now = f.stat_counters();
+    assert_eq!(now.spliced - before.spliced, data.len() as u64);
+    assert!(
+        now.from_disk > before.from_disk,
+        "a RETR of an evicted file read nothing through the pipe: {before:?} -> {now:?}"
+    );
+    assert_eq!(now.copied, before.copied);
+
+    // Warm now: every byte goes by sendfile from the page cache.
+    let before = now;
+    let got = f.retr("cold.bin");
+    assert_bytes_eq("warm RETR", &got, &data);
+    let now = f.stat_counters();
+    assert_eq!(now.spliced - before.spliced, data.len() as u64);
+    assert_eq!(
+        now.from_disk, before.from_disk,
+        "a cached file was read through the pipe"
+    );
+
+    // Cold again, resumed at an offset that is not page-aligned.
+    drop_from_page_cache(&path);
+    let before = f.stat_counters();
+    let got = f.retr_from("cold.bin", 4097);
+    assert_bytes_eq("cold REST 4097", &got, &data[4097..]);
+    let now = f.stat_counters();
+    assert_eq!(now.spliced - before.spliced, got.len() as u64);
+    assert!(now.from_disk > before.from_disk, "{before:?} -> {now:?}");
+    f.quit();
+}

@@ -723,6 +723,133 @@ pub async fn poll_readable(fd: FdRef) -> io::Result<()> {
     plain(fd, sqe).submit().await.map(|_| ())
 }
 
+/// Waits on the shard's ring until socket `fd` has room to send (or has
+/// failed: the next send reports why).
+pub async fn poll_writable(fd: FdRef) -> io::Result<()> {
+    let sqe = opcode::PollAdd::new(
+        types::Fd(fd.as_raw_fd()),
+        (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) as u32,
+    )
+    .build();
+    plain(fd, sqe).submit().await.map(|_| ())
+}
+
+/// Sets O_NONBLOCK on `fd`, so sends on this thread never block.
+pub fn set_nonblock(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on an fd the caller holds open, integer arguments only.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `sendfile(2)` of up to `count` bytes of `file` from `*offset` into a
+/// non-blocking socket, on this thread; `*offset` advances by what was
+/// sent. WouldBlock when the socket has no room; 0 at end of file. Call it
+/// only for a range [`page_cache_holds`] found resident, or it may block
+/// the thread on a disk read.
+pub fn sendfile_now(sock: RawFd, file: RawFd, offset: &mut u64, count: usize) -> io::Result<usize> {
+    let mut off = *offset as libc::off_t;
+    // SAFETY: both fds are open for the call (the caller holds them), and
+    // `off` is a valid, exclusive off_t the kernel updates.
+    let n = unsafe { libc::sendfile(sock, file, &mut off, count) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    *offset = off as u64;
+    Ok(n as usize)
+}
+
+/// `splice(2)` from a pipe into a non-blocking socket, on this thread:
+/// WouldBlock when the socket has no room.
+pub fn splice_to_socket_now(pipe: RawFd, sock: RawFd, len: u32) -> io::Result<u32> {
+    // SAFETY: both fds are open for the call (the caller holds them); null
+    // offsets are the only legal ones for a pipe and a socket.
+    let n = unsafe {
+        libc::splice(
+            pipe,
+            std::ptr::null_mut(),
+            sock,
+            std::ptr::null_mut(),
+            len as usize,
+            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as u32)
+}
+
+/// Whether every page of `file`'s bytes `[offset, offset + len)` is in the
+/// page cache right now, by `cachestat(2)` (Linux 6.5). False where the
+/// kernel lacks it (then asked no more) or the file type does not support
+/// it: the caller then reads through io_uring, which never blocks the
+/// thread.
+pub fn page_cache_holds(file: RawFd, offset: u64, len: u64) -> bool {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+    if len == 0 {
+        return true;
+    }
+    if UNSUPPORTED.load(Ordering::Relaxed) {
+        return false;
+    }
+    #[repr(C)]
+    struct Range {
+        off: u64,
+        len: u64,
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct Stat {
+        nr_cache: u64,
+        nr_dirty: u64,
+        nr_writeback: u64,
+        nr_evicted: u64,
+        nr_recently_evicted: u64,
+    }
+    // cachestat(2) is 451 on every architecture Linux numbers alike (all
+    // but alpha); the libc crate does not name it for x86_64 yet.
+    const SYS_CACHESTAT: libc::c_long = 451;
+    // SAFETY: sysconf takes an integer and touches no memory of ours.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as u64,
+        _ => 4096,
+    };
+    let first = offset / page;
+    let pages = (offset + len - 1) / page - first + 1;
+    let range = Range {
+        off: first * page,
+        len: pages * page,
+    };
+    let mut stat = Stat::default();
+    // SAFETY: cachestat(fd, const struct cachestat_range *, struct
+    // cachestat *, flags 0): both structs match the kernel's layout (u64
+    // fields, repr(C)) and live across the call; `stat` is exclusively ours.
+    let r = unsafe {
+        libc::syscall(
+            SYS_CACHESTAT,
+            file,
+            &range as *const Range,
+            &mut stat as *mut Stat,
+            0u32,
+        )
+    };
+    if r < 0 {
+        if io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+            UNSUPPORTED.store(true, Ordering::Relaxed);
+        }
+        return false;
+    }
+    stat.nr_cache >= pages
+}
+
 /// `recv(2)` with MSG_DONTWAIT into `buf`: never blocks (WouldBlock when
 /// nothing is there). Used after [`poll_readable`], into a shard-wide
 /// scratch buffer.

@@ -1459,7 +1459,7 @@ impl Conn {
              \x20    Session timeout in seconds is {}\n\
              \x20    Control connection is plain text\n\
              \x20    Data connections will be plain text\n\
-             \x20    ringftp shard {}: {} sessions open ({} since start), {} transfers, {} bytes spliced (zero-copy), {} bytes copied\n\
+             \x20    ringftp shard {}: {} sessions open ({} since start), {} transfers, {} bytes spliced (zero-copy; {} read from disk through a pipe), {} bytes copied\n\
              End of status",
             self.peer.ip(),
             self.session.user().unwrap_or("(not logged in)"),
@@ -1470,6 +1470,7 @@ impl Conn {
             self.ctx.sessions_total.get(),
             c.transfers.get(),
             c.spliced.get(),
+            c.from_disk.get(),
             c.copied.get(),
         );
         Reply::new(SYSTEM_STATUS, text)

@@ -108,8 +108,9 @@ pub fn settle(pid: u32, ok: impl Fn(&Gauge) -> bool, limit: Duration) -> Gauge {
 /// The end of every hostile test: the server still serves a normal
 /// client's download byte-exact, and its fds come back to `before` —
 /// every socket and file closed; pipes no more than `before` plus
-/// `extra_pipes` pipe fds (the pool keeps two pipes, four fds, for every
-/// transfer that ran at once on a shard). Prints the
+/// `extra_pipes` pipe fds (the pool keeps the pipes transfers used: two
+/// pipes, four fds, for every upload that ran at once on a shard, one for
+/// every download that read past the page cache). Prints the
 /// figures line and returns the gauge after.
 #[track_caller]
 pub fn finish(

@@ -512,10 +512,27 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new() -> Fixture {
-        let dir = tempfile::Builder::new()
-            .prefix("ringftp-itest-")
-            .tempdir()
-            .unwrap();
+        Self::in_dir(
+            tempfile::Builder::new()
+                .prefix("ringftp-itest-")
+                .tempdir()
+                .unwrap(),
+        )
+    }
+
+    /// A fixture under the build's own temporary directory (target/tmp),
+    /// on the disk the build lives on even where /tmp is a tmpfs, for
+    /// tests that need pages to leave the page cache.
+    pub fn on_disk() -> Fixture {
+        Self::in_dir(
+            tempfile::Builder::new()
+                .prefix("ringftp-itest-")
+                .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+                .unwrap(),
+        )
+    }
+
+    fn in_dir(dir: tempfile::TempDir) -> Fixture {
         let root = dir.path().join("root");
         let work = dir.path().join("work");
         std::fs::create_dir_all(&root).unwrap();
@@ -816,10 +833,13 @@ impl Ftp {
 pub struct Counters {
     pub shard: u32,
     pub spliced: u64,
+    /// Of `spliced`, download bytes read past the page cache.
+    pub from_disk: u64,
     pub copied: u64,
 }
 
-/// Parses `ringftp shard N: ... X bytes spliced (zero-copy), Y bytes copied`.
+/// Parses `ringftp shard N: ... X bytes spliced (zero-copy; D read from
+/// disk through a pipe), Y bytes copied`.
 pub fn parse_counters(text: &str) -> Option<Counters> {
     let line = text.lines().find(|l| l.contains("ringftp shard"))?;
     let rest = line.split("ringftp shard ").nth(1)?;
@@ -831,6 +851,7 @@ pub fn parse_counters(text: &str) -> Option<Counters> {
     Some(Counters {
         shard,
         spliced: before(" bytes spliced")?,
+        from_disk: before(" read from disk")?,
         copied: before(" bytes copied")?,
     })
 }
