@@ -31,6 +31,17 @@ if ((${#need[@]})); then
     "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
 
+# fincore (util-linux-extra on Debian 12) lets tests/zero_copy.rs confirm
+# that a file really left the page cache; optional, so a failed install is
+# not fatal.
+if ! command -v fincore >/dev/null 2>&1; then
+    echo "tests/run.sh: installing util-linux-extra (fincore), if the archive has it"
+    SUDO=()
+    if [ "$(id -u)" != 0 ]; then SUDO=(sudo); fi
+    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends util-linux-extra \
+        >/dev/null 2>&1 || echo "tests/run.sh: no fincore; the page-cache test trusts posix_fadvise"
+fi
+
 if ! python3 -c 'import pyftpdlib' 2>/dev/null; then
     echo "tests/run.sh: installing pyftpdlib"
     # pip as is (pyenv, venv), else past PEP 668 (Debian's python3), else

@@ -127,8 +127,11 @@ fn counters_are_per_shard_and_shared_by_its_sessions() {
 }
 
 /// Evicts `path`'s pages from the page cache (written back first), with
-/// Python's os.posix_fadvise so the test needs no unsafe code.
-fn drop_from_page_cache(path: &std::path::Path) {
+/// Python's os.posix_fadvise so the test needs no unsafe code. Returns
+/// false when util-linux's `fincore` shows pages still resident (a
+/// filesystem that ignores the advice): the caller cannot expect the disk
+/// route then. Without `fincore` it trusts the advice.
+fn drop_from_page_cache(path: &std::path::Path) -> bool {
     let ok = std::process::Command::new("python3")
         .args([
             "-c",
@@ -141,6 +144,26 @@ fn drop_from_page_cache(path: &std::path::Path) {
         .status()
         .expect("python3 runs");
     assert!(ok.success(), "posix_fadvise(DONTNEED) failed");
+    let resident = std::process::Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--output", "RES"])
+        .arg(path)
+        .output();
+    match resident {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let evicted = text.trim() == "0";
+            if !evicted {
+                eprintln!(
+                    "NOTE: {} keeps {} bytes in the page cache after POSIX_FADV_DONTNEED; \
+                     the disk route of RETR is not exercised on this filesystem",
+                    path.display(),
+                    text.trim()
+                );
+            }
+            evicted
+        }
+        _ => true,
+    }
 }
 
 #[test]
@@ -154,14 +177,14 @@ fn a_file_out_of_the_page_cache_is_read_through_a_pipe() {
     let mut f = srv.login();
 
     // Cold: the first chunk at least is read from disk through a pipe.
-    drop_from_page_cache(&path);
+    let evicted = drop_from_page_cache(&path);
     let before = f.stat_counters();
     let got = f.retr("cold.bin");
     assert_bytes_eq("cold RETR", &got, &data);
     let now = f.stat_counters();
     assert_eq!(now.spliced - before.spliced, data.len() as u64);
     assert!(
-        now.from_disk > before.from_disk,
+        now.from_disk > before.from_disk || !evicted,
         "a RETR of an evicted file read nothing through the pipe: {before:?} -> {now:?}"
     );
     assert_eq!(now.copied, before.copied);
@@ -178,12 +201,15 @@ fn a_file_out_of_the_page_cache_is_read_through_a_pipe() {
     );
 
     // Cold again, resumed at an offset that is not page-aligned.
-    drop_from_page_cache(&path);
+    let evicted = drop_from_page_cache(&path);
     let before = f.stat_counters();
     let got = f.retr_from("cold.bin", 4097);
     assert_bytes_eq("cold REST 4097", &got, &data[4097..]);
     let now = f.stat_counters();
     assert_eq!(now.spliced - before.spliced, got.len() as u64);
-    assert!(now.from_disk > before.from_disk, "{before:?} -> {now:?}");
+    assert!(
+        now.from_disk > before.from_disk || !evicted,
+        "{before:?} -> {now:?}"
+    );
     f.quit();
 }
