@@ -37,24 +37,16 @@ fn scenario(fx: &Fixture, srv: &Server, name: &str) -> String {
     std::fs::create_dir_all(&out).unwrap();
     let host = srv.addr().ip().to_string();
     let port = srv.port().to_string();
-    let r = python(
+    python_scenario(
         "ftplib_client.py",
+        name,
         &[
-            name,
             &host,
             &port,
             &fx.root.to_string_lossy(),
             &out.to_string_lossy(),
         ],
-    );
-    r.ok();
-    assert_eq!(
-        r.stdout.lines().last(),
-        Some("OK"),
-        "scenario {name} did not finish:\n{}",
-        r.all()
-    );
-    r.stdout
+    )
 }
 
 fn assert_downloads(fx: &Fixture, name: &str) {

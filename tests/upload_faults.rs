@@ -32,26 +32,6 @@ fn start(fx: &Fixture, users: &Path, extra: &[&str]) -> Server {
     b.start(fx)
 }
 
-/// Runs one scenario of tests/clients/upload_client.py as alice.
-fn ftplib(fx: &Fixture, srv: &Server, name: &str, arg: Option<&str>) -> String {
-    let host = srv.addr().ip().to_string();
-    let port = srv.port().to_string();
-    let home = fx.root.join("alice").to_string_lossy().into_owned();
-    let mut args = vec![name, &host, &port, "alice", "alice-pw", &home];
-    if let Some(a) = arg {
-        args.push(a);
-    }
-    let r = python("upload_client.py", &args);
-    r.ok();
-    assert_eq!(
-        r.stdout.lines().last(),
-        Some("OK"),
-        "scenario {name} did not finish:\n{}",
-        r.all()
-    );
-    r.stdout
-}
-
 /// Hidden temporary upload files left in `dir`.
 fn temp_files(dir: &Path) -> Vec<String> {
     names_in(dir)
@@ -250,10 +230,10 @@ fn curl_resume(srv: &Server, local: &Path, name: &str) {
 fn reset_data_connection_deletes_or_keeps_the_partial() {
     let (fx, users) = alice_fixture();
     let srv = start(&fx, &users, &[]);
-    ftplib(&fx, &srv, "broken", None);
+    upload_scenario(&fx, &srv, "broken", None);
     drop(srv);
     let srv = start(&fx, &users, &["--keep-partial"]);
-    let out = ftplib(&fx, &srv, "broken", Some("keep"));
+    let out = upload_scenario(&fx, &srv, "broken", Some("keep"));
     assert!(out.contains("resumed broken.bin at"), "{out}");
 }
 
@@ -261,10 +241,10 @@ fn reset_data_connection_deletes_or_keeps_the_partial() {
 fn abor_mid_upload_answers_426_then_226() {
     let (fx, users) = alice_fixture();
     let srv = start(&fx, &users, &[]);
-    ftplib(&fx, &srv, "abort", None);
+    upload_scenario(&fx, &srv, "abort", None);
     drop(srv);
     let srv = start(&fx, &users, &["--keep-partial"]);
-    let out = ftplib(&fx, &srv, "abort", Some("keep"));
+    let out = upload_scenario(&fx, &srv, "abort", Some("keep"));
     assert!(out.contains("resumed aborted.bin at"), "{out}");
     let mut srv = srv;
     srv.assert_serving("pub/dl.bin");

@@ -29,28 +29,6 @@ fn url(srv: &Server, user: &str, path: &str) -> String {
     format!("ftp://{user}:{user}-pw@{}{path}", srv.addr())
 }
 
-/// Runs one scenario of tests/clients/upload_client.py as alice; returns
-/// its stdout.
-fn ftplib(fx: &Fixture, srv: &Server, name: &str, arg: Option<&str>) -> String {
-    let host = srv.addr().ip().to_string();
-    let port = srv.port().to_string();
-    let home = fx.root.join("alice");
-    let home = home.to_string_lossy();
-    let mut args = vec![name, &host, &port, "alice", "alice-pw", &home];
-    if let Some(a) = arg {
-        args.push(a);
-    }
-    let r = python("upload_client.py", &args);
-    r.ok();
-    assert_eq!(
-        r.stdout.lines().last(),
-        Some("OK"),
-        "scenario {name} did not finish:\n{}",
-        r.all()
-    );
-    r.stdout
-}
-
 #[test]
 fn curl_uploads_in_every_data_mode() {
     let (fx, srv) = alice_server(&[]);
@@ -142,7 +120,7 @@ fn curl_resumes_an_upload() {
 #[test]
 fn ftplib_stor_in_pasv_and_port() {
     let (fx, srv) = alice_server(&[]);
-    let out = ftplib(&fx, &srv, "stor", None);
+    let out = upload_scenario(&fx, &srv, "stor", None);
     assert!(out.contains("*cmd* 'PASV'") && out.contains("*cmd* 'PORT "));
     assert!(!out.contains(".ringftp-upload"));
     let hidden: Vec<_> = names_in(&fx.root.join("alice"))
@@ -155,14 +133,14 @@ fn ftplib_stor_in_pasv_and_port() {
 #[test]
 fn ftplib_appe_appends() {
     let (fx, srv) = alice_server(&[]);
-    let out = ftplib(&fx, &srv, "appe", None);
+    let out = upload_scenario(&fx, &srv, "appe", None);
     assert!(out.contains("*cmd* 'APPE log.bin'"), "{out}");
 }
 
 #[test]
 fn ftplib_stou_names_the_file_it_made() {
     let (fx, srv) = alice_server(&[]);
-    let out = ftplib(&fx, &srv, "stou", None);
+    let out = upload_scenario(&fx, &srv, "stou", None);
     assert!(out.contains("*resp* '150 FILE: unique.bin'"), "{out}");
     // Four distinct files, all in the home.
     let names = names_in(&fx.root.join("alice"));
@@ -172,14 +150,14 @@ fn ftplib_stou_names_the_file_it_made() {
 #[test]
 fn ftplib_rest_stor_resumes() {
     let (fx, srv) = alice_server(&[]);
-    let out = ftplib(&fx, &srv, "rest", None);
+    let out = upload_scenario(&fx, &srv, "rest", None);
     assert!(out.contains("*cmd* 'REST 1048576'"), "{out}");
 }
 
 #[test]
 fn type_a_upload_converts_crlf_to_lf() {
     let (fx, srv) = alice_server(&[]);
-    ftplib(&fx, &srv, "ascii", None);
+    upload_scenario(&fx, &srv, "ascii", None);
     // A lone CR (not before LF) is data and stays; CRLF split across
     // writes still becomes LF.
     let mut f = srv.login_as("alice", "alice-pw");
@@ -191,7 +169,7 @@ fn type_a_upload_converts_crlf_to_lf() {
 #[test]
 fn ftplib_file_management() {
     let (fx, srv) = alice_server(&[]);
-    ftplib(&fx, &srv, "manage", None);
+    upload_scenario(&fx, &srv, "manage", None);
     assert_eq!(names_in(&fx.root.join("alice")), ["t.bin"]);
 }
 

@@ -1124,6 +1124,36 @@ pub fn python(name: &str, args: &[&str]) -> Run {
     run_client(180, "python3", &a, None)
 }
 
+/// Runs scenario `name` of the Python client `script` (the scenario name
+/// is its first argument, `args` the rest); it must exit 0 with `OK` as
+/// its last line. Returns its stdout.
+pub fn python_scenario(script: &str, name: &str, args: &[&str]) -> String {
+    let mut a = vec![name];
+    a.extend_from_slice(args);
+    let r = python(script, &a);
+    r.ok();
+    assert_eq!(
+        r.stdout.lines().last(),
+        Some("OK"),
+        "scenario {name} did not finish:\n{}",
+        r.all()
+    );
+    r.stdout
+}
+
+/// Runs one scenario of tests/clients/upload_client.py as alice (password
+/// `alice-pw`, home `/alice` under the fixture's root); returns its stdout.
+pub fn upload_scenario(fx: &Fixture, srv: &Server, name: &str, arg: Option<&str>) -> String {
+    let host = srv.addr().ip().to_string();
+    let port = srv.port().to_string();
+    let home = fx.root.join("alice").to_string_lossy().into_owned();
+    let mut args = vec![host.as_str(), &port, "alice", "alice-pw", &home];
+    if let Some(a) = arg {
+        args.push(a);
+    }
+    python_scenario("upload_client.py", name, &args)
+}
+
 /// Resolves `host:port` (for tests that need a SocketAddr from a string).
 pub fn sockaddr(s: &str) -> SocketAddr {
     s.to_socket_addrs().unwrap().next().unwrap()
