@@ -208,34 +208,49 @@ async fn fill(from: &FdRef, offset: Option<u64>, pipe: &Pipe, want: u32) -> io::
     sys::splice(from.clone(), offset, pipe.write_end(), want).await
 }
 
-/// Splices `len` bytes out of a pipe into `to` (at `offset` when given).
+/// Splices `len` bytes out of a pipe into `file` at `offset` (uploads).
 /// `moved` grows with every byte that lands, so a transfer that fails
 /// part-way still reports what it delivered.
-async fn drain(
+async fn drain_to_file(
     pipe: &Pipe,
-    to: &FdRef,
-    offset: Option<u64>,
+    file: &FdRef,
+    offset: u64,
     len: u32,
     counters: &Counters,
     moved: &Cell<u64>,
 ) -> io::Result<()> {
     let mut left = len;
     while left > 0 {
-        let n = match offset {
-            Some(o) => {
-                sys::splice_to_offset(pipe.read_end(), to.clone(), o + (len - left) as u64, left)
-                    .await?
-            }
-            None => sys::splice(pipe.read_end(), None, to.clone(), left).await?,
-        };
+        let at = offset + (len - left) as u64;
+        let n = sys::splice_to_offset(pipe.read_end(), file.clone(), at, left).await?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        counters.add_spliced(n as u64);
-        moved.set(moved.get() + n as u64);
+        landed(counters, moved, n as u64);
         left -= n;
     }
     Ok(())
+}
+
+/// Counts `n` bytes that reached their destination.
+fn landed(counters: &Counters, moved: &Cell<u64>, n: u64) {
+    counters.add_spliced(n);
+    moved.set(moved.get() + n);
+}
+
+/// Runs `op`, one non-blocking send into `sock`, until it does not report
+/// WouldBlock: while the socket is full the shard waits on its ring for
+/// room (and serves its other sessions); EINTR is retried.
+async fn when_writable<T>(sock: &FdRef, mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match op() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                sys::poll_writable(sock.clone()).await?
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            done => return done,
+        }
+    }
 }
 
 /// Sends `len` bytes of `file` starting at `offset` into `sock`. `sent`
@@ -328,18 +343,13 @@ async fn sendfile_chunk(
     let end = pos + want;
     while off < end {
         let left = (end - off) as usize;
-        match sys::sendfile_now(sock.as_raw_fd(), file.as_raw_fd(), &mut off, left) {
+        let sent_now = when_writable(sock, || {
+            sys::sendfile_now(sock.as_raw_fd(), file.as_raw_fd(), &mut off, left)
+        })
+        .await;
+        match sent_now {
             Ok(0) => break,
-            Ok(n) => {
-                counters.add_spliced(n as u64);
-                sent.set(sent.get() + n as u64);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                sys::poll_writable(sock.clone())
-                    .await
-                    .map_err(SpliceError::Sink)?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Ok(n) => landed(counters, sent, n as u64),
             // The file's side: a read error, or a file that stopped being
             // readable this way.
             Err(e)
@@ -365,21 +375,16 @@ async fn drain_to_socket(
     counters: &Counters,
     moved: &Cell<u64>,
 ) -> io::Result<()> {
+    // The pipe outlives this call, so its raw fd stays valid throughout.
+    let from = pipe.read_end().as_raw_fd();
     let mut left = len;
     while left > 0 {
-        match sys::splice_to_socket_now(pipe.read_end().as_raw_fd(), to.as_raw_fd(), left) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                counters.add_spliced(n as u64);
-                moved.set(moved.get() + n as u64);
-                left -= n;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                sys::poll_writable(to.clone()).await?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+        let n = when_writable(to, || sys::splice_to_socket_now(from, to.as_raw_fd(), left)).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
         }
+        landed(counters, moved, n as u64);
+        left -= n;
     }
     Ok(())
 }
@@ -412,7 +417,7 @@ pub async fn recv_file(
         let at = pos;
         let (_, refilled) = tokio::try_join!(
             async {
-                drain(&cur, &file, Some(at), filled, counters, &received)
+                drain_to_file(&cur, &file, at, filled, counters, &received)
                     .await
                     .map_err(SpliceError::Sink)
             },

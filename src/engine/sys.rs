@@ -817,11 +817,15 @@ pub fn page_cache_holds(file: RawFd, offset: u64, len: u64) -> bool {
     // cachestat(2) is 451 on every architecture Linux numbers alike (all
     // but alpha); the libc crate does not name it for x86_64 yet.
     const SYS_CACHESTAT: libc::c_long = 451;
-    // SAFETY: sysconf takes an integer and touches no memory of ours.
-    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
-        n if n > 0 => n as u64,
-        _ => 4096,
-    };
+    // Asked once: this runs for every chunk of every download.
+    static PAGE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let page = *PAGE.get_or_init(|| {
+        // SAFETY: sysconf takes an integer and touches no memory of ours.
+        match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+            n if n > 0 => n as u64,
+            _ => 4096,
+        }
+    });
     let first = offset / page;
     let pages = (offset + len - 1) / page - first + 1;
     let range = Range {
