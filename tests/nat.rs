@@ -430,12 +430,7 @@ impl Drop for NsServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            let log = self.log_text();
-            let tail: Vec<&str> = log.lines().rev().take(60).collect();
-            eprintln!("---- ringftp log (last {} lines) ----", tail.len());
-            for l in tail.iter().rev() {
-                eprintln!("{l}");
-            }
+            print_log_tail(&self.log_text());
         }
     }
 }

@@ -492,13 +492,17 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            let log = self.log_text();
-            let tail: Vec<&str> = log.lines().rev().take(60).collect();
-            eprintln!("---- ringftp log (last {} lines) ----", tail.len());
-            for l in tail.iter().rev() {
-                eprintln!("{l}");
-            }
+            print_log_tail(&self.log_text());
         }
+    }
+}
+
+/// Prints the last 60 lines of a server's log (for a failing test).
+pub fn print_log_tail(log: &str) {
+    let tail: Vec<&str> = log.lines().rev().take(60).collect();
+    eprintln!("---- ringftp log (last {} lines) ----", tail.len());
+    for l in tail.iter().rev() {
+        eprintln!("{l}");
     }
 }
 
