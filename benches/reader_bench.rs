@@ -14,8 +14,11 @@
 //!
 //! ```text
 //! python3 loadtest/sendfile_server.py /tmp/big1g 2300 &
-//! cargo run --release --example reader_bench -- 127.0.0.1:2300 7 uring epoll blocking
+//! cargo bench --bench reader_bench -- 127.0.0.1:2300 7 uring epoll blocking
 //! ```
+//!
+//! Without a sender to read from (a plain `cargo bench`) it prints its
+//! usage and measures nothing.
 use std::io::Read;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -23,9 +26,14 @@ use std::time::Instant;
 const BUF: usize = 1 << 20;
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    // cargo bench adds `--bench`; it is not ours.
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let usage = "usage: reader_bench HOST:PORT REPS uring|epoll|blocking...";
-    let addr: SocketAddr = args.next().expect(usage).parse().expect("HOST:PORT");
+    let Some(addr) = args.next() else {
+        println!("reader_bench: no sender given, nothing measured ({usage})");
+        return;
+    };
+    let addr: SocketAddr = addr.parse().expect("HOST:PORT");
     let reps: usize = args.next().expect(usage).parse().expect("REPS");
     let methods: Vec<String> = args.collect();
     // Interleaved (uring, epoll, blocking, uring, ...) so that noise from

@@ -12,7 +12,7 @@
 //!
 //! **The reader.** Each read is an io_uring READ into a reused 1 MiB buffer.
 //! Measured on this machine's loopback against a plain `sendfile(2)` sender
-//! (examples/reader_bench.rs, docs/loadgen.md), it beat tokio's epoll
+//! (benches/reader_bench.rs, docs/loadgen.md), it beat tokio's epoll
 //! readiness plus non-blocking `recv` (about 2.4 vs 1.9 GiB/s, same run),
 //! so the generator reads the way the server writes: on its ring. Buffers
 //! come from a per-shard pool, so memory follows the transfers in flight,
