@@ -6,6 +6,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ringftp::vfs::listing::{format_list_line, format_mlsx_line, Entry, EntryKind, Facts};
+use ringftp::vfs::Stat;
 
 const ENTRIES: usize = 10_000;
 /// 2024-01-02 03:04:05 UTC.
@@ -18,15 +19,17 @@ fn entries() -> Vec<Entry> {
             Entry {
                 name: format!("package-{i:05}_1.2.{}-1_amd64.deb", i % 97).into_bytes(),
                 kind: if dir { EntryKind::Dir } else { EntryKind::File },
-                mode: if dir { 0o040_755 } else { 0o100_644 },
-                nlink: if dir { 2 } else { 1 },
-                uid: 1000,
-                gid: 1000,
-                size: i * 7919 % 50_000_000,
-                // Spread over two years so both date forms are formatted.
-                mtime: NOW - (i as i64 * 6311) % (2 * 31_556_952),
-                dev: 0x801,
-                ino: 1_000_000 + i,
+                stat: Stat {
+                    mode: if dir { 0o040_755 } else { 0o100_644 },
+                    nlink: if dir { 2 } else { 1 },
+                    uid: 1000,
+                    gid: 1000,
+                    size: i * 7919 % 50_000_000,
+                    // Spread over two years so both date forms are formatted.
+                    mtime: NOW - (i as i64 * 6311) % (2 * 31_556_952),
+                    dev: 0x801,
+                    ino: 1_000_000 + i,
+                },
                 link_target: None,
             }
         })

@@ -14,6 +14,7 @@
 //! of thousands of entries costs no allocation per entry.
 
 use super::time::{civil_from_unix, push_mdtm, MDTM_MAX, MDTM_MIN};
+use super::Stat;
 
 /// What a directory entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,16 +32,8 @@ pub struct Entry {
     /// The name inside its directory, raw bytes, written verbatim.
     pub name: Vec<u8>,
     pub kind: EntryKind,
-    /// `st_mode`: file type bits and permission bits.
-    pub mode: u32,
-    pub nlink: u64,
-    pub uid: u32,
-    pub gid: u32,
-    pub size: u64,
-    /// Modification time, Unix seconds.
-    pub mtime: i64,
-    pub dev: u64,
-    pub ino: u64,
+    /// Mode, links, owner, size, modification time, device and inode.
+    pub stat: Stat,
     /// For symlinks in LIST: shown as `name -> target`.
     pub link_target: Option<Vec<u8>>,
 }
@@ -135,7 +128,7 @@ const MONTHS: [&[u8; 3]; 12] = [
 /// The `ls -l` type letter. `st_mode` decides; an entry built without
 /// type bits falls back to its `kind`.
 fn type_char(e: &Entry) -> u8 {
-    match e.mode & S_IFMT {
+    match e.stat.mode & S_IFMT {
         S_IFREG => b'-',
         S_IFDIR => b'd',
         S_IFLNK => b'l',
@@ -155,7 +148,7 @@ fn type_char(e: &Entry) -> u8 {
 /// replace the matching `x` with `s`/`t`, or `S`/`T` when `x` is off.
 fn push_mode_string(out: &mut Vec<u8>, e: &Entry) {
     out.push(type_char(e));
-    let m = e.mode;
+    let m = e.stat.mode;
     for (shift, special, on, off) in [
         (6, S_ISUID, b's', b'S'),
         (3, S_ISGID, b's', b'S'),
@@ -244,15 +237,15 @@ fn push_list_date(out: &mut Vec<u8>, mtime: i64, now: i64) {
 pub fn format_list_line(e: &Entry, now: i64, out: &mut Vec<u8>) {
     push_mode_string(out, e);
     out.push(b' ');
-    push_right(out, e.nlink, 4);
+    push_right(out, e.stat.nlink, 4);
     out.push(b' ');
-    push_left(out, u64::from(e.uid), 8);
+    push_left(out, u64::from(e.stat.uid), 8);
     out.push(b' ');
-    push_left(out, u64::from(e.gid), 8);
+    push_left(out, u64::from(e.stat.gid), 8);
     out.push(b' ');
-    push_right(out, e.size, 8);
+    push_right(out, e.stat.size, 8);
     out.push(b' ');
-    push_list_date(out, e.mtime, now);
+    push_list_date(out, e.stat.mtime, now);
     out.push(b' ');
     out.extend_from_slice(&e.name);
     if let Some(target) = &e.link_target {
@@ -274,7 +267,7 @@ fn mlsx_type(e: &Entry) -> &'static [u8] {
         EntryKind::File => b"file",
         EntryKind::Dir => b"dir",
         EntryKind::Symlink => b"OS.unix=symlink",
-        EntryKind::Other => match e.mode & S_IFMT {
+        EntryKind::Other => match e.stat.mode & S_IFMT {
             S_IFIFO => b"OS.unix=fifo",
             S_IFSOCK => b"OS.unix=socket",
             S_IFCHR => b"OS.unix=chr",
@@ -317,12 +310,12 @@ pub fn format_mlsx_line(e: &Entry, facts: Facts, perm: &str, out: &mut Vec<u8>) 
     }
     if facts.size && e.kind == EntryKind::File {
         out.extend_from_slice(b"size=");
-        push_right(out, e.size, 0);
+        push_right(out, e.stat.size, 0);
         out.push(b';');
     }
     if facts.modify {
         out.extend_from_slice(b"modify=");
-        push_mdtm(e.mtime, out);
+        push_mdtm(e.stat.mtime, out);
         out.push(b';');
     }
     if facts.perm {
@@ -332,13 +325,13 @@ pub fn format_mlsx_line(e: &Entry, facts: Facts, perm: &str, out: &mut Vec<u8>) 
     }
     if facts.unique {
         out.extend_from_slice(b"unique=");
-        push_hex(out, e.dev);
+        push_hex(out, e.stat.dev);
         out.push(b'g');
-        push_hex(out, e.ino);
+        push_hex(out, e.stat.ino);
         out.push(b';');
     }
     if facts.unix_mode {
-        let bits = e.mode & 0o7777;
+        let bits = e.stat.mode & 0o7777;
         out.extend_from_slice(b"UNIX.mode=");
         for shift in [9, 6, 3, 0] {
             out.push(b'0' + ((bits >> shift) & 7) as u8);
@@ -362,14 +355,16 @@ mod tests {
         Entry {
             name: name.to_vec(),
             kind: EntryKind::File,
-            mode,
-            nlink: 1,
-            uid: 1000,
-            gid: 1000,
-            size,
-            mtime: T,
-            dev: 0x801,
-            ino: 0x2a,
+            stat: Stat {
+                mode,
+                nlink: 1,
+                uid: 1000,
+                gid: 1000,
+                size,
+                mtime: T,
+                dev: 0x801,
+                ino: 0x2a,
+            },
             link_target: None,
         }
     }
@@ -388,27 +383,30 @@ mod tests {
 
     #[test]
     fn list_line_layout() {
-        let dir = Entry {
-            kind: EntryKind::Dir,
-            mode: 0o040_755,
-            nlink: 2,
-            uid: 0,
-            gid: 0,
-            size: 4096,
-            ..file(b"pub", 0, 0)
+        let dir = {
+            let mut e = file(b"pub", 0, 0);
+            e.kind = EntryKind::Dir;
+            e.stat.mode = 0o040_755;
+            e.stat.nlink = 2;
+            e.stat.uid = 0;
+            e.stat.gid = 0;
+            e.stat.size = 4096;
+            e
         };
-        let link = Entry {
-            kind: EntryKind::Symlink,
-            mode: 0o120_777,
-            size: 7,
-            link_target: Some(b"../target".to_vec()),
-            ..file(b"latest", 0, 0)
+        let link = {
+            let mut e = file(b"latest", 0, 0);
+            e.kind = EntryKind::Symlink;
+            e.stat.mode = 0o120_777;
+            e.stat.size = 7;
+            e.link_target = Some(b"../target".to_vec());
+            e
         };
-        let big = Entry {
-            nlink: 123_456,
-            uid: u32::MAX,
-            gid: 65_534,
-            ..file(b"big.iso", 0o100_444, 12_345_678_901)
+        let big = {
+            let mut e = file(b"big.iso", 0o100_444, 12_345_678_901);
+            e.stat.nlink = 123_456;
+            e.stat.uid = u32::MAX;
+            e.stat.gid = 65_534;
+            e
         };
         let cases: &[(Entry, &str)] = &[
             (
@@ -471,9 +469,10 @@ mod tests {
             (0o644, EntryKind::Other, "-rw-r--r--"),
         ];
         for &(mode, kind, want) in cases {
-            let e = Entry {
-                kind,
-                ..file(b"x", mode, 0)
+            let e = {
+                let mut e = file(b"x", mode, 0);
+                e.kind = kind;
+                e
             };
             let line = list(&e, T);
             assert_eq!(&line[..10], want, "mode {mode:o}");
@@ -506,9 +505,10 @@ mod tests {
             (i64::MIN, i64::MIN, "Jan 01  0000"),
         ];
         for &(mtime, now, want) in cases {
-            let e = Entry {
-                mtime,
-                ..file(b"n", 0o100_644, 1)
+            let e = {
+                let mut e = file(b"n", 0o100_644, 1);
+                e.stat.mtime = mtime;
+                e
             };
             let line = list(&e, now);
             let date = &line[line.len() - 2 - 2 - 12..line.len() - 4];
@@ -519,15 +519,17 @@ mod tests {
     #[test]
     fn list_link_target_only_for_symlinks() {
         // A resolved entry that still carries a target must not grow " -> ".
-        let e = Entry {
-            link_target: Some(b"t".to_vec()),
-            ..file(b"f", 0o100_644, 1)
+        let e = {
+            let mut e = file(b"f", 0o100_644, 1);
+            e.link_target = Some(b"t".to_vec());
+            e
         };
         assert!(list(&e, T).ends_with(" f\r\n"));
         // A symlink whose target could not be read is listed without one.
-        let e = Entry {
-            kind: EntryKind::Symlink,
-            ..file(b"l", 0o120_777, 1)
+        let e = {
+            let mut e = file(b"l", 0o120_777, 1);
+            e.kind = EntryKind::Symlink;
+            e
         };
         assert!(list(&e, T).ends_with(" l\r\n"));
     }
@@ -535,24 +537,28 @@ mod tests {
     #[test]
     fn mlsx_lines() {
         let all = Facts::default();
-        let dir = Entry {
-            kind: EntryKind::Dir,
-            mode: 0o042_755,
-            ..file(b"pub", 0, 4096)
+        let dir = {
+            let mut e = file(b"pub", 0, 4096);
+            e.kind = EntryKind::Dir;
+            e.stat.mode = 0o042_755;
+            e
         };
-        let link = Entry {
-            kind: EntryKind::Symlink,
-            mode: 0o120_777,
-            ..file(b"dangling", 0, 9)
+        let link = {
+            let mut e = file(b"dangling", 0, 9);
+            e.kind = EntryKind::Symlink;
+            e.stat.mode = 0o120_777;
+            e
         };
-        let fifo = Entry {
-            kind: EntryKind::Other,
-            ..file(b"p", 0o010_600, 0)
+        let fifo = {
+            let mut e = file(b"p", 0o010_600, 0);
+            e.kind = EntryKind::Other;
+            e
         };
-        let big = Entry {
-            dev: u64::MAX,
-            ino: 0,
-            ..file(b"a b", 0o104_755, u64::MAX)
+        let big = {
+            let mut e = file(b"a b", 0o104_755, u64::MAX);
+            e.stat.dev = u64::MAX;
+            e.stat.ino = 0;
+            e
         };
         let cases: &[(Entry, Facts, &str, &str)] = &[
             (
@@ -642,9 +648,10 @@ mod tests {
     fn many_lines_append_to_one_buffer() {
         let mut out = Vec::new();
         for i in 0..3u64 {
-            let e = Entry {
-                ino: i,
-                ..file(format!("f{i}").as_bytes(), 0o100_644, i)
+            let e = {
+                let mut e = file(format!("f{i}").as_bytes(), 0o100_644, i);
+                e.stat.ino = i;
+                e
             };
             format_list_line(&e, T, &mut out);
             format_mlsx_line(&e, Facts::default(), "r", &mut out);

@@ -133,14 +133,7 @@ impl Stat {
         listing::Entry {
             name,
             kind: self.kind(),
-            mode: self.mode,
-            nlink: self.nlink,
-            uid: self.uid,
-            gid: self.gid,
-            size: self.size,
-            mtime: self.mtime,
-            dev: self.dev,
-            ino: self.ino,
+            stat: *self,
             link_target,
         }
     }
