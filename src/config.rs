@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::auth::ban::{self, BanPolicy};
 use crate::cli::ServeArgs;
 use crate::data::announce::{self, AnnounceTable};
+use crate::data::ports::PortRange;
 
 /// Everything `ringftp serve` runs with, validated.
 #[derive(Debug, Clone)]
@@ -47,46 +48,6 @@ pub struct Config {
     pub keep_partial: bool,
     pub max_login_attempts: u32,
     pub login_ban: Option<BanPolicy>,
-}
-
-/// An inclusive port range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortRange {
-    pub lo: u16,
-    pub hi: u16,
-}
-
-impl PortRange {
-    pub fn len(&self) -> usize {
-        (self.hi - self.lo) as usize + 1
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
-    /// Splits the range into `parts` contiguous, disjoint slices whose
-    /// sizes differ by at most one: each shard owns one and binds its
-    /// passive listeners there without asking anyone.
-    pub fn split(&self, parts: usize) -> Vec<PortRange> {
-        let n = self.len();
-        (0..parts)
-            .map(|i| {
-                let start = self.lo as usize + i * n / parts;
-                let end = self.lo as usize + (i + 1) * n / parts - 1;
-                PortRange {
-                    lo: start as u16,
-                    hi: end as u16,
-                }
-            })
-            .collect()
-    }
-}
-
-impl std::fmt::Display for PortRange {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.lo, self.hi)
-    }
 }
 
 /// Parses `LO-HI` (both 1..=65535, LO <= HI).
@@ -270,30 +231,6 @@ mod tests {
                 (Err(e), Err(frag)) => assert!(e.contains(frag), "{input}: {e}"),
                 (got, want) => panic!("{input}: got {got:?}, want {want:?}"),
             }
-        }
-    }
-
-    #[test]
-    fn split_is_disjoint_and_complete() {
-        for (lo, hi, parts) in [
-            (50000u16, 50999u16, 1usize),
-            (50000, 50999, 3),
-            (10, 13, 4),
-            (10, 20, 2),
-            (1, 65535, 7),
-        ] {
-            let r = PortRange { lo, hi };
-            let slices = r.split(parts);
-            assert_eq!(slices.len(), parts);
-            assert_eq!(slices[0].lo, lo);
-            assert_eq!(slices[parts - 1].hi, hi);
-            for w in slices.windows(2) {
-                assert_eq!(w[0].hi + 1, w[1].lo, "{slices:?}");
-            }
-            let sizes: Vec<usize> = slices.iter().map(|s| s.len()).collect();
-            let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
-            assert!(max - min <= 1, "{sizes:?}");
-            assert_eq!(sizes.iter().sum::<usize>(), r.len());
         }
     }
 

@@ -29,6 +29,7 @@ pub mod logging;
 pub mod proto;
 pub mod server;
 pub mod session;
+pub mod shard;
 pub mod shutdown;
 pub mod units;
 pub mod vfs;

@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::data::canonical_ip;
+use crate::proto::addr::canonical_ip;
 
 /// Stripes of the per-address table (a power of two).
 const STRIPES: usize = 64;

@@ -4,10 +4,16 @@
 //! - [`users`]: the users file (TOML), validated at start and on SIGHUP;
 //! - [`password`]: argon2id PHC hashes (`ringftp passwd`) and their check,
 //!   which the session driver runs on the blocking pool, never on a shard;
-//! - [`ban`]: failed logins per client address (`--login-ban N/WINDOW`).
+//! - [`ban`]: failed logins per client address (`--login-ban N/WINDOW`);
+//! - [`login`]: the login policy (anonymous names, the decoy hash, the
+//!   growing delay, the attempt cap), pure, given a password verifier;
+//! - [`perms`]: what an account may do.
 
 pub mod ban;
+pub mod login;
 pub mod password;
+pub mod perms;
 pub mod users;
 
-pub use users::{Perms, User, Users, UsersDb};
+pub use perms::Perms;
+pub use users::{User, Users, UsersDb};

@@ -26,7 +26,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
 use std::sync::{Arc, RwLock};
 
-use super::canonical_ip;
+use crate::proto::addr::canonical_ip;
 
 /// Resolves names to the IPv4 address to announce.
 pub type Resolver<'a> = &'a dyn Fn(&str) -> Result<Ipv4Addr, String>;
@@ -365,6 +365,21 @@ impl Announcer {
     }
 }
 
+/// The IPv4 address a 227 reply announces, given the control connection's
+/// local address and what the table names for this client
+/// ([`Announcer::for_client`]): the table's address, else the local one.
+/// `None` when the control connection is IPv6 proper: a 227 carries IPv4
+/// only (RFC 2428 brought EPSV for IPv6), and the listener is bound on the
+/// control connection's local address, so PASV needs an IPv4 (or
+/// IPv4-mapped) control connection.
+pub fn pasv_address(local: IpAddr, announced: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
+    let local = match local {
+        IpAddr::V4(v4) => v4,
+        IpAddr::V6(v6) => v6.to_ipv4_mapped()?,
+    };
+    Some(announced.unwrap_or(local))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -611,5 +626,25 @@ mod tests {
         assert!(resolve_name("no-such-host.invalid")
             .unwrap_err()
             .contains("cannot resolve"));
+    }
+
+    #[test]
+    fn pasv_address_prefers_the_table_and_needs_ipv4() {
+        let table: &[(&str, Option<&str>, Option<&str>)] = &[
+            ("10.0.0.5", None, Some("10.0.0.5")),
+            ("10.0.0.5", Some("203.0.113.7"), Some("203.0.113.7")),
+            ("::ffff:10.0.0.5", None, Some("10.0.0.5")),
+            ("::ffff:10.0.0.5", Some("203.0.113.7"), Some("203.0.113.7")),
+            ("::1", None, None),
+            // An announced address does not make PASV work on IPv6.
+            ("2001:db8::1", Some("203.0.113.7"), None),
+        ];
+        for (local, announced, want) in table {
+            assert_eq!(
+                pasv_address(ip(local), announced.map(v4)),
+                want.map(v4),
+                "{local} {announced:?}"
+            );
+        }
     }
 }

@@ -13,6 +13,7 @@
 pub mod active;
 pub mod announce;
 pub mod passive;
+pub mod ports;
 pub mod transfer;
 
 use std::io;
@@ -61,23 +62,6 @@ impl Drop for DataConn {
     fn drop(&mut self) {
         let _ = self.sock.shutdown(Shutdown::Both);
     }
-}
-
-/// The address as IPv4 if it is one, or an IPv4-mapped IPv6 address; so
-/// that `::ffff:1.2.3.4` and `1.2.3.4` compare equal in the RFC 2577 checks.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        },
-        v4 => v4,
-    }
-}
-
-/// True when two addresses name the same host for the RFC 2577 checks.
-pub fn same_host(a: IpAddr, b: IpAddr) -> bool {
-    canonical_ip(a) == canonical_ip(b)
 }
 
 /// The unspecified address of `ip`'s family.

@@ -15,9 +15,10 @@ use std::rc::Rc;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::{same_host, DataConn};
-use crate::config::PortRange;
+use super::ports::PortRange;
+use super::DataConn;
 use crate::engine::sys::{self, FdRef};
+use crate::proto::addr::same_host;
 
 /// A shard's slice of the passive range and which ports it has leased.
 pub struct PortSlice {

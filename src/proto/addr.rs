@@ -10,7 +10,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
-use super::command::ParseError;
+use super::error::ParseError;
 
 /// Parses a PORT argument `h1,h2,h3,h4,p1,p2` (RFC 959 section 4.1.2).
 /// Spaces around the numbers are tolerated because some clients send
@@ -205,6 +205,27 @@ pub fn parse_epsv_reply(text: &str) -> Option<u16> {
         // The slice is ASCII digits, so it is valid UTF-8.
         parse_tcp_port(std::str::from_utf8(&b[digits_start..digits_start + len]).ok()?)
     })
+}
+
+// ---------------------------------------------------------------------------
+// RFC 2577 host comparison
+// ---------------------------------------------------------------------------
+
+/// The address as IPv4 if it is one, or an IPv4-mapped IPv6 address; so
+/// that `::ffff:1.2.3.4` and `1.2.3.4` compare equal in the RFC 2577 checks.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// True when two addresses name the same host for the RFC 2577 checks.
+pub fn same_host(a: IpAddr, b: IpAddr) -> bool {
+    canonical_ip(a) == canonical_ip(b)
 }
 
 #[cfg(test)]

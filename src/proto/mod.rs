@@ -8,10 +8,12 @@
 
 pub mod addr;
 pub mod command;
+pub mod error;
 pub mod line;
 pub mod reply;
 
-pub use command::{parse, Command, EpsvArg, ListArgs, Opts, ParseError, TransferType};
+pub use command::{parse, Command, EpsvArg, ListArgs, Opts, TransferType};
+pub use error::ParseError;
 pub use line::{LineEvent, LineReader};
 pub use reply::{codes, Reply};
 

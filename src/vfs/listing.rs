@@ -14,7 +14,19 @@
 //! of thousands of entries costs no allocation per entry.
 
 use super::time::{civil_from_unix, push_mdtm, MDTM_MAX, MDTM_MIN};
-use super::Stat;
+use super::{path, Stat};
+use crate::auth::Perms;
+
+/// What a listing command sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFormat {
+    /// LIST (and STAT with a path): `ls -l` lines.
+    Long,
+    /// NLST: names only.
+    Names,
+    /// MLSD: RFC 3659 fact lines.
+    Machine,
+}
 
 /// What a directory entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,9 +312,10 @@ fn push_hex(out: &mut Vec<u8>, mut v: u64) {
 /// a client). `modify` is UTC, `unique` is `{dev:x}g{ino:x}` (stable for the
 /// life of the file, what clients use to detect hard links and loops),
 /// `UNIX.mode` the four octal digits of the permission and set-id/sticky
-/// bits. `perm` is computed by the caller, who knows what the session may
-/// do. For an MLST reply the caller prefixes one space (section 7.2).
-pub fn format_mlsx_line(e: &Entry, facts: Facts, perm: &str, out: &mut Vec<u8>) {
+/// bits. `perm` says what this session may do with the entry
+/// ([`push_perm_fact`]). For an MLST reply the caller prefixes one space
+/// (section 7.2).
+pub fn format_mlsx_line(e: &Entry, facts: Facts, perms: Perms, out: &mut Vec<u8>) {
     if facts.r#type {
         out.extend_from_slice(b"type=");
         out.extend_from_slice(mlsx_type(e));
@@ -320,7 +333,7 @@ pub fn format_mlsx_line(e: &Entry, facts: Facts, perm: &str, out: &mut Vec<u8>) 
     }
     if facts.perm {
         out.extend_from_slice(b"perm=");
-        out.extend_from_slice(perm.as_bytes());
+        push_perm_fact(e.kind, perms, out);
         out.push(b';');
     }
     if facts.unique {
@@ -341,6 +354,150 @@ pub fn format_mlsx_line(e: &Entry, facts: Facts, perm: &str, out: &mut Vec<u8>) 
     out.push(b' ');
     out.extend_from_slice(&e.name);
     out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the RFC 3659 section 7.5.5 `perm` fact of an entry: the
+/// letters of what this session may do with it, from its permissions.
+/// Files: `a` APPE, `d` DELE, `f` RNFR, `r` RETR, `w` STOR. Directories:
+/// `c` create files in it (STOR/STOU), `d` RMD, `e` CWD (always), `f`
+/// RNFR, `l` LIST/NLST/MLSD, `m` MKD in it, `p` delete its entries. An
+/// anonymous session (list and read) gets `r` and `el`.
+pub fn push_perm_fact(kind: EntryKind, perms: Perms, out: &mut Vec<u8>) {
+    let letters: &[(u8, Perms)] = match kind {
+        EntryKind::Dir => &[
+            (b'c', Perms::WRITE),
+            (b'd', Perms::DELETE),
+            (b'e', Perms::NONE),
+            (b'f', Perms::RENAME),
+            (b'l', Perms::LIST),
+            (b'm', Perms::MKDIR),
+            (b'p', Perms::DELETE),
+        ],
+        _ => &[
+            (b'a', Perms::APPEND),
+            (b'd', Perms::DELETE),
+            (b'f', Perms::RENAME),
+            (b'r', Perms::READ),
+            (b'w', Perms::WRITE),
+        ],
+    };
+    for &(letter, needs) in letters {
+        if perms.has(needs) {
+            out.push(letter);
+        }
+    }
+}
+
+/// How to render a listing: the command's format and options, and what
+/// the session may do (for MLSD's `perm`).
+#[derive(Debug, Clone)]
+pub struct ListOptions {
+    pub format: ListFormat,
+    /// `-a`: dot-files too (LIST and NLST); MLSD lists them always
+    /// (RFC 3659 lists every entry).
+    pub all: bool,
+    /// NLST of a named directory sends path names: each name prefixed
+    /// with the directory as the client typed it (RFC 959: "a list of file
+    /// names"; mget uses them as given). See [`nlst_prefix`].
+    pub prefix: Option<Vec<u8>>,
+    /// The MLSx facts the session asked for (OPTS MLST).
+    pub facts: Facts,
+    /// What the session may do.
+    pub perms: Perms,
+    /// The current time (seconds since the epoch), for LIST's recent/old
+    /// date choice.
+    pub now: i64,
+}
+
+/// The NLST prefix for a directory typed as `shown`: the path with one
+/// trailing `/` (none for an empty argument).
+pub fn nlst_prefix(shown: &[u8]) -> Option<Vec<u8>> {
+    if shown.is_empty() {
+        return None;
+    }
+    let mut p = shown.to_vec();
+    while p.len() > 1 && p.ends_with(b"/") {
+        p.pop();
+    }
+    if !p.ends_with(b"/") {
+        p.push(b'/');
+    }
+    Some(p)
+}
+
+/// True for names a listing leaves out: a name with CR or LF would end a
+/// listing line early and could show the client entries that do not
+/// exist; a dot-file shows only with `-a` in LIST/NLST, as in `ls` and
+/// vsftpd.
+fn hidden(e: &Entry, opts: &ListOptions) -> bool {
+    e.name.iter().any(|&b| b == b'\r' || b == b'\n')
+        || (opts.format != ListFormat::Machine && !opts.all && e.name.first() == Some(&b'.'))
+}
+
+/// Appends the lines of a directory listing of `entries` (one per entry,
+/// CRLF-terminated), leaving out what [`hidden`] hides.
+pub fn render_entries(entries: &[Entry], opts: &ListOptions, out: &mut Vec<u8>) {
+    for e in entries.iter().filter(|e| !hidden(e, opts)) {
+        match opts.format {
+            ListFormat::Long => format_list_line(e, opts.now, out),
+            ListFormat::Names => {
+                if let Some(p) = &opts.prefix {
+                    out.extend_from_slice(p);
+                }
+                out.extend_from_slice(&e.name);
+                out.extend_from_slice(b"\r\n");
+            }
+            ListFormat::Machine => format_mlsx_line(e, opts.facts, opts.perms, out),
+        }
+    }
+}
+
+/// Appends the LIST or NLST line of a single file (`LIST file`), named as
+/// the client typed it. MLSD of a file is refused by the caller.
+pub fn render_file(e: &Entry, opts: &ListOptions, out: &mut Vec<u8>) {
+    match opts.format {
+        ListFormat::Long => format_list_line(e, opts.now, out),
+        _ => {
+            out.extend_from_slice(&e.name);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+/// The text of an MLST reply (RFC 3659 section 7.2): `Listing PATH`, one
+/// space-prefixed fact line for `e` (named with its full virtual path),
+/// `End`. The caller sends it as a multi-line 250.
+pub fn mlst_text(vpath: &[u8], e: &Entry, facts: Facts, perms: Perms) -> Vec<u8> {
+    let mut text = b"Listing ".to_vec();
+    text.extend_from_slice(vpath);
+    text.extend_from_slice(b"\n ");
+    format_mlsx_line(e, facts, perms, &mut text);
+    while matches!(text.last(), Some(b'\r') | Some(b'\n')) {
+        text.pop();
+    }
+    text.extend_from_slice(b"\nEnd");
+    text
+}
+
+/// The text of a `STAT path` reply (RFC 959: a LIST over the control
+/// connection): `Status follows:`, the listing's lines without CR, `End of
+/// status`. The caller sends it as a multi-line 213.
+pub fn stat_text(listing: &[u8]) -> Vec<u8> {
+    let mut text = b"Status follows:\n".to_vec();
+    for line in listing.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        text.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+        text.push(b'\n');
+    }
+    text.extend_from_slice(b"End of status");
+    text
+}
+
+/// The name a single-file LIST/NLST shows: what the client typed, else the
+/// last component of the path.
+pub fn shown_name(vpath: &[u8], shown: Option<&[u8]>) -> Vec<u8> {
+    shown
+        .map(|s| s.to_vec())
+        .unwrap_or_else(|| path::file_name(vpath).to_vec())
 }
 
 #[cfg(test)]
@@ -375,9 +532,9 @@ mod tests {
         String::from_utf8_lossy(&out).into_owned()
     }
 
-    fn mlsx(e: &Entry, facts: Facts, perm: &str) -> String {
+    fn mlsx(e: &Entry, facts: Facts, perms: Perms) -> String {
         let mut out = Vec::new();
-        format_mlsx_line(e, facts, perm, &mut out);
+        format_mlsx_line(e, facts, perms, &mut out);
         String::from_utf8_lossy(&out).into_owned()
     }
 
@@ -560,54 +717,54 @@ mod tests {
             e.stat.ino = 0;
             e
         };
-        let cases: &[(Entry, Facts, &str, &str)] = &[
+        let cases: &[(Entry, Facts, Perms, &str)] = &[
             (
                 file(b"name", 0o100_644, 123),
                 all,
-                "r",
+                Perms::anonymous(),
                 "type=file;size=123;modify=20240102030405;perm=r;unique=801g2a;UNIX.mode=0644; name\r\n",
             ),
             (
                 dir,
                 all,
-                "el",
+                Perms::anonymous(),
                 "type=dir;modify=20240102030405;perm=el;unique=801g2a;UNIX.mode=2755; pub\r\n",
             ),
             (
                 link,
                 all,
-                "",
+                Perms::NONE,
                 "type=OS.unix=symlink;modify=20240102030405;perm=;unique=801g2a;UNIX.mode=0777; dangling\r\n",
             ),
             (
                 fifo,
                 all,
-                "",
+                Perms::NONE,
                 "type=OS.unix=fifo;modify=20240102030405;perm=;unique=801g2a;UNIX.mode=0600; p\r\n",
             ),
             (
                 big,
                 all,
-                "r",
+                Perms::anonymous(),
                 "type=file;size=18446744073709551615;modify=20240102030405;perm=r;unique=ffffffffffffffffg0;UNIX.mode=4755; a b\r\n",
             ),
             (
                 file(b"x", 0o100_644, 0),
                 Facts::from_names(&["size".into(), "type".into()]),
-                "r",
+                Perms::anonymous(),
                 "type=file;size=0; x\r\n",
             ),
             (
                 file(b"x", 0o100_644, 5),
                 Facts::from_names(&["UNIX.MODE".into(), "Modify".into()]),
-                "r",
+                Perms::anonymous(),
                 "modify=20240102030405;UNIX.mode=0644; x\r\n",
             ),
             // No facts at all: just SP name (RFC 3659 allows empty facts).
-            (file(b"x", 0o100_644, 5), Facts::from_names(&[]), "r", " x\r\n"),
+            (file(b"x", 0o100_644, 5), Facts::from_names(&[]), Perms::anonymous(), " x\r\n"),
         ];
         for (e, facts, perm, want) in cases {
-            assert_eq!(mlsx(e, *facts, perm), *want);
+            assert_eq!(mlsx(e, *facts, *perm), *want);
         }
     }
 
@@ -654,10 +811,130 @@ mod tests {
                 e
             };
             format_list_line(&e, T, &mut out);
-            format_mlsx_line(&e, Facts::default(), "r", &mut out);
+            format_mlsx_line(&e, Facts::default(), Perms::anonymous(), &mut out);
         }
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text.matches("\r\n").count(), 6);
         assert!(text.contains("unique=801g2;UNIX.mode=0644; f2\r\n"));
+    }
+
+    fn all_perms() -> Perms {
+        Perms::NAMES
+            .iter()
+            .fold(Perms::default(), |p, (_, b)| p.with(*b))
+    }
+
+    #[test]
+    fn perm_fact_follows_the_session() {
+        let table: &[(Perms, &str, &str)] = &[
+            (Perms::anonymous(), "r", "el"),
+            (all_perms(), "adfrw", "cdeflmp"),
+            (Perms::NONE, "", "e"),
+            (Perms::WRITE, "w", "ce"),
+            (Perms::APPEND, "a", "e"),
+            (Perms::DELETE, "d", "dep"),
+            (Perms::RENAME, "f", "ef"),
+            (Perms::MKDIR, "", "em"),
+            (Perms::CHMOD, "", "e"),
+        ];
+        for (perms, file_fact, dir_fact) in table {
+            for (kind, want) in [
+                (EntryKind::File, file_fact),
+                (EntryKind::Symlink, file_fact),
+                (EntryKind::Dir, dir_fact),
+            ] {
+                let mut out = Vec::new();
+                push_perm_fact(kind, *perms, &mut out);
+                assert_eq!(String::from_utf8(out).unwrap(), *want, "{perms:?} {kind:?}");
+            }
+        }
+    }
+
+    fn opts(format: ListFormat, all: bool) -> ListOptions {
+        ListOptions {
+            format,
+            all,
+            prefix: None,
+            facts: Facts::from_names(&["type".into(), "perm".into()]),
+            perms: all_perms(),
+            now: T,
+        }
+    }
+
+    fn render(entries: &[Entry], o: &ListOptions) -> String {
+        let mut out = Vec::new();
+        render_entries(entries, o, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn listings_hide_dotfiles_without_a_and_never_show_crlf_names() {
+        let entries = [
+            file(b".hidden", 0o100_644, 1),
+            file(b"a", 0o100_644, 1),
+            file(b"bad\r\nname", 0o100_644, 1),
+            file(b"lf\nonly", 0o100_644, 1),
+        ];
+        let table: &[(ListFormat, bool, &str)] = &[
+            (ListFormat::Names, false, "a\r\n"),
+            (ListFormat::Names, true, ".hidden\r\na\r\n"),
+            // MLSD lists every entry (RFC 3659), -a or not.
+            (
+                ListFormat::Machine,
+                false,
+                "type=file;perm=adfrw; .hidden\r\ntype=file;perm=adfrw; a\r\n",
+            ),
+        ];
+        for (format, all, want) in table {
+            assert_eq!(
+                render(&entries, &opts(*format, *all)),
+                *want,
+                "{format:?} -a {all}"
+            );
+        }
+        let long = render(&entries, &opts(ListFormat::Long, false));
+        assert_eq!(long.lines().count(), 1, "{long}");
+        assert!(long.ends_with(" a\r\n"), "{long}");
+    }
+
+    #[test]
+    fn nlst_of_a_named_directory_sends_path_names() {
+        for (shown, want) in [
+            (&b""[..], None),
+            (b"sub", Some(&b"sub/"[..])),
+            (b"sub/", Some(b"sub/")),
+            (b"sub///", Some(b"sub/")),
+            (b"/", Some(b"/")),
+            (b"/pub/x", Some(b"/pub/x/")),
+        ] {
+            assert_eq!(nlst_prefix(shown).as_deref(), want, "{shown:?}");
+        }
+        let mut o = opts(ListFormat::Names, false);
+        o.prefix = nlst_prefix(b"sub");
+        assert_eq!(render(&[file(b"f", 0o100_644, 1)], &o), "sub/f\r\n");
+        // A single file is named as the client typed it.
+        let mut out = Vec::new();
+        let e = file(&shown_name(b"/x/f.txt", Some(b"x/f.txt")), 0o100_644, 1);
+        render_file(&e, &o, &mut out);
+        assert_eq!(out, b"x/f.txt\r\n");
+        assert_eq!(shown_name(b"/x/f.txt", None), b"f.txt");
+    }
+
+    #[test]
+    fn mlst_and_stat_texts() {
+        let e = file(b"/pub/f", 0o100_644, 3);
+        let facts = Facts::from_names(&["type".into(), "size".into(), "perm".into()]);
+        assert_eq!(
+            String::from_utf8(mlst_text(b"/pub/f", &e, facts, Perms::anonymous())).unwrap(),
+            "Listing /pub/f\n type=file;size=3;perm=r; /pub/f\nEnd"
+        );
+        assert_eq!(
+            String::from_utf8(stat_text(b"line one\r\nline two\r\n")).unwrap(),
+            "Status follows:\nline one\nline two\nEnd of status"
+        );
+        assert_eq!(
+            String::from_utf8(stat_text(b"")).unwrap(),
+            "Status follows:\nEnd of status"
+        );
     }
 }

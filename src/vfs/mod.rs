@@ -93,6 +93,18 @@ impl std::fmt::Display for VfsError {
     }
 }
 
+/// What kind of upload (STOR, APPE or STOU), as the session asks
+/// [`write::begin_upload`] for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadKind {
+    /// STOR, from `offset` (REST) when above zero.
+    Store { offset: u64 },
+    /// APPE.
+    Append,
+    /// STOU: a new file with a name the server picks.
+    Unique,
+}
+
 /// The file facts listings and SIZE/MDTM need, from `stat`.
 #[derive(Debug, Clone, Copy)]
 pub struct Stat {

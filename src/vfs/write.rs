@@ -18,7 +18,7 @@ use std::ffi::CString;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
-use super::{path, resolve, Stat, VfsError};
+use super::{path, resolve, Stat, UploadKind, VfsError};
 use crate::engine::sys::{self, FdRef};
 
 /// An open parent directory and a final name inside it.
@@ -161,17 +161,6 @@ pub async fn chmod(root: &FdRef, vpath: &[u8], mode: u32) -> Result<(), VfsError
     let file = open_for_meta(root, vpath).await?;
     file.set_permissions(std::fs::Permissions::from_mode(mode & 0o777))
         .map_err(VfsError::from_io)
-}
-
-/// What kind of upload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UploadKind {
-    /// STOR, from `offset` (REST) when above zero.
-    Store { offset: u64 },
-    /// APPE.
-    Append,
-    /// STOU: a new file with a name the server picks.
-    Unique,
 }
 
 /// How the upload was set up, which decides what a failure undoes.

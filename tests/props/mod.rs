@@ -22,11 +22,13 @@ use std::ffi::CString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
+use ringftp::auth::login::Account;
 use ringftp::auth::Perms;
 use ringftp::engine::sys;
 use ringftp::proto::{addr as codec, parse, LineEvent, LineReader, MAX_LINE};
-use ringftp::session::{Session, Step};
+use ringftp::session::{Rules, Session, Step};
 use ringftp::vfs::{path, resolve};
 
 /// The parser on one line (as the line reader delivers it).
@@ -269,18 +271,21 @@ fn inside(p: &Path, root: &Path) -> bool {
 /// requests the way the driver would when everything succeeds.
 pub fn session(lines: &[&[u8]]) {
     let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)), 40000);
-    let mut s = Session::new(peer, false);
+    let mut s = Session::new(peer, Rules::default(), Instant::now());
     for line in lines {
         let Ok(cmd) = parse(line) else { continue };
-        match s.handle(cmd) {
+        match s.handle(cmd, Instant::now()) {
             Step::CheckLogin { user, .. } => {
                 if user.len() % 2 == 0 {
                     let all = Perms::NAMES
                         .iter()
                         .fold(Perms::anonymous(), |p, (_, q)| p.with(*q));
-                    s.logged_in(user, all);
+                    let mut account = Account::anonymous(&user);
+                    account.anonymous = false;
+                    account.perms = all;
+                    s.logged_in(account);
                 } else {
-                    s.login_failed();
+                    s.login_refused();
                 }
             }
             Step::OpenPassive { .. } => s.passive_opened(),

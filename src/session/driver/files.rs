@@ -1,0 +1,121 @@
+//! Navigation and file management: CWD/CDUP, SIZE, MDTM, DELE, MKD, RMD,
+//! RNFR/RNTO, MFMT and SITE CHMOD, each on a path under the session's root
+//! (see [`crate::vfs::write`]: everything relative to a parent directory
+//! fd, resolved race-free). The state machine has already checked the
+//! account's permissions.
+
+use super::{lossy, Conn, Flow};
+use crate::proto::codes::*;
+use crate::proto::reply::quote_path;
+use crate::proto::Reply;
+use crate::vfs::time::format_mdtm;
+use crate::vfs::{resolve, write, VfsError};
+
+impl Conn {
+    pub(super) async fn change_dir(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
+        match resolve::stat(self.root(), &vpath).await {
+            Ok(st) if st.is_dir() => {
+                self.session.cwd_changed(vpath);
+                self.reply(Reply::new(
+                    FILE_ACTION_OK,
+                    "Directory successfully changed.",
+                ))
+                .await
+            }
+            Ok(_) => self.refuse(verb, &vpath, VfsError::NotADirectory).await,
+            Err(e) => self.refuse(verb, &vpath, e).await,
+        }
+    }
+
+    pub(super) async fn size(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
+        match resolve::stat(self.root(), &vpath).await {
+            Ok(st) if st.is_file() => {
+                self.reply(Reply::new(FILE_STATUS, st.size.to_string()))
+                    .await
+            }
+            Ok(_) => self.refuse(verb, &vpath, VfsError::NotAFile).await,
+            Err(e) => self.refuse(verb, &vpath, e).await,
+        }
+    }
+
+    pub(super) async fn mdtm(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
+        match resolve::stat(self.root(), &vpath).await {
+            Ok(st) if st.is_file() => {
+                self.reply(Reply::new(FILE_STATUS, format_mdtm(st.mtime)))
+                    .await
+            }
+            Ok(_) => self.refuse(verb, &vpath, VfsError::NotAFile).await,
+            Err(e) => self.refuse(verb, &vpath, e).await,
+        }
+    }
+
+    pub(super) async fn delete(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
+        let r = write::delete_file(self.root(), &vpath).await;
+        let ok = Reply::new(FILE_ACTION_OK, "Delete operation successful.");
+        self.changed(verb, &vpath, r, ok).await
+    }
+
+    pub(super) async fn make_dir(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
+        let r = write::make_dir(self.root(), &vpath).await;
+        let mut text = quote_path(&vpath);
+        text.extend_from_slice(b" created");
+        self.changed(verb, &vpath, r, Reply::new(PATH_CREATED, text))
+            .await
+    }
+
+    pub(super) async fn remove_dir(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
+        let r = write::remove_dir(self.root(), &vpath).await;
+        let ok = Reply::new(FILE_ACTION_OK, "Remove directory operation successful.");
+        self.changed(verb, &vpath, r, ok).await
+    }
+
+    pub(super) async fn rename_from(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
+        match write::exists(self.root(), &vpath).await {
+            Ok(()) => {
+                self.session.rename_from(vpath);
+                self.reply(Reply::new(FILE_ACTION_PENDING, "Ready for RNTO."))
+                    .await
+            }
+            Err(e) => self.refuse(verb, &vpath, e).await,
+        }
+    }
+
+    pub(super) async fn rename(&mut self, verb: &'static str, from: Vec<u8>, to: Vec<u8>) -> Flow {
+        let r = write::rename(self.root(), &from, &to).await;
+        if r.is_ok() {
+            tracing::info!(from = %lossy(&from), to = %lossy(&to), "renamed");
+        }
+        let ok = Reply::new(FILE_ACTION_OK, "Rename successful.");
+        self.changed(verb, &to, r, ok).await
+    }
+
+    pub(super) async fn set_time(&mut self, verb: &'static str, vpath: Vec<u8>, time: i64) -> Flow {
+        let r = write::set_mtime(self.root(), &vpath, time).await;
+        let text = format!("Modify={}; {}", format_mdtm(time), lossy(&vpath));
+        self.changed(verb, &vpath, r, Reply::new(FILE_STATUS, text))
+            .await
+    }
+
+    pub(super) async fn chmod(&mut self, verb: &'static str, vpath: Vec<u8>, mode: u32) -> Flow {
+        let r = write::chmod(self.root(), &vpath, mode).await;
+        let ok = Reply::new(OK, "SITE CHMOD command ok.");
+        self.changed(verb, &vpath, r, ok).await
+    }
+
+    /// The reply to a tree change: `ok` on success, else the refusal.
+    async fn changed(
+        &self,
+        verb: &str,
+        vpath: &[u8],
+        result: Result<(), VfsError>,
+        ok: Reply,
+    ) -> Flow {
+        match result {
+            Ok(()) => {
+                tracing::info!(path = %lossy(vpath), "{verb} done");
+                self.reply(ok).await
+            }
+            Err(e) => self.refuse(verb, vpath, e).await,
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! USER/PASS: the driver's side of a login. The decision is
+//! [`crate::auth::login::decide`]'s; here the password check runs on the
+//! blocking pool (argon2 takes tens of milliseconds, and never on a shard),
+//! the account's home is opened, and the verdict becomes replies, logs and
+//! delays.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+
+use super::{lossy, Conn, Flow, Home};
+use crate::auth::login::{self, Attempt, LoginPolicy, Refusal, Verdict, Verifier};
+use crate::auth::password;
+use crate::engine::sys;
+use crate::proto::codes::*;
+use crate::proto::Reply;
+use crate::vfs::{path, resolve, VfsError};
+
+/// argon2 on the blocking pool, at most the shard's `password_checks` at
+/// once: each check holds about 19 MiB for tens of milliseconds, so a
+/// login storm (or anyone guessing names) queues here instead of making
+/// the server hold gigabytes. Waiting queues only this login; other
+/// sessions' commands and transfers go on.
+struct Argon2<'a> {
+    checks: &'a Semaphore,
+}
+
+impl Verifier for Argon2<'_> {
+    async fn verify(&self, hash: String, password: Vec<u8>) -> bool {
+        let _permit = self.checks.acquire().await;
+        tokio::task::spawn_blocking(move || password::verify(&hash, &password))
+            .await
+            .unwrap_or(false)
+    }
+}
+
+impl Conn {
+    /// USER/PASS. Anonymous (unless --no-anonymous) is accepted with any
+    /// password; accounts are checked with argon2 off the shard. Failures
+    /// cost a growing delay, close the session after --max-login-attempts,
+    /// and count towards the address's --login-ban.
+    pub(super) async fn check_login(&mut self, user: String, password: Vec<u8>) -> Flow {
+        let ip = self.peer.ip();
+        let policy = LoginPolicy {
+            anonymous: self.ctx.config.anonymous,
+            max_attempts: self.ctx.config.max_login_attempts,
+        };
+        let users = self.ctx.users.snapshot();
+        let verifier = Argon2 {
+            checks: &self.ctx.password_checks,
+        };
+        let attempt = Attempt {
+            ip,
+            user: &user,
+            password,
+            failed_before: self.session.failed_logins(),
+            now: Instant::now(),
+        };
+        let verdict = login::decide(policy, &users, &self.ctx.bans, &verifier, attempt).await;
+        match verdict {
+            Verdict::Accepted(account) if account.anonymous => {
+                tracing::info!(user = %user, "anonymous login");
+                self.home = None;
+                self.session.logged_in(account);
+                self.reply(Reply::new(LOGGED_IN, "Login successful.")).await
+            }
+            Verdict::Accepted(account) => match self.open_home(&account.home).await {
+                Ok(home) => {
+                    tracing::info!(user = %user, home = %lossy(&account.home), "login");
+                    self.home = Some(Home {
+                        ring: std::rc::Rc::new(home.clone()),
+                        blocking: home,
+                    });
+                    self.session.logged_in(account);
+                    self.reply(Reply::new(LOGGED_IN, "Login successful.")).await
+                }
+                Err(e) => {
+                    tracing::error!(user = %user, "login refused: home {} unusable: {e}", lossy(&account.home));
+                    self.session.login_aborted();
+                    self.reply(Reply::new(NOT_LOGGED_IN, "Home directory unavailable."))
+                        .await
+                }
+            },
+            Verdict::Refused {
+                why: Refusal::Banned,
+                ..
+            } => {
+                tracing::warn!(user = %user, "login refused: {ip} is banned after repeated failed logins (--login-ban)");
+                let _ = self
+                    .reply(Reply::new(
+                        SERVICE_NOT_AVAILABLE,
+                        "Too many failed logins from your address; try again later.",
+                    ))
+                    .await;
+                Flow::Close
+            }
+            Verdict::Refused {
+                why,
+                attempt,
+                close,
+                delay,
+                banned_now,
+            } => {
+                self.session.login_refused();
+                tracing::warn!(user = %user, attempt, "failed login from {ip}: {}", why.reason());
+                if banned_now {
+                    tracing::warn!("{ip} banned: too many failed logins (--login-ban)");
+                }
+                if close {
+                    let _ = self
+                        .reply(Reply::new(
+                            SERVICE_NOT_AVAILABLE,
+                            "Too many failed login attempts; closing.",
+                        ))
+                        .await;
+                    return Flow::Close;
+                }
+                // A growing delay makes guessing slow without locking anyone out.
+                tokio::time::sleep(delay).await;
+                self.reply(Reply::new(NOT_LOGGED_IN, "Login incorrect."))
+                    .await
+            }
+        }
+    }
+
+    /// Opens an account's home under --root, race-free.
+    async fn open_home(&self, home: &[u8]) -> Result<Arc<std::os::fd::OwnedFd>, VfsError> {
+        let rel = path::relative(home).ok_or(VfsError::BadName)?;
+        sys::openat2(
+            self.ctx.root.clone(),
+            rel,
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            resolve::RESOLVE,
+        )
+        .await
+        .map(Arc::new)
+        .map_err(VfsError::from_io)
+    }
+}

@@ -1,0 +1,58 @@
+//! RETR: open the file under the session's root (race-free), check the
+//! restart offset, then send it over the data connection — zero-copy in
+//! binary mode (see [`crate::engine::splice`]), converted to CRLF in ASCII.
+
+use super::transfer::{Job, Outcome, Transfer};
+use super::{lossy, Conn, Flow};
+use crate::proto::codes::*;
+use crate::proto::Reply;
+use crate::session::outcome::Direction;
+use crate::session::step::DataMode;
+use crate::vfs::{path, resolve};
+
+impl Conn {
+    pub(super) async fn retr(
+        &mut self,
+        verb: &'static str,
+        vpath: Vec<u8>,
+        offset: u64,
+        ascii: bool,
+        data: DataMode,
+    ) -> Flow {
+        let (file, st) = match resolve::open_file(self.root(), &vpath).await {
+            Ok(f) => f,
+            Err(e) => return self.refuse(verb, &vpath, e).await,
+        };
+        if offset > st.size {
+            return self
+                .reply(Reply::new(
+                    FILE_UNAVAILABLE,
+                    format!(
+                        "Restart offset {offset} is past the end of the file ({} bytes).",
+                        st.size
+                    ),
+                ))
+                .await;
+        }
+        let name = lossy(path::file_name(&vpath));
+        let opening = Reply::new(
+            FILE_STATUS_OK,
+            format!(
+                "Opening {} mode data connection for {name} ({} bytes).",
+                if ascii { "ASCII" } else { "BINARY" },
+                st.size
+            ),
+        );
+        let job = Job::File {
+            file,
+            size: st.size,
+            offset,
+        };
+        let t = Transfer::new(verb, Direction::Download, vpath, ascii, data);
+        let outcome = self.run_transfer(&t, opening, job).await;
+        if let Outcome::Connected { bytes, .. } = outcome {
+            self.log_transfer(&t, bytes, outcome.is_complete()).await;
+        }
+        self.finish(&t, outcome).await
+    }
+}

@@ -1,0 +1,285 @@
+//! What every transfer shares: make the data connection while the control
+//! channel is watched, send the 150, move the bytes (zero-copy for binary
+//! downloads and uploads, a copy loop for ASCII, a buffer for listings)
+//! under the rate caps, close the data connection, then give the final
+//! reply chosen by [`crate::session::outcome`] and log the transfer
+//! (tracing, and the xferlog).
+
+use std::cell::Cell;
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::control::Raced;
+use super::{lossy, Conn, Flow};
+use crate::data::transfer::{self, TransferError};
+use crate::engine::splice::Pacer;
+use crate::proto::Reply;
+use crate::session::outcome::{self, Direction, Ended, Failure};
+use crate::session::step::DataMode;
+use crate::xferlog;
+
+/// What a transfer moves once the data connection is up.
+pub(super) enum Job {
+    /// RETR of `file` (`size` bytes) from `offset`.
+    File {
+        file: OwnedFd,
+        size: u64,
+        offset: u64,
+    },
+    /// LIST/NLST/MLSD, built in memory.
+    Listing(Vec<u8>),
+    /// STOR/APPE/STOU into `file` from `offset`.
+    Upload { file: Rc<OwnedFd>, offset: u64 },
+}
+
+/// One transfer command being carried out: what the logs, the xferlog and
+/// the final reply need to know about it.
+pub(super) struct Transfer {
+    /// The command (for the logs).
+    pub(super) verb: &'static str,
+    pub(super) direction: Direction,
+    /// The virtual path as logged (an upload's final name).
+    pub(super) path: Vec<u8>,
+    /// TYPE A: converted line ends.
+    pub(super) ascii: bool,
+    /// How the data connection is made.
+    pub(super) data: DataMode,
+    pub(super) started: Instant,
+}
+
+impl Transfer {
+    pub(super) fn new(
+        verb: &'static str,
+        direction: Direction,
+        path: Vec<u8>,
+        ascii: bool,
+        data: DataMode,
+    ) -> Transfer {
+        Transfer {
+            verb,
+            direction,
+            path,
+            ascii,
+            data,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// How a transfer ended, as the driver saw it.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    /// No data connection was made; the reply has been sent.
+    NoConnection(Flow),
+    /// The data connection was made; `bytes` moved before it `ended`.
+    Connected { ended: Ended, bytes: u64 },
+}
+
+impl Outcome {
+    pub(super) fn is_complete(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Connected {
+                ended: Ended::Complete,
+                ..
+            }
+        )
+    }
+}
+
+/// A full disk or quota (452), else another local error.
+fn failure(e: &TransferError) -> Failure {
+    match e {
+        TransferError::Local(e)
+            if matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) =>
+        {
+            Failure::NoSpace
+        }
+        TransferError::Local(_) => Failure::Local,
+        TransferError::Network(_) => Failure::Network,
+        TransferError::Timeout => Failure::Timeout,
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Conn {
+    /// Runs a transfer: connect the data channel, send `opening` (150),
+    /// move the bytes, close the data channel. Replies itself only when no
+    /// data connection was made; [`Conn::finish`] gives the final reply
+    /// for the other outcomes.
+    pub(super) async fn run_transfer(&mut self, t: &Transfer, opening: Reply, job: Job) -> Outcome {
+        let connect = self.open_data(t.data);
+        let conn = match self.race(connect).await {
+            Raced::Done(Ok(c)) => c,
+            Raced::Done(Err(e)) => {
+                tracing::info!("{}: data connection failed: {e}", t.verb);
+                let flow = self.reply(outcome::no_connection()).await;
+                return Outcome::NoConnection(flow);
+            }
+            Raced::Aborted => {
+                tracing::info!("transfer aborted by the client");
+                return Outcome::NoConnection(self.replies(outcome::aborted()).await);
+            }
+            Raced::ControlClosed => return Outcome::NoConnection(Flow::Close),
+            Raced::ShutDown => {
+                return Outcome::Connected {
+                    ended: Ended::ShutDown,
+                    bytes: 0,
+                }
+            }
+        };
+        if self.reply(opening).await == Flow::Close {
+            return Outcome::Connected {
+                ended: Ended::ControlClosed,
+                bytes: 0,
+            };
+        }
+        let progress = Rc::new(Cell::new(0u64));
+        self.progress = Some(progress.clone());
+        let ctx = self.ctx.clone();
+        let timeout = ctx.config.data_timeout;
+        let ascii = t.ascii;
+        let account = self.session.account();
+        let down_rate = account.and_then(|a| a.max_download_rate);
+        let up_rate = account.and_then(|a| a.max_upload_rate);
+        // Downloads: the account's cap, --max-rate-per-session and the
+        // server-wide --max-rate (shared by all shards), whichever binds.
+        let down_pacer = Pacer::for_caps(
+            [down_rate, ctx.config.max_rate_per_session],
+            ctx.limits.download.clone(),
+        );
+        let fut = async move {
+            let p = progress;
+            let r = transfer::guarded(&conn, timeout, async {
+                match job {
+                    Job::File { file, size, offset } if !ascii => {
+                        let len = size.saturating_sub(offset);
+                        transfer::send_binary(
+                            &ctx.pipes,
+                            &ctx.counters,
+                            Rc::new(file),
+                            offset,
+                            len,
+                            &conn,
+                            p,
+                            down_pacer,
+                        )
+                        .await
+                    }
+                    Job::File { file, offset, .. } => {
+                        transfer::send_ascii(
+                            &ctx.counters,
+                            Rc::new(file),
+                            offset,
+                            &conn,
+                            p,
+                            down_pacer,
+                        )
+                        .await
+                    }
+                    Job::Listing(bytes) => transfer::send_bytes(&ctx.counters, &conn, bytes).await,
+                    Job::Upload { file, offset } if ascii => {
+                        transfer::recv_ascii(&ctx.counters, &conn, file, offset, p).await
+                    }
+                    Job::Upload { file, offset } => {
+                        let pacer = up_rate.map(Pacer::new);
+                        transfer::recv_binary(
+                            &ctx.pipes,
+                            &ctx.counters,
+                            &conn,
+                            file,
+                            offset,
+                            p,
+                            pacer,
+                        )
+                        .await
+                    }
+                }
+            })
+            .await;
+            // Close the data connection before the 226 goes out: clients
+            // read to end-of-file, then the reply.
+            drop(conn);
+            r
+        };
+        let raced = self.race(fut).await;
+        let moved = self.progress.take().map(|p| p.get()).unwrap_or(0);
+        let counters = &self.ctx.counters;
+        counters.transfers.set(counters.transfers.get() + 1);
+        let (ended, bytes) = match raced {
+            Raced::Done(Ok(n)) => (Ended::Complete, n),
+            Raced::Done(Err(e)) => {
+                tracing::info!("{} failed after {moved} bytes: {e}", t.verb);
+                (Ended::Failed(failure(&e)), moved)
+            }
+            Raced::Aborted => (Ended::Aborted, moved),
+            Raced::ControlClosed => (Ended::ControlClosed, moved),
+            Raced::ShutDown => (Ended::ShutDown, moved),
+        };
+        Outcome::Connected { ended, bytes }
+    }
+
+    /// The final replies of a transfer (see [`outcome::final_replies`]).
+    pub(super) async fn finish(&self, t: &Transfer, outcome: Outcome) -> Flow {
+        let (ended, bytes) = match outcome {
+            Outcome::NoConnection(flow) => return flow,
+            Outcome::Connected { ended, bytes } => (ended, bytes),
+        };
+        match ended {
+            Ended::Aborted => tracing::info!("transfer aborted by the client"),
+            Ended::ShutDown => {
+                tracing::warn!(
+                    "{} cut after {bytes} bytes: the shutdown grace period is over",
+                    t.verb
+                );
+                tracing::info!("server shutting down; closing the session");
+            }
+            _ => {}
+        }
+        let f = outcome::final_replies(t.direction, ended);
+        let flow = self.replies(f.replies).await;
+        if f.close {
+            Flow::Close
+        } else {
+            flow
+        }
+    }
+
+    /// Logs a file transfer (tracing, and xferlog when enabled).
+    pub(super) async fn log_transfer(&self, t: &Transfer, bytes: u64, complete: bool) {
+        let elapsed = t.started.elapsed();
+        let rate = bytes as f64 / elapsed.as_secs_f64().max(1e-6) / (1 << 20) as f64;
+        tracing::info!(
+            path = %lossy(&t.path),
+            bytes,
+            ms = elapsed.as_millis() as u64,
+            "{} {} ({rate:.1} MiB/s)",
+            t.verb,
+            if complete { "complete" } else { "incomplete" }
+        );
+        let Some(log) = &self.ctx.xferlog else { return };
+        let host = self.peer.ip().to_string();
+        let user = self.session.user().unwrap_or("");
+        let anonymous = self.session.account().map(|a| a.anonymous).unwrap_or(true);
+        log.write(&xferlog::Record {
+            now: unix_now(),
+            seconds: elapsed.as_secs(),
+            remote_host: &host,
+            bytes,
+            path: &t.path,
+            ascii: t.ascii,
+            outgoing: t.direction == Direction::Download,
+            anonymous,
+            user,
+            complete,
+        })
+        .await;
+    }
+}

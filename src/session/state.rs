@@ -1,0 +1,1022 @@
+//! The per-connection FTP state machine, with no I/O.
+//!
+//! [`Session::handle`] takes one parsed command and the current time and
+//! returns a [`Step`]: either a reply it can give by itself (TYPE, PWD,
+//! REST, sequence errors, the RFC 2577 PORT checks...) or a request for the
+//! driver to do I/O — check a password, open a passive listener, resolve a
+//! directory, run a transfer — after which the driver reports back
+//! (`logged_in`, `passive_opened`, `cwd_changed`, ...). The whole session
+//! state lives here: login progress and the account (its home, permissions
+//! and rate caps), failed attempts, working directory, transfer type,
+//! restart offset, data-connection mode, and the deadlines of the
+//! `--login-timeout` and `--idle-timeout` waits. Time is passed in, so the
+//! protocol rules are tested with tables, without sockets or clocks.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::step::{DataMode, Step};
+use crate::auth::login::Account;
+use crate::auth::Perms;
+use crate::proto::addr::same_host;
+use crate::proto::codes::*;
+use crate::proto::{Command, EpsvArg, ListArgs, Opts, Reply, TransferType};
+use crate::vfs::listing::{Facts, ListFormat};
+use crate::vfs::path;
+use crate::vfs::UploadKind;
+
+/// Where the session is in the login sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    AwaitUser,
+    AwaitPass { user: String },
+    LoggedIn(Account),
+}
+
+/// The server-wide rules a session follows (from the `serve` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// `--allow-foreign-data`: no RFC 2577 checks on PORT/EPRT.
+    pub allow_foreign_data: bool,
+    /// `--idle-timeout`: the longest wait for a command.
+    pub idle_timeout: Duration,
+    /// `--login-timeout`: how long after connect (or REIN) a session may
+    /// take to log in.
+    pub login_timeout: Duration,
+}
+
+impl Default for Rules {
+    /// The `serve` defaults: RFC 2577 checks on, 300 s idle, 60 s to log in.
+    fn default() -> Rules {
+        Rules {
+            allow_foreign_data: false,
+            idle_timeout: Duration::from_secs(300),
+            login_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Which limit ends the wait for the next command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// `--idle-timeout`: 421 "Timeout." and close.
+    Idle,
+    /// `--login-timeout` (not logged in yet): 421 and close.
+    Login,
+}
+
+/// Per-connection protocol state.
+#[derive(Debug)]
+pub struct Session {
+    peer: SocketAddr,
+    rules: Rules,
+    login: Login,
+    /// Failed logins of this connection; REIN does not reset them, so the
+    /// `--max-login-attempts` cap cannot be dodged.
+    failed_logins: u32,
+    /// Since when the session has been waiting to log in (connect or
+    /// REIN): `--login-timeout` counts from here.
+    login_since: Instant,
+    cwd: Vec<u8>,
+    ascii: bool,
+    rest: u64,
+    epsv_all: bool,
+    data: DataMode,
+    facts: Facts,
+    rename_from: Option<Vec<u8>>,
+}
+
+/// The extensions FEAT advertises, one per line (RFC 2389): only what is
+/// implemented.
+fn feat_reply(facts: Facts) -> Reply {
+    let mut text = String::from("Features:\n");
+    for f in [
+        "EPRT".to_string(),
+        "EPSV".to_string(),
+        "HOST".to_string(),
+        "MDTM".to_string(),
+        "MFMT".to_string(),
+        facts.feat_line(),
+        "PASV".to_string(),
+        "REST STREAM".to_string(),
+        "SIZE".to_string(),
+        "TVFS".to_string(),
+        "UTF8".to_string(),
+    ] {
+        text.push(' ');
+        text.push_str(&f);
+        text.push('\n');
+    }
+    text.push_str("End");
+    Reply::new(SYSTEM_STATUS, text)
+}
+
+fn help_reply() -> Reply {
+    Reply::new(
+        HELP,
+        "The following commands are recognized.\n\
+         ABOR ACCT ALLO APPE CDUP CWD  DELE EPRT EPSV FEAT HELP HOST LIST\n\
+         MDTM MFMT MKD  MLSD MLST MODE NLST NOOP OPTS PASS PASV PORT PWD\n\
+         QUIT REIN REST RETR RMD  RNFR RNTO SITE SIZE STAT STOR STOU STRU\n\
+         SYST TYPE USER XCUP XCWD XMKD XPWD XRMD\n\
+         Help OK.",
+    )
+}
+
+fn reply(code: u16, text: &str) -> Step {
+    Step::Reply(Reply::new(code, text))
+}
+
+impl Session {
+    /// A new session for a control connection from `peer`, accepted at
+    /// `now`.
+    pub fn new(peer: SocketAddr, rules: Rules, now: Instant) -> Session {
+        Session {
+            peer,
+            rules,
+            login: Login::AwaitUser,
+            failed_logins: 0,
+            login_since: now,
+            cwd: b"/".to_vec(),
+            ascii: false,
+            rest: 0,
+            epsv_all: false,
+            data: DataMode::None,
+            facts: Facts::default(),
+            rename_from: None,
+        }
+    }
+
+    pub fn login(&self) -> &Login {
+        &self.login
+    }
+
+    /// The logged-in account, if any.
+    pub fn account(&self) -> Option<&Account> {
+        match &self.login {
+            Login::LoggedIn(account) => Some(account),
+            _ => None,
+        }
+    }
+
+    /// The logged-in user's name, if any.
+    pub fn user(&self) -> Option<&str> {
+        self.account().map(|a| a.name.as_str())
+    }
+
+    /// What the session may do now (nothing before login).
+    pub fn perms(&self) -> Perms {
+        self.account().map(|a| a.perms).unwrap_or_default()
+    }
+
+    /// Failed logins on this connection so far.
+    pub fn failed_logins(&self) -> u32 {
+        self.failed_logins
+    }
+
+    pub fn cwd(&self) -> &[u8] {
+        &self.cwd
+    }
+
+    pub fn is_ascii(&self) -> bool {
+        self.ascii
+    }
+
+    pub fn data_mode(&self) -> DataMode {
+        self.data
+    }
+
+    pub fn facts(&self) -> Facts {
+        self.facts
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    pub fn rules(&self) -> Rules {
+        self.rules
+    }
+
+    /// Until when the driver waits for the next command if it starts
+    /// waiting at `now`, and which limit that is: `--idle-timeout` from
+    /// now, or, before login, `--login-timeout` from connect or REIN when
+    /// that comes first.
+    pub fn deadline(&self, now: Instant) -> (Instant, Wait) {
+        let idle = now + self.rules.idle_timeout;
+        if self.user().is_none() {
+            let login = self.login_since + self.rules.login_timeout;
+            if login < idle {
+                return (login, Wait::Login);
+            }
+        }
+        (idle, Wait::Idle)
+    }
+
+    /// Resolves a client path argument against the working directory.
+    pub fn resolve(&self, arg: &[u8]) -> Vec<u8> {
+        path::join(&self.cwd, arg)
+    }
+
+    /// Driver report: credentials accepted and the account's home opened.
+    /// A named account's login clears the failed attempts (it proved it
+    /// knows a password); an anonymous one does not.
+    pub fn logged_in(&mut self, account: Account) {
+        if !account.anonymous {
+            self.failed_logins = 0;
+        }
+        self.login = Login::LoggedIn(account);
+        self.cwd = b"/".to_vec();
+    }
+
+    /// Driver report: credentials refused; the attempt counts towards
+    /// `--max-login-attempts` and the client starts over with USER.
+    pub fn login_refused(&mut self) {
+        self.failed_logins += 1;
+        self.login = Login::AwaitUser;
+    }
+
+    /// Driver report: the credentials were right but the server could not
+    /// complete the login (the home is unusable); not counted as an
+    /// attempt. The client starts over with USER.
+    pub fn login_aborted(&mut self) {
+        self.login = Login::AwaitUser;
+    }
+
+    /// Driver report: the RNFR path exists; RNTO may follow.
+    pub fn rename_from(&mut self, vpath: Vec<u8>) {
+        self.rename_from = Some(vpath);
+    }
+
+    /// Driver report: a passive listener is open.
+    pub fn passive_opened(&mut self) {
+        self.data = DataMode::Passive;
+    }
+
+    /// Driver report: the directory exists; it is the new working directory.
+    pub fn cwd_changed(&mut self, vpath: Vec<u8>) {
+        self.cwd = vpath;
+    }
+
+    /// The data mode for a transfer, consumed: every transfer needs a fresh
+    /// PASV/EPSV/PORT/EPRT, as every FTP server expects.
+    fn take_data(&mut self) -> Option<DataMode> {
+        match std::mem::replace(&mut self.data, DataMode::None) {
+            DataMode::None => None,
+            mode => Some(mode),
+        }
+    }
+
+    fn allowed_before_login(cmd: &Command) -> bool {
+        matches!(
+            cmd,
+            Command::User(_)
+                | Command::Pass(_)
+                | Command::Acct(_)
+                | Command::Quit
+                | Command::Feat
+                | Command::Syst
+                | Command::Help(_)
+                | Command::Noop
+                | Command::Opts(_)
+                | Command::Host(_)
+                | Command::Abor
+        )
+    }
+
+    /// The step for one command, received at `now`.
+    pub fn handle(&mut self, cmd: Command, now: Instant) -> Step {
+        if self.user().is_none() && !Self::allowed_before_login(&cmd) {
+            return reply(NOT_LOGGED_IN, "Please login with USER and PASS.");
+        }
+        if let Some(needed) = Self::needs(&cmd) {
+            if !self.perms().has(needed) {
+                self.rest = 0;
+                self.rename_from = None;
+                return reply(FILE_UNAVAILABLE, "Permission denied.");
+            }
+        }
+        // REST applies to the transfer command right after it and to no
+        // later one (RFC 3659 5.3); anything else in between cancels it.
+        // Likewise a pending RNFR is only good for the very next command.
+        let rest = std::mem::take(&mut self.rest);
+        let rename_from = self.rename_from.take();
+        match cmd {
+            Command::User(user) => match &self.login {
+                Login::LoggedIn(_) => reply(NOT_LOGGED_IN, "Can't change to another user."),
+                _ => {
+                    self.login = Login::AwaitPass { user };
+                    reply(NEED_PASSWORD, "Please specify the password.")
+                }
+            },
+            Command::Pass(password) => match std::mem::replace(&mut self.login, Login::AwaitUser) {
+                Login::AwaitPass { user } => Step::CheckLogin { user, password },
+                Login::LoggedIn(account) => {
+                    self.login = Login::LoggedIn(account);
+                    reply(LOGGED_IN, "Already logged in.")
+                }
+                Login::AwaitUser => reply(BAD_SEQUENCE, "Login with USER first."),
+            },
+            Command::Acct(_) => reply(NOT_IMPLEMENTED_SUPERFLUOUS, "ACCT not needed."),
+            Command::Rein => {
+                // RFC 959 REIN: back to the state right after connect, with
+                // a fresh --login-timeout; failed attempts stay counted.
+                let failed_logins = self.failed_logins;
+                *self = Session::new(self.peer, self.rules, now);
+                self.failed_logins = failed_logins;
+                reply(SERVICE_READY, "Service ready for new user.")
+            }
+            Command::Host(_) => match self.login {
+                // RFC 7151: HOST comes before USER. There is one virtual
+                // host, so any name is accepted.
+                Login::AwaitUser => reply(SERVICE_READY, "Host accepted."),
+                _ => reply(BAD_SEQUENCE, "HOST must come before USER."),
+            },
+            Command::Quit => Step::Close(Reply::new(CLOSING_CONTROL, "Goodbye.")),
+            Command::Syst => reply(SYSTEM_TYPE, "UNIX Type: L8"),
+            Command::Feat => Step::Reply(feat_reply(self.facts)),
+            Command::Help(_) => Step::Reply(help_reply()),
+            Command::Noop => reply(OK, "NOOP ok."),
+            Command::Opts(Opts::Utf8(true)) => reply(OK, "Always in UTF8 mode."),
+            Command::Opts(Opts::Utf8(false)) => {
+                reply(NOT_IMPLEMENTED_PARAM, "UTF8 cannot be turned off.")
+            }
+            Command::Opts(Opts::Mlst(names)) => {
+                self.facts = Facts::from_names(&names);
+                let line = self.facts.feat_line();
+                // feat_line is "MLST type*;size*;..."; the 200 reply lists the
+                // enabled facts without stars (RFC 3659 7.9).
+                let enabled: String = line
+                    .trim_start_matches("MLST ")
+                    .split(';')
+                    .filter(|f| f.ends_with('*'))
+                    .map(|f| format!("{};", f.trim_end_matches('*')))
+                    .collect();
+                Step::Reply(Reply::new(OK, format!("MLST OPTS {enabled}")))
+            }
+            Command::Opts(Opts::Other(_)) => reply(SYNTAX_ERROR_ARGS, "Option not understood."),
+            Command::Stat(None) => Step::Status,
+            Command::Stat(Some(arg)) => Step::StatPath(self.resolve(&arg)),
+            Command::Site(arg) => self.site(&arg),
+            Command::Pwd => {
+                let mut text = crate::proto::reply::quote_path(&self.cwd);
+                text.extend_from_slice(b" is the current directory");
+                Step::Reply(Reply::new(PATH_CREATED, text))
+            }
+            Command::Cwd(arg) => Step::ChangeDir(self.resolve(&arg)),
+            Command::Cdup => Step::ChangeDir(path::parent(&self.cwd)),
+            Command::Type(t) => {
+                self.ascii = t == TransferType::Ascii;
+                if self.ascii {
+                    reply(OK, "Switching to ASCII mode.")
+                } else {
+                    reply(OK, "Switching to Binary mode.")
+                }
+            }
+            Command::Mode(_) => reply(OK, "Mode set to S."),
+            Command::Stru(_) => reply(OK, "Structure set to F."),
+            Command::Allo(_) => reply(NOT_IMPLEMENTED_SUPERFLUOUS, "ALLO command ignored."),
+            Command::Pasv => self.pasv(),
+            Command::Epsv(arg) => self.epsv(arg),
+            Command::Port(addr) => self.active(SocketAddr::V4(addr), "PORT"),
+            Command::Eprt(addr) => self.active(addr, "EPRT"),
+            Command::Rest(offset) => {
+                self.rest = offset;
+                Step::Reply(Reply::new(
+                    FILE_ACTION_PENDING,
+                    format!("Restart position accepted ({offset})."),
+                ))
+            }
+            Command::Retr(arg) => {
+                let path = self.resolve(&arg);
+                match self.take_data() {
+                    None => no_data(),
+                    Some(data) => Step::Retr {
+                        path,
+                        offset: rest,
+                        ascii: self.ascii,
+                        data,
+                    },
+                }
+            }
+            Command::Size(arg) => Step::Size(self.resolve(&arg)),
+            Command::Mdtm(arg) => Step::Mdtm(self.resolve(&arg)),
+            Command::List(args) => self.list(args, ListFormat::Long),
+            Command::Nlst(args) => self.list(args, ListFormat::Names),
+            Command::Mlsd(arg) => self.list(
+                ListArgs {
+                    options: String::new(),
+                    path: arg,
+                },
+                ListFormat::Machine,
+            ),
+            Command::Mlst(arg) => Step::Mlst(self.resolve(arg.as_deref().unwrap_or(b""))),
+            Command::Abor => Step::Abort,
+            Command::Stor(arg) => self.store(&arg, UploadKind::Store { offset: rest }),
+            Command::Appe(arg) => self.store(&arg, UploadKind::Append),
+            Command::Stou(arg) => {
+                let name = arg.unwrap_or_else(|| b"ftp-upload".to_vec());
+                self.store(&name, UploadKind::Unique)
+            }
+            Command::Dele(arg) => Step::Delete(self.resolve(&arg)),
+            Command::Mkd(arg) => Step::MakeDir(self.resolve(&arg)),
+            Command::Rmd(arg) => Step::RemoveDir(self.resolve(&arg)),
+            Command::Rnfr(arg) => Step::RenameFrom(self.resolve(&arg)),
+            Command::Rnto(arg) => match rename_from {
+                Some(from) => Step::Rename {
+                    from,
+                    to: self.resolve(&arg),
+                },
+                None => reply(BAD_SEQUENCE, "RNFR required first."),
+            },
+            Command::Mfmt { time, path } => Step::SetTime {
+                path: self.resolve(&path),
+                time,
+            },
+        }
+    }
+
+    /// The permission a command needs, if any (login, navigation and
+    /// protocol commands need none).
+    fn needs(cmd: &Command) -> Option<Perms> {
+        Some(match cmd {
+            Command::List(_)
+            | Command::Nlst(_)
+            | Command::Mlsd(_)
+            | Command::Mlst(_)
+            | Command::Stat(Some(_)) => Perms::LIST,
+            Command::Retr(_) | Command::Size(_) | Command::Mdtm(_) => Perms::READ,
+            Command::Stor(_) | Command::Stou(_) | Command::Mfmt { .. } => Perms::WRITE,
+            Command::Appe(_) => Perms::APPEND,
+            Command::Dele(_) | Command::Rmd(_) => Perms::DELETE,
+            Command::Mkd(_) => Perms::MKDIR,
+            Command::Rnfr(_) | Command::Rnto(_) => Perms::RENAME,
+            _ => return None,
+        })
+    }
+
+    fn store(&mut self, arg: &[u8], kind: UploadKind) -> Step {
+        let path = self.resolve(arg);
+        match self.take_data() {
+            None => no_data(),
+            Some(data) => Step::Store {
+                path,
+                kind,
+                ascii: self.ascii,
+                data,
+            },
+        }
+    }
+
+    /// SITE subcommands: CHMOD (needs the chmod permission) and HELP.
+    fn site(&mut self, arg: &str) -> Step {
+        let mut words = arg.splitn(3, ' ');
+        let sub = words.next().unwrap_or("").to_ascii_uppercase();
+        match sub.as_str() {
+            "CHMOD" => {
+                if !self.perms().has(Perms::CHMOD) {
+                    return reply(FILE_UNAVAILABLE, "Permission denied.");
+                }
+                let (Some(mode), Some(path)) = (words.next(), words.next()) else {
+                    return reply(SYNTAX_ERROR_ARGS, "Usage: SITE CHMOD <octal mode> <path>.");
+                };
+                match u32::from_str_radix(mode, 8) {
+                    Ok(mode) if mode <= 0o777 => Step::Chmod {
+                        path: self.resolve(path.as_bytes()),
+                        mode,
+                    },
+                    _ => reply(
+                        SYNTAX_ERROR_ARGS,
+                        "SITE CHMOD: the mode must be octal, 0 to 777.",
+                    ),
+                }
+            }
+            "HELP" => Step::Reply(Reply::new(HELP, "SITE commands: CHMOD HELP\nHelp OK.")),
+            _ => reply(NOT_IMPLEMENTED, "Unknown SITE command."),
+        }
+    }
+
+    fn pasv(&mut self) -> Step {
+        if self.epsv_all {
+            return reply(
+                BAD_SEQUENCE,
+                "EPSV ALL is in effect: only EPSV may set up data connections.",
+            );
+        }
+        // The driver checks the address family (227 can only carry IPv4).
+        self.data = DataMode::None;
+        Step::OpenPassive { extended: false }
+    }
+
+    fn epsv(&mut self, arg: EpsvArg) -> Step {
+        let ours =
+            if self.peer.is_ipv4() || crate::proto::addr::canonical_ip(self.peer.ip()).is_ipv4() {
+                1
+            } else {
+                2
+            };
+        match arg {
+            EpsvArg::All => {
+                self.epsv_all = true;
+                reply(OK, "EPSV ALL ok.")
+            }
+            EpsvArg::Proto(p) if p != ours => Step::Reply(Reply::new(
+                NETWORK_PROTOCOL_NOT_SUPPORTED,
+                format!("Network protocol not supported, use ({ours})"),
+            )),
+            _ => {
+                self.data = DataMode::None;
+                Step::OpenPassive { extended: true }
+            }
+        }
+    }
+
+    /// PORT/EPRT with the RFC 2577 checks: the target must be the control
+    /// peer (else this is the "bounce" attack: making the server connect to
+    /// a third host) and not a privileged port.
+    fn active(&mut self, addr: SocketAddr, verb: &str) -> Step {
+        if self.epsv_all {
+            return reply(
+                BAD_SEQUENCE,
+                "EPSV ALL is in effect: only EPSV may set up data connections.",
+            );
+        }
+        if !self.rules.allow_foreign_data {
+            if !same_host(addr.ip(), self.peer.ip()) {
+                self.data = DataMode::None;
+                return Step::Reply(Reply::new(
+                    SYNTAX_ERROR,
+                    format!("Illegal {verb} command: the address must be your own (RFC 2577)."),
+                ));
+            }
+            if addr.port() < 1024 {
+                self.data = DataMode::None;
+                return Step::Reply(Reply::new(
+                    NOT_IMPLEMENTED_PARAM,
+                    format!("Illegal {verb} command: port below 1024 refused (RFC 2577)."),
+                ));
+            }
+        }
+        self.data = DataMode::Active(addr);
+        Step::Reply(Reply::new(
+            OK,
+            format!("{verb} command successful. Consider using EPSV."),
+        ))
+    }
+
+    fn list(&mut self, args: ListArgs, format: ListFormat) -> Step {
+        let path = self.resolve(args.path.as_deref().unwrap_or(b""));
+        match self.take_data() {
+            None => no_data(),
+            Some(data) => Step::List {
+                path,
+                shown: args.path,
+                format,
+                all: args.options.contains('a'),
+                data,
+            },
+        }
+    }
+}
+
+fn no_data() -> Step {
+    reply(CANT_OPEN_DATA, "Use PORT, EPRT, PASV or EPSV first.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::parse;
+
+    fn peer() -> SocketAddr {
+        "127.0.0.1:40000".parse().unwrap()
+    }
+
+    fn new_session(peer: SocketAddr, allow_foreign_data: bool) -> Session {
+        let rules = Rules {
+            allow_foreign_data,
+            ..Rules::default()
+        };
+        Session::new(peer, rules, Instant::now())
+    }
+
+    fn account(name: &str, perms: Perms) -> Account {
+        Account {
+            name: name.into(),
+            anonymous: false,
+            home: b"/".to_vec(),
+            perms,
+            max_download_rate: None,
+            max_upload_rate: None,
+        }
+    }
+
+    fn logged_in() -> Session {
+        let mut s = new_session(peer(), false);
+        s.logged_in(Account::anonymous("anonymous"));
+        s
+    }
+
+    fn run(s: &mut Session, line: &str) -> Step {
+        match parse(line.as_bytes()) {
+            Ok(cmd) => s.handle(cmd, Instant::now()),
+            Err(e) => Step::Reply(e.reply()),
+        }
+    }
+
+    fn code(step: &Step) -> u16 {
+        match step {
+            Step::Reply(r) | Step::Close(r) => r.code,
+            other => panic!("not a reply: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn login_sequence() {
+        let mut s = new_session(peer(), false);
+        assert_eq!(code(&run(&mut s, "PASS x")), 503);
+        assert_eq!(code(&run(&mut s, "RETR f")), 530);
+        assert_eq!(code(&run(&mut s, "CWD /")), 530);
+        assert_eq!(code(&run(&mut s, "SYST")), 215);
+        assert_eq!(code(&run(&mut s, "USER anonymous")), 331);
+        assert_eq!(
+            run(&mut s, "PASS me@example.com"),
+            Step::CheckLogin {
+                user: "anonymous".into(),
+                password: b"me@example.com".to_vec()
+            }
+        );
+        s.login_refused();
+        assert_eq!(*s.login(), Login::AwaitUser);
+        assert_eq!(code(&run(&mut s, "USER ftp")), 331);
+        assert!(matches!(run(&mut s, "PASS"), Step::CheckLogin { .. }));
+        s.logged_in(Account::anonymous("ftp"));
+        assert_eq!(code(&run(&mut s, "PASS again")), 230);
+        assert_eq!(code(&run(&mut s, "USER other")), 530);
+        assert_eq!(code(&run(&mut s, "REIN")), 220);
+        assert_eq!(code(&run(&mut s, "PWD")), 530);
+    }
+
+    #[test]
+    fn simple_replies() {
+        let table: &[(&str, u16)] = &[
+            ("NOOP", 200),
+            ("SYST", 215),
+            ("TYPE I", 200),
+            ("TYPE A", 200),
+            ("TYPE L 8", 200),
+            ("MODE S", 200),
+            ("STRU F", 200),
+            ("ALLO 100", 202),
+            ("OPTS UTF8 ON", 200),
+            ("FEAT", 211),
+            ("HELP", 214),
+            ("PWD", 257),
+            ("XPWD", 257),
+            ("REST 100", 350),
+            ("STOR x", 550),
+            ("DELE x", 550),
+            ("MKD x", 550),
+            ("RNFR x", 550),
+            ("SITE CHMOD 777 x", 550),
+            ("SITE HELP", 214),
+            ("SITE EXEC ls", 502),
+            ("RNTO x", 550),
+            ("APPE x", 550),
+            ("STOU", 550),
+            ("RMD x", 550),
+            ("MFMT 20240101000000 x", 550),
+            ("RETR f", 425),
+            ("LIST", 425),
+            ("QUIT", 221),
+            ("HOST example.com", 503),
+        ];
+        for (line, want) in table {
+            let mut s = logged_in();
+            assert_eq!(code(&run(&mut s, line)), *want, "{line}");
+        }
+    }
+
+    #[test]
+    fn feat_lists_what_is_implemented() {
+        let mut s = logged_in();
+        let Step::Reply(r) = run(&mut s, "FEAT") else {
+            panic!()
+        };
+        let text = String::from_utf8(r.text).unwrap();
+        for f in [
+            "EPRT",
+            "EPSV",
+            "MDTM",
+            "MLST type*",
+            "PASV",
+            "REST STREAM",
+            "SIZE",
+            "UTF8",
+        ] {
+            assert!(text.contains(f), "{f} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn rest_applies_to_the_next_command_only() {
+        let mut s = logged_in();
+        run(&mut s, "PASV");
+        s.passive_opened();
+        run(&mut s, "REST 1000");
+        match run(&mut s, "RETR /f") {
+            Step::Retr { offset, path, .. } => {
+                assert_eq!(offset, 1000);
+                assert_eq!(path, b"/f");
+            }
+            other => panic!("{other:?}"),
+        }
+        // REST then another command: the offset is gone.
+        s.passive_opened();
+        run(&mut s, "REST 5");
+        run(&mut s, "NOOP");
+        match run(&mut s, "RETR f") {
+            Step::Retr { offset, .. } => assert_eq!(offset, 0),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn data_mode_is_consumed_by_a_transfer() {
+        let mut s = logged_in();
+        assert_eq!(run(&mut s, "EPSV"), Step::OpenPassive { extended: true });
+        s.passive_opened();
+        assert!(matches!(
+            run(&mut s, "LIST"),
+            Step::List {
+                data: DataMode::Passive,
+                ..
+            }
+        ));
+        assert_eq!(code(&run(&mut s, "LIST")), 425);
+    }
+
+    #[test]
+    fn port_checks_rfc2577() {
+        let mut s = logged_in();
+        // Another host: bounce attack.
+        assert_eq!(code(&run(&mut s, "PORT 127,0,0,2,200,0")), 500);
+        assert_eq!(s.data_mode(), DataMode::None);
+        assert_eq!(code(&run(&mut s, "EPRT |1|10.0.0.1|5000|")), 500);
+        // Privileged port.
+        assert_eq!(code(&run(&mut s, "PORT 127,0,0,1,0,25")), 504);
+        // Good.
+        assert_eq!(code(&run(&mut s, "PORT 127,0,0,1,200,0")), 200);
+        assert_eq!(
+            s.data_mode(),
+            DataMode::Active("127.0.0.1:51200".parse().unwrap())
+        );
+        assert!(matches!(
+            run(&mut s, "RETR f"),
+            Step::Retr {
+                data: DataMode::Active(_),
+                ..
+            }
+        ));
+        // With --allow-foreign-data the checks are off (FXP).
+        let mut s = new_session(peer(), true);
+        s.logged_in(Account::anonymous("anonymous"));
+        assert_eq!(code(&run(&mut s, "PORT 127,0,0,2,0,25")), 200);
+    }
+
+    #[test]
+    fn epsv_rules() {
+        let mut s = logged_in();
+        assert_eq!(code(&run(&mut s, "EPSV 2")), 522);
+        assert_eq!(run(&mut s, "EPSV 1"), Step::OpenPassive { extended: true });
+        assert_eq!(code(&run(&mut s, "EPSV ALL")), 200);
+        assert_eq!(code(&run(&mut s, "PASV")), 503);
+        assert_eq!(code(&run(&mut s, "PORT 127,0,0,1,200,0")), 503);
+        assert_eq!(run(&mut s, "EPSV"), Step::OpenPassive { extended: true });
+
+        let mut s6 = new_session("[::1]:4000".parse().unwrap(), false);
+        s6.logged_in(Account::anonymous("anonymous"));
+        assert_eq!(code(&run(&mut s6, "EPSV 1")), 522);
+        assert_eq!(code(&run(&mut s6, "EPRT |2|::1|5282|")), 200);
+        assert_eq!(code(&run(&mut s6, "EPRT |2|::2|5282|")), 500);
+    }
+
+    #[test]
+    fn paths_resolve_against_cwd() {
+        let mut s = logged_in();
+        assert_eq!(run(&mut s, "CWD pub"), Step::ChangeDir(b"/pub".to_vec()));
+        s.cwd_changed(b"/pub".to_vec());
+        assert_eq!(run(&mut s, "CWD ../.."), Step::ChangeDir(b"/".to_vec()));
+        assert_eq!(run(&mut s, "CDUP"), Step::ChangeDir(b"/".to_vec()));
+        assert_eq!(
+            run(&mut s, "SIZE ../../etc/passwd"),
+            Step::Size(b"/etc/passwd".to_vec())
+        );
+        assert_eq!(run(&mut s, "MDTM f"), Step::Mdtm(b"/pub/f".to_vec()));
+        assert_eq!(run(&mut s, "MLST"), Step::Mlst(b"/pub".to_vec()));
+        assert_eq!(run(&mut s, "STAT x"), Step::StatPath(b"/pub/x".to_vec()));
+        let Step::Reply(r) = run(&mut s, "PWD") else {
+            panic!()
+        };
+        assert_eq!(r.text, b"\"/pub\" is the current directory");
+    }
+
+    fn writer(perms: Perms) -> Session {
+        let mut s = new_session(peer(), false);
+        s.logged_in(account("alice", perms));
+        s
+    }
+
+    #[test]
+    fn uploads_need_data_and_permission() {
+        let all = Perms::NAMES
+            .iter()
+            .fold(Perms::default(), |p, (_, b)| p.with(*b));
+        let mut s = writer(all);
+        assert_eq!(code(&run(&mut s, "STOR f")), 425);
+        s.passive_opened();
+        run(&mut s, "REST 500");
+        match run(&mut s, "STOR up/f") {
+            Step::Store {
+                path,
+                kind,
+                ascii,
+                data,
+            } => {
+                assert_eq!(path, b"/up/f");
+                assert_eq!(kind, UploadKind::Store { offset: 500 });
+                assert!(!ascii);
+                assert_eq!(data, DataMode::Passive);
+            }
+            other => panic!("{other:?}"),
+        }
+        s.passive_opened();
+        assert!(matches!(
+            run(&mut s, "APPE f"),
+            Step::Store {
+                kind: UploadKind::Append,
+                ..
+            }
+        ));
+        s.passive_opened();
+        match run(&mut s, "STOU") {
+            Step::Store { path, kind, .. } => {
+                assert_eq!(kind, UploadKind::Unique);
+                assert_eq!(path, b"/ftp-upload");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Read-only account: refused before any data connection is used.
+        let mut ro = writer(Perms::LIST.with(Perms::READ));
+        ro.passive_opened();
+        assert_eq!(code(&run(&mut ro, "STOR f")), 550);
+        assert_eq!(ro.data_mode(), DataMode::Passive);
+        assert_eq!(code(&run(&mut ro, "DELE f")), 550);
+        // Append-only account may APPE but not STOR.
+        let mut ap = writer(Perms::APPEND);
+        ap.passive_opened();
+        assert_eq!(code(&run(&mut ap, "STOR f")), 550);
+        assert!(matches!(run(&mut ap, "APPE f"), Step::Store { .. }));
+    }
+
+    #[test]
+    fn rename_sequence() {
+        let mut s = writer(Perms::RENAME);
+        assert_eq!(code(&run(&mut s, "RNTO b")), 503);
+        assert_eq!(run(&mut s, "RNFR a"), Step::RenameFrom(b"/a".to_vec()));
+        s.rename_from(b"/a".to_vec());
+        assert_eq!(
+            run(&mut s, "RNTO dir/b"),
+            Step::Rename {
+                from: b"/a".to_vec(),
+                to: b"/dir/b".to_vec()
+            }
+        );
+        // RNFR, then anything else: the pending rename is gone.
+        s.rename_from(b"/a".to_vec());
+        run(&mut s, "NOOP");
+        assert_eq!(code(&run(&mut s, "RNTO b")), 503);
+    }
+
+    #[test]
+    fn file_management_steps() {
+        let all = Perms::NAMES
+            .iter()
+            .fold(Perms::default(), |p, (_, b)| p.with(*b));
+        let mut s = writer(all);
+        assert_eq!(run(&mut s, "DELE x"), Step::Delete(b"/x".to_vec()));
+        assert_eq!(
+            run(&mut s, "MKD new dir"),
+            Step::MakeDir(b"/new dir".to_vec())
+        );
+        assert_eq!(run(&mut s, "XMKD d2"), Step::MakeDir(b"/d2".to_vec()));
+        assert_eq!(run(&mut s, "RMD d"), Step::RemoveDir(b"/d".to_vec()));
+        assert_eq!(
+            run(&mut s, "MFMT 20240102030405 f"),
+            Step::SetTime {
+                path: b"/f".to_vec(),
+                time: 1_704_164_645
+            }
+        );
+        assert_eq!(
+            run(&mut s, "SITE CHMOD 640 a file"),
+            Step::Chmod {
+                path: b"/a file".to_vec(),
+                mode: 0o640
+            }
+        );
+        assert_eq!(code(&run(&mut s, "SITE CHMOD 999 f")), 501);
+        assert_eq!(code(&run(&mut s, "SITE CHMOD 4755 f")), 501);
+        assert_eq!(code(&run(&mut s, "SITE CHMOD 644")), 501);
+        let Step::Reply(r) = run(&mut s, "FEAT") else {
+            panic!()
+        };
+        assert!(String::from_utf8(r.text).unwrap().contains("MFMT"));
+    }
+
+    #[test]
+    fn list_keeps_what_the_client_typed() {
+        let mut s = logged_in();
+        s.passive_opened();
+        match run(&mut s, "NLST -a sub dir") {
+            Step::List {
+                path,
+                shown,
+                format,
+                ..
+            } => {
+                assert_eq!(path, b"/sub dir");
+                assert_eq!(shown.as_deref(), Some(&b"sub dir"[..]));
+                assert_eq!(format, ListFormat::Names);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn rein_forgets_the_account_but_not_the_failed_attempts() {
+        let t0 = Instant::now();
+        let mut s = Session::new(peer(), Rules::default(), t0);
+        s.login_refused();
+        s.login_refused();
+        assert_eq!(s.failed_logins(), 2);
+        s.logged_in(Account::anonymous("ftp"));
+        // Anonymous success keeps the count; a named account's clears it.
+        assert_eq!(s.failed_logins(), 2);
+        assert_eq!(s.perms(), Perms::anonymous());
+        let t1 = t0 + Duration::from_secs(100);
+        assert_eq!(code(&s.handle(Command::Rein, t1)), 220);
+        assert_eq!(s.account(), None);
+        assert_eq!(s.perms(), Perms::default());
+        assert_eq!(s.failed_logins(), 2);
+        // --login-timeout counts again from the REIN.
+        assert_eq!(
+            s.deadline(t1),
+            (t1 + Rules::default().login_timeout, Wait::Login)
+        );
+        s.logged_in(account("alice", Perms::LIST));
+        assert_eq!(s.failed_logins(), 0);
+        assert_eq!(s.user(), Some("alice"));
+    }
+
+    #[test]
+    fn deadlines() {
+        let rules = Rules {
+            allow_foreign_data: false,
+            idle_timeout: Duration::from_secs(300),
+            login_timeout: Duration::from_secs(60),
+        };
+        let t0 = Instant::now();
+        let s = |logged_in: bool| {
+            let mut s = Session::new(peer(), rules, t0);
+            if logged_in {
+                s.logged_in(Account::anonymous("ftp"));
+            }
+            s
+        };
+        let sec = Duration::from_secs;
+        let table: &[(bool, u64, u64, Wait)] = &[
+            // Before login: the login deadline, counted from connect.
+            (false, 0, 60, Wait::Login),
+            (false, 59, 60, Wait::Login),
+            (false, 61, 60, Wait::Login),
+            // Logged in: idle, counted from now.
+            (true, 0, 300, Wait::Idle),
+            (true, 1000, 1300, Wait::Idle),
+        ];
+        for (logged_in, now, until, wait) in table {
+            assert_eq!(
+                s(*logged_in).deadline(t0 + sec(*now)),
+                (t0 + sec(*until), *wait),
+                "logged in {logged_in}, now {now}"
+            );
+        }
+        // A login timeout longer than the idle timeout never wins.
+        let long = Rules {
+            login_timeout: sec(1000),
+            ..rules
+        };
+        let s = Session::new(peer(), long, t0);
+        assert_eq!(s.deadline(t0), (t0 + sec(300), Wait::Idle));
+    }
+}

@@ -1,0 +1,93 @@
+//! What the session state machine asks of its driver: one [`Step`] per
+//! command, and the [`DataMode`] a transfer's data connection is made in.
+//! Plain values; the driver (`super::driver`) executes them.
+
+use std::net::SocketAddr;
+
+use crate::proto::Reply;
+use crate::vfs::listing::ListFormat;
+use crate::vfs::UploadKind;
+
+/// How the next transfer's data connection will be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataMode {
+    /// Neither PASV/EPSV nor PORT/EPRT yet (or the last transfer used it).
+    None,
+    /// A passive listener is open (the driver holds it).
+    Passive,
+    /// Connect to this address (PORT/EPRT, already checked).
+    Active(SocketAddr),
+}
+
+/// What the driver must do for a command. Steps that need I/O name what
+/// to do it on (virtual paths, already joined with the working directory)
+/// and, for transfers, the data mode the command consumed; the driver
+/// reports back through the `Session` methods named on each variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Send this reply; nothing else.
+    Reply(Reply),
+    /// Send this reply and close the connection.
+    Close(Reply),
+    /// Check credentials ([`crate::auth::login::decide`]), then call
+    /// `Session::logged_in`, `Session::login_refused` or
+    /// `Session::login_aborted`.
+    CheckLogin { user: String, password: Vec<u8> },
+    /// Open a passive listener and reply 227 (`extended`: 229), then call
+    /// `Session::passive_opened`; or reply 425.
+    OpenPassive { extended: bool },
+    /// Check the directory exists under the root, then call
+    /// `Session::cwd_changed` and reply 250; or reply 550.
+    ChangeDir(Vec<u8>),
+    /// SIZE of a file (213).
+    Size(Vec<u8>),
+    /// MDTM of a file (213).
+    Mdtm(Vec<u8>),
+    /// Send a file over the data connection, from `offset` (REST).
+    Retr {
+        path: Vec<u8>,
+        offset: u64,
+        ascii: bool,
+        data: DataMode,
+    },
+    /// Send a listing of `path` over the data connection. `shown` is the
+    /// path as the client typed it (NLST prefixes names with it).
+    /// `all`: the client asked for dot-files too (`LIST -a`).
+    List {
+        path: Vec<u8>,
+        shown: Option<Vec<u8>>,
+        format: ListFormat,
+        all: bool,
+        data: DataMode,
+    },
+    /// Receive a file over the data connection (STOR, APPE, STOU).
+    Store {
+        path: Vec<u8>,
+        kind: UploadKind,
+        ascii: bool,
+        data: DataMode,
+    },
+    /// DELE.
+    Delete(Vec<u8>),
+    /// MKD.
+    MakeDir(Vec<u8>),
+    /// RMD.
+    RemoveDir(Vec<u8>),
+    /// RNFR: check the path exists, then call `Session::rename_from` and
+    /// reply 350.
+    RenameFrom(Vec<u8>),
+    /// RNTO after a successful RNFR.
+    Rename { from: Vec<u8>, to: Vec<u8> },
+    /// MFMT: set the modification time (seconds since the epoch).
+    SetTime { path: Vec<u8>, time: i64 },
+    /// SITE CHMOD.
+    Chmod { path: Vec<u8>, mode: u32 },
+    /// MLST: facts of one path over the control connection.
+    Mlst(Vec<u8>),
+    /// STAT with a path: a LIST over the control connection.
+    StatPath(Vec<u8>),
+    /// STAT alone: server and session status.
+    Status,
+    /// ABOR with no transfer running: drop any passive listener, 225.
+    Abort,
+}
