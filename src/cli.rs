@@ -152,6 +152,24 @@ pub struct ServeArgs {
     #[arg(long = "keep-partial")]
     pub keep_partial: bool,
 
+    /// Listings (LIST, NLST, MLSD) show dot-files even without `-a`
+    /// (vsftpd's force_dot_files, pure-ftpd's -D). By default a dot-file
+    /// shows only when the client asks with `-a`, in every listing command.
+    #[arg(long = "show-dotfiles")]
+    pub show_dotfiles: bool,
+
+    /// Most entries one listing sends (LIST, NLST, MLSD, STAT; all levels of
+    /// `LIST -R` together). A longer listing is cut there and its 226 says
+    /// so.
+    #[arg(long = "list-max-entries", value_name = "N", default_value_t = 200_000)]
+    pub list_max_entries: usize,
+
+    /// How many levels below the listed directory `LIST -R` descends
+    /// (0: no recursion). Deeper directories are not listed and the 226
+    /// says so.
+    #[arg(long = "list-max-depth", value_name = "N", default_value_t = 5)]
+    pub list_max_depth: usize,
+
     /// Failed logins per session before 421 and close.
     #[arg(long = "max-login-attempts", value_name = "N", default_value_t = 3)]
     pub max_login_attempts: u32,

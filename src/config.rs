@@ -46,6 +46,11 @@ pub struct Config {
     pub anonymous: bool,
     pub atomic_uploads: bool,
     pub keep_partial: bool,
+    pub show_dotfiles: bool,
+    /// `--list-max-entries`: entries one listing sends at most.
+    pub list_max_entries: usize,
+    /// `--list-max-depth`: levels `LIST -R` descends at most.
+    pub list_max_depth: usize,
     pub max_login_attempts: u32,
     pub login_ban: Option<BanPolicy>,
 }
@@ -158,6 +163,9 @@ impl Config {
             .as_deref()
             .map(|r| parse_rate("--max-rate-per-session", r))
             .transpose()?;
+        if args.list_max_entries == 0 {
+            return Err("--list-max-entries must be at least 1".into());
+        }
         if args.max_login_attempts == 0 {
             return Err("--max-login-attempts must be at least 1".into());
         }
@@ -186,6 +194,9 @@ impl Config {
             anonymous: !args.no_anonymous,
             atomic_uploads: args.atomic_uploads,
             keep_partial: args.keep_partial,
+            show_dotfiles: args.show_dotfiles,
+            list_max_entries: args.list_max_entries,
+            list_max_depth: args.list_max_depth,
             max_login_attempts: args.max_login_attempts,
             login_ban,
         })

@@ -44,7 +44,8 @@ pub enum Opts {
     Other(String),
 }
 
-/// Arguments of LIST and NLST. Clients send `ls` options (`LIST -la`) even
+/// Arguments of LIST, NLST, MLSD and STAT with a path: one parser for all
+/// four (FluentFTP, lftp and others send `STAT -la dir`). Clients send `ls` options (`LIST -la`) even
 /// though RFC 959 defines only a pathname; like vsftpd, every leading token
 /// that starts with `-` is taken as options, so a directory literally named
 /// `-x` cannot be listed by name.
@@ -54,6 +55,18 @@ pub struct ListArgs {
     pub options: String,
     /// The rest of the line, byte-exact (may contain spaces).
     pub path: Option<PathArg>,
+}
+
+impl ListArgs {
+    /// `-a` (or `-A`): dot-files too.
+    pub fn all(&self) -> bool {
+        self.options.contains(['a', 'A'])
+    }
+
+    /// `-R`: subdirectories too, `ls -lR` style.
+    pub fn recursive(&self) -> bool {
+        self.options.contains('R')
+    }
 }
 
 /// One parsed control command.
@@ -73,7 +86,8 @@ pub enum Command {
     Rein,
     Opts(Opts),
     Help(Option<String>),
-    Stat(Option<PathArg>),
+    /// STAT alone (`None`: server status) or with a listing argument.
+    Stat(Option<ListArgs>),
     Site(String),
     Cwd(PathArg),
     Type(TransferType),
@@ -90,7 +104,7 @@ pub enum Command {
     Mdtm(PathArg),
     List(ListArgs),
     Nlst(ListArgs),
-    Mlsd(Option<PathArg>),
+    Mlsd(ListArgs),
     Mlst(Option<PathArg>),
     /// The byte count, if given; ALLO is superfluous on Unix (reply 202).
     Allo(Option<u64>),
@@ -182,7 +196,7 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         Some(i) => (&line[..i], &line[i + 1..]),
         None => (line, &b""[..]),
     };
-    if verb.is_empty() || verb.len() > MAX_VERB || !verb.iter().all(u8::is_ascii_alphabetic) {
+    if verb.is_empty() || verb.len() > MAX_VERB || !verb.iter().all(u8::is_ascii_alphanumeric) {
         let shown: String = String::from_utf8_lossy(verb)
             .chars()
             .take(MAX_VERB)
@@ -212,7 +226,10 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         b"REIN" => C::Rein,
         b"OPTS" => C::Opts(parse_opts(arg.text("OPTS")?)?),
         b"HELP" => C::Help(arg.optional_text_string()),
-        b"STAT" => C::Stat(arg.optional_path()?),
+        b"STAT" => match arg.0.trim_ascii() {
+            [] => C::Stat(None),
+            _ => C::Stat(Some(parse_list_args(arg.0)?)),
+        },
         b"SITE" => C::Site(arg.text_string("SITE")?),
         b"CWD" | b"XCWD" => C::Cwd(arg.path("CWD")?),
         b"TYPE" => C::Type(parse_type(arg.text("TYPE")?)?),
@@ -230,7 +247,7 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         b"MDTM" => C::Mdtm(arg.path("MDTM")?),
         b"LIST" => C::List(parse_list_args(arg.0)?),
         b"NLST" => C::Nlst(parse_list_args(arg.0)?),
-        b"MLSD" => C::Mlsd(arg.optional_path()?),
+        b"MLSD" => C::Mlsd(parse_list_args(arg.0)?),
         b"MLST" => C::Mlst(arg.optional_path()?),
         b"ALLO" => C::Allo(parse_allo(arg.0.trim_ascii())?),
         b"STOR" => C::Stor(arg.path("STOR")?),
@@ -247,18 +264,24 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
     })
 }
 
-/// Verbs from RFC 959 and its extensions that we recognise but do not
-/// implement: answering 502 instead of 500 tells a client (or an operator
-/// reading logs) that the command exists but is off, e.g. AUTH TLS.
+/// Verbs from RFC 959 and its extensions (RFC 1639, 2228, 2640, 4217 and
+/// widely deployed drafts: HASH, AVBL, DSIZ, MFCT/MFF, the X* checksums of
+/// ProFTPD's mod_digest, CLNT) that we recognise but do not implement:
+/// answering 502 instead of 500 tells a client (or an operator reading
+/// logs) that the command exists but is off, e.g. AUTH TLS; 500 is for
+/// verbs nobody defined.
 const NOT_IMPLEMENTED: &[&str] = &[
     "SMNT", "SPSV", "LPRT", "LPSV", "ENC", "MIC", "CONF", "AUTH", "ADAT", "PBSZ", "PROT", "CCC",
-    "LANG", "XRCP", "XSEM", "XSEN", "MAIL", "MLFL", "MSND", "MSOM", "MSAM", "MRSQ", "MRCP",
+    "LANG", "XRCP", "XSEM", "XSEN", "MAIL", "MLFL", "MSND", "MSOM", "MSAM", "MRSQ", "MRCP", "AVBL",
+    "CLNT", "CSID", "DSIZ", "HASH", "MFCT", "MFF", "RMDA", "THMB", "XCRC", "XMD5", "XSHA", "XSHA1",
+    "XSHA256", "XSHA512",
 ];
 
 fn not_implemented_or_unknown(upper_verb: &[u8]) -> ParseError {
     match NOT_IMPLEMENTED.iter().find(|v| v.as_bytes() == upper_verb) {
         Some(v) => ParseError::NotImplemented(v),
-        // The verb is ASCII letters only by now, so this is lossless.
+        // The verb is ASCII letters and digits only by now, so this is
+        // lossless.
         None => ParseError::Unknown(String::from_utf8_lossy(upper_verb).into_owned()),
     }
 }
@@ -318,10 +341,16 @@ impl<'a> Arg<'a> {
 }
 
 /// A NUL can never be part of a Unix pathname and would truncate it at the
-/// syscall boundary, so a name containing one is refused outright.
+/// syscall boundary, so a name containing one is refused outright. So is a
+/// CR or LF: such a name could be created, but never shown or sent back
+/// over the line-based control connection (a reply drops the CR, so the
+/// client would be told a name that does not exist).
 fn checked_path(raw: &[u8]) -> Result<PathArg, ParseError> {
     if raw.contains(&0) {
         return Err(ParseError::BadArgument("NUL in pathname"));
+    }
+    if raw.iter().any(|&b| b == b'\r' || b == b'\n') {
+        return Err(ParseError::BadArgument("CR or LF in pathname"));
     }
     Ok(raw.to_vec())
 }
@@ -376,14 +405,16 @@ fn parse_type(arg: &[u8]) -> Result<TransferType, ParseError> {
     }
 }
 
-/// MODE (RFC 959): only stream is served; block and compressed exist but
-/// are unsupported.
+/// MODE (RFC 959): only stream is served; block, compressed (RFC 959)
+/// and deflate (`MODE Z`, draft-preston-ftpext-deflate) exist but are
+/// unsupported (504); anything else is a syntax error.
 fn parse_mode(arg: &[u8]) -> Result<char, ParseError> {
     match arg {
         [b'S' | b's'] => Ok('S'),
         [b'B' | b'b'] => Err(ParseError::Unsupported("MODE B")),
         [b'C' | b'c'] => Err(ParseError::Unsupported("MODE C")),
-        _ => Err(ParseError::BadArgument("MODE takes S, B or C")),
+        [b'Z' | b'z'] => Err(ParseError::Unsupported("MODE Z")),
+        _ => Err(ParseError::BadArgument("MODE takes S, B, C or Z")),
     }
 }
 
@@ -680,11 +711,7 @@ mod tests {
         check(&[
             (b"STAT", Ok(C::Stat(None))),
             (b"STAT ", Ok(C::Stat(None))),
-            (b"stat /pub", Ok(C::Stat(Some(path(b"/pub"))))),
             (b"STAT a\0", Err(E::BadArgument("NUL in pathname"))),
-            (b"MLSD", Ok(C::Mlsd(None))),
-            (b"MLSD /pub dir", Ok(C::Mlsd(Some(path(b"/pub dir"))))),
-            (b"MLSD\r", Ok(C::Mlsd(None))),
             (b"mlst", Ok(C::Mlst(None))),
             (b"MLST f", Ok(C::Mlst(Some(path(b"f"))))),
             (b"STOU", Ok(C::Stou(None))),
@@ -751,8 +778,10 @@ mod tests {
             (b"mode s ", Ok(C::Mode('S'))),
             (b"MODE B", Err(E::Unsupported("MODE B"))),
             (b"MODE c", Err(E::Unsupported("MODE C"))),
-            (b"MODE X", Err(E::BadArgument("MODE takes S, B or C"))),
-            (b"MODE SS", Err(E::BadArgument("MODE takes S, B or C"))),
+            (b"MODE Z", Err(E::Unsupported("MODE Z"))),
+            (b"mode z", Err(E::Unsupported("MODE Z"))),
+            (b"MODE X", Err(E::BadArgument("MODE takes S, B, C or Z"))),
+            (b"MODE SS", Err(E::BadArgument("MODE takes S, B, C or Z"))),
             (b"MODE", Err(E::MissingArgument("MODE"))),
             (b"STRU F", Ok(C::Stru('F'))),
             (b"stru f", Ok(C::Stru('F'))),
@@ -868,6 +897,44 @@ mod tests {
                 })),
             ),
             (b"NLST", Ok(C::Nlst(ListArgs::default()))),
+            // One parser for LIST, NLST, MLSD and STAT with a path.
+            (
+                b"stat /pub",
+                Ok(C::Stat(Some(ListArgs {
+                    options: String::new(),
+                    path: Some(b"/pub".to_vec()),
+                }))),
+            ),
+            (
+                b"STAT -la pub",
+                Ok(C::Stat(Some(ListArgs {
+                    options: "la".into(),
+                    path: Some(b"pub".to_vec()),
+                }))),
+            ),
+            (
+                b"STAT -la",
+                Ok(C::Stat(Some(ListArgs {
+                    options: "la".into(),
+                    path: None,
+                }))),
+            ),
+            (b"MLSD", Ok(C::Mlsd(ListArgs::default()))),
+            (b"MLSD\r", Ok(C::Mlsd(ListArgs::default()))),
+            (
+                b"MLSD /pub dir",
+                Ok(C::Mlsd(ListArgs {
+                    options: String::new(),
+                    path: Some(b"/pub dir".to_vec()),
+                })),
+            ),
+            (
+                b"NLST reports/*.txt",
+                Ok(C::Nlst(ListArgs {
+                    options: String::new(),
+                    path: Some(b"reports/*.txt".to_vec()),
+                })),
+            ),
         ]);
     }
 

@@ -7,6 +7,15 @@
 //! send Telnet IP and Synch (`IAC IP IAC DM`) before it, and a client that
 //! does so must still be understood as sending plain `ABOR`.
 //!
+//! A byte 0xFF in a file name is where Telnet and real clients meet: RFC
+//! 854 escapes it as IAC IAC (lftp does), but curl, Python's ftplib and
+//! most clients send it raw. So IAC IAC is one data byte 0xFF, and IAC
+//! followed by a byte that is not a Telnet command (anything below 240,
+//! the line end included) is data too — both bytes are kept, as ProFTPD
+//! does. Only IAC followed by a command byte (240-255) is a Telnet command;
+//! a Latin-1 name holding `ÿ` followed by a byte of 240 or more cannot be
+//! sent raw, only escaped.
+//!
 //! A peer that never sends a line end must not make the server buffer
 //! without limit: a line longer than `max_line` is reported once as
 //! [`LineEvent::TooLong`] and its bytes are dropped as they arrive, never
@@ -28,6 +37,9 @@ const IAC: u8 = 255;
 /// WILL, WONT, DO, DONT: the option negotiation verbs, which take one more
 /// byte (the option code).
 const NEGOTIATION: std::ops::RangeInclusive<u8> = 251..=254;
+/// The lowest Telnet command byte (SE); IAC followed by a lower byte is
+/// not a command.
+const FIRST_COMMAND: u8 = 240;
 
 /// Where the Telnet decoder stands inside the current line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +153,12 @@ impl LineReader {
                     Telnet::Data
                 }
                 (Telnet::Command, b) if NEGOTIATION.contains(&b) => Telnet::Option,
+                // Not a command: a raw 0xFF in a name, kept with its
+                // successor.
+                (Telnet::Command, b) if b < FIRST_COMMAND => {
+                    self.partial.extend_from_slice(&[IAC, b]);
+                    Telnet::Data
+                }
                 // IP, DM, AYT, NOP, ...: the command itself is dropped.
                 (Telnet::Command, _) => Telnet::Data,
                 (Telnet::Option, _) => Telnet::Data,
@@ -149,12 +167,17 @@ impl LineReader {
     }
 
     /// A `'\n'` arrived: emit the current line (unless it was too long) and
-    /// start the next one. A Telnet sequence cut off by the line end is
-    /// abandoned rather than allowed to eat the next line's first byte.
+    /// start the next one. A lone IAC right before the line end is a data
+    /// 0xFF (LF is no Telnet command); an option negotiation cut off by the
+    /// line end is abandoned rather than allowed to eat the next line's
+    /// first byte.
     fn end_line(&mut self) {
         if self.discarding {
             self.discarding = false;
         } else {
+            if self.telnet == Telnet::Command {
+                self.partial.push(IAC);
+            }
             let mut line = std::mem::take(&mut self.partial);
             if line.last() == Some(&b'\r') {
                 line.pop();
@@ -243,20 +266,31 @@ mod tests {
             // Any other command is two bytes.
             (b"NO\xff\xf1OP\r\n", b"NOOP"),
             (b"\xff\xf6QUIT\r\n", b"QUIT"),
-            // A sequence cut off by the line end does not leak into the
-            // next line.
-            (b"\xff\r\nQUIT\r\n", b"QUIT"),
+            // A negotiation cut off by the line end does not leak into
+            // the next line.
             (b"\xff\xfb\r\nQUIT\r\n", b"QUIT"),
             (b"\xff\xff\xff\xff\r\n", b"\xff\xff"),
+            // IAC before a byte that is no Telnet command is data: a raw
+            // 0xFF in a Latin-1 name, as curl and ftplib send it.
+            (b"SIZE bad\xffname.txt\r\n", b"SIZE bad\xffname.txt"),
+            (b"RETR \xff\x00\xef\r\n", b"RETR \xff\x00\xef"),
+            (b"RETR caf\xff\r\n", b"RETR caf\xff"),
+            (b"RETR caf\xff\n", b"RETR caf\xff"),
+            (b"RETR a\xff\xffb\xffc\r\n", b"RETR a\xffb\xffc"),
         ];
         for (input, want) in cases {
             let events = events_all_ways(64, input);
             assert_eq!(events.last(), Some(&line(want)), "{input:?}");
         }
-        // The cut-off sequence leaves an empty line, not a garbled one.
+        // A cut-off negotiation leaves an empty line, not a garbled one;
+        // a lone IAC at the line end is a data byte.
+        assert_eq!(
+            events_all_ways(64, b"\xff\xfd\r\nQUIT\r\n"),
+            vec![line(b""), line(b"QUIT")]
+        );
         assert_eq!(
             events_all_ways(64, b"\xff\r\nQUIT\r\n"),
-            vec![line(b""), line(b"QUIT")]
+            vec![line(b"\xff"), line(b"QUIT")]
         );
     }
 

@@ -75,7 +75,8 @@ impl Reply {
     /// A middle line that starts with a digit gets one leading space, since
     /// a client may otherwise read a line such as `"211 x"` as the end of
     /// the reply. Any `'\r'` inside the text is dropped, so the reply can
-    /// never carry a bare CR or LF that would desynchronise the client.
+    /// never carry a bare CR or LF that would desynchronise the client, and
+    /// every 0xFF is sent as IAC IAC (RFC 854).
     pub fn encode(&self, out: &mut Vec<u8>) {
         let text = self.text.strip_suffix(b"\n").unwrap_or(&self.text);
         let mut lines = text.split(|&b| b == b'\n');
@@ -86,25 +87,25 @@ impl Reply {
         out.extend_from_slice(&code);
         if rest.peek().is_none() {
             out.push(b' ');
-            push_without_cr(out, first);
+            push_line(out, first);
             out.extend_from_slice(b"\r\n");
             return;
         }
         out.push(b'-');
-        push_without_cr(out, first);
+        push_line(out, first);
         out.extend_from_slice(b"\r\n");
         while let Some(line) = rest.next() {
             if rest.peek().is_none() {
                 out.extend_from_slice(&code);
                 out.push(b' ');
-                push_without_cr(out, line);
+                push_line(out, line);
             } else {
                 // Look past any CR, which is dropped below anyway.
                 let lead = line.iter().find(|&&b| b != b'\r');
                 if lead.is_some_and(u8::is_ascii_digit) {
                     out.push(b' ');
                 }
-                push_without_cr(out, line);
+                push_line(out, line);
             }
             out.extend_from_slice(b"\r\n");
         }
@@ -130,11 +131,21 @@ impl Reply {
     }
 }
 
-fn push_without_cr(out: &mut Vec<u8>, line: &[u8]) {
-    if line.contains(&b'\r') {
-        out.extend(line.iter().copied().filter(|&b| b != b'\r'));
-    } else {
+/// Appends one reply line's text: CR dropped, and every 0xFF doubled,
+/// since the control connection is a Telnet stream where 0xFF is IAC and
+/// IAC IAC is the data byte 0xFF (RFC 854); a path with a Latin-1 `ÿ` in a
+/// 257, MLST or STAT reply then reaches the client intact.
+fn push_line(out: &mut Vec<u8>, line: &[u8]) {
+    if !line.iter().any(|&b| b == b'\r' || b == 0xff) {
         out.extend_from_slice(line);
+        return;
+    }
+    for &b in line {
+        match b {
+            b'\r' => {}
+            0xff => out.extend_from_slice(&[0xff, 0xff]),
+            b => out.push(b),
+        }
     }
 }
 
@@ -162,6 +173,17 @@ mod tests {
     fn encode_table() {
         let cases: &[(u16, &[u8], &[u8])] = &[
             (226, b"Transfer complete.", b"226 Transfer complete.\r\n"),
+            // 0xFF is doubled (Telnet IAC IAC), on every line.
+            (
+                257,
+                b"\"/caf\xff\" created",
+                b"257 \"/caf\xff\xff\" created\r\n",
+            ),
+            (
+                250,
+                b"Listing /\xff\n \xff\xff\nEnd",
+                b"250-Listing /\xff\xff\r\n \xff\xff\xff\xff\r\n250 End\r\n",
+            ),
             // Empty text: vsftpd's "code SP CRLF".
             (200, b"", b"200 \r\n"),
             // A single trailing '\n' does not make a multi-line reply.
@@ -188,8 +210,9 @@ mod tests {
             (211, b"x\n\r2\nw", b"211-x\r\n 2\r\n211 w\r\n"),
             // Empty middle lines stay empty lines.
             (214, b"a\n\nb", b"214-a\r\n\r\n214 b\r\n"),
-            // Non-UTF-8 bytes pass through (RFC 2640 pathnames are bytes).
-            (257, b"\"/\xff\" ok", b"257 \"/\xff\" ok\r\n"),
+            // Non-UTF-8 bytes pass through (RFC 2640 pathnames are bytes);
+            // only 0xFF is escaped, as IAC IAC.
+            (257, b"\"/\xe9\" ok", b"257 \"/\xe9\" ok\r\n"),
         ];
         for (code, text, want) in cases {
             let got = Reply::new(*code, text.to_vec()).to_bytes();

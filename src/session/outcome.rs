@@ -85,6 +85,12 @@ pub fn shutting_down() -> Reply {
     )
 }
 
+/// The 226 of a transfer that completed with something to say (a listing
+/// cut short by `--list-max-entries`): the note, then "Transfer complete.".
+pub fn complete_noting(note: &str) -> Reply {
+    Reply::new(CLOSING_DATA, format!("{note}\nTransfer complete."))
+}
+
 /// The final replies of a `direction` transfer that `ended` so.
 pub fn final_replies(direction: Direction, ended: Ended) -> Final {
     match ended {
@@ -225,5 +231,10 @@ mod tests {
         assert_eq!(a[1].text, b"ABOR successful.");
         assert_eq!(no_connection().code, 425);
         assert_eq!(shutting_down().code, 421);
+        let noted = complete_noting("Listing cut at 5 entries (--list-max-entries).");
+        assert_eq!(
+            noted.to_bytes(),
+            b"226-Listing cut at 5 entries (--list-max-entries).\r\n226 Transfer complete.\r\n"
+        );
     }
 }

@@ -15,7 +15,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::step::{DataMode, Step};
+use super::step::{DataMode, Listing, Step};
 use crate::auth::login::Account;
 use crate::auth::Perms;
 use crate::proto::addr::same_host;
@@ -43,6 +43,8 @@ pub struct Rules {
     /// `--login-timeout`: how long after connect (or REIN) a session may
     /// take to log in.
     pub login_timeout: Duration,
+    /// `--show-dotfiles`: listings show dot-files without `-a`.
+    pub show_dotfiles: bool,
 }
 
 impl Default for Rules {
@@ -52,6 +54,7 @@ impl Default for Rules {
             allow_foreign_data: false,
             idle_timeout: Duration::from_secs(300),
             login_timeout: Duration::from_secs(60),
+            show_dotfiles: false,
         }
     }
 }
@@ -356,7 +359,11 @@ impl Session {
             }
             Command::Opts(Opts::Other(_)) => reply(SYNTAX_ERROR_ARGS, "Option not understood."),
             Command::Stat(None) => Step::Status,
-            Command::Stat(Some(arg)) => Step::StatPath(self.resolve(&arg)),
+            // STAT with a path lists dot-files too, as it always has.
+            Command::Stat(Some(args)) => Step::StatPath(Listing {
+                all: true,
+                ..self.listing(args, ListFormat::Long)
+            }),
             Command::Site(arg) => self.site(&arg),
             Command::Pwd => {
                 let mut text = crate::proto::reply::quote_path(&self.cwd);
@@ -387,6 +394,12 @@ impl Session {
                     format!("Restart position accepted ({offset})."),
                 ))
             }
+            Command::Retr(_) | Command::Stor(_) if self.ascii && rest > 0 => {
+                // A restart offset counts octets as transferred (RFC 3659
+                // section 5), which in TYPE A are not the file's bytes:
+                // refused as vsftpd does, for downloads and uploads alike.
+                reply(FILE_UNAVAILABLE, "No support for resume of ASCII transfer.")
+            }
             Command::Retr(arg) => {
                 let path = self.resolve(&arg);
                 match self.take_data() {
@@ -399,17 +412,18 @@ impl Session {
                     },
                 }
             }
+            // SIZE counts octets as transferred in the current TYPE (RFC
+            // 3659 section 4); in TYPE A that would mean reading the whole
+            // file, so it is refused, as ProFTPD and pyftpdlib do.
+            Command::Size(_) if self.ascii => reply(
+                FILE_UNAVAILABLE,
+                "SIZE not allowed in ASCII mode; use TYPE I.",
+            ),
             Command::Size(arg) => Step::Size(self.resolve(&arg)),
             Command::Mdtm(arg) => Step::Mdtm(self.resolve(&arg)),
             Command::List(args) => self.list(args, ListFormat::Long),
             Command::Nlst(args) => self.list(args, ListFormat::Names),
-            Command::Mlsd(arg) => self.list(
-                ListArgs {
-                    options: String::new(),
-                    path: arg,
-                },
-                ListFormat::Machine,
-            ),
+            Command::Mlsd(args) => self.list(args, ListFormat::Machine),
             Command::Mlst(arg) => Step::Mlst(self.resolve(arg.as_deref().unwrap_or(b""))),
             Command::Abor => Step::Abort,
             Command::Stor(arg) => self.store(&arg, UploadKind::Store { offset: rest }),
@@ -564,17 +578,25 @@ impl Session {
         ))
     }
 
+    /// What LIST/NLST/MLSD/STAT `args` ask to list. Dot-files show with
+    /// `-a`, or always with `--show-dotfiles`: the same rule for every
+    /// listing command, so a sync tool sees the same names whichever it
+    /// uses.
+    fn listing(&self, args: ListArgs, format: ListFormat) -> Listing {
+        Listing {
+            path: self.resolve(args.path.as_deref().unwrap_or(b"")),
+            all: args.all() || self.rules.show_dotfiles,
+            recursive: args.recursive(),
+            shown: args.path,
+            format,
+        }
+    }
+
     fn list(&mut self, args: ListArgs, format: ListFormat) -> Step {
-        let path = self.resolve(args.path.as_deref().unwrap_or(b""));
+        let listing = self.listing(args, format);
         match self.take_data() {
             None => no_data(),
-            Some(data) => Step::List {
-                path,
-                shown: args.path,
-                format,
-                all: args.options.contains('a'),
-                data,
-            },
+            Some(data) => Step::List { listing, data },
         }
     }
 }
@@ -814,7 +836,16 @@ mod tests {
         );
         assert_eq!(run(&mut s, "MDTM f"), Step::Mdtm(b"/pub/f".to_vec()));
         assert_eq!(run(&mut s, "MLST"), Step::Mlst(b"/pub".to_vec()));
-        assert_eq!(run(&mut s, "STAT x"), Step::StatPath(b"/pub/x".to_vec()));
+        assert_eq!(
+            run(&mut s, "STAT x"),
+            Step::StatPath(Listing {
+                path: b"/pub/x".to_vec(),
+                shown: Some(b"x".to_vec()),
+                format: ListFormat::Long,
+                all: true,
+                recursive: false,
+            })
+        );
         let Step::Reply(r) = run(&mut s, "PWD") else {
             panic!()
         };
@@ -939,18 +970,82 @@ mod tests {
         let mut s = logged_in();
         s.passive_opened();
         match run(&mut s, "NLST -a sub dir") {
-            Step::List {
-                path,
-                shown,
-                format,
-                ..
-            } => {
-                assert_eq!(path, b"/sub dir");
-                assert_eq!(shown.as_deref(), Some(&b"sub dir"[..]));
-                assert_eq!(format, ListFormat::Names);
+            Step::List { listing, .. } => {
+                assert_eq!(listing.path, b"/sub dir");
+                assert_eq!(listing.shown.as_deref(), Some(&b"sub dir"[..]));
+                assert_eq!(listing.format, ListFormat::Names);
+                assert!(listing.all);
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn one_dotfile_rule_for_every_listing_command() {
+        for (line, rules_show, want_all, want_recursive) in [
+            ("LIST", false, false, false),
+            ("LIST -la", false, true, false),
+            ("LIST -lR", false, false, true),
+            ("NLST", false, false, false),
+            ("NLST -a", false, true, false),
+            ("MLSD", false, false, false),
+            ("MLSD", true, true, false),
+            ("LIST", true, true, false),
+        ] {
+            let rules = Rules {
+                show_dotfiles: rules_show,
+                ..Rules::default()
+            };
+            let mut s = Session::new(peer(), rules, Instant::now());
+            s.logged_in(Account::anonymous("ftp"));
+            s.passive_opened();
+            match run(&mut s, line) {
+                Step::List { listing, .. } => {
+                    assert_eq!(listing.all, want_all, "{line} {rules_show}");
+                    assert_eq!(listing.recursive, want_recursive, "{line}");
+                }
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn type_a_refuses_size_and_restarts() {
+        let mut s = logged_in();
+        assert_eq!(run(&mut s, "SIZE f"), Step::Size(b"/f".to_vec()));
+        run(&mut s, "TYPE A");
+        assert_eq!(code(&run(&mut s, "SIZE f")), 550);
+        s.passive_opened();
+        // REST is accepted, but a restarted transfer in TYPE A is not, for
+        // downloads and uploads alike; the data connection stays set up.
+        assert_eq!(code(&run(&mut s, "REST 10")), 350);
+        assert_eq!(code(&run(&mut s, "RETR f")), 550);
+        assert_eq!(s.data_mode(), DataMode::Passive);
+        let all = Perms::NAMES
+            .iter()
+            .fold(Perms::default(), |p, (_, b)| p.with(*b));
+        let mut w = writer(all);
+        w.passive_opened();
+        run(&mut w, "TYPE A");
+        run(&mut w, "REST 10");
+        assert_eq!(code(&run(&mut w, "STOR f")), 550);
+        // Without REST, TYPE A transfers go ahead.
+        assert!(matches!(
+            run(&mut w, "STOR f"),
+            Step::Store { ascii: true, .. }
+        ));
+        w.passive_opened();
+        assert!(matches!(
+            run(&mut s, "RETR f"),
+            Step::Retr {
+                ascii: true,
+                offset: 0,
+                ..
+            }
+        ));
+        // Back in TYPE I, SIZE and REST work again.
+        run(&mut s, "TYPE I");
+        assert_eq!(run(&mut s, "SIZE f"), Step::Size(b"/f".to_vec()));
     }
 
     #[test]
@@ -985,6 +1080,7 @@ mod tests {
             allow_foreign_data: false,
             idle_timeout: Duration::from_secs(300),
             login_timeout: Duration::from_secs(60),
+            show_dotfiles: false,
         };
         let t0 = Instant::now();
         let s = |logged_in: bool| {

@@ -19,6 +19,22 @@ pub enum DataMode {
     Active(SocketAddr),
 }
 
+/// A listing to send: LIST, NLST and MLSD over the data connection, STAT
+/// with a path over the control connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// The virtual path to list (joined with the working directory); its
+    /// last component may be a wildcard pattern.
+    pub path: Vec<u8>,
+    /// The path as the client typed it (NLST prefixes names with it).
+    pub shown: Option<Vec<u8>>,
+    pub format: ListFormat,
+    /// Dot-files too (`-a`, or `--show-dotfiles`).
+    pub all: bool,
+    /// Subdirectories too (`-R`).
+    pub recursive: bool,
+}
+
 /// What the driver must do for a command. Steps that need I/O name what
 /// to do it on (virtual paths, already joined with the working directory)
 /// and, for transfers, the data mode the command consumed; the driver
@@ -50,16 +66,8 @@ pub enum Step {
         ascii: bool,
         data: DataMode,
     },
-    /// Send a listing of `path` over the data connection. `shown` is the
-    /// path as the client typed it (NLST prefixes names with it).
-    /// `all`: the client asked for dot-files too (`LIST -a`).
-    List {
-        path: Vec<u8>,
-        shown: Option<Vec<u8>>,
-        format: ListFormat,
-        all: bool,
-        data: DataMode,
-    },
+    /// Send a listing over the data connection.
+    List { listing: Listing, data: DataMode },
     /// Receive a file over the data connection (STOR, APPE, STOU).
     Store {
         path: Vec<u8>,
@@ -85,7 +93,7 @@ pub enum Step {
     /// MLST: facts of one path over the control connection.
     Mlst(Vec<u8>),
     /// STAT with a path: a LIST over the control connection.
-    StatPath(Vec<u8>),
+    StatPath(Listing),
     /// STAT alone: server and session status.
     Status,
     /// ABOR with no transfer running: drop any passive listener, 225.

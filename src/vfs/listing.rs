@@ -393,8 +393,7 @@ pub fn push_perm_fact(kind: EntryKind, perms: Perms, out: &mut Vec<u8>) {
 #[derive(Debug, Clone)]
 pub struct ListOptions {
     pub format: ListFormat,
-    /// `-a`: dot-files too (LIST and NLST); MLSD lists them always
-    /// (RFC 3659 lists every entry).
+    /// `-a` (or `--show-dotfiles`): dot-files too.
     pub all: bool,
     /// NLST of a named directory sends path names: each name prefixed
     /// with the directory as the client typed it (RFC 959: "a list of file
@@ -427,11 +426,10 @@ pub fn nlst_prefix(shown: &[u8]) -> Option<Vec<u8>> {
 
 /// True for names a listing leaves out: a name with CR or LF would end a
 /// listing line early and could show the client entries that do not
-/// exist; a dot-file shows only with `-a` in LIST/NLST, as in `ls` and
-/// vsftpd.
+/// exist; a dot-file shows only with `-a` (or `--show-dotfiles`), as in
+/// `ls` and vsftpd, in every listing format alike.
 fn hidden(e: &Entry, opts: &ListOptions) -> bool {
-    e.name.iter().any(|&b| b == b'\r' || b == b'\n')
-        || (opts.format != ListFormat::Machine && !opts.all && e.name.first() == Some(&b'.'))
+    e.name.iter().any(|&b| b == b'\r' || b == b'\n') || (!opts.all && e.name.first() == Some(&b'.'))
 }
 
 /// Appends the lines of a directory listing of `entries` (one per entry,
@@ -878,10 +876,11 @@ mod tests {
         let table: &[(ListFormat, bool, &str)] = &[
             (ListFormat::Names, false, "a\r\n"),
             (ListFormat::Names, true, ".hidden\r\na\r\n"),
-            // MLSD lists every entry (RFC 3659), -a or not.
+            // MLSD follows the same rule.
+            (ListFormat::Machine, false, "type=file;perm=adfrw; a\r\n"),
             (
                 ListFormat::Machine,
-                false,
+                true,
                 "type=file;perm=adfrw; .hidden\r\ntype=file;perm=adfrw; a\r\n",
             ),
         ];

@@ -5,11 +5,13 @@
 //!   openat2(RESOLVE_BENEATH) on the shard's ring;
 //! - [`dir`]: reading a directory into listing entries (off the shard);
 //! - [`listing`]: LIST/NLST/MLSD/MLST line formatting (pure);
+//! - [`glob`]: wildcards in the last component of a listing path (pure);
 //! - [`write`]: uploads and file management (create, rename, delete...),
 //!   all relative to directory fds resolved the same race-free way;
 //! - [`time`]: civil time for MDTM and listings (pure).
 
 pub mod dir;
+pub mod glob;
 pub mod listing;
 pub mod path;
 pub mod resolve;

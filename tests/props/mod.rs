@@ -300,9 +300,11 @@ pub fn session(lines: &[&[u8]]) {
             | Step::MakeDir(path)
             | Step::RemoveDir(path)
             | Step::Mlst(path)
-            | Step::StatPath(path)
             | Step::Size(path)
             | Step::Mdtm(path) => assert_eq!(path[0], b'/'),
+            Step::List { listing, .. } | Step::StatPath(listing) => {
+                assert_eq!(listing.path[0], b'/')
+            }
             _ => {}
         }
         assert_eq!(s.cwd()[0], b'/');

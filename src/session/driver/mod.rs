@@ -113,6 +113,7 @@ pub fn run(
         allow_foreign_data: ctx.config.allow_foreign_data,
         idle_timeout: ctx.config.idle_timeout,
         login_timeout: ctx.config.login_timeout,
+        show_dotfiles: ctx.config.show_dotfiles,
     };
     let conn = Conn {
         home: None,
@@ -302,13 +303,7 @@ impl Conn {
                 ascii,
                 data,
             } => Box::pin(self.retr(verb, path, offset, ascii, data)).await,
-            Step::List {
-                path,
-                shown,
-                format,
-                all,
-                data,
-            } => Box::pin(self.list(verb, path, shown, format, all, data)).await,
+            Step::List { listing, data } => Box::pin(self.list(verb, listing, data)).await,
             Step::Store {
                 path,
                 kind,
@@ -323,7 +318,7 @@ impl Conn {
             Step::SetTime { path, time } => Box::pin(self.set_time(verb, path, time)).await,
             Step::Chmod { path, mode } => Box::pin(self.chmod(verb, path, mode)).await,
             Step::Mlst(path) => Box::pin(self.mlst(verb, path)).await,
-            Step::StatPath(path) => Box::pin(self.stat_path(verb, path)).await,
+            Step::StatPath(listing) => Box::pin(self.stat_path(verb, listing)).await,
         }
     }
 

@@ -35,14 +35,18 @@ impl Conn {
                 .await;
         }
         let name = lossy(path::file_name(&vpath));
-        let opening = Reply::new(
-            FILE_STATUS_OK,
+        // The byte count a client may show as progress is the file's size
+        // in TYPE I; in TYPE A the converted stream is longer, so none is
+        // given (RFC 959 leaves it out of the 150 altogether).
+        let text = if ascii {
+            format!("Opening ASCII mode data connection for {name}.")
+        } else {
             format!(
-                "Opening {} mode data connection for {name} ({} bytes).",
-                if ascii { "ASCII" } else { "BINARY" },
+                "Opening BINARY mode data connection for {name} ({} bytes).",
                 st.size
-            ),
-        );
+            )
+        };
+        let opening = Reply::new(FILE_STATUS_OK, text);
         let job = Job::File {
             file,
             size: st.size,

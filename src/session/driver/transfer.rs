@@ -46,6 +46,8 @@ pub(super) struct Transfer {
     /// How the data connection is made.
     pub(super) data: DataMode,
     pub(super) started: Instant,
+    /// Said in the 226 of a complete transfer (a listing cut short).
+    pub(super) note: Option<String>,
 }
 
 impl Transfer {
@@ -63,6 +65,7 @@ impl Transfer {
             ascii,
             data,
             started: Instant::now(),
+            note: None,
         }
     }
 }
@@ -243,7 +246,10 @@ impl Conn {
             }
             _ => {}
         }
-        let f = outcome::final_replies(t.direction, ended);
+        let mut f = outcome::final_replies(t.direction, ended);
+        if let (Ended::Complete, Some(note)) = (ended, &t.note) {
+            f.replies = vec![outcome::complete_noting(note)];
+        }
         let flow = self.replies(f.replies).await;
         if f.close {
             Flow::Close

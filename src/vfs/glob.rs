@@ -1,0 +1,141 @@
+//! Wildcards in listing arguments: `NLST *.txt` (what `mget *.txt` sends
+//! in tnftp, BSD and Windows ftp), `LIST reports/*.txt`, `ncftpget
+//! 'dir/*.txt'`. vsftpd, ProFTPD and pure-ftpd expand them; so do we.
+//!
+//! The rule: only the last component of a path may be a pattern (`*`, `?`
+//! and `[...]`, with `[!...]` for negation, as in the shell); a wildcard in
+//! a middle component is taken literally. A path that exists as typed is
+//! never a pattern, so a file literally named `a[1].txt` is still listed.
+//! Braces and backslashes have no special meaning. A pattern matches
+//! neither `.` nor `..`, and a leading `.` only when the listing shows
+//! dot-files. Pure: names in, yes or no out.
+
+use globset::{GlobBuilder, GlobMatcher};
+
+/// The bytes that make a path component a pattern.
+fn is_wildcard(b: u8) -> bool {
+    matches!(b, b'*' | b'?' | b'[')
+}
+
+/// A compiled last-component pattern.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    matcher: GlobMatcher,
+}
+
+impl Pattern {
+    /// Compiles `component`, or `None` if it holds no wildcard or is not
+    /// a valid pattern (an unclosed `[`, a name that is not UTF-8): then
+    /// it is a plain name.
+    pub fn new(component: &[u8]) -> Option<Pattern> {
+        if !component.iter().copied().any(is_wildcard) {
+            return None;
+        }
+        let text = std::str::from_utf8(component).ok()?;
+        // Braces and backslashes are literal here: escape them for globset.
+        let mut escaped = String::with_capacity(text.len() + 4);
+        for c in text.chars() {
+            if matches!(c, '{' | '}' | '\\') {
+                escaped.push('\\');
+            }
+            escaped.push(c);
+        }
+        let glob = GlobBuilder::new(&escaped)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .ok()?;
+        Some(Pattern {
+            matcher: glob.compile_matcher(),
+        })
+    }
+
+    /// True if the directory entry `name` (UTF-8, as shown to the client)
+    /// matches.
+    pub fn matches(&self, name: &str) -> bool {
+        name != "." && name != ".." && self.matcher.is_match(name)
+    }
+}
+
+/// Splits a virtual path whose last component is a pattern into the
+/// directory to list and the pattern; `None` when the last component holds
+/// no wildcard, or a middle component does (taken literally then).
+pub fn split(vpath: &[u8]) -> Option<(Vec<u8>, Pattern)> {
+    let cut = vpath.iter().rposition(|&b| b == b'/')?;
+    let (dir, last) = (&vpath[..cut], &vpath[cut + 1..]);
+    if dir.iter().copied().any(is_wildcard) {
+        return None;
+    }
+    let pattern = Pattern::new(last)?;
+    let dir = if dir.is_empty() {
+        b"/".to_vec()
+    } else {
+        dir.to_vec()
+    };
+    Some((dir, pattern))
+}
+
+/// The directory part of a path as the client typed it (`reports/` of
+/// `reports/*.txt`), for the path names NLST sends; empty when the pattern
+/// had no directory part.
+pub fn typed_dir(shown: &[u8]) -> &[u8] {
+    match shown.iter().rposition(|&b| b == b'/') {
+        Some(i) => &shown[..=i],
+        None => b"",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_like_the_shell() {
+        let table: &[(&str, &str, bool)] = &[
+            ("*.txt", "a.txt", true),
+            ("*.txt", "a.txt.gz", false),
+            ("*.txt", "dir/a.txt", false),
+            ("?.txt", "a.txt", true),
+            ("?.txt", "ab.txt", false),
+            ("[ab].txt", "b.txt", true),
+            ("[ab].txt", "c.txt", false),
+            ("[!ab].txt", "c.txt", true),
+            ("[a-c]*", "bob", true),
+            ("*", "anything at all", true),
+            ("*", ".", false),
+            ("*", "..", false),
+            // Braces and backslashes are literal.
+            ("{a,b}*", "{a,b}x", true),
+            ("{a,b}*", "a", false),
+            ("a\\*", "a\\bc", true),
+            ("café*", "café.txt", true),
+        ];
+        for (pattern, name, want) in table {
+            let p = Pattern::new(pattern.as_bytes()).expect(pattern);
+            assert_eq!(p.matches(name), *want, "{pattern} ~ {name}");
+        }
+        // No wildcard, or not a valid pattern: a plain name.
+        for plain in [&b"a.txt"[..], b"", b"{a,b}", b"[unclosed", b"\xff*"] {
+            assert!(Pattern::new(plain).is_none(), "{plain:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_last_component_is_a_pattern() {
+        let table: &[(&[u8], Option<&[u8]>)] = &[
+            (b"/reports/*.txt", Some(b"/reports")),
+            (b"/*.txt", Some(b"/")),
+            (b"/a/b/c?", Some(b"/a/b")),
+            (b"/reports/feb.txt", None),
+            (b"/re*ts/feb.txt", None),
+            (b"/re*ts/*.txt", None),
+            (b"/", None),
+        ];
+        for (vpath, dir) in table {
+            assert_eq!(split(vpath).map(|(d, _)| d).as_deref(), *dir, "{vpath:?}");
+        }
+        assert_eq!(typed_dir(b"reports/*.txt"), b"reports/");
+        assert_eq!(typed_dir(b"/x/y/*"), b"/x/y/");
+        assert_eq!(typed_dir(b"*.txt"), b"");
+    }
+}
