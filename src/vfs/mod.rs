@@ -5,7 +5,7 @@
 //!   openat2(RESOLVE_BENEATH) on the shard's ring;
 //! - [`dir`]: reading a directory into listing entries (off the shard);
 //! - [`listing`]: LIST/NLST/MLSD/MLST line formatting (pure);
-//! - [`write`]: uploads and file management (create, rename, delete...),
+//! - [`write`](mod@write): uploads and file management (create, rename, delete...),
 //!   all relative to directory fds resolved the same race-free way;
 //! - [`time`]: civil time for MDTM and listings (pure).
 
