@@ -11,12 +11,10 @@ mod common;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ringftp::engine::sys;
 
 /// The ceiling: accept one connection, sendfile the whole file, close.
 /// Returns bytes, time, and the sender's CPU seconds.
@@ -29,11 +27,10 @@ fn sendfile_once(file: &Path) -> (u64, Duration, f64) {
         let (sock, _) = listener.accept().unwrap();
         let f = std::fs::File::open(path).unwrap();
         let len = f.metadata().unwrap().len() as usize;
-        let mut off = 0i64;
+        let mut off = 0u64;
         while (off as usize) < len {
             let left = len - off as usize;
-            let n =
-                sys::sendfile_blocking(sock.as_raw_fd(), f.as_raw_fd(), &mut off, left).unwrap();
+            let n = rustix::fs::sendfile(&sock, &f, Some(&mut off), left).unwrap();
             if n == 0 {
                 break;
             }

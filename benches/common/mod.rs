@@ -55,7 +55,7 @@ pub fn process_cpu_s(pid: u32) -> f64 {
     let rest = &stat[stat.rfind(')').unwrap() + 2..];
     let f: Vec<&str> = rest.split(' ').collect();
     let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-    ticks as f64 / ringftp::engine::sys::clock_ticks_per_second() as f64
+    ticks as f64 / rustix::param::clock_ticks_per_second() as f64
 }
 
 /// CPU seconds the calling thread has used.

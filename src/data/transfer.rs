@@ -43,11 +43,11 @@ impl std::fmt::Display for TransferError {
 /// acknowledged by the peer or received from it) for `timeout`.
 pub async fn watchdog(fd: FdRef, timeout: Duration) {
     let tick = (timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
-    let mut last = sys::tcp_progress(fd.as_raw_fd()).ok();
+    let mut last = sys::tcp_progress(fd.as_fd()).ok();
     let mut since = Instant::now();
     loop {
         tokio::time::sleep(tick).await;
-        let now = sys::tcp_progress(fd.as_raw_fd()).ok();
+        let now = sys::tcp_progress(fd.as_fd()).ok();
         if now != last {
             last = now;
             since = Instant::now();

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::io;
 use std::thread;
 
-use crate::engine::sys;
+use rustix::thread::{sched_getaffinity, sched_setaffinity, CpuSet};
 
 /// Submission queue entries per shard ring. Completions are bounded by the
 /// kernel at twice this; a shard with more ops in flight than fit simply
@@ -28,13 +28,17 @@ pub struct ShardInfo {
 
 /// CPUs available to this process (its affinity mask); at least one.
 pub fn available_cpus() -> Vec<usize> {
-    match sys::allowed_cpus() {
-        Ok(c) if !c.is_empty() => c,
-        _ => (0..thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1))
-            .collect(),
+    let allowed: Vec<usize> = match sched_getaffinity(None) {
+        Ok(set) => (0..CpuSet::MAX_CPU).filter(|&c| set.is_set(c)).collect(),
+        Err(_) => Vec::new(),
+    };
+    if !allowed.is_empty() {
+        return allowed;
     }
+    (0..thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1))
+        .collect()
 }
 
 /// Runs `make(shard)` on `cores` shard threads, each driving its own
@@ -67,7 +71,9 @@ where
             .name(format!("{name}-{id}"))
             .spawn(move || {
                 if pin {
-                    if let Err(e) = sys::pin_current_thread(cpu) {
+                    let mut only = CpuSet::new();
+                    only.set(cpu);
+                    if let Err(e) = sched_setaffinity(None, &only) {
                         tracing::warn!(shard = id, cpu, "could not pin shard thread: {e}");
                     }
                 }

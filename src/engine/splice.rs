@@ -21,9 +21,12 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rustix::pipe::SpliceFlags;
 
 use crate::engine::sys::{self, FdRef, Pipe};
 use crate::limits::{self, SharedRate, RATE_SLACK};
@@ -278,7 +281,8 @@ pub async fn send_file(
     if len == 0 {
         return Ok(0);
     }
-    sys::set_nonblock(sock.as_raw_fd()).map_err(SpliceError::Sink)?;
+    // O_NONBLOCK with one FIONBIO ioctl, as std's set_nonblocking does.
+    rustix::io::ioctl_fionbio(&sock, true).map_err(|e| SpliceError::Sink(e.into()))?;
     let mut chunk = PIPE_SIZE;
     if let Some(p) = &pacer {
         chunk = p.chunk(chunk);
@@ -288,7 +292,7 @@ pub async fn send_file(
     let end = offset + len;
     while pos < end {
         let want = (chunk as u64).min(end - pos);
-        let moved = if sys::page_cache_holds(file.as_raw_fd(), pos, want) {
+        let moved = if sys::page_cache_holds(file.as_fd(), pos, want) {
             sendfile_chunk(&file, pos, want, &sock, counters, &sent).await?
         } else {
             let p = match &pipe {
@@ -343,8 +347,10 @@ async fn sendfile_chunk(
     let end = pos + want;
     while off < end {
         let left = (end - off) as usize;
+        // WouldBlock when the socket has no room; 0 at end of file. Only
+        // for a range the page cache holds, or it may block on the disk.
         let sent_now = when_writable(sock, || {
-            sys::sendfile_now(sock.as_raw_fd(), file.as_raw_fd(), &mut off, left)
+            Ok(rustix::fs::sendfile(sock, file, Some(&mut off), left)?)
         })
         .await;
         match sent_now {
@@ -375,11 +381,21 @@ async fn drain_to_socket(
     counters: &Counters,
     moved: &Cell<u64>,
 ) -> io::Result<()> {
-    // The pipe outlives this call, so its raw fd stays valid throughout.
-    let from = pipe.read_end().as_raw_fd();
     let mut left = len;
     while left > 0 {
-        let n = when_writable(to, || sys::splice_to_socket_now(from, to.as_raw_fd(), left)).await?;
+        let n = when_writable(to, || {
+            // Null offsets: the only legal ones for a pipe and a socket.
+            let n = rustix::pipe::splice(
+                pipe.read_fd(),
+                None,
+                to,
+                None,
+                left as usize,
+                SpliceFlags::MOVE | SpliceFlags::NONBLOCK,
+            )?;
+            Ok(n as u32)
+        })
+        .await?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }

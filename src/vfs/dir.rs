@@ -5,12 +5,13 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
+
+use rustix::fs::{AtFlags, Mode, OFlags, RawDir, ResolveFlags, SeekFrom};
 
 use super::listing::Entry;
 use super::{path, resolve, Stat};
-use crate::engine::sys;
 
 /// How symlinks appear in a listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,15 +31,13 @@ pub fn read_entries(
     dir_vpath: &[u8],
     links: Links,
 ) -> io::Result<Vec<Entry>> {
-    let mut names = sys::read_dir_names(&dir)?;
+    let mut names = names(&dir)?;
     names.sort_unstable();
     let mut out = Vec::with_capacity(names.len());
-    for name in names {
-        let Ok(cname) = CString::new(name.clone()) else {
-            continue;
-        };
+    for cname in names {
+        let name = cname.as_bytes().to_vec();
         // An entry can vanish between getdents and fstatat: skip it.
-        let Ok(st) = sys::fstatat(&dir, &cname, true) else {
+        let Ok(st) = rustix::fs::statat(&dir, &cname, AtFlags::SYMLINK_NOFOLLOW) else {
             continue;
         };
         let st = Stat::from(&st);
@@ -48,7 +47,9 @@ pub fn read_entries(
         }
         match links {
             Links::Show => {
-                let target = sys::readlinkat(&dir, &cname).ok();
+                let target = rustix::fs::readlinkat(&dir, &cname, Vec::new())
+                    .ok()
+                    .map(CString::into_bytes);
                 out.push(st.entry(name, target));
             }
             Links::Follow => {
@@ -56,9 +57,13 @@ pub fn read_entries(
                 let Some(rel) = path::relative(&vpath) else {
                     continue;
                 };
-                let Ok(fd) =
-                    sys::openat2_blocking(root.as_raw_fd(), &rel, libc::O_PATH, resolve::RESOLVE)
-                else {
+                let Ok(fd) = rustix::fs::openat2(
+                    &*root,
+                    &rel,
+                    OFlags::PATH | OFlags::CLOEXEC,
+                    Mode::empty(),
+                    ResolveFlags::from_bits_retain(resolve::RESOLVE),
+                ) else {
                     continue;
                 };
                 let Ok(meta) = std::fs::File::from(fd).metadata() else {
@@ -69,4 +74,25 @@ pub fn read_entries(
         }
     }
     Ok(out)
+}
+
+/// The names in the open directory `dir` (without `.` and `..`), in the
+/// order the filesystem returns them.
+fn names(dir: &OwnedFd) -> io::Result<Vec<CString>> {
+    // getdents reads from the fd's position: start from the beginning, so
+    // a reused directory fd still lists everything.
+    rustix::fs::seek(dir, SeekFrom::Start(0))?;
+    // glibc's readdir buffer size; the longest entry (a 255-byte name)
+    // takes under 300 bytes of it.
+    let mut buf = Vec::with_capacity(32 * 1024);
+    let mut entries = RawDir::new(dir, buf.spare_capacity_mut());
+    let mut names = Vec::new();
+    while let Some(entry) = entries.next() {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name != c"." && name != c".." {
+            names.push(name.to_owned());
+        }
+    }
+    Ok(names)
 }

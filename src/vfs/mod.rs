@@ -6,7 +6,7 @@
 //! - [`dir`]: reading a directory into listing entries (off the shard);
 //! - [`listing`]: LIST/NLST/MLSD/MLST line formatting (pure);
 //! - [`glob`]: wildcards in the last component of a listing path (pure);
-//! - [`write`]: uploads and file management (create, rename, delete...),
+//! - [`write`](mod@write): uploads and file management (create, rename, delete...),
 //!   all relative to directory fds resolved the same race-free way;
 //! - [`time`]: civil time for MDTM and listings (pure).
 
@@ -169,17 +169,20 @@ impl From<&std::fs::Metadata> for Stat {
     }
 }
 
-impl From<&libc::stat> for Stat {
-    fn from(s: &libc::stat) -> Stat {
+impl From<&rustix::fs::Stat> for Stat {
+    // The kernel's field widths differ between architectures (`st_nlink`
+    // is 64-bit on x86_64, 32-bit on aarch64): the casts are no-ops on some.
+    #[allow(clippy::unnecessary_cast)]
+    fn from(s: &rustix::fs::Stat) -> Stat {
         Stat {
             mode: s.st_mode,
-            nlink: s.st_nlink,
+            nlink: s.st_nlink as u64,
             uid: s.st_uid,
             gid: s.st_gid,
             size: s.st_size as u64,
-            mtime: s.st_mtime,
-            dev: s.st_dev,
-            ino: s.st_ino,
+            mtime: s.st_mtime as i64,
+            dev: s.st_dev as u64,
+            ino: s.st_ino as u64,
         }
     }
 }

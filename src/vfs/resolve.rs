@@ -10,6 +10,8 @@
 use std::ffi::CString;
 use std::os::fd::OwnedFd;
 
+use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+
 use super::{path, Stat, VfsError};
 use crate::engine::sys::{self, FdRef};
 
@@ -24,6 +26,18 @@ fn fstat(fd: OwnedFd) -> Result<(OwnedFd, Stat), VfsError> {
     let file = std::fs::File::from(fd);
     let stat = Stat::from(&file.metadata().map_err(VfsError::from_io)?);
     Ok((OwnedFd::from(file), stat))
+}
+
+/// Drops O_NONBLOCK from a file opened with it. Files are opened
+/// O_NONBLOCK so that a FIFO planted in the tree cannot block the open;
+/// once the fd is known to be a regular file the flag goes, so splice
+/// reads it normally.
+pub(super) fn clear_nonblock(fd: &OwnedFd) -> Result<(), VfsError> {
+    let clear = || -> rustix::io::Result<()> {
+        let flags = fcntl_getfl(fd)?;
+        fcntl_setfl(fd, flags - OFlags::NONBLOCK)
+    };
+    clear().map_err(|e| VfsError::from_io(e.into()))
 }
 
 /// Opens a regular file for reading. A FIFO or device is refused without
@@ -47,7 +61,7 @@ pub async fn open_file(root: &FdRef, vpath: &[u8]) -> Result<(OwnedFd, Stat), Vf
     if !stat.is_file() {
         return Err(VfsError::NotAFile);
     }
-    sys::clear_nonblock(&fd).map_err(VfsError::from_io)?;
+    clear_nonblock(&fd)?;
     Ok((fd, stat))
 }
 

@@ -363,7 +363,7 @@ async fn open_existing(root: &FdRef, vpath: &[u8]) -> Result<OwnedFd, VfsError> 
         return Err(VfsError::NotAFile);
     }
     let fd = OwnedFd::from(file);
-    sys::clear_nonblock(&fd).map_err(VfsError::from_io)?;
+    resolve::clear_nonblock(&fd)?;
     Ok(fd)
 }
 

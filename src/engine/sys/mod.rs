@@ -1,0 +1,52 @@
+//! Every `unsafe` block in ringftp lives under this module.
+//!
+//! Three kinds of thing need it:
+//! - io_uring operations tokio-uring 0.5 does not offer ([`op`]: splice,
+//!   openat2, the *at file operations, connect from a pre-bound socket,
+//!   poll, and sends/receives on our own buffers), one file per op;
+//! - the few raw syscalls the `rustix` crate does not wrap:
+//!   [`page_cache_holds`] (`cachestat(2)`), [`tcp_progress`] (`TCP_INFO`)
+//!   and [`cpu_time_us`] (`getrusage(2)`);
+//! - [`compat`]: a few fd-number (`RawFd`) entry points kept for their
+//!   callers, each one `rustix` call behind a borrowed fd.
+//!
+//! Every other syscall is a safe `rustix` call made where it is needed
+//! (pipes, splice and sendfile on the shard thread, statat, readlinkat,
+//! directory reading, affinity, rlimits). Everything exported here is a
+//! safe function; callers never write `unsafe` themselves (the crate root
+//! denies it).
+#![allow(unsafe_code)]
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::rc::Rc;
+
+mod cachestat;
+pub mod compat;
+pub mod op;
+mod pipe;
+mod rusage;
+mod tcp_info;
+
+pub use cachestat::page_cache_holds;
+pub use compat::{clock_ticks_per_second, openat2_blocking, peek, raise_fd_limit, recv_now, Peek};
+pub use op::{
+    accept, connect, mkdirat, openat2, poll_readable, poll_writable, read_at, recv, renameat, send,
+    send_all, splice, splice_to_offset, unlinkat, write_append, write_at,
+};
+pub use pipe::Pipe;
+pub use rusage::{cpu_time_us, thread_cpu_time_us};
+pub use tcp_info::tcp_progress;
+
+/// Anything that owns an open fd (`OwnedFd`, `File`, `socket2::Socket`, a
+/// [`Pipe`] end): what an io_uring op holds on to, and what a `rustix` call
+/// borrows. Implemented for every type that is both `AsFd` and `AsRawFd`.
+pub trait OpFd: AsFd + AsRawFd {}
+
+impl<T: AsFd + AsRawFd + ?Sized> OpFd for T {}
+
+/// A shared handle on an fd that an in-flight io_uring op may still use.
+///
+/// Each op keeps a clone until its completion arrives, so the fd stays open
+/// (and its number unused) for as long as the kernel may touch it, even
+/// when the future that submitted the op was dropped.
+pub type FdRef = Rc<dyn OpFd>;
