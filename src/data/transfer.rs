@@ -1,6 +1,6 @@
 //! Moving bytes over an established data connection.
 //!
-//! - binary RETR: [`crate::engine::splice::send_file`], zero-copy;
+//! - binary RETR and uploads: [`crate::engine::splice`], zero-copy;
 //! - ASCII RETR: io_uring reads into a buffer, LF -> CRLF (RFC 959 NVT
 //!   line ends), io_uring sends;
 //! - listings: built in memory, sent with io_uring.
@@ -9,13 +9,11 @@
 //! but it must not hang on a dead one: [`watchdog`] watches the socket's
 //! TCP counters and fires when nothing moved for `--data-timeout`.
 
-use std::cell::Cell;
 use std::io;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::DataConn;
-use crate::engine::splice::{self, Counters, Pacer, PipePool, SpliceError};
+use crate::engine::splice::{self, SpliceError, TransferCtx};
 use crate::engine::sys::{self, FdRef};
 
 /// How a transfer failed, in the terms of its reply.
@@ -72,138 +70,141 @@ pub async fn guarded<T>(
     }
 }
 
-/// Binary RETR: `len` bytes of `file` from `offset`, zero-copy.
-#[allow(clippy::too_many_arguments)]
-pub async fn send_binary(
-    pool: &PipePool,
-    counters: &Counters,
-    file: FdRef,
-    offset: u64,
-    len: u64,
-    conn: &DataConn,
-    sent: Rc<Cell<u64>>,
-    pacer: Option<Pacer>,
-) -> Result<u64, TransferError> {
-    splice::send_file(pool, counters, file, offset, len, conn.fd(), sent, pacer)
-        .await
-        .map_err(|e| match e {
-            SpliceError::Source(e) => TransferError::Local(e),
-            SpliceError::Sink(e) => TransferError::Network(e),
-        })
-}
-
-/// Binary upload: everything the client sends until it closes the data
-/// connection, written into `file` from `offset`, zero-copy.
-#[allow(clippy::too_many_arguments)]
-pub async fn recv_binary(
-    pool: &PipePool,
-    counters: &Counters,
-    conn: &DataConn,
-    file: FdRef,
-    offset: u64,
-    received: Rc<Cell<u64>>,
-    pacer: Option<Pacer>,
-) -> Result<u64, TransferError> {
-    splice::recv_file(pool, counters, conn.fd(), file, offset, received, pacer)
-        .await
-        .map_err(|e| match e {
-            SpliceError::Source(e) => TransferError::Network(e),
-            SpliceError::Sink(e) => TransferError::Local(e),
-        })
-}
-
-/// ASCII upload: CRLF from the wire becomes LF in the file. Returns the
-/// bytes written to the file.
-pub async fn recv_ascii(
-    counters: &Counters,
-    conn: &DataConn,
-    file: FdRef,
-    offset: u64,
-    received: Rc<Cell<u64>>,
-) -> Result<u64, TransferError> {
-    let mut pos = offset;
-    let mut pending_cr = false;
-    let mut buf = Vec::with_capacity(ASCII_CHUNK);
-    loop {
-        buf.clear();
-        let (res, b) = sys::recv(conn.fd(), buf).await;
-        buf = b;
-        let n = res.map_err(TransferError::Network)? as usize;
-        let mut out = Vec::with_capacity(n + 1);
-        if n == 0 {
-            if pending_cr {
-                out.push(b'\r');
-            }
-        } else {
-            crlf_to_lf(&buf[..n], &mut pending_cr, &mut out);
-        }
-        let mut from = 0;
-        while from < out.len() {
-            let (res, o) = sys::write_at(file.clone(), out, from, pos).await;
-            out = o;
-            let w = res.map_err(TransferError::Local)? as usize;
-            if w == 0 {
-                return Err(TransferError::Local(io::ErrorKind::WriteZero.into()));
-            }
-            from += w;
-            pos += w as u64;
-        }
-        counters.add_copied(n as u64);
-        received.set(pos - offset);
-        if n == 0 {
-            return Ok(pos - offset);
-        }
-    }
-}
-
 /// Size of the buffer ASCII transfers read the file with.
 const ASCII_CHUNK: usize = 64 * 1024;
 
-/// ASCII RETR: the file from `offset` with bare LF turned into CRLF.
-/// Returns the bytes of the file read (what REST offsets count).
-pub async fn send_ascii(
-    counters: &Counters,
-    file: FdRef,
-    offset: u64,
-    conn: &DataConn,
-    sent: Rc<Cell<u64>>,
-    mut pacer: Option<Pacer>,
-) -> Result<u64, TransferError> {
-    let mut pos = offset;
-    let chunk = splice::paced_chunk(&pacer, ASCII_CHUNK as u32) as usize;
-    let mut buf = Vec::with_capacity(chunk);
-    let mut prev_cr = false;
-    loop {
-        buf.clear();
-        let (res, b) = sys::read_at(file.clone(), buf, pos).await;
-        buf = b;
-        let n = res.map_err(TransferError::Local)? as usize;
-        if n == 0 {
-            return Ok(pos - offset);
-        }
-        let mut out = Vec::with_capacity(n + n / 8 + 16);
-        lf_to_crlf(&buf[..n], &mut prev_cr, &mut out);
-        let wire = out.len() as u64;
-        conn.write_all(out).await.map_err(TransferError::Network)?;
-        counters.add_copied(wire);
-        pos += n as u64;
-        sent.set(pos - offset);
-        splice::pace_copied(&mut pacer, wire).await;
-    }
+/// One transfer over an established data connection: the connection and
+/// the context its byte-moving loops share (pipes, counters, progress,
+/// pacer). Each method moves one kind of payload.
+pub struct Channel<'a> {
+    pub conn: &'a DataConn,
+    pub ctx: TransferCtx<'a>,
 }
 
-/// Sends an in-memory listing.
-pub async fn send_bytes(
-    counters: &Counters,
-    conn: &DataConn,
-    bytes: Vec<u8>,
-) -> Result<u64, TransferError> {
-    let n = bytes.len() as u64;
-    conn.write_all(bytes)
-        .await
-        .map_err(TransferError::Network)?;
-    counters.add_copied(n);
-    Ok(n)
+impl Channel<'_> {
+    /// Binary RETR: `len` bytes of `file` from `offset`, zero-copy.
+    pub async fn send_binary(
+        &mut self,
+        file: FdRef,
+        offset: u64,
+        len: u64,
+    ) -> Result<u64, TransferError> {
+        splice::send_file(&mut self.ctx, file, offset, len, self.conn.fd())
+            .await
+            .map_err(|e| match e {
+                SpliceError::Source(e) => TransferError::Local(e),
+                SpliceError::Sink(e) => TransferError::Network(e),
+            })
+    }
+
+    /// Binary upload: everything the client sends until it closes the data
+    /// connection, written into `file` from `offset`, zero-copy.
+    pub async fn recv_binary(&mut self, file: FdRef, offset: u64) -> Result<u64, TransferError> {
+        splice::recv_file(&mut self.ctx, self.conn.fd(), file, offset)
+            .await
+            .map_err(|e| match e {
+                SpliceError::Source(e) => TransferError::Network(e),
+                SpliceError::Sink(e) => TransferError::Local(e),
+            })
+    }
+
+    /// ASCII upload: CRLF from the wire becomes LF in the file. Returns the
+    /// bytes written to the file.
+    pub async fn recv_ascii(&mut self, file: FdRef, offset: u64) -> Result<u64, TransferError> {
+        let mut pos = offset;
+        let mut pending_cr = false;
+        let mut buf = Vec::with_capacity(ASCII_CHUNK);
+        loop {
+            buf.clear();
+            let (res, b) = sys::recv(self.conn.fd(), buf).await;
+            buf = b;
+            let n = res.map_err(TransferError::Network)? as usize;
+            let mut out = Vec::with_capacity(n + 1);
+            if n == 0 {
+                if pending_cr {
+                    out.push(b'\r');
+                }
+            } else {
+                crlf_to_lf(&buf[..n], &mut pending_cr, &mut out);
+            }
+            let mut from = 0;
+            while from < out.len() {
+                let (res, o) = sys::write_at(file.clone(), out, from, pos).await;
+                out = o;
+                let w = res.map_err(TransferError::Local)? as usize;
+                if w == 0 {
+                    return Err(TransferError::Local(io::ErrorKind::WriteZero.into()));
+                }
+                from += w;
+                pos += w as u64;
+            }
+            self.ctx.counters.add_copied(n as u64);
+            self.ctx.progress.set(pos - offset);
+            if n == 0 {
+                return Ok(pos - offset);
+            }
+        }
+    }
+
+    /// ASCII RETR: the file from `offset` with bare LF turned into CRLF.
+    /// Returns the bytes of the file read (what REST offsets count).
+    pub async fn send_ascii(&mut self, file: FdRef, offset: u64) -> Result<u64, TransferError> {
+        let mut pos = offset;
+        let chunk = splice::paced_chunk(&self.ctx.pacer, ASCII_CHUNK as u32) as usize;
+        let mut buf = Vec::with_capacity(chunk);
+        let mut prev_cr = false;
+        loop {
+            buf.clear();
+            let (res, b) = sys::read_at(file.clone(), buf, pos).await;
+            buf = b;
+            let n = res.map_err(TransferError::Local)? as usize;
+            if n == 0 {
+                return Ok(pos - offset);
+            }
+            let mut out = Vec::with_capacity(n + n / 8 + 16);
+            lf_to_crlf(&buf[..n], &mut prev_cr, &mut out);
+            let wire = out.len() as u64;
+            self.conn
+                .write_all(out)
+                .await
+                .map_err(TransferError::Network)?;
+            self.ctx.counters.add_copied(wire);
+            pos += n as u64;
+            self.ctx.progress.set(pos - offset);
+            splice::pace_copied(&mut self.ctx.pacer, wire).await;
+        }
+    }
+
+    /// Sends an in-memory listing.
+    pub async fn send_bytes(&mut self, bytes: Vec<u8>) -> Result<u64, TransferError> {
+        let n = bytes.len() as u64;
+        self.conn
+            .write_all(bytes)
+            .await
+            .map_err(TransferError::Network)?;
+        self.ctx.counters.add_copied(n);
+        self.ctx.progress.set(n);
+        Ok(n)
+    }
+
+    /// After a full disk (452), reads and discards what the client still
+    /// sends, until it closes the data connection or `limit` has passed:
+    /// a client cut off mid-upload sees a reset (broken pipe) before it can
+    /// read the 452, one that may finish sending reads it.
+    pub async fn discard_rest(&self, limit: Duration) {
+        let drain = async {
+            let mut buf = Vec::with_capacity(ASCII_CHUNK);
+            loop {
+                buf.clear();
+                let (res, b) = sys::recv(self.conn.fd(), buf).await;
+                buf = b;
+                if !matches!(res, Ok(n) if n > 0) {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(limit, drain).await;
+    }
 }
 
 /// Appends `input` to `out` with every CRLF turned into LF (a CR not

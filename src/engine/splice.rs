@@ -94,6 +94,44 @@ impl Counters {
     }
 }
 
+/// Bytes a transfer has moved so far, shared with whoever reports it
+/// (STAT during a transfer). Grows as bytes land, so a transfer that fails
+/// part-way still says what it delivered.
+#[derive(Clone, Default, Debug)]
+pub struct Progress(Rc<Cell<u64>>);
+
+impl Progress {
+    pub fn get(&self) -> u64 {
+        self.0.get()
+    }
+
+    pub fn set(&self, n: u64) {
+        self.0.set(n);
+    }
+
+    fn add(&self, n: u64) {
+        self.0.set(self.0.get() + n);
+    }
+}
+
+/// What the byte-moving loops of one transfer share: the shard's pipe pool
+/// and counters, where the transfer's progress goes, and the pacer of its
+/// rate caps (if any).
+pub struct TransferCtx<'a> {
+    pub pool: &'a PipePool,
+    pub counters: &'a Counters,
+    pub progress: Progress,
+    pub pacer: Option<Pacer>,
+}
+
+impl TransferCtx<'_> {
+    /// `n` bytes moved without a copy.
+    fn landed(&self, n: u64) {
+        self.counters.add_spliced(n);
+        self.progress.add(n);
+    }
+}
+
 /// Which side of a transfer failed.
 #[derive(Debug)]
 pub enum SpliceError {
@@ -212,15 +250,14 @@ async fn fill(from: &FdRef, offset: Option<u64>, pipe: &Pipe, want: u32) -> io::
 }
 
 /// Splices `len` bytes out of a pipe into `file` at `offset` (uploads).
-/// `moved` grows with every byte that lands, so a transfer that fails
+/// The progress grows with every byte that lands, so a transfer that fails
 /// part-way still reports what it delivered.
 async fn drain_to_file(
+    ctx: &TransferCtx<'_>,
     pipe: &Pipe,
     file: &FdRef,
     offset: u64,
     len: u32,
-    counters: &Counters,
-    moved: &Cell<u64>,
 ) -> io::Result<()> {
     let mut left = len;
     while left > 0 {
@@ -229,16 +266,10 @@ async fn drain_to_file(
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        landed(counters, moved, n as u64);
+        ctx.landed(n as u64);
         left -= n;
     }
     Ok(())
-}
-
-/// Counts `n` bytes that reached their destination.
-fn landed(counters: &Counters, moved: &Cell<u64>, n: u64) {
-    counters.add_spliced(n);
-    moved.set(moved.get() + n);
 }
 
 /// Runs `op`, one non-blocking send into `sock`, until it does not report
@@ -256,8 +287,8 @@ async fn when_writable<T>(sock: &FdRef, mut op: impl FnMut() -> io::Result<T>) -
     }
 }
 
-/// Sends `len` bytes of `file` starting at `offset` into `sock`. `sent`
-/// grows as bytes land, for STAT while the transfer runs.
+/// Sends `len` bytes of `file` starting at `offset` into `sock`; the
+/// context's progress grows as bytes land.
 ///
 /// The socket is made non-blocking and the shard thread never blocks on
 /// it: it sends what the socket takes and waits on the ring (POLLOUT) for
@@ -267,16 +298,12 @@ async fn when_writable<T>(sock: &FdRef, mut op: impl FnMut() -> io::Result<T>) -
 /// - not resident: an io_uring SPLICE file -> pipe, run by the kernel's
 ///   io-wq workers (the disk read never stalls the shard), then pipe ->
 ///   socket on this thread.
-#[allow(clippy::too_many_arguments)]
 pub async fn send_file(
-    pool: &PipePool,
-    counters: &Counters,
+    ctx: &mut TransferCtx<'_>,
     file: FdRef,
     offset: u64,
     len: u64,
     sock: FdRef,
-    sent: Rc<Cell<u64>>,
-    mut pacer: Option<Pacer>,
 ) -> Result<u64, SpliceError> {
     if len == 0 {
         return Ok(0);
@@ -284,7 +311,7 @@ pub async fn send_file(
     // O_NONBLOCK with one FIONBIO ioctl, as std's set_nonblocking does.
     rustix::io::ioctl_fionbio(&sock, true).map_err(|e| SpliceError::Sink(e.into()))?;
     let mut chunk = PIPE_SIZE;
-    if let Some(p) = &pacer {
+    if let Some(p) = &ctx.pacer {
         chunk = p.chunk(chunk);
     }
     let mut pipe: Option<Pipe> = None;
@@ -293,19 +320,19 @@ pub async fn send_file(
     while pos < end {
         let want = (chunk as u64).min(end - pos);
         let moved = if sys::page_cache_holds(file.as_fd(), pos, want) {
-            sendfile_chunk(&file, pos, want, &sock, counters, &sent).await?
+            sendfile_chunk(ctx, &file, pos, want, &sock).await?
         } else {
             let p = match &pipe {
                 Some(p) => p,
-                None => pipe.insert(pool.take().map_err(SpliceError::Source)?),
+                None => pipe.insert(ctx.pool.take().map_err(SpliceError::Source)?),
             };
             let want = want.min(p.capacity as u64) as u32;
             let filled = fill(&file, Some(pos), p, want)
                 .await
                 .map_err(SpliceError::Source)?;
             if filled > 0 {
-                counters.add_from_disk(filled as u64);
-                drain_to_socket(p, &sock, filled, counters, &sent)
+                ctx.counters.add_from_disk(filled as u64);
+                drain_to_socket(ctx, p, &sock, filled)
                     .await
                     .map_err(SpliceError::Sink)?;
             }
@@ -315,10 +342,10 @@ pub async fn send_file(
             break; // end of file: it shrank while we sent it
         }
         pos += moved;
-        pace(&mut pacer, moved).await;
+        pace(&mut ctx.pacer, moved).await;
     }
     if let Some(p) = pipe {
-        pool.give(p);
+        ctx.pool.give(p);
     }
     let done = pos - offset;
     if done < len {
@@ -336,12 +363,11 @@ pub async fn send_file(
 /// `sock`, waiting on the ring whenever the socket is full. Returns the
 /// bytes sent: less than `want` only at end of file.
 async fn sendfile_chunk(
+    ctx: &TransferCtx<'_>,
     file: &FdRef,
     pos: u64,
     want: u64,
     sock: &FdRef,
-    counters: &Counters,
-    sent: &Cell<u64>,
 ) -> Result<u64, SpliceError> {
     let mut off = pos;
     let end = pos + want;
@@ -355,7 +381,7 @@ async fn sendfile_chunk(
         .await;
         match sent_now {
             Ok(0) => break,
-            Ok(n) => landed(counters, sent, n as u64),
+            Ok(n) => ctx.landed(n as u64),
             // The file's side: a read error, or a file that stopped being
             // readable this way.
             Err(e)
@@ -375,11 +401,10 @@ async fn sendfile_chunk(
 /// Splices `len` bytes out of a pipe into the non-blocking socket `to`, on
 /// this thread, waiting on the ring whenever the socket is full.
 async fn drain_to_socket(
+    ctx: &TransferCtx<'_>,
     pipe: &Pipe,
     to: &FdRef,
     len: u32,
-    counters: &Counters,
-    moved: &Cell<u64>,
 ) -> io::Result<()> {
     let mut left = len;
     while left > 0 {
@@ -399,7 +424,7 @@ async fn drain_to_socket(
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        landed(counters, moved, n as u64);
+        ctx.landed(n as u64);
         left -= n;
     }
     Ok(())
@@ -409,18 +434,15 @@ async fn drain_to_socket(
 /// writes it into `file` from `offset` (uploads: socket -> pipe -> file).
 /// Returns the bytes received.
 pub async fn recv_file(
-    pool: &PipePool,
-    counters: &Counters,
+    ctx: &mut TransferCtx<'_>,
     sock: FdRef,
     file: FdRef,
     offset: u64,
-    received: Rc<Cell<u64>>,
-    mut pacer: Option<Pacer>,
 ) -> Result<u64, SpliceError> {
-    let mut cur = pool.take().map_err(SpliceError::Sink)?;
-    let mut next = pool.take().map_err(SpliceError::Sink)?;
+    let mut cur = ctx.pool.take().map_err(SpliceError::Sink)?;
+    let mut next = ctx.pool.take().map_err(SpliceError::Sink)?;
     let mut chunk = cur.capacity.min(next.capacity);
-    if let Some(p) = &pacer {
+    if let Some(p) = &ctx.pacer {
         chunk = p.chunk(chunk);
     }
     let mut pos = offset;
@@ -433,7 +455,7 @@ pub async fn recv_file(
         let at = pos;
         let (_, refilled) = tokio::try_join!(
             async {
-                drain_to_file(&cur, &file, at, filled, counters, &received)
+                drain_to_file(ctx, &cur, &file, at, filled)
                     .await
                     .map_err(SpliceError::Sink)
             },
@@ -444,11 +466,11 @@ pub async fn recv_file(
             },
         )?;
         pos += filled as u64;
-        pace(&mut pacer, filled as u64).await;
+        pace(&mut ctx.pacer, filled as u64).await;
         filled = refilled;
         std::mem::swap(&mut cur, &mut next);
     }
-    pool.give(cur);
-    pool.give(next);
+    ctx.pool.give(cur);
+    ctx.pool.give(next);
     Ok(pos - offset)
 }

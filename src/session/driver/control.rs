@@ -14,9 +14,9 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
+use rustix::net::RecvFlags;
 use socket2::Socket;
 
 use super::{Conn, Flow};
@@ -73,10 +73,12 @@ impl ControlReader {
             if self.closed {
                 return Event::Closed;
             }
-            let fd = self.sock.as_raw_fd();
             let got = SCRATCH_BUF.with(|b| {
                 let mut b = b.borrow_mut();
-                let r = sys::recv_now(fd, &mut b);
+                // Never blocks: WouldBlock when nothing is there yet.
+                let r = rustix::net::recv(&*self.sock, &mut b[..], RecvFlags::DONTWAIT)
+                    .map(|(n, _)| n)
+                    .map_err(std::io::Error::from);
                 if let Ok(n) = r {
                     self.lines.feed(&b[..n]);
                 }

@@ -90,7 +90,7 @@ struct Conn {
     /// Control events that arrived during a transfer, in order.
     pending: VecDeque<Event>,
     /// Bytes moved by the running transfer (for STAT during a transfer).
-    progress: Option<Rc<std::cell::Cell<u64>>>,
+    progress: Option<crate::engine::splice::Progress>,
     /// Where a graceful shutdown stands.
     shutdown: shutdown::Watch,
     /// The session's places in the shard's count and the server's limits,

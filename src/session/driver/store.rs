@@ -7,11 +7,12 @@ use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use rustix::io::Errno;
+use rustix::net::RecvFlags;
 use socket2::Socket;
 
 use super::transfer::{Job, Outcome, Transfer};
 use super::{lossy, Conn, Flow};
-use crate::engine::sys;
 use crate::proto::codes::*;
 use crate::proto::Reply;
 use crate::session::outcome::{Direction, Ended};
@@ -19,23 +20,15 @@ use crate::session::step::DataMode;
 use crate::vfs::write::{self, Upload};
 use crate::vfs::{path, UploadKind};
 
-/// How long after an upload's data connection ends we watch the control
-/// connection for the close that marks a killed client (measured here: the
-/// second close arrives 65-120 µs after the first).
-const KILLED_CLIENT_GRACE: Duration = Duration::from_millis(2);
-
-/// True if the control connection is closed, or closes within
-/// [`KILLED_CLIENT_GRACE`]; false at once if the client sends something.
-async fn control_closes_soon(sock: &Socket) -> bool {
-    let fd = std::os::fd::AsRawFd::as_raw_fd(sock);
-    let deadline = Instant::now() + KILLED_CLIENT_GRACE;
-    loop {
-        match sys::peek(fd) {
-            sys::Peek::Closed => return true,
-            sys::Peek::Data => return false,
-            sys::Peek::Empty if Instant::now() >= deadline => return false,
-            sys::Peek::Empty => tokio::time::sleep(Duration::from_micros(500)).await,
-        }
+/// True if the client has already closed (or reset) the control
+/// connection: one non-blocking MSG_PEEK, no waiting.
+fn control_closed(sock: &Socket) -> bool {
+    let mut b = [0u8; 1];
+    match rustix::net::recv(sock, &mut b, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
+        Ok((0, _)) => true,
+        Ok(_) => false,
+        Err(Errno::AGAIN | Errno::INTR) => false,
+        Err(_) => true,
     }
 }
 
@@ -105,18 +98,22 @@ impl Conn {
         self.finish(&t, outcome).await
     }
 
-    /// An upload whose data connection ended cleanly after `bytes`. In
-    /// stream mode the end of the data connection *is* the end of the
-    /// file, so a client killed mid-upload looks exactly like one that
-    /// finished — except that its control connection closes too, a few
-    /// tens of microseconds before or after the data connection (the kernel
-    /// closes a dead process's sockets one by one). So before keeping the
-    /// file we give the control connection [`KILLED_CLIENT_GRACE`] to show
-    /// that; a client that is alive is waiting for our 226 and keeps it
-    /// open. The file is in place before the 226 goes out, so a client that
-    /// checks it right after sees it.
+    /// An upload whose data connection ended cleanly after `bytes`: the
+    /// file is committed and the 226 goes out at once (the file is in place
+    /// before it, so a client that checks right after sees it).
+    ///
+    /// In stream mode the end of the data connection *is* the end of the
+    /// file, so a client killed mid-upload can look like one that finished.
+    /// The rule: an upload whose client has already closed the control
+    /// connection when the data connection ends is broken (deleted, or
+    /// kept with --keep-partial) — a client that is alive waits for the
+    /// 226. When a process dies the kernel closes its sockets in descriptor
+    /// order, the control connection (opened first) before the data
+    /// connection, so a killed client is seen here; no fixed wait is added
+    /// to every upload to catch the rarer other order. TLS (close_notify)
+    /// tells the two apart for certain.
     async fn finish_upload(&mut self, t: &Transfer, upload: Upload, bytes: u64) -> Flow {
-        if self.reader.closed || control_closes_soon(&self.sock).await {
+        if self.reader.closed || control_closed(&self.sock) {
             tracing::info!(
                 "{}: the client went away with its upload; treating it as broken",
                 t.verb

@@ -5,15 +5,14 @@
 //! reply chosen by [`crate::session::outcome`] and log the transfer
 //! (tracing, and the xferlog).
 
-use std::cell::Cell;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::control::Raced;
 use super::{lossy, Conn, Flow};
-use crate::data::transfer::{self, TransferError};
-use crate::engine::splice::Pacer;
+use crate::data::transfer::{self, Channel, TransferError};
+use crate::engine::splice::{Pacer, Progress, TransferCtx};
 use crate::proto::Reply;
 use crate::session::outcome::{self, Direction, Ended, Failure};
 use crate::session::step::DataMode;
@@ -144,7 +143,7 @@ impl Conn {
                 bytes: 0,
             };
         }
-        let progress = Rc::new(Cell::new(0u64));
+        let progress = Progress::default();
         self.progress = Some(progress.clone());
         let ctx = self.ctx.clone();
         let timeout = ctx.config.data_timeout;
@@ -152,63 +151,48 @@ impl Conn {
         let account = self.session.account();
         let down_rate = account.and_then(|a| a.max_download_rate);
         let up_rate = account.and_then(|a| a.max_upload_rate);
-        // Downloads: the account's cap, --max-rate-per-session and the
-        // server-wide --max-rate (shared by all shards), whichever binds.
-        let down_pacer = Pacer::for_caps(
-            [down_rate, ctx.config.max_rate_per_session],
-            ctx.limits.download.clone(),
-        );
+        let pacer = match job {
+            // Downloads: the account's cap, --max-rate-per-session and the
+            // server-wide --max-rate (shared by all shards), whichever binds.
+            Job::File { .. } | Job::Listing(_) => Pacer::for_caps(
+                [down_rate, ctx.config.max_rate_per_session],
+                ctx.limits.download.clone(),
+            ),
+            // ASCII uploads are not paced (a copy loop, as before).
+            Job::Upload { .. } if ascii => None,
+            Job::Upload { .. } => up_rate.map(Pacer::new),
+        };
         let fut = async move {
-            let p = progress;
+            let mut ch = Channel {
+                conn: &conn,
+                ctx: TransferCtx {
+                    pool: &ctx.pipes,
+                    counters: &ctx.counters,
+                    progress,
+                    pacer,
+                },
+            };
             let r = transfer::guarded(&conn, timeout, async {
                 match job {
                     Job::File { file, size, offset } if !ascii => {
                         let len = size.saturating_sub(offset);
-                        transfer::send_binary(
-                            &ctx.pipes,
-                            &ctx.counters,
-                            Rc::new(file),
-                            offset,
-                            len,
-                            &conn,
-                            p,
-                            down_pacer,
-                        )
-                        .await
+                        ch.send_binary(Rc::new(file), offset, len).await
                     }
-                    Job::File { file, offset, .. } => {
-                        transfer::send_ascii(
-                            &ctx.counters,
-                            Rc::new(file),
-                            offset,
-                            &conn,
-                            p,
-                            down_pacer,
-                        )
-                        .await
-                    }
-                    Job::Listing(bytes) => transfer::send_bytes(&ctx.counters, &conn, bytes).await,
-                    Job::Upload { file, offset } if ascii => {
-                        transfer::recv_ascii(&ctx.counters, &conn, file, offset, p).await
-                    }
-                    Job::Upload { file, offset } => {
-                        let pacer = up_rate.map(Pacer::new);
-                        transfer::recv_binary(
-                            &ctx.pipes,
-                            &ctx.counters,
-                            &conn,
-                            file,
-                            offset,
-                            p,
-                            pacer,
-                        )
-                        .await
-                    }
+                    Job::File { file, offset, .. } => ch.send_ascii(Rc::new(file), offset).await,
+                    Job::Listing(bytes) => ch.send_bytes(bytes).await,
+                    Job::Upload { file, offset } if ascii => ch.recv_ascii(file, offset).await,
+                    Job::Upload { file, offset } => ch.recv_binary(file, offset).await,
                 }
             })
             .await;
+            if matches!(&r, Err(e) if failure(e) == Failure::NoSpace) {
+                // Let the client finish sending, so it reads our 452
+                // instead of a reset.
+                ch.discard_rest(timeout).await;
+            }
             // Close the data connection before the 226 goes out: clients
             // read to end-of-file, then the reply.
+            drop(ch);
             drop(conn);
             r
         };
