@@ -15,18 +15,27 @@
 //! - [`limits`]: `--max-sessions`, `--max-per-ip` and `--max-rate`, shared
 //!   by the shards without a global lock; [`shutdown`]: the graceful-stop
 //!   phases every shard and session watches;
+//! - [`config`] and [`config_file`]: flags (and `--config` TOML) to a
+//!   validated configuration; [`live`]: what SIGHUP changes in place;
+//! - [`access`]: `--allow`/`--deny`; [`privileges`]: `--user`, the drop
+//!   from root; [`sandbox`]: the Landlock confinement;
 //! - [`loadgen`]: the load generator behind `ringftp loadtest`.
 #![deny(unsafe_code)]
 
+pub mod access;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod config_file;
 pub mod data;
 pub mod engine;
 pub mod limits;
+pub mod live;
 pub mod loadgen;
 pub mod logging;
+pub mod privileges;
 pub mod proto;
+pub mod sandbox;
 pub mod server;
 pub mod session;
 pub mod shard;

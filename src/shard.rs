@@ -23,6 +23,7 @@ use crate::data::passive::PortSlice;
 use crate::engine::splice::{Counters, PipePool};
 use crate::engine::sys::FdRef;
 use crate::limits::{Limits, Permit};
+use crate::live::Live;
 use crate::shutdown;
 use crate::xferlog::XferLog;
 
@@ -49,6 +50,8 @@ pub struct ShardCtx {
     /// --max-sessions, --max-per-ip, --max-rate (shared, lock-free or
     /// striped; see [`crate::limits`]).
     pub limits: Arc<Limits>,
+    /// The banner and the access list (shared; replaced whole on SIGHUP).
+    pub live: Arc<Live>,
     /// Where a graceful shutdown stands.
     pub shutdown: shutdown::Watch,
     /// The fd held back to refuse clients with when fds run out.

@@ -1,5 +1,8 @@
 //! The accept loops of `ringftp serve`, one set per listener per shard,
-//! and where a server under pressure says no: a connection beyond
+//! and where a server says no before the greeting: a client outside the
+//! `--allow`/`--deny` list (see [`crate::access`]), or banned by
+//! `--login-ban`, gets 421 and is closed (and the log says why); a
+//! connection beyond
 //! `--max-sessions` or `--max-per-ip` (see [`crate::limits`]) gets 421 and
 //! is closed; when the process runs out of file descriptors the shard's
 //! reserve fd is let go to accept and refuse the waiting clients with 421
@@ -122,6 +125,22 @@ fn admit(ctx: &Rc<ShardCtx>, sock: Socket) {
     ) else {
         return;
     };
+    let live = ctx.live.snapshot();
+    let decision = live.access.check(peer.ip());
+    if !decision.is_allowed() {
+        tracing::info!(%peer, shard = ctx.id, "refused: {}", decision.reason());
+        refuse(sock, "Access denied for your address.");
+        return;
+    }
+    if ctx.bans.is_banned(peer.ip(), std::time::Instant::now()) {
+        tracing::info!(%peer, shard = ctx.id, "refused: banned by --login-ban (too many failed logins)");
+        refuse(
+            sock,
+            "Too many failed logins from your address; try again later.",
+        );
+        return;
+    }
+    drop(live);
     let permit = match ctx.limits.admit(peer.ip()) {
         Ok(p) => p,
         Err(why) => {

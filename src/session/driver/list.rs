@@ -23,6 +23,7 @@ use crate::session::step::{DataMode, Listing};
 use crate::vfs::dir::{self, Links};
 use crate::vfs::glob::{self, Pattern};
 use crate::vfs::listing::{self, Entry, EntryKind, ListFormat, ListOptions};
+use crate::vfs::world::{self, Use};
 use crate::vfs::{path, resolve, VfsError};
 
 fn unix_now() -> i64 {
@@ -92,6 +93,7 @@ impl Conn {
             facts: self.session.facts(),
             perms: self.session.perms(),
             now: unix_now(),
+            published_only: self.published_only(),
         };
         let mut budget = Budget {
             entries_left: self.ctx.config.list_max_entries,
@@ -115,6 +117,8 @@ impl Conn {
                 let Some((dir, pattern)) = glob::split(&l.path) else {
                     return Err(VfsError::NotFound);
                 };
+                let dir_st = resolve::stat(self.root(), &dir).await?;
+                self.published(&dir, &dir_st, Use::Read).await?;
                 let mut entries = self.read_dir(&dir, links).await?;
                 entries.retain(|e| pattern_keeps(&pattern, e));
                 budget.take(&mut entries);
@@ -130,6 +134,7 @@ impl Conn {
             }
             Err(e) => return Err(e),
         };
+        self.published(&l.path, &st, Use::Read).await?;
         if !st.is_dir() {
             if l.format == ListFormat::Machine {
                 return Err(VfsError::NotADirectory);
@@ -197,6 +202,10 @@ impl Conn {
                 if e.kind != EntryKind::Dir || (!opts.all && e.name.first() == Some(&b'.')) {
                     continue;
                 }
+                // Anonymous: only directories it may list.
+                if opts.published_only && !world::readable(&e.stat) {
+                    continue;
+                }
                 if depth >= budget.max_depth {
                     budget.depth_hit = true;
                     continue;
@@ -239,6 +248,9 @@ impl Conn {
             Ok(st) => st,
             Err(e) => return self.refuse(verb, &vpath, e).await,
         };
+        if let Err(e) = self.published(&vpath, &st, Use::Look).await {
+            return self.refuse(verb, &vpath, e).await;
+        }
         let entry = st.entry(vpath.clone(), None);
         let text = listing::mlst_text(&vpath, &entry, self.session.facts(), self.session.perms());
         self.reply(Reply::new(FILE_ACTION_OK, text)).await

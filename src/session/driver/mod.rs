@@ -146,11 +146,8 @@ impl Conn {
     }
 
     async fn session_loop(&mut self) {
-        if self
-            .reply(Reply::new(SERVICE_READY, "ringftp ready."))
-            .await
-            == Flow::Close
-        {
+        let banner = self.ctx.live.snapshot().banner.clone();
+        if self.reply(Reply::new(SERVICE_READY, banner)).await == Flow::Close {
             return;
         }
         loop {
