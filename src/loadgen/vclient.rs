@@ -105,7 +105,7 @@ pub async fn client(ctx: Rc<ShardCtx>, index: usize) {
     }
 
     let mut done: u64 = 0;
-    while quota.map_or(true, |q| done < q) {
+    while quota.is_none_or(|q| done < q) {
         let intended = match interval {
             Some(iv) => {
                 let t = next_start;
