@@ -12,30 +12,33 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use ringftp::loadgen::prepare;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ringftp");
+mod common;
+
+use common::BIN;
 /// No single generator run in these tests may take longer.
 const RUN_LIMIT: Duration = Duration::from_secs(90);
 
 // ---------------------------------------------------------------- helpers
 
-/// A server process, killed when dropped.
-struct Server {
-    child: Child,
+/// The server under test, started by the common harness (stopped when
+/// dropped), with the fixture that holds its log.
+struct Reference {
+    server: common::Server,
+    /// `IP:PORT`, as `--target` takes it.
     addr: String,
+    _fx: common::Fixture,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Reference {
+    fn pid(&self) -> u32 {
+        self.server.pid()
     }
 }
 
@@ -45,32 +48,26 @@ fn server_kind() -> String {
 
 /// Starts the reference server on `root` and waits for its
 /// `listening on ADDR` line.
-fn start_server(root: &Path) -> Server {
+fn start_server(root: &Path) -> Reference {
     start_kind(root, &server_kind())
 }
 
 /// Starts `kind` ("ringftp" or "pyftpdlib") on `root`.
-fn start_kind(root: &Path, kind: &str) -> Server {
+fn start_kind(root: &Path, kind: &str) -> Reference {
     start_kind_with(root, kind, &[])
 }
 
 /// Starts `kind` on `root`; `extra` flags go to ringftp only.
-fn start_kind_with(root: &Path, kind: &str, extra: &[&str]) -> Server {
-    let mut cmd = if kind == "ringftp" {
-        let mut c = Command::new(BIN);
-        c.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--cores",
-            "2",
-            "--log-level",
-            "warn",
-        ])
-        .args(["--pasv-ports", "45000-45999", "--root"])
-        .arg(root)
-        .args(extra);
-        c
+fn start_kind_with(root: &Path, kind: &str, extra: &[&str]) -> Reference {
+    let fx = common::Fixture::new();
+    let server = if kind == "ringftp" {
+        common::Server::builder()
+            .root(root)
+            .cores(2)
+            .ports(100)
+            .log_level("warn")
+            .args(extra)
+            .start(&fx)
     } else {
         let ok = Command::new("python3")
             .args(["-c", "import pyftpdlib"])
@@ -85,31 +82,13 @@ fn start_kind_with(root: &Path, kind: &str, extra: &[&str]) -> Server {
         let mut c = Command::new("python3");
         c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pyftpd.py"))
             .arg(root);
-        c
+        common::Server::launch(c, &fx, root)
     };
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the reference server");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                let _ = tx.send(addr.trim().to_string());
-            }
-        }
-    });
-    let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(a) => a,
-        Err(_) => {
-            let _ = child.kill();
-            panic!("the reference server printed no `listening on` line within 20 s");
-        }
-    };
-    Server { child, addr }
+    Reference {
+        addr: server.addr().to_string(),
+        server,
+        _fx: fx,
+    }
 }
 
 /// What a generator run left behind.
@@ -432,7 +411,7 @@ fn bundled_scenarios_run_cleanly() {
         "no data channel in a login storm"
     );
 
-    let pid = server.child.id().to_string();
+    let pid = server.pid().to_string();
     let run = loadtest(
         root.path(),
         &[
@@ -462,15 +441,10 @@ fn bundled_scenarios_run_cleanly() {
 /// `writer` / `secret`, home `/`, allowed to list, read and write.
 fn writer_users(dir: &Path) -> PathBuf {
     let file = dir.join("users.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "[[user]]\nname = \"writer\"\npassword = \"{}\"\nhome = \"/\"\n\
-             permissions = [\"list\", \"read\", \"write\"]\n",
-            ringftp::auth::password::hash(b"secret").unwrap()
-        ),
-    )
-    .unwrap();
+    let writer = common::Account::new("writer", &["list", "read", "write"])
+        .password("secret")
+        .home("/");
+    std::fs::write(&file, common::users_toml(&[writer])).unwrap();
     file
 }
 
@@ -645,7 +619,7 @@ fn json_schema_is_stable() {
         &[("--files", "5"), ("--bigfile", "0"), ("--listing", "0")],
     );
     let server = start_server(root.path());
-    let pid = server.child.id().to_string();
+    let pid = server.pid().to_string();
     let run = loadtest(
         root.path(),
         &[
