@@ -19,7 +19,7 @@
 //!   kinds;
 //! - [`targets`]: which remote paths the requests use (`--files`) and the
 //!   checks made before a run;
-//! - [`run`]: a run from start to report, round by round; [`vclient`]: one
+//! - [`mod@run`]: a run from start to report, round by round; [`vclient`]: one
 //!   virtual client and its requests; [`schedule`]: the open-loop
 //!   timetable, the ramp and the growth of the client pool; [`shared`]:
 //!   what the shards share (the end of the run, the login-storm barrier);
