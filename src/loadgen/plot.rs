@@ -88,18 +88,17 @@ impl Run {
             .filter(|s| s.missed > 0 || s.errors > 0)
             .map(|s| s.t_s)
             .collect();
-        let distribution = r
-            .distribution
-            .get(phase)
-            .map(|d| {
-                d.iter()
-                    .map(|&[p, ms]| {
-                        let rest = (1.0 - p / 100.0).max(10f64.powf(-MAX_NINES));
-                        (-rest.log10(), ms)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        // The 100 % point (the max) has no finite place on a nines axis: it
+        // goes a quarter of a nine after the last finite one.
+        let mut distribution: Vec<(f64, f64)> = Vec::new();
+        for &[p, ms] in r.distribution.get(phase).map_or(&[][..], Vec::as_slice) {
+            let x = if p >= 100.0 {
+                distribution.last().map_or(0.0, |l| l.0) + 0.25
+            } else {
+                -(1.0 - p / 100.0).log10()
+            };
+            distribution.push((x.min(MAX_NINES), ms));
+        }
         let stem = path.file_stem().map_or_else(
             || path.display().to_string(),
             |s| s.to_string_lossy().into_owned(),
@@ -269,6 +268,7 @@ where
         .map_err(err)?;
     dist.configure_mesh()
         .x_desc("percentile")
+        .x_labels(n_max as usize + 2)
         .y_desc("ms (log)")
         .x_label_formatter(&|x| percentile_label(*x))
         .draw()
