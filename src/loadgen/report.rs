@@ -29,6 +29,7 @@ use super::stats::Stats;
 /// Bumped only when a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// Everything a run measured, as the table, the JSON and the charts show it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Report {
     pub schema_version: u32,
@@ -72,6 +73,7 @@ pub struct Report {
     pub passed: bool,
 }
 
+/// The plan the run followed (also what `--dry-run` prints).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Config {
     pub target: String,
@@ -115,6 +117,7 @@ fn one() -> u32 {
     1
 }
 
+/// Counts and rates of the whole run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Totals {
     /// Requests finished: ok + errors.
@@ -138,6 +141,7 @@ pub struct Totals {
     pub sessions_peak: u64,
 }
 
+/// One histogram summarised, in milliseconds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PhaseSummary {
     pub count: u64,
@@ -150,6 +154,7 @@ pub struct PhaseSummary {
     pub max_ms: f64,
 }
 
+/// One error kind.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ErrorSummary {
     pub count: u64,
@@ -157,6 +162,7 @@ pub struct ErrorSummary {
     pub example: String,
 }
 
+/// The generator's own CPU time.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Cpu {
     pub user_s: f64,
@@ -165,6 +171,7 @@ pub struct Cpu {
     pub cpu_percent: f64,
 }
 
+/// The server's CPU and memory (`--server-pid`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Server {
     pub pid: u32,
