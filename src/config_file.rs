@@ -408,6 +408,63 @@ mod tests {
         assert!(again.args.keep_partial);
     }
 
+    /// A value for a flag without a default, for [`every_key_is_a_config_key`].
+    fn sample(key: &str) -> Option<&'static str> {
+        Some(match key {
+            "root" => "\"/tmp\"",
+            "cores" => "1",
+            "pasv-address" => "\"192.0.2.1\"",
+            "max-rate" | "max-rate-per-session" => "\"1MiB\"",
+            "users" => "\"/etc/ringftp/users.toml\"",
+            "xferlog" => "\"/var/log/ringftp/xferlog\"",
+            "user" => "\"nobody\"",
+            "banner" => "\"Hello\"",
+            "allow" | "deny" => "[\"192.0.2.0/24\"]",
+            "pasv-address-map" => "[\"192.0.2.0/24=192.0.2.10\"]",
+            _ => return None,
+        })
+    }
+
+    /// Every `serve` flag, as the CLI defines it now, is accepted in a
+    /// config file under its name and lands in the effective configuration
+    /// as coming from the file. A flag added later without a default needs
+    /// a sample value above: the test names it.
+    #[test]
+    fn every_key_is_a_config_key() {
+        let serve = serve_command();
+        let mut checked = 0;
+        for arg in serve.get_arguments() {
+            let Some(key) = arg.get_long() else { continue };
+            if NOT_IN_FILE.contains(&key) {
+                continue;
+            }
+            let value = match (arg.get_action(), arg.get_default_values().first()) {
+                (ArgAction::SetTrue, _) => "true".to_string(),
+                _ => match sample(key) {
+                    Some(v) => v.to_string(),
+                    None => match arg.get_default_values().first() {
+                        Some(d) => toml::Value::String(d.to_string_lossy().into_owned()).to_string(),
+                        None => panic!("add a sample value for the new flag --{key} to config_file::tests::sample"),
+                    },
+                },
+            };
+            let text = format!("{key} = {value}\n");
+            let l = with_file(&text, &[]).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let s = l.effective.iter().find(|s| s.key == key).unwrap();
+            assert_eq!(s.source, Source::File, "{text}");
+            checked += 1;
+        }
+        assert!(checked >= 35, "only {checked} keys");
+    }
+
+    #[test]
+    fn the_shipped_config_file_is_accepted() {
+        let f = concat!(env!("CARGO_MANIFEST_DIR"), "/dist/ringftp.toml");
+        let l = load(&argv(&["--config", f])).unwrap();
+        assert_eq!(l.args.listen, ["0.0.0.0:21", "[::]:21"]);
+        assert!(l.args.banner.unwrap().contains("Welcome"));
+    }
+
     #[test]
     fn changed_keys() {
         let a = load(&argv(&["--max-per-ip", "3"])).unwrap();
