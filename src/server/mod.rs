@@ -151,12 +151,6 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
     // Bind every listener for every shard up front.
     let bound = listen::bind_all(&config.listen, config.cores, config.reuse_port)
         .map_err(anyhow::Error::msg)?;
-    let mut stdout = std::io::stdout().lock();
-    for real in &bound.addrs {
-        writeln!(stdout, "listening on {real}")?;
-    }
-    stdout.flush()?;
-    drop(stdout);
     if config.reuse_port && listen::migrates_requests() == Some(false) {
         tracing::warn!(
             "--reuse-port: net.ipv4.tcp_migrate_req is 0, so connections queued on a listener that closes (the old server's, when it stops) are reset instead of handed to this one; set it to 1 for a hand-over without refusals (docs/operations.md)"
@@ -180,6 +174,14 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
 
     drop_privileges(&config)?;
     confine(&config, &root_fd, &start.extra_readable)?;
+    // Announced once the process is what it will serve as (the listeners
+    // already queue connections).
+    let mut stdout = std::io::stdout().lock();
+    for real in &bound.addrs {
+        writeln!(stdout, "listening on {real}")?;
+    }
+    stdout.flush()?;
+    drop(stdout);
 
     let slices = config.pasv_ports.split(config.cores);
     tracing::info!(
