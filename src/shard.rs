@@ -20,6 +20,7 @@ use crate::auth::UsersDb;
 use crate::config::Config;
 use crate::data::announce::Announcer;
 use crate::data::passive::PortSlice;
+use crate::engine::pool::WorkerPool;
 use crate::engine::splice::{Counters, PipePool};
 use crate::engine::sys::FdRef;
 use crate::limits::{Limits, Permit};
@@ -37,6 +38,8 @@ pub struct ShardCtx {
     /// This shard's slice of the passive port range.
     pub ports: Rc<PortSlice>,
     pub pipes: PipePool,
+    /// Worker threads for listings (directory reads and rendering).
+    pub workers: WorkerPool,
     pub counters: Counters,
     /// Sessions open on this shard now, and since start.
     pub sessions_open: Cell<u64>,
