@@ -47,6 +47,7 @@ use super::outcome;
 use super::state::{Rules, Session, Wait};
 use super::step::{DataMode, Step};
 use crate::data::passive::PassiveListener;
+use crate::engine::splice::Counters;
 use crate::engine::sys::{self, FdRef};
 use crate::proto::codes::*;
 use crate::proto::{parse, Command, Reply, MAX_LINE};
@@ -91,6 +92,8 @@ struct Conn {
     pending: VecDeque<Event>,
     /// Bytes moved by the running transfer (for STAT during a transfer).
     progress: Option<crate::engine::splice::Progress>,
+    /// This session's transfer counters (STAT shows them).
+    counters: Rc<Counters>,
     /// Where a graceful shutdown stands.
     shutdown: shutdown::Watch,
     /// The session's places in the shard's count and the server's limits,
@@ -128,6 +131,7 @@ pub fn run(
         pasv: None,
         pending: VecDeque::new(),
         progress: None,
+        counters: Rc::default(),
     };
     conn.serve().instrument(span)
 }
