@@ -1,17 +1,17 @@
 //! The session driver: runs a [`Session`] over a real control connection.
 //!
-//! The driver only drives. It reads the next command ([`control`]), hands
+//! The driver only drives. It reads the next command (`control`), hands
 //! it to the state machine, and carries out the [`Step`] it gets back,
 //! each family of steps in its own file:
 //!
-//! - [`login`]: USER/PASS through [`crate::auth::login`], the account's home;
-//! - [`channel`]: PASV/EPSV listeners and the data connection itself;
-//! - [`transfer`]: what every transfer shares (150, moving bytes while the
+//! - `login`: USER/PASS through [`crate::auth::login`], the account's home;
+//! - `channel`: PASV/EPSV listeners and the data connection itself;
+//! - `transfer`: what every transfer shares (150, moving bytes while the
 //!   control channel is watched, the final reply, xferlog);
-//! - [`retrieve`], [`store`], [`list`]: RETR; STOR/APPE/STOU; LIST, NLST,
+//! - `retrieve`, `store`, `list`: RETR; STOR/APPE/STOU; LIST, NLST,
 //!   MLSD, MLST and STAT with a path;
-//! - [`files`]: CWD, SIZE, MDTM and the file-management verbs;
-//! - [`status`]: STAT alone.
+//! - `files`: CWD, SIZE, MDTM and the file-management verbs;
+//! - `status`: STAT alone.
 //!
 //! Every wait is bounded: for a command by `--idle-timeout` (and, before
 //! login, `--login-timeout` from connect: a client dripping one byte a
