@@ -138,7 +138,7 @@ impl Channel<'_> {
                 from += w;
                 pos += w as u64;
             }
-            self.ctx.counters.add_copied(n as u64);
+            self.ctx.copied(n as u64);
             self.ctx.progress.set(pos - offset);
             if n == 0 {
                 return Ok(pos - offset);
@@ -168,7 +168,7 @@ impl Channel<'_> {
                 .write_all(out)
                 .await
                 .map_err(TransferError::Network)?;
-            self.ctx.counters.add_copied(wire);
+            self.ctx.copied(wire);
             pos += n as u64;
             self.ctx.progress.set(pos - offset);
             splice::pace_copied(&mut self.ctx.pacer, wire).await;
@@ -185,7 +185,7 @@ impl Channel<'_> {
             .write_all(bytes)
             .await
             .map_err(TransferError::Network)?;
-        self.ctx.counters.add_copied(n);
+        self.ctx.copied(n);
         self.ctx.progress.add(n);
         Ok(n)
     }

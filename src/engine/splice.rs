@@ -81,6 +81,11 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// One more transfer ended.
+    pub fn add_transfer(&self) {
+        self.transfers.set(self.transfers.get() + 1);
+    }
+
     pub fn add_spliced(&self, n: u64) {
         self.spliced.set(self.spliced.get() + n);
     }
@@ -114,12 +119,15 @@ impl Progress {
     }
 }
 
-/// What the byte-moving loops of one transfer share: the shard's pipe pool
-/// and counters, where the transfer's progress goes, and the pacer of its
-/// rate caps (if any).
+/// What the byte-moving loops of one transfer share: the shard's pipe pool,
+/// the shard's and the session's counters, where the transfer's progress
+/// goes, and the pacer of its rate caps (if any).
 pub struct TransferCtx<'a> {
     pub pool: &'a PipePool,
+    /// The shard's counters (every session's transfers).
     pub counters: &'a Counters,
+    /// This session's own.
+    pub session: &'a Counters,
     pub progress: Progress,
     pub pacer: Option<Pacer>,
 }
@@ -128,7 +136,20 @@ impl TransferCtx<'_> {
     /// `n` bytes moved without a copy.
     fn landed(&self, n: u64) {
         self.counters.add_spliced(n);
+        self.session.add_spliced(n);
         self.progress.add(n);
+    }
+
+    /// `n` of the spliced bytes were read from disk through a pipe.
+    fn read_from_disk(&self, n: u64) {
+        self.counters.add_from_disk(n);
+        self.session.add_from_disk(n);
+    }
+
+    /// `n` bytes moved through a userspace buffer.
+    pub fn copied(&self, n: u64) {
+        self.counters.add_copied(n);
+        self.session.add_copied(n);
     }
 }
 
@@ -331,7 +352,7 @@ pub async fn send_file(
                 .await
                 .map_err(SpliceError::Source)?;
             if filled > 0 {
-                ctx.counters.add_from_disk(filled as u64);
+                ctx.read_from_disk(filled as u64);
                 drain_to_socket(ctx, p, &sock, filled)
                     .await
                     .map_err(SpliceError::Sink)?;

@@ -1,5 +1,6 @@
-//! STAT alone (RFC 959): the session's status and its shard's counters, as
-//! a multi-line 211.
+//! STAT alone (RFC 959): the session's status and its own transfer
+//! counters, as a multi-line 211. A named account (an operator, say) also
+//! sees its shard's counters; an anonymous session sees only its own.
 
 use super::Conn;
 use crate::proto::codes::*;
@@ -7,8 +8,8 @@ use crate::proto::Reply;
 
 impl Conn {
     pub(super) fn status(&self) -> Reply {
-        let c = &self.ctx.counters;
-        let text = format!(
+        let c = &self.counters;
+        let mut text = format!(
             "FTP server status:\n\
              \x20    Connected to {}\n\
              \x20    Logged in as {}\n\
@@ -16,20 +17,31 @@ impl Conn {
              \x20    Session timeout in seconds is {}\n\
              \x20    Control connection is plain text\n\
              \x20    Data connections will be plain text\n\
-             \x20    ringftp shard {}: {} sessions open ({} since start), {} transfers, {} bytes spliced (zero-copy; {} read from disk through a pipe), {} bytes copied\n\
-             End of status",
+             \x20    ringftp shard {}, this session: {} transfers, {} bytes spliced (zero-copy; {} read from disk through a pipe), {} bytes copied\n",
             self.peer.ip(),
             self.session.user().unwrap_or("(not logged in)"),
             if self.session.is_ascii() { "ASCII" } else { "BINARY" },
             self.ctx.config.idle_timeout.as_secs(),
             self.ctx.id,
-            self.ctx.sessions_open.get(),
-            self.ctx.sessions_total.get(),
             c.transfers.get(),
             c.spliced.get(),
             c.from_disk.get(),
             c.copied.get(),
         );
+        if self.session.account().is_some_and(|a| !a.anonymous) {
+            let s = &self.ctx.counters;
+            text.push_str(&format!(
+                "     ringftp shard {} (all sessions): {} sessions open ({} since start), {} transfers, {} bytes spliced (zero-copy; {} read from disk through a pipe), {} bytes copied\n",
+                self.ctx.id,
+                self.ctx.sessions_open.get(),
+                self.ctx.sessions_total.get(),
+                s.transfers.get(),
+                s.spliced.get(),
+                s.from_disk.get(),
+                s.copied.get(),
+            ));
+        }
+        text.push_str("End of status");
         Reply::new(SYSTEM_STATUS, text)
     }
 }

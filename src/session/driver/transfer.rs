@@ -163,12 +163,14 @@ impl Conn {
             Job::Upload { .. } if ascii => None,
             Job::Upload { .. } => up_rate.map(Pacer::new),
         };
+        let session = self.counters.clone();
         let fut = async move {
             let mut ch = Channel {
                 conn: &conn,
                 ctx: TransferCtx {
                     pool: &ctx.pipes,
                     counters: &ctx.counters,
+                    session: &session,
                     progress,
                     pacer,
                 },
@@ -206,8 +208,8 @@ impl Conn {
         };
         let raced = self.race(fut).await;
         let moved = self.progress.take().map(|p| p.get()).unwrap_or(0);
-        let counters = &self.ctx.counters;
-        counters.transfers.set(counters.transfers.get() + 1);
+        self.ctx.counters.add_transfer();
+        self.counters.add_transfer();
         let (ended, bytes) = match raced {
             Raced::Done(Ok(n)) => (Ended::Complete, n),
             Raced::Done(Err(e)) => {
