@@ -20,7 +20,7 @@ use crate::auth::UsersDb;
 use crate::config::Config;
 use crate::data::announce::Announcer;
 use crate::data::passive::PortSlice;
-use crate::engine::splice::{Counters, PipePool};
+use crate::engine::splice::{BufPool, Counters, PipePool};
 use crate::engine::sys::FdRef;
 use crate::limits::{Limits, Permit};
 use crate::shutdown;
@@ -37,6 +37,8 @@ pub struct ShardCtx {
     /// This shard's slice of the passive port range.
     pub ports: Rc<PortSlice>,
     pub pipes: PipePool,
+    /// FTPS transfer buffers (userspace encryption).
+    pub tls_buffers: BufPool,
     pub counters: Counters,
     /// Sessions open on this shard now, and since start.
     pub sessions_open: Cell<u64>,
@@ -60,6 +62,8 @@ pub struct ShardCtx {
     /// The addresses 227 replies announce, by client network (shared;
     /// read once per PASV, replaced whole when SIGHUP re-resolves names).
     pub announce: Arc<Announcer>,
+    /// FTPS (shared by all shards), when a certificate is configured.
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 /// What an admitted session occupies: its place in the shard's count and

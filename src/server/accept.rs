@@ -24,8 +24,9 @@ use crate::shutdown::{self, Phase};
 const ACCEPT_BATCH: usize = 64;
 
 /// Accepts control connections on one listener until a shutdown begins
-/// (several of these run per listener; see ACCEPTS_IN_FLIGHT).
-pub(super) async fn accept_loop(ctx: Rc<ShardCtx>, listener: Rc<Socket>) {
+/// (several of these run per listener; see ACCEPTS_IN_FLIGHT). On an
+/// `implicit` (FTPS) listener every session starts with a TLS handshake.
+pub(super) async fn accept_loop(ctx: Rc<ShardCtx>, listener: Rc<Socket>, implicit: bool) {
     let mut watch = ctx.shutdown.clone();
     loop {
         let res = match accept_or_stop(&ctx, &listener, &mut watch).await {
@@ -34,14 +35,14 @@ pub(super) async fn accept_loop(ctx: Rc<ShardCtx>, listener: Rc<Socket>) {
         };
         match res {
             Ok(fd) => {
-                take(&ctx, Socket::from(fd));
+                take(&ctx, Socket::from(fd), implicit);
                 // A burst (a login storm) leaves more connections queued:
                 // take them now with plain non-blocking accepts (the
                 // listener is O_NONBLOCK) instead of one ring round trip
                 // each. The ring's ACCEPT waits only when the queue is empty.
                 for _ in 0..ACCEPT_BATCH {
                     match listener.accept() {
-                        Ok((sock, _)) => take(&ctx, sock),
+                        Ok((sock, _)) => take(&ctx, sock, implicit),
                         Err(_) => break,
                     }
                 }
@@ -71,12 +72,12 @@ pub(super) async fn accept_loop(ctx: Rc<ShardCtx>, listener: Rc<Socket>) {
 
 /// Starts a session for an accepted connection, or refuses it when the
 /// process is short of fds.
-fn take(ctx: &Rc<ShardCtx>, sock: Socket) {
+fn take(ctx: &Rc<ShardCtx>, sock: Socket, implicit: bool) {
     // Taking the reserve back tells whether a session could have an fd to
     // work with (a file, a data connection).
     if ctx.reserve.refill() {
         ctx.reserve.admitted();
-        admit(ctx, sock);
+        admit(ctx, sock, implicit);
     } else {
         refuse(sock, "Server out of resources, try again later.");
         ctx.reserve.refused();
@@ -115,7 +116,7 @@ fn is_out_of_fds(e: &std::io::Error) -> bool {
 
 /// Admits a new connection under the limits and starts its session, or
 /// answers 421 and closes it.
-fn admit(ctx: &Rc<ShardCtx>, sock: Socket) {
+fn admit(ctx: &Rc<ShardCtx>, sock: Socket, implicit: bool) {
     let (Some(peer), Some(local)) = (
         sock.peer_addr().ok().and_then(|a| a.as_socket()),
         sock.local_addr().ok().and_then(|a| a.as_socket()),
@@ -142,7 +143,14 @@ fn admit(ctx: &Rc<ShardCtx>, sock: Socket) {
     // state, so the task's future holds them once and gives them back
     // when the session ends.
     let places = Places::new(ctx, permit);
-    tokio_uring::spawn(session::driver::run(ctx.clone(), sock, peer, local, places));
+    tokio_uring::spawn(session::driver::run(
+        ctx.clone(),
+        sock,
+        peer,
+        local,
+        places,
+        implicit,
+    ));
 }
 
 /// Answers 421 and closes. The socket is new, so its send buffer is empty

@@ -34,7 +34,7 @@ use crate::config::Config;
 use crate::data::announce::Announcer;
 use crate::data::passive::PortSlice;
 use crate::engine::shard::{self, ShardInfo};
-use crate::engine::splice::{Counters, PipePool};
+use crate::engine::splice::{BufPool, Counters, PipePool};
 use crate::engine::sys;
 use crate::limits::Limits;
 use crate::shard::{Reserve, ShardCtx};
@@ -74,21 +74,56 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         UsersDb::open(config.users.clone(), config.root.clone()).map_err(anyhow::Error::msg)?,
     );
     let bans = Arc::new(BanList::new(config.login_ban));
+    // The certificate too: a bad pair stops the server with the reason.
+    let tls = match &config.tls {
+        Some(settings) => {
+            let tls = crate::tls::Tls::new(settings).map_err(anyhow::Error::msg)?;
+            tracing::info!(
+                cert = %settings.cert.display(),
+                "FTPS on: AUTH TLS offered, {} for downloads",
+                if settings.ktls { tls.ktls.to_string() } else { "kTLS off (--ktls off)".to_string() }
+            );
+            if settings.ktls && tls.ktls.pairs.is_empty() {
+                tracing::info!(
+                    "FTPS downloads are encrypted in userspace (in place, 16 KiB records)"
+                );
+            }
+            Some(Arc::new(tls))
+        }
+        None => None,
+    };
 
-    // Bind every listener for every shard up front.
-    let mut per_shard: Vec<Vec<Socket>> = (0..config.cores).map(|_| Vec::new()).collect();
+    // Bind every listener for every shard up front: (socket, implicit TLS).
+    let mut per_shard: Vec<Vec<(Socket, bool)>> = (0..config.cores).map(|_| Vec::new()).collect();
     let mut stdout = std::io::stdout().lock();
-    for want in &config.listen {
-        let first = bind_control(*want).with_context(|| format!("--listen {want}"))?;
+    let all = config
+        .listen
+        .iter()
+        .map(|a| (a, false))
+        .chain(config.listen_implicit.iter().map(|a| (a, true)));
+    for (want, implicit) in all {
+        let flag = if implicit {
+            "--listen-implicit"
+        } else {
+            "--listen"
+        };
+        let first = bind_control(*want).with_context(|| format!("{flag} {want}"))?;
         let real = first
             .local_addr()?
             .as_socket()
             .context("listener has no inet address")?;
-        per_shard[0].push(first);
+        per_shard[0].push((first, implicit));
         for shard_sockets in per_shard.iter_mut().skip(1) {
-            shard_sockets.push(bind_control(real).with_context(|| format!("--listen {real}"))?);
+            shard_sockets.push((
+                bind_control(real).with_context(|| format!("{flag} {real}"))?,
+                implicit,
+            ));
         }
-        writeln!(stdout, "listening on {real}")?;
+        if implicit {
+            writeln!(stdout, "listening on {real} (implicit FTPS)")?;
+        } else {
+            writeln!(stdout, "listening on {real}")?;
+        }
     }
     stdout.flush()?;
     drop(stdout);
@@ -108,7 +143,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let announce = Arc::new(Announcer::new(config.pasv_announce.clone()));
     let stop = shutdown::Shutdown::new();
     let watch = stop.watch();
-    signals::spawn_signal_thread(users.clone(), announce.clone(), stop, config.shutdown_grace)?;
+    signals::spawn_signal_thread(
+        users.clone(),
+        announce.clone(),
+        tls.as_ref().map(|t| t.certs.clone()),
+        stop,
+        config.shutdown_grace,
+    )?;
     let limits = Arc::new(Limits::new(
         config.max_sessions,
         config.max_per_ip,
@@ -132,6 +173,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 root_fd: root_fd.clone(),
                 ports: PortSlice::new(slices[info.id]),
                 pipes: PipePool::default(),
+                tls_buffers: BufPool::default(),
+                tls: tls.clone(),
                 counters: Counters::default(),
                 sessions_open: Cell::new(0),
                 sessions_total: Cell::new(0),
@@ -159,7 +202,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             async move {
                 tracing::debug!(shard = info.id, cpu = info.cpu, "shard started");
                 let mut loops = Vec::new();
-                for l in listeners {
+                for (l, implicit) in listeners {
                     let l = Rc::new(l);
                     // Several ACCEPTs in flight per listener: a burst of new
                     // connections completes in batches instead of one ring
@@ -168,6 +211,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                         loops.push(tokio_uring::spawn(accept::accept_loop(
                             ctx.clone(),
                             l.clone(),
+                            implicit,
                         )));
                     }
                 }

@@ -9,10 +9,12 @@ use std::time::Duration;
 use crate::auth::UsersDb;
 use crate::data::announce::{self, Announcer, Reresolved};
 use crate::shutdown::{self, Phase};
+use crate::tls::certs::Reloadable;
 
 /// A thread that handles signals:
 /// - SIGHUP re-reads the users file (a bad new file keeps the old
-///   accounts, and the log says why) and re-resolves the host names given
+///   accounts, and the log says why), the FTPS certificate and key (a bad
+///   new pair keeps the old one, logged) and re-resolves the host names given
 ///   to --pasv-address / --pasv-address-map (a name that fails keeps its
 ///   old address); lookups block, so they happen here, never on a shard;
 /// - the first SIGTERM or SIGINT starts a graceful shutdown
@@ -24,6 +26,7 @@ use crate::shutdown::{self, Phase};
 pub(super) fn spawn_signal_thread(
     users: Arc<UsersDb>,
     announce: Arc<Announcer>,
+    certs: Option<Arc<Reloadable>>,
     stop: shutdown::Shutdown,
     grace: Duration,
 ) -> anyhow::Result<()> {
@@ -59,7 +62,7 @@ pub(super) fn spawn_signal_thread(
                     };
                     let signo = tokio::select! {
                         _ = hup.recv() => {
-                            on_sighup(&users, &announce);
+                            on_sighup(&users, &announce, certs.as_deref());
                             continue;
                         }
                         _ = deadline => {
@@ -99,8 +102,17 @@ pub(super) fn spawn_signal_thread(
     Ok(())
 }
 
-/// SIGHUP: reload the users file, re-resolve the 227 address names.
-fn on_sighup(users: &UsersDb, announce: &Announcer) {
+/// SIGHUP: reload the users file and the certificate, re-resolve the 227
+/// address names.
+fn on_sighup(users: &UsersDb, announce: &Announcer, certs: Option<&Reloadable>) {
+    if let Some(certs) = certs {
+        match certs.reload() {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+            Err(e) => {
+                tracing::error!("SIGHUP: TLS certificate not reloaded, keeping the old one: {e}")
+            }
+        }
+    }
     match users.reload() {
         Ok(n) => tracing::info!("SIGHUP: users file reloaded ({n} accounts)"),
         Err(e) => {

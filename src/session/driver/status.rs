@@ -14,14 +14,24 @@ impl Conn {
              \x20    Logged in as {}\n\
              \x20    TYPE: {}\n\
              \x20    Session timeout in seconds is {}\n\
-             \x20    Control connection is plain text\n\
-             \x20    Data connections will be plain text\n\
+             \x20    Control connection is {}\n\
+             \x20    Data connections will be {}\n\
              \x20    ringftp shard {}: {} sessions open ({} since start), {} transfers, {} bytes spliced (zero-copy; {} read from disk through a pipe), {} bytes copied\n\
+             \x20    FTPS data: {} bytes encrypted in userspace (in place), {} bytes through kernel TLS (zero-copy); {}\n\
              End of status",
             self.peer.ip(),
             self.session.user().unwrap_or("(not logged in)"),
             if self.session.is_ascii() { "ASCII" } else { "BINARY" },
             self.ctx.config.idle_timeout.as_secs(),
+            match self.reader.tls_description() {
+                Some(d) => format!("TLS ({d})"),
+                None => "plain text".to_string(),
+            },
+            if self.session.protect_data() {
+                "TLS (PROT P)"
+            } else {
+                "plain text"
+            },
             self.ctx.id,
             self.ctx.sessions_open.get(),
             self.ctx.sessions_total.get(),
@@ -29,6 +39,13 @@ impl Conn {
             c.spliced.get(),
             c.from_disk.get(),
             c.copied.get(),
+            c.tls_userspace.get(),
+            c.tls_kernel.get(),
+            match &self.ctx.tls {
+                Some(t) if !t.ktls.pairs.is_empty() => t.ktls.to_string(),
+                Some(t) => format!("downloads encrypted in userspace: {}", t.ktls),
+                None => "TLS not configured".to_string(),
+            },
         );
         Reply::new(SYSTEM_STATUS, text)
     }

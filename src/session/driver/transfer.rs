@@ -143,6 +143,16 @@ impl Conn {
                 bytes: 0,
             };
         }
+        // PROT P: the data connection's TLS handshake comes after the 150,
+        // when clients start it (RFC 4217 section 9).
+        let conn = if self.session.protect_data() {
+            match self.secure_data(conn, &job).await {
+                Ok(c) => c,
+                Err(flow) => return Outcome::NoConnection(flow),
+            }
+        } else {
+            conn
+        };
         let progress = Progress::default();
         self.progress = Some(progress.clone());
         let ctx = self.ctx.clone();
@@ -167,6 +177,7 @@ impl Conn {
                 conn: &conn,
                 ctx: TransferCtx {
                     pool: &ctx.pipes,
+                    tls_buffers: &ctx.tls_buffers,
                     counters: &ctx.counters,
                     progress,
                     pacer,
