@@ -304,7 +304,9 @@ impl DataTls {
             buf.drain(..used);
             if closed {
                 ctx.tls_buffers.give(buf);
-                self.close(conn).await.map_err(SpliceError::Source)?;
+                // The upload is complete: our close_notify is a courtesy
+                // (a client that already closed makes it fail).
+                let _ = self.close(conn).await;
                 return Ok(pos - offset);
             }
             let (n, b) = recv_more(conn, buf).await;
@@ -331,7 +333,7 @@ impl DataTls {
                 return Ok(Some(out));
             }
             if closed {
-                self.close(conn).await?;
+                let _ = self.close(conn).await;
                 return Ok(None);
             }
             let (n, b) = recv_more(conn, std::mem::take(buf)).await;

@@ -9,9 +9,9 @@
 //!   when the kernel cannot encrypt (kTLS: `engine::sys::ktls`).
 //!
 //! [`Tls`] is the server-wide part, built once at start: the two rustls
-//! configurations (control connections get TLS 1.3 tickets from a
-//! reusable ticketer; data connections get none, since clients that never
-//! read them turn the close into a reset, and allow their keys to be
+//! configurations (control connections get two TLS 1.3 tickets from a
+//! reusable ticketer, data connections one, for clients that resume the
+//! last session they saw; data connections allow their keys to be
 //! extracted), the kTLS probe's result and the policies. The crypto
 //! provider is ring: it builds with nothing but a C compiler, where
 //! aws-lc-rs needs cmake on a fresh machine.
@@ -73,7 +73,15 @@ impl Tls {
         // control session on every data connection from one ticket.
         control.send_tls13_tickets = 2;
         let mut data = base;
-        data.send_tls13_tickets = 0;
+        // One TLS 1.3 ticket per data connection, bound to the session
+        // like the control connection's. curl 7.88 with OpenSSL 3 caches
+        // the session of each data connection and offers it on the next:
+        // without a ticket that session cannot be resumed, and its second
+        // transfer would be refused. A client that never reads the ticket
+        // (an upload) may reset the connection when it closes; the upload
+        // is judged by its close_notify, which comes before, so nothing is
+        // lost or taken for complete that is not.
+        data.send_tls13_tickets = 1;
         data.enable_secret_extraction = true;
         let ktls = if s.ktls {
             ktls::probe()
@@ -106,7 +114,9 @@ impl Tls {
     pub fn data_connection(&self, token: Token) -> Result<ServerConnection, rustls::Error> {
         let mut cfg = self.data.clone();
         self.bind(&mut cfg, token, self.session_reuse);
-        ServerConnection::new(Arc::new(cfg))
+        let mut conn = ServerConnection::new(Arc::new(cfg))?;
+        conn.set_resumption_data(&token.0);
+        Ok(conn)
     }
 
     /// Every ticket and cached session carries the session's token;

@@ -137,8 +137,8 @@ impl Conn {
                 )
                 .await);
         }
-        let download = matches!(job, Job::File { .. });
-        match DataTls::from_handshake(server, &fd, &tls.ktls, download) {
+        let file = matches!(job, Job::File { .. });
+        match DataTls::from_handshake(server, &fd, &tls.ktls, file) {
             Ok(d) => {
                 tracing::debug!(
                     "data connection in TLS: {}, {}",
