@@ -10,9 +10,9 @@
 //!
 //! [`Tls`] is the server-wide part, built once at start: the two rustls
 //! configurations (control connections get two TLS 1.3 tickets from a
-//! reusable ticketer, data connections one, for clients that resume the
-//! last session they saw; data connections allow their keys to be
-//! extracted), the kTLS probe's result and the policies. The crypto
+//! reusable ticketer, download data connections one, for clients that
+//! resume the last session they saw, upload ones none; data connections
+//! allow their keys to be extracted), the kTLS probe's result and the policies. The crypto
 //! provider is ring: it builds with nothing but a C compiler, where
 //! aws-lc-rs needs cmake on a fresh machine.
 
@@ -73,14 +73,15 @@ impl Tls {
         // control session on every data connection from one ticket.
         control.send_tls13_tickets = 2;
         let mut data = base;
-        // One TLS 1.3 ticket per data connection, bound to the session
-        // like the control connection's. curl 7.88 with OpenSSL 3 caches
-        // the session of each data connection and offers it on the next:
-        // without a ticket that session cannot be resumed, and its second
-        // transfer would be refused. A client that never reads the ticket
-        // (an upload) may reset the connection when it closes; the upload
-        // is judged by its close_notify, which comes before, so nothing is
-        // lost or taken for complete that is not.
+        // One TLS 1.3 ticket per download data connection, bound to the
+        // session like the control connection's: curl 7.88 with OpenSSL 3
+        // caches the session of each data connection and offers it on the
+        // next, and without a ticket that session cannot be resumed (its
+        // second transfer would be refused). None on upload connections
+        // (see `data_connection`): a client never reads those, and when it
+        // closes with our ticket unread its kernel resets the connection,
+        // which can destroy the end of the upload before it is read (Go's
+        // TLS, old curl).
         data.send_tls13_tickets = 1;
         data.enable_secret_extraction = true;
         let ktls = if s.ktls {
@@ -110,9 +111,17 @@ impl Tls {
     }
 
     /// A data connection of the FTP session holding `token`: with session
-    /// reuse required it can resume only that session.
-    pub fn data_connection(&self, token: Token) -> Result<ServerConnection, rustls::Error> {
+    /// reuse required it can resume only that session. `download`: the
+    /// client reads this connection to its end, so it may get a ticket.
+    pub fn data_connection(
+        &self,
+        token: Token,
+        download: bool,
+    ) -> Result<ServerConnection, rustls::Error> {
         let mut cfg = self.data.clone();
+        if !download {
+            cfg.send_tls13_tickets = 0;
+        }
         self.bind(&mut cfg, token, self.session_reuse);
         let mut conn = ServerConnection::new(Arc::new(cfg))?;
         conn.set_resumption_data(&token.0);

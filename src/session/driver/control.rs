@@ -90,7 +90,12 @@ impl ControlReader {
     /// From now on the connection is read and written through `conn`
     /// (its handshake done).
     pub(super) fn start_tls(&mut self, conn: ServerConnection) {
-        self.tls = Some(Box::new(RefCell::new(conn)));
+        let tls = RefCell::new(conn);
+        // The client's first command may have come with its last handshake
+        // record: rustls holds it as plaintext already.
+        let mut plain = [0u8; 1024];
+        self.feed_tls(&tls, &[], &mut plain);
+        self.tls = Some(Box::new(tls));
     }
 
     /// "TLSv1_3 TLS13_AES_256_GCM_SHA384" once in TLS.
@@ -137,11 +142,15 @@ impl ControlReader {
     /// client's close_notify, closes the reader.
     fn feed_tls(&mut self, tls: &RefCell<ServerConnection>, mut bytes: &[u8], plain: &mut [u8]) {
         let mut conn = tls.borrow_mut();
-        while !bytes.is_empty() {
-            if let Err(e) = conn.read_tls(&mut bytes) {
-                tracing::info!("control connection: {e}");
-                self.closed = true;
-                return;
+        let mut first = true;
+        while first || !bytes.is_empty() {
+            first = false;
+            if !bytes.is_empty() {
+                if let Err(e) = conn.read_tls(&mut bytes) {
+                    tracing::info!("control connection: {e}");
+                    self.closed = true;
+                    return;
+                }
             }
             if let Err(e) = conn.process_new_packets() {
                 tracing::info!("control connection: TLS error: {e}");

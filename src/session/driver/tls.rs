@@ -89,7 +89,8 @@ impl Conn {
             return Err(self.refuse_data("TLS is not configured.").await);
         };
         let token = *self.tls_token.get_or_insert_with(Token::random);
-        let mut server = match tls.data_connection(token) {
+        let download = !matches!(job, Job::Upload { .. });
+        let mut server = match tls.data_connection(token, download) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("TLS: cannot start a data connection: {e}");
