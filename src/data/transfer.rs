@@ -194,13 +194,15 @@ impl Channel<'_> {
         }
     }
 
-    /// Sends an in-memory listing.
+    /// Sends bytes from memory (a listing, or a chunk of one).
     pub async fn send_bytes(&mut self, bytes: Vec<u8>) -> Result<u64, TransferError> {
         let n = bytes.len() as u64;
+        if n == 0 {
+            return Ok(0);
+        }
         self.write(bytes).await?;
-        self.close().await?;
         self.ctx.counters.add_copied(n);
-        self.ctx.progress.set(n);
+        self.ctx.progress.add(n);
         Ok(n)
     }
 
@@ -215,8 +217,9 @@ impl Channel<'_> {
     }
 
     /// The end of a download under TLS: close_notify (nothing in plain
-    /// FTP, where closing the connection is the end).
-    async fn close(&self) -> Result<(), TransferError> {
+    /// FTP, where closing the connection is the end). Listings call it
+    /// after their last chunk.
+    pub async fn close(&self) -> Result<(), TransferError> {
         match &self.conn.tls {
             Some(tls) => tls.close(self.conn).await.map_err(TransferError::Network),
             None => Ok(()),

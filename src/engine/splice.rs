@@ -145,7 +145,7 @@ impl Progress {
         self.0.set(n);
     }
 
-    fn add(&self, n: u64) {
+    pub fn add(&self, n: u64) {
         self.0.set(self.0.get() + n);
     }
 }
