@@ -620,3 +620,48 @@ fn rclone_copy_and_check_with_explicit_tls() {
     .ok();
     assert_same_tree(&t.fx.out("rback"), &local, &[]);
 }
+
+#[test]
+fn loadtest_runs_over_explicit_and_implicit_ftps() {
+    let t = ftps(&[]);
+    let files = t.fx.out("files.txt");
+    std::fs::write(&files, "/file.bin\n").unwrap();
+    let ca = t.pki.ca();
+    let files = files.to_string_lossy().into_owned();
+    for (mode, addr) in [("explicit", t.srv.addr()), ("implicit", t.implicit)] {
+        let target = addr.to_string();
+        let r = run_client(
+            120,
+            BIN,
+            &[
+                "loadtest",
+                "--target",
+                &target,
+                "--user",
+                "alice",
+                "--password",
+                "alice-pw",
+                "--scenario",
+                "bigfile",
+                "--files",
+                &files,
+                "--clients",
+                "2",
+                "--requests",
+                "6",
+                "--tls",
+                mode,
+                "--tls-ca",
+                &ca,
+                "--tls-server-name",
+                "localhost",
+            ],
+            None,
+        );
+        r.ok();
+        assert!(r.stdout.contains("6 ok, 0 errors"), "{mode}: {}", r.all());
+    }
+    let log = t.srv.log_text();
+    assert!(log.contains("(implicit)"), "{log}");
+    assert!(!log.contains("reply 522"), "{log}");
+}
