@@ -79,7 +79,7 @@ impl BufPool {
         b
     }
 
-    /// Gives a buffer back (at most [`POOL_MAX`] are kept).
+    /// Gives a buffer back (at most `POOL_MAX` are kept).
     pub fn give(&self, b: Vec<u8>) {
         let mut pool = self.0.borrow_mut();
         if pool.len() < POOL_MAX {

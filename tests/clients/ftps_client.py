@@ -104,6 +104,9 @@ def main():
         f = connect(ReusingFTP_TLS, host, port, cafile, user, password)
         for i in range(3):
             same(f"RETR {i}", retr(f, "file.bin"), want)
+        stat = f.sendcmd("STAT")
+        check("the last one was TLSv1.3" in stat and "(in place)" in stat or "kTLS" in stat,
+              f"STAT does not say how the data connection was encrypted: {stat}")
         # Upload, then read it back (the upload's close_notify commits it).
         f.storbinary("STOR up.bin", __import__("io").BytesIO(want))
         same("uploaded file", open(os.path.join(root, "up.bin"), "rb").read(), want)

@@ -105,6 +105,8 @@ struct Conn {
     /// FTPS: the random token binding this session's data connections to
     /// its control connection's TLS session (see [`crate::tls::binding`]).
     tls_token: Option<crate::tls::binding::Token>,
+    /// How the last TLS data connection was encrypted (for STAT).
+    last_data_tls: Option<String>,
 }
 
 /// Serves one control connection until it closes. The session's state is
@@ -141,6 +143,7 @@ pub fn run(
         progress: None,
         implicit,
         tls_token: None,
+        last_data_tls: None,
     };
     conn.serve().instrument(span)
 }

@@ -15,7 +15,7 @@ impl Conn {
              \x20    TYPE: {}\n\
              \x20    Session timeout in seconds is {}\n\
              \x20    Control connection is {}\n\
-             \x20    Data connections will be {}\n\
+             \x20    Data connections will be {}{}\n\
              \x20    ringftp shard {}: {} sessions open ({} since start), {} transfers, {} bytes spliced (zero-copy; {} read from disk through a pipe), {} bytes copied\n\
              \x20    FTPS data: {} bytes encrypted in userspace (in place), {} bytes through kernel TLS (zero-copy); {}\n\
              End of status",
@@ -31,6 +31,10 @@ impl Conn {
                 "TLS (PROT P)"
             } else {
                 "plain text"
+            },
+            match &self.last_data_tls {
+                Some(how) => format!("; the last one was {how}"),
+                None => String::new(),
             },
             self.ctx.id,
             self.ctx.sessions_open.get(),

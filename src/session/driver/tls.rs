@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use super::control::Raced;
 use super::transfer::Job;
 use super::{Conn, Flow};
 use crate::data::tls::{DataTls, Path};
@@ -12,6 +13,7 @@ use crate::data::DataConn;
 use crate::engine::sys::FdRef;
 use crate::proto::codes::*;
 use crate::proto::Reply;
+use crate::session::outcome;
 use crate::tls::binding::Token;
 use crate::tls::handshake;
 
@@ -103,12 +105,16 @@ impl Conn {
             tokio::time::timeout(timeout, handshake::run(&mut server, &fd, &[], true)).await
         };
         let done = match self.race(hs).await {
-            super::control::Raced::Done(r) => r,
-            _ => {
+            Raced::Done(r) => r,
+            Raced::Aborted => {
                 conn.abort();
-                return Err(self
-                    .reply(Reply::new(TRANSFER_ABORTED, "Transfer aborted."))
-                    .await);
+                tracing::info!("transfer aborted by the client during the data TLS handshake");
+                return Err(self.replies(outcome::aborted()).await);
+            }
+            Raced::ControlClosed => return Err(Flow::Close),
+            Raced::ShutDown => {
+                let _ = self.reply(outcome::shutting_down()).await;
+                return Err(Flow::Close);
             }
         };
         match done {
@@ -141,15 +147,17 @@ impl Conn {
         let file = matches!(job, Job::File { .. });
         match DataTls::from_handshake(server, &fd, &tls.ktls, file) {
             Ok(d) => {
-                tracing::debug!(
-                    "data connection in TLS: {}, {}",
+                let how = format!(
+                    "{}, {}",
                     d.description,
                     if d.path == Path::Kernel {
-                        "kernel (kTLS)"
+                        "sent by the kernel (kTLS, zero-copy)"
                     } else {
-                        "userspace"
+                        "encrypted in userspace (in place)"
                     }
                 );
+                tracing::debug!("data connection in TLS: {how}");
+                self.last_data_tls = Some(how);
                 conn.tls = Some(d);
                 Ok(conn)
             }
