@@ -20,6 +20,7 @@ use crate::auth::UsersDb;
 use crate::config::Config;
 use crate::data::announce::Announcer;
 use crate::data::passive::PortSlice;
+use crate::engine::pool::WorkerPool;
 use crate::engine::splice::{BufPool, Counters, PipePool};
 use crate::engine::sys::FdRef;
 use crate::limits::{Limits, Permit};
@@ -39,6 +40,8 @@ pub struct ShardCtx {
     pub pipes: PipePool,
     /// FTPS transfer buffers (userspace encryption).
     pub tls_buffers: BufPool,
+    /// Worker threads for listings (directory reads and rendering).
+    pub workers: WorkerPool,
     pub counters: Counters,
     /// Sessions open on this shard now, and since start.
     pub sessions_open: Cell<u64>,

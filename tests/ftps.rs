@@ -153,9 +153,13 @@ impl Ftps {
         let line = out
             .stderr
             .lines()
-            .find(|l| l.contains("FTPS data:"))
+            .find(|l| l.contains("(all sessions) FTPS data:"))
             .unwrap_or_else(|| panic!("no FTPS line in STAT:\n{}", out.stderr));
+        // "ringftp shard N (all sessions) FTPS data: U bytes ..., K bytes ..."
         let nums: Vec<u64> = line
+            .split(':')
+            .nth(1)
+            .unwrap()
             .split_whitespace()
             .filter_map(|w| w.parse().ok())
             .collect();

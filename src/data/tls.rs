@@ -174,7 +174,7 @@ impl DataTls {
         let sent = match self.path {
             Path::Kernel => {
                 let n = splice::send_file(ctx, file, offset, len, conn.fd()).await?;
-                ctx.counters.add_kernel_tls(n);
+                ctx.kernel_tls(n);
                 n
             }
             Path::Userspace => {
@@ -223,7 +223,7 @@ impl DataTls {
             let (fres, fbuf) = filled;
             bufs = [fbuf, sbuf];
             sres.map_err(SpliceError::Sink)?;
-            ctx.counters.add_encrypted(plain);
+            ctx.encrypted(plain);
             ctx.progress.set(pos - offset);
             splice::pace_copied(&mut ctx.pacer, plain).await;
             (plain, wire) = fres.map_err(SpliceError::Source)?;
@@ -298,7 +298,7 @@ impl DataTls {
                 buf = b;
                 let n = written.map_err(SpliceError::Sink)?;
                 pos += n;
-                ctx.counters.add_encrypted(n);
+                ctx.encrypted(n);
                 ctx.progress.set(pos - offset);
             }
             buf.drain(..used);

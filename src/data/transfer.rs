@@ -159,7 +159,7 @@ impl Channel<'_> {
                 from += w;
                 pos += w as u64;
             }
-            self.ctx.counters.add_copied(n as u64);
+            self.ctx.copied(n as u64);
             self.ctx.progress.set(pos - offset);
             if n == 0 {
                 return Ok(pos - offset);
@@ -187,7 +187,7 @@ impl Channel<'_> {
             lf_to_crlf(&buf[..n], &mut prev_cr, &mut out);
             let wire = out.len() as u64;
             self.write(out).await?;
-            self.ctx.counters.add_copied(wire);
+            self.ctx.copied(wire);
             pos += n as u64;
             self.ctx.progress.set(pos - offset);
             splice::pace_copied(&mut self.ctx.pacer, wire).await;
@@ -201,7 +201,7 @@ impl Channel<'_> {
             return Ok(0);
         }
         self.write(bytes).await?;
-        self.ctx.counters.add_copied(n);
+        self.ctx.copied(n);
         self.ctx.progress.add(n);
         Ok(n)
     }

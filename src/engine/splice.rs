@@ -109,6 +109,11 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// One more transfer ended.
+    pub fn add_transfer(&self) {
+        self.transfers.set(self.transfers.get() + 1);
+    }
+
     pub fn add_spliced(&self, n: u64) {
         self.spliced.set(self.spliced.get() + n);
     }
@@ -150,14 +155,17 @@ impl Progress {
     }
 }
 
-/// What the byte-moving loops of one transfer share: the shard's pipe pool
-/// and counters, where the transfer's progress goes, and the pacer of its
-/// rate caps (if any).
+/// What the byte-moving loops of one transfer share: the shard's pipe pool,
+/// the shard's and the session's counters, where the transfer's progress
+/// goes, and the pacer of its rate caps (if any).
 pub struct TransferCtx<'a> {
     pub pool: &'a PipePool,
     /// FTPS buffers (see [`BufPool`]).
     pub tls_buffers: &'a BufPool,
+    /// The shard's counters (every session's transfers).
     pub counters: &'a Counters,
+    /// This session's own.
+    pub session: &'a Counters,
     pub progress: Progress,
     pub pacer: Option<Pacer>,
 }
@@ -166,7 +174,32 @@ impl TransferCtx<'_> {
     /// `n` bytes moved without a copy.
     fn landed(&self, n: u64) {
         self.counters.add_spliced(n);
+        self.session.add_spliced(n);
         self.progress.add(n);
+    }
+
+    /// `n` of the spliced bytes were read from disk through a pipe.
+    fn read_from_disk(&self, n: u64) {
+        self.counters.add_from_disk(n);
+        self.session.add_from_disk(n);
+    }
+
+    /// `n` bytes moved through a userspace buffer.
+    pub fn copied(&self, n: u64) {
+        self.counters.add_copied(n);
+        self.session.add_copied(n);
+    }
+
+    /// `n` file bytes encrypted or decrypted in place in userspace (FTPS).
+    pub fn encrypted(&self, n: u64) {
+        self.counters.add_encrypted(n);
+        self.session.add_encrypted(n);
+    }
+
+    /// `n` file bytes sent through kernel TLS (FTPS).
+    pub fn kernel_tls(&self, n: u64) {
+        self.counters.add_kernel_tls(n);
+        self.session.add_kernel_tls(n);
     }
 }
 
@@ -369,7 +402,7 @@ pub async fn send_file(
                 .await
                 .map_err(SpliceError::Source)?;
             if filled > 0 {
-                ctx.counters.add_from_disk(filled as u64);
+                ctx.read_from_disk(filled as u64);
                 drain_to_socket(ctx, p, &sock, filled)
                     .await
                     .map_err(SpliceError::Sink)?;

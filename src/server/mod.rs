@@ -33,6 +33,7 @@ use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::data::announce::Announcer;
 use crate::data::passive::PortSlice;
+use crate::engine::pool::{WorkerPool, WORKERS_PER_SHARD};
 use crate::engine::shard::{self, ShardInfo};
 use crate::engine::splice::{BufPool, Counters, PipePool};
 use crate::engine::sys;
@@ -58,6 +59,7 @@ pub fn main(args: ServeArgs) -> anyhow::Result<()> {
 /// Runs a server with a validated config until SIGTERM/SIGINT has stopped
 /// it (graceful shutdown: see [`crate::shutdown`]).
 pub fn run(config: Config) -> anyhow::Result<()> {
+    crate::vfs::names::set_legacy_charset(&config.legacy_charset).map_err(anyhow::Error::msg)?;
     match sys::raise_fd_limit() {
         Ok(n) => tracing::debug!("fd limit raised to {n}"),
         Err(e) => tracing::warn!("could not raise the fd limit: {e}"),
@@ -156,16 +158,24 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         config.max_rate,
     ));
     let config = Arc::new(config);
-    let handoff = Arc::new(Mutex::new(
-        per_shard.into_iter().map(Some).collect::<Vec<_>>(),
-    ));
+    // Each shard's listing workers, started here so a failure stops
+    // start-up, handed over with its listeners.
+    let mut handed = Vec::with_capacity(config.cores);
+    for (id, listeners) in per_shard.into_iter().enumerate() {
+        let workers = WorkerPool::new(&format!("ringftp-list{id}"), WORKERS_PER_SHARD)
+            .context("starting listing workers")?;
+        handed.push(Some((listeners, workers)));
+    }
+    let handoff = Arc::new(Mutex::new(handed));
 
     shard::run_shards(
         "ringftp-shard",
         config.cores,
         true,
         move |info: ShardInfo| {
-            let listeners = handoff.lock().unwrap()[info.id].take().unwrap_or_default();
+            let (listeners, workers) = handoff.lock().unwrap()[info.id]
+                .take()
+                .expect("each shard starts once");
             let ctx = Rc::new(ShardCtx {
                 id: info.id,
                 config: config.clone(),
@@ -175,6 +185,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 pipes: PipePool::default(),
                 tls_buffers: BufPool::default(),
                 tls: tls.clone(),
+                workers,
                 counters: Counters::default(),
                 sessions_open: Cell::new(0),
                 sessions_total: Cell::new(0),

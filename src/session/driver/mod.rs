@@ -1,18 +1,18 @@
 //! The session driver: runs a [`Session`] over a real control connection.
 //!
-//! The driver only drives. It reads the next command ([`control`]), hands
+//! The driver only drives. It reads the next command (`control`), hands
 //! it to the state machine, and carries out the [`Step`] it gets back,
 //! each family of steps in its own file:
 //!
-//! - [`login`]: USER/PASS through [`crate::auth::login`], the account's home;
-//! - [`channel`]: PASV/EPSV listeners and the data connection itself;
-//! - [`transfer`]: what every transfer shares (150, moving bytes while the
+//! - `login`: USER/PASS through [`crate::auth::login`], the account's home;
+//! - `channel`: PASV/EPSV listeners and the data connection itself;
+//! - `transfer`: what every transfer shares (150, moving bytes while the
 //!   control channel is watched, the final reply, xferlog);
-//! - [`retrieve`], [`store`], [`list`]: RETR; STOR/APPE/STOU; LIST, NLST,
+//! - `retrieve`, `store`, `list`: RETR; STOR/APPE/STOU; LIST, NLST,
 //!   MLSD, MLST and STAT with a path;
-//! - [`files`]: CWD, SIZE, MDTM and the file-management verbs;
-//! - [`status`]: STAT alone;
-//! - [`tls`]: FTPS: AUTH TLS and implicit handshakes on the control
+//! - `files`: CWD, SIZE, MDTM and the file-management verbs;
+//! - `status`: STAT alone;
+//! - `tls`: FTPS: AUTH TLS and implicit handshakes on the control
 //!   connection, PROT P handshakes and the session-reuse check on data
 //!   connections.
 //!
@@ -51,6 +51,7 @@ use super::outcome;
 use super::state::{Rules, Session, Wait};
 use super::step::{DataMode, Step};
 use crate::data::passive::PassiveListener;
+use crate::engine::splice::Counters;
 use crate::engine::sys::{self, FdRef};
 use crate::proto::codes::*;
 use crate::proto::{parse, Command, Reply, MAX_LINE};
@@ -95,6 +96,8 @@ struct Conn {
     pending: VecDeque<Event>,
     /// Bytes moved by the running transfer (for STAT during a transfer).
     progress: Option<crate::engine::splice::Progress>,
+    /// This session's transfer counters (STAT shows them).
+    counters: Rc<Counters>,
     /// Where a graceful shutdown stands.
     shutdown: shutdown::Watch,
     /// The session's places in the shard's count and the server's limits,
@@ -144,6 +147,7 @@ pub fn run(
         implicit,
         tls_token: None,
         last_data_tls: None,
+        counters: Rc::default(),
     };
     conn.serve().instrument(span)
 }

@@ -1,5 +1,6 @@
-//! STAT alone (RFC 959): the session's status and its shard's counters, as
-//! a multi-line 211.
+//! STAT alone (RFC 959): the session's status and its own transfer
+//! counters, as a multi-line 211. A named account (an operator, say) also
+//! sees its shard's counters; an anonymous session sees only its own.
 
 use super::Conn;
 use crate::proto::codes::*;
@@ -7,8 +8,8 @@ use crate::proto::Reply;
 
 impl Conn {
     pub(super) fn status(&self) -> Reply {
-        let c = &self.ctx.counters;
-        let text = format!(
+        let c = &self.counters;
+        let mut text = format!(
             "FTP server status:\n\
              \x20    Connected to {}\n\
              \x20    Logged in as {}\n\
@@ -16,9 +17,8 @@ impl Conn {
              \x20    Session timeout in seconds is {}\n\
              \x20    Control connection is {}\n\
              \x20    Data connections will be {}{}\n\
-             \x20    ringftp shard {}: {} sessions open ({} since start), {} transfers, {} bytes spliced (zero-copy; {} read from disk through a pipe), {} bytes copied\n\
-             \x20    FTPS data: {} bytes encrypted in userspace (in place), {} bytes through kernel TLS (zero-copy); {}\n\
-             End of status",
+             \x20    ringftp shard {}, this session: {} transfers, {} bytes spliced (zero-copy; {} read from disk through a pipe), {} bytes copied\n\
+             \x20    FTPS data, this session: {} bytes encrypted in userspace (in place), {} bytes through kernel TLS (zero-copy); {}\n",
             self.peer.ip(),
             self.session.user().unwrap_or("(not logged in)"),
             if self.session.is_ascii() { "ASCII" } else { "BINARY" },
@@ -37,8 +37,6 @@ impl Conn {
                 None => String::new(),
             },
             self.ctx.id,
-            self.ctx.sessions_open.get(),
-            self.ctx.sessions_total.get(),
             c.transfers.get(),
             c.spliced.get(),
             c.from_disk.get(),
@@ -51,6 +49,26 @@ impl Conn {
                 None => "TLS not configured".to_string(),
             },
         );
+        if self.session.account().is_some_and(|a| !a.anonymous) {
+            let s = &self.ctx.counters;
+            text.push_str(&format!(
+                "     ringftp shard {} (all sessions): {} sessions open ({} since start), {} transfers, {} bytes spliced (zero-copy; {} read from disk through a pipe), {} bytes copied\n",
+                self.ctx.id,
+                self.ctx.sessions_open.get(),
+                self.ctx.sessions_total.get(),
+                s.transfers.get(),
+                s.spliced.get(),
+                s.from_disk.get(),
+                s.copied.get(),
+            ));
+            text.push_str(&format!(
+                "     ringftp shard {} (all sessions) FTPS data: {} bytes encrypted in userspace (in place), {} bytes through kernel TLS (zero-copy)\n",
+                self.ctx.id,
+                s.tls_userspace.get(),
+                s.tls_kernel.get(),
+            ));
+        }
+        text.push_str("End of status");
         Reply::new(SYSTEM_STATUS, text)
     }
 }

@@ -173,6 +173,7 @@ impl Conn {
             Job::Upload { .. } if ascii => None,
             Job::Upload { .. } => up_rate.map(Pacer::new),
         };
+        let session = self.counters.clone();
         let fut = async move {
             let mut ch = Channel {
                 conn: &conn,
@@ -180,6 +181,7 @@ impl Conn {
                     pool: &ctx.pipes,
                     tls_buffers: &ctx.tls_buffers,
                     counters: &ctx.counters,
+                    session: &session,
                     progress,
                     pacer,
                 },
@@ -222,8 +224,8 @@ impl Conn {
         };
         let raced = self.race(fut).await;
         let moved = self.progress.take().map(|p| p.get()).unwrap_or(0);
-        let counters = &self.ctx.counters;
-        counters.transfers.set(counters.transfers.get() + 1);
+        self.ctx.counters.add_transfer();
+        self.counters.add_transfer();
         let (ended, bytes) = match raced {
             Raced::Done(Ok(n)) => (Ended::Complete, n),
             Raced::Done(Err(e)) => {
