@@ -43,6 +43,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
+use rustix::io::Errno;
+use rustix::net::SendFlags;
 use socket2::Socket;
 use tracing::Instrument;
 
@@ -353,19 +355,37 @@ impl Conn {
         }
     }
 
-    /// Writes one reply. A client that does not read its replies for
+    /// Writes one reply. Almost always the socket's send buffer has room
+    /// for it, so one non-blocking send() does it on the spot — no io_uring
+    /// round trip for the common case. What does not fit goes out through
+    /// the ring, and a client that does not read its replies for
     /// `--data-timeout` is dropped rather than buffered for without bound.
     async fn reply(&self, reply: Reply) -> Flow {
         if reply.code >= 400 {
             tracing::info!("reply {} {}", reply.code, lossy(&reply.text));
         }
-        let buf = match self.reader.seal(reply.to_bytes()) {
+        // In TLS the reply is sealed first; then one non-blocking send
+        // when the socket has room, the ring only for what it did not take.
+        let mut buf = match self.reader.seal(reply.to_bytes()) {
             Ok(b) => b,
             Err(e) => {
                 tracing::debug!("control write failed: {e}");
                 return Flow::Close;
             }
         };
+        let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
+        let sent = match rustix::net::send(&*self.sock, &buf, flags) {
+            Ok(n) => n,
+            Err(Errno::AGAIN | Errno::INTR) => 0,
+            Err(e) => {
+                tracing::debug!("control write failed: {e}");
+                return Flow::Close;
+            }
+        };
+        if sent == buf.len() {
+            return Flow::Continue;
+        }
+        buf.drain(..sent);
         match tokio::time::timeout(
             self.ctx.config.data_timeout,
             sys::send_all(self.sock.clone() as FdRef, buf),
