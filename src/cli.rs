@@ -262,6 +262,102 @@ pub struct ServeArgs {
     /// RUST_LOG wins when set.
     #[arg(long = "log-level", value_name = "LEVEL", default_value = "info")]
     pub log_level: String,
+
+    /// FTPS: the server's certificate chain (PEM, leaf first). With
+    /// --tls-key it turns on AUTH TLS and the --listen-implicit listeners;
+    /// both files are re-read on SIGHUP (a bad new pair keeps the old one).
+    #[arg(long = "tls-cert", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// FTPS: the private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long = "tls-key", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Implicit FTPS: accept control connections that start with TLS on
+    /// this address (port 990 by convention); repeatable. Needs --tls-cert.
+    #[arg(long = "listen-implicit", value_name = "ADDR:PORT")]
+    pub listen_implicit: Vec<String>,
+
+    /// Which logins need a TLS control connection: off, accounts (named
+    /// accounts never send their password in clear; anonymous may), or all
+    /// [default: accounts with --tls-cert, else off]
+    #[arg(long = "tls-required", value_enum, value_name = "WHO")]
+    pub tls_required: Option<TlsRequiredArg>,
+
+    /// Whether a TLS session's data connections must be in TLS too
+    /// (PROT P): required refuses transfers after PROT C with 521.
+    #[arg(
+        long = "tls-data",
+        value_enum,
+        value_name = "POLICY",
+        default_value = "required"
+    )]
+    pub tls_data: TlsDataArg,
+
+    /// Oldest TLS version accepted.
+    #[arg(
+        long = "tls-min-version",
+        value_enum,
+        value_name = "VERSION",
+        default_value = "1.2"
+    )]
+    pub tls_min_version: TlsVersionArg,
+
+    /// Whether a data connection must resume its own control connection's
+    /// TLS session (required: else 522, as vsftpd's require_ssl_reuse);
+    /// this is what stops a third party from taking over a data
+    /// connection. `off` lets clients such as Python's stock ftplib work.
+    #[arg(
+        long = "tls-session-reuse",
+        value_enum,
+        value_name = "POLICY",
+        default_value = "required"
+    )]
+    pub tls_session_reuse: TlsReuseArg,
+
+    /// Kernel TLS for downloads: auto hands a data connection's keys to the
+    /// kernel when it supports the cipher (probed at start, logged), so
+    /// RETR stays sendfile/splice; off always encrypts in userspace.
+    #[arg(long = "ktls", value_enum, value_name = "MODE", default_value = "auto")]
+    pub ktls: KtlsArg,
+}
+
+/// `--tls-required`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsRequiredArg {
+    Off,
+    Accounts,
+    All,
+}
+
+/// `--tls-data`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsDataArg {
+    Optional,
+    Required,
+}
+
+/// `--tls-min-version`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersionArg {
+    #[value(name = "1.2")]
+    V1_2,
+    #[value(name = "1.3")]
+    V1_3,
+}
+
+/// `--tls-session-reuse`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsReuseArg {
+    Required,
+    Off,
+}
+
+/// `--ktls`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KtlsArg {
+    Auto,
+    Off,
 }
 
 /// `--sandbox`: how hard to insist on the Landlock sandbox.

@@ -9,9 +9,29 @@ use std::time::Duration;
 
 use crate::access::AccessList;
 use crate::auth::ban::{self, BanPolicy};
-use crate::cli::{SandboxMode, ServeArgs};
+use crate::auth::tls::{TlsData, TlsRequired, TlsRules};
+use crate::cli::{
+    KtlsArg, SandboxMode, ServeArgs, TlsDataArg, TlsRequiredArg, TlsReuseArg, TlsVersionArg,
+};
 use crate::data::announce::{self, AnnounceTable};
 use crate::data::ports::PortRange;
+
+/// The FTPS settings of `ringftp serve` (`--tls-*`), present when a
+/// certificate is configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// `--tls-cert`: the certificate chain, PEM.
+    pub cert: PathBuf,
+    /// `--tls-key`: its private key, PEM.
+    pub key: PathBuf,
+    /// `--tls-min-version 1.3`: TLS 1.2 refused.
+    pub tls13_only: bool,
+    /// `--tls-session-reuse required`: a data connection must resume its
+    /// own control connection's TLS session.
+    pub session_reuse: bool,
+    /// `--ktls auto`: hand download keys to the kernel where it can.
+    pub ktls: bool,
+}
 
 /// Everything `ringftp serve` runs with, validated.
 #[derive(Debug, Clone)]
@@ -72,6 +92,12 @@ pub struct Config {
     pub access: AccessList,
     /// `--ipv6-prefix`: IPv6 clients count per network of this length.
     pub ipv6_prefix: u8,
+    /// `--listen-implicit`: control addresses where TLS starts at accept.
+    pub listen_implicit: Vec<SocketAddr>,
+    /// FTPS settings, when `--tls-cert` is given.
+    pub tls: Option<TlsSettings>,
+    /// The FTPS rules sessions follow.
+    pub tls_rules: TlsRules,
 }
 
 /// The greeting when no `--banner` is given.
@@ -287,6 +313,19 @@ impl Config {
                 args.ipv6_prefix
             ));
         }
+        let listen_implicit = args
+            .listen_implicit
+            .iter()
+            .map(|s| parse_listen(s).map_err(|e| e.replacen("--listen", "--listen-implicit", 1)))
+            .collect::<Result<Vec<_>, _>>()?;
+        for a in &listen_implicit {
+            if a.port() != 0 && listen.contains(a) {
+                return Err(format!(
+                    "--listen-implicit {a} is also a --listen address; give each port one role"
+                ));
+            }
+        }
+        let (tls, tls_rules) = tls_settings(args, &listen_implicit)?;
         Ok(Config {
             listen,
             root,
@@ -322,8 +361,60 @@ impl Config {
             banner_file,
             access,
             ipv6_prefix: args.ipv6_prefix,
+            listen_implicit,
+            tls,
+            tls_rules,
         })
     }
+}
+
+/// The `--tls-*` flags, checked against each other: TLS policies and
+/// implicit listeners need a certificate.
+fn tls_settings(
+    args: &ServeArgs,
+    listen_implicit: &[SocketAddr],
+) -> Result<(Option<TlsSettings>, TlsRules), String> {
+    let (cert, key) = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        (None, None) => {
+            if !listen_implicit.is_empty() {
+                return Err("--listen-implicit needs --tls-cert and --tls-key".into());
+            }
+            if matches!(
+                args.tls_required,
+                Some(TlsRequiredArg::Accounts | TlsRequiredArg::All)
+            ) {
+                return Err(
+                    "--tls-required accounts|all needs --tls-cert and --tls-key (nobody could log in)"
+                        .into(),
+                );
+            }
+            return Ok((None, TlsRules::default()));
+        }
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
+    let required = match args.tls_required.unwrap_or(TlsRequiredArg::Accounts) {
+        TlsRequiredArg::Off => TlsRequired::Off,
+        TlsRequiredArg::Accounts => TlsRequired::Accounts,
+        TlsRequiredArg::All => TlsRequired::All,
+    };
+    let data = match args.tls_data {
+        TlsDataArg::Optional => TlsData::Optional,
+        TlsDataArg::Required => TlsData::Required,
+    };
+    let settings = TlsSettings {
+        cert,
+        key,
+        tls13_only: args.tls_min_version == TlsVersionArg::V1_3,
+        session_reuse: args.tls_session_reuse == TlsReuseArg::Required,
+        ktls: args.ktls == KtlsArg::Auto,
+    };
+    let rules = TlsRules {
+        available: true,
+        required,
+        data,
+    };
+    Ok((Some(settings), rules))
 }
 
 #[cfg(test)]
@@ -525,5 +616,67 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn tls_flags() {
+        // No certificate: no TLS, nothing required.
+        let c = Config::from_args(&args(&[]), 1).unwrap();
+        assert_eq!((c.tls.as_ref(), c.tls_rules), (None, TlsRules::default()));
+        let cert = ["--tls-cert", "/c.pem", "--tls-key", "/k.pem"];
+        let c = Config::from_args(&args(&cert), 1).unwrap();
+        let t = c.tls.unwrap();
+        assert!(t.session_reuse && t.ktls && !t.tls13_only);
+        assert_eq!(
+            c.tls_rules,
+            TlsRules {
+                available: true,
+                required: TlsRequired::Accounts,
+                data: TlsData::Required
+            }
+        );
+        let mut more = cert.to_vec();
+        more.extend_from_slice(&[
+            "--tls-required",
+            "all",
+            "--tls-data",
+            "optional",
+            "--tls-min-version",
+            "1.3",
+            "--tls-session-reuse",
+            "off",
+            "--ktls",
+            "off",
+            "--listen-implicit",
+            "127.0.0.1:9990",
+        ]);
+        let c = Config::from_args(&args(&more), 1).unwrap();
+        let t = c.tls.unwrap();
+        assert!(!t.session_reuse && !t.ktls && t.tls13_only);
+        assert_eq!(c.tls_rules.required, TlsRequired::All);
+        assert_eq!(c.tls_rules.data, TlsData::Optional);
+        assert_eq!(c.listen_implicit, vec!["127.0.0.1:9990".parse().unwrap()]);
+        for (bad, frag) in [
+            (
+                &["--listen-implicit", "127.0.0.1:990"][..],
+                "needs --tls-cert",
+            ),
+            (&["--tls-required", "accounts"][..], "needs --tls-cert"),
+            (&["--listen-implicit", "nonsense"][..], "--listen-implicit"),
+        ] {
+            let e = Config::from_args(&args(bad), 1).unwrap_err();
+            assert!(e.contains(frag), "{bad:?}: {e}");
+        }
+        let mut same = cert.to_vec();
+        same.extend_from_slice(&[
+            "--listen",
+            "127.0.0.1:2121",
+            "--listen-implicit",
+            "127.0.0.1:2121",
+        ]);
+        let e = Config::from_args(&args(&same), 1).unwrap_err();
+        assert!(e.contains("one role"), "{e}");
+        // clap: one of the pair alone.
+        assert!(crate::cli::Cli::try_parse_from(["ringftp", "serve", "--tls-cert", "/c"]).is_err());
     }
 }

@@ -10,6 +10,8 @@
 //!   openat2, and LIST/MLSD formatting;
 //! - [`data`]: data channels (passive port slices, active connects, the
 //!   RFC 2577 checks) and the transfers over them;
+//! - [`tls`]: FTPS (RFC 4217): certificates, session-reuse binding, the
+//!   rustls handshake on io_uring, the in-place record layer;
 //! - [`engine`]: shard threads, the zero-copy splice path, and the one
 //!   module (`engine::sys`) allowed to use `unsafe`;
 //! - [`limits`]: `--max-sessions`, `--max-per-ip` and `--max-rate`, shared
@@ -40,6 +42,7 @@ pub mod server;
 pub mod session;
 pub mod shard;
 pub mod shutdown;
+pub mod tls;
 pub mod units;
 pub mod vfs;
 pub mod xferlog;

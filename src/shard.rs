@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::data::announce::Announcer;
 use crate::data::passive::PortSlice;
 use crate::engine::pool::WorkerPool;
-use crate::engine::splice::{Counters, PipePool};
+use crate::engine::splice::{BufPool, Counters, PipePool};
 use crate::engine::sys::FdRef;
 use crate::limits::{Limits, Permit};
 use crate::live::Live;
@@ -39,6 +39,8 @@ pub struct ShardCtx {
     /// This shard's slice of the passive port range.
     pub ports: Rc<PortSlice>,
     pub pipes: PipePool,
+    /// FTPS transfer buffers (userspace encryption).
+    pub tls_buffers: BufPool,
     /// Worker threads for listings (directory reads and rendering).
     pub workers: WorkerPool,
     pub counters: Counters,
@@ -66,6 +68,8 @@ pub struct ShardCtx {
     /// The addresses 227 replies announce, by client network (shared;
     /// read once per PASV, replaced whole when SIGHUP re-resolves names).
     pub announce: Arc<Announcer>,
+    /// FTPS (shared by all shards), when a certificate is configured.
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 /// What an admitted session occupies: its place in the shard's count and

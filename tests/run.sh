@@ -46,6 +46,16 @@ if ! command -v fincore >/dev/null 2>&1; then
         >/dev/null 2>&1 || echo "tests/run.sh: no fincore; the page-cache test trusts posix_fadvise"
 fi
 
+# rclone (Debian's package) for the FTPS test with explicit_tls; optional:
+# tests/ftps.rs skips that one test without it.
+if ! command -v rclone >/dev/null 2>&1; then
+    echo "tests/run.sh: installing rclone, if the archive has it"
+    SUDO=()
+    if [ "$(id -u)" != 0 ]; then SUDO=(sudo); fi
+    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends rclone \
+        >/dev/null 2>&1 || echo "tests/run.sh: no rclone; its FTPS test is skipped"
+fi
+
 if ! python3 -c 'import pyftpdlib' 2>/dev/null; then
     echo "tests/run.sh: installing pyftpdlib"
     # pip as is (pyenv, venv), else past PEP 668 (Debian's python3), else

@@ -33,16 +33,17 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// The listeners of a server, per shard, and the locks that keep other
 /// servers off their addresses (held until the process ends).
 pub(super) struct Bound {
-    /// `per_shard[shard]` holds one socket per address, in `addrs` order.
-    pub per_shard: Vec<Vec<Socket>>,
-    /// The addresses really bound (port 0 resolved).
-    pub addrs: Vec<SocketAddr>,
+    /// `per_shard[shard]` holds one socket per address, in `addrs` order,
+    /// each with whether TLS starts at accept (`--listen-implicit`).
+    pub per_shard: Vec<Vec<(Socket, bool)>>,
+    /// The addresses really bound (port 0 resolved), with the same flag.
+    pub addrs: Vec<(SocketAddr, bool)>,
     pub locks: Vec<UnixDatagram>,
 }
 
 /// Binds every address in `listen` once per shard.
 pub(super) fn bind_all(
-    listen: &[SocketAddr],
+    listen: &[(SocketAddr, bool)],
     cores: usize,
     reuse_port: bool,
 ) -> Result<Bound, String> {
@@ -51,7 +52,7 @@ pub(super) fn bind_all(
         addrs: Vec::new(),
         locks: Vec::new(),
     };
-    for &want in listen {
+    for &(want, implicit) in listen {
         let addr = if reuse_port {
             want
         } else {
@@ -62,11 +63,12 @@ pub(super) fn bind_all(
         };
         let first = bind_control(addr).map_err(|e| explain(addr, &e, reuse_port))?;
         let real = local(&first).map_err(|e| format!("--listen {want}: {e}"))?;
-        bound.per_shard[0].push(first);
+        bound.per_shard[0].push((first, implicit));
         for shard in bound.per_shard.iter_mut().skip(1) {
-            shard.push(bind_control(real).map_err(|e| explain(real, &e, reuse_port))?);
+            let sock = bind_control(real).map_err(|e| explain(real, &e, reuse_port))?;
+            shard.push((sock, implicit));
         }
-        bound.addrs.push(real);
+        bound.addrs.push((real, implicit));
     }
     Ok(bound)
 }
@@ -161,20 +163,20 @@ mod tests {
 
     #[test]
     fn a_second_group_on_the_same_address_is_refused() {
-        let first = bind_all(&["127.0.0.1:0".parse().unwrap()], 2, false).unwrap();
-        let addr = first.addrs[0];
+        let first = bind_all(&[("127.0.0.1:0".parse().unwrap(), false)], 2, false).unwrap();
+        let addr = first.addrs[0].0;
         assert_ne!(addr.port(), 0);
         assert_eq!(first.per_shard.len(), 2);
-        assert_eq!(local(&first.per_shard[1][0]).unwrap(), addr);
-        let e = bind_all(&[addr], 2, false).err().unwrap();
+        assert_eq!(local(&first.per_shard[1][0].0).unwrap(), addr);
+        let e = bind_all(&[(addr, false)], 2, false).err().unwrap();
         assert!(e.contains("address in use"), "{e}");
         assert!(e.contains("--reuse-port"), "{e}");
         // A wildcard address overlapping it is refused as well.
         let any: SocketAddr = format!("0.0.0.0:{}", addr.port()).parse().unwrap();
-        assert!(bind_all(&[any], 1, false).is_err());
+        assert!(bind_all(&[(any, true)], 1, false).is_err());
         // On purpose, it joins.
-        let second = bind_all(&[addr], 2, true).unwrap();
-        assert_eq!(second.addrs, vec![addr]);
+        let second = bind_all(&[(addr, false)], 2, true).unwrap();
+        assert_eq!(second.addrs, vec![(addr, false)]);
     }
 
     #[test]
@@ -193,7 +195,7 @@ mod tests {
     fn a_foreign_listener_without_reuseport_is_refused_even_with_reuse_port() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
-        let e = bind_all(&[addr], 1, true).err().unwrap();
+        let e = bind_all(&[(addr, false)], 1, true).err().unwrap();
         assert!(e.contains("did not set SO_REUSEPORT"), "{e}");
     }
 }

@@ -47,7 +47,7 @@ use crate::data::announce::Announcer;
 use crate::data::passive::PortSlice;
 use crate::engine::pool::{WorkerPool, WORKERS_PER_SHARD};
 use crate::engine::shard::{self, ShardInfo};
-use crate::engine::splice::{Counters, PipePool};
+use crate::engine::splice::{BufPool, Counters, PipePool};
 use crate::engine::sys;
 use crate::limits::Limits;
 use crate::live::{Live, Settings};
@@ -148,9 +148,36 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
     let bans = Arc::new(BanList::new(config.login_ban));
     bans.set(config.login_ban, config.ipv6_prefix);
 
-    // Bind every listener for every shard up front.
-    let bound = listen::bind_all(&config.listen, config.cores, config.reuse_port)
-        .map_err(anyhow::Error::msg)?;
+    // The certificate too, read while still root: a bad pair stops the
+    // server with the reason.
+    let tls = match &config.tls {
+        Some(settings) => {
+            let tls = crate::tls::Tls::new(settings).map_err(anyhow::Error::msg)?;
+            tracing::info!(
+                cert = %settings.cert.display(),
+                "FTPS on: AUTH TLS offered, {} for downloads",
+                if settings.ktls { tls.ktls.to_string() } else { "kTLS off (--ktls off)".to_string() }
+            );
+            if settings.ktls && tls.ktls.pairs.is_empty() {
+                tracing::info!(
+                    "FTPS downloads are encrypted in userspace (in place, 16 KiB records)"
+                );
+            }
+            Some(Arc::new(tls))
+        }
+        None => None,
+    };
+
+    // Bind every listener for every shard up front (implicit FTPS ones
+    // flagged).
+    let wanted: Vec<_> = config
+        .listen
+        .iter()
+        .map(|a| (*a, false))
+        .chain(config.listen_implicit.iter().map(|a| (*a, true)))
+        .collect();
+    let bound =
+        listen::bind_all(&wanted, config.cores, config.reuse_port).map_err(anyhow::Error::msg)?;
     if config.reuse_port && listen::migrates_requests() == Some(false) {
         tracing::warn!(
             "--reuse-port: net.ipv4.tcp_migrate_req is 0, so connections queued on a listener that closes (the old server's, when it stops) are reset instead of handed to this one; set it to 1 for a hand-over without refusals (docs/operations.md)"
@@ -173,12 +200,21 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
     let notifier = Arc::new(notify::Notifier::from_env(config.cores));
 
     drop_privileges(&config)?;
-    confine(&config, &root_fd, &start.extra_readable)?;
+    // The sandbox keeps the certificate and key readable for SIGHUP.
+    let mut readable = start.extra_readable.clone();
+    if let Some(settings) = &config.tls {
+        readable.extend([settings.cert.clone(), settings.key.clone()]);
+    }
+    confine(&config, &root_fd, &readable)?;
     // Announced once the process is what it will serve as (the listeners
     // already queue connections).
     let mut stdout = std::io::stdout().lock();
-    for real in &bound.addrs {
-        writeln!(stdout, "listening on {real}")?;
+    for (real, implicit) in &bound.addrs {
+        if *implicit {
+            writeln!(stdout, "listening on {real} (implicit FTPS)")?;
+        } else {
+            writeln!(stdout, "listening on {real}")?;
+        }
     }
     stdout.flush()?;
     drop(stdout);
@@ -215,6 +251,7 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
         live: live.clone(),
         limits: limits.clone(),
         bans: bans.clone(),
+        certs: tls.as_ref().map(|t| t.certs.clone()),
     };
     signals::spawn_signal_thread(reloader, notifier.clone(), stop, config.shutdown_grace)?;
     let config = Arc::new(config);
@@ -245,6 +282,8 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
                 root_fd: root_fd.clone(),
                 ports: PortSlice::new(slices[info.id]),
                 pipes: PipePool::default(),
+                tls_buffers: BufPool::default(),
+                tls: tls.clone(),
                 workers,
                 counters: Counters::default(),
                 sessions_open: Cell::new(0),
@@ -266,7 +305,7 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
             async move {
                 tracing::debug!(shard = info.id, cpu = info.cpu, "shard started");
                 let mut loops = Vec::new();
-                for l in listeners {
+                for (l, implicit) in listeners {
                     let l = Rc::new(l);
                     // Several ACCEPTs in flight per listener: a burst of new
                     // connections completes in batches instead of one ring
@@ -275,6 +314,7 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
                         loops.push(tokio_uring::spawn(accept::accept_loop(
                             ctx.clone(),
                             l.clone(),
+                            implicit,
                         )));
                     }
                 }

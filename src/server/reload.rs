@@ -1,6 +1,7 @@
 //! SIGHUP: re-read the command line's `--config` file (and `--banner
-//! @FILE`, the users file), put in force what can change while the server
-//! runs, and say which changes need a restart.
+//! @FILE`, the users file, the FTPS certificate and key), put in force
+//! what can change while the server runs, and say which changes need a
+//! restart.
 //!
 //! Live: the accounts (the users file is re-read), `--banner`, `--allow`,
 //! `--deny`, `--max-sessions`, `--max-per-ip`, `--ipv6-prefix`,
@@ -21,6 +22,7 @@ use crate::config_file::{self, Setting};
 use crate::data::announce::{self, Announcer, Reresolved};
 use crate::limits::Limits;
 use crate::live::{Live, Settings};
+use crate::tls::certs::Reloadable;
 
 /// The keys SIGHUP applies at once.
 pub const LIVE_KEYS: &[&str] = &[
@@ -50,12 +52,25 @@ pub struct Reloader {
     pub live: Arc<Live>,
     pub limits: Arc<Limits>,
     pub bans: Arc<BanList>,
+    /// The FTPS certificate and key, re-read on SIGHUP (a bad new pair
+    /// keeps the old one).
+    pub certs: Option<Arc<Reloadable>>,
 }
 
 impl Reloader {
     /// Handles one SIGHUP (blocking: name lookups; runs on the signal
     /// thread, never on a shard).
     pub fn on_sighup(&mut self) {
+        if let Some(certs) = &self.certs {
+            match certs.reload() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+                Err(e) => {
+                    tracing::error!(
+                        "SIGHUP: TLS certificate not reloaded, keeping the old one: {e}"
+                    )
+                }
+            }
+        }
         match self.users.reload() {
             Ok(n) => tracing::info!("SIGHUP: users file reloaded ({n} accounts)"),
             Err(e) => {

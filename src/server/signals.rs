@@ -12,8 +12,8 @@ use crate::shutdown::{self, Phase};
 
 /// A thread that handles signals:
 /// - SIGHUP re-reads the users file (a bad new file keeps the old
-///   accounts, and the log says why), the `--config` file and the banner
-///   file, and re-resolves the host names given to --pasv-address /
+///   accounts, and the log says why), the `--config` file, the banner
+///   file and the FTPS certificate and key, and re-resolves the host names given to --pasv-address /
 ///   --pasv-address-map (a name that fails keeps its old address); see
 ///   [`Reloader`]. Lookups block, so they happen here, never on a shard;
 /// - the first SIGTERM or SIGINT starts a graceful shutdown
