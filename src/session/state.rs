@@ -36,8 +36,15 @@ pub use tls::TlsState;
 /// Where the session is in the login sequence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Login {
+    /// Waiting for USER: at connect, after REIN, and from PASS until the
+    /// login is accepted.
     AwaitUser,
-    AwaitPass { user: String },
+    /// USER given (331 sent); PASS comes next.
+    AwaitPass {
+        /// The name given to USER.
+        user: String,
+    },
+    /// PASS accepted (230): the session's account.
     LoggedIn(Account),
 }
 
@@ -126,6 +133,7 @@ impl Session {
         }
     }
 
+    /// Where the session is in the login sequence.
     pub fn login(&self) -> &Login {
         &self.login
     }
@@ -153,26 +161,33 @@ impl Session {
         self.failed_logins
     }
 
+    /// The working directory: a normalized virtual path, as PWD shows it
+    /// (`/` is the account's home).
     pub fn cwd(&self) -> &[u8] {
         &self.cwd
     }
 
+    /// TYPE A is in effect (else TYPE I).
     pub fn is_ascii(&self) -> bool {
         self.ascii
     }
 
+    /// How the next transfer's data connection will be made.
     pub fn data_mode(&self) -> DataMode {
         self.data
     }
 
+    /// The MLSx facts chosen with OPTS MLST (all until then).
     pub fn facts(&self) -> Facts {
         self.facts
     }
 
+    /// The client's control-connection address.
     pub fn peer(&self) -> SocketAddr {
         self.peer
     }
 
+    /// The server-wide rules this session follows.
     pub fn rules(&self) -> Rules {
         self.rules
     }
