@@ -26,6 +26,7 @@ pub mod engine;
 pub mod limits;
 pub mod loadgen;
 pub mod logging;
+pub mod metrics;
 pub mod proto;
 pub mod server;
 pub mod session;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use super::DataConn;
 use crate::engine::splice::{self, SpliceError, TransferCtx};
 use crate::engine::sys::{self, FdRef};
+use crate::metrics::counters::{BytePath, Dir};
 
 /// How a transfer failed, in the terms of its reply.
 #[derive(Debug)]
@@ -138,7 +139,9 @@ impl Channel<'_> {
                 from += w;
                 pos += w as u64;
             }
-            self.ctx.counters.add_copied(n as u64);
+            self.ctx
+                .metrics
+                .bytes(Dir::Upload, BytePath::Copied, n as u64);
             self.ctx.progress.set(pos - offset);
             if n == 0 {
                 return Ok(pos - offset);
@@ -168,7 +171,9 @@ impl Channel<'_> {
                 .write_all(out)
                 .await
                 .map_err(TransferError::Network)?;
-            self.ctx.counters.add_copied(wire);
+            self.ctx
+                .metrics
+                .bytes(Dir::Download, BytePath::Copied, wire);
             pos += n as u64;
             self.ctx.progress.set(pos - offset);
             splice::pace_copied(&mut self.ctx.pacer, wire).await;
@@ -182,8 +187,7 @@ impl Channel<'_> {
             .write_all(bytes)
             .await
             .map_err(TransferError::Network)?;
-        self.ctx.counters.add_copied(n);
-        self.ctx.progress.set(n);
+        self.ctx.landed(Dir::Listing, BytePath::Copied, n);
         Ok(n)
     }
 

@@ -30,6 +30,8 @@ use rustix::pipe::SpliceFlags;
 
 use crate::engine::sys::{self, FdRef, Pipe};
 use crate::limits::{self, SharedRate, RATE_SLACK};
+use crate::metrics::counters::{BytePath, Dir};
+use crate::metrics::ShardMetrics;
 
 /// Pipe size requested with F_SETPIPE_SZ (the default pipe-max-size).
 pub const PIPE_SIZE: u32 = 1 << 20;
@@ -65,52 +67,38 @@ impl PipePool {
     }
 }
 
-/// Per-shard byte counters; `STAT` shows them, so a user (or a test) can
-/// see which path moved the bytes.
-#[derive(Default, Debug)]
-pub struct Counters {
-    /// Bytes moved between file and socket without a userspace copy
-    /// (splice, or sendfile for downloads the page cache holds).
-    pub spliced: Cell<u64>,
-    /// Of those, download bytes read past the page cache: through a pipe,
-    /// the disk read done by io-wq workers.
-    pub from_disk: Cell<u64>,
-    /// Bytes moved through a userspace buffer (ASCII mode, listings).
-    pub copied: Cell<u64>,
-    pub transfers: Cell<u64>,
-}
-
-impl Counters {
-    pub fn add_spliced(&self, n: u64) {
-        self.spliced.set(self.spliced.get() + n);
-    }
-
-    pub fn add_from_disk(&self, n: u64) {
-        self.from_disk.set(self.from_disk.get() + n);
-    }
-
-    pub fn add_copied(&self, n: u64) {
-        self.copied.set(self.copied.get() + n);
-    }
-}
-
-/// Bytes a transfer has moved so far, shared with whoever reports it
-/// (STAT during a transfer). Grows as bytes land, so a transfer that fails
-/// part-way still says what it delivered.
+/// Bytes a transfer has moved so far, and when the first of them moved,
+/// shared with whoever reports it (STAT during a transfer, the live
+/// session table, the time-to-first-byte histogram). Grows as bytes land,
+/// so a transfer that fails part-way still says what it delivered.
 #[derive(Clone, Default, Debug)]
-pub struct Progress(Rc<Cell<u64>>);
+pub struct Progress(Rc<ProgressCells>);
+
+#[derive(Default, Debug)]
+struct ProgressCells {
+    bytes: Cell<u64>,
+    first_byte: Cell<Option<Instant>>,
+}
 
 impl Progress {
     pub fn get(&self) -> u64 {
-        self.0.get()
+        self.0.bytes.get()
+    }
+
+    /// When the first byte moved, if one has.
+    pub fn first_byte(&self) -> Option<Instant> {
+        self.0.first_byte.get()
     }
 
     pub fn set(&self, n: u64) {
-        self.0.set(n);
+        if n > 0 && self.0.first_byte.get().is_none() {
+            self.0.first_byte.set(Some(Instant::now()));
+        }
+        self.0.bytes.set(n);
     }
 
     fn add(&self, n: u64) {
-        self.0.set(self.0.get() + n);
+        self.set(self.get() + n);
     }
 }
 
@@ -119,15 +107,15 @@ impl Progress {
 /// rate caps (if any).
 pub struct TransferCtx<'a> {
     pub pool: &'a PipePool,
-    pub counters: &'a Counters,
+    pub metrics: &'a ShardMetrics,
     pub progress: Progress,
     pub pacer: Option<Pacer>,
 }
 
 impl TransferCtx<'_> {
-    /// `n` bytes moved without a copy.
-    fn landed(&self, n: u64) {
-        self.counters.add_spliced(n);
+    /// `n` bytes of a `dir` transfer moved by `path`.
+    pub fn landed(&self, dir: Dir, path: BytePath, n: u64) {
+        self.metrics.bytes(dir, path, n);
         self.progress.add(n);
     }
 }
@@ -266,7 +254,7 @@ async fn drain_to_file(
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        ctx.landed(n as u64);
+        ctx.landed(Dir::Upload, BytePath::Splice, n as u64);
         left -= n;
     }
     Ok(())
@@ -331,7 +319,6 @@ pub async fn send_file(
                 .await
                 .map_err(SpliceError::Source)?;
             if filled > 0 {
-                ctx.counters.add_from_disk(filled as u64);
                 drain_to_socket(ctx, p, &sock, filled)
                     .await
                     .map_err(SpliceError::Sink)?;
@@ -381,7 +368,7 @@ async fn sendfile_chunk(
         .await;
         match sent_now {
             Ok(0) => break,
-            Ok(n) => ctx.landed(n as u64),
+            Ok(n) => ctx.landed(Dir::Download, BytePath::Sendfile, n as u64),
             // The file's side: a read error, or a file that stopped being
             // readable this way.
             Err(e)
@@ -424,7 +411,7 @@ async fn drain_to_socket(
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        ctx.landed(n as u64);
+        ctx.landed(Dir::Download, BytePath::Splice, n as u64);
         left -= n;
     }
     Ok(())

@@ -10,11 +10,14 @@
 use std::net::Shutdown;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
 use crate::engine::sys::{self, FdRef};
+use crate::limits::Refusal;
+use crate::logging::limit::Suppressed;
+use crate::metrics::counters::RefusedReason;
 use crate::proto::{codes, Reply};
 use crate::session;
 use crate::shard::{Places, ShardCtx};
@@ -79,6 +82,7 @@ fn take(ctx: &Rc<ShardCtx>, sock: Socket) {
         admit(ctx, sock);
     } else {
         refuse(sock, "Server out of resources, try again later.");
+        ctx.metrics.refused(RefusedReason::OutOfFds);
         ctx.reserve.refused();
         ctx.reserve.refill();
     }
@@ -102,6 +106,7 @@ async fn accept_or_stop(
             let _ = listener.shutdown(Shutdown::Both);
             if let Ok(fd) = accept.await {
                 refuse(Socket::from(fd), "Server shutting down.");
+                ctx.metrics.refused(RefusedReason::Shutdown);
             }
             tracing::debug!(shard = ctx.id, "accept loop stopped");
             None
@@ -125,7 +130,19 @@ fn admit(ctx: &Rc<ShardCtx>, sock: Socket) {
     let permit = match ctx.limits.admit(peer.ip()) {
         Ok(p) => p,
         Err(why) => {
-            tracing::info!(%peer, shard = ctx.id, "refused: {}", why.reply_text());
+            ctx.metrics.refused(match why {
+                Refusal::Sessions(_) => RefusedReason::MaxSessions,
+                Refusal::PerAddress(_) => RefusedReason::PerIp,
+            });
+            if let Some(suppressed) = ctx.refusal_log.allow(peer.ip(), Instant::now()) {
+                tracing::info!(
+                    %peer,
+                    shard = ctx.id,
+                    "connection refused: {}{}",
+                    why.reply_text(),
+                    Suppressed(suppressed)
+                );
+            }
             refuse(sock, &why.reply_text());
             return;
         }

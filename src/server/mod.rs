@@ -17,10 +17,10 @@
 mod accept;
 mod signals;
 
-use std::cell::Cell;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,12 +34,15 @@ use crate::config::Config;
 use crate::data::announce::Announcer;
 use crate::data::passive::PortSlice;
 use crate::engine::shard::{self, ShardInfo};
-use crate::engine::splice::{Counters, PipePool};
+use crate::engine::splice::PipePool;
 use crate::engine::sys;
 use crate::limits::Limits;
+use crate::logging::limit::RefusalLog;
+use crate::metrics::live::{self, LiveTable};
+use crate::metrics::{self, Monitor, ShardMetrics};
 use crate::shard::{Reserve, ShardCtx};
 use crate::shutdown::{self, Phase};
-use crate::xferlog::XferLog;
+use crate::xferlog::{ShardXferLog, XferLog};
 
 /// Concurrent argon2 checks per shard (each runs on the blocking pool).
 const PASSWORD_CHECKS_PER_SHARD: usize = 2;
@@ -49,7 +52,7 @@ const ACCEPTS_IN_FLIGHT: usize = 4;
 
 /// Entry point of `ringftp serve`.
 pub fn main(args: ServeArgs) -> anyhow::Result<()> {
-    crate::logging::init(&args.log_level)?;
+    crate::logging::init(&args.log_level, args.log_format)?;
     let cpus = shard::available_cpus().len();
     let config = Config::from_args(&args, cpus).map_err(anyhow::Error::msg)?;
     run(config)
@@ -74,6 +77,22 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         UsersDb::open(config.users.clone(), config.root.clone()).map_err(anyhow::Error::msg)?,
     );
     let bans = Arc::new(BanList::new(config.login_ban));
+    // The transfer log too: a path that cannot be opened is a start-up
+    // error, not a server that silently records nothing.
+    let xferlog = match &config.xferlog {
+        Some(p) => Some(Arc::new(
+            XferLog::open(p, config.xferlog_utc)
+                .with_context(|| format!("--xferlog {}", p.display()))?,
+        )),
+        None => None,
+    };
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            std::net::TcpListener::bind(addr)
+                .with_context(|| format!("--metrics-listen {addr}"))?,
+        ),
+        None => None,
+    };
 
     // Bind every listener for every shard up front.
     let mut per_shard: Vec<Vec<Socket>> = (0..config.cores).map(|_| Vec::new()).collect();
@@ -89,6 +108,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             shard_sockets.push(bind_control(real).with_context(|| format!("--listen {real}"))?);
         }
         writeln!(stdout, "listening on {real}")?;
+    }
+    if let Some(l) = &metrics_listener {
+        writeln!(stdout, "metrics on {}", l.local_addr()?)?;
     }
     stdout.flush()?;
     drop(stdout);
@@ -108,7 +130,26 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let announce = Arc::new(Announcer::new(config.pasv_announce.clone()));
     let stop = shutdown::Shutdown::new();
     let watch = stop.watch();
-    signals::spawn_signal_thread(users.clone(), announce.clone(), stop, config.shutdown_grace)?;
+    let shard_metrics: Vec<Arc<ShardMetrics>> = (0..config.cores)
+        .map(|i| Arc::new(ShardMetrics::new(i)))
+        .collect();
+    let (inspectors, inspections): (Vec<_>, Vec<_>) =
+        (0..config.cores).map(|_| live::inspector()).unzip();
+    if let Some(l) = metrics_listener {
+        let monitor = Arc::new(Monitor::new(
+            shard_metrics.clone(),
+            inspectors,
+            watch.clone(),
+        ));
+        metrics::http::spawn(l, monitor).context("starting the --metrics-listen thread")?;
+    }
+    signals::spawn_signal_thread(
+        users.clone(),
+        announce.clone(),
+        xferlog.clone(),
+        stop,
+        config.shutdown_grace,
+    )?;
     let limits = Arc::new(Limits::new(
         config.max_sessions,
         config.max_per_ip,
@@ -116,7 +157,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     ));
     let config = Arc::new(config);
     let handoff = Arc::new(Mutex::new(
-        per_shard.into_iter().map(Some).collect::<Vec<_>>(),
+        per_shard
+            .into_iter()
+            .zip(inspections)
+            .map(Some)
+            .collect::<Vec<_>>(),
     ));
 
     shard::run_shards(
@@ -124,17 +169,20 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         config.cores,
         true,
         move |info: ShardInfo| {
-            let listeners = handoff.lock().unwrap()[info.id].take().unwrap_or_default();
+            let (listeners, inspections) = handoff.lock().unwrap()[info.id]
+                .take()
+                .expect("each shard starts once");
+            let metrics = shard_metrics[info.id].clone();
             let ctx = Rc::new(ShardCtx {
                 id: info.id,
                 config: config.clone(),
                 root: Rc::new(root_fd.clone()),
                 root_fd: root_fd.clone(),
-                ports: PortSlice::new(slices[info.id]),
+                ports: PortSlice::new(slices[info.id], metrics.clone()),
                 pipes: PipePool::default(),
-                counters: Counters::default(),
-                sessions_open: Cell::new(0),
-                sessions_total: Cell::new(0),
+                metrics,
+                live: Rc::new(LiveTable::default()),
+                refusal_log: RefusalLog::default(),
                 users: users.clone(),
                 bans: bans.clone(),
                 limits: limits.clone(),
@@ -142,22 +190,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 reserve: Reserve::default(),
                 password_checks: Rc::new(tokio::sync::Semaphore::new(PASSWORD_CHECKS_PER_SHARD)),
                 announce: announce.clone(),
-                xferlog: config
-                    .xferlog
-                    .as_deref()
-                    .and_then(|p| match XferLog::open(p) {
-                        Ok(x) => Some(x),
-                        Err(e) => {
-                            tracing::error!(
-                                "--xferlog {}: {e}; transfers will not be logged",
-                                p.display()
-                            );
-                            None
-                        }
-                    }),
+                xferlog: xferlog.clone().map(ShardXferLog::new),
             });
             async move {
                 tracing::debug!(shard = info.id, cpu = info.cpu, "shard started");
+                // Answers /sessions for this shard; dropped with the runtime.
+                tokio_uring::spawn(live::answer(ctx.live.clone(), info.id, inspections));
                 let mut loops = Vec::new();
                 for l in listeners {
                     let l = Rc::new(l);
@@ -171,11 +209,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                         )));
                     }
                 }
+                ctx.metrics.accepting.store(true, Ordering::Relaxed);
                 // The loops end when a shutdown begins; then the sessions
                 // finish (or are cut at the end of the grace period).
                 for l in loops {
                     let _ = l.await;
                 }
+                ctx.metrics.accepting.store(false, Ordering::Relaxed);
                 drain(&ctx).await;
                 tracing::debug!(shard = info.id, "shard stopped");
             }
@@ -194,7 +234,7 @@ async fn drain(ctx: &ShardCtx) {
     const LAST_REPLIES: Duration = Duration::from_secs(2);
     let mut watch = ctx.shutdown.clone();
     loop {
-        if ctx.sessions_open.get() == 0 {
+        if ctx.metrics.sessions_open.get() == 0 {
             return;
         }
         tokio::select! {
@@ -203,10 +243,10 @@ async fn drain(ctx: &ShardCtx) {
         }
     }
     let deadline = Instant::now() + LAST_REPLIES;
-    while ctx.sessions_open.get() > 0 && Instant::now() < deadline {
+    while ctx.metrics.sessions_open.get() > 0 && Instant::now() < deadline {
         tokio::time::sleep(POLL).await;
     }
-    let left = ctx.sessions_open.get();
+    let left = ctx.metrics.sessions_open.get();
     if left > 0 {
         tracing::warn!(
             shard = ctx.id,

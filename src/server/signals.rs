@@ -9,12 +9,15 @@ use std::time::Duration;
 use crate::auth::UsersDb;
 use crate::data::announce::{self, Announcer, Reresolved};
 use crate::shutdown::{self, Phase};
+use crate::xferlog::XferLog;
 
 /// A thread that handles signals:
 /// - SIGHUP re-reads the users file (a bad new file keeps the old
-///   accounts, and the log says why) and re-resolves the host names given
-///   to --pasv-address / --pasv-address-map (a name that fails keeps its
-///   old address); lookups block, so they happen here, never on a shard;
+///   accounts, and the log says why), reopens the xferlog (logrotate moved
+///   it; a reopen that fails keeps writing to the old file) and re-resolves
+///   the host names given to --pasv-address / --pasv-address-map (a name
+///   that fails keeps its old address); lookups and opens block, so they
+///   happen here, never on a shard;
 /// - the first SIGTERM or SIGINT starts a graceful shutdown
 ///   ([`Phase::Draining`]), and `grace` later cuts what is still running
 ///   ([`Phase::Closing`]); should the shards still not have ended a few
@@ -24,6 +27,7 @@ use crate::shutdown::{self, Phase};
 pub(super) fn spawn_signal_thread(
     users: Arc<UsersDb>,
     announce: Arc<Announcer>,
+    xferlog: Option<Arc<XferLog>>,
     stop: shutdown::Shutdown,
     grace: Duration,
 ) -> anyhow::Result<()> {
@@ -59,7 +63,7 @@ pub(super) fn spawn_signal_thread(
                     };
                     let signo = tokio::select! {
                         _ = hup.recv() => {
-                            on_sighup(&users, &announce);
+                            on_sighup(&users, &announce, xferlog.as_deref());
                             continue;
                         }
                         _ = deadline => {
@@ -74,6 +78,7 @@ pub(super) fn spawn_signal_thread(
                                 }
                                 _ => {
                                     tracing::error!("shutdown: shards did not stop in time; exiting anyway");
+                                    crate::logging::flush();
                                     std::process::exit(0);
                                 }
                             }
@@ -85,6 +90,7 @@ pub(super) fn spawn_signal_thread(
                     let name = if signo == libc::SIGTERM { "SIGTERM" } else { "SIGINT" };
                     if stop.phase() != Phase::Running {
                         tracing::warn!("{name} again: exiting now");
+                        crate::logging::flush();
                         std::process::exit(128 + signo);
                     }
                     tracing::info!(
@@ -99,12 +105,22 @@ pub(super) fn spawn_signal_thread(
     Ok(())
 }
 
-/// SIGHUP: reload the users file, re-resolve the 227 address names.
-fn on_sighup(users: &UsersDb, announce: &Announcer) {
+/// SIGHUP: reload the users file, reopen the xferlog, re-resolve the 227
+/// address names.
+fn on_sighup(users: &UsersDb, announce: &Announcer, xferlog: Option<&XferLog>) {
     match users.reload() {
         Ok(n) => tracing::info!("SIGHUP: users file reloaded ({n} accounts)"),
         Err(e) => {
             tracing::error!("SIGHUP: users file not reloaded, keeping the old accounts: {e}")
+        }
+    }
+    if let Some(log) = xferlog {
+        match log.reopen() {
+            Ok(()) => tracing::info!("SIGHUP: xferlog {} reopened", log.path().display()),
+            Err(e) => tracing::error!(
+                "SIGHUP: xferlog {} not reopened, still writing to the old file: {e}",
+                log.path().display()
+            ),
         }
     }
     if announce.snapshot().has_names() {

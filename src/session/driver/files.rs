@@ -12,7 +12,7 @@ use crate::vfs::time::format_mdtm;
 use crate::vfs::{resolve, write, VfsError};
 
 impl Conn {
-    pub(super) async fn change_dir(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
+    pub(super) async fn change_dir(&mut self, vpath: Vec<u8>) -> Flow {
         match resolve::stat(self.root(), &vpath).await {
             Ok(st) if st.is_dir() => {
                 self.session.cwd_changed(vpath);
@@ -22,30 +22,30 @@ impl Conn {
                 ))
                 .await
             }
-            Ok(_) => self.refuse(verb, &vpath, VfsError::NotADirectory).await,
-            Err(e) => self.refuse(verb, &vpath, e).await,
+            Ok(_) => self.refuse(&vpath, VfsError::NotADirectory).await,
+            Err(e) => self.refuse(&vpath, e).await,
         }
     }
 
-    pub(super) async fn size(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
+    pub(super) async fn size(&mut self, vpath: Vec<u8>) -> Flow {
         match resolve::stat(self.root(), &vpath).await {
             Ok(st) if st.is_file() => {
                 self.reply(Reply::new(FILE_STATUS, st.size.to_string()))
                     .await
             }
-            Ok(_) => self.refuse(verb, &vpath, VfsError::NotAFile).await,
-            Err(e) => self.refuse(verb, &vpath, e).await,
+            Ok(_) => self.refuse(&vpath, VfsError::NotAFile).await,
+            Err(e) => self.refuse(&vpath, e).await,
         }
     }
 
-    pub(super) async fn mdtm(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
+    pub(super) async fn mdtm(&mut self, vpath: Vec<u8>) -> Flow {
         match resolve::stat(self.root(), &vpath).await {
             Ok(st) if st.is_file() => {
                 self.reply(Reply::new(FILE_STATUS, format_mdtm(st.mtime)))
                     .await
             }
-            Ok(_) => self.refuse(verb, &vpath, VfsError::NotAFile).await,
-            Err(e) => self.refuse(verb, &vpath, e).await,
+            Ok(_) => self.refuse(&vpath, VfsError::NotAFile).await,
+            Err(e) => self.refuse(&vpath, e).await,
         }
     }
 
@@ -69,14 +69,14 @@ impl Conn {
         self.changed(verb, &vpath, r, ok).await
     }
 
-    pub(super) async fn rename_from(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
+    pub(super) async fn rename_from(&mut self, vpath: Vec<u8>) -> Flow {
         match write::exists(self.root(), &vpath).await {
             Ok(()) => {
                 self.session.rename_from(vpath);
                 self.reply(Reply::new(FILE_ACTION_PENDING, "Ready for RNTO."))
                     .await
             }
-            Err(e) => self.refuse(verb, &vpath, e).await,
+            Err(e) => self.refuse(&vpath, e).await,
         }
     }
 
@@ -115,7 +115,7 @@ impl Conn {
                 tracing::info!(path = %lossy(vpath), "{verb} done");
                 self.reply(ok).await
             }
-            Err(e) => self.refuse(verb, vpath, e).await,
+            Err(e) => self.refuse(vpath, e).await,
         }
     }
 }

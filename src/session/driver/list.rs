@@ -32,9 +32,11 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// A rendered listing, and why it was cut short, if it was.
+/// A rendered listing, how many entries it holds, and why it was cut
+/// short, if it was.
 struct Rendered {
     bytes: Vec<u8>,
+    entries: usize,
     cut: Option<String>,
 }
 
@@ -52,6 +54,11 @@ impl Budget {
     fn take(&mut self, entries: &mut Vec<Entry>) {
         entries.truncate(self.entries_left);
         self.entries_left -= entries.len();
+    }
+
+    /// Entries taken so far.
+    fn taken(&self) -> usize {
+        self.max_entries - self.entries_left
     }
 
     fn cut(&self) -> Option<String> {
@@ -125,6 +132,7 @@ impl Conn {
                 listing::render_entries(&entries, &opts, &mut out);
                 return Ok(Rendered {
                     bytes: out,
+                    entries: budget.taken(),
                     cut: budget.cut(),
                 });
             }
@@ -139,6 +147,7 @@ impl Conn {
             listing::render_file(&entry, &opts, &mut out);
             return Ok(Rendered {
                 bytes: out,
+                entries: 1,
                 cut: None,
             });
         }
@@ -156,6 +165,7 @@ impl Conn {
         }
         Ok(Rendered {
             bytes: out,
+            entries: budget.taken(),
             cut: budget.cut(),
         })
     }
@@ -223,7 +233,7 @@ impl Conn {
                     ))
                     .await
             }
-            Err(e) => return self.refuse(verb, &l.path, e).await,
+            Err(e) => return self.refuse(&l.path, e).await,
         };
         let opening = Reply::new(FILE_STATUS_OK, "Here comes the directory listing.");
         let mut t = Transfer::new(verb, Direction::Listing, l.path, false, data);
@@ -231,13 +241,19 @@ impl Conn {
         let outcome = self
             .run_transfer(&t, opening, Job::Listing(rendered.bytes))
             .await;
+        if outcome.is_complete() {
+            self.ctx
+                .metrics
+                .listing_entries
+                .add(rendered.entries as u64);
+        }
         self.finish(&t, outcome).await
     }
 
-    pub(super) async fn mlst(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
+    pub(super) async fn mlst(&mut self, vpath: Vec<u8>) -> Flow {
         let st = match resolve::stat(self.root(), &vpath).await {
             Ok(st) => st,
-            Err(e) => return self.refuse(verb, &vpath, e).await,
+            Err(e) => return self.refuse(&vpath, e).await,
         };
         let entry = st.entry(vpath.clone(), None);
         let text = listing::mlst_text(&vpath, &entry, self.session.facts(), self.session.perms());
@@ -246,12 +262,13 @@ impl Conn {
 
     /// STAT with a path: a LIST over the control connection (RFC 959); a
     /// single file is named by its last component.
-    pub(super) async fn stat_path(&mut self, verb: &'static str, mut l: Listing) -> Flow {
+    pub(super) async fn stat_path(&mut self, mut l: Listing) -> Flow {
         if l.shown.is_some() && glob::split(&l.path).is_none() {
             l.shown = Some(path::file_name(&l.path).to_vec());
         }
         match self.render_listing(&l).await {
             Ok(r) => {
+                self.ctx.metrics.listing_entries.add(r.entries as u64);
                 let mut text = listing::stat_text(&r.bytes);
                 if let Some(cut) = r.cut {
                     text.extend_from_slice(b" (");
@@ -260,7 +277,7 @@ impl Conn {
                 }
                 self.reply(Reply::new(FILE_STATUS, text)).await
             }
-            Err(e) => self.refuse(verb, &l.path, e).await,
+            Err(e) => self.refuse(&l.path, e).await,
         }
     }
 }

@@ -1,13 +1,17 @@
 //! STAT alone (RFC 959): the session's status and its shard's counters, as
-//! a multi-line 211.
+//! a multi-line 211. "Spliced" counts every zero-copy byte (sendfile from
+//! the page cache and splice through a pipe), "read from disk" the
+//! downloads that went through a pipe, "copied" the bytes that passed
+//! through a buffer (ASCII, listings).
 
 use super::Conn;
+use crate::metrics::counters::{BytePath, Dir};
 use crate::proto::codes::*;
 use crate::proto::Reply;
 
 impl Conn {
     pub(super) fn status(&self) -> Reply {
-        let c = &self.ctx.counters;
+        let m = &self.ctx.metrics;
         let text = format!(
             "FTP server status:\n\
              \x20    Connected to {}\n\
@@ -23,12 +27,12 @@ impl Conn {
             if self.session.is_ascii() { "ASCII" } else { "BINARY" },
             self.ctx.config.idle_timeout.as_secs(),
             self.ctx.id,
-            self.ctx.sessions_open.get(),
-            self.ctx.sessions_total.get(),
-            c.transfers.get(),
-            c.spliced.get(),
-            c.from_disk.get(),
-            c.copied.get(),
+            m.sessions_open.get(),
+            m.sessions_total.get(),
+            m.transfers_connected(),
+            m.bytes_by_path(BytePath::Sendfile) + m.bytes_by_path(BytePath::Splice),
+            m.bytes[Dir::Download.index()][BytePath::Splice.index()].get(),
+            m.bytes_by_path(BytePath::Copied),
         );
         Reply::new(SYSTEM_STATUS, text)
     }
