@@ -136,7 +136,11 @@ impl Conn {
             }
             Raced::Aborted => {
                 self.transfer_ended(t, TransferOutcome::Aborted, None);
-                tracing::info!("transfer aborted by the client");
+                self.log_cut(
+                    t,
+                    0,
+                    "aborted by the client (ABOR) before the data connection",
+                );
                 return Outcome::NoConnection(self.send_replies(outcome::aborted()).await);
             }
             Raced::ControlClosed => {
@@ -233,11 +237,25 @@ impl Conn {
                 (ended, moved)
             }
             Raced::Aborted => (Ended::Aborted, moved),
-            Raced::ControlClosed => (Ended::ControlClosed, moved),
+            Raced::ControlClosed => {
+                self.log_cut(t, moved, "the client closed the control connection");
+                (Ended::ControlClosed, moved)
+            }
             Raced::ShutDown => (Ended::ShutDown, moved),
         };
         self.transfer_ended(t, ended.into(), progress.first_byte());
         Outcome::Connected { ended, bytes }
+    }
+
+    /// Logs a transfer the client cut short after `bytes`, and how.
+    fn log_cut(&self, t: &Transfer, bytes: u64, how: &str) {
+        tracing::info!(
+            user = %self.session.user().unwrap_or("-"),
+            command = t.verb,
+            path = %lossy(&t.path),
+            "{} cut after {bytes} bytes: {how}",
+            t.verb
+        );
     }
 
     /// Counts a transfer command that ended with `outcome`: by direction
@@ -262,9 +280,12 @@ impl Conn {
             Outcome::Connected { ended, bytes } => (ended, bytes),
         };
         match ended {
-            Ended::Aborted => tracing::info!("transfer aborted by the client"),
+            Ended::Aborted => self.log_cut(t, bytes, "aborted by the client (ABOR)"),
             Ended::ShutDown => {
                 tracing::warn!(
+                    user = %self.session.user().unwrap_or("-"),
+                    command = t.verb,
+                    path = %lossy(&t.path),
                     "{} cut after {bytes} bytes: the shutdown grace period is over",
                     t.verb
                 );
@@ -285,30 +306,21 @@ impl Conn {
         }
     }
 
-    /// Logs a file transfer: a debug line when complete (the xferlog
-    /// records every transfer), an info line when not; and the xferlog
-    /// line when enabled.
+    /// Logs a file transfer: a debug line (the xferlog records every
+    /// transfer, and an incomplete one has had its info line where it
+    /// ended), and the xferlog line when enabled.
     pub(super) async fn log_transfer(&self, t: &Transfer, bytes: u64, complete: bool) {
         let elapsed = t.started.elapsed();
         let rate = bytes as f64 / elapsed.as_secs_f64().max(1e-6) / (1 << 20) as f64;
-        if complete {
-            tracing::debug!(
-                path = %lossy(&t.path),
-                bytes,
-                ms = elapsed.as_millis() as u64,
-                "{} complete ({rate:.1} MiB/s)",
-                t.verb
-            );
-        } else {
-            tracing::info!(
-                user = self.session.user().unwrap_or("-"),
-                path = %lossy(&t.path),
-                bytes,
-                ms = elapsed.as_millis() as u64,
-                "{} incomplete ({rate:.1} MiB/s)",
-                t.verb
-            );
-        }
+        // Why an incomplete transfer ended was logged where it ended.
+        tracing::debug!(
+            path = %lossy(&t.path),
+            bytes,
+            ms = elapsed.as_millis() as u64,
+            "{} {} ({rate:.1} MiB/s)",
+            t.verb,
+            if complete { "complete" } else { "incomplete" }
+        );
         let Some(log) = &self.ctx.xferlog else { return };
         let host = self.peer.ip().to_string();
         let user = self.session.user().unwrap_or("");
