@@ -86,21 +86,16 @@ if [[ -n ${SERVE_ONE:-} && " $SERVERS_ALL ceiling " != *" $SERVE_ONE "* ]]; then
     echo "compare.sh: unknown server '$SERVE_ONE' (one of: $SERVERS_ALL ceiling)" >&2; exit 2
 fi
 
-# Scales. Full: the issue's targets. Quick: the same cases, small, ~4 minutes.
+# Each case is a bundled scenario run at scale $MODE: the clients, durations
+# and timeouts of each scale live in the scenario files (loadtest/*.toml,
+# [scale.quick] and [scale.full]). What stays here is the tree to serve, the
+# rounds of bigfile, and the cap on idle sessions for forking peers.
 if [[ $MODE == full ]]; then
     TREE_ARGS="--files 10000"; TREE_DESC="ringftp loadtest prepare --files 10000: ~1.8 GiB mirror, /listing 10,000 entries, /bigfile 1 GiB"
-    STORM_CLIENTS=300; STORM_BIG_CLIENTS=5000; STORM_LIMIT=180s; STORM_TIMEOUT=60s
-    MIRROR_CLIENTS=200; MIRROR_DURATION=30s
-    BIGFILE_DURATION=10s; BIGFILE_ROUNDS=${ROUNDS_FLAG:-3}
-    LISTING_CLIENTS=10; LISTING_DURATION=20s
-    IDLE_CLIENTS=10000; IDLE_DURATION=60s; IDLE_FORKING_MAX=${IDLE_FORKING_MAX:-2000}
+    BIGFILE_ROUNDS=${ROUNDS_FLAG:-3}; IDLE_FORKING_MAX=${IDLE_FORKING_MAX:-2000}
 else
     TREE_ARGS="--files 1000 --bigfile 512MiB"; TREE_DESC="ringftp loadtest prepare --files 1000 --bigfile 512MiB: /listing 10,000 entries"
-    STORM_CLIENTS=100; STORM_BIG_CLIENTS=500; STORM_LIMIT=60s; STORM_TIMEOUT=15s
-    MIRROR_CLIENTS=20; MIRROR_DURATION=5s
-    BIGFILE_DURATION=3s; BIGFILE_ROUNDS=${ROUNDS_FLAG:-2}
-    LISTING_CLIENTS=2; LISTING_DURATION=5s
-    IDLE_CLIENTS=500; IDLE_DURATION=8s; IDLE_FORKING_MAX=${IDLE_FORKING_MAX:-500}
+    BIGFILE_ROUNDS=${ROUNDS_FLAG:-2}; IDLE_FORKING_MAX=${IDLE_FORKING_MAX:-500}
 fi
 CASES_ALL="login-storm login-storm-big mirror bigfile listing idle upload"
 CASES=${SCENARIOS:-$CASES_ALL}
@@ -154,7 +149,6 @@ declare -A FORKING=([vsftpd]=1 [pure-ftpd]=1 [proftpd]=1)
 # server_procs), then SIGKILL to whatever is left after 5 s.
 declare -A RUNNING=()   # pid -> name
 GEN_PID=""
-SAMPLER_PID=""
 
 # Live (non-zombie) processes of the server started as PID: those in its
 # session, and every descendant by parent links (vsftpd's session processes
@@ -218,7 +212,6 @@ cleanup() {
     set +e   # stop everything, whatever fails on the way
     trap - EXIT INT TERM
     if [[ -n $GEN_PID ]]; then kill -TERM "$GEN_PID" 2>/dev/null || true; wait "$GEN_PID" 2>/dev/null || true; fi
-    if [[ -n $SAMPLER_PID ]]; then kill -TERM "$SAMPLER_PID" 2>/dev/null || true; wait "$SAMPLER_PID" 2>/dev/null || true; fi
     local p
     for p in "${!RUNNING[@]}"; do stop_server "$p"; done
     exit "$rc"
@@ -462,11 +455,12 @@ greets() { # PORT -> 0 when a connect gets a 220 greeting
         [[ $line == 220* ]]' _ "$1" 2>/dev/null
 }
 
-# Each server runs in a cgroup of its own, made for the run, so its CPU time
-# is the kernel's exact sum over every process it ever had: a forking
-# server's session processes are counted even when an intermediate parent
-# never wait()s for them, which /proc and cutime cannot see. cgroup v1's
-# cpuacct where mounted, else cgroup v2; without either, the /proc tree.
+# Each server runs in a cgroup of its own, made for the run: the generator
+# (--server-pid) sees that the server is alone in it and reads its CPU from
+# the cgroup, the kernel's exact sum over every process it ever had (a
+# forking server's session processes included, whoever reaped them). cgroup
+# v1's cpuacct where mounted, else cgroup v2; without either, the generator
+# follows the /proc tree (see docs/benchmarks.md, "Server CPU").
 CG_ROOT=""
 if [[ -w /sys/fs/cgroup/cpuacct/cgroup.procs && -r /sys/fs/cgroup/cpuacct/cpuacct.usage ]]; then
     CG_ROOT=/sys/fs/cgroup/cpuacct
@@ -476,14 +470,6 @@ elif [[ -w /sys/fs/cgroup/unified/cgroup.procs ]]; then
     CG_ROOT=/sys/fs/cgroup/unified
 fi
 declare -A CGROUP=()   # pid -> cgroup dir
-
-cg_cpu() { # CGDIR -> CPU seconds used by everything that ran in it
-    if [[ -r $1/cpuacct.usage ]]; then
-        awk '{printf "%.3f", $1 / 1e9}' "$1/cpuacct.usage"
-    else
-        awk '$1 == "usage_usec" {printf "%.3f", $2 / 1e6}' "$1/cpu.stat"
-    fi
-}
 
 STARTED_PID=""
 start_server() { # NAME LOGTAG -> sets STARTED_PID
@@ -614,136 +600,60 @@ main() {
 # compare_report.py, which turns the JSON reports into the tables.
 MANIFEST=""
 
-manifest() { # CASE SCENARIO SERVER STATUS RC JSON CLIENTS NOTE (ROUND, SETTLED, SESSIONS, CURL_MIB from the caller)
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" "${round:-1}" "${settled:-}" "${sessions:-}" "${curl_mib:-}" >>"$MANIFEST"
+manifest() { # CASE SCENARIO SERVER STATUS RC JSON CLIENTS NOTE (ROUND, CURL_MIB from the caller)
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" "${round:-1}" "${curl_mib:-}" >>"$MANIFEST"
 }
 
-case_args() { # CASE -> generator flags (without --clients)
+case_args() { # CASE SERVER -> generator flags: the scenario at this scale, and
+              # the few things that depend on this machine or this server
+    local args="--scenario $1 --scale $MODE"
     case $1 in
-        # one login per client (--requests = clients), bounded in time too
-        # --timeout: a forking server's accept queue overflows in a storm and
-        # the kernel retransmits the SYN after 1, 3, 7, 15 s; the default 10 s
-        # would turn a slow login into an error instead of a time.
-        login-storm) echo "--scenario login-storm --requests $STORM_CLIENTS --duration $STORM_LIMIT --timeout $STORM_TIMEOUT" ;;
-        login-storm-big) echo "--scenario login-storm --requests $STORM_BIG_CLIENTS --duration $STORM_LIMIT --timeout $STORM_TIMEOUT" ;;
         # the same file list for every server: prepare's index.txt (a server
         # without MLSD, like vsftpd, would otherwise be walked differently)
-        mirror)  echo "--scenario mirror --duration $MIRROR_DURATION --files $TREE/index.txt" ;;
-        bigfile) echo "--scenario bigfile --duration $BIGFILE_DURATION" ;;
-        listing) echo "--scenario listing --duration $LISTING_DURATION" ;;
-        idle)    echo "--scenario idle --duration $IDLE_DURATION" ;;
-        upload)  echo "--scenario upload --duration $MIRROR_DURATION" ;;
+        mirror) args+=" --files $TREE/index.txt" ;;
+        # forking peers hold one or two processes a session
+        idle) if [[ -n ${FORKING[${2:-}]:-} && $(case_plan "$1" clients) -gt $IDLE_FORKING_MAX ]]; then args+=" --clients $IDLE_FORKING_MAX"; fi ;;
     esac
+    echo "$args"
 }
 
-case_clients() { # CASE SERVER -> clients
-    case $1 in
-        login-storm) echo "$STORM_CLIENTS" ;;
-        login-storm-big) echo "$STORM_BIG_CLIENTS" ;;
-        mirror) echo "$MIRROR_CLIENTS" ;;
-        bigfile) echo 1 ;;
-        listing) echo "$LISTING_CLIENTS" ;;
-        idle) if [[ -n ${FORKING[$2]:-} && $IDLE_CLIENTS -gt $IDLE_FORKING_MAX ]]; then echo "$IDLE_FORKING_MAX"; else echo "$IDLE_CLIENTS"; fi ;;
-        upload) echo "$MIRROR_CLIENTS" ;;
-    esac
+case_plan() { # CASE FIELD -> the field of the scenario's resolved plan at this scale
+    "$RINGFTP" loadtest --scenario "$1" --scale "$MODE" --dry-run \
+        | python3 -c 'import json, sys; v = json.load(sys.stdin).get(sys.argv[1]); print("" if v is None else v)' "$2"
 }
 
 case_limit() { # CASE -> seconds the generator may run before it is killed
     local d
-    case $1 in
-        login-storm|login-storm-big) d=${STORM_LIMIT%s} ;;
-        mirror|upload) d=${MIRROR_DURATION%s} ;;
-        bigfile) d=${BIGFILE_DURATION%s} ;;
-        listing) d=${LISTING_DURATION%s} ;;
-        idle) d=${IDLE_DURATION%s} ;;
-    esac
-    echo $((d + 90))   # + connect/login ramp, the last replies, the report
-}
-
-# CPU seconds (user+sys, reaped children included) and process count of the
-# tree under PID (by parent links), as "CPU PROCS". compare.sh takes it before
-# the generator starts and again once the run's sessions are gone; the CPU
-# figure comes from the server's cgroup when it has one (see CG_ROOT), from
-# this /proc walk otherwise (which misses a session process that its parent
-# never waited for).
-tree_cpu() {
-    python3 - "$1" <<'PY'
-import os, sys
-root = int(sys.argv[1]); hz = os.sysconf("SC_CLK_TCK")
-kids, stat = {}, {}
-for d in os.listdir("/proc"):
-    if not d.isdigit():
-        continue
-    try:
-        t = open(f"/proc/{d}/stat").read()
-    except OSError:
-        continue
-    f = t[t.rfind(")") + 2:].split()
-    stat[int(d)] = f
-    kids.setdefault(int(f[1]), []).append(int(d))
-todo, cpu, n = [root], 0, 0
-while todo:
-    p = todo.pop()
-    if p not in stat:
-        continue
-    f = stat[p]; n += 1
-    cpu += sum(int(x) for x in f[11:15])   # utime stime cutime cstime
-    todo += kids.get(p, [])
-print(f"{cpu / hz:.2f} {n}")
-PY
+    d=$(case_plan "$1" duration_s)
+    echo $(( ${d%.*} + 90 ))   # + connect/login ramp, the last replies, the report
 }
 
 run_one() { # CASE SERVER ROUND
-    local c=$1 s=$2 round=$3 clients args json glog rc pid limit tag settled="" sessions=""
-    clients=$(case_clients "$c" "$s")
-    args=$(case_args "$c")
+    local c=$1 s=$2 round=$3 clients args json glog rc pid limit tag
+    args=$(case_args "$c" "$s")
+    clients=$(case_plan "$c" clients)
+    if [[ $args == *"--clients "* ]]; then clients=${args##*--clients }; clients=${clients%% *}; fi
     tag=$c.$s.r$round
     json=$OUT/json/$tag.json
     glog=$OUT/logs/$tag.loadtest.log
     if ! start_server "$s" "$tag"; then
-        manifest "$c" "$(set -- $args; echo "$2")" "$s" failed - - "$clients" "did not start: $(tail -2 "$OUT/logs/$tag.server.log" | tr '\t\n' '  ' | cut -c1-200)"
+        manifest "$c" "$c" "$s" failed - - "$clients" "did not start: $(tail -2 "$OUT/logs/$tag.server.log" | tr '\t\n' '  ' | cut -c1-200)"
         return
     fi
     pid=$STARTED_PID
-    local cpu0 procs0 cpu1 procs1 n
-    local cg=${CGROUP[$pid]:-}
-    read -r cpu0 procs0 < <(tree_cpu "$pid")
-    if [[ -n $cg ]]; then cpu0=$(cg_cpu "$cg"); fi
     limit=$(case_limit "$c")
-    printf '%s\n' "${GEN_TASKSET[*]} $RINGFTP loadtest --target 127.0.0.1:${PORT[$s]} $args --clients $clients --json $json --server-pid $pid" >"$glog"
+    # The generator measures the server itself (--server-pid): CPU from the
+    # server's cgroup (or its /proc tree) until the run's sessions have
+    # closed, memory over the tree, and the sessions it really held.
+    printf '%s\n' "${GEN_TASKSET[*]} $RINGFTP loadtest --target 127.0.0.1:${PORT[$s]} $args --json $json --server-pid $pid" >"$glog"
     # shellcheck disable=SC2086
-    timeout -k 10 "$limit" "${GEN_TASKSET[@]}" "$RINGFTP" loadtest --target "127.0.0.1:${PORT[$s]}" $args --clients "$clients" \
+    timeout -k 10 "$limit" "${GEN_TASKSET[@]}" "$RINGFTP" loadtest --target "127.0.0.1:${PORT[$s]}" $args \
         --json "$json" --server-pid "$pid" $GEN_EXTRA </dev/null >>"$glog" 2>&1 &
     GEN_PID=$!
-    # idle: count the sessions really held (established control connections
-    # to the server's port, twice a second), so memory per session divides by
-    # sessions that exist: a server that accepts slowly holds fewer than asked
-    local peakf=$OUT/logs/$tag.sessions
-    if [[ $c == idle ]]; then
-        ( peak=0
-          while kill -0 "$GEN_PID" 2>/dev/null; do
-              n=$(ss -Htn state established "( sport = :${PORT[$s]} )" 2>/dev/null | wc -l)
-              if (( n > peak )); then peak=$n; echo "$peak" >"$peakf"; fi
-              sleep 0.5
-          done ) &
-        SAMPLER_PID=$!
-    fi
     rc=0; wait "$GEN_PID" || rc=$?
     GEN_PID=""
-    if [[ -n $SAMPLER_PID ]]; then wait "$SAMPLER_PID" 2>/dev/null || true; SAMPLER_PID=""; fi
-    if [[ -s $peakf ]]; then sessions=$(cat "$peakf"); fi
-    # let the sessions close and be reaped (at most 10 s), then take the CPU
-    for n in $(seq 100); do
-        read -r cpu1 procs1 < <(tree_cpu "$pid")
-        (( procs1 <= procs0 )) && break
-        sleep 0.1
-    done
-    if [[ -n $cg ]]; then cpu1=$(cg_cpu "$cg"); fi
-    if [[ -n ${COMPARE_DEBUG:-} ]]; then log "  settle: cpu0=$cpu0 procs0=$procs0 cpu1=$cpu1 procs1=$procs1 polls=$n"; fi
-    settled=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN{printf "%.3f", b - a}')
-    (( procs1 <= procs0 )) || settled="$settled+"   # still had sessions: a lower bound
     # bigfile: an independent client cross-checks the generator's figure on
-    # the same server, after the CPU reading: one curl download of the file
+    # the same server, after the run: one curl download of the file
     local curl_mib=""
     if [[ $c == bigfile ]]; then
         curl_mib=$("${GEN_TASKSET[@]}" curl --silent --show-error --max-time 120 --user anonymous:compare@example.org \
@@ -755,10 +665,10 @@ run_one() { # CASE SERVER ROUND
     local note=""
     if [[ $rc == 124 || $rc == 137 ]]; then note="generator killed after ${limit}s"; fi
     if [[ -s $json ]]; then
-        manifest "$c" "$(set -- $args; echo "$2")" "$s" ok "$rc" "$json" "$clients" "$note"
+        manifest "$c" "$c" "$s" ok "$rc" "$json" "$clients" "$note"
         log "  $(printf '%-10s' "$s") done (exit $rc)"
     else
-        manifest "$c" "$(set -- $args; echo "$2")" "$s" failed "$rc" - "$clients" "${note:-no JSON report: $(grep -v '^\s*$' "$glog" | tail -2 | tr '\t\n' '  ' | cut -c1-200)}"
+        manifest "$c" "$c" "$s" failed "$rc" - "$clients" "${note:-no JSON report: $(grep -v '^\s*$' "$glog" | tail -2 | tr '\t\n' '  ' | cut -c1-200)}"
         log "  $(printf '%-10s' "$s") FAILED (exit $rc): see $glog"
     fi
 }
@@ -771,7 +681,7 @@ print_header() {
     echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(free -g | awk '/^Mem:/{print $2}') GiB, kernel $(uname -r)"
     echo "- ringftp commit: $(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet HEAD -- src || echo ' (uncommitted changes in src/)')"
     echo "- tree: $TREE ($TREE_DESC)"
-    echo "- every server on 127.0.0.1, anonymous read-only, started fresh for each run; server RSS sampled over its whole process tree by the generator (--server-pid); server CPU $(if [[ -n $CG_ROOT ]]; then echo "from a cgroup of its own ($CG_ROOT), every process it ever had"; else echo "from /proc (no writable cgroup here): the tree plus reaped children"; fi), from before the generator starts until the run's sessions are gone"
+    echo "- every server on 127.0.0.1, anonymous read-only, started fresh for each run; server CPU and memory measured by the generator (--server-pid): CPU $(if [[ -n $CG_ROOT ]]; then echo "from a cgroup of its own ($CG_ROOT), every process it ever had"; else echo "from the /proc tree (no writable cgroup here), reaped and reparented children included"; fi), from before the run until its sessions have closed; RSS/PSS summed over the process tree"
     echo "- servers:"
     for s in $SERVERS; do echo "  - $(server_version "$s"): 127.0.0.1:${PORT[$s]}, passive ${PASV_LO[$s]}-${PASV_HI[$s]}"; done
     if [[ " $CASES " == *" bigfile "* ]]; then echo "  - $(server_version ceiling): 127.0.0.1:${PORT[ceiling]} (bigfile only)"; fi
@@ -780,9 +690,25 @@ print_header() {
     local c
     for c in $CASES; do
         if [[ $c == upload ]]; then echo "  - upload: skipped (no writable account on any server)"; continue; fi
-        echo "  - $c: \`$(case_args "$c") --clients $(case_clients "$c" ringftp)\`$(r=$ROUNDS; [[ $c == bigfile ]] && r=$BIGFILE_ROUNDS; ((r > 1)) && echo ", $r rounds, servers interleaved, median round kept")$([[ $c == bigfile ]] && echo "; after each round, one \`curl -o /dev/null -w %{speed_download} ftp://127.0.0.1:PORT/$BIGFILE_PATH\` cross-checks the generator")$([[ $c == idle && $IDLE_CLIENTS -gt $IDLE_FORKING_MAX ]] && echo " (forking peers: --clients $IDLE_FORKING_MAX, one or two processes a session)")"
+        echo "  - $c: \`$(case_args "$c" ringftp)\` ($(case_plan "$c" clients) clients$(d=$(case_plan "$c" duration_s); [[ -n $d ]] && echo ", at most $d s"))$(r=$ROUNDS; [[ $c == bigfile ]] && r=$BIGFILE_ROUNDS; ((r > 1)) && echo ", $r rounds, servers interleaved, median round kept")$([[ $c == bigfile ]] && echo "; after each round, one \`curl -o /dev/null -w %{speed_download} ftp://127.0.0.1:PORT/$BIGFILE_PATH\` cross-checks the generator")$([[ $c == idle && $(case_args idle vsftpd) == *--clients* ]] && echo " (forking peers: --clients $IDLE_FORKING_MAX, one or two processes a session)")"
     done
     echo
+}
+
+# One chart per case next to the report: every server's first round, latency
+# over time and the percentile distribution (ringftp loadtest plot).
+draw_charts() {
+    mkdir -p "$OUT/charts"
+    local c s files
+    for c in $CASES; do
+        files=()
+        for s in $SERVERS ceiling; do
+            [[ -s $OUT/json/$c.$s.r1.json ]] && files+=("$OUT/json/$c.$s.r1.json")
+        done
+        ((${#files[@]})) || continue
+        "$RINGFTP" loadtest plot "${files[@]}" -o "$OUT/charts/$c.svg" >>"$OUT/logs/charts.log" 2>&1 \
+            || log "  no chart for $c (see $OUT/logs/charts.log)"
+    done
 }
 
 BIGFILE_PATH=bigfile   # what the bigfile scenario and its curl cross-check download
@@ -806,15 +732,17 @@ run_compare() {
         local rounds=$ROUNDS r
         if [[ $c == bigfile ]]; then rounds=$BIGFILE_ROUNDS; fi
         for r in $(seq "$rounds"); do
-            log "== $c$( ((rounds > 1)) && echo " (round $r of $rounds)"): $(case_args "$c")"
+            log "== $c$( ((rounds > 1)) && echo " (round $r of $rounds)"): $(case_args "$c" ringftp)"
             for s in $SERVERS; do run_one "$c" "$s" "$r"; done
             if [[ $c == bigfile ]]; then run_one "$c" ceiling "$r"; fi
         done
     done
+    log "== charts"
+    draw_charts
     log "== report"
-    python3 "$HERE/compare_report.py" --header "$OUT/header.md" "$MANIFEST" >"$OUT/report.md" || die "compare_report.py failed"
+    python3 "$HERE/compare_report.py" --header "$OUT/header.md" --charts "$OUT/charts" "$MANIFEST" >"$OUT/report.md" || die "compare_report.py failed"
     cat "$OUT/report.md"
-    log "report: $OUT/report.md (JSON reports in $OUT/json, logs in $OUT/logs)"
+    log "report: $OUT/report.md (charts in $OUT/charts, JSON reports in $OUT/json, logs in $OUT/logs)"
 }
 
 main

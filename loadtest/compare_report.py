@@ -1,20 +1,17 @@
 #!/usr/bin/env python3
 """Turns the JSON reports of a loadtest/compare.sh run into markdown tables.
 
-    python3 compare_report.py [--header FILE] MANIFEST.tsv
+    python3 compare_report.py [--header FILE] [--charts DIR] MANIFEST.tsv
 
 MANIFEST has one tab-separated line per (case, server, round) run:
-    case  scenario  server  status(ok|failed|skipped)  exit-code  json-path  clients  note  round  settled-cpu  sessions
-settled-cpu is the server's CPU seconds that compare.sh measured (from the
-server's own cgroup where it could make one, else from /proc) from before
-the generator started until the run's sessions had closed ("+" when some
-were still open after 10 s: a lower bound). It is the figure shown as server
-CPU (and CPU per request): the generator's /proc samples can miss a forking
-server's session process, e.g. one whose parent never wait()s for it. The
-generator's own figure has a column of its own. sessions (idle only) is the
-most established control connections to the server's port that compare.sh
-saw during the run: memory per session divides by it, not by the clients
-asked for, since a server that accepts slowly holds fewer.
+    case  scenario  server  status(ok|failed|skipped)  exit-code  json-path  clients  note  round  curl-mib
+Every figure comes from the generator's JSON report: server CPU is what the
+generator measured with --server-pid (from the server's own cgroup where
+compare.sh could make one, else from the /proc tree, reaped children
+included; `server.cpu_source` says which) from before the run until its
+sessions had closed (`server.cpu_settled` false: a lower bound), and memory
+per session divides the RSS growth by the sessions the generator really
+held at once (`totals.sessions_peak`), not by the clients asked for.
 A server run several rounds shows its median round (by the headline figure)
 with every round's figure in the note: on a shared, noisy machine one lucky
 round of any server (the ceiling included) is common, and a median is not
@@ -25,6 +22,7 @@ the ratio of the case's headline figure to ringftp's. Standard library only.
 """
 import argparse
 import json
+import os
 import statistics
 import sys
 
@@ -54,14 +52,16 @@ def cpu_ms_per_request(r):
 
 
 def rss_per_session_kib(r):
-    """RSS growth over the sessions really held (compare.sh counts them),
-    else over the clients asked for (the generator's figure)."""
-    n = r.get("sessions_peak")
-    peak, start = server(r, "rss_peak_bytes"), server(r, "rss_start_bytes")
-    if n and peak is not None and start is not None:
-        return max(peak - start, 0) / n / 1024.0
-    v = server(r, "rss_growth_per_client_bytes")
+    """RSS growth over the sessions really held, else over the clients
+    asked for (reports of older generators)."""
+    v = server(r, "rss_growth_per_session_bytes")
+    if v is None:
+        v = server(r, "rss_growth_per_client_bytes")
     return None if v is None else v / 1024.0
+
+
+def sessions_peak(r):
+    return (r.get("totals") or {}).get("sessions_peak")
 
 
 CASES = {
@@ -173,25 +173,15 @@ def table(header, rows):
 
 
 # --------------------------------------------------------------------------
-def settle_cpu(rep, settled, note):
-    """Puts compare.sh's settled CPU figure into the report's server block."""
-    srv = rep.get("server")
-    if srv is None:
-        return note
-    lower_bound = settled.endswith("+")
-    try:
-        cpu = float(settled.rstrip("+"))
-    except ValueError:
-        return note
-    gen = srv.get("cpu_s")
-    srv["cpu_s_generator"] = gen
-    srv["cpu_s"] = cpu
-    ok = (rep.get("totals") or {}).get("ok") or 0
-    srv["cpu_ms_per_request"] = cpu * 1000.0 / ok if ok else None
-    extra = []
-    if lower_bound:
-        extra.append("server CPU is a lower bound: sessions still open 10 s after the run")
-    return "; ".join(x for x in [note] + extra if x)
+def server_notes(rep):
+    """What the reader must know about the server figures of one report."""
+    srv = rep.get("server") or {}
+    notes = []
+    if srv and srv.get("cpu_source") == "proc":
+        notes.append("server CPU from /proc (no cgroup of its own)")
+    if srv and srv.get("cpu_settled") is False:
+        notes.append("server CPU is a lower bound: sessions still closing 5 s after the run")
+    return notes
 
 
 def load_manifest(path):
@@ -202,8 +192,8 @@ def load_manifest(path):
             if not line:
                 continue
             parts = line.split("\t")
-            parts += [""] * (12 - len(parts))
-            case, scenario, srv, status, rc, jpath, clients, note, rnd, settled, sessions, curl = parts[:12]
+            parts += [""] * (10 - len(parts))
+            case, scenario, srv, status, rc, jpath, clients, note, rnd, curl = parts[:10]
             rep = None
             if status == "ok":
                 try:
@@ -211,10 +201,8 @@ def load_manifest(path):
                         rep = json.load(jf)
                 except (OSError, ValueError) as e:
                     status, note = "failed", f"unreadable JSON report {jpath}: {e}"
-            if rep is not None and settled not in ("", "-"):
-                note = settle_cpu(rep, settled, note)
-            if rep is not None and sessions.isdigit():
-                rep["sessions_peak"] = int(sessions)
+            if rep is not None:
+                note = "; ".join(x for x in [note] + server_notes(rep) if x)
             runs.append(
                 dict(case=case, scenario=scenario, server=srv, status=status, rc=rc, json=jpath,
                      clients=clients, note=note, report=rep, round=rnd or "1",
@@ -252,7 +240,7 @@ def median_rounds(runs, hfun, better):
     return out
 
 
-def case_table(case, runs):
+def case_table(case, runs, charts=None):
     spec = CASES.get(case, dict(title=case, phase="request", phase_title="request",
                                 headline=("requests/s", lambda r: r.get("totals", {}).get("requests_per_s"), "higher")))
     hname, hfun, better = spec["headline"]
@@ -285,12 +273,10 @@ def case_table(case, runs):
     cols += [
         ("err", "errors", errors_cell),
         ("cpu", "server CPU s", lambda r: num(srv(r).get("cpu_s"))),
-        ("cpug", "server CPU s (generator)",
-         lambda r: num(srv(r).get("cpu_s_generator", srv(r).get("cpu_s")))),
         ("cpu_ms", "server CPU ms/req", lambda r: num(srv(r).get("cpu_ms_per_request"))),
     ]
     if case == "idle":
-        cols.append(("held", "sessions held (peak)", lambda r: num(r.get("sessions_peak"))))
+        cols.append(("held", "sessions held (peak)", lambda r: num(sessions_peak(r))))
         cols.append(("rss0", "server RSS start MiB", lambda r: num(mib(srv(r).get("rss_start_bytes")))))
     cols += [
         ("rss", "server RSS peak MiB", lambda r: num(mib(srv(r).get("rss_peak_bytes")))),
@@ -343,7 +329,7 @@ def case_table(case, runs):
             note.append("blocking sendfile(2) loop, same reader")
         if spec.get("curl") and len(x.get("curl", [])) > 1:
             note.append("curl: median of " + ", ".join(num(c) for c in x["curl"]))
-        held, asked = r.get("sessions_peak"), (r.get("config") or {}).get("clients")
+        held, asked = sessions_peak(r), (r.get("config") or {}).get("clients")
         if held is not None and asked and held < asked:
             note.append(f"held only {held:,} of {asked:,} sessions at once (the rest were still connecting or had failed)")
         for key, name in spec.get("per_op", []):
@@ -355,6 +341,9 @@ def case_table(case, runs):
 
     lines = [f"## {title}", ""]
     lines.append(table(header, rows))
+    if charts and os.path.isfile(os.path.join(charts, f"{case}.svg")):
+        lines.append("")
+        lines.append(f"![{case}: latency over time and by percentile](charts/{case}.svg)")
     lines.append("")
     lines.append(
         f"Headline: {hname}, {better} is better; ÷ ringftp is each server's figure divided by ringftp's"
@@ -372,6 +361,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("manifest")
     ap.add_argument("--header", help="markdown to print first (the run's parameters)")
+    ap.add_argument("--charts", help="directory of CASE.svg charts, linked from each table")
     a = ap.parse_args()
     runs = load_manifest(a.manifest)
     out = []
@@ -384,7 +374,7 @@ def main():
         if all(x["status"] == "skipped" for x in cr):
             out.append(f"## {c}\n\nSkipped for every server: {cr[0]['note']}.\n")
             continue
-        out.append(case_table(c, cr))
+        out.append(case_table(c, cr, a.charts))
     sys.stdout.write("\n".join(out))
 
 

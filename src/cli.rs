@@ -3,6 +3,7 @@
 //! so the rules are testable without a process.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -89,20 +90,22 @@ pub struct ServeArgs {
     #[arg(long = "allow-foreign-data")]
     pub allow_foreign_data: bool,
 
-    /// Seconds to wait for a data connection, or for progress on one,
-    /// before answering 425/426.
-    #[arg(long = "data-timeout", value_name = "SECS", default_value_t = 30)]
-    pub data_timeout: u64,
+    /// How long to wait for a data connection, or for progress on one,
+    /// before answering 425/426 (e.g. 30s, 1m30s; a bare number is seconds).
+    #[arg(long = "data-timeout", value_name = "DURATION", default_value = "30s", value_parser = crate::units::parse_duration)]
+    pub data_timeout: Duration,
 
-    /// Seconds a control connection may stay idle before 421 and close.
-    #[arg(long = "idle-timeout", value_name = "SECS", default_value_t = 300)]
-    pub idle_timeout: u64,
+    /// How long a control connection may stay idle before 421 and close
+    /// (e.g. 5m, 300s; a bare number is seconds).
+    #[arg(long = "idle-timeout", value_name = "DURATION", default_value = "5m", value_parser = crate::units::parse_duration)]
+    pub idle_timeout: Duration,
 
-    /// Seconds a connection may take to log in (from connect, or from
+    /// How long a connection may take to log in (from connect, or from
     /// REIN) before 421 and close: scanners and slow-drip clients that
-    /// never authenticate are dropped sooner than --idle-timeout.
-    #[arg(long = "login-timeout", value_name = "SECS", default_value_t = 60)]
-    pub login_timeout: u64,
+    /// never authenticate are dropped sooner than --idle-timeout (e.g. 1m,
+    /// 90s; a bare number is seconds).
+    #[arg(long = "login-timeout", value_name = "DURATION", default_value = "1m", value_parser = crate::units::parse_duration)]
+    pub login_timeout: Duration,
 
     /// Sessions open at once on the whole server (all shards together); the
     /// next client gets 421 and is closed. 0 = no limit. The default leaves
@@ -117,7 +120,7 @@ pub struct ServeArgs {
     pub max_per_ip: usize,
 
     /// Download cap for the whole server in bytes per second, shared by all
-    /// transfers on all shards (units: 10MiB, 500KB, ...). Downloads stay
+    /// transfers on all shards (sizes as everywhere: 10MiB, 1.5MiB, 500KB). Downloads stay
     /// zero-copy: the splices are paced. [default: no cap]
     #[arg(long = "max-rate", value_name = "BYTES/S")]
     pub max_rate: Option<String>,
@@ -127,11 +130,11 @@ pub struct ServeArgs {
     #[arg(long = "max-rate-per-session", value_name = "BYTES/S")]
     pub max_rate_per_session: Option<String>,
 
-    /// Seconds running transfers may take to finish after SIGTERM/SIGINT
+    /// How long running transfers may take to finish after SIGTERM/SIGINT
     /// before they are cut; idle sessions get 421 at once, and a second
-    /// signal exits at once.
-    #[arg(long = "shutdown-grace", value_name = "SECS", default_value_t = 30)]
-    pub shutdown_grace: u64,
+    /// signal exits at once (e.g. 30s, 2m; a bare number is seconds).
+    #[arg(long = "shutdown-grace", value_name = "DURATION", default_value = "30s", value_parser = crate::units::parse_duration)]
+    pub shutdown_grace: Duration,
 
     /// Accounts file (TOML: name, argon2id password hash from `ringftp
     /// passwd`, home under --root, permissions). Re-read on SIGHUP; a bad
@@ -178,7 +181,7 @@ pub struct ServeArgs {
     pub max_login_attempts: u32,
 
     /// Ban a client address for WINDOW after N failed logins within WINDOW
-    /// (e.g. 10/10m), or `off`.
+    /// (e.g. 10/10m, 5/1m30s), or `off`.
     #[arg(long = "login-ban", value_name = "N/WINDOW", default_value = "10/10m")]
     pub login_ban: String,
 

@@ -150,13 +150,13 @@ impl Config {
         if !root.is_dir() {
             return Err(format!("--root {}: not a directory", args.root.display()));
         }
-        if args.data_timeout == 0 {
+        if args.data_timeout < Duration::from_secs(1) {
             return Err("--data-timeout must be at least 1 second".into());
         }
-        if args.idle_timeout == 0 {
+        if args.idle_timeout < Duration::from_secs(1) {
             return Err("--idle-timeout must be at least 1 second".into());
         }
-        if args.login_timeout == 0 {
+        if args.login_timeout < Duration::from_secs(1) {
             return Err("--login-timeout must be at least 1 second".into());
         }
         let max_rate = args
@@ -192,14 +192,14 @@ impl Config {
             pasv_announce,
             active_port_20: args.active_port_20,
             allow_foreign_data: args.allow_foreign_data,
-            data_timeout: Duration::from_secs(args.data_timeout),
-            idle_timeout: Duration::from_secs(args.idle_timeout),
-            login_timeout: Duration::from_secs(args.login_timeout),
+            data_timeout: args.data_timeout,
+            idle_timeout: args.idle_timeout,
+            login_timeout: args.login_timeout,
             max_sessions: args.max_sessions,
             max_per_ip: args.max_per_ip,
             max_rate,
             max_rate_per_session,
-            shutdown_grace: Duration::from_secs(args.shutdown_grace),
+            shutdown_grace: args.shutdown_grace,
             xferlog: args.xferlog.clone(),
             xferlog_utc: args.xferlog_utc,
             xferlog_real_path: args.xferlog_real_path,

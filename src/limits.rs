@@ -350,7 +350,7 @@ mod tests {
                         for k in 0..4u8 {
                             assert!(l.sessions_from(IpAddr::from([192, 0, 2, k])) <= 20);
                         }
-                        if (i + t as u32) % 3 == 0 && !held.is_empty() {
+                        if (i + t as u32).is_multiple_of(3) && !held.is_empty() {
                             live.fetch_sub(1, Ordering::AcqRel);
                             held.pop();
                         }

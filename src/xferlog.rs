@@ -222,10 +222,7 @@ impl ShardXferLog {
         let r = sys::write_append(self.fd(), format(record, offset)).await;
         if let Err(e) = &r {
             self.failures.set(self.failures.get() + 1);
-            let due = self
-                .warned
-                .get()
-                .map_or(true, |t| t.elapsed() >= WARN_EVERY);
+            let due = self.warned.get().is_none_or(|t| t.elapsed() >= WARN_EVERY);
             if due {
                 tracing::warn!(
                     "xferlog {}: write failed: {e} ({} failed since the last warning)",

@@ -6,11 +6,9 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,38 +17,15 @@ use common::*;
 
 // ------------------------------------------------------------ users file
 
-/// Runs `ringftp serve` with `users` and expects it to refuse to start:
-/// non-zero exit within the timeout, `want` and the file name on stderr,
-/// and no `listening on` line (a server that will not serve must not
-/// announce a listener). Returns what was wrong, if anything.
+/// Runs `ringftp serve` with `users` and expects it to refuse to start
+/// (non-zero exit within the time limit, no `listening on` line: see
+/// [`ServerBuilder::start_fails`]) with `want` and the file name on stderr.
+/// Returns what was wrong, if anything.
 fn refuses_to_start(fx: &Fixture, what: &str, users: &str, want: &str) -> Vec<String> {
     let file = fx.work.join("bad-users.toml");
     std::fs::write(&file, users).unwrap();
-    let root = fx.root.to_string_lossy().into_owned();
-    let r = run_client(
-        20,
-        BIN,
-        &[
-            "serve",
-            "--root",
-            &root,
-            "--listen",
-            "127.0.0.1:0",
-            "--cores",
-            "1",
-            "--users",
-            &file.to_string_lossy(),
-        ],
-        None,
-    );
-    r.fails();
+    let r = Server::builder().users(&file).start_fails(fx);
     let mut wrong = Vec::new();
-    if r.stdout.contains("listening on") {
-        wrong.push(format!(
-            "{what}: printed {:?} before refusing to start",
-            r.stdout.trim()
-        ));
-    }
     if !r.stderr.contains(want) {
         wrong.push(format!("{what}: stderr should say {want:?}: {}", r.stderr));
     }
@@ -151,35 +126,10 @@ fn bad_users_files_stop_the_server_with_a_clear_error() {
         .collect();
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     // A users file that does not exist.
-    let r = run_client(
-        20,
-        BIN,
-        &[
-            "serve",
-            "--root",
-            &fx.root.to_string_lossy(),
-            "--listen",
-            "127.0.0.1:0",
-            "--users",
-            "/nonexistent/users.toml",
-        ],
-        None,
-    );
-    r.fails();
+    let r = Server::builder()
+        .users(Path::new("/nonexistent/users.toml"))
+        .start_fails(&fx);
     assert!(r.stderr.contains("/nonexistent/users.toml"), "{}", r.stderr);
-}
-
-/// Runs `ringftp passwd` with `stdin` piped in.
-fn passwd(stdin: &[u8]) -> std::process::Output {
-    let mut child = Command::new("timeout")
-        .args(["20", BIN, "passwd"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
 }
 
 #[test]
@@ -433,26 +383,14 @@ type Snap = (String, u32, i64, u64, Option<Vec<u8>>);
 /// What a tree holds, with modes and modification times (to show nothing
 /// changed).
 fn snapshot(dir: &Path) -> Vec<Snap> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<Snap>) {
-        use std::os::unix::fs::MetadataExt;
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        entries.sort();
-        for p in entries {
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
-            let data = m.is_file().then(|| std::fs::read(&p).unwrap());
-            out.push((rel, m.mode(), m.mtime(), m.len(), data));
-            if m.is_dir() {
-                walk(base, &p, out);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out
+    use std::os::unix::fs::MetadataExt;
+    walk(dir, false)
+        .into_iter()
+        .map(|e| {
+            let data = e.meta.is_file().then(|| std::fs::read(&e.path).unwrap());
+            (e.rel, e.meta.mode(), e.meta.mtime(), e.meta.len(), data)
+        })
+        .collect()
 }
 
 /// A write command that must be refused with 550 (the data connection,

@@ -4,10 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -61,40 +59,12 @@ fn help_texts() {
     assert!(v.stdout.contains(env!("CARGO_PKG_VERSION")), "{}", v.stdout);
 }
 
-/// Runs `ringftp serve` with `bad` appended to otherwise good flags and
-/// asserts a prompt non-zero exit whose message names `mention`.
+/// Runs `ringftp serve` with `bad` appended to otherwise good flags (each
+/// replacing the good one it names) and asserts a prompt non-zero exit,
+/// nothing served, and a message that names one of `mention`, not a panic.
 #[track_caller]
 fn rejects(fx: &Fixture, bad: &[&str], mention: &[&str]) {
-    let root = fx.root.to_string_lossy().into_owned();
-    let (lo, hi) = port_block(2);
-    let ports = format!("{lo}-{hi}");
-    let mut args = vec!["serve"];
-    if !bad.contains(&"--listen") {
-        args.extend_from_slice(&["--listen", "127.0.0.1:0"]);
-    }
-    if !bad.contains(&"--root") {
-        args.extend_from_slice(&["--root", &root]);
-    }
-    if !bad.contains(&"--pasv-ports") {
-        args.extend_from_slice(&["--pasv-ports", &ports]);
-    }
-    if !bad.contains(&"--cores") {
-        args.extend_from_slice(&["--cores", "1"]);
-    }
-    args.extend_from_slice(bad);
-    let t = Instant::now();
-    let r = ringftp(&args);
-    r.fails();
-    assert!(
-        t.elapsed() < Duration::from_secs(20),
-        "{bad:?}: took {:?} to fail",
-        t.elapsed()
-    );
-    assert!(
-        !r.stdout.contains("listening on"),
-        "{bad:?}: started serving:\n{}",
-        r.stdout
-    );
+    let r = Server::builder().ports(2).args(bad).start_fails(fx);
     let msg = r.stderr.to_lowercase();
     assert!(
         mention.iter().any(|m| msg.contains(&m.to_lowercase())),
@@ -229,62 +199,20 @@ fn two_listen_addresses() {
     }
 }
 
-/// All stdout lines the server prints within `wait`.
-fn stdout_lines(args: &[&str], wait: Duration) -> Vec<String> {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    die_with_parent(&mut cmd);
-    let mut child = cmd.spawn().unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + wait;
-    let mut lines = Vec::new();
-    while let Ok(l) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        lines.push(l);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    lines
-}
-
 #[test]
 fn one_listening_line_per_listener_not_per_shard() {
     let fx = Fixture::new();
-    let root = fx.root.to_string_lossy().into_owned();
-    let (lo, hi) = port_block(10);
-    let ports = format!("{lo}-{hi}");
     let cpus = std::thread::available_parallelism().unwrap().get();
-    let cores = cpus.min(2).to_string();
-    let lines = stdout_lines(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--root",
-            &root,
-            "--cores",
-            &cores,
-            "--pasv-ports",
-            &ports,
-        ],
-        Duration::from_millis(1500),
-    );
-    let listening: Vec<_> = lines
+    let srv = Server::builder().cores(cpus.min(2)).ports(10).start(&fx);
+    // The harness waited for the first `listening on` line; no second one
+    // may follow.
+    let more = srv.more_stdout(Duration::from_millis(1500));
+    let listening = 1 + more
         .iter()
         .filter(|l| l.starts_with("listening on "))
-        .collect();
-    assert_eq!(listening.len(), 1, "stdout: {lines:?}");
-    let addr: std::net::SocketAddr = listening[0]["listening on ".len()..].parse().unwrap();
+        .count();
+    assert_eq!(listening, 1, "stdout after the first line: {more:?}");
+    let addr = srv.addr();
     assert_eq!(addr.ip().to_string(), "127.0.0.1");
     assert_ne!(addr.port(), 0, "the real port is printed, not 0");
 }

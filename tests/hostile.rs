@@ -17,18 +17,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::hostile::*;
 use common::*;
 
 const CHECK: &str = "dir/b.bin";
 
 fn start(fx: &Fixture, args: &[&str]) -> (Server, Gauge) {
     fx.standard_tree();
-    let mut b = Server::builder();
-    for a in args {
-        b = b.arg(*a);
-    }
-    let mut srv = b.start(fx);
+    let mut srv = Server::builder().args(args).start(fx);
     let before = baseline(&mut srv, CHECK);
     (srv, before)
 }

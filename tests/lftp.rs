@@ -116,20 +116,7 @@ fn ls_and_cls() {
     assert_eq!(names(&r.stdout), ["a.bin", "b.bin", "sub"], "{}", r.all());
 
     let r = lftp_in(&fx, &srv, "cls -1");
-    assert_eq!(
-        names(&r.stdout),
-        [
-            "dir",
-            "empty",
-            "hello.txt",
-            "h\u{e9}llo w\u{f6}rld.txt",
-            "link-to-a",
-            "with space.txt",
-            "\u{65e5}\u{672c}.txt",
-        ],
-        "{}",
-        r.all()
-    );
+    assert_eq!(names(&r.stdout), STANDARD_TOP, "{}", r.all());
 
     // `ls` shows the server's LIST lines: each ends with its name.
     let r = lftp_in(&fx, &srv, "ls /dir");

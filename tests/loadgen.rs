@@ -12,30 +12,33 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use ringftp::loadgen::prepare;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ringftp");
+mod common;
+
+use common::BIN;
 /// No single generator run in these tests may take longer.
 const RUN_LIMIT: Duration = Duration::from_secs(90);
 
 // ---------------------------------------------------------------- helpers
 
-/// A server process, killed when dropped.
-struct Server {
-    child: Child,
+/// The server under test, started by the common harness (stopped when
+/// dropped), with the fixture that holds its log.
+struct Reference {
+    server: common::Server,
+    /// `IP:PORT`, as `--target` takes it.
     addr: String,
+    _fx: common::Fixture,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Reference {
+    fn pid(&self) -> u32 {
+        self.server.pid()
     }
 }
 
@@ -45,32 +48,26 @@ fn server_kind() -> String {
 
 /// Starts the reference server on `root` and waits for its
 /// `listening on ADDR` line.
-fn start_server(root: &Path) -> Server {
+fn start_server(root: &Path) -> Reference {
     start_kind(root, &server_kind())
 }
 
 /// Starts `kind` ("ringftp" or "pyftpdlib") on `root`.
-fn start_kind(root: &Path, kind: &str) -> Server {
+fn start_kind(root: &Path, kind: &str) -> Reference {
     start_kind_with(root, kind, &[])
 }
 
 /// Starts `kind` on `root`; `extra` flags go to ringftp only.
-fn start_kind_with(root: &Path, kind: &str, extra: &[&str]) -> Server {
-    let mut cmd = if kind == "ringftp" {
-        let mut c = Command::new(BIN);
-        c.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--cores",
-            "2",
-            "--log-level",
-            "warn",
-        ])
-        .args(["--pasv-ports", "45000-45999", "--root"])
-        .arg(root)
-        .args(extra);
-        c
+fn start_kind_with(root: &Path, kind: &str, extra: &[&str]) -> Reference {
+    let fx = common::Fixture::new();
+    let server = if kind == "ringftp" {
+        common::Server::builder()
+            .root(root)
+            .cores(2)
+            .ports(100)
+            .log_level("warn")
+            .args(extra)
+            .start(&fx)
     } else {
         let ok = Command::new("python3")
             .args(["-c", "import pyftpdlib"])
@@ -85,31 +82,13 @@ fn start_kind_with(root: &Path, kind: &str, extra: &[&str]) -> Server {
         let mut c = Command::new("python3");
         c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pyftpd.py"))
             .arg(root);
-        c
+        common::Server::launch(c, &fx, root)
     };
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the reference server");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                let _ = tx.send(addr.trim().to_string());
-            }
-        }
-    });
-    let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(a) => a,
-        Err(_) => {
-            let _ = child.kill();
-            panic!("the reference server printed no `listening on` line within 20 s");
-        }
-    };
-    Server { child, addr }
+    Reference {
+        addr: server.addr().to_string(),
+        server,
+        _fx: fx,
+    }
 }
 
 /// What a generator run left behind.
@@ -432,7 +411,7 @@ fn bundled_scenarios_run_cleanly() {
         "no data channel in a login storm"
     );
 
-    let pid = server.child.id().to_string();
+    let pid = server.pid().to_string();
     let run = loadtest(
         root.path(),
         &[
@@ -462,15 +441,10 @@ fn bundled_scenarios_run_cleanly() {
 /// `writer` / `secret`, home `/`, allowed to list, read and write.
 fn writer_users(dir: &Path) -> PathBuf {
     let file = dir.join("users.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "[[user]]\nname = \"writer\"\npassword = \"{}\"\nhome = \"/\"\n\
-             permissions = [\"list\", \"read\", \"write\"]\n",
-            ringftp::auth::password::hash(b"secret").unwrap()
-        ),
-    )
-    .unwrap();
+    let writer = common::Account::new("writer", &["list", "read", "write"])
+        .password("secret")
+        .home("/");
+    std::fs::write(&file, common::users_toml(&[writer])).unwrap();
     file
 }
 
@@ -560,10 +534,10 @@ fn uploads_write_the_content_function() {
             "1KiB",
         ],
     );
-    assert_ne!(run.code, 0, "a run where no login works must fail");
-    assert_eq!(run.json["totals"]["ok"], 0, "{}", run.stderr);
-    assert!(run.json["totals"]["errors"].as_u64().unwrap() >= 1);
-    assert!(run.stdout.contains("530"), "{}", run.stdout);
+    // The set-up session (which checks the upload directory) cannot log
+    // in: one clear error before the run.
+    assert_eq!(run.code, 1, "a run where no login works must fail");
+    assert!(run.stderr.contains("530"), "{}", run.stderr);
 }
 
 #[test]
@@ -645,7 +619,7 @@ fn json_schema_is_stable() {
         &[("--files", "5"), ("--bigfile", "0"), ("--listing", "0")],
     );
     let server = start_server(root.path());
-    let pid = server.child.id().to_string();
+    let pid = server.pid().to_string();
     let run = loadtest(
         root.path(),
         &[
@@ -672,15 +646,19 @@ fn json_schema_is_stable() {
         keys(json),
         [
             "all_logged_in_s",
+            "checks",
             "config",
             "description",
+            "distribution",
             "elapsed_s",
             "errors",
             "generator",
             "passed",
             "phases",
+            "rounds",
             "scenario",
             "schema_version",
+            "series",
             "server",
             "started_unix_s",
             "tool",
@@ -693,12 +671,20 @@ fn json_schema_is_stable() {
             "clients",
             "cores",
             "duration_s",
+            "max_clients",
+            "max_error_rate",
             "max_errors",
+            "max_p99_ms",
+            "min_rate",
             "mode",
+            "op_weights",
             "ops",
             "pin",
+            "ramp_s",
             "rate",
             "requests",
+            "rounds",
+            "scale",
             "target",
             "timeout_s",
             "verify"
@@ -711,9 +697,11 @@ fn json_schema_is_stable() {
             "bytes",
             "errors",
             "mib_per_s",
+            "missed",
             "ok",
             "requests",
-            "requests_per_s"
+            "requests_per_s",
+            "sessions_peak"
         ]
     );
     assert_eq!(
@@ -726,6 +714,8 @@ fn json_schema_is_stable() {
         [
             "cpu_ms_per_request",
             "cpu_s",
+            "cpu_settled",
+            "cpu_source",
             "cpu_sys_s",
             "cpu_user_s",
             "pid",
@@ -733,6 +723,7 @@ fn json_schema_is_stable() {
             "pss_peak_bytes",
             "rss_end_bytes",
             "rss_growth_per_client_bytes",
+            "rss_growth_per_session_bytes",
             "rss_peak_bytes",
             "rss_start_bytes"
         ]
@@ -936,4 +927,668 @@ fn bad_flags_are_clear_errors() {
         assert_ne!(run.code, 0, "{args:?}");
         assert!(run.stderr.contains(want), "{args:?}: {}", run.stderr);
     }
+}
+
+// ------------------------------------------------- honest tails (issue 17)
+
+/// Sends `signal` (e.g. "-STOP") to `pid`.
+fn signal(pid: u32, signal: &str) {
+    let ok = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "kill {signal} {pid}");
+}
+
+/// The issue's stall: the server is stopped (SIGSTOP) during an open-loop
+/// run and stays stopped past its end. Asserted is only what a stall
+/// necessarily produces, whatever the machine's speed: every client ends
+/// with a request in flight (abandoned), the pool grows to --max-clients,
+/// starts are missed, and the abandoned requests carry the stall into the
+/// tail: the p99, the last second of the series and the .hlog. The stall's
+/// length is bounded below from this test's own clock (the run cannot start
+/// before it is spawned, the stop is sent before `stopped` is read).
+#[test]
+fn a_stall_into_the_deadline_shows_in_the_tail() {
+    let root = tempfile::tempdir().unwrap();
+    prepare_tree(
+        root.path(),
+        &[("--files", "1"), ("--bigfile", "0"), ("--listing", "0")],
+    );
+    let server = start_kind(root.path(), "ringftp");
+    let pid = server.pid();
+    let hlog = root.path().join("stall.hlog");
+    let duration = Duration::from_secs(8);
+    let spawned = Instant::now();
+    let stopper = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(1500));
+        signal(pid, "-STOP");
+        Instant::now()
+    });
+    let run = loadtest(
+        root.path(),
+        &[
+            "--target",
+            &server.addr,
+            "--scenario",
+            "idle",
+            "--rate",
+            "200",
+            "--clients",
+            "4",
+            "--max-clients",
+            "40",
+            "--duration",
+            "8s",
+            "--timeout",
+            "1m",
+            "--hlog",
+            hlog.to_str().unwrap(),
+        ],
+    );
+    let stopped = stopper.join().unwrap();
+    signal(pid, "-CONT");
+    drop(server);
+    let json = &run.json;
+    assert_eq!(
+        run.code, 0,
+        "no errors: a stall is latency\n{}\n{}",
+        run.stdout, run.stderr
+    );
+    // The run's deadline is at least `spawned + 8 s`; the stall lasted from
+    // `stopped` to there at least.
+    let stall = (spawned + duration).saturating_duration_since(stopped);
+    let stall_ms = stall.as_secs_f64() * 1000.0;
+    let t = &json["totals"];
+    let (ok, abandoned, missed) = (
+        t["ok"].as_u64().unwrap(),
+        t["abandoned"].as_u64().unwrap(),
+        t["missed"].as_u64().unwrap(),
+    );
+    assert!(
+        abandoned >= 40,
+        "every client of the grown pool hangs: {abandoned}\n{}",
+        run.stdout
+    );
+    assert!(
+        missed >= 1,
+        "with all 40 hung, starts are missed\n{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("MISSED"), "{}", run.stdout);
+    assert!(t["sessions_peak"].as_u64().unwrap() >= 4);
+    // Each grown client's request was due within the first 40 starts after
+    // the stop (5 ms apart) and waited until the deadline.
+    let waited = stall_ms - 40.0 * 5.0 - 20.0;
+    let p = &json["phases"]["request"];
+    assert!(
+        p["max_ms"].as_f64().unwrap() >= waited,
+        "max {} < {waited}",
+        p["max_ms"]
+    );
+    if abandoned * 100 > (ok + abandoned) * 2 {
+        assert!(
+            p["p99_ms"].as_f64().unwrap() >= waited,
+            "p99 {} hides a {stall_ms:.0} ms stall ({ok} ok, {abandoned} abandoned)",
+            p["p99_ms"]
+        );
+    }
+    // The series: the last second holds the abandoned, at the stall's
+    // length; a second after the stop has missed starts.
+    let series = json["series"].as_array().unwrap();
+    assert_eq!(series.len(), 8, "one entry a second");
+    let last = series.last().unwrap();
+    assert!(last["abandoned"].as_u64().unwrap() >= 40);
+    assert!(last["phases"]["request"]["max_ms"].as_f64().unwrap() >= waited);
+    assert!(series.iter().any(|s| s["missed"].as_u64().unwrap() > 0));
+    let sum = |k: &str| series.iter().map(|s| s[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(
+        (sum("ok"), sum("abandoned"), sum("missed")),
+        (ok, abandoned, missed)
+    );
+
+    // The .hlog: HdrHistogram's own reader finds the same tail.
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    let log = std::fs::read(&hlog).unwrap();
+    let mut last_request_max = 0.0;
+    let mut intervals = 0;
+    for entry in IntervalLogIterator::new(&log) {
+        if let LogEntry::Interval(i) = entry.expect("a valid .hlog line") {
+            intervals += 1;
+            if i.tag().map(|t| t.as_str()) == Some("request") {
+                last_request_max = i.max();
+            }
+        }
+    }
+    assert!(intervals >= 2, "{intervals} intervals");
+    assert!(last_request_max >= waited, "hlog max {last_request_max} ms");
+}
+
+/// `--rate` so low that one request starts in a 1 s run: the rate is over
+/// the configured second, not over the one request's few milliseconds.
+#[test]
+fn a_cut_short_window_is_the_configured_one() {
+    let root = tempfile::tempdir().unwrap();
+    prepare_tree(
+        root.path(),
+        &[("--files", "1"), ("--bigfile", "0"), ("--listing", "0")],
+    );
+    let server = start_server(root.path());
+    let run = loadtest(
+        root.path(),
+        &[
+            "--target",
+            &server.addr,
+            "--scenario",
+            "idle",
+            "--clients",
+            "1",
+            "--rate",
+            "1e-9",
+            "--duration",
+            "1s",
+        ],
+    );
+    let json = ok_run(&run);
+    assert_eq!(json["totals"]["ok"], 1);
+    assert_eq!(json["elapsed_s"], 1.0);
+    assert_eq!(json["totals"]["requests_per_s"], 1.0);
+    assert_eq!(json["totals"]["missed"], 0);
+}
+
+/// A short run's report, plotted: the SVG exists and is well-formed XML
+/// with the chart's titles; a PNG is a PNG.
+#[test]
+fn plot_draws_a_run() {
+    let root = tempfile::tempdir().unwrap();
+    prepare_tree(
+        root.path(),
+        &[("--files", "1"), ("--bigfile", "0"), ("--listing", "0")],
+    );
+    let server = start_server(root.path());
+    let json_path = root.path().join("noop.json");
+    let out = Command::new(BIN)
+        .args(["loadtest", "--target", &server.addr, "--scenario", "idle"])
+        .args([
+            "--clients",
+            "2",
+            "--rate",
+            "50",
+            "--duration",
+            "2s",
+            "--json",
+        ])
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let svg = root.path().join("chart.svg");
+    let png = root.path().join("chart.png");
+    for chart in [&svg, &png] {
+        let out = Command::new(BIN)
+            .args(["loadtest", "plot"])
+            .arg(&json_path)
+            .arg(&json_path)
+            .arg("-o")
+            .arg(chart)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        text.contains("request latency over time"),
+        "{}",
+        &text[..200.min(text.len())]
+    );
+    assert!(text.contains("request latency by percentile"));
+    let parsed = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); \
+             assert r.tag.endswith('svg'), r.tag; print(sum(1 for _ in r.iter()))",
+        ])
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(
+        parsed.status.success(),
+        "not XML: {}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    let elements: usize = String::from_utf8_lossy(&parsed.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(elements > 50, "{elements} SVG elements");
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+
+    // Nothing to plot and a wrong extension are clear errors.
+    for (args, want) in [
+        (vec!["--phase", "transfer"], "no `transfer` latencies"),
+        (vec!["-o", "chart.gif"], ".svg or .png"),
+    ] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["loadtest", "plot"]).arg(&json_path);
+        if !args.contains(&"-o") {
+            cmd.arg("-o").arg(&svg);
+        }
+        let out = cmd.args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
+
+/// `compare` on two recorded reports: every figure with its ratio; with
+/// rounds on both sides, a verdict per figure: a report against itself is
+/// within noise, and one whose rounds were moved far apart differs.
+#[test]
+fn compare_two_recorded_runs() {
+    let root = tempfile::tempdir().unwrap();
+    prepare_tree(
+        root.path(),
+        &[("--files", "1"), ("--bigfile", "0"), ("--listing", "0")],
+    );
+    let server = start_server(root.path());
+    let a = root.path().join("a.json");
+    let out = Command::new(BIN)
+        .args(["loadtest", "--target", &server.addr, "--scenario", "idle"])
+        .args([
+            "--clients",
+            "2",
+            "--rate",
+            "40",
+            "--duration",
+            "1s",
+            "--rounds",
+            "3",
+            "--json",
+        ])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&a).unwrap()).unwrap();
+    assert_eq!(report["rounds"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        report["series"].as_array().unwrap().len(),
+        3,
+        "a second per round"
+    );
+
+    let compare = |x: &Path, y: &Path| {
+        let out = Command::new(BIN)
+            .args(["loadtest", "compare"])
+            .arg(x)
+            .arg(y)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let row = |text: &str, name: &str| -> String {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row in\n{text}"))
+            .to_string()
+    };
+    let same = compare(&a, &a);
+    assert!(row(&same, "requests/s").contains("1.00x"), "{same}");
+    assert!(row(&same, "requests/s").contains("within noise"), "{same}");
+    assert!(
+        row(&same, "request p99 ms").contains("within noise"),
+        "{same}"
+    );
+
+    // B: the same run, its rounds made 10x faster.
+    let mut faster = report.clone();
+    for r in faster["rounds"].as_array_mut().unwrap() {
+        let v = r["requests_per_s"].as_f64().unwrap();
+        r["requests_per_s"] = (v * 10.0).into();
+    }
+    faster["totals"]["requests_per_s"] =
+        (report["totals"]["requests_per_s"].as_f64().unwrap() * 10.0).into();
+    faster["config"]["clients"] = 7.into();
+    let b = root.path().join("b.json");
+    std::fs::write(&b, serde_json::to_string(&faster).unwrap()).unwrap();
+    let text = compare(&a, &b);
+    let rps = row(&text, "requests/s");
+    assert!(rps.contains("10.00x") && rps.contains("DIFFERS"), "{text}");
+    assert!(text.contains("differ in config: clients: 2 vs 7"), "{text}");
+
+    // One round each: no verdict, and it says why.
+    let single = root.path().join("single.json");
+    let mut one = report.clone();
+    one["rounds"].as_array_mut().unwrap().truncate(1);
+    std::fs::write(&single, serde_json::to_string(&one).unwrap()).unwrap();
+    let text = compare(&single, &b);
+    assert!(!row(&text, "requests/s").contains("noise"), "{text}");
+    assert!(text.contains("no noise estimate"), "{text}");
+    let out = Command::new(BIN)
+        .args(["loadtest", "compare"])
+        .arg(&a)
+        .arg(root.path().join("missing.json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// Thresholds for CI: exit 0 when every one holds, 1 naming the figure
+/// that broke its limit.
+#[test]
+fn thresholds_set_the_exit_status() {
+    let root = tempfile::tempdir().unwrap();
+    prepare_tree(
+        root.path(),
+        &[("--files", "1"), ("--bigfile", "0"), ("--listing", "0")],
+    );
+    let server = start_server(root.path());
+    let base = [
+        "--target",
+        server.addr.as_str(),
+        "--scenario",
+        "idle",
+        "--clients",
+        "2",
+        "--requests",
+        "20",
+        // Open loop: idle's 5 s think time is for closed loop only.
+        "--rate",
+        "200",
+    ];
+    let with = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        loadtest(root.path(), &args)
+    };
+    let run = with(&[
+        "--max-p99",
+        "1h",
+        "--max-error-rate",
+        "0",
+        "--min-rate",
+        "0.001",
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json["checks"].as_array().unwrap().len(), 4);
+    assert!(run.stdout.contains("threshold ok"), "{}", run.stdout);
+
+    for (flag, value, figure) in [
+        ("--max-p99", "1ns", "p99_ms"),
+        ("--min-rate", "1e12", "requests_per_s"),
+    ] {
+        let run = with(&[flag, value]);
+        assert_eq!(run.code, 1, "{flag} {value}: {}", run.stdout);
+        assert!(
+            run.stderr.contains(&format!("FAILED threshold: {figure}"))
+                && run.stderr.contains(flag),
+            "{flag}: {}",
+            run.stderr
+        );
+        assert_eq!(run.json["passed"], false);
+    }
+
+    // Errors within --max-errors but above --max-error-rate.
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let run = loadtest(
+        root.path(),
+        &[
+            "--target",
+            &dead,
+            "--scenario",
+            "login-storm",
+            "--clients",
+            "2",
+            "--max-errors",
+            "10",
+            "--max-error-rate",
+            "10%",
+            "--server-pid",
+            &server.pid().to_string(),
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    // No success: no invented average.
+    assert_eq!(run.json["server"]["cpu_ms_per_request"], Value::Null);
+    assert!(
+        run.stdout.contains("no successful request"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("ms a request"), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("error_rate 1.000 breaks --max-error-rate 0.1"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("more than --max-errors"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Every size and duration form, in every loadtest flag and scenario field
+/// that takes one, as the binary resolves them (`--dry-run`).
+#[test]
+fn every_size_and_duration_form_in_flags_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let dry = |args: &[&str]| -> Value {
+        let out = Command::new(BIN)
+            .args(["loadtest", "--dry-run"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    for (text, secs) in [("500ms", 0.5), ("1m30s", 90.0), ("1.5s", 1.5), ("10", 10.0)] {
+        let c = dry(&[
+            "--scenario",
+            "mirror",
+            "--duration",
+            text,
+            "--timeout",
+            text,
+            "--max-p99",
+            text,
+        ]);
+        assert_eq!(
+            (
+                c["duration_s"].as_f64(),
+                c["timeout_s"].as_f64(),
+                c["max_p99_ms"].as_f64()
+            ),
+            (Some(secs), Some(secs), Some(secs * 1000.0)),
+            "{text}"
+        );
+        let c = dry(&[
+            "--scenario",
+            "mirror",
+            "--rate",
+            "5",
+            "--ramp",
+            text,
+            "--duration",
+            "1h",
+        ]);
+        assert_eq!(c["ramp_s"].as_f64(), Some(secs), "{text}");
+        let file = dir.path().join("forms.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "name = \"forms\"\nops = [\"noop\"]\nduration = \"{text}\"\ntimeout = \"{text}\"\n\
+                 ramp = \"{text}\"\nmax_p99 = \"{text}\"\nthink = \"{text}\"\n"
+            ),
+        )
+        .unwrap();
+        let c = dry(&["--scenario", file.to_str().unwrap()]);
+        assert_eq!(
+            (
+                c["duration_s"].as_f64(),
+                c["timeout_s"].as_f64(),
+                c["ramp_s"].as_f64()
+            ),
+            (Some(secs), Some(secs), Some(secs)),
+            "{text}"
+        );
+    }
+    // Sizes: the upload scenario's size shows in a run's STOR bytes; here,
+    // that flag and field parse (a bad one is refused with the form).
+    for text in ["1.5MiB", "10kib", "64KiB", "1MB"] {
+        dry(&["--scenario", "upload", "--size", text]);
+        let file = dir.path().join("size.toml");
+        std::fs::write(
+            &file,
+            format!("name = \"s\"\nops = [\"stor\"]\nrequests = 1\nsize = \"{text}\"\n"),
+        )
+        .unwrap();
+        dry(&["--scenario", file.to_str().unwrap()]);
+    }
+    let out = Command::new(BIN)
+        .args(["loadtest", "--dry-run", "--size", "1.5 parsecs"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"1.5 parsecs\" is not a size"));
+}
+
+/// An account whose home has no upload directory: one clear error before
+/// the run, saying what the path is relative to.
+#[test]
+fn upload_into_a_missing_directory_says_why() {
+    let root = tempfile::tempdir().unwrap();
+    let etc = tempfile::tempdir().unwrap();
+    prepare_tree(
+        root.path(),
+        &[("--files", "1"), ("--bigfile", "0"), ("--listing", "0")],
+    );
+    // `writer`'s home is /pub here: /upload is not under it.
+    let users = writer_users(etc.path());
+    let text = std::fs::read_to_string(&users).unwrap();
+    std::fs::write(&users, text.replace("home = \"/\"", "home = \"/pub\"")).unwrap();
+    let server = start_kind_with(
+        root.path(),
+        "ringftp",
+        &["--users", users.to_str().unwrap()],
+    );
+    let args = [
+        "--target",
+        server.addr.as_str(),
+        "--scenario",
+        "upload",
+        "--user",
+        "writer",
+        "--password",
+        "secret",
+        "--requests",
+        "3",
+        "--size",
+        "10kib",
+    ];
+    let run = loadtest(root.path(), &args);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("cannot enter /upload") && run.stderr.contains("home directory as `/`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.json, Value::Null, "no run, no report");
+    // Pointed at a directory under its home, the same account uploads.
+    std::fs::create_dir(root.path().join("pub/in")).unwrap();
+    let mut ok_args = args.to_vec();
+    ok_args.extend_from_slice(&["--upload-dir", "/in"]);
+    let run = loadtest(root.path(), &ok_args);
+    assert_eq!(ok_run(&run)["totals"]["ok"], 3);
+    assert_eq!(
+        std::fs::read(root.path().join("pub/in/lg-0.bin"))
+            .unwrap()
+            .len(),
+        10 << 10
+    );
+}
+
+/// A weighted mix of RETR, LIST and STOR, with a ramp: exact shares,
+/// listings of the picked file's directory, latency per size class.
+#[test]
+fn weighted_mix_ramp_and_size_classes() {
+    let root = tempfile::tempdir().unwrap();
+    let etc = tempfile::tempdir().unwrap();
+    prepare_tree(
+        root.path(),
+        &[("--files", "30"), ("--bigfile", "0"), ("--listing", "0")],
+    );
+    let users = writer_users(etc.path());
+    let server = start_kind_with(
+        root.path(),
+        "ringftp",
+        &["--users", users.to_str().unwrap()],
+    );
+    let scenario = etc.path().join("mix.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"mix\"\nops = { retr = 8, list = 1, stor = 1 }\nclients = 2\nrequests = 40\n\
+         ramp = \"300ms\"\nsize = \"100KiB\"\nfiles = \"/pub\"\n",
+    )
+    .unwrap();
+    let run = loadtest(
+        root.path(),
+        &[
+            "--target",
+            &server.addr,
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "--user",
+            "writer",
+            "--password",
+            "secret",
+            "--verify",
+        ],
+    );
+    let json = ok_run(&run);
+    assert_eq!(
+        (
+            count(json, "request.retr"),
+            count(json, "request.list"),
+            count(json, "request.stor")
+        ),
+        (32, 4, 4)
+    );
+    assert_eq!(json["config"]["op_weights"]["retr"], 8);
+    assert_eq!(json["config"]["ramp_s"], 0.3);
+    // Mirror files are 1 KiB to 2 MiB; uploads 100 KiB.
+    let classes = count(json, "request.le_64KiB")
+        + count(json, "request.le_1MiB")
+        + count(json, "request.gt_1MiB");
+    assert_eq!(classes, 36, "every RETR and STOR in one class");
+    assert!(count(json, "request.le_1MiB") >= 4, "the uploads");
+    assert!(run.stdout.contains("request.le_64KiB") || count(json, "request.le_64KiB") == 0);
 }

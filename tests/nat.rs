@@ -20,11 +20,10 @@
 mod common;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{mpsc, Once};
+use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -43,9 +42,12 @@ const THIEF: &str = "203.0.113.66";
 const RANGE: (u16, u16) = (50_000, 50_003);
 /// Short, so the tests that wait for a failed data connection are quick.
 const DATA_TIMEOUT: u64 = 2;
+/// How long a test waits for a line the server logs after some event: a
+/// bound on a hang, far above what any event here takes.
+const LOG_WAIT: Duration = Duration::from_secs(30);
 
 fn script(name: &str) -> String {
-    format!("{}/tests/netns/{name}", env!("CARGO_MANIFEST_DIR"))
+    script_path(&format!("netns/{name}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -64,11 +66,7 @@ impl Net {
     /// Builds the network; `opts` go to `topology.sh up` (`--pasv-ports`,
     /// `--active-sport`, `--control-port`).
     fn up(opts: &[&str]) -> Net {
-        let uid = unsafe_getuid();
-        assert_eq!(
-            uid, 0,
-            "the NAT tests build network namespaces and need root (uid is {uid}): run `sudo bash tests/run.sh`; CI runs as root"
-        );
+        require_root("the NAT tests");
         GC.call_once(|| {
             let _ = Command::new("bash")
                 .arg(script("topology.sh"))
@@ -104,86 +102,33 @@ impl Net {
 
     /// Runs `prog args` inside `role`'s namespace under `timeout`.
     fn run(&self, role: &str, secs: u64, prog: &str, args: &[&str]) -> Run {
-        self.run_env(role, secs, prog, args, &[])
-    }
-
-    fn run_env(
-        &self,
-        role: &str,
-        secs: u64,
-        prog: &str,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Run {
-        let ns = self.ns(role);
-        let mut a = vec!["netns", "exec", ns.as_str(), prog];
-        a.extend_from_slice(args);
-        run_client_env(secs, "ip", &a, None, env)
+        run_client_in(Place::Netns(&self.ns(role)), secs, prog, args, None, &[])
     }
 
     /// curl in `role` (`-v`: the tests read the 227/229 replies from it).
     fn curl(&self, role: &str, args: &[&str]) -> Run {
-        let mut a = vec![
-            "-q",
-            "-sS",
-            "-v",
-            "--noproxy",
-            "*",
-            "--connect-timeout",
-            "5",
-            "--max-time",
-            "30",
-        ];
+        let mut a = vec!["-v"];
         a.extend_from_slice(args);
-        self.run(role, 45, "curl", &a)
+        curl_in(Place::Netns(&self.ns(role)), &a)
     }
 
     /// Downloads `url` with curl in `role` into `out` and compares it with
     /// `want`; returns curl's run (for its -v output).
     #[track_caller]
     fn curl_get(&self, role: &str, url: &str, extra: &[&str], out: &Path, want: &Path) -> Run {
-        let _ = std::fs::remove_file(out);
-        let o = out.to_string_lossy().into_owned();
-        let mut a: Vec<&str> = extra.to_vec();
-        a.extend_from_slice(&["-o", &o, url]);
-        let r = self.curl(role, &a);
-        r.ok();
-        assert_same_file(out, want);
-        r
+        curl_download(Place::Netns(&self.ns(role)), url, extra, out, want)
     }
 
     /// lftp in `role` with the shared fail-fast settings and `settings`.
     fn lftp(&self, role: &str, url: &str, settings: &str, script: &str, cwd: &Path) -> Run {
-        let full = format!("{LFTP_SETTINGS}; {settings}; open {url}; {script}");
-        let home = cwd.join(".lftp-home");
-        std::fs::create_dir_all(&home).unwrap();
-        let h = home.to_string_lossy().into_owned();
-        let cd = cwd.to_string_lossy().into_owned();
         let ns = self.ns(role);
-        run_client_env(
-            60,
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &ns,
-                "sh",
-                "-c",
-                "cd \"$0\" && exec lftp -c \"$1\"",
-                &cd,
-                &full,
-            ],
-            None,
-            &[("HOME", &h), ("LFTP_HOME", &h), ("LC_ALL", "C.UTF-8")],
-        )
+        let home = cwd.join(".lftp-home");
+        lftp_in(Place::Netns(&ns), url, settings, script, cwd, &home)
     }
 
     /// tests/netns/nat_client.py (ftplib) in `role`.
     fn ftplib(&self, role: &str, args: &[&str]) -> Run {
-        let s = script("nat_client.py");
-        let mut a = vec!["-u", s.as_str()];
-        a.extend_from_slice(args);
-        self.run(role, 120, "python3", &a)
+        python_in(Place::Netns(&self.ns(role)), &script("nat_client.py"), args)
     }
 
     /// The outside check of docs/nat-and-firewalls.md: `ringftp loadtest`
@@ -216,23 +161,11 @@ impl Net {
     /// Runs `f` on a thread inside `role`'s network namespace: every
     /// socket it creates belongs to that namespace for good.
     fn within<T: Send>(&self, role: &str, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.ns(role));
-        std::thread::scope(|s| {
-            s.spawn(move || {
-                let file = std::fs::File::open(&path)
-                    .unwrap_or_else(|e| panic!("cannot open {path}: {e}"));
-                setns_net(&file).unwrap_or_else(|e| panic!("setns({path}): {e}"));
-                f()
-            })
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        })
+        within(&self.ns(role), f)
     }
 
     fn connect(&self, role: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
-        self.within(role, || {
-            TcpStream::connect_timeout(&to, Duration::from_secs(10))
-        })
+        connect_in(&self.ns(role), to)
     }
 
     /// A logged-in raw control connection from `role`.
@@ -276,8 +209,16 @@ impl Net {
     /// Starts `ringftp serve` in `role` with the test defaults
     /// (`--listen 0.0.0.0:21 --cores 1 --pasv-ports 50000-50003
     /// --data-timeout 2`), each replaced when `args` gives that flag.
-    fn serve(&self, fx: &Fixture, role: &str, args: &[&str]) -> NsServer {
-        NsServer::start(self, fx, role, args)
+    fn serve(&self, fx: &Fixture, role: &str, args: &[&str]) -> Server {
+        let mut b = Server::builder()
+            .netns(&self.ns(role))
+            .listen(&["0.0.0.0:21"])
+            .pasv_ports(RANGE.0, RANGE.1)
+            .args(args);
+        if !args.contains(&"--data-timeout") {
+            b = b.arg("--data-timeout").arg(DATA_TIMEOUT.to_string());
+        }
+        b.start(fx)
     }
 }
 
@@ -289,155 +230,6 @@ impl Drop for Net {
             .arg(&self.prefix)
             .status();
     }
-}
-
-fn unsafe_getuid() -> u32 {
-    // SAFETY: getuid cannot fail and touches no memory.
-    unsafe { libc::getuid() }
-}
-
-fn setns_net(ns: &std::fs::File) -> std::io::Result<()> {
-    // SAFETY: a valid fd for the duration of the call; setns(2) changes
-    // only the calling thread's network namespace.
-    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------
-// The server in its namespace
-// ---------------------------------------------------------------------------
-
-static NEXT_LOG: AtomicU32 = AtomicU32::new(0);
-
-struct NsServer {
-    child: Child,
-    log: PathBuf,
-    pub addrs: Vec<SocketAddr>,
-}
-
-impl NsServer {
-    fn start(net: &Net, fx: &Fixture, role: &str, args: &[&str]) -> NsServer {
-        let defaults: [(&str, &str); 4] = [
-            ("--listen", "0.0.0.0:21"),
-            ("--cores", "1"),
-            ("--pasv-ports", "50000-50003"),
-            ("--data-timeout", "2"),
-        ];
-        let mut all: Vec<String> = vec![
-            "serve".into(),
-            "--root".into(),
-            fx.root.to_string_lossy().into_owned(),
-            "--log-level".into(),
-            "debug".into(),
-        ];
-        for (flag, value) in defaults {
-            if !args.contains(&flag) {
-                all.push(flag.into());
-                all.push(value.into());
-            }
-        }
-        all.extend(args.iter().map(|s| s.to_string()));
-        let listeners = all.iter().filter(|a| *a == "--listen").count();
-        let log = fx.work.join(format!(
-            "server-{}.log",
-            NEXT_LOG.fetch_add(1, Ordering::SeqCst)
-        ));
-        let mut cmd = Command::new("ip");
-        // `ip netns exec` execs the program itself: the child is ringftp.
-        cmd.args(["netns", "exec", &net.ns(role), BIN])
-            .args(&all)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap());
-        die_with_parent(&mut cmd);
-        let mut child = cmd.spawn().expect("cannot start ringftp in its namespace");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(l) = line else { break };
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut srv = NsServer {
-            child,
-            log,
-            addrs: Vec::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while srv.addrs.len() < listeners {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(l) => {
-                    if let Some(a) = l.strip_prefix("listening on ") {
-                        srv.addrs.push(a.trim().parse().unwrap());
-                    }
-                }
-                Err(_) => panic!(
-                    "ringftp {all:?} did not start in {}; log:\n{}",
-                    net.ns(role),
-                    srv.log_text()
-                ),
-            }
-        }
-        srv
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// Waits up to 5 s for `needle` in the log.
-    #[track_caller]
-    fn wait_log(&self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !self.log_text().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "the server log never said {needle:?}:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for NsServer {
-    fn drop(&mut self) {
-        // SIGTERM first (graceful: the listeners are shut down), SIGKILL
-        // only if that takes long. These servers reuse port 21: a killed
-        // process's io_uring is torn down asynchronously, and until then
-        // its listening socket (held by in-flight ACCEPTs) stays in the
-        // SO_REUSEPORT group, where it takes, then resets, connections
-        // meant for the next server.
-        if matches!(self.child.try_wait(), Ok(None)) {
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            print_log_tail(&self.log_text());
-        }
-    }
-}
-
-fn sighup(pid: i32) {
-    // SAFETY: kill(2) with a pid of a child we own.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
 }
 
 // ---------------------------------------------------------------------------
@@ -866,7 +658,11 @@ fn data_theft_third_host_refused_real_client_gets_data() {
     let r = f.read_reply();
     assert_eq!(r.code, 150, "{r:?}");
     finish_retr(&mut f, data, &want, "RETR after the theft attempt");
-    srv.wait_log(&format!("refused passive data connection from {THIEF}"));
+    srv.wait_log(
+        &format!("refused passive data connection from {THIEF}"),
+        1,
+        LOG_WAIT,
+    );
 
     // Hammering.
     let stop = AtomicBool::new(false);
@@ -1095,7 +891,9 @@ fn active_port_20_passes_a_source_port_firewall() {
 /// --pasv-address and map targets given as names are resolved at start
 /// and again on SIGHUP; a name that stops resolving keeps its address.
 /// (`ip netns exec` shows the server /etc/netns/NS/hosts as /etc/hosts, so
-/// the test changes "DNS" without touching the machine's.)
+/// the test changes "DNS" without touching the machine's; a name the hosts
+/// file lacks fails at once, as topology.sh gives every namespace a
+/// resolv.conf whose nameserver refuses at once.)
 #[test]
 fn pasv_address_hostname_is_reresolved_on_sighup() {
     let net = Net::up(&[]);
@@ -1146,7 +944,7 @@ fn pasv_address_hostname_is_reresolved_on_sighup() {
         a
     };
     let wait_for = |want: &str| {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + LOG_WAIT;
         loop {
             let got = announced("out", PUBLIC);
             if got == want.parse::<IpAddr>().unwrap() {
@@ -1161,13 +959,17 @@ fn pasv_address_hostname_is_reresolved_on_sighup() {
     };
     wait_for(PUBLIC);
     write_hosts(Some("203.0.113.11"));
-    sighup(srv.pid());
+    srv.signal(libc::SIGHUP);
     wait_for("203.0.113.11");
-    srv.wait_log("ftp.example.test: 203.0.113.10 -> 203.0.113.11");
+    srv.wait_log(
+        "ftp.example.test: 203.0.113.10 -> 203.0.113.11",
+        1,
+        LOG_WAIT,
+    );
     // The name disappears: the last address stays, the log says why.
     write_hosts(None);
-    sighup(srv.pid());
-    srv.wait_log("keeping 203.0.113.11");
+    srv.signal(libc::SIGHUP);
+    srv.wait_log("keeping 203.0.113.11", 1, LOG_WAIT);
     assert_eq!(
         announced("out", PUBLIC),
         "203.0.113.11".parse::<IpAddr>().unwrap()
@@ -1262,7 +1064,6 @@ fn two_shards_split_the_range_with_the_map() {
 #[test]
 fn bad_pasv_address_or_map_is_refused_at_start() {
     let fx = Fixture::new();
-    let root = fx.root.to_string_lossy().into_owned();
     let cases: &[(&[&str], &[&str])] = &[
         (
             &["--pasv-address-map", "192.0.2.0/33=192.0.2.10"],
@@ -1305,29 +1106,7 @@ fn bad_pasv_address_or_map_is_refused_at_start() {
         (&["--pasv-address", "2001:db8::1"], &["IPv4"]),
     ];
     for (bad, mention) in cases {
-        let mut args = vec![
-            "serve",
-            "--root",
-            &root,
-            "--listen",
-            "127.0.0.1:0",
-            "--cores",
-            "1",
-        ];
-        args.extend_from_slice(bad);
-        let t = Instant::now();
-        let r = run_client(30, BIN, &args, None);
-        r.fails();
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "{bad:?} took {:?}",
-            t.elapsed()
-        );
-        assert!(
-            !r.stdout.contains("listening on"),
-            "{bad:?} started:\n{}",
-            r.stdout
-        );
+        let r = Server::builder().args(bad).start_fails(&fx);
         for m in *mention {
             assert!(
                 r.stderr.contains(m),

@@ -2,7 +2,7 @@
 //! brute-force, and the server-wide limits (`--max-sessions`,
 //! `--max-per-ip`, `--max-rate`, `--max-rate-per-session`) holding across
 //! two shards. Every test ends with the server serving a normal download
-//! and its fds back at the baseline (see tests/common/hostile.rs).
+//! and its fds back at the baseline (see tests/common/gauge.rs).
 
 mod common;
 
@@ -11,7 +11,6 @@ use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use common::hostile::*;
 use common::*;
 
 const CHECK: &str = "dir/b.bin";
@@ -19,13 +18,21 @@ const OTHER_CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 
 fn start(fx: &Fixture, cores: usize, args: &[&str]) -> (Server, Gauge) {
     fx.standard_tree();
-    let mut b = Server::builder().cores(cores).ports(40);
-    for a in args {
-        b = b.arg(*a);
-    }
-    let mut srv = b.start(fx);
+    let mut srv = Server::builder()
+        .cores(cores)
+        .ports(40)
+        .args(args)
+        .start(fx);
     let before = baseline(&mut srv, CHECK);
     (srv, before)
+}
+
+/// A users file with `alice` (password `correct horse`, home /alice),
+/// allowed to list and read.
+fn alice_users(fx: &Fixture) -> String {
+    let alice = Account::new("alice", &["list", "read"]).password("correct horse");
+    let file = fx.users_file("users.toml", &[alice]);
+    file.to_string_lossy().into_owned()
 }
 
 /// What the first reply line of a new connection was.
@@ -147,8 +154,7 @@ fn brute_force_bans_the_address_and_spares_others() {
     const ATTEMPTS: usize = 50;
     let fx = Fixture::new();
     fx.write("alice/own.bin", &pattern(10, 300_000));
-    let users = users_file(&fx, "alice", "correct horse", "/alice");
-    let users = users.to_string_lossy().into_owned();
+    let users = alice_users(&fx);
     let (mut srv, before) = start(
         &fx,
         1,
@@ -194,16 +200,16 @@ fn brute_force_bans_the_address_and_spares_others() {
     let r = f.cmd("PASS correct horse");
     assert_eq!(r.code, 421, "{r:?}");
     // Another address is not affected.
-    let mut g = Ftp::from_stream(connect_from(OTHER_CLIENT, srv.addr()));
+    let mut g = Ftp::connect_from(OTHER_CLIENT, srv.addr());
     g.expect("USER alice", 331);
     g.expect("PASS correct horse", 230);
-    let got = retr_from_addr(&mut g, OTHER_CLIENT, "own.bin");
+    let got = g.retr("own.bin");
     assert_bytes_eq("alice's file from 127.0.0.2", &got, &pattern(10, 300_000));
     g.quit();
     // Anonymous from 127.0.0.2 too (127.0.0.1 is banned for everything).
-    let mut a = Ftp::from_stream(connect_from(OTHER_CLIENT, srv.addr()));
+    let mut a = Ftp::connect_from(OTHER_CLIENT, srv.addr());
     a.login();
-    let got = retr_from_addr(&mut a, OTHER_CLIENT, CHECK);
+    let got = a.retr(CHECK);
     assert_bytes_eq(CHECK, &got, &fx.read(CHECK));
     a.quit();
     assert!(srv.alive());
@@ -218,8 +224,7 @@ fn a_login_storm_keeps_memory_bounded() {
     // shard and queues the rest.
     const CLIENTS: usize = 24;
     let fx = Fixture::new();
-    let users = users_file(&fx, "alice", "correct horse", "/alice");
-    let users = users.to_string_lossy().into_owned();
+    let users = alice_users(&fx);
     let (mut srv, before) = start(&fx, 1, &["--users", &users, "--login-ban", "off"]);
     let addr = srv.addr();
     let barrier = Barrier::new(CLIENTS + 1);

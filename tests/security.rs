@@ -5,13 +5,15 @@
 mod common;
 
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use common::*;
-use socket2::{Domain, Socket, Type};
 
 const SECRET: &[u8] = b"TOP SECRET: outside the served root\n";
+/// Another host as far as RFC 2577 is concerned (Linux routes all of
+/// 127/8 to lo).
+const THIRD_HOST: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 
 /// The standard tree, plus a secret file next to the root (in `work`,
 /// reachable as `../work/secret.txt` from the root) and escape links.
@@ -297,17 +299,6 @@ fn port_to_a_privileged_port_is_refused() {
     srv.assert_serving("hello.txt");
 }
 
-/// A TCP connection to `to` from `from_ip` (bound before connecting).
-fn connect_from(from_ip: &str, to: SocketAddr) -> TcpStream {
-    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    let from: SocketAddr = format!("{from_ip}:0").parse().unwrap();
-    s.bind(&from.into()).unwrap();
-    s.connect_timeout(&to.into(), IO_TIMEOUT).unwrap();
-    let s: TcpStream = s.into();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s
-}
-
 fn passive_theft(extended: bool) {
     let fx = fixture();
     let mut srv = Server::builder().start(&fx);
@@ -315,7 +306,7 @@ fn passive_theft(extended: bool) {
     let want = fx.read("dir/b.bin");
     let target = if extended { f.epsv() } else { f.pasv() };
     // The thief gets there first; then the real client.
-    let mut thief = connect_from("127.0.0.2", target);
+    let mut thief = connect_from(THIRD_HOST, target);
     let mut real = TcpStream::connect(target).unwrap();
     real.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     f.expect("RETR dir/b.bin", 150);
@@ -379,7 +370,7 @@ fn allow_foreign_data_permits_fxp() {
 
     // Passive from a third host: accepted.
     let target = f.epsv();
-    let mut other = connect_from("127.0.0.2", target);
+    let mut other = connect_from(THIRD_HOST, target);
     f.expect("RETR dir/b.bin", 150);
     let mut got = Vec::new();
     other.read_to_end(&mut got).unwrap();

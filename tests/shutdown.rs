@@ -9,7 +9,6 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::hostile::*;
 use common::*;
 
 /// A download running on its own thread: the bytes and the final reply
@@ -59,7 +58,7 @@ fn sigterm_during_a_large_retr_lets_it_finish_and_exits_0() {
     let download = start_download(srv.login(), "big.bin");
     std::thread::sleep(Duration::from_millis(700));
     let signalled = Instant::now();
-    signal(&srv, libc::SIGTERM);
+    srv.signal(libc::SIGTERM);
     // The idle session is told at once.
     let r = idle.read_reply();
     assert_eq!(r.code, 421, "idle session: {r:?}");
@@ -107,7 +106,7 @@ fn the_grace_period_cuts_what_is_still_running() {
     let download = start_download(srv.login(), "slow.bin");
     std::thread::sleep(Duration::from_millis(300));
     let signalled = Instant::now();
-    signal(&srv, libc::SIGTERM);
+    srv.signal(libc::SIGTERM);
     let (got, r, mut f) = download.join().unwrap();
     let cut = signalled.elapsed();
     let r = r.expect("a reply to the cut transfer");
@@ -145,11 +144,11 @@ fn a_second_signal_exits_at_once() {
         .start(&fx);
     let download = start_download(srv.login(), "slow.bin");
     std::thread::sleep(Duration::from_millis(300));
-    signal(&srv, libc::SIGTERM);
+    srv.signal(libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
     assert!(srv.alive(), "the first signal waits for the transfer");
     let t = Instant::now();
-    signal(&srv, libc::SIGINT);
+    srv.signal(libc::SIGINT);
     let status = srv
         .wait_exit(Duration::from_secs(2))
         .expect("still running after a second signal");
@@ -173,7 +172,7 @@ fn sigint_on_an_idle_server_is_graceful_too() {
     let mut a = srv.login();
     let mut b = Ftp::connect(srv.addr());
     let t = Instant::now();
-    signal(&srv, libc::SIGINT);
+    srv.signal(libc::SIGINT);
     for f in [&mut a, &mut b] {
         let r = f.read_reply();
         assert_eq!(r.code, 421, "{r:?}");

@@ -25,11 +25,11 @@ fn alice_fixture() -> (Fixture, PathBuf) {
 }
 
 fn start(fx: &Fixture, users: &Path, extra: &[&str]) -> Server {
-    let mut b = Server::builder().users(users).ports(20);
-    for a in extra {
-        b = b.arg(*a);
-    }
-    b.start(fx)
+    Server::builder()
+        .users(users)
+        .ports(20)
+        .args(extra)
+        .start(fx)
 }
 
 /// Hidden temporary upload files left in `dir`.
@@ -52,15 +52,9 @@ fn size_of_prefixed(dir: &Path, prefix: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Waits until `cond` holds (panics after 20 s).
-#[track_caller]
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+/// How long the tests wait for an upload to get somewhere (a bound on a
+/// hang, not a measurement).
+const WAIT: Duration = Duration::from_secs(20);
 
 /// Starts curl uploading `local` to `url` at `rate` (killed on drop).
 struct Curl(Child);
@@ -124,15 +118,6 @@ fn wait_upload_logged(srv: &Server, n: usize) -> String {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Closes a socket with RST (SO_LINGER 0): a broken connection, where a
-/// plain close would be a normal end of file.
-fn reset(s: TcpStream) {
-    socket2::SockRef::from(&s)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
-    drop(s);
 }
 
 /// STOR-like `line` over EPSV; sends `data` and returns the session and
@@ -264,7 +249,7 @@ fn reset_overwrite_or_appe_keeps_the_original() {
         let srv = start(&fx, &users, if keep { &["--keep-partial"] } else { &[] });
         // 300 kB of a new file.bin, then the data connection is reset.
         let (mut f, conn) = start_upload(&srv, "STOR file.bin", &pattern(4, 300_000));
-        wait_until("the temporary file to fill", || {
+        wait_until("the temporary file to fill", WAIT, || {
             size_of_prefixed(&home, ".ringftp-upload") >= 200_000
         });
         assert_bytes_eq("during the upload", &fx.read("alice/file.bin"), &original);
@@ -283,7 +268,7 @@ fn reset_overwrite_or_appe_keeps_the_original() {
             continue;
         }
         let (mut f, conn) = start_upload(&srv, "APPE log.bin", &pattern(7, 500_000));
-        wait_until("the appended bytes", || {
+        wait_until("the appended bytes", WAIT, || {
             std::fs::metadata(home.join("log.bin")).unwrap().len() >= (1 << 20) + 400_000
         });
         reset(conn);
@@ -312,7 +297,7 @@ fn kill_curl_midway(
     let ended = uploads_ended(&before);
     let url = format!("ftp://alice:alice-pw@{}/{name}", srv.addr());
     let mut curl = Curl::upload(local, &url, "2M", extra);
-    wait_until("the upload to progress", &mut progress);
+    wait_until("the upload to progress", WAIT, &mut progress);
     curl.kill();
     let log = wait_upload_logged(srv, ended + 1);
     log[before.len()..]
@@ -417,7 +402,7 @@ fn abor_or_reset_mid_appe_restores_the_original_length() {
             })
         };
         if how == "ABOR" {
-            wait_until("the appended bytes", || {
+            wait_until("the appended bytes", WAIT, || {
                 std::fs::metadata(home.join("log.bin")).unwrap().len() >= (3 << 20)
             });
             let r = f.cmd("ABOR");

@@ -17,11 +17,7 @@ use common::*;
 fn alice_server(extra: &[&str]) -> (Fixture, Server) {
     let fx = Fixture::new();
     let users = fx.users_file("users.toml", &[Account::full("alice")]);
-    let mut b = Server::builder().users(&users);
-    for a in extra {
-        b = b.arg(*a);
-    }
-    let srv = b.start(&fx);
+    let srv = Server::builder().users(&users).args(extra).start(&fx);
     (fx, srv)
 }
 

@@ -166,7 +166,7 @@ impl Users {
                 root_dir.as_raw_fd(),
                 &rel,
                 libc::O_PATH | libc::O_DIRECTORY,
-                resolve::RESOLVE,
+                resolve::RESOLVE_HOME,
             ) {
                 Ok(_) => Ok(()),
                 Err(e) => Err(match e.raw_os_error() {

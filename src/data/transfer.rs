@@ -180,9 +180,12 @@ impl Channel<'_> {
         }
     }
 
-    /// Sends an in-memory listing.
+    /// Sends bytes from memory (a listing, or a chunk of one).
     pub async fn send_bytes(&mut self, bytes: Vec<u8>) -> Result<u64, TransferError> {
         let n = bytes.len() as u64;
+        if n == 0 {
+            return Ok(0);
+        }
         self.conn
             .write_all(bytes)
             .await

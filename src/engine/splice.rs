@@ -97,7 +97,7 @@ impl Progress {
         self.0.bytes.set(n);
     }
 
-    fn add(&self, n: u64) {
+    pub fn add(&self, n: u64) {
         self.set(self.get() + n);
     }
 }

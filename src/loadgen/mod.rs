@@ -10,25 +10,36 @@
 //! scenario asks for them), so it works against any server.
 //!
 //! Module map:
-//! - [`scenario`]: the bundled TOML scenarios and the flags that override
-//!   them, resolved into one validated [`scenario::Plan`];
+//! - [`scenario`]: the bundled TOML scenarios and their scales; [`plan`]:
+//!   a scenario and the flags that override it, resolved into one
+//!   validated [`plan::Plan`] (op mix, bounds, thresholds);
 //! - [`reply`]: the reply reader (pure); [`client`]: the control connection;
 //!   [`data`]: data channels (PASV/EPSV/PORT/EPRT) and the fast reader;
 //!   [`transfer`]: one transfer as a timed command flow; [`failure`]: error
 //!   kinds;
-//! - [`targets`]: which remote paths the requests use (`--files`);
-//! - [`run`]: a run from start to report; [`vclient`]: one virtual client,
-//!   its pacing (open and closed loop) and requests; [`shared`]: what the
-//!   shards share (the end of the run, the login-storm barrier);
-//!   [`progress`]: the progress line;
-//! - [`stats`]: per-phase HdrHistograms and error counts; [`procstat`]: the
-//!   server's CPU and memory from /proc; [`report`]: table, JSON, .hgrm;
+//! - [`targets`]: which remote paths the requests use (`--files`) and the
+//!   checks made before a run;
+//! - [`mod@run`]: a run from start to report, round by round; [`vclient`]: one
+//!   virtual client and its requests; [`schedule`]: the open-loop
+//!   timetable, the ramp and the growth of the client pool; [`shared`]:
+//!   what the shards share (the end of the run, the login-storm barrier);
+//!   [`progress`]: the progress bar;
+//! - [`stats`]: per-phase HdrHistograms, failed and abandoned requests,
+//!   missed starts, size classes; [`series`]: the same per second, and the
+//!   `.hlog` interval log; [`procstat`]: the server's CPU and memory;
+//!   [`report`]: table, JSON, .hgrm; [`checks`]: thresholds;
+//! - [`plot`]: `loadtest plot` (SVG/PNG charts); [`compare`]: `loadtest
+//!   compare` (two runs side by side);
 //! - [`prepare`]: the deterministic tree and its content function;
 //!   [`units`]: durations and sizes.
 
+pub mod checks;
 pub mod client;
+pub mod compare;
 pub mod data;
 pub mod failure;
+pub mod plan;
+pub mod plot;
 pub mod prepare;
 pub mod procstat;
 pub mod progress;
@@ -36,8 +47,11 @@ pub mod reply;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod schedule;
+pub mod series;
 pub mod shared;
 pub mod stats;
+pub mod table;
 pub mod targets;
 pub mod transfer;
 pub mod vclient;
@@ -68,6 +82,12 @@ pub enum LoadtestCommand {
     /// Write a deterministic mirror-like tree to serve (content checkable
     /// with `--verify`).
     Prepare(prepare::PrepareArgs),
+    /// Chart one or more runs (their --json reports): latency over time
+    /// (p50, p99 and max per second) and the percentile distribution.
+    Plot(plot::PlotArgs),
+    /// Compare two runs (their --json reports): every figure, the ratio,
+    /// and which differences are beyond run-to-run noise.
+    Compare(compare::CompareArgs),
 }
 
 /// Flags of a load test run. Every flag left out takes the scenario's
@@ -90,18 +110,23 @@ pub struct RunArgs {
     #[arg(long, value_enum)]
     pub mode: Option<scenario::Mode>,
 
-    /// A bundled scenario (login-storm, mirror, bigfile, upload, listing,
-    /// idle) or a scenario TOML file.
+    /// A bundled scenario (login-storm, login-storm-big, mirror, bigfile,
+    /// upload, listing, idle) or a scenario TOML file.
     #[arg(long, value_name = "NAME|FILE.toml", default_value = "mirror")]
     pub scenario: String,
+
+    /// Run the scenario at one of its named scales (its `[scale.NAME]`
+    /// table; the bundled ones have quick and full).
+    #[arg(long, value_name = "NAME")]
+    pub scale: Option<String>,
 
     /// Virtual clients (concurrent sessions) [default: the scenario's]
     #[arg(long, value_name = "N")]
     pub clients: Option<usize>,
 
-    /// Run for this long (e.g. 30s, 2m, 500ms); requests still in flight
-    /// at the end are abandoned, not counted. With --requests, whichever
-    /// comes first ends the run.
+    /// Run for this long (e.g. 30s, 1m30s, 500ms); requests still in flight
+    /// at the end are abandoned (recorded at the time they had waited).
+    /// With --requests, whichever comes first ends the run.
     #[arg(long, value_name = "D", value_parser = units::parse_duration)]
     pub duration: Option<Duration>,
 
@@ -116,6 +141,23 @@ pub struct RunArgs {
     #[arg(long, value_name = "R")]
     pub rate: Option<f64>,
 
+    /// Open loop: when every client is busy at a scheduled start, add
+    /// virtual clients, up to N in all [default: --clients, no growth]
+    #[arg(long = "max-clients", value_name = "N")]
+    pub max_clients: Option<usize>,
+
+    /// Ramp up over this long (e.g. 10s): open loop, the rate grows
+    /// linearly from 0 to --rate; closed loop, the clients start spread
+    /// over it.
+    #[arg(long, value_name = "D", value_parser = units::parse_duration)]
+    pub ramp: Option<Duration>,
+
+    /// Repeat the run N times back to back (each round a fresh start);
+    /// the report adds every round's figures so `compare` can tell noise
+    /// from a difference.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub rounds: u32,
+
     /// Remote paths to use: a local file with one remote path a line, or a
     /// remote directory (listed recursively for RETR, listed itself for
     /// LIST/NLST/MLSD).
@@ -127,9 +169,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub verify: bool,
 
-    /// Bytes per STOR for the upload scenario (e.g. 64KiB, 1MiB).
+    /// Bytes per STOR for the upload scenario (e.g. 64KiB, 1.5MiB).
     #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
     pub size: Option<u64>,
+
+    /// Remote directory STOR writes into, as the account sees it (its home
+    /// is `/`) [default: the scenario's, else /upload]
+    #[arg(long = "upload-dir", value_name = "PATH")]
+    pub upload_dir: Option<String>,
 
     /// Sample CPU time and memory of this process and its children (the
     /// server under test) during the run.
@@ -145,6 +192,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub hgrm: Option<PathBuf>,
 
+    /// Write an HdrHistogram interval log: one histogram per second per
+    /// phase, tagged with the phase name, in microseconds (the .hlog format
+    /// HdrHistogram's log tools read).
+    #[arg(long, value_name = "FILE")]
+    pub hlog: Option<PathBuf>,
+
     /// Generator shards (threads, one io_uring each)
     /// [default: CPUs available to the process, at most one per client]
     #[arg(long, value_name = "N")]
@@ -158,11 +211,28 @@ pub struct RunArgs {
     pub pin: bool,
 
     /// Limit on every wait: connect, each reply, the data connection, each
-    /// data read.
-    #[arg(long, value_name = "D", default_value = "10s", value_parser = units::parse_duration)]
-    pub timeout: Duration,
+    /// data read [default: the scenario's, else 10s]
+    #[arg(long, value_name = "D", value_parser = units::parse_duration)]
+    pub timeout: Option<Duration>,
 
     /// Errors tolerated before the exit code is 1.
     #[arg(long = "max-errors", value_name = "N", default_value_t = 0)]
     pub max_errors: u64,
+
+    /// Threshold: fail (exit 1) when the p99 of whole requests is above D.
+    #[arg(long = "max-p99", value_name = "D", value_parser = units::parse_duration)]
+    pub max_p99: Option<Duration>,
+
+    /// Threshold: fail when errors / (ok + errors) is above R (0.01 or 1%).
+    #[arg(long = "max-error-rate", value_name = "R", value_parser = checks::parse_fraction)]
+    pub max_error_rate: Option<f64>,
+
+    /// Threshold: fail when fewer than R requests a second succeeded.
+    #[arg(long = "min-rate", value_name = "R")]
+    pub min_rate: Option<f64>,
+
+    /// Print the resolved plan (as the report's `config` JSON) and exit
+    /// without connecting.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
 }

@@ -1,55 +1,85 @@
-//! The progress line: once a second on stderr, and only when stderr is a
-//! terminal, so logs and pipes stay clean.
+//! The progress bar: on stderr, only when stderr is a terminal (logs and
+//! pipes get nothing), drawn by `indicatif` with an ETA. A run bounded in
+//! time shows time elapsed of `--duration`; one bounded by `--requests`
+//! shows requests done of the total. The message gives successes, errors,
+//! throughput and open sessions over the last second.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::shared::Shared;
-use crate::units::format_bytes;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// The once-a-second progress line on stderr (only when it is a terminal,
-/// so logs and pipes stay clean).
+use super::shared::Shared;
+
+/// Redraw period.
+const TICK: Duration = Duration::from_millis(200);
+
+/// The bar's thread, stopped (and the bar cleared) when dropped.
 pub struct Ticker {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Ticker {
-    pub fn start(shared: Arc<Shared>) -> Ticker {
+    /// Starts the bar for the run `shared` describes (`label`: the round,
+    /// when there are several); does nothing off a terminal.
+    pub fn start(shared: Arc<Shared>, label: String) -> Ticker {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::io::stderr().is_terminal().then(|| {
             let stop = stop.clone();
-            std::thread::spawn(move || {
-                let p = &shared.progress;
-                let mut last_bytes = 0;
-                let mut last_ok = 0;
-                let mut tick = Instant::now();
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(100));
-                    if tick.elapsed() < Duration::from_secs(1) {
-                        continue;
-                    }
-                    let secs = tick.elapsed().as_secs_f64();
-                    tick = Instant::now();
-                    let (ok, bytes) = (p.ok.load(Ordering::Relaxed), p.bytes.load(Ordering::Relaxed));
-                    eprint!(
-                        "\r\x1b[K{:>6.1}s  ok {ok} ({:.0}/s)  errors {}  {:.1} MiB/s  sessions {}  ({} moved)",
-                        shared.start.elapsed().as_secs_f64(),
-                        (ok - last_ok) as f64 / secs,
-                        p.errors.load(Ordering::Relaxed),
-                        (bytes - last_bytes) as f64 / secs / (1 << 20) as f64,
-                        p.sessions.load(Ordering::Relaxed),
-                        format_bytes(bytes)
-                    );
-                    (last_ok, last_bytes) = (ok, bytes);
-                }
-                eprint!("\r\x1b[K");
-            })
+            std::thread::spawn(move || draw(&shared, &label, &stop))
         });
         Ticker { stop, thread }
     }
+}
+
+fn draw(shared: &Shared, label: &str, stop: &AtomicBool) {
+    let plan = &shared.plan;
+    let (len, by_time) = match (plan.bounds.duration, plan.bounds.total_requests) {
+        (Some(d), _) => (d.as_millis() as u64, true),
+        (None, Some(n)) => (n, false),
+        (None, None) => (0, false),
+    };
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    let template = if by_time {
+        "{prefix}[{elapsed_precise}] {wide_bar} ETA {eta} {msg}"
+    } else {
+        "{prefix}[{elapsed_precise}] {wide_bar} {pos}/{len} ETA {eta} {msg}"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar.set_prefix(label.to_string());
+    let p = &shared.progress;
+    let mut last = (Instant::now(), 0u64, 0u64);
+    let mut message = String::new();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(TICK);
+        let (ok, errors, bytes) = (
+            p.ok.load(Ordering::Relaxed),
+            p.errors.load(Ordering::Relaxed),
+            p.bytes.load(Ordering::Relaxed),
+        );
+        if by_time {
+            bar.set_position((shared.start.elapsed().as_millis() as u64).min(len));
+        } else {
+            bar.set_position(ok + errors);
+        }
+        let secs = last.0.elapsed().as_secs_f64();
+        if secs >= 1.0 {
+            message = format!(
+                "ok {ok} ({:.0}/s)  errors {errors}  {:.1} MiB/s  sessions {}",
+                (ok - last.1) as f64 / secs,
+                (bytes - last.2) as f64 / secs / (1 << 20) as f64,
+                p.sessions.load(Ordering::Relaxed),
+            );
+            last = (Instant::now(), ok, bytes);
+        }
+        bar.set_message(message.clone());
+    }
+    bar.finish_and_clear();
 }
 
 impl Drop for Ticker {

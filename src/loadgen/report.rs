@@ -1,30 +1,35 @@
-//! The results of a run, in three forms from one [`Report`] value: a table
-//! for people (stdout), JSON for machines (`--json`, schema below and in
-//! docs/loadgen.md), and one HdrHistogram percentile-distribution file per
-//! phase (`--hgrm`).
+//! The results of a run, in several forms from one [`Report`] value: a
+//! table for people (stdout, see [`super::table`]), JSON for machines
+//! (`--json`, schema in docs/loadgen.md), one HdrHistogram
+//! percentile-distribution file per phase (`--hgrm`) and the interval log
+//! (`--hlog`, see [`super::series`]).
 //!
 //! The JSON schema is versioned by `schema_version`: fields may be added
 //! without a bump, never renamed or removed. Phases a scenario does not
 //! exercise are absent from `phases`; `server` is null without
 //! `--server-pid`; latencies are milliseconds, sizes bytes, times seconds.
+//! Figures that would divide by zero (CPU per request with no successful
+//! request) are null, never invented.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use super::checks::{self, Check, Figures};
+use super::plan::Plan;
 use super::procstat;
-use super::scenario::Plan;
+use super::series::{self, RoundSeries, SecondReport};
 use super::stats::Stats;
-use crate::units::format_bytes;
 
 /// Bumped only when a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// Everything a run measured, as the table, the JSON and the charts show it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Report {
     pub schema_version: u32,
@@ -35,8 +40,10 @@ pub struct Report {
     pub config: Config,
     /// When the run started (seconds since the Unix epoch).
     pub started_unix_s: f64,
-    /// The measuring window: start to the end of the last request (or the
-    /// deadline). Rates are over this.
+    /// The measuring window (all rounds together): from the start to the
+    /// deadline of `--duration` (or the Ctrl-C that ended the run early);
+    /// to the end of the last request when the run finished its
+    /// `--requests` before. Rates are over this.
     pub elapsed_s: f64,
     pub totals: Totals,
     /// login-storm with `barrier`: seconds from the start until every client
@@ -49,16 +56,40 @@ pub struct Report {
     pub errors: BTreeMap<String, ErrorSummary>,
     pub generator: Cpu,
     pub server: Option<Server>,
-    /// `errors <= max_errors`: the run's exit code is 0 exactly when true.
+    /// Each non-empty phase's percentile distribution: `[percentile (0-100),
+    /// ms]` pairs, five per halving of the tail (as in `.hgrm` files).
+    #[serde(default)]
+    pub distribution: BTreeMap<String, Vec<[f64; 2]>>,
+    /// The run second by second.
+    #[serde(default)]
+    pub series: Vec<SecondReport>,
+    /// Each round's figures (one entry without `--rounds`).
+    #[serde(default)]
+    pub rounds: Vec<RoundFigures>,
+    /// `--max-errors` and every threshold, with the run's figure.
+    #[serde(default)]
+    pub checks: Vec<Check>,
+    /// Every check passed: the run's exit code is 0 exactly when true.
     pub passed: bool,
 }
 
+/// The plan the run followed (also what `--dry-run` prints).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Config {
     pub target: String,
     pub mode: String,
+    /// The distinct ops.
     pub ops: Vec<String>,
+    /// Each op's weight in the mix (a list used in turn: each op's count).
+    #[serde(default)]
+    pub op_weights: BTreeMap<String, u32>,
+    /// `--scale` the scenario ran at, if any.
+    #[serde(default)]
+    pub scale: Option<String>,
     pub clients: usize,
+    /// Open loop: most virtual clients (= clients: no growth).
+    #[serde(default)]
+    pub max_clients: usize,
     pub cores: usize,
     /// Generator shards pinned to CPUs (`--pin`).
     #[serde(default)]
@@ -67,27 +98,50 @@ pub struct Config {
     pub requests: Option<u64>,
     /// Open-loop rate (requests/s, all clients), null for closed loop.
     pub rate: Option<f64>,
+    #[serde(default)]
+    pub ramp_s: Option<f64>,
+    #[serde(default = "one")]
+    pub rounds: u32,
     pub verify: bool,
     pub timeout_s: f64,
     pub max_errors: u64,
+    #[serde(default)]
+    pub max_p99_ms: Option<f64>,
+    #[serde(default)]
+    pub max_error_rate: Option<f64>,
+    #[serde(default)]
+    pub min_rate: Option<f64>,
 }
 
+fn one() -> u32 {
+    1
+}
+
+/// Counts and rates of the whole run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Totals {
     /// Requests finished: ok + errors.
     pub requests: u64,
     pub ok: u64,
     pub errors: u64,
-    /// Requests in flight when the duration ran out (neither ok nor error).
+    /// Requests in flight when the run ended (neither ok nor error; in the
+    /// `request` histogram at the time they had waited).
     pub abandoned: u64,
+    /// Open loop: starts due before the end that no client could send.
+    #[serde(default)]
+    pub missed: u64,
     /// Data bytes moved, both directions, including those of abandoned
     /// requests.
     pub bytes: u64,
-    /// Successful requests a second.
+    /// Successful requests a second over the window.
     pub requests_per_s: f64,
     pub mib_per_s: f64,
+    /// Most logged-in sessions open at once.
+    #[serde(default)]
+    pub sessions_peak: u64,
 }
 
+/// One histogram summarised, in milliseconds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PhaseSummary {
     pub count: u64,
@@ -100,6 +154,7 @@ pub struct PhaseSummary {
     pub max_ms: f64,
 }
 
+/// One error kind.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ErrorSummary {
     pub count: u64,
@@ -107,6 +162,7 @@ pub struct ErrorSummary {
     pub example: String,
 }
 
+/// The generator's own CPU time.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Cpu {
     pub user_s: f64,
@@ -115,25 +171,59 @@ pub struct Cpu {
     pub cpu_percent: f64,
 }
 
+/// The server's CPU and memory (`--server-pid`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Server {
     pub pid: u32,
     /// Most processes seen in the tree at once.
     pub processes_peak: usize,
-    /// CPU of the whole tree (reaped children included) during the run.
+    /// CPU of the whole tree (reaped children included) during the run,
+    /// until its sessions had closed.
     pub cpu_user_s: f64,
     pub cpu_sys_s: f64,
     pub cpu_s: f64,
-    /// cpu_s per successful request, in milliseconds.
-    pub cpu_ms_per_request: f64,
+    /// `cgroup` (the server's own cgroup: exact) or `proc` (the /proc
+    /// tree; see docs/benchmarks.md).
+    #[serde(default)]
+    pub cpu_source: String,
+    /// The tree was back to its starting size when CPU was last read; false:
+    /// sessions were still closing, the CPU is a lower bound.
+    #[serde(default)]
+    pub cpu_settled: bool,
+    /// cpu_s per successful request, in milliseconds; null with none.
+    pub cpu_ms_per_request: Option<f64>,
     /// Sum of VmRSS over the tree.
     pub rss_start_bytes: u64,
     pub rss_peak_bytes: u64,
     pub rss_end_bytes: u64,
     /// Sum of Pss over the tree (shared pages split), when readable.
     pub pss_peak_bytes: Option<u64>,
-    /// (rss_peak - rss_start) / clients: memory a session costs.
+    /// (rss_peak - rss_start) / clients.
     pub rss_growth_per_client_bytes: u64,
+    /// (rss_peak - rss_start) / sessions_peak: memory a session held costs;
+    /// null when no session was held.
+    #[serde(default)]
+    pub rss_growth_per_session_bytes: Option<u64>,
+}
+
+/// One round's headline figures (`--rounds`), for noise estimates.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RoundFigures {
+    pub round: u32,
+    pub elapsed_s: f64,
+    pub ok: u64,
+    pub errors: u64,
+    pub abandoned: u64,
+    pub missed: u64,
+    pub requests_per_s: f64,
+    pub mib_per_s: f64,
+    /// Percentiles of the `request` histogram (null: none recorded).
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub p99_9_ms: Option<f64>,
+    pub server_cpu_s: Option<f64>,
+    pub server_cpu_ms_per_request: Option<f64>,
+    pub generator_cpu_percent: f64,
 }
 
 /// Summarises a histogram of microseconds in milliseconds.
@@ -151,6 +241,19 @@ pub fn summarize(h: &Histogram<u64>) -> PhaseSummary {
     }
 }
 
+/// The percentile distribution of a histogram of microseconds:
+/// `[percentile, ms]`, five steps per halving of the tail.
+pub fn distribution(h: &Histogram<u64>) -> Vec<[f64; 2]> {
+    h.iter_quantiles(5)
+        .map(|v| {
+            [
+                v.quantile_iterated_to() * 100.0,
+                v.value_iterated_to() as f64 / 1000.0,
+            ]
+        })
+        .collect()
+}
+
 /// Non-empty phases of `stats`, in the order they happen.
 pub fn phases(stats: &Stats) -> Vec<(&str, &Histogram<u64>)> {
     stats
@@ -162,61 +265,158 @@ pub fn phases(stats: &Stats) -> Vec<(&str, &Histogram<u64>)> {
         .collect()
 }
 
-/// What a run measured besides its [`Stats`].
-pub struct Measured {
-    pub started_unix_s: f64,
-    /// The measuring window (see [`Report::elapsed_s`]).
-    pub elapsed: Duration,
+/// What one round measured.
+pub struct RoundResult {
+    pub stats: Stats,
+    /// From the run's start to this round's start.
+    pub offset: Duration,
+    /// The round's measuring window (see [`Report::elapsed_s`]).
+    pub window: Duration,
     /// Data bytes moved.
     pub bytes: u64,
     /// The generator's own (user, system) CPU time, in µs.
     pub generator_cpu_us: (u64, u64),
     pub server: Option<procstat::Summary>,
+    pub sessions_peak: u64,
     /// login-storm with barrier: when every client was logged in.
     pub all_logged_in: Option<Duration>,
 }
 
+impl RoundResult {
+    fn figures(&self, round: u32, clients: usize) -> RoundFigures {
+        let secs = self.window.as_secs_f64().max(1e-6);
+        let req = self.stats.hist("request").filter(|h| !h.is_empty());
+        let q = |p: f64| req.map(|h| h.value_at_quantile(p) as f64 / 1000.0);
+        let server = self
+            .server
+            .as_ref()
+            .map(|s| server(s, 0, self.stats.ok, clients, self.sessions_peak));
+        let (gu, gs) = self.generator_cpu_us;
+        RoundFigures {
+            round,
+            elapsed_s: secs,
+            ok: self.stats.ok,
+            errors: self.stats.error_count(),
+            abandoned: self.stats.abandoned,
+            missed: self.stats.missed,
+            requests_per_s: self.stats.ok as f64 / secs,
+            mib_per_s: self.bytes as f64 / (1 << 20) as f64 / secs,
+            p50_ms: q(0.5),
+            p99_ms: q(0.99),
+            p99_9_ms: q(0.999),
+            server_cpu_s: server.as_ref().map(|s| s.cpu_s),
+            server_cpu_ms_per_request: server.and_then(|s| s.cpu_ms_per_request),
+            generator_cpu_percent: (gu + gs) as f64 / 1e6 / secs * 100.0,
+        }
+    }
+}
+
+/// The server block from a sampler's summary.
+fn server(s: &procstat::Summary, pid: u32, ok: u64, clients: usize, sessions: u64) -> Server {
+    let secs = |us: u64| us as f64 / 1e6;
+    let (user, sys) = s.cpu_us;
+    let growth = s.peak_rss_bytes.saturating_sub(s.start_rss_bytes);
+    Server {
+        pid,
+        processes_peak: s.peak_processes,
+        cpu_user_s: secs(user),
+        cpu_sys_s: secs(sys),
+        cpu_s: secs(user + sys),
+        cpu_source: s.source.name().to_string(),
+        cpu_settled: s.settled,
+        cpu_ms_per_request: (ok > 0).then(|| secs(user + sys) * 1000.0 / ok as f64),
+        rss_start_bytes: s.start_rss_bytes,
+        rss_peak_bytes: s.peak_rss_bytes,
+        rss_end_bytes: s.end_rss_bytes,
+        pss_peak_bytes: s.peak_pss_bytes,
+        rss_growth_per_client_bytes: growth / clients.max(1) as u64,
+        rss_growth_per_session_bytes: (sessions > 0).then(|| growth / sessions),
+    }
+}
+
 impl Report {
-    /// Assembles the report of a run of `plan`.
-    pub fn new(plan: &Plan, stats: &Stats, m: Measured) -> Report {
-        let elapsed = m.elapsed.as_secs_f64().max(1e-6);
+    /// Assembles the report of a run of `plan` from its rounds (at least
+    /// one), started at `started`; writes the interval log into `hlog`
+    /// when given.
+    pub fn new(
+        plan: &Plan,
+        rounds: &[RoundResult],
+        started: SystemTime,
+        hlog: Option<&mut Vec<u8>>,
+    ) -> anyhow::Result<Report> {
+        let first = rounds.first().context("a run has at least one round")?;
+        let mut stats = first.stats.clone();
+        for r in &rounds[1..] {
+            stats.merge_figures(&r.stats);
+        }
+        let window: Duration = rounds.iter().map(|r| r.window).sum();
+        let elapsed = window.as_secs_f64().max(1e-6);
+        let bytes: u64 = rounds.iter().map(|r| r.bytes).sum();
         let errors = stats.error_count();
+        let gen_us = rounds.iter().fold((0, 0), |a, r| {
+            (a.0 + r.generator_cpu_us.0, a.1 + r.generator_cpu_us.1)
+        });
         let secs = |us: u64| us as f64 / 1e6;
-        let (gen_user, gen_sys) = (secs(m.generator_cpu_us.0), secs(m.generator_cpu_us.1));
-        Report {
+        let (gen_user, gen_sys) = (secs(gen_us.0), secs(gen_us.1));
+        let sessions_peak = rounds.iter().map(|r| r.sessions_peak).max().unwrap_or(0);
+        let server_all = combine_servers(rounds);
+        let mut logged_in: Vec<Duration> = rounds.iter().filter_map(|r| r.all_logged_in).collect();
+        logged_in.sort();
+        let requests_per_s = stats.ok as f64 / elapsed;
+        let request = stats.hist("request").filter(|h| !h.is_empty());
+        let checks = checks::evaluate(
+            plan.max_errors,
+            &plan.thresholds,
+            Figures {
+                ok: stats.ok,
+                errors,
+                p99_ms: request.map(|h| h.value_at_quantile(0.99) as f64 / 1000.0),
+                requests_per_s,
+            },
+        );
+        let series_in: Vec<RoundSeries> = rounds
+            .iter()
+            .zip(1..)
+            .map(|(r, round)| RoundSeries {
+                round,
+                offset: r.offset,
+                window: r.window,
+                names: &r.stats.names,
+                series: &r.stats.series,
+            })
+            .collect();
+        let series = series::report(&series_in, started, hlog)?;
+        let started_unix_s = started
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        Ok(Report {
             schema_version: SCHEMA_VERSION,
             tool: format!("ringftp loadtest {}", env!("CARGO_PKG_VERSION")),
             scenario: plan.scenario.clone(),
             description: plan.description.clone(),
-            config: Config {
-                target: plan.target_text.clone(),
-                mode: plan.mode.name().into(),
-                ops: plan.ops.iter().map(|o| o.name().to_string()).collect(),
-                clients: plan.clients,
-                cores: plan.cores,
-                pin: plan.pin,
-                duration_s: plan.bounds.duration.map(|d| d.as_secs_f64()),
-                requests: plan.bounds.total_requests,
-                rate: plan.rate,
-                verify: plan.verify,
-                timeout_s: plan.timeout.as_secs_f64(),
-                max_errors: plan.max_errors,
-            },
-            started_unix_s: m.started_unix_s,
+            config: Config::of(plan),
+            started_unix_s,
             elapsed_s: elapsed,
             totals: Totals {
                 requests: stats.ok + errors,
                 ok: stats.ok,
                 errors,
                 abandoned: stats.abandoned,
-                bytes: m.bytes,
-                requests_per_s: stats.ok as f64 / elapsed,
-                mib_per_s: m.bytes as f64 / (1 << 20) as f64 / elapsed,
+                missed: stats.missed,
+                bytes,
+                requests_per_s,
+                mib_per_s: bytes as f64 / (1 << 20) as f64 / elapsed,
+                sessions_peak,
             },
-            all_logged_in_s: m.all_logged_in.map(|d| d.as_secs_f64()),
-            phases: phases(stats)
+            all_logged_in_s: logged_in.get(logged_in.len() / 2).map(|d| d.as_secs_f64()),
+            phases: phases(&stats)
                 .into_iter()
                 .map(|(n, h)| (n.to_string(), summarize(h)))
+                .collect(),
+            distribution: phases(&stats)
+                .into_iter()
+                .map(|(n, h)| (n.to_string(), distribution(h)))
                 .collect(),
             errors: stats
                 .errors
@@ -234,126 +434,88 @@ impl Report {
                 sys_s: gen_sys,
                 cpu_percent: (gen_user + gen_sys) / elapsed * 100.0,
             },
-            server: m.server.map(|s| {
-                let (user, sys) = s.cpu_us();
-                Server {
-                    pid: plan.server_pid.unwrap_or(0),
-                    processes_peak: s.peak_processes,
-                    cpu_user_s: secs(user),
-                    cpu_sys_s: secs(sys),
-                    cpu_s: secs(user + sys),
-                    cpu_ms_per_request: secs(user + sys) * 1000.0 / stats.ok.max(1) as f64,
-                    rss_start_bytes: s.start.rss_bytes,
-                    rss_peak_bytes: s.peak_rss_bytes,
-                    rss_end_bytes: s.end.rss_bytes,
-                    pss_peak_bytes: s.peak_pss_bytes,
-                    rss_growth_per_client_bytes: s.peak_rss_bytes.saturating_sub(s.start.rss_bytes)
-                        / plan.clients as u64,
-                }
+            server: server_all.map(|s| {
+                server(
+                    &s,
+                    plan.server_pid.unwrap_or(0),
+                    stats.ok,
+                    plan.clients,
+                    sessions_peak,
+                )
             }),
-            passed: errors <= plan.max_errors,
-        }
+            series,
+            rounds: rounds
+                .iter()
+                .zip(1..)
+                .map(|(r, i)| r.figures(i, plan.clients))
+                .collect(),
+            passed: checks.iter().all(|c| c.passed),
+            checks,
+        })
     }
 
-    /// The human table.
-    pub fn table(&self, order: &[&str]) -> String {
-        let mut out = String::new();
-        let c = &self.config;
-        let pacing = match c.rate {
-            Some(r) => format!("open loop at {r} requests/s"),
-            None => "closed loop".into(),
-        };
-        let _ = writeln!(out, "scenario {}: {}", self.scenario, self.description);
-        let _ = writeln!(
-            out,
-            "target {}, mode {}, {} clients on {} cores, {:.1} s, {pacing}{}",
-            c.target,
-            c.mode,
-            c.clients,
-            c.cores,
-            self.elapsed_s,
-            if c.verify {
-                ", every byte verified"
-            } else {
-                ""
-            }
-        );
-        let t = &self.totals;
-        let _ = writeln!(
-            out,
-            "\nrequests: {} ok, {} errors, {} abandoned at the deadline; {:.1} requests/s, {:.1} MiB/s ({} moved)",
-            t.ok,
-            t.errors,
-            t.abandoned,
-            t.requests_per_s,
-            t.mib_per_s,
-            format_bytes(t.bytes)
-        );
-        if let Some(s) = self.all_logged_in_s {
-            let _ = writeln!(
-                out,
-                "all {} clients logged in at once after {:.3} s",
-                c.clients, s
-            );
-        }
-        let _ = writeln!(
-            out,
-            "\n{:<14} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            "phase (ms)", "count", "p50", "p90", "p99", "p99.9", "max"
-        );
-        for name in order {
-            if let Some(p) = self.phases.get(*name) {
-                let _ = writeln!(
-                    out,
-                    "{:<14} {:>9} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
-                    name, p.count, p.p50_ms, p.p90_ms, p.p99_ms, p.p99_9_ms, p.max_ms
-                );
-            }
-        }
-        if self.errors.is_empty() {
-            let _ = writeln!(out, "\nerrors: none");
-        } else {
-            let verdict = if self.passed { "within" } else { "MORE THAN" };
-            let _ = writeln!(
-                out,
-                "\n!!! {} ERRORS ({verdict} --max-errors {}) !!!",
-                t.errors, c.max_errors
-            );
-            for (kind, e) in &self.errors {
-                let _ = writeln!(out, "  {kind:<16} {:>9}   e.g. {}", e.count, e.example);
-            }
-        }
-        let g = &self.generator;
-        let _ = writeln!(
-            out,
-            "\ngenerator CPU: {:.2} s user + {:.2} s sys = {:.0} % of one core",
-            g.user_s, g.sys_s, g.cpu_percent
-        );
-        if let Some(s) = &self.server {
-            let _ = writeln!(
-                out,
-                "server pid {} ({} processes at most): CPU {:.2} s user + {:.2} s sys = {:.2} s, {:.3} ms a request",
-                s.pid, s.processes_peak, s.cpu_user_s, s.cpu_sys_s, s.cpu_s, s.cpu_ms_per_request
-            );
-            let pss = s
-                .pss_peak_bytes
-                .map(|p| format!(", PSS peak {}", format_bytes(p)))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "server memory: RSS {} at start, {} peak, {} at end ({} a client){pss}",
-                format_bytes(s.rss_start_bytes),
-                format_bytes(s.rss_peak_bytes),
-                format_bytes(s.rss_end_bytes),
-                format_bytes(s.rss_growth_per_client_bytes)
-            );
-        }
-        out
-    }
-
+    /// Writes the report as pretty JSON.
     pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
         let text = serde_json::to_string_pretty(self)?;
         std::fs::write(path, text + "\n").with_context(|| format!("--json {}", path.display()))
+    }
+
+    /// Reads a report written by `--json`.
+    pub fn read_json(path: &Path) -> anyhow::Result<Report> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a `ringftp loadtest --json` report", path.display()))
+    }
+}
+
+/// The rounds' server summaries as one: CPU added up, peaks the highest.
+fn combine_servers(rounds: &[RoundResult]) -> Option<procstat::Summary> {
+    let mut all = rounds.iter().filter_map(|r| r.server.clone());
+    let mut s = all.next()?;
+    for r in all {
+        s.cpu_us = (s.cpu_us.0 + r.cpu_us.0, s.cpu_us.1 + r.cpu_us.1);
+        s.settled &= r.settled;
+        s.end_rss_bytes = r.end_rss_bytes;
+        s.peak_rss_bytes = s.peak_rss_bytes.max(r.peak_rss_bytes);
+        s.peak_processes = s.peak_processes.max(r.peak_processes);
+        s.peak_pss_bytes = match (s.peak_pss_bytes, r.peak_pss_bytes) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            _ => None,
+        };
+    }
+    Some(s)
+}
+
+impl Config {
+    /// The plan as the report records it (also what `--dry-run` prints).
+    pub fn of(plan: &Plan) -> Config {
+        Config {
+            target: plan.target_text.clone(),
+            mode: plan.mode.name().into(),
+            ops: plan.ops.iter().map(|o| o.name().to_string()).collect(),
+            op_weights: plan
+                .weights
+                .iter()
+                .map(|(o, &w)| (o.name().to_string(), w))
+                .collect(),
+            scale: plan.scale.clone(),
+            clients: plan.clients,
+            max_clients: plan.max_clients,
+            cores: plan.cores,
+            pin: plan.pin,
+            duration_s: plan.bounds.duration.map(|d| d.as_secs_f64()),
+            requests: plan.bounds.total_requests,
+            rate: plan.rate,
+            ramp_s: plan.ramp.map(|d| d.as_secs_f64()),
+            rounds: plan.rounds,
+            verify: plan.verify,
+            timeout_s: plan.timeout.as_secs_f64(),
+            max_errors: plan.max_errors,
+            max_p99_ms: plan.thresholds.max_p99.map(|d| d.as_secs_f64() * 1000.0),
+            max_error_rate: plan.thresholds.max_error_rate,
+            min_rate: plan.thresholds.min_rate,
+        }
     }
 }
 

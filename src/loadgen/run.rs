@@ -1,37 +1,55 @@
 //! A load-test run from start to report: resolve the plan, gather the
-//! targets, start the shards (each drives its share of the virtual clients,
-//! see [`super::vclient`]), merge what they measured, and report.
+//! targets (and check the upload directory), then round by round start the
+//! shards (each drives its share of the virtual clients, see
+//! [`super::vclient`]), merge what they measured, and report: table, JSON,
+//! `.hgrm`, `.hlog`, checks and exit status.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
+use tokio::sync::Notify;
 
 use super::data::BufPool;
+use super::plan::Plan;
 use super::prepare::Content;
 use super::procstat::Sampler;
 use super::progress::Ticker;
-use super::report::{self, Report};
-use super::scenario::{Op, Plan, Scenario};
-use super::shared::{stop_on_ctrl_c, End, Gate, Shared};
-use super::stats::{Progress, Stats};
-use super::targets;
-use super::vclient::{client, ShardCtx};
-use super::{prepare, LoadtestArgs, LoadtestCommand};
+use super::report::{self, Config, Report, RoundResult};
+use super::scenario::{Op, Scenario};
+use super::schedule::{Slots, Timetable};
+use super::shared::{End, Gate, Interrupt, Shared};
+use super::stats::{Phase, Progress, Stats};
+use super::targets::{self, Target};
+use super::vclient::{client, grow, ShardCtx};
+use super::{compare, plot, prepare, table, LoadtestArgs, LoadtestCommand};
 use crate::engine::shard::{available_cpus, run_shards, ShardInfo};
 use crate::engine::sys;
 
-/// Runs `ringftp loadtest`; returns the process exit code.
+/// Runs `ringftp loadtest` (or one of its subcommands); returns the process
+/// exit code.
 pub fn run(args: LoadtestArgs) -> anyhow::Result<i32> {
-    if let Some(LoadtestCommand::Prepare(p)) = &args.command {
-        prepare::run(p)?;
+    match &args.command {
+        Some(LoadtestCommand::Prepare(p)) => {
+            prepare::run(p)?;
+            return Ok(0);
+        }
+        Some(LoadtestCommand::Plot(p)) => {
+            plot::run(p)?;
+            return Ok(0);
+        }
+        Some(LoadtestCommand::Compare(c)) => return compare::run(c),
+        None => {}
+    }
+    let scenario = Scenario::load(&args.run.scenario, args.run.scale.as_deref())?;
+    let plan = Plan::resolve(&scenario, &args.run, available_cpus().len())?;
+    if args.run.dry_run {
+        println!("{}", serde_json::to_string_pretty(&Config::of(&plan))?);
         return Ok(0);
     }
-    let scenario = Scenario::load(&args.run.scenario)?;
-    let plan = Plan::resolve(&scenario, &args.run, available_cpus().len())?;
     // Every session is a socket, plus a listener and a data socket while a
     // transfer is set up; a few more for the runtime.
     let per_client = if plan.ops.iter().any(|o| o.uses_data_channel()) {
@@ -39,12 +57,12 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<i32> {
     } else {
         1
     };
-    let fds_needed = plan.clients as u64 * per_client + 64;
+    let fds_needed = plan.max_clients as u64 * per_client + 64;
     let fd_limit = sys::raise_fd_limit().context("raising the open-file limit")?;
     if fds_needed > fd_limit {
         eprintln!(
             "loadtest: warning: {} clients may need up to {fds_needed} open files; the limit is {fd_limit}",
-            plan.clients
+            plan.max_clients
         );
     }
 
@@ -62,32 +80,89 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<i32> {
     } else {
         &[]
     };
-    let sampler = plan.server_pid.map(Sampler::start).transpose()?;
 
+    let interrupt = Interrupt::install();
+    let started = SystemTime::now();
+    let run_start = Instant::now();
+    let mut rounds = Vec::new();
+    let mut order = Vec::new();
+    for round in 1..=plan.rounds {
+        let label = if plan.rounds > 1 {
+            format!("round {round}/{} ", plan.rounds)
+        } else {
+            String::new()
+        };
+        let r = run_round(&plan, &targets, upload, run_start, &interrupt, label)?;
+        order.clone_from(&r.stats.names);
+        rounds.push(r);
+        if interrupt.hit() {
+            break;
+        }
+    }
+
+    let mut hlog = plan.hlog.as_ref().map(|_| Vec::new());
+    let report = Report::new(&plan, &rounds, started, hlog.as_mut())?;
+    print!("{}", table::render(&report, &order));
+    if let Some(path) = &plan.json {
+        report.write_json(path)?;
+    }
+    if let Some(dir) = &plan.hgrm {
+        let mut all = rounds[0].stats.clone();
+        for r in &rounds[1..] {
+            all.merge_figures(&r.stats);
+        }
+        report::write_hgrm(dir, &all)?;
+    }
+    if let (Some(path), Some(bytes)) = (&plan.hlog, hlog) {
+        std::fs::write(path, bytes).with_context(|| format!("--hlog {}", path.display()))?;
+    }
+    if report.passed {
+        return Ok(0);
+    }
+    for c in report.checks.iter().filter(|c| !c.passed) {
+        if c.figure == "errors" {
+            eprintln!(
+                "loadtest: FAILED: {} errors, more than --max-errors {} (kinds: {})",
+                report.totals.errors,
+                plan.max_errors,
+                report.errors.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        } else {
+            eprintln!("loadtest: FAILED threshold: {}", c.describe());
+        }
+    }
+    Ok(1)
+}
+
+/// One round: fresh shards, a fresh start, and what they measured.
+fn run_round(
+    plan: &Plan,
+    targets: &[Target],
+    upload: &'static [u8],
+    run_start: Instant,
+    interrupt: &Interrupt,
+    label: String,
+) -> anyhow::Result<RoundResult> {
+    let sampler = plan.server_pid.map(Sampler::start).transpose()?;
     let participants = (0..plan.clients)
         .filter(|&i| plan.quota(i) != Some(0))
         .count();
     let start = Instant::now();
-    let started_unix_s = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
     let shared = Arc::new(Shared {
-        end: End::new(plan.bounds.duration.map(|d| start + d)),
+        end: End::new(start, plan.bounds.duration.map(|d| start + d)),
         start,
-        plan,
-        targets,
+        plan: plan.clone(),
+        targets: targets.to_vec(),
         upload,
         progress: Progress::default(),
         gate: Gate::new(participants),
     });
+    interrupt.watch(shared.clone());
     let cpu_before = sys::cpu_time_us(false);
-    let ticker = Ticker::start(shared.clone());
-    stop_on_ctrl_c(shared.clone());
-
+    let ticker = Ticker::start(shared.clone(), label);
     let results = {
         let shared = shared.clone();
-        run_shards("loadgen", shared.plan.cores, shared.plan.pin, move |info| {
+        run_shards("loadgen", plan.cores, plan.pin, move |info| {
             shard_main(info, shared.clone())
         })?
     };
@@ -95,72 +170,111 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<i32> {
     let cpu_after = sys::cpu_time_us(false);
     let server = sampler.map(Sampler::finish);
 
-    let plan = &shared.plan;
-    let mut stats = Stats::new(&plan.ops);
+    let mut stats = Stats::new(&plan.ops, plan.moves_files(), start, plan.bounds.duration);
     let mut last_end = start;
     for (s, end) in &results {
         stats.merge(s);
         last_end = last_end.max(*end);
     }
-    let report = Report::new(
-        plan,
-        &stats,
-        report::Measured {
-            started_unix_s,
-            elapsed: last_end - start,
-            bytes: shared.progress.bytes.load(Ordering::Relaxed),
-            generator_cpu_us: (
-                cpu_after.0.saturating_sub(cpu_before.0),
-                cpu_after.1.saturating_sub(cpu_before.1),
-            ),
-            server,
-            all_logged_in: (plan.barrier && plan.ops.contains(&Op::Login))
-                .then(|| shared.gate.released_after())
-                .flatten(),
-        },
+    let finished = stats.ok
+        + stats
+            .hist(crate::loadgen::stats::PHASES[Phase::Failed as usize])
+            .map_or(0, |h| h.len());
+    let window = window(
+        &shared.end,
+        plan.bounds.total_requests,
+        finished,
+        start,
+        last_end,
     );
+    Ok(RoundResult {
+        offset: start.saturating_duration_since(run_start),
+        window,
+        bytes: shared.progress.bytes.load(Ordering::Relaxed),
+        generator_cpu_us: (
+            cpu_after.0.saturating_sub(cpu_before.0),
+            cpu_after.1.saturating_sub(cpu_before.1),
+        ),
+        server,
+        sessions_peak: shared.progress.sessions_peak.load(Ordering::Relaxed),
+        all_logged_in: (plan.barrier && plan.ops.contains(&Op::Login))
+            .then(|| shared.gate.released_after())
+            .flatten(),
+        stats,
+    })
+}
 
-    print!(
-        "{}",
-        report.table(&stats.names.iter().map(String::as_str).collect::<Vec<_>>())
-    );
-    if let Some(path) = &plan.json {
-        report.write_json(path)?;
-    }
-    if let Some(dir) = &plan.hgrm {
-        report::write_hgrm(dir, &stats)?;
-    }
-    if report.passed {
-        Ok(0)
-    } else {
-        eprintln!(
-            "loadtest: FAILED: {} errors, more than --max-errors {} (kinds: {})",
-            report.totals.errors,
-            plan.max_errors,
-            report.errors.keys().cloned().collect::<Vec<_>>().join(", ")
-        );
-        Ok(1)
-    }
+/// The measuring window: to the Ctrl-C that ended the round early; to the
+/// end of the last request when the round finished its `--requests`; else to
+/// the deadline (however early the clients ran out of work: a rate of one
+/// request a minute for 1 s made one request *per second*); with neither,
+/// to the last request.
+fn window(
+    end: &End,
+    quota: Option<u64>,
+    finished: u64,
+    start: Instant,
+    last_end: Instant,
+) -> Duration {
+    let until = match (end.stopped_at(), quota) {
+        (Some(stop), _) => end.ended_at().unwrap_or(stop),
+        (None, Some(n)) if finished >= n => last_end,
+        _ => end.deadline.unwrap_or(last_end),
+    };
+    until.saturating_duration_since(start)
 }
 
 async fn shard_main(info: ShardInfo, shared: Arc<Shared>) -> (Stats, Instant) {
-    let ctx = Rc::new(ShardCtx {
-        stats: RefCell::new(Stats::new(&shared.plan.ops)),
-        pool: BufPool::default(),
-        last_end: RefCell::new(shared.start),
-        shared,
+    let plan = &shared.plan;
+    let slots = plan.rate.map(|rate| {
+        Slots::new(
+            Timetable::new(rate, plan.ramp),
+            shared.start,
+            info.id,
+            info.count,
+            plan.bounds.total_requests,
+        )
     });
-    let tasks: Vec<_> = (info.id..ctx.shared.plan.clients)
-        .step_by(info.count)
-        .map(|i| tokio_uring::spawn(client(ctx.clone(), i)))
+    let mine: Vec<usize> = (info.id..plan.clients).step_by(info.count).collect();
+    let ctx = Rc::new(ShardCtx {
+        stats: RefCell::new(Stats::new(
+            &plan.ops,
+            plan.moves_files(),
+            shared.start,
+            plan.bounds.duration,
+        )),
+        pool: BufPool::default(),
+        last_end: Cell::new(shared.start),
+        warming: Cell::new(mine.len()),
+        warmed: Notify::new(),
+        slots,
+        shared: shared.clone(),
+    });
+    let mut tasks: Vec<_> = mine
+        .iter()
+        .map(|&i| tokio_uring::spawn(client(ctx.clone(), i, false)))
         .collect();
+    if ctx.slots.is_some() {
+        let spare: Vec<usize> = (plan.clients..plan.max_clients)
+            .filter(|i| i % info.count == info.id)
+            .collect();
+        tasks.push(tokio_uring::spawn(grow(ctx.clone(), spare)));
+    }
     for t in tasks {
         // A panicking client is a bug; the others still finish and report.
         if let Err(e) = t.await {
             eprintln!("loadtest: a client task failed: {e}");
         }
     }
-    let stats = ctx.stats.borrow().clone();
-    let end = *ctx.last_end.borrow();
+    // Open loop: the starts due before the end that nobody took.
+    if let (Some(slots), Some(end)) = (ctx.slots.as_ref(), shared.end.ended_at()) {
+        let mut stats = ctx.stats.borrow_mut();
+        for due in slots.missed_before(end) {
+            stats.record_missed(due);
+        }
+    }
+    let mut stats = ctx.stats.borrow().clone();
+    stats.series.finish();
+    let end = ctx.last_end.get();
     (stats, end)
 }

@@ -1,26 +1,29 @@
 //! Scenarios: what the virtual clients do, as TOML files (`loadtest/*.toml`,
 //! compiled into the binary so `--scenario mirror` works from anywhere, or a
-//! user's own file), and the flags that override them.
+//! user's own file).
 //!
-//! [`Plan::resolve`] merges a scenario with the command line into one
-//! validated plan; everything after it (the run, the report) reads only the
-//! plan. Field by field documentation is in loadtest/README.md.
+//! A scenario may carry named scales (`[scale.quick]`, `[scale.full]`):
+//! tables of fields that replace the top-level ones when `--scale NAME` is
+//! given, so "the same scenario, smaller" lives with the scenario rather
+//! than in the scripts that run it. [`super::plan::Plan::resolve`] merges a
+//! scenario with the command line into one validated plan. Field by field
+//! documentation is in loadtest/README.md.
 
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::path::Path;
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
-
-use super::RunArgs;
-use crate::units::{parse_duration, parse_size};
 
 /// The scenarios shipped in `loadtest/`, by name.
 pub const BUNDLED: &[(&str, &str)] = &[
     (
         "login-storm",
         include_str!("../../loadtest/login-storm.toml"),
+    ),
+    (
+        "login-storm-big",
+        include_str!("../../loadtest/login-storm-big.toml"),
     ),
     ("mirror", include_str!("../../loadtest/mirror.toml")),
     ("bigfile", include_str!("../../loadtest/bigfile.toml")),
@@ -44,6 +47,7 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The mode's name as flags and reports spell it.
     pub fn name(self) -> &'static str {
         match self {
             Mode::Pasv => "pasv",
@@ -55,7 +59,7 @@ impl Mode {
 }
 
 /// One kind of request a virtual client makes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
     /// A whole session: connect, greeting, USER/PASS (then QUIT).
@@ -75,6 +79,7 @@ pub enum Op {
 }
 
 impl Op {
+    /// The op's name as scenario files and reports spell it.
     pub fn name(self) -> &'static str {
         match self {
             Op::Login => "login",
@@ -90,6 +95,11 @@ impl Op {
     /// Does this op pick a remote path from the plan's targets?
     pub fn needs_path(self) -> bool {
         matches!(self, Op::Retr | Op::List | Op::Nlst | Op::Mlsd)
+    }
+
+    /// Is this op a directory listing?
+    pub fn lists(self) -> bool {
+        matches!(self, Op::List | Op::Nlst | Op::Mlsd)
     }
 
     /// The FTP command a request of this op sends (the transfer command for
@@ -122,19 +132,44 @@ pub enum Pick {
     Sequential,
 }
 
+/// The `ops` field: a list used in turn (`["list", "mlsd"]`), or weights
+/// (`{ retr = 8, list = 1, stor = 1 }`: 80 % RETR, interleaved evenly).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Ops {
+    /// Each op once per cycle, in this order (repeats allowed).
+    InTurn(Vec<Op>),
+    /// Each op `weight` times per cycle.
+    Weighted(BTreeMap<Op, u32>),
+}
+
+/// A fraction as a scenario file may write it: `0.01` or `"1%"`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Fraction {
+    Number(f64),
+    Text(String),
+}
+
 /// A scenario file as written. Every field but `name` and `ops` is
-/// optional; flags override fields.
+/// optional; flags override fields. Durations and sizes are strings in the
+/// syntax of [`crate::units`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
     pub description: Option<String>,
-    pub ops: Vec<Op>,
+    pub ops: Ops,
     pub clients: Option<usize>,
+    /// Open loop: most virtual clients once all are busy (`--max-clients`).
+    pub max_clients: Option<usize>,
     pub duration: Option<String>,
     pub requests: Option<u64>,
     pub requests_per_client: Option<u64>,
     pub rate: Option<f64>,
+    /// Ramp-up: open loop, the rate grows linearly from 0 over this long;
+    /// closed loop, the clients start spread over it.
+    pub ramp: Option<String>,
     pub mode: Option<Mode>,
     pub files: Option<String>,
     pub paths: Option<Vec<String>>,
@@ -144,13 +179,27 @@ pub struct Scenario {
     pub upload_dir: Option<String>,
     pub think: Option<String>,
     pub barrier: Option<bool>,
+    /// Limit on every wait (`--timeout`).
+    pub timeout: Option<String>,
+    /// Thresholds (`--max-p99`, `--max-error-rate`, `--min-rate`).
+    pub max_p99: Option<String>,
+    pub max_error_rate: Option<Fraction>,
+    pub min_rate: Option<f64>,
+    /// The scale the file was loaded at (set by [`Scenario::load`], not
+    /// written in files: a `scale` table there holds the scales).
+    #[serde(skip)]
+    pub scale: Option<String>,
 }
 
+/// Top-level fields a `[scale.NAME]` table may not replace.
+const UNSCALED: [&str; 3] = ["name", "description", "ops"];
+
 impl Scenario {
-    /// A bundled scenario by name, or a TOML file by path.
-    pub fn load(name_or_path: &str) -> anyhow::Result<Scenario> {
+    /// A bundled scenario by name, or a TOML file by path, at `scale` (a
+    /// `[scale.NAME]` table of the file) when given.
+    pub fn load(name_or_path: &str, scale: Option<&str>) -> anyhow::Result<Scenario> {
         if let Some((_, text)) = BUNDLED.iter().find(|(n, _)| *n == name_or_path) {
-            return Scenario::parse(text)
+            return Scenario::parse_at(text, scale)
                 .with_context(|| format!("bundled scenario {name_or_path}"));
         }
         let path = Path::new(name_or_path);
@@ -163,321 +212,125 @@ impl Scenario {
         }
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Scenario::parse(&text).with_context(|| format!("scenario file {}", path.display()))
+        Scenario::parse_at(&text, scale)
+            .with_context(|| format!("scenario file {}", path.display()))
     }
 
+    /// Parses a scenario's text at its top-level values.
     pub fn parse(text: &str) -> anyhow::Result<Scenario> {
-        Ok(toml::from_str(text)?)
+        Scenario::parse_at(text, None)
     }
-}
 
-/// How the run ends: after a time, after a number of requests, or
-/// whichever comes first.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Bounds {
-    pub duration: Option<Duration>,
-    /// Requests each client makes, by client index.
-    pub total_requests: Option<u64>,
-}
-
-/// Everything a run needs, validated.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    pub scenario: String,
-    pub description: String,
-    pub ops: Vec<Op>,
-    pub target: SocketAddr,
-    /// `--target` as the user wrote it, for the report.
-    pub target_text: String,
-    pub user: String,
-    pub password: String,
-    pub mode: Mode,
-    pub clients: usize,
-    pub cores: usize,
-    /// Pin generator shards to CPUs (`--pin`).
-    pub pin: bool,
-    pub bounds: Bounds,
-    /// Open-loop requests per second, all clients together.
-    pub rate: Option<f64>,
-    pub files: Option<String>,
-    pub paths: Vec<String>,
-    pub pick: Pick,
-    pub seed: u64,
-    pub size: u64,
-    pub upload_dir: String,
-    pub think: Option<Duration>,
-    pub barrier: bool,
-    pub verify: bool,
-    pub timeout: Duration,
-    pub max_errors: u64,
-    pub server_pid: Option<u32>,
-    pub json: Option<PathBuf>,
-    pub hgrm: Option<PathBuf>,
-}
-
-impl Plan {
-    /// Merges `scenario` with the flags (flags win) and checks the result.
-    /// `available_cores` bounds `--cores`.
-    pub fn resolve(s: &Scenario, args: &RunArgs, available_cores: usize) -> anyhow::Result<Plan> {
-        if s.ops.is_empty() {
-            bail!("scenario {}: `ops` is empty; name at least one of login, retr, stor, list, nlst, mlsd, noop", s.name);
-        }
-        let field =
-            |name: &str, text: &Option<String>, parse: fn(&str) -> Result<Duration, String>| {
-                text.as_deref()
-                    .map(parse)
-                    .transpose()
-                    .map_err(|e| anyhow::anyhow!("scenario {}: {name}: {e}", s.name))
+    /// Parses a scenario's text; with `scale`, the fields of its
+    /// `[scale.NAME]` table replace the top-level ones. Every scale of the
+    /// file is checked, used or not, so a typo in one shows at once.
+    pub fn parse_at(text: &str, scale: Option<&str>) -> anyhow::Result<Scenario> {
+        let mut table: toml::Table = toml::from_str(text)?;
+        let scales = match table.remove("scale") {
+            None => toml::Table::new(),
+            Some(toml::Value::Table(t)) => t,
+            Some(_) => bail!("`scale` must be a table of tables: [scale.quick], [scale.full], ..."),
+        };
+        let base: Scenario = table.clone().try_into()?;
+        let mut chosen = None;
+        for (name, fields) in &scales {
+            let toml::Value::Table(fields) = fields else {
+                bail!("[scale.{name}] must be a table of scenario fields");
             };
-        let clients = args.clients.or(s.clients).unwrap_or(1);
-        if clients == 0 {
-            bail!("--clients must be at least 1");
-        }
-
-        // The flags' bounds replace the scenario's as a whole: `--duration
-        // 10s` on login-storm means "storm for 10 s", not "10 s or one
-        // session per client, whichever is first".
-        let bounds = if args.duration.is_some() || args.requests.is_some() {
-            Bounds {
-                duration: args.duration,
-                total_requests: args.requests,
+            let mut merged = table.clone();
+            for (key, value) in fields {
+                if UNSCALED.contains(&key.as_str()) {
+                    bail!("[scale.{name}]: `{key}` cannot change with the scale");
+                }
+                merged.insert(key.clone(), value.clone());
             }
-        } else {
-            let per_client = s.requests_per_client.map(|n| n * clients as u64);
-            Bounds {
-                duration: field("duration", &s.duration, parse_duration)?,
-                total_requests: match (s.requests, per_client) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                },
-            }
-        };
-        if bounds.duration.is_none() && bounds.total_requests.is_none() {
-            bail!("nothing bounds this run: give --duration or --requests (or set one in the scenario)");
-        }
-        if bounds.duration == Some(Duration::ZERO) || bounds.total_requests == Some(0) {
-            bail!("--duration and --requests must be more than zero");
-        }
-
-        let rate = args.rate.or(s.rate);
-        if let Some(r) = rate {
-            if !(r.is_finite() && r > 0.0) {
-                bail!("--rate must be a positive number of requests a second, not {r}");
+            let at: Scenario = merged
+                .try_into()
+                .with_context(|| format!("[scale.{name}]"))?;
+            if scale == Some(name.as_str()) {
+                chosen = Some(at);
             }
         }
-
-        let cores = args.cores.unwrap_or(available_cores).min(clients);
-        if cores == 0 || args.cores.is_some_and(|c| c > available_cores) {
-            bail!(
-                "--cores must be between 1 and {available_cores} (the CPUs this process may use)"
-            );
+        match (scale, chosen) {
+            (None, _) => Ok(base),
+            (Some(name), Some(mut s)) => {
+                s.scale = Some(name.to_string());
+                Ok(s)
+            }
+            (Some(name), None) => {
+                let have: Vec<&str> = scales.keys().map(String::as_str).collect();
+                bail!(
+                    "scenario {} has no scale {name:?} ({})",
+                    base.name,
+                    if have.is_empty() {
+                        "it has none".to_string()
+                    } else {
+                        format!("it has: {}", have.join(", "))
+                    }
+                )
+            }
         }
-
-        let files = args.files.clone().or_else(|| s.files.clone());
-        // `--files` replaces the scenario's whole path source.
-        let paths = if args.files.is_some() {
-            Vec::new()
-        } else {
-            s.paths.clone().unwrap_or_default()
-        };
-        if s.ops.iter().any(|o| o.needs_path()) && files.is_none() && paths.is_empty() {
-            bail!("scenario {}: its requests need remote paths: give --files (or `files`/`paths` in the scenario)", s.name);
-        }
-
-        let size = match args.size {
-            Some(n) => n,
-            None => s
-                .size
-                .as_deref()
-                .map(parse_size)
-                .transpose()
-                .map_err(|e| anyhow::anyhow!("scenario {}: size: {e}", s.name))?
-                .unwrap_or(1 << 20),
-        };
-        if s.ops.contains(&Op::Stor) && !(1..=1 << 30).contains(&size) {
-            bail!("--size must be between 1 byte and 1 GiB for uploads");
-        }
-
-        let mode = args.mode.or(s.mode).unwrap_or(Mode::Epsv);
-        let target = resolve_target(&args.target)?;
-        if target.is_ipv6() && matches!(mode, Mode::Pasv | Mode::Port) {
-            bail!(
-                "--mode {} is IPv4 only (RFC 959); use epsv or eprt with an IPv6 target",
-                mode.name()
-            );
-        }
-        let timeout = args.timeout;
-        if timeout.is_zero() {
-            bail!("--timeout must be more than zero");
-        }
-
-        Ok(Plan {
-            scenario: s.name.clone(),
-            description: s.description.clone().unwrap_or_default(),
-            ops: s.ops.clone(),
-            target,
-            target_text: args.target.clone(),
-            user: args.user.clone(),
-            password: args.password.clone(),
-            mode,
-            clients,
-            cores,
-            pin: args.pin,
-            bounds,
-            rate,
-            files,
-            paths,
-            pick: s.pick.unwrap_or(Pick::Random),
-            seed: s.seed.unwrap_or(1),
-            size,
-            upload_dir: s.upload_dir.clone().unwrap_or_else(|| "/upload".into()),
-            think: field("think", &s.think, parse_duration)?,
-            barrier: s.barrier.unwrap_or(false),
-            verify: args.verify,
-            timeout,
-            max_errors: args.max_errors,
-            server_pid: args.server_pid,
-            json: args.json.clone(),
-            hgrm: args.hgrm.clone(),
-        })
     }
-
-    /// Requests client `index` makes before it stops (None: until the
-    /// deadline). The total is split as evenly as it goes.
-    pub fn quota(&self, index: usize) -> Option<u64> {
-        self.bounds.total_requests.map(|n| {
-            let c = self.clients as u64;
-            n / c + u64::from((index as u64) < n % c)
-        })
-    }
-}
-
-fn resolve_target(text: &str) -> anyhow::Result<SocketAddr> {
-    let mut addrs = text.to_socket_addrs().with_context(|| {
-        format!("--target {text:?}: expected HOST:PORT (e.g. 127.0.0.1:2121 or [::1]:2121)")
-    })?;
-    addrs
-        .next()
-        .with_context(|| format!("--target {text:?}: the name resolves to no address"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        run: RunArgs,
-    }
-
-    fn args(flags: &[&str]) -> RunArgs {
-        let mut argv = vec!["x"];
-        argv.extend_from_slice(flags);
-        Wrap::parse_from(argv).run
-    }
-
-    fn plan(name: &str, flags: &[&str]) -> anyhow::Result<Plan> {
-        Plan::resolve(&Scenario::load(name)?, &args(flags), 2)
-    }
 
     #[test]
-    fn every_bundled_scenario_parses_and_resolves() {
-        for (name, _) in BUNDLED {
-            let p = plan(name, &[]).unwrap_or_else(|e| panic!("{name}: {e:#}"));
-            assert_eq!(&p.scenario, name);
-            assert!(p.bounds.duration.is_some() || p.bounds.total_requests.is_some());
-        }
-    }
-
-    #[test]
-    fn flags_override_the_scenario() {
-        let p = plan(
-            "mirror",
-            &[
-                "--clients",
-                "7",
-                "--mode",
-                "port",
-                "--duration",
-                "2s",
-                "--files",
-                "/x",
-            ],
-        )
-        .unwrap();
-        assert_eq!(
-            (p.clients, p.mode, p.files.as_deref()),
-            (7, Mode::Port, Some("/x"))
-        );
-        assert_eq!(
-            p.bounds,
-            Bounds {
-                duration: Some(Duration::from_secs(2)),
-                total_requests: None
-            }
-        );
-        assert!(p.paths.is_empty());
-
-        let p = plan("bigfile", &["--files", "/tmp/index.txt"]).unwrap();
-        assert!(p.paths.is_empty(), "--files replaces the scenario's paths");
-    }
-
-    #[test]
-    fn login_storm_scales_with_clients() {
-        let p = plan("login-storm", &["--clients", "5000"]).unwrap();
-        assert_eq!(p.bounds.total_requests, Some(5000));
-        assert!(p.barrier);
-        assert_eq!(p.quota(0), Some(1));
-        let p = plan("login-storm", &["--duration", "3s"]).unwrap();
-        assert_eq!(
-            p.bounds.total_requests, None,
-            "a flag bound replaces the scenario's"
+    fn scales_replace_top_level_fields() {
+        let text = "name = \"x\"\nops = [\"noop\"]\nclients = 100\nduration = \"30s\"\n\
+                    [scale.quick]\nclients = 5\n[scale.full]\n";
+        let s = Scenario::parse_at(text, Some("quick")).unwrap();
+        assert_eq!((s.clients, s.duration.as_deref()), (Some(5), Some("30s")));
+        assert_eq!(s.scale.as_deref(), Some("quick"));
+        let s = Scenario::parse_at(text, Some("full")).unwrap();
+        assert_eq!(s.clients, Some(100));
+        let s = Scenario::parse(text).unwrap();
+        assert_eq!((s.clients, s.scale), (Some(100), None));
+        let e = format!("{:#}", Scenario::parse_at(text, Some("huge")).unwrap_err());
+        assert!(
+            e.contains("no scale \"huge\"") && e.contains("full, quick"),
+            "{e}"
         );
     }
 
     #[test]
-    fn quota_splits_requests_evenly() {
-        let p = plan("mirror", &["--clients", "3", "--requests", "10"]).unwrap();
-        let q: Vec<_> = (0..3).map(|i| p.quota(i).unwrap()).collect();
-        assert_eq!(q, vec![4, 3, 3]);
-    }
-
-    #[test]
-    fn bad_input_is_refused_clearly() {
-        let cases: &[(&str, &[&str], &str)] = &[
-            ("mirror", &["--clients", "0"], "--clients"),
-            ("mirror", &["--rate", "0"], "--rate"),
-            ("mirror", &["--cores", "3"], "--cores"),
-            ("mirror", &["--target", "nonsense"], "--target"),
+    fn bad_scales_are_refused() {
+        for (text, want) in [
             (
-                "mirror",
-                &["--target", "[::1]:21", "--mode", "pasv"],
-                "IPv4 only",
+                "name = \"x\"\nops = [\"noop\"]\n[scale.quick]\nclientz = 5\n",
+                "scale.quick",
             ),
-            ("upload", &["--size", "0"], "--size"),
-            ("no-such-scenario", &[], "no bundled scenario"),
-        ];
-        for (name, flags, want) in cases {
-            let err = format!("{:#}", plan(name, flags).unwrap_err());
-            assert!(err.contains(want), "{name} {flags:?}: {err}");
+            (
+                "name = \"x\"\nops = [\"noop\"]\n[scale.quick]\nops = [\"retr\"]\n",
+                "cannot change",
+            ),
+            (
+                "name = \"x\"\nops = [\"noop\"]\nscale = 3\n",
+                "table of tables",
+            ),
+        ] {
+            let e = format!("{:#}", Scenario::parse(text).unwrap_err());
+            assert!(e.contains(want), "{text}: {e}");
         }
     }
 
     #[test]
-    fn scenario_files_are_checked() {
-        assert!(Scenario::parse("name = \"x\"\nops = [\"retr\"]\nunknown = 1").is_err());
+    fn ops_in_turn_or_weighted() {
+        let s = Scenario::parse("name = \"x\"\nops = [\"list\", \"mlsd\"]").unwrap();
+        assert_eq!(s.ops, Ops::InTurn(vec![Op::List, Op::Mlsd]));
+        let s = Scenario::parse("name = \"x\"\nops = { retr = 8, list = 1, stor = 1 }").unwrap();
+        assert_eq!(
+            s.ops,
+            Ops::Weighted(BTreeMap::from([
+                (Op::Retr, 8),
+                (Op::Stor, 1),
+                (Op::List, 1)
+            ]))
+        );
+        assert!(Scenario::parse("name = \"x\"\nops = { fly = 1 }").is_err());
         assert!(Scenario::parse("name = \"x\"\nops = [\"fly\"]").is_err());
-        let s = Scenario::parse("name = \"x\"\nops = []\nduration = \"1s\"").unwrap();
-        assert!(Plan::resolve(&s, &args(&[]), 1).is_err(), "empty ops");
-        let s = Scenario::parse("name = \"x\"\nops = [\"noop\"]").unwrap();
-        let err = Plan::resolve(&s, &args(&[]), 1).unwrap_err().to_string();
-        assert!(err.contains("nothing bounds"), "{err}");
-        let s = Scenario::parse("name = \"x\"\nops = [\"noop\"]\nduration = \"soon\"").unwrap();
-        assert!(Plan::resolve(&s, &args(&[]), 1).is_err());
-        let s = Scenario::parse("name = \"x\"\nops = [\"retr\"]\nduration = \"1s\"").unwrap();
-        let err = Plan::resolve(&s, &args(&[]), 1).unwrap_err().to_string();
-        assert!(err.contains("--files"), "{err}");
+        assert!(Scenario::parse("name = \"x\"\nops = [\"retr\"]\nunknown = 1").is_err());
     }
 }

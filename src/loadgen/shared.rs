@@ -1,15 +1,15 @@
-//! What every shard of a run shares: the plan and its targets (read-only),
-//! and the few things that cross threads — the end of the run (deadline or
-//! Ctrl-C), the login-storm barrier, and the progress counters — all atomics
-//! and `Notify`s, never a lock on the hot path.
+//! What every shard of a round shares: the plan and its targets
+//! (read-only), and the few things that cross threads — the end of the round
+//! (deadline or Ctrl-C), the login-storm barrier, and the progress counters —
+//! all atomics and `Notify`s, never a lock on the hot path.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use super::scenario::Plan;
+use super::plan::Plan;
 use super::stats::Progress;
 use super::targets::Target;
 
@@ -31,23 +31,57 @@ pub struct Shared {
 /// a run early as if its duration had run out (the report still comes).
 pub struct End {
     pub deadline: Option<Instant>,
+    /// When the run started: `stopped_us` counts from it.
+    start: Instant,
     stopped: AtomicBool,
+    /// When [`End::stop`] was called, µs after `start` (0: not yet).
+    stopped_us: AtomicU64,
     notify: Notify,
 }
 
 impl End {
-    pub fn new(deadline: Option<Instant>) -> End {
+    /// The end of a run started at `start`, with a deadline or none.
+    pub fn new(start: Instant, deadline: Option<Instant>) -> End {
         End {
             deadline,
+            start,
             stopped: AtomicBool::new(false),
+            stopped_us: AtomicU64::new(0),
             notify: Notify::new(),
         }
     }
 
     /// Ends the run now (from any thread).
-    fn stop(&self) {
+    pub fn stop(&self) {
+        let us = (self.start.elapsed().as_micros() as u64).max(1);
+        let _ = self
+            .stopped_us
+            .compare_exchange(0, us, Ordering::AcqRel, Ordering::Acquire);
         self.stopped.store(true, Ordering::Release);
         self.notify.notify_waiters();
+    }
+
+    /// When the run was stopped early (Ctrl-C), if it was.
+    pub fn stopped_at(&self) -> Option<Instant> {
+        match self.stopped_us.load(Ordering::Acquire) {
+            0 => None,
+            us => Some(self.start + Duration::from_micros(us)),
+        }
+    }
+
+    /// When the run ended or ends: the stop, else the deadline (None: it
+    /// ends when the requests are done).
+    pub fn ended_at(&self) -> Option<Instant> {
+        match (self.stopped_at(), self.deadline) {
+            (Some(s), Some(d)) => Some(s.min(d)),
+            (s, d) => s.or(d),
+        }
+    }
+
+    /// The instant a request cut off at `now` is charged to: the end of the
+    /// run, never later than `now`.
+    pub fn cut_at(&self, now: Instant) -> Instant {
+        self.ended_at().map_or(now, |e| e.min(now))
     }
 
     /// Is the run over at time `t`?
@@ -91,32 +125,63 @@ impl End {
     }
 }
 
-/// Turns the first Ctrl-C into the end of the run; a second one exits at
-/// once. The thread lives until the process exits.
-pub fn stop_on_ctrl_c(shared: Arc<Shared>) {
-    let spawned = std::thread::Builder::new()
-        .name("loadgen-ctrl-c".into())
-        .spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!(
-                        "\nloadtest: interrupted: ending the run (Ctrl-C again to quit at once)"
-                    );
-                    shared.end.stop();
+/// Ctrl-C for a whole run: the first ends the round in progress (as if its
+/// duration had run out; the report still comes) and any rounds left; a
+/// second exits at once.
+#[derive(Default)]
+pub struct Interrupt {
+    current: Mutex<Option<Arc<Shared>>>,
+    hit: AtomicBool,
+}
+
+impl Interrupt {
+    /// Starts listening for Ctrl-C; the thread lives until the process
+    /// exits.
+    pub fn install() -> Arc<Interrupt> {
+        let me = Arc::new(Interrupt::default());
+        let watcher = me.clone();
+        let spawned = std::thread::Builder::new()
+            .name("loadgen-ctrl-c".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(async {
                     if tokio::signal::ctrl_c().await.is_ok() {
-                        std::process::exit(130);
+                        eprintln!(
+                            "\nloadtest: interrupted: ending the run (Ctrl-C again to quit at once)"
+                        );
+                        watcher.hit.store(true, Ordering::Release);
+                        if let Some(s) = watcher.current.lock().unwrap().as_ref() {
+                            s.end.stop();
+                        }
+                        if tokio::signal::ctrl_c().await.is_ok() {
+                            std::process::exit(130);
+                        }
                     }
-                }
+                });
             });
-        });
-    if let Err(e) = spawned {
-        eprintln!("loadtest: warning: no Ctrl-C handling: {e}");
+        if let Err(e) = spawned {
+            eprintln!("loadtest: warning: no Ctrl-C handling: {e}");
+        }
+        me
+    }
+
+    /// Makes `shared` the round a Ctrl-C ends (at once if one came already).
+    pub fn watch(&self, shared: Arc<Shared>) {
+        let mut current = self.current.lock().unwrap();
+        if self.hit() {
+            shared.end.stop();
+        }
+        *current = Some(shared);
+    }
+
+    /// Has Ctrl-C been pressed?
+    pub fn hit(&self) -> bool {
+        self.hit.load(Ordering::Acquire)
     }
 }
 

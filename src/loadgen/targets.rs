@@ -12,6 +12,10 @@
 //! With `--verify`, downloads must know each file's size to check the byte
 //! count; MLSD gives it, otherwise one `SIZE` per file is asked here, before
 //! the run, so the measured requests stay plain RETRs.
+//!
+//! A scenario that uploads has its `upload_dir` checked here too (one
+//! `CWD`), so an account whose home lacks it gets one clear error before
+//! the run rather than a 550 per request.
 
 use std::path::Path;
 
@@ -20,7 +24,8 @@ use anyhow::{bail, Context};
 use super::client::Control;
 use super::data::BufPool;
 use super::failure::Failure;
-use super::scenario::{Op, Plan};
+use super::plan::Plan;
+use super::scenario::Op;
 use super::transfer;
 use crate::proto::reply::codes;
 
@@ -38,7 +43,15 @@ const MAX_WALK: usize = 1_000_000;
 /// Gathers the plan's targets (an empty list when no op needs one). Runs
 /// on a tokio-uring runtime; may log in to the server once.
 pub async fn load(plan: &Plan) -> anyhow::Result<Vec<Target>> {
+    let mut session: Option<Control> = None;
+    if plan.ops.contains(&Op::Stor) {
+        let ctrl = login(plan, &mut session).await?;
+        check_upload_dir(ctrl, plan).await?;
+    }
     if !plan.ops.iter().any(|o| o.needs_path()) {
+        if let Some(ctrl) = session {
+            let _ = ctrl.quit().await;
+        }
         return Ok(Vec::new());
     }
     let mut targets: Vec<Target> = plan
@@ -50,7 +63,6 @@ pub async fn load(plan: &Plan) -> anyhow::Result<Vec<Target>> {
         })
         .collect();
     let downloads = plan.ops.contains(&Op::Retr);
-    let mut session: Option<Control> = None;
 
     if let Some(files) = &plan.files {
         if Path::new(files).is_file() {
@@ -97,6 +109,30 @@ pub async fn load(plan: &Plan) -> anyhow::Result<Vec<Target>> {
         let _ = ctrl.quit().await;
     }
     Ok(targets)
+}
+
+/// Refuses to start an upload run whose `upload_dir` the account cannot
+/// enter, saying why: paths are the account's view, whose root is its home.
+async fn check_upload_dir(ctrl: &mut Control, plan: &Plan) -> anyhow::Result<()> {
+    let dir = &plan.upload_dir;
+    let r = ctrl
+        .command(&format!("CWD {dir}"))
+        .await
+        .map_err(anyhow::Error::msg)?;
+    if r.is_success() {
+        let _ = ctrl.command("CWD /").await;
+        return Ok(());
+    }
+    bail!(
+        "uploads go to {dir}/lg-N.bin, but user {:?} cannot enter {dir} on {} ({}). \
+         Upload paths are as the account sees them, with its home directory as `/`: \
+         create {dir} under the account's home (e.g. the prepared tree's upload/ when \
+         the home is the tree's root), or point --upload-dir (scenario field \
+         upload_dir) at a directory the account can write to.",
+        plan.user,
+        plan.target,
+        r.to_string().trim()
+    )
 }
 
 async fn login<'a>(

@@ -1,98 +1,334 @@
-//! Reading a directory into listing entries. This runs on the blocking
-//! pool (`spawn_blocking`), never on a shard thread: getdents and one
-//! fstatat per entry take milliseconds on a 10,000-entry directory, and a
-//! shard must keep every other session's transfers moving meanwhile.
+//! Reading directories for listings. This runs on the blocking pool
+//! (`spawn_blocking`), never on a shard thread: getdents and one fstatat
+//! per entry take milliseconds on a 10,000-entry directory, and a shard
+//! must keep every other session's transfers moving meanwhile.
+//!
+//! A listing streams: a [`Lister`] reads a directory's names once (sorted,
+//! packed in one buffer), then stats and renders them a chunk at a time,
+//! so ten clients listing a 20,000-entry directory cost a few MiB, not a
+//! copy of every entry and of the whole text per client. `LIST -R` walks
+//! subdirectories the same way, one directory open at a time.
+//!
+//! Symlinks are shown alike by every listing command: a link whose target
+//! resolves inside the session's root (with RESOLVE_IN_ROOT, as every
+//! client path) is listed — by LIST as a link with its target text, by
+//! MLSD as what it points to — and one that dangles is left out of all of
+//! them: a client could not use it anyway.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use rustix::fs::{AtFlags, Mode, OFlags, RawDir, ResolveFlags, SeekFrom};
 
-use super::listing::Entry;
-use super::{path, resolve, Stat};
+use super::glob::Pattern;
+use super::listing::{self, Entry, EntryKind, ListOptions};
+use super::{names, path, resolve, Stat};
 
 /// How symlinks appear in a listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Links {
     /// As links, `ls -l` style, with their target text (LIST, STAT).
     Show,
-    /// As what they point to (MLSD). A link that dangles or leads outside
-    /// the root is left out: its target is none of the client's business.
+    /// As what they point to (MLSD).
     Follow,
 }
 
-/// The entries of the open directory `dir` (virtual path `dir_vpath`),
-/// sorted by name. `root` resolves symlink targets for [`Links::Follow`].
-pub fn read_entries(
-    root: Arc<OwnedFd>,
-    dir: OwnedFd,
-    dir_vpath: &[u8],
-    links: Links,
-) -> io::Result<Vec<Entry>> {
-    let mut names = names(&dir)?;
-    names.sort_unstable();
-    let mut out = Vec::with_capacity(names.len());
-    for cname in names {
-        let name = cname.as_bytes().to_vec();
-        // An entry can vanish between getdents and fstatat: skip it.
-        let Ok(st) = rustix::fs::statat(&dir, &cname, AtFlags::SYMLINK_NOFOLLOW) else {
-            continue;
-        };
-        let st = Stat::from(&st);
-        if !st.is_symlink() {
-            out.push(st.entry(name, None));
-            continue;
-        }
-        match links {
-            Links::Show => {
-                let target = rustix::fs::readlinkat(&dir, &cname, Vec::new())
-                    .ok()
-                    .map(CString::into_bytes);
-                out.push(st.entry(name, target));
-            }
-            Links::Follow => {
-                let vpath = path::join(dir_vpath, &name);
-                let Some(rel) = path::relative(&vpath) else {
-                    continue;
-                };
-                let Ok(fd) = rustix::fs::openat2(
-                    &*root,
-                    &rel,
-                    OFlags::PATH | OFlags::CLOEXEC,
-                    Mode::empty(),
-                    ResolveFlags::from_bits_retain(resolve::RESOLVE),
-                ) else {
-                    continue;
-                };
-                let Ok(meta) = std::fs::File::from(fd).metadata() else {
-                    continue;
-                };
-                out.push(Stat::from(&meta).entry(name, None));
-            }
-        }
-    }
-    Ok(out)
+/// Entries stat'ed and rendered per [`Lister::next_chunk`] call.
+pub const CHUNK: usize = 256;
+
+/// The names of one directory (without `.` and `..`), sorted, packed in
+/// one buffer: each name is followed by a NUL.
+struct Names {
+    buf: Vec<u8>,
+    starts: Vec<u32>,
 }
 
-/// The names in the open directory `dir` (without `.` and `..`), in the
-/// order the filesystem returns them.
-fn names(dir: &OwnedFd) -> io::Result<Vec<CString>> {
-    // getdents reads from the fd's position: start from the beginning, so
-    // a reused directory fd still lists everything.
-    rustix::fs::seek(dir, SeekFrom::Start(0))?;
-    // glibc's readdir buffer size; the longest entry (a 255-byte name)
-    // takes under 300 bytes of it.
-    let mut buf = Vec::with_capacity(32 * 1024);
-    let mut entries = RawDir::new(dir, buf.spare_capacity_mut());
-    let mut names = Vec::new();
-    while let Some(entry) = entries.next() {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name != c"." && name != c".." {
-            names.push(name.to_owned());
+impl Names {
+    /// Reads the names of `dir`, keeping those `keep` accepts.
+    fn read(dir: &OwnedFd, keep: &dyn Fn(&[u8]) -> bool) -> io::Result<Names> {
+        // getdents reads from the fd's position: start from the beginning,
+        // so a reused directory fd still lists everything.
+        rustix::fs::seek(dir, SeekFrom::Start(0))?;
+        // glibc's readdir buffer size; the longest entry (a 255-byte name)
+        // takes under 300 bytes of it.
+        let mut dents = Vec::with_capacity(32 * 1024);
+        let mut entries = RawDir::new(dir, dents.spare_capacity_mut());
+        let mut names = Names {
+            buf: Vec::new(),
+            starts: Vec::new(),
+        };
+        while let Some(entry) = entries.next() {
+            let entry = entry?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." || !keep(name) {
+                continue;
+            }
+            names.starts.push(names.buf.len() as u32);
+            names.buf.extend_from_slice(name);
+            names.buf.push(0);
+        }
+        let buf = &names.buf;
+        names
+            .starts
+            .sort_unstable_by(|&a, &b| name_at(buf, a).cmp(name_at(buf, b)));
+        names.buf.shrink_to_fit();
+        names.starts.shrink_to_fit();
+        Ok(names)
+    }
+
+    fn get(&self, i: usize) -> &CStr {
+        let start = self.starts[i] as usize;
+        let end = start + name_at(&self.buf, self.starts[i]).len();
+        CStr::from_bytes_with_nul(&self.buf[start..=end]).expect("NUL-terminated")
+    }
+}
+
+fn name_at(buf: &[u8], start: u32) -> &[u8] {
+    let rest = &buf[start as usize..];
+    &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())]
+}
+
+/// One directory being listed.
+struct Open {
+    dir: OwnedFd,
+    vpath: Vec<u8>,
+    /// The directory as the client typed it (the `path:` header of `-R`).
+    typed: Vec<u8>,
+    depth: usize,
+    names: Names,
+    next: usize,
+}
+
+/// What to list and how; see [`Lister::new`].
+pub struct ListSpec {
+    pub links: Links,
+    /// Render options (format, `-a`, NLST prefix, facts, permissions).
+    pub opts: ListOptions,
+    /// Only names matching this (a wildcard listing).
+    pub pattern: Option<Pattern>,
+    /// `LIST -R`: descend this many levels below the listed directory.
+    pub max_depth: usize,
+    /// `--list-max-entries`.
+    pub max_entries: usize,
+}
+
+/// A directory listing produced a chunk at a time, on the blocking pool.
+pub struct Lister {
+    root: Arc<OwnedFd>,
+    spec: ListSpec,
+    current: Option<Open>,
+    /// Subdirectories still to list (`-R`), last first.
+    todo: Vec<(Vec<u8>, Vec<u8>, usize)>,
+    entries_left: usize,
+    /// Entries were left unlisted at `--list-max-entries`.
+    truncated: bool,
+    depth_hit: bool,
+    recursive: bool,
+    /// Entries rendered so far.
+    listed: usize,
+}
+
+impl Lister {
+    /// Starts listing the open directory `dir` (virtual path `vpath`,
+    /// typed by the client as `typed`) under the session root `root`.
+    /// Reads its names; errors here come before any data connection.
+    pub fn new(
+        root: Arc<OwnedFd>,
+        dir: OwnedFd,
+        vpath: Vec<u8>,
+        typed: Vec<u8>,
+        spec: ListSpec,
+    ) -> io::Result<Lister> {
+        let recursive = spec.max_depth > 0;
+        let mut l = Lister {
+            root,
+            entries_left: spec.max_entries,
+            spec,
+            current: None,
+            todo: Vec::new(),
+            listed: 0,
+            truncated: false,
+            depth_hit: false,
+            recursive,
+        };
+        l.current = Some(l.open_dir(dir, vpath, typed, 0)?);
+        Ok(l)
+    }
+
+    fn open_dir(
+        &self,
+        dir: OwnedFd,
+        vpath: Vec<u8>,
+        typed: Vec<u8>,
+        depth: usize,
+    ) -> io::Result<Open> {
+        let all = self.spec.opts.all;
+        let pattern = self.spec.pattern.as_ref();
+        let keep = |name: &[u8]| {
+            // A name with CR or LF would end a listing line early; a
+            // dot-file shows only with -a (see listing::render_entries).
+            !name.iter().any(|&b| b == b'\r' || b == b'\n')
+                && (all || name.first() != Some(&b'.'))
+                && pattern.is_none_or(|p| {
+                    std::str::from_utf8(&names::display(name)).is_ok_and(|n| p.matches(n))
+                })
+        };
+        let names = Names::read(&dir, &keep)?;
+        Ok(Open {
+            dir,
+            vpath,
+            typed,
+            depth,
+            names,
+            next: 0,
+        })
+    }
+
+    /// Appends the next lines of the listing (up to [`CHUNK`] entries) to
+    /// `out`; false once the listing is complete. A subdirectory of `-R`
+    /// that vanished or cannot be read is skipped, as `ls -R` goes on.
+    pub fn next_chunk(&mut self, out: &mut Vec<u8>) -> bool {
+        if self.entries_left == 0 {
+            self.truncated |= self.current.is_some() || !self.todo.is_empty();
+            self.current = None;
+            self.todo.clear();
+            return false;
+        }
+        match self.current.take() {
+            None => {
+                let Some((vpath, typed, depth)) = self.todo.pop() else {
+                    return false;
+                };
+                let flags = OFlags::RDONLY | OFlags::DIRECTORY;
+                let open = open_in_root(&self.root, &vpath, flags)
+                    .and_then(|dir| self.open_dir(dir, vpath, typed, depth).ok());
+                if let Some(open) = open {
+                    out.extend_from_slice(b"\r\n");
+                    push_header(out, &open.typed);
+                    self.current = Some(open);
+                }
+            }
+            Some(mut cur) => {
+                if cur.next == 0 && cur.depth == 0 && self.recursive {
+                    push_header(out, &cur.typed);
+                }
+                let left = cur.names.starts.len() - cur.next;
+                let take = left.min(CHUNK).min(self.entries_left);
+                let entries: Vec<Entry> = (cur.next..cur.next + take)
+                    .filter_map(|i| entry(&self.root, &cur, cur.names.get(i), self.spec.links))
+                    .collect();
+                cur.next += take;
+                self.entries_left -= take;
+                self.listed += entries.len();
+                listing::render_entries(&entries, &self.spec.opts, out);
+                if self.recursive {
+                    self.queue_subdirs(&cur, &entries);
+                }
+                if cur.next < cur.names.starts.len() {
+                    self.current = Some(cur);
+                }
+            }
+        }
+        self.current.is_some() || !self.todo.is_empty()
+    }
+
+    /// `-R`: the subdirectories among `entries` of `cur` go on the to-do
+    /// stack — depth first, in name order, after the subdirectories an
+    /// earlier chunk of `cur` queued — unless they are below
+    /// `--list-max-depth`.
+    fn queue_subdirs(&mut self, cur: &Open, entries: &[Entry]) {
+        // Bottom to top, the stack holds what is left of the levels above
+        // (depth <= cur.depth), then cur's subdirectories, the first on top.
+        let at = self
+            .todo
+            .iter()
+            .rposition(|(_, _, d)| *d <= cur.depth)
+            .map_or(0, |i| i + 1);
+        for e in entries.iter().filter(|e| e.kind == EntryKind::Dir) {
+            if cur.depth >= self.spec.max_depth {
+                self.depth_hit = true;
+                continue;
+            }
+            let mut typed = cur.typed.clone();
+            if !typed.ends_with(b"/") {
+                typed.push(b'/');
+            }
+            typed.extend_from_slice(&e.name);
+            let vpath = path::join(&cur.vpath, &e.name);
+            self.todo.insert(at, (vpath, typed, cur.depth + 1));
         }
     }
-    Ok(names)
+
+    /// Why the listing was cut short, if it was (said in the 226).
+    pub fn cut(&self) -> Option<String> {
+        if self.truncated {
+            Some(format!(
+                "Listing cut at {} entries (--list-max-entries).",
+                self.spec.max_entries
+            ))
+        } else if self.depth_hit {
+            Some(format!(
+                "Listing not descended below {} levels (--list-max-depth).",
+                self.spec.max_depth
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// Entries rendered so far (`ringftp_listing_entries_total`).
+    pub fn listed(&self) -> usize {
+        self.listed
+    }
+
+    /// Runs the listing to its end into one buffer (STAT with a path).
+    pub fn collect(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        while self.next_chunk(&mut out) {}
+        out
+    }
+}
+
+fn push_header(out: &mut Vec<u8>, typed: &[u8]) {
+    out.extend_from_slice(&names::display(typed));
+    out.extend_from_slice(b":\r\n");
+}
+
+/// Opens a virtual path under the root, blocking (on the blocking pool),
+/// with the same resolution rules as every client path.
+fn open_in_root(root: &OwnedFd, vpath: &[u8], flags: OFlags) -> Option<OwnedFd> {
+    let rel = path::relative(vpath)?;
+    rustix::fs::openat2(
+        root,
+        &rel,
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::from_bits_retain(resolve::RESOLVE),
+    )
+    .ok()
+}
+
+/// The listing entry for `name` in `cur`, or `None` to leave it out: it
+/// vanished since getdents, or it is a symlink that does not resolve
+/// inside the root.
+fn entry(root: &OwnedFd, cur: &Open, name: &CStr, links: Links) -> Option<Entry> {
+    let st = rustix::fs::statat(&cur.dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+    let st = Stat::from(&st);
+    let raw = name.to_bytes().to_vec();
+    if !st.is_symlink() {
+        return Some(st.entry(raw, None));
+    }
+    let target = open_in_root(root, &path::join(&cur.vpath, &raw), OFlags::PATH)?;
+    match links {
+        Links::Show => {
+            let text = rustix::fs::readlinkat(&cur.dir, name, Vec::new()).ok()?;
+            Some(st.entry(raw, Some(CString::into_bytes(text))))
+        }
+        Links::Follow => {
+            let meta = std::fs::File::from(target).metadata().ok()?;
+            Some(Stat::from(&meta).entry(raw, None))
+        }
+    }
 }

@@ -14,7 +14,7 @@
 //! of thousands of entries costs no allocation per entry.
 
 use super::time::{civil_from_unix, push_mdtm, MDTM_MAX, MDTM_MIN};
-use super::{path, Stat};
+use super::{names, path, Stat};
 use crate::auth::Perms;
 
 /// What a listing command sends.
@@ -41,7 +41,8 @@ pub enum EntryKind {
 /// One directory entry as `stat(2)` (and `readlink(2)`) describe it.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// The name inside its directory, raw bytes, written verbatim.
+    /// The name inside its directory, raw bytes; written as
+    /// [`names::display`] shows it (UTF-8 as is, else the legacy charset).
     pub name: Vec<u8>,
     pub kind: EntryKind,
     /// Mode, links, owner, size, modification time, device and inode.
@@ -243,8 +244,8 @@ fn push_list_date(out: &mut Vec<u8>, mtime: i64, now: i64) {
 /// `-rw-r--r--    1 1000     1000         1234 Jan 02 03:04 name`
 ///
 /// Owners are numeric (no user database lookups in a chroot-like server).
-/// A symlink with a known target is shown as `name -> target`. The name is
-/// written verbatim; the caller decides whether names containing CR or LF
+/// A symlink with a known target is shown as `name -> target`. Names are
+/// written as [`names::display`] shows them; the caller decides whether names containing CR or LF
 /// may be listed at all, since they would break any line-based format.
 pub fn format_list_line(e: &Entry, now: i64, out: &mut Vec<u8>) {
     push_mode_string(out, e);
@@ -259,11 +260,11 @@ pub fn format_list_line(e: &Entry, now: i64, out: &mut Vec<u8>) {
     out.push(b' ');
     push_list_date(out, e.stat.mtime, now);
     out.push(b' ');
-    out.extend_from_slice(&e.name);
+    out.extend_from_slice(&names::display(&e.name));
     if let Some(target) = &e.link_target {
         if type_char(e) == b'l' {
             out.extend_from_slice(b" -> ");
-            out.extend_from_slice(target);
+            out.extend_from_slice(&names::display(target));
         }
     }
     out.extend_from_slice(b"\r\n");
@@ -352,7 +353,7 @@ pub fn format_mlsx_line(e: &Entry, facts: Facts, perms: Perms, out: &mut Vec<u8>
         out.push(b';');
     }
     out.push(b' ');
-    out.extend_from_slice(&e.name);
+    out.extend_from_slice(&names::display(&e.name));
     out.extend_from_slice(b"\r\n");
 }
 
@@ -442,7 +443,7 @@ pub fn render_entries(entries: &[Entry], opts: &ListOptions, out: &mut Vec<u8>) 
                 if let Some(p) = &opts.prefix {
                     out.extend_from_slice(p);
                 }
-                out.extend_from_slice(&e.name);
+                out.extend_from_slice(&names::display(&e.name));
                 out.extend_from_slice(b"\r\n");
             }
             ListFormat::Machine => format_mlsx_line(e, opts.facts, opts.perms, out),
@@ -456,7 +457,7 @@ pub fn render_file(e: &Entry, opts: &ListOptions, out: &mut Vec<u8>) {
     match opts.format {
         ListFormat::Long => format_list_line(e, opts.now, out),
         _ => {
-            out.extend_from_slice(&e.name);
+            out.extend_from_slice(&names::display(&e.name));
             out.extend_from_slice(b"\r\n");
         }
     }
@@ -467,7 +468,7 @@ pub fn render_file(e: &Entry, opts: &ListOptions, out: &mut Vec<u8>) {
 /// `End`. The caller sends it as a multi-line 250.
 pub fn mlst_text(vpath: &[u8], e: &Entry, facts: Facts, perms: Perms) -> Vec<u8> {
     let mut text = b"Listing ".to_vec();
-    text.extend_from_slice(vpath);
+    text.extend_from_slice(&names::display(vpath));
     text.extend_from_slice(b"\n ");
     format_mlsx_line(e, facts, perms, &mut text);
     while matches!(text.last(), Some(b'\r') | Some(b'\n')) {
@@ -592,10 +593,26 @@ mod tests {
     }
 
     #[test]
-    fn list_line_raw_name_bytes() {
+    fn names_that_are_not_utf8_are_shown_in_the_legacy_charset() {
+        // UTF-8 names go out as they are; others decoded from windows-1252,
+        // so a strict UTF-8 client can read every listing.
         let mut out = Vec::new();
+        format_list_line(&file("ä.txt".as_bytes(), 0o100_644, 1), T, &mut out);
+        assert!(out.ends_with(" Jan 02 03:04 ä.txt\r\n".as_bytes()));
+        out.clear();
         format_list_line(&file(b"\xe4\xff", 0o100_644, 1), T, &mut out);
-        assert!(out.ends_with(b" Jan 02 03:04 \xe4\xff\r\n"));
+        assert!(out.ends_with(" Jan 02 03:04 äÿ\r\n".as_bytes()));
+        let o = ListOptions {
+            format: ListFormat::Names,
+            all: false,
+            prefix: None,
+            facts: Facts::default(),
+            perms: Perms::anonymous(),
+            now: T,
+        };
+        out.clear();
+        render_entries(&[file(b"caf\xe9", 0o100_644, 1)], &o, &mut out);
+        assert_eq!(out, "café\r\n".as_bytes());
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //!
 //! - [`path`]: pure joining and normalization of client paths;
 //! - [`resolve`]: opening a virtual path under the root, race-free, with
-//!   openat2(RESOLVE_BENEATH) on the shard's ring;
+//!   openat2(RESOLVE_IN_ROOT) on the shard's ring;
 //! - [`dir`]: reading a directory into listing entries (off the shard);
 //! - [`listing`]: LIST/NLST/MLSD/MLST line formatting (pure);
 //! - [`glob`]: wildcards in the last component of a listing path (pure);
+//! - [`names`]: how names that are not UTF-8 are shown and found (pure);
 //! - [`write`](mod@write): uploads and file management (create, rename, delete...),
 //!   all relative to directory fds resolved the same race-free way;
 //! - [`time`]: civil time for MDTM and listings (pure).
@@ -13,6 +14,7 @@
 pub mod dir;
 pub mod glob;
 pub mod listing;
+pub mod names;
 pub mod path;
 pub mod resolve;
 pub mod time;
@@ -47,7 +49,8 @@ impl VfsError {
             Some(libc::ENOENT) => VfsError::NotFound,
             Some(libc::EACCES) | Some(libc::EPERM) => VfsError::PermissionDenied,
             // openat2 answers EXDEV when resolution would leave the root
-            // (RESOLVE_BENEATH) and ELOOP for magic links or symlink loops.
+            // (RESOLVE_BENEATH: an account's home) and ELOOP for magic
+            // links or symlink loops.
             Some(libc::EXDEV) | Some(libc::ELOOP) => VfsError::Escapes,
             Some(libc::ENOTDIR) => VfsError::NotADirectory,
             Some(libc::EISDIR) => VfsError::IsADirectory,

@@ -1,25 +1,70 @@
 //! Opening virtual paths under the root, race-free.
 //!
-//! Every open goes through openat2(2) relative to the root directory fd
-//! with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS, submitted on the shard's
-//! io_uring. The kernel then refuses (EXDEV) any resolution that would
-//! leave the root — through `..`, an absolute path, or a symlink, including
-//! one swapped in while the request runs — so there is no window between a
-//! check and a use. Symlinks that stay inside the root resolve normally.
+//! Every open goes through openat2(2) relative to the session's root
+//! directory fd with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS, submitted on
+//! the shard's io_uring. The kernel resolves the path as if the root were
+//! `/`: `..` stops at it and a symlink's absolute target is taken from it,
+//! as in a chroot (an absolute link `-> /sub` inside the tree works, as in
+//! vsftpd's and ProFTPD's chroots), so no resolution — through `..`, an
+//! absolute link, or a link swapped in while the request runs — can reach
+//! outside the root, and there is no window between a check and a use.
+//! The kernel answers EAGAIN when a rename raced the resolution; the open
+//! is retried.
+//!
+//! A path that does not exist as sent is tried once more in its legacy
+//! charset form ([`super::names`]), so a name shown in UTF-8 finds its
+//! Latin-1 file.
 
 use std::ffi::CString;
 use std::os::fd::OwnedFd;
 
 use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
 
-use super::{path, Stat, VfsError};
+use super::{names, path, Stat, VfsError};
 use crate::engine::sys::{self, FdRef};
 
-/// openat2 resolve flags for every client path.
-pub const RESOLVE: u64 = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+/// openat2 resolve flags for every client path: the session's root is `/`.
+pub const RESOLVE: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+
+/// openat2 resolve flags for an account's home (from the users file): it
+/// must lie beneath `--root` without help from a symlink that leaves it
+/// (EXDEV), a configuration error the operator is told about.
+pub const RESOLVE_HOME: u64 = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+
+/// Times an open is retried after EAGAIN (a concurrent rename).
+const EAGAIN_RETRIES: usize = 4;
 
 fn relative(vpath: &[u8]) -> Result<CString, VfsError> {
     path::relative(vpath).ok_or(VfsError::NotFound)
+}
+
+/// Opens `rel` (relative to `dir`) with [`RESOLVE`], retrying EAGAIN.
+pub async fn openat(dir: &FdRef, rel: CString, flags: i32, mode: u32) -> std::io::Result<OwnedFd> {
+    let mut tries = 0;
+    loop {
+        match sys::openat2(dir.clone(), rel.clone(), flags, mode, RESOLVE).await {
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && tries < EAGAIN_RETRIES => {
+                tries += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Opens the virtual path `vpath` under `root` for `flags`: as sent, or,
+/// if that does not exist, in its legacy-charset form.
+pub async fn open_vpath(root: &FdRef, vpath: &[u8], flags: i32) -> Result<OwnedFd, VfsError> {
+    match openat(root, relative(vpath)?, flags, 0).await {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            let Some(legacy) = names::legacy_form(vpath) else {
+                return Err(VfsError::from_io(e));
+            };
+            openat(root, relative(&legacy)?, flags, 0)
+                .await
+                .map_err(|_| VfsError::from_io(e))
+        }
+        r => r.map_err(VfsError::from_io),
+    }
 }
 
 fn fstat(fd: OwnedFd) -> Result<(OwnedFd, Stat), VfsError> {
@@ -44,16 +89,8 @@ pub(super) fn clear_nonblock(fd: &OwnedFd) -> Result<(), VfsError> {
 /// being opened for real: O_NONBLOCK keeps a FIFO's open from blocking, and
 /// the type check follows.
 pub async fn open_file(root: &FdRef, vpath: &[u8]) -> Result<(OwnedFd, Stat), VfsError> {
-    let rel = relative(vpath)?;
-    let fd = sys::openat2(
-        root.clone(),
-        rel,
-        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
-        0,
-        RESOLVE,
-    )
-    .await
-    .map_err(VfsError::from_io)?;
+    let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let fd = open_vpath(root, vpath, flags).await?;
     let (fd, stat) = fstat(fd)?;
     if stat.is_dir() {
         return Err(VfsError::NotAFile);
@@ -67,23 +104,11 @@ pub async fn open_file(root: &FdRef, vpath: &[u8]) -> Result<(OwnedFd, Stat), Vf
 
 /// Opens a directory for reading its entries.
 pub async fn open_dir(root: &FdRef, vpath: &[u8]) -> Result<OwnedFd, VfsError> {
-    let rel = relative(vpath)?;
-    sys::openat2(
-        root.clone(),
-        rel,
-        libc::O_RDONLY | libc::O_DIRECTORY,
-        0,
-        RESOLVE,
-    )
-    .await
-    .map_err(VfsError::from_io)
+    open_vpath(root, vpath, libc::O_RDONLY | libc::O_DIRECTORY).await
 }
 
 /// Stats a path (following symlinks that stay inside the root).
 pub async fn stat(root: &FdRef, vpath: &[u8]) -> Result<Stat, VfsError> {
-    let rel = relative(vpath)?;
-    let fd = sys::openat2(root.clone(), rel, libc::O_PATH, 0, RESOLVE)
-        .await
-        .map_err(VfsError::from_io)?;
+    let fd = open_vpath(root, vpath, libc::O_PATH).await?;
     Ok(fstat(fd)?.1)
 }

@@ -1,7 +1,7 @@
 //! Changing the tree: uploads, DELE, MKD, RMD, RNFR/RNTO, MFMT, SITE CHMOD.
 //!
 //! Every operation resolves the *parent directory* of its path with
-//! openat2(RESOLVE_BENEATH) from the session's root, then acts on the
+//! openat2(RESOLVE_IN_ROOT) from the session's root, then acts on the
 //! final name relative to that directory fd (unlinkat, mkdirat,
 //! renameat2, openat2 O_EXCL). The final component is a plain name —
 //! never `.`, `..` or empty — so no operation can reach outside the root,
@@ -18,7 +18,7 @@ use std::ffi::CString;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
-use super::{path, resolve, Stat, UploadKind, VfsError};
+use super::{names, path, resolve, Stat, UploadKind, VfsError};
 use crate::engine::sys::{self, FdRef};
 
 /// An open parent directory and a final name inside it.
@@ -34,34 +34,39 @@ fn plain_name(name: &[u8]) -> Result<CString, VfsError> {
     CString::new(name).map_err(|_| VfsError::BadName)
 }
 
-/// Opens the directory holding `vpath` and returns it with the final name.
+/// Opens the directory holding `vpath` and returns it with the final name:
+/// the name as sent, unless only its legacy-charset form exists there
+/// ([`super::names`]: the client typed a name it was shown).
 pub async fn open_parent(root: &FdRef, vpath: &[u8]) -> Result<Parent, VfsError> {
-    let name = plain_name(path::file_name(vpath))?;
+    let sent = path::file_name(vpath);
+    let name = plain_name(sent)?;
     let parent = path::parent(vpath);
-    let rel = path::relative(&parent).ok_or(VfsError::BadName)?;
-    let dir = sys::openat2(
-        root.clone(),
-        rel,
-        libc::O_PATH | libc::O_DIRECTORY,
-        0,
-        resolve::RESOLVE,
-    )
-    .await
-    .map_err(VfsError::from_io)?;
-    Ok(Parent {
+    let dir = resolve::open_vpath(root, &parent, libc::O_PATH | libc::O_DIRECTORY).await?;
+    let mut found = Parent {
         dir: Rc::new(dir),
         name,
-    })
+    };
+    if let Some(legacy) = names::legacy_form(sent) {
+        if lstat_in(&found).await?.is_none() {
+            let other = Parent {
+                dir: found.dir.clone(),
+                name: plain_name(&legacy)?,
+            };
+            if lstat_in(&other).await?.is_some() {
+                found = other;
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// Stat of the final name in `parent` without following a symlink there.
 async fn lstat_in(parent: &Parent) -> Result<Option<Stat>, VfsError> {
-    match sys::openat2(
-        parent.dir.clone(),
+    match resolve::openat(
+        &parent.dir,
         parent.name.clone(),
         libc::O_PATH | libc::O_NOFOLLOW,
         0,
-        resolve::RESOLVE,
     )
     .await
     {
@@ -130,16 +135,8 @@ pub async fn rename(root: &FdRef, from: &[u8], to: &[u8]) -> Result<(), VfsError
 /// Opens an existing file or directory for a metadata change, following
 /// symlinks only inside the root.
 async fn open_for_meta(root: &FdRef, vpath: &[u8]) -> Result<std::fs::File, VfsError> {
-    let rel = path::relative(vpath).ok_or(VfsError::BadName)?;
-    let fd = sys::openat2(
-        root.clone(),
-        rel,
-        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
-        0,
-        resolve::RESOLVE,
-    )
-    .await
-    .map_err(VfsError::from_io)?;
+    let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let fd = resolve::open_vpath(root, vpath, flags).await?;
     Ok(std::fs::File::from(fd))
 }
 
@@ -214,15 +211,10 @@ fn temp_name() -> CString {
 }
 
 async fn create_excl(dir: &FdRef, name: &CString) -> Result<OwnedFd, VfsError> {
-    sys::openat2(
-        dir.clone(),
-        name.clone(),
-        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY,
-        0o644,
-        resolve::RESOLVE,
-    )
-    .await
-    .map_err(VfsError::from_io)
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY;
+    resolve::openat(dir, name.clone(), flags, 0o644)
+        .await
+        .map_err(VfsError::from_io)
 }
 
 /// Sets up an upload to `vpath`. `atomic` is `--atomic-uploads`.
@@ -347,16 +339,8 @@ pub async fn begin_upload(
 }
 
 async fn open_existing(root: &FdRef, vpath: &[u8]) -> Result<OwnedFd, VfsError> {
-    let rel = path::relative(vpath).ok_or(VfsError::BadName)?;
-    let fd = sys::openat2(
-        root.clone(),
-        rel,
-        libc::O_WRONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
-        0,
-        resolve::RESOLVE,
-    )
-    .await
-    .map_err(VfsError::from_io)?;
+    let flags = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let fd = resolve::open_vpath(root, vpath, flags).await?;
     let file = std::fs::File::from(fd);
     let st = Stat::from(&file.metadata().map_err(VfsError::from_io)?);
     if !st.is_file() {

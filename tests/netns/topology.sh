@@ -116,6 +116,14 @@ up() {
         ip -n "$n-$role" link set lo up
         # No duplicate address detection: addresses are usable at once.
         ip netns exec "$n-$role" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+        # No DNS in here: `ip netns exec` shows /etc/netns/NS/resolv.conf
+        # as /etc/resolv.conf, and a nameserver on the namespace's own
+        # loopback, where nothing listens, refuses a query at once. The
+        # machine's nameserver would be routed into the test network and
+        # dropped there, and every lookup would wait out the resolver's
+        # 5 s timeout.
+        mkdir -p "/etc/netns/$n-$role"
+        echo "nameserver 127.0.0.1" >"/etc/netns/$n-$role/resolv.conf"
     done
     for role in srvgw cligw; do
         ip netns exec "$n-$role" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1

@@ -167,7 +167,7 @@ impl Conn {
             rel,
             libc::O_PATH | libc::O_DIRECTORY,
             0,
-            resolve::RESOLVE,
+            resolve::RESOLVE_HOME,
         )
         .await
         .map(Arc::new)

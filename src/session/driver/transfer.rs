@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::control::Raced;
+use super::list::Prepared;
 use super::{lossy, Conn, Flow};
 use crate::data::transfer::{self, Channel, TransferError};
 use crate::engine::splice::{Pacer, Progress, TransferCtx};
@@ -28,8 +29,8 @@ pub(super) enum Job {
         size: u64,
         offset: u64,
     },
-    /// LIST/NLST/MLSD, built in memory.
-    Listing(Vec<u8>),
+    /// LIST/NLST/MLSD: one line, or a directory streamed chunk by chunk.
+    Listing(Prepared),
     /// STOR/APPE/STOU into `file` from `offset`.
     Upload { file: Rc<OwnedFd>, offset: u64 },
 }
@@ -200,7 +201,14 @@ impl Conn {
                         ch.send_binary(Rc::new(file), offset, len).await
                     }
                     Job::File { file, offset, .. } => ch.send_ascii(Rc::new(file), offset).await,
-                    Job::Listing(bytes) => ch.send_bytes(bytes).await,
+                    Job::Listing(Prepared::Bytes(bytes)) => ch.send_bytes(bytes).await,
+                    Job::Listing(Prepared::Stream(mut stream)) => {
+                        let mut sent = 0;
+                        while let Some(chunk) = stream.next().await? {
+                            sent += ch.send_bytes(chunk).await?;
+                        }
+                        Ok(sent)
+                    }
                     Job::Upload { file, offset } if ascii => ch.recv_ascii(file, offset).await,
                     Job::Upload { file, offset } => ch.recv_binary(file, offset).await,
                 }

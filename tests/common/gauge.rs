@@ -1,17 +1,12 @@
-//! Helpers for the hostile-client, overload and shutdown tests: the
-//! server's open fds and memory from /proc, the "nothing leaked" check,
-//! the figures line each test prints (collected into
-//! docs/reliability.md), clients bound to another loopback address,
-//! signals, and a users file.
+//! What the server process holds, for the hostile-client, overload and
+//! shutdown tests: its open fds by kind and its memory from /proc, the
+//! "nothing leaked" check every such test ends with, and the figures line
+//! each prints (collected into docs/reliability.md).
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Fixture, Ftp, Server, BIN, IO_TIMEOUT};
+use super::Server;
 
 /// What the server process holds: open fds by kind and resident memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,102 +172,4 @@ pub fn fd_list(pid: u32) -> String {
         out = v.join("\n");
     }
     out
-}
-
-/// A TCP connection to `to` from the local address `from` (e.g.
-/// 127.0.0.2: another client address on loopback).
-pub fn connect_from(from: IpAddr, to: SocketAddr) -> TcpStream {
-    let sock = socket2::Socket::new(
-        socket2::Domain::for_address(to),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )
-    .unwrap();
-    sock.bind(&SocketAddr::new(from, 0).into())
-        .unwrap_or_else(|e| panic!("bind {from}: {e}"));
-    sock.connect_timeout(&to.into(), IO_TIMEOUT)
-        .unwrap_or_else(|e| panic!("connect {from} -> {to}: {e}"));
-    let s: TcpStream = sock.into();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    s
-}
-
-/// RETR over EPSV from a session whose control connection comes from
-/// `from`: the data connection must come from the same address (RFC 2577).
-#[track_caller]
-pub fn retr_from_addr(f: &mut Ftp, from: IpAddr, path: &str) -> Vec<u8> {
-    let a = f.epsv();
-    let mut data = connect_from(from, a);
-    f.expect(&format!("RETR {path}"), 150);
-    let mut buf = Vec::new();
-    data.read_to_end(&mut buf).unwrap();
-    let r = f.read_reply();
-    assert_eq!(r.code, 226, "RETR {path}: {r:?}");
-    buf
-}
-
-/// Sends `sig` to the server.
-pub fn signal(srv: &Server, sig: i32) {
-    srv.signal(sig);
-}
-
-/// Closes `s` with a TCP reset (SO_LINGER 0): what a crashing client or a
-/// middlebox does.
-pub fn reset(s: TcpStream) {
-    let sock = socket2::Socket::from(s);
-    let _ = sock.set_linger(Some(Duration::ZERO));
-    drop(sock);
-}
-
-/// An argon2id hash of `password` from `ringftp passwd`.
-pub fn hash_password(password: &str) -> String {
-    let mut child = Command::new(BIN)
-        .arg("passwd")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "ringftp passwd: {out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// A users file with one account `name`/`password` whose home is `home`
-/// under the root (created), allowed to list and read.
-pub fn users_file(fx: &Fixture, name: &str, password: &str, home: &str) -> PathBuf {
-    super::mkdir(&fx.root, home.trim_start_matches('/'));
-    let path = fx.out("users.toml");
-    let text = format!(
-        "[[user]]\nname = \"{name}\"\npassword = \"{}\"\nhome = \"{home}\"\npermissions = [\"list\", \"read\"]\n",
-        hash_password(password)
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// Reads one reply line from a raw stream, or `None` on EOF/reset/timeout.
-pub fn first_line(s: &mut TcpStream) -> Option<String> {
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 1];
-    loop {
-        match s.read(&mut byte) {
-            Ok(1) => {
-                buf.push(byte[0]);
-                if byte[0] == b'\n' {
-                    return Some(String::from_utf8_lossy(&buf).trim_end().to_string());
-                }
-            }
-            _ => {
-                return (!buf.is_empty()).then(|| String::from_utf8_lossy(&buf).into_owned());
-            }
-        }
-    }
 }

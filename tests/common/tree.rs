@@ -1,0 +1,351 @@
+//! The test's files: the [`Fixture`] directories (a served root and a
+//! scratch directory), deterministic test data, and the comparisons that
+//! check what a client got against the source, byte for byte.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// A test's temporary directories: `root` (served) and `work` (downloads,
+/// server log, scratch). Both are removed on drop.
+pub struct Fixture {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub work: PathBuf,
+}
+
+/// The names at the top of [`Fixture::standard_tree`], sorted.
+pub const STANDARD_TOP: [&str; 7] = [
+    "dir",
+    "empty",
+    "hello.txt",
+    "h\u{e9}llo w\u{f6}rld.txt",
+    "link-to-a",
+    "with space.txt",
+    "\u{65e5}\u{672c}.txt",
+];
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        Self::in_dir(
+            tempfile::Builder::new()
+                .prefix("ringftp-itest-")
+                .tempdir()
+                .unwrap(),
+        )
+    }
+
+    /// A fixture under the build's own temporary directory (target/tmp),
+    /// on the disk the build lives on even where /tmp is a tmpfs, for
+    /// tests that need pages to leave the page cache.
+    pub fn on_disk() -> Fixture {
+        Self::in_dir(
+            tempfile::Builder::new()
+                .prefix("ringftp-itest-")
+                .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+                .unwrap(),
+        )
+    }
+
+    fn in_dir(dir: tempfile::TempDir) -> Fixture {
+        let root = dir.path().join("root");
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&work).unwrap();
+        Fixture {
+            _dir: dir,
+            root,
+            work,
+        }
+    }
+
+    pub fn write(&self, rel: &str, data: &[u8]) -> PathBuf {
+        write(&self.root, rel, data)
+    }
+
+    /// The bytes of a served file.
+    pub fn read(&self, rel: &str) -> Vec<u8> {
+        std::fs::read(self.root.join(rel)).unwrap()
+    }
+
+    /// A path under `work` (not served).
+    pub fn out(&self, rel: &str) -> PathBuf {
+        self.work.join(rel)
+    }
+
+    /// The standard small tree most tests use:
+    ///
+    /// ```text
+    /// hello.txt                 text, LF line ends
+    /// empty                     0 bytes
+    /// dir/a.bin                 100 KiB pseudo-random
+    /// dir/b.bin                 1 MiB + 3 bytes
+    /// dir/sub/deeper/c.txt
+    /// with space.txt
+    /// héllo wörld.txt
+    /// 日本.txt
+    /// link-to-a -> dir/a.bin    relative symlink inside the root
+    /// ```
+    pub fn standard_tree(&self) {
+        self.write("hello.txt", &text_lines(50));
+        self.write("empty", b"");
+        self.write("dir/a.bin", &pattern(1, 100 * 1024));
+        self.write("dir/b.bin", &pattern(2, (1 << 20) + 3));
+        self.write("dir/sub/deeper/c.txt", b"deep file\n");
+        self.write("with space.txt", b"a name with spaces\n");
+        self.write(
+            "h\u{e9}llo w\u{f6}rld.txt",
+            "UTF-8 name: h\u{e9}llo\n".as_bytes(),
+        );
+        self.write("\u{65e5}\u{672c}.txt", "\u{65e5}\u{672c}\n".as_bytes());
+        symlink(&self.root, "link-to-a", "dir/a.bin");
+    }
+}
+
+impl Default for Fixture {
+    fn default() -> Self {
+        Fixture::new()
+    }
+}
+
+/// `len` deterministic pseudo-random bytes (xorshift64*), fast enough for
+/// the 80 MiB files of the big-file tests.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Text with LF line ends (for TYPE A tests).
+pub fn text_lines(n: usize) -> Vec<u8> {
+    let mut s = String::new();
+    for i in 0..n {
+        s.push_str(&format!(
+            "line {i}: the quick brown fox jumps over the lazy dog\n"
+        ));
+    }
+    s.into_bytes()
+}
+
+/// Writes `data` to `root/rel`, creating parent directories.
+pub fn write(root: &Path, rel: &str, data: &[u8]) -> PathBuf {
+    let p = root.join(rel);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+pub fn mkdir(root: &Path, rel: &str) -> PathBuf {
+    let p = root.join(rel);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+pub fn symlink(root: &Path, rel: &str, target: &str) {
+    let p = root.join(rel);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::os::unix::fs::symlink(target, p).unwrap();
+}
+
+/// Sets a file's modification time to `unix` seconds.
+pub fn set_mtime(path: &Path, unix: u64) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(unix))
+        .unwrap();
+}
+
+/// The sha256 of `data`, by `sha256sum` (only used for failure messages).
+pub fn sha256(data: &[u8]) -> String {
+    let mut child = match Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(_) => return "(sha256sum unavailable)".into(),
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    let owned = data.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&owned);
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = writer.join();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Asserts two byte strings are equal; on mismatch says where they differ
+/// and prints both sha256 sums instead of megabytes of bytes.
+#[track_caller]
+pub fn assert_bytes_eq(what: &str, got: &[u8], want: &[u8]) {
+    if got == want {
+        return;
+    }
+    let first = got
+        .iter()
+        .zip(want)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(want.len()));
+    panic!(
+        "{what}: content differs: got {} bytes (sha256 {}), want {} bytes (sha256 {}); first difference at offset {first}",
+        got.len(),
+        sha256(got),
+        want.len(),
+        sha256(want)
+    );
+}
+
+/// Reads `got` and `want` and asserts they are byte-for-byte equal.
+#[track_caller]
+pub fn assert_same_file(got: &Path, want: &Path) {
+    let g = std::fs::read(got).unwrap_or_else(|e| panic!("cannot read {}: {e}", got.display()));
+    let w = std::fs::read(want).unwrap_or_else(|e| panic!("cannot read {}: {e}", want.display()));
+    assert_bytes_eq(&format!("{} vs {}", got.display(), want.display()), &g, &w);
+}
+
+/// One entry of [`walk`]: the path relative to the walked directory, the
+/// full path and its metadata.
+pub struct Entry {
+    pub rel: String,
+    pub path: PathBuf,
+    pub meta: std::fs::Metadata,
+}
+
+/// Everything under `dir`, depth first, each directory's entries sorted by
+/// name. With `follow`, symlinks are followed (a link to a directory is
+/// walked into; a dangling link panics); without, a link is an entry of
+/// its own.
+pub fn walk(dir: &Path, follow: bool) -> Vec<Entry> {
+    fn go(base: &Path, dir: &Path, follow: bool, out: &mut Vec<Entry>) {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        paths.sort();
+        for path in paths {
+            let meta = if follow {
+                std::fs::metadata(&path)
+            } else {
+                std::fs::symlink_metadata(&path)
+            }
+            .unwrap_or_else(|e| panic!("{}: {e} (a dangling link?)", path.display()));
+            let rel = path
+                .strip_prefix(base)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let is_dir = meta.is_dir();
+            out.push(Entry {
+                rel,
+                path: path.clone(),
+                meta,
+            });
+            if is_dir {
+                go(base, &path, follow, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    go(dir, dir, follow, &mut out);
+    out
+}
+
+/// Every regular file under `dir` (following symlinks), as relative path
+/// -> bytes. Directories map to `None` so that empty directories count
+/// too.
+pub fn tree_contents(dir: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
+    walk(dir, true)
+        .into_iter()
+        .map(|e| {
+            let bytes = (!e.meta.is_dir()).then(|| std::fs::read(&e.path).unwrap());
+            (e.rel, bytes)
+        })
+        .collect()
+}
+
+/// Asserts that `got` holds exactly the files and directories of `want`,
+/// each file byte for byte. `ignore` names (e.g. wget's `.listing`) are
+/// skipped in `got`.
+#[track_caller]
+pub fn assert_same_tree(got: &Path, want: &Path, ignore: &[&str]) {
+    let mut g = tree_contents(got);
+    g.retain(|k, _| {
+        !ignore
+            .iter()
+            .any(|i| Path::new(k).file_name().is_some_and(|n| n == *i))
+    });
+    let w = tree_contents(want);
+    let gk: Vec<_> = g.keys().collect();
+    let wk: Vec<_> = w.keys().collect();
+    assert_eq!(
+        gk,
+        wk,
+        "the downloaded tree {} has other names than the source {}",
+        got.display(),
+        want.display()
+    );
+    for (k, wv) in &w {
+        match (wv, &g[k]) {
+            (None, None) => {}
+            (Some(wb), Some(gb)) => assert_bytes_eq(k, gb, wb),
+            _ => panic!("{k}: a file on one side, a directory on the other"),
+        }
+    }
+}
+
+/// `sha256sum` of a file (hex).
+pub fn sha256_file(p: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(p)
+        .output()
+        .unwrap_or_else(|e| panic!("sha256sum {}: {e}", p.display()));
+    assert!(out.status.success(), "sha256sum {}", p.display());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// relative path -> sha256 of every regular file under `dir` ("dir" for
+/// directories; a symlink is not walked into), by `sha256sum`.
+pub fn sha256_tree(dir: &Path) -> BTreeMap<String, String> {
+    walk(dir, false)
+        .into_iter()
+        .map(|e| {
+            let sum = if e.meta.is_dir() {
+                "dir".to_string()
+            } else {
+                sha256_file(&e.path)
+            };
+            (e.rel, sum)
+        })
+        .collect()
+}
+
+/// Names in `dir` (not recursive), sorted.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
