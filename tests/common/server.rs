@@ -429,6 +429,43 @@ impl Server {
         lines
     }
 
+    /// The first stdout line (after the `listening on` lines) that starts
+    /// with `prefix`, waiting up to `wait` for it; the lines before it are
+    /// dropped.
+    #[track_caller]
+    pub fn stdout_line(&self, prefix: &str, wait: Duration) -> String {
+        let rx = self.stdout.lock().unwrap();
+        let deadline = Instant::now() + wait;
+        loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(l) if l.starts_with(prefix) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("no stdout line starting {prefix:?} within {wait:?}"),
+            }
+        }
+    }
+
+    /// The log once it holds every line the server logged before this
+    /// call. The server writes its log from a thread of its own (a slow
+    /// reader never stalls a shard), so a line logged just before a reply
+    /// may reach the file just after the client read that reply. This
+    /// sends `NOOP <marker>` on a new session, waits for the marker's
+    /// debug line (the log is written in order) and returns the log. Needs
+    /// `--log-level debug` (the builder's default).
+    #[track_caller]
+    pub fn log_synced(&self) -> String {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let marker = format!(
+            "log-sync-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut f = Ftp::connect(self.addr());
+        f.expect(&format!("NOOP {marker}"), 200);
+        f.quit();
+        self.wait_log(&marker, 1, Duration::from_secs(20))
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
