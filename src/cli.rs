@@ -164,6 +164,17 @@ pub struct ServeArgs {
     #[arg(long = "show-dotfiles")]
     pub show_dotfiles: bool,
 
+    /// Charset of file names on disk that are not UTF-8 (a WHATWG label of a
+    /// single-byte charset: latin1, windows-1252, iso-8859-15, koi8-r...).
+    /// Such names are shown to clients converted to UTF-8, and a name a
+    /// client was shown finds its file (see docs/architecture.md).
+    #[arg(
+        long = "legacy-charset",
+        value_name = "CHARSET",
+        default_value = "windows-1252"
+    )]
+    pub legacy_charset: String,
+
     /// Most entries one listing sends (LIST, NLST, MLSD, STAT; all levels of
     /// `LIST -R` together). A longer listing is cut there and its 226 says
     /// so.

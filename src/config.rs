@@ -53,6 +53,9 @@ pub struct Config {
     pub atomic_uploads: bool,
     pub keep_partial: bool,
     pub show_dotfiles: bool,
+    /// `--legacy-charset`: the WHATWG label of the charset non-UTF-8 names
+    /// are shown in (checked: a single-byte charset).
+    pub legacy_charset: String,
     /// `--list-max-entries`: entries one listing sends at most.
     pub list_max_entries: usize,
     /// `--list-max-depth`: levels `LIST -R` descends at most.
@@ -169,6 +172,7 @@ impl Config {
             .as_deref()
             .map(|r| parse_rate("--max-rate-per-session", r))
             .transpose()?;
+        crate::vfs::names::check_charset(&args.legacy_charset)?;
         if args.list_max_entries == 0 {
             return Err("--list-max-entries must be at least 1".into());
         }
@@ -209,6 +213,7 @@ impl Config {
             atomic_uploads: args.atomic_uploads,
             keep_partial: args.keep_partial,
             show_dotfiles: args.show_dotfiles,
+            legacy_charset: args.legacy_charset.clone(),
             list_max_entries: args.list_max_entries,
             list_max_depth: args.list_max_depth,
             max_login_attempts: args.max_login_attempts,

@@ -20,6 +20,7 @@ use crate::auth::UsersDb;
 use crate::config::Config;
 use crate::data::announce::Announcer;
 use crate::data::passive::PortSlice;
+use crate::engine::pool::WorkerPool;
 use crate::engine::splice::PipePool;
 use crate::engine::sys::FdRef;
 use crate::limits::{Limits, Permit};
@@ -40,6 +41,8 @@ pub struct ShardCtx {
     /// This shard's slice of the passive port range.
     pub ports: Rc<PortSlice>,
     pub pipes: PipePool,
+    /// Worker threads for listings (directory reads and rendering).
+    pub workers: WorkerPool,
     /// What the shard counts (sessions, commands, bytes, ...); written only
     /// here, read by the scrape thread and STAT.
     pub metrics: Arc<ShardMetrics>,

@@ -600,7 +600,13 @@ fn symlinks_out_of_the_home_cannot_be_used() {
 
     let mut f = srv.login_as("alice", "alice-pw");
     assert_eq!(f.retr("inside"), b"alice's own\n");
-    for dir in ["tobob", "tobob-abs", "out", "slash"] {
+    // An absolute link resolves from the session's `/`, as in a chroot:
+    // `slash -> /` is alice's own home, never the server's root or `/`.
+    assert_eq!(f.retr("slash/real.txt"), b"alice's own\n");
+    assert_eq!(f.retr("slash/slash/inside"), b"alice's own\n");
+    f.expect("CWD slash", 250);
+    f.expect("CWD /", 250);
+    for dir in ["tobob", "tobob-abs", "out"] {
         for line in [
             format!("CWD {dir}"),
             format!("SIZE {dir}/secret.txt"),

@@ -33,6 +33,7 @@ use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::data::announce::Announcer;
 use crate::data::passive::PortSlice;
+use crate::engine::pool::{WorkerPool, WORKERS_PER_SHARD};
 use crate::engine::shard::{self, ShardInfo};
 use crate::engine::splice::PipePool;
 use crate::engine::sys;
@@ -61,6 +62,7 @@ pub fn main(args: ServeArgs) -> anyhow::Result<()> {
 /// Runs a server with a validated config until SIGTERM/SIGINT has stopped
 /// it (graceful shutdown: see [`crate::shutdown`]).
 pub fn run(config: Config) -> anyhow::Result<()> {
+    crate::vfs::names::set_legacy_charset(&config.legacy_charset).map_err(anyhow::Error::msg)?;
     match sys::raise_fd_limit() {
         Ok(n) => tracing::debug!("fd limit raised to {n}"),
         Err(e) => tracing::warn!("could not raise the fd limit: {e}"),
@@ -156,20 +158,22 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         config.max_rate,
     ));
     let config = Arc::new(config);
-    let handoff = Arc::new(Mutex::new(
-        per_shard
-            .into_iter()
-            .zip(inspections)
-            .map(Some)
-            .collect::<Vec<_>>(),
-    ));
+    // Each shard's listing workers, started here so a failure stops
+    // start-up, handed over with its listeners and its end of /sessions.
+    let mut handed = Vec::with_capacity(config.cores);
+    for (id, (listeners, inspections)) in per_shard.into_iter().zip(inspections).enumerate() {
+        let workers = WorkerPool::new(&format!("ringftp-list{id}"), WORKERS_PER_SHARD)
+            .context("starting listing workers")?;
+        handed.push(Some((listeners, workers, inspections)));
+    }
+    let handoff = Arc::new(Mutex::new(handed));
 
     shard::run_shards(
         "ringftp-shard",
         config.cores,
         true,
         move |info: ShardInfo| {
-            let (listeners, inspections) = handoff.lock().unwrap()[info.id]
+            let (listeners, workers, inspections) = handoff.lock().unwrap()[info.id]
                 .take()
                 .expect("each shard starts once");
             let metrics = shard_metrics[info.id].clone();
@@ -180,6 +184,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 root_fd: root_fd.clone(),
                 ports: PortSlice::new(slices[info.id], metrics.clone()),
                 pipes: PipePool::default(),
+                workers,
                 metrics,
                 live: Rc::new(LiveTable::default()),
                 refusal_log: RefusalLog::default(),

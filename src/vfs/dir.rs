@@ -1,5 +1,5 @@
-//! Reading directories for listings. This runs on the blocking pool
-//! (`spawn_blocking`), never on a shard thread: getdents and one fstatat
+//! Reading directories for listings. This runs on the shard's worker
+//! threads ([`crate::engine::pool`]), never on a shard thread: getdents and one fstatat
 //! per entry take milliseconds on a 10,000-entry directory, and a shard
 //! must keep every other session's transfers moving meanwhile.
 //!
@@ -36,7 +36,7 @@ pub enum Links {
 }
 
 /// Entries stat'ed and rendered per [`Lister::next_chunk`] call.
-pub const CHUNK: usize = 256;
+pub const CHUNK: usize = 512;
 
 /// The names of one directory (without `.` and `..`), sorted, packed in
 /// one buffer: each name is followed by a NUL.

@@ -27,11 +27,10 @@ use encoding_rs::{Encoding, WINDOWS_1252};
 
 static LEGACY: OnceLock<&'static Encoding> = OnceLock::new();
 
-/// Sets the legacy charset from its WHATWG label (`latin1`,
-/// `windows-1252`, `iso-8859-15`, `koi8-r`, ...). Only single-byte
-/// charsets are accepted: their mapping is total and reversible. Call
-/// once, before any session runs; later calls are ignored.
-pub fn set_legacy_charset(label: &str) -> Result<(), String> {
+/// The charset a WHATWG label (`latin1`, `windows-1252`, `iso-8859-15`,
+/// `koi8-r`, ...) names, if it is one this rule can use: only single-byte
+/// charsets, whose mapping is total and reversible.
+fn charset(label: &str) -> Result<&'static Encoding, String> {
     let enc = Encoding::for_label(label.as_bytes())
         .ok_or_else(|| format!("--legacy-charset {label:?}: unknown charset"))?;
     if !enc.is_single_byte() {
@@ -40,7 +39,18 @@ pub fn set_legacy_charset(label: &str) -> Result<(), String> {
             enc.name()
         ));
     }
-    let _ = LEGACY.set(enc);
+    Ok(enc)
+}
+
+/// Checks a `--legacy-charset` label (see [`set_legacy_charset`]).
+pub fn check_charset(label: &str) -> Result<(), String> {
+    charset(label).map(|_| ())
+}
+
+/// Sets the legacy charset from its label. Call once, before any session
+/// runs; later calls are ignored.
+pub fn set_legacy_charset(label: &str) -> Result<(), String> {
+    let _ = LEGACY.set(charset(label)?);
     Ok(())
 }
 
@@ -129,7 +139,17 @@ mod tests {
 
     #[test]
     fn charset_labels() {
-        assert!(set_legacy_charset("shift_jis").is_err());
-        assert!(set_legacy_charset("no-such-charset").is_err());
+        for ok in [
+            "latin1",
+            "ISO-8859-1",
+            "windows-1252",
+            "iso-8859-15",
+            "koi8-r",
+        ] {
+            assert!(check_charset(ok).is_ok(), "{ok}");
+        }
+        for bad in ["shift_jis", "utf-8", "no-such-charset"] {
+            assert!(check_charset(bad).is_err(), "{bad}");
+        }
     }
 }

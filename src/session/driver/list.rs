@@ -1,6 +1,6 @@
 //! LIST, NLST, MLSD over the data connection; MLST and STAT with a path
 //! over the control connection. Directories are read and rendered on the
-//! blocking pool a chunk at a time ([`crate::vfs::dir::Lister`], with the
+//! shard's worker threads ([`crate::engine::pool`]) a chunk at a time ([`crate::vfs::dir::Lister`], with the
 //! pure rendering of [`crate::vfs::listing`]), so a listing streams.
 //!
 //! What is listed, for every command alike: a file as itself; a
@@ -23,6 +23,7 @@ use crate::proto::codes::*;
 use crate::proto::Reply;
 use crate::session::outcome::Direction;
 use crate::session::step::{DataMode, Listing};
+use crate::shard::ShardCtx;
 use crate::vfs::dir::{Links, ListSpec, Lister};
 use crate::vfs::glob;
 use crate::vfs::listing::{self, ListFormat, ListOptions};
@@ -42,8 +43,9 @@ pub(super) enum Prepared {
     Stream(ListingStream),
 }
 
-/// A directory listing streamed chunk by chunk from the blocking pool.
+/// A directory listing streamed chunk by chunk from the shard's workers.
 pub(super) struct ListingStream {
+    ctx: Rc<ShardCtx>,
     lister: Option<Box<Lister>>,
     /// Why the listing was cut short, once it has been sent.
     pub(super) cut: Rc<RefCell<Option<String>>>,
@@ -57,13 +59,16 @@ impl ListingStream {
         let Some(mut lister) = self.lister.take() else {
             return Ok(None);
         };
-        let (lister, chunk, more) = tokio::task::spawn_blocking(move || {
-            let mut out = Vec::new();
-            let more = lister.next_chunk(&mut out);
-            (lister, out, more)
-        })
-        .await
-        .map_err(|e| TransferError::Local(std::io::Error::other(e.to_string())))?;
+        let (lister, chunk, more) = self
+            .ctx
+            .workers
+            .run(move || {
+                let mut out = Vec::new();
+                let more = lister.next_chunk(&mut out);
+                (lister, out, more)
+            })
+            .await
+            .ok_or_else(|| TransferError::Local(std::io::Error::other("listing worker failed")))?;
         if more {
             self.lister = Some(lister);
         } else {
@@ -138,12 +143,15 @@ impl Conn {
         let dir = resolve::open_dir(self.root(), &dir_vpath).await?;
         let root = self.root_fd().clone();
         let typed = l.shown.clone().unwrap_or_else(|| b".".to_vec());
-        let lister =
-            tokio::task::spawn_blocking(move || Lister::new(root, dir, dir_vpath, typed, spec))
-                .await
-                .map_err(|e| VfsError::Io(std::io::Error::other(e.to_string())))?
-                .map_err(VfsError::from_io)?;
+        let lister = self
+            .ctx
+            .workers
+            .run(move || Lister::new(root, dir, dir_vpath, typed, spec))
+            .await
+            .ok_or_else(|| VfsError::Io(std::io::Error::other("listing worker failed")))?
+            .map_err(VfsError::from_io)?;
         Ok(Prepared::Stream(ListingStream {
+            ctx: self.ctx.clone(),
             lister: Some(Box::new(lister)),
             cut: Rc::default(),
             listed: Rc::default(),
@@ -203,11 +211,11 @@ impl Conn {
                 let Some(mut lister) = s.lister.take() else {
                     return self.refuse(&l.path, VfsError::NotFound).await;
                 };
-                let all = move || (lister.collect(), lister.cut(), lister.listed());
-                match tokio::task::spawn_blocking(all).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        let e = VfsError::Io(std::io::Error::other(e.to_string()));
+                let job = move || (lister.collect(), lister.cut(), lister.listed());
+                match self.ctx.workers.run(job).await {
+                    Some(r) => r,
+                    None => {
+                        let e = VfsError::Io(std::io::Error::other("listing worker failed"));
                         return self.refuse(&l.path, e).await;
                     }
                 }
