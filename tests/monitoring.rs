@@ -95,6 +95,9 @@ fn metrics_move_by_exactly_what_a_session_did() {
         .args(&["--metrics-listen", "127.0.0.1:0"])
         .start(&fx);
     let m = metrics_addr(&srv);
+    wait_until("/health to say 200", WAIT, || {
+        http_get(m, "/health").0 == 200
+    });
     let before = scrape(m);
 
     // login, LIST, two RETRs, one STOR, one refused command (alice may

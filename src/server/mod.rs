@@ -132,8 +132,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let announce = Arc::new(Announcer::new(config.pasv_announce.clone()));
     let stop = shutdown::Shutdown::new();
     let watch = stop.watch();
+    // Built before the shards start, so a scrape in the meantime sees
+    // every shard (and its passive slice) already.
     let shard_metrics: Vec<Arc<ShardMetrics>> = (0..config.cores)
-        .map(|i| Arc::new(ShardMetrics::new(i)))
+        .map(|i| {
+            let m = ShardMetrics::new(i);
+            m.pasv_ports.set(slices[i].len() as u64);
+            Arc::new(m)
+        })
         .collect();
     let (inspectors, inspections): (Vec<_>, Vec<_>) =
         (0..config.cores).map(|_| live::inspector()).unzip();
