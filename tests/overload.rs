@@ -377,18 +377,20 @@ fn max_rate_is_one_budget_for_all_shards_and_stays_zero_copy() {
     let fx = Fixture::new();
     let file = pattern(11, 12 << 20);
     fx.write("twelve.bin", &file);
-    let (mut srv, before) = start(&fx, 2, &["--max-rate", "16MiB"]);
+    let users = alice_users(&fx);
+    let (mut srv, before) = start(&fx, 2, &["--max-rate", "16MiB", "--users", &users]);
     // Two downloads on each shard at once: 48 MiB under one 16 MiB/s cap
     // is about 3 s (less the 1/8 s burst). Split per shard, the cap would
     // let 32 MiB/s through (1.5 s).
     let [a, b] = sessions_on_both_shards(&srv, 2);
-    let mut probe = srv.login();
-    let c0 = probe.stat_counters();
+    // A named account is shown its shard's counters.
+    let mut probe = srv.login_as("alice", "correct horse");
+    let c0 = probe.shard_counters();
     let sessions: Vec<Ftp> = a.into_iter().chain(b).collect();
     let t = Instant::now();
     let times = download_all(sessions, "twelve.bin", &file);
     let wall = t.elapsed();
-    let c1 = probe.stat_counters();
+    let c1 = probe.shard_counters();
     probe.quit();
     let rate = (48u64 << 20) as f64 / wall.as_secs_f64() / (1 << 20) as f64;
     note(

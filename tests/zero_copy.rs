@@ -111,19 +111,29 @@ fn ascii_and_listings_are_copied() {
     f.quit();
 }
 
+/// STAT shows a session its own transfers; the shard's (every session's)
+/// only to a named account, never to anonymous (issue 11: an anonymous
+/// session sees its own status only).
 #[test]
-fn counters_are_per_shard_and_shared_by_its_sessions() {
+fn stat_counts_the_session_and_shows_the_shard_to_accounts_only() {
     let fx = fixture();
-    let srv = Server::builder().cores(1).start(&fx);
+    let users = fx.users_file("users.toml", &[Account::new("op", &["list", "read"])]);
+    let srv = Server::builder().cores(1).users(&users).start(&fx);
     let mut a = srv.login();
     let mut b = srv.login();
-    let before = b.stat_counters();
+    let mut op = srv.login_as("op", "op-pw");
+    let (b0, op0) = (b.stat_counters(), op.shard_counters());
     let got = a.retr("dir/b.bin");
-    let after = b.stat_counters();
-    assert_eq!(after.shard, 0);
-    assert_eq!(after.spliced - before.spliced, got.len() as u64);
+    let (b1, op1) = (b.stat_counters(), op.shard_counters());
+    assert_eq!(b1.shard, 0);
+    assert_eq!(b1, b0, "anonymous b saw a's transfer");
+    assert_eq!(op1.spliced - op0.spliced, got.len() as u64);
+    assert_eq!(a.stat_counters().spliced, got.len() as u64);
+    let r = b.expect("STAT", 211);
+    assert!(!r.text().contains("all sessions"), "{r:?}");
     a.quit();
     b.quit();
+    op.quit();
 }
 
 /// Evicts `path`'s pages from the page cache (written back first), with

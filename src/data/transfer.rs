@@ -139,9 +139,7 @@ impl Channel<'_> {
                 from += w;
                 pos += w as u64;
             }
-            self.ctx
-                .metrics
-                .bytes(Dir::Upload, BytePath::Copied, n as u64);
+            self.ctx.copied(Dir::Upload, n as u64);
             self.ctx.progress.set(pos - offset);
             if n == 0 {
                 return Ok(pos - offset);
@@ -171,9 +169,7 @@ impl Channel<'_> {
                 .write_all(out)
                 .await
                 .map_err(TransferError::Network)?;
-            self.ctx
-                .metrics
-                .bytes(Dir::Download, BytePath::Copied, wire);
+            self.ctx.copied(Dir::Download, wire);
             pos += n as u64;
             self.ctx.progress.set(pos - offset);
             splice::pace_copied(&mut self.ctx.pacer, wire).await;

@@ -67,6 +67,41 @@ impl PipePool {
     }
 }
 
+/// One session's byte counters; `STAT` shows a session its own, so a
+/// user (or a test) can see which path moved its bytes. (The shard's,
+/// for every session, are in [`ShardMetrics`].)
+#[derive(Default, Debug)]
+pub struct Counters {
+    /// Bytes moved between file and socket without a userspace copy
+    /// (splice, or sendfile for downloads the page cache holds).
+    pub spliced: Cell<u64>,
+    /// Of those, download bytes read past the page cache: through a pipe,
+    /// the disk read done by io-wq workers.
+    pub from_disk: Cell<u64>,
+    /// Bytes moved through a userspace buffer (ASCII mode, listings).
+    pub copied: Cell<u64>,
+    pub transfers: Cell<u64>,
+}
+
+impl Counters {
+    /// One more transfer ended.
+    pub fn add_transfer(&self) {
+        self.transfers.set(self.transfers.get() + 1);
+    }
+
+    pub fn add_spliced(&self, n: u64) {
+        self.spliced.set(self.spliced.get() + n);
+    }
+
+    pub fn add_from_disk(&self, n: u64) {
+        self.from_disk.set(self.from_disk.get() + n);
+    }
+
+    pub fn add_copied(&self, n: u64) {
+        self.copied.set(self.copied.get() + n);
+    }
+}
+
 /// Bytes a transfer has moved so far, and when the first of them moved,
 /// shared with whoever reports it (STAT during a transfer, the live
 /// session table, the time-to-first-byte histogram). Grows as bytes land,
@@ -102,21 +137,36 @@ impl Progress {
     }
 }
 
-/// What the byte-moving loops of one transfer share: the shard's pipe pool
-/// and counters, where the transfer's progress goes, and the pacer of its
-/// rate caps (if any).
+/// What the byte-moving loops of one transfer share: the shard's pipe pool,
+/// the shard's and the session's counters, where the transfer's progress
+/// goes, and the pacer of its rate caps (if any).
 pub struct TransferCtx<'a> {
     pub pool: &'a PipePool,
+    /// The shard's counters (every session's transfers).
     pub metrics: &'a ShardMetrics,
+    /// This session's own.
+    pub session: &'a Counters,
     pub progress: Progress,
     pub pacer: Option<Pacer>,
 }
 
 impl TransferCtx<'_> {
-    /// `n` bytes of a `dir` transfer moved by `path`.
+    /// `n` bytes of a `dir` transfer moved by `path` (and made progress).
     pub fn landed(&self, dir: Dir, path: BytePath, n: u64) {
         self.metrics.bytes(dir, path, n);
+        match path {
+            BytePath::Sendfile | BytePath::Splice => self.session.add_spliced(n),
+            BytePath::Copied => self.session.add_copied(n),
+            BytePath::Tls => {}
+        }
         self.progress.add(n);
+    }
+
+    /// `n` bytes of a `dir` transfer moved through a userspace buffer
+    /// (without progress: the caller reports that in its own unit).
+    pub fn copied(&self, dir: Dir, n: u64) {
+        self.metrics.bytes(dir, BytePath::Copied, n);
+        self.session.add_copied(n);
     }
 }
 
@@ -319,6 +369,7 @@ pub async fn send_file(
                 .await
                 .map_err(SpliceError::Source)?;
             if filled > 0 {
+                ctx.session.add_from_disk(filled as u64);
                 drain_to_socket(ctx, p, &sock, filled)
                     .await
                     .map_err(SpliceError::Sink)?;

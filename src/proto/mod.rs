@@ -1,4 +1,4 @@
-//! The FTP wire format with no I/O: the control-line reader ([`line`]),
+//! The FTP wire format with no I/O: the control-line reader ([`line`](mod@line)),
 //! the command parser ([`command`]), reply codes and encoding ([`reply`]),
 //! and the PORT/EPRT/PASV/EPSV address codecs ([`addr`]) that both the
 //! server and the load generator use.

@@ -434,7 +434,7 @@ fn hidden(e: &Entry, opts: &ListOptions) -> bool {
 }
 
 /// Appends the lines of a directory listing of `entries` (one per entry,
-/// CRLF-terminated), leaving out what [`hidden`] hides.
+/// CRLF-terminated), leaving out CR/LF names and, without `-a`, dot-files.
 pub fn render_entries(entries: &[Entry], opts: &ListOptions, out: &mut Vec<u8>) {
     for e in entries.iter().filter(|e| !hidden(e, opts)) {
         match opts.format {

@@ -243,11 +243,18 @@ impl Ftp {
         String::from_utf8(self.transfer(line)).expect("listing is not UTF-8")
     }
 
-    /// STAT (no argument): this session's shard and its counters.
+    /// This session's transfer counters (and its shard), from STAT.
     #[track_caller]
     pub fn stat_counters(&mut self) -> Counters {
         let r = self.expect("STAT", 211);
-        parse_counters(&r.text()).unwrap_or_else(|| panic!("no shard line in STAT: {r:?}"))
+        parse_counters(&r.text()).unwrap_or_else(|| panic!("no session line in STAT: {r:?}"))
+    }
+
+    /// The shard's counters, from STAT; only a named account is shown them.
+    #[track_caller]
+    pub fn shard_counters(&mut self) -> Counters {
+        let r = self.expect("STAT", 211);
+        parse_shard_counters(&r.text()).unwrap_or_else(|| panic!("no shard line in STAT: {r:?}"))
     }
 
     pub fn quit(mut self) {
@@ -265,7 +272,8 @@ impl Ftp {
     }
 }
 
-/// The per-shard counters STAT shows.
+/// The counters STAT shows: the session's own, or with
+/// [`parse_shard_counters`] its shard's (shown to named accounts only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
     pub shard: u32,
@@ -275,12 +283,24 @@ pub struct Counters {
     pub copied: u64,
 }
 
-/// Parses `ringftp shard N: ... X bytes spliced (zero-copy; D read from
-/// disk through a pipe), Y bytes copied`.
+/// Parses the session's line, `ringftp shard N, this session: ... X bytes
+/// spliced (zero-copy; D read from disk through a pipe), Y bytes copied`.
 pub fn parse_counters(text: &str) -> Option<Counters> {
-    let line = text.lines().find(|l| l.contains("ringftp shard"))?;
+    counters_of(text.lines().find(|l| l.contains("this session:"))?)
+}
+
+/// Parses the shard's line, `ringftp shard N (all sessions): ...`.
+pub fn parse_shard_counters(text: &str) -> Option<Counters> {
+    counters_of(text.lines().find(|l| l.contains("(all sessions):"))?)
+}
+
+fn counters_of(line: &str) -> Option<Counters> {
     let rest = line.split("ringftp shard ").nth(1)?;
-    let shard = rest.split(':').next()?.trim().parse().ok()?;
+    let shard = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
     let before = |marker: &str| -> Option<u64> {
         let head = rest.split(marker).next()?;
         head.split_whitespace().last()?.parse().ok()

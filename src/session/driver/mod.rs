@@ -1,17 +1,17 @@
 //! The session driver: runs a [`Session`] over a real control connection.
 //!
-//! The driver only drives. It reads the next command ([`control`]), hands
+//! The driver only drives. It reads the next command (`control`), hands
 //! it to the state machine, and carries out the [`Step`] it gets back,
 //! each family of steps in its own file:
 //!
-//! - [`login`]: USER/PASS through [`crate::auth::login`], the account's home;
-//! - [`channel`]: PASV/EPSV listeners and the data connection itself;
-//! - [`transfer`]: what every transfer shares (150, moving bytes while the
+//! - `login`: USER/PASS through [`crate::auth::login`], the account's home;
+//! - `channel`: PASV/EPSV listeners and the data connection itself;
+//! - `transfer`: what every transfer shares (150, moving bytes while the
 //!   control channel is watched, the final reply, xferlog);
-//! - [`retrieve`], [`store`], [`list`]: RETR; STOR/APPE/STOU; LIST, NLST,
+//! - `retrieve`, `store`, `list`: RETR; STOR/APPE/STOU; LIST, NLST,
 //!   MLSD, MLST and STAT with a path;
-//! - [`files`]: CWD, SIZE, MDTM and the file-management verbs;
-//! - [`status`]: STAT alone.
+//! - `files`: CWD, SIZE, MDTM and the file-management verbs;
+//! - `status`: STAT alone.
 //!
 //! Every wait is bounded: for a command by `--idle-timeout` (and, before
 //! login, `--login-timeout` from connect: a client dripping one byte a
@@ -41,6 +41,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
+use rustix::io::Errno;
+use rustix::net::SendFlags;
 use socket2::Socket;
 use tracing::Instrument;
 
@@ -49,6 +51,7 @@ use super::outcome;
 use super::state::{Rules, Session, Wait};
 use super::step::{DataMode, Step};
 use crate::data::passive::PassiveListener;
+use crate::engine::splice::Counters;
 use crate::engine::sys::{self, FdRef};
 use crate::logging::limit::Suppressed;
 use crate::metrics::live::Registration;
@@ -95,6 +98,8 @@ struct Conn {
     pending: VecDeque<Event>,
     /// Bytes moved by the running transfer (for STAT during a transfer).
     progress: Option<crate::engine::splice::Progress>,
+    /// This session's transfer counters (STAT shows them).
+    counters: Rc<Counters>,
     /// Where a graceful shutdown stands.
     shutdown: shutdown::Watch,
     /// The command being carried out, as refusal lines name it.
@@ -160,6 +165,7 @@ pub fn run(
         pasv: None,
         pending: VecDeque::new(),
         progress: None,
+        counters: Rc::default(),
     };
     conn.serve().instrument(span)
 }
@@ -382,9 +388,7 @@ impl Conn {
     }
 
     /// Writes one reply; a refusal (4xx, 5xx) is logged first, naming the
-    /// command, its path and the reply as the reason. A client that does
-    /// not read its replies for `--data-timeout` is dropped rather than
-    /// buffered for without bound.
+    /// command, its path and the reply as the reason.
     async fn reply(&self, reply: Reply) -> Flow {
         if reply.code >= 400 {
             self.log_refusal(Loud::Info, reply.code, None, lossy(&reply.text));
@@ -393,9 +397,27 @@ impl Conn {
     }
 
     /// Writes one reply without logging it (the caller logged why).
+    /// Almost always the socket's send buffer has room for it, so one
+    /// non-blocking send() does it on the spot — no io_uring round trip for
+    /// the common case. What does not fit goes out through the ring, and a
+    /// client that does not read its replies for `--data-timeout` is
+    /// dropped rather than buffered for without bound.
     async fn send_reply(&self, reply: Reply) -> Flow {
         self.ctx.metrics.reply(reply.code);
-        let buf = reply.to_bytes();
+        let mut buf = reply.to_bytes();
+        let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
+        let sent = match rustix::net::send(&*self.sock, &buf, flags) {
+            Ok(n) => n,
+            Err(Errno::AGAIN | Errno::INTR) => 0,
+            Err(e) => {
+                tracing::debug!("control write failed: {e}");
+                return Flow::Close;
+            }
+        };
+        if sent == buf.len() {
+            return Flow::Continue;
+        }
+        buf.drain(..sent);
         match tokio::time::timeout(
             self.ctx.config.data_timeout,
             sys::send_all(self.sock.clone() as FdRef, buf),

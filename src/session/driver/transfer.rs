@@ -184,12 +184,14 @@ impl Conn {
             Job::Upload { .. } if ascii => None,
             Job::Upload { .. } => up_rate.map(Pacer::new),
         };
+        let session = self.counters.clone();
         let fut = async move {
             let mut ch = Channel {
                 conn: &conn,
                 ctx: TransferCtx {
                     pool: &ctx.pipes,
                     metrics: &ctx.metrics,
+                    session: &session,
                     progress,
                     pacer,
                 },
@@ -228,6 +230,7 @@ impl Conn {
         let raced = self.race(fut).await;
         let progress = self.progress.take().unwrap_or_default();
         let moved = progress.get();
+        self.counters.add_transfer();
         let (ended, bytes) = match raced {
             Raced::Done(Ok(n)) => (Ended::Complete, n),
             Raced::Done(Err(e)) => {
