@@ -21,11 +21,12 @@ use crate::config::Config;
 use crate::data::announce::Announcer;
 use crate::data::passive::PortSlice;
 use crate::engine::pool::WorkerPool;
-use crate::engine::splice::PipePool;
+use crate::engine::splice::{BufPool, PipePool};
 use crate::engine::sys::FdRef;
 use crate::limits::{Limits, Permit};
+use crate::live::Live;
 use crate::logging::limit::RefusalLog;
-use crate::metrics::live::LiveTable;
+use crate::metrics::sessions::LiveTable;
 use crate::metrics::ShardMetrics;
 use crate::shutdown;
 use crate::xferlog::ShardXferLog;
@@ -41,13 +42,15 @@ pub struct ShardCtx {
     /// This shard's slice of the passive port range.
     pub ports: Rc<PortSlice>,
     pub pipes: PipePool,
+    /// FTPS transfer buffers (userspace encryption).
+    pub tls_buffers: BufPool,
     /// Worker threads for listings (directory reads and rendering).
     pub workers: WorkerPool,
     /// What the shard counts (sessions, commands, bytes, ...); written only
     /// here, read by the scrape thread and STAT.
     pub metrics: Arc<ShardMetrics>,
     /// The shard's open sessions, for `/sessions`.
-    pub live: Rc<LiveTable>,
+    pub session_table: Rc<LiveTable>,
     /// Per-client budgets for refusal log lines.
     pub refusal_log: RefusalLog,
     pub xferlog: Option<ShardXferLog>,
@@ -58,6 +61,8 @@ pub struct ShardCtx {
     /// --max-sessions, --max-per-ip, --max-rate (shared, lock-free or
     /// striped; see [`crate::limits`]).
     pub limits: Arc<Limits>,
+    /// The banner and the access list (shared; replaced whole on SIGHUP).
+    pub live: Arc<Live>,
     /// Where a graceful shutdown stands.
     pub shutdown: shutdown::Watch,
     /// The fd held back to refuse clients with when fds run out.
@@ -69,6 +74,8 @@ pub struct ShardCtx {
     /// The addresses 227 replies announce, by client network (shared;
     /// read once per PASV, replaced whole when SIGHUP re-resolves names).
     pub announce: Arc<Announcer>,
+    /// FTPS (shared by all shards), when a certificate is configured.
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 /// What an admitted session occupies: its place in the shard's count and

@@ -142,7 +142,9 @@ fn open_append(path: &Path) -> io::Result<Arc<OwnedFd>> {
 }
 
 impl XferLog {
-    /// Opens (creating if needed) the log at `path` for appending.
+    /// Opens (creating it, mode 0640) the log at `path` for appending.
+    /// The server opens it before dropping privileges; a reopen on SIGHUP
+    /// runs as the user it then runs as.
     pub fn open(path: &Path, utc: bool) -> io::Result<XferLog> {
         Ok(XferLog {
             path: path.to_path_buf(),

@@ -67,6 +67,29 @@ impl PipePool {
     }
 }
 
+/// A shard's spare buffers for FTPS transfers encrypted in userspace
+/// (download record slots, upload receive buffers), reused across
+/// transfers so memory follows the transfers in flight.
+#[derive(Default)]
+pub struct BufPool(RefCell<Vec<Vec<u8>>>);
+
+impl BufPool {
+    /// A buffer of length `len` (reused bytes, or zeroes where it grew).
+    pub fn take(&self, len: usize) -> Vec<u8> {
+        let mut b = self.0.borrow_mut().pop().unwrap_or_default();
+        b.resize(len, 0);
+        b
+    }
+
+    /// Gives a buffer back (at most `POOL_MAX` are kept).
+    pub fn give(&self, b: Vec<u8>) {
+        let mut pool = self.0.borrow_mut();
+        if pool.len() < POOL_MAX {
+            pool.push(b);
+        }
+    }
+}
+
 /// One session's byte counters; `STAT` shows a session its own, so a
 /// user (or a test) can see which path moved its bytes. (The shard's,
 /// for every session, are in [`ShardMetrics`].)
@@ -80,6 +103,11 @@ pub struct Counters {
     pub from_disk: Cell<u64>,
     /// Bytes moved through a userspace buffer (ASCII mode, listings).
     pub copied: Cell<u64>,
+    /// FTPS: file bytes encrypted or decrypted in place in userspace.
+    pub tls_userspace: Cell<u64>,
+    /// FTPS: file bytes sent zero-copy through kernel TLS (kTLS); also
+    /// counted in `spliced`.
+    pub tls_kernel: Cell<u64>,
     pub transfers: Cell<u64>,
 }
 
@@ -99,6 +127,14 @@ impl Counters {
 
     pub fn add_copied(&self, n: u64) {
         self.copied.set(self.copied.get() + n);
+    }
+
+    pub fn add_encrypted(&self, n: u64) {
+        self.tls_userspace.set(self.tls_userspace.get() + n);
+    }
+
+    pub fn add_kernel_tls(&self, n: u64) {
+        self.tls_kernel.set(self.tls_kernel.get() + n);
     }
 }
 
@@ -142,6 +178,8 @@ impl Progress {
 /// goes, and the pacer of its rate caps (if any).
 pub struct TransferCtx<'a> {
     pub pool: &'a PipePool,
+    /// FTPS buffers (see [`BufPool`]).
+    pub tls_buffers: &'a BufPool,
     /// The shard's counters (every session's transfers).
     pub metrics: &'a ShardMetrics,
     /// This session's own.
@@ -167,6 +205,20 @@ impl TransferCtx<'_> {
     pub fn copied(&self, dir: Dir, n: u64) {
         self.metrics.bytes(dir, BytePath::Copied, n);
         self.session.add_copied(n);
+    }
+
+    /// `n` file bytes of a `dir` transfer encrypted or decrypted in place
+    /// in userspace (FTPS; the `tls` path).
+    pub fn encrypted(&self, dir: Dir, n: u64) {
+        self.metrics.bytes(dir, BytePath::Tls, n);
+        self.session.add_encrypted(n);
+    }
+
+    /// `n` file bytes sent through kernel TLS (FTPS). They were counted by
+    /// the path that moved them (sendfile or splice) as they landed.
+    pub fn kernel_tls(&self, n: u64) {
+        self.metrics.kernel_tls.add(n);
+        self.session.add_kernel_tls(n);
     }
 }
 

@@ -178,8 +178,10 @@ label_enum! {
         Splice => "splice",
         /// Through a userspace buffer: ASCII mode and listings.
         Copied => "copied",
-        /// Encrypted by TLS (FTPS). Nothing counts here until FTPS lands;
-        /// the series exists so dashboards need no change then.
+        /// Encrypted or decrypted in userspace by TLS (FTPS without kernel
+        /// TLS). Bytes sent through kernel TLS count under the path that
+        /// moved them (sendfile, splice), and in
+        /// `ringftp_transfer_kernel_tls_bytes_total` as well.
         Tls => "tls",
     }
 }
@@ -284,6 +286,8 @@ pub struct ShardMetrics {
     pub transfers: Box<[Box<[Counter]>]>,
     /// By [`Dir`], then [`BytePath`].
     pub bytes: Box<[Box<[Counter]>]>,
+    /// Download bytes sent through kernel TLS (also in `bytes`, by path).
+    pub kernel_tls: Counter,
     /// By [`Dir`]: command to the end of the transfer.
     pub duration: Box<[Histogram]>,
     /// By [`Dir`]: command to the first data byte moved.
@@ -324,6 +328,7 @@ impl ShardMetrics {
                 .map(|_| counters(TransferOutcome::COUNT))
                 .collect(),
             bytes: (0..Dir::COUNT).map(|_| counters(BytePath::COUNT)).collect(),
+            kernel_tls: Counter::default(),
             duration: (0..Dir::COUNT)
                 .map(|_| Histogram::new(DURATION_BOUNDS))
                 .collect(),

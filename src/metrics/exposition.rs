@@ -233,7 +233,7 @@ impl Collector for Scrape {
         counter(
             &mut enc,
             "ringftp_transfer",
-            "Data bytes moved, by direction and path (sendfile: from the page cache; splice: through a pipe, disk reads and uploads; copied: through a buffer, ASCII and listings; tls: encrypted).",
+            "Data bytes moved, by direction and path (sendfile: from the page cache; splice: through a pipe, disk reads and uploads; copied: through a buffer, ASCII and listings; tls: encrypted or decrypted in userspace, FTPS).",
             Some(&Unit::Bytes),
             Dir::ALL.iter().flat_map(|&d| {
                 BytePath::ALL.iter().map(move |&p| {
@@ -243,6 +243,16 @@ impl Collector for Scrape {
                     )
                 })
             }),
+        )?;
+        counter(
+            &mut enc,
+            "ringftp_transfer_kernel_tls",
+            "FTPS download bytes encrypted by kernel TLS (kTLS); also counted by path (sendfile, splice) in ringftp_transfer_bytes_total.",
+            Some(&Unit::Bytes),
+            [(
+                [] as [(&str, &str); 0],
+                sum(shards, |s| s.kernel_tls.get()),
+            )],
         )?;
         histogram(
             &mut enc,

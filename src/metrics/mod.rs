@@ -5,7 +5,7 @@
 //!   atomics that only their shard writes);
 //! - [`exposition`]: `/metrics`, the shards summed at scrape time in the
 //!   Prometheus text format;
-//! - [`live`]: the per-shard table of open sessions behind `/sessions`
+//! - [`sessions`]: the per-shard table of open sessions behind `/sessions`
 //!   (each shard answers for its own sessions when asked);
 //! - [`http`]: the small HTTP responder, on a thread of its own (no async
 //!   runtime, nothing on the shards);
@@ -18,7 +18,7 @@
 pub mod counters;
 pub mod exposition;
 pub mod http;
-pub mod live;
+pub mod sessions;
 pub mod who;
 
 use std::sync::atomic::Ordering;
@@ -34,7 +34,7 @@ pub struct Monitor {
     /// One per shard, in shard order.
     pub shards: Vec<Arc<ShardMetrics>>,
     /// Where each shard takes requests for its session table.
-    pub inspectors: Vec<live::Inspector>,
+    pub inspectors: Vec<sessions::Inspector>,
     /// The graceful-shutdown phase.
     pub phase: shutdown::Watch,
     /// When the server started, Unix seconds.
@@ -76,7 +76,7 @@ impl Health {
 impl Monitor {
     pub fn new(
         shards: Vec<Arc<ShardMetrics>>,
-        inspectors: Vec<live::Inspector>,
+        inspectors: Vec<sessions::Inspector>,
         phase: shutdown::Watch,
     ) -> Monitor {
         Monitor {
@@ -111,7 +111,7 @@ impl Monitor {
     /// Every shard's open sessions, asking each shard in turn and waiting
     /// at most `wait` in all (a shard that does not answer in time is left
     /// out and counted in `shards_answered`).
-    pub fn sessions(&self, wait: Duration) -> live::SessionsReport {
-        live::collect(&self.inspectors, wait)
+    pub fn sessions(&self, wait: Duration) -> sessions::SessionsReport {
+        sessions::collect(&self.inspectors, wait)
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::live::{SessionRow, SessionsReport};
+use super::sessions::{SessionRow, SessionsReport};
 use crate::units::format_bytes;
 
 /// `ringftp who` flags.
@@ -131,7 +131,7 @@ pub fn table(report: &SessionsReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::live::TransferRow;
+    use crate::metrics::sessions::TransferRow;
 
     #[test]
     fn table_lines() {

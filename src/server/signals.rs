@@ -6,18 +6,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::UsersDb;
-use crate::data::announce::{self, Announcer, Reresolved};
+use super::notify::Notifier;
+use super::reload::Reloader;
 use crate::shutdown::{self, Phase};
-use crate::xferlog::XferLog;
 
 /// A thread that handles signals:
 /// - SIGHUP re-reads the users file (a bad new file keeps the old
-///   accounts, and the log says why), reopens the xferlog (logrotate moved
-///   it; a reopen that fails keeps writing to the old file) and re-resolves
-///   the host names given to --pasv-address / --pasv-address-map (a name
-///   that fails keeps its old address); lookups and opens block, so they
-///   happen here, never on a shard;
+///   accounts, and the log says why), the `--config` file, the banner
+///   file and the FTPS certificate and key, reopens the xferlog (logrotate
+///   moved it; a reopen that fails keeps writing to the old file), and
+///   re-resolves the host names given to --pasv-address /
+///   --pasv-address-map (a name that fails keeps its old address); see
+///   [`Reloader`]. Lookups and opens block, so they happen here, never on
+///   a shard;
 /// - the first SIGTERM or SIGINT starts a graceful shutdown
 ///   ([`Phase::Draining`]), and `grace` later cuts what is still running
 ///   ([`Phase::Closing`]); should the shards still not have ended a few
@@ -25,9 +26,8 @@ use crate::xferlog::XferLog;
 /// - a second SIGTERM or SIGINT exits at once, with 128 + the signal
 ///   number.
 pub(super) fn spawn_signal_thread(
-    users: Arc<UsersDb>,
-    announce: Arc<Announcer>,
-    xferlog: Option<Arc<XferLog>>,
+    mut reloader: Reloader,
+    notifier: Arc<Notifier>,
     stop: shutdown::Shutdown,
     grace: Duration,
 ) -> anyhow::Result<()> {
@@ -63,7 +63,7 @@ pub(super) fn spawn_signal_thread(
                     };
                     let signo = tokio::select! {
                         _ = hup.recv() => {
-                            on_sighup(&users, &announce, xferlog.as_deref());
+                            reloader.on_sighup();
                             continue;
                         }
                         _ = deadline => {
@@ -97,38 +97,11 @@ pub(super) fn spawn_signal_thread(
                         "{name}: shutting down: no new sessions, idle sessions get 421, running transfers have {}s to finish (a second signal exits at once)",
                         grace.as_secs()
                     );
+                    notifier.stopping();
                     stop.advance(Phase::Draining);
                     next_deadline = Some(tokio::time::Instant::now() + grace);
                 }
             })
         })?;
     Ok(())
-}
-
-/// SIGHUP: reload the users file, reopen the xferlog, re-resolve the 227
-/// address names.
-fn on_sighup(users: &UsersDb, announce: &Announcer, xferlog: Option<&XferLog>) {
-    match users.reload() {
-        Ok(n) => tracing::info!("SIGHUP: users file reloaded ({n} accounts)"),
-        Err(e) => {
-            tracing::error!("SIGHUP: users file not reloaded, keeping the old accounts: {e}")
-        }
-    }
-    if let Some(log) = xferlog {
-        match log.reopen() {
-            Ok(()) => tracing::info!("SIGHUP: xferlog {} reopened", log.path().display()),
-            Err(e) => tracing::error!(
-                "SIGHUP: xferlog {} not reopened, still writing to the old file: {e}",
-                log.path().display()
-            ),
-        }
-    }
-    if announce.snapshot().has_names() {
-        for r in announce.reresolve(&announce::resolve_name) {
-            match r {
-                Reresolved::Failed { .. } => tracing::error!("SIGHUP: {r}"),
-                _ => tracing::info!("SIGHUP: {r}"),
-            }
-        }
-    }
 }

@@ -64,7 +64,7 @@ impl Conn {
             Verdict::Accepted(account) if account.anonymous => {
                 tracing::debug!(user = %user, "anonymous login");
                 metrics.login(LoginOutcome::Anonymous);
-                self.live.set_user(Some(&account.name));
+                self.row.set_user(Some(&account.name));
                 self.home = None;
                 self.session.logged_in(account);
                 self.reply(Reply::new(LOGGED_IN, "Login successful.")).await
@@ -73,7 +73,7 @@ impl Conn {
                 Ok(home) => {
                     tracing::info!(user = %user, home = %lossy(&account.home), "login");
                     metrics.login(LoginOutcome::Ok);
-                    self.live.set_user(Some(&account.name));
+                    self.row.set_user(Some(&account.name));
                     self.home = Some(Home {
                         ring: std::rc::Rc::new(home.clone()),
                         blocking: home,

@@ -11,7 +11,10 @@
 //! - `retrieve`, `store`, `list`: RETR; STOR/APPE/STOU; LIST, NLST,
 //!   MLSD, MLST and STAT with a path;
 //! - `files`: CWD, SIZE, MDTM and the file-management verbs;
-//! - `status`: STAT alone.
+//! - `status`: STAT alone;
+//! - `tls`: FTPS: AUTH TLS and implicit handshakes on the control
+//!   connection, PROT P handshakes and the session-reuse check on data
+//!   connections.
 //!
 //! Every wait is bounded: for a command by `--idle-timeout` (and, before
 //! login, `--login-timeout` from connect: a client dripping one byte a
@@ -29,6 +32,7 @@ mod login;
 mod retrieve;
 mod status;
 mod store;
+mod tls;
 mod transfer;
 
 use std::borrow::Cow;
@@ -54,7 +58,7 @@ use crate::data::passive::PassiveListener;
 use crate::engine::splice::Counters;
 use crate::engine::sys::{self, FdRef};
 use crate::logging::limit::Suppressed;
-use crate::metrics::live::Registration;
+use crate::metrics::sessions::Registration;
 use crate::proto::codes::*;
 use crate::proto::{parse, Command, Reply, MAX_LINE};
 use crate::shard::{Places, ShardCtx};
@@ -104,11 +108,18 @@ struct Conn {
     shutdown: shutdown::Watch,
     /// The command being carried out, as refusal lines name it.
     current: Option<Current>,
-    /// The session's row in the shard's live table (`/sessions`).
-    live: Registration,
+    /// The session's row in the shard's session table (`/sessions`).
+    row: Registration,
     /// The session's places in the shard's count and the server's limits,
     /// given back when the session (this state) is dropped.
     _places: Places,
+    /// Accepted on an implicit FTPS listener: TLS from the first byte.
+    implicit: bool,
+    /// FTPS: the random token binding this session's data connections to
+    /// its control connection's TLS session (see [`crate::tls::binding`]).
+    tls_token: Option<crate::tls::binding::Token>,
+    /// How the last TLS data connection was encrypted (for STAT).
+    last_data_tls: Option<String>,
 }
 
 /// The command a session is carrying out, for its log lines.
@@ -140,6 +151,7 @@ pub fn run(
     peer: SocketAddr,
     local: SocketAddr,
     places: Places,
+    implicit: bool,
 ) -> impl Future<Output = ()> {
     let span = tracing::info_span!("session", %peer, shard = ctx.id);
     let sock = Rc::new(sock);
@@ -148,12 +160,13 @@ pub fn run(
         idle_timeout: ctx.config.idle_timeout,
         login_timeout: ctx.config.login_timeout,
         show_dotfiles: ctx.config.show_dotfiles,
+        tls: ctx.config.tls_rules,
     };
-    let live = ctx.live.register(peer);
+    let row = ctx.session_table.register(peer);
     let conn = Conn {
         home: None,
         current: None,
-        live,
+        row,
         session: Session::new(peer, rules, Instant::now()),
         shutdown: ctx.shutdown.clone(),
         _places: places,
@@ -165,6 +178,9 @@ pub fn run(
         pasv: None,
         pending: VecDeque::new(),
         progress: None,
+        implicit,
+        tls_token: None,
+        last_data_tls: None,
         counters: Rc::default(),
     };
     conn.serve().instrument(span)
@@ -177,18 +193,25 @@ fn lossy(b: &[u8]) -> String {
 impl Conn {
     async fn serve(mut self) {
         tracing::debug!(local = %self.local, "connected");
-        self.session_loop().await;
+        if !self.implicit || self.begin_tls().await {
+            self.session_loop().await;
+        }
+        // A TLS session ends with close_notify (best effort, briefly).
+        if let Some(bytes) = self.reader.close_notify() {
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(1),
+                sys::send_all(self.sock.clone() as FdRef, bytes),
+            )
+            .await;
+        }
         // Ends any POLL op still waiting on the socket, so the fd closes now.
         let _ = self.sock.shutdown(Shutdown::Both);
         tracing::debug!("disconnected");
     }
 
     async fn session_loop(&mut self) {
-        if self
-            .reply(Reply::new(SERVICE_READY, "ringftp ready."))
-            .await
-            == Flow::Close
-        {
+        let banner = self.ctx.live.snapshot().banner.clone();
+        if self.reply(Reply::new(SERVICE_READY, banner)).await == Flow::Close {
             return;
         }
         loop {
@@ -239,7 +262,7 @@ impl Conn {
             }
             if self.session.account().is_none() {
                 self.home = None;
-                self.live.set_user(None);
+                self.row.set_user(None);
             }
         }
     }
@@ -311,11 +334,11 @@ impl Conn {
                     match &cmd {
                         Command::Pass(_) => {
                             tracing::debug!("PASS ****");
-                            self.live.command_started(b"PASS ****".to_vec());
+                            self.row.command_started(b"PASS ****".to_vec());
                         }
                         _ => {
                             tracing::debug!("{}", lossy(&line));
-                            self.live.command_started(line);
+                            self.row.command_started(line);
                         }
                     }
                     let step = self.session.handle(cmd, Instant::now());
@@ -335,7 +358,7 @@ impl Conn {
             },
         };
         self.current = None;
-        self.live.command_ended();
+        self.row.command_ended();
         flow
     }
 
@@ -351,6 +374,7 @@ impl Conn {
                 let _ = self.reply(r).await;
                 Flow::Close
             }
+            Step::StartTls(r) => Box::pin(self.start_tls(r)).await,
             Step::Status => self.reply(self.status()).await,
             Step::Abort => {
                 self.pasv = None;
@@ -396,15 +420,21 @@ impl Conn {
         self.send_reply(reply).await
     }
 
-    /// Writes one reply without logging it (the caller logged why).
-    /// Almost always the socket's send buffer has room for it, so one
-    /// non-blocking send() does it on the spot — no io_uring round trip for
-    /// the common case. What does not fit goes out through the ring, and a
-    /// client that does not read its replies for `--data-timeout` is
-    /// dropped rather than buffered for without bound.
+    /// Writes one reply without logging it (the caller logged why). In
+    /// TLS the reply is sealed first; then one non-blocking send() when
+    /// the socket has room (almost always: no io_uring round trip for the
+    /// common case), the ring only for what it did not take. A client that
+    /// does not read its replies for `--data-timeout` is dropped rather
+    /// than buffered for without bound.
     async fn send_reply(&self, reply: Reply) -> Flow {
         self.ctx.metrics.reply(reply.code);
-        let mut buf = reply.to_bytes();
+        let mut buf = match self.reader.seal(reply.to_bytes()) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::debug!("control write failed: {e}");
+                return Flow::Close;
+            }
+        };
         let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
         let sent = match rustix::net::send(&*self.sock, &buf, flags) {
             Ok(n) => n,
