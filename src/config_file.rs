@@ -422,6 +422,10 @@ mod tests {
             "banner" => "\"Hello\"",
             "allow" | "deny" => "[\"192.0.2.0/24\"]",
             "pasv-address-map" => "[\"192.0.2.0/24=192.0.2.10\"]",
+            "tls-cert" => "\"/etc/ringftp/cert.pem\"",
+            "tls-key" => "\"/etc/ringftp/key.pem\"",
+            "listen-implicit" => "[\"127.0.0.1:990\"]",
+            "tls-required" => "\"all\"",
             _ => return None,
         })
     }
@@ -449,7 +453,13 @@ mod tests {
                     },
                 },
             };
-            let text = format!("{key} = {value}\n");
+            // A key that needs another (clap `requires`) comes with it.
+            let companion = match key {
+                "tls-cert" => "tls-key = \"/etc/ringftp/key.pem\"\n",
+                "tls-key" => "tls-cert = \"/etc/ringftp/cert.pem\"\n",
+                _ => "",
+            };
+            let text = format!("{key} = {value}\n{companion}");
             let l = with_file(&text, &[]).unwrap_or_else(|e| panic!("{text}: {e}"));
             let s = l.effective.iter().find(|s| s.key == key).unwrap();
             assert_eq!(s.source, Source::File, "{text}");
