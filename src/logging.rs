@@ -9,6 +9,12 @@
 //! ones are dropped and counted (`ringftp_log_lines_dropped_total`).
 //! [`flush`] writes what is still queued; every exit path calls it.
 //!
+//! The writer thread starts only when [`start_writer`] is called, after
+//! the privilege drop and the sandbox (both act per thread, so they must
+//! happen while the main thread is the only one: see
+//! [`crate::privileges::drop_to`]). Until then lines are written to
+//! stderr directly, from the single thread start-up runs on.
+//!
 //! [`limit`] keeps one client from filling the log: each shard lets a
 //! burst of refusal lines per client address through, then one every few
 //! seconds, and says how many it left out.
@@ -17,7 +23,10 @@ pub mod limit;
 
 use std::sync::{Mutex, OnceLock};
 
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::fmt::writer::{EitherWriter, MakeWriter};
 use tracing_subscriber::EnvFilter;
 
 /// `--log-format`.
@@ -37,6 +46,27 @@ static GUARD: Mutex<Option<WorkerGuard>> = Mutex::new(None);
 
 /// Lines dropped because the writer fell behind.
 static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// The non-blocking writer, once [`start_writer`] has started its thread.
+static NON_BLOCKING: OnceLock<NonBlocking> = OnceLock::new();
+
+/// Whether [`init`] installed our subscriber (so [`start_writer`] has
+/// lines to carry).
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Where each line goes: the writer thread once started, else stderr.
+struct LogWriter;
+
+impl<'a> MakeWriter<'a> for LogWriter {
+    type Writer = EitherWriter<NonBlocking, std::io::Stderr>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        match NON_BLOCKING.get() {
+            Some(w) => EitherWriter::A(w.clone()),
+            None => EitherWriter::B(std::io::stderr()),
+        }
+    }
+}
 
 /// Parses a `--log-level` value: a level name (`error`, `warn`, `info`,
 /// `debug`, `trace`, `off`) or a tracing filter whose every directive
@@ -80,15 +110,9 @@ pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
         Ok(v) if !v.is_empty() => parse_filter(&v).map_err(|e| anyhow::anyhow!("RUST_LOG {e}"))?,
         _ => parse_filter(level).map_err(|e| anyhow::anyhow!("--log-level {e}"))?,
     };
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(true)
-        .thread_name("ringftp-log")
-        .finish(std::io::stderr());
-    let _ = DROPPED.set(writer.error_counter());
-    *GUARD.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
+        .with_writer(LogWriter)
         .with_target(false);
     match format {
         LogFormat::Text => builder
@@ -96,7 +120,25 @@ pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
             .init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+    INSTALLED.store(true, Ordering::Relaxed);
     Ok(())
+}
+
+/// Starts the writer thread; from then on no log line blocks its caller.
+/// Call once start-up no longer needs to be single-threaded (after the
+/// privilege drop and the sandbox). Does nothing when [`init`] did not
+/// run or the thread is already started.
+pub fn start_writer() {
+    if !INSTALLED.load(Ordering::Relaxed) || NON_BLOCKING.get().is_some() {
+        return;
+    }
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(true)
+        .thread_name("ringftp-log")
+        .finish(std::io::stderr());
+    let _ = DROPPED.set(writer.error_counter());
+    *GUARD.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard);
+    let _ = NON_BLOCKING.set(writer);
 }
 
 /// Writes every queued line and stops the writer thread; later lines are

@@ -213,6 +213,8 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
         readable.extend([settings.cert.clone(), settings.key.clone()]);
     }
     confine(&config, &root_fd, &readable)?;
+    // Threads may start now: the first is the log writer's.
+    crate::logging::start_writer();
     // Announced once the process is what it will serve as (the listeners
     // already queue connections).
     let mut stdout = std::io::stdout().lock();
