@@ -26,6 +26,9 @@ CLIENTS=${CLIENTS:-20}
 DURATION=${DURATION:-8s}
 PASV=${PASV:-47000-47999}
 OUT=$(mktemp -d /tmp/ringftp-metrics-cost.XXXXXX)
+# Started as root, the server drops to an unprivileged user: the tree must
+# stay reachable for it.
+chmod 755 "$OUT"
 TREE=${TREE:-$OUT/tree}
 trap 'kill $(jobs -p) 2>/dev/null' EXIT
 

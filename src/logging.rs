@@ -16,8 +16,9 @@
 //! stderr directly, from the single thread start-up runs on.
 //!
 //! [`limit`] keeps one client from filling the log: each shard lets a
-//! burst of refusal lines per client address through, then one every few
-//! seconds, and says how many it left out.
+//! burst of refusal lines (and lines for transfers cut short) per client
+//! address through, then one every few seconds, and says how many it left
+//! out.
 
 pub mod limit;
 

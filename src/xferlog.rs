@@ -16,6 +16,12 @@
 //! The reopen happens as whatever user the server runs as by then (after
 //! a privilege drop, the service user): the log's directory must let that
 //! user create the file, or the file must exist and be writable by it.
+//!
+//! Times are local, as wu-ftpd wrote them with ctime(3), unless
+//! `--xferlog-utc`. The local zone (`TZ`, else `/etc/localtime`) is read
+//! once, when the log is first opened: after start-up the sandbox no
+//! longer lets the process read the zone files, and a shard never reads a
+//! file to format a line. A change of the machine's zone takes a restart.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -111,25 +117,15 @@ pub fn format(r: &Record, utc_offset: i64) -> Vec<u8> {
     line
 }
 
-/// The local zone's offset from UTC at Unix time `now`, in seconds.
-pub fn local_offset(now: i64) -> i64 {
-    use chrono::{Local, Offset, TimeZone};
-    match Local.timestamp_opt(now, 0) {
-        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
-            t.offset().fix().local_minus_utc() as i64
-        }
-        chrono::LocalResult::None => 0,
-    }
-}
-
 /// The transfer log file, shared by every shard; see the module doc.
 pub struct XferLog {
     path: PathBuf,
     file: Mutex<Arc<OwnedFd>>,
     /// Bumped after every successful reopen.
     generation: AtomicU64,
-    /// Timestamps in UTC instead of local time (`--xferlog-utc`).
-    pub utc: bool,
+    /// The zone of the timestamps: the local one, read at start-up;
+    /// `None` for UTC (`--xferlog-utc`).
+    zone: Option<jiff::tz::TimeZone>,
 }
 
 fn open_append(path: &Path) -> io::Result<Arc<OwnedFd>> {
@@ -142,16 +138,36 @@ fn open_append(path: &Path) -> io::Result<Arc<OwnedFd>> {
 }
 
 impl XferLog {
-    /// Opens (creating it, mode 0640) the log at `path` for appending.
-    /// The server opens it before dropping privileges; a reopen on SIGHUP
-    /// runs as the user it then runs as.
+    /// Opens (creating it, mode 0640) the log at `path` for appending,
+    /// and reads the local time zone unless `utc`. The server opens it
+    /// before dropping privileges and before the sandbox; a reopen on
+    /// SIGHUP runs as the user it then runs as.
     pub fn open(path: &Path, utc: bool) -> io::Result<XferLog> {
         Ok(XferLog {
             path: path.to_path_buf(),
             file: Mutex::new(open_append(path)?),
             generation: AtomicU64::new(0),
-            utc,
+            zone: (!utc).then(jiff::tz::TimeZone::system),
         })
+    }
+
+    /// The name of the zone lines are written in (`UTC` with
+    /// `--xferlog-utc`; the IANA name of the local zone when known).
+    pub fn zone_name(&self) -> String {
+        match &self.zone {
+            None => "UTC".to_string(),
+            Some(z) => z.iana_name().unwrap_or("local time").to_string(),
+        }
+    }
+
+    /// Seconds to add to the Unix time `now` to get the time the lines
+    /// show: 0 in UTC, the local zone's offset at `now` otherwise
+    /// (daylight saving time included).
+    pub fn utc_offset(&self, now: i64) -> i64 {
+        match (&self.zone, jiff::Timestamp::from_second(now)) {
+            (Some(zone), Ok(t)) => i64::from(zone.to_offset(t).seconds()),
+            _ => 0,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -216,11 +232,7 @@ impl ShardXferLog {
     /// Appends the line for `record`. A failure is logged (at most once a
     /// minute per shard, with the count) and returned.
     pub async fn write(&self, record: &Record<'_>) -> io::Result<()> {
-        let offset = if self.shared.utc {
-            0
-        } else {
-            local_offset(record.now)
-        };
+        let offset = self.shared.utc_offset(record.now);
         let r = sys::write_append(self.fd(), format(record, offset)).await;
         if let Err(e) = &r {
             self.failures.set(self.failures.get() + 1);

@@ -216,8 +216,10 @@ fn metrics_move_by_exactly_what_a_session_did() {
 fn sessions_show_a_transfer_in_flight() {
     let fx = Fixture::new();
     fx.write("big.bin", &pattern(4, 8 << 20));
-    // 8 MiB at 256 KiB/s: the transfer runs for half a minute, surely
-    // still in flight while the test looks.
+    // The test never reads the data connection: once the socket buffers
+    // are full (a few MiB at most: the receive window grows only as the
+    // client reads) the RETR waits, in flight, until the test lets go.
+    // The rate limit only keeps it from busying the machine meanwhile.
     let srv = Server::builder()
         .cores(2)
         .args(&[
@@ -299,6 +301,8 @@ fn health_turns_503_when_a_shutdown_starts() {
             "127.0.0.1:0",
             "--max-rate-per-session",
             "256KiB",
+            "--shutdown-grace",
+            "1h",
         ])
         .start(&fx);
     let m = metrics_addr(&srv);
@@ -309,7 +313,8 @@ fn health_turns_503_when_a_shutdown_starts() {
     assert_eq!(body, "ok: 2 shard(s) accepting\n");
     assert_eq!(http_get(m, "/nosuch").0, 404);
     // A running transfer keeps the server draining (not gone) after the
-    // signal, for as long as the test looks.
+    // signal: the test never reads its data connection, so it cannot
+    // finish, and the grace period outlasts any test.
     let mut f = srv.login();
     let data = f.epsv_connect();
     f.expect("RETR big.bin", 150);

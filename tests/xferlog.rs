@@ -240,10 +240,10 @@ fn an_xferlog_that_cannot_be_opened_stops_start_up() {
 /// Parses an xferlog time (`Mon Nov 30 13:58:11 2026`) as UTC Unix seconds.
 fn unix_of(fields: &[String]) -> i64 {
     let text = fields[..5].join(" ");
-    chrono::NaiveDateTime::parse_from_str(&text, "%a %b %e %H:%M:%S %Y")
+    jiff::civil::DateTime::strptime("%a %b %e %H:%M:%S %Y", &text)
+        .and_then(|t| jiff::tz::TimeZone::UTC.to_timestamp(t))
         .unwrap_or_else(|e| panic!("{text:?}: {e}"))
-        .and_utc()
-        .timestamp()
+        .as_second()
 }
 
 fn now() -> i64 {
@@ -251,6 +251,40 @@ fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
+}
+
+#[test]
+fn times_are_local_by_default() {
+    // A zone with no daylight saving time, read from the zone files as
+    // any named zone is (the sandbox closes them once the server runs).
+    let zone = "Asia/Kolkata";
+    assert!(
+        Path::new("/usr/share/zoneinfo").join(zone).exists(),
+        "this test needs the tz database (tzdata)"
+    );
+    let fx = Fixture::new();
+    fx.write("x.bin", b"12345");
+    let log = fx.work.join("xferlog");
+    let srv = Server::builder()
+        .env("TZ", zone)
+        .arg("--xferlog")
+        .arg(log.to_string_lossy().into_owned())
+        .start(&fx);
+    let t0 = now();
+    let mut f = srv.login();
+    assert_eq!(f.retr("x.bin"), b"12345");
+    f.quit();
+    let t1 = now();
+    let got = checked_lines(&log);
+    assert_eq!(got.len(), 1, "{got:?}");
+    // +05:30: the line shows UTC plus 19,800 s.
+    let shown = unix_of(&got[0]) - 19_800;
+    assert!(
+        (t0..=t1).contains(&shown),
+        "{shown} not in {t0}..={t1}: {:?}",
+        got[0]
+    );
+    srv.wait_log("times in Asia/Kolkata", 1, Duration::from_secs(20));
 }
 
 #[test]

@@ -26,6 +26,14 @@ use serde::{Deserialize, Serialize};
 use super::counters::Dir;
 use crate::engine::splice::Progress;
 
+/// `t` as RFC 3339 UTC to the second (`2026-11-30T15:30:24Z`).
+fn rfc3339(t: SystemTime) -> String {
+    jiff::Timestamp::try_from(t)
+        .and_then(|t| jiff::Timestamp::from_second(t.as_second()))
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
 /// Longest command text a row shows (a path may be long).
 const MAX_COMMAND: usize = 256;
 
@@ -176,8 +184,7 @@ impl LiveSession {
             id: self.id,
             peer: self.peer.to_string(),
             user: self.user.borrow().clone(),
-            connected_since: chrono::DateTime::<chrono::Utc>::from(self.since)
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            connected_since: rfc3339(self.since),
             connected_seconds: now.saturating_duration_since(self.connected).as_secs_f64(),
             idle_seconds: if command.is_some() {
                 0.0

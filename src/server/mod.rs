@@ -190,10 +190,16 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
     // error, not a server that silently records nothing. SIGHUP reopens it
     // as the user the server then runs as (see crate::xferlog).
     let xferlog = match &config.xferlog {
-        Some(p) => Some(Arc::new(
-            XferLog::open(p, config.xferlog_utc)
-                .with_context(|| format!("--xferlog {}", p.display()))?,
-        )),
+        Some(p) => {
+            let log = XferLog::open(p, config.xferlog_utc)
+                .with_context(|| format!("--xferlog {}", p.display()))?;
+            tracing::info!(
+                "xferlog {}: one line per file transfer, times in {}",
+                p.display(),
+                log.zone_name()
+            );
+            Some(Arc::new(log))
+        }
         None => None,
     };
     // Bound while still root too (a port below 1024 needs it).

@@ -40,6 +40,7 @@ pub struct ServerBuilder {
     extra: Vec<String>,
     fd_limit: Option<u64>,
     netns: Option<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Default for ServerBuilder {
@@ -54,6 +55,7 @@ impl Default for ServerBuilder {
             extra: Vec::new(),
             fd_limit: None,
             netns: None,
+            env: Vec::new(),
         }
     }
 }
@@ -124,6 +126,12 @@ impl ServerBuilder {
     /// the server cannot raise it): for running it out of fds on purpose.
     pub fn fd_limit(mut self, n: u64) -> Self {
         self.fd_limit = Some(n);
+        self
+    }
+
+    /// Sets an environment variable for the server (`TZ`, for one).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
         self
     }
 
@@ -217,6 +225,7 @@ impl ServerBuilder {
             None => Command::new(BIN),
         };
         cmd.args(&plan.args);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 

@@ -278,13 +278,24 @@ impl Conn {
     }
 
     /// Logs a transfer the client cut short after `bytes`, and how.
+    /// Rate-limited per client address with the refusal lines (see
+    /// [`crate::logging::limit`]): a client that starts and aborts
+    /// downloads in a loop does not fill the log either.
     fn log_cut(&self, t: &Transfer, bytes: u64, how: &str) {
+        let Some(suppressed) = self
+            .ctx
+            .refusal_log
+            .allow(self.peer.ip(), std::time::Instant::now())
+        else {
+            return;
+        };
         tracing::info!(
             user = %self.session.user().unwrap_or("-"),
             command = t.verb,
             path = %lossy(&t.path),
-            "{} cut after {bytes} bytes: {how}",
-            t.verb
+            "{} cut after {bytes} bytes: {how}{}",
+            t.verb,
+            crate::logging::limit::Suppressed(suppressed)
         );
     }
 
