@@ -66,6 +66,7 @@ impl Conn {
                 metrics.login(LoginOutcome::Anonymous);
                 self.row.set_user(Some(&account.name));
                 self.home = None;
+                self.searched.clear();
                 self.session.logged_in(account);
                 self.reply(Reply::new(LOGGED_IN, "Login successful.")).await
             }

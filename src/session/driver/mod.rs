@@ -120,6 +120,8 @@ struct Conn {
     tls_token: Option<crate::tls::binding::Token>,
     /// How the last TLS data connection was encrypted (for STAT).
     last_data_tls: Option<String>,
+    /// Directories this (anonymous) session found world-searchable.
+    searched: crate::vfs::world::Searched,
 }
 
 /// The command a session is carrying out, for its log lines.
@@ -181,6 +183,7 @@ pub fn run(
         implicit,
         tls_token: None,
         last_data_tls: None,
+        searched: Default::default(),
         counters: Rc::default(),
     };
     conn.serve().instrument(span)
