@@ -462,3 +462,57 @@ fn log_level_must_be_a_level_or_a_filter() {
         .start(&fx);
     srv.login().quit();
 }
+
+#[test]
+fn a_log_reader_that_stops_reading_stalls_no_shard() {
+    // stderr is a pipe nobody reads: it fills after 64 KiB. A server that
+    // wrote its log lines itself would stop answering there; the writer
+    // thread takes the wait instead (and would drop lines past 128,000
+    // queued, counting them).
+    let fx = Fixture::new();
+    fx.give_to_server_user(&fx.root);
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--cores", "1"])
+        .args(["--metrics-listen", "127.0.0.1:0", "--log-level", "debug"])
+        .arg("--root")
+        .arg(&fx.root)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    die_with_parent(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let _stderr = child.stderr.take().unwrap(); // held open, never read
+    let _child = Kill(child);
+    let (mut ftp, mut metrics) = (None, None);
+    while ftp.is_none() || metrics.is_none() {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert!(n > 0, "ringftp exited before it listened");
+        if let Some(a) = line.trim().strip_prefix("listening on ") {
+            ftp = Some(a.parse::<SocketAddr>().unwrap());
+        } else if let Some(a) = line.trim().strip_prefix("metrics on ") {
+            metrics = Some(a.parse::<SocketAddr>().unwrap());
+        }
+    }
+    // Each command is a debug line of over 100 bytes: 2,000 of them are
+    // three times what the pipe holds. Every reply must still come (the
+    // harness fails a reply that takes longer than its I/O timeout).
+    let mut f = Ftp::connect(ftp.unwrap());
+    f.login();
+    for _ in 0..2000 {
+        f.expect("NOOP", 200);
+    }
+    f.quit();
+    let m = scrape(metrics.unwrap());
+    assert_eq!(m[r#"ringftp_commands_total{verb="NOOP"}"#], 2000.0);
+    assert!(m.contains_key("ringftp_log_lines_dropped_total"));
+}

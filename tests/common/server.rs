@@ -469,13 +469,24 @@ impl Server {
     /// `--log-level debug` (the builder's default).
     #[track_caller]
     pub fn log_synced(&self) -> String {
+        self.log_synced_with(Ftp::connect(self.addr()))
+    }
+
+    /// [`Server::log_synced`] from the local address `from`, for a test
+    /// whose server refuses the usual one (a ban, a deny list).
+    #[track_caller]
+    pub fn log_synced_from(&self, from: std::net::IpAddr) -> String {
+        self.log_synced_with(Ftp::connect_from(from, self.addr()))
+    }
+
+    #[track_caller]
+    fn log_synced_with(&self, mut f: Ftp) -> String {
         static N: AtomicU32 = AtomicU32::new(0);
         let marker = format!(
             "log-sync-{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::SeqCst)
         );
-        let mut f = Ftp::connect(self.addr());
         f.expect(&format!("NOOP {marker}"), 200);
         f.quit();
         self.wait_log(&marker, 1, Duration::from_secs(20))
