@@ -40,7 +40,8 @@ static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
 /// cachestat answers EPERM for a file the process may not write and does
 /// not own (Linux restricts it as it does mincore): the usual case once
 /// the server has dropped root to serve files owned by someone else.
-/// Then `probe_nowait` (below) decides.
+/// Then `probe_nowait` (RWF_NOWAIT reads at four points of the range)
+/// decides.
 pub fn page_cache_holds(file: BorrowedFd<'_>, offset: u64, len: u64) -> bool {
     if len == 0 {
         return true;
