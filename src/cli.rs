@@ -31,6 +31,9 @@ pub enum Command {
     Passwd,
     /// Measure an FTP server (ringftp or any other) under load, or prepare a test tree.
     Loadtest(crate::loadgen::LoadtestArgs),
+    /// Show who is connected to a running server and what they are doing
+    /// (read from its --metrics-listen address).
+    Who(crate::metrics::who::WhoArgs),
 }
 
 /// The flags of `ringftp serve` (also the keys of `--config`).
@@ -212,6 +215,8 @@ pub struct ServeArgs {
     pub login_ban: String,
 
     /// Append one line per transfer to FILE in the wu-ftpd xferlog format.
+    /// It must be writable at start-up; SIGHUP reopens it (after logrotate
+    /// moved it away), as the user the server runs as.
     #[arg(long, value_name = "FILE")]
     pub xferlog: Option<PathBuf>,
 
@@ -262,10 +267,37 @@ pub struct ServeArgs {
     #[arg(long = "ipv6-prefix", value_name = "BITS", default_value_t = 64)]
     pub ipv6_prefix: u8,
 
-    /// Log level (error, warn, info, debug, trace) or a full tracing filter;
-    /// RUST_LOG wins when set.
+    /// Write xferlog times in UTC instead of local time.
+    #[arg(long = "xferlog-utc")]
+    pub xferlog_utc: bool,
+
+    /// Write the server-side path of each file in the xferlog (under
+    /// --root) instead of the path the client used.
+    #[arg(long = "xferlog-real-path")]
+    pub xferlog_real_path: bool,
+
+    /// Log level (off, error, warn, info, debug, trace) or a tracing filter
+    /// of TARGET=LEVEL directives (info,ringftp::session=debug); anything
+    /// else is refused. RUST_LOG wins when set.
     #[arg(long = "log-level", value_name = "LEVEL", default_value = "info")]
     pub log_level: String,
+
+    /// Log line format on stderr.
+    #[arg(
+        long = "log-format",
+        value_name = "FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: crate::logging::LogFormat,
+
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics, the open
+    /// sessions at /sessions (JSON; `ringftp who` reads it) and a health
+    /// check at /health (200 while every shard accepts, 503 while starting
+    /// or shutting down). No authentication: use a loopback or management
+    /// address. Port 0 picks a free port. [default: off]
+    #[arg(long = "metrics-listen", value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<String>,
 
     /// FTPS: the server's certificate chain (PEM, leaf first). With
     /// --tls-key it turns on AUTH TLS and the --listen-implicit listeners;

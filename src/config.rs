@@ -63,6 +63,12 @@ pub struct Config {
     pub max_rate_per_session: Option<u64>,
     pub shutdown_grace: Duration,
     pub xferlog: Option<PathBuf>,
+    /// xferlog times in UTC (else local time).
+    pub xferlog_utc: bool,
+    /// xferlog paths as on the server (else as the client named them).
+    pub xferlog_real_path: bool,
+    /// Where `/metrics`, `/sessions` and `/health` are served, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
     pub users: Option<PathBuf>,
     pub anonymous: bool,
     pub atomic_uploads: bool,
@@ -299,6 +305,11 @@ impl Config {
             return Err("--max-login-attempts must be at least 1".into());
         }
         let login_ban = ban::parse_policy(&args.login_ban)?;
+        let metrics_listen = args
+            .metrics_listen
+            .as_deref()
+            .map(|a| parse_listen(a).map_err(|e| e.replacen("--listen", "--metrics-listen", 1)))
+            .transpose()?;
         if args.no_anonymous && args.users.is_none() {
             return Err("--no-anonymous without --users would let nobody log in".into());
         }
@@ -343,6 +354,9 @@ impl Config {
             max_rate_per_session,
             shutdown_grace: args.shutdown_grace,
             xferlog: args.xferlog.clone(),
+            xferlog_utc: args.xferlog_utc,
+            xferlog_real_path: args.xferlog_real_path,
+            metrics_listen,
             users: args.users.clone(),
             anonymous: !args.no_anonymous,
             atomic_uploads: args.atomic_uploads,

@@ -417,6 +417,7 @@ mod tests {
             "max-rate" | "max-rate-per-session" => "\"1MiB\"",
             "users" => "\"/etc/ringftp/users.toml\"",
             "xferlog" => "\"/var/log/ringftp/xferlog\"",
+            "metrics-listen" => "\"127.0.0.1:9121\"",
             "user" => "\"nobody\"",
             "banner" => "\"Hello\"",
             "allow" | "deny" => "[\"192.0.2.0/24\"]",

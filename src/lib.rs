@@ -35,6 +35,7 @@ pub mod limits;
 pub mod live;
 pub mod loadgen;
 pub mod logging;
+pub mod metrics;
 pub mod privileges;
 pub mod proto;
 pub mod sandbox;

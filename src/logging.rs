@@ -1,22 +1,200 @@
 //! Log set-up: tracing to stderr (stdout carries only the `listening on`
-//! lines), filtered by RUST_LOG when set, else by `--log-level`.
+//! lines), filtered by RUST_LOG when set, else by `--log-level`, as text
+//! or JSON (`--log-format json`, one object per line for log shippers).
+//!
+//! Lines go through a non-blocking writer (`tracing-appender`): a shard
+//! hands the formatted line to a channel and goes on; a writer thread
+//! does the `write(2)`. A slow reader of stderr (a full pipe, a stalled
+//! journald) therefore never stalls a shard: once 128,000 lines wait, new
+//! ones are dropped and counted (`ringftp_log_lines_dropped_total`).
+//! [`flush`] writes what is still queued; every exit path calls it.
+//!
+//! The writer thread starts only when [`start_writer`] is called, after
+//! the privilege drop and the sandbox (both act per thread, so they must
+//! happen while the main thread is the only one: see
+//! [`crate::privileges::drop_to`]). Until then lines are written to
+//! stderr directly, from the single thread start-up runs on.
+//!
+//! [`limit`] keeps one client from filling the log: each shard lets a
+//! burst of refusal lines (and lines for transfers cut short) per client
+//! address through, then one every few seconds, and says how many it left
+//! out.
 
+pub mod limit;
+
+use std::sync::{Mutex, OnceLock};
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::fmt::writer::{EitherWriter, MakeWriter};
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber. `level` is a level name or any
-/// `EnvFilter` directive string.
-pub fn init(level: &str) -> anyhow::Result<()> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(v) if !v.is_empty() => EnvFilter::try_new(v)?,
-        _ => {
-            EnvFilter::try_new(level).map_err(|e| anyhow::anyhow!("--log-level {level:?}: {e}"))?
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line (fields at the top level).
+    Json,
+}
+
+/// The level names `--log-level` accepts, alone or after `target=`.
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// The writer thread's guard: dropping it writes what is queued.
+static GUARD: Mutex<Option<WorkerGuard>> = Mutex::new(None);
+
+/// Lines dropped because the writer fell behind.
+static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// The non-blocking writer, once [`start_writer`] has started its thread.
+static NON_BLOCKING: OnceLock<NonBlocking> = OnceLock::new();
+
+/// Whether [`init`] installed our subscriber (so [`start_writer`] has
+/// lines to carry).
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Where each line goes: the writer thread once started, else stderr.
+struct LogWriter;
+
+impl<'a> MakeWriter<'a> for LogWriter {
+    type Writer = EitherWriter<NonBlocking, std::io::Stderr>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        match NON_BLOCKING.get() {
+            Some(w) => EitherWriter::A(w.clone()),
+            None => EitherWriter::B(std::io::stderr()),
         }
+    }
+}
+
+/// Parses a `--log-level` value: a level name (`error`, `warn`, `info`,
+/// `debug`, `trace`, `off`) or a tracing filter whose every directive
+/// ends in `=LEVEL` (`info,ringftp::session=debug`). A bare word that is
+/// not a level (`verbose`) is refused: tracing would read it as a target
+/// name and silently log nothing else.
+pub fn parse_filter(spec: &str) -> Result<EnvFilter, String> {
+    let levels = LEVELS.join(", ");
+    if spec.trim().is_empty() {
+        return Err(format!("empty; give a level ({levels})"));
+    }
+    let directives: Vec<&str> = spec
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    for d in &directives {
+        let level = match d.rsplit_once('=') {
+            Some((target, level)) if !target.trim().is_empty() => level,
+            Some(_) => return Err(format!("{d:?}: nothing before '='")),
+            None => d,
+        };
+        if !LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level.trim())) {
+            return Err(match d.contains('=') {
+                true => format!("{d:?}: {level:?} is not a level ({levels})"),
+                false => format!(
+                    "{d:?} is not a level ({levels}); a filter names a target and a level, e.g. ringftp::session=debug"
+                ),
+            });
+        }
+    }
+    EnvFilter::builder()
+        .parse(directives.join(","))
+        .map_err(|e| format!("{spec:?}: {e}"))
+}
+
+/// Installs the global subscriber. `level` is checked by [`parse_filter`]
+/// (RUST_LOG, when set, wins and is checked the same way).
+pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => parse_filter(&v).map_err(|e| anyhow::anyhow!("RUST_LOG {e}"))?,
+        _ => parse_filter(level).map_err(|e| anyhow::anyhow!("--log-level {e}"))?,
     };
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(LogWriter)
+        .with_target(false);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+    INSTALLED.store(true, Ordering::Relaxed);
     Ok(())
+}
+
+/// Starts the writer thread; from then on no log line blocks its caller.
+/// Call once start-up no longer needs to be single-threaded (after the
+/// privilege drop and the sandbox). Does nothing when [`init`] did not
+/// run or the thread is already started.
+pub fn start_writer() {
+    if !INSTALLED.load(Ordering::Relaxed) || NON_BLOCKING.get().is_some() {
+        return;
+    }
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(true)
+        .thread_name("ringftp-log")
+        .finish(std::io::stderr());
+    let _ = DROPPED.set(writer.error_counter());
+    *GUARD.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard);
+    let _ = NON_BLOCKING.set(writer);
+}
+
+/// Writes every queued line and stops the writer thread; later lines are
+/// lost. Call before the process exits.
+pub fn flush() {
+    let guard = GUARD.lock().unwrap_or_else(|e| e.into_inner()).take();
+    drop(guard);
+}
+
+/// Log lines dropped so far because the writer fell behind.
+pub fn dropped_lines() -> u64 {
+    DROPPED.get().map(|c| c.dropped_lines() as u64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_and_filters_are_accepted() {
+        for ok in [
+            "info",
+            "WARN",
+            "off",
+            "trace",
+            "info,ringftp::session=debug",
+            "ringftp=debug",
+            "warn, ringftp::server=info",
+            "ringftp[session{peer=127.0.0.1:5000}]=trace",
+        ] {
+            assert!(
+                parse_filter(ok).is_ok(),
+                "{ok}: {:?}",
+                parse_filter(ok).err()
+            );
+        }
+    }
+
+    #[test]
+    fn anything_else_is_refused() {
+        for bad in [
+            "verbose",
+            "",
+            "  ",
+            "info,verbose",
+            "ringftp=verbose",
+            "=debug",
+            "ringftp",
+            "x=[",
+            "[session]",
+        ] {
+            let e = parse_filter(bad).expect_err(bad);
+            assert!(!e.is_empty());
+        }
+        let e = parse_filter("verbose").unwrap_err();
+        assert!(e.contains("not a level") && e.contains("debug"), "{e}");
+    }
 }

@@ -31,6 +31,15 @@ fn main() {
                 1
             }
         },
+        ringftp::cli::Command::Who(args) => match ringftp::metrics::who::run(&args) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("ringftp who: {e:#}");
+                1
+            }
+        },
     };
+    // Log lines still queued for the writer thread go out before exit.
+    ringftp::logging::flush();
     std::process::exit(code);
 }

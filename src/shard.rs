@@ -21,12 +21,15 @@ use crate::config::Config;
 use crate::data::announce::Announcer;
 use crate::data::passive::PortSlice;
 use crate::engine::pool::WorkerPool;
-use crate::engine::splice::{BufPool, Counters, PipePool};
+use crate::engine::splice::{BufPool, PipePool};
 use crate::engine::sys::FdRef;
 use crate::limits::{Limits, Permit};
 use crate::live::Live;
+use crate::logging::limit::RefusalLog;
+use crate::metrics::sessions::LiveTable;
+use crate::metrics::ShardMetrics;
 use crate::shutdown;
-use crate::xferlog::XferLog;
+use crate::xferlog::ShardXferLog;
 
 /// What every session of a shard shares. Lives on the shard thread only.
 pub struct ShardCtx {
@@ -43,11 +46,14 @@ pub struct ShardCtx {
     pub tls_buffers: BufPool,
     /// Worker threads for listings (directory reads and rendering).
     pub workers: WorkerPool,
-    pub counters: Counters,
-    /// Sessions open on this shard now, and since start.
-    pub sessions_open: Cell<u64>,
-    pub sessions_total: Cell<u64>,
-    pub xferlog: Option<XferLog>,
+    /// What the shard counts (sessions, commands, bytes, ...); written only
+    /// here, read by the scrape thread and STAT.
+    pub metrics: Arc<ShardMetrics>,
+    /// The shard's open sessions, for `/sessions`.
+    pub session_table: Rc<LiveTable>,
+    /// Per-client budgets for refusal log lines.
+    pub refusal_log: RefusalLog,
+    pub xferlog: Option<ShardXferLog>,
     /// Accounts (shared by all shards; replaced whole on SIGHUP).
     pub users: Arc<UsersDb>,
     /// Failed logins per address (shared; touched only by logins).
@@ -91,19 +97,19 @@ impl Places {
 }
 
 /// A session counted in its shard's `sessions_open` while it lives.
-struct SessionSlot(Rc<ShardCtx>);
+struct SessionSlot(Arc<ShardMetrics>);
 
 impl SessionSlot {
     fn new(ctx: &Rc<ShardCtx>) -> SessionSlot {
-        ctx.sessions_open.set(ctx.sessions_open.get() + 1);
-        ctx.sessions_total.set(ctx.sessions_total.get() + 1);
-        SessionSlot(ctx.clone())
+        ctx.metrics.sessions_open.inc();
+        ctx.metrics.sessions_total.inc();
+        SessionSlot(ctx.metrics.clone())
     }
 }
 
 impl Drop for SessionSlot {
     fn drop(&mut self) {
-        self.0.sessions_open.set(self.0.sessions_open.get() - 1);
+        self.0.sessions_open.dec();
     }
 }
 

@@ -247,7 +247,7 @@ fn active_port_20_connects_from_the_port_below_the_control_port() {
         if from.port() == srv.port() - 1 {
             return;
         }
-        let log = srv.log_text();
+        let log = srv.log_synced();
         assert!(
             log.contains("--active-port-20: cannot bind"),
             "attempt {attempt}: the data connection came from {from}, not L-1 = {}, and the log does not say why:\n{log}",

@@ -184,10 +184,10 @@ fn curl_downloads_in_tls12_and_tls13_are_byte_exact() {
             &out,
             &t.home().join("file.bin"),
         );
-        let log = t.srv.log_text();
-        assert!(
-            log.contains(&format!("data connection in TLS: {version}")),
-            "no {version} data connection in the log:\n{log}"
+        t.srv.wait_log(
+            &format!("data connection in TLS: {version}"),
+            1,
+            Duration::from_secs(20),
         );
     }
     // Both went through the in-place userspace layer here (no kTLS), or
@@ -222,7 +222,7 @@ fn curl_two_urls_in_one_invocation_resume_the_session() {
         "{}",
         r.stderr
     );
-    assert!(!t.srv.log_text().contains("reply 522"));
+    assert!(!t.srv.log_synced().contains("code=522"));
 }
 
 #[test]
@@ -334,9 +334,9 @@ fn lftp_mirror_both_ways_over_ftps() {
     )
     .ok();
     assert_same_tree(&t.fx.out("back"), &local, &[]);
-    let log = t.srv.log_text();
+    let log = t.srv.log_synced();
     assert!(log.contains("control connection in TLS"), "{log}");
-    assert!(!log.contains("reply 522"), "{log}");
+    assert!(!log.contains("code=522"), "{log}");
 }
 
 #[test]
@@ -344,7 +344,8 @@ fn python_stock_ftp_tls_is_refused_and_a_reusing_client_works() {
     let t = ftps(&[]);
     t.python("stock_refused");
     t.python("reuse_ok");
-    assert!(t.srv.log_text().contains("did not resume this session"));
+    t.srv
+        .wait_log("did not resume this session", 1, Duration::from_secs(20));
 }
 
 #[test]
@@ -456,13 +457,14 @@ fn garbage_and_silent_handshakes_end_without_harming_others() {
     assert!(read_to_close(&mut silent_implicit).is_empty());
     t.srv
         .wait_log("within --login-timeout", 2, Duration::from_secs(60));
-    assert!(t.srv.log_text().contains("control TLS handshake failed"));
+    t.srv
+        .wait_log("control TLS handshake failed", 1, Duration::from_secs(20));
 }
 
 #[test]
 fn ktls_probe_is_logged_and_transfers_are_byte_exact_either_way() {
     let t = ftps(&[]);
-    let log = t.srv.log_text();
+    let log = t.srv.wait_log("FTPS on:", 1, Duration::from_secs(20));
     let line = log
         .lines()
         .find(|l| l.contains("FTPS on:"))
@@ -665,7 +667,7 @@ fn loadtest_runs_over_explicit_and_implicit_ftps() {
         r.ok();
         assert!(r.stdout.contains("6 ok, 0 errors"), "{mode}: {}", r.all());
     }
-    let log = t.srv.log_text();
+    let log = t.srv.log_synced();
     assert!(log.contains("(implicit)"), "{log}");
-    assert!(!log.contains("reply 522"), "{log}");
+    assert!(!log.contains("code=522"), "{log}");
 }

@@ -82,7 +82,7 @@ fn pget_segmented_download() {
     // It really was segmented: the server sent data from three non-zero
     // offsets (lftp ABORs a segment the first one has already covered, so
     // a segment that sent nothing shows up here as bytes=0).
-    let log = srv.log_text();
+    let log = srv.log_synced();
     let segments: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("RETR ") && l.contains("path=/big.bin"))

@@ -333,7 +333,7 @@ fn passive_theft(extended: bool) {
         stolen.len()
     );
     assert!(
-        srv.log_text().contains("127.0.0.2"),
+        srv.log_synced().contains("127.0.0.2"),
         "the refused connection is not logged"
     );
     f.quit();

@@ -87,12 +87,10 @@ fn root_without_user_drops_to_the_ftp_account_in_every_thread() {
             "{thread}"
         );
     }
-    let log = srv.log_text();
-    assert!(
-        log.contains(&format!(
-            "serving as {name} (started as root without --user)"
-        )),
-        "{log}"
+    srv.wait_log(
+        &format!("serving as {name} (started as root without --user)"),
+        1,
+        Duration::from_secs(20),
     );
     f.quit();
 }
@@ -129,7 +127,7 @@ fn user_flag_with_active_port_20_keeps_only_net_bind_service() {
             "{thread}"
         );
     }
-    assert!(srv.log_text().contains(&format!("serving as {name}")));
+    srv.wait_log(&format!("serving as {name}"), 1, Duration::from_secs(20));
     // (tests/nat.rs active_port_20_passes_a_source_port_firewall shows the
     // port-20 bind itself working after this drop.)
     let mut f = srv.login();
@@ -145,7 +143,7 @@ fn user_root_keeps_root_and_says_so() {
     let srv = Server::builder().args(&["--user", "root"]).start(&fx);
     let status = std::fs::read_to_string(format!("/proc/{}/status", srv.pid())).unwrap();
     assert_eq!(status_fields(&status, "Uid"), ["0", "0", "0", "0"]);
-    assert!(srv.log_text().contains("--user root: serving as root"));
+    srv.wait_log("--user root: serving as root", 1, Duration::from_secs(20));
 }
 
 #[test]
@@ -266,9 +264,11 @@ fn anonymous_sees_only_world_readable_files_and_directories() {
         "{deep}"
     );
     f.quit();
-    let log = srv.log_text();
+    let log = srv.log_synced();
     assert!(
-        log.contains("refused RETR /pub/secret.txt: not world-readable"),
+        log.lines()
+            .any(|l| l.contains("refused RETR: not world-readable")
+                && l.contains("path=/pub/secret.txt")),
         "{log}"
     );
     // An account is not held to the rule (the kernel's permissions for
@@ -511,8 +511,7 @@ fn allow_and_deny_for_ipv4_and_ipv6() {
         "421 Access denied for your address."
     );
     assert!(greet("::1".parse().unwrap(), v6).starts_with("220 "));
-    let log = srv.log_text();
-    assert!(log.contains("refused: --deny 127.0.0.2/32"), "{log}");
+    srv.wait_log("refused: --deny 127.0.0.2/32", 1, Duration::from_secs(20));
 
     // Deny ::1 itself: the most specific rule wins for IPv6 too.
     let other = Fixture::new();
@@ -525,7 +524,7 @@ fn allow_and_deny_for_ipv4_and_ipv6() {
         greet("::1".parse().unwrap(), srv6.addrs[0]),
         "421 Access denied for your address."
     );
-    assert!(srv6.log_text().contains("refused: --deny ::1/128"));
+    srv6.wait_log("refused: --deny ::1/128", 1, Duration::from_secs(20));
 }
 
 #[test]
@@ -675,8 +674,7 @@ fn the_sandbox_is_on_and_reloads_still_read_a_replaced_users_file() {
         .users(&users)
         .args(&["--sandbox", "required"])
         .start(&fx);
-    let log = srv.log_text();
-    assert!(log.contains("sandbox: Landlock enforced"), "{log}");
+    srv.wait_log("sandbox: Landlock enforced", 1, Duration::from_secs(20));
     // A new users file renamed over the old one (a new inode), then SIGHUP.
     let newer = fx.users_file(
         "etc/users.new",

@@ -56,8 +56,9 @@ fn single_file_active() {
     )
     .ok();
     assert_same_file(&fx.out("a.bin"), &fx.root.join("dir/a.bin"));
+    let log = srv.log_synced();
     assert!(
-        srv.log_text().contains(": PORT ") || srv.log_text().contains(": EPRT "),
+        log.contains(": PORT ") || log.contains(": EPRT "),
         "wget --no-passive-ftp did not use PORT/EPRT"
     );
 }
@@ -75,7 +76,7 @@ fn recursive(active: bool) {
     let r = wget(&fx, &args);
     r.ok();
     assert_same_tree(&fx.out("out/tree"), &fx.root.join("tree"), &[".listing"]);
-    let log = srv.log_text();
+    let log = srv.log_synced();
     let passive = log.contains(": PASV") || log.contains(": EPSV");
     let activ = log.contains(": PORT ") || log.contains(": EPRT ");
     assert_eq!(

@@ -1,8 +1,14 @@
-//! `--xferlog FILE`: one wu-ftpd xferlog(5) line per transfer.
+//! `--xferlog FILE`: one wu-ftpd xferlog(5) line per transfer, whose fields
+//! a name with a space or a tab cannot break; logrotate's move-then-SIGHUP
+//! lands the next lines in a new file on every shard; a path that cannot
+//! be opened stops start-up; `--xferlog-utc` and `--xferlog-real-path`.
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
 
@@ -134,4 +140,183 @@ fn incomplete_transfer_is_marked_i() {
         "incomplete transfer logged {sent} bytes (client read {n})"
     );
     check_line(&l[0], sent, "/big.bin", "b", "i");
+}
+
+/// Fields of an xferlog line split on blanks: 5 for the time, 13 others.
+const FIELDS: usize = 18;
+
+/// The lines of an xferlog, each checked to split into [`FIELDS`] fields.
+fn checked_lines(path: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            let f: Vec<String> = l.split_ascii_whitespace().map(str::to_string).collect();
+            assert_eq!(f.len(), FIELDS, "{}: {l:?}", path.display());
+            f
+        })
+        .collect()
+}
+
+/// Index of the file name among the fields.
+const NAME: usize = 8;
+
+#[test]
+fn names_with_blanks_keep_the_fields_and_sighup_rotates_on_every_shard() {
+    let fx = Fixture::new();
+    fx.write("a b.txt", b"space\n");
+    fx.write("tab\there.txt", b"tab\n");
+    let dir = fx.work.join("log");
+    std::fs::create_dir(&dir).unwrap();
+    let log = dir.join("xferlog");
+    let srv = Server::builder()
+        .cores(2)
+        .arg("--xferlog")
+        .arg(log.to_string_lossy().into_owned())
+        .start(&fx);
+    let mut f = srv.login();
+    assert_eq!(f.retr("a b.txt"), b"space\n");
+    assert_eq!(f.retr("tab\there.txt"), b"tab\n");
+    f.quit();
+    // The line is written before the 226, so it is there now.
+    let first = checked_lines(&log);
+    let names: Vec<&str> = first.iter().map(|l| l[NAME].as_str()).collect();
+    assert_eq!(names, ["/a_b.txt", "/tab_here.txt"]);
+    for l in &first {
+        assert_eq!(
+            &l[9..],
+            ["b", "_", "o", "a", "anonymous@", "ftp", "0", "*", "c"]
+        );
+        assert_eq!(l[7], if l[NAME] == "/a_b.txt" { "6" } else { "4" });
+    }
+
+    // logrotate: move the file away, then SIGHUP.
+    let rotated = dir.join("xferlog.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    srv.signal(libc::SIGHUP);
+    srv.wait_log("reopened", 1, Duration::from_secs(20));
+    // Transfers on both shards now go to the new file: sessions until
+    // each shard has served at least two (SO_REUSEPORT picks the shard).
+    let mut shards = Vec::new();
+    let mut after = 0;
+    while shards.iter().filter(|&&s| s == 0).count() < 2
+        || shards.iter().filter(|&&s| s == 1).count() < 2
+    {
+        assert!(
+            after < 200,
+            "200 sessions did not reach both shards twice: {shards:?}"
+        );
+        let mut g = srv.login();
+        shards.push(g.stat_counters().shard);
+        assert_eq!(g.retr("a b.txt"), b"space\n");
+        g.quit();
+        after += 1;
+    }
+    assert_eq!(checked_lines(&rotated), first, "the rotated file changed");
+    let new = checked_lines(&log);
+    assert_eq!(
+        new.len(),
+        after,
+        "shards {:?}",
+        shards.iter().collect::<BTreeSet<_>>()
+    );
+    assert!(new.iter().all(|l| l[NAME] == "/a_b.txt"));
+}
+
+#[test]
+fn an_xferlog_that_cannot_be_opened_stops_start_up() {
+    let fx = Fixture::new();
+    let bad = fx.work.join("no/such/dir/xferlog");
+    let r = Server::builder()
+        .arg("--xferlog")
+        .arg(bad.to_string_lossy().into_owned())
+        .start_fails(&fx);
+    assert!(
+        r.stderr.contains("--xferlog") && r.stderr.contains("no/such/dir/xferlog"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// Parses an xferlog time (`Mon Nov 30 13:58:11 2026`) as UTC Unix seconds.
+fn unix_of(fields: &[String]) -> i64 {
+    let text = fields[..5].join(" ");
+    jiff::civil::DateTime::strptime("%a %b %e %H:%M:%S %Y", &text)
+        .and_then(|t| jiff::tz::TimeZone::UTC.to_timestamp(t))
+        .unwrap_or_else(|e| panic!("{text:?}: {e}"))
+        .as_second()
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn times_are_local_by_default() {
+    // A zone with no daylight saving time, read from the zone files as
+    // any named zone is (the sandbox closes them once the server runs).
+    let zone = "Asia/Kolkata";
+    assert!(
+        Path::new("/usr/share/zoneinfo").join(zone).exists(),
+        "this test needs the tz database (tzdata)"
+    );
+    let fx = Fixture::new();
+    fx.write("x.bin", b"12345");
+    let log = fx.work.join("xferlog");
+    let srv = Server::builder()
+        .env("TZ", zone)
+        .arg("--xferlog")
+        .arg(log.to_string_lossy().into_owned())
+        .start(&fx);
+    let t0 = now();
+    let mut f = srv.login();
+    assert_eq!(f.retr("x.bin"), b"12345");
+    f.quit();
+    let t1 = now();
+    let got = checked_lines(&log);
+    assert_eq!(got.len(), 1, "{got:?}");
+    // +05:30: the line shows UTC plus 19,800 s.
+    let shown = unix_of(&got[0]) - 19_800;
+    assert!(
+        (t0..=t1).contains(&shown),
+        "{shown} not in {t0}..={t1}: {:?}",
+        got[0]
+    );
+    srv.wait_log("times in Asia/Kolkata", 1, Duration::from_secs(20));
+}
+
+#[test]
+fn utc_times_and_real_paths_on_request() {
+    let fx = Fixture::new();
+    let users = fx.users_file(
+        "users.toml",
+        &[Account::new("alice", &["list", "read", "write"])],
+    );
+    fx.write("alice/in/x.bin", b"12345");
+    let log = fx.work.join("xferlog");
+    let srv = Server::builder()
+        .users(&users)
+        .args(&["--xferlog-utc", "--xferlog-real-path", "--xferlog"])
+        .arg(log.to_string_lossy().into_owned())
+        .start(&fx);
+    let t0 = now();
+    let mut f = srv.login_as("alice", "alice-pw");
+    assert_eq!(f.retr("in/x.bin"), b"12345");
+    f.stor("in/y z.bin", b"abc");
+    f.quit();
+    let t1 = now();
+    let got = checked_lines(&log);
+    assert_eq!(got.len(), 2, "{got:?}");
+    let root = std::fs::canonicalize(&fx.root).unwrap();
+    let real = |name: &str| format!("{}/alice/in/{name}", root.display());
+    assert_eq!(got[0][NAME], real("x.bin"));
+    assert_eq!(got[1][NAME], real("y_z.bin"));
+    assert_eq!(&got[0][11..14], ["o", "r", "alice"]);
+    assert_eq!(&got[1][11..14], ["i", "r", "alice"]);
+    for l in &got {
+        let t = unix_of(l);
+        assert!((t0..=t1).contains(&t), "{t} not in {t0}..={t1}: {l:?}");
+    }
 }

@@ -12,18 +12,22 @@ use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::ports::PortRange;
 use super::DataConn;
 use crate::engine::sys::{self, FdRef};
+use crate::metrics::ShardMetrics;
 use crate::proto::addr::same_host;
 
 /// A shard's slice of the passive range and which ports it has leased.
 pub struct PortSlice {
     range: PortRange,
     state: RefCell<SliceState>,
+    /// Where the shard counts its ports, leases and exhaustion.
+    metrics: Arc<ShardMetrics>,
 }
 
 struct SliceState {
@@ -32,13 +36,16 @@ struct SliceState {
 }
 
 impl PortSlice {
-    pub fn new(range: PortRange) -> Rc<PortSlice> {
+    /// The slice `range`, counted in `metrics` (`ringftp_passive_ports*`).
+    pub fn new(range: PortRange, metrics: Arc<ShardMetrics>) -> Rc<PortSlice> {
+        metrics.pasv_ports.set(range.len() as u64);
         Rc::new(PortSlice {
             range,
             state: RefCell::new(SliceState {
                 next: 0,
                 in_use: vec![false; range.len()],
             }),
+            metrics,
         })
     }
 
@@ -67,6 +74,7 @@ impl PortSlice {
         let mut st = self.state.borrow_mut();
         st.in_use[idx] = true;
         st.next = (idx + 1) % st.in_use.len();
+        self.metrics.pasv_leased.inc();
         PortLease {
             slice: self.clone(),
             idx,
@@ -83,6 +91,7 @@ pub struct PortLease {
 impl Drop for PortLease {
     fn drop(&mut self) {
         self.slice.state.borrow_mut().in_use[self.idx] = false;
+        self.slice.metrics.pasv_leased.dec();
     }
 }
 
@@ -123,6 +132,7 @@ impl PassiveListener {
                 Err(e) => return Err(PassiveError::Io(e)),
             }
         }
+        slice.metrics.pasv_exhausted.inc();
         Err(PassiveError::Exhausted)
     }
 
@@ -177,7 +187,9 @@ mod tests {
 
     #[test]
     fn leases_round_robin_and_return() {
-        let slice = PortSlice::new(PortRange { lo: 100, hi: 103 });
+        let metrics = Arc::new(ShardMetrics::new(0));
+        let slice = PortSlice::new(PortRange { lo: 100, hi: 103 }, metrics.clone());
+        assert_eq!(metrics.pasv_ports.get(), 4);
         let free = |s: &PortSlice| {
             let mut out = Vec::new();
             let mut tried = 0;
@@ -192,10 +204,12 @@ mod tests {
         let b = slice.lease(1);
         assert_eq!(free(&slice), vec![2, 3]);
         assert_eq!(slice.leased(), 2);
+        assert_eq!(metrics.pasv_leased.get(), 2);
         drop(a);
         // next starts after the last lease (1): 2, 3, then the freed 0.
         assert_eq!(free(&slice), vec![2, 3, 0]);
         drop(b);
         assert_eq!(slice.leased(), 0);
+        assert_eq!(metrics.pasv_leased.get(), 0);
     }
 }

@@ -30,6 +30,7 @@ use rustls::ServerConnection;
 use super::DataConn;
 use crate::engine::splice::{self, SpliceError, TransferCtx};
 use crate::engine::sys::{self, ktls, FdRef};
+use crate::metrics::counters::Dir;
 use crate::tls::record::{
     self, content, Cipher, Opener, Sealer, Version, CLOSE_NOTIFY, MAX_PLAINTEXT,
 };
@@ -223,7 +224,7 @@ impl DataTls {
             let (fres, fbuf) = filled;
             bufs = [fbuf, sbuf];
             sres.map_err(SpliceError::Sink)?;
-            ctx.encrypted(plain);
+            ctx.encrypted(Dir::Download, plain);
             ctx.progress.set(pos - offset);
             splice::pace_copied(&mut ctx.pacer, plain).await;
             (plain, wire) = fres.map_err(SpliceError::Source)?;
@@ -298,7 +299,7 @@ impl DataTls {
                 buf = b;
                 let n = written.map_err(SpliceError::Sink)?;
                 pos += n;
-                ctx.encrypted(n);
+                ctx.encrypted(Dir::Upload, n);
                 ctx.progress.set(pos - offset);
             }
             buf.drain(..used);

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use super::DataConn;
 use crate::engine::splice::{self, SpliceError, TransferCtx};
 use crate::engine::sys::{self, FdRef};
+use crate::metrics::counters::{BytePath, Dir};
 
 /// How a transfer failed, in the terms of its reply.
 #[derive(Debug)]
@@ -159,7 +160,7 @@ impl Channel<'_> {
                 from += w;
                 pos += w as u64;
             }
-            self.ctx.copied(n as u64);
+            self.ctx.copied(Dir::Upload, n as u64);
             self.ctx.progress.set(pos - offset);
             if n == 0 {
                 return Ok(pos - offset);
@@ -187,7 +188,7 @@ impl Channel<'_> {
             lf_to_crlf(&buf[..n], &mut prev_cr, &mut out);
             let wire = out.len() as u64;
             self.write(out).await?;
-            self.ctx.copied(wire);
+            self.ctx.copied(Dir::Download, wire);
             pos += n as u64;
             self.ctx.progress.set(pos - offset);
             splice::pace_copied(&mut self.ctx.pacer, wire).await;
@@ -201,8 +202,7 @@ impl Channel<'_> {
             return Ok(0);
         }
         self.write(bytes).await?;
-        self.ctx.copied(n);
-        self.ctx.progress.add(n);
+        self.ctx.landed(Dir::Listing, BytePath::Copied, n);
         Ok(n)
     }
 

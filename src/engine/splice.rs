@@ -30,6 +30,8 @@ use rustix::pipe::SpliceFlags;
 
 use crate::engine::sys::{self, FdRef, Pipe};
 use crate::limits::{self, SharedRate, RATE_SLACK};
+use crate::metrics::counters::{BytePath, Dir};
+use crate::metrics::ShardMetrics;
 
 /// Pipe size requested with F_SETPIPE_SZ (the default pipe-max-size).
 pub const PIPE_SIZE: u32 = 1 << 20;
@@ -88,8 +90,9 @@ impl BufPool {
     }
 }
 
-/// Per-shard byte counters; `STAT` shows them, so a user (or a test) can
-/// see which path moved the bytes.
+/// One session's byte counters; `STAT` shows a session its own, so a
+/// user (or a test) can see which path moved its bytes. (The shard's,
+/// for every session, are in [`ShardMetrics`].)
 #[derive(Default, Debug)]
 pub struct Counters {
     /// Bytes moved between file and socket without a userspace copy
@@ -135,23 +138,38 @@ impl Counters {
     }
 }
 
-/// Bytes a transfer has moved so far, shared with whoever reports it
-/// (STAT during a transfer). Grows as bytes land, so a transfer that fails
-/// part-way still says what it delivered.
+/// Bytes a transfer has moved so far, and when the first of them moved,
+/// shared with whoever reports it (STAT during a transfer, the live
+/// session table, the time-to-first-byte histogram). Grows as bytes land,
+/// so a transfer that fails part-way still says what it delivered.
 #[derive(Clone, Default, Debug)]
-pub struct Progress(Rc<Cell<u64>>);
+pub struct Progress(Rc<ProgressCells>);
+
+#[derive(Default, Debug)]
+struct ProgressCells {
+    bytes: Cell<u64>,
+    first_byte: Cell<Option<Instant>>,
+}
 
 impl Progress {
     pub fn get(&self) -> u64 {
-        self.0.get()
+        self.0.bytes.get()
+    }
+
+    /// When the first byte moved, if one has.
+    pub fn first_byte(&self) -> Option<Instant> {
+        self.0.first_byte.get()
     }
 
     pub fn set(&self, n: u64) {
-        self.0.set(n);
+        if n > 0 && self.0.first_byte.get().is_none() {
+            self.0.first_byte.set(Some(Instant::now()));
+        }
+        self.0.bytes.set(n);
     }
 
     pub fn add(&self, n: u64) {
-        self.0.set(self.0.get() + n);
+        self.set(self.get() + n);
     }
 }
 
@@ -163,7 +181,7 @@ pub struct TransferCtx<'a> {
     /// FTPS buffers (see [`BufPool`]).
     pub tls_buffers: &'a BufPool,
     /// The shard's counters (every session's transfers).
-    pub counters: &'a Counters,
+    pub metrics: &'a ShardMetrics,
     /// This session's own.
     pub session: &'a Counters,
     pub progress: Progress,
@@ -171,34 +189,35 @@ pub struct TransferCtx<'a> {
 }
 
 impl TransferCtx<'_> {
-    /// `n` bytes moved without a copy.
-    fn landed(&self, n: u64) {
-        self.counters.add_spliced(n);
-        self.session.add_spliced(n);
+    /// `n` bytes of a `dir` transfer moved by `path` (and made progress).
+    pub fn landed(&self, dir: Dir, path: BytePath, n: u64) {
+        self.metrics.bytes(dir, path, n);
+        match path {
+            BytePath::Sendfile | BytePath::Splice => self.session.add_spliced(n),
+            BytePath::Copied => self.session.add_copied(n),
+            BytePath::Tls => {}
+        }
         self.progress.add(n);
     }
 
-    /// `n` of the spliced bytes were read from disk through a pipe.
-    fn read_from_disk(&self, n: u64) {
-        self.counters.add_from_disk(n);
-        self.session.add_from_disk(n);
-    }
-
-    /// `n` bytes moved through a userspace buffer.
-    pub fn copied(&self, n: u64) {
-        self.counters.add_copied(n);
+    /// `n` bytes of a `dir` transfer moved through a userspace buffer
+    /// (without progress: the caller reports that in its own unit).
+    pub fn copied(&self, dir: Dir, n: u64) {
+        self.metrics.bytes(dir, BytePath::Copied, n);
         self.session.add_copied(n);
     }
 
-    /// `n` file bytes encrypted or decrypted in place in userspace (FTPS).
-    pub fn encrypted(&self, n: u64) {
-        self.counters.add_encrypted(n);
+    /// `n` file bytes of a `dir` transfer encrypted or decrypted in place
+    /// in userspace (FTPS; the `tls` path).
+    pub fn encrypted(&self, dir: Dir, n: u64) {
+        self.metrics.bytes(dir, BytePath::Tls, n);
         self.session.add_encrypted(n);
     }
 
-    /// `n` file bytes sent through kernel TLS (FTPS).
+    /// `n` file bytes sent through kernel TLS (FTPS). They were counted by
+    /// the path that moved them (sendfile or splice) as they landed.
     pub fn kernel_tls(&self, n: u64) {
-        self.counters.add_kernel_tls(n);
+        self.metrics.kernel_tls.add(n);
         self.session.add_kernel_tls(n);
     }
 }
@@ -337,7 +356,7 @@ async fn drain_to_file(
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        ctx.landed(n as u64);
+        ctx.landed(Dir::Upload, BytePath::Splice, n as u64);
         left -= n;
     }
     Ok(())
@@ -402,7 +421,7 @@ pub async fn send_file(
                 .await
                 .map_err(SpliceError::Source)?;
             if filled > 0 {
-                ctx.read_from_disk(filled as u64);
+                ctx.session.add_from_disk(filled as u64);
                 drain_to_socket(ctx, p, &sock, filled)
                     .await
                     .map_err(SpliceError::Sink)?;
@@ -452,7 +471,7 @@ async fn sendfile_chunk(
         .await;
         match sent_now {
             Ok(0) => break,
-            Ok(n) => ctx.landed(n as u64),
+            Ok(n) => ctx.landed(Dir::Download, BytePath::Sendfile, n as u64),
             // The file's side: a read error, or a file that stopped being
             // readable this way.
             Err(e)
@@ -495,7 +514,7 @@ async fn drain_to_socket(
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        ctx.landed(n as u64);
+        ctx.landed(Dir::Download, BytePath::Splice, n as u64);
         left -= n;
     }
     Ok(())

@@ -201,6 +201,15 @@ pub enum Command {
     Ccc,
 }
 
+/// Every canonical verb [`Command::verb`] returns, in a fixed order (the
+/// `verb` label of `ringftp_commands_total`).
+pub const VERBS: &[&str] = &[
+    "USER", "PASS", "ACCT", "SYST", "FEAT", "NOOP", "QUIT", "ABOR", "PWD", "CDUP", "PASV", "REIN",
+    "OPTS", "HELP", "STAT", "SITE", "CWD", "TYPE", "MODE", "STRU", "EPSV", "PORT", "EPRT", "REST",
+    "RETR", "SIZE", "MDTM", "LIST", "NLST", "MLSD", "MLST", "ALLO", "STOR", "APPE", "STOU", "DELE",
+    "MKD", "RMD", "RNFR", "RNTO", "MFMT", "HOST",
+];
+
 impl Command {
     /// The canonical verb, for logs and for reply texts. X-variants (XPWD,
     /// XCWD, ...) report their RFC 959 name.
@@ -252,6 +261,30 @@ impl Command {
             Command::Pbsz(_) => "PBSZ",
             Command::Prot(_) => "PROT",
             Command::Ccc => "CCC",
+        }
+    }
+
+    /// The pathname argument as the client sent it (not yet resolved
+    /// against the working directory), for commands that take one: what a
+    /// log line about the command names.
+    pub fn path_arg(&self) -> Option<&[u8]> {
+        match self {
+            Command::Cwd(p)
+            | Command::Retr(p)
+            | Command::Size(p)
+            | Command::Mdtm(p)
+            | Command::Stor(p)
+            | Command::Appe(p)
+            | Command::Dele(p)
+            | Command::Mkd(p)
+            | Command::Rmd(p)
+            | Command::Rnfr(p)
+            | Command::Rnto(p)
+            | Command::Mfmt { path: p, .. } => Some(p),
+            Command::Stou(p) | Command::Mlst(p) => p.as_deref(),
+            Command::List(a) | Command::Nlst(a) | Command::Mlsd(a) => a.path.as_deref(),
+            Command::Stat(a) => a.as_ref().and_then(|a| a.path.as_deref()),
+            _ => None,
         }
     }
 }
@@ -1163,6 +1196,11 @@ mod tests {
         for (line, verb) in cases {
             let cmd = parse(line).unwrap_or_else(|e| panic!("{line:?}: {e:?}"));
             assert_eq!(cmd.verb(), *verb);
+            assert!(VERBS.contains(verb), "{verb} missing from VERBS");
+        }
+        // Every verb of VERBS is reached by one of the cases.
+        for v in VERBS {
+            assert!(cases.iter().any(|(_, c)| c == v), "{v} has no case");
         }
     }
 

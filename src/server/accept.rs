@@ -13,11 +13,14 @@
 use std::net::Shutdown;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
 use crate::engine::sys::{self, FdRef};
+use crate::limits::Refusal;
+use crate::logging::limit::Suppressed;
+use crate::metrics::counters::RefusedReason;
 use crate::proto::{codes, Reply};
 use crate::session;
 use crate::shard::{Places, ShardCtx};
@@ -83,6 +86,7 @@ fn take(ctx: &Rc<ShardCtx>, sock: Socket, implicit: bool) {
         admit(ctx, sock, implicit);
     } else {
         refuse(sock, "Server out of resources, try again later.");
+        ctx.metrics.refused(RefusedReason::OutOfFds);
         ctx.reserve.refused();
         ctx.reserve.refill();
     }
@@ -109,6 +113,8 @@ async fn accept_or_stop(
         _ = shutdown::reached(watch, Phase::Draining) => {
             let _ = listener.shutdown(Shutdown::Both);
             if let Ok(fd) = accept.await {
+                // Greeted, then closed with 421 like every idle session.
+                ctx.metrics.refused(RefusedReason::Shutdown);
                 take(ctx, Socket::from(fd), implicit);
             }
             tracing::debug!(shard = ctx.id, "accept loop stopped");
@@ -133,12 +139,14 @@ fn admit(ctx: &Rc<ShardCtx>, sock: Socket, implicit: bool) {
     let live = ctx.live.snapshot();
     let decision = live.access.check(peer.ip());
     if !decision.is_allowed() {
-        tracing::info!(%peer, shard = ctx.id, "refused: {}", decision.reason());
+        ctx.metrics.refused(RefusedReason::DenyList);
+        log_refused(ctx, peer, decision.reason());
         refuse(sock, "Access denied for your address.");
         return;
     }
-    if ctx.bans.is_banned(peer.ip(), std::time::Instant::now()) {
-        tracing::info!(%peer, shard = ctx.id, "refused: banned by --login-ban (too many failed logins)");
+    if ctx.bans.is_banned(peer.ip(), Instant::now()) {
+        ctx.metrics.refused(RefusedReason::Ban);
+        log_refused(ctx, peer, "banned by --login-ban (too many failed logins)");
         refuse(
             sock,
             "Too many failed logins from your address; try again later.",
@@ -149,7 +157,11 @@ fn admit(ctx: &Rc<ShardCtx>, sock: Socket, implicit: bool) {
     let permit = match ctx.limits.admit(peer.ip()) {
         Ok(p) => p,
         Err(why) => {
-            tracing::info!(%peer, shard = ctx.id, "refused: {}", why.reply_text());
+            ctx.metrics.refused(match why {
+                Refusal::Sessions(_) => RefusedReason::MaxSessions,
+                Refusal::PerAddress(_) => RefusedReason::PerIp,
+            });
+            log_refused(ctx, peer, why.reply_text());
             refuse(sock, &why.reply_text());
             return;
         }
@@ -174,6 +186,15 @@ fn admit(ctx: &Rc<ShardCtx>, sock: Socket, implicit: bool) {
         places,
         implicit,
     ));
+}
+
+/// Logs a connection refused before the greeting, at most a burst per
+/// client address and then one every few seconds (see
+/// [`crate::logging::limit`]; the metrics count every one).
+fn log_refused(ctx: &ShardCtx, peer: std::net::SocketAddr, why: impl std::fmt::Display) {
+    if let Some(n) = ctx.refusal_log.allow(peer.ip(), Instant::now()) {
+        tracing::info!(%peer, shard = ctx.id, "refused: {why}{}", Suppressed(n));
+    }
 }
 
 /// Answers 421 and closes. The socket is new, so its send buffer is empty

@@ -29,11 +29,11 @@ mod notify;
 mod reload;
 mod signals;
 
-use std::cell::Cell;
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,15 +47,18 @@ use crate::data::announce::Announcer;
 use crate::data::passive::PortSlice;
 use crate::engine::pool::{WorkerPool, WORKERS_PER_SHARD};
 use crate::engine::shard::{self, ShardInfo};
-use crate::engine::splice::{BufPool, Counters, PipePool};
+use crate::engine::splice::{BufPool, PipePool};
 use crate::engine::sys;
 use crate::limits::Limits;
 use crate::live::{Live, Settings};
+use crate::logging::limit::RefusalLog;
+use crate::metrics::sessions::{self, LiveTable};
+use crate::metrics::{self, Monitor, ShardMetrics};
 use crate::privileges::{self, Plan};
 use crate::sandbox::{self, Policy};
 use crate::shard::{Reserve, ShardCtx};
 use crate::shutdown::{self, Phase};
-use crate::xferlog::XferLog;
+use crate::xferlog::{ShardXferLog, XferLog};
 
 pub use reload::LIVE_KEYS;
 
@@ -73,7 +76,7 @@ pub fn main(argv: Vec<OsString>) -> anyhow::Result<()> {
     if loaded.args.check_config {
         return check_config(&loaded, cpus);
     }
-    crate::logging::init(&loaded.args.log_level)?;
+    crate::logging::init(&loaded.args.log_level, loaded.args.log_format)?;
     let config = Config::from_args(&loaded.args, cpus).map_err(anyhow::Error::msg)?;
     run(
         config,
@@ -183,20 +186,30 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
             "--reuse-port: net.ipv4.tcp_migrate_req is 0, so connections queued on a listener that closes (the old server's, when it stops) are reset instead of handed to this one; set it to 1 for a hand-over without refusals (docs/operations.md)"
         );
     }
-    // Opened while still root; each shard appends through its own dup.
-    let xferlog_fd = config
-        .xferlog
-        .as_deref()
-        .and_then(|p| match XferLog::open_fd(p) {
-            Ok(fd) => Some(fd),
-            Err(e) => {
-                tracing::error!(
-                    "--xferlog {}: {e}; transfers will not be logged",
-                    p.display()
-                );
-                None
-            }
-        });
+    // Opened while still root. A path that cannot be opened is a start-up
+    // error, not a server that silently records nothing. SIGHUP reopens it
+    // as the user the server then runs as (see crate::xferlog).
+    let xferlog = match &config.xferlog {
+        Some(p) => {
+            let log = XferLog::open(p, config.xferlog_utc)
+                .with_context(|| format!("--xferlog {}", p.display()))?;
+            tracing::info!(
+                "xferlog {}: one line per file transfer, times in {}",
+                p.display(),
+                log.zone_name()
+            );
+            Some(Arc::new(log))
+        }
+        None => None,
+    };
+    // Bound while still root too (a port below 1024 needs it).
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            std::net::TcpListener::bind(addr)
+                .with_context(|| format!("--metrics-listen {addr}"))?,
+        ),
+        None => None,
+    };
     let notifier = Arc::new(notify::Notifier::from_env(config.cores));
 
     drop_privileges(&config)?;
@@ -206,6 +219,8 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
         readable.extend([settings.cert.clone(), settings.key.clone()]);
     }
     confine(&config, &root_fd, &readable)?;
+    // Threads may start now: the first is the log writer's.
+    crate::logging::start_writer();
     // Announced once the process is what it will serve as (the listeners
     // already queue connections).
     let mut stdout = std::io::stdout().lock();
@@ -215,6 +230,9 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
         } else {
             writeln!(stdout, "listening on {real}")?;
         }
+    }
+    if let Some(l) = &metrics_listener {
+        writeln!(stdout, "metrics on {}", l.local_addr()?)?;
     }
     stdout.flush()?;
     drop(stdout);
@@ -236,6 +254,25 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
     let live = Arc::new(Live::new(Settings::from_config(&config)));
     let stop = shutdown::Shutdown::new();
     let watch = stop.watch();
+    // Built before the shards start, so a scrape in the meantime sees
+    // every shard (and its passive slice) already.
+    let shard_metrics: Vec<Arc<ShardMetrics>> = (0..config.cores)
+        .map(|i| {
+            let m = ShardMetrics::new(i);
+            m.pasv_ports.set(slices[i].len() as u64);
+            Arc::new(m)
+        })
+        .collect();
+    let (inspectors, inspections): (Vec<_>, Vec<_>) =
+        (0..config.cores).map(|_| sessions::inspector()).unzip();
+    if let Some(l) = metrics_listener {
+        let monitor = Arc::new(Monitor::new(
+            shard_metrics.clone(),
+            inspectors,
+            watch.clone(),
+        ));
+        metrics::http::spawn(l, monitor).context("starting the --metrics-listen thread")?;
+    }
     let limits = Arc::new(Limits::new(
         config.max_sessions,
         config.max_per_ip,
@@ -252,18 +289,19 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
         limits: limits.clone(),
         bans: bans.clone(),
         certs: tls.as_ref().map(|t| t.certs.clone()),
+        xferlog: xferlog.clone(),
     };
     signals::spawn_signal_thread(reloader, notifier.clone(), stop, config.shutdown_grace)?;
     let config = Arc::new(config);
     let _locks = bound.locks;
     // Each shard's listing workers, started here (after the privilege drop
     // and the sandbox: they are threads) so a failure stops start-up,
-    // handed over with its listeners.
+    // handed over with its listeners and its end of /sessions.
     let mut handed = Vec::with_capacity(config.cores);
-    for (id, listeners) in bound.per_shard.into_iter().enumerate() {
+    for (id, (listeners, inspections)) in bound.per_shard.into_iter().zip(inspections).enumerate() {
         let workers = WorkerPool::new(&format!("ringftp-list{id}"), WORKERS_PER_SHARD)
             .context("starting listing workers")?;
-        handed.push(Some((listeners, workers)));
+        handed.push(Some((listeners, workers, inspections)));
     }
     let handoff = Arc::new(Mutex::new(handed));
 
@@ -272,22 +310,23 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
         config.cores,
         true,
         move |info: ShardInfo| {
-            let (listeners, workers) = handoff.lock().unwrap()[info.id]
+            let (listeners, workers, inspections) = handoff.lock().unwrap()[info.id]
                 .take()
                 .expect("each shard starts once");
+            let metrics = shard_metrics[info.id].clone();
             let ctx = Rc::new(ShardCtx {
                 id: info.id,
                 config: config.clone(),
                 root: Rc::new(root_fd.clone()),
                 root_fd: root_fd.clone(),
-                ports: PortSlice::new(slices[info.id]),
+                ports: PortSlice::new(slices[info.id], metrics.clone()),
                 pipes: PipePool::default(),
                 tls_buffers: BufPool::default(),
                 tls: tls.clone(),
                 workers,
-                counters: Counters::default(),
-                sessions_open: Cell::new(0),
-                sessions_total: Cell::new(0),
+                metrics,
+                session_table: Rc::new(LiveTable::default()),
+                refusal_log: RefusalLog::default(),
                 users: users.clone(),
                 bans: bans.clone(),
                 limits: limits.clone(),
@@ -296,14 +335,17 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
                 reserve: Reserve::default(),
                 password_checks: Rc::new(tokio::sync::Semaphore::new(PASSWORD_CHECKS_PER_SHARD)),
                 announce: announce.clone(),
-                xferlog: xferlog_fd
-                    .as_ref()
-                    .and_then(|fd| fd.try_clone().ok())
-                    .map(XferLog::from_fd),
+                xferlog: xferlog.clone().map(ShardXferLog::new),
             });
             let notifier = notifier.clone();
             async move {
                 tracing::debug!(shard = info.id, cpu = info.cpu, "shard started");
+                // Answers /sessions for this shard; dropped with the runtime.
+                tokio_uring::spawn(sessions::answer(
+                    ctx.session_table.clone(),
+                    info.id,
+                    inspections,
+                ));
                 let mut loops = Vec::new();
                 for (l, implicit) in listeners {
                     let l = Rc::new(l);
@@ -318,6 +360,7 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
                         )));
                     }
                 }
+                ctx.metrics.accepting.store(true, Ordering::Relaxed);
                 notifier.shard_ready(|| {
                     format!(
                         "serving {} on {} shard(s)",
@@ -330,6 +373,7 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
                 for l in loops {
                     let _ = l.await;
                 }
+                ctx.metrics.accepting.store(false, Ordering::Relaxed);
                 drain(&ctx).await;
                 tracing::debug!(shard = info.id, "shard stopped");
             }
@@ -421,7 +465,7 @@ async fn drain(ctx: &ShardCtx) {
     const LAST_REPLIES: Duration = Duration::from_secs(2);
     let mut watch = ctx.shutdown.clone();
     loop {
-        if ctx.sessions_open.get() == 0 {
+        if ctx.metrics.sessions_open.get() == 0 {
             return;
         }
         tokio::select! {
@@ -430,10 +474,10 @@ async fn drain(ctx: &ShardCtx) {
         }
     }
     let deadline = Instant::now() + LAST_REPLIES;
-    while ctx.sessions_open.get() > 0 && Instant::now() < deadline {
+    while ctx.metrics.sessions_open.get() > 0 && Instant::now() < deadline {
         tokio::time::sleep(POLL).await;
     }
-    let left = ctx.sessions_open.get();
+    let left = ctx.metrics.sessions_open.get();
     if left > 0 {
         tracing::warn!(
             shard = ctx.id,

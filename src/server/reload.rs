@@ -23,6 +23,7 @@ use crate::data::announce::{self, Announcer, Reresolved};
 use crate::limits::Limits;
 use crate::live::{Live, Settings};
 use crate::tls::certs::Reloadable;
+use crate::xferlog::XferLog;
 
 /// The keys SIGHUP applies at once.
 pub const LIVE_KEYS: &[&str] = &[
@@ -55,6 +56,9 @@ pub struct Reloader {
     /// The FTPS certificate and key, re-read on SIGHUP (a bad new pair
     /// keeps the old one).
     pub certs: Option<Arc<Reloadable>>,
+    /// The transfer log, reopened on SIGHUP (logrotate moved it away; a
+    /// reopen that fails keeps writing to the old file).
+    pub xferlog: Option<Arc<XferLog>>,
 }
 
 impl Reloader {
@@ -75,6 +79,15 @@ impl Reloader {
             Ok(n) => tracing::info!("SIGHUP: users file reloaded ({n} accounts)"),
             Err(e) => {
                 tracing::error!("SIGHUP: users file not reloaded, keeping the old accounts: {e}")
+            }
+        }
+        if let Some(log) = &self.xferlog {
+            match log.reopen() {
+                Ok(()) => tracing::info!("SIGHUP: xferlog {} reopened", log.path().display()),
+                Err(e) => tracing::error!(
+                    "SIGHUP: xferlog {} not reopened, still writing to the old file: {e}",
+                    log.path().display()
+                ),
             }
         }
         let loaded = match config_file::load(&self.argv) {

@@ -13,9 +13,12 @@ use crate::shutdown::{self, Phase};
 /// A thread that handles signals:
 /// - SIGHUP re-reads the users file (a bad new file keeps the old
 ///   accounts, and the log says why), the `--config` file, the banner
-///   file and the FTPS certificate and key, and re-resolves the host names given to --pasv-address /
+///   file and the FTPS certificate and key, reopens the xferlog (logrotate
+///   moved it; a reopen that fails keeps writing to the old file), and
+///   re-resolves the host names given to --pasv-address /
 ///   --pasv-address-map (a name that fails keeps its old address); see
-///   [`Reloader`]. Lookups block, so they happen here, never on a shard;
+///   [`Reloader`]. Lookups and opens block, so they happen here, never on
+///   a shard;
 /// - the first SIGTERM or SIGINT starts a graceful shutdown
 ///   ([`Phase::Draining`]), and `grace` later cuts what is still running
 ///   ([`Phase::Closing`]); should the shards still not have ended a few
@@ -75,6 +78,7 @@ pub(super) fn spawn_signal_thread(
                                 }
                                 _ => {
                                     tracing::error!("shutdown: shards did not stop in time; exiting anyway");
+                                    crate::logging::flush();
                                     std::process::exit(0);
                                 }
                             }
@@ -86,6 +90,7 @@ pub(super) fn spawn_signal_thread(
                     let name = if signo == libc::SIGTERM { "SIGTERM" } else { "SIGINT" };
                     if stop.phase() != Phase::Running {
                         tracing::warn!("{name} again: exiting now");
+                        crate::logging::flush();
                         std::process::exit(128 + signo);
                     }
                     tracing::info!(

@@ -131,6 +131,8 @@ pub struct Lister {
     truncated: bool,
     depth_hit: bool,
     recursive: bool,
+    /// Entries rendered so far.
+    listed: usize,
 }
 
 impl Lister {
@@ -151,6 +153,7 @@ impl Lister {
             spec,
             current: None,
             todo: Vec::new(),
+            listed: 0,
             truncated: false,
             depth_hit: false,
             recursive,
@@ -223,6 +226,7 @@ impl Lister {
                     .collect();
                 cur.next += take;
                 self.entries_left -= take;
+                self.listed += entries.len();
                 listing::render_entries(&entries, &self.spec.opts, out);
                 if self.recursive {
                     self.queue_subdirs(&cur, &entries);
@@ -284,6 +288,11 @@ impl Lister {
         } else {
             None
         }
+    }
+
+    /// Entries rendered so far (`ringftp_listing_entries_total`).
+    pub fn listed(&self) -> usize {
+        self.listed
     }
 
     /// Runs the listing to its end into one buffer (STAT with a path).

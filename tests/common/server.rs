@@ -40,6 +40,7 @@ pub struct ServerBuilder {
     extra: Vec<String>,
     fd_limit: Option<u64>,
     netns: Option<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Default for ServerBuilder {
@@ -54,6 +55,7 @@ impl Default for ServerBuilder {
             extra: Vec::new(),
             fd_limit: None,
             netns: None,
+            env: Vec::new(),
         }
     }
 }
@@ -124,6 +126,12 @@ impl ServerBuilder {
     /// the server cannot raise it): for running it out of fds on purpose.
     pub fn fd_limit(mut self, n: u64) -> Self {
         self.fd_limit = Some(n);
+        self
+    }
+
+    /// Sets an environment variable for the server (`TZ`, for one).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
         self
     }
 
@@ -217,6 +225,7 @@ impl ServerBuilder {
             None => Command::new(BIN),
         };
         cmd.args(&plan.args);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
@@ -433,6 +442,54 @@ impl Server {
             lines.push(l);
         }
         lines
+    }
+
+    /// The first stdout line (after the `listening on` lines) that starts
+    /// with `prefix`, waiting up to `wait` for it; the lines before it are
+    /// dropped.
+    #[track_caller]
+    pub fn stdout_line(&self, prefix: &str, wait: Duration) -> String {
+        let rx = self.stdout.lock().unwrap();
+        let deadline = Instant::now() + wait;
+        loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(l) if l.starts_with(prefix) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("no stdout line starting {prefix:?} within {wait:?}"),
+            }
+        }
+    }
+
+    /// The log once it holds every line the server logged before this
+    /// call. The server writes its log from a thread of its own (a slow
+    /// reader never stalls a shard), so a line logged just before a reply
+    /// may reach the file just after the client read that reply. This
+    /// sends `NOOP <marker>` on a new session, waits for the marker's
+    /// debug line (the log is written in order) and returns the log. Needs
+    /// `--log-level debug` (the builder's default).
+    #[track_caller]
+    pub fn log_synced(&self) -> String {
+        self.log_synced_with(Ftp::connect(self.addr()))
+    }
+
+    /// [`Server::log_synced`] from the local address `from`, for a test
+    /// whose server refuses the usual one (a ban, a deny list).
+    #[track_caller]
+    pub fn log_synced_from(&self, from: std::net::IpAddr) -> String {
+        self.log_synced_with(Ftp::connect_from(from, self.addr()))
+    }
+
+    #[track_caller]
+    fn log_synced_with(&self, mut f: Ftp) -> String {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let marker = format!(
+            "log-sync-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        f.expect(&format!("NOOP {marker}"), 200);
+        f.quit();
+        self.wait_log(&marker, 1, Duration::from_secs(20))
     }
 
     /// Whether the process is still running.

@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::net::SocketAddrV4;
 
-use super::{Conn, Flow};
+use super::{Conn, Flow, Loud};
 use crate::data::announce;
 use crate::data::passive::{PassiveError, PassiveListener};
 use crate::data::{active, DataConn};
@@ -55,11 +55,17 @@ impl Conn {
                 self.reply(Reply::new(code, text)).await
             }
             Err(PassiveError::Exhausted) => {
-                tracing::warn!(
-                    "no free passive port in this shard's slice {} of --pasv-ports",
-                    self.ctx.ports.range()
+                // Counted in ringftp_passive_ports_exhausted_total.
+                self.log_refusal(
+                    Loud::Warn,
+                    CANT_OPEN_DATA,
+                    None,
+                    format_args!(
+                        "no free passive port in this shard's slice {} of --pasv-ports",
+                        self.ctx.ports.range()
+                    ),
                 );
-                self.reply(Reply::new(
+                self.send_reply(Reply::new(
                     CANT_OPEN_DATA,
                     "No free passive port; try again later.",
                 ))

@@ -254,8 +254,12 @@ impl Conn {
                 ev = self.reader.next() => match ev {
                     Event::Closed => return Raced::ControlClosed,
                     Event::Line(line) => match parse(&line) {
-                        Ok(Command::Abor) => return Raced::Aborted,
+                        Ok(Command::Abor) => {
+                            self.ctx.metrics.command(Some("ABOR"));
+                            return Raced::Aborted;
+                        }
                         Ok(Command::Stat(None)) => {
+                            self.ctx.metrics.command(Some("STAT"));
                             let sent = self.progress.as_ref().map(|p| p.get()).unwrap_or(0);
                             let r = Reply::new(FILE_STATUS, format!("Transfer in progress: {sent} bytes sent."));
                             if self.reply(r).await == Flow::Close {

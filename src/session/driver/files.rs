@@ -43,7 +43,7 @@ impl Conn {
         Ok(st)
     }
 
-    pub(super) async fn change_dir(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
+    pub(super) async fn change_dir(&mut self, vpath: Vec<u8>) -> Flow {
         match self.stat_published(&vpath, Use::Enter).await {
             Ok(st) if st.is_dir() => {
                 self.session.cwd_changed(vpath);
@@ -53,30 +53,30 @@ impl Conn {
                 ))
                 .await
             }
-            Ok(_) => self.refuse(verb, &vpath, VfsError::NotADirectory).await,
-            Err(e) => self.refuse(verb, &vpath, e).await,
+            Ok(_) => self.refuse(&vpath, VfsError::NotADirectory).await,
+            Err(e) => self.refuse(&vpath, e).await,
         }
     }
 
-    pub(super) async fn size(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
+    pub(super) async fn size(&mut self, vpath: Vec<u8>) -> Flow {
         match self.stat_published(&vpath, Use::Read).await {
             Ok(st) if st.is_file() => {
                 self.reply(Reply::new(FILE_STATUS, st.size.to_string()))
                     .await
             }
-            Ok(_) => self.refuse(verb, &vpath, VfsError::NotAFile).await,
-            Err(e) => self.refuse(verb, &vpath, e).await,
+            Ok(_) => self.refuse(&vpath, VfsError::NotAFile).await,
+            Err(e) => self.refuse(&vpath, e).await,
         }
     }
 
-    pub(super) async fn mdtm(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
+    pub(super) async fn mdtm(&mut self, vpath: Vec<u8>) -> Flow {
         match self.stat_published(&vpath, Use::Read).await {
             Ok(st) if st.is_file() => {
                 self.reply(Reply::new(FILE_STATUS, format_mdtm(st.mtime)))
                     .await
             }
-            Ok(_) => self.refuse(verb, &vpath, VfsError::NotAFile).await,
-            Err(e) => self.refuse(verb, &vpath, e).await,
+            Ok(_) => self.refuse(&vpath, VfsError::NotAFile).await,
+            Err(e) => self.refuse(&vpath, e).await,
         }
     }
 
@@ -100,14 +100,14 @@ impl Conn {
         self.changed(verb, &vpath, r, ok).await
     }
 
-    pub(super) async fn rename_from(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
+    pub(super) async fn rename_from(&mut self, vpath: Vec<u8>) -> Flow {
         match write::exists(self.root(), &vpath).await {
             Ok(()) => {
                 self.session.rename_from(vpath);
                 self.reply(Reply::new(FILE_ACTION_PENDING, "Ready for RNTO."))
                     .await
             }
-            Err(e) => self.refuse(verb, &vpath, e).await,
+            Err(e) => self.refuse(&vpath, e).await,
         }
     }
 
@@ -146,7 +146,7 @@ impl Conn {
                 tracing::info!(path = %lossy(vpath), "{verb} done");
                 self.reply(ok).await
             }
-            Err(e) => self.refuse(verb, vpath, e).await,
+            Err(e) => self.refuse(vpath, e).await,
         }
     }
 }

@@ -12,7 +12,7 @@
 //! either cap ends with a 226 that says so. Errors (no such directory, no
 //! permission) come as 550 before any data connection is used.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -50,6 +50,8 @@ pub(super) struct ListingStream {
     lister: Option<Box<Lister>>,
     /// Why the listing was cut short, once it has been sent.
     pub(super) cut: Rc<RefCell<Option<String>>>,
+    /// Entries in it, once it has been sent.
+    pub(super) listed: Rc<Cell<usize>>,
 }
 
 impl ListingStream {
@@ -72,6 +74,7 @@ impl ListingStream {
             self.lister = Some(lister);
         } else {
             *self.cut.borrow_mut() = lister.cut();
+            self.listed.set(lister.listed());
         }
         Ok(Some(chunk))
     }
@@ -161,6 +164,7 @@ impl Conn {
             ctx: self.ctx.clone(),
             lister: Some(Box::new(lister)),
             cut: Rc::default(),
+            listed: Rc::default(),
         }))
     }
 
@@ -175,26 +179,29 @@ impl Conn {
                     ))
                     .await
             }
-            Err(e) => return self.refuse(verb, &l.path, e).await,
+            Err(e) => return self.refuse(&l.path, e).await,
         };
-        let cut = match &prepared {
-            Prepared::Stream(s) => s.cut.clone(),
-            Prepared::Bytes(_) => Rc::default(),
+        let (cut, listed) = match &prepared {
+            Prepared::Stream(s) => (s.cut.clone(), s.listed.clone()),
+            Prepared::Bytes(_) => (Rc::default(), Rc::new(Cell::new(1))),
         };
         let opening = Reply::new(FILE_STATUS_OK, "Here comes the directory listing.");
         let mut t = Transfer::new(verb, Direction::Listing, l.path, false, data);
         let outcome = self.run_transfer(&t, opening, Job::Listing(prepared)).await;
         t.note = cut.take();
+        if outcome.is_complete() {
+            self.ctx.metrics.listing_entries.add(listed.get() as u64);
+        }
         self.finish(&t, outcome).await
     }
 
-    pub(super) async fn mlst(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
+    pub(super) async fn mlst(&mut self, vpath: Vec<u8>) -> Flow {
         let st = match resolve::stat(self.root(), &vpath).await {
             Ok(st) => st,
-            Err(e) => return self.refuse(verb, &vpath, e).await,
+            Err(e) => return self.refuse(&vpath, e).await,
         };
         if let Err(e) = self.published(&vpath, &st, Use::Look).await {
-            return self.refuse(verb, &vpath, e).await;
+            return self.refuse(&vpath, e).await;
         }
         let entry = st.entry(vpath.clone(), None);
         let text = listing::mlst_text(&vpath, &entry, self.session.facts(), self.session.perms());
@@ -204,27 +211,28 @@ impl Conn {
     /// STAT with a path: a LIST over the control connection (RFC 959); a
     /// single file is named by its last component, a directory (the
     /// headers of `-R`) as typed.
-    pub(super) async fn stat_path(&mut self, verb: &'static str, l: Listing) -> Flow {
+    pub(super) async fn stat_path(&mut self, l: Listing) -> Flow {
         let prepared = match self.prepare_listing(&l, true).await {
             Ok(p) => p,
-            Err(e) => return self.refuse(verb, &l.path, e).await,
+            Err(e) => return self.refuse(&l.path, e).await,
         };
-        let (bytes, cut) = match prepared {
-            Prepared::Bytes(b) => (b, None),
+        let (bytes, cut, listed) = match prepared {
+            Prepared::Bytes(b) => (b, None, 1),
             Prepared::Stream(mut s) => {
                 let Some(mut lister) = s.lister.take() else {
-                    return self.refuse(verb, &l.path, VfsError::NotFound).await;
+                    return self.refuse(&l.path, VfsError::NotFound).await;
                 };
-                let job = move || (lister.collect(), lister.cut());
+                let job = move || (lister.collect(), lister.cut(), lister.listed());
                 match self.ctx.workers.run(job).await {
                     Some(r) => r,
                     None => {
                         let e = VfsError::Io(std::io::Error::other("listing worker failed"));
-                        return self.refuse(verb, &l.path, e).await;
+                        return self.refuse(&l.path, e).await;
                     }
                 }
             }
         };
+        self.ctx.metrics.listing_entries.add(listed as u64);
         let mut text = listing::stat_text(&bytes);
         if let Some(cut) = cut {
             text.extend_from_slice(b" (");

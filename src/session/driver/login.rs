@@ -9,10 +9,11 @@ use std::time::Instant;
 
 use tokio::sync::Semaphore;
 
-use super::{lossy, Conn, Flow, Home};
+use super::{lossy, Conn, Flow, Home, Loud};
 use crate::auth::login::{self, Attempt, LoginPolicy, Refusal, Verdict, Verifier};
 use crate::auth::password;
 use crate::engine::sys;
+use crate::metrics::counters::LoginOutcome;
 use crate::proto::codes::*;
 use crate::proto::Reply;
 use crate::vfs::{path, resolve, VfsError};
@@ -58,9 +59,12 @@ impl Conn {
             now: Instant::now(),
         };
         let verdict = login::decide(policy, &users, &self.ctx.bans, &verifier, attempt).await;
+        let metrics = &self.ctx.metrics;
         match verdict {
             Verdict::Accepted(account) if account.anonymous => {
-                tracing::info!(user = %user, "anonymous login");
+                tracing::debug!(user = %user, "anonymous login");
+                metrics.login(LoginOutcome::Anonymous);
+                self.row.set_user(Some(&account.name));
                 self.home = None;
                 self.searched.clear();
                 self.session.logged_in(account);
@@ -69,6 +73,8 @@ impl Conn {
             Verdict::Accepted(account) => match self.open_home(&account.home).await {
                 Ok(home) => {
                     tracing::info!(user = %user, home = %lossy(&account.home), "login");
+                    metrics.login(LoginOutcome::Ok);
+                    self.row.set_user(Some(&account.name));
                     self.home = Some(Home {
                         ring: std::rc::Rc::new(home.clone()),
                         blocking: home,
@@ -77,9 +83,10 @@ impl Conn {
                     self.reply(Reply::new(LOGGED_IN, "Login successful.")).await
                 }
                 Err(e) => {
-                    tracing::error!(user = %user, "login refused: home {} unusable: {e}", lossy(&account.home));
+                    tracing::error!(user = %user, command = "PASS", code = NOT_LOGGED_IN, "login refused: home {} unusable: {e}", lossy(&account.home));
+                    metrics.login(LoginOutcome::HomeUnavailable);
                     self.session.login_aborted();
-                    self.reply(Reply::new(NOT_LOGGED_IN, "Home directory unavailable."))
+                    self.send_reply(Reply::new(NOT_LOGGED_IN, "Home directory unavailable."))
                         .await
                 }
             },
@@ -87,9 +94,18 @@ impl Conn {
                 why: Refusal::Banned,
                 ..
             } => {
-                tracing::warn!(user = %user, "login refused: {ip} is banned after repeated failed logins (--login-ban)");
+                metrics.login(LoginOutcome::Banned);
+                self.log_refusal_of(
+                    Some(&user),
+                    Loud::Warn,
+                    SERVICE_NOT_AVAILABLE,
+                    None,
+                    format_args!(
+                        "login refused: {ip} is banned after repeated failed logins (--login-ban)"
+                    ),
+                );
                 let _ = self
-                    .reply(Reply::new(
+                    .send_reply(Reply::new(
                         SERVICE_NOT_AVAILABLE,
                         "Too many failed logins from your address; try again later.",
                     ))
@@ -103,14 +119,33 @@ impl Conn {
                 delay,
                 banned_now,
             } => {
+                metrics.login(match why {
+                    Refusal::NoSuchUser => LoginOutcome::UnknownUser,
+                    Refusal::AnonymousDisabled => LoginOutcome::AnonymousDisabled,
+                    Refusal::WrongPassword | Refusal::Banned => LoginOutcome::BadPassword,
+                });
                 self.session.login_refused();
-                tracing::warn!(user = %user, attempt, "failed login from {ip}: {}", why.reason());
+                let code = if close {
+                    SERVICE_NOT_AVAILABLE
+                } else {
+                    NOT_LOGGED_IN
+                };
+                self.log_refusal_of(
+                    Some(&user),
+                    Loud::Warn,
+                    code,
+                    None,
+                    format_args!(
+                        "failed login from {ip}: {} (attempt {attempt})",
+                        why.reason()
+                    ),
+                );
                 if banned_now {
                     tracing::warn!("{ip} banned: too many failed logins (--login-ban)");
                 }
                 if close {
                     let _ = self
-                        .reply(Reply::new(
+                        .send_reply(Reply::new(
                             SERVICE_NOT_AVAILABLE,
                             "Too many failed login attempts; closing.",
                         ))
@@ -119,7 +154,7 @@ impl Conn {
                 }
                 // A growing delay makes guessing slow without locking anyone out.
                 tokio::time::sleep(delay).await;
-                self.reply(Reply::new(NOT_LOGGED_IN, "Login incorrect."))
+                self.send_reply(Reply::new(NOT_LOGGED_IN, "Login incorrect."))
                     .await
             }
         }

@@ -35,7 +35,9 @@ mod store;
 mod tls;
 mod transfer;
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::fmt::Display;
 use std::future::Future;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::OwnedFd;
@@ -55,6 +57,8 @@ use super::step::{DataMode, Step};
 use crate::data::passive::PassiveListener;
 use crate::engine::splice::Counters;
 use crate::engine::sys::{self, FdRef};
+use crate::logging::limit::Suppressed;
+use crate::metrics::sessions::Registration;
 use crate::proto::codes::*;
 use crate::proto::{parse, Command, Reply, MAX_LINE};
 use crate::shard::{Places, ShardCtx};
@@ -102,6 +106,10 @@ struct Conn {
     counters: Rc<Counters>,
     /// Where a graceful shutdown stands.
     shutdown: shutdown::Watch,
+    /// The command being carried out, as refusal lines name it.
+    current: Option<Current>,
+    /// The session's row in the shard's session table (`/sessions`).
+    row: Registration,
     /// The session's places in the shard's count and the server's limits,
     /// given back when the session (this state) is dropped.
     _places: Places,
@@ -115,6 +123,27 @@ struct Conn {
     /// Directories this (anonymous) session found world-searchable.
     searched: crate::vfs::world::Searched,
 }
+
+/// The command a session is carrying out, for its log lines.
+struct Current {
+    /// The canonical verb; for a line the parser refused, its first word.
+    command: Cow<'static, str>,
+    /// The path argument resolved against the working directory (absolute
+    /// from the user's `/`), for commands that take one.
+    path: Option<Vec<u8>>,
+}
+
+/// How loud a refusal line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loud {
+    /// Ordinary: a missing file, a permission, a bad argument.
+    Info,
+    /// Worth a look: an escape attempt, a failed login, a ban.
+    Warn,
+}
+
+/// At most this much of an unparsed line's first word goes into a log line.
+const MAX_LOGGED_VERB: usize = 16;
 
 /// Serves one control connection until it closes. The session's state is
 /// built here, outside the task's future, so the future holds it once.
@@ -135,8 +164,11 @@ pub fn run(
         show_dotfiles: ctx.config.show_dotfiles,
         tls: ctx.config.tls_rules,
     };
+    let row = ctx.session_table.register(peer);
     let conn = Conn {
         home: None,
+        current: None,
+        row,
         session: Session::new(peer, rules, Instant::now()),
         shutdown: ctx.shutdown.clone(),
         _places: places,
@@ -199,14 +231,14 @@ impl Conn {
                     Next::Timeout(Wait::Idle) => {
                         tracing::info!("idle timeout");
                         let _ = self
-                            .reply(Reply::new(SERVICE_NOT_AVAILABLE, "Timeout."))
+                            .send_reply(Reply::new(SERVICE_NOT_AVAILABLE, "Timeout."))
                             .await;
                         break;
                     }
                     Next::Timeout(Wait::Login) => {
                         tracing::info!("not logged in within --login-timeout; closing");
                         let _ = self
-                            .reply(Reply::new(
+                            .send_reply(Reply::new(
                                 SERVICE_NOT_AVAILABLE,
                                 "Login timeout; closing control connection.",
                             ))
@@ -233,6 +265,7 @@ impl Conn {
             }
             if self.session.account().is_none() {
                 self.home = None;
+                self.row.set_user(None);
             }
         }
     }
@@ -275,13 +308,18 @@ impl Conn {
     /// The goodbye of a graceful shutdown.
     async fn shutting_down(&self) {
         tracing::info!("server shutting down; closing the session");
-        let _ = self.reply(outcome::shutting_down()).await;
+        let _ = self.send_reply(outcome::shutting_down()).await;
     }
 
     async fn on_event(&mut self, ev: Event) -> Flow {
-        match ev {
-            Event::Closed => Flow::Close,
+        let flow = match ev {
+            Event::Closed => return Flow::Close,
             Event::TooLong => {
+                self.ctx.metrics.command(None);
+                self.current = Some(Current {
+                    command: Cow::Borrowed("-"),
+                    path: None,
+                });
                 self.reply(Reply::new(
                     SYNTAX_ERROR,
                     format!("Command line too long (more than {MAX_LINE} bytes)."),
@@ -291,19 +329,40 @@ impl Conn {
             Event::Line(line) => match parse(&line) {
                 Ok(cmd) => {
                     let verb = cmd.verb();
+                    self.ctx.metrics.command(Some(verb));
+                    self.current = Some(Current {
+                        command: Cow::Borrowed(verb),
+                        path: cmd.path_arg().map(|p| self.session.resolve(p)),
+                    });
                     match &cmd {
-                        Command::Pass(_) => tracing::debug!("PASS ****"),
-                        _ => tracing::debug!("{}", lossy(&line)),
+                        Command::Pass(_) => {
+                            tracing::debug!("PASS ****");
+                            self.row.command_started(b"PASS ****".to_vec());
+                        }
+                        _ => {
+                            tracing::debug!("{}", lossy(&line));
+                            self.row.command_started(line);
+                        }
                     }
                     let step = self.session.handle(cmd, Instant::now());
                     self.execute(verb, step).await
                 }
                 Err(e) => {
+                    self.ctx.metrics.command(None);
+                    let word = line.split(|&b| b == b' ').next().unwrap_or_default();
+                    let word = &word[..word.len().min(MAX_LOGGED_VERB)];
+                    self.current = Some(Current {
+                        command: Cow::Owned(lossy(word).to_ascii_uppercase()),
+                        path: None,
+                    });
                     tracing::debug!("unparsed command: {e:?}");
                     self.reply(e.reply()).await
                 }
             },
-        }
+        };
+        self.current = None;
+        self.row.command_ended();
+        flow
     }
 
     /// Carries out one step. The only match on [`Step`]: everything that
@@ -327,9 +386,9 @@ impl Conn {
             }
             Step::OpenPassive { extended } => self.open_passive(extended).await,
             Step::CheckLogin { user, password } => Box::pin(self.check_login(user, password)).await,
-            Step::ChangeDir(path) => Box::pin(self.change_dir(verb, path)).await,
-            Step::Size(path) => Box::pin(self.size(verb, path)).await,
-            Step::Mdtm(path) => Box::pin(self.mdtm(verb, path)).await,
+            Step::ChangeDir(path) => Box::pin(self.change_dir(path)).await,
+            Step::Size(path) => Box::pin(self.size(path)).await,
+            Step::Mdtm(path) => Box::pin(self.mdtm(path)).await,
             Step::Retr {
                 path,
                 offset,
@@ -346,26 +405,32 @@ impl Conn {
             Step::Delete(path) => Box::pin(self.delete(verb, path)).await,
             Step::MakeDir(path) => Box::pin(self.make_dir(verb, path)).await,
             Step::RemoveDir(path) => Box::pin(self.remove_dir(verb, path)).await,
-            Step::RenameFrom(path) => Box::pin(self.rename_from(verb, path)).await,
+            Step::RenameFrom(path) => Box::pin(self.rename_from(path)).await,
             Step::Rename { from, to } => Box::pin(self.rename(verb, from, to)).await,
             Step::SetTime { path, time } => Box::pin(self.set_time(verb, path, time)).await,
             Step::Chmod { path, mode } => Box::pin(self.chmod(verb, path, mode)).await,
-            Step::Mlst(path) => Box::pin(self.mlst(verb, path)).await,
-            Step::StatPath(listing) => Box::pin(self.stat_path(verb, listing)).await,
+            Step::Mlst(path) => Box::pin(self.mlst(path)).await,
+            Step::StatPath(listing) => Box::pin(self.stat_path(listing)).await,
         }
     }
 
-    /// Writes one reply. Almost always the socket's send buffer has room
-    /// for it, so one non-blocking send() does it on the spot — no io_uring
-    /// round trip for the common case. What does not fit goes out through
-    /// the ring, and a client that does not read its replies for
-    /// `--data-timeout` is dropped rather than buffered for without bound.
+    /// Writes one reply; a refusal (4xx, 5xx) is logged first, naming the
+    /// command, its path and the reply as the reason.
     async fn reply(&self, reply: Reply) -> Flow {
         if reply.code >= 400 {
-            tracing::info!("reply {} {}", reply.code, lossy(&reply.text));
+            self.log_refusal(Loud::Info, reply.code, None, lossy(&reply.text));
         }
-        // In TLS the reply is sealed first; then one non-blocking send
-        // when the socket has room, the ring only for what it did not take.
+        self.send_reply(reply).await
+    }
+
+    /// Writes one reply without logging it (the caller logged why). In
+    /// TLS the reply is sealed first; then one non-blocking send() when
+    /// the socket has room (almost always: no io_uring round trip for the
+    /// common case), the ring only for what it did not take. A client that
+    /// does not read its replies for `--data-timeout` is dropped rather
+    /// than buffered for without bound.
+    async fn send_reply(&self, reply: Reply) -> Flow {
+        self.ctx.metrics.reply(reply.code);
         let mut buf = match self.reader.seal(reply.to_bytes()) {
             Ok(b) => b,
             Err(e) => {
@@ -404,23 +469,71 @@ impl Conn {
         }
     }
 
-    /// Writes replies in order; stops at the first that fails.
-    async fn replies(&self, replies: impl IntoIterator<Item = Reply>) -> Flow {
+    /// Writes replies in order without logging them (the caller logged
+    /// why); stops at the first that fails.
+    async fn send_replies(&self, replies: impl IntoIterator<Item = Reply>) -> Flow {
         for r in replies {
-            if self.reply(r).await == Flow::Close {
+            if self.send_reply(r).await == Flow::Close {
                 return Flow::Close;
             }
         }
         Flow::Continue
     }
 
-    /// 550 for a path the client may not use, logged with the reason.
-    async fn refuse(&self, verb: &str, vpath: &[u8], e: VfsError) -> Flow {
-        match e {
-            VfsError::Escapes => tracing::warn!("refused {verb} {}: {e}", lossy(vpath)),
-            _ => tracing::info!("refused {verb} {}: {e}", lossy(vpath)),
+    /// Logs a refusal of the current command: who (the span has the peer
+    /// and shard; the user, `-` before login), what (command, and `path`
+    /// or else the command's own path), the reply code and why.
+    /// Rate-limited per client address (see [`crate::logging::limit`]);
+    /// the line after a gap says how many were left out.
+    fn log_refusal(&self, loud: Loud, code: u16, path: Option<&[u8]>, reason: impl Display) {
+        self.log_refusal_of(self.session.user(), loud, code, path, reason);
+    }
+
+    /// [`Conn::log_refusal`] naming `user` (a login names the user who
+    /// tried, not yet the session's).
+    fn log_refusal_of(
+        &self,
+        user: Option<&str>,
+        loud: Loud,
+        code: u16,
+        path: Option<&[u8]>,
+        reason: impl Display,
+    ) {
+        let Some(suppressed) = self.ctx.refusal_log.allow(self.peer.ip(), Instant::now()) else {
+            return;
+        };
+        let user = user.unwrap_or("-");
+        let command = self.current.as_ref().map_or("-", |c| c.command.as_ref());
+        let path = path
+            .or_else(|| self.current.as_ref().and_then(|c| c.path.as_deref()))
+            .map(lossy);
+        let suppressed = Suppressed(suppressed);
+        match loud {
+            Loud::Info => tracing::info!(
+                %user,
+                %command,
+                path = path.as_deref().map(tracing::field::display),
+                code,
+                "refused {command}: {reason}{suppressed}"
+            ),
+            Loud::Warn => tracing::warn!(
+                %user,
+                %command,
+                path = path.as_deref().map(tracing::field::display),
+                code,
+                "refused {command}: {reason}{suppressed}"
+            ),
         }
-        self.reply(Reply::new(FILE_UNAVAILABLE, e.reply_text()))
+    }
+
+    /// 550 for a path the client may not use, logged with the reason.
+    async fn refuse(&self, vpath: &[u8], e: VfsError) -> Flow {
+        let loud = match e {
+            VfsError::Escapes => Loud::Warn,
+            _ => Loud::Info,
+        };
+        self.log_refusal(loud, FILE_UNAVAILABLE, Some(vpath), &e);
+        self.send_reply(Reply::new(FILE_UNAVAILABLE, e.reply_text()))
             .await
     }
 }

@@ -22,10 +22,10 @@ impl Conn {
     ) -> Flow {
         let (file, st) = match resolve::open_file(self.root(), &vpath).await {
             Ok(f) => f,
-            Err(e) => return self.refuse(verb, &vpath, e).await,
+            Err(e) => return self.refuse(&vpath, e).await,
         };
         if let Err(e) = self.published(&vpath, &st, Use::Read).await {
-            return self.refuse(verb, &vpath, e).await;
+            return self.refuse(&vpath, e).await;
         }
         if offset > st.size {
             return self

@@ -1,8 +1,13 @@
 //! STAT alone (RFC 959): the session's status and its own transfer
 //! counters, as a multi-line 211. A named account (an operator, say) also
 //! sees its shard's counters; an anonymous session sees only its own.
+//! "Spliced" counts every zero-copy byte (sendfile from the page cache and
+//! splice through a pipe), "read from disk" the downloads that went
+//! through a pipe, "copied" the bytes that passed through a buffer (ASCII,
+//! listings).
 
 use super::Conn;
+use crate::metrics::counters::{BytePath, Dir};
 use crate::proto::codes::*;
 use crate::proto::Reply;
 
@@ -50,22 +55,22 @@ impl Conn {
             },
         );
         if self.session.account().is_some_and(|a| !a.anonymous) {
-            let s = &self.ctx.counters;
+            let m = &self.ctx.metrics;
             text.push_str(&format!(
                 "     ringftp shard {} (all sessions): {} sessions open ({} since start), {} transfers, {} bytes spliced (zero-copy; {} read from disk through a pipe), {} bytes copied\n",
                 self.ctx.id,
-                self.ctx.sessions_open.get(),
-                self.ctx.sessions_total.get(),
-                s.transfers.get(),
-                s.spliced.get(),
-                s.from_disk.get(),
-                s.copied.get(),
+                m.sessions_open.get(),
+                m.sessions_total.get(),
+                m.transfers_connected(),
+                m.bytes_by_path(BytePath::Sendfile) + m.bytes_by_path(BytePath::Splice),
+                m.bytes[Dir::Download.index()][BytePath::Splice.index()].get(),
+                m.bytes_by_path(BytePath::Copied),
             ));
             text.push_str(&format!(
                 "     ringftp shard {} (all sessions) FTPS data: {} bytes encrypted in userspace (in place), {} bytes through kernel TLS (zero-copy)\n",
                 self.ctx.id,
-                s.tls_userspace.get(),
-                s.tls_kernel.get(),
+                m.bytes_by_path(BytePath::Tls),
+                m.kernel_tls.get(),
             ));
         }
         text.push_str("End of status");

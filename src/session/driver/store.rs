@@ -12,7 +12,7 @@ use rustix::net::RecvFlags;
 use socket2::Socket;
 
 use super::transfer::{Job, Outcome, Transfer};
-use super::{lossy, Conn, Flow};
+use super::{lossy, Conn, Flow, Loud};
 use crate::proto::codes::*;
 use crate::proto::Reply;
 use crate::session::outcome::{Direction, Ended};
@@ -56,7 +56,7 @@ impl Conn {
         let atomic = self.ctx.config.atomic_uploads;
         let upload = match write::begin_upload(self.root(), &vpath, kind, atomic).await {
             Ok(u) => u,
-            Err(e) => return self.refuse(verb, &vpath, e).await,
+            Err(e) => return self.refuse(&vpath, e).await,
         };
         let name = lossy(&upload.name);
         let opening = if kind == UploadKind::Unique {
@@ -92,6 +92,7 @@ impl Conn {
         // be the last.
         wait_for_ops(&upload.file).await;
         upload.abort(self.ctx.config.keep_partial).await;
+        self.ctx.metrics.upload_aborts.inc();
         if let Outcome::Connected { bytes, .. } = outcome {
             self.log_transfer(&t, bytes, false).await;
         }
@@ -124,24 +125,29 @@ impl Conn {
             );
             wait_for_ops(&upload.file).await;
             upload.abort(self.ctx.config.keep_partial).await;
+            self.ctx.metrics.upload_aborts.inc();
             self.log_transfer(t, bytes, false).await;
             return Flow::Close;
         }
         let end = upload.offset + bytes;
         match upload.commit(end).await {
             Ok(()) => {
+                self.ctx.metrics.upload_commits.inc();
                 self.log_transfer(t, bytes, true).await;
                 self.reply(Reply::new(CLOSING_DATA, "Transfer complete."))
                     .await
             }
             Err(e) => {
-                tracing::warn!(
-                    "{} {}: finishing the upload failed: {e}",
-                    t.verb,
-                    lossy(&t.path)
+                self.ctx.metrics.upload_aborts.inc();
+                let reply = Reply::new(e.reply_code(), e.reply_text());
+                self.log_refusal(
+                    Loud::Warn,
+                    reply.code,
+                    Some(&t.path),
+                    format_args!("finishing the upload failed: {e}"),
                 );
                 self.log_transfer(t, bytes, false).await;
-                self.reply(Reply::new(e.reply_code(), e.reply_text())).await
+                self.send_reply(reply).await
             }
         }
     }

@@ -109,7 +109,7 @@ impl Conn {
             Raced::Aborted => {
                 conn.abort();
                 tracing::info!("transfer aborted by the client during the data TLS handshake");
-                return Err(self.replies(outcome::aborted()).await);
+                return Err(self.send_replies(outcome::aborted()).await);
             }
             Raced::ControlClosed => return Err(Flow::Close),
             Raced::ShutDown => {

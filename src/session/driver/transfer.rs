@@ -14,9 +14,11 @@ use super::list::Prepared;
 use super::{lossy, Conn, Flow};
 use crate::data::transfer::{self, Channel, TransferError};
 use crate::engine::splice::{Pacer, Progress, TransferCtx};
+use crate::metrics::counters::{Dir, TransferOutcome};
 use crate::proto::Reply;
 use crate::session::outcome::{self, Direction, Ended, Failure};
 use crate::session::step::DataMode;
+use crate::vfs::path;
 use crate::xferlog;
 
 /// What a transfer moves once the data connection is up.
@@ -122,23 +124,40 @@ impl Conn {
         let conn = match self.race(connect).await {
             Raced::Done(Ok(c)) => c,
             Raced::Done(Err(e)) => {
-                tracing::info!("{}: data connection failed: {e}", t.verb);
-                let flow = self.reply(outcome::no_connection()).await;
+                self.transfer_ended(t, TransferOutcome::NoConnection, None);
+                let reply = outcome::no_connection();
+                self.log_refusal(
+                    super::Loud::Info,
+                    reply.code,
+                    Some(&t.path),
+                    format_args!("data connection failed: {e}"),
+                );
+                let flow = self.send_reply(reply).await;
                 return Outcome::NoConnection(flow);
             }
             Raced::Aborted => {
-                tracing::info!("transfer aborted by the client");
-                return Outcome::NoConnection(self.replies(outcome::aborted()).await);
+                self.transfer_ended(t, TransferOutcome::Aborted, None);
+                self.log_cut(
+                    t,
+                    0,
+                    "aborted by the client (ABOR) before the data connection",
+                );
+                return Outcome::NoConnection(self.send_replies(outcome::aborted()).await);
             }
-            Raced::ControlClosed => return Outcome::NoConnection(Flow::Close),
+            Raced::ControlClosed => {
+                self.transfer_ended(t, TransferOutcome::ControlClosed, None);
+                return Outcome::NoConnection(Flow::Close);
+            }
             Raced::ShutDown => {
+                self.transfer_ended(t, TransferOutcome::Shutdown, None);
                 return Outcome::Connected {
                     ended: Ended::ShutDown,
                     bytes: 0,
-                }
+                };
             }
         };
         if self.reply(opening).await == Flow::Close {
+            self.transfer_ended(t, TransferOutcome::ControlClosed, None);
             return Outcome::Connected {
                 ended: Ended::ControlClosed,
                 bytes: 0,
@@ -149,13 +168,18 @@ impl Conn {
         let conn = if self.session.protect_data() {
             match self.secure_data(conn, &job).await {
                 Ok(c) => c,
-                Err(flow) => return Outcome::NoConnection(flow),
+                Err(flow) => {
+                    self.transfer_ended(t, TransferOutcome::NoConnection, None);
+                    return Outcome::NoConnection(flow);
+                }
             }
         } else {
             conn
         };
         let progress = Progress::default();
         self.progress = Some(progress.clone());
+        self.row
+            .transfer_started(&t.path, t.direction.into(), t.started, progress.clone());
         let ctx = self.ctx.clone();
         let timeout = ctx.config.data_timeout;
         let ascii = t.ascii;
@@ -180,7 +204,7 @@ impl Conn {
                 ctx: TransferCtx {
                     pool: &ctx.pipes,
                     tls_buffers: &ctx.tls_buffers,
-                    counters: &ctx.counters,
+                    metrics: &ctx.metrics,
                     session: &session,
                     progress,
                     pacer,
@@ -223,20 +247,71 @@ impl Conn {
             r
         };
         let raced = self.race(fut).await;
-        let moved = self.progress.take().map(|p| p.get()).unwrap_or(0);
-        self.ctx.counters.add_transfer();
+        let progress = self.progress.take().unwrap_or_default();
+        let moved = progress.get();
         self.counters.add_transfer();
         let (ended, bytes) = match raced {
             Raced::Done(Ok(n)) => (Ended::Complete, n),
             Raced::Done(Err(e)) => {
-                tracing::info!("{} failed after {moved} bytes: {e}", t.verb);
-                (Ended::Failed(failure(&e)), moved)
+                let ended = Ended::Failed(failure(&e));
+                let code = outcome::final_replies(t.direction, ended)
+                    .replies
+                    .first()
+                    .map_or(0, |r| r.code);
+                self.log_refusal(
+                    super::Loud::Info,
+                    code,
+                    Some(&t.path),
+                    format_args!("failed after {moved} bytes: {e}"),
+                );
+                (ended, moved)
             }
             Raced::Aborted => (Ended::Aborted, moved),
-            Raced::ControlClosed => (Ended::ControlClosed, moved),
+            Raced::ControlClosed => {
+                self.log_cut(t, moved, "the client closed the control connection");
+                (Ended::ControlClosed, moved)
+            }
             Raced::ShutDown => (Ended::ShutDown, moved),
         };
+        self.transfer_ended(t, ended.into(), progress.first_byte());
         Outcome::Connected { ended, bytes }
+    }
+
+    /// Logs a transfer the client cut short after `bytes`, and how.
+    /// Rate-limited per client address with the refusal lines (see
+    /// [`crate::logging::limit`]): a client that starts and aborts
+    /// downloads in a loop does not fill the log either.
+    fn log_cut(&self, t: &Transfer, bytes: u64, how: &str) {
+        let Some(suppressed) = self
+            .ctx
+            .refusal_log
+            .allow(self.peer.ip(), std::time::Instant::now())
+        else {
+            return;
+        };
+        tracing::info!(
+            user = %self.session.user().unwrap_or("-"),
+            command = t.verb,
+            path = %lossy(&t.path),
+            "{} cut after {bytes} bytes: {how}{}",
+            t.verb,
+            crate::logging::limit::Suppressed(suppressed)
+        );
+    }
+
+    /// Counts a transfer command that ended with `outcome`: by direction
+    /// and outcome, and in the duration and time-to-first-byte histograms
+    /// (`first_byte`: when its first data byte moved, if one did).
+    fn transfer_ended(&self, t: &Transfer, outcome: TransferOutcome, first_byte: Option<Instant>) {
+        let m = &self.ctx.metrics;
+        let dir = Dir::from(t.direction);
+        m.transfer(dir, outcome);
+        if outcome != TransferOutcome::NoConnection {
+            m.duration[dir.index()].observe(t.started.elapsed());
+        }
+        if let Some(at) = first_byte {
+            m.first_byte[dir.index()].observe(at.saturating_duration_since(t.started));
+        }
     }
 
     /// The final replies of a transfer (see [`outcome::final_replies`]).
@@ -246,9 +321,12 @@ impl Conn {
             Outcome::Connected { ended, bytes } => (ended, bytes),
         };
         match ended {
-            Ended::Aborted => tracing::info!("transfer aborted by the client"),
+            Ended::Aborted => self.log_cut(t, bytes, "aborted by the client (ABOR)"),
             Ended::ShutDown => {
                 tracing::warn!(
+                    user = %self.session.user().unwrap_or("-"),
+                    command = t.verb,
+                    path = %lossy(&t.path),
                     "{} cut after {bytes} bytes: the shutdown grace period is over",
                     t.verb
                 );
@@ -260,7 +338,8 @@ impl Conn {
         if let (Ended::Complete, Some(note)) = (ended, &t.note) {
             f.replies = vec![outcome::complete_noting(note)];
         }
-        let flow = self.replies(f.replies).await;
+        // Why it ended was logged where it ended.
+        let flow = self.send_replies(f.replies).await;
         if f.close {
             Flow::Close
         } else {
@@ -268,11 +347,14 @@ impl Conn {
         }
     }
 
-    /// Logs a file transfer (tracing, and xferlog when enabled).
+    /// Logs a file transfer: a debug line (the xferlog records every
+    /// transfer, and an incomplete one has had its info line where it
+    /// ended), and the xferlog line when enabled.
     pub(super) async fn log_transfer(&self, t: &Transfer, bytes: u64, complete: bool) {
         let elapsed = t.started.elapsed();
         let rate = bytes as f64 / elapsed.as_secs_f64().max(1e-6) / (1 << 20) as f64;
-        tracing::info!(
+        // Why an incomplete transfer ended was logged where it ended.
+        tracing::debug!(
             path = %lossy(&t.path),
             bytes,
             ms = elapsed.as_millis() as u64,
@@ -283,19 +365,66 @@ impl Conn {
         let Some(log) = &self.ctx.xferlog else { return };
         let host = self.peer.ip().to_string();
         let user = self.session.user().unwrap_or("");
-        let anonymous = self.session.account().map(|a| a.anonymous).unwrap_or(true);
-        log.write(&xferlog::Record {
-            now: unix_now(),
-            seconds: elapsed.as_secs(),
-            remote_host: &host,
-            bytes,
-            path: &t.path,
-            ascii: t.ascii,
-            outgoing: t.direction == Direction::Download,
-            anonymous,
-            user,
-            complete,
-        })
-        .await;
+        let account = self.session.account();
+        let anonymous = account.map(|a| a.anonymous).unwrap_or(true);
+        let real;
+        let path: &[u8] = if self.ctx.config.xferlog_real_path {
+            let home = account.map(|a| a.home.as_slice()).unwrap_or(b"/");
+            real = real_path(&self.ctx.config.root, home, &t.path);
+            &real
+        } else {
+            &t.path
+        };
+        let written = log
+            .write(&xferlog::Record {
+                now: unix_now(),
+                seconds: elapsed.as_secs(),
+                remote_host: &host,
+                bytes,
+                path,
+                ascii: t.ascii,
+                outgoing: t.direction == Direction::Download,
+                anonymous,
+                user,
+                complete,
+            })
+            .await;
+        if written.is_err() {
+            self.ctx.metrics.xferlog_errors.inc();
+        }
+    }
+}
+
+/// The server-side path of `vpath` (absolute from the user's `/`) for an
+/// account whose home is `home` (a virtual path under `root`).
+fn real_path(root: &std::path::Path, home: &[u8], vpath: &[u8]) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    let rel = &vpath[vpath.iter().position(|&b| b != b'/').unwrap_or(vpath.len())..];
+    let under_root = path::join(home, rel);
+    let mut out = root.as_os_str().as_bytes().to_vec();
+    if under_root != b"/" {
+        if out.ends_with(b"/") {
+            out.pop();
+        }
+        out.extend_from_slice(&under_root);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::real_path;
+    use std::path::Path;
+
+    #[test]
+    fn real_paths() {
+        let root = Path::new("/srv/ftp");
+        assert_eq!(real_path(root, b"/", b"/pub/a.iso"), b"/srv/ftp/pub/a.iso");
+        assert_eq!(
+            real_path(root, b"/home/alice", b"/in/x y"),
+            b"/srv/ftp/home/alice/in/x y"
+        );
+        assert_eq!(real_path(Path::new("/"), b"/", b"/a"), b"/a");
+        assert_eq!(real_path(root, b"/", b"/"), b"/srv/ftp");
     }
 }

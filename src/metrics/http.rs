@@ -1,0 +1,245 @@
+//! The HTTP side of `--metrics-listen`: a plain `std::net::TcpListener` on
+//! a thread of its own, answering `GET /metrics`, `/health` and
+//! `/sessions` one connection at a time, `Connection: close`.
+//!
+//! This is deliberately tiny: Prometheus scrapes one URL every few
+//! seconds, and nothing here may cost the shards anything (no async
+//! runtime, no thread pool). Each connection gets short read and write
+//! timeouts, and a request head larger than `MAX_HEAD` (8 KiB) is refused, so a
+//! client that stalls or floods holds the responder for a second at most.
+//! Serve it on a loopback or management address: it has no
+//! authentication.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Monitor;
+
+/// Largest request head read (request line and headers).
+const MAX_HEAD: usize = 8 << 10;
+
+/// How long a client may take to send its request, or to take the answer.
+const IO_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long `/sessions` waits for the shards' answers.
+const SESSIONS_WAIT: Duration = Duration::from_secs(1);
+
+/// Starts the responder thread on `listener` (already bound, so a bad
+/// `--metrics-listen` fails at start-up).
+pub fn spawn(listener: TcpListener, monitor: Arc<Monitor>) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name("ringftp-metrics".into())
+        .spawn(move || {
+            for conn in listener.incoming() {
+                match conn {
+                    Ok(stream) => {
+                        if let Err(e) = serve(stream, &monitor) {
+                            tracing::debug!("metrics request: {e}");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("--metrics-listen: accept failed: {e}");
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// A response: status, content type, body.
+struct Response {
+    status: u16,
+    content_type: &'static str,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn text(status: u16, body: impl Into<String>) -> Response {
+        Response {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.into().into_bytes(),
+        }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+fn serve(mut stream: TcpStream, monitor: &Arc<Monitor>) -> io::Result<()> {
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let head = match read_head(&mut stream)? {
+        Some(h) => h,
+        None => {
+            return write(
+                &mut stream,
+                false,
+                Response::text(431, "request too large\n"),
+            )
+        }
+    };
+    let (method, target) = match parse_request_line(&head) {
+        Some(x) => x,
+        None => return write(&mut stream, false, Response::text(400, "bad request\n")),
+    };
+    let head_only = method == "HEAD";
+    let response = if method != "GET" && !head_only {
+        Response::text(405, "only GET and HEAD\n")
+    } else {
+        route(target, monitor)
+    };
+    write(&mut stream, head_only, response)
+}
+
+/// What `target` (a request path, query ignored) answers.
+fn route(target: &str, monitor: &Arc<Monitor>) -> Response {
+    let path = target.split('?').next().unwrap_or(target);
+    match path {
+        "/metrics" => Response {
+            status: 200,
+            content_type: prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+            body: super::exposition::render(monitor).into_bytes(),
+        },
+        "/health" => {
+            let h = monitor.health();
+            Response::text(h.status(), h.text())
+        }
+        "/sessions" => {
+            let report = monitor.sessions(SESSIONS_WAIT);
+            let mut body = serde_json::to_vec_pretty(&report).unwrap_or_default();
+            body.push(b'\n');
+            Response {
+                status: 200,
+                content_type: "application/json",
+                body,
+            }
+        }
+        _ => Response::text(404, "not found: try /metrics, /health or /sessions\n"),
+    }
+}
+
+/// Reads up to the blank line that ends the request head; `None` if it is
+/// longer than [`MAX_HEAD`].
+fn read_head(stream: &mut TcpStream) -> io::Result<Option<String>> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        if let Some(end) = find_end(&buf) {
+            buf.truncate(end);
+            return Ok(Some(String::from_utf8_lossy(&buf).into_owned()));
+        }
+        if buf.len() > MAX_HEAD {
+            return Ok(None);
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            // The client closed early: answer what it sent, if anything.
+            return Ok(Some(String::from_utf8_lossy(&buf).into_owned()));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn find_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| buf.windows(2).position(|w| w == b"\n\n"))
+}
+
+/// `METHOD TARGET HTTP/x.y` -> (method, target).
+fn parse_request_line(head: &str) -> Option<(&str, &str)> {
+    let line = head.lines().next()?;
+    let mut parts = line.split_ascii_whitespace();
+    let method = parts.next()?;
+    let target = parts.next()?;
+    let version = parts.next()?;
+    if !version.starts_with("HTTP/1.") || parts.next().is_some() || !target.starts_with('/') {
+        return None;
+    }
+    Some((method, target))
+}
+
+fn write(stream: &mut TcpStream, head_only: bool, r: Response) -> io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        r.status,
+        reason(r.status),
+        r.content_type,
+        r.body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    if !head_only {
+        stream.write_all(&r.body)?;
+    }
+    stream.flush()
+}
+
+/// `GET path` against a `--metrics-listen` address: the status and body.
+/// What `ringftp who` and the tests use.
+pub fn get(addr: &str, path: &str, timeout: Duration) -> io::Result<(u16, String)> {
+    use std::net::ToSocketAddrs;
+    let target = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::other(format!("{addr}: no address")))?;
+    let mut s = TcpStream::connect_timeout(&target, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| io::Error::other("no HTTP response"))?;
+    let status = head
+        .split_ascii_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("bad status line: {head:?}")))?;
+    Ok((status, body.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_lines() {
+        assert_eq!(
+            parse_request_line("GET /metrics HTTP/1.1\r\nHost: x"),
+            Some(("GET", "/metrics"))
+        );
+        assert_eq!(
+            parse_request_line("HEAD /health?x=1 HTTP/1.0"),
+            Some(("HEAD", "/health?x=1"))
+        );
+        assert_eq!(parse_request_line("GET /metrics"), None);
+        assert_eq!(parse_request_line("GET metrics HTTP/1.1"), None);
+        assert_eq!(parse_request_line("GET /a b HTTP/1.1"), None);
+        assert_eq!(parse_request_line(""), None);
+    }
+
+    #[test]
+    fn head_ends_at_the_blank_line() {
+        assert_eq!(find_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nrest"), Some(20));
+        assert_eq!(find_end(b"GET / HTTP/1.1\n\n"), Some(14));
+        assert_eq!(find_end(b"GET / HTTP/1.1\r\n"), None);
+    }
+}
