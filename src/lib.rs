@@ -37,6 +37,7 @@ pub mod loadgen;
 pub mod logging;
 pub mod privileges;
 pub mod proto;
+pub mod proxy_protocol;
 pub mod sandbox;
 pub mod server;
 pub mod session;
