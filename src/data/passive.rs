@@ -188,7 +188,7 @@ async fn proxied(
     limit: Duration,
 ) -> Result<(Socket, SocketAddr), String> {
     if !trusted.trusts(from.ip()) {
-        return Err(format!("{from} is not in --proxy-from"));
+        return Err(format!("{} is not in --proxy-from", from.ip()));
     }
     let sock = Rc::new(sock);
     let header = proxy_protocol::read_header(&sock, limit).await;

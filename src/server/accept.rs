@@ -131,7 +131,7 @@ fn proxied(ctx: &Rc<ShardCtx>, sock: Socket, ends: Ends, implicit: bool) {
         .as_ref()
         .is_some_and(|p| p.trusts(from.ip()));
     if !trusted {
-        tracing::warn!(%from, shard = ctx.id, "refused: {from} is not in --proxy-from (--proxy-protocol is on); closed without a reply");
+        tracing::warn!(%from, shard = ctx.id, "refused: {} is not in --proxy-from (--proxy-protocol is on); closed without a reply", from.ip());
         let _ = sock.shutdown(Shutdown::Both);
         return;
     }
