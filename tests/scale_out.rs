@@ -897,3 +897,60 @@ fn ftps_through_the_vip() {
     let logins = c.client_logins();
     assert_eq!(logins.iter().sum::<usize>(), 3, "{logins:?}");
 }
+
+/// Two nodes upload one name at once over the shared tree (an account,
+/// `--atomic-uploads`): both uploads succeed, the one that finishes last
+/// is the file, whole, and no temporary file is left (docs/scale-out.md,
+/// "Uploads when two nodes write the same name").
+#[test]
+fn two_nodes_uploading_one_name_leave_one_whole_file() {
+    let fx = files();
+    let users = fx.users_file("users.toml", &[Account::full("alice")]);
+    fx.give_to_server_user(&fx.root);
+    let u = users.to_string_lossy().into_owned();
+    let c = Cluster::up(
+        &fx,
+        Opts {
+            node_args: &["--users", &u, "--atomic-uploads"],
+            ..Opts::default()
+        },
+    );
+    let login = || {
+        let s = connect_in(&c.client(), sock(VIP, 21)).unwrap();
+        let port = s.local_addr().unwrap().port();
+        let mut f = Ftp::from_stream(s);
+        f.login_as("alice", "alice-pw");
+        (f, port)
+    };
+    let ((mut a, pa), (mut b, pb)) = (login(), login());
+    // leastconn: two sessions open at once sit on different nodes.
+    let node_of = |port: u16| c.node_logging(&format!("peer={CLIENT}:{port}"));
+    assert_ne!(node_of(pa), node_of(pb), "both sessions on one node");
+    let (da, db) = (pattern(11, 3 << 20), pattern(12, (3 << 20) + 7));
+    let mut ca = connect_in(&c.client(), a.epsv()).unwrap();
+    let mut cb = connect_in(&c.client(), b.epsv()).unwrap();
+    a.expect("STOR same.bin", 150);
+    b.expect("STOR same.bin", 150);
+    let half = 1 << 20;
+    ca.write_all(&da[..half]).unwrap();
+    cb.write_all(&db[..half]).unwrap();
+    ca.write_all(&da[half..]).unwrap();
+    drop(ca);
+    assert_eq!(a.read_reply().code, 226);
+    cb.write_all(&db[half..]).unwrap();
+    drop(cb);
+    assert_eq!(b.read_reply().code, 226);
+    assert_bytes_eq(
+        "the file after both uploads",
+        &fx.read("alice/same.bin"),
+        &db,
+    );
+    let left: Vec<String> = std::fs::read_dir(fx.root.join("alice"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".ringftp-upload"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    a.quit();
+    b.quit();
+}
