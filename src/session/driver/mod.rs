@@ -119,6 +119,8 @@ struct Conn {
     tls_token: Option<crate::tls::binding::Token>,
     /// How the last TLS data connection was encrypted (for STAT).
     last_data_tls: Option<String>,
+    /// Directories this (anonymous) session found world-searchable.
+    searched: crate::vfs::world::Searched,
 }
 
 /// A control connection's addresses and age, as the accept loop admitted
@@ -178,6 +180,7 @@ pub fn run(
         implicit,
         tls_token: None,
         last_data_tls: None,
+        searched: Default::default(),
         counters: Rc::default(),
     };
     conn.serve().instrument(span)
