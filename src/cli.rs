@@ -262,6 +262,22 @@ pub struct ServeArgs {
     #[arg(long, value_name = "CIDR")]
     pub deny: Vec<String>,
 
+    /// Behind a layer-4 balancer (docs/scale-out.md): every control
+    /// connection (plain and implicit FTPS) and every passive data
+    /// connection starts with a PROXY protocol header (v1 or v2), and the
+    /// client address it names is the one every rule, log and limit uses.
+    /// A connection without a valid header within --login-timeout, or
+    /// from outside --proxy-from, is closed before any reply. Needs
+    /// --proxy-from.
+    #[arg(long = "proxy-protocol")]
+    pub proxy_protocol: bool,
+
+    /// With --proxy-protocol: the balancers (CIDR or address; repeatable)
+    /// allowed to send a PROXY header. Connections from anywhere else are
+    /// closed and logged.
+    #[arg(long = "proxy-from", value_name = "CIDR")]
+    pub proxy_from: Vec<String>,
+
     /// IPv6 clients count as one address per /BITS network for
     /// --max-per-ip and --login-ban: one host usually holds a whole /64.
     #[arg(long = "ipv6-prefix", value_name = "BITS", default_value_t = 64)]

@@ -15,6 +15,7 @@ use crate::cli::{
 };
 use crate::data::announce::{self, AnnounceTable};
 use crate::data::ports::PortRange;
+use crate::proxy_protocol::ProxyFrom;
 
 /// The FTPS settings of `ringftp serve` (`--tls-*`), present when a
 /// certificate is configured.
@@ -102,6 +103,9 @@ pub struct Config {
     pub listen_implicit: Vec<SocketAddr>,
     /// FTPS settings, when `--tls-cert` is given.
     pub tls: Option<TlsSettings>,
+    /// `--proxy-protocol` with its `--proxy-from` balancers: every control
+    /// and passive data connection starts with a PROXY header.
+    pub proxy: Option<ProxyFrom>,
     /// The FTPS rules sessions follow.
     pub tls_rules: TlsRules,
 }
@@ -337,6 +341,13 @@ impl Config {
             }
         }
         let (tls, tls_rules) = tls_settings(args, &listen_implicit)?;
+        let proxy = match (args.proxy_protocol, args.proxy_from.is_empty()) {
+            (true, _) => Some(ProxyFrom::build(&args.proxy_from)?),
+            (false, true) => None,
+            (false, false) => {
+                return Err("--proxy-from is only used with --proxy-protocol; add --proxy-protocol (or drop --proxy-from)".into())
+            }
+        };
         Ok(Config {
             listen,
             root,
@@ -378,6 +389,7 @@ impl Config {
             listen_implicit,
             tls,
             tls_rules,
+            proxy,
         })
     }
 }
@@ -692,5 +704,42 @@ mod tests {
         assert!(e.contains("one role"), "{e}");
         // clap: one of the pair alone.
         assert!(crate::cli::Cli::try_parse_from(["ringftp", "serve", "--tls-cert", "/c"]).is_err());
+    }
+
+    #[test]
+    fn proxy_flags() {
+        assert_eq!(Config::from_args(&args(&[]), 1).unwrap().proxy, None);
+        let c = Config::from_args(
+            &args(&[
+                "--proxy-protocol",
+                "--proxy-from",
+                "10.0.0.0/24",
+                "--proxy-from",
+                "2001:db8::1",
+            ]),
+            1,
+        )
+        .unwrap();
+        let p = c.proxy.unwrap();
+        assert_eq!(p.nets().len(), 2);
+        assert!(p.trusts("10.0.0.7".parse().unwrap()));
+        for (bad, frag) in [
+            (&["--proxy-protocol"][..], "needs --proxy-from"),
+            (
+                &["--proxy-from", "10.0.0.0/24"][..],
+                "only used with --proxy-protocol",
+            ),
+            (
+                &["--proxy-protocol", "--proxy-from", "10.0.0.1/24"][..],
+                "did you mean 10.0.0.0/24",
+            ),
+            (
+                &["--proxy-protocol", "--proxy-from", "lb"][..],
+                "--proxy-from \"lb\"",
+            ),
+        ] {
+            let e = Config::from_args(&args(bad), 1).unwrap_err();
+            assert!(e.contains(frag), "{bad:?}: {e}");
+        }
     }
 }

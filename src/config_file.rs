@@ -426,6 +426,7 @@ mod tests {
             "tls-key" => "\"/etc/ringftp/key.pem\"",
             "listen-implicit" => "[\"127.0.0.1:990\"]",
             "tls-required" => "\"all\"",
+            "proxy-from" => "[\"192.0.2.0/24\"]",
             _ => return None,
         })
     }

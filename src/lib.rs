@@ -38,6 +38,7 @@ pub mod logging;
 pub mod metrics;
 pub mod privileges;
 pub mod proto;
+pub mod proxy_protocol;
 pub mod sandbox;
 pub mod server;
 pub mod session;

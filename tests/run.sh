@@ -2,16 +2,17 @@
 # The whole test suite: installs the FTP clients the integration tests
 # drive (curl, lftp, wget, python3, tnftp (Debian's ftp), ncftp;
 # pyftpdlib for the load-generator tests)
-# the network tools of the NAT tests (iproute2, nftables), and systemd
+# the network tools of the NAT tests (iproute2, nftables), HAProxy for the
+# scale-out tests (tests/scale_out.rs), and systemd
 # (systemd-analyze verify on dist/ringftp.service) when missing,
 # builds the release binary, then runs every unit and integration test
-# against it. Used as is by .ci/run. The NAT tests (tests/nat.rs) build
-# network namespaces and need root.
+# against it. Used as is by .ci/run. The NAT and scale-out tests
+# (tests/nat.rs, tests/scale_out.rs) build network namespaces and need root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for tool in curl lftp wget tnftp ncftpget python3 timeout sha256sum ip ss nft systemd-analyze setpriv; do
+for tool in curl lftp wget tnftp ncftpget python3 timeout sha256sum ip ss nft haproxy systemd-analyze setpriv; do
     command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
 done
 if ((${#need[@]})); then

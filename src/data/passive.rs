@@ -7,12 +7,17 @@
 //! steal each other's connection — but with SO_REUSEADDR, so a port whose
 //! last connection sits in TIME_WAIT can be listened on again at once and
 //! a small range is not exhausted by closed connections.
+//!
+//! Behind a balancer (`--proxy-protocol`) each passive connection carries
+//! its own PROXY header, and the RFC 2577 data-theft check compares the
+//! client it names with the control connection's client.
 
 use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -21,6 +26,7 @@ use super::DataConn;
 use crate::engine::sys::{self, FdRef};
 use crate::metrics::ShardMetrics;
 use crate::proto::addr::same_host;
+use crate::proxy_protocol::{self, ProxyFrom};
 
 /// A shard's slice of the passive range and which ports it has leased.
 pub struct PortSlice {
@@ -140,18 +146,40 @@ impl PassiveListener {
     /// `allow_foreign`, a connection from any other address is closed at
     /// once (RFC 2577 data theft: a third host racing to the announced
     /// port) and the listener keeps waiting for the real client.
-    pub async fn accept(&self, control_peer: IpAddr, allow_foreign: bool) -> io::Result<DataConn> {
+    ///
+    /// With `proxy` (`--proxy-protocol`: the trusted balancers and how
+    /// long a header may take) a connection must come from a balancer and
+    /// start with a PROXY header, and the client it names is the one
+    /// compared with `control_peer`; anything else is closed and logged,
+    /// and the listener keeps waiting.
+    pub async fn accept(
+        &self,
+        control_peer: IpAddr,
+        allow_foreign: bool,
+        proxy: Option<(&ProxyFrom, Duration)>,
+    ) -> io::Result<DataConn> {
+        let port = self.addr.port();
         loop {
             let fd = sys::accept(self.sock.clone() as FdRef).await?;
             let sock = Socket::from(fd);
-            let peer = match sock.peer_addr().ok().and_then(|a| a.as_socket()) {
+            let from = match sock.peer_addr().ok().and_then(|a| a.as_socket()) {
                 Some(p) => p,
                 None => continue,
+            };
+            let (sock, peer) = match proxy {
+                None => (sock, from),
+                Some((trusted, limit)) => match proxied(sock, from, trusted, limit).await {
+                    Ok(got) => got,
+                    Err(why) => {
+                        tracing::warn!(%from, port, "refused passive data connection from {from}: {why} (--proxy-protocol)");
+                        continue;
+                    }
+                },
             };
             if !allow_foreign && !same_host(peer.ip(), control_peer) {
                 tracing::warn!(
                     %peer,
-                    port = self.addr.port(),
+                    port,
                     "refused passive data connection from {peer}: not the control connection's peer {control_peer} (RFC 2577; --allow-foreign-data allows it)"
                 );
                 continue;
@@ -159,6 +187,32 @@ impl PassiveListener {
             return Ok(DataConn::new(sock, peer));
         }
     }
+}
+
+/// A passive connection from balancer `from`: its PROXY header's client
+/// (or `from` itself for a `LOCAL` header), or why it is refused.
+async fn proxied(
+    sock: Socket,
+    from: SocketAddr,
+    trusted: &ProxyFrom,
+    limit: Duration,
+) -> Result<(Socket, SocketAddr), String> {
+    if !trusted.trusts(from.ip()) {
+        return Err(format!("{} is not in --proxy-from", from.ip()));
+    }
+    let sock = Rc::new(sock);
+    let header = proxy_protocol::read_header(&sock, limit).await;
+    let client = match header {
+        Ok(Some(a)) => a.client,
+        Ok(None) => from,
+        Err(e) => {
+            let _ = sock.shutdown(std::net::Shutdown::Both);
+            return Err(e.to_string());
+        }
+    };
+    // The header's ring op has completed and given its handle back.
+    let sock = Rc::try_unwrap(sock).map_err(|_| "socket still in use".to_string())?;
+    Ok((sock, client))
 }
 
 impl Drop for PassiveListener {

@@ -7,10 +7,13 @@
 //! is closed; when the process runs out of file descriptors the shard's
 //! reserve fd is let go to accept and refuse the waiting clients with 421
 //! instead of leaving them hanging; on SIGTERM/SIGINT the loops close
-//! their listeners. An admitted connection becomes a session
+//! their listeners. With `--proxy-protocol` (see [`crate::proxy_protocol`])
+//! a connection must come from `--proxy-from` and start with a PROXY
+//! header, else it is closed without a reply; the header's client is then
+//! the address every check above uses. An admitted connection becomes a session
 //! ([`crate::session::driver::run`]) on the same shard.
 
-use std::net::Shutdown;
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -22,6 +25,7 @@ use crate::limits::Refusal;
 use crate::logging::limit::Suppressed;
 use crate::metrics::counters::RefusedReason;
 use crate::proto::{codes, Reply};
+use crate::proxy_protocol;
 use crate::session;
 use crate::shard::{Places, ShardCtx};
 use crate::shutdown::{self, Phase};
@@ -83,13 +87,93 @@ fn take(ctx: &Rc<ShardCtx>, sock: Socket, implicit: bool) {
     // work with (a file, a data connection).
     if ctx.reserve.refill() {
         ctx.reserve.admitted();
-        admit(ctx, sock, implicit);
+        let (Some(peer), Some(local)) = (
+            sock.peer_addr().ok().and_then(|a| a.as_socket()),
+            sock.local_addr().ok().and_then(|a| a.as_socket()),
+        ) else {
+            return;
+        };
+        let ends = Ends {
+            peer,
+            local,
+            reached: local,
+        };
+        match &ctx.config.proxy {
+            None => admit(ctx, Rc::new(sock), ends, implicit, Instant::now()),
+            Some(_) => proxied(ctx, sock, ends, implicit),
+        }
     } else {
-        refuse(sock, "Server out of resources, try again later.");
+        refuse(&sock, "Server out of resources, try again later.");
         ctx.metrics.refused(RefusedReason::OutOfFds);
         ctx.reserve.refused();
         ctx.reserve.refill();
     }
+}
+
+/// A control connection's addresses as the rules see them.
+#[derive(Debug, Clone, Copy)]
+struct Ends {
+    /// The client: the socket's peer, or a PROXY header's source.
+    peer: SocketAddr,
+    /// The socket's own local address (passive listeners bind on it).
+    local: SocketAddr,
+    /// The address the client connected to: `local`, or a PROXY header's
+    /// destination (the balancer's VIP).
+    reached: SocketAddr,
+}
+
+/// `--proxy-protocol`: a connection from a balancer in `--proxy-from`
+/// must start with a PROXY header, read within `--login-timeout`; the
+/// client it names is then admitted as if it had connected itself. Any
+/// other connection, or a missing or malformed header, is closed without
+/// a reply and logged.
+fn proxied(ctx: &Rc<ShardCtx>, sock: Socket, ends: Ends, implicit: bool) {
+    let from = ends.peer;
+    let trusted = ctx
+        .config
+        .proxy
+        .as_ref()
+        .is_some_and(|p| p.trusts(from.ip()));
+    if !trusted {
+        tracing::warn!(%from, shard = ctx.id, "refused: {} is not in --proxy-from (--proxy-protocol is on); closed without a reply", from.ip());
+        let _ = sock.shutdown(Shutdown::Both);
+        return;
+    }
+    let ctx = ctx.clone();
+    tokio_uring::spawn(async move {
+        let accepted = Instant::now();
+        let sock = Rc::new(sock);
+        let mut watch = ctx.shutdown.clone();
+        let header = tokio::select! {
+            r = proxy_protocol::read_header(&sock, ctx.config.login_timeout) => r,
+            _ = shutdown::reached(&mut watch, Phase::Draining) => {
+                let _ = sock.shutdown(Shutdown::Both);
+                return;
+            }
+        };
+        match header {
+            Ok(addrs) => {
+                let ends = match addrs {
+                    Some(a) => {
+                        tracing::debug!(%from, client = %a.client, reached = %a.reached, shard = ctx.id, "PROXY header");
+                        Ends {
+                            peer: a.client,
+                            reached: a.reached,
+                            ..ends
+                        }
+                    }
+                    // LOCAL / UNKNOWN (a health check): the balancer
+                    // itself is the client.
+                    None => ends,
+                };
+                admit(&ctx, sock, ends, implicit, accepted);
+            }
+            Err(e) => {
+                tracing::warn!(%from, shard = ctx.id, "refused: {e} (--proxy-protocol); closed without a reply");
+                let _ = sock.shutdown(Shutdown::Both);
+            }
+        }
+    });
 }
 
 /// One io_uring ACCEPT, or `None` once a shutdown has begun: then the
@@ -127,28 +211,23 @@ fn is_out_of_fds(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
 }
 
-/// Admits a new connection under the limits and starts its session, or
-/// answers 421 and closes it.
-fn admit(ctx: &Rc<ShardCtx>, sock: Socket, implicit: bool) {
-    let (Some(peer), Some(local)) = (
-        sock.peer_addr().ok().and_then(|a| a.as_socket()),
-        sock.local_addr().ok().and_then(|a| a.as_socket()),
-    ) else {
-        return;
-    };
+/// Admits a new connection from `ends.peer` under the access list, the
+/// bans and the limits and starts its session, or answers 421 and closes.
+fn admit(ctx: &Rc<ShardCtx>, sock: Rc<Socket>, ends: Ends, implicit: bool, accepted: Instant) {
+    let peer = ends.peer;
     let live = ctx.live.snapshot();
     let decision = live.access.check(peer.ip());
     if !decision.is_allowed() {
         ctx.metrics.refused(RefusedReason::DenyList);
         log_refused(ctx, peer, decision.reason());
-        refuse(sock, "Access denied for your address.");
+        refuse(&sock, "Access denied for your address.");
         return;
     }
     if ctx.bans.is_banned(peer.ip(), Instant::now()) {
         ctx.metrics.refused(RefusedReason::Ban);
         log_refused(ctx, peer, "banned by --login-ban (too many failed logins)");
         refuse(
-            sock,
+            &sock,
             "Too many failed logins from your address; try again later.",
         );
         return;
@@ -162,7 +241,7 @@ fn admit(ctx: &Rc<ShardCtx>, sock: Socket, implicit: bool) {
                 Refusal::PerAddress(_) => RefusedReason::PerIp,
             });
             log_refused(ctx, peer, why.reply_text());
-            refuse(sock, &why.reply_text());
+            refuse(&sock, &why.reply_text());
             return;
         }
     };
@@ -181,8 +260,12 @@ fn admit(ctx: &Rc<ShardCtx>, sock: Socket, implicit: bool) {
     tokio_uring::spawn(session::driver::run(
         ctx.clone(),
         sock,
-        peer,
-        local,
+        session::driver::Endpoints {
+            peer,
+            local: ends.local,
+            reached: ends.reached,
+            since: accepted,
+        },
         places,
         implicit,
     ));
@@ -200,7 +283,7 @@ fn log_refused(ctx: &ShardCtx, peer: std::net::SocketAddr, why: impl std::fmt::D
 /// Answers 421 and closes. The socket is new, so its send buffer is empty
 /// and the non-blocking send never waits (a client that is already gone
 /// costs nothing); the FIN follows the reply.
-fn refuse(sock: Socket, text: &str) {
+fn refuse(sock: &Socket, text: &str) {
     let line = Reply::new(codes::SERVICE_NOT_AVAILABLE, text).to_bytes();
     let _ = sock.send_with_flags(&line, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
     let _ = sock.shutdown(Shutdown::Write);

@@ -247,6 +247,13 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
         allow_deny_rules = config.access.len(),
         "ringftp serving"
     );
+    if let Some(proxy) = &config.proxy {
+        let nets: Vec<String> = proxy.nets().iter().map(|n| n.to_string()).collect();
+        tracing::info!(
+            "--proxy-protocol: every control and passive data connection must come from {} and start with a PROXY header",
+            nets.join(", ")
+        );
+    }
     for rule in config.pasv_announce.rules() {
         tracing::info!("{rule}: announcing {} in 227 replies", rule.addr);
     }

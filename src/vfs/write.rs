@@ -192,7 +192,24 @@ thread_local! {
     static TEMP_SEQ: Cell<u64> = const { Cell::new(0) };
 }
 
-/// A hidden name unique to this process and upload.
+/// A random tag drawn once per process: nodes of a cluster that write one
+/// shared tree (docs/scale-out.md) can run with the same pid, and their
+/// temporary names must still differ.
+fn process_tag() -> u32 {
+    static TAG: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *TAG.get_or_init(|| {
+        let mut b = [0u8; 4];
+        match ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b) {
+            Ok(()) => u32::from_ne_bytes(b),
+            // No randomness: the clock's nanoseconds still tell nodes apart.
+            Err(_) => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos()),
+        }
+    })
+}
+
+/// A hidden name unique to this process (and node) and upload.
 fn temp_name() -> CString {
     let n = TEMP_SEQ.with(|c| {
         c.set(c.get() + 1);
@@ -204,8 +221,9 @@ fn temp_name() -> CString {
         .filter(|c| c.is_ascii_digit())
         .collect();
     CString::new(format!(
-        ".ringftp-upload.{}.{tid}.{n}.part",
-        std::process::id()
+        ".ringftp-upload.{}-{:08x}.{tid}.{n}.part",
+        std::process::id(),
+        process_tag()
     ))
     .expect("no NUL")
 }

@@ -26,7 +26,8 @@ impl Conn {
             // The address depends on the client's network (split horizon);
             // one read lock per PASV, and SIGHUP may have re-resolved it.
             let table = self.ctx.announce.for_client(self.peer.ip());
-            match announce::pasv_address(self.local.ip(), table) {
+            // Behind a balancer, `reached` is its address (the VIP).
+            match announce::pasv_address(self.reached.ip(), table) {
                 Some(ip) => Some(ip),
                 None => {
                     return self
@@ -90,6 +91,7 @@ impl Conn {
         let pasv = self.pasv.take();
         let timeout = self.ctx.config.data_timeout;
         let allow_foreign = self.ctx.config.allow_foreign_data;
+        let config = self.ctx.config.clone();
         let peer_ip = self.peer.ip();
         let local = self.local;
         let source_port = if self.ctx.config.active_port_20 && local.port() > 1 {
@@ -101,7 +103,10 @@ impl Conn {
             match mode {
                 DataMode::Passive => {
                     let l = pasv.ok_or_else(|| std::io::Error::other("no passive listener"))?;
-                    match tokio::time::timeout(timeout, l.accept(peer_ip, allow_foreign)).await {
+                    let proxy = config.proxy.as_ref().map(|p| (p, config.login_timeout));
+                    match tokio::time::timeout(timeout, l.accept(peer_ip, allow_foreign, proxy))
+                        .await
+                    {
                         Ok(r) => r,
                         Err(_) => Err(std::io::Error::new(
                             std::io::ErrorKind::TimedOut,

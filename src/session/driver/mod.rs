@@ -93,8 +93,15 @@ struct Conn {
     /// login, after REIN, and for anonymous sessions).
     home: Option<Home>,
     sock: Rc<Socket>,
+    /// The client: the socket's peer, or the PROXY header's source.
     peer: SocketAddr,
+    /// The socket's own local address (passive listeners bind on it,
+    /// active connections leave from it).
     local: SocketAddr,
+    /// What the client connected to: `local`, or the PROXY header's
+    /// destination (the balancer's VIP); a 227 without a configured
+    /// address announces it.
+    reached: SocketAddr,
     session: Session,
     pasv: Option<PassiveListener>,
     reader: ControlReader,
@@ -145,18 +152,39 @@ enum Loud {
 /// At most this much of an unparsed line's first word goes into a log line.
 const MAX_LOGGED_VERB: usize = 16;
 
+/// A control connection's addresses and age, as the accept loop admitted
+/// it.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoints {
+    /// The client: the socket's peer, or with `--proxy-protocol` the
+    /// PROXY header's source. Every rule, log line and limit uses it.
+    pub peer: SocketAddr,
+    /// The socket's own local address.
+    pub local: SocketAddr,
+    /// The address the client connected to: `local`, or the PROXY
+    /// header's destination.
+    pub reached: SocketAddr,
+    /// When the connection was accepted: `--login-timeout` counts from
+    /// here (a PROXY header's wait included).
+    pub since: Instant,
+}
+
 /// Serves one control connection until it closes. The session's state is
 /// built here, outside the task's future, so the future holds it once.
 pub fn run(
     ctx: Rc<ShardCtx>,
-    sock: Socket,
-    peer: SocketAddr,
-    local: SocketAddr,
+    sock: Rc<Socket>,
+    ends: Endpoints,
     places: Places,
     implicit: bool,
 ) -> impl Future<Output = ()> {
+    let Endpoints {
+        peer,
+        local,
+        reached,
+        since,
+    } = ends;
     let span = tracing::info_span!("session", %peer, shard = ctx.id);
-    let sock = Rc::new(sock);
     let rules = Rules {
         allow_foreign_data: ctx.config.allow_foreign_data,
         idle_timeout: ctx.config.idle_timeout,
@@ -169,7 +197,7 @@ pub fn run(
         home: None,
         current: None,
         row,
-        session: Session::new(peer, rules, Instant::now()),
+        session: Session::new(peer, rules, since),
         shutdown: ctx.shutdown.clone(),
         _places: places,
         ctx,
@@ -177,6 +205,7 @@ pub fn run(
         sock,
         peer,
         local,
+        reached,
         pasv: None,
         pending: VecDeque::new(),
         progress: None,
