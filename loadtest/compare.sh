@@ -9,6 +9,7 @@
 #   bash loadtest/compare.sh --check          # install + prove each server serves (curl)
 #   bash loadtest/compare.sh --scenarios single-ops,small-uploads,mirror-50,mirror-200
 #                                             # the latency cases (issues 11 and 15)
+#   bash loadtest/compare.sh --tls ...        # the same over FTPS (ringftp, vsftpd, ProFTPD)
 #
 # Everything binds to 127.0.0.1; every server it starts is stopped again (its
 # whole process tree), after each run and on error, Ctrl-C or SIGTERM.
@@ -34,6 +35,8 @@ BASE_PORT=2121
 IDLE_FORKING_MAX=""
 ROUNDS_FLAG=""
 TREE=""
+TLS=0
+SERVERS_SET=0
 
 usage() {
     cat <<EOF
@@ -54,6 +57,10 @@ usage: bash loadtest/compare.sh [--quick] [options]
                           each server's median; default 1, bigfile 3 (quick 2),
                           single-ops and small-uploads 5 (quick 3), mirror-50 and
                           mirror-200 3 (quick 2)
+  --tls                   FTPS: every server with a throwaway certificate (vsftpd
+                          ssl_enable=YES, ProFTPD mod_tls; session reuse required
+                          everywhere), the generator with --tls explicit, curl
+                          with --ssl-reqd; servers default to ringftp,vsftpd,proftpd
   --no-build              do not run cargo build --release
   --install-only          fetch and unpack the peers, then exit
   --check                 start each server, prove anonymous RETR + LIST over
@@ -69,7 +76,7 @@ while [[ $# -gt 0 ]]; do
     case $1 in
         --quick) MODE=quick ;;
         --full) MODE=full ;;
-        --servers) SERVERS=${2//,/ }; shift ;;
+        --servers) SERVERS=${2//,/ }; SERVERS_SET=1; shift ;;
         --scenarios) SCENARIOS=${2//,/ }; shift ;;
         --out) OUT=$2; shift ;;
         --tree) TREE=$2; shift ;;
@@ -77,6 +84,7 @@ while [[ $# -gt 0 ]]; do
         --idle-forking-max) IDLE_FORKING_MAX=$2; shift ;;
         --rounds) ROUNDS_FLAG=$2; shift ;;
         --no-build) BUILD=0 ;;
+        --tls) TLS=1 ;;
         --install-only) ACTION=install ;;
         --check) ACTION=check ;;
         --serve) ACTION=serve; SERVE_ONE=$2; shift ;;
@@ -136,6 +144,14 @@ WRITABLE=0   # set while a write case runs: cmd_NAME then starts the writable se
 BENCH_USER=bench
 BENCH_PASSWORD=bench-compare-pw
 GEN_EXTRA=${RINGFTP_COMPARE_GEN_ARGS:-}   # extra generator flags for every run (e.g. --cores 1)
+# --tls: FTPS everywhere. pure-ftpd's and pyftpdlib's TLS need rebuilding or
+# extra Python packages, so the default set is the three with TLS at hand.
+CURL_TLS=()
+if [[ $TLS == 1 ]]; then
+    GEN_EXTRA+=" --tls explicit --tls-insecure"
+    CURL_TLS=(--ssl-reqd --insecure)
+    if [[ $SERVERS_SET == 0 ]]; then SERVERS="ringftp vsftpd proftpd"; fi
+fi
 # CPU placement (taskset lists, e.g. 0 and 1): every server, and the generator
 # plus curl, confined to their own CPUs. Unset: the kernel places everything.
 SERVER_CPUS=${RINGFTP_COMPARE_SERVER_CPUS:-}
@@ -148,6 +164,15 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${OUT:-$HERE/out/compare-$STAMP}
 mkdir -p "$OUT"/logs "$OUT"/json "$OUT"/conf
 OUT=$(cd "$OUT" && pwd)
+if [[ $TLS == 1 && ! -s $OUT/conf/tls-cert.pem ]]; then
+    # One throwaway self-signed RSA certificate for every server (ProFTPD's
+    # and vsftpd's RSA certificate settings; the generator and curl do not
+    # verify it: --tls-insecure, --insecure).
+    openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=127.0.0.1" \
+        -keyout "$OUT/conf/tls-key.pem" -out "$OUT/conf/tls-cert.pem" >"$OUT/logs/openssl.log" 2>&1 \
+        || { echo "compare.sh: openssl could not make the --tls certificate (see $OUT/logs/openssl.log)" >&2; exit 1; }
+    chmod 644 "$OUT/conf/tls-cert.pem" "$OUT/conf/tls-key.pem"
+fi
 RINGFTP=${RINGFTP_BIN:-$REPO/target/release/ringftp}   # the binary: server and generator
 
 log() { printf '%s\n' "$*" >&2; }
@@ -280,6 +305,12 @@ install_peers() {
         local d
         for d in "$CACHE"/debs/*.deb; do dpkg -x "$d" "$PEER_ROOT"; done
     fi
+    # --tls: ProFTPD's mod_tls lives in proftpd-mod-crypto.
+    if [[ $TLS == 1 && ! -f $PEER_ROOT/usr/lib/proftpd/mod_tls.so ]]; then
+        log "fetching proftpd-mod-crypto (mod_tls) into $CACHE/debs"
+        apt_download proftpd-mod-crypto
+        dpkg -x "$(ls -t "$CACHE"/debs/proftpd-mod-crypto_*.deb | head -1)" "$PEER_ROOT"
+    fi
     local b missing
     for b in vsftpd pure-ftpd proftpd; do
         missing=$(LD_LIBRARY_PATH=$PEER_LIBS ldd "$PEER_ROOT/usr/sbin/$b" | awk '/not found/{print $1}' | tr '\n' ' ')
@@ -360,6 +391,7 @@ cmd_ringftp() {
         fi
         CMD+=(--users "$users")
     fi
+    if [[ $TLS == 1 ]]; then CMD+=(--tls-cert "$OUT/conf/tls-cert.pem" --tls-key "$OUT/conf/tls-key.pem"); fi
 }
 
 cmd_vsftpd() {
@@ -405,6 +437,23 @@ hide_ids=NO
 ls_recurse_enable=NO
 vsftpd_log_file=$OUT/logs/vsftpd.xfer.log
 EOF
+    if [[ $TLS == 1 ]]; then
+        cat >>"$conf" <<EOF
+# --tls: FTPS, anonymous sessions too, data connections in TLS, session reuse
+# required (require_ssl_reuse, vsftpd's default)
+ssl_enable=YES
+allow_anon_ssl=YES
+force_anon_logins_ssl=YES
+force_anon_data_ssl=YES
+require_ssl_reuse=YES
+ssl_tlsv1=YES
+ssl_sslv2=NO
+ssl_sslv3=NO
+ssl_ciphers=HIGH
+rsa_cert_file=$OUT/conf/tls-cert.pem
+rsa_private_key_file=$OUT/conf/tls-key.pem
+EOF
+    fi
     with_ftp_user env LD_LIBRARY_PATH="$PEER_LIBS" "$PEER_ROOT/usr/sbin/vsftpd" "$conf"
 }
 
@@ -450,6 +499,7 @@ ScoreboardFile          $OUT/conf/proftpd.scoreboard
 ControlsEngine          off
 RequireValidShell       off
 AllowOverwrite          off
+$(proftpd_tls)
 <Anonymous $TREE>
   User                  nobody
   Group                 nogroup
@@ -464,6 +514,22 @@ $upload
 </Anonymous>
 EOF
     CMD=(env LD_LIBRARY_PATH="$PEER_LIBS" "$PEER_ROOT/usr/sbin/proftpd" -n -c "$conf")
+}
+
+# --tls: ProFTPD's mod_tls (a module of Debian's proftpd-core), session
+# reuse required on data connections (its default).
+proftpd_tls() {
+    [[ $TLS == 1 ]] || return 0
+    cat <<EOF
+ModulePath              $PEER_ROOT/usr/lib/proftpd
+LoadModule              mod_tls.c
+TLSEngine               on
+TLSRequired             on
+TLSProtocol             TLSv1.2 TLSv1.3
+TLSRSACertificateFile   $OUT/conf/tls-cert.pem
+TLSRSACertificateKeyFile $OUT/conf/tls-key.pem
+TLSLog                  $OUT/logs/proftpd.tls.log
+EOF
 }
 
 # vsftpd and pure-ftpd log anonymous sessions in as the system user "ftp"
@@ -582,7 +648,7 @@ check_server() { # NAME FILE DIR
     local name=$1 file=$2 dir=$3 url="ftp://127.0.0.1:${PORT[$1]}" ok=1 mode flags want got lines
     want=$(stat -c %s "$TREE/$file")
     for mode in epsv pasv; do
-        flags=(--silent --show-error --max-time 60 --user anonymous:compare@example.org)
+        flags=(--silent --show-error --max-time 60 --user anonymous:compare@example.org "${CURL_TLS[@]}")
         if [[ $mode == pasv ]]; then flags+=(--disable-epsv); fi
         got=$(curl "${flags[@]}" -o /dev/null -w '%{size_download}' "$url/$file" 2>>"$OUT/logs/check.$name.curl.log") || got="error"
         lines=$(curl "${flags[@]}" "$url/$dir/" 2>>"$OUT/logs/check.$name.curl.log" | wc -l) || lines=0
@@ -595,7 +661,7 @@ check_server() { # NAME FILE DIR
     done
     # the biggest directory (the listing scenario's): LIST returns one line an entry
     if [[ -n ${BIGDIR:-} ]]; then
-        lines=$(curl --silent --show-error --max-time 120 --user anonymous:compare@example.org "$url/$BIGDIR/" 2>>"$OUT/logs/check.$name.curl.log" | wc -l) || lines=0
+        lines=$(curl --silent --show-error --max-time 120 --user anonymous:compare@example.org "${CURL_TLS[@]}" "$url/$BIGDIR/" 2>>"$OUT/logs/check.$name.curl.log" | wc -l) || lines=0
         if [[ $lines -ge $BIGDIR_N ]]; then log "  $name: LIST /$BIGDIR/ $lines lines for $BIGDIR_N entries ok"
         else log "  $name: FAILED: LIST /$BIGDIR/ $lines lines for $BIGDIR_N entries"; ok=0; fi
     fi
@@ -780,7 +846,7 @@ run_one() { # CASE SERVER ROUND
     # the same server, after the run: one curl download of the file
     local curl_mib=""
     if [[ $c == bigfile ]]; then
-        curl_mib=$("${GEN_TASKSET[@]}" curl --silent --show-error --max-time 120 --user anonymous:compare@example.org \
+        curl_mib=$("${GEN_TASKSET[@]}" curl --silent --show-error --max-time 120 --user anonymous:compare@example.org "${CURL_TLS[@]}" \
             -o /dev/null -w '%{size_download} %{speed_download}' "ftp://127.0.0.1:${PORT[$s]}/$BIGFILE_PATH" 2>>"$OUT/logs/$tag.curl.log" \
             | awk -v want="$BIGFILE_BYTES" '$1 == want {printf "%.1f", $2 / 1048576}') || curl_mib=""
         log "  $(printf '%-10s' "$s") curl: ${curl_mib:-failed} MiB/s"
@@ -812,7 +878,8 @@ print_header() {
     echo "- every server on 127.0.0.1, anonymous read-only (for $WRITE_CASES: its writable set-up, see COMPARE.md), started fresh for each run; server CPU and memory measured by the generator (--server-pid): CPU $(if [[ -n $CG_ROOT ]]; then echo "from a cgroup of its own ($CG_ROOT), every process it ever had"; else echo "from the /proc tree (no writable cgroup here), reaped and reparented children included"; fi), from before the run until its sessions have closed; RSS/PSS summed over the process tree"
     echo "- servers:"
     for s in $SERVERS; do echo "  - $(server_version "$s"): 127.0.0.1:${PORT[$s]}, passive ${PASV_LO[$s]}-${PASV_HI[$s]}"; done
-    if [[ " $CASES " == *" bigfile "* ]]; then echo "  - $(server_version ceiling): 127.0.0.1:${PORT[ceiling]} (bigfile only)"; fi
+    if [[ " $CASES " == *" bigfile "* && $TLS == 0 ]]; then echo "  - $(server_version ceiling): 127.0.0.1:${PORT[ceiling]} (bigfile only)"; fi
+    if [[ $TLS == 1 ]]; then echo "- FTPS (--tls): explicit AUTH TLS, PROT P, session reuse required by every server; one self-signed RSA-2048 certificate; ringftp $("$RINGFTP" serve --help >/dev/null 2>&1 && echo "with --tls-cert/--tls-key (kTLS probe result in its log)"), vsftpd ssl_enable=YES (OpenSSL), ProFTPD mod_tls (OpenSSL)"; fi
     echo "- CPU placement: $(if [[ -n $SERVER_CPUS$GEN_CPUS ]]; then echo "servers \`taskset -c ${SERVER_CPUS:-any}\`, generator and curl \`taskset -c ${GEN_CPUS:-any}\`"; else echo "none (the kernel places every process; ringftp pins its own shards, the generator is unpinned)"; fi)"
     echo "- generator: \`ringftp loadtest --target 127.0.0.1:PORT --server-pid PID --json FILE ARGS\`${GEN_EXTRA:+ plus \`$GEN_EXTRA\`}, ARGS per case:"
     local c
@@ -868,7 +935,8 @@ run_compare() {
             read -ra order <<<"$SERVERS"
             local k n=${#order[@]}
             for ((k = 0; k < n; k++)); do run_one "$c" "${order[$(((k + r - 1) % n))]}" "$r"; done
-            if [[ $c == bigfile ]]; then run_one "$c" ceiling "$r"; fi
+            # The ceiling is plain FTP: nothing to compare with under --tls.
+            if [[ $c == bigfile && $TLS == 0 ]]; then run_one "$c" ceiling "$r"; fi
         done
         WRITABLE=0
     done

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,6 +32,18 @@ pub enum Command {
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
+    /// Read flags from a TOML file: every `serve` flag under its own name
+    /// (`pasv-ports = "50000-50999"`, `listen = ["0.0.0.0:21"]`,
+    /// `atomic-uploads = true`). Flags on the command line win over the
+    /// file. SIGHUP re-reads it (see docs/operations.md).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Validate the flags (and --config), print the effective
+    /// configuration as TOML, and exit.
+    #[arg(long = "check-config")]
+    pub check_config: bool,
+
     /// Address to accept control connections on; repeat for several
     /// (e.g. `--listen 0.0.0.0:2121 --listen [::]:2121`). Port 0 picks a free
     /// port. One `listening on ADDR:PORT` line per listener goes to stdout.
@@ -42,9 +54,11 @@ pub struct ServeArgs {
     )]
     pub listen: Vec<String>,
 
-    /// Directory served as `/` to clients.
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub root: PathBuf,
+    /// Directory served as `/` to clients [default: the current
+    /// directory, unless that is `/`: serving the whole filesystem needs an
+    /// explicit `--root /`].
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
 
     /// Shards (pinned threads, one io_uring each) [default: CPUs available to the process]
     #[arg(long, value_name = "N")]
@@ -197,8 +211,162 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub xferlog: Option<PathBuf>,
 
+    /// Serve as USER (and GROUP): listeners, the root, the users file and
+    /// the xferlog are opened as root, then the process drops to USER for
+    /// good (supplementary groups, gid, uid; no new privileges). Started as
+    /// root without --user, ringftp drops to the `ftp` account, else
+    /// `nobody`; `--user root` keeps root (and says so). USER and GROUP
+    /// are names or numbers; without GROUP, USER's own groups.
+    #[arg(long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+
+    /// Confine the process with Landlock after start-up: read the root
+    /// (write it when --users is given), append to the xferlog, read the
+    /// users, config and banner files, nothing else. `auto` applies what
+    /// the kernel supports and logs what it could not; `required` refuses
+    /// to start without a fully enforced sandbox; `off` skips it.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = SandboxMode::Auto)]
+    pub sandbox: SandboxMode,
+
+    /// Share the listen addresses with another process that listens on
+    /// them with SO_REUSEPORT (an older ringftp being replaced: start the
+    /// new one with --reuse-port, then SIGTERM the old one). Without it,
+    /// an address another process listens on is refused ("address in
+    /// use").
+    #[arg(long = "reuse-port")]
+    pub reuse_port: bool,
+
+    /// The 220 greeting: TEXT, or `@FILE` to read it from FILE (re-read on
+    /// SIGHUP). Several lines make a multi-line 220 reply.
+    #[arg(long, value_name = "TEXT|@FILE")]
+    pub banner: Option<String>,
+
+    /// Accept control connections only from CIDR (IPv4 or IPv6;
+    /// repeatable). With no --allow every address is allowed unless
+    /// denied. The most specific matching --allow/--deny network decides.
+    /// Checked at connect, before the greeting; a refusal is logged.
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<String>,
+
+    /// Refuse control connections from CIDR (IPv4 or IPv6; repeatable;
+    /// see --allow for which rule wins).
+    #[arg(long, value_name = "CIDR")]
+    pub deny: Vec<String>,
+
+    /// IPv6 clients count as one address per /BITS network for
+    /// --max-per-ip and --login-ban: one host usually holds a whole /64.
+    #[arg(long = "ipv6-prefix", value_name = "BITS", default_value_t = 64)]
+    pub ipv6_prefix: u8,
+
     /// Log level (error, warn, info, debug, trace) or a full tracing filter;
     /// RUST_LOG wins when set.
     #[arg(long = "log-level", value_name = "LEVEL", default_value = "info")]
     pub log_level: String,
+
+    /// FTPS: the server's certificate chain (PEM, leaf first). With
+    /// --tls-key it turns on AUTH TLS and the --listen-implicit listeners;
+    /// both files are re-read on SIGHUP (a bad new pair keeps the old one).
+    #[arg(long = "tls-cert", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// FTPS: the private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long = "tls-key", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Implicit FTPS: accept control connections that start with TLS on
+    /// this address (port 990 by convention); repeatable. Needs --tls-cert.
+    #[arg(long = "listen-implicit", value_name = "ADDR:PORT")]
+    pub listen_implicit: Vec<String>,
+
+    /// Which logins need a TLS control connection: off, accounts (named
+    /// accounts never send their password in clear; anonymous may), or all
+    /// [default: accounts with --tls-cert, else off]
+    #[arg(long = "tls-required", value_enum, value_name = "WHO")]
+    pub tls_required: Option<TlsRequiredArg>,
+
+    /// Whether a TLS session's data connections must be in TLS too
+    /// (PROT P): required refuses transfers after PROT C with 521.
+    #[arg(
+        long = "tls-data",
+        value_enum,
+        value_name = "POLICY",
+        default_value = "required"
+    )]
+    pub tls_data: TlsDataArg,
+
+    /// Oldest TLS version accepted.
+    #[arg(
+        long = "tls-min-version",
+        value_enum,
+        value_name = "VERSION",
+        default_value = "1.2"
+    )]
+    pub tls_min_version: TlsVersionArg,
+
+    /// Whether a data connection must resume its own control connection's
+    /// TLS session (required: else 522, as vsftpd's require_ssl_reuse);
+    /// this is what stops a third party from taking over a data
+    /// connection. `off` lets clients such as Python's stock ftplib work.
+    #[arg(
+        long = "tls-session-reuse",
+        value_enum,
+        value_name = "POLICY",
+        default_value = "required"
+    )]
+    pub tls_session_reuse: TlsReuseArg,
+
+    /// Kernel TLS for downloads: auto hands a data connection's keys to the
+    /// kernel when it supports the cipher (probed at start, logged), so
+    /// RETR stays sendfile/splice; off always encrypts in userspace.
+    #[arg(long = "ktls", value_enum, value_name = "MODE", default_value = "auto")]
+    pub ktls: KtlsArg,
+}
+
+/// `--tls-required`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsRequiredArg {
+    Off,
+    Accounts,
+    All,
+}
+
+/// `--tls-data`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsDataArg {
+    Optional,
+    Required,
+}
+
+/// `--tls-min-version`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersionArg {
+    #[value(name = "1.2")]
+    V1_2,
+    #[value(name = "1.3")]
+    V1_3,
+}
+
+/// `--tls-session-reuse`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsReuseArg {
+    Required,
+    Off,
+}
+
+/// `--ktls`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KtlsArg {
+    Auto,
+    Off,
+}
+
+/// `--sandbox`: how hard to insist on the Landlock sandbox.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxMode {
+    /// Apply what the kernel supports; log what it could not.
+    Auto,
+    /// Refuse to start unless the sandbox is fully enforced.
+    Required,
+    /// No sandbox.
+    Off,
 }

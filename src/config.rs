@@ -4,13 +4,34 @@
 //! surprise.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::access::AccessList;
 use crate::auth::ban::{self, BanPolicy};
-use crate::cli::ServeArgs;
+use crate::auth::tls::{TlsData, TlsRequired, TlsRules};
+use crate::cli::{
+    KtlsArg, SandboxMode, ServeArgs, TlsDataArg, TlsRequiredArg, TlsReuseArg, TlsVersionArg,
+};
 use crate::data::announce::{self, AnnounceTable};
 use crate::data::ports::PortRange;
+
+/// The FTPS settings of `ringftp serve` (`--tls-*`), present when a
+/// certificate is configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// `--tls-cert`: the certificate chain, PEM.
+    pub cert: PathBuf,
+    /// `--tls-key`: its private key, PEM.
+    pub key: PathBuf,
+    /// `--tls-min-version 1.3`: TLS 1.2 refused.
+    pub tls13_only: bool,
+    /// `--tls-session-reuse required`: a data connection must resume its
+    /// own control connection's TLS session.
+    pub session_reuse: bool,
+    /// `--ktls auto`: hand download keys to the kernel where it can.
+    pub ktls: bool,
+}
 
 /// Everything `ringftp serve` runs with, validated.
 #[derive(Debug, Clone)]
@@ -56,6 +77,104 @@ pub struct Config {
     pub list_max_depth: usize,
     pub max_login_attempts: u32,
     pub login_ban: Option<BanPolicy>,
+    /// `--user`, as given (resolved by [`crate::privileges`]).
+    pub user: Option<String>,
+    pub sandbox: SandboxMode,
+    /// `--reuse-port`: share the listen addresses on purpose.
+    pub reuse_port: bool,
+    /// `--config`, if given.
+    pub config_file: Option<PathBuf>,
+    /// The 220 greeting's text (lines separated by `\n`).
+    pub banner: Vec<u8>,
+    /// The file the banner was read from (`--banner @FILE`).
+    pub banner_file: Option<PathBuf>,
+    /// `--allow` / `--deny`.
+    pub access: AccessList,
+    /// `--ipv6-prefix`: IPv6 clients count per network of this length.
+    pub ipv6_prefix: u8,
+    /// `--listen-implicit`: control addresses where TLS starts at accept.
+    pub listen_implicit: Vec<SocketAddr>,
+    /// FTPS settings, when `--tls-cert` is given.
+    pub tls: Option<TlsSettings>,
+    /// The FTPS rules sessions follow.
+    pub tls_rules: TlsRules,
+}
+
+/// The greeting when no `--banner` is given.
+pub const DEFAULT_BANNER: &str = "ringftp ready.";
+
+/// Most lines and bytes a banner may have: a greeting, not a document
+/// (every client waits for all of it before it logs in).
+const BANNER_MAX_LINES: usize = 100;
+const BANNER_MAX_BYTES: usize = 8 * 1024;
+
+/// Parses `--banner`: TEXT, or `@FILE` (read now). Returns the text with
+/// lines separated by `\n` (CR dropped, other control bytes shown as `?`,
+/// trailing blank lines removed) and the file, if any.
+pub fn parse_banner(s: &str) -> Result<(Vec<u8>, Option<PathBuf>), String> {
+    let (raw, file) = match s.strip_prefix('@') {
+        Some(f) => {
+            let path = PathBuf::from(f);
+            let bytes = std::fs::read(&path).map_err(|e| format!("--banner @{f}: {e}"))?;
+            (bytes, Some(path))
+        }
+        None => (s.as_bytes().to_vec(), None),
+    };
+    let what = match &file {
+        Some(f) => format!("--banner @{}", f.display()),
+        None => "--banner".to_string(),
+    };
+    if raw.len() > BANNER_MAX_BYTES {
+        return Err(format!(
+            "{what}: {} bytes; a banner may have at most {BANNER_MAX_BYTES}",
+            raw.len()
+        ));
+    }
+    let mut text: Vec<u8> = raw
+        .iter()
+        .filter(|&&b| b != b'\r')
+        .map(|&b| match b {
+            b'\n' | b'\t' => b,
+            c if c < 0x20 || c == 0x7f => b'?',
+            c => c,
+        })
+        .collect();
+    while text.last().is_some_and(|b| b.is_ascii_whitespace()) {
+        text.pop();
+    }
+    if text.is_empty() {
+        return Err(format!("{what}: the banner is empty"));
+    }
+    let lines = text.iter().filter(|&&b| b == b'\n').count() + 1;
+    if lines > BANNER_MAX_LINES {
+        return Err(format!(
+            "{what}: {lines} lines; a banner may have at most {BANNER_MAX_LINES}"
+        ));
+    }
+    Ok((text, file))
+}
+
+/// The served root: `--root`, or the current directory, which must not be
+/// `/` (a service started without a working directory would otherwise
+/// publish the whole filesystem, /etc/shadow included).
+fn served_root(given: Option<&Path>) -> Result<PathBuf, String> {
+    match given {
+        Some(p) => check_root(p, true),
+        None => check_root(Path::new("."), false),
+    }
+}
+
+/// `path` as the served root; `explicit` when the operator named it.
+fn check_root(path: &Path, explicit: bool) -> Result<PathBuf, String> {
+    let root =
+        std::fs::canonicalize(path).map_err(|e| format!("--root {}: {e}", path.display()))?;
+    if !root.is_dir() {
+        return Err(format!("--root {}: not a directory", path.display()));
+    }
+    if !explicit && root == Path::new("/") {
+        return Err("no --root given and the current directory is /: that would serve the whole filesystem; give the directory to serve with --root DIR (or --root / if that is really meant)".into());
+    }
+    Ok(root)
 }
 
 /// Parses `LO-HI` (both 1..=65535, LO <= HI).
@@ -114,6 +233,16 @@ impl Config {
     /// Validates `args`; `available_cpus` is how many CPUs the process may
     /// use (the default and the upper bound of `--cores`).
     pub fn from_args(args: &ServeArgs, available_cpus: usize) -> Result<Config, String> {
+        Config::from_args_with(args, available_cpus, &announce::resolve_name)
+    }
+
+    /// [`Config::from_args`] with the resolver for host names given to
+    /// `--pasv-address` / `--pasv-address-map`.
+    pub fn from_args_with(
+        args: &ServeArgs,
+        available_cpus: usize,
+        resolve: announce::Resolver,
+    ) -> Result<Config, String> {
         let listen = args
             .listen
             .iter()
@@ -140,13 +269,9 @@ impl Config {
         let pasv_announce = AnnounceTable::build(
             &args.pasv_address_map,
             args.pasv_address.as_deref(),
-            &announce::resolve_name,
+            resolve,
         )?;
-        let root = std::fs::canonicalize(&args.root)
-            .map_err(|e| format!("--root {}: {e}", args.root.display()))?;
-        if !root.is_dir() {
-            return Err(format!("--root {}: not a directory", args.root.display()));
-        }
+        let root = served_root(args.root.as_deref())?;
         if args.data_timeout < Duration::from_secs(1) {
             return Err("--data-timeout must be at least 1 second".into());
         }
@@ -177,6 +302,30 @@ impl Config {
         if args.no_anonymous && args.users.is_none() {
             return Err("--no-anonymous without --users would let nobody log in".into());
         }
+        let (banner, banner_file) = match &args.banner {
+            Some(b) => parse_banner(b)?,
+            None => (DEFAULT_BANNER.as_bytes().to_vec(), None),
+        };
+        let access = AccessList::build(&args.allow, &args.deny)?;
+        if args.ipv6_prefix > 128 {
+            return Err(format!(
+                "--ipv6-prefix {}: a prefix length is 0 to 128",
+                args.ipv6_prefix
+            ));
+        }
+        let listen_implicit = args
+            .listen_implicit
+            .iter()
+            .map(|s| parse_listen(s).map_err(|e| e.replacen("--listen", "--listen-implicit", 1)))
+            .collect::<Result<Vec<_>, _>>()?;
+        for a in &listen_implicit {
+            if a.port() != 0 && listen.contains(a) {
+                return Err(format!(
+                    "--listen-implicit {a} is also a --listen address; give each port one role"
+                ));
+            }
+        }
+        let (tls, tls_rules) = tls_settings(args, &listen_implicit)?;
         Ok(Config {
             listen,
             root,
@@ -204,8 +353,68 @@ impl Config {
             list_max_depth: args.list_max_depth,
             max_login_attempts: args.max_login_attempts,
             login_ban,
+            user: args.user.clone(),
+            sandbox: args.sandbox,
+            reuse_port: args.reuse_port,
+            config_file: args.config.clone(),
+            banner,
+            banner_file,
+            access,
+            ipv6_prefix: args.ipv6_prefix,
+            listen_implicit,
+            tls,
+            tls_rules,
         })
     }
+}
+
+/// The `--tls-*` flags, checked against each other: TLS policies and
+/// implicit listeners need a certificate.
+fn tls_settings(
+    args: &ServeArgs,
+    listen_implicit: &[SocketAddr],
+) -> Result<(Option<TlsSettings>, TlsRules), String> {
+    let (cert, key) = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        (None, None) => {
+            if !listen_implicit.is_empty() {
+                return Err("--listen-implicit needs --tls-cert and --tls-key".into());
+            }
+            if matches!(
+                args.tls_required,
+                Some(TlsRequiredArg::Accounts | TlsRequiredArg::All)
+            ) {
+                return Err(
+                    "--tls-required accounts|all needs --tls-cert and --tls-key (nobody could log in)"
+                        .into(),
+                );
+            }
+            return Ok((None, TlsRules::default()));
+        }
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
+    let required = match args.tls_required.unwrap_or(TlsRequiredArg::Accounts) {
+        TlsRequiredArg::Off => TlsRequired::Off,
+        TlsRequiredArg::Accounts => TlsRequired::Accounts,
+        TlsRequiredArg::All => TlsRequired::All,
+    };
+    let data = match args.tls_data {
+        TlsDataArg::Optional => TlsData::Optional,
+        TlsDataArg::Required => TlsData::Required,
+    };
+    let settings = TlsSettings {
+        cert,
+        key,
+        tls13_only: args.tls_min_version == TlsVersionArg::V1_3,
+        session_reuse: args.tls_session_reuse == TlsReuseArg::Required,
+        ktls: args.ktls == KtlsArg::Auto,
+    };
+    let rules = TlsRules {
+        available: true,
+        required,
+        data,
+    };
+    Ok((Some(settings), rules))
 }
 
 #[cfg(test)]
@@ -248,6 +457,48 @@ mod tests {
                 (got, want) => panic!("{input}: got {got:?}, want {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn root_default_is_never_slash() {
+        // The default (the current directory) resolving to /.
+        let e = check_root(Path::new("/"), false).unwrap_err();
+        assert!(e.contains("--root"), "{e}");
+        let e = check_root(Path::new("/tmp/.."), false).unwrap_err();
+        assert!(e.contains("whole filesystem"), "{e}");
+        // Given explicitly, / is served.
+        assert_eq!(check_root(Path::new("/"), true).unwrap(), Path::new("/"));
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(served_root(None).unwrap(), here.canonicalize().unwrap());
+    }
+
+    #[test]
+    fn banners() {
+        assert_eq!(parse_banner("Hello").unwrap(), (b"Hello".to_vec(), None));
+        assert_eq!(
+            parse_banner("Welcome\r\nto the \x1b[1mmirror\n\n")
+                .unwrap()
+                .0,
+            b"Welcome\nto the ?[1mmirror".to_vec()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("banner.txt");
+        std::fs::write(&f, "line one\nline two\n").unwrap();
+        let (text, file) = parse_banner(&format!("@{}", f.display())).unwrap();
+        assert_eq!(text, b"line one\nline two");
+        assert_eq!(file.as_deref(), Some(f.as_path()));
+        for (bad, frag) in [
+            ("", "empty"),
+            (" \n ", "empty"),
+            ("@/no/such/banner", "--banner @/no/such/banner"),
+        ] {
+            let e = parse_banner(bad).unwrap_err();
+            assert!(e.contains(frag), "{bad:?}: {e}");
+        }
+        let long = "x\n".repeat(BANNER_MAX_LINES + 1);
+        assert!(parse_banner(&long).unwrap_err().contains("at most"));
+        let wide = "x".repeat(BANNER_MAX_BYTES + 1);
+        assert!(parse_banner(&wide).unwrap_err().contains("at most"));
     }
 
     #[test]
@@ -365,5 +616,67 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn tls_flags() {
+        // No certificate: no TLS, nothing required.
+        let c = Config::from_args(&args(&[]), 1).unwrap();
+        assert_eq!((c.tls.as_ref(), c.tls_rules), (None, TlsRules::default()));
+        let cert = ["--tls-cert", "/c.pem", "--tls-key", "/k.pem"];
+        let c = Config::from_args(&args(&cert), 1).unwrap();
+        let t = c.tls.unwrap();
+        assert!(t.session_reuse && t.ktls && !t.tls13_only);
+        assert_eq!(
+            c.tls_rules,
+            TlsRules {
+                available: true,
+                required: TlsRequired::Accounts,
+                data: TlsData::Required
+            }
+        );
+        let mut more = cert.to_vec();
+        more.extend_from_slice(&[
+            "--tls-required",
+            "all",
+            "--tls-data",
+            "optional",
+            "--tls-min-version",
+            "1.3",
+            "--tls-session-reuse",
+            "off",
+            "--ktls",
+            "off",
+            "--listen-implicit",
+            "127.0.0.1:9990",
+        ]);
+        let c = Config::from_args(&args(&more), 1).unwrap();
+        let t = c.tls.unwrap();
+        assert!(!t.session_reuse && !t.ktls && t.tls13_only);
+        assert_eq!(c.tls_rules.required, TlsRequired::All);
+        assert_eq!(c.tls_rules.data, TlsData::Optional);
+        assert_eq!(c.listen_implicit, vec!["127.0.0.1:9990".parse().unwrap()]);
+        for (bad, frag) in [
+            (
+                &["--listen-implicit", "127.0.0.1:990"][..],
+                "needs --tls-cert",
+            ),
+            (&["--tls-required", "accounts"][..], "needs --tls-cert"),
+            (&["--listen-implicit", "nonsense"][..], "--listen-implicit"),
+        ] {
+            let e = Config::from_args(&args(bad), 1).unwrap_err();
+            assert!(e.contains(frag), "{bad:?}: {e}");
+        }
+        let mut same = cert.to_vec();
+        same.extend_from_slice(&[
+            "--listen",
+            "127.0.0.1:2121",
+            "--listen-implicit",
+            "127.0.0.1:2121",
+        ]);
+        let e = Config::from_args(&args(&same), 1).unwrap_err();
+        assert!(e.contains("one role"), "{e}");
+        // clap: one of the pair alone.
+        assert!(crate::cli::Cli::try_parse_from(["ringftp", "serve", "--tls-cert", "/c"]).is_err());
     }
 }

@@ -10,27 +10,39 @@
 //!   openat2, and LIST/MLSD formatting;
 //! - [`data`]: data channels (passive port slices, active connects, the
 //!   RFC 2577 checks) and the transfers over them;
+//! - [`tls`]: FTPS (RFC 4217): certificates, session-reuse binding, the
+//!   rustls handshake on io_uring, the in-place record layer;
 //! - [`engine`]: shard threads, the zero-copy splice path, and the one
 //!   module (`engine::sys`) allowed to use `unsafe`;
 //! - [`limits`]: `--max-sessions`, `--max-per-ip` and `--max-rate`, shared
 //!   by the shards without a global lock; [`shutdown`]: the graceful-stop
 //!   phases every shard and session watches;
+//! - [`config`] and [`config_file`]: flags (and `--config` TOML) to a
+//!   validated configuration; [`live`]: what SIGHUP changes in place;
+//! - [`access`]: `--allow`/`--deny`; [`privileges`]: `--user`, the drop
+//!   from root; [`sandbox`]: the Landlock confinement;
 //! - [`loadgen`]: the load generator behind `ringftp loadtest`.
 #![deny(unsafe_code)]
 
+pub mod access;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod config_file;
 pub mod data;
 pub mod engine;
 pub mod limits;
+pub mod live;
 pub mod loadgen;
 pub mod logging;
+pub mod privileges;
 pub mod proto;
+pub mod sandbox;
 pub mod server;
 pub mod session;
 pub mod shard;
 pub mod shutdown;
+pub mod tls;
 pub mod units;
 pub mod vfs;
 pub mod xferlog;

@@ -13,7 +13,8 @@
 //!   still has room, so the total the operator set would not be the total
 //!   served. One atomic read-modify-write per connect is cheaper than the
 //!   accept itself and keeps the count exact across shards.
-//! - **Per address** counts live in a table of 64 independently locked
+//! - **Per address** counts (an IPv6 client counts as its /64, see
+//!   [`crate::access::client_key`]) live in a table of 64 independently locked
 //!   stripes (the address's hash picks the stripe). A per-shard count would
 //!   be wrong: SO_REUSEPORT sends one address's connections to every shard,
 //!   so per-shard counting would allow `cores × N`. A table of atomic
@@ -34,11 +35,11 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::proto::addr::canonical_ip;
+use crate::access::client_key;
 
 /// Stripes of the per-address table (a power of two).
 const STRIPES: usize = 64;
@@ -73,11 +74,14 @@ impl Refusal {
 }
 
 /// The limits shared by every shard. Build one with [`Limits::new`] and
-/// hand an `Arc` of it to each shard.
+/// hand an `Arc` of it to each shard. The session limits can be changed
+/// while the server runs ([`Limits::set`], on SIGHUP).
 pub struct Limits {
-    max_sessions: usize,
+    max_sessions: AtomicUsize,
     sessions: AtomicUsize,
-    per_ip: Option<PerAddress>,
+    per_ip: PerAddress,
+    /// IPv6 clients count per network of this prefix length.
+    v6_prefix: AtomicU8,
     /// `--max-rate`: every binary or ASCII download reserves its bytes here.
     pub download: Option<Arc<SharedRate>>,
 }
@@ -87,38 +91,55 @@ impl Limits {
     /// bytes per second.
     pub fn new(max_sessions: usize, max_per_ip: usize, max_rate: Option<u64>) -> Limits {
         Limits {
-            max_sessions,
+            max_sessions: AtomicUsize::new(max_sessions),
             sessions: AtomicUsize::new(0),
-            per_ip: (max_per_ip > 0).then(|| PerAddress::new(max_per_ip)),
+            per_ip: PerAddress::new(max_per_ip),
+            v6_prefix: AtomicU8::new(64),
             download: max_rate.map(|r| Arc::new(SharedRate::new(r))),
         }
+    }
+
+    /// Puts new session limits in force (0 = no limit). Sessions already
+    /// open stay open; an IPv6 prefix change applies to new sessions (each
+    /// open one gives back the place it took).
+    pub fn set(&self, max_sessions: usize, max_per_ip: usize, v6_prefix: u8) {
+        self.max_sessions.store(max_sessions, Ordering::Release);
+        self.per_ip.max.store(max_per_ip, Ordering::Release);
+        self.v6_prefix.store(v6_prefix, Ordering::Release);
+    }
+
+    /// The address `ip` counts as (see [`client_key`]).
+    pub fn key(&self, ip: IpAddr) -> IpAddr {
+        client_key(ip, self.v6_prefix.load(Ordering::Acquire))
     }
 
     /// Admits a session from `ip`, or says why not. The session counts
     /// until the returned [`Permit`] is dropped.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, Refusal> {
-        let ip = canonical_ip(ip);
-        if self.max_sessions > 0 {
+        let max_sessions = self.max_sessions.load(Ordering::Acquire);
+        if max_sessions > 0 {
             // Increment first, then check: two shards admitting at once
             // both see the other's increment, so the total never exceeds
             // the limit (at worst both refuse near it).
             let before = self.sessions.fetch_add(1, Ordering::AcqRel);
-            if before >= self.max_sessions {
+            if before >= max_sessions {
                 self.sessions.fetch_sub(1, Ordering::AcqRel);
-                return Err(Refusal::Sessions(self.max_sessions));
+                return Err(Refusal::Sessions(max_sessions));
             }
         } else {
             self.sessions.fetch_add(1, Ordering::AcqRel);
         }
-        if let Some(t) = &self.per_ip {
-            if !t.acquire(ip) {
+        let max_per_ip = self.per_ip.max.load(Ordering::Acquire);
+        let key = (max_per_ip > 0).then(|| self.key(ip));
+        if let Some(key) = key {
+            if !self.per_ip.acquire(key, max_per_ip) {
                 self.sessions.fetch_sub(1, Ordering::AcqRel);
-                return Err(Refusal::PerAddress(t.max));
+                return Err(Refusal::PerAddress(max_per_ip));
             }
         }
         Ok(Permit {
             limits: self.clone(),
-            ip,
+            key,
         })
     }
 
@@ -128,25 +149,24 @@ impl Limits {
         self.sessions.load(Ordering::Acquire)
     }
 
-    /// Sessions open from `ip` now (0 when `--max-per-ip` is off).
+    /// Sessions open from `ip`'s address (or IPv6 network) now, as
+    /// counted for `--max-per-ip` (0 when it is off).
     pub fn sessions_from(&self, ip: IpAddr) -> usize {
-        self.per_ip
-            .as_ref()
-            .map(|t| t.count(canonical_ip(ip)))
-            .unwrap_or(0)
+        self.per_ip.count(self.key(ip))
     }
 }
 
 /// One admitted session; dropping it gives its place back.
 pub struct Permit {
     limits: Arc<Limits>,
-    ip: IpAddr,
+    /// The per-address key counted, if `--max-per-ip` was on at admission.
+    key: Option<IpAddr>,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        if let Some(t) = &self.limits.per_ip {
-            t.release(self.ip);
+        if let Some(key) = self.key {
+            self.limits.per_ip.release(key);
         }
         self.limits.sessions.fetch_sub(1, Ordering::AcqRel);
     }
@@ -154,7 +174,8 @@ impl Drop for Permit {
 
 /// Sessions per client address, in lock stripes (see the module docs).
 struct PerAddress {
-    max: usize,
+    /// `--max-per-ip`; 0 = off (nothing is counted).
+    max: AtomicUsize,
     hasher: RandomState,
     stripes: Box<[Mutex<HashMap<IpAddr, usize>>]>,
 }
@@ -162,7 +183,7 @@ struct PerAddress {
 impl PerAddress {
     fn new(max: usize) -> PerAddress {
         PerAddress {
-            max,
+            max: AtomicUsize::new(max),
             hasher: RandomState::new(),
             stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
         }
@@ -175,10 +196,10 @@ impl PerAddress {
         self.stripes[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn acquire(&self, ip: IpAddr) -> bool {
+    fn acquire(&self, ip: IpAddr, max: usize) -> bool {
         let mut s = self.stripe(ip);
         let n = s.entry(ip).or_insert(0);
-        if *n >= self.max {
+        if *n >= max {
             return false;
         }
         *n += 1;
@@ -313,13 +334,49 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_clients_count_per_network() {
+        let l = Arc::new(Limits::new(0, 2, None));
+        let _a = l.admit(ip("2001:db8:0:1::1")).unwrap();
+        let _b = l.admit(ip("2001:db8:0:1:ffff::2")).unwrap();
+        // A third address in the same /64: refused.
+        assert_eq!(
+            l.admit(ip("2001:db8:0:1::3")).err(),
+            Some(Refusal::PerAddress(2))
+        );
+        assert_eq!(l.sessions_from(ip("2001:db8:0:1::99")), 2);
+        // The next /64 is another client.
+        let _c = l.admit(ip("2001:db8:0:2::1")).unwrap();
+        // --ipv6-prefix 128: every address on its own.
+        l.set(0, 2, 128);
+        let _d = l.admit(ip("2001:db8:0:1::3")).unwrap();
+        assert_eq!(l.sessions_from(ip("2001:db8:0:1::3")), 1);
+    }
+
+    #[test]
+    fn limits_change_live() {
+        let l = Arc::new(Limits::new(1, 0, None));
+        let a = l.admit(ip("192.0.2.1")).unwrap();
+        assert!(l.admit(ip("192.0.2.2")).is_err());
+        l.set(3, 1, 64);
+        let b = l.admit(ip("192.0.2.2")).unwrap();
+        assert_eq!(l.admit(ip("192.0.2.2")).err(), Some(Refusal::PerAddress(1)));
+        // `a` was admitted while --max-per-ip was off: it was not counted
+        // and gives nothing back.
+        drop(a);
+        assert_eq!(l.sessions_from(ip("192.0.2.1")), 0);
+        drop(b);
+        assert_eq!(l.sessions_from(ip("192.0.2.2")), 0);
+        assert_eq!(l.sessions(), 0);
+    }
+
+    #[test]
     fn released_addresses_leave_the_table() {
         let l = Arc::new(Limits::new(0, 5, None));
         for i in 0..1000u32 {
             let p = l.admit(IpAddr::from(i.to_be_bytes())).unwrap();
             drop(p);
         }
-        let t = l.per_ip.as_ref().unwrap();
+        let t = &l.per_ip;
         let held: usize = t.stripes.iter().map(|s| s.lock().unwrap().len()).sum();
         assert_eq!(held, 0);
     }

@@ -7,13 +7,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let cli = ringftp::cli::Cli::parse();
     let code = match cli.command {
-        ringftp::cli::Command::Serve(args) => match ringftp::server::main(args) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("ringftp: {e:#}");
-                1
+        // Parsed again with its --config file merged in.
+        ringftp::cli::Command::Serve(_) => {
+            match ringftp::server::main(std::env::args_os().collect()) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("ringftp: {e:#}");
+                    1
+                }
             }
-        },
+        }
         ringftp::cli::Command::Passwd => match ringftp::auth::password::passwd_command() {
             Ok(()) => 0,
             Err(e) => {

@@ -21,9 +21,10 @@ use crate::config::Config;
 use crate::data::announce::Announcer;
 use crate::data::passive::PortSlice;
 use crate::engine::pool::WorkerPool;
-use crate::engine::splice::{Counters, PipePool};
+use crate::engine::splice::{BufPool, Counters, PipePool};
 use crate::engine::sys::FdRef;
 use crate::limits::{Limits, Permit};
+use crate::live::Live;
 use crate::shutdown;
 use crate::xferlog::XferLog;
 
@@ -38,6 +39,8 @@ pub struct ShardCtx {
     /// This shard's slice of the passive port range.
     pub ports: Rc<PortSlice>,
     pub pipes: PipePool,
+    /// FTPS transfer buffers (userspace encryption).
+    pub tls_buffers: BufPool,
     /// Worker threads for listings (directory reads and rendering).
     pub workers: WorkerPool,
     pub counters: Counters,
@@ -52,6 +55,8 @@ pub struct ShardCtx {
     /// --max-sessions, --max-per-ip, --max-rate (shared, lock-free or
     /// striped; see [`crate::limits`]).
     pub limits: Arc<Limits>,
+    /// The banner and the access list (shared; replaced whole on SIGHUP).
+    pub live: Arc<Live>,
     /// Where a graceful shutdown stands.
     pub shutdown: shutdown::Watch,
     /// The fd held back to refuse clients with when fds run out.
@@ -63,6 +68,8 @@ pub struct ShardCtx {
     /// The addresses 227 replies announce, by client network (shared;
     /// read once per PASV, replaced whole when SIGHUP re-resolves names).
     pub announce: Arc<Announcer>,
+    /// FTPS (shared by all shards), when a certificate is configured.
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 /// What an admitted session occupies: its place in the shard's count and

@@ -80,14 +80,24 @@ pub fn format(r: &Record) -> Vec<u8> {
 
 impl XferLog {
     pub fn open(path: &Path) -> io::Result<XferLog> {
+        Ok(XferLog::from_fd(XferLog::open_fd(path)?))
+    }
+
+    /// Opens (creating it, mode 0640) the log file for appending. The
+    /// server opens it before dropping privileges and hands each shard a
+    /// dup ([`XferLog::from_fd`]).
+    pub fn open_fd(path: &Path) -> io::Result<OwnedFd> {
         let file = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
             .mode(0o640)
             .open(path)?;
-        Ok(XferLog {
-            fd: Rc::new(OwnedFd::from(file)),
-        })
+        Ok(OwnedFd::from(file))
+    }
+
+    /// A log on an fd from [`XferLog::open_fd`].
+    pub fn from_fd(fd: OwnedFd) -> XferLog {
+        XferLog { fd: Rc::new(fd) }
     }
 
     pub async fn write(&self, record: &Record<'_>) {

@@ -44,7 +44,11 @@ fn help_texts() {
         );
     }
     // Every flag with a value says its default.
-    for default in ["0.0.0.0:2121", "50000-50999", "[default: .]"] {
+    for default in [
+        "0.0.0.0:2121",
+        "50000-50999",
+        "[default: the current directory",
+    ] {
         assert!(
             text.contains(default),
             "serve --help lacks the default {default}:\n{text}"

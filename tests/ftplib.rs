@@ -91,7 +91,8 @@ fn epsv_downloads() {
 fn mlsd_facts() {
     let fx = fixture();
     let x = fx.write("mlsd/x.bin", &pattern(7, 4321));
-    std::fs::set_permissions(&x, std::fs::Permissions::from_mode(0o640)).unwrap();
+    // Anonymous sees world-readable files only: 0604, not 0640.
+    std::fs::set_permissions(&x, std::fs::Permissions::from_mode(0o604)).unwrap();
     let y = fx.write("mlsd/run me.sh", b"#!/bin/sh\n");
     std::fs::set_permissions(&y, std::fs::Permissions::from_mode(0o755)).unwrap();
     fx.write("mlsd/\u{fc}.txt", b"u");

@@ -61,6 +61,9 @@ fn start_kind(root: &Path, kind: &str) -> Reference {
 fn start_kind_with(root: &Path, kind: &str, extra: &[&str]) -> Reference {
     let fx = common::Fixture::new();
     let server = if kind == "ringftp" {
+        // Started as root, the server serves as ftp/nobody: the tree is
+        // theirs, as an operator would set it up.
+        common::give_dir_to_server_user(root);
         common::Server::builder()
             .root(root)
             .cores(2)
@@ -1552,6 +1555,7 @@ fn upload_into_a_missing_directory_says_why() {
     assert_eq!(run.json, Value::Null, "no run, no report");
     // Pointed at a directory under its home, the same account uploads.
     std::fs::create_dir(root.path().join("pub/in")).unwrap();
+    common::give_dir_to_server_user(&root.path().join("pub/in"));
     let mut ok_args = args.to_vec();
     ok_args.extend_from_slice(&["--upload-dir", "/in"]);
     let run = loadtest(root.path(), &ok_args);

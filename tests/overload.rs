@@ -169,8 +169,20 @@ fn brute_force_bans_the_address_and_spares_others() {
     );
     let (mut wrong, mut closed, mut banned) = (0, 0, 0);
     let mut session: Option<Ftp> = None;
+    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
     for i in 0..ATTEMPTS {
-        let f = session.get_or_insert_with(|| Ftp::connect(srv.addr()));
+        if session.is_none() {
+            // A banned address is refused at connect, before the greeting.
+            let mut s = connect_from(lo, srv.addr());
+            let greeting = first_line(&mut s).unwrap_or_default();
+            if greeting.starts_with("421 ") && greeting.contains("from your address") {
+                banned += 1;
+                continue;
+            }
+            assert!(greeting.starts_with("220 "), "attempt {i}: {greeting:?}");
+            session = Some(Ftp::after_greeting(s));
+        }
+        let f = session.as_mut().expect("connected above");
         f.expect("USER alice", 331);
         let r = f.cmd(&format!("PASS guess-{i}"));
         match r.code {
@@ -194,11 +206,14 @@ fn brute_force_bans_the_address_and_spares_others() {
     // The 10th failure bans; every attempt after it is refused as banned.
     assert_eq!(wrong + closed, 10, "failures counted before the ban");
     assert_eq!(banned, ATTEMPTS - 10);
-    // Banned means banned: the right password from that address fails too.
-    let mut f = Ftp::connect(srv.addr());
-    f.expect("USER alice", 331);
-    let r = f.cmd("PASS correct horse");
-    assert_eq!(r.code, 421, "{r:?}");
+    // Banned means banned: that address cannot even get a greeting.
+    let mut s = connect_from(lo, srv.addr());
+    let greeting = first_line(&mut s).unwrap_or_default();
+    assert!(greeting.starts_with("421 "), "{greeting:?}");
+    assert!(
+        srv.log_text().contains("refused: banned by --login-ban"),
+        "the log says why"
+    );
     // Another address is not affected.
     let mut g = Ftp::connect_from(OTHER_CLIENT, srv.addr());
     g.expect("USER alice", 331);

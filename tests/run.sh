@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the FTP clients the integration tests
 # drive (curl, lftp, wget, python3; pyftpdlib for the load-generator tests)
-# and the network tools of the NAT tests (iproute2, nftables) when missing,
+# the network tools of the NAT tests (iproute2, nftables), and systemd
+# (systemd-analyze verify on dist/ringftp.service) when missing,
 # builds the release binary, then runs every unit and integration test
 # against it. Used as is by .ci/run. The NAT tests (tests/nat.rs) build
 # network namespaces and need root.
@@ -9,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for tool in curl lftp wget python3 timeout sha256sum ip ss nft; do
+for tool in curl lftp wget python3 timeout sha256sum ip ss nft systemd-analyze setpriv; do
     command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
 done
 if ((${#need[@]})); then
@@ -20,6 +21,9 @@ if ((${#need[@]})); then
             python3) pkgs+=(python3 python3-pip) ;;
             ip | ss) pkgs+=(iproute2) ;;
             nft) pkgs+=(nftables) ;;
+            # tests/service.rs: the unit file check and an unprivileged start.
+            systemd-analyze) pkgs+=(systemd) ;;
+            setpriv) pkgs+=(util-linux) ;;
             *) pkgs+=("$tool") ;;
         esac
     done
@@ -40,6 +44,16 @@ if ! command -v fincore >/dev/null 2>&1; then
     if [ "$(id -u)" != 0 ]; then SUDO=(sudo); fi
     DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends util-linux-extra \
         >/dev/null 2>&1 || echo "tests/run.sh: no fincore; the page-cache test trusts posix_fadvise"
+fi
+
+# rclone (Debian's package) for the FTPS test with explicit_tls; optional:
+# tests/ftps.rs skips that one test without it.
+if ! command -v rclone >/dev/null 2>&1; then
+    echo "tests/run.sh: installing rclone, if the archive has it"
+    SUDO=()
+    if [ "$(id -u)" != 0 ]; then SUDO=(sudo); fi
+    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends rclone \
+        >/dev/null 2>&1 || echo "tests/run.sh: no rclone; its FTPS test is skipped"
 fi
 
 if ! python3 -c 'import pyftpdlib' 2>/dev/null; then

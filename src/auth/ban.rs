@@ -1,14 +1,21 @@
 //! `--login-ban N/WINDOW`: a client address with N failed logins within
 //! WINDOW is refused (421) until WINDOW has passed since its last failure.
 //!
-//! The table is shared by all shards behind one mutex; it is touched only
-//! when a login is attempted (argon2 costs far more than the lock), never
-//! on the transfer path. Time is passed in, so the rules are unit-tested.
+//! The table is shared by all shards behind one mutex; it is touched when
+//! a login is attempted (argon2 costs far more than the lock) and once per
+//! accepted connection (a banned address is refused before the greeting),
+//! never on the transfer path. An IPv6 client counts as its /64 (see
+//! [`crate::access::client_key`]): one host usually holds the whole
+//! network, and a ban per address would be no ban at all. Time is passed
+//! in, so the rules are unit-tested.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use crate::access::client_key;
 
 /// Entries kept before stale ones are swept.
 const SWEEP_AT: usize = 10_000;
@@ -47,26 +54,51 @@ struct Entry {
     failures: VecDeque<Instant>,
 }
 
-/// Failed logins per client address.
 #[derive(Debug, Default)]
-pub struct BanList {
+struct Inner {
     policy: Option<BanPolicy>,
-    table: Mutex<HashMap<IpAddr, Entry>>,
+    table: HashMap<IpAddr, Entry>,
+}
+
+/// Failed logins per client address.
+#[derive(Debug)]
+pub struct BanList {
+    inner: Mutex<Inner>,
+    v6_prefix: AtomicU8,
 }
 
 impl BanList {
     pub fn new(policy: Option<BanPolicy>) -> BanList {
         BanList {
-            policy,
-            table: Mutex::default(),
+            inner: Mutex::new(Inner {
+                policy,
+                table: HashMap::new(),
+            }),
+            v6_prefix: AtomicU8::new(64),
         }
+    }
+
+    /// Puts a new policy in force (SIGHUP), keeping the failures seen so
+    /// far, and the IPv6 prefix that makes one client.
+    pub fn set(&self, policy: Option<BanPolicy>, v6_prefix: u8) {
+        self.v6_prefix.store(v6_prefix, Ordering::Release);
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.policy = policy;
+        if policy.is_none() {
+            inner.table.clear();
+        }
+    }
+
+    fn key(&self, ip: IpAddr) -> IpAddr {
+        client_key(ip, self.v6_prefix.load(Ordering::Acquire))
     }
 
     /// True while `ip` is banned.
     pub fn is_banned(&self, ip: IpAddr, now: Instant) -> bool {
-        let Some(p) = self.policy else { return false };
-        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        match table.get_mut(&ip) {
+        let key = self.key(ip);
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(p) = inner.policy else { return false };
+        match inner.table.get_mut(&key) {
             Some(e) => {
                 prune(e, p, now);
                 e.failures.len() as u32 >= p.failures
@@ -77,15 +109,17 @@ impl BanList {
 
     /// Records a failed login from `ip`; returns true if that bans it.
     pub fn record_failure(&self, ip: IpAddr, now: Instant) -> bool {
-        let Some(p) = self.policy else { return false };
-        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let key = self.key(ip);
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(p) = inner.policy else { return false };
+        let table = &mut inner.table;
         if table.len() >= SWEEP_AT {
             table.retain(|_, e| {
                 prune(e, p, now);
                 !e.failures.is_empty()
             });
         }
-        let e = table.entry(ip).or_default();
+        let e = table.entry(key).or_default();
         prune(e, p, now);
         e.failures.push_back(now);
         // Keep the memory per address bounded whatever the attacker does.
@@ -166,6 +200,28 @@ mod tests {
         bans.record_failure(ip, t0);
         assert!(!bans.record_failure(ip, t0 + Duration::from_secs(11)));
         assert!(bans.record_failure(ip, t0 + Duration::from_secs(12)));
+    }
+
+    #[test]
+    fn ipv6_bans_cover_the_network() {
+        let p = BanPolicy {
+            failures: 2,
+            window: Duration::from_secs(60),
+        };
+        let bans = BanList::new(Some(p));
+        let t0 = Instant::now();
+        let a: IpAddr = "2001:db8:0:1::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:0:1::2".parse().unwrap();
+        bans.record_failure(a, t0);
+        assert!(
+            bans.record_failure(b, t0),
+            "two hosts of one /64 are one client"
+        );
+        assert!(bans.is_banned("2001:db8:0:1:ffff::9".parse().unwrap(), t0));
+        assert!(!bans.is_banned("2001:db8:0:2::1".parse().unwrap(), t0));
+        // Policy off (SIGHUP): the bans go.
+        bans.set(None, 64);
+        assert!(!bans.is_banned(a, t0));
     }
 
     #[test]

@@ -7,12 +7,14 @@
 //! - [`ban`]: failed logins per client address (`--login-ban N/WINDOW`);
 //! - [`login`]: the login policy (anonymous names, the decoy hash, the
 //!   growing delay, the attempt cap), pure, given a password verifier;
-//! - [`perms`]: what an account may do.
+//! - [`perms`]: what an account may do;
+//! - [`tls`]: who must use TLS (`--tls-required`, `--tls-data`), pure.
 
 pub mod ban;
 pub mod login;
 pub mod password;
 pub mod perms;
+pub mod tls;
 pub mod users;
 
 pub use perms::Perms;

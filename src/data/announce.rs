@@ -354,6 +354,14 @@ impl Announcer {
         self.current.read().ok().and_then(|t| t.lookup(client))
     }
 
+    /// Puts `table` in force whole (SIGHUP with changed --pasv-address
+    /// flags).
+    pub fn replace(&self, table: AnnounceTable) {
+        if let Ok(mut g) = self.current.write() {
+            *g = Arc::new(table);
+        }
+    }
+
     /// Re-resolves every name (blocking: call it off the shards) and puts
     /// the result in force.
     pub fn reresolve(&self, resolve: Resolver) -> Vec<Reresolved> {

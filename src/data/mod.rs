@@ -8,12 +8,15 @@
 //!   port L-1;
 //! - [`transfer`]: moving bytes over an established channel (zero-copy
 //!   splice for binary RETR, a copy loop for ASCII, in-memory listings),
-//!   with a watchdog that tells a slow client from a dead one.
+//!   with a watchdog that tells a slow client from a dead one;
+//! - [`tls`]: FTPS data connections after their handshake (kTLS or the
+//!   in-place userspace record layer; close_notify).
 
 pub mod active;
 pub mod announce;
 pub mod passive;
 pub mod ports;
+pub mod tls;
 pub mod transfer;
 
 use std::io;
@@ -32,6 +35,8 @@ use crate::engine::sys::{self, FdRef};
 pub struct DataConn {
     sock: Rc<Socket>,
     pub peer: SocketAddr,
+    /// FTPS: the connection's TLS keys after its handshake (PROT P).
+    pub tls: Option<tls::DataTls>,
 }
 
 impl DataConn {
@@ -39,7 +44,13 @@ impl DataConn {
         DataConn {
             sock: Rc::new(sock),
             peer,
+            tls: None,
         }
+    }
+
+    /// Closes the sending side (a FIN after what was sent).
+    pub fn shutdown_write(&self) {
+        let _ = self.sock.shutdown(Shutdown::Write);
     }
 
     /// A handle on the socket fd for io_uring ops.

@@ -89,23 +89,30 @@ impl Channel<'_> {
         offset: u64,
         len: u64,
     ) -> Result<u64, TransferError> {
-        splice::send_file(&mut self.ctx, file, offset, len, self.conn.fd())
-            .await
-            .map_err(|e| match e {
-                SpliceError::Source(e) => TransferError::Local(e),
-                SpliceError::Sink(e) => TransferError::Network(e),
-            })
+        let sent = match &self.conn.tls {
+            Some(tls) => {
+                tls.send_file(&mut self.ctx, self.conn, file, offset, len)
+                    .await
+            }
+            None => splice::send_file(&mut self.ctx, file, offset, len, self.conn.fd()).await,
+        };
+        sent.map_err(|e| match e {
+            SpliceError::Source(e) => TransferError::Local(e),
+            SpliceError::Sink(e) => TransferError::Network(e),
+        })
     }
 
     /// Binary upload: everything the client sends until it closes the data
     /// connection, written into `file` from `offset`, zero-copy.
     pub async fn recv_binary(&mut self, file: FdRef, offset: u64) -> Result<u64, TransferError> {
-        splice::recv_file(&mut self.ctx, self.conn.fd(), file, offset)
-            .await
-            .map_err(|e| match e {
-                SpliceError::Source(e) => TransferError::Network(e),
-                SpliceError::Sink(e) => TransferError::Local(e),
-            })
+        let got = match &self.conn.tls {
+            Some(tls) => tls.recv_file(&mut self.ctx, self.conn, file, offset).await,
+            None => splice::recv_file(&mut self.ctx, self.conn.fd(), file, offset).await,
+        };
+        got.map_err(|e| match e {
+            SpliceError::Source(e) => TransferError::Network(e),
+            SpliceError::Sink(e) => TransferError::Local(e),
+        })
     }
 
     /// ASCII upload: CRLF from the wire becomes LF in the file. Returns the
@@ -114,11 +121,25 @@ impl Channel<'_> {
         let mut pos = offset;
         let mut pending_cr = false;
         let mut buf = Vec::with_capacity(ASCII_CHUNK);
+        // Under TLS: received records not yet opened.
+        let mut records = Vec::new();
         loop {
             buf.clear();
-            let (res, b) = sys::recv(self.conn.fd(), buf).await;
-            buf = b;
-            let n = res.map_err(TransferError::Network)? as usize;
+            let n = match &self.conn.tls {
+                Some(tls) => match tls.recv_plain(self.conn, &mut records).await {
+                    Ok(Some(plain)) => {
+                        buf = plain;
+                        buf.len()
+                    }
+                    Ok(None) => 0,
+                    Err(e) => return Err(TransferError::Network(e)),
+                },
+                None => {
+                    let (res, b) = sys::recv(self.conn.fd(), buf).await;
+                    buf = b;
+                    res.map_err(TransferError::Network)? as usize
+                }
+            };
             let mut out = Vec::with_capacity(n + 1);
             if n == 0 {
                 if pending_cr {
@@ -159,15 +180,13 @@ impl Channel<'_> {
             buf = b;
             let n = res.map_err(TransferError::Local)? as usize;
             if n == 0 {
+                self.close().await?;
                 return Ok(pos - offset);
             }
             let mut out = Vec::with_capacity(n + n / 8 + 16);
             lf_to_crlf(&buf[..n], &mut prev_cr, &mut out);
             let wire = out.len() as u64;
-            self.conn
-                .write_all(out)
-                .await
-                .map_err(TransferError::Network)?;
+            self.write(out).await?;
             self.ctx.copied(wire);
             pos += n as u64;
             self.ctx.progress.set(pos - offset);
@@ -181,13 +200,30 @@ impl Channel<'_> {
         if n == 0 {
             return Ok(0);
         }
-        self.conn
-            .write_all(bytes)
-            .await
-            .map_err(TransferError::Network)?;
+        self.write(bytes).await?;
         self.ctx.copied(n);
         self.ctx.progress.add(n);
         Ok(n)
+    }
+
+    /// Sends bytes of a copying transfer (listing, ASCII): as they are, or
+    /// as TLS records.
+    async fn write(&self, bytes: Vec<u8>) -> Result<(), TransferError> {
+        let r = match &self.conn.tls {
+            Some(tls) => tls.send(self.conn, bytes).await,
+            None => self.conn.write_all(bytes).await,
+        };
+        r.map_err(TransferError::Network)
+    }
+
+    /// The end of a download under TLS: close_notify (nothing in plain
+    /// FTP, where closing the connection is the end). Listings call it
+    /// after their last chunk.
+    pub async fn close(&self) -> Result<(), TransferError> {
+        match &self.conn.tls {
+            Some(tls) => tls.close(self.conn).await.map_err(TransferError::Network),
+            None => Ok(()),
+        }
     }
 
     /// After a full disk (452), reads and discards what the client still

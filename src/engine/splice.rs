@@ -65,6 +65,29 @@ impl PipePool {
     }
 }
 
+/// A shard's spare buffers for FTPS transfers encrypted in userspace
+/// (download record slots, upload receive buffers), reused across
+/// transfers so memory follows the transfers in flight.
+#[derive(Default)]
+pub struct BufPool(RefCell<Vec<Vec<u8>>>);
+
+impl BufPool {
+    /// A buffer of length `len` (reused bytes, or zeroes where it grew).
+    pub fn take(&self, len: usize) -> Vec<u8> {
+        let mut b = self.0.borrow_mut().pop().unwrap_or_default();
+        b.resize(len, 0);
+        b
+    }
+
+    /// Gives a buffer back (at most `POOL_MAX` are kept).
+    pub fn give(&self, b: Vec<u8>) {
+        let mut pool = self.0.borrow_mut();
+        if pool.len() < POOL_MAX {
+            pool.push(b);
+        }
+    }
+}
+
 /// Per-shard byte counters; `STAT` shows them, so a user (or a test) can
 /// see which path moved the bytes.
 #[derive(Default, Debug)]
@@ -77,6 +100,11 @@ pub struct Counters {
     pub from_disk: Cell<u64>,
     /// Bytes moved through a userspace buffer (ASCII mode, listings).
     pub copied: Cell<u64>,
+    /// FTPS: file bytes encrypted or decrypted in place in userspace.
+    pub tls_userspace: Cell<u64>,
+    /// FTPS: file bytes sent zero-copy through kernel TLS (kTLS); also
+    /// counted in `spliced`.
+    pub tls_kernel: Cell<u64>,
     pub transfers: Cell<u64>,
 }
 
@@ -96,6 +124,14 @@ impl Counters {
 
     pub fn add_copied(&self, n: u64) {
         self.copied.set(self.copied.get() + n);
+    }
+
+    pub fn add_encrypted(&self, n: u64) {
+        self.tls_userspace.set(self.tls_userspace.get() + n);
+    }
+
+    pub fn add_kernel_tls(&self, n: u64) {
+        self.tls_kernel.set(self.tls_kernel.get() + n);
     }
 }
 
@@ -124,6 +160,8 @@ impl Progress {
 /// goes, and the pacer of its rate caps (if any).
 pub struct TransferCtx<'a> {
     pub pool: &'a PipePool,
+    /// FTPS buffers (see [`BufPool`]).
+    pub tls_buffers: &'a BufPool,
     /// The shard's counters (every session's transfers).
     pub counters: &'a Counters,
     /// This session's own.
@@ -150,6 +188,18 @@ impl TransferCtx<'_> {
     pub fn copied(&self, n: u64) {
         self.counters.add_copied(n);
         self.session.add_copied(n);
+    }
+
+    /// `n` file bytes encrypted or decrypted in place in userspace (FTPS).
+    pub fn encrypted(&self, n: u64) {
+        self.counters.add_encrypted(n);
+        self.session.add_encrypted(n);
+    }
+
+    /// `n` file bytes sent through kernel TLS (FTPS).
+    pub fn kernel_tls(&self, n: u64) {
+        self.counters.add_kernel_tls(n);
+        self.session.add_kernel_tls(n);
     }
 }
 

@@ -17,6 +17,7 @@ use tokio_uring::net::TcpStream;
 
 use super::failure::{within, Failure};
 use super::reply::{self, Reply};
+use super::tls::{self, SessionTls, TlsMode};
 use crate::engine::sys;
 use crate::proto::reply::codes;
 
@@ -35,6 +36,9 @@ pub struct Control {
     /// The server's end: EPSV data connections go to its address.
     pub peer: SocketAddr,
     timeout: Duration,
+    /// FTPS (`--tls`): the session's TLS configuration, and the control
+    /// connection's TLS once it is up.
+    tls: Option<(SessionTls, Option<Box<rustls::ClientConnection>>)>,
 }
 
 /// Opens a TCP connection on the shard's ring, bounded by `timeout`, and
@@ -77,14 +81,37 @@ impl Control {
     /// Connects to `addr` (without reading the greeting).
     pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Control, Failure> {
         let (stream, local) = connect_tcp(addr, timeout).await?;
-        Ok(Control {
+        let mut c = Control {
             stream,
             inbox: Vec::with_capacity(512),
             scratch: Some(Vec::with_capacity(READ_CHUNK)),
             local,
             peer: addr,
             timeout,
-        })
+            tls: tls::settings().map(|s| (s.session(), None)),
+        };
+        if tls::settings().is_some_and(|s| s.mode == TlsMode::Implicit) {
+            c.start_tls().await?;
+        }
+        Ok(c)
+    }
+
+    /// The TLS handshake on the control connection (implicit, or after
+    /// AUTH TLS).
+    async fn start_tls(&mut self) -> Result<(), Failure> {
+        let Some((session, slot)) = &mut self.tls else {
+            return Ok(());
+        };
+        let mut conn = session.connection()?;
+        let early = tls::handshake(&mut conn, &self.stream, self.timeout).await?;
+        self.inbox.extend_from_slice(&early);
+        *slot = Some(Box::new(conn));
+        Ok(())
+    }
+
+    /// The session's TLS for data connections (PROT P), under `--tls`.
+    pub fn data_tls(&self) -> Option<SessionTls> {
+        self.tls.as_ref().map(|(s, _)| s.clone())
     }
 
     /// The next complete reply, within the timeout.
@@ -109,6 +136,19 @@ impl Control {
                 .take()
                 .unwrap_or_else(|| Vec::with_capacity(READ_CHUNK));
             buf.clear();
+            if let Some((_, Some(conn))) = &mut self.tls {
+                let inbox = &mut self.inbox;
+                let (n, buf) = tls::read_some(conn, &self.stream, buf, |p| {
+                    inbox.extend_from_slice(p);
+                    Ok(())
+                })
+                .await?;
+                if n == 0 {
+                    return Err(Failure::Closed);
+                }
+                self.scratch = Some(buf);
+                continue;
+            }
             let (res, buf) = self.stream.read(buf).await;
             let n = res.map_err(|e| Failure::io(e, "control read"))?;
             if n == 0 {
@@ -123,6 +163,13 @@ impl Control {
     pub async fn send(&mut self, line: &str) -> Result<(), Failure> {
         let bytes = format!("{line}\r\n").into_bytes();
         within(self.timeout, "command write", async {
+            if let Some((_, Some(conn))) = &mut self.tls {
+                use std::io::Write;
+                conn.writer()
+                    .write_all(&bytes)
+                    .map_err(|e| Failure::io(e, "control write"))?;
+                return tls::flush(conn, &self.stream).await;
+            }
             let (res, _) = self.stream.write_all(bytes).await;
             res.map_err(|e| Failure::io(e, "control write"))
         })
@@ -155,16 +202,33 @@ impl Control {
 
     /// USER, then PASS when asked (331); 230 (or 202) is success.
     pub async fn login(&mut self, user: &str, password: &str) -> Result<(), Failure> {
+        // Explicit FTPS: AUTH TLS before the credentials (RFC 4217).
+        if matches!(&self.tls, Some((_, None))) {
+            let r = self.command("AUTH TLS").await?;
+            if r.code != codes::SECURITY_DATA_EXCHANGE_COMPLETE {
+                return Err(negative(r));
+            }
+            self.start_tls().await?;
+        }
         let r = self.command(&format!("USER {user}")).await?;
         let r = match r.code {
-            codes::LOGGED_IN | codes::NOT_IMPLEMENTED_SUPERFLUOUS => return Ok(()),
-            codes::NEED_PASSWORD => self.command(&format!("PASS {password}")).await?,
+            codes::LOGGED_IN | codes::NOT_IMPLEMENTED_SUPERFLUOUS => None,
+            codes::NEED_PASSWORD => Some(self.command(&format!("PASS {password}")).await?),
             _ => return Err(negative(r)),
         };
-        match r.code {
-            codes::LOGGED_IN | codes::NOT_IMPLEMENTED_SUPERFLUOUS => Ok(()),
-            _ => Err(negative(r)),
+        if let Some(r) = r {
+            if !matches!(
+                r.code,
+                codes::LOGGED_IN | codes::NOT_IMPLEMENTED_SUPERFLUOUS
+            ) {
+                return Err(negative(r));
+            }
         }
+        if self.tls.is_some() {
+            self.expect_ok("PBSZ 0").await?;
+            self.expect_ok("PROT P").await?;
+        }
+        Ok(())
     }
 
     /// Says QUIT and waits briefly for 221; a server that just closes is

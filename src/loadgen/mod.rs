@@ -53,6 +53,7 @@ pub mod shared;
 pub mod stats;
 pub mod table;
 pub mod targets;
+pub mod tls;
 pub mod transfer;
 pub mod vclient;
 
@@ -243,4 +244,35 @@ pub struct RunArgs {
     /// without connecting.
     #[arg(long = "dry-run")]
     pub dry_run: bool,
+
+    /// FTPS: explicit (AUTH TLS after the greeting) or implicit (TLS from
+    /// the first byte); data connections use PROT P and resume the control
+    /// connection's TLS session.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub tls: Option<tls::TlsMode>,
+
+    /// FTPS: the CA certificate (PEM) the server's certificate is checked
+    /// against.
+    #[arg(long = "tls-ca", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// FTPS: accept any server certificate (self-signed test servers).
+    #[arg(long = "tls-insecure")]
+    pub tls_insecure: bool,
+
+    /// FTPS: the TLS version offered. 1.2 by default: rustls' client uses
+    /// each TLS 1.3 ticket once, and servers send none on upload data
+    /// connections, so TLS 1.3 sessions that upload run out of tickets.
+    #[arg(
+        long = "tls-version",
+        value_enum,
+        value_name = "V",
+        default_value = "1.2"
+    )]
+    pub tls_version: tls::TlsVersion,
+
+    /// FTPS: the name certificates are checked against [default: the
+    /// host of --target]
+    #[arg(long = "tls-server-name", value_name = "NAME")]
+    pub tls_server_name: Option<String>,
 }

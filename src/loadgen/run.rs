@@ -44,6 +44,22 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<i32> {
         Some(LoadtestCommand::Compare(c)) => return compare::run(c),
         None => {}
     }
+    if let Some(mode) = args.run.tls {
+        let host = args
+            .run
+            .target
+            .rsplit_once(':')
+            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+            .unwrap_or(&args.run.target);
+        let name = args.run.tls_server_name.as_deref().unwrap_or(host);
+        super::tls::configure(
+            mode,
+            args.run.tls_version,
+            args.run.tls_ca.as_deref(),
+            args.run.tls_insecure,
+            name,
+        )?;
+    }
     let scenario = Scenario::load(&args.run.scenario, args.run.scale.as_deref())?;
     let plan = Plan::resolve(&scenario, &args.run, available_cpus().len())?;
     if args.run.dry_run {

@@ -11,6 +11,7 @@ use super::client::{negative, positive, Control};
 use super::data::{self, BufPool};
 use super::failure::Failure;
 use super::scenario::Mode;
+use super::tls;
 
 /// How long each step of a transfer took.
 #[derive(Clone, Copy, Debug)]
@@ -24,15 +25,24 @@ pub struct Timing {
     pub bytes: u64,
 }
 
+/// A data stream, in TLS under `--tls` (PROT P).
+pub struct DataStream {
+    pub stream: TcpStream,
+    pub tls: Option<rustls::ClientConnection>,
+    /// Plaintext that came with the TLS handshake.
+    pub early: Vec<u8>,
+}
+
 /// Opens the data channel, sends `command` and waits for its 1xx reply
-/// and (active mode) for the server to connect. Returns the data stream,
-/// the set-up time and when the command was sent.
+/// and (active mode) for the server to connect; under `--tls`, runs the
+/// data connection's handshake, resuming the control session. Returns the
+/// data stream, the set-up time and when the command was sent.
 async fn start(
     ctrl: &mut Control,
     mode: Mode,
     command: &str,
     timeout: Duration,
-) -> Result<(TcpStream, Duration, Instant), Failure> {
+) -> Result<(DataStream, Duration, Instant), Failure> {
     let setup_start = Instant::now();
     let pending = data::open(ctrl, mode, timeout).await?;
     let mut setup = setup_start.elapsed();
@@ -48,7 +58,15 @@ async fn start(
         // Active mode is only "set up" once the server has connected.
         setup = setup_start.elapsed();
     }
-    Ok((stream, setup, sent))
+    let (tls, early) = match ctrl.data_tls() {
+        Some(session) => {
+            let mut conn = session.connection()?;
+            let early = tls::handshake(&mut conn, &stream, timeout).await?;
+            (Some(conn), early)
+        }
+        None => (None, Vec::new()),
+    };
+    Ok((DataStream { stream, tls, early }, setup, sent))
 }
 
 /// Runs a download command (`RETR`, `LIST`, `NLST`, `MLSD`), handing each
@@ -61,9 +79,12 @@ pub async fn download(
     pool: &BufPool,
     sink: impl FnMut(u64, &[u8]) -> Result<(), Failure>,
 ) -> Result<Timing, Failure> {
-    let (stream, data_setup, sent) = start(ctrl, mode, command, timeout).await?;
-    let got = data::read_to_end(&stream, pool, timeout, sink).await?;
-    drop(stream);
+    let (mut ds, data_setup, sent) = start(ctrl, mode, command, timeout).await?;
+    let got = match &mut ds.tls {
+        Some(conn) => tls::read_to_end(&ds.stream, conn, &ds.early, timeout, sink).await?,
+        None => data::read_to_end(&ds.stream, pool, timeout, sink).await?,
+    };
+    drop(ds);
     positive(ctrl.reply().await?)?;
     Ok(Timing {
         data_setup,
@@ -83,9 +104,12 @@ pub async fn upload(
     timeout: Duration,
     progress: impl FnMut(u64),
 ) -> Result<Timing, Failure> {
-    let (stream, data_setup, sent) = start(ctrl, mode, command, timeout).await?;
-    data::write_all(&stream, bytes, timeout, progress).await?;
-    drop(stream);
+    let (mut ds, data_setup, sent) = start(ctrl, mode, command, timeout).await?;
+    match &mut ds.tls {
+        Some(conn) => tls::write_all(&ds.stream, conn, bytes, timeout, progress).await?,
+        None => data::write_all(&ds.stream, bytes, timeout, progress).await?,
+    }
+    drop(ds);
     positive(ctrl.reply().await?)?;
     Ok(Timing {
         data_setup,

@@ -69,6 +69,20 @@ impl ListArgs {
     }
 }
 
+/// The data-channel protection level of PROT (RFC 2228 section 3,
+/// RFC 4217 section 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtLevel {
+    /// `C`: clear.
+    Clear,
+    /// `S`: safe (integrity only); not offered by TLS (536).
+    Safe,
+    /// `E`: confidential; not offered by TLS (536).
+    Confidential,
+    /// `P`: private, i.e. TLS on the data connection.
+    Private,
+}
+
 /// One parsed control command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -123,6 +137,14 @@ pub enum Command {
     },
     /// RFC 7151 virtual host name.
     Host(String),
+    /// AUTH with its mechanism, uppercased (`TLS`, `SSL`, ...; RFC 2228,
+    /// RFC 4217 section 4).
+    Auth(String),
+    /// PBSZ with its decimal buffer size (RFC 2228; always 0 under TLS).
+    Pbsz(u64),
+    Prot(ProtLevel),
+    /// Clear Command Channel (RFC 4217 section 6).
+    Ccc,
 }
 
 impl Command {
@@ -172,6 +194,10 @@ impl Command {
             Command::Rnto(_) => "RNTO",
             Command::Mfmt { .. } => "MFMT",
             Command::Host(_) => "HOST",
+            Command::Auth(_) => "AUTH",
+            Command::Pbsz(_) => "PBSZ",
+            Command::Prot(_) => "PROT",
+            Command::Ccc => "CCC",
         }
     }
 }
@@ -260,6 +286,13 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         b"RNTO" => C::Rnto(arg.path("RNTO")?),
         b"MFMT" => parse_mfmt(arg.required_raw("MFMT")?)?,
         b"HOST" => C::Host(arg.text_string("HOST")?),
+        b"AUTH" => C::Auth(arg.text_string("AUTH")?.to_ascii_uppercase()),
+        b"PBSZ" => C::Pbsz(
+            parse_decimal(arg.text("PBSZ")?)
+                .ok_or(ParseError::BadArgument("PBSZ needs a decimal buffer size"))?,
+        ),
+        b"PROT" => C::Prot(parse_prot(arg.text("PROT")?)?),
+        b"CCC" => C::Ccc,
         other => return Err(not_implemented_or_unknown(other)),
     })
 }
@@ -271,10 +304,9 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
 /// logs) that the command exists but is off, e.g. AUTH TLS; 500 is for
 /// verbs nobody defined.
 const NOT_IMPLEMENTED: &[&str] = &[
-    "SMNT", "SPSV", "LPRT", "LPSV", "ENC", "MIC", "CONF", "AUTH", "ADAT", "PBSZ", "PROT", "CCC",
-    "LANG", "XRCP", "XSEM", "XSEN", "MAIL", "MLFL", "MSND", "MSOM", "MSAM", "MRSQ", "MRCP", "AVBL",
-    "CLNT", "CSID", "DSIZ", "HASH", "MFCT", "MFF", "RMDA", "THMB", "XCRC", "XMD5", "XSHA", "XSHA1",
-    "XSHA256", "XSHA512",
+    "SMNT", "SPSV", "LPRT", "LPSV", "ENC", "MIC", "CONF", "ADAT", "LANG", "XRCP", "XSEM", "XSEN",
+    "MAIL", "MLFL", "MSND", "MSOM", "MSAM", "MRSQ", "MRCP", "AVBL", "CLNT", "CSID", "DSIZ", "HASH",
+    "MFCT", "MFF", "RMDA", "THMB", "XCRC", "XMD5", "XSHA", "XSHA1", "XSHA256", "XSHA512",
 ];
 
 fn not_implemented_or_unknown(upper_verb: &[u8]) -> ParseError {
@@ -402,6 +434,19 @@ fn parse_type(arg: &[u8]) -> Result<TransferType, ParseError> {
         (b"L", None) => Err(ParseError::BadArgument("TYPE L needs a byte size")),
         ([b'L', size @ ..], None) if !size.is_empty() => byte_size(size),
         _ => Err(ParseError::BadArgument("unknown TYPE")),
+    }
+}
+
+/// PROT (RFC 2228): one of the four level letters, any case; another
+/// letter is a level this server does not know (504).
+fn parse_prot(arg: &[u8]) -> Result<ProtLevel, ParseError> {
+    match arg {
+        [b'C' | b'c'] => Ok(ProtLevel::Clear),
+        [b'S' | b's'] => Ok(ProtLevel::Safe),
+        [b'E' | b'e'] => Ok(ProtLevel::Confidential),
+        [b'P' | b'p'] => Ok(ProtLevel::Private),
+        [_] => Err(ParseError::Unsupported("that PROT level")),
+        _ => Err(ParseError::BadArgument("PROT takes C, S, E or P")),
     }
 }
 
@@ -592,10 +637,22 @@ mod tests {
                 Err(E::Unknown("ABCDEFGHIJKLMNOP".into())),
             ),
             (b"\xff\xfe", Err(E::Unknown("\u{fffd}\u{fffd}".into()))),
-            (b"AUTH TLS", Err(E::NotImplemented("AUTH"))),
-            (b"auth ssl", Err(E::NotImplemented("AUTH"))),
-            (b"PBSZ 0", Err(E::NotImplemented("PBSZ"))),
-            (b"Prot P", Err(E::NotImplemented("PROT"))),
+            (b"AUTH TLS", Ok(C::Auth("TLS".into()))),
+            (b"auth ssl", Ok(C::Auth("SSL".into()))),
+            (b"AUTH", Err(E::MissingArgument("AUTH"))),
+            (b"PBSZ 0", Ok(C::Pbsz(0))),
+            (
+                b"PBSZ x",
+                Err(E::BadArgument("PBSZ needs a decimal buffer size")),
+            ),
+            (b"PBSZ", Err(E::MissingArgument("PBSZ"))),
+            (b"Prot P", Ok(C::Prot(ProtLevel::Private))),
+            (b"PROT c", Ok(C::Prot(ProtLevel::Clear))),
+            (b"PROT S", Ok(C::Prot(ProtLevel::Safe))),
+            (b"PROT E", Ok(C::Prot(ProtLevel::Confidential))),
+            (b"PROT X", Err(E::Unsupported("that PROT level"))),
+            (b"PROT PP", Err(E::BadArgument("PROT takes C, S, E or P"))),
+            (b"CCC", Ok(C::Ccc)),
             (b"LPRT 4,4,1,2,3,4,2,0,21", Err(E::NotImplemented("LPRT"))),
             (b"SMNT /", Err(E::NotImplemented("SMNT"))),
             (b"MRCP", Err(E::NotImplemented("MRCP"))),
@@ -1060,7 +1117,7 @@ mod tests {
         let cases: &[(ParseError, u16, &str)] = &[
             (E::Empty, 500, "Empty command."),
             (E::Unknown("FOO".into()), 500, "Unknown command."),
-            (E::NotImplemented("AUTH"), 502, "AUTH not implemented."),
+            (E::NotImplemented("ADAT"), 502, "ADAT not implemented."),
             (E::MissingArgument("RETR"), 501, "RETR needs an argument."),
             (
                 E::BadArgument("port 0"),

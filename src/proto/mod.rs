@@ -12,7 +12,7 @@ pub mod error;
 pub mod line;
 pub mod reply;
 
-pub use command::{parse, Command, EpsvArg, ListArgs, Opts, TransferType};
+pub use command::{parse, Command, EpsvArg, ListArgs, Opts, ProtLevel, TransferType};
 pub use error::ParseError;
 pub use line::{LineEvent, LineReader};
 pub use reply::{codes, Reply};

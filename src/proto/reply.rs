@@ -25,6 +25,8 @@ pub mod codes {
     pub const ENTERING_PASSIVE: u16 = 227;
     pub const ENTERING_EXTENDED_PASSIVE: u16 = 229;
     pub const LOGGED_IN: u16 = 230;
+    /// RFC 2228: AUTH accepted; the TLS handshake follows (RFC 4217).
+    pub const SECURITY_DATA_EXCHANGE_COMPLETE: u16 = 234;
     pub const FILE_ACTION_OK: u16 = 250;
     pub const PATH_CREATED: u16 = 257;
     pub const NEED_PASSWORD: u16 = 331;
@@ -41,7 +43,18 @@ pub mod codes {
     pub const NOT_IMPLEMENTED: u16 = 502;
     pub const BAD_SEQUENCE: u16 = 503;
     pub const NOT_IMPLEMENTED_PARAM: u16 = 504;
+    /// RFC 4217 section 9: the data connection cannot be opened with
+    /// this PROT setting (PROT C where protection is required).
+    pub const PROT_SETTING_REFUSED: u16 = 521;
     pub const NETWORK_PROTOCOL_NOT_SUPPORTED: u16 = 522;
+    /// The data connection's TLS negotiation failed or did not resume the
+    /// control connection's session (the code vsftpd, ProFTPD and
+    /// FileZilla Server give; RFC 4217 section 10).
+    pub const DATA_TLS_FAILED: u16 = 522;
+    /// RFC 2228: request denied for policy reasons.
+    pub const DENIED_FOR_POLICY: u16 = 534;
+    /// RFC 2228: requested PROT level not supported by mechanism.
+    pub const PROT_LEVEL_NOT_SUPPORTED: u16 = 536;
     pub const NOT_LOGGED_IN: u16 = 530;
     pub const FILE_UNAVAILABLE: u16 = 550;
     pub const PAGE_TYPE_UNKNOWN: u16 = 551;

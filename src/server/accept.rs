@@ -1,5 +1,8 @@
 //! The accept loops of `ringftp serve`, one set per listener per shard,
-//! and where a server under pressure says no: a connection beyond
+//! and where a server says no before the greeting: a client outside the
+//! `--allow`/`--deny` list (see [`crate::access`]), or banned by
+//! `--login-ban`, gets 421 and is closed (and the log says why); a
+//! connection beyond
 //! `--max-sessions` or `--max-per-ip` (see [`crate::limits`]) gets 421 and
 //! is closed; when the process runs out of file descriptors the shard's
 //! reserve fd is let go to accept and refuse the waiting clients with 421
@@ -24,24 +27,25 @@ use crate::shutdown::{self, Phase};
 const ACCEPT_BATCH: usize = 64;
 
 /// Accepts control connections on one listener until a shutdown begins
-/// (several of these run per listener; see ACCEPTS_IN_FLIGHT).
-pub(super) async fn accept_loop(ctx: Rc<ShardCtx>, listener: Rc<Socket>) {
+/// (several of these run per listener; see ACCEPTS_IN_FLIGHT). On an
+/// `implicit` (FTPS) listener every session starts with a TLS handshake.
+pub(super) async fn accept_loop(ctx: Rc<ShardCtx>, listener: Rc<Socket>, implicit: bool) {
     let mut watch = ctx.shutdown.clone();
     loop {
-        let res = match accept_or_stop(&ctx, &listener, &mut watch).await {
+        let res = match accept_or_stop(&ctx, &listener, implicit, &mut watch).await {
             Some(r) => r,
             None => return,
         };
         match res {
             Ok(fd) => {
-                take(&ctx, Socket::from(fd));
+                take(&ctx, Socket::from(fd), implicit);
                 // A burst (a login storm) leaves more connections queued:
                 // take them now with plain non-blocking accepts (the
                 // listener is O_NONBLOCK) instead of one ring round trip
                 // each. The ring's ACCEPT waits only when the queue is empty.
                 for _ in 0..ACCEPT_BATCH {
                     match listener.accept() {
-                        Ok((sock, _)) => take(&ctx, sock),
+                        Ok((sock, _)) => take(&ctx, sock, implicit),
                         Err(_) => break,
                     }
                 }
@@ -71,12 +75,12 @@ pub(super) async fn accept_loop(ctx: Rc<ShardCtx>, listener: Rc<Socket>) {
 
 /// Starts a session for an accepted connection, or refuses it when the
 /// process is short of fds.
-fn take(ctx: &Rc<ShardCtx>, sock: Socket) {
+fn take(ctx: &Rc<ShardCtx>, sock: Socket, implicit: bool) {
     // Taking the reserve back tells whether a session could have an fd to
     // work with (a file, a data connection).
     if ctx.reserve.refill() {
         ctx.reserve.admitted();
-        admit(ctx, sock);
+        admit(ctx, sock, implicit);
     } else {
         refuse(sock, "Server out of resources, try again later.");
         ctx.reserve.refused();
@@ -85,13 +89,17 @@ fn take(ctx: &Rc<ShardCtx>, sock: Socket) {
 }
 
 /// One io_uring ACCEPT, or `None` once a shutdown has begun: then the
-/// listener is shut down, which wakes the pending ACCEPT (EINVAL), takes
-/// the socket out of the SO_REUSEPORT group and resets connections still in
-/// its backlog. A connection accepted in that instant is refused, not
-/// leaked.
+/// listener is shut down, which wakes the pending ACCEPT (EINVAL) and takes
+/// the socket out of the SO_REUSEPORT group; connections still in its
+/// backlog go to another listener of the group (a `--reuse-port`
+/// successor, with net.ipv4.tcp_migrate_req=1) or are reset. A connection
+/// the ACCEPT took in that very instant becomes a session like any other:
+/// it is greeted, and the drain then treats it as every idle session — so
+/// a hand-over refuses no client.
 async fn accept_or_stop(
-    ctx: &ShardCtx,
+    ctx: &Rc<ShardCtx>,
     listener: &Rc<Socket>,
+    implicit: bool,
     watch: &mut shutdown::Watch,
 ) -> Option<std::io::Result<OwnedFd>> {
     let accept = sys::accept(listener.clone() as FdRef);
@@ -101,7 +109,7 @@ async fn accept_or_stop(
         _ = shutdown::reached(watch, Phase::Draining) => {
             let _ = listener.shutdown(Shutdown::Both);
             if let Ok(fd) = accept.await {
-                refuse(Socket::from(fd), "Server shutting down.");
+                take(ctx, Socket::from(fd), implicit);
             }
             tracing::debug!(shard = ctx.id, "accept loop stopped");
             None
@@ -115,13 +123,29 @@ fn is_out_of_fds(e: &std::io::Error) -> bool {
 
 /// Admits a new connection under the limits and starts its session, or
 /// answers 421 and closes it.
-fn admit(ctx: &Rc<ShardCtx>, sock: Socket) {
+fn admit(ctx: &Rc<ShardCtx>, sock: Socket, implicit: bool) {
     let (Some(peer), Some(local)) = (
         sock.peer_addr().ok().and_then(|a| a.as_socket()),
         sock.local_addr().ok().and_then(|a| a.as_socket()),
     ) else {
         return;
     };
+    let live = ctx.live.snapshot();
+    let decision = live.access.check(peer.ip());
+    if !decision.is_allowed() {
+        tracing::info!(%peer, shard = ctx.id, "refused: {}", decision.reason());
+        refuse(sock, "Access denied for your address.");
+        return;
+    }
+    if ctx.bans.is_banned(peer.ip(), std::time::Instant::now()) {
+        tracing::info!(%peer, shard = ctx.id, "refused: banned by --login-ban (too many failed logins)");
+        refuse(
+            sock,
+            "Too many failed logins from your address; try again later.",
+        );
+        return;
+    }
+    drop(live);
     let permit = match ctx.limits.admit(peer.ip()) {
         Ok(p) => p,
         Err(why) => {
@@ -142,7 +166,14 @@ fn admit(ctx: &Rc<ShardCtx>, sock: Socket) {
     // state, so the task's future holds them once and gives them back
     // when the session ends.
     let places = Places::new(ctx, permit);
-    tokio_uring::spawn(session::driver::run(ctx.clone(), sock, peer, local, places));
+    tokio_uring::spawn(session::driver::run(
+        ctx.clone(),
+        sock,
+        peer,
+        local,
+        places,
+        implicit,
+    ));
 }
 
 /// Answers 421 and closes. The socket is new, so its send buffer is empty

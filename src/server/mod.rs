@@ -1,46 +1,63 @@
-//! `ringftp serve`: binds the control listeners, starts the shards, and
-//! runs each shard's accept loops.
+//! `ringftp serve`: binds the control listeners, gives up root, confines
+//! the process, starts the shards, and runs each shard's accept loops.
 //!
-//! Every `--listen` address is bound once per shard with SO_REUSEPORT, so
-//! the kernel spreads new connections over the shards and a session lives
-//! and dies on the shard that accepted it. Binding happens on the main
-//! thread before the shards start, so port 0 is resolved once (the first
-//! socket picks the port, the others join it) and `listening on` lines are
-//! printed only for sockets that really exist.
+//! Start-up order matters, and is the same every time:
+//! 1. validate flags and `--config` ([`crate::config`],
+//!    [`crate::config_file`]);
+//! 2. open what needs root: the root directory, the users file, the
+//!    listeners (`listen`: one SO_REUSEPORT socket per shard per address,
+//!    and no other process on the address), the xferlog, systemd's notify
+//!    socket;
+//! 3. drop privileges ([`crate::privileges`]) and apply the Landlock
+//!    sandbox ([`crate::sandbox`]) — both act on the calling thread and the
+//!    threads it starts later, so both happen while the main thread is
+//!    still the only one;
+//! 4. start the signal thread and the shards; systemd hears `READY=1` once
+//!    every shard accepts (`notify`).
 //!
-//! - `accept`: the accept loops, admission and 421 refusals;
-//! - `signals`: SIGHUP reloads and the SIGTERM/SIGINT shutdown phases.
+//! - `accept`: the accept loops, admission (`--allow`/`--deny`, bans,
+//!   limits) and 421 refusals;
+//! - `signals`: SIGHUP reloads (`reload`) and the SIGTERM/SIGINT shutdown
+//!   phases.
 //!
 //! On SIGTERM/SIGINT the accept loops close their listeners and each shard
 //! waits for its sessions to finish (see [`crate::shutdown`]).
 
 mod accept;
+mod listen;
+mod notify;
+mod reload;
 mod signals;
 
 use std::cell::Cell;
+use std::ffi::OsString;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::auth::ban::BanList;
 use crate::auth::UsersDb;
-use crate::cli::ServeArgs;
 use crate::config::Config;
+use crate::config_file::{self, Loaded};
 use crate::data::announce::Announcer;
 use crate::data::passive::PortSlice;
 use crate::engine::pool::{WorkerPool, WORKERS_PER_SHARD};
 use crate::engine::shard::{self, ShardInfo};
-use crate::engine::splice::{Counters, PipePool};
+use crate::engine::splice::{BufPool, Counters, PipePool};
 use crate::engine::sys;
 use crate::limits::Limits;
+use crate::live::{Live, Settings};
+use crate::privileges::{self, Plan};
+use crate::sandbox::{self, Policy};
 use crate::shard::{Reserve, ShardCtx};
 use crate::shutdown::{self, Phase};
 use crate::xferlog::XferLog;
+
+pub use reload::LIVE_KEYS;
 
 /// Concurrent argon2 checks per shard (each runs on the blocking pool).
 const PASSWORD_CHECKS_PER_SHARD: usize = 2;
@@ -48,23 +65,76 @@ const PASSWORD_CHECKS_PER_SHARD: usize = 2;
 /// ACCEPT ops each shard keeps in flight on each listener.
 const ACCEPTS_IN_FLIGHT: usize = 4;
 
-/// Entry point of `ringftp serve`.
-pub fn main(args: ServeArgs) -> anyhow::Result<()> {
-    crate::logging::init(&args.log_level)?;
+/// Entry point of `ringftp serve`: `argv` is the whole command line
+/// (`ringftp serve ...`), merged with its `--config` file.
+pub fn main(argv: Vec<OsString>) -> anyhow::Result<()> {
+    let loaded = config_file::load(&argv).map_err(anyhow::Error::msg)?;
     let cpus = shard::available_cpus().len();
-    let config = Config::from_args(&args, cpus).map_err(anyhow::Error::msg)?;
-    run(config)
+    if loaded.args.check_config {
+        return check_config(&loaded, cpus);
+    }
+    crate::logging::init(&loaded.args.log_level)?;
+    let config = Config::from_args(&loaded.args, cpus).map_err(anyhow::Error::msg)?;
+    run(
+        config,
+        Start {
+            argv,
+            effective: loaded.effective,
+            cpus,
+            extra_readable: Vec::new(),
+        },
+    )
+}
+
+/// `serve --check-config`: everything start-up checks short of binding
+/// and dropping privileges; prints the effective configuration (a TOML
+/// file `--config` reads back) to stdout.
+fn check_config(loaded: &Loaded, cpus: usize) -> anyhow::Result<()> {
+    let config = Config::from_args(&loaded.args, cpus).map_err(anyhow::Error::msg)?;
+    UsersDb::open(config.users.clone(), config.root.clone()).map_err(anyhow::Error::msg)?;
+    let plan = privileges::plan(config.user.as_deref(), rustix::process::geteuid().as_raw())
+        .map_err(anyhow::Error::msg)?;
+    print!(
+        "{}",
+        config_file::render(&loaded.effective, config.config_file.as_deref())
+    );
+    let who = match plan {
+        Plan::Keep => "as the current user".to_string(),
+        Plan::StayRoot => "as root (--user root)".to_string(),
+        Plan::Drop { target, .. } => format!(
+            "as {} (uid {}, gid {})",
+            target.name, target.uid, target.gid
+        ),
+    };
+    eprintln!(
+        "ringftp: configuration OK: would serve {} {who}",
+        config.root.display()
+    );
+    Ok(())
+}
+
+/// What [`run`] needs besides the validated config.
+pub struct Start {
+    /// The command line, for SIGHUP to merge with `--config` again.
+    pub argv: Vec<OsString>,
+    /// The settings in force at start (see [`crate::config_file`]).
+    pub effective: Vec<config_file::Setting>,
+    /// CPUs available to the process (bounds `--cores` on reload too).
+    pub cpus: usize,
+    /// More files the sandbox lets the process read after start-up (TLS
+    /// certificates and keys: see [`Policy::readable_files`]).
+    pub extra_readable: Vec<std::path::PathBuf>,
 }
 
 /// Runs a server with a validated config until SIGTERM/SIGINT has stopped
 /// it (graceful shutdown: see [`crate::shutdown`]).
-pub fn run(config: Config) -> anyhow::Result<()> {
+pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
     crate::vfs::names::set_legacy_charset(&config.legacy_charset).map_err(anyhow::Error::msg)?;
     match sys::raise_fd_limit() {
         Ok(n) => tracing::debug!("fd limit raised to {n}"),
         Err(e) => tracing::warn!("could not raise the fd limit: {e}"),
     }
-    let root_fd: Arc<std::os::fd::OwnedFd> = Arc::new(
+    let root_fd: Arc<OwnedFd> = Arc::new(
         std::fs::File::open(&config.root)
             .with_context(|| format!("opening --root {}", config.root.display()))?
             .into(),
@@ -76,21 +146,75 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         UsersDb::open(config.users.clone(), config.root.clone()).map_err(anyhow::Error::msg)?,
     );
     let bans = Arc::new(BanList::new(config.login_ban));
+    bans.set(config.login_ban, config.ipv6_prefix);
 
-    // Bind every listener for every shard up front.
-    let mut per_shard: Vec<Vec<Socket>> = (0..config.cores).map(|_| Vec::new()).collect();
-    let mut stdout = std::io::stdout().lock();
-    for want in &config.listen {
-        let first = bind_control(*want).with_context(|| format!("--listen {want}"))?;
-        let real = first
-            .local_addr()?
-            .as_socket()
-            .context("listener has no inet address")?;
-        per_shard[0].push(first);
-        for shard_sockets in per_shard.iter_mut().skip(1) {
-            shard_sockets.push(bind_control(real).with_context(|| format!("--listen {real}"))?);
+    // The certificate too, read while still root: a bad pair stops the
+    // server with the reason.
+    let tls = match &config.tls {
+        Some(settings) => {
+            let tls = crate::tls::Tls::new(settings).map_err(anyhow::Error::msg)?;
+            tracing::info!(
+                cert = %settings.cert.display(),
+                "FTPS on: AUTH TLS offered, {} for downloads",
+                if settings.ktls { tls.ktls.to_string() } else { "kTLS off (--ktls off)".to_string() }
+            );
+            if settings.ktls && tls.ktls.pairs.is_empty() {
+                tracing::info!(
+                    "FTPS downloads are encrypted in userspace (in place, 16 KiB records)"
+                );
+            }
+            Some(Arc::new(tls))
         }
-        writeln!(stdout, "listening on {real}")?;
+        None => None,
+    };
+
+    // Bind every listener for every shard up front (implicit FTPS ones
+    // flagged).
+    let wanted: Vec<_> = config
+        .listen
+        .iter()
+        .map(|a| (*a, false))
+        .chain(config.listen_implicit.iter().map(|a| (*a, true)))
+        .collect();
+    let bound =
+        listen::bind_all(&wanted, config.cores, config.reuse_port).map_err(anyhow::Error::msg)?;
+    if config.reuse_port && listen::migrates_requests() == Some(false) {
+        tracing::warn!(
+            "--reuse-port: net.ipv4.tcp_migrate_req is 0, so connections queued on a listener that closes (the old server's, when it stops) are reset instead of handed to this one; set it to 1 for a hand-over without refusals (docs/operations.md)"
+        );
+    }
+    // Opened while still root; each shard appends through its own dup.
+    let xferlog_fd = config
+        .xferlog
+        .as_deref()
+        .and_then(|p| match XferLog::open_fd(p) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                tracing::error!(
+                    "--xferlog {}: {e}; transfers will not be logged",
+                    p.display()
+                );
+                None
+            }
+        });
+    let notifier = Arc::new(notify::Notifier::from_env(config.cores));
+
+    drop_privileges(&config)?;
+    // The sandbox keeps the certificate and key readable for SIGHUP.
+    let mut readable = start.extra_readable.clone();
+    if let Some(settings) = &config.tls {
+        readable.extend([settings.cert.clone(), settings.key.clone()]);
+    }
+    confine(&config, &root_fd, &readable)?;
+    // Announced once the process is what it will serve as (the listeners
+    // already queue connections).
+    let mut stdout = std::io::stdout().lock();
+    for (real, implicit) in &bound.addrs {
+        if *implicit {
+            writeln!(stdout, "listening on {real} (implicit FTPS)")?;
+        } else {
+            writeln!(stdout, "listening on {real}")?;
+        }
     }
     stdout.flush()?;
     drop(stdout);
@@ -101,26 +225,42 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         cores = config.cores,
         pasv_ports = %config.pasv_ports,
         accounts = users.snapshot().len(),
-        anonymous = if config.anonymous { "read-only" } else { "off" },
+        anonymous = if config.anonymous { "read-only, world-readable files only" } else { "off" },
+        allow_deny_rules = config.access.len(),
         "ringftp serving"
     );
     for rule in config.pasv_announce.rules() {
         tracing::info!("{rule}: announcing {} in 227 replies", rule.addr);
     }
     let announce = Arc::new(Announcer::new(config.pasv_announce.clone()));
+    let live = Arc::new(Live::new(Settings::from_config(&config)));
     let stop = shutdown::Shutdown::new();
     let watch = stop.watch();
-    signals::spawn_signal_thread(users.clone(), announce.clone(), stop, config.shutdown_grace)?;
     let limits = Arc::new(Limits::new(
         config.max_sessions,
         config.max_per_ip,
         config.max_rate,
     ));
+    limits.set(config.max_sessions, config.max_per_ip, config.ipv6_prefix);
+    let reloader = reload::Reloader {
+        argv: start.argv,
+        effective: start.effective,
+        cpus: start.cpus,
+        users: users.clone(),
+        announce: announce.clone(),
+        live: live.clone(),
+        limits: limits.clone(),
+        bans: bans.clone(),
+        certs: tls.as_ref().map(|t| t.certs.clone()),
+    };
+    signals::spawn_signal_thread(reloader, notifier.clone(), stop, config.shutdown_grace)?;
     let config = Arc::new(config);
-    // Each shard's listing workers, started here so a failure stops
-    // start-up, handed over with its listeners.
+    let _locks = bound.locks;
+    // Each shard's listing workers, started here (after the privilege drop
+    // and the sandbox: they are threads) so a failure stops start-up,
+    // handed over with its listeners.
     let mut handed = Vec::with_capacity(config.cores);
-    for (id, listeners) in per_shard.into_iter().enumerate() {
+    for (id, listeners) in bound.per_shard.into_iter().enumerate() {
         let workers = WorkerPool::new(&format!("ringftp-list{id}"), WORKERS_PER_SHARD)
             .context("starting listing workers")?;
         handed.push(Some((listeners, workers)));
@@ -142,6 +282,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 root_fd: root_fd.clone(),
                 ports: PortSlice::new(slices[info.id]),
                 pipes: PipePool::default(),
+                tls_buffers: BufPool::default(),
+                tls: tls.clone(),
                 workers,
                 counters: Counters::default(),
                 sessions_open: Cell::new(0),
@@ -149,28 +291,21 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 users: users.clone(),
                 bans: bans.clone(),
                 limits: limits.clone(),
+                live: live.clone(),
                 shutdown: watch.clone(),
                 reserve: Reserve::default(),
                 password_checks: Rc::new(tokio::sync::Semaphore::new(PASSWORD_CHECKS_PER_SHARD)),
                 announce: announce.clone(),
-                xferlog: config
-                    .xferlog
-                    .as_deref()
-                    .and_then(|p| match XferLog::open(p) {
-                        Ok(x) => Some(x),
-                        Err(e) => {
-                            tracing::error!(
-                                "--xferlog {}: {e}; transfers will not be logged",
-                                p.display()
-                            );
-                            None
-                        }
-                    }),
+                xferlog: xferlog_fd
+                    .as_ref()
+                    .and_then(|fd| fd.try_clone().ok())
+                    .map(XferLog::from_fd),
             });
+            let notifier = notifier.clone();
             async move {
                 tracing::debug!(shard = info.id, cpu = info.cpu, "shard started");
                 let mut loops = Vec::new();
-                for l in listeners {
+                for (l, implicit) in listeners {
                     let l = Rc::new(l);
                     // Several ACCEPTs in flight per listener: a burst of new
                     // connections completes in batches instead of one ring
@@ -179,9 +314,17 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                         loops.push(tokio_uring::spawn(accept::accept_loop(
                             ctx.clone(),
                             l.clone(),
+                            implicit,
                         )));
                     }
                 }
+                notifier.shard_ready(|| {
+                    format!(
+                        "serving {} on {} shard(s)",
+                        ctx.config.root.display(),
+                        ctx.config.cores
+                    )
+                });
                 // The loops end when a shutdown begins; then the sessions
                 // finish (or are cut at the end of the grace period).
                 for l in loops {
@@ -193,6 +336,79 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         },
     )?;
     tracing::info!("all sessions closed; exiting");
+    Ok(())
+}
+
+/// Gives up root as `--user` says (see [`crate::privileges`]), and says so.
+fn drop_privileges(config: &Config) -> anyhow::Result<()> {
+    let euid = rustix::process::geteuid().as_raw();
+    let plan = privileges::plan(config.user.as_deref(), euid).map_err(anyhow::Error::msg)?;
+    match plan {
+        Plan::Keep => {
+            privileges::no_new_privs().map_err(anyhow::Error::msg)?;
+            tracing::info!(
+                uid = euid,
+                gid = rustix::process::getegid().as_raw(),
+                "running as the user that started ringftp"
+            );
+        }
+        Plan::StayRoot => {
+            privileges::no_new_privs().map_err(anyhow::Error::msg)?;
+            tracing::warn!(
+                "--user root: serving as root; every client request runs with full privileges (the sandbox still applies)"
+            );
+        }
+        Plan::Drop { target, defaulted } => {
+            privileges::drop_to(&target, config.active_port_20).map_err(anyhow::Error::msg)?;
+            let how = if defaulted {
+                "started as root without --user"
+            } else {
+                "--user"
+            };
+            tracing::info!(
+                uid = target.uid,
+                gid = target.gid,
+                groups = ?target.groups,
+                "dropped root privileges for good: serving as {} ({how})",
+                target.name
+            );
+            if config.active_port_20 {
+                tracing::info!("--active-port-20: kept CAP_NET_BIND_SERVICE only");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies the Landlock sandbox (`--sandbox`), and says what it allows.
+fn confine(
+    config: &Config,
+    root: &Arc<OwnedFd>,
+    extra_readable: &[std::path::PathBuf],
+) -> anyhow::Result<()> {
+    let policy =
+        Policy::for_server(config, root.as_fd(), extra_readable).map_err(anyhow::Error::msg)?;
+    let rules = policy.describe();
+    match policy.apply(config.sandbox).map_err(anyhow::Error::msg)? {
+        sandbox::Outcome::Off => tracing::warn!("--sandbox off: no Landlock sandbox"),
+        sandbox::Outcome::Full => {
+            tracing::info!("sandbox: Landlock enforced; the filesystem is closed except:");
+            for r in rules {
+                tracing::info!("sandbox: {r}");
+            }
+        }
+        sandbox::Outcome::Partial => {
+            tracing::warn!(
+                "sandbox: this kernel's Landlock enforces only part of the rules (older ABI); some file operations outside these are still possible:"
+            );
+            for r in rules {
+                tracing::warn!("sandbox: {r}");
+            }
+        }
+        sandbox::Outcome::Unavailable(why) => {
+            tracing::warn!("sandbox: not applied: {why} (--sandbox required would refuse to start)")
+        }
+    }
     Ok(())
 }
 
@@ -224,23 +440,4 @@ async fn drain(ctx: &ShardCtx) {
             "{left} session(s) still open after the grace period; closing them"
         );
     }
-}
-
-/// A control listener socket: SO_REUSEPORT so every shard can bind the
-/// same address, SO_REUSEADDR so a restart does not wait out TIME_WAIT,
-/// IPV6_V6ONLY so `0.0.0.0:P` and `[::]:P` can both be given.
-fn bind_control(addr: SocketAddr) -> std::io::Result<Socket> {
-    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    sock.set_reuse_address(true)?;
-    sock.set_reuse_port(true)?;
-    if addr.is_ipv6() {
-        sock.set_only_v6(true)?;
-    }
-    sock.bind(&addr.into())?;
-    // The kernel caps this at net.core.somaxconn.
-    sock.listen(4096)?;
-    // Non-blocking for the accept batches; io_uring's ACCEPT handles a
-    // non-blocking listener by waiting for readiness itself.
-    sock.set_nonblocking(true)?;
-    Ok(sock)
 }

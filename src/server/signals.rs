@@ -6,15 +6,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::UsersDb;
-use crate::data::announce::{self, Announcer, Reresolved};
+use super::notify::Notifier;
+use super::reload::Reloader;
 use crate::shutdown::{self, Phase};
 
 /// A thread that handles signals:
 /// - SIGHUP re-reads the users file (a bad new file keeps the old
-///   accounts, and the log says why) and re-resolves the host names given
-///   to --pasv-address / --pasv-address-map (a name that fails keeps its
-///   old address); lookups block, so they happen here, never on a shard;
+///   accounts, and the log says why), the `--config` file, the banner
+///   file and the FTPS certificate and key, and re-resolves the host names given to --pasv-address /
+///   --pasv-address-map (a name that fails keeps its old address); see
+///   [`Reloader`]. Lookups block, so they happen here, never on a shard;
 /// - the first SIGTERM or SIGINT starts a graceful shutdown
 ///   ([`Phase::Draining`]), and `grace` later cuts what is still running
 ///   ([`Phase::Closing`]); should the shards still not have ended a few
@@ -22,8 +23,8 @@ use crate::shutdown::{self, Phase};
 /// - a second SIGTERM or SIGINT exits at once, with 128 + the signal
 ///   number.
 pub(super) fn spawn_signal_thread(
-    users: Arc<UsersDb>,
-    announce: Arc<Announcer>,
+    mut reloader: Reloader,
+    notifier: Arc<Notifier>,
     stop: shutdown::Shutdown,
     grace: Duration,
 ) -> anyhow::Result<()> {
@@ -59,7 +60,7 @@ pub(super) fn spawn_signal_thread(
                     };
                     let signo = tokio::select! {
                         _ = hup.recv() => {
-                            on_sighup(&users, &announce);
+                            reloader.on_sighup();
                             continue;
                         }
                         _ = deadline => {
@@ -91,28 +92,11 @@ pub(super) fn spawn_signal_thread(
                         "{name}: shutting down: no new sessions, idle sessions get 421, running transfers have {}s to finish (a second signal exits at once)",
                         grace.as_secs()
                     );
+                    notifier.stopping();
                     stop.advance(Phase::Draining);
                     next_deadline = Some(tokio::time::Instant::now() + grace);
                 }
             })
         })?;
     Ok(())
-}
-
-/// SIGHUP: reload the users file, re-resolve the 227 address names.
-fn on_sighup(users: &UsersDb, announce: &Announcer) {
-    match users.reload() {
-        Ok(n) => tracing::info!("SIGHUP: users file reloaded ({n} accounts)"),
-        Err(e) => {
-            tracing::error!("SIGHUP: users file not reloaded, keeping the old accounts: {e}")
-        }
-    }
-    if announce.snapshot().has_names() {
-        for r in announce.reresolve(&announce::resolve_name) {
-            match r {
-                Reresolved::Failed { .. } => tracing::error!("SIGHUP: {r}"),
-                _ => tracing::info!("SIGHUP: {r}"),
-            }
-        }
-    }
 }

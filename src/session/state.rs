@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 
 use super::step::{DataMode, Listing, Step};
 use crate::auth::login::Account;
+use crate::auth::tls::TlsRules;
 use crate::auth::Perms;
 use crate::proto::addr::same_host;
 use crate::proto::codes::*;
-use crate::proto::{Command, EpsvArg, ListArgs, Opts, Reply, TransferType};
+use crate::proto::{Command, EpsvArg, ListArgs, Opts, ProtLevel, Reply, TransferType};
 use crate::vfs::listing::{Facts, ListFormat};
 use crate::vfs::path;
 use crate::vfs::UploadKind;
@@ -45,6 +46,8 @@ pub struct Rules {
     pub login_timeout: Duration,
     /// `--show-dotfiles`: listings show dot-files without `-a`.
     pub show_dotfiles: bool,
+    /// FTPS: whether AUTH TLS is offered, who must use it.
+    pub tls: TlsRules,
 }
 
 impl Default for Rules {
@@ -55,6 +58,7 @@ impl Default for Rules {
             idle_timeout: Duration::from_secs(300),
             login_timeout: Duration::from_secs(60),
             show_dotfiles: false,
+            tls: TlsRules::default(),
         }
     }
 }
@@ -66,6 +70,18 @@ pub enum Wait {
     Idle,
     /// `--login-timeout` (not logged in yet): 421 and close.
     Login,
+}
+
+/// Where a session stands with TLS (RFC 4217).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TlsState {
+    /// The control connection is in TLS (after AUTH TLS and its
+    /// handshake, or from the first byte on an implicit listener).
+    pub control: bool,
+    /// PBSZ was given (RFC 2228 wants it before PROT; accepted either way).
+    pub pbsz: bool,
+    /// PROT P: data connections in TLS.
+    pub protect_data: bool,
 }
 
 /// Per-connection protocol state.
@@ -87,25 +103,37 @@ pub struct Session {
     data: DataMode,
     facts: Facts,
     rename_from: Option<Vec<u8>>,
+    tls: TlsState,
 }
 
 /// The extensions FEAT advertises, one per line (RFC 2389): only what is
 /// implemented.
-fn feat_reply(facts: Facts) -> Reply {
+fn feat_reply(facts: Facts, tls: bool) -> Reply {
     let mut text = String::from("Features:\n");
+    // RFC 4217 section 6: AUTH TLS, PBSZ and PROT, when TLS is offered.
+    let (auth, pbsz, prot) = match tls {
+        true => (Some("AUTH TLS"), Some("PBSZ"), Some("PROT")),
+        false => (None, None, None),
+    };
     for f in [
-        "EPRT".to_string(),
-        "EPSV".to_string(),
-        "HOST".to_string(),
-        "MDTM".to_string(),
-        "MFMT".to_string(),
-        facts.feat_line(),
-        "PASV".to_string(),
-        "REST STREAM".to_string(),
-        "SIZE".to_string(),
-        "TVFS".to_string(),
-        "UTF8".to_string(),
-    ] {
+        auth.map(str::to_string),
+        Some("EPRT".to_string()),
+        Some("EPSV".to_string()),
+        Some("HOST".to_string()),
+        Some("MDTM".to_string()),
+        Some("MFMT".to_string()),
+        Some(facts.feat_line()),
+        Some("PASV".to_string()),
+        pbsz.map(str::to_string),
+        prot.map(str::to_string),
+        Some("REST STREAM".to_string()),
+        Some("SIZE".to_string()),
+        Some("TVFS".to_string()),
+        Some("UTF8".to_string()),
+    ]
+    .into_iter()
+    .flatten()
+    {
         text.push(' ');
         text.push_str(&f);
         text.push('\n');
@@ -118,10 +146,10 @@ fn help_reply() -> Reply {
     Reply::new(
         HELP,
         "The following commands are recognized.\n\
-         ABOR ACCT ALLO APPE CDUP CWD  DELE EPRT EPSV FEAT HELP HOST LIST\n\
-         MDTM MFMT MKD  MLSD MLST MODE NLST NOOP OPTS PASS PASV PORT PWD\n\
-         QUIT REIN REST RETR RMD  RNFR RNTO SITE SIZE STAT STOR STOU STRU\n\
-         SYST TYPE USER XCUP XCWD XMKD XPWD XRMD\n\
+         ABOR ACCT ALLO APPE AUTH CCC  CDUP CWD  DELE EPRT EPSV FEAT HELP\n\
+         HOST LIST MDTM MFMT MKD  MLSD MLST MODE NLST NOOP OPTS PASS PASV\n\
+         PBSZ PORT PROT PWD  QUIT REIN REST RETR RMD  RNFR RNTO SITE SIZE\n\
+         STAT STOR STOU STRU SYST TYPE USER XCUP XCWD XMKD XPWD XRMD\n\
          Help OK.",
     )
 }
@@ -147,7 +175,30 @@ impl Session {
             data: DataMode::None,
             facts: Facts::default(),
             rename_from: None,
+            tls: TlsState::default(),
         }
+    }
+
+    /// Where the session stands with TLS.
+    pub fn tls(&self) -> TlsState {
+        self.tls
+    }
+
+    /// Driver report: the control connection's TLS handshake completed
+    /// (after AUTH TLS, or at accept on an implicit listener, where data
+    /// connections are protected from the start as implicit FTPS clients
+    /// expect).
+    pub fn tls_started(&mut self, implicit: bool) {
+        self.tls.control = true;
+        if implicit {
+            self.tls.pbsz = true;
+            self.tls.protect_data = true;
+        }
+    }
+
+    /// True if the next transfer's data connection must be in TLS (PROT P).
+    pub fn protect_data(&self) -> bool {
+        self.tls.control && self.tls.protect_data
     }
 
     pub fn login(&self) -> &Login {
@@ -284,6 +335,10 @@ impl Session {
                 | Command::Opts(_)
                 | Command::Host(_)
                 | Command::Abor
+                | Command::Auth(_)
+                | Command::Pbsz(_)
+                | Command::Prot(_)
+                | Command::Ccc
         )
     }
 
@@ -307,10 +362,17 @@ impl Session {
         match cmd {
             Command::User(user) => match &self.login {
                 Login::LoggedIn(_) => reply(NOT_LOGGED_IN, "Can't change to another user."),
-                _ => {
-                    self.login = Login::AwaitPass { user };
-                    reply(NEED_PASSWORD, "Please specify the password.")
-                }
+                // Refused here, before the password is sent in clear.
+                _ => match self.rules.tls.login_refusal(self.tls.control, &user) {
+                    Some(why) => {
+                        self.login = Login::AwaitUser;
+                        reply(NOT_LOGGED_IN, why)
+                    }
+                    None => {
+                        self.login = Login::AwaitPass { user };
+                        reply(NEED_PASSWORD, "Please specify the password.")
+                    }
+                },
             },
             Command::Pass(password) => match std::mem::replace(&mut self.login, Login::AwaitUser) {
                 Login::AwaitPass { user } => Step::CheckLogin { user, password },
@@ -324,9 +386,13 @@ impl Session {
             Command::Rein => {
                 // RFC 959 REIN: back to the state right after connect, with
                 // a fresh --login-timeout; failed attempts stay counted.
+                // The control connection stays in TLS (RFC 4217 has no way
+                // back but CCC, which is refused), and so do its PROT/PBSZ.
                 let failed_logins = self.failed_logins;
+                let tls = self.tls;
                 *self = Session::new(self.peer, self.rules, now);
                 self.failed_logins = failed_logins;
+                self.tls = tls;
                 reply(SERVICE_READY, "Service ready for new user.")
             }
             Command::Host(_) => match self.login {
@@ -337,7 +403,27 @@ impl Session {
             },
             Command::Quit => Step::Close(Reply::new(CLOSING_CONTROL, "Goodbye.")),
             Command::Syst => reply(SYSTEM_TYPE, "UNIX Type: L8"),
-            Command::Feat => Step::Reply(feat_reply(self.facts)),
+            Command::Feat => Step::Reply(feat_reply(self.facts, self.rules.tls.available)),
+            Command::Auth(mechanism) => self.auth(&mechanism),
+            Command::Pbsz(_) if !self.tls.control => reply(
+                BAD_SEQUENCE,
+                "PBSZ needs a TLS control connection (AUTH TLS) first.",
+            ),
+            Command::Pbsz(_) => {
+                // RFC 4217 section 8: TLS has no buffer size; 0 is the answer.
+                self.tls.pbsz = true;
+                reply(OK, "PBSZ=0")
+            }
+            Command::Prot(level) => self.prot(level),
+            // RFC 4217 section 6: the server may refuse CCC; it does, so
+            // that a command channel once encrypted stays so.
+            Command::Ccc if !self.tls.control => {
+                reply(BAD_SEQUENCE, "CCC needs a TLS control connection.")
+            }
+            Command::Ccc => reply(
+                DENIED_FOR_POLICY,
+                "CCC refused: the control connection stays encrypted.",
+            ),
             Command::Help(_) => Step::Reply(help_reply()),
             Command::Noop => reply(OK, "NOOP ok."),
             Command::Opts(Opts::Utf8(true)) => reply(OK, "Always in UTF8 mode."),
@@ -399,6 +485,20 @@ impl Session {
                 // section 5), which in TYPE A are not the file's bytes:
                 // refused as vsftpd does, for downloads and uploads alike.
                 reply(FILE_UNAVAILABLE, "No support for resume of ASCII transfer.")
+            }
+            Command::Retr(_)
+            | Command::Stor(_)
+            | Command::Appe(_)
+            | Command::Stou(_)
+            | Command::List(_)
+            | Command::Nlst(_)
+            | Command::Mlsd(_)
+                if !self.protect_data() && !self.rules.tls.clear_data_allowed(self.tls.control) =>
+            {
+                reply(
+                    PROT_SETTING_REFUSED,
+                    "Data connections must be in TLS here: send PROT P first.",
+                )
             }
             Command::Retr(arg) => {
                 let path = self.resolve(&arg);
@@ -510,6 +610,64 @@ impl Session {
         }
     }
 
+    /// AUTH (RFC 4217 section 4): TLS (and its old aliases SSL and TLS-C)
+    /// is accepted once, before login, when a certificate is configured.
+    fn auth(&mut self, mechanism: &str) -> Step {
+        if !self.rules.tls.available {
+            return reply(
+                NOT_IMPLEMENTED,
+                "AUTH not available: no TLS certificate configured.",
+            );
+        }
+        if self.tls.control {
+            return reply(BAD_SEQUENCE, "Already in TLS.");
+        }
+        if self.account().is_some() {
+            return reply(BAD_SEQUENCE, "AUTH must come before login.");
+        }
+        match mechanism {
+            "TLS" | "SSL" | "TLS-C" => {
+                // A login in progress restarts under TLS: a USER sent in
+                // clear does not carry over.
+                self.login = Login::AwaitUser;
+                Step::StartTls(Reply::new(
+                    SECURITY_DATA_EXCHANGE_COMPLETE,
+                    "AUTH TLS ok; start the TLS handshake.",
+                ))
+            }
+            _ => reply(NOT_IMPLEMENTED_PARAM, "Only AUTH TLS is supported."),
+        }
+    }
+
+    /// PROT (RFC 4217 section 9): C or P after AUTH TLS; S and E are not
+    /// TLS levels.
+    fn prot(&mut self, level: ProtLevel) -> Step {
+        if !self.tls.control {
+            return reply(
+                BAD_SEQUENCE,
+                "PROT needs a TLS control connection (AUTH TLS) first.",
+            );
+        }
+        match level {
+            ProtLevel::Private => {
+                self.tls.protect_data = true;
+                reply(OK, "PROT now Private.")
+            }
+            ProtLevel::Clear if !self.rules.tls.clear_data_allowed(true) => reply(
+                DENIED_FOR_POLICY,
+                "PROT C refused: data connections must be in TLS here.",
+            ),
+            ProtLevel::Clear => {
+                self.tls.protect_data = false;
+                reply(OK, "PROT now Clear.")
+            }
+            ProtLevel::Safe | ProtLevel::Confidential => reply(
+                PROT_LEVEL_NOT_SUPPORTED,
+                "PROT S and E are not supported; use P or C.",
+            ),
+        }
+    }
+
     fn pasv(&mut self) -> Step {
         if self.epsv_all {
             return reply(
@@ -608,6 +766,7 @@ fn no_data() -> Step {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::tls::{TlsData, TlsRequired};
     use crate::proto::parse;
 
     fn peer() -> SocketAddr {
@@ -1081,6 +1240,7 @@ mod tests {
             idle_timeout: Duration::from_secs(300),
             login_timeout: Duration::from_secs(60),
             show_dotfiles: false,
+            tls: TlsRules::default(),
         };
         let t0 = Instant::now();
         let s = |logged_in: bool| {
@@ -1114,5 +1274,178 @@ mod tests {
         };
         let s = Session::new(peer(), long, t0);
         assert_eq!(s.deadline(t0), (t0 + sec(300), Wait::Idle));
+    }
+
+    fn tls_session(required: TlsRequired, data: TlsData) -> Session {
+        let rules = Rules {
+            tls: TlsRules {
+                available: true,
+                required,
+                data,
+            },
+            ..Rules::default()
+        };
+        Session::new(peer(), rules, Instant::now())
+    }
+
+    #[test]
+    fn auth_pbsz_prot_sequences() {
+        // (commands in order, with the expected code of each; "+" marks
+        // the driver's report that the handshake completed after a 234)
+        let table: &[&[(&str, u16)]] = &[
+            // The usual client sequence.
+            &[
+                ("AUTH TLS", 234),
+                ("+", 0),
+                ("PBSZ 0", 200),
+                ("PROT P", 200),
+            ],
+            // SSL and TLS-C are old names of TLS; other mechanisms are not.
+            &[("AUTH SSL", 234)],
+            &[("AUTH TLS-C", 234)],
+            &[("AUTH GSSAPI", 504), ("AUTH KERBEROS_V4", 504)],
+            // PBSZ and PROT before AUTH: bad sequence.
+            &[("PBSZ 0", 503), ("PROT P", 503), ("PROT C", 503)],
+            // AUTH twice.
+            &[
+                ("AUTH TLS", 234),
+                ("+", 0),
+                ("AUTH TLS", 503),
+                ("AUTH SSL", 503),
+            ],
+            // PROT S and E are not TLS levels; PROT P without PBSZ is
+            // accepted (vsftpd does too).
+            &[
+                ("AUTH TLS", 234),
+                ("+", 0),
+                ("PROT S", 536),
+                ("PROT E", 536),
+                ("PROT P", 200),
+            ],
+            &[("PROT X", 504)],
+            // CCC: refused under TLS, a sequence error without it.
+            &[("CCC", 503), ("AUTH TLS", 234), ("+", 0), ("CCC", 534)],
+            // PROT C is refused while --tls-data is required.
+            &[
+                ("AUTH TLS", 234),
+                ("+", 0),
+                ("PROT C", 534),
+                ("PROT P", 200),
+            ],
+        ];
+        for seq in table {
+            let mut s = tls_session(TlsRequired::Accounts, TlsData::Required);
+            for (line, want) in seq.iter() {
+                if *line == "+" {
+                    s.tls_started(false);
+                    continue;
+                }
+                let step = run(&mut s, line);
+                let got = match &step {
+                    Step::StartTls(r) => r.code,
+                    other => code(other),
+                };
+                assert_eq!(got, *want, "{line} in {seq:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn auth_without_a_certificate_or_after_login() {
+        let mut s = new_session(peer(), false);
+        assert_eq!(code(&run(&mut s, "AUTH TLS")), 502);
+        let mut s = tls_session(TlsRequired::Off, TlsData::Required);
+        s.logged_in(Account::anonymous("ftp"));
+        assert_eq!(code(&run(&mut s, "AUTH TLS")), 503);
+        // A USER sent in clear does not carry over into the TLS session.
+        let mut s = tls_session(TlsRequired::Off, TlsData::Required);
+        assert_eq!(code(&run(&mut s, "USER alice")), 331);
+        assert!(matches!(run(&mut s, "AUTH TLS"), Step::StartTls(_)));
+        s.tls_started(false);
+        assert_eq!(code(&run(&mut s, "PASS secret")), 503);
+    }
+
+    #[test]
+    fn tls_required_refuses_at_user() {
+        // (policy, in TLS, user, code of USER)
+        let table: &[(TlsRequired, bool, &str, u16)] = &[
+            (TlsRequired::Accounts, false, "alice", 530),
+            (TlsRequired::Accounts, false, "anonymous", 331),
+            (TlsRequired::Accounts, true, "alice", 331),
+            (TlsRequired::All, false, "anonymous", 530),
+            (TlsRequired::All, true, "anonymous", 331),
+            (TlsRequired::Off, false, "alice", 331),
+        ];
+        for &(required, secure, user, want) in table {
+            let mut s = tls_session(required, TlsData::Required);
+            if secure {
+                s.tls_started(false);
+            }
+            let step = run(&mut s, &format!("USER {user}"));
+            assert_eq!(code(&step), want, "{required:?} {secure} {user}");
+            if want == 530 {
+                let Step::Reply(r) = step else { panic!() };
+                assert!(String::from_utf8_lossy(&r.text).contains("AUTH TLS"));
+                // No password is asked for.
+                assert_eq!(code(&run(&mut s, "PASS x")), 503);
+            }
+        }
+    }
+
+    #[test]
+    fn data_protection_rules() {
+        // Required: a TLS session transfers only after PROT P.
+        let mut s = tls_session(TlsRequired::Off, TlsData::Required);
+        assert!(matches!(run(&mut s, "AUTH TLS"), Step::StartTls(_)));
+        s.tls_started(false);
+        s.logged_in(Account::anonymous("ftp"));
+        s.passive_opened();
+        for line in ["RETR f", "LIST", "NLST", "MLSD"] {
+            assert_eq!(code(&run(&mut s, line)), 521, "{line}");
+        }
+        // The data connection set up stays for the retry.
+        assert_eq!(s.data_mode(), DataMode::Passive);
+        assert!(!s.protect_data());
+        run(&mut s, "PROT P");
+        assert!(s.protect_data());
+        assert!(matches!(run(&mut s, "RETR f"), Step::Retr { .. }));
+        // Optional: PROT C works, and so does a transfer in clear.
+        let mut s = tls_session(TlsRequired::Off, TlsData::Optional);
+        run(&mut s, "AUTH TLS");
+        s.tls_started(false);
+        s.logged_in(Account::anonymous("ftp"));
+        assert_eq!(code(&run(&mut s, "PROT C")), 200);
+        s.passive_opened();
+        assert!(matches!(run(&mut s, "LIST"), Step::List { .. }));
+        assert!(!s.protect_data());
+        // A plain session is not affected by --tls-data.
+        let mut s = tls_session(TlsRequired::Off, TlsData::Required);
+        s.logged_in(Account::anonymous("ftp"));
+        s.passive_opened();
+        assert!(matches!(run(&mut s, "RETR f"), Step::Retr { .. }));
+        // Implicit FTPS protects data from the start; REIN keeps TLS.
+        let mut s = tls_session(TlsRequired::All, TlsData::Required);
+        s.tls_started(true);
+        assert!(s.protect_data());
+        s.logged_in(Account::anonymous("ftp"));
+        assert_eq!(code(&run(&mut s, "REIN")), 220);
+        assert!(s.protect_data());
+        assert_eq!(code(&run(&mut s, "USER alice")), 331);
+    }
+
+    #[test]
+    fn feat_lists_tls_only_when_offered() {
+        let feat = |s: &mut Session| {
+            let Step::Reply(r) = run(s, "FEAT") else {
+                panic!()
+            };
+            String::from_utf8(r.text).unwrap()
+        };
+        let text = feat(&mut tls_session(TlsRequired::Off, TlsData::Required));
+        for f in [" AUTH TLS\n", " PBSZ\n", " PROT\n"] {
+            assert!(text.contains(f), "{f} missing from {text}");
+        }
+        let text = feat(&mut new_session(peer(), false));
+        assert!(!text.contains("AUTH") && !text.contains("PBSZ"), "{text}");
     }
 }

@@ -45,6 +45,10 @@ pub enum Step {
     Reply(Reply),
     /// Send this reply and close the connection.
     Close(Reply),
+    /// AUTH TLS: send this reply (234) in clear, then run the TLS
+    /// handshake on the control connection and call
+    /// `Session::tls_started`; a failed handshake closes the session.
+    StartTls(Reply),
     /// Check credentials ([`crate::auth::login::decide`]), then call
     /// `Session::logged_in`, `Session::login_refused` or
     /// `Session::login_aborted`.

@@ -242,7 +242,14 @@ impl Lister {
             .iter()
             .rposition(|(_, _, d)| *d <= cur.depth)
             .map_or(0, |i| i + 1);
-        for e in entries.iter().filter(|e| e.kind == EntryKind::Dir) {
+        // An anonymous session descends only into directories it may list.
+        let listable =
+            |e: &&Entry| !self.spec.opts.published_only || super::world::readable(&e.stat);
+        for e in entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::Dir)
+            .filter(listable)
+        {
             if cur.depth >= self.spec.max_depth {
                 self.depth_hit = true;
                 continue;

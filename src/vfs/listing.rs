@@ -407,6 +407,9 @@ pub struct ListOptions {
     /// The current time (seconds since the epoch), for LIST's recent/old
     /// date choice.
     pub now: i64,
+    /// Anonymous session: entries not published to the world (see
+    /// [`super::world::visible`]) are left out.
+    pub published_only: bool,
 }
 
 /// The NLST prefix for a directory typed as `shown`: the path with one
@@ -428,9 +431,12 @@ pub fn nlst_prefix(shown: &[u8]) -> Option<Vec<u8>> {
 /// True for names a listing leaves out: a name with CR or LF would end a
 /// listing line early and could show the client entries that do not
 /// exist; a dot-file shows only with `-a` (or `--show-dotfiles`), as in
-/// `ls` and vsftpd, in every listing format alike.
+/// `ls` and vsftpd, in every listing format alike; an anonymous session
+/// sees only what is published to the world ([`super::world::visible`]).
 fn hidden(e: &Entry, opts: &ListOptions) -> bool {
-    e.name.iter().any(|&b| b == b'\r' || b == b'\n') || (!opts.all && e.name.first() == Some(&b'.'))
+    e.name.iter().any(|&b| b == b'\r' || b == b'\n')
+        || (!opts.all && e.name.first() == Some(&b'.'))
+        || (opts.published_only && !super::world::visible(&e.stat))
 }
 
 /// Appends the lines of a directory listing of `entries` (one per entry,
@@ -609,6 +615,7 @@ mod tests {
             facts: Facts::default(),
             perms: Perms::anonymous(),
             now: T,
+            published_only: false,
         };
         out.clear();
         render_entries(&[file(b"caf\xe9", 0o100_644, 1)], &o, &mut out);
@@ -873,7 +880,35 @@ mod tests {
             facts: Facts::from_names(&["type".into(), "perm".into()]),
             perms: all_perms(),
             now: T,
+            published_only: false,
         }
+    }
+
+    #[test]
+    fn anonymous_listings_show_only_published_entries() {
+        let dir = |name: &[u8], mode| Entry {
+            kind: EntryKind::Dir,
+            stat: Stat {
+                mode: libc::S_IFDIR | mode,
+                ..file(name, 0, 0).stat
+            },
+            ..file(name, 0, 0)
+        };
+        let entries = [
+            file(b"private", 0o100_600, 1),
+            file(b"public", 0o100_644, 1),
+            file(b"group-only", 0o100_640, 1),
+            dir(b"closed", 0o700),
+            dir(b"drop-box", 0o711),
+            dir(b"pub", 0o755),
+        ];
+        let mut o = opts(ListFormat::Names, false);
+        assert_eq!(
+            render(&entries, &o),
+            "private\r\npublic\r\ngroup-only\r\nclosed\r\ndrop-box\r\npub\r\n"
+        );
+        o.published_only = true;
+        assert_eq!(render(&entries, &o), "public\r\ndrop-box\r\npub\r\n");
     }
 
     fn render(entries: &[Entry], o: &ListOptions) -> String {

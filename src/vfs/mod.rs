@@ -9,7 +9,8 @@
 //! - [`names`]: how names that are not UTF-8 are shown and found (pure);
 //! - [`write`](mod@write): uploads and file management (create, rename, delete...),
 //!   all relative to directory fds resolved the same race-free way;
-//! - [`time`]: civil time for MDTM and listings (pure).
+//! - [`time`]: civil time for MDTM and listings (pure);
+//! - [`world`]: what anonymous sessions may see (world-readable only).
 
 pub mod dir;
 pub mod glob;
@@ -18,6 +19,7 @@ pub mod names;
 pub mod path;
 pub mod resolve;
 pub mod time;
+pub mod world;
 pub mod write;
 
 use std::io;
@@ -40,6 +42,9 @@ pub enum VfsError {
     NoSpace,
     /// A name the server will not create (empty, `.`, `..`, `/`).
     BadName,
+    /// Not published to anonymous sessions: not world-readable, or under a
+    /// directory that is not world-searchable (see [`world`]).
+    NotPublished,
     Io(io::Error),
 }
 
@@ -75,7 +80,9 @@ impl VfsError {
     pub fn reply_text(&self) -> &'static str {
         match self {
             VfsError::NotFound => "No such file or directory.",
-            VfsError::PermissionDenied | VfsError::Escapes => "Permission denied.",
+            VfsError::PermissionDenied | VfsError::Escapes | VfsError::NotPublished => {
+                "Permission denied."
+            }
             VfsError::NotAFile => "Not a plain file.",
             VfsError::NotADirectory => "Not a directory.",
             VfsError::IsADirectory => "Is a directory.",
@@ -93,6 +100,9 @@ impl std::fmt::Display for VfsError {
         match self {
             VfsError::Io(e) => write!(f, "{e}"),
             VfsError::Escapes => f.write_str("path leads outside the root"),
+            VfsError::NotPublished => f.write_str(
+                "not world-readable (anonymous sessions see only world-readable files and world-searchable directories)",
+            ),
             other => f.write_str(other.reply_text().trim_end_matches('.')),
         }
     }

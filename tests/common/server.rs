@@ -223,6 +223,12 @@ impl ServerBuilder {
     /// Starts the server and waits for its `listening on` lines.
     pub fn start(self, fx: &Fixture) -> Server {
         let plan = self.plan(fx, true);
+        // Started as root, the server drops to the ftp/nobody account: it
+        // gets the test's tree, as an operator gives a service its
+        // directories.
+        if self.given("--user").is_none() {
+            fx.give_to_server_user(&plan.root);
+        }
         let mut cmd = self.command(&plan);
         if let Some(n) = self.fd_limit {
             // SAFETY: setrlimit is async-signal-safe and touches only the

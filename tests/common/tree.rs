@@ -14,6 +14,10 @@ pub struct Fixture {
     _dir: tempfile::TempDir,
     pub root: PathBuf,
     pub work: PathBuf,
+    /// The server's user once the tree was given to it (see
+    /// [`Fixture::give_to_server_user`]): files written later through
+    /// [`Fixture::write`] are given to it too.
+    owner: std::sync::OnceLock<(u32, u32)>,
 }
 
 /// The names at the top of [`Fixture::standard_tree`], sorted.
@@ -58,11 +62,21 @@ impl Fixture {
             _dir: dir,
             root,
             work,
+            owner: std::sync::OnceLock::new(),
         }
     }
 
     pub fn write(&self, rel: &str, data: &[u8]) -> PathBuf {
-        write(&self.root, rel, data)
+        let p = write(&self.root, rel, data);
+        if let Some(&(uid, gid)) = self.owner.get() {
+            // The file and the directories made for it, up to the root.
+            let mut at = p.as_path();
+            while at.starts_with(&self.root) && at != self.root {
+                let _ = std::os::unix::fs::lchown(at, Some(uid), Some(gid));
+                at = at.parent().expect("inside the root");
+            }
+        }
+        p
     }
 
     /// The bytes of a served file.
@@ -101,6 +115,73 @@ impl Fixture {
         );
         self.write("\u{65e5}\u{672c}.txt", "\u{65e5}\u{672c}\n".as_bytes());
         symlink(&self.root, "link-to-a", "dir/a.bin");
+    }
+}
+
+/// The account a server started as root without `--user` serves as:
+/// `ftp` if the system has one, else `nobody` (as `ringftp serve` picks
+/// it). `(name, uid, gid)`.
+pub fn server_user() -> (String, u32, u32) {
+    for name in ["ftp", "nobody"] {
+        if let Ok(Some(u)) = nix::unistd::User::from_name(name) {
+            return (name.to_string(), u.uid.as_raw(), u.gid.as_raw());
+        }
+    }
+    panic!("neither an ftp nor a nobody account exists");
+}
+
+impl Fixture {
+    /// Before a server started by root (which drops to [`server_user`])
+    /// serves `root`: the fixture's directories become reachable (0755),
+    /// and `root`, when it lies inside the fixture, and the scratch
+    /// directory are given to the server's user, so uploads work as they
+    /// did when the server ran as root. Nothing happens when the tests do
+    /// not run as root, or for a root outside the fixture.
+    pub fn give_to_server_user(&self, root: &Path) {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let (_, uid, gid) = server_user();
+        let top = self.root.parent().expect("the fixture root has a parent");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(top, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let inside = root
+            .canonicalize()
+            .ok()
+            .zip(top.canonicalize().ok())
+            .is_some_and(|(r, t)| r.starts_with(t));
+        if inside {
+            chown_tree(root, uid, gid);
+        }
+        chown_tree(&self.work, uid, gid);
+        let _ = self.owner.set((uid, gid));
+    }
+}
+
+/// Gives a directory a test created outside any [`Fixture`] to the account
+/// a server started as root serves as ([`server_user`]): `chown -R`. A
+/// no-op unless the tests run as root.
+pub fn give_dir_to_server_user(dir: &Path) {
+    if nix::unistd::geteuid().is_root() {
+        let (_, uid, gid) = server_user();
+        chown_tree(dir, uid, gid);
+    }
+}
+
+/// `chown -R uid:gid dir`, symlinks themselves (not their targets).
+pub fn chown_tree(dir: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).unwrap();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => chown_tree(&p, uid, gid),
+            _ => {
+                let _ = std::os::unix::fs::lchown(&p, Some(uid), Some(gid));
+            }
+        }
     }
 }
 

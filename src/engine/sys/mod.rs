@@ -6,7 +6,9 @@
 //!   poll, and sends/receives on our own buffers), one file per op;
 //! - the few raw syscalls the `rustix` crate does not wrap:
 //!   [`page_cache_holds`] (`cachestat(2)`), [`tcp_progress`] (`TCP_INFO`)
-//!   and [`cpu_time_us`] (`getrusage(2)`);
+//!   and [`cpu_time_us`] (`getrusage(2)`), and kernel TLS ([`ktls`]:
+//!   `setsockopt` with `<linux/tls.h>` structures, `sendmsg` with a
+//!   record-type control message);
 //! - [`compat`]: a few fd-number (`RawFd`) entry points kept for their
 //!   callers, each one `rustix` call behind a borrowed fd.
 //!
@@ -22,6 +24,7 @@ use std::rc::Rc;
 
 mod cachestat;
 pub mod compat;
+pub mod ktls;
 pub mod op;
 mod pipe;
 mod rusage;
@@ -30,8 +33,9 @@ mod tcp_info;
 pub use cachestat::page_cache_holds;
 pub use compat::{clock_ticks_per_second, openat2_blocking, peek, raise_fd_limit, recv_now, Peek};
 pub use op::{
-    accept, connect, mkdirat, openat2, poll_readable, poll_writable, read_at, recv, renameat, send,
-    send_all, splice, splice_to_offset, unlinkat, write_append, write_at,
+    accept, connect, mkdirat, openat2, poll_readable, poll_writable, read_at, read_vectored_at,
+    recv, renameat, send, send_all, send_range, splice, splice_to_offset, unlinkat, write_append,
+    write_at, write_vectored_at,
 };
 pub use pipe::Pipe;
 pub use rusage::{cpu_time_us, thread_cpu_time_us};

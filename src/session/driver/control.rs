@@ -11,12 +11,23 @@
 //! During a transfer, [`Conn::race`] keeps reading: ABOR stops the transfer
 //! at once (426 then 226), STAT reports progress, and any other command
 //! waits its turn, as RFC 959 orders.
+//!
+//! TLS sits between the socket and the line reader: after AUTH TLS (or
+//! from the first byte on an implicit listener) what the recv brings goes
+//! into rustls' buffered `ServerConnection` (`read_tls`,
+//! `process_new_packets`) and the plaintext it yields into the same line
+//! reader; replies are sealed by the same connection ([`ControlReader::seal`])
+//! before the io_uring send. The scratch buffer stays shard-wide; a TLS
+//! session holds rustls' own state (its buffers and keys) instead.
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
 
+use std::io::{Read, Write};
+
 use rustix::net::RecvFlags;
+use rustls::ServerConnection;
 use socket2::Socket;
 
 use super::{Conn, Flow};
@@ -51,6 +62,10 @@ pub(super) struct ControlReader {
     lines: LineReader,
     /// The client closed its side (or the socket failed).
     pub(super) closed: bool,
+    /// The TLS layer, once the control connection is in TLS. Boxed so a
+    /// plain session does not carry its size; borrowed only between
+    /// awaits (the writer seals replies with it too).
+    tls: Option<Box<RefCell<ServerConnection>>>,
 }
 
 impl ControlReader {
@@ -59,6 +74,105 @@ impl ControlReader {
             sock,
             lines: LineReader::new(MAX_LINE),
             closed: false,
+            tls: None,
+        }
+    }
+
+    /// Drops whatever was read but not yet taken as a command: after AUTH
+    /// TLS nothing sent in clear may be taken as part of the TLS session
+    /// (the STARTTLS command-injection attack). Returns the bytes dropped.
+    pub(super) fn discard_buffered(&mut self) -> usize {
+        let n = self.lines.buffered();
+        self.lines = LineReader::new(MAX_LINE);
+        n
+    }
+
+    /// From now on the connection is read and written through `conn`
+    /// (its handshake done).
+    pub(super) fn start_tls(&mut self, conn: ServerConnection) {
+        let tls = RefCell::new(conn);
+        // The client's first command may have come with its last handshake
+        // record: rustls holds it as plaintext already.
+        let mut plain = [0u8; 1024];
+        self.feed_tls(&tls, &[], &mut plain);
+        self.tls = Some(Box::new(tls));
+    }
+
+    /// "TLSv1_3 TLS13_AES_256_GCM_SHA384" once in TLS.
+    pub(super) fn tls_description(&self) -> Option<String> {
+        let conn = self.tls.as_ref()?.borrow();
+        Some(format!(
+            "{:?} {:?}",
+            conn.protocol_version()?,
+            conn.negotiated_cipher_suite()?.suite()
+        ))
+    }
+
+    /// The wire bytes of `plain` (a reply): itself on a plain connection,
+    /// TLS records (with anything rustls had queued before them) in TLS.
+    pub(super) fn seal(&self, plain: Vec<u8>) -> std::io::Result<Vec<u8>> {
+        let Some(tls) = &self.tls else {
+            return Ok(plain);
+        };
+        let mut conn = tls.borrow_mut();
+        conn.writer().write_all(&plain)?;
+        let mut out = Vec::with_capacity(plain.len() + 64);
+        while conn.wants_write() {
+            conn.write_tls(&mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// The close_notify record to end a TLS session with (nothing on a
+    /// plain connection).
+    pub(super) fn close_notify(&self) -> Option<Vec<u8>> {
+        let mut conn = self.tls.as_ref()?.borrow_mut();
+        conn.send_close_notify();
+        let mut out = Vec::new();
+        while conn.wants_write() {
+            if conn.write_tls(&mut out).is_err() {
+                break;
+            }
+        }
+        Some(out)
+    }
+
+    /// Hands `bytes` read from the socket to the TLS layer and moves the
+    /// plaintext it yields into the line reader. A TLS error, or the
+    /// client's close_notify, closes the reader.
+    fn feed_tls(&mut self, tls: &RefCell<ServerConnection>, mut bytes: &[u8], plain: &mut [u8]) {
+        let mut conn = tls.borrow_mut();
+        let mut first = true;
+        while first || !bytes.is_empty() {
+            first = false;
+            if !bytes.is_empty() {
+                if let Err(e) = conn.read_tls(&mut bytes) {
+                    tracing::info!("control connection: {e}");
+                    self.closed = true;
+                    return;
+                }
+            }
+            if let Err(e) = conn.process_new_packets() {
+                tracing::info!("control connection: TLS error: {e}");
+                self.closed = true;
+                return;
+            }
+            loop {
+                match conn.reader().read(plain) {
+                    Ok(0) => {
+                        // close_notify: the client ended the session.
+                        self.closed = true;
+                        return;
+                    }
+                    Ok(n) => self.lines.feed(&plain[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        tracing::info!("control connection: {e}");
+                        self.closed = true;
+                        return;
+                    }
+                }
+            }
         }
     }
 
@@ -73,17 +187,22 @@ impl ControlReader {
             if self.closed {
                 return Event::Closed;
             }
+            let tls = self.tls.take();
             let got = SCRATCH_BUF.with(|b| {
                 let mut b = b.borrow_mut();
+                let (read, plain) = b.split_at_mut(SCRATCH / 2);
                 // Never blocks: WouldBlock when nothing is there yet.
-                let r = rustix::net::recv(&*self.sock, &mut b[..], RecvFlags::DONTWAIT)
+                let r = rustix::net::recv(&*self.sock, &mut read[..], RecvFlags::DONTWAIT)
                     .map(|(n, _)| n)
                     .map_err(std::io::Error::from);
-                if let Ok(n) = r {
-                    self.lines.feed(&b[..n]);
+                match (&r, &tls) {
+                    (Ok(n), Some(t)) if *n > 0 => self.feed_tls(t, &read[..*n], plain),
+                    (Ok(n), None) => self.lines.feed(&read[..*n]),
+                    _ => {}
                 }
                 r
             });
+            self.tls = tls;
             match got {
                 Ok(0) => self.closed = true,
                 Ok(_) => {}

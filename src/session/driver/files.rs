@@ -2,18 +2,49 @@
 //! RNFR/RNTO, MFMT and SITE CHMOD, each on a path under the session's root
 //! (see [`crate::vfs::write`]: everything relative to a parent directory
 //! fd, resolved race-free). The state machine has already checked the
-//! account's permissions.
+//! account's permissions; anonymous sessions also meet the world-readable
+//! rule here ([`Conn::published`], see [`crate::vfs::world`]).
 
 use super::{lossy, Conn, Flow};
 use crate::proto::codes::*;
 use crate::proto::reply::quote_path;
 use crate::proto::Reply;
 use crate::vfs::time::format_mdtm;
-use crate::vfs::{resolve, write, VfsError};
+use crate::vfs::world::{self, Use};
+use crate::vfs::{resolve, write, Stat, VfsError};
 
 impl Conn {
+    /// Whether this session sees only what is published to the world
+    /// (anonymous sessions: vsftpd's anon_world_readable_only).
+    pub(super) fn published_only(&self) -> bool {
+        self.session.account().is_some_and(|a| a.anonymous)
+    }
+
+    /// For an anonymous session, refuses `vpath` (stat `st`) unless it and
+    /// the directories above it are published for `usage`; other sessions
+    /// pass.
+    pub(super) async fn published(
+        &self,
+        vpath: &[u8],
+        st: &Stat,
+        usage: Use,
+    ) -> Result<(), VfsError> {
+        if !self.published_only() {
+            return Ok(());
+        }
+        world::check(self.root(), vpath, st, usage).await
+    }
+
+    /// Stats `vpath`, refusing what an anonymous session may not use as
+    /// `usage`.
+    async fn stat_published(&self, vpath: &[u8], usage: Use) -> Result<Stat, VfsError> {
+        let st = resolve::stat(self.root(), vpath).await?;
+        self.published(vpath, &st, usage).await?;
+        Ok(st)
+    }
+
     pub(super) async fn change_dir(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
-        match resolve::stat(self.root(), &vpath).await {
+        match self.stat_published(&vpath, Use::Enter).await {
             Ok(st) if st.is_dir() => {
                 self.session.cwd_changed(vpath);
                 self.reply(Reply::new(
@@ -28,7 +59,7 @@ impl Conn {
     }
 
     pub(super) async fn size(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
-        match resolve::stat(self.root(), &vpath).await {
+        match self.stat_published(&vpath, Use::Read).await {
             Ok(st) if st.is_file() => {
                 self.reply(Reply::new(FILE_STATUS, st.size.to_string()))
                     .await
@@ -39,7 +70,7 @@ impl Conn {
     }
 
     pub(super) async fn mdtm(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
-        match resolve::stat(self.root(), &vpath).await {
+        match self.stat_published(&vpath, Use::Read).await {
             Ok(st) if st.is_file() => {
                 self.reply(Reply::new(FILE_STATUS, format_mdtm(st.mtime)))
                     .await

@@ -27,6 +27,7 @@ use crate::shard::ShardCtx;
 use crate::vfs::dir::{Links, ListSpec, Lister};
 use crate::vfs::glob;
 use crate::vfs::listing::{self, ListFormat, ListOptions};
+use crate::vfs::world::Use;
 use crate::vfs::{path, resolve, VfsError};
 
 fn unix_now() -> i64 {
@@ -86,9 +87,11 @@ impl Conn {
             facts: self.session.facts(),
             perms: self.session.perms(),
             now: unix_now(),
+            published_only: self.published_only(),
         };
         let (dir_vpath, pattern, prefix) = match resolve::stat(self.root(), &l.path).await {
             Ok(st) if !st.is_dir() => {
+                self.published(&l.path, &st, Use::Read).await?;
                 if l.format == ListFormat::Machine {
                     return Err(VfsError::NotADirectory);
                 }
@@ -99,12 +102,15 @@ impl Conn {
                 listing::render_file(&entry, &opts, &mut out);
                 return Ok(Prepared::Bytes(out));
             }
-            Ok(_) => {
+            Ok(st) => {
+                self.published(&l.path, &st, Use::Read).await?;
                 let prefix = l.shown.as_deref().and_then(listing::nlst_prefix);
                 (l.path.clone(), None, prefix)
             }
             Err(VfsError::NotFound) => {
                 let (dir, pattern) = glob::split(&l.path).ok_or(VfsError::NotFound)?;
+                let dir_st = resolve::stat(self.root(), &dir).await?;
+                self.published(&dir, &dir_st, Use::Read).await?;
                 let typed = glob::typed_dir(l.shown.as_deref().unwrap_or_default());
                 (
                     dir,
@@ -183,6 +189,9 @@ impl Conn {
             Ok(st) => st,
             Err(e) => return self.refuse(verb, &vpath, e).await,
         };
+        if let Err(e) = self.published(&vpath, &st, Use::Look).await {
+            return self.refuse(verb, &vpath, e).await;
+        }
         let entry = st.entry(vpath.clone(), None);
         let text = listing::mlst_text(&vpath, &entry, self.session.facts(), self.session.perms());
         self.reply(Reply::new(FILE_ACTION_OK, text)).await

@@ -11,7 +11,10 @@
 //! - `retrieve`, `store`, `list`: RETR; STOR/APPE/STOU; LIST, NLST,
 //!   MLSD, MLST and STAT with a path;
 //! - `files`: CWD, SIZE, MDTM and the file-management verbs;
-//! - `status`: STAT alone.
+//! - `status`: STAT alone;
+//! - `tls`: FTPS: AUTH TLS and implicit handshakes on the control
+//!   connection, PROT P handshakes and the session-reuse check on data
+//!   connections.
 //!
 //! Every wait is bounded: for a command by `--idle-timeout` (and, before
 //! login, `--login-timeout` from connect: a client dripping one byte a
@@ -29,6 +32,7 @@ mod login;
 mod retrieve;
 mod status;
 mod store;
+mod tls;
 mod transfer;
 
 use std::collections::VecDeque;
@@ -101,6 +105,13 @@ struct Conn {
     /// The session's places in the shard's count and the server's limits,
     /// given back when the session (this state) is dropped.
     _places: Places,
+    /// Accepted on an implicit FTPS listener: TLS from the first byte.
+    implicit: bool,
+    /// FTPS: the random token binding this session's data connections to
+    /// its control connection's TLS session (see [`crate::tls::binding`]).
+    tls_token: Option<crate::tls::binding::Token>,
+    /// How the last TLS data connection was encrypted (for STAT).
+    last_data_tls: Option<String>,
 }
 
 /// Serves one control connection until it closes. The session's state is
@@ -111,6 +122,7 @@ pub fn run(
     peer: SocketAddr,
     local: SocketAddr,
     places: Places,
+    implicit: bool,
 ) -> impl Future<Output = ()> {
     let span = tracing::info_span!("session", %peer, shard = ctx.id);
     let sock = Rc::new(sock);
@@ -119,6 +131,7 @@ pub fn run(
         idle_timeout: ctx.config.idle_timeout,
         login_timeout: ctx.config.login_timeout,
         show_dotfiles: ctx.config.show_dotfiles,
+        tls: ctx.config.tls_rules,
     };
     let conn = Conn {
         home: None,
@@ -133,6 +146,9 @@ pub fn run(
         pasv: None,
         pending: VecDeque::new(),
         progress: None,
+        implicit,
+        tls_token: None,
+        last_data_tls: None,
         counters: Rc::default(),
     };
     conn.serve().instrument(span)
@@ -145,18 +161,25 @@ fn lossy(b: &[u8]) -> String {
 impl Conn {
     async fn serve(mut self) {
         tracing::debug!(local = %self.local, "connected");
-        self.session_loop().await;
+        if !self.implicit || self.begin_tls().await {
+            self.session_loop().await;
+        }
+        // A TLS session ends with close_notify (best effort, briefly).
+        if let Some(bytes) = self.reader.close_notify() {
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(1),
+                sys::send_all(self.sock.clone() as FdRef, bytes),
+            )
+            .await;
+        }
         // Ends any POLL op still waiting on the socket, so the fd closes now.
         let _ = self.sock.shutdown(Shutdown::Both);
         tracing::debug!("disconnected");
     }
 
     async fn session_loop(&mut self) {
-        if self
-            .reply(Reply::new(SERVICE_READY, "ringftp ready."))
-            .await
-            == Flow::Close
-        {
+        let banner = self.ctx.live.snapshot().banner.clone();
+        if self.reply(Reply::new(SERVICE_READY, banner)).await == Flow::Close {
             return;
         }
         loop {
@@ -292,6 +315,7 @@ impl Conn {
                 let _ = self.reply(r).await;
                 Flow::Close
             }
+            Step::StartTls(r) => Box::pin(self.start_tls(r)).await,
             Step::Status => self.reply(self.status()).await,
             Step::Abort => {
                 self.pasv = None;
@@ -337,7 +361,15 @@ impl Conn {
         if reply.code >= 400 {
             tracing::info!("reply {} {}", reply.code, lossy(&reply.text));
         }
-        let mut buf = reply.to_bytes();
+        // In TLS the reply is sealed first; then one non-blocking send
+        // when the socket has room, the ring only for what it did not take.
+        let mut buf = match self.reader.seal(reply.to_bytes()) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::debug!("control write failed: {e}");
+                return Flow::Close;
+            }
+        };
         let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
         let sent = match rustix::net::send(&*self.sock, &buf, flags) {
             Ok(n) => n,

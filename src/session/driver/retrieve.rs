@@ -8,6 +8,7 @@ use crate::proto::codes::*;
 use crate::proto::Reply;
 use crate::session::outcome::Direction;
 use crate::session::step::DataMode;
+use crate::vfs::world::Use;
 use crate::vfs::{path, resolve};
 
 impl Conn {
@@ -23,6 +24,9 @@ impl Conn {
             Ok(f) => f,
             Err(e) => return self.refuse(verb, &vpath, e).await,
         };
+        if let Err(e) = self.published(&vpath, &st, Use::Read).await {
+            return self.refuse(verb, &vpath, e).await;
+        }
         if offset > st.size {
             return self
                 .reply(Reply::new(

@@ -113,7 +113,11 @@ impl Conn {
     /// to every upload to catch the rarer other order. TLS (close_notify)
     /// tells the two apart for certain.
     async fn finish_upload(&mut self, t: &Transfer, upload: Upload, bytes: u64) -> Flow {
-        if self.reader.closed || control_closed(&self.sock) {
+        // Under TLS the upload only got here after the client's
+        // close_notify: complete for certain, whatever the control
+        // connection does next.
+        let certain = self.session.protect_data();
+        if !certain && (self.reader.closed || control_closed(&self.sock)) {
             tracing::info!(
                 "{}: the client went away with its upload; treating it as broken",
                 t.verb

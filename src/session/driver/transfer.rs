@@ -144,6 +144,16 @@ impl Conn {
                 bytes: 0,
             };
         }
+        // PROT P: the data connection's TLS handshake comes after the 150,
+        // when clients start it (RFC 4217 section 9).
+        let conn = if self.session.protect_data() {
+            match self.secure_data(conn, &job).await {
+                Ok(c) => c,
+                Err(flow) => return Outcome::NoConnection(flow),
+            }
+        } else {
+            conn
+        };
         let progress = Progress::default();
         self.progress = Some(progress.clone());
         let ctx = self.ctx.clone();
@@ -169,6 +179,7 @@ impl Conn {
                 conn: &conn,
                 ctx: TransferCtx {
                     pool: &ctx.pipes,
+                    tls_buffers: &ctx.tls_buffers,
                     counters: &ctx.counters,
                     session: &session,
                     progress,
@@ -182,12 +193,17 @@ impl Conn {
                         ch.send_binary(Rc::new(file), offset, len).await
                     }
                     Job::File { file, offset, .. } => ch.send_ascii(Rc::new(file), offset).await,
-                    Job::Listing(Prepared::Bytes(bytes)) => ch.send_bytes(bytes).await,
+                    Job::Listing(Prepared::Bytes(bytes)) => {
+                        let sent = ch.send_bytes(bytes).await?;
+                        ch.close().await?;
+                        Ok(sent)
+                    }
                     Job::Listing(Prepared::Stream(mut stream)) => {
                         let mut sent = 0;
                         while let Some(chunk) = stream.next().await? {
                             sent += ch.send_bytes(chunk).await?;
                         }
+                        ch.close().await?;
                         Ok(sent)
                     }
                     Job::Upload { file, offset } if ascii => ch.recv_ascii(file, offset).await,

@@ -33,6 +33,7 @@ mod rename;
 mod send;
 mod splice;
 mod unlink;
+mod vectored;
 mod write;
 
 pub use accept::accept;
@@ -43,9 +44,10 @@ pub use poll::{poll_readable, poll_writable};
 pub use read::read_at;
 pub use recv::recv;
 pub use rename::renameat;
-pub use send::{send, send_all};
+pub use send::{send, send_all, send_range};
 pub use splice::{splice, splice_to_offset};
 pub use unlink::unlinkat;
+pub use vectored::{read_vectored_at, write_vectored_at};
 pub use write::{write_append, write_at};
 
 /// A completion's result: the kernel's non-negative return value, or the

@@ -17,6 +17,23 @@ pub async fn send(fd: FdRef, buf: Vec<u8>, from: usize) -> (io::Result<u32>, Vec
     buf_op(fd, buf, sqe).submit().await
 }
 
+/// `send(2)` of `buf[range]` (clamped to the buffer) with MSG_NOSIGNAL.
+/// Returns the bytes sent and the buffer.
+pub async fn send_range(
+    fd: FdRef,
+    buf: Vec<u8>,
+    range: std::ops::Range<usize>,
+) -> (io::Result<u32>, Vec<u8>) {
+    let end = range.end.min(buf.len());
+    let start = range.start.min(end);
+    let (ptr, _) = tail(&buf, start);
+    let len = (end - start).min(u32::MAX as usize) as u32;
+    let sqe = opcode::Send::new(types::Fd(fd.as_raw_fd()), ptr, len)
+        .flags(libc::MSG_NOSIGNAL)
+        .build();
+    buf_op(fd, buf, sqe).submit().await
+}
+
 /// Sends all of `buf` on a socket (a loop of [`send`]). A send that moves
 /// nothing is `WriteZero`.
 pub async fn send_all(fd: FdRef, buf: Vec<u8>) -> io::Result<()> {

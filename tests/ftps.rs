@@ -1,0 +1,671 @@
+//! FTPS (RFC 4217) against the real server with real clients: curl, lftp,
+//! Python's ftplib.FTP_TLS and rclone, with a throwaway CA and server
+//! certificate made in each test (rcgen). Downloads and uploads are
+//! compared byte for byte; the session-reuse rule (a data connection must
+//! resume its own control connection's TLS session) is tested both ways.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+
+/// A test PKI: a CA, a server certificate for `localhost` and 127.0.0.1
+/// signed by it, and a second, unrelated CA.
+struct Pki {
+    ca: PathBuf,
+    other_ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn make_ca(name: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    (params.self_signed(&key).unwrap(), key)
+}
+
+impl Pki {
+    fn new(dir: &Path) -> Pki {
+        std::fs::create_dir_all(dir).unwrap();
+        let (ca, ca_key) = make_ca("ringftp test CA");
+        let (other, _) = make_ca("some other CA");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params =
+            rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .unwrap();
+        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+        let pki = Pki {
+            ca: dir.join("ca.pem"),
+            other_ca: dir.join("other-ca.pem"),
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        };
+        std::fs::write(&pki.ca, ca.pem()).unwrap();
+        std::fs::write(&pki.other_ca, other.pem()).unwrap();
+        // A full chain: leaf, then the CA.
+        std::fs::write(&pki.cert, cert.pem() + &ca.pem()).unwrap();
+        std::fs::write(&pki.key, key.serialize_pem()).unwrap();
+        pki
+    }
+
+    fn ca(&self) -> String {
+        self.ca.to_string_lossy().into_owned()
+    }
+}
+
+/// A fixture with `alice` (all permissions, home /alice holding
+/// `file.bin`), a PKI, and a server with FTPS on (explicit on the first
+/// listener, implicit on `implicit`).
+struct Ftps {
+    fx: Fixture,
+    pki: Pki,
+    srv: Server,
+    implicit: SocketAddr,
+    data: Vec<u8>,
+}
+
+fn ftps(extra: &[&str]) -> Ftps {
+    let fx = Fixture::new();
+    let pki = Pki::new(&fx.out("pki"));
+    let data = pattern(7, 3 * 1024 * 1024 + 12345);
+    let users = fx.users_file("users.toml", &[Account::full("alice")]);
+    fx.write("alice/file.bin", &data);
+    fx.write("pub.txt", b"anonymous may read this\n");
+    let srv = Server::builder()
+        .users(&users)
+        .args(&[
+            "--tls-cert",
+            &pki.cert.to_string_lossy(),
+            "--tls-key",
+            &pki.key.to_string_lossy(),
+            "--listen-implicit",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .start(&fx);
+    let line = srv
+        .more_stdout(Duration::from_secs(5))
+        .into_iter()
+        .find(|l| l.ends_with("(implicit FTPS)"))
+        .expect("no implicit listener line");
+    let implicit = line
+        .trim_start_matches("listening on ")
+        .trim_end_matches(" (implicit FTPS)")
+        .parse()
+        .unwrap();
+    Ftps {
+        fx,
+        pki,
+        srv,
+        implicit,
+        data,
+    }
+}
+
+impl Ftps {
+    fn url(&self, path: &str) -> String {
+        format!("ftp://alice:alice-pw@localhost:{}/{path}", self.srv.port())
+    }
+
+    fn home(&self) -> PathBuf {
+        self.fx.root.join("alice")
+    }
+
+    fn python(&self, scenario: &str) -> String {
+        let home = self.home().to_string_lossy().into_owned();
+        let port = self.srv.port().to_string();
+        python_scenario(
+            "ftps_client.py",
+            scenario,
+            &[
+                "localhost",
+                &port,
+                &self.pki.ca(),
+                "alice",
+                "alice-pw",
+                &home,
+            ],
+        )
+    }
+
+    /// The FTPS byte counters of STAT: (userspace, kernel).
+    fn tls_counters(&self) -> (u64, u64) {
+        let out = curl(&[
+            "--ssl-reqd",
+            "--cacert",
+            &self.pki.ca(),
+            "-Q",
+            "STAT",
+            &self.url(""),
+            "-v",
+            "-o",
+            "/dev/null",
+        ]);
+        out.ok();
+        let line = out
+            .stderr
+            .lines()
+            .find(|l| l.contains("(all sessions) FTPS data:"))
+            .unwrap_or_else(|| panic!("no FTPS line in STAT:\n{}", out.stderr));
+        // "ringftp shard N (all sessions) FTPS data: U bytes ..., K bytes ..."
+        let nums: Vec<u64> = line
+            .split(':')
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        (nums[0], nums[1])
+    }
+}
+
+#[test]
+fn curl_downloads_in_tls12_and_tls13_are_byte_exact() {
+    let t = ftps(&[]);
+    for (flags, version) in [
+        (&["--tlsv1.2", "--tls-max", "1.2"][..], "TLSv1.2"),
+        (&["--tlsv1.3"][..], "TLSv1.3"),
+    ] {
+        let mut args = vec!["--ssl-reqd", "--cacert", t.pki.ca.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        let out = t.fx.out(&format!("{version}.bin"));
+        curl_download(
+            Place::Here,
+            &t.url("file.bin"),
+            &args,
+            &out,
+            &t.home().join("file.bin"),
+        );
+        let log = t.srv.log_text();
+        assert!(
+            log.contains(&format!("data connection in TLS: {version}")),
+            "no {version} data connection in the log:\n{log}"
+        );
+    }
+    // Both went through the in-place userspace layer here (no kTLS), or
+    // through the kernel where it has TLS: either way, the counters moved.
+    let (user, kernel) = t.tls_counters();
+    assert!(user + kernel >= 2 * t.data.len() as u64, "{user} {kernel}");
+}
+
+#[test]
+fn curl_two_urls_in_one_invocation_resume_the_session() {
+    let t = ftps(&[]);
+    let a = t.fx.out("a.bin");
+    let b = t.fx.out("b.bin");
+    let r = curl(&[
+        "-v",
+        "--ssl-reqd",
+        "--cacert",
+        &t.pki.ca(),
+        &t.url("file.bin"),
+        "-o",
+        a.to_str().unwrap(),
+        &t.url("file.bin"),
+        "-o",
+        b.to_str().unwrap(),
+    ]);
+    r.ok();
+    assert_same_file(&a, &t.home().join("file.bin"));
+    assert_same_file(&b, &t.home().join("file.bin"));
+    assert_eq!(
+        r.stderr.matches("SSL re-using session").count(),
+        2,
+        "{}",
+        r.stderr
+    );
+    assert!(!t.srv.log_text().contains("reply 522"));
+}
+
+#[test]
+fn curl_upload_then_compare() {
+    let t = ftps(&[]);
+    let src = t.fx.out("up.src");
+    std::fs::write(&src, pattern(11, 5 * 1024 * 1024 + 7)).unwrap();
+    curl(&[
+        "--ssl-reqd",
+        "--cacert",
+        &t.pki.ca(),
+        "-T",
+        src.to_str().unwrap(),
+        &t.url("up.bin"),
+    ])
+    .ok();
+    assert_same_file(&t.home().join("up.bin"), &src);
+    // And back down.
+    let back = t.fx.out("back.bin");
+    curl_download(
+        Place::Here,
+        &t.url("up.bin"),
+        &["--ssl-reqd", "--cacert", t.pki.ca.to_str().unwrap()],
+        &back,
+        &src,
+    );
+}
+
+#[test]
+fn curl_implicit_ftps_and_listing() {
+    let t = ftps(&[]);
+    let url = format!(
+        "ftps://alice:alice-pw@localhost:{}/file.bin",
+        t.implicit.port()
+    );
+    let out = t.fx.out("implicit.bin");
+    let log = curl_download(
+        Place::Here,
+        &url,
+        &["--cacert", t.pki.ca.to_str().unwrap()],
+        &out,
+        &t.home().join("file.bin"),
+    )
+    .stderr;
+    assert!(!log.contains("AUTH"), "implicit FTPS sent AUTH:\n{log}");
+    // A listing over TLS (the data connection closes with close_notify).
+    let url = format!("ftps://alice:alice-pw@localhost:{}/", t.implicit.port());
+    let r = curl(&["--cacert", &t.pki.ca(), "-l", &url]);
+    r.ok();
+    assert!(r.stdout.lines().any(|l| l == "file.bin"), "{}", r.stdout);
+}
+
+#[test]
+fn curl_with_the_wrong_ca_fails() {
+    let t = ftps(&[]);
+    let r = curl(&[
+        "--ssl-reqd",
+        "--cacert",
+        t.pki.other_ca.to_str().unwrap(),
+        &t.url("file.bin"),
+        "-o",
+        "/dev/null",
+    ]);
+    r.fails();
+    assert_eq!(r.status.code(), Some(60), "{}", r.all());
+    // The server is unharmed.
+    let out = t.fx.out("after.bin");
+    curl_download(
+        Place::Here,
+        &t.url("file.bin"),
+        &["--ssl-reqd", "--cacert", t.pki.ca.to_str().unwrap()],
+        &out,
+        &t.home().join("file.bin"),
+    );
+}
+
+#[test]
+fn lftp_mirror_both_ways_over_ftps() {
+    let t = ftps(&[]);
+    let local = t.fx.out("tree");
+    write(&local, "a/x.bin", &pattern(3, 700_000));
+    write(&local, "a/b/y.txt", b"hello\n");
+    write(&local, "z.bin", &pattern(4, 2_000_000));
+    mkdir(&local, "empty");
+    let settings = format!(
+        "set ftp:ssl-allow yes; set ftp:ssl-force true; set ftp:ssl-protect-data true; \
+         set ftp:ssl-protect-list true; set ssl:ca-file {}; set ssl:verify-certificate yes",
+        t.pki.ca()
+    );
+    let url = format!("ftp://alice:alice-pw@localhost:{}", t.srv.port());
+    let home = t.fx.out("lftp-home");
+    lftp_in(
+        Place::Here,
+        &url,
+        &settings,
+        "mirror -R tree up",
+        &t.fx.work,
+        &home,
+    )
+    .ok();
+    assert_same_tree(&t.home().join("up"), &local, &[]);
+    lftp_in(
+        Place::Here,
+        &url,
+        &settings,
+        "mirror up back",
+        &t.fx.work,
+        &home,
+    )
+    .ok();
+    assert_same_tree(&t.fx.out("back"), &local, &[]);
+    let log = t.srv.log_text();
+    assert!(log.contains("control connection in TLS"), "{log}");
+    assert!(!log.contains("reply 522"), "{log}");
+}
+
+#[test]
+fn python_stock_ftp_tls_is_refused_and_a_reusing_client_works() {
+    let t = ftps(&[]);
+    t.python("stock_refused");
+    t.python("reuse_ok");
+    assert!(t.srv.log_text().contains("did not resume this session"));
+}
+
+#[test]
+fn python_stock_ftp_tls_works_with_reuse_off() {
+    let t = ftps(&["--tls-session-reuse", "off"]);
+    t.python("stock_ok");
+}
+
+#[test]
+fn a_data_connection_resuming_another_sessions_tls_session_is_refused() {
+    let t = ftps(&[]);
+    t.python("cross_session_refused");
+}
+
+#[test]
+fn auth_pbsz_prot_ccc_sequences() {
+    let t = ftps(&[]);
+    t.python("auth_sequence");
+}
+
+#[test]
+fn an_upload_cut_without_close_notify_is_broken() {
+    let t = ftps(&[]);
+    t.python("cut_upload");
+    assert!(
+        !t.home().join("cut.bin").exists(),
+        "a cut upload was kept without --keep-partial"
+    );
+    let t = ftps(&["--keep-partial"]);
+    t.python("cut_upload");
+    let kept = std::fs::read(t.home().join("cut.bin")).unwrap();
+    assert!(kept.len() <= t.data.len() / 2, "kept {} bytes", kept.len());
+    assert_bytes_eq("kept part", &kept, &t.data[..kept.len()]);
+}
+
+#[test]
+fn accounts_never_log_in_over_plain_text() {
+    let t = ftps(&[]);
+    let mut f = Ftp::connect(t.srv.addr());
+    let r = f.cmd("USER alice");
+    assert_eq!(r.code, 530, "{r:?}");
+    assert!(r.text().contains("AUTH TLS"), "{r:?}");
+    // No password was asked for; anonymous still works in clear.
+    f.expect("PASS alice-pw", 503);
+    f.login();
+    assert_eq!(f.retr("/pub.txt"), b"anonymous may read this\n");
+    // FEAT advertises FTPS.
+    let feat = f.cmd("FEAT").text();
+    for line in ["AUTH TLS", "PBSZ", "PROT"] {
+        assert!(feat.contains(line), "{feat}");
+    }
+    f.quit();
+    // --tls-required all: anonymous too.
+    let t = ftps(&["--tls-required", "all"]);
+    let mut f = Ftp::connect(t.srv.addr());
+    assert_eq!(f.cmd("USER anonymous").code, 530);
+}
+
+/// Reads until the server closes the connection (or a read fails);
+/// returns what came.
+fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[test]
+fn garbage_and_silent_handshakes_end_without_harming_others() {
+    let t = ftps(&["--login-timeout", "3"]);
+    // Garbage after AUTH TLS: the handshake fails and the session closes.
+    let mut garbage = TcpStream::connect(t.srv.addr()).unwrap();
+    let mut greeting = [0u8; 64];
+    let _ = garbage.read(&mut greeting).unwrap();
+    garbage.write_all(b"AUTH TLS\r\n").unwrap();
+    let mut reply = [0u8; 64];
+    let n = garbage.read(&mut reply).unwrap();
+    assert!(
+        reply[..n].starts_with(b"234"),
+        "{:?}",
+        String::from_utf8_lossy(&reply[..n])
+    );
+    garbage
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    // Silent after AUTH TLS, and silent on the implicit port: closed at
+    // the login timeout.
+    let mut silent = TcpStream::connect(t.srv.addr()).unwrap();
+    let _ = silent.read(&mut greeting).unwrap();
+    silent.write_all(b"AUTH TLS\r\n").unwrap();
+    let _ = silent.read(&mut reply).unwrap();
+    let mut silent_implicit = TcpStream::connect(t.implicit).unwrap();
+    // Meanwhile another client transfers normally.
+    let out = t.fx.out("meanwhile.bin");
+    curl_download(
+        Place::Here,
+        &t.url("file.bin"),
+        &["--ssl-reqd", "--cacert", t.pki.ca.to_str().unwrap()],
+        &out,
+        &t.home().join("file.bin"),
+    );
+    read_to_close(&mut garbage);
+    read_to_close(&mut silent);
+    assert!(read_to_close(&mut silent_implicit).is_empty());
+    t.srv
+        .wait_log("within --login-timeout", 2, Duration::from_secs(60));
+    assert!(t.srv.log_text().contains("control TLS handshake failed"));
+}
+
+#[test]
+fn ktls_probe_is_logged_and_transfers_are_byte_exact_either_way() {
+    let t = ftps(&[]);
+    let log = t.srv.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("FTPS on:"))
+        .unwrap_or_else(|| panic!("no FTPS start-up line:\n{log}"));
+    let kernel = line.contains("kTLS for");
+    assert!(kernel || line.contains("no kTLS"), "{line}");
+    let out = t.fx.out("k.bin");
+    curl_download(
+        Place::Here,
+        &t.url("file.bin"),
+        &["--ssl-reqd", "--cacert", t.pki.ca.to_str().unwrap()],
+        &out,
+        &t.home().join("file.bin"),
+    );
+    let (user, kernel_bytes) = t.tls_counters();
+    if kernel {
+        assert!(
+            kernel_bytes >= t.data.len() as u64,
+            "{line}: {kernel_bytes}"
+        );
+    } else {
+        assert_eq!(kernel_bytes, 0, "{line}");
+        assert!(user >= t.data.len() as u64, "{user}");
+    }
+    // --ktls off: userspace whatever the kernel has.
+    let t = ftps(&["--ktls", "off"]);
+    let out = t.fx.out("k2.bin");
+    curl_download(
+        Place::Here,
+        &t.url("file.bin"),
+        &["--ssl-reqd", "--cacert", t.pki.ca.to_str().unwrap()],
+        &out,
+        &t.home().join("file.bin"),
+    );
+    assert_eq!(t.tls_counters().1, 0);
+}
+
+#[test]
+fn sighup_reloads_the_certificate_and_keeps_it_when_the_new_one_is_bad() {
+    let t = ftps(&[]);
+    let fetch = |ca: &Path| {
+        curl(&[
+            "--ssl-reqd",
+            "--cacert",
+            ca.to_str().unwrap(),
+            &t.url("file.bin"),
+            "-o",
+            "/dev/null",
+        ])
+    };
+    fetch(&t.pki.ca).ok();
+    // A new pair from a new CA.
+    let fresh = Pki::new(&t.fx.out("pki2"));
+    std::fs::copy(&fresh.cert, &t.pki.cert).unwrap();
+    std::fs::copy(&fresh.key, &t.pki.key).unwrap();
+    t.srv.signal(libc::SIGHUP);
+    t.srv.wait_log(
+        "TLS certificate and key reloaded",
+        1,
+        Duration::from_secs(30),
+    );
+    fetch(&fresh.ca).ok();
+    fetch(&t.pki.ca).fails();
+    // A broken key: the pair in use stays.
+    std::fs::write(&t.pki.key, "not a key").unwrap();
+    t.srv.signal(libc::SIGHUP);
+    t.srv
+        .wait_log("TLS certificate not reloaded", 1, Duration::from_secs(30));
+    fetch(&fresh.ca).ok();
+}
+
+#[test]
+fn bad_certificates_stop_the_start_with_a_clear_error() {
+    let fx = Fixture::new();
+    let pki = Pki::new(&fx.out("pki"));
+    let other = Pki::new(&fx.out("other"));
+    let cert = pki.cert.to_string_lossy().into_owned();
+    let key = pki.key.to_string_lossy().into_owned();
+    let wrong_key = other.key.to_string_lossy().into_owned();
+    let ca = pki.ca.to_string_lossy().into_owned();
+    for (args, frag) in [
+        (
+            vec!["--tls-cert", "/nonexistent.pem", "--tls-key", key.as_str()],
+            "--tls-cert",
+        ),
+        (
+            vec!["--tls-cert", cert.as_str(), "--tls-key", ca.as_str()],
+            "--tls-key",
+        ),
+        (
+            vec!["--tls-cert", cert.as_str(), "--tls-key", wrong_key.as_str()],
+            "does not belong",
+        ),
+        (
+            vec!["--tls-cert", key.as_str(), "--tls-key", key.as_str()],
+            "no certificate",
+        ),
+        (vec!["--listen-implicit", "127.0.0.1:0"], "needs --tls-cert"),
+    ] {
+        let r = Server::builder().args(&args).start_fails(&fx);
+        assert!(r.stderr.contains(frag), "{args:?}: {}", r.all());
+    }
+}
+
+#[test]
+fn rclone_copy_and_check_with_explicit_tls() {
+    if std::process::Command::new("rclone")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: rclone is not installed (tests/run.sh installs it from Debian)");
+        return;
+    }
+    let t = ftps(&[]);
+    let local = t.fx.out("rtree");
+    write(&local, "a/x.bin", &pattern(5, 900_000));
+    write(&local, "b.txt", b"rclone\n");
+    let obscured = run_client(30, "rclone", &["obscure", "alice-pw"], None);
+    obscured.ok();
+    let conf = t.fx.out("rclone.conf");
+    // One connection at a time: rclone keeps one TLS session cache for all
+    // its connections, so with several control sessions at once a data
+    // connection offers another session's ticket, which reuse refuses.
+    std::fs::write(
+        &conf,
+        format!(
+            "[r]\ntype = ftp\nhost = 127.0.0.1\nport = {}\nuser = alice\npass = {}\n\
+             explicit_tls = true\nno_check_certificate = true\nconcurrency = 1\n",
+            t.srv.port(),
+            obscured.stdout.trim()
+        ),
+    )
+    .unwrap();
+    let conf = conf.to_string_lossy().into_owned();
+    let l = local.to_string_lossy().into_owned();
+    run_client(
+        120,
+        "rclone",
+        &["--config", &conf, "copy", &l, "r:rc"],
+        None,
+    )
+    .ok();
+    run_client(
+        120,
+        "rclone",
+        &["--config", &conf, "check", &l, "r:rc"],
+        None,
+    )
+    .ok();
+    assert_same_tree(&t.home().join("rc"), &local, &[]);
+    let back = t.fx.out("rback").to_string_lossy().into_owned();
+    run_client(
+        120,
+        "rclone",
+        &["--config", &conf, "copy", "r:rc", &back],
+        None,
+    )
+    .ok();
+    assert_same_tree(&t.fx.out("rback"), &local, &[]);
+}
+
+#[test]
+fn loadtest_runs_over_explicit_and_implicit_ftps() {
+    let t = ftps(&[]);
+    let files = t.fx.out("files.txt");
+    std::fs::write(&files, "/file.bin\n").unwrap();
+    let ca = t.pki.ca();
+    let files = files.to_string_lossy().into_owned();
+    for (mode, addr) in [("explicit", t.srv.addr()), ("implicit", t.implicit)] {
+        let target = addr.to_string();
+        let r = run_client(
+            120,
+            BIN,
+            &[
+                "loadtest",
+                "--target",
+                &target,
+                "--user",
+                "alice",
+                "--password",
+                "alice-pw",
+                "--scenario",
+                "bigfile",
+                "--files",
+                &files,
+                "--clients",
+                "2",
+                "--requests",
+                "6",
+                "--tls",
+                mode,
+                "--tls-ca",
+                &ca,
+                "--tls-server-name",
+                "localhost",
+            ],
+            None,
+        );
+        r.ok();
+        assert!(r.stdout.contains("6 ok, 0 errors"), "{mode}: {}", r.all());
+    }
+    let log = t.srv.log_text();
+    assert!(log.contains("(implicit)"), "{log}");
+    assert!(!log.contains("reply 522"), "{log}");
+}

@@ -1,0 +1,729 @@
+//! Running as a public service (issue 12): the drop from root, what
+//! anonymous may see, the default root, one server per address and the
+//! zero-downtime hand-over, the config file and SIGHUP, the banner,
+//! --allow/--deny, systemd readiness, the sandbox with reloads, and the
+//! shipped unit file. These run as root (CI does).
+
+mod common;
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn chmod(p: &Path, mode: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The `Name:` line of `/proc/PID/task/TID/status`, split into fields.
+fn status_fields(status: &str, name: &str) -> Vec<String> {
+    status
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} line"))
+        .split_whitespace()
+        .skip(1)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every thread of `pid`: (name, status text).
+fn threads(pid: u32) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = t.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        let status = std::fs::read_to_string(dir.join("status")).unwrap();
+        out.push((comm.trim().to_string(), status));
+    }
+    out
+}
+
+#[test]
+fn root_without_user_drops_to_the_ftp_account_in_every_thread() {
+    require_root("the privilege tests");
+    let fx = Fixture::new();
+    fx.standard_tree();
+    let srv = Server::builder().cores(2).start(&fx);
+    let (name, uid, gid) = server_user();
+    // The shards' listing workers and the blocking pool start on demand:
+    // make them exist.
+    let mut f = srv.login();
+    f.listing("LIST dir");
+    assert_eq!(f.retr("hello.txt"), fx.read("hello.txt"));
+    let all = threads(srv.pid());
+    assert!(
+        all.len() >= 4,
+        "{:?}",
+        all.iter().map(|t| &t.0).collect::<Vec<_>>()
+    );
+    for (thread, status) in &all {
+        // Real, effective, saved and filesystem ids.
+        assert_eq!(
+            status_fields(status, "Uid"),
+            vec![uid.to_string(); 4],
+            "{thread}"
+        );
+        assert_eq!(
+            status_fields(status, "Gid"),
+            vec![gid.to_string(); 4],
+            "{thread}"
+        );
+        assert_eq!(status_fields(status, "NoNewPrivs"), ["1"], "{thread}");
+        assert_eq!(
+            status_fields(status, "CapEff"),
+            ["0000000000000000"],
+            "{thread}"
+        );
+        assert_eq!(
+            status_fields(status, "CapPrm"),
+            ["0000000000000000"],
+            "{thread}"
+        );
+    }
+    let log = srv.log_text();
+    assert!(
+        log.contains(&format!(
+            "serving as {name} (started as root without --user)"
+        )),
+        "{log}"
+    );
+    f.quit();
+}
+
+#[test]
+fn user_flag_with_active_port_20_keeps_only_net_bind_service() {
+    require_root("the privilege tests");
+    let fx = Fixture::new();
+    fx.standard_tree();
+    let (name, uid, gid) = server_user();
+    let srv = Server::builder()
+        .args(&["--user", &format!("{uid}:{gid}"), "--active-port-20"])
+        .start(&fx);
+    for (thread, status) in threads(srv.pid()) {
+        assert_eq!(
+            status_fields(&status, "Uid"),
+            vec![uid.to_string(); 4],
+            "{thread}"
+        );
+        // CAP_NET_BIND_SERVICE is bit 10, alone in every set that counts.
+        assert_eq!(
+            status_fields(&status, "CapEff"),
+            ["0000000000000400"],
+            "{thread}"
+        );
+        assert_eq!(
+            status_fields(&status, "CapPrm"),
+            ["0000000000000400"],
+            "{thread}"
+        );
+        assert_eq!(
+            status_fields(&status, "CapBnd"),
+            ["0000000000000400"],
+            "{thread}"
+        );
+    }
+    assert!(srv.log_text().contains(&format!("serving as {name}")));
+    // (tests/nat.rs active_port_20_passes_a_source_port_firewall shows the
+    // port-20 bind itself working after this drop.)
+    let mut f = srv.login();
+    assert_eq!(f.retr("hello.txt"), fx.read("hello.txt"));
+    f.quit();
+}
+
+#[test]
+fn user_root_keeps_root_and_says_so() {
+    require_root("the privilege tests");
+    let fx = Fixture::new();
+    fx.write("f.txt", b"x\n");
+    let srv = Server::builder().args(&["--user", "root"]).start(&fx);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", srv.pid())).unwrap();
+    assert_eq!(status_fields(&status, "Uid"), ["0", "0", "0", "0"]);
+    assert!(srv.log_text().contains("--user root: serving as root"));
+}
+
+#[test]
+fn only_root_may_switch_users_and_low_ports_say_how() {
+    require_root("the privilege tests");
+    let fx = Fixture::new();
+    fx.give_to_server_user(&fx.root);
+    let (_, uid, gid) = server_user();
+    // Started as the unprivileged user itself, binding port 21.
+    let setpriv = [
+        format!("--reuid={uid}"),
+        format!("--regid={gid}"),
+        "--clear-groups".into(),
+        "--inh-caps=-all".into(),
+        "--bounding-set=-all".into(),
+        BIN.into(),
+        "serve".into(),
+        "--root".into(),
+        fx.root.to_string_lossy().into_owned(),
+        "--pasv-ports".into(),
+        "52990-52999".into(),
+    ];
+    let run = |extra: &[&str]| {
+        let mut args: Vec<&str> = setpriv.iter().map(String::as_str).collect();
+        args.extend_from_slice(extra);
+        run_client(20, "setpriv", &args, None)
+    };
+    let r = run(&["--listen", "127.0.0.1:21"]);
+    r.fails();
+    assert!(
+        r.stderr.contains("setcap cap_net_bind_service=+ep"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("AmbientCapabilities=CAP_NET_BIND_SERVICE"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&["--listen", "127.0.0.1:0", "--user", "root"]);
+    r.fails();
+    assert!(r.stderr.contains("only root can switch"), "{}", r.stderr);
+}
+
+/// A tree where the server's own user could read everything, but the
+/// world may read only part of it.
+fn published_tree(fx: &Fixture) {
+    fx.write("alice/.keep", b"");
+    fx.write("pub/open.txt", b"for everyone\n");
+    fx.write("pub/secret.txt", b"not published\n");
+    fx.write(
+        "private/inner.txt",
+        b"world-readable, in a closed directory\n",
+    );
+    fx.write("dropbox/in.txt", b"reachable, not listable\n");
+    fx.write("openfile.txt", b"top level\n");
+    fx.give_to_server_user(&fx.root);
+    chmod(&fx.root.join("pub/secret.txt"), 0o600);
+    chmod(&fx.root.join("private"), 0o700);
+    chmod(&fx.root.join("dropbox"), 0o711);
+}
+
+#[test]
+fn anonymous_sees_only_world_readable_files_and_directories() {
+    let fx = Fixture::new();
+    published_tree(&fx);
+    let users = fx.users_file("users.toml", &[Account::full("alice").home("/")]);
+    let srv = Server::builder().users(&users).start(&fx);
+    // The server's user owns everything, so only the rule keeps these out.
+    let mut f = srv.login();
+    let top = f.listing("NLST");
+    assert!(
+        top.contains("pub") && top.contains("dropbox") && top.contains("openfile.txt"),
+        "{top}"
+    );
+    assert!(!top.contains("private"), "{top}");
+    let list = f.listing("LIST pub");
+    assert!(
+        list.contains("open.txt") && !list.contains("secret.txt"),
+        "{list}"
+    );
+    let mlsd = f.listing("MLSD pub");
+    assert!(
+        mlsd.contains("open.txt") && !mlsd.contains("secret.txt"),
+        "{mlsd}"
+    );
+    assert_eq!(f.retr("pub/open.txt"), b"for everyone\n");
+    assert_eq!(f.retr("dropbox/in.txt"), b"reachable, not listable\n");
+    for line in [
+        "SIZE pub/secret.txt",
+        "MDTM pub/secret.txt",
+        "MLST pub/secret.txt",
+        "CWD private",
+        "SIZE private/inner.txt",
+        "MLST private",
+        "STAT private",
+    ] {
+        let r = f.cmd(line);
+        assert_eq!(r.code, 550, "{line}: {r:?}");
+    }
+    for line in [
+        "RETR pub/secret.txt",
+        "RETR private/inner.txt",
+        "LIST private",
+        "NLST private/*.txt",
+        "LIST dropbox",
+        "MLSD dropbox",
+    ] {
+        f.epsv();
+        let r = f.cmd(line);
+        assert_eq!(r.code, 550, "{line}: {r:?}");
+    }
+    f.expect("CWD dropbox", 250);
+    let deep = f.listing("LIST -R /");
+    assert!(
+        !deep.contains("inner.txt") && !deep.contains("secret.txt"),
+        "{deep}"
+    );
+    f.quit();
+    let log = srv.log_text();
+    assert!(
+        log.contains("refused RETR /pub/secret.txt: not world-readable"),
+        "{log}"
+    );
+    // An account is not held to the rule (the kernel's permissions for
+    // the server's user apply).
+    let mut a = srv.login_as("alice", "alice-pw");
+    assert_eq!(a.retr("pub/secret.txt"), b"not published\n");
+    a.quit();
+}
+
+#[test]
+fn the_default_root_is_never_slash() {
+    let fx = Fixture::new();
+    let r = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--pasv-ports",
+            "52980-52989",
+        ])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(!r.status.success());
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("--root") && err.contains("whole filesystem"),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&r.stdout).contains("listening on"));
+    // Given explicitly, / is accepted (checked, not served).
+    let r = run_client(
+        20,
+        BIN,
+        &["serve", "--root", "/", "--check-config"],
+        Some(&fx.work),
+    );
+    r.ok();
+    assert!(r.stdout.contains("root = \"/\""), "{}", r.stdout);
+}
+
+#[test]
+fn a_second_server_on_the_same_address_is_refused() {
+    let fx = Fixture::new();
+    fx.write("who", b"first\n");
+    let first = Server::builder().start(&fx);
+    let other = Fixture::new();
+    let r = Server::builder()
+        .args(&["--listen", &first.addr().to_string()])
+        .start_fails(&other);
+    assert!(r.stderr.contains("address in use"), "{}", r.stderr);
+    assert!(r.stderr.contains("--reuse-port"), "{}", r.stderr);
+    // The first one serves every client.
+    for _ in 0..6 {
+        let mut f = first.login();
+        assert_eq!(f.retr("who"), b"first\n");
+        f.quit();
+    }
+}
+
+/// A network namespace of the test's own, removed on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        require_root("the hand-over test");
+        let name = format!("rftp-{tag}-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let st = Command::new("ip").args(args).status().unwrap();
+            assert!(st.success(), "ip {args:?}");
+        };
+        ip(&["netns", "add", &name]);
+        let ns = Netns(name);
+        ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
+        let st = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.0,
+                "sysctl",
+                "-qw",
+                "net.ipv4.tcp_migrate_req=1",
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success(), "net.ipv4.tcp_migrate_req needs Linux 5.14+");
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn reuse_port_hand_over_refuses_no_connection() {
+    let ns = Netns::new("handover");
+    let addr: SocketAddr = "127.0.0.1:2121".parse().unwrap();
+    let fx = Fixture::new();
+    fx.write("f", b"x\n");
+    let start = |banner: &str, extra: &[&str], ports: (u16, u16)| {
+        Server::builder()
+            .netns(&ns.0)
+            .listen(&["127.0.0.1:2121"])
+            .cores(2)
+            .pasv_ports(ports.0, ports.1)
+            .args(&["--banner", banner])
+            .args(extra)
+            .start(&fx)
+    };
+    let mut old = start("old", &[], (40000, 40009));
+    // Clients connect one after another for the whole hand-over, each
+    // reading its greeting.
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = {
+        let (ns, stop) = (ns.0.clone(), stop.clone());
+        std::thread::spawn(move || {
+            within(&ns, || {
+                let mut greetings: Vec<String> = Vec::new();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while !stop.load(Ordering::Acquire)
+                    && Instant::now() < deadline
+                    && greetings.len() < 20_000
+                {
+                    let line = match connect_in_here(addr) {
+                        Ok(mut s) => {
+                            let l = first_line(&mut s).unwrap_or_else(|| "no greeting".into());
+                            let _ = s.write_all(b"QUIT\r\n");
+                            l
+                        }
+                        Err(e) => format!("connect: {e}"),
+                    };
+                    greetings.push(line);
+                }
+                greetings
+            })
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let new = start("new", &["--reuse-port"], (40010, 40019));
+    std::thread::sleep(Duration::from_millis(300));
+    old.signal(libc::SIGTERM);
+    assert!(
+        old.wait_exit(Duration::from_secs(20)).is_some(),
+        "the old server did not stop"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Release);
+    let greetings = client.join().unwrap();
+    let bad: Vec<&String> = greetings
+        .iter()
+        .filter(|g| *g != "220 old" && *g != "220 new")
+        .collect();
+    let olds = greetings.iter().filter(|g| *g == "220 old").count();
+    let news = greetings.iter().filter(|g| *g == "220 new").count();
+    assert!(
+        bad.is_empty(),
+        "{} of {} connections failed: {:?}",
+        bad.len(),
+        greetings.len(),
+        &bad[..bad.len().min(5)]
+    );
+    assert!(olds > 0 && news > 0, "old {olds}, new {news}");
+    assert_eq!(greetings.last().map(String::as_str), Some("220 new"));
+    println!("hand-over: {} connections, {olds} greeted by the old server, {news} by the new, none refused", greetings.len());
+    drop(new);
+}
+
+/// A plain connect from the calling thread (inside `within`).
+fn connect_in_here(to: SocketAddr) -> std::io::Result<std::net::TcpStream> {
+    let s = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(10))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    Ok(s)
+}
+
+#[test]
+fn banner_text_file_and_sighup() {
+    let fx = Fixture::new();
+    let banner = fx.work.join("banner.txt");
+    std::fs::write(
+        &banner,
+        "Welcome to the mirror.\n220 is not an end\nBe nice.\n",
+    )
+    .unwrap();
+    let srv = Server::builder()
+        .args(&["--banner", &format!("@{}", banner.display())])
+        .start(&fx);
+    let mut s = connect_from(IpAddr::V4(Ipv4Addr::LOCALHOST), srv.addr());
+    let lines: Vec<String> = (0..3).filter_map(|_| first_line(&mut s)).collect();
+    assert_eq!(
+        lines,
+        [
+            "220-Welcome to the mirror.",
+            " 220 is not an end",
+            "220 Be nice."
+        ]
+    );
+    // Replaced by rename (as an editor does), then SIGHUP.
+    let tmp = fx.work.join("banner.new");
+    std::fs::write(&tmp, "Moved to ftp2.example.org.\n").unwrap();
+    std::fs::rename(&tmp, &banner).unwrap();
+    srv.signal(libc::SIGHUP);
+    srv.wait_log("SIGHUP: configuration reloaded", 1, Duration::from_secs(20));
+    let mut f = connect_from(IpAddr::V4(Ipv4Addr::LOCALHOST), srv.addr());
+    assert_eq!(
+        first_line(&mut f).as_deref(),
+        Some("220 Moved to ftp2.example.org.")
+    );
+}
+
+#[test]
+fn allow_and_deny_for_ipv4_and_ipv6() {
+    let fx = Fixture::new();
+    fx.write("f", b"x\n");
+    let srv = Server::builder()
+        .listen(&["127.0.0.1:0", "[::1]:0"])
+        .args(&[
+            "--allow",
+            "127.0.0.0/8",
+            "--deny",
+            "127.0.0.2",
+            "--allow",
+            "::1/128",
+            "--deny",
+            "::/0",
+        ])
+        .start(&fx);
+    let greet = |from: IpAddr, to: SocketAddr| {
+        let mut s = connect_from(from, to);
+        first_line(&mut s).unwrap_or_default()
+    };
+    let v4 = srv.addrs[0];
+    let v6 = srv.addrs[1];
+    assert!(greet("127.0.0.1".parse().unwrap(), v4).starts_with("220 "));
+    assert!(greet("127.0.0.3".parse().unwrap(), v4).starts_with("220 "));
+    assert_eq!(
+        greet("127.0.0.2".parse().unwrap(), v4),
+        "421 Access denied for your address."
+    );
+    assert!(greet("::1".parse().unwrap(), v6).starts_with("220 "));
+    let log = srv.log_text();
+    assert!(log.contains("refused: --deny 127.0.0.2/32"), "{log}");
+
+    // Deny ::1 itself: the most specific rule wins for IPv6 too.
+    let other = Fixture::new();
+    other.write("f", b"x\n");
+    let srv6 = Server::builder()
+        .listen(&["[::1]:0"])
+        .args(&["--deny", "::1", "--allow", "::/0"])
+        .start(&other);
+    assert_eq!(
+        greet("::1".parse().unwrap(), srv6.addrs[0]),
+        "421 Access denied for your address."
+    );
+    assert!(srv6.log_text().contains("refused: --deny ::1/128"));
+}
+
+#[test]
+fn config_file_sighup_applies_live_keys_and_names_the_rest() {
+    let fx = Fixture::new();
+    fx.write("f", b"x\n");
+    let conf = fx.work.join("ringftp.toml");
+    std::fs::write(
+        &conf,
+        "banner = \"first\"\nmax-sessions = 100\nidle-timeout = \"300s\"\n",
+    )
+    .unwrap();
+    let srv = Server::builder()
+        .args(&["--config", conf.to_str().unwrap()])
+        .start(&fx);
+    let greet = |from: &str| {
+        let mut s = connect_from(from.parse().unwrap(), srv.addr());
+        first_line(&mut s).unwrap_or_default()
+    };
+    assert_eq!(greet("127.0.0.2"), "220 first");
+    std::fs::write(
+        &conf,
+        "banner = \"second\"\nmax-sessions = 100\nidle-timeout = \"200s\"\ndeny = [\"127.0.0.2\"]\n",
+    )
+    .unwrap();
+    srv.signal(libc::SIGHUP);
+    let log = srv.wait_log("SIGHUP: configuration reloaded", 1, Duration::from_secs(20));
+    assert!(
+        log.contains("SIGHUP: banner = \"second\": in force"),
+        "{log}"
+    );
+    assert!(
+        log.contains("SIGHUP: idle-timeout = \"200s\": takes effect only after a restart"),
+        "{log}"
+    );
+    assert_eq!(greet("127.0.0.1"), "220 second");
+    assert_eq!(greet("127.0.0.2"), "421 Access denied for your address.");
+    // A broken file changes nothing.
+    std::fs::write(&conf, "no-such-key = 1\n").unwrap();
+    srv.signal(libc::SIGHUP);
+    let log = srv.wait_log("configuration not reloaded", 1, Duration::from_secs(20));
+    assert!(log.contains("unknown key `no-such-key`"), "{log}");
+    assert_eq!(greet("127.0.0.1"), "220 second");
+}
+
+#[test]
+fn check_config_prints_the_effective_configuration() {
+    let fx = Fixture::new();
+    let conf = fx.work.join("c.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "root = {:?}\nmax-per-ip = 7\n",
+            fx.root.display().to_string()
+        ),
+    )
+    .unwrap();
+    let r = run_client(
+        20,
+        BIN,
+        &[
+            "serve",
+            "--config",
+            conf.to_str().unwrap(),
+            "--check-config",
+            "--max-per-ip",
+            "9",
+        ],
+        None,
+    );
+    r.ok();
+    assert!(
+        r.stdout.contains("max-per-ip = 9  # command line"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&format!("  # {}", conf.display())),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("pasv-ports = \"50000-50999\"  # default"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("configuration OK"), "{}", r.stderr);
+    std::fs::write(&conf, "max_per_ip = 7\n").unwrap();
+    let r = run_client(
+        20,
+        BIN,
+        &[
+            "serve",
+            "--config",
+            conf.to_str().unwrap(),
+            "--check-config",
+        ],
+        None,
+    );
+    r.fails();
+    assert!(
+        r.stderr.contains("unknown key `max_per_ip`"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn systemd_hears_ready_once_every_shard_accepts() {
+    let fx = Fixture::new();
+    fx.write("f", b"x\n");
+    fx.give_to_server_user(&fx.root);
+    let sock_path = fx.work.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let block = port_block(4);
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--cores", "2", "--root"])
+        .arg(&fx.root)
+        .args(["--pasv-ports", &format!("{}-{}", block.lo, block.hi)])
+        .env("NOTIFY_SOCKET", &sock_path);
+    let srv = Server::launch(cmd, &fx, &fx.root);
+    let mut buf = [0u8; 512];
+    let n = sock.recv(&mut buf).expect("no READY=1 from the server");
+    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(msg.starts_with("READY=1\n"), "{msg}");
+    assert!(msg.contains(&format!("MAINPID={}", srv.pid())), "{msg}");
+    assert!(msg.contains("on 2 shard(s)"), "{msg}");
+    let mut f = srv.login();
+    assert_eq!(f.retr("f"), b"x\n");
+    f.quit();
+    srv.signal(libc::SIGTERM);
+    let n = sock.recv(&mut buf).expect("no STOPPING=1");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("STOPPING=1"));
+}
+
+#[test]
+fn the_sandbox_is_on_and_reloads_still_read_a_replaced_users_file() {
+    let fx = Fixture::new();
+    fx.write("alice/a.txt", b"a\n");
+    fx.write("bob/b.txt", b"b\n");
+    let etc = fx.work.join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    let users = fx.users_file("etc/users.toml", &[Account::full("alice")]);
+    let srv = Server::builder()
+        .users(&users)
+        .args(&["--sandbox", "required"])
+        .start(&fx);
+    let log = srv.log_text();
+    assert!(log.contains("sandbox: Landlock enforced"), "{log}");
+    // A new users file renamed over the old one (a new inode), then SIGHUP.
+    let newer = fx.users_file(
+        "etc/users.new",
+        &[Account::full("alice"), Account::full("bob")],
+    );
+    std::fs::rename(&newer, &users).unwrap();
+    srv.signal(libc::SIGHUP);
+    srv.wait_log(
+        "users file reloaded (2 accounts)",
+        1,
+        Duration::from_secs(20),
+    );
+    let mut f = srv.login_as("bob", "bob-pw");
+    assert_eq!(f.retr("b.txt"), b"b\n");
+    f.quit();
+}
+
+#[test]
+fn the_shipped_unit_file_verifies() {
+    let unit =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/dist/ringftp.service"))
+            .unwrap();
+    assert!(unit.contains("ExecStart=/usr/bin/ringftp serve"));
+    for want in [
+        "Type=notify",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "User=",
+        "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+        "ProtectSystem=strict",
+        "ReadWritePaths=",
+        "NoNewPrivileges=yes",
+        "PrivateTmp=yes",
+    ] {
+        assert!(unit.contains(want), "the unit lacks {want}");
+    }
+    // systemd-analyze checks that ExecStart's program exists: point it at
+    // the binary under test.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ringftp.service");
+    std::fs::write(&path, unit.replace("/usr/bin/ringftp", BIN)).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (package systemd; tests/run.sh installs it)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // Warnings (unknown keys, bad values) go to stderr with status 0.
+    assert!(err.trim().is_empty(), "systemd-analyze verify: {err}");
+}
