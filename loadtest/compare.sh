@@ -61,6 +61,9 @@ usage: bash loadtest/compare.sh [--quick] [options]
                           ssl_enable=YES, ProFTPD mod_tls; session reuse required
                           everywhere), the generator with --tls explicit, curl
                           with --ssl-reqd; servers default to ringftp,vsftpd,proftpd
+  --baseline BIN          also run BIN (another ringftp build) as server
+                          "ringftp-base", interleaved with the others: before
+                          and after a change in one run
   --no-build              do not run cargo build --release
   --install-only          fetch and unpack the peers, then exit
   --check                 start each server, prove anonymous RETR + LIST over
@@ -85,6 +88,7 @@ while [[ $# -gt 0 ]]; do
         --rounds) ROUNDS_FLAG=$2; shift ;;
         --no-build) BUILD=0 ;;
         --tls) TLS=1 ;;
+        --baseline) BASELINE=$2; shift ;;
         --install-only) ACTION=install ;;
         --check) ACTION=check ;;
         --serve) ACTION=serve; SERVE_ONE=$2; shift ;;
@@ -93,6 +97,17 @@ while [[ $# -gt 0 ]]; do
     esac
     shift
 done
+# --baseline BIN adds "ringftp-base" (that binary) right after ringftp: a
+# before/after comparison interleaved in the same run as the peers.
+if [[ -n ${BASELINE:-} ]]; then
+    [[ -x $BASELINE ]] || { echo "compare.sh: --baseline $BASELINE is not an executable" >&2; exit 2; }
+    BASELINE=$(realpath "$BASELINE")
+    SERVERS_ALL+=" ringftp-base"
+    if [[ " $SERVERS " != *" ringftp-base "* ]]; then
+        SERVERS=$(for s in $SERVERS; do echo -n "$s "; if [[ $s == ringftp ]]; then echo -n "ringftp-base "; fi; done)
+        SERVERS=${SERVERS% }
+    fi
+fi
 for s in $SERVERS; do
     [[ " $SERVERS_ALL " == *" $s "* ]] || { echo "compare.sh: unknown server '$s' (one of: $SERVERS_ALL)" >&2; exit 2; }
 done
@@ -150,7 +165,7 @@ CURL_TLS=()
 if [[ $TLS == 1 ]]; then
     GEN_EXTRA+=" --tls explicit --tls-insecure"
     CURL_TLS=(--ssl-reqd --insecure)
-    if [[ $SERVERS_SET == 0 ]]; then SERVERS="ringftp vsftpd proftpd"; fi
+    if [[ $SERVERS_SET == 0 ]]; then SERVERS="ringftp${BASELINE:+ ringftp-base} vsftpd proftpd"; fi
 fi
 # CPU placement (taskset lists, e.g. 0 and 1): every server, and the generator
 # plus curl, confined to their own CPUs. Unset: the kernel places everything.
@@ -185,9 +200,10 @@ die() { printf 'compare.sh: %s\n' "$*" >&2; exit 1; }
 # so it gets 12,000 ports for the 5,000-client storm.
 declare -A PORT PASV_LO PASV_HI
 i=0
-for s in ringftp vsftpd pure-ftpd proftpd pyftpdlib ceiling; do PORT[$s]=$((BASE_PORT + i)); i=$((i + 1)); done
+for s in ringftp vsftpd pure-ftpd proftpd pyftpdlib ceiling ringftp-base; do PORT[$s]=$((BASE_PORT + i)); i=$((i + 1)); done
 PASV_LO[pure-ftpd]=10000; PASV_HI[pure-ftpd]=21999
-PASV_LO[ringftp]=22000;   PASV_HI[ringftp]=25999
+PASV_LO[ringftp]=22000;   PASV_HI[ringftp]=23999
+PASV_LO[ringftp-base]=24000; PASV_HI[ringftp-base]=25999
 PASV_LO[vsftpd]=26000;    PASV_HI[vsftpd]=27999
 PASV_LO[proftpd]=28000;   PASV_HI[proftpd]=29999
 PASV_LO[pyftpdlib]=30000; PASV_HI[pyftpdlib]=31999
@@ -333,6 +349,7 @@ deb_version() { dpkg-deb -f "$(ls "$CACHE"/debs/"$1"_*.deb | head -1)" Version; 
 server_version() {
     case $1 in
         ringftp) "$RINGFTP" --version 2>/dev/null | head -1 || echo "ringftp (not built)" ;;
+        ringftp-base) echo "$("$BASELINE" --version 2>/dev/null | head -1) (--baseline $BASELINE)" ;;
         vsftpd) echo "vsftpd $(deb_version vsftpd) (Debian 12)" ;;
         pure-ftpd) echo "pure-ftpd $(deb_version pure-ftpd) (Debian 12)" ;;
         proftpd) echo "proftpd $(deb_version proftpd-core) (Debian 12)" ;;
@@ -378,14 +395,18 @@ check_tree_access() {
 # starting servers
 # --------------------------------------------------------------------------
 # cmd_NAME writes the server's config into $OUT/conf and sets CMD to its command line.
-cmd_ringftp() {
-    [[ -x $RINGFTP ]] || die "$RINGFTP is missing (cargo build --release)"
-    CMD=("$RINGFTP" serve --listen "127.0.0.1:${PORT[ringftp]}" --root "$TREE" \
-        --pasv-ports "${PASV_LO[ringftp]}-${PASV_HI[ringftp]}" --idle-timeout 3600 --log-level warn)
+cmd_ringftp() { ringftp_cmd ringftp "$RINGFTP"; }
+# --baseline BIN: another ringftp build, the same flags, its own ports.
+cmd_ringftp-base() { ringftp_cmd ringftp-base "$BASELINE"; }
+ringftp_cmd() { # NAME BINARY
+    local name=$1 bin=$2
+    [[ -x $bin ]] || die "$bin is missing (cargo build --release)"
+    CMD=("$bin" serve --listen "127.0.0.1:${PORT[$name]}" --root "$TREE" \
+        --pasv-ports "${PASV_LO[$name]}-${PASV_HI[$name]}" --idle-timeout 3600 --log-level warn)
     if [[ $WRITABLE == 1 ]]; then
         local users=$OUT/conf/ringftp-users.toml hash
         if [[ ! -s $users ]]; then
-            hash=$(printf '%s' "$BENCH_PASSWORD" | "$RINGFTP" passwd) || die "ringftp passwd failed"
+            hash=$(printf '%s' "$BENCH_PASSWORD" | "$bin" passwd) || die "ringftp passwd failed"
             printf '[[user]]\nname = "%s"\npassword = "%s"\nhome = "/"\npermissions = ["list", "read", "write"]\n' \
                 "$BENCH_USER" "$hash" >"$users"
         fi
@@ -702,7 +723,7 @@ run_check() {
         reset_upload_dir
         if ! start_server "$s" "check-write.$s"; then fails=$((fails + 1)); continue; fi
         local pid=$STARTED_PID user=anonymous:compare@example.org
-        if [[ $s == ringftp ]]; then user=$BENCH_USER:$BENCH_PASSWORD; fi
+        if [[ $s == ringftp* ]]; then user=$BENCH_USER:$BENCH_PASSWORD; fi
         for mode in epsv pasv; do
             flags=(--silent --show-error --max-time 30 --user "$user")
             if [[ $mode == pasv ]]; then flags+=(--disable-epsv); fi
@@ -780,7 +801,7 @@ case_args() { # CASE SERVER -> generator flags: the scenario at this scale, and
         idle) if [[ -n ${FORKING[${2:-}]:-} && $(scenario_plan "$1" clients) -gt $IDLE_FORKING_MAX ]]; then args+=" --clients $IDLE_FORKING_MAX"; fi ;;
         # uploads: ringftp's account; the peers upload as anonymous
         single-ops | small-uploads)
-            if [[ ${2:-} == ringftp ]]; then args+=" --user $BENCH_USER --password $BENCH_PASSWORD"; fi
+            if [[ ${2:-} == ringftp* ]]; then args+=" --user $BENCH_USER --password $BENCH_PASSWORD"; fi
             if [[ $1 == single-ops && -n ${NO_WRITE[${2:-}]:-} ]]; then args+=" --ops $READ_OPS"; fi ;;
     esac
     echo "$args"

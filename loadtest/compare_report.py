@@ -29,8 +29,8 @@ import os
 import statistics
 import sys
 
-SERVER_ORDER = ["ringftp", "vsftpd", "pure-ftpd", "proftpd", "pyftpdlib", "ceiling"]
-SERVER_LABEL = {"ceiling": "sendfile(2) ceiling"}
+SERVER_ORDER = ["ringftp", "ringftp-base", "vsftpd", "pure-ftpd", "proftpd", "pyftpdlib", "ceiling"]
+SERVER_LABEL = {"ceiling": "sendfile(2) ceiling", "ringftp-base": "ringftp (--baseline)"}
 CASE_ORDER = ["login-storm", "login-storm-big", "mirror", "bigfile", "listing", "idle", "upload",
               "single-ops", "small-uploads", "mirror-50", "mirror-200"]
 MiB = 1024.0 * 1024.0
@@ -452,7 +452,8 @@ def median_of(values):
 def figure_rows_table(rows, servers, by_server):
     """rows: (label, fn, better); a cell per server: the median over its
     rounds, peers with (÷ ringftp); then the best peer and ringftp ÷ it."""
-    peers = [s for s in servers if s != "ringftp"]
+    # the --baseline build is ringftp too: a cell with its ratio, not a peer
+    peers = [s for s in servers if s not in ("ringftp", "ringftp-base")]
     header = ["figure"] + [("**ringftp**" if s == "ringftp" else SERVER_LABEL.get(s, s)) for s in servers]
     if "ringftp" in servers and peers:
         header += ["best peer", "ringftp ÷ best peer"]
