@@ -223,3 +223,55 @@ fn a_file_out_of_the_page_cache_is_read_through_a_pipe() {
     );
     f.quit();
 }
+
+/// A file the server may read but neither writes nor owns (the usual case
+/// once it has dropped root): cachestat(2) will not say what the page
+/// cache holds of it (EPERM), so a small file is copied by a non-blocking
+/// read (a cached file's bytes: `copied` grows, `spliced` does not) and a
+/// larger one still goes zero-copy through io-wq. Needs root, to make a
+/// file the server's account does not own.
+#[test]
+fn retr_of_a_file_the_server_may_not_write() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to give a file to another owner");
+        return;
+    }
+    let fx = fixture();
+    let small = fx.write("theirs-small.bin", &pattern(5, 40_000));
+    // Two whole 1 MiB chunks (a short last chunk would be copied too).
+    let large = fx.write("theirs-large.bin", &pattern(6, 2 << 20));
+    let srv = Server::builder().cores(1).start(&fx);
+    // Start-up gave the tree to the server's account: give these two back
+    // to root, readable by all, writable by root only.
+    use std::os::unix::fs::PermissionsExt;
+    for p in [&small, &large] {
+        std::os::unix::fs::chown(p, Some(0), Some(0)).unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // In the page cache, as a mirror's popular files are.
+        std::fs::read(p).unwrap();
+    }
+    let mut f = srv.login();
+
+    let before = f.stat_counters();
+    let got = f.retr("theirs-small.bin");
+    assert_bytes_eq("theirs-small.bin", &got, &fx.read("theirs-small.bin"));
+    let now = f.stat_counters();
+    assert_eq!(
+        now.copied - before.copied,
+        got.len() as u64,
+        "a small cached file whose residency cachestat hides is copied"
+    );
+    assert_eq!(now.spliced, before.spliced);
+
+    let before = f.stat_counters();
+    let got = f.retr("theirs-large.bin");
+    assert_bytes_eq("theirs-large.bin", &got, &fx.read("theirs-large.bin"));
+    let now = f.stat_counters();
+    assert_eq!(
+        now.spliced - before.spliced,
+        got.len() as u64,
+        "a large file stays zero-copy"
+    );
+    assert_eq!(now.copied, before.copied);
+    f.quit();
+}

@@ -31,17 +31,32 @@ const SYS_CACHESTAT: libc::c_long = 451;
 /// Set once the kernel answered ENOSYS: it is not asked again.
 static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
 
-/// Whether every page of `file`'s bytes `[offset, offset + len)` is in the
-/// page cache right now. False where the kernel lacks cachestat (then
-/// asked no more) or the file type does not support it: the caller then
-/// reads through io_uring, which never blocks the thread. An empty range
-/// is held.
-pub fn page_cache_holds(file: BorrowedFd<'_>, offset: u64, len: u64) -> bool {
+/// What the page cache holds of a range of a file, as far as the kernel
+/// will say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Residency {
+    /// Every page is in the page cache right now.
+    Resident,
+    /// Some page is not.
+    Missing,
+    /// The kernel does not say: no cachestat (ENOSYS), a file type it does
+    /// not support, or — the usual case for a server that dropped root —
+    /// a file this process may not write and does not own: cachestat
+    /// answers EPERM there, as mincore(2) hides such pages, so that page
+    /// cache contents do not leak to those who could only read the file.
+    Unknown,
+}
+
+/// What the page cache holds of `file`'s bytes `[offset, offset + len)`
+/// right now. A caller that gets anything but [`Residency::Resident`]
+/// must not read the range in a way that may block on the disk (it reads
+/// through io_uring, or with RWF_NOWAIT). An empty range is resident.
+pub fn page_cache_residency(file: BorrowedFd<'_>, offset: u64, len: u64) -> Residency {
     if len == 0 {
-        return true;
+        return Residency::Resident;
     }
     if UNSUPPORTED.load(Ordering::Relaxed) {
-        return false;
+        return Residency::Unknown;
     }
     // Read from the auxiliary vector once and cached by rustix: this runs
     // for every chunk of every download.
@@ -70,7 +85,11 @@ pub fn page_cache_holds(file: BorrowedFd<'_>, offset: u64, len: u64) -> bool {
         if io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
             UNSUPPORTED.store(true, Ordering::Relaxed);
         }
-        return false;
+        return Residency::Unknown;
     }
-    stat.nr_cache >= pages
+    if stat.nr_cache >= pages {
+        Residency::Resident
+    } else {
+        Residency::Missing
+    }
 }

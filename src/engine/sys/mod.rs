@@ -5,10 +5,12 @@
 //!   openat2, the *at file operations, connect from a pre-bound socket,
 //!   poll, and sends/receives on our own buffers), one file per op;
 //! - the few raw syscalls the `rustix` crate does not wrap:
-//!   [`page_cache_holds`] (`cachestat(2)`), [`tcp_progress`] (`TCP_INFO`)
+//!   [`page_cache_residency`] (`cachestat(2)`), [`tcp_progress`] (`TCP_INFO`)
 //!   and [`cpu_time_us`] (`getrusage(2)`), and kernel TLS ([`ktls`]:
 //!   `setsockopt` with `<linux/tls.h>` structures, `sendmsg` with a
 //!   record-type control message);
+//! - [`ReadReadiness`]: registering a socket with tokio's reactor, which
+//!   tokio asks callers to vouch for (the fd stays open while registered);
 //! - [`compat`]: a few fd-number (`RawFd`) entry points kept for their
 //!   callers, each one `rustix` call behind a borrowed fd.
 //!
@@ -27,10 +29,11 @@ pub mod compat;
 pub mod ktls;
 pub mod op;
 mod pipe;
+mod readiness;
 mod rusage;
 mod tcp_info;
 
-pub use cachestat::page_cache_holds;
+pub use cachestat::{page_cache_residency, Residency};
 pub use compat::{clock_ticks_per_second, openat2_blocking, peek, raise_fd_limit, recv_now, Peek};
 pub use op::{
     accept, connect, mkdirat, openat2, poll_readable, poll_writable, read_at, read_vectored_at,
@@ -38,6 +41,7 @@ pub use op::{
     write_at, write_vectored_at,
 };
 pub use pipe::Pipe;
+pub use readiness::ReadReadiness;
 pub use rusage::{cpu_time_us, thread_cpu_time_us};
 pub use tcp_info::tcp_progress;
 
