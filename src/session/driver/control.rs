@@ -1,20 +1,12 @@
 //! The control channel as the driver reads it: on demand, and during
 //! transfers.
 //!
-//! [`ControlReader`] reads only when the driver wants the next line: it
-//! waits for readability — holding no buffer, so an idle session costs
-//! almost nothing — then a non-blocking recv drains the socket into a
-//! shard-wide scratch buffer and the line reader. Nothing is read that the
-//! driver has not asked for, so a client that floods commands is simply not
-//! read further and TCP pushes back.
-//!
-//! The wait goes through tokio's reactor (the socket is registered with its
-//! epoll once per session), not an io_uring POLL op: the runtime parks in
-//! epoll_wait anyway, and a POLL op's completion reaches it the long way
-//! (task work that interrupts the epoll_wait, a second park to see the
-//! ring's CQE, then a task hop through tokio-uring's completion task),
-//! measured at two io_uring_enter and two epoll_wait calls per command
-//! where this costs one of each (docs/benchmarks.md).
+//! [`ControlReader`] reads only when the driver wants the next line: a
+//! POLL op waits for readability — holding no buffer, so an idle session
+//! costs almost nothing — then a non-blocking recv drains the socket into
+//! a shard-wide scratch buffer and the line reader. Nothing is read that
+//! the driver has not asked for, so a client that floods commands is simply
+//! not read further and TCP pushes back.
 //!
 //! During a transfer, [`Conn::race`] keeps reading: ABOR stops the transfer
 //! at once (426 then 226), STAT reports progress, and any other command
@@ -63,27 +55,10 @@ thread_local! {
     static SCRATCH_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH]);
 }
 
-/// How the reader waits for the socket to become readable.
-enum Waiter {
-    /// Not registered yet (registration happens on the first wait, inside
-    /// the session's task).
-    Unregistered,
-    /// Registered with tokio's reactor (epoll), readable interest only.
-    Reactor(sys::ReadReadiness),
-    /// Registration failed (no reactor, or epoll refused the fd): an
-    /// io_uring POLL op per wait.
-    Ring,
-}
-
-/// Reads control lines on demand. Cancel-safe: the only await is the wait
-/// for readability, and bytes received go straight into `lines`, which the
-/// reader owns.
+/// Reads control lines on demand. Cancel-safe: the only await is the POLL
+/// op, and bytes received go straight into `lines`, which the reader owns.
 pub(super) struct ControlReader {
     sock: Rc<Socket>,
-    waiter: Waiter,
-    /// The last recv found the socket empty (EAGAIN): the next read must
-    /// wait for readability first.
-    drained: bool,
     lines: LineReader,
     /// The client closed its side (or the socket failed).
     pub(super) closed: bool,
@@ -97,8 +72,6 @@ impl ControlReader {
     pub(super) fn new(sock: Rc<Socket>) -> ControlReader {
         ControlReader {
             sock,
-            waiter: Waiter::Unregistered,
-            drained: false,
             lines: LineReader::new(MAX_LINE),
             closed: false,
             tls: None,
@@ -123,8 +96,6 @@ impl ControlReader {
         let mut plain = [0u8; 1024];
         self.feed_tls(&tls, &[], &mut plain);
         self.tls = Some(Box::new(tls));
-        // The handshake read the socket by other means: look again.
-        self.drained = false;
     }
 
     /// "TLSv1_3 TLS13_AES_256_GCM_SHA384" once in TLS.
@@ -216,14 +187,6 @@ impl ControlReader {
             if self.closed {
                 return Event::Closed;
             }
-            if self.drained {
-                if let Err(e) = self.wait_readable().await {
-                    tracing::debug!("control connection: {e}");
-                    self.closed = true;
-                    continue;
-                }
-                self.drained = false;
-            }
             let tls = self.tls.take();
             let got = SCRATCH_BUF.with(|b| {
                 let mut b = b.borrow_mut();
@@ -242,33 +205,18 @@ impl ControlReader {
             self.tls = tls;
             match got {
                 Ok(0) => self.closed = true,
-                // Even a short read may not have taken everything: TCP
-                // stops a read at the urgent mark (ftplib sends ABOR with
-                // MSG_OOB), and no new edge announces what lies beyond it.
-                // Only EAGAIN says the socket is empty.
                 Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.drained = true,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if sys::poll_readable(self.sock.clone() as FdRef)
+                        .await
+                        .is_err()
+                    {
+                        self.closed = true;
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => self.closed = true,
             }
-        }
-    }
-
-    /// Waits until the socket is readable (or has hung up or failed: the
-    /// next recv says which).
-    async fn wait_readable(&mut self) -> std::io::Result<()> {
-        if let Waiter::Unregistered = self.waiter {
-            self.waiter = match sys::ReadReadiness::register(self.sock.clone() as FdRef) {
-                Ok(r) => Waiter::Reactor(r),
-                Err(e) => {
-                    tracing::debug!("control socket not registered with the reactor: {e}");
-                    Waiter::Ring
-                }
-            };
-        }
-        match &self.waiter {
-            Waiter::Reactor(r) => r.wait().await,
-            _ => sys::poll_readable(self.sock.clone() as FdRef).await,
         }
     }
 }
