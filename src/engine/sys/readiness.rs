@@ -2,7 +2,10 @@
 //! (epoll), which tokio-uring's runtime parks in anyway: the wake-up comes
 //! straight from epoll_wait, where an io_uring POLL op's completion first
 //! interrupts it as task work and needs a second park to be seen. The
-//! control reader waits this way (see `session::driver::control`).
+//! registration costs memory for as long as it lives (tokio's per-fd state,
+//! a few hundred bytes), so it suits short waits: a passive data listener
+//! whose client is late (see `data::passive`). Control connections, which
+//! may idle for hours by the ten thousand, wait with POLL ops instead.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
