@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The command line: `ringftp <COMMAND> [FLAGS]`.
 #[derive(Parser, Debug)]
 #[command(
     name = "ringftp",
@@ -15,10 +16,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     long_about = None,
 )]
 pub struct Cli {
+    /// What to run.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands: `serve`, `passwd` and `loadtest`.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve a directory over FTP (anonymous read-only, plus accounts from --users).
@@ -30,6 +33,7 @@ pub enum Command {
     Loadtest(crate::loadgen::LoadtestArgs),
 }
 
+/// The flags of `ringftp serve` (also the keys of `--config`).
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
     /// Read flags from a TOML file: every `serve` flag under its own name
@@ -325,23 +329,30 @@ pub struct ServeArgs {
 /// `--tls-required`.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsRequiredArg {
+    /// Anyone may log in over plain text
     Off,
+    /// Named accounts need TLS; anonymous logins do not
     Accounts,
+    /// Every login needs TLS
     All,
 }
 
 /// `--tls-data`.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsDataArg {
+    /// PROT C (clear data connections) is allowed on a TLS session
     Optional,
+    /// A TLS session must send PROT P before any transfer (521 otherwise)
     Required,
 }
 
 /// `--tls-min-version`.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsVersionArg {
+    /// TLS 1.2 and 1.3
     #[value(name = "1.2")]
     V1_2,
+    /// TLS 1.3 only
     #[value(name = "1.3")]
     V1_3,
 }
@@ -349,14 +360,18 @@ pub enum TlsVersionArg {
 /// `--tls-session-reuse`.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsReuseArg {
+    /// A data connection must resume its control connection's TLS session (522 otherwise)
     Required,
+    /// Any TLS session will do, for clients that cannot resume one
     Off,
 }
 
 /// `--ktls`.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KtlsArg {
+    /// Kernel TLS for downloads when the kernel supports the cipher
     Auto,
+    /// Always encrypt in userspace
     Off,
 }
 

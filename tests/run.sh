@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the FTP clients the integration tests
-# drive (curl, lftp, wget, python3; pyftpdlib for the load-generator tests)
+# drive (curl, lftp, wget, python3, tnftp (Debian's ftp), ncftp;
+# pyftpdlib for the load-generator tests)
 # the network tools of the NAT tests (iproute2, nftables), and systemd
 # (systemd-analyze verify on dist/ringftp.service) when missing,
 # builds the release binary, then runs every unit and integration test
@@ -10,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for tool in curl lftp wget python3 timeout sha256sum ip ss nft systemd-analyze setpriv; do
+for tool in curl lftp wget tnftp ncftpget python3 timeout sha256sum ip ss nft systemd-analyze setpriv; do
     command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
 done
 if ((${#need[@]})); then
@@ -19,6 +20,8 @@ if ((${#need[@]})); then
         case "$tool" in
             timeout | sha256sum) pkgs+=(coreutils) ;;
             python3) pkgs+=(python3 python3-pip) ;;
+            # tests/conformance_listing.rs: mget and ncftpget with wildcards.
+            ncftpget) pkgs+=(ncftp) ;;
             ip | ss) pkgs+=(iproute2) ;;
             nft) pkgs+=(nftables) ;;
             # tests/service.rs: the unit file check and an unprivileged start.

@@ -127,15 +127,20 @@ impl Refusal {
 pub enum Verdict {
     /// Logged in (the driver still opens the account's home).
     Accepted(Account),
-    /// Refused. `attempt` counts this session's failures including this
-    /// one (0 for a ban, which is not an attempt); with `close` the
-    /// session gets 421 and is closed, else a 530 after `delay`.
-    /// `banned_now`: this failure put the address over `--login-ban`.
+    /// Refused: with `close` the session gets 421 and is closed, else a
+    /// 530 after `delay`.
     Refused {
+        /// Why, for the log (the client is told only 530 or 421).
         why: Refusal,
+        /// This session's failed logins including this one; for a ban, the
+        /// failures before it (a banned PASS is not an attempt).
         attempt: u32,
+        /// Close the session with 421: the address is banned or the
+        /// session has used up its attempts.
         close: bool,
+        /// How long to wait before the 530, growing with `attempt`.
         delay: Duration,
+        /// This failure put the address over `--login-ban`.
         banned_now: bool,
     },
 }
@@ -152,10 +157,15 @@ pub trait Verifier {
 /// `now` for the ban table.
 #[derive(Debug)]
 pub struct Attempt<'a> {
+    /// The client's address, for the ban table.
     pub ip: IpAddr,
+    /// The name given to USER.
     pub user: &'a str,
+    /// The PASS bytes, as sent.
     pub password: Vec<u8>,
+    /// This session's failed logins so far.
     pub failed_before: u32,
+    /// The current time, for the ban table.
     pub now: Instant,
 }
 

@@ -9,13 +9,21 @@ pub struct Perms(u16);
 impl Perms {
     /// Nothing: what every session may do (CWD, for instance).
     pub const NONE: Perms = Perms(0);
+    /// `list`: LIST, NLST, MLSD, MLST and STAT with a path.
     pub const LIST: Perms = Perms(1);
+    /// `read`: RETR, SIZE and MDTM.
     pub const READ: Perms = Perms(1 << 1);
+    /// `write`: STOR, STOU and MFMT (STOR may replace a file).
     pub const WRITE: Perms = Perms(1 << 2);
+    /// `append`: APPE.
     pub const APPEND: Perms = Perms(1 << 3);
+    /// `delete`: DELE and RMD.
     pub const DELETE: Perms = Perms(1 << 4);
+    /// `mkdir`: MKD.
     pub const MKDIR: Perms = Perms(1 << 5);
+    /// `rename`: RNFR and RNTO.
     pub const RENAME: Perms = Perms(1 << 6);
+    /// `chmod`: SITE CHMOD.
     pub const CHMOD: Perms = Perms(1 << 7);
 
     /// Names as written in the users file.
@@ -30,18 +38,23 @@ impl Perms {
         ("chmod", Perms::CHMOD),
     ];
 
+    /// What anonymous sessions get: `list` and `read`.
     pub const fn anonymous() -> Perms {
         Perms(Perms::LIST.0 | Perms::READ.0)
     }
 
+    /// True when every permission in `p` is granted.
     pub fn has(self, p: Perms) -> bool {
         self.0 & p.0 == p.0
     }
 
+    /// These permissions plus those in `p`.
     pub fn with(self, p: Perms) -> Perms {
         Perms(self.0 | p.0)
     }
 
+    /// The permission a users-file name stands for ([`Perms::NAMES`]);
+    /// `None` for an unknown name (names are case-sensitive).
     pub fn parse(name: &str) -> Option<Perms> {
         Perms::NAMES
             .iter()

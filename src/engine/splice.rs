@@ -7,10 +7,7 @@
 //! chunk that is not goes through a pipe: an io_uring SPLICE file -> pipe,
 //! which io-wq workers run so the disk read never stalls the shard, then
 //! pipe -> socket here. Both routes hand page references to TCP, never a
-//! copy. Where the kernel will not say what the cache holds (a file the
-//! server may read but not write: cachestat answers EPERM), a chunk of at
-//! most [`COPY_MAX`] is copied instead, by a preadv2 that reads only
-//! cached pages: small files then skip io-wq's hand-off. Measured on loopback with the server on one core (see
+//! copy. Measured on loopback with the server on one core (see
 //! docs/benchmarks.md), the earlier design (two SPLICE SQEs per chunk,
 //! both run by io-wq workers, two 1 MiB pipes alternating) sent ~2.0 GiB/s
 //! where a plain sendfile(2) loop sent ~3.1; this one sends ~3.1.
@@ -29,23 +26,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustix::io::{Errno, ReadWriteFlags};
-use rustix::net::SendFlags;
 use rustix::pipe::SpliceFlags;
 
-use crate::engine::sys::{self, FdRef, Pipe, Residency};
+use crate::engine::sys::{self, FdRef, Pipe};
 use crate::limits::{self, SharedRate, RATE_SLACK};
 
 /// Pipe size requested with F_SETPIPE_SZ (the default pipe-max-size).
 pub const PIPE_SIZE: u32 = 1 << 20;
-
-/// Longest chunk RETR copies through a buffer (preadv2 with RWF_NOWAIT,
-/// then send) when the kernel will not say whether the page cache holds it
-/// ([`Residency::Unknown`]: a file the server may read but not write).
-/// Longer chunks, and short ones the cache lacks, go through io-wq; a
-/// small file copied costs less than io-wq's worker hand-off (measured in
-/// docs/benchmarks.md).
-pub const COPY_MAX: u64 = 64 << 10;
 
 /// Most idle pipes a shard keeps (two per concurrent transfer).
 const POOL_MAX: usize = 128;
@@ -173,7 +160,7 @@ impl Progress {
 /// goes, and the pacer of its rate caps (if any).
 pub struct TransferCtx<'a> {
     pub pool: &'a PipePool,
-    /// FTPS buffers (see [`BufPool`]), and those of RETR's small copies.
+    /// FTPS buffers (see [`BufPool`]).
     pub tls_buffers: &'a BufPool,
     /// The shard's counters (every session's transfers).
     pub counters: &'a Counters,
@@ -379,9 +366,6 @@ async fn when_writable<T>(sock: &FdRef, mut op: impl FnMut() -> io::Result<T>) -
 /// room. Each chunk takes one of two zero-copy routes:
 /// - resident in the page cache (`cachestat`): `sendfile(2)` right here,
 ///   which cannot block on the disk;
-/// - residency unknown (cachestat refuses files the process may not
-///   write) and at most [`COPY_MAX`]: a preadv2 with RWF_NOWAIT into a
-///   buffer and a send, when the page cache holds the bytes;
 /// - not resident: an io_uring SPLICE file -> pipe, run by the kernel's
 ///   io-wq workers (the disk read never stalls the shard), then pipe ->
 ///   socket on this thread.
@@ -406,32 +390,24 @@ pub async fn send_file(
     let end = offset + len;
     while pos < end {
         let want = (chunk as u64).min(end - pos);
-        let copied = match sys::page_cache_residency(file.as_fd(), pos, want) {
-            Residency::Resident => Some(sendfile_chunk(ctx, &file, pos, want, &sock).await?),
-            Residency::Unknown if want <= COPY_MAX => {
-                copy_chunk(ctx, &file, pos, want, &sock).await?
-            }
-            _ => None,
-        };
-        let moved = match copied {
-            Some(n) => n,
-            None => {
-                let p = match &pipe {
-                    Some(p) => p,
-                    None => pipe.insert(ctx.pool.take().map_err(SpliceError::Source)?),
-                };
-                let want = want.min(p.capacity as u64) as u32;
-                let filled = fill(&file, Some(pos), p, want)
+        let moved = if sys::page_cache_holds(file.as_fd(), pos, want) {
+            sendfile_chunk(ctx, &file, pos, want, &sock).await?
+        } else {
+            let p = match &pipe {
+                Some(p) => p,
+                None => pipe.insert(ctx.pool.take().map_err(SpliceError::Source)?),
+            };
+            let want = want.min(p.capacity as u64) as u32;
+            let filled = fill(&file, Some(pos), p, want)
+                .await
+                .map_err(SpliceError::Source)?;
+            if filled > 0 {
+                ctx.read_from_disk(filled as u64);
+                drain_to_socket(ctx, p, &sock, filled)
                     .await
-                    .map_err(SpliceError::Source)?;
-                if filled > 0 {
-                    ctx.read_from_disk(filled as u64);
-                    drain_to_socket(ctx, p, &sock, filled)
-                        .await
-                        .map_err(SpliceError::Sink)?;
-                }
-                filled as u64
+                    .map_err(SpliceError::Sink)?;
             }
+            filled as u64
         };
         if moved == 0 {
             break; // end of file: it shrank while we sent it
@@ -491,49 +467,6 @@ async fn sendfile_chunk(
         }
     }
     Ok(off - pos)
-}
-
-/// Copies `want` bytes of `file` from `pos` into the non-blocking `sock`
-/// through a buffer, if the page cache holds them: one preadv2 with
-/// RWF_NOWAIT (which reads only what is cached, never waiting for the
-/// disk), then sends. None when nothing at `pos` is cached (or the file
-/// system cannot read without waiting): the caller reads through io-wq.
-/// Returns the bytes sent (fewer than `want` where only part was cached; 0
-/// at end of file).
-async fn copy_chunk(
-    ctx: &TransferCtx<'_>,
-    file: &FdRef,
-    pos: u64,
-    want: u64,
-    sock: &FdRef,
-) -> Result<Option<u64>, SpliceError> {
-    let mut buf = ctx.tls_buffers.take(want as usize);
-    let n = match rustix::io::preadv2(
-        file,
-        &mut [io::IoSliceMut::new(&mut buf)],
-        pos,
-        ReadWriteFlags::NOWAIT,
-    ) {
-        Ok(n) => n,
-        Err(Errno::AGAIN | Errno::OPNOTSUPP) => {
-            ctx.tls_buffers.give(buf);
-            return Ok(None);
-        }
-        Err(e) => return Err(SpliceError::Source(e.into())),
-    };
-    let mut off = 0;
-    while off < n {
-        let sent = when_writable(sock, || {
-            Ok(rustix::net::send(sock, &buf[off..n], SendFlags::NOSIGNAL)?)
-        })
-        .await
-        .map_err(SpliceError::Sink)?;
-        ctx.copied(sent as u64);
-        ctx.progress.add(sent as u64);
-        off += sent;
-    }
-    ctx.tls_buffers.give(buf);
-    Ok(Some(n as u64))
 }
 
 /// Splices `len` bytes out of a pipe into the non-blocking socket `to`, on

@@ -71,13 +71,16 @@ pub use run::run;
 #[derive(Args, Debug, Clone)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct LoadtestArgs {
+    /// `prepare`, `plot` or `compare`; `None` runs a load test.
     #[command(subcommand)]
     pub command: Option<LoadtestCommand>,
 
+    /// The load test's flags (when no subcommand is given).
     #[command(flatten)]
     pub run: RunArgs,
 }
 
+/// The subcommands of `ringftp loadtest`.
 #[derive(Subcommand, Debug, Clone)]
 pub enum LoadtestCommand {
     /// Write a deterministic mirror-like tree to serve (content checkable

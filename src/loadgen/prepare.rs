@@ -192,10 +192,12 @@ fn splitmix64(mut z: u64) -> u64 {
 pub struct Rng(u64);
 
 impl Rng {
+    /// The sequence for `seed`: the same seed always gives the same values.
     pub fn new(seed: u64) -> Rng {
         Rng(seed)
     }
 
+    /// The next value, uniform over all of `u64`.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(1);
         splitmix64(self.0)

@@ -17,7 +17,9 @@ pub type PathArg = Vec<u8>;
 /// non-print and image are served; `L 8` is image by definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransferType {
+    /// `TYPE A` (`A N`): ASCII non-print; lines travel with CRLF ends.
     Ascii,
+    /// `TYPE I` (or `L 8`): image, bytes sent unchanged.
     Image,
 }
 
@@ -86,53 +88,103 @@ pub enum ProtLevel {
 /// One parsed control command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// USER with the user name, trimmed (RFC 959 section 4.1.1).
     User(String),
+    /// PASS with the password, byte-exact and possibly empty (RFC 959
+    /// section 4.1.1).
     Pass(Vec<u8>),
+    /// ACCT with the account information, byte-exact (RFC 959 section
+    /// 4.1.1).
     Acct(Vec<u8>),
+    /// SYST: the system type (RFC 959 section 4.1.3).
     Syst,
+    /// FEAT: list the supported extensions (RFC 2389).
     Feat,
+    /// NOOP (RFC 959 section 4.1.3).
     Noop,
+    /// QUIT: log out and close the control connection (RFC 959 section
+    /// 4.1.1).
     Quit,
+    /// ABOR: abort the transfer in progress (RFC 959 section 4.1.3).
     Abor,
+    /// PWD (or XPWD): print working directory (RFC 959 section 4.1.3).
     Pwd,
+    /// CDUP (or XCUP): change to parent directory (RFC 959 section 4.1.1).
     Cdup,
+    /// PASV: enter passive mode; the 227 reply can carry only IPv4 (RFC
+    /// 959 section 4.1.1).
     Pasv,
+    /// REIN: reinitialize, i.e. log out but keep the connection (RFC 959
+    /// section 4.1.1).
     Rein,
+    /// OPTS with its parsed option (RFC 2389).
     Opts(Opts),
+    /// HELP with its topic, trimmed, if any (RFC 959 section 4.1.3).
     Help(Option<String>),
     /// STAT alone (`None`: server status) or with a listing argument.
     Stat(Option<ListArgs>),
+    /// SITE with its argument, trimmed (RFC 959 section 4.1.3).
     Site(String),
+    /// CWD (or XCWD): change working directory (RFC 959 section 4.1.1).
     Cwd(PathArg),
+    /// TYPE: the representation type (RFC 959 section 4.1.2).
     Type(TransferType),
     /// Always `'S'`: other modes are rejected by the parser.
     Mode(char),
     /// Always `'F'`: other structures are rejected by the parser.
     Stru(char),
+    /// EPSV: enter extended passive mode (RFC 2428 section 3).
     Epsv(EpsvArg),
+    /// PORT: the client's IPv4 data address from `h1,h2,h3,h4,p1,p2`
+    /// (RFC 959 section 4.1.2).
     Port(std::net::SocketAddrV4),
+    /// EPRT: the client's data address from `|proto|address|port|`
+    /// (RFC 2428 section 2).
     Eprt(std::net::SocketAddr),
+    /// REST with its restart marker: a byte offset into the file (RFC 3659
+    /// section 5, stream mode).
     Rest(u64),
+    /// RETR: retrieve a file (RFC 959 section 4.1.3).
     Retr(PathArg),
+    /// SIZE: a file's size in bytes (RFC 3659 section 4).
     Size(PathArg),
+    /// MDTM: a file's modification time (RFC 3659 section 3).
     Mdtm(PathArg),
+    /// LIST: a long listing, `ls -l` style (RFC 959 section 4.1.3).
     List(ListArgs),
+    /// NLST: a name list, one name a line (RFC 959 section 4.1.3).
     Nlst(ListArgs),
+    /// MLSD: a machine listing of a directory (RFC 3659 section 7).
     Mlsd(ListArgs),
+    /// MLST: the facts of one path, `None` for the working directory
+    /// (RFC 3659 section 7).
     Mlst(Option<PathArg>),
     /// The byte count, if given; ALLO is superfluous on Unix (reply 202).
     Allo(Option<u64>),
+    /// STOR: store a file, replacing any file of that name (RFC 959 section
+    /// 4.1.3).
     Stor(PathArg),
+    /// APPE: append to a file, creating it if missing (RFC 959 section
+    /// 4.1.3).
     Appe(PathArg),
+    /// STOU: store under a unique name (RFC 959 section 4.1.3); the
+    /// optional path is a name hint (default `ftp-upload`).
     Stou(Option<PathArg>),
+    /// DELE: delete a file (RFC 959 section 4.1.3).
     Dele(PathArg),
+    /// MKD (or XMKD): make a directory (RFC 959 section 4.1.3).
     Mkd(PathArg),
+    /// RMD (or XRMD): remove a directory (RFC 959 section 4.1.3).
     Rmd(PathArg),
+    /// RNFR: rename from; RNTO must follow (RFC 959 section 4.1.3).
     Rnfr(PathArg),
+    /// RNTO: rename to, after RNFR (RFC 959 section 4.1.3).
     Rnto(PathArg),
     /// Set a file's modification time (draft-somers-ftp-mfxx): Unix seconds.
     Mfmt {
+        /// The new modification time, Unix seconds (UTC).
         time: i64,
+        /// The file whose time is set.
         path: PathArg,
     },
     /// RFC 7151 virtual host name.
@@ -142,6 +194,8 @@ pub enum Command {
     Auth(String),
     /// PBSZ with its decimal buffer size (RFC 2228; always 0 under TLS).
     Pbsz(u64),
+    /// PROT: the data-channel protection level (RFC 2228, RFC 4217
+    /// section 9).
     Prot(ProtLevel),
     /// Clear Command Channel (RFC 4217 section 6).
     Ccc,

@@ -8,44 +8,89 @@
 /// Named reply codes (RFC 959 section 4.2.2, RFC 2428, RFC 3659), so the
 /// session code reads `codes::CLOSING_DATA` instead of a bare `226`.
 pub mod codes {
+    /// 120 Service ready in nnn minutes (RFC 959 section 4.2.2).
     pub const SERVICE_READY_SOON: u16 = 120;
+    /// 125 Data connection already open; transfer starting (RFC 959 section 4.2.2).
     pub const DATA_OPEN_TRANSFER_STARTING: u16 = 125;
+    /// 150 File status okay; about to open data connection (RFC 959
+    /// section 4.2.2).
     pub const FILE_STATUS_OK: u16 = 150;
+    /// 200 Command okay (RFC 959 section 4.2.2).
     pub const OK: u16 = 200;
+    /// 202 Command not implemented, superfluous at this site (RFC 959
+    /// section 4.2.2).
     pub const NOT_IMPLEMENTED_SUPERFLUOUS: u16 = 202;
+    /// 211 System status, or system help reply (RFC 959 section 4.2.2);
+    /// also the FEAT reply (RFC 2389).
     pub const SYSTEM_STATUS: u16 = 211;
+    /// 212 Directory status (RFC 959 section 4.2.2).
     pub const DIRECTORY_STATUS: u16 = 212;
+    /// 213 File status (RFC 959 section 4.2.2); also the SIZE and MDTM
+    /// replies (RFC 3659).
     pub const FILE_STATUS: u16 = 213;
+    /// 214 Help message (RFC 959 section 4.2.2).
     pub const HELP: u16 = 214;
+    /// 215 NAME system type (RFC 959 section 4.2.2), the SYST reply.
     pub const SYSTEM_TYPE: u16 = 215;
+    /// 220 Service ready for new user (RFC 959 section 4.2.2).
     pub const SERVICE_READY: u16 = 220;
+    /// 221 Service closing control connection (RFC 959 section 4.2.2).
     pub const CLOSING_CONTROL: u16 = 221;
+    /// 225 Data connection open; no transfer in progress (RFC 959 section 4.2.2).
     pub const DATA_OPEN: u16 = 225;
+    /// 226 Closing data connection; requested file action successful
+    /// (RFC 959 section 4.2.2).
     pub const CLOSING_DATA: u16 = 226;
+    /// 227 Entering Passive Mode (h1,h2,h3,h4,p1,p2) (RFC 959 section 4.2.2).
     pub const ENTERING_PASSIVE: u16 = 227;
+    /// 229 Entering Extended Passive Mode (|||port|) (RFC 2428 section 3).
     pub const ENTERING_EXTENDED_PASSIVE: u16 = 229;
+    /// 230 User logged in, proceed (RFC 959 section 4.2.2).
     pub const LOGGED_IN: u16 = 230;
     /// RFC 2228: AUTH accepted; the TLS handshake follows (RFC 4217).
     pub const SECURITY_DATA_EXCHANGE_COMPLETE: u16 = 234;
+    /// 250 Requested file action okay, completed (RFC 959 section 4.2.2).
     pub const FILE_ACTION_OK: u16 = 250;
+    /// 257 "PATHNAME" created (RFC 959 section 4.2.2); also the PWD reply.
     pub const PATH_CREATED: u16 = 257;
+    /// 331 User name okay, need password (RFC 959 section 4.2.2).
     pub const NEED_PASSWORD: u16 = 331;
+    /// 332 Need account for login (RFC 959 section 4.2.2).
     pub const NEED_ACCOUNT: u16 = 332;
+    /// 350 Requested file action pending further information (RFC 959
+    /// section 4.2.2), e.g. after RNFR or REST.
     pub const FILE_ACTION_PENDING: u16 = 350;
+    /// 421 Service not available, closing control connection (RFC 959
+    /// section 4.2.2).
     pub const SERVICE_NOT_AVAILABLE: u16 = 421;
+    /// 425 Can't open data connection (RFC 959 section 4.2.2).
     pub const CANT_OPEN_DATA: u16 = 425;
+    /// 426 Connection closed; transfer aborted (RFC 959 section 4.2.2).
     pub const TRANSFER_ABORTED: u16 = 426;
+    /// 450 Requested file action not taken; file unavailable, e.g. busy
+    /// (RFC 959 section 4.2.2).
     pub const FILE_ACTION_NOT_TAKEN: u16 = 450;
+    /// 451 Requested action aborted: local error in processing (RFC 959
+    /// section 4.2.2).
     pub const LOCAL_ERROR: u16 = 451;
+    /// 452 Requested action not taken; insufficient storage space in
+    /// system (RFC 959 section 4.2.2).
     pub const INSUFFICIENT_STORAGE: u16 = 452;
+    /// 500 Syntax error, command unrecognized (RFC 959 section 4.2.2).
     pub const SYNTAX_ERROR: u16 = 500;
+    /// 501 Syntax error in parameters or arguments (RFC 959 section 4.2.2).
     pub const SYNTAX_ERROR_ARGS: u16 = 501;
+    /// 502 Command not implemented (RFC 959 section 4.2.2).
     pub const NOT_IMPLEMENTED: u16 = 502;
+    /// 503 Bad sequence of commands (RFC 959 section 4.2.2).
     pub const BAD_SEQUENCE: u16 = 503;
+    /// 504 Command not implemented for that parameter (RFC 959 section 4.2.2).
     pub const NOT_IMPLEMENTED_PARAM: u16 = 504;
     /// RFC 4217 section 9: the data connection cannot be opened with
     /// this PROT setting (PROT C where protection is required).
     pub const PROT_SETTING_REFUSED: u16 = 521;
+    /// 522 Network protocol not supported (RFC 2428 section 2): EPRT or
+    /// EPSV named an address family this server does not serve.
     pub const NETWORK_PROTOCOL_NOT_SUPPORTED: u16 = 522;
     /// The data connection's TLS negotiation failed or did not resume the
     /// control connection's session (the code vsftpd, ProFTPD and
@@ -55,10 +100,18 @@ pub mod codes {
     pub const DENIED_FOR_POLICY: u16 = 534;
     /// RFC 2228: requested PROT level not supported by mechanism.
     pub const PROT_LEVEL_NOT_SUPPORTED: u16 = 536;
+    /// 530 Not logged in (RFC 959 section 4.2.2).
     pub const NOT_LOGGED_IN: u16 = 530;
+    /// 550 Requested action not taken; file unavailable, e.g. not found or
+    /// no access (RFC 959 section 4.2.2).
     pub const FILE_UNAVAILABLE: u16 = 550;
+    /// 551 Requested action aborted: page type unknown (RFC 959 section 4.2.2).
     pub const PAGE_TYPE_UNKNOWN: u16 = 551;
+    /// 552 Requested file action aborted; exceeded storage allocation
+    /// (RFC 959 section 4.2.2).
     pub const EXCEEDED_STORAGE: u16 = 552;
+    /// 553 Requested action not taken; file name not allowed (RFC 959
+    /// section 4.2.2).
     pub const FILE_NAME_NOT_ALLOWED: u16 = 553;
 }
 
@@ -67,11 +120,14 @@ pub mod codes {
 /// line by line (`"a\nb\n"`) encodes the same as `"a\nb"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
+    /// The three-digit reply code, usually one of [`codes`].
     pub code: u16,
+    /// The reply text, lines separated by `'\n'`, without the code or CRLF.
     pub text: Vec<u8>,
 }
 
 impl Reply {
+    /// A reply with `code` and `text` (see [`Reply`] for the text's shape).
     pub fn new(code: u16, text: impl Into<Vec<u8>>) -> Reply {
         Reply {
             code,

@@ -19,18 +19,32 @@ use super::step::{DataMode, Listing, Step};
 use crate::auth::login::Account;
 use crate::auth::tls::TlsRules;
 use crate::auth::Perms;
-use crate::proto::addr::same_host;
 use crate::proto::codes::*;
-use crate::proto::{Command, EpsvArg, ListArgs, Opts, ProtLevel, Reply, TransferType};
+use crate::proto::{Command, ListArgs, Opts, Reply, TransferType};
 use crate::vfs::listing::{Facts, ListFormat};
 use crate::vfs::path;
 use crate::vfs::UploadKind;
 
+mod data;
+mod texts;
+mod tls;
+
+use data::no_data;
+use texts::{feat_reply, help_reply};
+pub use tls::TlsState;
+
 /// Where the session is in the login sequence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Login {
+    /// Waiting for USER: at connect, after REIN, and from PASS until the
+    /// login is accepted.
     AwaitUser,
-    AwaitPass { user: String },
+    /// USER given (331 sent); PASS comes next.
+    AwaitPass {
+        /// The name given to USER.
+        user: String,
+    },
+    /// PASS accepted (230): the session's account.
     LoggedIn(Account),
 }
 
@@ -72,18 +86,6 @@ pub enum Wait {
     Login,
 }
 
-/// Where a session stands with TLS (RFC 4217).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct TlsState {
-    /// The control connection is in TLS (after AUTH TLS and its
-    /// handshake, or from the first byte on an implicit listener).
-    pub control: bool,
-    /// PBSZ was given (RFC 2228 wants it before PROT; accepted either way).
-    pub pbsz: bool,
-    /// PROT P: data connections in TLS.
-    pub protect_data: bool,
-}
-
 /// Per-connection protocol state.
 #[derive(Debug)]
 pub struct Session {
@@ -104,54 +106,6 @@ pub struct Session {
     facts: Facts,
     rename_from: Option<Vec<u8>>,
     tls: TlsState,
-}
-
-/// The extensions FEAT advertises, one per line (RFC 2389): only what is
-/// implemented.
-fn feat_reply(facts: Facts, tls: bool) -> Reply {
-    let mut text = String::from("Features:\n");
-    // RFC 4217 section 6: AUTH TLS, PBSZ and PROT, when TLS is offered.
-    let (auth, pbsz, prot) = match tls {
-        true => (Some("AUTH TLS"), Some("PBSZ"), Some("PROT")),
-        false => (None, None, None),
-    };
-    for f in [
-        auth.map(str::to_string),
-        Some("EPRT".to_string()),
-        Some("EPSV".to_string()),
-        Some("HOST".to_string()),
-        Some("MDTM".to_string()),
-        Some("MFMT".to_string()),
-        Some(facts.feat_line()),
-        Some("PASV".to_string()),
-        pbsz.map(str::to_string),
-        prot.map(str::to_string),
-        Some("REST STREAM".to_string()),
-        Some("SIZE".to_string()),
-        Some("TVFS".to_string()),
-        Some("UTF8".to_string()),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        text.push(' ');
-        text.push_str(&f);
-        text.push('\n');
-    }
-    text.push_str("End");
-    Reply::new(SYSTEM_STATUS, text)
-}
-
-fn help_reply() -> Reply {
-    Reply::new(
-        HELP,
-        "The following commands are recognized.\n\
-         ABOR ACCT ALLO APPE AUTH CCC  CDUP CWD  DELE EPRT EPSV FEAT HELP\n\
-         HOST LIST MDTM MFMT MKD  MLSD MLST MODE NLST NOOP OPTS PASS PASV\n\
-         PBSZ PORT PROT PWD  QUIT REIN REST RETR RMD  RNFR RNTO SITE SIZE\n\
-         STAT STOR STOU STRU SYST TYPE USER XCUP XCWD XMKD XPWD XRMD\n\
-         Help OK.",
-    )
 }
 
 fn reply(code: u16, text: &str) -> Step {
@@ -179,28 +133,7 @@ impl Session {
         }
     }
 
-    /// Where the session stands with TLS.
-    pub fn tls(&self) -> TlsState {
-        self.tls
-    }
-
-    /// Driver report: the control connection's TLS handshake completed
-    /// (after AUTH TLS, or at accept on an implicit listener, where data
-    /// connections are protected from the start as implicit FTPS clients
-    /// expect).
-    pub fn tls_started(&mut self, implicit: bool) {
-        self.tls.control = true;
-        if implicit {
-            self.tls.pbsz = true;
-            self.tls.protect_data = true;
-        }
-    }
-
-    /// True if the next transfer's data connection must be in TLS (PROT P).
-    pub fn protect_data(&self) -> bool {
-        self.tls.control && self.tls.protect_data
-    }
-
+    /// Where the session is in the login sequence.
     pub fn login(&self) -> &Login {
         &self.login
     }
@@ -228,26 +161,33 @@ impl Session {
         self.failed_logins
     }
 
+    /// The working directory: a normalized virtual path, as PWD shows it
+    /// (`/` is the account's home).
     pub fn cwd(&self) -> &[u8] {
         &self.cwd
     }
 
+    /// TYPE A is in effect (else TYPE I).
     pub fn is_ascii(&self) -> bool {
         self.ascii
     }
 
+    /// How the next transfer's data connection will be made.
     pub fn data_mode(&self) -> DataMode {
         self.data
     }
 
+    /// The MLSx facts chosen with OPTS MLST (all until then).
     pub fn facts(&self) -> Facts {
         self.facts
     }
 
+    /// The client's control-connection address.
     pub fn peer(&self) -> SocketAddr {
         self.peer
     }
 
+    /// The server-wide rules this session follows.
     pub fn rules(&self) -> Rules {
         self.rules
     }
@@ -302,23 +242,9 @@ impl Session {
         self.rename_from = Some(vpath);
     }
 
-    /// Driver report: a passive listener is open.
-    pub fn passive_opened(&mut self) {
-        self.data = DataMode::Passive;
-    }
-
     /// Driver report: the directory exists; it is the new working directory.
     pub fn cwd_changed(&mut self, vpath: Vec<u8>) {
         self.cwd = vpath;
-    }
-
-    /// The data mode for a transfer, consumed: every transfer needs a fresh
-    /// PASV/EPSV/PORT/EPRT, as every FTP server expects.
-    fn take_data(&mut self) -> Option<DataMode> {
-        match std::mem::replace(&mut self.data, DataMode::None) {
-            DataMode::None => None,
-            mode => Some(mode),
-        }
     }
 
     fn allowed_before_login(cmd: &Command) -> bool {
@@ -610,132 +536,6 @@ impl Session {
         }
     }
 
-    /// AUTH (RFC 4217 section 4): TLS (and its old aliases SSL and TLS-C)
-    /// is accepted once, before login, when a certificate is configured.
-    fn auth(&mut self, mechanism: &str) -> Step {
-        if !self.rules.tls.available {
-            return reply(
-                NOT_IMPLEMENTED,
-                "AUTH not available: no TLS certificate configured.",
-            );
-        }
-        if self.tls.control {
-            return reply(BAD_SEQUENCE, "Already in TLS.");
-        }
-        if self.account().is_some() {
-            return reply(BAD_SEQUENCE, "AUTH must come before login.");
-        }
-        match mechanism {
-            "TLS" | "SSL" | "TLS-C" => {
-                // A login in progress restarts under TLS: a USER sent in
-                // clear does not carry over.
-                self.login = Login::AwaitUser;
-                Step::StartTls(Reply::new(
-                    SECURITY_DATA_EXCHANGE_COMPLETE,
-                    "AUTH TLS ok; start the TLS handshake.",
-                ))
-            }
-            _ => reply(NOT_IMPLEMENTED_PARAM, "Only AUTH TLS is supported."),
-        }
-    }
-
-    /// PROT (RFC 4217 section 9): C or P after AUTH TLS; S and E are not
-    /// TLS levels.
-    fn prot(&mut self, level: ProtLevel) -> Step {
-        if !self.tls.control {
-            return reply(
-                BAD_SEQUENCE,
-                "PROT needs a TLS control connection (AUTH TLS) first.",
-            );
-        }
-        match level {
-            ProtLevel::Private => {
-                self.tls.protect_data = true;
-                reply(OK, "PROT now Private.")
-            }
-            ProtLevel::Clear if !self.rules.tls.clear_data_allowed(true) => reply(
-                DENIED_FOR_POLICY,
-                "PROT C refused: data connections must be in TLS here.",
-            ),
-            ProtLevel::Clear => {
-                self.tls.protect_data = false;
-                reply(OK, "PROT now Clear.")
-            }
-            ProtLevel::Safe | ProtLevel::Confidential => reply(
-                PROT_LEVEL_NOT_SUPPORTED,
-                "PROT S and E are not supported; use P or C.",
-            ),
-        }
-    }
-
-    fn pasv(&mut self) -> Step {
-        if self.epsv_all {
-            return reply(
-                BAD_SEQUENCE,
-                "EPSV ALL is in effect: only EPSV may set up data connections.",
-            );
-        }
-        // The driver checks the address family (227 can only carry IPv4).
-        self.data = DataMode::None;
-        Step::OpenPassive { extended: false }
-    }
-
-    fn epsv(&mut self, arg: EpsvArg) -> Step {
-        let ours =
-            if self.peer.is_ipv4() || crate::proto::addr::canonical_ip(self.peer.ip()).is_ipv4() {
-                1
-            } else {
-                2
-            };
-        match arg {
-            EpsvArg::All => {
-                self.epsv_all = true;
-                reply(OK, "EPSV ALL ok.")
-            }
-            EpsvArg::Proto(p) if p != ours => Step::Reply(Reply::new(
-                NETWORK_PROTOCOL_NOT_SUPPORTED,
-                format!("Network protocol not supported, use ({ours})"),
-            )),
-            _ => {
-                self.data = DataMode::None;
-                Step::OpenPassive { extended: true }
-            }
-        }
-    }
-
-    /// PORT/EPRT with the RFC 2577 checks: the target must be the control
-    /// peer (else this is the "bounce" attack: making the server connect to
-    /// a third host) and not a privileged port.
-    fn active(&mut self, addr: SocketAddr, verb: &str) -> Step {
-        if self.epsv_all {
-            return reply(
-                BAD_SEQUENCE,
-                "EPSV ALL is in effect: only EPSV may set up data connections.",
-            );
-        }
-        if !self.rules.allow_foreign_data {
-            if !same_host(addr.ip(), self.peer.ip()) {
-                self.data = DataMode::None;
-                return Step::Reply(Reply::new(
-                    SYNTAX_ERROR,
-                    format!("Illegal {verb} command: the address must be your own (RFC 2577)."),
-                ));
-            }
-            if addr.port() < 1024 {
-                self.data = DataMode::None;
-                return Step::Reply(Reply::new(
-                    NOT_IMPLEMENTED_PARAM,
-                    format!("Illegal {verb} command: port below 1024 refused (RFC 2577)."),
-                ));
-            }
-        }
-        self.data = DataMode::Active(addr);
-        Step::Reply(Reply::new(
-            OK,
-            format!("{verb} command successful. Consider using EPSV."),
-        ))
-    }
-
     /// What LIST/NLST/MLSD/STAT `args` ask to list. Dot-files show with
     /// `-a`, or always with `--show-dotfiles`: the same rule for every
     /// listing command, so a sync tool sees the same names whichever it
@@ -757,10 +557,6 @@ impl Session {
             Some(data) => Step::List { listing, data },
         }
     }
-}
-
-fn no_data() -> Step {
-    reply(CANT_OPEN_DATA, "Use PORT, EPRT, PASV or EPSV first.")
 }
 
 #[cfg(test)]

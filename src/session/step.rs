@@ -28,6 +28,7 @@ pub struct Listing {
     pub path: Vec<u8>,
     /// The path as the client typed it (NLST prefixes names with it).
     pub shown: Option<Vec<u8>>,
+    /// LIST, NLST or MLSD rendering.
     pub format: ListFormat,
     /// Dot-files too (`-a`, or `--show-dotfiles`).
     pub all: bool,
@@ -52,10 +53,18 @@ pub enum Step {
     /// Check credentials ([`crate::auth::login::decide`]), then call
     /// `Session::logged_in`, `Session::login_refused` or
     /// `Session::login_aborted`.
-    CheckLogin { user: String, password: Vec<u8> },
+    CheckLogin {
+        /// The USER name.
+        user: String,
+        /// The PASS bytes, as sent.
+        password: Vec<u8>,
+    },
     /// Open a passive listener and reply 227 (`extended`: 229), then call
     /// `Session::passive_opened`; or reply 425.
-    OpenPassive { extended: bool },
+    OpenPassive {
+        /// EPSV (229, RFC 2428) rather than PASV (227).
+        extended: bool,
+    },
     /// Check the directory exists under the root, then call
     /// `Session::cwd_changed` and reply 250; or reply 550.
     ChangeDir(Vec<u8>),
@@ -65,18 +74,31 @@ pub enum Step {
     Mdtm(Vec<u8>),
     /// Send a file over the data connection, from `offset` (REST).
     Retr {
+        /// The file's virtual path.
         path: Vec<u8>,
+        /// Bytes of the file to skip (REST); 0 for the whole file.
         offset: u64,
+        /// TYPE A is in effect: send line ends as CRLF.
         ascii: bool,
+        /// How to make the data connection.
         data: DataMode,
     },
     /// Send a listing over the data connection.
-    List { listing: Listing, data: DataMode },
+    List {
+        /// What to list and how.
+        listing: Listing,
+        /// How to make the data connection.
+        data: DataMode,
+    },
     /// Receive a file over the data connection (STOR, APPE, STOU).
     Store {
+        /// The file's virtual path (for STOU, the name to make unique).
         path: Vec<u8>,
+        /// STOR (with its REST offset), APPE or STOU.
         kind: UploadKind,
+        /// TYPE A is in effect: store CRLF line ends as LF.
         ascii: bool,
+        /// How to make the data connection.
         data: DataMode,
     },
     /// DELE.
@@ -89,11 +111,26 @@ pub enum Step {
     /// reply 350.
     RenameFrom(Vec<u8>),
     /// RNTO after a successful RNFR.
-    Rename { from: Vec<u8>, to: Vec<u8> },
+    Rename {
+        /// The RNFR virtual path.
+        from: Vec<u8>,
+        /// The RNTO virtual path.
+        to: Vec<u8>,
+    },
     /// MFMT: set the modification time (seconds since the epoch).
-    SetTime { path: Vec<u8>, time: i64 },
+    SetTime {
+        /// The file's virtual path.
+        path: Vec<u8>,
+        /// The new modification time, Unix seconds (UTC).
+        time: i64,
+    },
     /// SITE CHMOD.
-    Chmod { path: Vec<u8>, mode: u32 },
+    Chmod {
+        /// The file's virtual path.
+        path: Vec<u8>,
+        /// The permission bits, at most `0o777`.
+        mode: u32,
+    },
     /// MLST: facts of one path over the control connection.
     Mlst(Vec<u8>),
     /// STAT with a path: a LIST over the control connection.

@@ -108,7 +108,12 @@ pub struct ListSpec {
     pub opts: ListOptions,
     /// Only names matching this (a wildcard listing).
     pub pattern: Option<Pattern>,
-    /// `LIST -R`: descend this many levels below the listed directory.
+    /// `LIST -R`: `dir:` headers, and subdirectories listed after their
+    /// parent, down to `max_depth`.
+    pub recursive: bool,
+    /// `LIST -R`: descend this many levels below the listed directory
+    /// (`--list-max-depth`; 0 lists the directory alone, and says so when
+    /// it has subdirectories).
     pub max_depth: usize,
     /// `--list-max-entries`.
     pub max_entries: usize,
@@ -139,7 +144,7 @@ impl Lister {
         typed: Vec<u8>,
         spec: ListSpec,
     ) -> io::Result<Lister> {
-        let recursive = spec.max_depth > 0;
+        let recursive = spec.recursive;
         let mut l = Lister {
             root,
             entries_left: spec.max_entries,

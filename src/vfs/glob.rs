@@ -59,13 +59,12 @@ impl Pattern {
 
 /// Splits a virtual path whose last component is a pattern into the
 /// directory to list and the pattern; `None` when the last component holds
-/// no wildcard, or a middle component does (taken literally then).
+/// no wildcard. The directory is taken literally, wildcards and all: a
+/// directory named `br[ack]` is listed by `br[ack]/*.txt`, and `re*ts/x*`
+/// names no directory unless one is called `re*ts`.
 pub fn split(vpath: &[u8]) -> Option<(Vec<u8>, Pattern)> {
     let cut = vpath.iter().rposition(|&b| b == b'/')?;
     let (dir, last) = (&vpath[..cut], &vpath[cut + 1..]);
-    if dir.iter().copied().any(is_wildcard) {
-        return None;
-    }
     let pattern = Pattern::new(last)?;
     let dir = if dir.is_empty() {
         b"/".to_vec()
@@ -128,7 +127,9 @@ mod tests {
             (b"/a/b/c?", Some(b"/a/b")),
             (b"/reports/feb.txt", None),
             (b"/re*ts/feb.txt", None),
-            (b"/re*ts/*.txt", None),
+            // A middle component is a literal name.
+            (b"/re*ts/*.txt", Some(b"/re*ts")),
+            (b"/br[ack]/*", Some(b"/br[ack]")),
             (b"/", None),
         ];
         for (vpath, dir) in table {

@@ -31,8 +31,12 @@ pub enum ListFormat {
 /// What a directory entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
+    /// A regular file (MLSx `type=file`).
     File,
+    /// A directory (MLSx `type=dir`).
     Dir,
+    /// A symbolic link not resolved, e.g. a dangling one (MLSx
+    /// `type=OS.unix=symlink`).
     Symlink,
     /// FIFO, socket, device: listed, never transferred.
     Other,
@@ -44,6 +48,7 @@ pub struct Entry {
     /// The name inside its directory, raw bytes; written as
     /// [`names::display`] shows it (UTF-8 as is, else the legacy charset).
     pub name: Vec<u8>,
+    /// File, directory, symlink or other, from the mode's `S_IFMT` bits.
     pub kind: EntryKind,
     /// Mode, links, owner, size, modification time, device and inode.
     pub stat: Stat,
@@ -55,11 +60,21 @@ pub struct Entry {
 /// with `OPTS MLST`). The order on the wire is fixed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Facts {
+    /// `type`: file, dir or `OS.unix=...` (RFC 3659 section 7.5.1).
     pub r#type: bool,
+    /// `size`: in bytes, files only (RFC 3659 section 7.5.7).
     pub size: bool,
+    /// `modify`: last modification time, UTC `YYYYMMDDHHMMSS` (RFC 3659
+    /// section 7.5.3).
     pub modify: bool,
+    /// `perm`: what this session may do with the entry (RFC 3659 section
+    /// 7.5.5).
     pub perm: bool,
+    /// `unique`: `{dev:x}g{ino:x}`, the file's identity (RFC 3659 section
+    /// 7.5.2).
     pub unique: bool,
+    /// `UNIX.mode`: the four octal digits of the permission and
+    /// set-id/sticky bits (an OS-specific fact, not defined by RFC 3659).
     pub unix_mode: bool,
 }
 
@@ -393,6 +408,7 @@ pub fn push_perm_fact(kind: EntryKind, perms: Perms, out: &mut Vec<u8>) {
 /// the session may do (for MLSD's `perm`).
 #[derive(Debug, Clone)]
 pub struct ListOptions {
+    /// LIST, NLST or MLSD rendering.
     pub format: ListFormat,
     /// `-a` (or `--show-dotfiles`): dot-files too.
     pub all: bool,

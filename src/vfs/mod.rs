@@ -27,12 +27,18 @@ use std::io;
 /// Why a virtual path could not be used, in the terms a reply needs.
 #[derive(Debug)]
 pub enum VfsError {
+    /// ENOENT: no such file or directory.
     NotFound,
+    /// EACCES, EPERM or EROFS: the server's user may not do this.
     PermissionDenied,
     /// The path (through `..` or a symlink) leads outside the root.
     Escapes,
+    /// Not a regular file where one is needed: RETR, SIZE or MDTM of a
+    /// directory, a FIFO or a device.
     NotAFile,
+    /// ENOTDIR: a directory was needed (CWD, or a path component).
     NotADirectory,
+    /// EISDIR: a file was needed but the path is a directory.
     IsADirectory,
     /// The name already exists (MKD, STOU, RNTO onto a directory...).
     Exists,
@@ -45,10 +51,13 @@ pub enum VfsError {
     /// Not published to anonymous sessions: not world-readable, or under a
     /// directory that is not world-searchable (see [`world`]).
     NotPublished,
+    /// Any other I/O error, kept for the log (the reply says only 550).
     Io(io::Error),
 }
 
 impl VfsError {
+    /// Classifies an OS error by its errno; unknown errnos become
+    /// [`VfsError::Io`].
     pub fn from_io(e: io::Error) -> VfsError {
         match e.raw_os_error() {
             Some(libc::ENOENT) => VfsError::NotFound,
@@ -113,7 +122,10 @@ impl std::fmt::Display for VfsError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UploadKind {
     /// STOR, from `offset` (REST) when above zero.
-    Store { offset: u64 },
+    Store {
+        /// Where in the file writing starts, in bytes.
+        offset: u64,
+    },
     /// APPE.
     Append,
     /// STOU: a new file with a name the server picks.
@@ -123,29 +135,42 @@ pub enum UploadKind {
 /// The file facts listings and SIZE/MDTM need, from `stat`.
 #[derive(Debug, Clone, Copy)]
 pub struct Stat {
+    /// `st_mode`: file type (`S_IFMT` bits) and permission bits.
     pub mode: u32,
+    /// `st_nlink`: the number of hard links.
     pub nlink: u64,
+    /// `st_uid`: the owner's numeric user id.
     pub uid: u32,
+    /// `st_gid`: the owner's numeric group id.
     pub gid: u32,
+    /// `st_size`: the size in bytes.
     pub size: u64,
+    /// `st_mtime`: the modification time, Unix seconds (UTC).
     pub mtime: i64,
+    /// `st_dev`: the device the file lives on (with `ino`, its identity).
     pub dev: u64,
+    /// `st_ino`: the inode number.
     pub ino: u64,
 }
 
 impl Stat {
+    /// A directory (`S_IFDIR`).
     pub fn is_dir(&self) -> bool {
         self.mode & libc::S_IFMT == libc::S_IFDIR
     }
 
+    /// A regular file (`S_IFREG`).
     pub fn is_file(&self) -> bool {
         self.mode & libc::S_IFMT == libc::S_IFREG
     }
 
+    /// A symbolic link (`S_IFLNK`); seen only when the stat did not follow
+    /// links.
     pub fn is_symlink(&self) -> bool {
         self.mode & libc::S_IFMT == libc::S_IFLNK
     }
 
+    /// The listing's kind for this file type.
     pub fn kind(&self) -> listing::EntryKind {
         match self.mode & libc::S_IFMT {
             libc::S_IFREG => listing::EntryKind::File,

@@ -21,8 +21,8 @@
 //! goes to the ring.
 //!
 //! A path that does not exist as sent is tried once more in its legacy
-//! charset form ([`super::names`]), so a name shown in UTF-8 finds its
-//! Latin-1 file.
+//! charset form ([`super::names`]), component by component, so a name
+//! shown in UTF-8 finds its Latin-1 file wherever it is.
 
 use std::ffi::CString;
 use std::os::fd::OwnedFd;
@@ -91,7 +91,7 @@ pub async fn openat(dir: &FdRef, rel: CString, flags: i32, mode: u32) -> std::io
 pub async fn open_vpath(root: &FdRef, vpath: &[u8], flags: i32) -> Result<OwnedFd, VfsError> {
     match openat(root, relative(vpath)?, flags, 0).await {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-            let Some(legacy) = names::legacy_form(vpath) else {
+            let Some(legacy) = legacy_path(root, vpath).await else {
                 return Err(VfsError::from_io(e));
             };
             openat(root, relative(&legacy)?, flags, 0)
@@ -100,6 +100,48 @@ pub async fn open_vpath(root: &FdRef, vpath: &[u8], flags: i32) -> Result<OwnedF
         }
         r => r.map_err(VfsError::from_io),
     }
+}
+
+/// The path on disk a client means when it sends names it was shown
+/// ([`names::display`]), found component by component from the root: a
+/// component that has a legacy-charset form ([`names::legacy_name`]) is
+/// kept as sent where that exists, else replaced by its legacy form, so
+/// a legacy name inside a UTF-8 directory is found, and the reverse.
+/// `None` when no component has a legacy form, or when a directory on
+/// the way exists in neither form. Called only once the path as sent was
+/// not found; at most two O_PATH opens per such component.
+async fn legacy_path(root: &FdRef, vpath: &[u8]) -> Option<Vec<u8>> {
+    let comps: Vec<&[u8]> = vpath
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty())
+        .collect();
+    let forms: Vec<Option<Vec<u8>>> = comps.iter().map(|c| names::legacy_name(c)).collect();
+    if forms.iter().all(Option::is_none) {
+        return None;
+    }
+    let exists = |p: Vec<u8>| async move {
+        match path::relative(&p) {
+            Some(rel) => openat(root, rel, libc::O_PATH, 0).await.is_ok(),
+            None => false,
+        }
+    };
+    let last = comps.len() - 1;
+    let mut out = Vec::with_capacity(vpath.len());
+    for (i, (comp, form)) in comps.iter().zip(forms).enumerate() {
+        out.push(b'/');
+        let mark = out.len();
+        out.extend_from_slice(comp);
+        let Some(form) = form else { continue };
+        if exists(out.clone()).await {
+            continue;
+        }
+        out.truncate(mark);
+        out.extend_from_slice(&form);
+        if i < last && !exists(out.clone()).await {
+            return None;
+        }
+    }
+    Some(out)
 }
 
 fn fstat(fd: OwnedFd) -> Result<(OwnedFd, Stat), VfsError> {

@@ -18,7 +18,12 @@
 //! process's own permissions (after the drop to `--user`) still apply on
 //! top, in the kernel.
 //!
-//! The mode tests are pure; [`check`] does the stats.
+//! The mode tests are pure; [`check`] does the stats. A session remembers
+//! the directories it has found searchable ([`Searched`]), so a session
+//! that fetches file after file from one tree stats each directory once,
+//! not on every request.
+
+use std::cell::RefCell;
 
 use super::{path, resolve, Stat, VfsError};
 use crate::engine::sys::FdRef;
@@ -75,18 +80,80 @@ fn allows(st: &Stat, usage: Use) -> bool {
 
 /// Checks, for an anonymous session, that `vpath` (whose stat is `st`)
 /// may be used as `usage` and that every directory above it is
-/// world-searchable. Refuses with [`VfsError::NotPublished`].
-pub async fn check(root: &FdRef, vpath: &[u8], st: &Stat, usage: Use) -> Result<(), VfsError> {
+/// world-searchable. Directories `searched` already holds are not
+/// stat'ed again; the deepest one checked here is added to it. Refuses
+/// with [`VfsError::NotPublished`].
+pub async fn check(
+    root: &FdRef,
+    vpath: &[u8],
+    st: &Stat,
+    usage: Use,
+    searched: &Searched,
+) -> Result<(), VfsError> {
     if !allows(st, usage) {
         return Err(VfsError::NotPublished);
     }
-    for dir in ancestors(vpath) {
-        let st = resolve::stat(root, &dir).await?;
+    let chain = ancestors(vpath);
+    let known = chain.iter().take_while(|d| searched.covers(d)).count();
+    for dir in &chain[known..] {
+        let st = resolve::stat(root, dir).await?;
         if !searchable(&st) {
             return Err(VfsError::NotPublished);
         }
     }
+    if known < chain.len() {
+        if let Some(deepest) = chain.last() {
+            searched.remember(deepest.clone());
+        }
+    }
     Ok(())
+}
+
+/// The directories a session has found world-searchable, each with every
+/// directory above it (a directory is only remembered after its whole
+/// chain from `/` passed): at most [`Searched::KEPT`], the most recent
+/// first.
+///
+/// What a session has seen stays true for that session: a directory made
+/// private (`chmod o-x`) while a session that already passed through it
+/// is connected stays passable for that session (new sessions see the
+/// change at once). The kernel still applies the server process's own
+/// permissions on every open. vsftpd checks no directory at all for
+/// `anon_world_readable_only`, only files.
+#[derive(Debug, Default)]
+pub struct Searched {
+    dirs: RefCell<Vec<Vec<u8>>>,
+}
+
+impl Searched {
+    /// How many directories a session keeps.
+    pub const KEPT: usize = 16;
+
+    /// Whether directory `dir` (an absolute virtual path) is one of the
+    /// remembered directories or above one of them.
+    pub fn covers(&self, dir: &[u8]) -> bool {
+        self.dirs.borrow().iter().any(|d| is_within(d, dir))
+    }
+
+    /// Remembers `dir` (whose whole chain was found searchable).
+    pub fn remember(&self, dir: Vec<u8>) {
+        let mut dirs = self.dirs.borrow_mut();
+        dirs.retain(|d| *d != dir);
+        dirs.insert(0, dir);
+        dirs.truncate(Self::KEPT);
+    }
+
+    /// Forgets everything (a new login: another root, another account).
+    pub fn clear(&self) {
+        self.dirs.borrow_mut().clear();
+    }
+}
+
+/// Whether absolute virtual path `inner` is `outer` or lies below it.
+fn is_within(inner: &[u8], outer: &[u8]) -> bool {
+    outer == b"/"
+        || inner == outer
+        || (inner.starts_with(outer) && inner.get(outer.len()) == Some(&b'/'))
 }
 
 /// The directories above an absolute virtual path, from `/` down:
@@ -144,6 +211,31 @@ mod tests {
                 s.mode
             );
         }
+    }
+
+    #[test]
+    fn searched_directories_cover_their_ancestors_only() {
+        let s = Searched::default();
+        assert!(!s.covers(b"/"));
+        s.remember(b"/pub/a".to_vec());
+        for (dir, covered) in [
+            (&b"/"[..], true),
+            (b"/pub", true),
+            (b"/pub/a", true),
+            (b"/pub/a/b", false),
+            (b"/pub/ab", false),
+            (b"/pu", false),
+            (b"/other", false),
+        ] {
+            assert_eq!(s.covers(dir), covered, "{}", String::from_utf8_lossy(dir));
+        }
+        for i in 0..Searched::KEPT {
+            s.remember(format!("/d{i}").into_bytes());
+        }
+        assert!(!s.covers(b"/pub/a"), "the oldest is forgotten");
+        assert!(s.covers(b"/d0"));
+        s.clear();
+        assert!(!s.covers(b"/"));
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub async fn open_parent(root: &FdRef, vpath: &[u8]) -> Result<Parent, VfsError>
         dir: Rc::new(dir),
         name,
     };
-    if let Some(legacy) = names::legacy_form(sent) {
+    if let Some(legacy) = names::legacy_name(sent) {
         if lstat_in(&found).await?.is_none() {
             let other = Parent {
                 dir: found.dir.clone(),

@@ -1,5 +1,5 @@
-//! Real FTP clients (curl, lftp, wget, Python's ftplib scripts in
-//! tests/clients) run as subprocesses, here or inside a network namespace
+//! Real FTP clients (curl, lftp, wget, tnftp, ncftp, Python's ftplib
+//! scripts in tests/clients) run as subprocesses, here or inside a network namespace
 //! ([`Place`]), each under `timeout` so that a hung client fails the test
 //! instead of hanging it.
 

@@ -157,6 +157,46 @@ impl Ftp {
         Ok(String::from_utf8_lossy(&buf).into_owned())
     }
 
+    /// Reads one (possibly multi-line) reply as the bytes on the wire,
+    /// CRLFs included: for checks of bytes a lossy [`Reply`] would hide
+    /// (a doubled 0xFF, a name that is not UTF-8).
+    #[track_caller]
+    pub fn read_reply_bytes(&mut self) -> Vec<u8> {
+        let line = |f: &mut Ftp| {
+            let mut buf = Vec::new();
+            let n = f
+                .reader
+                .read_until(b'\n', &mut buf)
+                .unwrap_or_else(|e| panic!("reading a reply: {e}"));
+            assert!(n > 0, "reading a reply: control connection closed");
+            buf
+        };
+        let first = line(self);
+        let mut out = first.clone();
+        if first.get(3) == Some(&b'-') {
+            let mut end = first[..3].to_vec();
+            end.push(b' ');
+            loop {
+                let l = line(self);
+                out.extend_from_slice(&l);
+                if l.starts_with(&end) {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// Sends the bytes `line` + CRLF (a line that is not UTF-8, or holds
+    /// Telnet bytes) and reads the reply.
+    #[track_caller]
+    pub fn cmd_bytes(&mut self, line: &[u8]) -> Reply {
+        let mut l = line.to_vec();
+        l.extend_from_slice(b"\r\n");
+        self.send_raw(&l);
+        self.read_reply()
+    }
+
     /// Sends `line` + CRLF and reads the reply.
     #[track_caller]
     pub fn cmd(&mut self, line: &str) -> Reply {
@@ -211,6 +251,22 @@ impl Ftp {
         let r = self.read_reply();
         assert_eq!(r.code, 226, "{line}: after the data: {r:?}");
         buf
+    }
+
+    /// [`transfer`](Self::transfer) of a command line given as bytes;
+    /// returns the data and the final reply (a 226, possibly multi-line).
+    #[track_caller]
+    pub fn transfer_bytes(&mut self, line: &[u8]) -> (Vec<u8>, Reply) {
+        let what = String::from_utf8_lossy(line).into_owned();
+        let mut data = self.epsv_connect();
+        let r = self.cmd_bytes(line);
+        assert_eq!(r.code, 150, "{what:?} -> {r:?}");
+        let mut buf = Vec::new();
+        data.read_to_end(&mut buf)
+            .unwrap_or_else(|e| panic!("{what}: reading the data connection: {e}"));
+        let r = self.read_reply();
+        assert_eq!(r.code, 226, "{what}: after the data: {r:?}");
+        (buf, r)
     }
 
     /// EPSV, REST `offset`, RETR (REST must come right before RETR).

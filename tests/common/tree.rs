@@ -1,6 +1,7 @@
 //! The test's files: the [`Fixture`] directories (a served root and a
-//! scratch directory), deterministic test data, and the comparisons that
-//! check what a client got against the source, byte for byte.
+//! scratch directory), deterministic test data, the comparisons that
+//! check what a client got against the source, byte for byte, and a small
+//! [`Tmpfs`] for the disk-full tests.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -227,6 +228,29 @@ pub fn write(root: &Path, rel: &str, data: &[u8]) -> PathBuf {
     p
 }
 
+/// [`write`] for a name given as bytes (one that is not UTF-8, or holds
+/// 0xFF): `root/rel`, parent directories created.
+pub fn write_raw(root: &Path, rel: &[u8], data: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let p = root.join(std::ffi::OsStr::from_bytes(rel));
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+/// The names in `dir` as bytes (not recursive), sorted.
+pub fn raw_names_in(dir: &Path) -> Vec<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut v: Vec<Vec<u8>> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().as_bytes().to_vec())
+        .collect();
+    v.sort();
+    v
+}
+
 pub fn mkdir(root: &Path, rel: &str) -> PathBuf {
     let p = root.join(rel);
     std::fs::create_dir_all(&p).unwrap();
@@ -429,4 +453,46 @@ pub fn names_in(dir: &Path) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// A tmpfs mounted for one test; unmounted on drop (also on panic).
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` on `dir`; `None` (and says why) where
+    /// mounting is not permitted.
+    pub fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs(dir.to_path_buf())),
+            Ok(o) => {
+                eprintln!(
+                    "SKIPPED: cannot mount a tmpfs here ({}): a disk-full test needs root \
+                     and mount permission",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: cannot run mount ({e}): a disk-full test needs it");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
 }

@@ -31,32 +31,23 @@ const SYS_CACHESTAT: libc::c_long = 451;
 /// Set once the kernel answered ENOSYS: it is not asked again.
 static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
 
-/// What the page cache holds of a range of a file, as far as the kernel
-/// will say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Residency {
-    /// Every page is in the page cache right now.
-    Resident,
-    /// Some page is not.
-    Missing,
-    /// The kernel does not say: no cachestat (ENOSYS), a file type it does
-    /// not support, or — the usual case for a server that dropped root —
-    /// a file this process may not write and does not own: cachestat
-    /// answers EPERM there, as mincore(2) hides such pages, so that page
-    /// cache contents do not leak to those who could only read the file.
-    Unknown,
-}
-
-/// What the page cache holds of `file`'s bytes `[offset, offset + len)`
-/// right now. A caller that gets anything but [`Residency::Resident`]
-/// must not read the range in a way that may block on the disk (it reads
-/// through io_uring, or with RWF_NOWAIT). An empty range is resident.
-pub fn page_cache_residency(file: BorrowedFd<'_>, offset: u64, len: u64) -> Residency {
+/// Whether every page of `file`'s bytes `[offset, offset + len)` is in the
+/// page cache right now. False where the kernel lacks cachestat (then
+/// asked no more) or the file type does not support it: the caller then
+/// reads through io_uring, which never blocks the thread. An empty range
+/// is held.
+///
+/// cachestat answers EPERM for a file the process may not write and does
+/// not own (Linux restricts it as it does mincore): the usual case once
+/// the server has dropped root to serve files owned by someone else.
+/// Then `probe_nowait` (RWF_NOWAIT reads at four points of the range)
+/// decides.
+pub fn page_cache_holds(file: BorrowedFd<'_>, offset: u64, len: u64) -> bool {
     if len == 0 {
-        return Residency::Resident;
+        return true;
     }
     if UNSUPPORTED.load(Ordering::Relaxed) {
-        return Residency::Unknown;
+        return false;
     }
     // Read from the auxiliary vector once and cached by rustix: this runs
     // for every chunk of every download.
@@ -82,14 +73,62 @@ pub fn page_cache_residency(file: BorrowedFd<'_>, offset: u64, len: u64) -> Resi
         )
     };
     if r < 0 {
-        if io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
-            UNSUPPORTED.store(true, Ordering::Relaxed);
-        }
-        return Residency::Unknown;
+        return match io::Error::last_os_error().raw_os_error() {
+            Some(libc::EPERM) => probe_nowait(file, offset, len),
+            Some(libc::ENOSYS) => {
+                UNSUPPORTED.store(true, Ordering::Relaxed);
+                false
+            }
+            _ => false,
+        };
     }
-    if stat.nr_cache >= pages {
-        Residency::Resident
-    } else {
-        Residency::Missing
+    stat.nr_cache >= pages
+}
+
+/// Whether `file`'s bytes `[offset, offset + len)` look cached, from
+/// one-byte `preadv2(RWF_NOWAIT)` reads (which fail with EAGAIN rather
+/// than wait for the disk) at the range's first byte, last byte and two
+/// points between: four tiny reads instead of a copy of the range. A page
+/// evicted between the probes is missed, and the sendfile that follows
+/// then waits for that one read; readahead and the LRU make such holes
+/// rare in a file whose probed pages are all cached. False where the
+/// kernel does not support RWF_NOWAIT on this file.
+fn probe_nowait(file: BorrowedFd<'_>, offset: u64, len: u64) -> bool {
+    let last = offset + len.saturating_sub(1);
+    let points = [offset, offset + len / 3, offset + 2 * (len / 3), last];
+    let page = rustix::param::page_size() as u64;
+    let mut probed = u64::MAX;
+    for at in points {
+        if at / page == probed {
+            continue;
+        }
+        probed = at / page;
+        let mut byte = [0u8; 1];
+        let mut bufs = [io::IoSliceMut::new(&mut byte)];
+        match rustix::io::preadv2(file, &mut bufs, at, rustix::io::ReadWriteFlags::NOWAIT) {
+            // 0: past the end (the file shrank): the send finds that out.
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn a_file_just_written_is_cached_by_either_measure() {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&vec![7u8; 3 << 20]).unwrap();
+        for (offset, len) in [(0, 1), (0, 3 << 20), (4095, 2), (1 << 20, 1 << 20)] {
+            assert!(probe_nowait(f.as_fd(), offset, len), "{offset}+{len}");
+            assert!(page_cache_holds(f.as_fd(), offset, len), "{offset}+{len}");
+        }
+        // Past the end: nothing to wait for; the send sees the end.
+        assert!(probe_nowait(f.as_fd(), 4 << 20, 10));
     }
 }

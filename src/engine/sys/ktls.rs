@@ -76,12 +76,16 @@ struct Chacha20Poly1305 {
 /// do nothing when the list is empty.
 #[derive(Debug, Default, Clone)]
 pub struct Support {
+    /// (`TLS_1_x_VERSION`, `TLS_CIPHER_*`) pairs, as `linux/tls.h` numbers
+    /// them.
     pub pairs: Vec<(u16, u16)>,
     /// Why there is no kTLS at all (for the start-up log).
     pub missing: Option<String>,
 }
 
 impl Support {
+    /// True when the kernel can encrypt `cipher` under `version` (both in
+    /// `linux/tls.h` numbering).
     pub fn supports(&self, version: u16, cipher: u16) -> bool {
         self.pairs.contains(&(version, cipher))
     }

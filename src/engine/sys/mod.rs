@@ -5,7 +5,7 @@
 //!   openat2, the *at file operations, connect from a pre-bound socket,
 //!   poll, and sends/receives on our own buffers), one file per op;
 //! - the few raw syscalls the `rustix` crate does not wrap:
-//!   [`page_cache_residency`] (`cachestat(2)`), [`tcp_progress`] (`TCP_INFO`)
+//!   [`page_cache_holds`] (`cachestat(2)`), [`tcp_progress`] (`TCP_INFO`)
 //!   and [`cpu_time_us`] (`getrusage(2)`), and kernel TLS ([`ktls`]:
 //!   `setsockopt` with `<linux/tls.h>` structures, `sendmsg` with a
 //!   record-type control message);
@@ -33,7 +33,7 @@ mod readiness;
 mod rusage;
 mod tcp_info;
 
-pub use cachestat::{page_cache_residency, Residency};
+pub use cachestat::page_cache_holds;
 pub use compat::{clock_ticks_per_second, openat2_blocking, peek, raise_fd_limit, recv_now, Peek};
 pub use op::{
     accept, connect, mkdirat, openat2, poll_readable, poll_writable, read_at, read_vectored_at,

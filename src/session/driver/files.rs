@@ -32,7 +32,7 @@ impl Conn {
         if !self.published_only() {
             return Ok(());
         }
-        world::check(self.root(), vpath, st, usage).await
+        world::check(self.root(), vpath, st, usage, &self.searched).await
     }
 
     /// Stats `vpath`, refusing what an anonymous session may not use as

@@ -79,7 +79,9 @@ impl ListingStream {
 
 impl Conn {
     /// Works out what `l` lists and opens it; errors here are the 550s.
-    async fn prepare_listing(&self, l: &Listing) -> Result<Prepared, VfsError> {
+    /// A single file is named as the client typed it, or with
+    /// `by_file_name` by its last component (STAT).
+    async fn prepare_listing(&self, l: &Listing, by_file_name: bool) -> Result<Prepared, VfsError> {
         let opts = ListOptions {
             format: l.format,
             all: l.all,
@@ -96,8 +98,13 @@ impl Conn {
                     return Err(VfsError::NotADirectory);
                 }
                 // LIST/NLST of a file: that one file, named as the client
-                // typed it.
-                let entry = st.entry(listing::shown_name(&l.path, l.shown.as_deref()), None);
+                // typed it (STAT: by its name).
+                let name = if by_file_name {
+                    path::file_name(&l.path).to_vec()
+                } else {
+                    listing::shown_name(&l.path, l.shown.as_deref())
+                };
+                let entry = st.entry(name, None);
                 let mut out = Vec::new();
                 listing::render_file(&entry, &opts, &mut out);
                 return Ok(Prepared::Bytes(out));
@@ -136,11 +143,8 @@ impl Conn {
                 ..opts
             },
             pattern,
-            max_depth: if recursive {
-                self.ctx.config.list_max_depth
-            } else {
-                0
-            },
+            recursive,
+            max_depth: self.ctx.config.list_max_depth,
             max_entries: self.ctx.config.list_max_entries,
         };
         let dir = resolve::open_dir(self.root(), &dir_vpath).await?;
@@ -161,7 +165,7 @@ impl Conn {
     }
 
     pub(super) async fn list(&mut self, verb: &'static str, l: Listing, data: DataMode) -> Flow {
-        let prepared = match self.prepare_listing(&l).await {
+        let prepared = match self.prepare_listing(&l, false).await {
             Ok(p) => p,
             Err(VfsError::NotADirectory) if l.format == ListFormat::Machine => {
                 return self
@@ -198,12 +202,10 @@ impl Conn {
     }
 
     /// STAT with a path: a LIST over the control connection (RFC 959); a
-    /// single file is named by its last component.
-    pub(super) async fn stat_path(&mut self, verb: &'static str, mut l: Listing) -> Flow {
-        if l.shown.is_some() && glob::split(&l.path).is_none() {
-            l.shown = Some(path::file_name(&l.path).to_vec());
-        }
-        let prepared = match self.prepare_listing(&l).await {
+    /// single file is named by its last component, a directory (the
+    /// headers of `-R`) as typed.
+    pub(super) async fn stat_path(&mut self, verb: &'static str, l: Listing) -> Flow {
+        let prepared = match self.prepare_listing(&l, true).await {
             Ok(p) => p,
             Err(e) => return self.refuse(verb, &l.path, e).await,
         };

@@ -62,6 +62,7 @@ impl Conn {
             Verdict::Accepted(account) if account.anonymous => {
                 tracing::info!(user = %user, "anonymous login");
                 self.home = None;
+                self.searched.clear();
                 self.session.logged_in(account);
                 self.reply(Reply::new(LOGGED_IN, "Login successful.")).await
             }

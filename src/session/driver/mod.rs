@@ -112,6 +112,8 @@ struct Conn {
     tls_token: Option<crate::tls::binding::Token>,
     /// How the last TLS data connection was encrypted (for STAT).
     last_data_tls: Option<String>,
+    /// Directories this (anonymous) session found world-searchable.
+    searched: crate::vfs::world::Searched,
 }
 
 /// Serves one control connection until it closes. The session's state is
@@ -149,6 +151,7 @@ pub fn run(
         implicit,
         tls_token: None,
         last_data_tls: None,
+        searched: Default::default(),
         counters: Rc::default(),
     };
     conn.serve().instrument(span)
