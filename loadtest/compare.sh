@@ -7,6 +7,8 @@
 #   bash loadtest/compare.sh --quick          # small counts, about 4 minutes
 #   bash loadtest/compare.sh                  # the issue's full targets, about 20 minutes
 #   bash loadtest/compare.sh --check          # install + prove each server serves (curl)
+#   bash loadtest/compare.sh --scenarios single-ops,small-uploads,mirror-50,mirror-200
+#                                             # the latency cases (issues 11 and 15)
 #   bash loadtest/compare.sh --tls ...        # the same over FTPS (ringftp, vsftpd, ProFTPD)
 #
 # Everything binds to 127.0.0.1; every server it starts is stopped again (its
@@ -44,22 +46,29 @@ usage: bash loadtest/compare.sh [--quick] [options]
   --full                  the issue's targets (the default; about 20 minutes)
   --servers LIST          comma-separated subset of: ${SERVERS_ALL// /,}
   --scenarios LIST        comma-separated subset of the cases (see COMPARE.md):
-                          login-storm,login-storm-big,mirror,bigfile,listing,idle,upload
+                          login-storm,login-storm-big,mirror,bigfile,listing,idle,upload,
+                          single-ops,small-uploads,mirror-50,mirror-200
   --out DIR               run directory (default loadtest/out/compare-DATE)
   --tree DIR              serve this already-prepared tree instead of preparing one
   --base-port P           control ports P..P+5, default 2121
   --idle-forking-max N    cap on idle sessions for forking peers (one or two
                           processes per session), default 2000 (full), 500 (quick)
   --rounds N              run every case N times (servers interleaved) and keep
-                          each server's median round; default 1, bigfile 3 (quick 2)
+                          each server's median; default 1, bigfile 3 (quick 2),
+                          single-ops and small-uploads 5 (quick 3), mirror-50 and
+                          mirror-200 3 (quick 2)
   --tls                   FTPS: every server with a throwaway certificate (vsftpd
                           ssl_enable=YES, ProFTPD mod_tls; session reuse required
                           everywhere), the generator with --tls explicit, curl
                           with --ssl-reqd; servers default to ringftp,vsftpd,proftpd
+  --baseline BIN          also run BIN (another ringftp build) as server
+                          "ringftp-base", interleaved with the others: before
+                          and after a change in one run
   --no-build              do not run cargo build --release
   --install-only          fetch and unpack the peers, then exit
   --check                 start each server, prove anonymous RETR + LIST over
-                          EPSV and PASV with curl, stop it, exit
+                          EPSV and PASV with curl, and (in its writable set-up)
+                          a STOR into /upload; stop it, exit
   --serve SERVER          start one server (or "ceiling") on its port and wait
                           (Ctrl-C stops it)
   -h, --help              this text
@@ -79,6 +88,7 @@ while [[ $# -gt 0 ]]; do
         --rounds) ROUNDS_FLAG=$2; shift ;;
         --no-build) BUILD=0 ;;
         --tls) TLS=1 ;;
+        --baseline) BASELINE=$2; shift ;;
         --install-only) ACTION=install ;;
         --check) ACTION=check ;;
         --serve) ACTION=serve; SERVE_ONE=$2; shift ;;
@@ -87,6 +97,17 @@ while [[ $# -gt 0 ]]; do
     esac
     shift
 done
+# --baseline BIN adds "ringftp-base" (that binary) right after ringftp: a
+# before/after comparison interleaved in the same run as the peers.
+if [[ -n ${BASELINE:-} ]]; then
+    [[ -x $BASELINE ]] || { echo "compare.sh: --baseline $BASELINE is not an executable" >&2; exit 2; }
+    BASELINE=$(realpath "$BASELINE")
+    SERVERS_ALL+=" ringftp-base"
+    if [[ " $SERVERS " != *" ringftp-base "* ]]; then
+        SERVERS=$(for s in $SERVERS; do echo -n "$s "; if [[ $s == ringftp ]]; then echo -n "ringftp-base "; fi; done)
+        SERVERS=${SERVERS% }
+    fi
+fi
 for s in $SERVERS; do
     [[ " $SERVERS_ALL " == *" $s "* ]] || { echo "compare.sh: unknown server '$s' (one of: $SERVERS_ALL)" >&2; exit 2; }
 done
@@ -105,12 +126,38 @@ else
     TREE_ARGS="--files 1000 --bigfile 512MiB"; TREE_DESC="ringftp loadtest prepare --files 1000 --bigfile 512MiB: /listing 10,000 entries"
     BIGFILE_ROUNDS=${ROUNDS_FLAG:-2}; IDLE_FORKING_MAX=${IDLE_FORKING_MAX:-500}
 fi
-CASES_ALL="login-storm login-storm-big mirror bigfile listing idle upload"
+CASES_ALL="login-storm login-storm-big mirror bigfile listing idle upload single-ops small-uploads mirror-50 mirror-200"
 CASES=${SCENARIOS:-$CASES_ALL}
 for c in $CASES; do
     [[ " $CASES_ALL " == *" $c "* ]] || { echo "compare.sh: unknown scenario '$c' (one of: $CASES_ALL)" >&2; exit 2; }
 done
-ROUNDS=${ROUNDS_FLAG:-1}   # rounds of every case but bigfile; the table keeps each server's median round
+# Rounds of each case (servers interleaved within a round); the tables keep
+# each server's median. The latency cases run several by default: on a shared
+# machine one round says little about a 0.1 ms difference or a p99.9.
+case_rounds() { # CASE -> rounds
+    if [[ -n $ROUNDS_FLAG ]]; then echo "$ROUNDS_FLAG"; return; fi
+    case $1 in
+        bigfile) echo "$BIGFILE_ROUNDS" ;;
+        single-ops | small-uploads) if [[ $MODE == full ]]; then echo 5; else echo 3; fi ;;
+        mirror-50 | mirror-200) if [[ $MODE == full ]]; then echo 3; else echo 2; fi ;;
+        *) echo 1 ;;
+    esac
+}
+# mirror-50 and mirror-200 at full scale: this long a round (quick: the
+# mirror scenario's quick duration).
+MIRROR_N_DURATION=${RINGFTP_COMPARE_MIRROR_DURATION:-15s}
+# The cases that upload: every server runs in its writable set-up for them
+# (see "Writable set-up" in COMPARE.md), and each run starts with an empty
+# /upload. A server listed in NO_WRITE runs single-ops without its STOR and
+# skips small-uploads, with the reason in the table.
+WRITE_CASES="single-ops small-uploads"
+declare -A NO_WRITE=()
+for s in ${RINGFTP_COMPARE_NO_WRITE:-}; do NO_WRITE[$s]="not writable here (RINGFTP_COMPARE_NO_WRITE)"; done
+WRITABLE=0   # set while a write case runs: cmd_NAME then starts the writable set-up
+# ringftp has no anonymous uploads: the write cases log in to this account
+# (home = the tree, list/read/write), made with `ringftp passwd`.
+BENCH_USER=bench
+BENCH_PASSWORD=bench-compare-pw
 GEN_EXTRA=${RINGFTP_COMPARE_GEN_ARGS:-}   # extra generator flags for every run (e.g. --cores 1)
 # --tls: FTPS everywhere. pure-ftpd's and pyftpdlib's TLS need rebuilding or
 # extra Python packages, so the default set is the three with TLS at hand.
@@ -118,7 +165,7 @@ CURL_TLS=()
 if [[ $TLS == 1 ]]; then
     GEN_EXTRA+=" --tls explicit --tls-insecure"
     CURL_TLS=(--ssl-reqd --insecure)
-    if [[ $SERVERS_SET == 0 ]]; then SERVERS="ringftp vsftpd proftpd"; fi
+    if [[ $SERVERS_SET == 0 ]]; then SERVERS="ringftp${BASELINE:+ ringftp-base} vsftpd proftpd"; fi
 fi
 # CPU placement (taskset lists, e.g. 0 and 1): every server, and the generator
 # plus curl, confined to their own CPUs. Unset: the kernel places everything.
@@ -153,9 +200,10 @@ die() { printf 'compare.sh: %s\n' "$*" >&2; exit 1; }
 # so it gets 12,000 ports for the 5,000-client storm.
 declare -A PORT PASV_LO PASV_HI
 i=0
-for s in ringftp vsftpd pure-ftpd proftpd pyftpdlib ceiling; do PORT[$s]=$((BASE_PORT + i)); i=$((i + 1)); done
+for s in ringftp vsftpd pure-ftpd proftpd pyftpdlib ceiling ringftp-base; do PORT[$s]=$((BASE_PORT + i)); i=$((i + 1)); done
 PASV_LO[pure-ftpd]=10000; PASV_HI[pure-ftpd]=21999
-PASV_LO[ringftp]=22000;   PASV_HI[ringftp]=25999
+PASV_LO[ringftp]=22000;   PASV_HI[ringftp]=23999
+PASV_LO[ringftp-base]=24000; PASV_HI[ringftp-base]=25999
 PASV_LO[vsftpd]=26000;    PASV_HI[vsftpd]=27999
 PASV_LO[proftpd]=28000;   PASV_HI[proftpd]=29999
 PASV_LO[pyftpdlib]=30000; PASV_HI[pyftpdlib]=31999
@@ -301,6 +349,7 @@ deb_version() { dpkg-deb -f "$(ls "$CACHE"/debs/"$1"_*.deb | head -1)" Version; 
 server_version() {
     case $1 in
         ringftp) "$RINGFTP" --version 2>/dev/null | head -1 || echo "ringftp (not built)" ;;
+        ringftp-base) echo "$("$BASELINE" --version 2>/dev/null | head -1) (--baseline $BASELINE)" ;;
         vsftpd) echo "vsftpd $(deb_version vsftpd) (Debian 12)" ;;
         pure-ftpd) echo "pure-ftpd $(deb_version pure-ftpd) (Debian 12)" ;;
         proftpd) echo "proftpd $(deb_version proftpd-core) (Debian 12)" ;;
@@ -346,18 +395,32 @@ check_tree_access() {
 # starting servers
 # --------------------------------------------------------------------------
 # cmd_NAME writes the server's config into $OUT/conf and sets CMD to its command line.
-cmd_ringftp() {
-    [[ -x $RINGFTP ]] || die "$RINGFTP is missing (cargo build --release)"
-    CMD=("$RINGFTP" serve --listen "127.0.0.1:${PORT[ringftp]}" --root "$TREE" \
-        --pasv-ports "${PASV_LO[ringftp]}-${PASV_HI[ringftp]}" --idle-timeout 3600 --log-level warn)
+cmd_ringftp() { ringftp_cmd ringftp "$RINGFTP"; }
+# --baseline BIN: another ringftp build, the same flags, its own ports.
+cmd_ringftp-base() { ringftp_cmd ringftp-base "$BASELINE"; }
+ringftp_cmd() { # NAME BINARY
+    local name=$1 bin=$2
+    [[ -x $bin ]] || die "$bin is missing (cargo build --release)"
+    CMD=("$bin" serve --listen "127.0.0.1:${PORT[$name]}" --root "$TREE" \
+        --pasv-ports "${PASV_LO[$name]}-${PASV_HI[$name]}" --idle-timeout 3600 --log-level warn)
+    if [[ $WRITABLE == 1 ]]; then
+        local users=$OUT/conf/ringftp-users.toml hash
+        if [[ ! -s $users ]]; then
+            hash=$(printf '%s' "$BENCH_PASSWORD" | "$bin" passwd) || die "ringftp passwd failed"
+            printf '[[user]]\nname = "%s"\npassword = "%s"\nhome = "/"\npermissions = ["list", "read", "write"]\n' \
+                "$BENCH_USER" "$hash" >"$users"
+        fi
+        CMD+=(--users "$users")
+    fi
     if [[ $TLS == 1 ]]; then CMD+=(--tls-cert "$OUT/conf/tls-cert.pem" --tls-key "$OUT/conf/tls-key.pem"); fi
 }
 
 cmd_vsftpd() {
-    local conf=$OUT/conf/vsftpd.conf empty=$OUT/conf/vsftpd-empty
+    local conf=$OUT/conf/vsftpd.conf empty=$OUT/conf/vsftpd-empty write=NO
+    if [[ $WRITABLE == 1 ]]; then conf=$OUT/conf/vsftpd-writable.conf; write=YES; fi
     mkdir -p "$empty"; chmod 755 "$empty"     # secure_chroot_dir: empty, root-owned, not writable by nobody
     cat >"$conf" <<EOF
-# written by loadtest/compare.sh: anonymous read-only, loopback, standalone, foreground
+# written by loadtest/compare.sh: anonymous $([[ $write == YES ]] && echo "with uploads into /upload (owned by ftp)" || echo read-only), loopback, standalone, foreground
 listen=YES
 listen_ipv6=NO
 listen_address=127.0.0.1
@@ -365,8 +428,9 @@ listen_port=${PORT[vsftpd]}
 background=NO
 anonymous_enable=YES
 local_enable=NO
-write_enable=NO
-anon_upload_enable=NO
+write_enable=$write
+anon_upload_enable=$write
+anon_umask=022
 anon_mkdir_write_enable=NO
 anon_other_write_enable=NO
 anon_root=$TREE
@@ -415,7 +479,16 @@ EOF
 }
 
 cmd_proftpd() {
-    local conf=$OUT/conf/proftpd.conf
+    local conf=$OUT/conf/proftpd.conf upload=""
+    if [[ $WRITABLE == 1 ]]; then
+        conf=$OUT/conf/proftpd-writable.conf
+        upload="  # the writable set-up: anonymous STOR into /upload (owned by nobody), nothing else
+  <Directory $TREE/upload>
+    <Limit STOR>
+      AllowAll
+    </Limit>
+  </Directory>"
+    fi
     cat >"$conf" <<EOF
 # written by loadtest/compare.sh: anonymous read-only, loopback, standalone, foreground (-n)
 ServerName              "proftpd"
@@ -458,6 +531,7 @@ $(proftpd_tls)
   <Limit WRITE SITE_CHMOD>
     DenyAll
   </Limit>
+$upload
 </Anonymous>
 EOF
     CMD=(env LD_LIBRARY_PATH="$PEER_LIBS" "$PEER_ROOT/usr/sbin/proftpd" -n -c "$conf")
@@ -497,15 +571,20 @@ with_ftp_user() { # COMMAND... -> CMD wrapped
 }
 
 cmd_pure-ftpd() {
+    # -i: no anonymous uploads, except in the writable set-up (anonymous may
+    # then STOR where the ftp user may write: /upload only)
+    local noup=(-i)
+    if [[ $WRITABLE == 1 ]]; then noup=(); fi
     with_ftp_user env LD_LIBRARY_PATH="$PEER_LIBS" "$PEER_ROOT/usr/sbin/pure-ftpd" \
         -S "127.0.0.1,${PORT[pure-ftpd]}" -p "${PASV_LO[pure-ftpd]}:${PASV_HI[pure-ftpd]}" \
-        -e -i -A -H -c 20000 -C 20000 -I 60 -L 100000:5 -f none -g "$OUT/conf/pure-ftpd.pid"
+        -e "${noup[@]}" -A -H -c 20000 -C 20000 -I 60 -L 100000:5 -f none -g "$OUT/conf/pure-ftpd.pid"
 }
 
 cmd_pyftpdlib() {
     CMD=(env PYTHONPATH="$CACHE/python" python3 "$HERE/pyftpdlib_peer.py" --listen "127.0.0.1:${PORT[pyftpdlib]}" \
         --root "$TREE" --pasv-ports "${PASV_LO[pyftpdlib]}-${PASV_HI[pyftpdlib]}" --log "$OUT/logs/pyftpdlib.log" \
         --max-cons 20000 --timeout 3600)
+    if [[ $WRITABLE == 1 ]]; then CMD+=(--upload-dir "$TREE/upload"); fi
 }
 
 cmd_ceiling() {
@@ -634,6 +713,32 @@ run_check() {
         stop_server "$pid"
         log "  stopped; processes left: $(server_procs "$pid" | wc -l)"
     done
+    # the writable set-up of the write cases: a 1 KiB STOR into /upload over
+    # EPSV and PASV, as the login those cases use, compared byte for byte
+    local up=$OUT/conf/check-upload.bin mode flags
+    head -c 1024 /dev/urandom >"$up"
+    WRITABLE=1
+    for s in $SERVERS; do
+        if [[ -n ${NO_WRITE[$s]:-} ]]; then log "$s writable: skipped (${NO_WRITE[$s]})"; continue; fi
+        reset_upload_dir
+        if ! start_server "$s" "check-write.$s"; then fails=$((fails + 1)); continue; fi
+        local pid=$STARTED_PID user=anonymous:compare@example.org
+        if [[ $s == ringftp* ]]; then user=$BENCH_USER:$BENCH_PASSWORD; fi
+        for mode in epsv pasv; do
+            flags=(--silent --show-error --max-time 30 --user "$user")
+            if [[ $mode == pasv ]]; then flags+=(--disable-epsv); fi
+            if curl "${flags[@]}" -T "$up" "ftp://127.0.0.1:${PORT[$s]}/upload/check-$mode.bin" 2>>"$OUT/logs/check.$s.curl.log" \
+                && cmp -s "$up" "$TREE/upload/check-$mode.bin"; then
+                log "  $s writable $mode: STOR /upload/check-$mode.bin 1024 bytes ok (as ${user%%:*})"
+            else
+                log "  $s writable $mode: FAILED: STOR /upload/check-$mode.bin as ${user%%:*} (see $OUT/logs/check.$s.curl.log)"
+                fails=$((fails + 1))
+            fi
+        done
+        stop_server "$pid"
+        reset_upload_dir
+    done
+    WRITABLE=0
     [[ $fails == 0 ]] || die "$fails server(s) failed the check"
     log "all servers passed"
 }
@@ -670,36 +775,76 @@ manifest() { # CASE SCENARIO SERVER STATUS RC JSON CLIENTS NOTE (ROUND, CURL_MIB
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" "${round:-1}" "${curl_mib:-}" >>"$MANIFEST"
 }
 
+case_scenario() { # CASE -> the bundled scenario it runs
+    case $1 in
+        mirror-50 | mirror-200) echo mirror ;;
+        *) echo "$1" ;;
+    esac
+}
+
+# The single-ops mix without its STOR, for a server that cannot be made
+# writable here.
+READ_OPS=noop,size,mdtm,pasv-retr,epsv-retr,list
+
 case_args() { # CASE SERVER -> generator flags: the scenario at this scale, and
               # the few things that depend on this machine or this server
-    local args="--scenario $1 --scale $MODE"
+    local args="--scenario $(case_scenario "$1") --scale $MODE"
     case $1 in
         # the same file list for every server: prepare's index.txt (a server
         # without MLSD, like vsftpd, would otherwise be walked differently)
         mirror) args+=" --files $TREE/index.txt" ;;
+        # the mirror at a fixed number of clients, whatever the scale
+        mirror-50 | mirror-200)
+            args+=" --files $TREE/index.txt --clients ${1#mirror-}"
+            if [[ $MODE == full ]]; then args+=" --duration $MIRROR_N_DURATION"; fi ;;
         # forking peers hold one or two processes a session
-        idle) if [[ -n ${FORKING[${2:-}]:-} && $(case_plan "$1" clients) -gt $IDLE_FORKING_MAX ]]; then args+=" --clients $IDLE_FORKING_MAX"; fi ;;
+        idle) if [[ -n ${FORKING[${2:-}]:-} && $(scenario_plan "$1" clients) -gt $IDLE_FORKING_MAX ]]; then args+=" --clients $IDLE_FORKING_MAX"; fi ;;
+        # uploads: ringftp's account; the peers upload as anonymous
+        single-ops | small-uploads)
+            if [[ ${2:-} == ringftp* ]]; then args+=" --user $BENCH_USER --password $BENCH_PASSWORD"; fi
+            if [[ $1 == single-ops && -n ${NO_WRITE[${2:-}]:-} ]]; then args+=" --ops $READ_OPS"; fi ;;
     esac
     echo "$args"
 }
 
-case_plan() { # CASE FIELD -> the field of the scenario's resolved plan at this scale
+scenario_plan() { # SCENARIO FIELD -> the field of the scenario's resolved plan at this scale
     "$RINGFTP" loadtest --scenario "$1" --scale "$MODE" --dry-run \
         | python3 -c 'import json, sys; v = json.load(sys.stdin).get(sys.argv[1]); print("" if v is None else v)' "$2"
 }
 
-case_limit() { # CASE -> seconds the generator may run before it is killed
+case_plan() { # CASE SERVER FIELD -> the field of the plan the case's flags resolve to
+    # shellcheck disable=SC2046
+    "$RINGFTP" loadtest $(case_args "$1" "$2") --dry-run \
+        | python3 -c 'import json, sys; v = json.load(sys.stdin).get(sys.argv[1]); print("" if v is None else v)' "$3"
+}
+
+case_limit() { # CASE SERVER -> seconds the generator may run before it is killed
     local d
-    d=$(case_plan "$1" duration_s)
+    d=$(case_plan "$1" "$2" duration_s)
     echo $(( ${d%.*} + 90 ))   # + connect/login ramp, the last replies, the report
+}
+
+# The write cases start every run with an empty /upload that the peers'
+# unprivileged users (ftp = nobody, uid 65534) may write to, and empty it
+# again after the run, so no server creates its files among another's.
+reset_upload_dir() {
+    local d=$TREE/upload
+    mkdir -p "$d"
+    find "$d" -mindepth 1 -maxdepth 1 \( -name 'lg-*' -o -name 'check-*' \) -delete
+    chown 65534:65534 "$d" 2>/dev/null || chmod 1777 "$d"
+    chmod o+rx "$d"
 }
 
 run_one() { # CASE SERVER ROUND
     local c=$1 s=$2 round=$3 clients args json glog rc pid limit tag
     args=$(case_args "$c" "$s")
-    clients=$(case_plan "$c" clients)
-    if [[ $args == *"--clients "* ]]; then clients=${args##*--clients }; clients=${clients%% *}; fi
+    clients=$(case_plan "$c" "$s" clients)
     tag=$c.$s.r$round
+    if [[ $c == small-uploads && -n ${NO_WRITE[$s]:-} ]]; then
+        manifest "$c" "$c" "$s" skipped - - "$clients" "${NO_WRITE[$s]}"
+        return
+    fi
+    if [[ " $WRITE_CASES " == *" $c "* ]]; then reset_upload_dir; fi
     json=$OUT/json/$tag.json
     glog=$OUT/logs/$tag.loadtest.log
     if ! start_server "$s" "$tag"; then
@@ -707,7 +852,7 @@ run_one() { # CASE SERVER ROUND
         return
     fi
     pid=$STARTED_PID
-    limit=$(case_limit "$c")
+    limit=$(case_limit "$c" "$s")
     # The generator measures the server itself (--server-pid): CPU from the
     # server's cgroup (or its /proc tree) until the run's sessions have
     # closed, memory over the tree, and the sessions it really held.
@@ -729,12 +874,16 @@ run_one() { # CASE SERVER ROUND
     fi
     stop_server "$pid"
     local note=""
-    if [[ $rc == 124 || $rc == 137 ]]; then note="generator killed after ${limit}s"; fi
+    if [[ " $WRITE_CASES " == *" $c "* ]]; then
+        reset_upload_dir
+        if [[ -n ${NO_WRITE[$s]:-} ]]; then note="no STOR: ${NO_WRITE[$s]}"; fi
+    fi
+    if [[ $rc == 124 || $rc == 137 ]]; then note="${note:+$note; }generator killed after ${limit}s"; fi
     if [[ -s $json ]]; then
-        manifest "$c" "$c" "$s" ok "$rc" "$json" "$clients" "$note"
+        manifest "$c" "$(case_scenario "$c")" "$s" ok "$rc" "$json" "$clients" "$note"
         log "  $(printf '%-10s' "$s") done (exit $rc)"
     else
-        manifest "$c" "$c" "$s" failed "$rc" - "$clients" "${note:-no JSON report: $(grep -v '^\s*$' "$glog" | tail -2 | tr '\t\n' '  ' | cut -c1-200)}"
+        manifest "$c" "$(case_scenario "$c")" "$s" failed "$rc" - "$clients" "${note:-no JSON report: $(grep -v '^\s*$' "$glog" | tail -2 | tr '\t\n' '  ' | cut -c1-200)}"
         log "  $(printf '%-10s' "$s") FAILED (exit $rc): see $glog"
     fi
 }
@@ -747,7 +896,7 @@ print_header() {
     echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(free -g | awk '/^Mem:/{print $2}') GiB, kernel $(uname -r)"
     echo "- ringftp commit: $(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet HEAD -- src || echo ' (uncommitted changes in src/)')"
     echo "- tree: $TREE ($TREE_DESC)"
-    echo "- every server on 127.0.0.1, anonymous read-only, started fresh for each run; server CPU and memory measured by the generator (--server-pid): CPU $(if [[ -n $CG_ROOT ]]; then echo "from a cgroup of its own ($CG_ROOT), every process it ever had"; else echo "from the /proc tree (no writable cgroup here), reaped and reparented children included"; fi), from before the run until its sessions have closed; RSS/PSS summed over the process tree"
+    echo "- every server on 127.0.0.1, anonymous read-only (for $WRITE_CASES: its writable set-up, see COMPARE.md), started fresh for each run; server CPU and memory measured by the generator (--server-pid): CPU $(if [[ -n $CG_ROOT ]]; then echo "from a cgroup of its own ($CG_ROOT), every process it ever had"; else echo "from the /proc tree (no writable cgroup here), reaped and reparented children included"; fi), from before the run until its sessions have closed; RSS/PSS summed over the process tree"
     echo "- servers:"
     for s in $SERVERS; do echo "  - $(server_version "$s"): 127.0.0.1:${PORT[$s]}, passive ${PASV_LO[$s]}-${PASV_HI[$s]}"; done
     if [[ " $CASES " == *" bigfile "* && $TLS == 0 ]]; then echo "  - $(server_version ceiling): 127.0.0.1:${PORT[ceiling]} (bigfile only)"; fi
@@ -756,8 +905,8 @@ print_header() {
     echo "- generator: \`ringftp loadtest --target 127.0.0.1:PORT --server-pid PID --json FILE ARGS\`${GEN_EXTRA:+ plus \`$GEN_EXTRA\`}, ARGS per case:"
     local c
     for c in $CASES; do
-        if [[ $c == upload ]]; then echo "  - upload: skipped (no writable account on any server)"; continue; fi
-        echo "  - $c: \`$(case_args "$c" ringftp)\` ($(case_plan "$c" clients) clients$(d=$(case_plan "$c" duration_s); [[ -n $d ]] && echo ", at most $d s"))$(r=$ROUNDS; [[ $c == bigfile ]] && r=$BIGFILE_ROUNDS; ((r > 1)) && echo ", $r rounds, servers interleaved, median round kept")$([[ $c == bigfile ]] && echo "; after each round, one \`curl -o /dev/null -w %{speed_download} ftp://127.0.0.1:PORT/$BIGFILE_PATH\` cross-checks the generator")$([[ $c == idle && $(case_args idle vsftpd) == *--clients* ]] && echo " (forking peers: --clients $IDLE_FORKING_MAX, one or two processes a session)")"
+        if [[ $c == upload ]]; then echo "  - upload: skipped (1 MiB uploads overwrite each client's file, which the anonymous peers may not do; small-uploads measures uploads)"; continue; fi
+        echo "  - $c: \`$(case_args "$c" ringftp)\` ($(case_plan "$c" ringftp clients) clients$(d=$(case_plan "$c" ringftp duration_s); [[ -n $d ]] && echo ", at most $d s")$(n=$(case_plan "$c" ringftp requests); [[ -n $n ]] && echo ", $n requests"))$(r=$(case_rounds "$c"); ((r > 1)) && echo ", $r rounds, servers interleaved (each round starting one server later), median kept")$([[ " $WRITE_CASES " == *" $c "* ]] && echo "; ringftp logs in as \`$BENCH_USER\` (a users-file account, home = the tree), the peers as anonymous$( ((${#NO_WRITE[@]})) && echo "; without STOR: ${!NO_WRITE[*]}")")$([[ $c == bigfile ]] && echo "; after each round, one \`curl -o /dev/null -w %{speed_download} ftp://127.0.0.1:PORT/$BIGFILE_PATH\` cross-checks the generator")$([[ $c == idle && $(case_args idle vsftpd) == *--clients* ]] && echo " (forking peers: --clients $IDLE_FORKING_MAX, one or two processes a session)")"
     done
     echo
 }
@@ -792,18 +941,25 @@ run_compare() {
     for c in $CASES; do
         if [[ $c == upload ]]; then
             for s in $SERVERS; do
-                manifest "$c" upload "$s" skipped - - - "no writable account: every server here is anonymous read-only"
+                manifest "$c" upload "$s" skipped - - - "1 MiB uploads overwrite each client's file, which the anonymous peers may not do (small-uploads measures uploads)"
             done
             continue
         fi
-        local rounds=$ROUNDS r
-        if [[ $c == bigfile ]]; then rounds=$BIGFILE_ROUNDS; fi
+        local rounds r order
+        rounds=$(case_rounds "$c")
+        WRITABLE=0
+        if [[ " $WRITE_CASES " == *" $c "* ]]; then WRITABLE=1; fi
         for r in $(seq "$rounds"); do
             log "== $c$( ((rounds > 1)) && echo " (round $r of $rounds)"): $(case_args "$c" ringftp)"
-            for s in $SERVERS; do run_one "$c" "$s" "$r"; done
+            # each round starts one server later, so no server always runs
+            # first (or right after the same neighbour)
+            read -ra order <<<"$SERVERS"
+            local k n=${#order[@]}
+            for ((k = 0; k < n; k++)); do run_one "$c" "${order[$(((k + r - 1) % n))]}" "$r"; done
             # The ceiling is plain FTP: nothing to compare with under --tls.
             if [[ $c == bigfile && $TLS == 0 ]]; then run_one "$c" ceiling "$r"; fi
         done
+        WRITABLE=0
     done
     log "== charts"
     draw_charts

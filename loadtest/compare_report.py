@@ -15,7 +15,10 @@ held at once (`totals.sessions_peak`), not by the clients asked for.
 A server run several rounds shows its median round (by the headline figure)
 with every round's figure in the note: on a shared, noisy machine one lucky
 round of any server (the ceiling included) is common, and a median is not
-moved by it.
+moved by it. The latency cases (single-ops, small-uploads, mirror-50,
+mirror-200) are figure-by-server tables instead: each cell is the median of
+that figure over the server's rounds, with its ratio to ringftp's, the best
+peer and ringftp ÷ best peer.
 and each JSON file is a `ringftp loadtest --json` report (schema_version 1,
 docs/loadgen.md). One table per case: a row per server, every figure, and
 the ratio of the case's headline figure to ringftp's. Standard library only.
@@ -26,9 +29,10 @@ import os
 import statistics
 import sys
 
-SERVER_ORDER = ["ringftp", "vsftpd", "pure-ftpd", "proftpd", "pyftpdlib", "ceiling"]
-SERVER_LABEL = {"ceiling": "sendfile(2) ceiling"}
-CASE_ORDER = ["login-storm", "login-storm-big", "mirror", "bigfile", "listing", "idle", "upload"]
+SERVER_ORDER = ["ringftp", "ringftp-base", "vsftpd", "pure-ftpd", "proftpd", "pyftpdlib", "ceiling"]
+SERVER_LABEL = {"ceiling": "sendfile(2) ceiling", "ringftp-base": "ringftp (--baseline)"}
+CASE_ORDER = ["login-storm", "login-storm-big", "mirror", "bigfile", "listing", "idle", "upload",
+              "single-ops", "small-uploads", "mirror-50", "mirror-200"]
 MiB = 1024.0 * 1024.0
 
 
@@ -357,6 +361,211 @@ def case_table(case, runs, charts=None):
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------
+# the latency cases: a figure per row, a server per column, medians of rounds
+# --------------------------------------------------------------------------
+def phase_fig(name, key):
+    def f(r):
+        return ((r.get("phases") or {}).get(name) or {}).get(key)
+    return f
+
+
+def op_fig(op, key):
+    """A percentile of one op of a mix; None when the op never succeeded."""
+    def f(r):
+        if ((r.get("ops") or {}).get(op) or {}).get("ok", 0) == 0:
+            return None
+        return phase_fig(f"request.{op}", key)(r)
+    return f
+
+
+def per_file_rate(r):
+    """Files a second one client gets back to back: 1000 / mean ms."""
+    m = phase_fig("request", "mean_ms")(r)
+    return 1000.0 / m if m else None
+
+
+OP_LABEL = {
+    "noop": "NOOP round trip",
+    "size": "SIZE",
+    "mdtm": "MDTM",
+    "pasv-retr": "PASV + RETR 1 KiB",
+    "epsv-retr": "EPSV + RETR 1 KiB",
+    "list": "LIST of 100 entries",
+    "stor": "STOR 1 KiB (new file)",
+}
+
+MIRROR_ROWS = [
+    ("files/s", lambda r: (r.get("totals") or {}).get("requests_per_s"), "higher"),
+    ("MiB/s", lambda r: (r.get("totals") or {}).get("mib_per_s"), "higher"),
+    ("request p50 ms", phase_fig("request", "p50_ms"), "lower"),
+    ("request p99 ms", phase_fig("request", "p99_ms"), "lower"),
+    ("request p99.9 ms", phase_fig("request", "p99_9_ms"), "lower"),
+    ("time to first byte p99 ms", phase_fig("first_byte", "p99_ms"), "lower"),
+    ("time to first byte p99.9 ms", phase_fig("first_byte", "p99_9_ms"), "lower"),
+    ("request p99 ms, files ≤ 64 KiB", phase_fig("request.le_64KiB", "p99_ms"), "lower"),
+    ("request p99 ms, files ≤ 1 MiB", phase_fig("request.le_1MiB", "p99_ms"), "lower"),
+    ("request p99 ms, files > 1 MiB", phase_fig("request.gt_1MiB", "p99_ms"), "lower"),
+    ("request p99.9 ms, files ≤ 64 KiB", phase_fig("request.le_64KiB", "p99_9_ms"), "lower"),
+    ("server CPU ms/file", lambda r: server(r, "cpu_ms_per_request"), "lower"),
+]
+
+UPLOAD_ROWS = [
+    ("time per file p50 ms", phase_fig("request", "p50_ms"), "lower"),
+    ("time per file p90 ms", phase_fig("request", "p90_ms"), "lower"),
+    ("time per file p99 ms", phase_fig("request", "p99_ms"), "lower"),
+    ("time per file p99.9 ms", phase_fig("request", "p99_9_ms"), "lower"),
+    ("files/s (1000 / mean ms)", per_file_rate, "higher"),
+    ("server CPU ms/file", lambda r: server(r, "cpu_ms_per_request"), "lower"),
+]
+
+FIGURE_CASES = {
+    "single-ops": dict(
+        title="single-ops: one client, each operation in turn (ms per operation)",
+        per_op=True,
+    ),
+    "small-uploads": dict(
+        title="small-uploads: one client STORs new 1 KiB files one after another",
+        rows=UPLOAD_ROWS,
+        round_cols=[("p50 ms", phase_fig("request", "p50_ms")), ("p99 ms", phase_fig("request", "p99_ms"))],
+    ),
+    "mirror-50": dict(
+        title="mirror-50: 50 logged-in clients RETR random files of the tree",
+        rows=MIRROR_ROWS,
+        round_cols=[
+            ("files/s", lambda r: (r.get("totals") or {}).get("requests_per_s")),
+            ("request p99 ms", phase_fig("request", "p99_ms")),
+            ("request p99.9 ms", phase_fig("request", "p99_9_ms")),
+            ("TTFB p99.9 ms", phase_fig("first_byte", "p99_9_ms")),
+            ("CPU ms/file", lambda r: server(r, "cpu_ms_per_request")),
+        ],
+    ),
+}
+FIGURE_CASES["mirror-200"] = dict(FIGURE_CASES["mirror-50"], title="mirror-200: 200 logged-in clients RETR random files of the tree")
+
+
+def median_of(values):
+    vs = [v for v in values if v is not None]
+    return statistics.median(vs) if vs else None
+
+
+def figure_rows_table(rows, servers, by_server):
+    """rows: (label, fn, better); a cell per server: the median over its
+    rounds, peers with (÷ ringftp); then the best peer and ringftp ÷ it."""
+    # the --baseline build is ringftp too: a cell with its ratio, not a peer
+    peers = [s for s in servers if s not in ("ringftp", "ringftp-base")]
+    header = ["figure"] + [("**ringftp**" if s == "ringftp" else SERVER_LABEL.get(s, s)) for s in servers]
+    if "ringftp" in servers and peers:
+        header += ["best peer", "ringftp ÷ best peer"]
+    out = []
+    for label, fn, better in rows:
+        vals = {s: median_of(fn(x["report"]) for x in by_server[s] if x["report"] is not None) for s in servers}
+        if all(v is None for v in vals.values()):
+            continue
+        base = vals.get("ringftp")
+        row = [label]
+        for s in servers:
+            v = vals[s]
+            if s == "ringftp" or v is None or base is None:
+                row.append(num(v))
+            else:
+                row.append(f"{num(v)} ({ratio(v, base)})")
+        if "ringftp" in servers and peers:
+            have = [(vals[s], s) for s in peers if vals[s] is not None]
+            if have:
+                bv, bs = (min if better == "lower" else max)(have)
+                row += [f"{num(bv)} ({SERVER_LABEL.get(bs, bs)})", ratio(base, bv)]
+            else:
+                row += ["–", "–"]
+        out.append(row)
+    return table(header, out)
+
+
+def runs_notes(xs):
+    """What went wrong in a server's rounds: errors by kind and by op, exit
+    codes, skipped runs."""
+    notes = []
+    errs, by_op, rcs = {}, {}, set()
+    for x in xs:
+        r = x["report"]
+        if r is None:
+            notes.append(f"round {x['round']}: {x['status']}" + (f": {x['note']}" if x["note"] else ""))
+            continue
+        for k, v in (r.get("errors") or {}).items():
+            e = errs.setdefault(k, [0, v.get("example", "")])
+            e[0] += v.get("count", 0)
+        for op, c in (r.get("ops") or {}).items():
+            if c.get("errors"):
+                by_op[op] = by_op.get(op, 0) + c["errors"]
+        if x["rc"] not in ("", "-", "0"):
+            rcs.add(x["rc"])
+    if errs:
+        notes.append("errors: " + ", ".join(f"{k} ×{n} (e.g. {ex})" for k, (n, ex) in sorted(errs.items())))
+    if by_op:
+        notes.append("failed ops: " + ", ".join(f"{op} ×{n}" for op, n in sorted(by_op.items())))
+    if rcs:
+        notes.append("generator exit " + "/".join(sorted(rcs)))
+    for n in sorted({x["note"] for x in xs if x["report"] is not None and x["note"]}):
+        notes.append(n)
+    return notes
+
+
+def figure_case(case, runs, charts=None):
+    spec = FIGURE_CASES[case]
+    by_server = {}
+    for x in runs:
+        by_server.setdefault(x["server"], []).append(x)
+    servers = sorted(by_server, key=lambda s: SERVER_ORDER.index(s) if s in SERVER_ORDER else 99)
+    lines = [f"## {spec['title']}", ""]
+    reports = [x["report"] for s in servers for x in by_server[s] if x["report"] is not None]
+    if spec.get("per_op"):
+        ops = []
+        for r in reports:
+            for op in (r.get("config") or {}).get("ops", []):
+                if op not in ops:
+                    ops.append(op)
+        for key, what in (("p50_ms", "median"), ("p90_ms", "p90"), ("p99_ms", "p99")):
+            lines.append(f"**{what}, ms** (median over rounds; peers: value (÷ ringftp))")
+            lines.append("")
+            rows = [(OP_LABEL.get(op, op), op_fig(op, key), "lower") for op in ops]
+            lines.append(figure_rows_table(rows, servers, by_server))
+            lines.append("")
+    else:
+        lines.append("Each cell is the median over the server's rounds; peers: value (÷ ringftp).")
+        lines.append("")
+        lines.append(figure_rows_table(spec["rows"], servers, by_server))
+        lines.append("")
+    # the runs: rounds, what failed, CPU; and each round's headline figures
+    rc = spec.get("round_cols", [])
+    header = ["server", "rounds", "ok requests (all rounds)", "errors (all rounds)"] + [f"{t} by round" for t, _ in rc] + ["note"]
+    rows = []
+    for s in servers:
+        xs = sorted(by_server[s], key=lambda x: int(x["round"]) if x["round"].isdigit() else 0)
+        ok = [x["report"] for x in xs if x["report"] is not None]
+        n_ok = sum((r.get("totals") or {}).get("ok", 0) for r in ok)
+        n_err = sum((r.get("totals") or {}).get("errors", 0) for r in ok)
+        n_ab = sum((r.get("totals") or {}).get("abandoned", 0) for r in ok)
+        if not ok and all(x["status"] == "skipped" for x in xs):
+            rows.append([SERVER_LABEL.get(s, s), "0", "–", "–"] + ["–"] * len(rc) + [f"skipped: {xs[0]['note']}"])
+            continue
+        row = [
+            f"**{s}**" if s == "ringftp" else SERVER_LABEL.get(s, s),
+            f"{len(ok)} of {len(xs)}",
+            num(n_ok),
+            (f"**{n_err}**" if n_err else "0") + (f"; {n_ab} abandoned" if n_ab else ""),
+        ]
+        for _, fn in rc:
+            row.append(", ".join(num(fn(x["report"])) if x["report"] is not None else "–" for x in xs))
+        row.append("; ".join(runs_notes(xs)))
+        rows.append(row)
+    lines.append(table(header, rows))
+    if charts and os.path.isfile(os.path.join(charts, f"{case}.svg")):
+        lines.append("")
+        lines.append(f"![{case}: latency over time and by percentile, first round of each server](charts/{case}.svg)")
+    lines.append("")
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("manifest")
@@ -374,7 +583,10 @@ def main():
         if all(x["status"] == "skipped" for x in cr):
             out.append(f"## {c}\n\nSkipped for every server: {cr[0]['note']}.\n")
             continue
-        out.append(case_table(c, cr, a.charts))
+        if c in FIGURE_CASES:
+            out.append(figure_case(c, cr, a.charts))
+        else:
+            out.append(case_table(c, cr, a.charts))
     sys.stdout.write("\n".join(out))
 
 

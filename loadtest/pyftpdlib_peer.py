@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """pyftpdlib configured as a peer for loadtest/compare.sh.
 
-Anonymous read-only on ROOT, bound to one address, passive ports from a
+Anonymous read-only on ROOT (with --upload-dir, anonymous may also STOR
+into that one directory: pyftpdlib's `-w`, confined), bound to one address, passive ports from a
 given range, sendfile on (os.sendfile), connection limits raised, long idle
 timeouts, warnings only to the log file. Single process, runs in the
 foreground until SIGTERM/SIGINT.
@@ -26,6 +27,11 @@ def main():
     p.add_argument("--max-cons", type=int, default=20000)
     p.add_argument("--timeout", type=int, default=3600, help="idle seconds")
     p.add_argument("--backlog", type=int, default=4096)
+    p.add_argument(
+        "--upload-dir",
+        default=None,
+        help="a directory under ROOT where anonymous may also write (STOR)",
+    )
     a = p.parse_args()
 
     from pyftpdlib import __ver__
@@ -50,6 +56,12 @@ def main():
 
     auth = DummyAuthorizer()
     auth.add_anonymous(os.path.abspath(a.root), perm="elr")  # read-only
+    if a.upload_dir:
+        # pyftpdlib warns that anonymous may write; that is the point here
+        import warnings
+
+        warnings.simplefilter("ignore", RuntimeWarning)
+        auth.override_perm("anonymous", os.path.abspath(a.upload_dir), "elrw", recursive=True)
 
     class Handler(FTPHandler):
         pass

@@ -230,8 +230,8 @@ fn prepare_is_deterministic() {
     let (ta, tb, tc) = (tree(a.path()), tree(b.path()), tree(c.path()));
     assert_eq!(
         ta.len(),
-        120 + 50 + 1 + 1,
-        "mirror files, listing, bigfile, index.txt"
+        120 + 50 + 100 + 1 + 1,
+        "mirror files, listing, ops/, bigfile, index.txt"
     );
     assert!(
         ta == tb,
@@ -252,6 +252,14 @@ fn prepare_is_deterministic() {
         assert_eq!(prepare::first_mismatch(path, 0, &bytes), None, "{path}");
     }
     assert!(a.path().join("upload").is_dir());
+    // ops/: the single-ops scenario's 100 files of exactly 1 KiB.
+    let ops: Vec<_> = ta.iter().filter(|(p, _)| p.starts_with("ops")).collect();
+    assert_eq!(ops.len(), 100);
+    for (path, bytes) in ops {
+        let remote = format!("/{}", path.display());
+        assert_eq!(bytes.len(), 1024, "{remote}");
+        assert_eq!(prepare::first_mismatch(&remote, 0, bytes), None, "{remote}");
+    }
 }
 
 /// Every file under `root`: relative path and bytes, sorted.
@@ -352,6 +360,16 @@ fn every_mode_downloads_verified_bytes() {
         }
         assert_eq!(count(json, "request"), 60);
         assert!(run.stdout.contains("every byte verified"), "{}", run.stdout);
+        // Latency per file-size class (issue 15): every RETR is in one
+        // class, in the JSON and in the table.
+        let classes = ["request.le_64KiB", "request.le_1MiB", "request.gt_1MiB"];
+        assert_eq!(classes.iter().map(|c| count(json, c)).sum::<u64>(), 60);
+        assert!(count(json, "request.le_64KiB") > 0, "{mode}");
+        assert!(
+            run.stdout.contains("\nrequest.le_64KiB "),
+            "{mode}: {}",
+            run.stdout
+        );
     }
 }
 
@@ -656,6 +674,7 @@ fn json_schema_is_stable() {
             "elapsed_s",
             "errors",
             "generator",
+            "ops",
             "passed",
             "phases",
             "rounds",
@@ -680,6 +699,7 @@ fn json_schema_is_stable() {
             "max_p99_ms",
             "min_rate",
             "mode",
+            "new_files",
             "op_weights",
             "ops",
             "pin",
@@ -688,8 +708,11 @@ fn json_schema_is_stable() {
             "requests",
             "rounds",
             "scale",
+            "size_bytes",
             "target",
             "timeout_s",
+            "upload_dir",
+            "user",
             "verify"
         ]
     );
@@ -734,6 +757,11 @@ fn json_schema_is_stable() {
     assert_eq!(json["passed"], true);
     assert_eq!(json["scenario"], "mirror");
     assert_eq!(json["totals"]["requests"], 10);
+    assert_eq!(keys(&json["ops"]), ["retr"]);
+    assert_eq!(keys(&json["ops"]["retr"]), ["abandoned", "errors", "ok"]);
+    assert_eq!(json["ops"]["retr"]["ok"], 10);
+    assert_eq!(json["config"]["user"], "anonymous");
+    assert_eq!(json["config"]["size_bytes"], Value::Null, "no STOR");
     let p = &json["phases"]["request"];
     assert!(p["p50_ms"].as_f64().unwrap() <= p["p99_ms"].as_f64().unwrap());
     assert!(p["p99_ms"].as_f64().unwrap() <= p["max_ms"].as_f64().unwrap());
@@ -1595,4 +1623,403 @@ fn weighted_mix_ramp_and_size_classes() {
     assert_eq!(classes, 36, "every RETR and STOR in one class");
     assert!(count(json, "request.le_1MiB") >= 4, "the uploads");
     assert!(run.stdout.contains("request.le_64KiB") || count(json, "request.le_64KiB") == 0);
+}
+
+// ------------------------------------------- single-client operations
+
+/// The seven operations of the single-ops scenario, in the order it runs
+/// them.
+const SINGLE_OPS: [&str; 7] = [
+    "noop",
+    "size",
+    "mdtm",
+    "pasv-retr",
+    "epsv-retr",
+    "list",
+    "stor",
+];
+
+/// The files a write run left in `root/upload`, sorted.
+fn uploaded(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(root.join("upload"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Issue 15: one client, each single operation in turn, against ringftp
+/// and pyftpdlib: every operation has its own counts and percentiles in
+/// the JSON and the table, each STOR made a new 1 KiB file, and
+/// compare_report.py turns the runs into the per-operation table.
+#[test]
+fn single_ops_reports_each_operation() {
+    let root = tempfile::tempdir().unwrap();
+    let etc = tempfile::tempdir().unwrap();
+    prepare_tree(
+        root.path(),
+        &[("--files", "1"), ("--bigfile", "0"), ("--listing", "0")],
+    );
+    let users = writer_users(etc.path());
+    let mut manifest = String::new();
+    for kind in ["ringftp", "pyftpdlib"] {
+        for (name, _) in uploaded(root.path()) {
+            std::fs::remove_file(root.path().join("upload").join(name)).unwrap();
+        }
+        let server = start_kind_with(root.path(), kind, &["--users", users.to_str().unwrap()]);
+        let pid = server.pid().to_string();
+        // 4 of each op; the scenario's own files (/ops, walked with MLSD).
+        let run = loadtest(
+            root.path(),
+            &[
+                "--target",
+                &server.addr,
+                "--scenario",
+                "single-ops",
+                "--user",
+                "writer",
+                "--password",
+                "secret",
+                "--requests",
+                "28",
+                "--server-pid",
+                &pid,
+            ],
+        );
+        let json = ok_run(&run);
+        assert_eq!(json["scenario"], "single-ops");
+        assert_eq!(json["config"]["clients"], 1, "{kind}");
+        assert_eq!(
+            json["config"]["ops"],
+            serde_json::json!(SINGLE_OPS),
+            "{kind}"
+        );
+        assert_eq!(json["config"]["size_bytes"], 1024);
+        assert_eq!(json["config"]["new_files"], true);
+        assert_eq!(json["config"]["upload_dir"], "/upload");
+        assert_eq!(json["config"]["user"], "writer");
+        for op in SINGLE_OPS {
+            assert_eq!(
+                json["ops"][op],
+                serde_json::json!({"ok": 4, "errors": 0, "abandoned": 0}),
+                "{kind} {op}"
+            );
+            let phase = format!("request.{op}");
+            let p = &json["phases"][&phase];
+            assert_eq!(p["count"], 4, "{kind} {phase}");
+            let [p50, p90, p99] = ["p50_ms", "p90_ms", "p99_ms"].map(|k| p[k].as_f64().unwrap());
+            assert!(p50 > 0.0 && p50 <= p90 && p90 <= p99, "{kind} {phase}: {p}");
+            assert!(
+                run.stdout.contains(&format!("\n{phase} ")),
+                "{kind}: no {phase} line in\n{}",
+                run.stdout
+            );
+        }
+        // Two RETRs of 1 KiB and one STOR of 1 KiB a cycle, plus 4 LISTs of
+        // /ops: the bytes moved are at least the files'.
+        assert!(json["totals"]["bytes"].as_u64().unwrap() >= 12 * 1024);
+        assert_eq!(count(json, "request.le_64KiB"), 12, "RETRs and STORs");
+        // Each STOR made a new file: 4 files of the upload content, no
+        // overwrite.
+        let files = uploaded(root.path());
+        assert_eq!(files.len(), 4, "{kind}: {files:?}");
+        for (name, bytes) in &files {
+            assert!(
+                name.starts_with("lg-") && name.ends_with(".bin"),
+                "{kind}: {name}"
+            );
+            assert_eq!(bytes.len(), 1024, "{kind}: {name}");
+            assert_eq!(prepare::first_mismatch("upload", 0, bytes), None, "{kind}");
+        }
+        let json_path = root.path().join(format!("single-ops.{kind}.json"));
+        std::fs::write(&json_path, run.json.to_string()).unwrap();
+        manifest.push_str(&format!(
+            "single-ops\tsingle-ops\t{kind}\tok\t0\t{}\t1\t\t1\t\n",
+            json_path.display()
+        ));
+    }
+    // compare.sh's report: one row per operation, ringftp and the peer with
+    // its ratio, in the median, p90 and p99 tables.
+    let manifest_path = root.path().join("manifest.tsv");
+    std::fs::write(&manifest_path, manifest).unwrap();
+    let out = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("loadtest/compare_report.py"))
+        .arg(&manifest_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    for what in ["**median, ms**", "**p90, ms**", "**p99, ms**"] {
+        assert_eq!(report.matches(what).count(), 1, "{what}\n{report}");
+    }
+    for label in [
+        "| NOOP round trip |",
+        "| SIZE |",
+        "| MDTM |",
+        "| PASV + RETR 1 KiB |",
+        "| EPSV + RETR 1 KiB |",
+        "| LIST of 100 entries |",
+        "| STOR 1 KiB (new file) |",
+    ] {
+        let rows: Vec<&str> = report.lines().filter(|l| l.starts_with(label)).collect();
+        assert_eq!(rows.len(), 3, "{label}\n{report}");
+        for row in rows {
+            // figure | ringftp | pyftpdlib (ratio) | best peer | ringftp ÷ best
+            let cells: Vec<&str> = row.split(" | ").collect();
+            assert_eq!(cells.len(), 5, "{row}");
+            assert!(cells[2].ends_with("×)"), "{row}");
+            assert!(cells[3].ends_with("(pyftpdlib)"), "{row}");
+        }
+    }
+}
+
+/// A tiny FTP server that records each connection's commands and answers
+/// the ones single-ops sends: the proof that each op sends what it says
+/// (PASV for pasv-retr, EPSV for the others) in the scenario's order.
+fn recording_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>>) {
+    use std::sync::{Arc, Mutex};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let log: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let all = log.clone();
+    thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { break };
+            let id = {
+                let mut l = all.lock().unwrap();
+                l.push(Vec::new());
+                l.len() - 1
+            };
+            let all = all.clone();
+            thread::spawn(move || {
+                let _ = serve_recording(conn, |line| all.lock().unwrap()[id].push(line));
+            });
+        }
+    });
+    (addr.to_string(), log)
+}
+
+fn serve_recording(conn: TcpStream, mut record: impl FnMut(String)) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut out = conn.try_clone()?;
+    out.write_all(b"220 recording test server\r\n")?;
+    let mut data: Option<TcpListener> = None;
+    for line in BufReader::new(conn).lines() {
+        let line = line?;
+        record(line.clone());
+        let (verb, arg) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+        let mut open = |out: &mut TcpStream, payload: Option<Vec<u8>>| -> std::io::Result<()> {
+            out.write_all(b"150 data\r\n")?;
+            let (mut d, _) = data.take().expect("a data channel first").accept()?;
+            match payload {
+                Some(bytes) => d.write_all(&bytes)?,
+                None => {
+                    let mut sink = Vec::new();
+                    d.read_to_end(&mut sink)?;
+                }
+            }
+            Ok(())
+        };
+        let reply = match verb {
+            "USER" => "331 password please".to_string(),
+            "PASS" => "230 in".into(),
+            "TYPE" | "NOOP" => "200 ok".into(),
+            "CWD" => "250 ok".into(),
+            "SIZE" => "213 1024".into(),
+            "MDTM" => "213 20240101000000".into(),
+            "PASV" | "EPSV" => {
+                let l = TcpListener::bind("127.0.0.1:0")?;
+                let port = l.local_addr()?.port();
+                data = Some(l);
+                if verb == "PASV" {
+                    format!(
+                        "227 Entering Passive Mode (127,0,0,1,{},{})",
+                        port >> 8,
+                        port & 255
+                    )
+                } else {
+                    format!("229 Entering Extended Passive Mode (|||{port}|)")
+                }
+            }
+            "RETR" => {
+                let mut bytes = vec![0; 1024];
+                prepare::fill(arg, 0, &mut bytes);
+                open(&mut out, Some(bytes))?;
+                "226 sent".into()
+            }
+            "LIST" => {
+                open(
+                    &mut out,
+                    Some(b"-rw-r--r-- 1 0 0 1024 Jan 1 2024 f00.dat\r\n".to_vec()),
+                )?;
+                "226 listed".into()
+            }
+            "STOR" => {
+                open(&mut out, None)?;
+                "226 stored".into()
+            }
+            "QUIT" => {
+                out.write_all(b"221 bye\r\n")?;
+                return Ok(());
+            }
+            _ => "502 not here".into(),
+        };
+        out.write_all(format!("{reply}\r\n").as_bytes())?;
+    }
+    Ok(())
+}
+
+#[test]
+fn single_ops_sends_each_operation_in_its_own_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, log) = recording_server();
+    let index = dir.path().join("index.txt");
+    std::fs::write(&index, "/ops/f07.dat\n").unwrap();
+    let run = loadtest(
+        dir.path(),
+        &[
+            "--target",
+            &addr,
+            "--scenario",
+            "single-ops",
+            "--files",
+            index.to_str().unwrap(),
+            "--requests",
+            "14",
+        ],
+    );
+    let json = ok_run(&run);
+    assert_eq!(json["totals"]["ok"], 14);
+    // The measured session (not the set-up one that checks /upload): after
+    // the login and TYPE I, two cycles of the seven operations, then QUIT.
+    let sessions = log.lock().unwrap().clone();
+    let measured = sessions
+        .iter()
+        .find(|s| s.iter().any(|c| c == "NOOP"))
+        .unwrap_or_else(|| panic!("no session sent NOOP: {sessions:?}"));
+    let mut sent: Vec<String> = measured
+        .iter()
+        .skip_while(|c| *c != "TYPE I")
+        .skip(1)
+        .cloned()
+        .collect();
+    assert_eq!(sent.pop().as_deref(), Some("QUIT"), "{measured:?}");
+    let stor = |n: u64| {
+        let (_, name) = sent[10 + (n as usize - 1) * 11]
+            .split_once("/upload/lg-")
+            .unwrap_or_else(|| panic!("{sent:?}"));
+        assert!(name.ends_with(&format!("-0-{n}.bin")), "{name}");
+        format!("STOR /upload/lg-{name}")
+    };
+    let cycle = |n: u64| {
+        vec![
+            "NOOP".to_string(),
+            "SIZE /ops/f07.dat".into(),
+            "MDTM /ops/f07.dat".into(),
+            "PASV".into(),
+            "RETR /ops/f07.dat".into(),
+            "EPSV".into(),
+            "RETR /ops/f07.dat".into(),
+            "EPSV".into(),
+            "LIST /ops".into(),
+            "EPSV".into(),
+            stor(n),
+        ]
+    };
+    let want: Vec<String> = [cycle(1), cycle(2)].concat();
+    assert_eq!(sent, want);
+    // The set-up session checked the upload directory before the run.
+    assert!(
+        sessions
+            .iter()
+            .any(|s| s.iter().any(|c| c == "CWD /upload")),
+        "{sessions:?}"
+    );
+    // --mode changes the ops without a mode of their own only.
+    let run = loadtest(
+        dir.path(),
+        &[
+            "--target",
+            &addr,
+            "--scenario",
+            "single-ops",
+            "--files",
+            index.to_str().unwrap(),
+            "--requests",
+            "7",
+            "--mode",
+            "pasv",
+        ],
+    );
+    ok_run(&run);
+    let sessions = log.lock().unwrap().clone();
+    let last = sessions
+        .iter()
+        .rev()
+        .find(|s| s.iter().any(|c| c == "NOOP"))
+        .unwrap();
+    let modes: Vec<&str> = last
+        .iter()
+        .filter(|c| *c == "PASV" || *c == "EPSV")
+        .map(String::as_str)
+        .collect();
+    assert_eq!(modes, ["PASV", "EPSV", "PASV", "PASV"], "{last:?}");
+}
+
+/// Issue 11: one client storing 1 KiB files one after another, against
+/// ringftp and pyftpdlib, as the small-uploads scenario and as single-ops
+/// with `--ops stor`; rounds never overwrite each other's files.
+#[test]
+fn small_uploads_store_new_files() {
+    let root = tempfile::tempdir().unwrap();
+    let etc = tempfile::tempdir().unwrap();
+    prepare_tree(
+        root.path(),
+        &[("--files", "1"), ("--bigfile", "0"), ("--listing", "0")],
+    );
+    let users = writer_users(etc.path());
+    for kind in ["ringftp", "pyftpdlib"] {
+        for (name, _) in uploaded(root.path()) {
+            std::fs::remove_file(root.path().join("upload").join(name)).unwrap();
+        }
+        let server = start_kind_with(root.path(), kind, &["--users", users.to_str().unwrap()]);
+        let login = ["--user", "writer", "--password", "secret"];
+        let mut args = vec!["--target", &server.addr, "--scenario", "small-uploads"];
+        args.extend(login);
+        args.extend(["--requests", "6", "--rounds", "2"]);
+        let run = loadtest(root.path(), &args);
+        let json = ok_run(&run);
+        assert_eq!(json["config"]["ops"], serde_json::json!(["stor"]));
+        assert_eq!(json["config"]["clients"], 1);
+        assert_eq!(json["totals"]["ok"], 12, "{kind}: 6 a round");
+        assert_eq!(json["ops"]["stor"]["ok"], 12);
+        assert_eq!(count(json, "request"), 12);
+        assert_eq!(json["totals"]["bytes"], 12 * 1024);
+        let mut args = vec!["--target", &server.addr, "--scenario", "single-ops"];
+        args.extend(login);
+        args.extend(["--ops", "stor", "--requests", "3"]);
+        let json = ok_run(&loadtest(root.path(), &args)).clone();
+        assert_eq!(json["config"]["ops"], serde_json::json!(["stor"]));
+        assert_eq!(json["ops"]["stor"]["ok"], 3);
+        let files = uploaded(root.path());
+        assert_eq!(
+            files.len(),
+            12 + 3,
+            "{kind}: a new file per STOR: {files:?}"
+        );
+        assert!(files
+            .iter()
+            .all(|(_, b)| b.len() == 1024 && prepare::first_mismatch("upload", 0, b).is_none()));
+    }
 }

@@ -11,6 +11,14 @@
 //! Behind a balancer (`--proxy-protocol`) each passive connection carries
 //! its own PROXY header, and the RFC 2577 data-theft check compares the
 //! client it names with the control connection's client.
+//!
+//! The listener is non-blocking, and the data connection is accepted with
+//! a plain accept4(2) on the shard thread: a client connects right after
+//! the 227/229 reply, before it sends RETR or LIST, so the connection is
+//! nearly always waiting in the backlog already, and an io_uring ACCEPT
+//! would only add a ring round trip. When it is not, the listener waits
+//! for readability in tokio's reactor (an io_uring POLL op where the
+//! reactor refuses it) and accepts again.
 
 use std::cell::RefCell;
 use std::io;
@@ -159,10 +167,26 @@ impl PassiveListener {
         proxy: Option<(&ProxyFrom, Duration)>,
     ) -> io::Result<DataConn> {
         let port = self.addr.port();
+        let mut ready: Option<sys::ReadReadiness> = None;
+        let mut registered = false;
         loop {
-            let fd = sys::accept(self.sock.clone() as FdRef).await?;
-            let sock = Socket::from(fd);
-            let from = match sock.peer_addr().ok().and_then(|a| a.as_socket()) {
+            let (sock, addr) = match self.sock.accept() {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !registered {
+                        registered = true;
+                        ready = sys::ReadReadiness::register(self.sock.clone() as FdRef).ok();
+                    }
+                    match &ready {
+                        Some(r) => r.wait().await?,
+                        None => sys::poll_readable(self.sock.clone() as FdRef).await?,
+                    }
+                    continue;
+                }
+                Err(e) if is_transient_accept_error(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            let from = match addr.as_socket() {
                 Some(p) => p,
                 None => continue,
             };
@@ -224,9 +248,18 @@ impl Drop for PassiveListener {
     }
 }
 
+/// accept(2) errors that concern one connection (it was reset or aborted
+/// before it was taken, or a signal came), not the listener: accept again.
+fn is_transient_accept_error(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Interrupted
+        || e.kind() == io::ErrorKind::ConnectionAborted
+        || matches!(e.raw_os_error(), Some(libc::EPROTO | libc::ECONNRESET))
+}
+
 fn listen_on(addr: SocketAddr) -> io::Result<Socket> {
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     sock.set_reuse_address(true)?;
+    sock.set_nonblocking(true)?;
     if addr.is_ipv6() {
         sock.set_only_v6(true)?;
     }

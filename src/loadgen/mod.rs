@@ -115,9 +115,17 @@ pub struct RunArgs {
     pub mode: Option<scenario::Mode>,
 
     /// A bundled scenario (login-storm, login-storm-big, mirror, bigfile,
-    /// upload, listing, idle) or a scenario TOML file.
+    /// upload, listing, idle, single-ops, small-uploads) or a scenario TOML
+    /// file.
     #[arg(long, value_name = "NAME|FILE.toml", default_value = "mirror")]
     pub scenario: String,
+
+    /// Replace the scenario's op mix: ops used in turn (noop,size,pasv-retr)
+    /// or weighted (retr=8,list=1). Ops: login, retr, stor, list, nlst,
+    /// mlsd, noop, size, mdtm; a data op may name its own mode (pasv-retr,
+    /// epsv-list, port-stor, eprt-mlsd).
+    #[arg(long, value_name = "LIST", value_parser = scenario::Ops::parse_flag)]
+    pub ops: Option<scenario::Ops>,
 
     /// Run the scenario at one of its named scales (its `[scale.NAME]`
     /// table; the bundled ones have quick and full).

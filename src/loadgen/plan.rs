@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use super::checks::{self, Thresholds};
-use super::scenario::{Fraction, Mode, Op, Ops, Pick, Scenario};
+use super::scenario::{Action, Fraction, Mode, Op, Ops, Pick, Scenario};
 use super::RunArgs;
 use crate::units::{parse_duration, parse_size};
 
@@ -34,13 +34,14 @@ pub struct Plan {
     /// The scale the scenario was loaded at (`--scale`).
     pub scale: Option<String>,
     pub description: String,
-    /// The distinct ops, in the order of the scenario.
-    pub ops: Vec<Op>,
+    /// The distinct actions (ops, each with its data-channel mode when it
+    /// has its own), in the order of the scenario (or `--ops`).
+    pub ops: Vec<Action>,
     /// One cycle of the op mix: request `k` of a client (closed loop) or
     /// start `k` of the timetable (open loop) is `sequence[k % len]`.
-    pub sequence: Vec<Op>,
-    /// Each op's share of the mix (its count in `sequence`).
-    pub weights: BTreeMap<Op, u32>,
+    pub sequence: Vec<Action>,
+    /// Each action's share of the mix (its count in `sequence`).
+    pub weights: BTreeMap<Action, u32>,
     pub target: SocketAddr,
     /// `--target` as the user wrote it, for the report.
     pub target_text: String,
@@ -64,6 +65,8 @@ pub struct Plan {
     pub seed: u64,
     pub size: u64,
     pub upload_dir: String,
+    /// STOR a new file each time rather than overwrite one per client.
+    pub new_files: bool,
     pub think: Option<Duration>,
     pub barrier: bool,
     pub verify: bool,
@@ -87,8 +90,11 @@ impl Plan {
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("scenario {name}: {key}: {e}"))
         };
-        let (sequence, weights) = mix(&s.ops).with_context(|| format!("scenario {name}: ops"))?;
-        let mut ops: Vec<Op> = Vec::new();
+        let (sequence, weights) = match &args.ops {
+            Some(flag) => mix(flag).context("--ops")?,
+            None => mix(&s.ops).with_context(|| format!("scenario {name}: ops"))?,
+        };
+        let mut ops: Vec<Action> = Vec::new();
         for &op in &sequence {
             if !ops.contains(&op) {
                 ops.push(op);
@@ -168,7 +174,7 @@ impl Plan {
         } else {
             s.paths.clone().unwrap_or_default()
         };
-        if ops.iter().any(|o| o.needs_path()) && files.is_none() && paths.is_empty() {
+        if ops.iter().any(|a| a.op.needs_path()) && files.is_none() && paths.is_empty() {
             bail!("scenario {name}: its requests need remote paths: give --files (or `files`/`paths` in the scenario)");
         }
 
@@ -182,7 +188,7 @@ impl Plan {
                 .map_err(|e| anyhow::anyhow!("scenario {name}: size: {e}"))?
                 .unwrap_or(1 << 20),
         };
-        if ops.contains(&Op::Stor) && !(1..=1 << 30).contains(&size) {
+        if ops.iter().any(|a| a.op == Op::Stor) && !(1..=1 << 30).contains(&size) {
             bail!("--size must be between 1 byte and 1 GiB for uploads");
         }
         let upload_dir = args
@@ -200,6 +206,16 @@ impl Plan {
             bail!(
                 "--mode {} is IPv4 only (RFC 959); use epsv or eprt with an IPv6 target",
                 mode.name()
+            );
+        }
+        if let Some(a) = ops.iter().find(|a| {
+            target.is_ipv6()
+                && a.op.uses_data_channel()
+                && matches!(a.mode, Some(Mode::Pasv | Mode::Port))
+        }) {
+            bail!(
+                "op {} is IPv4 only (RFC 959); use epsv or eprt with an IPv6 target",
+                a.name()
             );
         }
         let timeout = match args.timeout {
@@ -263,6 +279,7 @@ impl Plan {
             seed: s.seed.unwrap_or(1),
             size,
             upload_dir,
+            new_files: s.new_files.unwrap_or(false),
             think: field("think", &s.think)?,
             // The barrier holds each client's first session open until all
             // have logged in: a closed-loop notion (open loop has no fixed
@@ -288,10 +305,22 @@ impl Plan {
         })
     }
 
+    /// Does any action of the plan use `op`?
+    pub fn has(&self, op: Op) -> bool {
+        self.ops.iter().any(|a| a.op == op)
+    }
+
+    /// Does any op of the plan name a file (RETR, SIZE, MDTM), so that a
+    /// remote `--files` directory is walked for files, and a listing mixed
+    /// with them lists the directory of the file picked?
+    pub fn names_files(&self) -> bool {
+        self.ops.iter().any(|a| a.op.names_file())
+    }
+
     /// Does any op of the plan move file bytes (so latency per file-size
     /// class means something)?
     pub fn moves_files(&self) -> bool {
-        self.ops.iter().any(|o| matches!(o, Op::Retr | Op::Stor))
+        self.ops.iter().any(|a| matches!(a.op, Op::Retr | Op::Stor))
     }
 }
 
@@ -300,8 +329,8 @@ impl Plan {
 /// balances upstreams): `{ retr = 8, list = 1, stor = 1 }` gives ten
 /// requests with the LIST and the STOR spread among the RETRs, the same
 /// every run.
-pub fn mix(ops: &Ops) -> anyhow::Result<(Vec<Op>, BTreeMap<Op, u32>)> {
-    let mut weights: BTreeMap<Op, u32> = BTreeMap::new();
+pub fn mix(ops: &Ops) -> anyhow::Result<(Vec<Action>, BTreeMap<Action, u32>)> {
+    let mut weights: BTreeMap<Action, u32> = BTreeMap::new();
     let sequence = match ops {
         Ops::InTurn(list) => {
             for &op in list {
@@ -310,7 +339,7 @@ pub fn mix(ops: &Ops) -> anyhow::Result<(Vec<Op>, BTreeMap<Op, u32>)> {
             list.clone()
         }
         Ops::Weighted(table) => {
-            let table: Vec<(Op, u32)> = table
+            let table: Vec<(Action, u32)> = table
                 .iter()
                 .filter(|(_, &w)| w > 0)
                 .map(|(&o, &w)| (o, w))
@@ -336,7 +365,11 @@ pub fn mix(ops: &Ops) -> anyhow::Result<(Vec<Op>, BTreeMap<Op, u32>)> {
         }
     };
     if sequence.is_empty() {
-        bail!("`ops` is empty; name at least one of login, retr, stor, list, nlst, mlsd, noop (with a weight above 0)");
+        let names: Vec<&str> = Op::ALL.iter().map(|o| o.name()).collect();
+        bail!(
+            "`ops` is empty; name at least one of {} (with a weight above 0)",
+            names.join(", ")
+        );
     }
     Ok((sequence, weights))
 }
@@ -453,24 +486,64 @@ mod tests {
 
     #[test]
     fn weighted_mix_is_exact_and_interleaved() {
-        let table = Ops::Weighted(BTreeMap::from([
-            (Op::Retr, 8),
-            (Op::List, 1),
-            (Op::Stor, 1),
-        ]));
+        let [retr, list, stor, mlsd] = [Op::Retr, Op::List, Op::Stor, Op::Mlsd].map(Action::new);
+        let table = Ops::Weighted(BTreeMap::from([(retr, 8), (list, 1), (stor, 1)]));
         let (seq, w) = mix(&table).unwrap();
         assert_eq!(seq.len(), 10);
-        assert_eq!(seq.iter().filter(|&&o| o == Op::Retr).count(), 8);
-        assert_eq!(w[&Op::List], 1);
+        assert_eq!(seq.iter().filter(|&&o| o == retr).count(), 8);
+        assert_eq!(w[&list], 1);
         // Never two non-RETRs in a row: the minority ops are spread.
         assert!(
-            seq.windows(2).all(|p| p[0] == Op::Retr || p[1] == Op::Retr),
+            seq.windows(2).all(|p| p[0] == retr || p[1] == retr),
             "{seq:?}"
         );
-        let (seq, _) = mix(&Ops::InTurn(vec![Op::List, Op::Mlsd, Op::List])).unwrap();
-        assert_eq!(seq, vec![Op::List, Op::Mlsd, Op::List]);
-        assert!(mix(&Ops::Weighted(BTreeMap::from([(Op::Retr, 0)]))).is_err());
-        assert!(mix(&Ops::Weighted(BTreeMap::from([(Op::Retr, 20_000)]))).is_err());
+        let (seq, _) = mix(&Ops::InTurn(vec![list, mlsd, list])).unwrap();
+        assert_eq!(seq, vec![list, mlsd, list]);
+        assert!(mix(&Ops::Weighted(BTreeMap::from([(retr, 0)]))).is_err());
+        assert!(mix(&Ops::Weighted(BTreeMap::from([(retr, 20_000)]))).is_err());
+    }
+
+    #[test]
+    fn single_ops_and_the_ops_flag() {
+        let p = plan("single-ops", &[]).unwrap();
+        let names: Vec<String> = p.sequence.iter().map(|a| a.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "noop",
+                "size",
+                "mdtm",
+                "pasv-retr",
+                "epsv-retr",
+                "list",
+                "stor"
+            ]
+        );
+        assert_eq!((p.clients, p.size, p.new_files), (1, 1024, true));
+        assert!(p.names_files() && p.moves_files() && p.has(Op::Stor));
+        assert_eq!(p.quota(0), Some(3500));
+        // --ops replaces the mix, and the rest of the scenario stays.
+        let p = plan("single-ops", &["--ops", "stor", "--requests", "50"]).unwrap();
+        assert_eq!(p.sequence, vec![Action::new(Op::Stor)]);
+        assert_eq!((p.size, p.new_files, p.quota(0)), (1024, true, Some(50)));
+        let p = plan("mirror", &["--ops", "retr=3,pasv-list=1"]).unwrap();
+        assert_eq!(p.sequence.len(), 4);
+        assert!(!p.has(Op::Stor));
+        let p = plan("small-uploads", &[]).unwrap();
+        assert_eq!(
+            (p.clients, p.size, p.new_files, p.quota(0)),
+            (1, 1024, true, Some(1000))
+        );
+        let err = format!(
+            "{:#}",
+            plan("single-ops", &["--target", "[::1]:21"]).unwrap_err()
+        );
+        assert!(err.contains("pasv-retr is IPv4 only"), "{err}");
+        assert!(plan(
+            "single-ops",
+            &["--target", "[::1]:21", "--ops", "noop,epsv-retr"]
+        )
+        .is_ok());
     }
 
     #[test]

@@ -20,7 +20,10 @@
 //! - `listing/`: `--listing` small files (10,000 by default) in one
 //!   directory, for the `listing` scenario;
 //! - `bigfile`: `--bigfile` bytes (1 GiB by default, 0 for none);
-//! - `upload/`: an empty directory for the `upload` scenario;
+//! - `ops/`: 100 files of exactly 1 KiB (`f00.dat` .. `f99.dat`), for the
+//!   `single-ops` scenario (SIZE, MDTM, RETR of a 1 KiB file, LIST of a
+//!   100-entry directory);
+//! - `upload/`: an empty directory for the scenarios that upload;
 //! - `index.txt`: every mirror file's remote path (`/pub/...`), one a line,
 //!   usable with `--files`.
 //!
@@ -71,6 +74,9 @@ pub struct PrepareArgs {
 /// Files in one leaf directory of pub/, and leaf directories per parent.
 const FILES_PER_DIR: u64 = 100;
 const DIRS_PER_PARENT: u64 = 10;
+/// Files in ops/, and the size of each.
+const OPS_FILES: u64 = 100;
+const OPS_FILE_SIZE: u64 = 1024;
 /// Write buffer: big enough that a large file costs few syscalls.
 const CHUNK: usize = 4 << 20;
 
@@ -263,6 +269,9 @@ pub fn run(args: &PrepareArgs) -> anyhow::Result<()> {
     }
     if args.bigfile > 0 {
         writer.write_file("/bigfile", args.bigfile)?;
+    }
+    for i in 0..OPS_FILES {
+        writer.write_file(&format!("/ops/f{i:02}.dat"), OPS_FILE_SIZE)?;
     }
     fs::create_dir_all(args.dir.join("upload"))?;
     let index_path = args.dir.join("index.txt");

@@ -56,6 +56,9 @@ const SCAN_EVERY: Duration = Duration::from_millis(100);
 const MEMORY_EVERY: Duration = Duration::from_secs(1);
 /// Longest wait at the end for the tree to shrink back.
 const SETTLE_LIMIT: Duration = Duration::from_secs(5);
+/// Scans (10 ms apart) until the server's cgroup holds nothing the tree
+/// has not seen, before the CPU falls back to the /proc tree.
+const CGROUP_TRIES: u32 = 20;
 
 /// The fields of /proc/PID/stat this module uses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -434,9 +437,22 @@ impl Sampler {
             anyhow::bail!("--server-pid {pid}: no such process");
         }
         let start_rss = state.memory();
-        let source = cgroup_of(pid)
-            .filter(|dir| holds_only(dir, &state.tree.pids()))
-            .map_or(CpuSource::Proc, CpuSource::Cgroup);
+        // A process forked between the tree scan and the read of
+        // cgroup.procs (a forking server's session for the start-up probe,
+        // say) is in the cgroup but not yet in the tree: rescan a few times
+        // before falling back to /proc, so that every server gets the same
+        // (exact) method whenever it has a cgroup of its own.
+        let mut source = CpuSource::Proc;
+        if let Some(dir) = cgroup_of(pid) {
+            for _ in 0..CGROUP_TRIES {
+                if holds_only(&dir, &state.tree.pids()) {
+                    source = CpuSource::Cgroup(dir);
+                    break;
+                }
+                thread::sleep(SCAN_EVERY / 10);
+                state.scan()?;
+            }
+        }
         let start_cgroup_us = match &source {
             CpuSource::Cgroup(dir) => cgroup_cpu_us(dir),
             CpuSource::Proc => None,

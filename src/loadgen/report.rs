@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::checks::{self, Check, Figures};
 use super::plan::Plan;
 use super::procstat;
+use super::scenario::Op;
 use super::series::{self, RoundSeries, SecondReport};
 use super::stats::Stats;
 
@@ -54,6 +55,11 @@ pub struct Report {
     /// `connect-refused`, `closed`, `protocol`, `short-transfer`, `verify`,
     /// `io`.
     pub errors: BTreeMap<String, ErrorSummary>,
+    /// Requests by action (`noop`, `pasv-retr`, ...): ok, errors,
+    /// abandoned. Their latencies are in `phases["request.<action>"]` when
+    /// the mix has several actions.
+    #[serde(default)]
+    pub ops: BTreeMap<String, OpSummary>,
     pub generator: Cpu,
     pub server: Option<Server>,
     /// Each non-empty phase's percentile distribution: `[percentile (0-100),
@@ -73,6 +79,14 @@ pub struct Report {
     pub passed: bool,
 }
 
+/// One action's requests by outcome.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OpSummary {
+    pub ok: u64,
+    pub errors: u64,
+    pub abandoned: u64,
+}
+
 /// The plan the run followed (also what `--dry-run` prints).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Config {
@@ -86,6 +100,17 @@ pub struct Config {
     /// `--scale` the scenario ran at, if any.
     #[serde(default)]
     pub scale: Option<String>,
+    /// The login name (`--user`).
+    #[serde(default)]
+    pub user: String,
+    /// Uploads: bytes per STOR, the directory, and whether each STOR makes
+    /// a new file (null / false without STOR).
+    #[serde(default)]
+    pub size_bytes: Option<u64>,
+    #[serde(default)]
+    pub upload_dir: Option<String>,
+    #[serde(default)]
+    pub new_files: bool,
     pub clients: usize,
     /// Open loop: most virtual clients (= clients: no growth).
     #[serde(default)]
@@ -429,6 +454,18 @@ impl Report {
                     (k.clone(), e)
                 })
                 .collect(),
+            ops: stats
+                .by_action
+                .iter()
+                .map(|(a, c)| {
+                    let o = OpSummary {
+                        ok: c.ok,
+                        errors: c.errors,
+                        abandoned: c.abandoned,
+                    };
+                    (a.name(), o)
+                })
+                .collect(),
             generator: Cpu {
                 user_s: gen_user,
                 sys_s: gen_sys,
@@ -493,13 +530,13 @@ impl Config {
         Config {
             target: plan.target_text.clone(),
             mode: plan.mode.name().into(),
-            ops: plan.ops.iter().map(|o| o.name().to_string()).collect(),
-            op_weights: plan
-                .weights
-                .iter()
-                .map(|(o, &w)| (o.name().to_string(), w))
-                .collect(),
+            ops: plan.ops.iter().map(|o| o.name()).collect(),
+            op_weights: plan.weights.iter().map(|(o, &w)| (o.name(), w)).collect(),
             scale: plan.scale.clone(),
+            user: plan.user.clone(),
+            size_bytes: plan.has(Op::Stor).then_some(plan.size),
+            upload_dir: plan.has(Op::Stor).then(|| plan.upload_dir.clone()),
+            new_files: plan.has(Op::Stor) && plan.new_files,
             clients: plan.clients,
             max_clients: plan.max_clients,
             cores: plan.cores,

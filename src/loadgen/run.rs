@@ -68,7 +68,7 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<i32> {
     }
     // Every session is a socket, plus a listener and a data socket while a
     // transfer is set up; a few more for the runtime.
-    let per_client = if plan.ops.iter().any(|o| o.uses_data_channel()) {
+    let per_client = if plan.ops.iter().any(|a| a.op.uses_data_channel()) {
         3
     } else {
         1
@@ -86,7 +86,7 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<i32> {
         let plan = plan.clone();
         tokio_uring::start(async move { targets::load(&plan).await })?
     };
-    let upload: &'static [u8] = if plan.ops.contains(&Op::Stor) {
+    let upload: &'static [u8] = if plan.has(Op::Stor) {
         // One copy for the whole run, shared by every upload of every shard
         // (io_uring writes need a buffer that outlives the op: a leaked
         // slice does, with no reference counting on the hot path).
@@ -108,7 +108,16 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<i32> {
         } else {
             String::new()
         };
-        let r = run_round(&plan, &targets, upload, run_start, &interrupt, label)?;
+        let run_tag = format!(
+            "{}-{:x}-r{round}",
+            std::process::id(),
+            started
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis())
+        );
+        let r = run_round(
+            &plan, &targets, upload, run_start, &interrupt, label, run_tag,
+        )?;
         order.clone_from(&r.stats.names);
         rounds.push(r);
         if interrupt.hit() {
@@ -158,6 +167,7 @@ fn run_round(
     run_start: Instant,
     interrupt: &Interrupt,
     label: String,
+    run_tag: String,
 ) -> anyhow::Result<RoundResult> {
     let sampler = plan.server_pid.map(Sampler::start).transpose()?;
     let participants = (0..plan.clients)
@@ -170,6 +180,7 @@ fn run_round(
         plan: plan.clone(),
         targets: targets.to_vec(),
         upload,
+        run_tag,
         progress: Progress::default(),
         gate: Gate::new(participants),
     });
@@ -213,7 +224,7 @@ fn run_round(
         ),
         server,
         sessions_peak: shared.progress.sessions_peak.load(Ordering::Relaxed),
-        all_logged_in: (plan.barrier && plan.ops.contains(&Op::Login))
+        all_logged_in: (plan.barrier && plan.has(Op::Login))
             .then(|| shared.gate.released_after())
             .flatten(),
         stats,

@@ -30,10 +30,17 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("upload", include_str!("../../loadtest/upload.toml")),
     ("listing", include_str!("../../loadtest/listing.toml")),
     ("idle", include_str!("../../loadtest/idle.toml")),
+    ("single-ops", include_str!("../../loadtest/single-ops.toml")),
+    (
+        "small-uploads",
+        include_str!("../../loadtest/small-uploads.toml"),
+    ),
 ];
 
 /// How data channels are opened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Passive, IPv4 only: PASV, the server announces address and port.
@@ -47,6 +54,9 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Every mode, in the order of the flag's help.
+    pub const ALL: [Mode; 4] = [Mode::Pasv, Mode::Epsv, Mode::Port, Mode::Eprt];
+
     /// The mode's name as flags and reports spell it.
     pub fn name(self) -> &'static str {
         match self {
@@ -76,9 +86,26 @@ pub enum Op {
     Mlsd,
     /// A NOOP round trip on the control channel.
     Noop,
+    /// `SIZE path` (RFC 3659 section 4) on the control channel: a 213 reply.
+    Size,
+    /// `MDTM path` (RFC 3659 section 3) on the control channel: a 213 reply.
+    Mdtm,
 }
 
 impl Op {
+    /// Every op, in the order the documentation lists them.
+    pub const ALL: [Op; 9] = [
+        Op::Login,
+        Op::Retr,
+        Op::Stor,
+        Op::List,
+        Op::Nlst,
+        Op::Mlsd,
+        Op::Noop,
+        Op::Size,
+        Op::Mdtm,
+    ];
+
     /// The op's name as scenario files and reports spell it.
     pub fn name(self) -> &'static str {
         match self {
@@ -89,12 +116,23 @@ impl Op {
             Op::Nlst => "nlst",
             Op::Mlsd => "mlsd",
             Op::Noop => "noop",
+            Op::Size => "size",
+            Op::Mdtm => "mdtm",
         }
     }
 
     /// Does this op pick a remote path from the plan's targets?
     pub fn needs_path(self) -> bool {
-        matches!(self, Op::Retr | Op::List | Op::Nlst | Op::Mlsd)
+        matches!(
+            self,
+            Op::Retr | Op::List | Op::Nlst | Op::Mlsd | Op::Size | Op::Mdtm
+        )
+    }
+
+    /// Does this op name a file (so a listing mixed with it lists the
+    /// file's directory)?
+    pub fn names_file(self) -> bool {
+        matches!(self, Op::Retr | Op::Size | Op::Mdtm)
     }
 
     /// Is this op a directory listing?
@@ -113,12 +151,77 @@ impl Op {
             Op::Nlst => "NLST",
             Op::Mlsd => "MLSD",
             Op::Noop => "NOOP",
+            Op::Size => "SIZE",
+            Op::Mdtm => "MDTM",
         }
     }
 
     /// Does a request of this op open a data channel?
     pub fn uses_data_channel(self) -> bool {
-        !matches!(self, Op::Login | Op::Noop)
+        !matches!(self, Op::Login | Op::Noop | Op::Size | Op::Mdtm)
+    }
+}
+
+/// One entry of an op mix: an op and, for an op that opens a data channel,
+/// the mode it uses when that is not the plan's (`--mode`). Written `retr`
+/// (the plan's mode) or `MODE-op`: `pasv-retr`, `epsv-list`, `port-stor`.
+/// Reports name it the same way (`request.pasv-retr`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Action {
+    pub op: Op,
+    /// The data-channel mode of this action; None: the plan's.
+    pub mode: Option<Mode>,
+}
+
+impl Action {
+    /// `op` in the plan's mode.
+    pub fn new(op: Op) -> Action {
+        Action { op, mode: None }
+    }
+
+    /// The action's name as scenario files and reports spell it.
+    pub fn name(self) -> String {
+        match self.mode {
+            Some(m) => format!("{}-{}", m.name(), self.op.name()),
+            None => self.op.name().to_string(),
+        }
+    }
+
+    /// Parses `op` or `MODE-op`; the error lists what is accepted.
+    pub fn parse(text: &str) -> Result<Action, String> {
+        let op_named = |name: &str| Op::ALL.into_iter().find(|o| o.name() == name);
+        let (mode, op_text) = match text.split_once('-') {
+            Some((m, rest)) => match Mode::ALL.into_iter().find(|x| x.name() == m) {
+                Some(mode) => (Some(mode), rest),
+                None => (None, text),
+            },
+            None => (None, text),
+        };
+        let Some(op) = op_named(op_text) else {
+            let names: Vec<&str> = Op::ALL.iter().map(|o| o.name()).collect();
+            return Err(format!(
+                "unknown op {text:?}: expected one of {}, or a data op after a mode (pasv-retr, epsv-list, port-stor, eprt-mlsd)",
+                names.join(", ")
+            ));
+        };
+        if mode.is_some() && !op.uses_data_channel() {
+            return Err(format!(
+                "{text:?}: {} opens no data channel, so it takes no mode",
+                op.name()
+            ));
+        }
+        Ok(Action { op, mode })
+    }
+
+    /// The data-channel mode this action uses in a plan of mode `plan`.
+    pub fn mode_or(self, plan: Mode) -> Mode {
+        self.mode.unwrap_or(plan)
+    }
+}
+
+impl From<Op> for Action {
+    fn from(op: Op) -> Action {
+        Action::new(op)
     }
 }
 
@@ -134,13 +237,87 @@ pub enum Pick {
 
 /// The `ops` field: a list used in turn (`["list", "mlsd"]`), or weights
 /// (`{ retr = 8, list = 1, stor = 1 }`: 80 % RETR, interleaved evenly).
+/// Each entry is an [`Action`]: an op, or a data op with its own mode
+/// (`pasv-retr`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[serde(try_from = "RawOps")]
 pub enum Ops {
     /// Each op once per cycle, in this order (repeats allowed).
-    InTurn(Vec<Op>),
+    InTurn(Vec<Action>),
     /// Each op `weight` times per cycle.
-    Weighted(BTreeMap<Op, u32>),
+    Weighted(BTreeMap<Action, u32>),
+}
+
+/// `ops` as written, before each name is parsed (so a wrong name gets its
+/// own message, not serde's "did not match any variant").
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawOps {
+    InTurn(Vec<String>),
+    Weighted(BTreeMap<String, u32>),
+}
+
+impl TryFrom<RawOps> for Ops {
+    type Error = String;
+
+    fn try_from(raw: RawOps) -> Result<Ops, String> {
+        match raw {
+            RawOps::InTurn(list) => list
+                .iter()
+                .map(|n| Action::parse(n))
+                .collect::<Result<_, _>>()
+                .map(Ops::InTurn),
+            RawOps::Weighted(table) => {
+                let mut out = BTreeMap::new();
+                for (name, w) in table {
+                    let action = Action::parse(&name)?;
+                    if out.insert(action, w).is_some() {
+                        return Err(format!("{} is given twice", action.name()));
+                    }
+                }
+                Ok(Ops::Weighted(out))
+            }
+        }
+    }
+}
+
+impl Ops {
+    /// Parses the `--ops` flag: names separated by commas, used in turn
+    /// (`noop,size,pasv-retr`), or `name=weight` pairs (`retr=8,list=1`).
+    pub fn parse_flag(text: &str) -> Result<Ops, String> {
+        let items: Vec<&str> = text.split(',').map(str::trim).collect();
+        if items.iter().any(|i| i.is_empty()) {
+            return Err(format!(
+                "--ops {text:?}: give op names separated by commas, e.g. noop,size,pasv-retr or retr=8,list=1"
+            ));
+        }
+        let weighted = items.iter().filter(|i| i.contains('=')).count();
+        if weighted == 0 {
+            return items
+                .iter()
+                .map(|i| Action::parse(i))
+                .collect::<Result<_, _>>()
+                .map(Ops::InTurn);
+        }
+        if weighted < items.len() {
+            return Err(format!(
+                "--ops {text:?}: give every op a weight (retr=8,list=1) or none (a list used in turn)"
+            ));
+        }
+        let mut table = BTreeMap::new();
+        for item in items {
+            let (name, w) = item.split_once('=').expect("counted above");
+            let action = Action::parse(name.trim())?;
+            let w: u32 = w
+                .trim()
+                .parse()
+                .map_err(|_| format!("--ops {item:?}: a weight is a whole number (retr=8)"))?;
+            if table.insert(action, w).is_some() {
+                return Err(format!("--ops: {} is given twice", action.name()));
+            }
+        }
+        Ok(Ops::Weighted(table))
+    }
 }
 
 /// A fraction as a scenario file may write it: `0.01` or `"1%"`.
@@ -177,6 +354,9 @@ pub struct Scenario {
     pub seed: Option<u64>,
     pub size: Option<String>,
     pub upload_dir: Option<String>,
+    /// STOR a new file each time (`lg-RUN-CLIENT-N.bin`) instead of
+    /// overwriting one file per client.
+    pub new_files: Option<bool>,
     pub think: Option<String>,
     pub barrier: Option<bool>,
     /// Limit on every wait (`--timeout`).
@@ -319,18 +499,82 @@ mod tests {
     #[test]
     fn ops_in_turn_or_weighted() {
         let s = Scenario::parse("name = \"x\"\nops = [\"list\", \"mlsd\"]").unwrap();
-        assert_eq!(s.ops, Ops::InTurn(vec![Op::List, Op::Mlsd]));
+        assert_eq!(s.ops, Ops::InTurn(vec![Op::List.into(), Op::Mlsd.into()]));
         let s = Scenario::parse("name = \"x\"\nops = { retr = 8, list = 1, stor = 1 }").unwrap();
         assert_eq!(
             s.ops,
             Ops::Weighted(BTreeMap::from([
-                (Op::Retr, 8),
-                (Op::Stor, 1),
-                (Op::List, 1)
+                (Op::Retr.into(), 8),
+                (Op::Stor.into(), 1),
+                (Op::List.into(), 1)
             ]))
         );
-        assert!(Scenario::parse("name = \"x\"\nops = { fly = 1 }").is_err());
-        assert!(Scenario::parse("name = \"x\"\nops = [\"fly\"]").is_err());
-        assert!(Scenario::parse("name = \"x\"\nops = [\"retr\"]\nunknown = 1").is_err());
+        for (text, want) in [
+            ("name = \"x\"\nops = { fly = 1 }", "unknown op \"fly\""),
+            ("name = \"x\"\nops = [\"fly\"]", "unknown op \"fly\""),
+            ("name = \"x\"\nops = [\"pasv-noop\"]", "takes no mode"),
+            (
+                "name = \"x\"\nops = [\"retr\"]\nunknown = 1",
+                "unknown field",
+            ),
+        ] {
+            let e = format!("{:#}", Scenario::parse(text).unwrap_err());
+            assert!(e.contains(want), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn actions_carry_their_own_mode() {
+        let s = Scenario::parse(
+            "name = \"x\"\nops = [\"noop\", \"size\", \"mdtm\", \"pasv-retr\", \"epsv-retr\", \"list\"]",
+        )
+        .unwrap();
+        let Ops::InTurn(list) = s.ops else {
+            panic!("a list")
+        };
+        let names: Vec<String> = list.iter().map(|a| a.name()).collect();
+        assert_eq!(
+            names,
+            ["noop", "size", "mdtm", "pasv-retr", "epsv-retr", "list"]
+        );
+        assert_eq!(list[3].mode_or(Mode::Epsv), Mode::Pasv);
+        assert_eq!(list[5].mode_or(Mode::Port), Mode::Port);
+        // A name with a dash that is not a mode is an unknown op.
+        assert!(Action::parse("fast-retr").is_err());
+        for a in Op::ALL.iter().map(|&o| Action::new(o)) {
+            assert_eq!(Action::parse(&a.name()), Ok(a));
+        }
+    }
+
+    #[test]
+    fn the_ops_flag() {
+        assert_eq!(
+            Ops::parse_flag("stor"),
+            Ok(Ops::InTurn(vec![Op::Stor.into()]))
+        );
+        assert_eq!(
+            Ops::parse_flag("retr=8, pasv-list=1"),
+            Ok(Ops::Weighted(BTreeMap::from([
+                (Op::Retr.into(), 8),
+                (
+                    Action {
+                        op: Op::List,
+                        mode: Some(Mode::Pasv)
+                    },
+                    1
+                ),
+            ])))
+        );
+        for (text, want) in [
+            ("", "separated by commas"),
+            ("retr,", "separated by commas"),
+            ("retr=8,list", "every op a weight"),
+            ("retr=x", "whole number"),
+            ("retr=1,retr=2", "twice"),
+            ("fly", "unknown op"),
+        ] {
+            let e = Ops::parse_flag(text).unwrap_err();
+            assert!(e.contains(want), "{text}: {e}");
+        }
     }
 }

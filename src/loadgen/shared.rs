@@ -20,6 +20,9 @@ pub struct Shared {
     pub targets: Vec<Target>,
     /// What every STOR sends (empty unless the scenario uploads).
     pub upload: &'static [u8],
+    /// Unique to this run and round (`PID-MS-rROUND`): names the new
+    /// files of `new_files` so no run overwrites another's.
+    pub run_tag: String,
     /// t0: open-loop schedules and the measuring window start here.
     pub start: Instant,
     pub end: End,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::scenario::Op;
+use super::scenario::Action;
 use super::series::Series;
 
 /// The phases every request is split into, and the request as a whole.
@@ -88,6 +88,14 @@ pub struct ErrorTally {
     pub example: String,
 }
 
+/// Requests of one action by outcome (its latencies are in `request.<op>`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpCount {
+    pub ok: u64,
+    pub errors: u64,
+    pub abandoned: u64,
+}
+
 /// One shard's (or, merged, the run's) measurements.
 #[derive(Clone, Debug)]
 pub struct Stats {
@@ -96,8 +104,8 @@ pub struct Stats {
     /// files.
     pub names: Vec<String>,
     pub hists: Vec<Histogram<u64>>,
-    /// Index in `hists` of `request.<op>`, by op.
-    by_op: Vec<(Op, usize)>,
+    /// Index in `hists` of `request.<op>`, by action.
+    by_op: Vec<(Action, usize)>,
     /// Index in `hists` of the first size class, when recorded.
     sizes: Option<usize>,
     /// Requests that completed successfully.
@@ -110,6 +118,9 @@ pub struct Stats {
     pub missed: u64,
     /// Failures by kind.
     pub errors: BTreeMap<String, ErrorTally>,
+    /// Requests by action and outcome (failures before any request, such
+    /// as the first login, are in no action).
+    pub by_action: BTreeMap<Action, OpCount>,
     /// The same, second by second.
     pub series: Series,
 }
@@ -118,9 +129,14 @@ impl Stats {
     /// Empty figures for `ops`; `moves_files` adds the size classes.
     /// `start` and `seconds` (the run's length, when bounded in time) place
     /// records in the per-second series.
-    pub fn new(ops: &[Op], moves_files: bool, start: Instant, seconds: Option<Duration>) -> Stats {
+    pub fn new(
+        ops: &[Action],
+        moves_files: bool,
+        start: Instant,
+        seconds: Option<Duration>,
+    ) -> Stats {
         let mut names: Vec<String> = PHASES.iter().map(|s| s.to_string()).collect();
-        let mut distinct: Vec<Op> = Vec::new();
+        let mut distinct: Vec<Action> = Vec::new();
         for &op in ops {
             if !distinct.contains(&op) {
                 distinct.push(op);
@@ -149,6 +165,7 @@ impl Stats {
             abandoned: 0,
             missed: 0,
             errors: BTreeMap::new(),
+            by_action: BTreeMap::new(),
         }
     }
 
@@ -163,7 +180,7 @@ impl Stats {
         self.record_at(phase as usize, d, now);
     }
 
-    fn record_request(&mut self, op: Op, d: Duration, now: Instant) {
+    fn record_request(&mut self, op: Action, d: Duration, now: Instant) {
         self.record(Phase::Request, d, now);
         if let Some(&(_, i)) = self.by_op.iter().find(|(o, _)| *o == op) {
             self.record_at(i, d, now);
@@ -172,8 +189,9 @@ impl Stats {
 
     /// A successful request of `op` that took `d`, ending `now`, having
     /// moved `bytes` of file data (RETR/STOR).
-    pub fn record_ok(&mut self, op: Op, d: Duration, bytes: Option<u64>, now: Instant) {
+    pub fn record_ok(&mut self, op: Action, d: Duration, bytes: Option<u64>, now: Instant) {
         self.ok += 1;
+        self.by_action.entry(op).or_default().ok += 1;
         self.series.second(now).ok += 1;
         self.record_request(op, d, now);
         if let (Some(first), Some(b)) = (self.sizes, bytes) {
@@ -187,20 +205,22 @@ impl Stats {
 
     /// A request of `op` cut off by the end of the run at `end`, `d` after
     /// its (scheduled) start.
-    pub fn record_abandoned(&mut self, op: Op, d: Duration, end: Instant) {
+    pub fn record_abandoned(&mut self, op: Action, d: Duration, end: Instant) {
         self.abandoned += 1;
+        self.by_action.entry(op).or_default().abandoned += 1;
         self.series.second(end).abandoned += 1;
         self.record_request(op, d, end);
     }
 
-    /// A failed request, `d` after its start; `kind` and `message` as
-    /// [`super::failure::Failure`] gives them. `d` is None for failures
-    /// that are not a request's (the login before the first one).
+    /// A failed request of an action, `d` after its start; `kind` and
+    /// `message` as [`super::failure::Failure`] gives them. `request` is
+    /// None for failures that are not a request's (the login before the
+    /// first one).
     pub fn record_error(
         &mut self,
         kind: String,
         message: impl FnOnce() -> String,
-        d: Option<Duration>,
+        request: Option<(Action, Duration)>,
         now: Instant,
     ) {
         let tally = self.errors.entry(kind).or_default();
@@ -209,7 +229,8 @@ impl Stats {
         }
         tally.count += 1;
         self.series.second(now).errors += 1;
-        if let Some(d) = d {
+        if let Some((op, d)) = request {
+            self.by_action.entry(op).or_default().errors += 1;
             self.record(Phase::Failed, d, now);
         }
     }
@@ -261,6 +282,12 @@ impl Stats {
             }
             mine.count += t.count;
         }
+        for (op, c) in &other.by_action {
+            let mine = self.by_action.entry(*op).or_default();
+            mine.ok += c.ok;
+            mine.errors += c.errors;
+            mine.abandoned += c.abandoned;
+        }
     }
 }
 
@@ -294,12 +321,14 @@ impl Progress {
 
 #[cfg(test)]
 mod tests {
+    use super::super::scenario::Op;
     use super::*;
 
     fn stats(ops: &[Op], files: bool) -> (Stats, Instant) {
         let t0 = Instant::now();
+        let ops: Vec<Action> = ops.iter().map(|&o| o.into()).collect();
         (
-            Stats::new(ops, files, t0, Some(Duration::from_secs(10))),
+            Stats::new(&ops, files, t0, Some(Duration::from_secs(10))),
             t0,
         )
     }
@@ -316,8 +345,8 @@ mod tests {
     fn mixed_ops_get_their_own_request_histograms() {
         let (mut s, t0) = stats(&[Op::List, Op::Mlsd], false);
         assert_eq!(s.names.last().unwrap(), "request.mlsd");
-        s.record_ok(Op::Mlsd, Duration::from_millis(3), None, t0);
-        s.record_ok(Op::List, Duration::from_millis(5), None, t0);
+        s.record_ok(Op::Mlsd.into(), Duration::from_millis(3), None, t0);
+        s.record_ok(Op::List.into(), Duration::from_millis(5), None, t0);
         assert_eq!(s.hist("request").unwrap().len(), 2);
         assert_eq!(s.hist("request.mlsd").unwrap().len(), 1);
         assert_eq!(stats(&[Op::Retr], false).0.names.len(), PHASES.len());
@@ -327,7 +356,7 @@ mod tests {
     fn size_classes_by_bytes_moved() {
         let (mut s, t0) = stats(&[Op::Retr], true);
         for b in [1, 64 << 10, (64 << 10) + 1, 1 << 20, 5 << 20] {
-            s.record_ok(Op::Retr, Duration::from_millis(1), Some(b), t0);
+            s.record_ok(Op::Retr.into(), Duration::from_millis(1), Some(b), t0);
         }
         let n = |name: &str| s.hist(name).unwrap().len();
         assert_eq!(
@@ -343,16 +372,25 @@ mod tests {
     #[test]
     fn abandoned_and_failed_are_recorded_apart() {
         let (mut s, t0) = stats(&[Op::Retr], false);
-        s.record_abandoned(Op::Retr, Duration::from_secs(2), t0);
+        s.record_abandoned(Op::Retr.into(), Duration::from_secs(2), t0);
         s.record_error(
             "550".into(),
             || "550 no".into(),
-            Some(Duration::from_millis(7)),
+            Some((Op::Retr.into(), Duration::from_millis(7))),
             t0,
         );
         s.record_error("530".into(), || "530 no".into(), None, t0);
         s.record_missed(t0);
         assert_eq!((s.ok, s.abandoned, s.missed, s.error_count()), (0, 1, 1, 2));
+        assert_eq!(
+            s.by_action[&Op::Retr.into()],
+            OpCount {
+                ok: 0,
+                errors: 1,
+                abandoned: 1
+            },
+            "the login failure is in no action"
+        );
         assert_eq!(
             s.hist("request").unwrap().max(),
             s.hist("request").unwrap().highest_equivalent(2_000_000)
@@ -367,16 +405,18 @@ mod tests {
     #[test]
     fn merge_adds_everything() {
         let (mut a, t0) = stats(&[Op::Retr], false);
-        let mut b = Stats::new(&[Op::Retr], false, t0, None);
+        let mut b = Stats::new(&[Op::Retr.into()], false, t0, None);
         a.record(Phase::Connect, Duration::from_micros(100), t0);
         b.record(Phase::Connect, Duration::from_micros(300), t0);
-        b.record_ok(Op::Retr, Duration::from_millis(1), None, t0);
+        b.record_ok(Op::Retr.into(), Duration::from_millis(1), None, t0);
         a.record_error("550".into(), || "550 first".into(), None, t0);
         b.record_error("550".into(), || "550 second".into(), None, t0);
         b.record_error("timeout".into(), || "timed out".into(), None, t0);
+        a.record_ok(Op::Retr.into(), Duration::from_millis(1), None, t0);
         a.merge(&b);
         assert_eq!(a.hist("connect").unwrap().len(), 2);
-        assert_eq!(a.ok, 1);
+        assert_eq!(a.ok, 2);
+        assert_eq!(a.by_action[&Op::Retr.into()].ok, 2);
         assert_eq!(a.error_count(), 3);
         assert_eq!(
             a.errors["550"],

@@ -44,11 +44,11 @@ const MAX_WALK: usize = 1_000_000;
 /// on a tokio-uring runtime; may log in to the server once.
 pub async fn load(plan: &Plan) -> anyhow::Result<Vec<Target>> {
     let mut session: Option<Control> = None;
-    if plan.ops.contains(&Op::Stor) {
+    if plan.has(Op::Stor) {
         let ctrl = login(plan, &mut session).await?;
         check_upload_dir(ctrl, plan).await?;
     }
-    if !plan.ops.iter().any(|o| o.needs_path()) {
+    if !plan.ops.iter().any(|a| a.op.needs_path()) {
         if let Some(ctrl) = session {
             let _ = ctrl.quit().await;
         }
@@ -62,14 +62,17 @@ pub async fn load(plan: &Plan) -> anyhow::Result<Vec<Target>> {
             size: None,
         })
         .collect();
-    let downloads = plan.ops.contains(&Op::Retr);
+    // Walk a remote directory for files when an op names a file; a
+    // listing on its own lists the directory itself.
+    let walks = plan.names_files();
+    let downloads = plan.has(Op::Retr);
 
     if let Some(files) = &plan.files {
         if Path::new(files).is_file() {
             let text =
                 std::fs::read_to_string(files).with_context(|| format!("--files {files}"))?;
             targets.extend(parse_index(&text));
-        } else if !downloads {
+        } else if !walks {
             targets.push(Target {
                 path: files.clone(),
                 size: None,

@@ -29,7 +29,7 @@ use super::data::BufPool;
 use super::failure::Failure;
 use super::plan::Plan;
 use super::prepare::{Content, Rng};
-use super::scenario::{Op, Pick};
+use super::scenario::{Action, Op, Pick};
 use super::schedule::{closed_loop_start, Slots};
 use super::shared::Shared;
 use super::stats::{Phase, Stats};
@@ -86,6 +86,8 @@ struct Client {
     index: usize,
     session: Option<Session>,
     picker: Picker,
+    /// STORs sent, which numbers the new files of `new_files`.
+    stored: u64,
 }
 
 /// One virtual client: requests until its quota, the timetable's end or
@@ -99,6 +101,7 @@ pub async fn client(ctx: Rc<ShardCtx>, index: usize, grown: bool) {
         ctx: ctx.clone(),
         index,
         session: None,
+        stored: 0,
     };
     if ctx.slots.is_some() {
         if !grown {
@@ -120,7 +123,7 @@ impl Client {
     /// held for the whole run, and no request pays for the first login.
     async fn log_in_first(&mut self) {
         let shared = &self.ctx.shared;
-        if shared.plan.ops.iter().any(|&o| o != Op::Login) {
+        if shared.plan.ops.iter().any(|a| a.op != Op::Login) {
             match shared.end.until(open_session(&self.ctx, true)).await {
                 Some(Ok(s)) => self.session = Some(s),
                 Some(Err(f)) => failed(&self.ctx, &f, None).await,
@@ -194,13 +197,13 @@ impl Client {
     /// One request of `op`, started at `due` (open loop) or when sent
     /// (closed loop), recorded as ok, failed or abandoned. False when the
     /// run ended during it.
-    async fn request(&mut self, op: Op, first: bool, due: Option<Instant>) -> bool {
+    async fn request(&mut self, op: Action, first: bool, due: Option<Instant>) -> bool {
         let ctx = self.ctx.clone();
         let shared = &ctx.shared;
         let called = Instant::now();
         let begin = Cell::new(due);
         let attempt = async {
-            if op != Op::Login && self.session.is_none() {
+            if op.op != Op::Login && self.session.is_none() {
                 self.session = Some(open_session(&ctx, true).await?);
             }
             // Closed loop: a request starts when it is sent (a reconnect
@@ -208,15 +211,7 @@ impl Client {
             // was due, whatever delayed it.
             let b = due.unwrap_or_else(Instant::now);
             begin.set(Some(b));
-            let (end, bytes) = perform(
-                &ctx,
-                op,
-                &mut self.session,
-                self.index,
-                first,
-                &mut self.picker,
-            )
-            .await?;
+            let (end, bytes) = perform(&ctx, op, self, first).await?;
             Ok::<_, Failure>((end - b, bytes))
         };
         let outcome = shared.end.until(attempt).await;
@@ -244,7 +239,7 @@ impl Client {
                 if f.fatal() {
                     self.session = None;
                 }
-                failed(&ctx, &f, Some(now.saturating_duration_since(begin))).await;
+                failed(&ctx, &f, Some((op, now.saturating_duration_since(begin)))).await;
                 true
             }
         }
@@ -296,13 +291,14 @@ pub async fn grow(ctx: Rc<ShardCtx>, spare: Vec<usize>) {
     }
 }
 
-/// Counts a failure (`after`: the failed request's latency, None for the
-/// login before the first request); after one that cost the session,
-/// pauses a little so a dead server is not hammered in a busy loop.
-async fn failed(ctx: &ShardCtx, f: &Failure, after: Option<Duration>) {
+/// Counts a failure (`request`: the failed request's action and latency,
+/// None for the login before the first request); after one that cost the
+/// session, pauses a little so a dead server is not hammered in a busy
+/// loop.
+async fn failed(ctx: &ShardCtx, f: &Failure, request: Option<(Action, Duration)>) {
     ctx.stats
         .borrow_mut()
-        .record_error(f.kind(), || f.to_string(), after, Instant::now());
+        .record_error(f.kind(), || f.to_string(), request, Instant::now());
     ctx.shared.progress.errors.fetch_add(1, Ordering::Relaxed);
     if f.fatal() {
         ctx.shared.end.sleep_until(Instant::now() + BACKOFF).await;
@@ -333,18 +329,18 @@ async fn open_session(ctx: &ShardCtx, binary: bool) -> Result<Session, Failure> 
     Ok(s)
 }
 
-/// Performs one request of `op`; returns when its measured part ended and
-/// the file bytes it moved (RETR, STOR).
+/// Performs one request of `action` for client `c`; returns when its
+/// measured part ended and the file bytes it moved (RETR, STOR).
 async fn perform(
     ctx: &ShardCtx,
-    op: Op,
-    session: &mut Option<Session>,
-    index: usize,
+    action: Action,
+    c: &mut Client,
     first: bool,
-    picker: &mut Picker,
 ) -> Result<(Instant, Option<u64>), Failure> {
     let shared = &ctx.shared;
     let plan = &shared.plan;
+    let op = action.op;
+    let mode = action.mode_or(plan.mode);
     if op == Op::Login {
         let result = open_session(ctx, false).await;
         let end = Instant::now();
@@ -357,7 +353,7 @@ async fn perform(
         result?.ctrl.quit().await?;
         return Ok((end, None));
     }
-    let s = session.as_mut().expect("the caller opened the session");
+    let s = c.session.as_mut().expect("the caller opened the session");
     let ctrl = &mut s.ctrl;
     let progress = &shared.progress;
     let count = |n: u64| {
@@ -369,11 +365,17 @@ async fn perform(
             ctrl.expect_ok("NOOP").await?;
             return Ok((Instant::now(), None));
         }
+        Op::Size | Op::Mdtm => {
+            let target = &shared.targets[c.picker.next()];
+            ctrl.expect_ok(&format!("{} {}", op.verb(), target.path))
+                .await?;
+            return Ok((Instant::now(), None));
+        }
         Op::Retr | Op::List | Op::Nlst | Op::Mlsd => {
-            let target = &shared.targets[picker.next()];
-            // A listing in a mix with downloads lists the directory of the
-            // file picked; alone, its path is the directory to list.
-            let path = if op.lists() && plan.ops.contains(&Op::Retr) {
+            let target = &shared.targets[c.picker.next()];
+            // A listing in a mix with ops on files lists the directory of
+            // the file picked; alone, its path is the directory to list.
+            let path = if op.lists() && plan.names_files() {
                 parent(&target.path)
             } else {
                 &target.path
@@ -386,7 +388,7 @@ async fn perform(
             };
             let timing = transfer::download(
                 ctrl,
-                plan.mode,
+                mode,
                 &format!("{} {path}", op.verb()),
                 plan.timeout,
                 &ctx.pool,
@@ -407,10 +409,16 @@ async fn perform(
             }
         }
         Op::Stor => {
-            let path = format!("{}/lg-{index}.bin", plan.upload_dir.trim_end_matches('/'));
+            let dir = plan.upload_dir.trim_end_matches('/');
+            let path = if plan.new_files {
+                c.stored += 1;
+                format!("{dir}/lg-{}-{}-{}.bin", shared.run_tag, c.index, c.stored)
+            } else {
+                format!("{dir}/lg-{}.bin", c.index)
+            };
             let timing = transfer::upload(
                 ctrl,
-                plan.mode,
+                mode,
                 &format!("{} {path}", op.verb()),
                 shared.upload,
                 plan.timeout,

@@ -11,6 +11,15 @@
 //! The kernel answers EAGAIN when a rename raced the resolution; the open
 //! is retried.
 //!
+//! Each open is first tried as a plain openat2(2) on the shard thread with
+//! RESOLVE_CACHED added: the kernel then resolves from the dentry cache
+//! only and answers EAGAIN rather than touching the disk, so the call
+//! cannot block. That is what io_uring's own inline attempt does, minus the
+//! ring round trip (an io_uring_enter, an epoll_wait and two task wake-ups
+//! per open, measured in docs/benchmarks.md); only an open the cache cannot
+//! answer (or one that creates or truncates, which RESOLVE_CACHED refuses)
+//! goes to the ring.
+//!
 //! A path that does not exist as sent is tried once more in its legacy
 //! charset form ([`super::names`]), component by component, so a name
 //! shown in UTF-8 finds its Latin-1 file wherever it is.
@@ -18,7 +27,8 @@
 use std::ffi::CString;
 use std::os::fd::OwnedFd;
 
-use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+use rustix::fs::{fcntl_getfl, fcntl_setfl, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
 
 use super::{names, path, Stat, VfsError};
 use crate::engine::sys::{self, FdRef};
@@ -38,8 +48,33 @@ fn relative(vpath: &[u8]) -> Result<CString, VfsError> {
     path::relative(vpath).ok_or(VfsError::NotFound)
 }
 
-/// Opens `rel` (relative to `dir`) with [`RESOLVE`], retrying EAGAIN.
+/// openat2 of `rel` with [`RESOLVE`] | RESOLVE_CACHED on this thread:
+/// never waits for the disk. None when the cache cannot answer (EAGAIN:
+/// the ring must do it).
+fn open_cached(dir: &FdRef, rel: &CString, flags: i32) -> Option<std::io::Result<OwnedFd>> {
+    // The kernel refuses these with RESOLVE_CACHED (EAGAIN): skip the call.
+    if flags & (libc::O_CREAT | libc::O_TRUNC | libc::O_TMPFILE) != 0 {
+        return None;
+    }
+    let resolve = ResolveFlags::from_bits_retain(RESOLVE) | ResolveFlags::CACHED;
+    match rustix::fs::openat2(
+        dir,
+        rel.as_c_str(),
+        OFlags::from_bits_retain(flags as u32) | OFlags::CLOEXEC,
+        Mode::empty(),
+        resolve,
+    ) {
+        Err(Errno::AGAIN) => None,
+        r => Some(r.map_err(Into::into)),
+    }
+}
+
+/// Opens `rel` (relative to `dir`) with [`RESOLVE`], retrying EAGAIN:
+/// from the dentry cache on this thread when it can, else on the ring.
 pub async fn openat(dir: &FdRef, rel: CString, flags: i32, mode: u32) -> std::io::Result<OwnedFd> {
+    if let Some(r) = open_cached(dir, &rel, flags) {
+        return r;
+    }
     let mut tries = 0;
     loop {
         match sys::openat2(dir.clone(), rel.clone(), flags, mode, RESOLVE).await {
@@ -151,6 +186,12 @@ pub async fn open_dir(root: &FdRef, vpath: &[u8]) -> Result<OwnedFd, VfsError> {
 
 /// Stats a path (following symlinks that stay inside the root).
 pub async fn stat(root: &FdRef, vpath: &[u8]) -> Result<Stat, VfsError> {
+    if vpath == b"/" {
+        // The root itself is open already: no open, no close (anonymous
+        // sessions stat it on every path they use, see `world::check`).
+        let st = rustix::fs::fstat(root).map_err(|e| VfsError::from_io(e.into()))?;
+        return Ok(Stat::from(&st));
+    }
     let fd = open_vpath(root, vpath, libc::O_PATH).await?;
     Ok(fstat(fd)?.1)
 }

@@ -9,6 +9,8 @@
 //!   and [`cpu_time_us`] (`getrusage(2)`), and kernel TLS ([`ktls`]:
 //!   `setsockopt` with `<linux/tls.h>` structures, `sendmsg` with a
 //!   record-type control message);
+//! - [`ReadReadiness`]: registering a socket with tokio's reactor, which
+//!   tokio asks callers to vouch for (the fd stays open while registered);
 //! - [`compat`]: a few fd-number (`RawFd`) entry points kept for their
 //!   callers, each one `rustix` call behind a borrowed fd.
 //!
@@ -27,6 +29,7 @@ pub mod compat;
 pub mod ktls;
 pub mod op;
 mod pipe;
+mod readiness;
 mod rusage;
 mod tcp_info;
 
@@ -38,6 +41,7 @@ pub use op::{
     write_at, write_vectored_at,
 };
 pub use pipe::Pipe;
+pub use readiness::ReadReadiness;
 pub use rusage::{cpu_time_us, thread_cpu_time_us};
 pub use tcp_info::tcp_progress;
 
