@@ -1,6 +1,10 @@
 //! Benchmarks of directory listing formatting: LIST (`ls -l` lines) and
 //! MLSD (RFC 3659 facts) for a 10,000-entry directory into one buffer, the
 //! CPU cost a mirror pays per listing of a large package directory.
+#![allow(
+    missing_docs,
+    reason = "criterion_group! defines an undocumented pub fn"
+)]
 
 use std::hint::black_box;
 

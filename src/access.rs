@@ -21,7 +21,7 @@ use crate::proto::addr::canonical_ip;
 
 /// What a rule says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rule {
+pub(crate) enum Rule {
     Allow,
     Deny,
 }
@@ -110,7 +110,7 @@ pub struct AccessList {
 
 /// Parses one CIDR (or a bare address: a one-host network), refusing host
 /// bits set below the prefix, which are usually a typo.
-pub fn parse_net(flag: &str, s: &str) -> Result<IpNet, String> {
+pub(crate) fn parse_net(flag: &str, s: &str) -> Result<IpNet, String> {
     let text = s.trim();
     let net = match text.parse::<IpNet>() {
         Ok(n) => n,
@@ -200,7 +200,7 @@ impl AccessList {
 /// The address a client counts as for per-address limits and bans: IPv4
 /// (also when mapped into IPv6) as itself, IPv6 as its `/v6_prefix`
 /// network, since one IPv6 host usually holds a whole /64.
-pub fn client_key(ip: IpAddr, v6_prefix: u8) -> IpAddr {
+pub(crate) fn client_key(ip: IpAddr, v6_prefix: u8) -> IpAddr {
     match canonical_ip(ip) {
         IpAddr::V6(a) => IpAddr::V6(mask(u128::from(a), v6_prefix.min(128), 128).into()),
         v4 => v4,

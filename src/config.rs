@@ -111,7 +111,7 @@ pub struct Config {
 }
 
 /// The greeting when no `--banner` is given.
-pub const DEFAULT_BANNER: &str = "ringftp ready.";
+pub(crate) const DEFAULT_BANNER: &str = "ringftp ready.";
 
 /// Most lines and bytes a banner may have: a greeting, not a document
 /// (every client waits for all of it before it logs in).
@@ -121,7 +121,7 @@ const BANNER_MAX_BYTES: usize = 8 * 1024;
 /// Parses `--banner`: TEXT, or `@FILE` (read now). Returns the text with
 /// lines separated by `\n` (CR dropped, other control bytes shown as `?`,
 /// trailing blank lines removed) and the file, if any.
-pub fn parse_banner(s: &str) -> Result<(Vec<u8>, Option<PathBuf>), String> {
+pub(crate) fn parse_banner(s: &str) -> Result<(Vec<u8>, Option<PathBuf>), String> {
     let (raw, file) = match s.strip_prefix('@') {
         Some(f) => {
             let path = PathBuf::from(f);
@@ -188,7 +188,7 @@ fn check_root(path: &Path, explicit: bool) -> Result<PathBuf, String> {
 }
 
 /// Parses `LO-HI` (both 1..=65535, LO <= HI).
-pub fn parse_port_range(s: &str) -> Result<PortRange, String> {
+pub(crate) fn parse_port_range(s: &str) -> Result<PortRange, String> {
     let (lo, hi) = s
         .split_once('-')
         .ok_or_else(|| format!("--pasv-ports {s:?}: expected LO-HI, e.g. 50000-50999"))?;
@@ -210,7 +210,7 @@ pub fn parse_port_range(s: &str) -> Result<PortRange, String> {
 }
 
 /// Parses a `--listen` value: `ADDR:PORT`, `[V6]:PORT`, or `HOST:PORT`.
-pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+pub(crate) fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
     }
@@ -224,7 +224,7 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
 
 /// Parses a rate flag: a size per second (`10MiB`, `500KB`, `1048576`),
 /// above zero.
-pub fn parse_rate(flag: &str, s: &str) -> Result<u64, String> {
+pub(crate) fn parse_rate(flag: &str, s: &str) -> Result<u64, String> {
     let text = s.trim();
     let text = text
         .strip_suffix("/s")

@@ -43,7 +43,7 @@ pub struct Setting {
 
 /// The `serve` flags after merging the command line with `--config`.
 #[derive(Debug, Clone)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     pub args: ServeArgs,
     /// Every setting, in the order the CLI defines them.
     pub effective: Vec<Setting>,
@@ -60,7 +60,7 @@ fn serve_command() -> clap::Command {
 
 /// The config keys: every `serve` flag's long name, except those in
 /// `NOT_IN_FILE` (`config`, `check-config`, `help`, `version`).
-pub fn keys() -> Vec<String> {
+pub(crate) fn keys() -> Vec<String> {
     serve_command()
         .get_arguments()
         .filter_map(|a| a.get_long())
@@ -71,7 +71,7 @@ pub fn keys() -> Vec<String> {
 
 /// Parses the full command line `argv` (`ringftp serve ...`), merged with
 /// the `--config` file it names (if any).
-pub fn load(argv: &[OsString]) -> Result<Loaded, String> {
+pub(crate) fn load(argv: &[OsString]) -> Result<Loaded, String> {
     let cli = Cli::command();
     let matches = cli
         .clone()
@@ -280,7 +280,7 @@ fn effective(serve: &ArgMatches, from_file: &BTreeSet<String>) -> Vec<Setting> {
 /// The effective configuration as a TOML document that `--config` reads
 /// back: one `key = value` line per flag, with where it came from; flags
 /// not set are comments.
-pub fn render(effective: &[Setting], file: Option<&Path>) -> String {
+pub(crate) fn render(effective: &[Setting], file: Option<&Path>) -> String {
     let mut out = String::from("# ringftp serve: effective configuration\n");
     for s in effective {
         let from = match s.source {
@@ -301,7 +301,7 @@ pub fn render(effective: &[Setting], file: Option<&Path>) -> String {
 }
 
 /// The keys whose values differ between two effective configurations.
-pub fn changed(old: &[Setting], new: &[Setting]) -> Vec<String> {
+pub(crate) fn changed(old: &[Setting], new: &[Setting]) -> Vec<String> {
     let mut keys = Vec::new();
     for n in new {
         let before = old.iter().find(|o| o.key == n.key).map(|o| &o.value);

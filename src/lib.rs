@@ -23,28 +23,31 @@
 //!   from root; [`sandbox`]: the Landlock confinement;
 //! - [`loadgen`]: the load generator behind `ringftp loadtest`.
 #![deny(unsafe_code)]
+// The module docs link internal (pub(crate)) items; the documentation is
+// built with --document-private-items (.ci/run), where those links resolve.
+#![allow(rustdoc::private_intra_doc_links)]
 
-pub mod access;
+pub(crate) mod access;
 pub mod auth;
 pub mod cli;
-pub mod config;
-pub mod config_file;
-pub mod data;
+pub(crate) mod config;
+pub(crate) mod config_file;
+pub(crate) mod data;
 pub mod engine;
-pub mod limits;
-pub mod live;
+pub(crate) mod limits;
+pub(crate) mod live;
 pub mod loadgen;
 pub mod logging;
 pub mod metrics;
-pub mod privileges;
+pub(crate) mod privileges;
 pub mod proto;
-pub mod proxy_protocol;
-pub mod sandbox;
+pub(crate) mod proxy_protocol;
+pub(crate) mod sandbox;
 pub mod server;
 pub mod session;
-pub mod shard;
-pub mod shutdown;
-pub mod tls;
-pub mod units;
+pub(crate) mod shard;
+pub(crate) mod shutdown;
+pub(crate) mod tls;
+pub(crate) mod units;
 pub mod vfs;
-pub mod xferlog;
+pub(crate) mod xferlog;

@@ -48,11 +48,11 @@ const STRIPES: usize = 64;
 /// may send at once after being idle (1/8 s of traffic). Without a bound a
 /// client that stalled for a minute could then download a minute's worth
 /// of bytes at full speed.
-pub const RATE_SLACK: Duration = Duration::from_millis(125);
+pub(crate) const RATE_SLACK: Duration = Duration::from_millis(125);
 
 /// Why a new session was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// `--max-sessions` sessions are open.
     Sessions(usize),
     /// The client's address has `--max-per-ip` sessions open.
@@ -61,7 +61,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// The text of the 421 reply.
-    pub fn reply_text(&self) -> String {
+    pub(crate) fn reply_text(&self) -> String {
         match self {
             Refusal::Sessions(n) => {
                 format!("Too many users ({n} sessions open), try again later.")
@@ -76,7 +76,7 @@ impl Refusal {
 /// The limits shared by every shard. Build one with [`Limits::new`] and
 /// hand an `Arc` of it to each shard. The session limits can be changed
 /// while the server runs ([`Limits::set`], on SIGHUP).
-pub struct Limits {
+pub(crate) struct Limits {
     max_sessions: AtomicUsize,
     sessions: AtomicUsize,
     per_ip: PerAddress,
@@ -89,7 +89,7 @@ pub struct Limits {
 impl Limits {
     /// `max_sessions` and `max_per_ip` of 0 mean no limit; `max_rate` is in
     /// bytes per second.
-    pub fn new(max_sessions: usize, max_per_ip: usize, max_rate: Option<u64>) -> Limits {
+    pub(crate) fn new(max_sessions: usize, max_per_ip: usize, max_rate: Option<u64>) -> Limits {
         Limits {
             max_sessions: AtomicUsize::new(max_sessions),
             sessions: AtomicUsize::new(0),
@@ -102,20 +102,20 @@ impl Limits {
     /// Puts new session limits in force (0 = no limit). Sessions already
     /// open stay open; an IPv6 prefix change applies to new sessions (each
     /// open one gives back the place it took).
-    pub fn set(&self, max_sessions: usize, max_per_ip: usize, v6_prefix: u8) {
+    pub(crate) fn set(&self, max_sessions: usize, max_per_ip: usize, v6_prefix: u8) {
         self.max_sessions.store(max_sessions, Ordering::Release);
         self.per_ip.max.store(max_per_ip, Ordering::Release);
         self.v6_prefix.store(v6_prefix, Ordering::Release);
     }
 
     /// The address `ip` counts as (see [`client_key`]).
-    pub fn key(&self, ip: IpAddr) -> IpAddr {
+    pub(crate) fn key(&self, ip: IpAddr) -> IpAddr {
         client_key(ip, self.v6_prefix.load(Ordering::Acquire))
     }
 
     /// Admits a session from `ip`, or says why not. The session counts
     /// until the returned [`Permit`] is dropped.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, Refusal> {
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, Refusal> {
         let max_sessions = self.max_sessions.load(Ordering::Acquire);
         if max_sessions > 0 {
             // Increment first, then check: two shards admitting at once
@@ -143,21 +143,23 @@ impl Limits {
         })
     }
 
+    #[cfg(test)]
     /// Sessions open on all shards now (an admission in progress on
     /// another shard may count for a moment before it is refused).
-    pub fn sessions(&self) -> usize {
+    pub(crate) fn sessions(&self) -> usize {
         self.sessions.load(Ordering::Acquire)
     }
 
+    #[cfg(test)]
     /// Sessions open from `ip`'s address (or IPv6 network) now, as
     /// counted for `--max-per-ip` (0 when it is off).
-    pub fn sessions_from(&self, ip: IpAddr) -> usize {
+    pub(crate) fn sessions_from(&self, ip: IpAddr) -> usize {
         self.per_ip.count(self.key(ip))
     }
 }
 
 /// One admitted session; dropping it gives its place back.
-pub struct Permit {
+pub(crate) struct Permit {
     limits: Arc<Limits>,
     /// The per-address key counted, if `--max-per-ip` was on at admission.
     key: Option<IpAddr>,
@@ -218,13 +220,14 @@ impl PerAddress {
         }
     }
 
+    #[cfg(test)]
     fn count(&self, ip: IpAddr) -> usize {
         self.stripe(ip).get(&ip).copied().unwrap_or(0)
     }
 }
 
 /// The rate schedule shared by all shards for `--max-rate`.
-pub struct SharedRate {
+pub(crate) struct SharedRate {
     rate: u64,
     epoch: Instant,
     /// Nanoseconds after `epoch` when the bytes reserved so far will have
@@ -234,7 +237,7 @@ pub struct SharedRate {
 
 impl SharedRate {
     /// `rate` in bytes per second (at least 1).
-    pub fn new(rate: u64) -> SharedRate {
+    pub(crate) fn new(rate: u64) -> SharedRate {
         SharedRate {
             rate: rate.max(1),
             epoch: Instant::now(),
@@ -242,14 +245,14 @@ impl SharedRate {
         }
     }
 
-    pub fn rate(&self) -> u64 {
+    pub(crate) fn rate(&self) -> u64 {
         self.rate
     }
 
     /// Accounts `n` bytes just moved at `now` and returns the instant
     /// until which the caller must wait before moving more. Lock-free: one
     /// compare-and-swap loop on the shared schedule.
-    pub fn reserve(&self, n: u64, now: Instant) -> Instant {
+    pub(crate) fn reserve(&self, n: u64, now: Instant) -> Instant {
         let now_ns = now.saturating_duration_since(self.epoch).as_nanos() as u64;
         let cost = cost_ns(n, self.rate);
         let slack = RATE_SLACK.as_nanos() as u64;
@@ -264,7 +267,7 @@ impl SharedRate {
 }
 
 /// Nanoseconds `n` bytes take at `rate` bytes per second.
-pub fn cost_ns(n: u64, rate: u64) -> u64 {
+pub(crate) fn cost_ns(n: u64, rate: u64) -> u64 {
     let ns = n as u128 * 1_000_000_000 / rate.max(1) as u128;
     ns.min(u64::MAX as u128) as u64
 }
@@ -274,7 +277,7 @@ pub fn cost_ns(n: u64, rate: u64) -> u64 {
 /// more than `slack` (an idle or slow transfer) restarts from `now - slack`,
 /// so idle time buys at most `slack` worth of burst. Returns the new
 /// theoretical arrival time, which is also when the sender may go on.
-pub fn schedule(tat: u64, now: u64, cost: u64, slack: u64) -> u64 {
+pub(crate) fn schedule(tat: u64, now: u64, cost: u64, slack: u64) -> u64 {
     tat.max(now.saturating_sub(slack)).saturating_add(cost)
 }
 

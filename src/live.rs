@@ -16,14 +16,14 @@ use crate::config::Config;
 
 /// The settings in force for new connections.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// The 220 greeting (lines separated by `\n`).
     pub banner: Vec<u8>,
     pub access: AccessList,
 }
 
 impl Settings {
-    pub fn from_config(c: &Config) -> Settings {
+    pub(crate) fn from_config(c: &Config) -> Settings {
         Settings {
             banner: c.banner.clone(),
             access: c.access.clone(),
@@ -33,25 +33,25 @@ impl Settings {
 
 /// Shared by all shards; replaced whole on SIGHUP.
 #[derive(Debug)]
-pub struct Live {
+pub(crate) struct Live {
     current: RwLock<Arc<Settings>>,
 }
 
 impl Live {
-    pub fn new(s: Settings) -> Live {
+    pub(crate) fn new(s: Settings) -> Live {
         Live {
             current: RwLock::new(Arc::new(s)),
         }
     }
 
-    pub fn snapshot(&self) -> Arc<Settings> {
+    pub(crate) fn snapshot(&self) -> Arc<Settings> {
         match self.current.read() {
             Ok(g) => g.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
-    pub fn replace(&self, s: Settings) {
+    pub(crate) fn replace(&self, s: Settings) {
         match self.current.write() {
             Ok(mut g) => *g = Arc::new(s),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(s),

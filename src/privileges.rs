@@ -28,7 +28,7 @@ use rustix::thread::{self, CapabilitySet, CapabilitySets};
 
 /// The account the process drops to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     /// The name (or number) as given or found, for the logs.
     pub name: String,
     pub uid: u32,
@@ -40,7 +40,7 @@ pub struct Target {
 
 /// What to do about privileges, decided from `--user` and who we are.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan {
+pub(crate) enum Plan {
     /// Not root, and not asked to change: keep the current ids.
     Keep,
     /// Root was asked for explicitly (`--user root`).
@@ -84,7 +84,7 @@ fn lookup_group(group: &str) -> Result<u32, String> {
 
 /// Resolves `USER[:GROUP]` to ids (numbers need no account, but a number
 /// without an account needs `:GROUP`).
-pub fn resolve(spec: &str) -> Result<Target, String> {
+pub(crate) fn resolve(spec: &str) -> Result<Target, String> {
     let (user, group) = split_spec(spec)?;
     let account = lookup_user(user)?;
     let explicit_gid = group.map(lookup_group).transpose()?;
@@ -125,7 +125,7 @@ pub fn resolve(spec: &str) -> Result<Target, String> {
 
 /// Decides what to do for `--user spec` when running with effective uid
 /// `euid`.
-pub fn plan(spec: Option<&str>, euid: u32) -> Result<Plan, String> {
+pub(crate) fn plan(spec: Option<&str>, euid: u32) -> Result<Plan, String> {
     match spec {
         None if euid != 0 => Ok(Plan::Keep),
         None => {
@@ -158,7 +158,7 @@ pub fn plan(spec: Option<&str>, euid: u32) -> Result<Plan, String> {
 
 /// How many threads the process has, from `/proc/self/task` (`None` when
 /// /proc is not there to ask).
-pub fn thread_count() -> Option<usize> {
+pub(crate) fn thread_count() -> Option<usize> {
     std::fs::read_dir("/proc/self/task").ok().map(|d| d.count())
 }
 
@@ -167,7 +167,7 @@ pub fn thread_count() -> Option<usize> {
 /// the process keeps `CAP_NET_BIND_SERVICE` and nothing else; without it,
 /// no capability. Must run before any other thread exists (the calls are
 /// per thread); errors otherwise.
-pub fn drop_to(target: &Target, keep_bind_service: bool) -> Result<(), String> {
+pub(crate) fn drop_to(target: &Target, keep_bind_service: bool) -> Result<(), String> {
     if let Some(n) = thread_count().filter(|&n| n > 1) {
         return Err(format!(
             "internal error: privileges must be dropped before any thread starts ({n} threads running)"
@@ -227,13 +227,8 @@ pub fn drop_to(target: &Target, keep_bind_service: bool) -> Result<(), String> {
 }
 
 /// Sets `PR_SET_NO_NEW_PRIVS` for a process that keeps its ids.
-pub fn no_new_privs() -> Result<(), String> {
+pub(crate) fn no_new_privs() -> Result<(), String> {
     thread::set_no_new_privs(true).map_err(|e| format!("PR_SET_NO_NEW_PRIVS: {e}"))
-}
-
-/// The capabilities the process holds now (effective set).
-pub fn effective_capabilities() -> Option<CapabilitySet> {
-    thread::capabilities(None).ok().map(|c| c.effective)
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ use crate::proto::addr::canonical_ip;
 /// The longest header accepted, in bytes: a v1 line is at most 107, a v2
 /// header 16 plus its addresses (at most 216 for AF_UNIX) and TLVs. A
 /// balancer's TLVs (unique id, TLS details) fit in far less.
-pub const MAX_HEADER: usize = 4096;
+pub(crate) const MAX_HEADER: usize = 4096;
 
 /// The v2 signature (12 bytes) that starts every binary header.
 const V2_SIGNATURE: &[u8] = ppp::v2::PROTOCOL_PREFIX;
@@ -86,7 +86,7 @@ impl ProxyFrom {
 
 /// The two ends of a proxied connection, from a header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Addresses {
+pub(crate) struct Addresses {
     /// The client (the header's source).
     pub client: SocketAddr,
     /// What the client connected to: the balancer's address (the VIP).
@@ -95,7 +95,7 @@ pub struct Addresses {
 
 /// What a buffer's first bytes are.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Parsed {
+pub(crate) enum Parsed {
     /// A header of `len` bytes: the connection's addresses, or `None` for
     /// a `LOCAL`/`UNKNOWN` header (and AF_UNIX or unspecified families),
     /// which keep the connection's own.
@@ -110,7 +110,7 @@ pub enum Parsed {
 }
 
 /// Parses the header at the start of `buf` (bytes after it are ignored).
-pub fn parse(buf: &[u8]) -> Parsed {
+pub(crate) fn parse(buf: &[u8]) -> Parsed {
     if buf.is_empty() {
         return Parsed::Incomplete;
     }
@@ -207,7 +207,7 @@ fn parse_v1(buf: &[u8]) -> Parsed {
 
 /// Why a connection's header was not read.
 #[derive(Debug)]
-pub enum HeaderError {
+pub(crate) enum HeaderError {
     /// None complete within the time allowed.
     Timeout(Duration),
     /// The connection closed first.
@@ -234,7 +234,7 @@ impl std::fmt::Display for HeaderError {
 /// Reads the header that starts `sock` within `limit`, consuming exactly
 /// its bytes. `Ok(None)`: a `LOCAL`/`UNKNOWN` header (keep the socket's
 /// own addresses).
-pub async fn read_header(
+pub(crate) async fn read_header(
     sock: &Rc<Socket>,
     limit: Duration,
 ) -> Result<Option<Addresses>, HeaderError> {

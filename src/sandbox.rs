@@ -65,13 +65,13 @@ enum Target {
 /// What the sandbox allows. Build it with [`Policy::for_server`] (or
 /// [`Policy::new`] and the adders), then [`Policy::apply`] it.
 #[derive(Default)]
-pub struct Policy {
+pub(crate) struct Policy {
     grants: Vec<Grant>,
 }
 
 /// How the sandbox went.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// `--sandbox off`.
     Off,
     /// Every handled right is enforced.
@@ -99,13 +99,17 @@ fn write_tree() -> BitFlags<AccessFs> {
 }
 
 impl Policy {
-    pub fn new() -> Policy {
+    pub(crate) fn new() -> Policy {
         Policy::default()
     }
 
     /// The served root (an open fd on it): read, and write too when
     /// `writable`.
-    pub fn served_root(&mut self, root: BorrowedFd<'_>, writable: bool) -> Result<(), String> {
+    pub(crate) fn served_root(
+        &mut self,
+        root: BorrowedFd<'_>,
+        writable: bool,
+    ) -> Result<(), String> {
         let fd = root
             .try_clone_to_owned()
             .map_err(|e| format!("sandbox: the root: {e}"))?;
@@ -128,7 +132,7 @@ impl Policy {
     /// Files to read after start-up (re-read on SIGHUP): each file's
     /// directory becomes readable, files only (see the module docs). The
     /// TLS work adds its certificate and key files here.
-    pub fn readable_files(&mut self, files: &[PathBuf]) {
+    pub(crate) fn readable_files(&mut self, files: &[PathBuf]) {
         for f in files {
             let dir = parent_dir(f);
             let already = self.grants.iter().any(|g| match &g.target {
@@ -148,7 +152,7 @@ impl Policy {
 
     /// A log file appended to, and created anew after rotation: its
     /// directory allows creating and writing files.
-    pub fn log_file(&mut self, file: &Path) {
+    pub(crate) fn log_file(&mut self, file: &Path) {
         self.grants.push(Grant {
             target: Target::Path(parent_dir(file)),
             access: AccessFs::WriteFile | AccessFs::MakeReg,
@@ -169,7 +173,7 @@ impl Policy {
 
     /// The policy of `ringftp serve`: see the module docs. `extra_readable`
     /// are more files to read after start-up (TLS certificates and keys).
-    pub fn for_server(
+    pub(crate) fn for_server(
         config: &crate::config::Config,
         root: BorrowedFd<'_>,
         extra_readable: &[PathBuf],
@@ -196,7 +200,7 @@ impl Policy {
     }
 
     /// What each rule allows, for the log.
-    pub fn describe(&self) -> Vec<String> {
+    pub(crate) fn describe(&self) -> Vec<String> {
         self.grants
             .iter()
             .map(|g| {
@@ -213,7 +217,7 @@ impl Policy {
     /// Confines the calling thread and every thread it starts from now on
     /// (call it before starting any). `Required` fails unless every
     /// handled right is enforced; `Auto` takes what the kernel offers.
-    pub fn apply(self, mode: SandboxMode) -> Result<Outcome, String> {
+    pub(crate) fn apply(self, mode: SandboxMode) -> Result<Outcome, String> {
         if mode == SandboxMode::Off {
             return Ok(Outcome::Off);
         }

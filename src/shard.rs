@@ -32,7 +32,7 @@ use crate::shutdown;
 use crate::xferlog::ShardXferLog;
 
 /// What every session of a shard shares. Lives on the shard thread only.
-pub struct ShardCtx {
+pub(crate) struct ShardCtx {
     pub id: usize,
     pub config: Arc<Config>,
     /// The root directory, for openat2 on the ring.
@@ -80,7 +80,7 @@ pub struct ShardCtx {
 
 /// What an admitted session occupies: its place in the shard's count and
 /// in the server-wide limits. Dropping it gives both back.
-pub struct Places {
+pub(crate) struct Places {
     _slot: SessionSlot,
     _permit: Permit,
 }
@@ -88,7 +88,7 @@ pub struct Places {
 impl Places {
     /// Counts a session in `ctx`'s `sessions_open` from now on, and holds
     /// its server-wide `permit`, until dropped.
-    pub fn new(ctx: &Rc<ShardCtx>, permit: Permit) -> Places {
+    pub(crate) fn new(ctx: &Rc<ShardCtx>, permit: Permit) -> Places {
         Places {
             _slot: SessionSlot::new(ctx),
             _permit: permit,
@@ -116,7 +116,7 @@ impl Drop for SessionSlot {
 /// One file descriptor a shard holds back for the moment the process runs
 /// out of them (the trick nginx and others use): giving it up makes room
 /// to accept a waiting client just long enough to answer it 421.
-pub struct Reserve {
+pub(crate) struct Reserve {
     fd: RefCell<Option<std::fs::File>>,
     /// In an fd shortage: logged once when it starts and once when it ends.
     short: Cell<bool>,
@@ -135,7 +135,7 @@ impl Default for Reserve {
 
 impl Reserve {
     /// Holds the reserve fd again if it is not held; returns whether it is.
-    pub fn refill(&self) -> bool {
+    pub(crate) fn refill(&self) -> bool {
         let mut fd = self.fd.borrow_mut();
         if fd.is_none() {
             *fd = std::fs::File::open("/dev/null").ok();
@@ -145,7 +145,7 @@ impl Reserve {
 
     /// A connection was accepted and admitted: if that ends a shortage
     /// (the reserve is held again), say so.
-    pub fn admitted(&self) {
+    pub(crate) fn admitted(&self) {
         if self.refill() && self.short.replace(false) {
             tracing::info!(
                 "file descriptors available again; accepting sessions ({} refused meanwhile)",
@@ -155,7 +155,7 @@ impl Reserve {
     }
 
     /// Closes the reserve fd to free its slot; false if it was not held.
-    pub fn release(&self) -> bool {
+    pub(crate) fn release(&self) -> bool {
         if !self.short.replace(true) {
             tracing::error!(
                 "out of file descriptors: refusing new sessions with 421 until some close (raise the fd limit, or lower --max-sessions)"
@@ -164,7 +164,7 @@ impl Reserve {
         self.fd.borrow_mut().take().is_some()
     }
 
-    pub fn refused(&self) {
+    pub(crate) fn refused(&self) {
         self.refused.set(self.refused.get() + 1);
     }
 }

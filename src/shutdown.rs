@@ -28,12 +28,12 @@ pub enum Phase {
 }
 
 /// The sending side, held by the signal thread.
-pub struct Shutdown {
+pub(crate) struct Shutdown {
     tx: watch::Sender<Phase>,
 }
 
 /// What shards and sessions hold to learn about a shutdown.
-pub type Watch = watch::Receiver<Phase>;
+pub(crate) type Watch = watch::Receiver<Phase>;
 
 impl Default for Shutdown {
     fn default() -> Self {
@@ -42,20 +42,20 @@ impl Default for Shutdown {
 }
 
 impl Shutdown {
-    pub fn new() -> Shutdown {
+    pub(crate) fn new() -> Shutdown {
         Shutdown {
             tx: watch::Sender::new(Phase::Running),
         }
     }
 
     /// A receiver for a shard or a session.
-    pub fn watch(&self) -> Watch {
+    pub(crate) fn watch(&self) -> Watch {
         self.tx.subscribe()
     }
 
     /// Moves to `phase` if that is later than the current one (phases
     /// never go back).
-    pub fn advance(&self, phase: Phase) {
+    pub(crate) fn advance(&self, phase: Phase) {
         self.tx.send_if_modified(|p| {
             if phase > *p {
                 *p = phase;
@@ -66,7 +66,7 @@ impl Shutdown {
         });
     }
 
-    pub fn phase(&self) -> Phase {
+    pub(crate) fn phase(&self) -> Phase {
         *self.tx.borrow()
     }
 }
@@ -74,7 +74,7 @@ impl Shutdown {
 /// Resolves once the server's phase is `phase` or later (at once if it
 /// already is). Never resolves if the sending side is gone without getting
 /// there.
-pub async fn reached(watch: &mut Watch, phase: Phase) {
+pub(crate) async fn reached(watch: &mut Watch, phase: Phase) {
     if watch.wait_for(|p| *p >= phase).await.is_err() {
         std::future::pending::<()>().await;
     }

@@ -27,7 +27,7 @@ const MAX_DURATION_S: f64 = 1e9;
 /// number of seconds (`30`, `1.5`), or one unit with a fraction (`1.5s`).
 /// Negative, empty, unit-less garbage and durations over ~31 years are
 /// errors that say what was expected.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let hint = || {
         format!("{text:?} is not a duration (try 500ms, 30s, 1m30s, 2h; a bare number is seconds)")
@@ -71,7 +71,7 @@ fn seconds(text: &str, secs: f64) -> Result<Duration, String> {
 /// Parses a byte size (see the module docs for the units): `4096`,
 /// `64KiB`, `1.5MiB`, `10kib`, `1TiB`, `10MB`. Negative, empty, unknown
 /// units and sizes beyond 2^64 - 1 bytes are errors.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let hint = || format!("{text:?} is not a size (try 4096, 64KiB, 1.5MiB, 1GiB, 10MB)");
     if t.is_empty() || !t.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
@@ -89,13 +89,13 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 /// Formats a byte count for people, in binary units: `512 B`, `64.0 KiB`,
 /// `1.5 GiB` (bytesize's IEC display).
-pub fn format_bytes(bytes: u64) -> String {
+pub(crate) fn format_bytes(bytes: u64) -> String {
     ByteSize(bytes).display().iec().to_string()
 }
 
 /// Formats a duration for people, in the syntax [`parse_duration`] reads
 /// back (`1m 30s`, `500ms`), rounded to the millisecond above one second.
-pub fn format_duration(d: Duration) -> String {
+pub(crate) fn format_duration(d: Duration) -> String {
     let d = if d >= Duration::from_secs(1) {
         Duration::from_millis(d.as_millis() as u64)
     } else {

@@ -37,7 +37,7 @@ use crate::engine::sys::{self, FdRef};
 use crate::vfs::time::civil_from_unix;
 
 /// One finished (or failed) transfer.
-pub struct Record<'a> {
+pub(crate) struct Record<'a> {
     /// Unix time the transfer ended.
     pub now: i64,
     /// Whole seconds the transfer took.
@@ -60,8 +60,9 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
+#[cfg(test)]
 /// Fields of a line when split on blanks: 5 for the time, 13 others.
-pub const FIELDS: usize = 18;
+pub(crate) const FIELDS: usize = 18;
 
 /// A field with every space and control character (tabs, line ends, DEL)
 /// replaced by `_`, as xferlog(5) specifies for the file name, so a line
@@ -82,7 +83,7 @@ fn field(out: &mut Vec<u8>, bytes: &[u8]) {
 /// transfer-time remote-host file-size filename transfer-type
 /// special-action-flag direction access-mode username service-name
 /// authentication-method authenticated-user-id completion-status.
-pub fn format(r: &Record, utc_offset: i64) -> Vec<u8> {
+pub(crate) fn format(r: &Record, utc_offset: i64) -> Vec<u8> {
     let t = r.now + utc_offset;
     let (y, mo, d, h, mi, s) = civil_from_unix(t);
     let weekday = DAYS[t.div_euclid(86_400).rem_euclid(7) as usize];
@@ -118,7 +119,7 @@ pub fn format(r: &Record, utc_offset: i64) -> Vec<u8> {
 }
 
 /// The transfer log file, shared by every shard; see the module doc.
-pub struct XferLog {
+pub(crate) struct XferLog {
     path: PathBuf,
     file: Mutex<Arc<OwnedFd>>,
     /// Bumped after every successful reopen.
@@ -142,7 +143,7 @@ impl XferLog {
     /// and reads the local time zone unless `utc`. The server opens it
     /// before dropping privileges and before the sandbox; a reopen on
     /// SIGHUP runs as the user it then runs as.
-    pub fn open(path: &Path, utc: bool) -> io::Result<XferLog> {
+    pub(crate) fn open(path: &Path, utc: bool) -> io::Result<XferLog> {
         Ok(XferLog {
             path: path.to_path_buf(),
             file: Mutex::new(open_append(path)?),
@@ -153,7 +154,7 @@ impl XferLog {
 
     /// The name of the zone lines are written in (`UTC` with
     /// `--xferlog-utc`; the IANA name of the local zone when known).
-    pub fn zone_name(&self) -> String {
+    pub(crate) fn zone_name(&self) -> String {
         match &self.zone {
             None => "UTC".to_string(),
             Some(z) => z.iana_name().unwrap_or("local time").to_string(),
@@ -163,21 +164,21 @@ impl XferLog {
     /// Seconds to add to the Unix time `now` to get the time the lines
     /// show: 0 in UTC, the local zone's offset at `now` otherwise
     /// (daylight saving time included).
-    pub fn utc_offset(&self, now: i64) -> i64 {
+    pub(crate) fn utc_offset(&self, now: i64) -> i64 {
         match (&self.zone, jiff::Timestamp::from_second(now)) {
             (Some(zone), Ok(t)) => i64::from(zone.to_offset(t).seconds()),
             _ => 0,
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Opens the path again (after logrotate moved the file) and makes every
     /// shard write there from its next line on. On error the old file
     /// stays in use.
-    pub fn reopen(&self) -> io::Result<()> {
+    pub(crate) fn reopen(&self) -> io::Result<()> {
         let fd = open_append(&self.path)?;
         *self.file.lock().unwrap_or_else(|e| e.into_inner()) = fd;
         self.generation.fetch_add(1, Ordering::Release);
@@ -198,7 +199,7 @@ impl XferLog {
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// One shard's writer on the shared [`XferLog`].
-pub struct ShardXferLog {
+pub(crate) struct ShardXferLog {
     shared: Arc<XferLog>,
     /// The generation and fd this shard writes to.
     current: RefCell<(u64, FdRef)>,
@@ -208,7 +209,7 @@ pub struct ShardXferLog {
 }
 
 impl ShardXferLog {
-    pub fn new(shared: Arc<XferLog>) -> ShardXferLog {
+    pub(crate) fn new(shared: Arc<XferLog>) -> ShardXferLog {
         let (generation, fd) = shared.current();
         ShardXferLog {
             shared,
@@ -231,7 +232,7 @@ impl ShardXferLog {
 
     /// Appends the line for `record`. A failure is logged (at most once a
     /// minute per shard, with the count) and returned.
-    pub async fn write(&self, record: &Record<'_>) -> io::Result<()> {
+    pub(crate) async fn write(&self, record: &Record<'_>) -> io::Result<()> {
         let offset = self.shared.utc_offset(record.now);
         let r = sys::write_append(self.fd(), format(record, offset)).await;
         if let Err(e) = &r {

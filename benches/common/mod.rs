@@ -1,5 +1,6 @@
 //! Helpers shared by the end-to-end benches: start `ringftp serve`, speak
 //! just enough FTP, and report medians.
+#![allow(unreachable_pub, reason = "shared by every benchmark binary")]
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};

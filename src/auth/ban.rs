@@ -27,7 +27,7 @@ pub struct BanPolicy {
 }
 
 /// Parses `N/WINDOW` (e.g. `10/10m`), or `off`.
-pub fn parse_policy(s: &str) -> Result<Option<BanPolicy>, String> {
+pub(crate) fn parse_policy(s: &str) -> Result<Option<BanPolicy>, String> {
     if s.eq_ignore_ascii_case("off") || s == "0" {
         return Ok(None);
     }

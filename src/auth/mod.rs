@@ -10,12 +10,12 @@
 //! - [`perms`]: what an account may do;
 //! - [`tls`]: who must use TLS (`--tls-required`, `--tls-data`), pure.
 
-pub mod ban;
+pub(crate) mod ban;
 pub mod login;
 pub mod password;
 pub mod perms;
-pub mod tls;
-pub mod users;
+pub(crate) mod tls;
+pub(crate) mod users;
 
 pub use perms::Perms;
-pub use users::{User, Users, UsersDb};
+pub(crate) use users::UsersDb;

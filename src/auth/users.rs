@@ -198,7 +198,7 @@ impl Users {
 /// The accounts in force, shared by all shards. A login takes a snapshot
 /// (one uncontended read lock); SIGHUP replaces the whole set at once.
 #[derive(Debug)]
-pub struct UsersDb {
+pub(crate) struct UsersDb {
     file: Option<PathBuf>,
     root: PathBuf,
     current: RwLock<Arc<Users>>,
@@ -206,7 +206,7 @@ pub struct UsersDb {
 
 impl UsersDb {
     /// Loads `file` (if any) for the first time.
-    pub fn open(file: Option<PathBuf>, root: PathBuf) -> Result<UsersDb, String> {
+    pub(crate) fn open(file: Option<PathBuf>, root: PathBuf) -> Result<UsersDb, String> {
         let users = match &file {
             Some(f) => Users::load(f, &root)?,
             None => Users::default(),
@@ -218,12 +218,12 @@ impl UsersDb {
         })
     }
 
-    pub fn snapshot(&self) -> Arc<Users> {
+    pub(crate) fn snapshot(&self) -> Arc<Users> {
         self.current.read().map(|g| g.clone()).unwrap_or_default()
     }
 
     /// Re-reads the file. On error the old set stays in force.
-    pub fn reload(&self) -> Result<usize, String> {
+    pub(crate) fn reload(&self) -> Result<usize, String> {
         let Some(file) = &self.file else { return Ok(0) };
         let users = Users::load(file, &self.root)?;
         let n = users.len();

@@ -19,7 +19,7 @@ use crate::engine::sys::{self, FdRef};
 /// Connects to `target` from `local_ip` (and `source_port` if given; when
 /// that bind fails — no CAP_NET_BIND_SERVICE below 1024 — it is logged and
 /// an ephemeral port is used). Gives up after `timeout`.
-pub async fn connect(
+pub(crate) async fn connect(
     target: SocketAddr,
     local_ip: IpAddr,
     source_port: Option<u16>,

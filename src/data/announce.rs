@@ -29,7 +29,7 @@ use std::sync::{Arc, RwLock};
 use crate::proto::addr::canonical_ip;
 
 /// Resolves names to the IPv4 address to announce.
-pub type Resolver<'a> = &'a dyn Fn(&str) -> Result<Ipv4Addr, String>;
+pub(crate) type Resolver<'a> = &'a dyn Fn(&str) -> Result<Ipv4Addr, String>;
 
 /// An IPv4 network: an address with its host bits clear, and a prefix length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,7 +142,7 @@ impl fmt::Display for Target {
 
 /// Resolves `name` with the system resolver (/etc/hosts, DNS) to its first
 /// IPv4 address.
-pub fn resolve_name(name: &str) -> Result<Ipv4Addr, String> {
+pub(crate) fn resolve_name(name: &str) -> Result<Ipv4Addr, String> {
     let addrs = (name, 0)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {name:?}: {e}"))?;
@@ -334,29 +334,29 @@ impl fmt::Display for Reresolved {
 /// read lock; SIGHUP swaps in a re-resolved table whole, so a session never
 /// sees half of an update.
 #[derive(Debug)]
-pub struct Announcer {
+pub(crate) struct Announcer {
     current: RwLock<Arc<AnnounceTable>>,
 }
 
 impl Announcer {
-    pub fn new(table: AnnounceTable) -> Announcer {
+    pub(crate) fn new(table: AnnounceTable) -> Announcer {
         Announcer {
             current: RwLock::new(Arc::new(table)),
         }
     }
 
-    pub fn snapshot(&self) -> Arc<AnnounceTable> {
+    pub(crate) fn snapshot(&self) -> Arc<AnnounceTable> {
         self.current.read().map(|g| g.clone()).unwrap_or_default()
     }
 
     /// The address to announce to `client` now (see [`AnnounceTable::lookup`]).
-    pub fn for_client(&self, client: IpAddr) -> Option<Ipv4Addr> {
+    pub(crate) fn for_client(&self, client: IpAddr) -> Option<Ipv4Addr> {
         self.current.read().ok().and_then(|t| t.lookup(client))
     }
 
     /// Puts `table` in force whole (SIGHUP with changed --pasv-address
     /// flags).
-    pub fn replace(&self, table: AnnounceTable) {
+    pub(crate) fn replace(&self, table: AnnounceTable) {
         if let Ok(mut g) = self.current.write() {
             *g = Arc::new(table);
         }
@@ -364,7 +364,7 @@ impl Announcer {
 
     /// Re-resolves every name (blocking: call it off the shards) and puts
     /// the result in force.
-    pub fn reresolve(&self, resolve: Resolver) -> Vec<Reresolved> {
+    pub(crate) fn reresolve(&self, resolve: Resolver) -> Vec<Reresolved> {
         let (table, outcome) = self.snapshot().reresolved(resolve);
         if let Ok(mut g) = self.current.write() {
             *g = Arc::new(table);
@@ -380,7 +380,7 @@ impl Announcer {
 /// only (RFC 2428 brought EPSV for IPv6), and the listener is bound on the
 /// control connection's local address, so PASV needs an IPv4 (or
 /// IPv4-mapped) control connection.
-pub fn pasv_address(local: IpAddr, announced: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
+pub(crate) fn pasv_address(local: IpAddr, announced: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
     let local = match local {
         IpAddr::V4(v4) => v4,
         IpAddr::V6(v6) => v6.to_ipv4_mapped()?,

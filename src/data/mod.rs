@@ -12,15 +12,15 @@
 //! - [`tls`]: FTPS data connections after their handshake (kTLS or the
 //!   in-place userspace record layer; close_notify).
 
-pub mod active;
-pub mod announce;
-pub mod passive;
-pub mod ports;
-pub mod tls;
-pub mod transfer;
+pub(crate) mod active;
+pub(crate) mod announce;
+pub(crate) mod passive;
+pub(crate) mod ports;
+pub(crate) mod tls;
+pub(crate) mod transfer;
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
+use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
 
 use socket2::Socket;
@@ -32,7 +32,7 @@ use crate::engine::sys::{self, FdRef};
 /// Dropping it shuts the socket down before the fd is released, which
 /// makes any io_uring op still in flight on it (a splice blocked on a full
 /// socket buffer, say) fail at once instead of holding the fd.
-pub struct DataConn {
+pub(crate) struct DataConn {
     sock: Rc<Socket>,
     pub peer: SocketAddr,
     /// FTPS: the connection's TLS keys after its handshake (PROT P).
@@ -40,7 +40,7 @@ pub struct DataConn {
 }
 
 impl DataConn {
-    pub fn new(sock: Socket, peer: SocketAddr) -> DataConn {
+    pub(crate) fn new(sock: Socket, peer: SocketAddr) -> DataConn {
         DataConn {
             sock: Rc::new(sock),
             peer,
@@ -49,22 +49,22 @@ impl DataConn {
     }
 
     /// Closes the sending side (a FIN after what was sent).
-    pub fn shutdown_write(&self) {
+    pub(crate) fn shutdown_write(&self) {
         let _ = self.sock.shutdown(Shutdown::Write);
     }
 
     /// A handle on the socket fd for io_uring ops.
-    pub fn fd(&self) -> FdRef {
+    pub(crate) fn fd(&self) -> FdRef {
         self.sock.clone()
     }
 
     /// Sends all of `buf`.
-    pub async fn write_all(&self, buf: Vec<u8>) -> io::Result<()> {
+    pub(crate) async fn write_all(&self, buf: Vec<u8>) -> io::Result<()> {
         sys::send_all(self.fd(), buf).await
     }
 
     /// Aborts the connection now (ABOR, timeout): pending ops fail.
-    pub fn abort(&self) {
+    pub(crate) fn abort(&self) {
         let _ = self.sock.shutdown(Shutdown::Both);
     }
 }
@@ -72,13 +72,5 @@ impl DataConn {
 impl Drop for DataConn {
     fn drop(&mut self) {
         let _ = self.sock.shutdown(Shutdown::Both);
-    }
-}
-
-/// The unspecified address of `ip`'s family.
-pub fn unspecified_like(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
     }
 }

@@ -37,7 +37,7 @@ use crate::proto::addr::same_host;
 use crate::proxy_protocol::{self, ProxyFrom};
 
 /// A shard's slice of the passive range and which ports it has leased.
-pub struct PortSlice {
+pub(crate) struct PortSlice {
     range: PortRange,
     state: RefCell<SliceState>,
     /// Where the shard counts its ports, leases and exhaustion.
@@ -51,7 +51,7 @@ struct SliceState {
 
 impl PortSlice {
     /// The slice `range`, counted in `metrics` (`ringftp_passive_ports*`).
-    pub fn new(range: PortRange, metrics: Arc<ShardMetrics>) -> Rc<PortSlice> {
+    pub(crate) fn new(range: PortRange, metrics: Arc<ShardMetrics>) -> Rc<PortSlice> {
         metrics.pasv_ports.set(range.len() as u64);
         Rc::new(PortSlice {
             range,
@@ -63,12 +63,13 @@ impl PortSlice {
         })
     }
 
-    pub fn range(&self) -> PortRange {
+    pub(crate) fn range(&self) -> PortRange {
         self.range
     }
 
+    #[cfg(test)]
     /// Ports leased right now.
-    pub fn leased(&self) -> usize {
+    pub(crate) fn leased(&self) -> usize {
         self.state.borrow().in_use.iter().filter(|&&b| b).count()
     }
 
@@ -97,7 +98,7 @@ impl PortSlice {
 }
 
 /// A port of the slice, given back when dropped.
-pub struct PortLease {
+pub(crate) struct PortLease {
     slice: Rc<PortSlice>,
     idx: usize,
 }
@@ -111,14 +112,14 @@ impl Drop for PortLease {
 
 /// Why no passive listener could be opened.
 #[derive(Debug)]
-pub enum PassiveError {
+pub(crate) enum PassiveError {
     /// Every port of the shard's slice is leased or bound by someone else.
     Exhausted,
     Io(io::Error),
 }
 
 /// A listening passive data socket, waiting for the client.
-pub struct PassiveListener {
+pub(crate) struct PassiveListener {
     sock: Rc<Socket>,
     pub addr: SocketAddr,
     _lease: PortLease,
@@ -127,7 +128,7 @@ pub struct PassiveListener {
 impl PassiveListener {
     /// Binds a port of `slice` on `ip` (the control connection's local
     /// address, so the data channel uses the same interface and family).
-    pub fn bind(slice: &Rc<PortSlice>, ip: IpAddr) -> Result<PassiveListener, PassiveError> {
+    pub(crate) fn bind(slice: &Rc<PortSlice>, ip: IpAddr) -> Result<PassiveListener, PassiveError> {
         let mut tried = 0;
         while let Some((step, idx)) = slice.next_free(tried) {
             tried = step + 1;
@@ -160,7 +161,7 @@ impl PassiveListener {
     /// start with a PROXY header, and the client it names is the one
     /// compared with `control_peer`; anything else is closed and logged,
     /// and the listener keeps waiting.
-    pub async fn accept(
+    pub(crate) async fn accept(
         &self,
         control_peer: IpAddr,
         allow_foreign: bool,

@@ -42,7 +42,7 @@ const RECV_BUF: usize = 256 * 1024;
 
 /// Which way a data connection's bytes are encrypted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Path {
+pub(crate) enum Path {
     /// kTLS: the kernel encrypts what the socket sends.
     Kernel,
     /// The in-place userspace record layer.
@@ -50,7 +50,7 @@ pub enum Path {
 }
 
 /// A data connection's TLS state after the handshake.
-pub struct DataTls {
+pub(crate) struct DataTls {
     sealer: RefCell<Sealer>,
     opener: RefCell<Opener>,
     /// Where sending is encrypted.
@@ -64,7 +64,7 @@ impl DataTls {
     /// `kernel` (a download, and the kernel supports the cipher), the
     /// sending keys go to the kernel; if that fails, the log says why and
     /// userspace encrypts.
-    pub fn from_handshake(
+    pub(crate) fn from_handshake(
         conn: ServerConnection,
         sock: &FdRef,
         kernel: &ktls::Support,
@@ -120,7 +120,7 @@ impl DataTls {
     }
 
     /// Sends `data` as application data (listings, ASCII chunks).
-    pub async fn send(&self, conn: &DataConn, data: Vec<u8>) -> io::Result<()> {
+    pub(crate) async fn send(&self, conn: &DataConn, data: Vec<u8>) -> io::Result<()> {
         if self.path == Path::Kernel {
             return conn.write_all(data).await;
         }
@@ -133,7 +133,7 @@ impl DataTls {
 
     /// Sends close_notify and closes the sending side: the end of a
     /// download (or the answer to an upload's close_notify).
-    pub async fn close(&self, conn: &DataConn) -> io::Result<()> {
+    pub(crate) async fn close(&self, conn: &DataConn) -> io::Result<()> {
         match self.path {
             Path::Kernel => {
                 let fd = conn.fd();
@@ -164,7 +164,7 @@ impl DataTls {
     /// path = the plain zero-copy loop; userspace path = read into record
     /// slots, seal in place, send, two buffers overlapping. Returns the
     /// bytes of the file sent; ends with close_notify.
-    pub async fn send_file(
+    pub(crate) async fn send_file(
         &self,
         ctx: &mut TransferCtx<'_>,
         conn: &DataConn,
@@ -281,7 +281,7 @@ impl DataTls {
 
     /// Binary upload into `file` from `offset` until the client's
     /// close_notify (answered with ours). Returns the bytes written.
-    pub async fn recv_file(
+    pub(crate) async fn recv_file(
         &self,
         ctx: &mut TransferCtx<'_>,
         conn: &DataConn,
@@ -318,7 +318,7 @@ impl DataTls {
 
     /// The next plaintext the client sent (ASCII uploads), or `None` after
     /// its close_notify. `buf` carries received bytes between calls.
-    pub async fn recv_plain(
+    pub(crate) async fn recv_plain(
         &self,
         conn: &DataConn,
         buf: &mut Vec<u8>,

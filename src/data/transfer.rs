@@ -19,7 +19,7 @@ use crate::metrics::counters::{BytePath, Dir};
 
 /// How a transfer failed, in the terms of its reply.
 #[derive(Debug)]
-pub enum TransferError {
+pub(crate) enum TransferError {
     /// The data connection broke (client gone, reset): 426.
     Network(io::Error),
     /// Reading the file failed: 451.
@@ -40,7 +40,7 @@ impl std::fmt::Display for TransferError {
 
 /// Resolves when the TCP connection on `fd` has made no progress (bytes
 /// acknowledged by the peer or received from it) for `timeout`.
-pub async fn watchdog(fd: FdRef, timeout: Duration) {
+pub(crate) async fn watchdog(fd: FdRef, timeout: Duration) {
     let tick = (timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     let mut last = sys::tcp_progress(fd.as_fd()).ok();
     let mut since = Instant::now();
@@ -57,7 +57,7 @@ pub async fn watchdog(fd: FdRef, timeout: Duration) {
 }
 
 /// Runs `fut` on `conn` under the no-progress watchdog.
-pub async fn guarded<T>(
+pub(crate) async fn guarded<T>(
     conn: &DataConn,
     timeout: Duration,
     fut: impl std::future::Future<Output = Result<T, TransferError>>,
@@ -77,14 +77,14 @@ const ASCII_CHUNK: usize = 64 * 1024;
 /// One transfer over an established data connection: the connection and
 /// the context its byte-moving loops share (pipes, counters, progress,
 /// pacer). Each method moves one kind of payload.
-pub struct Channel<'a> {
+pub(crate) struct Channel<'a> {
     pub conn: &'a DataConn,
     pub ctx: TransferCtx<'a>,
 }
 
 impl Channel<'_> {
     /// Binary RETR: `len` bytes of `file` from `offset`, zero-copy.
-    pub async fn send_binary(
+    pub(crate) async fn send_binary(
         &mut self,
         file: FdRef,
         offset: u64,
@@ -105,7 +105,11 @@ impl Channel<'_> {
 
     /// Binary upload: everything the client sends until it closes the data
     /// connection, written into `file` from `offset`, zero-copy.
-    pub async fn recv_binary(&mut self, file: FdRef, offset: u64) -> Result<u64, TransferError> {
+    pub(crate) async fn recv_binary(
+        &mut self,
+        file: FdRef,
+        offset: u64,
+    ) -> Result<u64, TransferError> {
         let got = match &self.conn.tls {
             Some(tls) => tls.recv_file(&mut self.ctx, self.conn, file, offset).await,
             None => splice::recv_file(&mut self.ctx, self.conn.fd(), file, offset).await,
@@ -118,7 +122,11 @@ impl Channel<'_> {
 
     /// ASCII upload: CRLF from the wire becomes LF in the file. Returns the
     /// bytes written to the file.
-    pub async fn recv_ascii(&mut self, file: FdRef, offset: u64) -> Result<u64, TransferError> {
+    pub(crate) async fn recv_ascii(
+        &mut self,
+        file: FdRef,
+        offset: u64,
+    ) -> Result<u64, TransferError> {
         let mut pos = offset;
         let mut pending_cr = false;
         let mut buf = Vec::with_capacity(ASCII_CHUNK);
@@ -170,7 +178,11 @@ impl Channel<'_> {
 
     /// ASCII RETR: the file from `offset` with bare LF turned into CRLF.
     /// Returns the bytes of the file read (what REST offsets count).
-    pub async fn send_ascii(&mut self, file: FdRef, offset: u64) -> Result<u64, TransferError> {
+    pub(crate) async fn send_ascii(
+        &mut self,
+        file: FdRef,
+        offset: u64,
+    ) -> Result<u64, TransferError> {
         let mut pos = offset;
         let chunk = splice::paced_chunk(&self.ctx.pacer, ASCII_CHUNK as u32) as usize;
         let mut buf = Vec::with_capacity(chunk);
@@ -196,7 +208,7 @@ impl Channel<'_> {
     }
 
     /// Sends bytes from memory (a listing, or a chunk of one).
-    pub async fn send_bytes(&mut self, bytes: Vec<u8>) -> Result<u64, TransferError> {
+    pub(crate) async fn send_bytes(&mut self, bytes: Vec<u8>) -> Result<u64, TransferError> {
         let n = bytes.len() as u64;
         if n == 0 {
             return Ok(0);
@@ -219,7 +231,7 @@ impl Channel<'_> {
     /// The end of a download under TLS: close_notify (nothing in plain
     /// FTP, where closing the connection is the end). Listings call it
     /// after their last chunk.
-    pub async fn close(&self) -> Result<(), TransferError> {
+    pub(crate) async fn close(&self) -> Result<(), TransferError> {
         match &self.conn.tls {
             Some(tls) => tls.close(self.conn).await.map_err(TransferError::Network),
             None => Ok(()),
@@ -230,7 +242,7 @@ impl Channel<'_> {
     /// sends, until it closes the data connection or `limit` has passed:
     /// a client cut off mid-upload sees a reset (broken pipe) before it can
     /// read the 452, one that may finish sending reads it.
-    pub async fn discard_rest(&self, limit: Duration) {
+    pub(crate) async fn discard_rest(&self, limit: Duration) {
         let drain = async {
             let mut buf = Vec::with_capacity(ASCII_CHUNK);
             loop {
@@ -249,7 +261,7 @@ impl Channel<'_> {
 /// Appends `input` to `out` with every CRLF turned into LF (a CR not
 /// followed by LF is kept). `pending_cr` carries a CR that ended the
 /// previous chunk, whose fate depends on the next byte.
-pub fn crlf_to_lf(input: &[u8], pending_cr: &mut bool, out: &mut Vec<u8>) {
+pub(crate) fn crlf_to_lf(input: &[u8], pending_cr: &mut bool, out: &mut Vec<u8>) {
     let mut bytes = input;
     if *pending_cr {
         *pending_cr = false;
@@ -282,7 +294,7 @@ pub fn crlf_to_lf(input: &[u8], pending_cr: &mut bool, out: &mut Vec<u8>) {
 /// Appends `input` to `out` with every LF not already preceded by CR
 /// turned into CRLF. `prev_cr` carries "the last byte was CR" across
 /// chunks so a CRLF split between two reads is not doubled.
-pub fn lf_to_crlf(input: &[u8], prev_cr: &mut bool, out: &mut Vec<u8>) {
+pub(crate) fn lf_to_crlf(input: &[u8], prev_cr: &mut bool, out: &mut Vec<u8>) {
     let mut start = 0;
     for (i, &b) in input.iter().enumerate() {
         if b == b'\n' {

@@ -3,7 +3,7 @@
 //! (`splice`), and the one module allowed to use `unsafe` (`sys`): the
 //! io_uring ops tokio-uring lacks and the few syscalls rustix lacks.
 
-pub mod pool;
-pub mod shard;
-pub mod splice;
+pub(crate) mod pool;
+pub(crate) mod shard;
+pub(crate) mod splice;
 pub mod sys;

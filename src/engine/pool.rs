@@ -15,19 +15,19 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 /// Worker threads each shard starts.
-pub const WORKERS_PER_SHARD: usize = 2;
+pub(crate) const WORKERS_PER_SHARD: usize = 2;
 
 type Job = Box<dyn FnOnce() + Send>;
 
 /// A fixed set of worker threads taking jobs from one queue. Dropping the
 /// pool lets its threads finish the queued jobs and exit.
-pub struct WorkerPool {
+pub(crate) struct WorkerPool {
     jobs: mpsc::Sender<Job>,
 }
 
 impl WorkerPool {
     /// Starts `threads` workers named `NAME-I`.
-    pub fn new(name: &str, threads: usize) -> std::io::Result<WorkerPool> {
+    pub(crate) fn new(name: &str, threads: usize) -> std::io::Result<WorkerPool> {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads.max(1) {
@@ -55,7 +55,7 @@ impl WorkerPool {
 
     /// Runs `f` on a worker and resolves to its result, or to `None` if the
     /// pool is gone or `f` panicked.
-    pub fn run<T, F>(&self, f: F) -> impl Future<Output = Option<T>>
+    pub(crate) fn run<T, F>(&self, f: F) -> impl Future<Output = Option<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,

@@ -17,7 +17,7 @@ const RING_ENTRIES: u32 = 1024;
 
 /// Who a shard is, as its future sees it.
 #[derive(Clone, Copy, Debug)]
-pub struct ShardInfo {
+pub(crate) struct ShardInfo {
     /// 0-based shard index.
     pub id: usize,
     /// The CPU the shard thread is pinned to.
@@ -27,7 +27,7 @@ pub struct ShardInfo {
 }
 
 /// CPUs available to this process (its affinity mask); at least one.
-pub fn available_cpus() -> Vec<usize> {
+pub(crate) fn available_cpus() -> Vec<usize> {
     let allowed: Vec<usize> = match sched_getaffinity(None) {
         Ok(set) => (0..CpuSet::MAX_CPU).filter(|&c| set.is_set(c)).collect(),
         Err(_) => Vec::new(),
@@ -50,7 +50,12 @@ pub fn available_cpus() -> Vec<usize> {
 ///
 /// `make` is called on the shard's own thread, so the future it returns
 /// need not be `Send` and may hold `Rc`s and thread-locals freely.
-pub fn run_shards<F, Fut, T>(name: &str, cores: usize, pin: bool, make: F) -> io::Result<Vec<T>>
+pub(crate) fn run_shards<F, Fut, T>(
+    name: &str,
+    cores: usize,
+    pin: bool,
+    make: F,
+) -> io::Result<Vec<T>>
 where
     F: Fn(ShardInfo) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = T> + 'static,

@@ -34,7 +34,7 @@ use crate::metrics::counters::{BytePath, Dir};
 use crate::metrics::ShardMetrics;
 
 /// Pipe size requested with F_SETPIPE_SZ (the default pipe-max-size).
-pub const PIPE_SIZE: u32 = 1 << 20;
+pub(crate) const PIPE_SIZE: u32 = 1 << 20;
 
 /// Most idle pipes a shard keeps (two per concurrent transfer).
 const POOL_MAX: usize = 128;
@@ -42,12 +42,12 @@ const POOL_MAX: usize = 128;
 /// A shard's pipes, reused across transfers to save two syscalls and the
 /// pipe's page allocations per file.
 #[derive(Default)]
-pub struct PipePool {
+pub(crate) struct PipePool {
     pipes: RefCell<Vec<Pipe>>,
 }
 
 impl PipePool {
-    pub fn take(&self) -> io::Result<Pipe> {
+    pub(crate) fn take(&self) -> io::Result<Pipe> {
         match self.pipes.borrow_mut().pop() {
             Some(p) => Ok(p),
             None => Pipe::new(PIPE_SIZE),
@@ -55,15 +55,11 @@ impl PipePool {
     }
 
     /// Returns an empty pipe to the pool.
-    pub fn give(&self, pipe: Pipe) {
+    pub(crate) fn give(&self, pipe: Pipe) {
         let mut pipes = self.pipes.borrow_mut();
         if pipes.len() < POOL_MAX {
             pipes.push(pipe);
         }
-    }
-
-    pub fn idle(&self) -> usize {
-        self.pipes.borrow().len()
     }
 }
 
@@ -71,18 +67,18 @@ impl PipePool {
 /// (download record slots, upload receive buffers), reused across
 /// transfers so memory follows the transfers in flight.
 #[derive(Default)]
-pub struct BufPool(RefCell<Vec<Vec<u8>>>);
+pub(crate) struct BufPool(RefCell<Vec<Vec<u8>>>);
 
 impl BufPool {
     /// A buffer of length `len` (reused bytes, or zeroes where it grew).
-    pub fn take(&self, len: usize) -> Vec<u8> {
+    pub(crate) fn take(&self, len: usize) -> Vec<u8> {
         let mut b = self.0.borrow_mut().pop().unwrap_or_default();
         b.resize(len, 0);
         b
     }
 
     /// Gives a buffer back (at most `POOL_MAX` are kept).
-    pub fn give(&self, b: Vec<u8>) {
+    pub(crate) fn give(&self, b: Vec<u8>) {
         let mut pool = self.0.borrow_mut();
         if pool.len() < POOL_MAX {
             pool.push(b);
@@ -94,7 +90,7 @@ impl BufPool {
 /// user (or a test) can see which path moved its bytes. (The shard's,
 /// for every session, are in [`ShardMetrics`].)
 #[derive(Default, Debug)]
-pub struct Counters {
+pub(crate) struct Counters {
     /// Bytes moved between file and socket without a userspace copy
     /// (splice, or sendfile for downloads the page cache holds).
     pub spliced: Cell<u64>,
@@ -113,27 +109,27 @@ pub struct Counters {
 
 impl Counters {
     /// One more transfer ended.
-    pub fn add_transfer(&self) {
+    pub(crate) fn add_transfer(&self) {
         self.transfers.set(self.transfers.get() + 1);
     }
 
-    pub fn add_spliced(&self, n: u64) {
+    pub(crate) fn add_spliced(&self, n: u64) {
         self.spliced.set(self.spliced.get() + n);
     }
 
-    pub fn add_from_disk(&self, n: u64) {
+    pub(crate) fn add_from_disk(&self, n: u64) {
         self.from_disk.set(self.from_disk.get() + n);
     }
 
-    pub fn add_copied(&self, n: u64) {
+    pub(crate) fn add_copied(&self, n: u64) {
         self.copied.set(self.copied.get() + n);
     }
 
-    pub fn add_encrypted(&self, n: u64) {
+    pub(crate) fn add_encrypted(&self, n: u64) {
         self.tls_userspace.set(self.tls_userspace.get() + n);
     }
 
-    pub fn add_kernel_tls(&self, n: u64) {
+    pub(crate) fn add_kernel_tls(&self, n: u64) {
         self.tls_kernel.set(self.tls_kernel.get() + n);
     }
 }
@@ -143,7 +139,7 @@ impl Counters {
 /// session table, the time-to-first-byte histogram). Grows as bytes land,
 /// so a transfer that fails part-way still says what it delivered.
 #[derive(Clone, Default, Debug)]
-pub struct Progress(Rc<ProgressCells>);
+pub(crate) struct Progress(Rc<ProgressCells>);
 
 #[derive(Default, Debug)]
 struct ProgressCells {
@@ -152,23 +148,23 @@ struct ProgressCells {
 }
 
 impl Progress {
-    pub fn get(&self) -> u64 {
+    pub(crate) fn get(&self) -> u64 {
         self.0.bytes.get()
     }
 
     /// When the first byte moved, if one has.
-    pub fn first_byte(&self) -> Option<Instant> {
+    pub(crate) fn first_byte(&self) -> Option<Instant> {
         self.0.first_byte.get()
     }
 
-    pub fn set(&self, n: u64) {
+    pub(crate) fn set(&self, n: u64) {
         if n > 0 && self.0.first_byte.get().is_none() {
             self.0.first_byte.set(Some(Instant::now()));
         }
         self.0.bytes.set(n);
     }
 
-    pub fn add(&self, n: u64) {
+    pub(crate) fn add(&self, n: u64) {
         self.set(self.get() + n);
     }
 }
@@ -176,7 +172,7 @@ impl Progress {
 /// What the byte-moving loops of one transfer share: the shard's pipe pool,
 /// the shard's and the session's counters, where the transfer's progress
 /// goes, and the pacer of its rate caps (if any).
-pub struct TransferCtx<'a> {
+pub(crate) struct TransferCtx<'a> {
     pub pool: &'a PipePool,
     /// FTPS buffers (see [`BufPool`]).
     pub tls_buffers: &'a BufPool,
@@ -190,7 +186,7 @@ pub struct TransferCtx<'a> {
 
 impl TransferCtx<'_> {
     /// `n` bytes of a `dir` transfer moved by `path` (and made progress).
-    pub fn landed(&self, dir: Dir, path: BytePath, n: u64) {
+    pub(crate) fn landed(&self, dir: Dir, path: BytePath, n: u64) {
         self.metrics.bytes(dir, path, n);
         match path {
             BytePath::Sendfile | BytePath::Splice => self.session.add_spliced(n),
@@ -202,21 +198,21 @@ impl TransferCtx<'_> {
 
     /// `n` bytes of a `dir` transfer moved through a userspace buffer
     /// (without progress: the caller reports that in its own unit).
-    pub fn copied(&self, dir: Dir, n: u64) {
+    pub(crate) fn copied(&self, dir: Dir, n: u64) {
         self.metrics.bytes(dir, BytePath::Copied, n);
         self.session.add_copied(n);
     }
 
     /// `n` file bytes of a `dir` transfer encrypted or decrypted in place
     /// in userspace (FTPS; the `tls` path).
-    pub fn encrypted(&self, dir: Dir, n: u64) {
+    pub(crate) fn encrypted(&self, dir: Dir, n: u64) {
         self.metrics.bytes(dir, BytePath::Tls, n);
         self.session.add_encrypted(n);
     }
 
     /// `n` file bytes sent through kernel TLS (FTPS). They were counted by
     /// the path that moved them (sendfile or splice) as they landed.
-    pub fn kernel_tls(&self, n: u64) {
+    pub(crate) fn kernel_tls(&self, n: u64) {
         self.metrics.kernel_tls.add(n);
         self.session.add_kernel_tls(n);
     }
@@ -224,7 +220,7 @@ impl TransferCtx<'_> {
 
 /// Which side of a transfer failed.
 #[derive(Debug)]
-pub enum SpliceError {
+pub(crate) enum SpliceError {
     /// Reading failed: the file (download) or the socket (upload).
     Source(io::Error),
     /// Writing failed: the socket (download) or the file (upload; ENOSPC).
@@ -235,7 +231,7 @@ pub enum SpliceError {
 /// shrinks the splice chunks and sleeps between them. A transfer may be
 /// held to its own rate (an account's cap, `--max-rate-per-session`) and to
 /// the server-wide `--max-rate` at once; it waits for whichever is later.
-pub struct Pacer {
+pub(crate) struct Pacer {
     /// Its own cap: bytes per second and when the bytes so far are due.
     own: Option<(u64, Instant)>,
     /// The schedule shared with every other download on every shard.
@@ -253,7 +249,7 @@ impl std::fmt::Debug for Pacer {
 
 impl Pacer {
     /// `rate` in bytes per second (above zero).
-    pub fn new(rate: u64) -> Pacer {
+    pub(crate) fn new(rate: u64) -> Pacer {
         Pacer {
             own: Some((rate.max(1), Instant::now())),
             shared: None,
@@ -262,7 +258,7 @@ impl Pacer {
 
     /// A pacer for the caps that apply: the lowest of the `own` rates, and
     /// the `shared` schedule. `None` when nothing caps the transfer.
-    pub fn for_caps(
+    pub(crate) fn for_caps(
         own: impl IntoIterator<Item = Option<u64>>,
         shared: Option<Arc<SharedRate>>,
     ) -> Option<Pacer> {
@@ -317,12 +313,12 @@ async fn pace(pacer: &mut Option<Pacer>, n: u64) {
 }
 
 /// Paces `n` bytes moved outside the splice loops (ASCII downloads copy).
-pub async fn pace_copied(pacer: &mut Option<Pacer>, n: u64) {
+pub(crate) async fn pace_copied(pacer: &mut Option<Pacer>, n: u64) {
     pace(pacer, n).await
 }
 
 /// The chunk size a copy loop should use under `pacer`.
-pub fn paced_chunk(pacer: &Option<Pacer>, max: u32) -> u32 {
+pub(crate) fn paced_chunk(pacer: &Option<Pacer>, max: u32) -> u32 {
     match pacer {
         Some(p) => p.chunk(max),
         None => max,
@@ -388,7 +384,7 @@ async fn when_writable<T>(sock: &FdRef, mut op: impl FnMut() -> io::Result<T>) -
 /// - not resident: an io_uring SPLICE file -> pipe, run by the kernel's
 ///   io-wq workers (the disk read never stalls the shard), then pipe ->
 ///   socket on this thread.
-pub async fn send_file(
+pub(crate) async fn send_file(
     ctx: &mut TransferCtx<'_>,
     file: FdRef,
     offset: u64,
@@ -523,7 +519,7 @@ async fn drain_to_socket(
 /// Receives from `sock` until the client closes the data connection and
 /// writes it into `file` from `offset` (uploads: socket -> pipe -> file).
 /// Returns the bytes received.
-pub async fn recv_file(
+pub(crate) async fn recv_file(
     ctx: &mut TransferCtx<'_>,
     sock: FdRef,
     file: FdRef,

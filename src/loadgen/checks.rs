@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// The limits a run is held to, beyond `--max-errors`.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Thresholds {
+pub(crate) struct Thresholds {
     /// p99 of whole requests (the `request` histogram, abandoned requests
     /// included at the time they had waited).
     pub max_p99: Option<Duration>,
@@ -22,7 +22,7 @@ pub struct Thresholds {
 
 /// One limit and how the run did against it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Check {
+pub(crate) struct Check {
     /// What is checked: `errors`, `p99_ms`, `error_rate`, `requests_per_s`.
     pub figure: String,
     /// The flag that set the limit, as a user would type it.
@@ -36,7 +36,7 @@ pub struct Check {
 
 impl Check {
     /// `p99_ms 1523.400 > --max-p99 500ms`: the line a failure prints.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let value = self
             .value
             .map_or_else(|| "none".to_string(), |v| format!("{v:.3}"));
@@ -47,7 +47,7 @@ impl Check {
 
 /// The figures checks look at.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Figures {
+pub(crate) struct Figures {
     pub ok: u64,
     pub errors: u64,
     /// p99 of the request histogram in ms (None: no request recorded).
@@ -57,7 +57,7 @@ pub struct Figures {
 
 /// Every configured check of a run: `--max-errors` always, each threshold
 /// when set.
-pub fn evaluate(max_errors: u64, t: &Thresholds, f: Figures) -> Vec<Check> {
+pub(crate) fn evaluate(max_errors: u64, t: &Thresholds, f: Figures) -> Vec<Check> {
     let mut out = vec![Check {
         figure: "errors".into(),
         flag: format!("--max-errors {max_errors}"),
@@ -99,7 +99,7 @@ pub fn evaluate(max_errors: u64, t: &Thresholds, f: Figures) -> Vec<Check> {
 }
 
 /// Parses a fraction: `0.01` or `1%`, between 0 and 1.
-pub fn parse_fraction(text: &str) -> Result<f64, String> {
+pub(crate) fn parse_fraction(text: &str) -> Result<f64, String> {
     let t = text.trim();
     let (number, scale) = match t.strip_suffix('%') {
         Some(n) => (n.trim(), 0.01),
@@ -112,7 +112,7 @@ pub fn parse_fraction(text: &str) -> Result<f64, String> {
 }
 
 /// Checks that `v` is a fraction between 0 and 1.
-pub fn fraction(v: f64) -> Result<f64, String> {
+pub(crate) fn fraction(v: f64) -> Result<f64, String> {
     if (0.0..=1.0).contains(&v) {
         Ok(v)
     } else {

@@ -24,7 +24,7 @@ use crate::proto::reply::codes;
 /// Bytes asked of the kernel per control read; replies are short.
 const READ_CHUNK: usize = 4096;
 
-pub struct Control {
+pub(crate) struct Control {
     stream: TcpStream,
     /// Bytes received and not yet consumed as replies.
     inbox: Vec<u8>,
@@ -43,7 +43,7 @@ pub struct Control {
 
 /// Opens a TCP connection on the shard's ring, bounded by `timeout`, and
 /// returns it with its local address.
-pub async fn connect_tcp(
+pub(crate) async fn connect_tcp(
     addr: SocketAddr,
     timeout: Duration,
 ) -> Result<(TcpStream, SocketAddr), Failure> {
@@ -79,7 +79,7 @@ pub async fn connect_tcp(
 
 impl Control {
     /// Connects to `addr` (without reading the greeting).
-    pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Control, Failure> {
+    pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Control, Failure> {
         let (stream, local) = connect_tcp(addr, timeout).await?;
         let mut c = Control {
             stream,
@@ -110,12 +110,12 @@ impl Control {
     }
 
     /// The session's TLS for data connections (PROT P), under `--tls`.
-    pub fn data_tls(&self) -> Option<SessionTls> {
+    pub(crate) fn data_tls(&self) -> Option<SessionTls> {
         self.tls.as_ref().map(|(s, _)| s.clone())
     }
 
     /// The next complete reply, within the timeout.
-    pub async fn reply(&mut self) -> Result<Reply, Failure> {
+    pub(crate) async fn reply(&mut self) -> Result<Reply, Failure> {
         within(self.timeout, "reply", self.reply_unbounded()).await
     }
 
@@ -160,7 +160,7 @@ impl Control {
     }
 
     /// Sends one command line (CRLF added), within the timeout.
-    pub async fn send(&mut self, line: &str) -> Result<(), Failure> {
+    pub(crate) async fn send(&mut self, line: &str) -> Result<(), Failure> {
         let bytes = format!("{line}\r\n").into_bytes();
         within(self.timeout, "command write", async {
             if let Some((_, Some(conn))) = &mut self.tls {
@@ -177,19 +177,19 @@ impl Control {
     }
 
     /// Sends a command and returns its reply, whatever the code.
-    pub async fn command(&mut self, line: &str) -> Result<Reply, Failure> {
+    pub(crate) async fn command(&mut self, line: &str) -> Result<Reply, Failure> {
         self.send(line).await?;
         self.reply().await
     }
 
     /// Sends a command and wants a 2xx reply; any other is a failure.
-    pub async fn expect_ok(&mut self, line: &str) -> Result<Reply, Failure> {
+    pub(crate) async fn expect_ok(&mut self, line: &str) -> Result<Reply, Failure> {
         positive(self.command(line).await?)
     }
 
     /// Reads the greeting: 220, after any number of 120 ("ready in n
     /// minutes") notices.
-    pub async fn greeting(&mut self) -> Result<(), Failure> {
+    pub(crate) async fn greeting(&mut self) -> Result<(), Failure> {
         loop {
             let r = self.reply().await?;
             match r.code {
@@ -201,7 +201,7 @@ impl Control {
     }
 
     /// USER, then PASS when asked (331); 230 (or 202) is success.
-    pub async fn login(&mut self, user: &str, password: &str) -> Result<(), Failure> {
+    pub(crate) async fn login(&mut self, user: &str, password: &str) -> Result<(), Failure> {
         // Explicit FTPS: AUTH TLS before the credentials (RFC 4217).
         if matches!(&self.tls, Some((_, None))) {
             let r = self.command("AUTH TLS").await?;
@@ -234,7 +234,7 @@ impl Control {
     /// Says QUIT and waits briefly for 221; a server that just closes is
     /// fine too. Errors here are not the server's latency problem, so they
     /// are returned only for the login-storm scenario to count.
-    pub async fn quit(mut self) -> Result<(), Failure> {
+    pub(crate) async fn quit(mut self) -> Result<(), Failure> {
         self.send("QUIT").await?;
         match self.reply().await {
             Ok(r) if r.is_success() => Ok(()),
@@ -246,7 +246,7 @@ impl Control {
 }
 
 /// A reply that is not what the client wanted, as a failure.
-pub fn negative(r: Reply) -> Failure {
+pub(crate) fn negative(r: Reply) -> Failure {
     Failure::Reply {
         code: r.code,
         text: r.text,
@@ -254,7 +254,7 @@ pub fn negative(r: Reply) -> Failure {
 }
 
 /// `Ok(r)` for a 2xx reply, else the failure.
-pub fn positive(r: Reply) -> Result<Reply, Failure> {
+pub(crate) fn positive(r: Reply) -> Result<Reply, Failure> {
     if r.is_success() {
         Ok(r)
     } else {

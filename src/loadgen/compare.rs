@@ -31,7 +31,7 @@ pub struct CompareArgs {
 }
 
 /// Runs `ringftp loadtest compare`; prints the table, exit status 0.
-pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
+pub(crate) fn run(args: &CompareArgs) -> anyhow::Result<i32> {
     let a = Report::read_json(&args.a)?;
     let b = Report::read_json(&args.b)?;
     print!(
@@ -48,7 +48,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<i32> {
 
 /// How a difference between two runs reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Beyond run-to-run noise.
     Differs,
     /// Within noise.
@@ -58,7 +58,7 @@ pub enum Verdict {
 }
 
 /// The verdict for one figure's per-round values (see the module docs).
-pub fn verdict(a: &[f64], b: &[f64]) -> Verdict {
+pub(crate) fn verdict(a: &[f64], b: &[f64]) -> Verdict {
     if a.len() < 2 || b.len() < 2 {
         return Verdict::Unknown;
     }
@@ -226,7 +226,7 @@ fn num(v: Option<f64>) -> String {
 }
 
 /// The comparison as text (A and B named by `name_a`, `name_b`).
-pub fn render(a: &Report, b: &Report, name_a: &str, name_b: &str) -> String {
+pub(crate) fn render(a: &Report, b: &Report, name_a: &str, name_b: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,

@@ -34,13 +34,13 @@ use crate::proto::addr;
 use crate::proto::reply::codes;
 
 /// Read buffer size: large reads are what make a loopback stream fast.
-pub const READ_BUF: usize = 1 << 20;
+pub(crate) const READ_BUF: usize = 1 << 20;
 /// Bytes handed to one io_uring WRITE on uploads.
 const WRITE_CHUNK: usize = 1 << 20;
 
 /// A shard's spare read buffers.
 #[derive(Default, Clone)]
-pub struct BufPool(Rc<RefCell<Vec<Vec<u8>>>>);
+pub(crate) struct BufPool(Rc<RefCell<Vec<Vec<u8>>>>);
 
 impl BufPool {
     fn take(&self) -> Vec<u8> {
@@ -58,7 +58,7 @@ impl BufPool {
 
 /// A data channel on its way up: connected already (passive), or waiting
 /// for the server to connect (active).
-pub enum Pending {
+pub(crate) enum Pending {
     Connected(TcpStream),
     Listening(TcpListener),
 }
@@ -66,7 +66,11 @@ pub enum Pending {
 /// Asks for a data channel in `mode`. Passive modes connect before
 /// returning; active ones return the listener to accept from once the
 /// transfer command is sent.
-pub async fn open(ctrl: &mut Control, mode: Mode, timeout: Duration) -> Result<Pending, Failure> {
+pub(crate) async fn open(
+    ctrl: &mut Control,
+    mode: Mode,
+    timeout: Duration,
+) -> Result<Pending, Failure> {
     match mode {
         Mode::Pasv => {
             let r = ctrl.command("PASV").await?;
@@ -138,7 +142,7 @@ fn listen(addr: SocketAddr) -> Result<TcpListener, Failure> {
 impl Pending {
     /// The connected data stream: accepts the server's connection in active
     /// mode (within `timeout`).
-    pub async fn established(self, timeout: Duration) -> Result<TcpStream, Failure> {
+    pub(crate) async fn established(self, timeout: Duration) -> Result<TcpStream, Failure> {
         match self {
             Pending::Connected(s) => Ok(s),
             Pending::Listening(l) => {
@@ -153,7 +157,7 @@ impl Pending {
 }
 
 /// What a download saw.
-pub struct Received {
+pub(crate) struct Received {
     pub bytes: u64,
     /// When the first byte arrived (None for an empty transfer).
     pub first_byte: Option<Instant>,
@@ -162,7 +166,7 @@ pub struct Received {
 /// Reads the stream to its end, handing every chunk (and its offset) to
 /// `sink`, which may reject it (a `--verify` mismatch). Each read waits at
 /// most `timeout`.
-pub async fn read_to_end(
+pub(crate) async fn read_to_end(
     stream: &TcpStream,
     pool: &BufPool,
     timeout: Duration,
@@ -207,7 +211,7 @@ pub async fn read_to_end(
 
 /// Writes all of `data` (in 1 MiB ops, each within `timeout`), then closes
 /// the sending side so the server sees the end of the file.
-pub async fn write_all(
+pub(crate) async fn write_all(
     stream: &TcpStream,
     data: &'static [u8],
     timeout: Duration,

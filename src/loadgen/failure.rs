@@ -12,7 +12,7 @@ use std::io;
 use crate::proto::reply::codes;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// A negative (or unexpected) reply.
     Reply { code: u16, text: String },
     /// Nothing happened within `--timeout`; says what was awaited.
@@ -35,7 +35,7 @@ pub enum Failure {
 
 impl Failure {
     /// The label errors are counted under.
-    pub fn kind(&self) -> String {
+    pub(crate) fn kind(&self) -> String {
         match self {
             Failure::Reply { code, .. } => code.to_string(),
             Failure::Timeout(_) => "timeout".into(),
@@ -52,7 +52,7 @@ impl Failure {
     /// Must the session be dropped? A negative reply leaves the control
     /// connection in step (except 421, the server closing it); anything
     /// else may leave unread bytes or a half-open data channel behind.
-    pub fn fatal(&self) -> bool {
+    pub(crate) fn fatal(&self) -> bool {
         match self {
             Failure::Reply { code, .. } => *code == codes::SERVICE_NOT_AVAILABLE,
             _ => true,
@@ -60,7 +60,7 @@ impl Failure {
     }
 
     /// Classifies an I/O error from a connection.
-    pub fn io(e: io::Error, what: &'static str) -> Failure {
+    pub(crate) fn io(e: io::Error, what: &'static str) -> Failure {
         match e.kind() {
             io::ErrorKind::ConnectionRefused => Failure::Refused,
             io::ErrorKind::ConnectionReset
@@ -95,7 +95,7 @@ impl fmt::Display for Failure {
 
 /// Runs `fut` for at most `limit`; running out is a [`Failure::Timeout`]
 /// naming `what`.
-pub async fn within<T>(
+pub(crate) async fn within<T>(
     limit: std::time::Duration,
     what: &'static str,
     fut: impl std::future::Future<Output = Result<T, Failure>>,

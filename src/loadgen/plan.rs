@@ -21,7 +21,7 @@ const MAX_WEIGHTS: u32 = 10_000;
 /// How the run ends: after a time, after a number of requests, or
 /// whichever comes first.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Bounds {
+pub(crate) struct Bounds {
     pub duration: Option<Duration>,
     /// Requests in total, all clients together.
     pub total_requests: Option<u64>,
@@ -29,7 +29,7 @@ pub struct Bounds {
 
 /// Everything a run needs, validated.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub scenario: String,
     /// The scale the scenario was loaded at (`--scale`).
     pub scale: Option<String>,
@@ -82,7 +82,11 @@ pub struct Plan {
 impl Plan {
     /// Merges `s` with the flags (flags win) and checks the result.
     /// `available_cores` bounds `--cores`.
-    pub fn resolve(s: &Scenario, args: &RunArgs, available_cores: usize) -> anyhow::Result<Plan> {
+    pub(crate) fn resolve(
+        s: &Scenario,
+        args: &RunArgs,
+        available_cores: usize,
+    ) -> anyhow::Result<Plan> {
         let name = &s.name;
         let field = |key: &str, text: &Option<String>| -> anyhow::Result<Option<Duration>> {
             text.as_deref()
@@ -298,7 +302,7 @@ impl Plan {
 
     /// Closed loop: requests client `index` makes before it stops (None:
     /// until the deadline). The total is split as evenly as it goes.
-    pub fn quota(&self, index: usize) -> Option<u64> {
+    pub(crate) fn quota(&self, index: usize) -> Option<u64> {
         self.bounds.total_requests.map(|n| {
             let c = self.clients as u64;
             n / c + u64::from((index as u64) < n % c)
@@ -306,20 +310,20 @@ impl Plan {
     }
 
     /// Does any action of the plan use `op`?
-    pub fn has(&self, op: Op) -> bool {
+    pub(crate) fn has(&self, op: Op) -> bool {
         self.ops.iter().any(|a| a.op == op)
     }
 
     /// Does any op of the plan name a file (RETR, SIZE, MDTM), so that a
     /// remote `--files` directory is walked for files, and a listing mixed
     /// with them lists the directory of the file picked?
-    pub fn names_files(&self) -> bool {
+    pub(crate) fn names_files(&self) -> bool {
         self.ops.iter().any(|a| a.op.names_file())
     }
 
     /// Does any op of the plan move file bytes (so latency per file-size
     /// class means something)?
-    pub fn moves_files(&self) -> bool {
+    pub(crate) fn moves_files(&self) -> bool {
         self.ops.iter().any(|a| matches!(a.op, Op::Retr | Op::Stor))
     }
 }
@@ -329,7 +333,7 @@ impl Plan {
 /// balances upstreams): `{ retr = 8, list = 1, stor = 1 }` gives ten
 /// requests with the LIST and the STOR spread among the RETRs, the same
 /// every run.
-pub fn mix(ops: &Ops) -> anyhow::Result<(Vec<Action>, BTreeMap<Action, u32>)> {
+pub(crate) fn mix(ops: &Ops) -> anyhow::Result<(Vec<Action>, BTreeMap<Action, u32>)> {
     let mut weights: BTreeMap<Action, u32> = BTreeMap::new();
     let sequence = match ops {
         Ops::InTurn(list) => {

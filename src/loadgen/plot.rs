@@ -113,7 +113,7 @@ impl Run {
 }
 
 /// Runs `ringftp loadtest plot`.
-pub fn run(args: &PlotArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &PlotArgs) -> anyhow::Result<()> {
     let runs = args
         .runs
         .iter()

@@ -62,7 +62,7 @@ const CGROUP_TRIES: u32 = 20;
 
 /// The fields of /proc/PID/stat this module uses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StatLine {
+pub(crate) struct StatLine {
     pub ppid: u32,
     /// Zombie (or dead): its times are final.
     pub zombie: bool,
@@ -83,7 +83,7 @@ impl StatLine {
 /// Parses the text of /proc/PID/stat. The command name (field 2) is in
 /// parentheses and may itself contain spaces and parentheses, so fields are
 /// counted from the last `)`.
-pub fn parse_stat(text: &str) -> Option<StatLine> {
+pub(crate) fn parse_stat(text: &str) -> Option<StatLine> {
     let rest = &text[text.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     // f[0] is field 3 (state); field n is f[n - 3].
@@ -98,7 +98,7 @@ pub fn parse_stat(text: &str) -> Option<StatLine> {
 }
 
 /// The value in kB of a `Key:   123 kB` line of a /proc status-like file.
-pub fn kb_field(text: &str, key: &str) -> Option<u64> {
+pub(crate) fn kb_field(text: &str, key: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
@@ -131,7 +131,7 @@ fn scan_proc() -> anyhow::Result<HashMap<u32, StatLine>> {
 /// The members of a process tree seen so far, and the CPU of those that
 /// exited out of reach (see the module docs).
 #[derive(Debug)]
-pub struct Tree {
+pub(crate) struct Tree {
     root: u32,
     /// Live members, by (pid, start time), as last seen.
     members: HashMap<(u32, u64), StatLine>,
@@ -142,7 +142,7 @@ pub struct Tree {
 
 /// One reading of a [`Tree`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Reading {
+pub(crate) struct Reading {
     /// Live, non-zombie members.
     pub processes: usize,
     /// The tree's CPU so far (user, sys), in clock ticks.
@@ -151,7 +151,7 @@ pub struct Reading {
 
 impl Tree {
     /// A tree rooted at `root` (nothing seen yet).
-    pub fn new(root: u32) -> Tree {
+    pub(crate) fn new(root: u32) -> Tree {
         Tree {
             root,
             members: HashMap::new(),
@@ -160,7 +160,7 @@ impl Tree {
     }
 
     /// Updates the tree from one scan of every process (`all`, by pid).
-    pub fn update(&mut self, all: &HashMap<u32, StatLine>) -> Reading {
+    pub(crate) fn update(&mut self, all: &HashMap<u32, StatLine>) -> Reading {
         let mut now: HashMap<(u32, u64), StatLine> = HashMap::new();
         let mut queue: Vec<u32> = Vec::new();
         let mut add = |pid: u32, st: &StatLine, queue: &mut Vec<u32>| {
@@ -255,14 +255,14 @@ impl Tree {
     }
 
     /// Live members' pids.
-    pub fn pids(&self) -> Vec<u32> {
+    pub(crate) fn pids(&self) -> Vec<u32> {
         self.members.keys().map(|&(p, _)| p).collect()
     }
 }
 
 /// Where the CPU figure comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CpuSource {
+pub(crate) enum CpuSource {
     /// A cgroup holding only the server: exact.
     Cgroup(PathBuf),
     /// The /proc tree (see the module docs).
@@ -271,7 +271,7 @@ pub enum CpuSource {
 
 impl CpuSource {
     /// `cgroup` or `proc`, as the report names it.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             CpuSource::Cgroup(_) => "cgroup",
             CpuSource::Proc => "proc",
@@ -370,7 +370,7 @@ fn memory(pids: &[u32]) -> (u64, Option<u64>) {
 
 /// What the sampler found over a run.
 #[derive(Clone, Debug)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub source: CpuSource,
     /// The tree's CPU during the run, user and system, in µs.
     pub cpu_us: (u64, u64),
@@ -411,7 +411,7 @@ impl State {
 }
 
 /// Samples the tree in the background until [`Sampler::finish`].
-pub struct Sampler {
+pub(crate) struct Sampler {
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
@@ -424,7 +424,7 @@ pub struct Sampler {
 impl Sampler {
     /// Takes the baseline (failing if the pid is not there) and starts
     /// sampling.
-    pub fn start(pid: u32) -> anyhow::Result<Sampler> {
+    pub(crate) fn start(pid: u32) -> anyhow::Result<Sampler> {
         let mut state = State {
             tree: Tree::new(pid),
             last: Reading::default(),
@@ -493,7 +493,7 @@ impl Sampler {
 
     /// Stops sampling, lets the tree settle, takes the last reading and
     /// returns the summary.
-    pub fn finish(mut self) -> Summary {
+    pub(crate) fn finish(mut self) -> Summary {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();

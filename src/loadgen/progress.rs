@@ -17,7 +17,7 @@ use super::shared::Shared;
 const TICK: Duration = Duration::from_millis(200);
 
 /// The bar's thread, stopped (and the bar cleared) when dropped.
-pub struct Ticker {
+pub(crate) struct Ticker {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -25,7 +25,7 @@ pub struct Ticker {
 impl Ticker {
     /// Starts the bar for the run `shared` describes (`label`: the round,
     /// when there are several); does nothing off a terminal.
-    pub fn start(shared: Arc<Shared>, label: String) -> Ticker {
+    pub(crate) fn start(shared: Arc<Shared>, label: String) -> Ticker {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::io::stderr().is_terminal().then(|| {
             let stop = stop.clone();

@@ -14,11 +14,11 @@ use std::fmt;
 /// Longest reply accepted, all lines together. FEAT and HELP replies are a
 /// few hundred bytes; 64 KiB without an end means the peer is not speaking
 /// FTP.
-pub const MAX_REPLY: usize = 64 * 1024;
+pub(crate) const MAX_REPLY: usize = 64 * 1024;
 
 /// One complete reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
+pub(crate) struct Reply {
     /// The three-digit code, 100..=599.
     pub code: u16,
     /// The text of every line after the code and separator, joined by `\n`.
@@ -27,12 +27,12 @@ pub struct Reply {
 
 impl Reply {
     /// 1xx: the server started something (a transfer) and will reply again.
-    pub fn is_preliminary(&self) -> bool {
+    pub(crate) fn is_preliminary(&self) -> bool {
         self.code / 100 == 1
     }
 
     /// 2xx: the command succeeded.
-    pub fn is_success(&self) -> bool {
+    pub(crate) fn is_success(&self) -> bool {
         self.code / 100 == 2
     }
 }
@@ -50,7 +50,7 @@ impl fmt::Display for Reply {
 
 /// What was wrong with bytes that are not an FTP reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProtocolError(pub String);
+pub(crate) struct ProtocolError(pub String);
 
 impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -63,7 +63,7 @@ impl fmt::Display for ProtocolError {
 /// Returns `Ok(Some((reply, used)))` with the number of bytes it spans,
 /// `Ok(None)` when more bytes are needed, or an error when the bytes cannot
 /// be a reply.
-pub fn parse(buf: &[u8]) -> Result<Option<(Reply, usize)>, ProtocolError> {
+pub(crate) fn parse(buf: &[u8]) -> Result<Option<(Reply, usize)>, ProtocolError> {
     let mut lines = Lines { buf, pos: 0 };
     let Some(first) = lines.next() else {
         return check_incomplete(buf);

@@ -28,11 +28,11 @@ use super::series::{self, RoundSeries, SecondReport};
 use super::stats::Stats;
 
 /// Bumped only when a field changes meaning or goes away.
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// Everything a run measured, as the table, the JSON and the charts show it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Report {
+pub(crate) struct Report {
     pub schema_version: u32,
     /// `ringftp loadtest <version>`.
     pub tool: String,
@@ -81,7 +81,7 @@ pub struct Report {
 
 /// One action's requests by outcome.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub struct OpSummary {
+pub(crate) struct OpSummary {
     pub ok: u64,
     pub errors: u64,
     pub abandoned: u64,
@@ -89,7 +89,7 @@ pub struct OpSummary {
 
 /// The plan the run followed (also what `--dry-run` prints).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Config {
+pub(crate) struct Config {
     pub target: String,
     pub mode: String,
     /// The distinct ops.
@@ -144,7 +144,7 @@ fn one() -> u32 {
 
 /// Counts and rates of the whole run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Totals {
+pub(crate) struct Totals {
     /// Requests finished: ok + errors.
     pub requests: u64,
     pub ok: u64,
@@ -168,7 +168,7 @@ pub struct Totals {
 
 /// One histogram summarised, in milliseconds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct PhaseSummary {
+pub(crate) struct PhaseSummary {
     pub count: u64,
     pub min_ms: f64,
     pub mean_ms: f64,
@@ -181,7 +181,7 @@ pub struct PhaseSummary {
 
 /// One error kind.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ErrorSummary {
+pub(crate) struct ErrorSummary {
     pub count: u64,
     /// The first message seen of this kind.
     pub example: String,
@@ -189,7 +189,7 @@ pub struct ErrorSummary {
 
 /// The generator's own CPU time.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Cpu {
+pub(crate) struct Cpu {
     pub user_s: f64,
     pub sys_s: f64,
     /// (user + sys) / elapsed, in percent of one core.
@@ -198,7 +198,7 @@ pub struct Cpu {
 
 /// The server's CPU and memory (`--server-pid`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Server {
+pub(crate) struct Server {
     pub pid: u32,
     /// Most processes seen in the tree at once.
     pub processes_peak: usize,
@@ -233,7 +233,7 @@ pub struct Server {
 
 /// One round's headline figures (`--rounds`), for noise estimates.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RoundFigures {
+pub(crate) struct RoundFigures {
     pub round: u32,
     pub elapsed_s: f64,
     pub ok: u64,
@@ -252,7 +252,7 @@ pub struct RoundFigures {
 }
 
 /// Summarises a histogram of microseconds in milliseconds.
-pub fn summarize(h: &Histogram<u64>) -> PhaseSummary {
+pub(crate) fn summarize(h: &Histogram<u64>) -> PhaseSummary {
     let ms = |us: u64| us as f64 / 1000.0;
     PhaseSummary {
         count: h.len(),
@@ -268,7 +268,7 @@ pub fn summarize(h: &Histogram<u64>) -> PhaseSummary {
 
 /// The percentile distribution of a histogram of microseconds:
 /// `[percentile, ms]`, five steps per halving of the tail.
-pub fn distribution(h: &Histogram<u64>) -> Vec<[f64; 2]> {
+pub(crate) fn distribution(h: &Histogram<u64>) -> Vec<[f64; 2]> {
     h.iter_quantiles(5)
         .map(|v| {
             [
@@ -280,7 +280,7 @@ pub fn distribution(h: &Histogram<u64>) -> Vec<[f64; 2]> {
 }
 
 /// Non-empty phases of `stats`, in the order they happen.
-pub fn phases(stats: &Stats) -> Vec<(&str, &Histogram<u64>)> {
+pub(crate) fn phases(stats: &Stats) -> Vec<(&str, &Histogram<u64>)> {
     stats
         .names
         .iter()
@@ -291,7 +291,7 @@ pub fn phases(stats: &Stats) -> Vec<(&str, &Histogram<u64>)> {
 }
 
 /// What one round measured.
-pub struct RoundResult {
+pub(crate) struct RoundResult {
     pub stats: Stats,
     /// From the run's start to this round's start.
     pub offset: Duration,
@@ -363,7 +363,7 @@ impl Report {
     /// Assembles the report of a run of `plan` from its rounds (at least
     /// one), started at `started`; writes the interval log into `hlog`
     /// when given.
-    pub fn new(
+    pub(crate) fn new(
         plan: &Plan,
         rounds: &[RoundResult],
         started: SystemTime,
@@ -492,13 +492,13 @@ impl Report {
     }
 
     /// Writes the report as pretty JSON.
-    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
+    pub(crate) fn write_json(&self, path: &Path) -> anyhow::Result<()> {
         let text = serde_json::to_string_pretty(self)?;
         std::fs::write(path, text + "\n").with_context(|| format!("--json {}", path.display()))
     }
 
     /// Reads a report written by `--json`.
-    pub fn read_json(path: &Path) -> anyhow::Result<Report> {
+    pub(crate) fn read_json(path: &Path) -> anyhow::Result<Report> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_str(&text)
@@ -526,7 +526,7 @@ fn combine_servers(rounds: &[RoundResult]) -> Option<procstat::Summary> {
 
 impl Config {
     /// The plan as the report records it (also what `--dry-run` prints).
-    pub fn of(plan: &Plan) -> Config {
+    pub(crate) fn of(plan: &Plan) -> Config {
         Config {
             target: plan.target_text.clone(),
             mode: plan.mode.name().into(),
@@ -557,7 +557,7 @@ impl Config {
 }
 
 /// Writes `<phase>.hgrm` for every non-empty phase into `dir`.
-pub fn write_hgrm(dir: &Path, stats: &Stats) -> anyhow::Result<()> {
+pub(crate) fn write_hgrm(dir: &Path, stats: &Stats) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("--hgrm {}", dir.display()))?;
     for (name, h) in phases(stats) {
         let path = dir.join(format!("{name}.hgrm"));
@@ -569,7 +569,7 @@ pub fn write_hgrm(dir: &Path, stats: &Stats) -> anyhow::Result<()> {
 /// The classic HdrHistogram percentile distribution (what Java's
 /// `outputPercentileDistribution` prints and the HdrHistogram plotter
 /// reads), for a histogram of microseconds, in milliseconds.
-pub fn hgrm(h: &Histogram<u64>) -> String {
+pub(crate) fn hgrm(h: &Histogram<u64>) -> String {
     let mut out = String::new();
     let _ = write!(
         out,

@@ -16,7 +16,7 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
 /// The scenarios shipped in `loadtest/`, by name.
-pub const BUNDLED: &[(&str, &str)] = &[
+pub(crate) const BUNDLED: &[(&str, &str)] = &[
     (
         "login-storm",
         include_str!("../../loadtest/login-storm.toml"),
@@ -228,7 +228,7 @@ impl From<Op> for Action {
 /// Order in which a client walks the target paths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Pick {
+pub(crate) enum Pick {
     /// Uniformly at random (seeded: runs are repeatable).
     Random,
     /// In order, each client starting at a different place.
@@ -323,7 +323,7 @@ impl Ops {
 /// A fraction as a scenario file may write it: `0.01` or `"1%"`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
-pub enum Fraction {
+pub(crate) enum Fraction {
     Number(f64),
     Text(String),
 }
@@ -333,7 +333,7 @@ pub enum Fraction {
 /// syntax of [`crate::units`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Scenario {
+pub(crate) struct Scenario {
     pub name: String,
     pub description: Option<String>,
     pub ops: Ops,
@@ -377,7 +377,7 @@ const UNSCALED: [&str; 3] = ["name", "description", "ops"];
 impl Scenario {
     /// A bundled scenario by name, or a TOML file by path, at `scale` (a
     /// `[scale.NAME]` table of the file) when given.
-    pub fn load(name_or_path: &str, scale: Option<&str>) -> anyhow::Result<Scenario> {
+    pub(crate) fn load(name_or_path: &str, scale: Option<&str>) -> anyhow::Result<Scenario> {
         if let Some((_, text)) = BUNDLED.iter().find(|(n, _)| *n == name_or_path) {
             return Scenario::parse_at(text, scale)
                 .with_context(|| format!("bundled scenario {name_or_path}"));
@@ -396,15 +396,16 @@ impl Scenario {
             .with_context(|| format!("scenario file {}", path.display()))
     }
 
+    #[cfg(test)]
     /// Parses a scenario's text at its top-level values.
-    pub fn parse(text: &str) -> anyhow::Result<Scenario> {
+    pub(crate) fn parse(text: &str) -> anyhow::Result<Scenario> {
         Scenario::parse_at(text, None)
     }
 
     /// Parses a scenario's text; with `scale`, the fields of its
     /// `[scale.NAME]` table replace the top-level ones. Every scale of the
     /// file is checked, used or not, so a typo in one shows at once.
-    pub fn parse_at(text: &str, scale: Option<&str>) -> anyhow::Result<Scenario> {
+    pub(crate) fn parse_at(text: &str, scale: Option<&str>) -> anyhow::Result<Scenario> {
         let mut table: toml::Table = toml::from_str(text)?;
         let scales = match table.remove("scale") {
             None => toml::Table::new(),

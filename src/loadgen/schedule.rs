@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 /// The open-loop timetable of a run.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Timetable {
+pub(crate) struct Timetable {
     /// Requests a second once ramped up.
     pub rate: f64,
     /// Ramp length in seconds (0: none).
@@ -32,7 +32,7 @@ pub struct Timetable {
 impl Timetable {
     /// The timetable of `rate` starts a second after a linear ramp of
     /// `ramp`.
-    pub fn new(rate: f64, ramp: Option<Duration>) -> Timetable {
+    pub(crate) fn new(rate: f64, ramp: Option<Duration>) -> Timetable {
         Timetable {
             rate,
             ramp_s: ramp.map_or(0.0, |d| d.as_secs_f64()),
@@ -40,7 +40,7 @@ impl Timetable {
     }
 
     /// When start `g` is due, from the start of the run.
-    pub fn offset(&self, g: u64) -> Duration {
+    pub(crate) fn offset(&self, g: u64) -> Duration {
         let (g, r, t) = (g as f64, self.rate, self.ramp_s);
         let during_ramp = r * t / 2.0;
         let secs = if g < during_ramp {
@@ -55,7 +55,7 @@ impl Timetable {
 /// One shard's share of the timetable: starts `shard, shard + stride, ...`
 /// below `limit` (the run's `--requests`, when given).
 #[derive(Debug)]
-pub struct Slots {
+pub(crate) struct Slots {
     table: Timetable,
     start: Instant,
     shard: u64,
@@ -67,7 +67,7 @@ pub struct Slots {
 
 impl Slots {
     /// Shard `shard` of `stride`'s starts of `table`, from `start`.
-    pub fn new(
+    pub(crate) fn new(
         table: Timetable,
         start: Instant,
         shard: usize,
@@ -91,13 +91,13 @@ impl Slots {
 
     /// The next untaken start (its global number and due time), without
     /// taking it; None when the limit is reached.
-    pub fn peek(&self) -> Option<(u64, Instant)> {
+    pub(crate) fn peek(&self) -> Option<(u64, Instant)> {
         let g = self.global(self.next.get())?;
         Some((g, self.start + self.table.offset(g)))
     }
 
     /// Takes the next start; None when the limit is reached.
-    pub fn take(&self) -> Option<(u64, Instant)> {
+    pub(crate) fn take(&self) -> Option<(u64, Instant)> {
         let s = self.peek()?;
         self.next.set(self.next.get() + 1);
         Some(s)
@@ -105,7 +105,7 @@ impl Slots {
 
     /// The untaken starts due before `end`: the run's missed starts, in
     /// order (their due times).
-    pub fn missed_before(&self, end: Instant) -> impl Iterator<Item = Instant> + '_ {
+    pub(crate) fn missed_before(&self, end: Instant) -> impl Iterator<Item = Instant> + '_ {
         let first = self.next.get();
         (first..)
             .map_while(move |k| self.global(k))
@@ -115,7 +115,7 @@ impl Slots {
 }
 
 /// Closed loop: when client `index` of `clients` starts, with a ramp.
-pub fn closed_loop_start(
+pub(crate) fn closed_loop_start(
     start: Instant,
     ramp: Option<Duration>,
     index: usize,

@@ -31,7 +31,7 @@ use super::stats::histogram;
 
 /// One second of one shard (or, merged, of the run).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Second {
+pub(crate) struct Second {
     pub ok: u64,
     pub errors: u64,
     pub abandoned: u64,
@@ -43,7 +43,7 @@ pub struct Second {
 
 /// One shard's series.
 #[derive(Clone, Debug)]
-pub struct Series {
+pub(crate) struct Series {
     start: Instant,
     /// Highest second index: records after the end of a timed run (the
     /// abandoned, at the deadline) belong to its last second.
@@ -58,7 +58,7 @@ pub struct Series {
 impl Series {
     /// An empty series of `names` histograms for a run started at `start`
     /// lasting `length` (when bounded in time).
-    pub fn new(names: usize, start: Instant, length: Option<Duration>) -> Series {
+    pub(crate) fn new(names: usize, start: Instant, length: Option<Duration>) -> Series {
         Series {
             start,
             last: length.map(|d| d.as_secs_f64().ceil().max(1.0) as u64 - 1),
@@ -70,19 +70,19 @@ impl Series {
     }
 
     /// The second (from the start) that `t` falls in.
-    pub fn index(&self, t: Instant) -> u64 {
+    pub(crate) fn index(&self, t: Instant) -> u64 {
         let i = t.saturating_duration_since(self.start).as_secs();
         self.last.map_or(i, |last| i.min(last))
     }
 
     /// The counters of the second `t` falls in.
-    pub fn second(&mut self, t: Instant) -> &mut Second {
+    pub(crate) fn second(&mut self, t: Instant) -> &mut Second {
         let i = self.index(t);
         self.seconds.entry(i).or_default()
     }
 
     /// Records `us` into histogram `slot` of the second `now` falls in.
-    pub fn record(&mut self, slot: usize, us: u64, now: Instant) {
+    pub(crate) fn record(&mut self, slot: usize, us: u64, now: Instant) {
         let i = self.index(now);
         if i > self.current {
             self.fold();
@@ -115,12 +115,12 @@ impl Series {
     }
 
     /// Folds what is still live; call once the shard is done.
-    pub fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         self.fold();
     }
 
     /// Adds another (finished) shard's seconds into these.
-    pub fn merge(&mut self, other: &Series) {
+    pub(crate) fn merge(&mut self, other: &Series) {
         self.fold();
         for (&i, theirs) in &other.seconds {
             let mine = self.seconds.entry(i).or_default();
@@ -136,7 +136,7 @@ impl Series {
 
 /// Percentiles of one phase in one second, in milliseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IntervalSummary {
+pub(crate) struct IntervalSummary {
     pub count: u64,
     pub p50_ms: f64,
     pub p90_ms: f64,
@@ -146,7 +146,7 @@ pub struct IntervalSummary {
 
 /// One second of the run in the JSON report (`series`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SecondReport {
+pub(crate) struct SecondReport {
     /// The round (1, 2, ... with `--rounds`).
     pub round: u32,
     /// Start of the second, from the start of the run (of round 1), in s.
@@ -161,7 +161,7 @@ pub struct SecondReport {
 }
 
 /// One round's merged series and where it sits in the run.
-pub struct RoundSeries<'a> {
+pub(crate) struct RoundSeries<'a> {
     pub round: u32,
     /// From the run's start to this round's start.
     pub offset: Duration,
@@ -174,7 +174,7 @@ pub struct RoundSeries<'a> {
 /// Summarises every second of every round, in order (empty seconds of a
 /// window included, so gaps show), and writes the interval log when
 /// `hlog` is given (`started`: when the run started).
-pub fn report(
+pub(crate) fn report(
     rounds: &[RoundSeries],
     started: SystemTime,
     mut hlog: Option<&mut Vec<u8>>,

@@ -14,7 +14,7 @@ use super::stats::Progress;
 use super::targets::Target;
 
 /// What every shard reads; mutable parts are atomics.
-pub struct Shared {
+pub(crate) struct Shared {
     pub plan: Plan,
     /// The remote paths requests pick from.
     pub targets: Vec<Target>,
@@ -32,7 +32,7 @@ pub struct Shared {
 
 /// The end of the run: the deadline of `--duration`, or Ctrl-C, which ends
 /// a run early as if its duration had run out (the report still comes).
-pub struct End {
+pub(crate) struct End {
     pub deadline: Option<Instant>,
     /// When the run started: `stopped_us` counts from it.
     start: Instant,
@@ -44,7 +44,7 @@ pub struct End {
 
 impl End {
     /// The end of a run started at `start`, with a deadline or none.
-    pub fn new(start: Instant, deadline: Option<Instant>) -> End {
+    pub(crate) fn new(start: Instant, deadline: Option<Instant>) -> End {
         End {
             deadline,
             start,
@@ -55,7 +55,7 @@ impl End {
     }
 
     /// Ends the run now (from any thread).
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         let us = (self.start.elapsed().as_micros() as u64).max(1);
         let _ = self
             .stopped_us
@@ -65,7 +65,7 @@ impl End {
     }
 
     /// When the run was stopped early (Ctrl-C), if it was.
-    pub fn stopped_at(&self) -> Option<Instant> {
+    pub(crate) fn stopped_at(&self) -> Option<Instant> {
         match self.stopped_us.load(Ordering::Acquire) {
             0 => None,
             us => Some(self.start + Duration::from_micros(us)),
@@ -74,7 +74,7 @@ impl End {
 
     /// When the run ended or ends: the stop, else the deadline (None: it
     /// ends when the requests are done).
-    pub fn ended_at(&self) -> Option<Instant> {
+    pub(crate) fn ended_at(&self) -> Option<Instant> {
         match (self.stopped_at(), self.deadline) {
             (Some(s), Some(d)) => Some(s.min(d)),
             (s, d) => s.or(d),
@@ -83,12 +83,12 @@ impl End {
 
     /// The instant a request cut off at `now` is charged to: the end of the
     /// run, never later than `now`.
-    pub fn cut_at(&self, now: Instant) -> Instant {
+    pub(crate) fn cut_at(&self, now: Instant) -> Instant {
         self.ended_at().map_or(now, |e| e.min(now))
     }
 
     /// Is the run over at time `t`?
-    pub fn passed(&self, t: Instant) -> bool {
+    pub(crate) fn passed(&self, t: Instant) -> bool {
         self.stopped.load(Ordering::Acquire) || self.deadline.is_some_and(|d| t >= d)
     }
 
@@ -113,7 +113,7 @@ impl End {
     }
 
     /// Runs `fut` to completion, or until the end (None: it was cut off).
-    pub async fn until<T>(&self, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    pub(crate) async fn until<T>(&self, fut: impl std::future::Future<Output = T>) -> Option<T> {
         tokio::select! {
             r = fut => Some(r),
             _ = self.reached() => None,
@@ -121,7 +121,7 @@ impl End {
     }
 
     /// Sleeps until `t`, or until the end if that comes first.
-    pub async fn sleep_until(&self, t: Instant) {
+    pub(crate) async fn sleep_until(&self, t: Instant) {
         if t > Instant::now() {
             self.until(tokio::time::sleep_until(t.into())).await;
         }
@@ -132,7 +132,7 @@ impl End {
 /// duration had run out; the report still comes) and any rounds left; a
 /// second exits at once.
 #[derive(Default)]
-pub struct Interrupt {
+pub(crate) struct Interrupt {
     current: Mutex<Option<Arc<Shared>>>,
     hit: AtomicBool,
 }
@@ -140,7 +140,7 @@ pub struct Interrupt {
 impl Interrupt {
     /// Starts listening for Ctrl-C; the thread lives until the process
     /// exits.
-    pub fn install() -> Arc<Interrupt> {
+    pub(crate) fn install() -> Arc<Interrupt> {
         let me = Arc::new(Interrupt::default());
         let watcher = me.clone();
         let spawned = std::thread::Builder::new()
@@ -174,7 +174,7 @@ impl Interrupt {
     }
 
     /// Makes `shared` the round a Ctrl-C ends (at once if one came already).
-    pub fn watch(&self, shared: Arc<Shared>) {
+    pub(crate) fn watch(&self, shared: Arc<Shared>) {
         let mut current = self.current.lock().unwrap();
         if self.hit() {
             shared.end.stop();
@@ -183,14 +183,14 @@ impl Interrupt {
     }
 
     /// Has Ctrl-C been pressed?
-    pub fn hit(&self) -> bool {
+    pub(crate) fn hit(&self) -> bool {
         self.hit.load(Ordering::Acquire)
     }
 }
 
 /// The login-storm barrier, across shards: each client's first session
 /// stays open until every participating client has logged in or failed.
-pub struct Gate {
+pub(crate) struct Gate {
     remaining: AtomicUsize,
     notify: Notify,
     /// Microseconds from the start to the release (0: not yet).
@@ -198,7 +198,7 @@ pub struct Gate {
 }
 
 impl Gate {
-    pub fn new(participants: usize) -> Gate {
+    pub(crate) fn new(participants: usize) -> Gate {
         Gate {
             remaining: AtomicUsize::new(participants),
             notify: Notify::new(),
@@ -206,7 +206,7 @@ impl Gate {
         }
     }
 
-    pub fn arrive(&self, start: Instant) {
+    pub(crate) fn arrive(&self, start: Instant) {
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.released_us.store(
                 (start.elapsed().as_micros() as u64).max(1),
@@ -216,7 +216,7 @@ impl Gate {
         }
     }
 
-    pub async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         loop {
             // Register before checking, so a release in between still wakes us.
             let notified = self.notify.notified();
@@ -227,7 +227,7 @@ impl Gate {
         }
     }
 
-    pub fn released_after(&self) -> Option<Duration> {
+    pub(crate) fn released_after(&self) -> Option<Duration> {
         match self.released_us.load(Ordering::Acquire) {
             0 => None,
             us => Some(Duration::from_micros(us)),

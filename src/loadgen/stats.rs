@@ -24,7 +24,7 @@ use super::series::Series;
 /// three and `request`; a transfer fills `data_setup` .. `request`; `noop`
 /// only `request`. A failed request goes to `failed` instead of `request`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// TCP connect of the control connection.
     Connect,
     /// Connected to the 220 greeting.
@@ -47,7 +47,7 @@ pub enum Phase {
 }
 
 /// Phase names as they appear in reports, in order.
-pub const PHASES: [&str; 8] = [
+pub(crate) const PHASES: [&str; 8] = [
     "connect",
     "greeting",
     "login",
@@ -60,37 +60,37 @@ pub const PHASES: [&str; 8] = [
 
 /// File-size classes: successful RETRs and STORs are also recorded under
 /// the first class whose bound is at least the bytes they moved.
-pub const SIZE_CLASSES: [(u64, &str); 3] = [
+pub(crate) const SIZE_CLASSES: [(u64, &str); 3] = [
     (64 << 10, "request.le_64KiB"),
     (1 << 20, "request.le_1MiB"),
     (u64::MAX, "request.gt_1MiB"),
 ];
 
 /// Highest latency recorded: one hour, in microseconds.
-pub const MAX_US: u64 = 3_600_000_000;
+pub(crate) const MAX_US: u64 = 3_600_000_000;
 
 /// An empty latency histogram: microseconds, 1 µs to [`MAX_US`], three
 /// significant digits.
-pub fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_US, 3).expect("valid histogram bounds")
 }
 
 /// A duration as a histogram value: whole microseconds, within the bounds.
-pub fn micros(d: Duration) -> u64 {
+pub(crate) fn micros(d: Duration) -> u64 {
     (d.as_micros() as u64).clamp(1, MAX_US)
 }
 
 /// One error kind's tally and the first message seen, to make a report
 /// actionable ("550 No such file" rather than just "550").
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ErrorTally {
+pub(crate) struct ErrorTally {
     pub count: u64,
     pub example: String,
 }
 
 /// Requests of one action by outcome (its latencies are in `request.<op>`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct OpCount {
+pub(crate) struct OpCount {
     pub ok: u64,
     pub errors: u64,
     pub abandoned: u64,
@@ -98,7 +98,7 @@ pub struct OpCount {
 
 /// One shard's (or, merged, the run's) measurements.
 #[derive(Clone, Debug)]
-pub struct Stats {
+pub(crate) struct Stats {
     /// Histogram names: [`PHASES`], then `request.<op>` for each op when the
     /// scenario mixes several, then the [`SIZE_CLASSES`] when it moves
     /// files.
@@ -129,7 +129,7 @@ impl Stats {
     /// Empty figures for `ops`; `moves_files` adds the size classes.
     /// `start` and `seconds` (the run's length, when bounded in time) place
     /// records in the per-second series.
-    pub fn new(
+    pub(crate) fn new(
         ops: &[Action],
         moves_files: bool,
         start: Instant,
@@ -176,7 +176,7 @@ impl Stats {
     }
 
     /// One phase of a request took `d`, ending `now`.
-    pub fn record(&mut self, phase: Phase, d: Duration, now: Instant) {
+    pub(crate) fn record(&mut self, phase: Phase, d: Duration, now: Instant) {
         self.record_at(phase as usize, d, now);
     }
 
@@ -189,7 +189,7 @@ impl Stats {
 
     /// A successful request of `op` that took `d`, ending `now`, having
     /// moved `bytes` of file data (RETR/STOR).
-    pub fn record_ok(&mut self, op: Action, d: Duration, bytes: Option<u64>, now: Instant) {
+    pub(crate) fn record_ok(&mut self, op: Action, d: Duration, bytes: Option<u64>, now: Instant) {
         self.ok += 1;
         self.by_action.entry(op).or_default().ok += 1;
         self.series.second(now).ok += 1;
@@ -205,7 +205,7 @@ impl Stats {
 
     /// A request of `op` cut off by the end of the run at `end`, `d` after
     /// its (scheduled) start.
-    pub fn record_abandoned(&mut self, op: Action, d: Duration, end: Instant) {
+    pub(crate) fn record_abandoned(&mut self, op: Action, d: Duration, end: Instant) {
         self.abandoned += 1;
         self.by_action.entry(op).or_default().abandoned += 1;
         self.series.second(end).abandoned += 1;
@@ -216,7 +216,7 @@ impl Stats {
     /// `message` as [`super::failure::Failure`] gives them. `request` is
     /// None for failures that are not a request's (the login before the
     /// first one).
-    pub fn record_error(
+    pub(crate) fn record_error(
         &mut self,
         kind: String,
         message: impl FnOnce() -> String,
@@ -236,23 +236,23 @@ impl Stats {
     }
 
     /// An open-loop start scheduled `at` that was never sent.
-    pub fn record_missed(&mut self, at: Instant) {
+    pub(crate) fn record_missed(&mut self, at: Instant) {
         self.missed += 1;
         self.series.second(at).missed += 1;
     }
 
     /// `n` data bytes moved `now`.
-    pub fn add_bytes(&mut self, n: u64, now: Instant) {
+    pub(crate) fn add_bytes(&mut self, n: u64, now: Instant) {
         self.series.second(now).bytes += n;
     }
 
     /// Errors of every kind.
-    pub fn error_count(&self) -> u64 {
+    pub(crate) fn error_count(&self) -> u64 {
         self.errors.values().map(|t| t.count).sum()
     }
 
     /// The histogram of a phase by name.
-    pub fn hist(&self, name: &str) -> Option<&Histogram<u64>> {
+    pub(crate) fn hist(&self, name: &str) -> Option<&Histogram<u64>> {
         self.names
             .iter()
             .position(|n| n == name)
@@ -261,14 +261,14 @@ impl Stats {
 
     /// Adds another shard's figures into these, the series too (merged by
     /// second: both must share a start).
-    pub fn merge(&mut self, other: &Stats) {
+    pub(crate) fn merge(&mut self, other: &Stats) {
         self.merge_figures(other);
         self.series.merge(&other.series);
     }
 
     /// Adds another shard's or round's figures into these, but not its
     /// series.
-    pub fn merge_figures(&mut self, other: &Stats) {
+    pub(crate) fn merge_figures(&mut self, other: &Stats) {
         for (mine, theirs) in self.hists.iter_mut().zip(&other.hists) {
             mine.add(theirs).expect("histograms share bounds");
         }
@@ -294,7 +294,7 @@ impl Stats {
 /// Live counters shared by all shards, for the progress bar, the byte
 /// totals and the session peak.
 #[derive(Default, Debug)]
-pub struct Progress {
+pub(crate) struct Progress {
     pub ok: AtomicU64,
     pub errors: AtomicU64,
     /// Data bytes moved (down and up), counted as they move so a transfer
@@ -308,13 +308,13 @@ pub struct Progress {
 
 impl Progress {
     /// A session logged in.
-    pub fn session_opened(&self) {
+    pub(crate) fn session_opened(&self) {
         let now = self.sessions.fetch_add(1, Ordering::Relaxed) + 1;
         self.sessions_peak.fetch_max(now, Ordering::Relaxed);
     }
 
     /// A logged-in session closed.
-    pub fn session_closed(&self) {
+    pub(crate) fn session_closed(&self) {
         self.sessions.fetch_sub(1, Ordering::Relaxed);
     }
 }

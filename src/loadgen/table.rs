@@ -10,7 +10,7 @@ use super::report::Report;
 use crate::units::format_bytes;
 
 /// The table, phases in `order` (the run's histogram names).
-pub fn render(r: &Report, order: &[String]) -> String {
+pub(crate) fn render(r: &Report, order: &[String]) -> String {
     let mut out = String::new();
     let c = &r.config;
     let pacing = match c.rate {

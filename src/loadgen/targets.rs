@@ -31,7 +31,7 @@ use crate::proto::reply::codes;
 
 /// A remote path, with its size when known.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     pub path: String,
     pub size: Option<u64>,
 }
@@ -42,7 +42,7 @@ const MAX_WALK: usize = 1_000_000;
 
 /// Gathers the plan's targets (an empty list when no op needs one). Runs
 /// on a tokio-uring runtime; may log in to the server once.
-pub async fn load(plan: &Plan) -> anyhow::Result<Vec<Target>> {
+pub(crate) async fn load(plan: &Plan) -> anyhow::Result<Vec<Target>> {
     let mut session: Option<Control> = None;
     if plan.has(Op::Stor) {
         let ctrl = login(plan, &mut session).await?;
@@ -221,7 +221,7 @@ async fn fetch(
 }
 
 /// Remote paths from an index file's text.
-pub fn parse_index(text: &str) -> Vec<Target> {
+pub(crate) fn parse_index(text: &str) -> Vec<Target> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -235,14 +235,14 @@ pub fn parse_index(text: &str) -> Vec<Target> {
 /// One MLSD entry that matters: a file (with its size fact) or a
 /// subdirectory. `.`/`..` (cdir/pdir) and other types are skipped.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Entry {
+pub(crate) enum Entry {
     File(String, Option<u64>),
     Dir(String),
 }
 
 /// Parses `fact=value;fact=value; name` (RFC 3659 section 7.2); fact names
 /// are case-insensitive.
-pub fn parse_mlsd_line(line: &str) -> Option<Entry> {
+pub(crate) fn parse_mlsd_line(line: &str) -> Option<Entry> {
     let line = line.trim_end_matches(['\r', '\n']);
     let (facts, name) = line.split_once(' ')?;
     if name.is_empty() || name.contains('/') {
@@ -269,7 +269,7 @@ pub fn parse_mlsd_line(line: &str) -> Option<Entry> {
 
 /// NLST output: one name (or path) a line. Names are joined to `dir`;
 /// servers that answer with full paths are taken at their word.
-pub fn parse_nlst(dir: &str, text: &str) -> Vec<Target> {
+pub(crate) fn parse_nlst(dir: &str, text: &str) -> Vec<Target> {
     text.lines()
         .map(|l| l.trim_end_matches('\r'))
         .filter(|l| !l.is_empty() && *l != "." && *l != "..")

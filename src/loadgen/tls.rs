@@ -46,7 +46,7 @@ pub enum TlsVersion {
 }
 
 /// The process-wide FTPS client settings.
-pub struct Settings {
+pub(crate) struct Settings {
     pub mode: TlsMode,
     config: Arc<ClientConfig>,
     name: ServerName<'static>,
@@ -56,7 +56,7 @@ static SETTINGS: OnceLock<Settings> = OnceLock::new();
 
 /// Sets the FTPS settings from the flags; `server` is the name certificates
 /// are checked against (`--tls-server-name`, else the target's host).
-pub fn configure(
+pub(crate) fn configure(
     mode: TlsMode,
     version: TlsVersion,
     ca: Option<&std::path::Path>,
@@ -99,13 +99,13 @@ pub fn configure(
 }
 
 /// The FTPS settings, if `--tls` was given.
-pub fn settings() -> Option<&'static Settings> {
+pub(crate) fn settings() -> Option<&'static Settings> {
     SETTINGS.get()
 }
 
 impl Settings {
     /// A new control session's TLS: its own session store.
-    pub fn session(&self) -> SessionTls {
+    pub(crate) fn session(&self) -> SessionTls {
         let mut config = (*self.config).clone();
         let store = Arc::new(OwnStore::default());
         config.resumption = Resumption::store(store);
@@ -120,20 +120,20 @@ impl Settings {
 /// it shares the session's store, so data connections resume the control
 /// connection's session.
 #[derive(Clone)]
-pub struct SessionTls {
+pub(crate) struct SessionTls {
     config: Arc<ClientConfig>,
     name: ServerName<'static>,
 }
 
 impl SessionTls {
-    pub fn connection(&self) -> Result<ClientConnection, Failure> {
+    pub(crate) fn connection(&self) -> Result<ClientConnection, Failure> {
         ClientConnection::new(self.config.clone(), self.name.clone())
             .map_err(|e| Failure::Protocol(format!("TLS: {e}")))
     }
 }
 
 /// Sends what rustls has queued.
-pub async fn flush(conn: &mut ClientConnection, stream: &TcpStream) -> Result<(), Failure> {
+pub(crate) async fn flush(conn: &mut ClientConnection, stream: &TcpStream) -> Result<(), Failure> {
     let mut out = Vec::new();
     while conn.wants_write() {
         conn.write_tls(&mut out)
@@ -149,7 +149,7 @@ pub async fn flush(conn: &mut ClientConnection, stream: &TcpStream) -> Result<()
 /// Reads once from `stream` into rustls (0 bytes: the peer closed),
 /// handing the plaintext to `plain` as it is decrypted (rustls holds only
 /// a little plaintext at a time).
-pub async fn read_some(
+pub(crate) async fn read_some(
     conn: &mut ClientConnection,
     stream: &TcpStream,
     buf: Vec<u8>,
@@ -180,7 +180,7 @@ pub async fn read_some(
 /// Runs the client handshake on `stream` within `timeout`. Returns the
 /// plaintext that arrived with the server's last handshake records (a
 /// greeting, the first bytes of a download).
-pub async fn handshake(
+pub(crate) async fn handshake(
     conn: &mut ClientConnection,
     stream: &TcpStream,
     timeout: Duration,
@@ -297,7 +297,7 @@ impl ServerCertVerifier for AnyCert {
 /// Reads a TLS data stream to its close_notify, handing every plaintext
 /// chunk (and its offset) to `sink`; each read waits at most `timeout`. A
 /// stream that ends without close_notify was cut: an error.
-pub async fn read_to_end(
+pub(crate) async fn read_to_end(
     stream: &TcpStream,
     conn: &mut ClientConnection,
     early: &[u8],
@@ -347,7 +347,7 @@ pub async fn read_to_end(
 
 /// Writes all of `data` as TLS records, then close_notify, then closes the
 /// sending side; each write waits at most `timeout`.
-pub async fn write_all(
+pub(crate) async fn write_all(
     stream: &TcpStream,
     conn: &mut ClientConnection,
     data: &[u8],

@@ -15,7 +15,7 @@ use super::tls;
 
 /// How long each step of a transfer took.
 #[derive(Clone, Copy, Debug)]
-pub struct Timing {
+pub(crate) struct Timing {
     /// Data-channel set-up (see [`super::stats::Phase::DataSetup`]).
     pub data_setup: Duration,
     /// Command sent to first byte (downloads with at least one byte).
@@ -26,7 +26,7 @@ pub struct Timing {
 }
 
 /// A data stream, in TLS under `--tls` (PROT P).
-pub struct DataStream {
+pub(crate) struct DataStream {
     pub stream: TcpStream,
     pub tls: Option<rustls::ClientConnection>,
     /// Plaintext that came with the TLS handshake.
@@ -71,7 +71,7 @@ async fn start(
 
 /// Runs a download command (`RETR`, `LIST`, `NLST`, `MLSD`), handing each
 /// chunk and its offset to `sink`.
-pub async fn download(
+pub(crate) async fn download(
     ctrl: &mut Control,
     mode: Mode,
     command: &str,
@@ -96,7 +96,7 @@ pub async fn download(
 
 /// Runs an upload command (`STOR`) sending all of `bytes`; `progress` hears
 /// of each chunk written.
-pub async fn upload(
+pub(crate) async fn upload(
     ctrl: &mut Control,
     mode: Mode,
     command: &str,

@@ -42,7 +42,7 @@ const BACKOFF: Duration = Duration::from_millis(50);
 const QUIT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One shard's state, shared by its client tasks (one thread: no locks).
-pub struct ShardCtx {
+pub(crate) struct ShardCtx {
     pub shared: Arc<Shared>,
     pub stats: RefCell<Stats>,
     pub pool: BufPool,
@@ -93,7 +93,7 @@ struct Client {
 /// One virtual client: requests until its quota, the timetable's end or
 /// the end of the run. `grown`: added by [`grow`] for a start that is due
 /// now (it logs in as part of that request, not before).
-pub async fn client(ctx: Rc<ShardCtx>, index: usize, grown: bool) {
+pub(crate) async fn client(ctx: Rc<ShardCtx>, index: usize, grown: bool) {
     let shared = ctx.shared.clone();
     let plan = &shared.plan;
     let mut c = Client {
@@ -249,7 +249,7 @@ impl Client {
 /// Open loop: adds a client whenever a start of the shard falls due and
 /// none has taken it (every client is busy), from `spare` indices, until
 /// they run out or the run ends.
-pub async fn grow(ctx: Rc<ShardCtx>, spare: Vec<usize>) {
+pub(crate) async fn grow(ctx: Rc<ShardCtx>, spare: Vec<usize>) {
     let shared = ctx.shared.clone();
     let Some(slots) = ctx.slots.as_ref() else {
         return;

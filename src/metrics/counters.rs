@@ -108,14 +108,14 @@ impl Histogram {
 
 /// Bucket bounds of `ringftp_transfer_duration_seconds`: a small file on
 /// loopback takes a millisecond, an ISO over a slow link half an hour.
-pub const DURATION_BOUNDS: &[f64] = &[
+pub(crate) const DURATION_BOUNDS: &[f64] = &[
     0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
 ];
 
 /// Bucket bounds of `ringftp_transfer_first_byte_seconds`: from the
 /// transfer command to the first data byte moved (data connection set-up,
 /// opening the file, the first read).
-pub const FIRST_BYTE_BOUNDS: &[f64] = &[
+pub(crate) const FIRST_BYTE_BOUNDS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
@@ -264,7 +264,7 @@ label_enum! {
 }
 
 /// Reply classes counted: 1xx to 5xx.
-pub const REPLY_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+pub(crate) const REPLY_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Everything one shard counts. Built once per shard, shared (as an `Arc`)
 /// with the scrape thread, written by its shard only.

@@ -24,7 +24,7 @@ use crate::proto::command::VERBS;
 
 /// The Prometheus text of everything `monitor` knows, as `/metrics`
 /// answers it.
-pub fn render(monitor: &Arc<Monitor>) -> String {
+pub(crate) fn render(monitor: &Arc<Monitor>) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Scrape(monitor.clone())));
     let mut out = String::with_capacity(16 << 10);

@@ -28,7 +28,7 @@ const SESSIONS_WAIT: Duration = Duration::from_secs(1);
 
 /// Starts the responder thread on `listener` (already bound, so a bad
 /// `--metrics-listen` fails at start-up).
-pub fn spawn(listener: TcpListener, monitor: Arc<Monitor>) -> io::Result<()> {
+pub(crate) fn spawn(listener: TcpListener, monitor: Arc<Monitor>) -> io::Result<()> {
     std::thread::Builder::new()
         .name("ringftp-metrics".into())
         .spawn(move || {
@@ -189,7 +189,7 @@ fn write(stream: &mut TcpStream, head_only: bool, r: Response) -> io::Result<()>
 
 /// `GET path` against a `--metrics-listen` address: the status and body.
 /// What `ringftp who` and the tests use.
-pub fn get(addr: &str, path: &str, timeout: Duration) -> io::Result<(u16, String)> {
+pub(crate) fn get(addr: &str, path: &str, timeout: Duration) -> io::Result<(u16, String)> {
     use std::net::ToSocketAddrs;
     let target = addr
         .to_socket_addrs()?

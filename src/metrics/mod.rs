@@ -15,17 +15,17 @@
 //! to ask every shard for its sessions, and the shutdown phase (for
 //! `/health`).
 
-pub mod counters;
-pub mod exposition;
-pub mod http;
-pub mod sessions;
+pub(crate) mod counters;
+pub(crate) mod exposition;
+pub(crate) mod http;
+pub(crate) mod sessions;
 pub mod who;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use counters::ShardMetrics;
+pub(crate) use counters::ShardMetrics;
 
 use crate::shutdown::{self, Phase};
 
@@ -45,9 +45,17 @@ pub struct Monitor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Health {
     /// Every shard is accepting (200).
-    Serving { shards: usize },
+    Serving {
+        /// Shards in the server.
+        shards: usize,
+    },
     /// Some shards have not started accepting yet (503).
-    Starting { accepting: usize, shards: usize },
+    Starting {
+        /// Shards accepting connections now.
+        accepting: usize,
+        /// Shards in the server.
+        shards: usize,
+    },
     /// A graceful shutdown is under way: no new sessions (503).
     Draining,
 }
@@ -74,6 +82,8 @@ impl Health {
 }
 
 impl Monitor {
+    /// The monitor of a server: each shard's counters and session table
+    /// (index = shard id) and the shutdown phase `/health` reports.
     pub fn new(
         shards: Vec<Arc<ShardMetrics>>,
         inspectors: Vec<sessions::Inspector>,

@@ -39,13 +39,13 @@ const MAX_COMMAND: usize = 256;
 
 /// One shard's open sessions.
 #[derive(Default)]
-pub struct LiveTable {
+pub(crate) struct LiveTable {
     rows: RefCell<HashMap<u64, Rc<LiveSession>>>,
     next_id: Cell<u64>,
 }
 
 /// One open session as its row shows it.
-pub struct LiveSession {
+pub(crate) struct LiveSession {
     id: u64,
     peer: SocketAddr,
     /// Wall-clock time of connect (for the row), and the same as an
@@ -70,14 +70,14 @@ struct LiveTransfer {
 }
 
 /// A session's place in its shard's table; dropping it removes the row.
-pub struct Registration {
+pub(crate) struct Registration {
     table: Rc<LiveTable>,
     session: Rc<LiveSession>,
 }
 
 impl LiveTable {
     /// Adds a row for a session from `peer` that connected now.
-    pub fn register(self: &Rc<Self>, peer: SocketAddr) -> Registration {
+    pub(crate) fn register(self: &Rc<Self>, peer: SocketAddr) -> Registration {
         let id = self.next_id.get() + 1;
         self.next_id.set(id);
         let now = Instant::now();
@@ -98,17 +98,19 @@ impl LiveTable {
         }
     }
 
+    #[cfg(test)]
     /// Sessions in the table.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.rows.borrow().len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The rows as of `now`, labelled with `shard`, oldest session first.
-    pub fn snapshot(&self, shard: usize, now: Instant) -> Vec<SessionRow> {
+    pub(crate) fn snapshot(&self, shard: usize, now: Instant) -> Vec<SessionRow> {
         let mut rows: Vec<SessionRow> = self
             .rows
             .borrow()
@@ -136,27 +138,33 @@ impl std::ops::Deref for Registration {
 
 impl LiveSession {
     /// A command starts: `line` as received (the caller masks passwords).
-    pub fn command_started(&self, mut line: Vec<u8>) {
+    pub(crate) fn command_started(&self, mut line: Vec<u8>) {
         line.truncate(MAX_COMMAND);
         *self.command.borrow_mut() = Some(line);
         self.last.set(Instant::now());
     }
 
     /// The command ended; the session waits for the next one.
-    pub fn command_ended(&self) {
+    pub(crate) fn command_ended(&self) {
         *self.command.borrow_mut() = None;
         *self.transfer.borrow_mut() = None;
         self.last.set(Instant::now());
     }
 
     /// Logged in as `user`, or logged out (`None`, REIN).
-    pub fn set_user(&self, user: Option<&str>) {
+    pub(crate) fn set_user(&self, user: Option<&str>) {
         *self.user.borrow_mut() = user.map(str::to_string);
     }
 
     /// A transfer of `path` started at `started`; its bytes are read from
     /// `progress` when the row is shown.
-    pub fn transfer_started(&self, path: &[u8], dir: Dir, started: Instant, progress: Progress) {
+    pub(crate) fn transfer_started(
+        &self,
+        path: &[u8],
+        dir: Dir,
+        started: Instant,
+        progress: Progress,
+    ) {
         *self.transfer.borrow_mut() = Some(LiveTransfer {
             path: path.to_vec(),
             dir,
@@ -252,25 +260,25 @@ type Request = mpsc::Sender<Vec<SessionRow>>;
 pub struct Inspector(tokio::sync::mpsc::UnboundedSender<Request>);
 
 /// The shard's end of an [`Inspector`]; see [`answer`].
-pub struct Inspections(tokio::sync::mpsc::UnboundedReceiver<Request>);
+pub(crate) struct Inspections(tokio::sync::mpsc::UnboundedReceiver<Request>);
 
 /// A connected pair: the scrape thread keeps the [`Inspector`], the shard
 /// runs [`answer`] on the [`Inspections`].
-pub fn inspector() -> (Inspector, Inspections) {
+pub(crate) fn inspector() -> (Inspector, Inspections) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     (Inspector(tx), Inspections(rx))
 }
 
 /// Runs on shard `shard`: answers every request with the table's rows,
 /// until the scrape side is gone.
-pub async fn answer(table: Rc<LiveTable>, shard: usize, mut requests: Inspections) {
+pub(crate) async fn answer(table: Rc<LiveTable>, shard: usize, mut requests: Inspections) {
     while let Some(reply_to) = requests.0.recv().await {
         let _ = reply_to.send(table.snapshot(shard, Instant::now()));
     }
 }
 
 /// Asks every shard for its rows and waits for them, `wait` at most in all.
-pub fn collect(inspectors: &[Inspector], wait: Duration) -> SessionsReport {
+pub(crate) fn collect(inspectors: &[Inspector], wait: Duration) -> SessionsReport {
     let (tx, rx) = mpsc::channel();
     let mut asked = 0;
     for i in inspectors {

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The connection to the service manager, if one asked for notifications.
 #[derive(Debug)]
-pub struct Notifier {
+pub(super) struct Notifier {
     sock: Option<UnixDatagram>,
     /// Shards still to report that they accept.
     waiting: AtomicUsize,
@@ -24,7 +24,7 @@ impl Notifier {
     /// Connects to `$NOTIFY_SOCKET` if set (and removes it from the
     /// environment, so nothing started later talks to systemd in our
     /// name). `shards`: how many must report [`Notifier::shard_ready`].
-    pub fn from_env(shards: usize) -> Notifier {
+    pub(super) fn from_env(shards: usize) -> Notifier {
         let sock = std::env::var_os("NOTIFY_SOCKET").and_then(|path| {
             std::env::remove_var("NOTIFY_SOCKET");
             match connect(path.as_encoded_bytes()) {
@@ -44,7 +44,7 @@ impl Notifier {
     }
 
     /// One shard accepts connections; after the last, `READY=1`.
-    pub fn shard_ready(&self, status: impl FnOnce() -> String) {
+    pub(super) fn shard_ready(&self, status: impl FnOnce() -> String) {
         if self.waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.send(&format!(
                 "READY=1\nSTATUS={}\nMAINPID={}\n",
@@ -55,7 +55,7 @@ impl Notifier {
     }
 
     /// A shutdown began.
-    pub fn stopping(&self) {
+    pub(super) fn stopping(&self) {
         self.send("STOPPING=1\nSTATUS=draining sessions\n");
     }
 

@@ -41,7 +41,7 @@ pub const LIVE_KEYS: &[&str] = &[
 const ANNOUNCE_KEYS: &[&str] = &["pasv-address", "pasv-address-map"];
 
 /// What a reload reads and what it changes.
-pub struct Reloader {
+pub(super) struct Reloader {
     /// The command line the server started with (re-merged with the file).
     pub argv: Vec<OsString>,
     /// The settings in force: the live ones as last applied, the others as
@@ -64,7 +64,7 @@ pub struct Reloader {
 impl Reloader {
     /// Handles one SIGHUP (blocking: name lookups; runs on the signal
     /// thread, never on a shard).
-    pub fn on_sighup(&mut self) {
+    pub(super) fn on_sighup(&mut self) {
         if let Some(certs) = &self.certs {
             match certs.reload() {
                 Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),

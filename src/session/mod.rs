@@ -11,8 +11,8 @@
 //!   channel, retrieve, store, list, file management, status) and writes
 //!   the replies.
 
-pub mod driver;
-pub mod outcome;
+pub(crate) mod driver;
+pub(crate) mod outcome;
 pub mod state;
 pub mod step;
 

@@ -48,7 +48,7 @@ pub enum Ended {
 /// What the driver sends after a transfer, and whether it then closes the
 /// control connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Final {
+pub(crate) struct Final {
     pub replies: Vec<Reply>,
     pub close: bool,
 }
@@ -64,13 +64,13 @@ impl Final {
 
 /// The reply when the data connection could not be made (PASV listener
 /// got nothing, PORT target refused...): 425.
-pub fn no_connection() -> Reply {
+pub(crate) fn no_connection() -> Reply {
     Reply::new(CANT_OPEN_DATA, "Failed to establish connection.")
 }
 
 /// The replies to an ABOR that interrupted a transfer: 426 for the
 /// transfer, then 226 for the ABOR itself (RFC 959 section 4.1.3).
-pub fn aborted() -> Vec<Reply> {
+pub(crate) fn aborted() -> Vec<Reply> {
     vec![
         Reply::new(TRANSFER_ABORTED, "Transfer aborted."),
         Reply::new(CLOSING_DATA, "ABOR successful."),
@@ -78,7 +78,7 @@ pub fn aborted() -> Vec<Reply> {
 }
 
 /// The goodbye of a graceful shutdown: 421, then the connection closes.
-pub fn shutting_down() -> Reply {
+pub(crate) fn shutting_down() -> Reply {
     Reply::new(
         SERVICE_NOT_AVAILABLE,
         "Server shutting down, closing control connection.",
@@ -87,12 +87,12 @@ pub fn shutting_down() -> Reply {
 
 /// The 226 of a transfer that completed with something to say (a listing
 /// cut short by `--list-max-entries`): the note, then "Transfer complete.".
-pub fn complete_noting(note: &str) -> Reply {
+pub(crate) fn complete_noting(note: &str) -> Reply {
     Reply::new(CLOSING_DATA, format!("{note}\nTransfer complete."))
 }
 
 /// The final replies of a `direction` transfer that `ended` so.
-pub fn final_replies(direction: Direction, ended: Ended) -> Final {
+pub(crate) fn final_replies(direction: Direction, ended: Ended) -> Final {
     match ended {
         Ended::Complete => Final::send(vec![Reply::new(CLOSING_DATA, "Transfer complete.")]),
         Ended::Failed(why) => Final::send(vec![failed(direction, why)]),

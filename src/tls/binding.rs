@@ -25,11 +25,11 @@ use ring::rand::{SecureRandom, SystemRandom};
 use rustls::server::{ProducesTickets, StoresServerSessions};
 
 /// Bytes of a session's binding token.
-pub const TOKEN_LEN: usize = 16;
+pub(crate) const TOKEN_LEN: usize = 16;
 
 /// One FTP session's random binding token.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Token(pub [u8; TOKEN_LEN]);
+pub(crate) struct Token(pub [u8; TOKEN_LEN]);
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -39,7 +39,7 @@ impl std::fmt::Debug for Token {
 
 impl Token {
     /// A fresh random token from the system's CSPRNG.
-    pub fn random() -> Token {
+    pub(crate) fn random() -> Token {
         let mut t = [0u8; TOKEN_LEN];
         // getrandom(2) does not fail once the pool is initialised; if it
         // did, a zero token binds nothing better than no token, so make it
@@ -76,7 +76,7 @@ impl Token {
 
 /// The shared ticketer seen through one session's token.
 #[derive(Debug)]
-pub struct BoundTicketer {
+pub(crate) struct BoundTicketer {
     pub inner: Arc<dyn ProducesTickets>,
     pub token: Token,
     /// Open only this token's tickets (else any session's).
@@ -104,7 +104,7 @@ impl ProducesTickets for BoundTicketer {
 /// The shared session-ID cache (TLS 1.2 clients without tickets) seen
 /// through one session's token.
 #[derive(Debug)]
-pub struct BoundStore {
+pub(crate) struct BoundStore {
     pub inner: Arc<dyn StoresServerSessions>,
     pub token: Token,
     /// Open only this token's sessions (else any session's).

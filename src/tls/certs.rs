@@ -15,7 +15,11 @@ use rustls::sign::CertifiedKey;
 
 /// Loads and checks a certificate chain and its key: the chain must hold
 /// at least one certificate, the key must parse and match the leaf.
-pub fn load(provider: &CryptoProvider, cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
+pub(crate) fn load(
+    provider: &CryptoProvider,
+    cert: &Path,
+    key: &Path,
+) -> Result<CertifiedKey, String> {
     let chain = CertificateDer::pem_file_iter(cert)
         .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?
         .collect::<Result<Vec<_>, _>>()
@@ -49,7 +53,7 @@ pub fn load(provider: &CryptoProvider, cert: &Path, key: &Path) -> Result<Certif
 
 /// The certificate every handshake presents, replaceable while serving.
 #[derive(Debug)]
-pub struct Reloadable {
+pub(crate) struct Reloadable {
     provider: Arc<CryptoProvider>,
     cert: PathBuf,
     key: PathBuf,
@@ -58,7 +62,11 @@ pub struct Reloadable {
 
 impl Reloadable {
     /// Loads the pair (see [`load`]).
-    pub fn open(provider: Arc<CryptoProvider>, cert: &Path, key: &Path) -> Result<Self, String> {
+    pub(crate) fn open(
+        provider: Arc<CryptoProvider>,
+        cert: &Path,
+        key: &Path,
+    ) -> Result<Self, String> {
         let first = load(&provider, cert, key)?;
         Ok(Reloadable {
             provider,
@@ -70,14 +78,14 @@ impl Reloadable {
 
     /// Re-reads both files; on any error the old pair stays in use and the
     /// error says why.
-    pub fn reload(&self) -> Result<(), String> {
+    pub(crate) fn reload(&self) -> Result<(), String> {
         let new = load(&self.provider, &self.cert, &self.key)?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
         Ok(())
     }
 
     /// The pair in use now.
-    pub fn current(&self) -> Arc<CertifiedKey> {
+    pub(crate) fn current(&self) -> Arc<CertifiedKey> {
         self.current
             .read()
             .unwrap_or_else(|e| e.into_inner())

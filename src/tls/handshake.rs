@@ -21,7 +21,7 @@ use crate::engine::sys::{self, FdRef};
 
 /// How a handshake failed.
 #[derive(Debug)]
-pub enum HandshakeError {
+pub(crate) enum HandshakeError {
     /// The peer closed or the socket failed.
     Io(io::Error),
     /// The peer spoke, but not acceptable TLS (rustls' reason).
@@ -38,7 +38,7 @@ impl std::fmt::Display for HandshakeError {
 }
 
 /// Sends everything rustls has queued (handshake flights, tickets, alerts).
-pub async fn flush(conn: &mut ServerConnection, sock: &FdRef) -> io::Result<()> {
+pub(crate) async fn flush(conn: &mut ServerConnection, sock: &FdRef) -> io::Result<()> {
     let mut out = Vec::new();
     while conn.wants_write() {
         conn.write_tls(&mut out)?;
@@ -97,7 +97,7 @@ async fn feed(
 /// handshake (a control line reader's leftovers after AUTH TLS).
 /// `exact`: read record by record, never past the handshake (data
 /// connections).
-pub async fn run(
+pub(crate) async fn run(
     conn: &mut ServerConnection,
     sock: &FdRef,
     early: &[u8],

@@ -16,10 +16,10 @@
 //! provider is ring: it builds with nothing but a C compiler, where
 //! aws-lc-rs needs cmake on a fresh machine.
 
-pub mod binding;
-pub mod certs;
-pub mod handshake;
-pub mod record;
+pub(crate) mod binding;
+pub(crate) mod certs;
+pub(crate) mod handshake;
+pub(crate) mod record;
 
 use std::sync::Arc;
 
@@ -37,7 +37,7 @@ const SESSION_CACHE: usize = 8192;
 
 /// The server-wide FTPS state (shared by all shards).
 #[derive(Debug)]
-pub struct Tls {
+pub(crate) struct Tls {
     pub certs: Arc<certs::Reloadable>,
     control: ServerConfig,
     data: ServerConfig,
@@ -52,7 +52,7 @@ pub struct Tls {
 impl Tls {
     /// Loads the certificate and builds the configurations; the error
     /// names the flag at fault.
-    pub fn new(s: &TlsSettings) -> Result<Tls, String> {
+    pub(crate) fn new(s: &TlsSettings) -> Result<Tls, String> {
         let provider: Arc<CryptoProvider> = Arc::new(rustls::crypto::ring::default_provider());
         let certs = Arc::new(certs::Reloadable::open(provider.clone(), &s.cert, &s.key)?);
         let versions: &[&rustls::SupportedProtocolVersion] = if s.tls13_only {
@@ -102,7 +102,10 @@ impl Tls {
 
     /// A control connection of the FTP session holding `token`: its
     /// tickets and cached session carry the token.
-    pub fn control_connection(&self, token: Token) -> Result<ServerConnection, rustls::Error> {
+    pub(crate) fn control_connection(
+        &self,
+        token: Token,
+    ) -> Result<ServerConnection, rustls::Error> {
         let mut cfg = self.control.clone();
         self.bind(&mut cfg, token, true);
         let mut conn = ServerConnection::new(Arc::new(cfg))?;
@@ -113,7 +116,7 @@ impl Tls {
     /// A data connection of the FTP session holding `token`: with session
     /// reuse required it can resume only that session. `download`: the
     /// client reads this connection to its end, so it may get a ticket.
-    pub fn data_connection(
+    pub(crate) fn data_connection(
         &self,
         token: Token,
         download: bool,
@@ -145,7 +148,7 @@ impl Tls {
 
     /// Whether a finished data handshake resumed the control session
     /// holding `token` (always true with `--tls-session-reuse off`).
-    pub fn resumed_own_session(&self, conn: &ServerConnection, token: Token) -> bool {
+    pub(crate) fn resumed_own_session(&self, conn: &ServerConnection, token: Token) -> bool {
         if !self.session_reuse {
             return true;
         }

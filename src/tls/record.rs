@@ -29,9 +29,9 @@ use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use rustls::{ConnectionTrafficSecrets, ProtocolVersion};
 
 /// Most plaintext bytes in one record.
-pub const MAX_PLAINTEXT: usize = 16 * 1024;
+pub(crate) const MAX_PLAINTEXT: usize = 16 * 1024;
 /// Bytes of a record header (type, version, length).
-pub const HEADER: usize = 5;
+pub(crate) const HEADER: usize = 5;
 /// Bytes of an AEAD tag (all three ciphers).
 const TAG: usize = 16;
 /// Largest ciphertext a peer may send in one record (RFC 5246 6.2.3 allows
@@ -39,25 +39,24 @@ const TAG: usize = 16;
 const MAX_CIPHERTEXT: usize = MAX_PLAINTEXT + 2048;
 
 /// TLS content types (RFC 8446 appendix B.1).
-pub mod content {
-    pub const ALERT: u8 = 21;
-    pub const HANDSHAKE: u8 = 22;
-    pub const APPLICATION_DATA: u8 = 23;
+pub(crate) mod content {
+    pub(crate) const ALERT: u8 = 21;
+    pub(crate) const APPLICATION_DATA: u8 = 23;
 }
 
 /// The close_notify alert (warning level 1, description 0).
-pub const CLOSE_NOTIFY: [u8; 2] = [1, 0];
+pub(crate) const CLOSE_NOTIFY: [u8; 2] = [1, 0];
 
 /// The record protocol version the keys belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Version {
+pub(crate) enum Version {
     Tls12,
     Tls13,
 }
 
 impl Version {
     /// The version of a rustls connection, if it is one of these two.
-    pub fn of(v: ProtocolVersion) -> Option<Version> {
+    pub(crate) fn of(v: ProtocolVersion) -> Option<Version> {
         match v {
             ProtocolVersion::TLSv1_2 => Some(Version::Tls12),
             ProtocolVersion::TLSv1_3 => Some(Version::Tls13),
@@ -68,7 +67,7 @@ impl Version {
 
 /// The AEAD of a negotiated cipher suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cipher {
+pub(crate) enum Cipher {
     Aes128Gcm,
     Aes256Gcm,
     Chacha20Poly1305,
@@ -86,7 +85,7 @@ struct Keys {
 }
 
 /// Splits rustls' extracted secrets into the AEAD, its key and its IV.
-pub fn split(secrets: &ConnectionTrafficSecrets) -> Option<(Cipher, &[u8], [u8; 12])> {
+pub(crate) fn split(secrets: &ConnectionTrafficSecrets) -> Option<(Cipher, &[u8], [u8; 12])> {
     let (cipher, key, iv) = match secrets {
         ConnectionTrafficSecrets::Aes128Gcm { key, iv } => (Cipher::Aes128Gcm, key, iv),
         ConnectionTrafficSecrets::Aes256Gcm { key, iv } => (Cipher::Aes256Gcm, key, iv),
@@ -155,26 +154,30 @@ fn aad12(seq: u64, typ: u8, len: usize) -> [u8; 13] {
 }
 
 /// Seals records in place (the sending direction).
-pub struct Sealer(Keys);
+pub(crate) struct Sealer(Keys);
 
 impl Sealer {
     /// A sealer for `secrets` whose next record has sequence number `seq`.
-    pub fn new(version: Version, seq: u64, secrets: &ConnectionTrafficSecrets) -> io::Result<Self> {
+    pub(crate) fn new(
+        version: Version,
+        seq: u64,
+        secrets: &ConnectionTrafficSecrets,
+    ) -> io::Result<Self> {
         Keys::new(version, seq, secrets).map(Sealer)
     }
 
     /// Bytes a record needs before its plaintext (header, explicit nonce).
-    pub fn head(&self) -> usize {
+    pub(crate) fn head(&self) -> usize {
         HEADER + self.0.prefix()
     }
 
     /// Bytes a record needs after its plaintext (content type, tag).
-    pub fn tail(&self) -> usize {
+    pub(crate) fn tail(&self) -> usize {
         self.0.suffix()
     }
 
     /// Bytes of a full record slot: `head + MAX_PLAINTEXT + tail`.
-    pub fn slot(&self) -> usize {
+    pub(crate) fn slot(&self) -> usize {
         self.head() + MAX_PLAINTEXT + self.tail()
     }
 
@@ -182,7 +185,7 @@ impl Sealer {
     /// MAX_PLAINTEXT`) into one record of content type `typ` occupying
     /// `slot[..head + len + tail]`, which is returned as its length.
     /// `slot` must be at least that long.
-    pub fn seal(&mut self, typ: u8, slot: &mut [u8], len: usize) -> usize {
+    pub(crate) fn seal(&mut self, typ: u8, slot: &mut [u8], len: usize) -> usize {
         debug_assert!(len <= MAX_PLAINTEXT);
         let k = &mut self.0;
         let head = HEADER + k.prefix();
@@ -227,7 +230,7 @@ impl Sealer {
 
     /// Appends `data` to `out` as records of type `typ` (copying it: for
     /// small payloads such as listings, ASCII chunks and alerts).
-    pub fn seal_to(&mut self, typ: u8, data: &[u8], out: &mut Vec<u8>) {
+    pub(crate) fn seal_to(&mut self, typ: u8, data: &[u8], out: &mut Vec<u8>) {
         let (head, tail) = (self.head(), self.tail());
         for chunk in data.chunks(MAX_PLAINTEXT) {
             let at = out.len();
@@ -244,14 +247,14 @@ impl Sealer {
 /// A record the [`Opener`] decrypted: its content type and where its
 /// plaintext lies in the buffer given.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Opened {
+pub(crate) struct Opened {
     pub typ: u8,
     pub plain: std::ops::Range<usize>,
 }
 
 /// The total length of the record starting at `buf[0]`, once its header
 /// has arrived; an error for a header no TLS peer would send.
-pub fn record_len(buf: &[u8]) -> io::Result<Option<usize>> {
+pub(crate) fn record_len(buf: &[u8]) -> io::Result<Option<usize>> {
     if buf.len() < HEADER {
         return Ok(None);
     }
@@ -266,18 +269,22 @@ pub fn record_len(buf: &[u8]) -> io::Result<Option<usize>> {
 }
 
 /// Opens records in place (the receiving direction).
-pub struct Opener(Keys);
+pub(crate) struct Opener(Keys);
 
 impl Opener {
     /// An opener for `secrets` whose next record has sequence number `seq`.
-    pub fn new(version: Version, seq: u64, secrets: &ConnectionTrafficSecrets) -> io::Result<Self> {
+    pub(crate) fn new(
+        version: Version,
+        seq: u64,
+        secrets: &ConnectionTrafficSecrets,
+    ) -> io::Result<Self> {
         Keys::new(version, seq, secrets).map(Opener)
     }
 
     /// Decrypts the whole record `rec` (as long as [`record_len`] said)
     /// in place. A record that does not authenticate is an error: the
     /// stream is corrupt or forged.
-    pub fn open(&mut self, rec: &mut [u8]) -> io::Result<Opened> {
+    pub(crate) fn open(&mut self, rec: &mut [u8]) -> io::Result<Opened> {
         let bad =
             |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("TLS record: {what}"));
         let k = &mut self.0;

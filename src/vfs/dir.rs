@@ -28,7 +28,7 @@ use super::{names, path, resolve, Stat};
 
 /// How symlinks appear in a listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Links {
+pub(crate) enum Links {
     /// As links, `ls -l` style, with their target text (LIST, STAT).
     Show,
     /// As what they point to (MLSD).
@@ -36,7 +36,7 @@ pub enum Links {
 }
 
 /// Entries stat'ed and rendered per [`Lister::next_chunk`] call.
-pub const CHUNK: usize = 512;
+pub(crate) const CHUNK: usize = 512;
 
 /// The names of one directory (without `.` and `..`), sorted, packed in
 /// one buffer: each name is followed by a NUL.
@@ -102,7 +102,7 @@ struct Open {
 }
 
 /// What to list and how; see [`Lister::new`].
-pub struct ListSpec {
+pub(crate) struct ListSpec {
     pub links: Links,
     /// Render options (format, `-a`, NLST prefix, facts, permissions).
     pub opts: ListOptions,
@@ -120,7 +120,7 @@ pub struct ListSpec {
 }
 
 /// A directory listing produced a chunk at a time, on the blocking pool.
-pub struct Lister {
+pub(crate) struct Lister {
     root: Arc<OwnedFd>,
     spec: ListSpec,
     current: Option<Open>,
@@ -139,7 +139,7 @@ impl Lister {
     /// Starts listing the open directory `dir` (virtual path `vpath`,
     /// typed by the client as `typed`) under the session root `root`.
     /// Reads its names; errors here come before any data connection.
-    pub fn new(
+    pub(crate) fn new(
         root: Arc<OwnedFd>,
         dir: OwnedFd,
         vpath: Vec<u8>,
@@ -194,7 +194,7 @@ impl Lister {
     /// Appends the next lines of the listing (up to [`CHUNK`] entries) to
     /// `out`; false once the listing is complete. A subdirectory of `-R`
     /// that vanished or cannot be read is skipped, as `ls -R` goes on.
-    pub fn next_chunk(&mut self, out: &mut Vec<u8>) -> bool {
+    pub(crate) fn next_chunk(&mut self, out: &mut Vec<u8>) -> bool {
         if self.entries_left == 0 {
             self.truncated |= self.current.is_some() || !self.todo.is_empty();
             self.current = None;
@@ -274,7 +274,7 @@ impl Lister {
     }
 
     /// Why the listing was cut short, if it was (said in the 226).
-    pub fn cut(&self) -> Option<String> {
+    pub(crate) fn cut(&self) -> Option<String> {
         if self.truncated {
             Some(format!(
                 "Listing cut at {} entries (--list-max-entries).",
@@ -291,12 +291,12 @@ impl Lister {
     }
 
     /// Entries rendered so far (`ringftp_listing_entries_total`).
-    pub fn listed(&self) -> usize {
+    pub(crate) fn listed(&self) -> usize {
         self.listed
     }
 
     /// Runs the listing to its end into one buffer (STAT with a path).
-    pub fn collect(&mut self) -> Vec<u8> {
+    pub(crate) fn collect(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
         while self.next_chunk(&mut out) {}
         out

@@ -19,7 +19,7 @@ fn is_wildcard(b: u8) -> bool {
 
 /// A compiled last-component pattern.
 #[derive(Debug, Clone)]
-pub struct Pattern {
+pub(crate) struct Pattern {
     matcher: GlobMatcher,
 }
 
@@ -27,7 +27,7 @@ impl Pattern {
     /// Compiles `component`, or `None` if it holds no wildcard or is not
     /// a valid pattern (an unclosed `[`, a name that is not UTF-8): then
     /// it is a plain name.
-    pub fn new(component: &[u8]) -> Option<Pattern> {
+    pub(crate) fn new(component: &[u8]) -> Option<Pattern> {
         if !component.iter().copied().any(is_wildcard) {
             return None;
         }
@@ -52,7 +52,7 @@ impl Pattern {
 
     /// True if the directory entry `name` (UTF-8, as shown to the client)
     /// matches.
-    pub fn matches(&self, name: &str) -> bool {
+    pub(crate) fn matches(&self, name: &str) -> bool {
         name != "." && name != ".." && self.matcher.is_match(name)
     }
 }
@@ -62,7 +62,7 @@ impl Pattern {
 /// no wildcard. The directory is taken literally, wildcards and all: a
 /// directory named `br[ack]` is listed by `br[ack]/*.txt`, and `re*ts/x*`
 /// names no directory unless one is called `re*ts`.
-pub fn split(vpath: &[u8]) -> Option<(Vec<u8>, Pattern)> {
+pub(crate) fn split(vpath: &[u8]) -> Option<(Vec<u8>, Pattern)> {
     let cut = vpath.iter().rposition(|&b| b == b'/')?;
     let (dir, last) = (&vpath[..cut], &vpath[cut + 1..]);
     let pattern = Pattern::new(last)?;
@@ -77,7 +77,7 @@ pub fn split(vpath: &[u8]) -> Option<(Vec<u8>, Pattern)> {
 /// The directory part of a path as the client typed it (`reports/` of
 /// `reports/*.txt`), for the path names NLST sends; empty when the pattern
 /// had no directory part.
-pub fn typed_dir(shown: &[u8]) -> &[u8] {
+pub(crate) fn typed_dir(shown: &[u8]) -> &[u8] {
     match shown.iter().rposition(|&b| b == b'/') {
         Some(i) => &shown[..=i],
         None => b"",

@@ -12,15 +12,15 @@
 //! - [`time`]: civil time for MDTM and listings (pure);
 //! - [`world`]: what anonymous sessions may see (world-readable only).
 
-pub mod dir;
-pub mod glob;
+pub(crate) mod dir;
+pub(crate) mod glob;
 pub mod listing;
-pub mod names;
+pub(crate) mod names;
 pub mod path;
 pub mod resolve;
-pub mod time;
-pub mod world;
-pub mod write;
+pub(crate) mod time;
+pub(crate) mod world;
+pub(crate) mod write;
 
 use std::io;
 

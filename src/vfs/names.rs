@@ -47,13 +47,13 @@ fn charset(label: &str) -> Result<&'static Encoding, String> {
 }
 
 /// Checks a `--legacy-charset` label (see [`set_legacy_charset`]).
-pub fn check_charset(label: &str) -> Result<(), String> {
+pub(crate) fn check_charset(label: &str) -> Result<(), String> {
     charset(label).map(|_| ())
 }
 
 /// Sets the legacy charset from its label. Call once, before any session
 /// runs; later calls are ignored.
-pub fn set_legacy_charset(label: &str) -> Result<(), String> {
+pub(crate) fn set_legacy_charset(label: &str) -> Result<(), String> {
     let _ = LEGACY.set(charset(label)?);
     Ok(())
 }
@@ -66,7 +66,7 @@ fn legacy() -> &'static Encoding {
 /// from the legacy charset. A path is shown component by component, so a
 /// legacy name inside a UTF-8 directory (or the reverse) shows each in its
 /// own form; `/` is the same byte in every charset this rule accepts.
-pub fn display(name: &[u8]) -> Cow<'_, [u8]> {
+pub(crate) fn display(name: &[u8]) -> Cow<'_, [u8]> {
     if std::str::from_utf8(name).is_ok() {
         return Cow::Borrowed(name);
     }
@@ -91,7 +91,7 @@ pub fn display(name: &[u8]) -> Cow<'_, [u8]> {
 /// encoded into the legacy charset. `None` when that changes nothing
 /// (ASCII, or not UTF-8), or when it has characters the charset lacks
 /// (then it cannot be a shown legacy name).
-pub fn legacy_name(comp: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn legacy_name(comp: &[u8]) -> Option<Vec<u8>> {
     if comp.is_ascii() {
         return None;
     }

@@ -23,7 +23,7 @@ const CLAMP_SECS: i64 = 1 << 55;
 /// Splits Unix seconds into UTC `(year, month 1-12, day 1-31, hour, minute,
 /// second)` in the proleptic Gregorian calendar. Negative seconds (before
 /// 1970) work; values beyond about ±1.1 billion years are clamped.
-pub fn civil_from_unix(secs: i64) -> (i32, u32, u32, u32, u32, u32) {
+pub(crate) fn civil_from_unix(secs: i64) -> (i32, u32, u32, u32, u32, u32) {
     let secs = secs.clamp(-CLAMP_SECS, CLAMP_SECS);
     let days = secs.div_euclid(SECS_PER_DAY);
     let rem = secs.rem_euclid(SECS_PER_DAY) as u32;
@@ -77,15 +77,15 @@ fn days_in_month(year: i64, month: u32) -> u32 {
 }
 
 /// 0000-01-01T00:00:00Z: the earliest time a 4-digit-year MDTM can show.
-pub const MDTM_MIN: i64 = -62_167_219_200;
+pub(crate) const MDTM_MIN: i64 = -62_167_219_200;
 /// 9999-12-31T23:59:59Z: the latest.
-pub const MDTM_MAX: i64 = 253_402_300_799;
+pub(crate) const MDTM_MAX: i64 = 253_402_300_799;
 
 /// Formats Unix seconds as `YYYYMMDDHHMMSS` in UTC (RFC 3659 section 2.3),
 /// for the MDTM 213 reply and the MLSx `modify` fact. The year field is
 /// four digits, so times outside years 0000..=9999 are clamped to that
 /// range rather than producing a malformed time-val.
-pub fn format_mdtm(secs: i64) -> String {
+pub(crate) fn format_mdtm(secs: i64) -> String {
     let mut out = Vec::with_capacity(14);
     push_mdtm(secs, &mut out);
     // Only ASCII digits were written.
@@ -94,7 +94,7 @@ pub fn format_mdtm(secs: i64) -> String {
 
 /// [`format_mdtm`] appending to a byte buffer, for listings that format
 /// thousands of entries without an allocation each.
-pub fn push_mdtm(secs: i64, out: &mut Vec<u8>) {
+pub(crate) fn push_mdtm(secs: i64, out: &mut Vec<u8>) {
     let (y, mo, d, h, mi, s) = civil_from_unix(secs.clamp(MDTM_MIN, MDTM_MAX));
     push_digits(out, y as u32, 4);
     for v in [mo, d, h, mi, s] {
@@ -118,7 +118,7 @@ fn push_digits(out: &mut Vec<u8>, mut v: u32, width: usize) {
 /// year, hour 0-23, minute 0-59, second 0-60: RFC 3659 allows 60 for a
 /// leap second, which Unix time cannot represent and so becomes the next
 /// second). Anything else, including surrounding spaces, gives `None`.
-pub fn from_mdtm(s: &str) -> Option<i64> {
+pub(crate) fn from_mdtm(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() < 14 || !b[..14].iter().all(u8::is_ascii_digit) {
         return None;

@@ -33,7 +33,7 @@ const OTHER_SEARCH: u32 = libc::S_IXOTH;
 
 /// What is about to be done with a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Use {
+pub(crate) enum Use {
     /// Read a file, or list a directory.
     Read,
     /// Enter a directory (CWD).
@@ -43,7 +43,7 @@ pub enum Use {
 }
 
 /// A file anonymous may read, or a directory it may list.
-pub fn readable(st: &Stat) -> bool {
+pub(crate) fn readable(st: &Stat) -> bool {
     let need = if st.is_dir() {
         OTHER_READ | OTHER_SEARCH
     } else {
@@ -53,14 +53,14 @@ pub fn readable(st: &Stat) -> bool {
 }
 
 /// A directory anonymous may enter and pass through.
-pub fn searchable(st: &Stat) -> bool {
+pub(crate) fn searchable(st: &Stat) -> bool {
     st.is_dir() && st.mode & OTHER_SEARCH != 0
 }
 
 /// Whether a listing shows an entry to anonymous: files when readable,
 /// directories when they can be entered, symlinks as links (what they
 /// lead to is checked when it is used).
-pub fn visible(st: &Stat) -> bool {
+pub(crate) fn visible(st: &Stat) -> bool {
     if st.is_symlink() {
         true
     } else if st.is_dir() {
@@ -83,7 +83,7 @@ fn allows(st: &Stat, usage: Use) -> bool {
 /// world-searchable. Directories `searched` already holds are not
 /// stat'ed again; the deepest one checked here is added to it. Refuses
 /// with [`VfsError::NotPublished`].
-pub async fn check(
+pub(crate) async fn check(
     root: &FdRef,
     vpath: &[u8],
     st: &Stat,
@@ -121,22 +121,22 @@ pub async fn check(
 /// permissions on every open. vsftpd checks no directory at all for
 /// `anon_world_readable_only`, only files.
 #[derive(Debug, Default)]
-pub struct Searched {
+pub(crate) struct Searched {
     dirs: RefCell<Vec<Vec<u8>>>,
 }
 
 impl Searched {
     /// How many directories a session keeps.
-    pub const KEPT: usize = 16;
+    pub(crate) const KEPT: usize = 16;
 
     /// Whether directory `dir` (an absolute virtual path) is one of the
     /// remembered directories or above one of them.
-    pub fn covers(&self, dir: &[u8]) -> bool {
+    pub(crate) fn covers(&self, dir: &[u8]) -> bool {
         self.dirs.borrow().iter().any(|d| is_within(d, dir))
     }
 
     /// Remembers `dir` (whose whole chain was found searchable).
-    pub fn remember(&self, dir: Vec<u8>) {
+    pub(crate) fn remember(&self, dir: Vec<u8>) {
         let mut dirs = self.dirs.borrow_mut();
         dirs.retain(|d| *d != dir);
         dirs.insert(0, dir);
@@ -144,7 +144,7 @@ impl Searched {
     }
 
     /// Forgets everything (a new login: another root, another account).
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.dirs.borrow_mut().clear();
     }
 }
@@ -158,7 +158,7 @@ fn is_within(inner: &[u8], outer: &[u8]) -> bool {
 
 /// The directories above an absolute virtual path, from `/` down:
 /// `/a/b/c` -> `/`, `/a`, `/a/b`; none for `/` itself.
-pub fn ancestors(vpath: &[u8]) -> Vec<Vec<u8>> {
+pub(crate) fn ancestors(vpath: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut p = vpath.to_vec();
     while p != b"/" {

@@ -22,7 +22,7 @@ use super::{names, path, resolve, Stat, UploadKind, VfsError};
 use crate::engine::sys::{self, FdRef};
 
 /// An open parent directory and a final name inside it.
-pub struct Parent {
+pub(crate) struct Parent {
     pub dir: FdRef,
     pub name: CString,
 }
@@ -37,7 +37,7 @@ fn plain_name(name: &[u8]) -> Result<CString, VfsError> {
 /// Opens the directory holding `vpath` and returns it with the final name:
 /// the name as sent, unless only its legacy-charset form exists there
 /// ([`super::names`]: the client typed a name it was shown).
-pub async fn open_parent(root: &FdRef, vpath: &[u8]) -> Result<Parent, VfsError> {
+pub(crate) async fn open_parent(root: &FdRef, vpath: &[u8]) -> Result<Parent, VfsError> {
     let sent = path::file_name(vpath);
     let name = plain_name(sent)?;
     let parent = path::parent(vpath);
@@ -82,7 +82,7 @@ async fn lstat_in(parent: &Parent) -> Result<Option<Stat>, VfsError> {
 }
 
 /// DELE: removes a file (or a symlink, as itself).
-pub async fn delete_file(root: &FdRef, vpath: &[u8]) -> Result<(), VfsError> {
+pub(crate) async fn delete_file(root: &FdRef, vpath: &[u8]) -> Result<(), VfsError> {
     let p = open_parent(root, vpath).await?;
     if let Some(st) = lstat_in(&p).await? {
         if st.is_dir() {
@@ -95,7 +95,7 @@ pub async fn delete_file(root: &FdRef, vpath: &[u8]) -> Result<(), VfsError> {
 }
 
 /// MKD.
-pub async fn make_dir(root: &FdRef, vpath: &[u8]) -> Result<(), VfsError> {
+pub(crate) async fn make_dir(root: &FdRef, vpath: &[u8]) -> Result<(), VfsError> {
     let p = open_parent(root, vpath).await?;
     sys::mkdirat(p.dir, p.name, 0o755)
         .await
@@ -103,7 +103,7 @@ pub async fn make_dir(root: &FdRef, vpath: &[u8]) -> Result<(), VfsError> {
 }
 
 /// RMD: removes an empty directory.
-pub async fn remove_dir(root: &FdRef, vpath: &[u8]) -> Result<(), VfsError> {
+pub(crate) async fn remove_dir(root: &FdRef, vpath: &[u8]) -> Result<(), VfsError> {
     if vpath == b"/" {
         return Err(VfsError::PermissionDenied);
     }
@@ -114,7 +114,7 @@ pub async fn remove_dir(root: &FdRef, vpath: &[u8]) -> Result<(), VfsError> {
 }
 
 /// Checks that `vpath` exists (RNFR), without following a final symlink.
-pub async fn exists(root: &FdRef, vpath: &[u8]) -> Result<(), VfsError> {
+pub(crate) async fn exists(root: &FdRef, vpath: &[u8]) -> Result<(), VfsError> {
     let p = open_parent(root, vpath).await?;
     match lstat_in(&p).await? {
         Some(_) => Ok(()),
@@ -124,7 +124,7 @@ pub async fn exists(root: &FdRef, vpath: &[u8]) -> Result<(), VfsError> {
 
 /// RNFR/RNTO. Both paths are inside the same session root, so a rename can
 /// never move anything in from or out to another user's home.
-pub async fn rename(root: &FdRef, from: &[u8], to: &[u8]) -> Result<(), VfsError> {
+pub(crate) async fn rename(root: &FdRef, from: &[u8], to: &[u8]) -> Result<(), VfsError> {
     let a = open_parent(root, from).await?;
     let b = open_parent(root, to).await?;
     sys::renameat(a.dir, a.name, b.dir, b.name, 0)
@@ -141,7 +141,7 @@ async fn open_for_meta(root: &FdRef, vpath: &[u8]) -> Result<std::fs::File, VfsE
 }
 
 /// MFMT: sets the modification time (Unix seconds).
-pub async fn set_mtime(root: &FdRef, vpath: &[u8], secs: i64) -> Result<(), VfsError> {
+pub(crate) async fn set_mtime(root: &FdRef, vpath: &[u8], secs: i64) -> Result<(), VfsError> {
     let file = open_for_meta(root, vpath).await?;
     let when = if secs >= 0 {
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64)
@@ -153,7 +153,7 @@ pub async fn set_mtime(root: &FdRef, vpath: &[u8], secs: i64) -> Result<(), VfsE
 
 /// SITE CHMOD: sets permission bits (at most 0o777: no setuid, setgid or
 /// sticky bits from clients).
-pub async fn chmod(root: &FdRef, vpath: &[u8], mode: u32) -> Result<(), VfsError> {
+pub(crate) async fn chmod(root: &FdRef, vpath: &[u8], mode: u32) -> Result<(), VfsError> {
     use std::os::unix::fs::PermissionsExt;
     let file = open_for_meta(root, vpath).await?;
     file.set_permissions(std::fs::Permissions::from_mode(mode & 0o777))
@@ -177,7 +177,7 @@ enum Mode {
 }
 
 /// An upload in progress: the fd to write and what to do at the end.
-pub struct Upload {
+pub(crate) struct Upload {
     pub file: Rc<OwnedFd>,
     /// Where the first byte goes.
     pub offset: u64,
@@ -236,7 +236,7 @@ async fn create_excl(dir: &FdRef, name: &CString) -> Result<OwnedFd, VfsError> {
 }
 
 /// Sets up an upload to `vpath`. `atomic` is `--atomic-uploads`.
-pub async fn begin_upload(
+pub(crate) async fn begin_upload(
     root: &FdRef,
     vpath: &[u8],
     kind: UploadKind,
@@ -391,7 +391,7 @@ async fn reserve_unique(parent: &Parent) -> Result<(OwnedFd, CString), VfsError>
 
 impl Upload {
     /// The transfer completed with the file's data ending at `end`.
-    pub async fn commit(self, end: u64) -> Result<(), VfsError> {
+    pub(crate) async fn commit(self, end: u64) -> Result<(), VfsError> {
         if self.mode == Mode::Resume {
             // A resumed upload may land short of a longer stale tail.
             truncate(&self.file, end)?;
@@ -412,7 +412,7 @@ impl Upload {
 
     /// The transfer failed: undo per the rules above. With `keep_partial`
     /// a new file stays (the client resumes it with REST).
-    pub async fn abort(self, keep_partial: bool) {
+    pub(crate) async fn abort(self, keep_partial: bool) {
         let result = match (self.mode, self.temp) {
             (Mode::Fresh, _) if keep_partial => Ok(()),
             (Mode::Fresh, _) => sys::unlinkat(self.parent.dir, self.parent.name, 0)

@@ -20,7 +20,10 @@
 //!
 //! Every child process dies with the test process (PR_SET_PDEATHSIG), so a
 //! test binary killed by a CI timeout leaves nothing behind.
-
+#![allow(
+    unreachable_pub,
+    reason = "the harness is shared by every test binary; each uses part of it"
+)]
 #![allow(dead_code, unused_imports)]
 
 pub mod accounts;

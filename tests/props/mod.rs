@@ -15,7 +15,10 @@
 //!   RESOLVE_BENEATH never opens anything outside the root, symlinks
 //!   pointing out included.
 //! - [`session`]: the session state machine survives any command sequence.
-
+#![allow(
+    unreachable_pub,
+    reason = "shared by tests/properties.rs and the fuzz targets"
+)]
 #![allow(dead_code)]
 
 use std::ffi::CString;

@@ -155,7 +155,7 @@ const MAX_LOGGED_VERB: usize = 16;
 /// A control connection's addresses and age, as the accept loop admitted
 /// it.
 #[derive(Debug, Clone, Copy)]
-pub struct Endpoints {
+pub(crate) struct Endpoints {
     /// The client: the socket's peer, or with `--proxy-protocol` the
     /// PROXY header's source. Every rule, log line and limit uses it.
     pub peer: SocketAddr,
@@ -171,7 +171,7 @@ pub struct Endpoints {
 
 /// Serves one control connection until it closes. The session's state is
 /// built here, outside the task's future, so the future holds it once.
-pub fn run(
+pub(crate) fn run(
     ctx: Rc<ShardCtx>,
     sock: Rc<Socket>,
     ends: Endpoints,
