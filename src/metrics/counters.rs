@@ -246,7 +246,9 @@ label_enum! {
 }
 
 label_enum! {
-    /// `reason` a new control connection was answered 421 and closed.
+    /// `reason` a new control connection was refused before its session
+    /// started: answered 421 and closed (closed without a reply for
+    /// `proxy_protocol`).
     RefusedReason {
         /// `--max-sessions` sessions are open.
         MaxSessions => "max_sessions",
@@ -260,6 +262,9 @@ label_enum! {
         Shutdown => "shutdown",
         /// The process ran out of file descriptors.
         OutOfFds => "out_of_fds",
+        /// `--proxy-protocol`: not from `--proxy-from`, or no valid PROXY
+        /// header in time; closed without a reply.
+        ProxyProtocol => "proxy_protocol",
     }
 }
 

@@ -135,7 +135,11 @@ fn proxied(ctx: &Rc<ShardCtx>, sock: Socket, ends: Ends, implicit: bool) {
         .as_ref()
         .is_some_and(|p| p.trusts(from.ip()));
     if !trusted {
-        tracing::warn!(%from, shard = ctx.id, "refused: {} is not in --proxy-from (--proxy-protocol is on); closed without a reply", from.ip());
+        let why = format!(
+            "{} is not in --proxy-from (--proxy-protocol is on)",
+            from.ip()
+        );
+        proxy_refused(ctx, from, why);
         let _ = sock.shutdown(Shutdown::Both);
         return;
     }
@@ -169,7 +173,7 @@ fn proxied(ctx: &Rc<ShardCtx>, sock: Socket, ends: Ends, implicit: bool) {
                 admit(&ctx, sock, ends, implicit, accepted);
             }
             Err(e) => {
-                tracing::warn!(%from, shard = ctx.id, "refused: {e} (--proxy-protocol); closed without a reply");
+                proxy_refused(&ctx, from, format!("{e} (--proxy-protocol)"));
                 let _ = sock.shutdown(Shutdown::Both);
             }
         }
@@ -277,6 +281,15 @@ fn admit(ctx: &Rc<ShardCtx>, sock: Rc<Socket>, ends: Ends, implicit: bool, accep
 fn log_refused(ctx: &ShardCtx, peer: std::net::SocketAddr, why: impl std::fmt::Display) {
     if let Some(n) = ctx.refusal_log.allow(peer.ip(), Instant::now()) {
         tracing::info!(%peer, shard = ctx.id, "refused: {why}{}", Suppressed(n));
+    }
+}
+
+/// Counts and logs (rate-limited per address, like [`log_refused`]) a
+/// connection closed without a reply under `--proxy-protocol`.
+fn proxy_refused(ctx: &ShardCtx, from: SocketAddr, why: String) {
+    ctx.metrics.refused(RefusedReason::ProxyProtocol);
+    if let Some(n) = ctx.refusal_log.allow(from.ip(), Instant::now()) {
+        tracing::warn!(%from, shard = ctx.id, "refused: {why}; closed without a reply{}", Suppressed(n));
     }
 }
 
