@@ -215,6 +215,9 @@ fn wildcards_in_the_last_component() {
         ("p/x\\*", &["x\\y.txt"], &[]),
         ("p/.h*", &[], &[".h.txt"]),
         ("p/*.pdf", &[], &[]),
+        // An inverted range is a pattern that matches nothing.
+        ("p/[z-a]", &[], &[]),
+        ("p/[z-a]*", &[], &[]),
     ];
     for (path, plain, dots) in table {
         let mut with_dots: Vec<&str> = plain.iter().chain(dots.iter()).copied().collect();

@@ -10,7 +10,7 @@
 //! neither `.` nor `..`, and a leading `.` only when the listing shows
 //! dot-files. Pure: names in, yes or no out.
 
-use globset::{GlobBuilder, GlobMatcher};
+use globset::{ErrorKind, GlobBuilder, GlobMatcher};
 
 /// The bytes that make a path component a pattern.
 fn is_wildcard(b: u8) -> bool {
@@ -20,13 +20,16 @@ fn is_wildcard(b: u8) -> bool {
 /// A compiled last-component pattern.
 #[derive(Debug, Clone)]
 pub(crate) struct Pattern {
-    matcher: GlobMatcher,
+    /// `None`: a well-formed pattern that can match nothing (`[z-a]`).
+    matcher: Option<GlobMatcher>,
 }
 
 impl Pattern {
     /// Compiles `component`, or `None` if it holds no wildcard or is not
     /// a valid pattern (an unclosed `[`, a name that is not UTF-8): then
-    /// it is a plain name.
+    /// it is a plain name. A class with an inverted range (`[z-a]`) is a
+    /// pattern that matches nothing, as in the shell, so its listing is
+    /// empty like any other pattern's that matches nothing.
     pub(crate) fn new(component: &[u8]) -> Option<Pattern> {
         if !component.iter().copied().any(is_wildcard) {
             return None;
@@ -43,17 +46,22 @@ impl Pattern {
         let glob = GlobBuilder::new(&escaped)
             .literal_separator(true)
             .backslash_escape(true)
-            .build()
-            .ok()?;
-        Some(Pattern {
-            matcher: glob.compile_matcher(),
-        })
+            .build();
+        match glob {
+            Ok(glob) => Some(Pattern {
+                matcher: Some(glob.compile_matcher()),
+            }),
+            Err(e) if matches!(e.kind(), ErrorKind::InvalidRange(..)) => {
+                Some(Pattern { matcher: None })
+            }
+            Err(_) => None,
+        }
     }
 
     /// True if the directory entry `name` (UTF-8, as shown to the client)
     /// matches.
     pub(crate) fn matches(&self, name: &str) -> bool {
-        name != "." && name != ".." && self.matcher.is_match(name)
+        name != "." && name != ".." && self.matcher.as_ref().is_some_and(|m| m.is_match(name))
     }
 }
 
@@ -108,6 +116,10 @@ mod tests {
             ("{a,b}*", "a", false),
             ("a\\*", "a\\bc", true),
             ("café*", "café.txt", true),
+            // An inverted range matches nothing, not even its own text.
+            ("[z-a]", "[z-a]", false),
+            ("[z-a]", "b", false),
+            ("[z-a]*", "zebra", false),
         ];
         for (pattern, name, want) in table {
             let p = Pattern::new(pattern.as_bytes()).expect(pattern);
