@@ -5,7 +5,7 @@
 //! account's permissions; anonymous sessions also meet the world-readable
 //! rule here ([`Conn::published`], see [`crate::vfs::world`]).
 
-use super::{lossy, Conn, Flow};
+use super::{log_text, lossy, Conn, Flow};
 use crate::proto::codes::*;
 use crate::proto::reply::quote_path;
 use crate::proto::Reply;
@@ -114,7 +114,7 @@ impl Conn {
     pub(super) async fn rename(&mut self, verb: &'static str, from: Vec<u8>, to: Vec<u8>) -> Flow {
         let r = write::rename(self.root(), &from, &to).await;
         if r.is_ok() {
-            tracing::info!(from = %lossy(&from), to = %lossy(&to), "renamed");
+            tracing::info!(from = %log_text(&from), to = %log_text(&to), "renamed");
         }
         let ok = Reply::new(FILE_ACTION_OK, "Rename successful.");
         self.changed(verb, &to, r, ok).await
@@ -143,7 +143,7 @@ impl Conn {
     ) -> Flow {
         match result {
             Ok(()) => {
-                tracing::info!(path = %lossy(vpath), "{verb} done");
+                tracing::info!(path = %log_text(vpath), "{verb} done");
                 self.reply(ok).await
             }
             Err(e) => self.refuse(vpath, e).await,

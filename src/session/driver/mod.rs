@@ -222,6 +222,22 @@ fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Client bytes as they may go into a log line: invalid UTF-8 replaced,
+/// control characters (ESC, CR, BEL, C1...) written as `\x1b` or
+/// `\u{9b}`, so a client cannot send terminal escape sequences to an
+/// operator tailing the log.
+fn log_text(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for c in String::from_utf8_lossy(b).chars() {
+        match c {
+            c if (c as u32) < 0x20 || c == '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 impl Conn {
     async fn serve(mut self) {
         tracing::debug!(local = %self.local, "connected");
@@ -381,7 +397,7 @@ impl Conn {
                     let word = line.split(|&b| b == b' ').next().unwrap_or_default();
                     let word = &word[..word.len().min(MAX_LOGGED_VERB)];
                     self.current = Some(Current {
-                        command: Cow::Owned(lossy(word).to_ascii_uppercase()),
+                        command: Cow::Owned(log_text(word).to_ascii_uppercase()),
                         path: None,
                     });
                     tracing::debug!("unparsed command: {e:?}");
@@ -531,11 +547,11 @@ impl Conn {
         let Some(suppressed) = self.ctx.refusal_log.allow(self.peer.ip(), Instant::now()) else {
             return;
         };
-        let user = user.unwrap_or("-");
+        let user = log_text(user.unwrap_or("-").as_bytes());
         let command = self.current.as_ref().map_or("-", |c| c.command.as_ref());
         let path = path
             .or_else(|| self.current.as_ref().and_then(|c| c.path.as_deref()))
-            .map(lossy);
+            .map(log_text);
         let suppressed = Suppressed(suppressed);
         match loud {
             Loud::Info => tracing::info!(
@@ -564,5 +580,26 @@ impl Conn {
         self.log_refusal(loud, FILE_UNAVAILABLE, Some(vpath), &e);
         self.send_reply(Reply::new(FILE_UNAVAILABLE, e.reply_text()))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_text;
+
+    #[test]
+    fn log_text_escapes_what_a_terminal_would_obey() {
+        let table: &[(&[u8], &str)] = &[
+            (b"RETR a.txt", "RETR a.txt"),
+            (b"\x1b[2J", "\\x1b[2J"),
+            (b"a\rb\x07", "a\\x0db\\x07"),
+            (b"\x7f", "\\x7f"),
+            ("\u{9b}31m".as_bytes(), "\\u{9b}31m"),
+            ("café".as_bytes(), "café"),
+            (b"\xff", "\u{fffd}"),
+        ];
+        for (raw, want) in table {
+            assert_eq!(log_text(raw), *want, "{raw:?}");
+        }
     }
 }

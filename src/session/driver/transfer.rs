@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::control::Raced;
 use super::list::Prepared;
-use super::{lossy, Conn, Flow};
+use super::{log_text, Conn, Flow};
 use crate::data::transfer::{self, Channel, TransferError};
 use crate::engine::splice::{Pacer, Progress, TransferCtx};
 use crate::metrics::counters::{Dir, TransferOutcome};
@@ -292,7 +292,7 @@ impl Conn {
         tracing::info!(
             user = %self.session.user().unwrap_or("-"),
             command = t.verb,
-            path = %lossy(&t.path),
+            path = %log_text(&t.path),
             "{} cut after {bytes} bytes: {how}{}",
             t.verb,
             crate::logging::limit::Suppressed(suppressed)
@@ -326,7 +326,7 @@ impl Conn {
                 tracing::warn!(
                     user = %self.session.user().unwrap_or("-"),
                     command = t.verb,
-                    path = %lossy(&t.path),
+                    path = %log_text(&t.path),
                     "{} cut after {bytes} bytes: the shutdown grace period is over",
                     t.verb
                 );
@@ -355,7 +355,7 @@ impl Conn {
         let rate = bytes as f64 / elapsed.as_secs_f64().max(1e-6) / (1 << 20) as f64;
         // Why an incomplete transfer ended was logged where it ended.
         tracing::debug!(
-            path = %lossy(&t.path),
+            path = %log_text(&t.path),
             bytes,
             ms = elapsed.as_millis() as u64,
             "{} {} ({rate:.1} MiB/s)",
