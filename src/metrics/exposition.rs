@@ -60,6 +60,17 @@ fn counter<L: AsRef<[(&'static str, &'static str)]>>(
     Ok(())
 }
 
+/// Writes one counter family without labels: a single value.
+fn single_counter(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    value: u64,
+) -> fmt::Result {
+    counter(enc, name, help, unit, [([] as [(&str, &str); 0], value)])
+}
+
 /// Writes one gauge family.
 fn gauge<L: AsRef<[(&'static str, String)]>>(
     enc: &mut DescriptorEncoder,
@@ -244,15 +255,12 @@ impl Collector for Scrape {
                 })
             }),
         )?;
-        counter(
+        single_counter(
             &mut enc,
             "ringftp_transfer_kernel_tls",
             "FTPS download bytes encrypted by kernel TLS (kTLS); also counted by path (sendfile, splice) in ringftp_transfer_bytes_total.",
             Some(&Unit::Bytes),
-            [(
-                [] as [(&str, &str); 0],
-                sum(shards, |s| s.kernel_tls.get()),
-            )],
+            sum(shards, |s| s.kernel_tls.get()),
         )?;
         histogram(
             &mut enc,
@@ -270,35 +278,26 @@ impl Collector for Scrape {
             shards,
             |s, d| &s.first_byte[d.index()],
         )?;
-        counter(
+        single_counter(
             &mut enc,
             "ringftp_upload_commits",
             "Uploads whose file was put in place.",
             None,
-            [(
-                [] as [(&str, &str); 0],
-                sum(shards, |s| s.upload_commits.get()),
-            )],
+            sum(shards, |s| s.upload_commits.get()),
         )?;
-        counter(
+        single_counter(
             &mut enc,
             "ringftp_upload_aborts",
             "Uploads undone: the partial file deleted (or kept with --keep-partial), what was there before left as it was.",
             None,
-            [(
-                [] as [(&str, &str); 0],
-                sum(shards, |s| s.upload_aborts.get()),
-            )],
+            sum(shards, |s| s.upload_aborts.get()),
         )?;
-        counter(
+        single_counter(
             &mut enc,
             "ringftp_listing_entries",
             "Directory entries sent in listings (LIST, NLST, MLSD, STAT with a path).",
             None,
-            [(
-                [] as [(&str, &str); 0],
-                sum(shards, |s| s.listing_entries.get()),
-            )],
+            sum(shards, |s| s.listing_entries.get()),
         )?;
         shard_gauge(
             &mut enc,
@@ -321,22 +320,19 @@ impl Collector for Scrape {
             shards,
             |s| s.pasv_exhausted.get(),
         )?;
-        counter(
+        single_counter(
             &mut enc,
             "ringftp_xferlog_write_errors",
             "xferlog lines that could not be written.",
             None,
-            [(
-                [] as [(&str, &str); 0],
-                sum(shards, |s| s.xferlog_errors.get()),
-            )],
+            sum(shards, |s| s.xferlog_errors.get()),
         )?;
-        counter(
+        single_counter(
             &mut enc,
             "ringftp_log_lines_dropped",
             "Log lines dropped because the log writer fell behind (logging never blocks a shard).",
             None,
-            [([] as [(&str, &str); 0], crate::logging::dropped_lines())],
+            crate::logging::dropped_lines(),
         )?;
         Ok(())
     }
