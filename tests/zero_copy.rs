@@ -240,7 +240,7 @@ fn a_cached_file_the_server_only_reads_is_still_sent_by_sendfile() {
     std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     assert_ne!(
-        euid_of(srv.pid()),
+        status_field(srv.pid(), "Uid:", 2).expect("the server's effective uid"),
         0,
         "this test needs the server to run as an account other than root"
     );
@@ -258,11 +258,4 @@ fn a_cached_file_the_server_only_reads_is_still_sent_by_sendfile() {
         );
     }
     f.quit();
-}
-
-/// The effective uid of process `pid`, from /proc/PID/status.
-fn euid_of(pid: u32) -> u32 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    line.split_whitespace().nth(2).unwrap().parse().unwrap()
 }

@@ -65,15 +65,16 @@ pub fn gauge(pid: u32) -> Gauge {
 
 /// VmRSS of `pid` in KiB (0 if unreadable).
 pub fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    status_field(pid, "VmRSS:", 1).unwrap_or(0)
+}
+
+/// Word `nth` (0: the key itself) of the line of `/proc/PID/status` that
+/// starts with `key`, parsed; `None` if unreadable. `("Uid:", 2)` is the
+/// effective uid.
+pub fn status_field(pid: u32, key: &str, nth: usize) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(nth)?.parse().ok()
 }
 
 /// A warm server's baseline: one normal download first (it fills the pipe
