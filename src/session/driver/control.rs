@@ -62,6 +62,10 @@ pub(super) struct ControlReader {
     lines: LineReader,
     /// The client closed its side (or the socket failed).
     pub(super) closed: bool,
+    /// The last recv emptied the socket (it returned less than it asked
+    /// for), so the next wait goes straight to the POLL op instead of a
+    /// recv that would answer EAGAIN: one syscall less per command.
+    drained: bool,
     /// The TLS layer, once the control connection is in TLS. Boxed so a
     /// plain session does not carry its size; borrowed only between
     /// awaits (the writer seals replies with it too).
@@ -74,6 +78,8 @@ impl ControlReader {
             sock,
             lines: LineReader::new(MAX_LINE),
             closed: false,
+            // A new client sends nothing before the 220 greeting.
+            drained: true,
             tls: None,
         }
     }
@@ -187,6 +193,16 @@ impl ControlReader {
             if self.closed {
                 return Event::Closed;
             }
+            if self.drained {
+                if sys::poll_readable(self.sock.clone() as FdRef)
+                    .await
+                    .is_err()
+                {
+                    self.closed = true;
+                    continue;
+                }
+                self.drained = false;
+            }
             let tls = self.tls.take();
             let got = SCRATCH_BUF.with(|b| {
                 let mut b = b.borrow_mut();
@@ -205,7 +221,7 @@ impl ControlReader {
             self.tls = tls;
             match got {
                 Ok(0) => self.closed = true,
-                Ok(_) => {}
+                Ok(n) => self.drained = n < SCRATCH / 2,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     if sys::poll_readable(self.sock.clone() as FdRef)
                         .await
