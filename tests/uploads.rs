@@ -386,3 +386,45 @@ fn max_upload_rate_caps_an_account() {
     );
     assert!(took[1] < took[0], "{took:?}");
 }
+
+/// STOR to a name that is already taken: a new name is created (O_EXCL),
+/// and only when the kernel says something is there does the upload look
+/// at what: a directory refuses with 550 and stays as it was, a file is
+/// replaced whole, a dangling symlink is replaced by the file itself (its
+/// target is never created), and a file that appeared between two STORs
+/// is replaced, not appended to.
+#[test]
+fn stor_onto_names_already_taken() {
+    let (fx, srv) = alice_server(&[]);
+    let home = fx.root.join("alice");
+    std::fs::create_dir(home.join("dir")).unwrap();
+    std::fs::write(home.join("dir/inside.txt"), b"keep").unwrap();
+    std::fs::write(home.join("old.bin"), pattern(7, 9000)).unwrap();
+    std::os::unix::fs::symlink("missing-target", home.join("dangling")).unwrap();
+    let mut f = srv.login_as("alice", "alice-pw");
+
+    f.epsv();
+    let r = f.cmd("STOR dir");
+    assert_eq!(r.code, 550, "STOR onto a directory: {r:?}");
+    assert!(home.join("dir").is_dir());
+    assert_eq!(std::fs::read(home.join("dir/inside.txt")).unwrap(), b"keep");
+
+    f.stor("old.bin", b"short");
+    assert_eq!(std::fs::read(home.join("old.bin")).unwrap(), b"short");
+
+    f.stor("dangling", b"a file now");
+    let m = std::fs::symlink_metadata(home.join("dangling")).unwrap();
+    assert!(m.is_file(), "the link itself is replaced: {m:?}");
+    assert_eq!(std::fs::read(home.join("dangling")).unwrap(), b"a file now");
+    assert!(!home.join("missing-target").exists());
+
+    f.stor("new.bin", &pattern(3, 70_000));
+    assert_eq!(
+        std::fs::read(home.join("new.bin")).unwrap(),
+        pattern(3, 70_000)
+    );
+    std::fs::write(home.join("new.bin"), b"someone else's").unwrap();
+    f.stor("new.bin", b"mine");
+    assert_eq!(std::fs::read(home.join("new.bin")).unwrap(), b"mine");
+    assert_eq!(names_in(&home).len(), 4, "{:?}", names_in(&home));
+}

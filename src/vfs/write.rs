@@ -243,6 +243,26 @@ pub(crate) async fn begin_upload(
     atomic: bool,
 ) -> Result<Upload, VfsError> {
     let parent = open_parent(root, vpath).await?;
+    if kind == (UploadKind::Store { offset: 0 }) && !atomic {
+        // The common STOR, of a new name: create it at once. O_EXCL has the
+        // kernel say whether anything is there (a file, a directory, a
+        // symlink, even a dangling one: EEXIST), so the lookup below runs
+        // only when something is, and a new file costs one open, not two.
+        match create_excl(&parent.dir, &parent.name).await {
+            Ok(fd) => {
+                return Ok(Upload {
+                    file: Rc::new(fd),
+                    offset: 0,
+                    name: path::file_name(vpath).to_vec(),
+                    parent,
+                    temp: None,
+                    mode: Mode::Fresh,
+                })
+            }
+            Err(VfsError::Exists) => {}
+            Err(e) => return Err(e),
+        }
+    }
     let existing = lstat_in(&parent).await?;
     if existing.as_ref().is_some_and(|st| st.is_dir()) {
         return Err(VfsError::IsADirectory);
