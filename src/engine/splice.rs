@@ -335,6 +335,30 @@ async fn fill(from: &FdRef, offset: Option<u64>, pipe: &Pipe, want: u32) -> io::
     sys::splice(from.clone(), offset, pipe.write_end(), want).await
 }
 
+/// Splices what has arrived on the non-blocking socket `sock` (up to
+/// `want` bytes) into the empty `pipe`, on this thread: a socket never
+/// waits for a disk, so the splice needs no io-wq worker. While nothing
+/// has arrived the shard waits on its ring (POLLIN) and serves its other
+/// sessions. 0 at the end of the stream (the client closed its side).
+async fn fill_from_socket(sock: &FdRef, pipe: &Pipe, want: u32) -> io::Result<u32> {
+    loop {
+        match rustix::pipe::splice(
+            sock,
+            None,
+            pipe.write_fd(),
+            None,
+            want as usize,
+            SpliceFlags::MOVE | SpliceFlags::NONBLOCK,
+        ) {
+            Ok(n) => return Ok(n as u32),
+            // The pipe is empty when a fill starts, so EAGAIN is the socket.
+            Err(rustix::io::Errno::AGAIN) => sys::poll_readable(sock.clone()).await?,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Splices `len` bytes out of a pipe into `file` at `offset` (uploads).
 /// The progress grows with every byte that lands, so a transfer that fails
 /// part-way still reports what it delivered.
@@ -525,6 +549,9 @@ pub(crate) async fn recv_file(
     file: FdRef,
     offset: u64,
 ) -> Result<u64, SpliceError> {
+    // O_NONBLOCK: the socket side of each splice never waits (see
+    // fill_from_socket).
+    rustix::io::ioctl_fionbio(&sock, true).map_err(|e| SpliceError::Source(e.into()))?;
     let mut cur = ctx.pool.take().map_err(SpliceError::Sink)?;
     let mut next = ctx.pool.take().map_err(SpliceError::Sink)?;
     let mut chunk = cur.capacity.min(next.capacity);
@@ -532,7 +559,7 @@ pub(crate) async fn recv_file(
         chunk = p.chunk(chunk);
     }
     let mut pos = offset;
-    let mut filled = fill(&sock, None, &cur, chunk)
+    let mut filled = fill_from_socket(&sock, &cur, chunk)
         .await
         .map_err(SpliceError::Source)?;
     while filled > 0 {
@@ -546,7 +573,7 @@ pub(crate) async fn recv_file(
                     .map_err(SpliceError::Sink)
             },
             async {
-                fill(&sock, None, &next, chunk)
+                fill_from_socket(&sock, &next, chunk)
                     .await
                     .map_err(SpliceError::Source)
             },

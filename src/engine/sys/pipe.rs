@@ -88,4 +88,9 @@ impl Pipe {
     pub fn read_fd(&self) -> BorrowedFd<'_> {
         self.pair.read.as_fd()
     }
+
+    /// The write end, for a splice on this thread.
+    pub fn write_fd(&self) -> BorrowedFd<'_> {
+        self.pair.write.as_fd()
+    }
 }
