@@ -146,6 +146,10 @@ case_rounds() { # CASE -> rounds
 # mirror-50 and mirror-200 at full scale: this long a round (quick: the
 # mirror scenario's quick duration).
 MIRROR_N_DURATION=${RINGFTP_COMPARE_MIRROR_DURATION:-15s}
+# ... and, when set, open loop at this many requests a second: every
+# server gets the same offered load, so their tails compare like for like
+# (closed loop, a server that answers faster is sent more work).
+MIRROR_N_RATE=${RINGFTP_COMPARE_MIRROR_RATE:-}
 # The cases that upload: every server runs in its writable set-up for them
 # (see "Writable set-up" in COMPARE.md), and each run starts with an empty
 # /upload. A server listed in NO_WRITE runs single-ops without its STOR and
@@ -796,7 +800,8 @@ case_args() { # CASE SERVER -> generator flags: the scenario at this scale, and
         # the mirror at a fixed number of clients, whatever the scale
         mirror-50 | mirror-200)
             args+=" --files $TREE/index.txt --clients ${1#mirror-}"
-            if [[ $MODE == full ]]; then args+=" --duration $MIRROR_N_DURATION"; fi ;;
+            if [[ $MODE == full ]]; then args+=" --duration $MIRROR_N_DURATION"; fi
+            if [[ -n $MIRROR_N_RATE ]]; then args+=" --rate $MIRROR_N_RATE"; fi ;;
         # forking peers hold one or two processes a session
         idle) if [[ -n ${FORKING[${2:-}]:-} && $(scenario_plan "$1" clients) -gt $IDLE_FORKING_MAX ]]; then args+=" --clients $IDLE_FORKING_MAX"; fi ;;
         # uploads: ringftp's account; the peers upload as anonymous

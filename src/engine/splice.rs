@@ -326,11 +326,11 @@ pub(crate) fn paced_chunk(pacer: &Option<Pacer>, max: u32) -> u32 {
 }
 
 /// One splice of up to `want` bytes from `from` (at `offset` when given)
-/// into an empty pipe; 0 means end of input. It may move less than asked,
-/// and that is fine: from a socket it returns what has arrived, and from a
-/// file at an unaligned offset `want` bytes can span one page more than
-/// the pipe has slots — asking again for the rest would wait forever for a
-/// drain that only starts after this fill.
+/// into an empty pipe, on the ring; 0 means end of input. It may move less
+/// than asked, and that is fine: from a file at an unaligned offset `want`
+/// bytes can span one page more than the pipe has slots — asking again for
+/// the rest would wait forever for a drain that only starts after this
+/// fill. (Sockets are filled by `fill_from_socket`, on the shard.)
 async fn fill(from: &FdRef, offset: Option<u64>, pipe: &Pipe, want: u32) -> io::Result<u32> {
     sys::splice(from.clone(), offset, pipe.write_end(), want).await
 }
