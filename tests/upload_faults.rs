@@ -220,6 +220,65 @@ fn finished_upload_is_committed_before_its_226() {
     f.quit();
 }
 
+/// TCP urgent data on an upload's data connection (a client that sends a
+/// byte with MSG_OOB): every byte still lands in the file, in order, and
+/// the upload ends with 226 when the client closes — not a file cut at
+/// the urgent mark, nor a shard spinning on a socket that polls readable
+/// while a splice moves nothing. Urgent bytes at the start, in the middle,
+/// twice in a row and last.
+#[test]
+fn urgent_bytes_on_an_upload_land_in_the_file() {
+    let (fx, users) = alice_fixture();
+    let home = fx.root.join("alice");
+    let srv = start(&fx, &users, &[]);
+    let mut f = srv.login_as("alice", "alice-pw");
+    let plans: [&[&[u8]]; 4] = [
+        &[b"!", b"after the first byte"],
+        &[&[b'A'; 1000], b"!", &[b'B'; 1000]],
+        &[b"one", b"!", b"?", b"two"],
+        &[&[b'C'; 5000], b"!"],
+    ];
+    for (i, plan) in plans.iter().enumerate() {
+        let name = format!("urgent{i}.bin");
+        let mut conn = f.epsv_connect();
+        f.expect(&format!("STOR {name}"), 150);
+        let mut want = Vec::new();
+        for (k, part) in plan.iter().enumerate() {
+            if part.len() == 1 && (part[0] == b'!' || part[0] == b'?') {
+                send_urgent(&conn, part);
+            } else {
+                conn.write_all(part).unwrap();
+            }
+            want.extend_from_slice(part);
+            if k + 1 < plan.len() {
+                // Separate segments, so the mark sits between them.
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        drop(conn);
+        let r = f.read_reply();
+        assert_eq!(r.code, 226, "{name}: {r:?}");
+        assert_bytes_eq(&name, &std::fs::read(home.join(&name)).unwrap(), &want);
+    }
+    f.expect("NOOP", 200);
+    f.quit();
+}
+
+/// Sends `bytes` as TCP urgent data (MSG_OOB).
+fn send_urgent(s: &TcpStream, bytes: &[u8]) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid fd and buffer for the duration of the call.
+    let n = unsafe {
+        libc::send(
+            s.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_OOB,
+        )
+    };
+    assert_eq!(n, bytes.len() as isize, "send(MSG_OOB)");
+}
+
 #[test]
 fn killed_curl_upload_is_kept_with_keep_partial_and_resumes() {
     let (fx, users) = alice_fixture();

@@ -26,6 +26,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rustix::net::RecvFlags;
 use rustix::pipe::SpliceFlags;
 
 use crate::engine::sys::{self, FdRef, Pipe};
@@ -340,7 +341,15 @@ async fn fill(from: &FdRef, offset: Option<u64>, pipe: &Pipe, want: u32) -> io::
 /// waits for a disk, so the splice needs no io-wq worker. While nothing
 /// has arrived the shard waits on its ring (POLLIN) and serves its other
 /// sessions. 0 at the end of the stream (the client closed its side).
+///
+/// TCP urgent data: a splice stops at the urgent mark and moves nothing
+/// there, although the socket polls readable. The socket is set
+/// SO_OOBINLINE (see [`recv_file`]), so when a splice finds nothing right
+/// after the POLL said there was something, a one-byte recv takes the
+/// byte at the mark as ordinary data and it goes into the pipe in its
+/// place: every byte the client sent lands in the file, in order.
 async fn fill_from_socket(sock: &FdRef, pipe: &Pipe, want: u32) -> io::Result<u32> {
+    let mut polled = false;
     loop {
         match rustix::pipe::splice(
             sock,
@@ -350,12 +359,39 @@ async fn fill_from_socket(sock: &FdRef, pipe: &Pipe, want: u32) -> io::Result<u3
             want as usize,
             SpliceFlags::MOVE | SpliceFlags::NONBLOCK,
         ) {
-            Ok(n) => return Ok(n as u32),
+            Ok(n) if n > 0 => return Ok(n as u32),
+            // 0 is the end of the stream, or the urgent mark with the end
+            // behind it: the recv says which.
+            Ok(_) => return urgent_byte(sock, pipe).map(|n| n.unwrap_or(0)),
             // The pipe is empty when a fill starts, so EAGAIN is the socket.
-            Err(rustix::io::Errno::AGAIN) => sys::poll_readable(sock.clone()).await?,
+            Err(rustix::io::Errno::AGAIN) if polled => match urgent_byte(sock, pipe)? {
+                Some(n) => return Ok(n),
+                None => sys::poll_readable(sock.clone()).await?,
+            },
+            Err(rustix::io::Errno::AGAIN) => {
+                sys::poll_readable(sock.clone()).await?;
+                polled = true;
+            }
             Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+/// Where a splice from `sock` moved nothing: takes the next byte with a
+/// recv (the one at the urgent mark, inline under SO_OOBINLINE) and puts
+/// it into the empty `pipe`. Some(1) for a byte, Some(0) at the end of
+/// the stream, None when nothing has arrived after all.
+fn urgent_byte(sock: &FdRef, pipe: &Pipe) -> io::Result<Option<u32>> {
+    let mut byte = [0u8; 1];
+    match rustix::net::recv(sock, &mut byte, RecvFlags::DONTWAIT) {
+        Ok((0, _)) => Ok(Some(0)),
+        Ok(_) => {
+            rustix::io::write(pipe.write_fd(), &byte)?;
+            Ok(Some(1))
+        }
+        Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -549,9 +585,11 @@ pub(crate) async fn recv_file(
     file: FdRef,
     offset: u64,
 ) -> Result<u64, SpliceError> {
-    // O_NONBLOCK: the socket side of each splice never waits (see
-    // fill_from_socket).
+    // O_NONBLOCK: the socket side of each splice never waits; urgent data
+    // inline, so it reaches the file (see fill_from_socket).
     rustix::io::ioctl_fionbio(&sock, true).map_err(|e| SpliceError::Source(e.into()))?;
+    rustix::net::sockopt::set_socket_oobinline(&sock, true)
+        .map_err(|e| SpliceError::Source(e.into()))?;
     let mut cur = ctx.pool.take().map_err(SpliceError::Sink)?;
     let mut next = ctx.pool.take().map_err(SpliceError::Sink)?;
     let mut chunk = cur.capacity.min(next.capacity);
