@@ -757,3 +757,55 @@ fn list_dates_follow_ls() {
     );
     assert_eq!(fields[4], "4", "size field: {new_line}");
 }
+
+/// Every command is read whichever way the session waits for it: a quiet
+/// session waits on the ring, a busy one (a command within 250 ms of the
+/// last) in the reactor, and at most 256 sessions of a shard do the
+/// latter. Commands after quiet spells (each crossing from one wait to
+/// the other), three pipelined in one segment, one sent a byte at a time,
+/// urgent data on a busy session, and 300 sessions on one shard all
+/// answering at once get every reply, in order.
+#[test]
+fn commands_are_read_after_pauses_bursts_and_by_the_byte() {
+    let fx = Fixture::new();
+    fx.standard_tree();
+    let srv = Server::builder().cores(1).start(&fx);
+    let mut f = srv.login();
+    for pause_ms in [0, 400, 0, 0, 600, 0] {
+        std::thread::sleep(Duration::from_millis(pause_ms));
+        f.expect("NOOP", 200);
+    }
+    f.send_raw(b"NOOP\r\nPWD\r\nNOOP\r\n");
+    assert_eq!(f.read_reply().code, 200);
+    assert_eq!(f.read_reply().code, 257);
+    assert_eq!(f.read_reply().code, 200);
+    for b in b"SIZE hello.txt\r\n" {
+        f.send_raw(&[*b]);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = f.read_reply();
+    assert_eq!(r.code, 213, "{r:?}");
+    assert_eq!(r.lines[0], format!("213 {}", fx.read("hello.txt").len()));
+    // Busy now: urgent data stops a read at its mark, and what lies
+    // beyond must still be read.
+    f.expect("NOOP", 200);
+    f.send_raw(b"\xff\xf4\xff");
+    send_urgent(f.socket(), b"\xf2");
+    f.send_raw(b"ABOR\r\n");
+    let r = f.read_reply();
+    assert!(r.code == 225 || r.code == 226, "Synch + ABOR: {r:?}");
+    f.expect("NOOP", 200);
+    assert_bytes_eq("RETR", &f.retr("hello.txt"), &fx.read("hello.txt"));
+
+    let mut many: Vec<Ftp> = (0..300).map(|_| srv.login()).collect();
+    for round in 0..3 {
+        for s in many.iter_mut() {
+            s.send_raw(b"NOOP\r\n");
+        }
+        for (i, s) in many.iter_mut().enumerate() {
+            let r = s.read_reply();
+            assert_eq!(r.code, 200, "session {i}, round {round}: {r:?}");
+        }
+    }
+    f.expect("QUIT", 221);
+}

@@ -4,8 +4,9 @@
 //! interrupts it as task work and needs a second park to be seen. The
 //! registration costs memory for as long as it lives (tokio's per-fd state,
 //! a few hundred bytes), so it suits short waits: a passive data listener
-//! whose client is late (see `data::passive`). Control connections, which
-//! may idle for hours by the ten thousand, wait with POLL ops instead.
+//! whose client is late (see `data::passive`), a control connection while
+//! its commands come in quick succession. Control connections that idle,
+//! for hours and by the ten thousand, wait with POLL ops instead.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};

@@ -1,12 +1,14 @@
 //! The control channel as the driver reads it: on demand, and during
 //! transfers.
 //!
-//! [`ControlReader`] reads only when the driver wants the next line: a
-//! POLL op waits for readability — holding no buffer, so an idle session
-//! costs almost nothing — then a non-blocking recv drains the socket into
-//! a shard-wide scratch buffer and the line reader. Nothing is read that
-//! the driver has not asked for, so a client that floods commands is simply
-//! not read further and TCP pushes back.
+//! [`ControlReader`] reads only when the driver wants the next line: it
+//! waits for readability — a POLL op holding no buffer while the session
+//! is quiet, so an idle session costs almost nothing; tokio's reactor
+//! while commands come in quick succession (see
+//! [`ControlReader::wait_readable`]) — then a non-blocking recv drains the
+//! socket into a shard-wide scratch buffer and the line reader. Nothing is
+//! read that the driver has not asked for, so a client that floods
+//! commands is simply not read further and TCP pushes back.
 //!
 //! During a transfer, [`Conn::race`] keeps reading: ABOR stops the transfer
 //! at once (426 then 226), STAT reports progress, and any other command
@@ -40,6 +42,42 @@ use crate::shutdown::{self, Phase};
 const SCRATCH: usize = 16 * 1024;
 /// Commands queued behind a running transfer.
 const MAX_PENDING: usize = 32;
+/// How long a session keeps its reactor registration without a command
+/// (see [`ControlReader::wait_readable`]): longer than the gap between a
+/// sync tool's operations, short enough that idle sessions hold none.
+const HOT_FOR: std::time::Duration = std::time::Duration::from_millis(250);
+/// Sessions a shard keeps registered with its reactor at most; the others
+/// wait on the ring. Bounds the registrations' memory (a few hundred bytes
+/// each) when thousands of sessions log in at once.
+const HOT_MAX: usize = 256;
+
+thread_local! {
+    /// This shard's sessions registered with its reactor now.
+    static HOT_NOW: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// A control socket registered with the shard's reactor, counted in
+/// [`HOT_NOW`] for as long as it lives.
+struct Hot(sys::ReadReadiness);
+
+impl Hot {
+    /// Registers `sock`, unless the shard has [`HOT_MAX`] already or the
+    /// reactor refuses it (the session then keeps the ring).
+    fn register(sock: FdRef) -> Option<Box<Hot>> {
+        if HOT_NOW.get() >= HOT_MAX {
+            return None;
+        }
+        let r = sys::ReadReadiness::register(sock).ok()?;
+        HOT_NOW.set(HOT_NOW.get() + 1);
+        Some(Box::new(Hot(r)))
+    }
+}
+
+impl Drop for Hot {
+    fn drop(&mut self) {
+        HOT_NOW.set(HOT_NOW.get() - 1);
+    }
+}
 
 /// One thing read from the control connection.
 #[derive(Debug)]
@@ -55,17 +93,20 @@ thread_local! {
     static SCRATCH_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH]);
 }
 
-/// Reads control lines on demand. Cancel-safe: the only await is the POLL
-/// op, and bytes received go straight into `lines`, which the reader owns.
+/// Reads control lines on demand. Cancel-safe: the only await is the
+/// wait for readability, and bytes received go straight into `lines`,
+/// which the reader owns.
 pub(super) struct ControlReader {
     sock: Rc<Socket>,
     lines: LineReader,
     /// The client closed its side (or the socket failed).
     pub(super) closed: bool,
-    /// The last recv emptied the socket (it returned less than it asked
-    /// for), so the next wait goes straight to the POLL op instead of a
-    /// recv that would answer EAGAIN: one syscall less per command.
+    /// The socket is known to be empty: the next read waits first (see
+    /// [`ControlReader::next`] for when a read says so).
     drained: bool,
+    /// Registered with tokio's reactor while commands follow each other
+    /// closely (see [`ControlReader::wait_readable`]); None when quiet.
+    hot: Option<Box<Hot>>,
     /// The TLS layer, once the control connection is in TLS. Boxed so a
     /// plain session does not carry its size; borrowed only between
     /// awaits (the writer seals replies with it too).
@@ -80,6 +121,7 @@ impl ControlReader {
             closed: false,
             // A new client sends nothing before the 220 greeting.
             drained: true,
+            hot: None,
             tls: None,
         }
     }
@@ -102,6 +144,8 @@ impl ControlReader {
         let mut plain = [0u8; 1024];
         self.feed_tls(&tls, &[], &mut plain);
         self.tls = Some(Box::new(tls));
+        // The handshake read the socket by other means: look again.
+        self.drained = false;
     }
 
     /// "TLSv1_3 TLS13_AES_256_GCM_SHA384" once in TLS.
@@ -194,10 +238,8 @@ impl ControlReader {
                 return Event::Closed;
             }
             if self.drained {
-                if sys::poll_readable(self.sock.clone() as FdRef)
-                    .await
-                    .is_err()
-                {
+                if let Err(e) = self.wait_readable().await {
+                    tracing::debug!("control connection: {e}");
                     self.closed = true;
                     continue;
                 }
@@ -221,19 +263,49 @@ impl ControlReader {
             self.tls = tls;
             match got {
                 Ok(0) => self.closed = true,
-                Ok(n) => self.drained = n < SCRATCH / 2,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if sys::poll_readable(self.sock.clone() as FdRef)
-                        .await
-                        .is_err()
-                    {
-                        self.closed = true;
-                    }
-                }
+                // A read that returned less than it asked for emptied the
+                // socket, as far as a POLL op (level-triggered) is
+                // concerned: should data remain (TCP stops a read at the
+                // urgent mark; ftplib sends ABOR with MSG_OOB) the POLL
+                // completes at once. The reactor is edge-triggered and no
+                // new edge announces what lies beyond the mark: while
+                // registered, only EAGAIN says the socket is empty.
+                Ok(n) => self.drained = self.hot.is_none() && n < SCRATCH / 2,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.drained = true,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => self.closed = true,
             }
         }
+    }
+
+    /// Waits until the socket is readable (or has hung up or failed: the
+    /// next recv says which).
+    ///
+    /// Two ways, by how busy the session is. A quiet session waits with an
+    /// io_uring POLL op, which holds nothing while it waits (ten thousand
+    /// idle sessions cost their memory target). Its completion reaches
+    /// the shard the long way, though: it interrupts the epoll_wait that
+    /// tokio-uring parks in (task work), and a second park sees it (two
+    /// io_uring_enter and two epoll_wait per wait, docs/benchmarks.md).
+    /// So once a command has come, the session registers the socket with
+    /// tokio's reactor, where the wake-up comes straight from epoll_wait,
+    /// for as long as commands keep coming within [`HOT_FOR`] of each
+    /// other — a sync tool's run of operations — and drops the
+    /// registration (its few hundred bytes) when a wait outlasts that. At
+    /// most [`HOT_MAX`] sessions of a shard are registered at once. Should
+    /// an edge ever be missed, the wait falls back to the level-triggered
+    /// POLL op after [`HOT_FOR`]: a late read, never a lost one.
+    async fn wait_readable(&mut self) -> std::io::Result<()> {
+        if let Some(hot) = &self.hot {
+            match tokio::time::timeout(HOT_FOR, hot.0.wait()).await {
+                Ok(done) => return done,
+                // Quiet now: back to the ring.
+                Err(_) => self.hot = None,
+            }
+        }
+        sys::poll_readable(self.sock.clone() as FdRef).await?;
+        self.hot = Hot::register(self.sock.clone() as FdRef);
+        Ok(())
     }
 }
 
