@@ -22,7 +22,7 @@ use crate::metrics::counters::{BytePath, Dir};
 pub(crate) enum TransferError {
     /// The data connection broke (client gone, reset): 426.
     Network(io::Error),
-    /// Reading the file failed: 451.
+    /// Reading or writing the file failed: 451 (452 for a full disk).
     Local(io::Error),
     /// No progress for `--data-timeout`: 426.
     Timeout,
@@ -32,7 +32,7 @@ impl std::fmt::Display for TransferError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TransferError::Network(e) => write!(f, "data connection: {e}"),
-            TransferError::Local(e) => write!(f, "reading the file: {e}"),
+            TransferError::Local(e) => write!(f, "the file: {e}"),
             TransferError::Timeout => f.write_str("no progress on the data connection"),
         }
     }
