@@ -232,35 +232,70 @@ fn urgent_bytes_on_an_upload_land_in_the_file() {
     let home = fx.root.join("alice");
     let srv = start(&fx, &users, &[]);
     let mut f = srv.login_as("alice", "alice-pw");
-    let plans: [&[&[u8]]; 4] = [
-        &[b"!", b"after the first byte"],
-        &[&[b'A'; 1000], b"!", &[b'B'; 1000]],
-        &[b"one", b"!", b"?", b"two"],
-        &[&[b'C'; 5000], b"!"],
-    ];
-    for (i, plan) in plans.iter().enumerate() {
-        let name = format!("urgent{i}.bin");
-        let mut conn = f.epsv_connect();
-        f.expect(&format!("STOR {name}"), 150);
-        let mut want = Vec::new();
-        for (k, part) in plan.iter().enumerate() {
-            if part.len() == 1 && (part[0] == b'!' || part[0] == b'?') {
-                send_urgent(&conn, part);
-            } else {
-                conn.write_all(part).unwrap();
+    // TYPE I splices, TYPE A reads into a buffer: both keep the byte.
+    for ty in ["I", "A"] {
+        f.expect(&format!("TYPE {ty}"), 200);
+        let plans: [&[&[u8]]; 4] = [
+            &[b"!", b"after the first byte"],
+            &[&[b'A'; 1000], b"!", &[b'B'; 1000]],
+            &[b"one", b"!", b"?", b"two"],
+            &[&[b'C'; 5000], b"!"],
+        ];
+        for (i, plan) in plans.iter().enumerate() {
+            let name = format!("urgent{i}-{ty}.bin");
+            let mut conn = f.epsv_connect();
+            f.expect(&format!("STOR {name}"), 150);
+            let mut want = Vec::new();
+            for (k, part) in plan.iter().enumerate() {
+                if part.len() == 1 && (part[0] == b'!' || part[0] == b'?') {
+                    send_urgent(&conn, part);
+                } else {
+                    conn.write_all(part).unwrap();
+                }
+                want.extend_from_slice(part);
+                if k + 1 < plan.len() {
+                    // Separate segments, so the mark sits between them.
+                    std::thread::sleep(Duration::from_millis(50));
+                }
             }
-            want.extend_from_slice(part);
-            if k + 1 < plan.len() {
-                // Separate segments, so the mark sits between them.
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            drop(conn);
+            let r = f.read_reply();
+            assert_eq!(r.code, 226, "{name}: {r:?}");
+            assert_bytes_eq(&name, &std::fs::read(home.join(&name)).unwrap(), &want);
         }
-        drop(conn);
-        let r = f.read_reply();
-        assert_eq!(r.code, 226, "{name}: {r:?}");
-        assert_bytes_eq(&name, &std::fs::read(home.join(&name)).unwrap(), &want);
     }
     f.expect("NOOP", 200);
+    f.quit();
+}
+
+/// An overwrite whose client sends its next command right after closing
+/// the data connection (without waiting for the 226) is committed: the
+/// server's wait for a sign of a dead client ends at once when the control
+/// connection has something to read, and a command is not a close.
+#[test]
+fn overwrite_followed_at_once_by_a_command_is_committed() {
+    let (fx, users) = alice_fixture();
+    let home = fx.root.join("alice");
+    fx.write("alice/old.bin", &pattern(5, 50_000));
+    let srv = start(&fx, &users, &[]);
+    let mut f = srv.login_as("alice", "alice-pw");
+    for i in 0..5u64 {
+        let data = pattern(40 + i, 20_000 + i as usize);
+        let mut conn = f.epsv_connect();
+        f.expect("STOR old.bin", 150);
+        conn.write_all(&data).unwrap();
+        drop(conn);
+        f.send_raw(b"NOOP\r\n");
+        let r = f.read_reply();
+        assert_eq!(r.code, 226, "round {i}: {r:?}");
+        assert_eq!(f.read_reply().code, 200, "round {i}");
+        assert_bytes_eq(
+            "old.bin",
+            &std::fs::read(home.join("old.bin")).unwrap(),
+            &data,
+        );
+    }
+    assert!(temp_files(&home).is_empty(), "{:?}", temp_files(&home));
     f.quit();
 }
 

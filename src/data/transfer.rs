@@ -127,6 +127,10 @@ impl Channel<'_> {
         file: FdRef,
         offset: u64,
     ) -> Result<u64, TransferError> {
+        // TCP urgent data is data here too (a recv would skip the byte at
+        // the urgent mark), as in binary uploads (splice::recv_file).
+        rustix::net::sockopt::set_socket_oobinline(self.conn.fd(), true)
+            .map_err(|e| TransferError::Network(e.into()))?;
         let mut pos = offset;
         let mut pending_cr = false;
         let mut buf = Vec::with_capacity(ASCII_CHUNK);

@@ -410,6 +410,20 @@ async fn reserve_unique(parent: &Parent) -> Result<(OwnedFd, CString), VfsError>
 }
 
 impl Upload {
+    /// True when the upload changes data that was on disk before it: it
+    /// replaces an existing file, appends to one, or writes into one at a
+    /// restart offset. What a broken upload taken for a finished one
+    /// would damage.
+    pub(crate) fn touches_existing(&self) -> bool {
+        matches!(
+            self.mode,
+            Mode::Temp {
+                target_existed: true
+            } | Mode::Resume
+                | Mode::Append { .. }
+        )
+    }
+
     /// The transfer completed with the file's data ending at `end`.
     pub(crate) async fn commit(self, end: u64) -> Result<(), VfsError> {
         if self.mode == Mode::Resume {

@@ -13,12 +13,20 @@ use socket2::Socket;
 
 use super::transfer::{Job, Outcome, Transfer};
 use super::{lossy, Conn, Flow, Loud};
+use crate::engine::sys::{self, FdRef};
 use crate::proto::codes::*;
 use crate::proto::Reply;
 use crate::session::outcome::{Direction, Ended};
 use crate::session::step::DataMode;
 use crate::vfs::write::{self, Upload};
 use crate::vfs::{path, UploadKind};
+
+/// How long an upload that replaces or extends a file on disk waits, once
+/// its data connection has ended, for a sign that the client died with it
+/// (see [`Conn::finish_upload`]). A dying process closes its sockets
+/// microseconds apart; a live client is waiting for the 226 and sends
+/// nothing, so this is the whole cost, paid only by such uploads.
+const KILL_GRACE: Duration = Duration::from_millis(2);
 
 /// True if the client has already closed (or reset) the control
 /// connection: one non-blocking MSG_PEEK, no waiting.
@@ -108,16 +116,26 @@ impl Conn {
     /// The rule: an upload whose client has already closed the control
     /// connection when the data connection ends is broken (deleted, or
     /// kept with --keep-partial) — a client that is alive waits for the
-    /// 226. When a process dies the kernel closes its sockets in descriptor
-    /// order, the control connection (opened first) before the data
-    /// connection, so a killed client is seen here; no fixed wait is added
-    /// to every upload to catch the rarer other order. TLS (close_notify)
-    /// tells the two apart for certain.
+    /// 226. A killed process's sockets close within microseconds of each
+    /// other, the data connection as often first (Linux runs the final
+    /// closes of an exiting task last-opened first), so when the upload
+    /// would replace or extend data already on disk the control
+    /// connection gets [`KILL_GRACE`] to show it has closed too; a new
+    /// file is committed at once (what a dead client leaves is a new
+    /// partial file, nothing lost). TLS (close_notify) tells the two apart
+    /// for certain.
     async fn finish_upload(&mut self, t: &Transfer, upload: Upload, bytes: u64) -> Flow {
         // Under TLS the upload only got here after the client's
         // close_notify: complete for certain, whatever the control
         // connection does next.
         let certain = self.session.protect_data();
+        if !certain && !self.reader.closed && upload.touches_existing() {
+            // Returns at once when anything (a FIN, a reset, a command)
+            // is already there.
+            let _ =
+                tokio::time::timeout(KILL_GRACE, sys::poll_readable(self.sock.clone() as FdRef))
+                    .await;
+        }
         if !certain && (self.reader.closed || control_closed(&self.sock)) {
             tracing::info!(
                 "{}: the client went away with its upload; treating it as broken",
