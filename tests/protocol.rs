@@ -6,7 +6,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -14,20 +13,6 @@ use common::*;
 fn server(fx: &Fixture) -> Server {
     fx.standard_tree();
     Server::builder().start(fx)
-}
-
-/// Sends `bytes` as TCP urgent data (MSG_OOB), as Telnet "Synch" does.
-fn send_urgent(s: &TcpStream, bytes: &[u8]) {
-    // SAFETY: a valid fd and buffer for the duration of the call.
-    let n = unsafe {
-        libc::send(
-            s.as_raw_fd(),
-            bytes.as_ptr().cast(),
-            bytes.len(),
-            libc::MSG_OOB,
-        )
-    };
-    assert_eq!(n, bytes.len() as isize, "send(MSG_OOB)");
 }
 
 #[test]

@@ -299,21 +299,6 @@ fn overwrite_followed_at_once_by_a_command_is_committed() {
     f.quit();
 }
 
-/// Sends `bytes` as TCP urgent data (MSG_OOB).
-fn send_urgent(s: &TcpStream, bytes: &[u8]) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a valid fd and buffer for the duration of the call.
-    let n = unsafe {
-        libc::send(
-            s.as_raw_fd(),
-            bytes.as_ptr().cast(),
-            bytes.len(),
-            libc::MSG_OOB,
-        )
-    };
-    assert_eq!(n, bytes.len() as isize, "send(MSG_OOB)");
-}
-
 #[test]
 fn killed_curl_upload_is_kept_with_keep_partial_and_resumes() {
     let (fx, users) = alice_fixture();

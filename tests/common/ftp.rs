@@ -501,6 +501,22 @@ pub fn reset(s: TcpStream) {
     drop(s);
 }
 
+/// Sends `bytes` as TCP urgent data (MSG_OOB), as Telnet "Synch" and
+/// Python's ftplib `abort()` do.
+pub fn send_urgent(s: &TcpStream, bytes: &[u8]) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid fd and buffer for the duration of the call.
+    let n = unsafe {
+        libc::send(
+            s.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_OOB,
+        )
+    };
+    assert_eq!(n, bytes.len() as isize, "send(MSG_OOB)");
+}
+
 /// Reads one reply line from a raw stream, or `None` on EOF/reset/timeout.
 pub fn first_line(s: &mut TcpStream) -> Option<String> {
     let mut buf = Vec::new();
