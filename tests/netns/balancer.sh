@@ -29,62 +29,13 @@ set -euo pipefail
 
 roles=(front back lb client thief node1 node2)
 
-die() {
-    echo "balancer.sh: $*" >&2
-    exit 2
-}
-
-down() {
-    local prefix=$1 role ns pid
-    for role in "${roles[@]}"; do
-        ns="$prefix-$role"
-        [ -e "/run/netns/$ns" ] || continue
-        # Anything a test left running in there (HAProxy, a node), by pid.
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do
-            kill -KILL "$pid" 2>/dev/null || true
-        done
-        ip netns del "$ns" 2>/dev/null || true
-        rm -rf "/etc/netns/$ns"
-    done
-}
-
-# Removes the namespaces of earlier runs whose test process (the pid in
-# rs<pid>-<n>) no longer exists.
-gc() {
-    local f name pid
-    for f in /run/netns/rs*-*-front; do
-        [ -e "$f" ] || continue
-        name=${f#/run/netns/}
-        pid=${name#rs}
-        pid=${pid%%-*}
-        [[ $pid =~ ^[0-9]+$ ]] || continue
-        [ -d "/proc/$pid" ] && continue
-        down "${name%-front}"
-    done
-}
-
-# A veth between $1:$2 and $3:$4, created inside the namespaces.
-link() {
-    ip -n "$1" link add "$2" type veth peer name "$4" netns "$3"
-    ip -n "$1" link set "$2" up
-    ip -n "$3" link set "$4" up
-}
+script=balancer.sh
+# shellcheck source=tests/netns/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 up() {
-    local n=$1 role
-    command -v ip >/dev/null || die "ip (iproute2) is not installed"
-    [ "$(id -u)" = 0 ] || die "must run as root to create network namespaces (uid $(id -u))"
-    building=$n
-    trap 'down "$building"' EXIT
-    trap 'exit 130' INT TERM
-    for role in "${roles[@]}"; do
-        ip netns add "$n-$role" || die "cannot create network namespace $n-$role (ip netns add failed: namespaces forbidden here?)"
-        ip -n "$n-$role" link set lo up
-        # No DNS: a nameserver on the namespace's own loopback refuses at
-        # once (see topology.sh).
-        mkdir -p "/etc/netns/$n-$role"
-        echo "nameserver 127.0.0.1" >"/etc/netns/$n-$role/resolv.conf"
-    done
+    local n=$1
+    add_namespaces "$n"
     ip netns exec "$n-lb" sysctl -qw net.ipv4.ip_forward=1
     for sw in front back; do
         ip -n "$n-$sw" link add br0 type bridge
@@ -128,6 +79,6 @@ case $cmd in
         (($#)) || die "down needs a PREFIX"
         down "$1"
         ;;
-    gc) gc ;;
+    gc) gc rs front ;;
     *) die "usage: balancer.sh up PREFIX | down PREFIX | gc" ;;
 esac

@@ -42,48 +42,9 @@ set -euo pipefail
 
 roles=(inet lansw srvgw cligw srv lan home out thief)
 
-die() {
-    echo "topology.sh: $*" >&2
-    exit 2
-}
-
-down() {
-    local prefix=$1 role ns pid
-    for role in "${roles[@]}"; do
-        ns="$prefix-$role"
-        [ -e "/run/netns/$ns" ] || continue
-        # Anything a test left running in there (a server, a client), by pid.
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do
-            kill -KILL "$pid" 2>/dev/null || true
-        done
-        ip netns del "$ns" 2>/dev/null || true
-        rm -rf "/etc/netns/$ns"
-    done
-}
-
-# Removes the namespaces of earlier runs whose test process (the pid in
-# rf<pid>-<n>) no longer exists: a test binary killed with SIGKILL cannot
-# run its cleanup.
-gc() {
-    local f name pid
-    for f in /run/netns/rf*-*-inet; do
-        [ -e "$f" ] || continue
-        name=${f#/run/netns/}
-        pid=${name#rf}
-        pid=${pid%%-*}
-        [[ $pid =~ ^[0-9]+$ ]] || continue
-        [ -d "/proc/$pid" ] && continue
-        down "${name%-inet}"
-    done
-}
-
-# A veth between $1:$2 and $3:$4, created inside the namespaces so the
-# host's interface names are never involved (parallel runs cannot clash).
-link() {
-    ip -n "$1" link add "$2" type veth peer name "$4" netns "$3"
-    ip -n "$1" link set "$2" up
-    ip -n "$3" link set "$4" up
-}
+script=topology.sh
+# shellcheck source=tests/netns/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 up() {
     local prefix=$1
@@ -101,29 +62,12 @@ up() {
     [[ $control =~ ^[0-9]+$ ]] || die "--control-port $control: not a port"
     [[ $pasv =~ ^[0-9]+-[0-9]+$ ]] || die "--pasv-ports $pasv: expected LO-HI"
     [[ $active == any || $active =~ ^[0-9]+$ ]] || die "--active-sport $active: any or a port"
-    command -v ip >/dev/null || die "ip (iproute2) is not installed"
     command -v nft >/dev/null || die "nft (nftables) is not installed"
-    [ "$(id -u)" = 0 ] || die "must run as root to create network namespaces (uid $(id -u))"
-
-    # Whatever stops `up` half-way (a failed command, die, a signal) removes
-    # what it made.
-    building=$prefix
-    trap 'down "$building"' EXIT
-    trap 'exit 130' INT TERM
     local n="$prefix" role
+    add_namespaces "$n"
     for role in "${roles[@]}"; do
-        ip netns add "$n-$role" || die "cannot create network namespace $n-$role (ip netns add failed: namespaces forbidden here?)"
-        ip -n "$n-$role" link set lo up
         # No duplicate address detection: addresses are usable at once.
         ip netns exec "$n-$role" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
-        # No DNS in here: `ip netns exec` shows /etc/netns/NS/resolv.conf
-        # as /etc/resolv.conf, and a nameserver on the namespace's own
-        # loopback, where nothing listens, refuses a query at once. The
-        # machine's nameserver would be routed into the test network and
-        # dropped there, and every lookup would wait out the resolver's
-        # 5 s timeout.
-        mkdir -p "/etc/netns/$n-$role"
-        echo "nameserver 127.0.0.1" >"/etc/netns/$n-$role/resolv.conf"
     done
     for role in srvgw cligw; do
         ip netns exec "$n-$role" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
@@ -249,6 +193,6 @@ case $cmd in
         (($#)) || die "down needs a PREFIX"
         down "$1"
         ;;
-    gc) gc ;;
+    gc) gc rf inet ;;
     *) die "usage: topology.sh up PREFIX [--control-port N] [--pasv-ports LO-HI] [--active-sport any|N] | down PREFIX | gc" ;;
 esac
