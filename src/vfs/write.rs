@@ -243,27 +243,23 @@ pub(crate) async fn begin_upload(
     atomic: bool,
 ) -> Result<Upload, VfsError> {
     let parent = open_parent(root, vpath).await?;
-    if kind == (UploadKind::Store { offset: 0 }) && !atomic {
-        // The common STOR, of a new name: create it at once. O_EXCL has the
-        // kernel say whether anything is there (a file, a directory, a
-        // symlink, even a dangling one: EEXIST), so the lookup below runs
-        // only when something is, and a new file costs one open, not two.
+    // The common STOR, of a new name: create it at once. O_EXCL has the
+    // kernel say whether anything is there (a file, a directory, a
+    // symlink, even a dangling one: EEXIST), so the lookup below runs only
+    // when something is, and a new file costs one open, not two.
+    let created = if kind == (UploadKind::Store { offset: 0 }) && !atomic {
         match create_excl(&parent.dir, &parent.name).await {
-            Ok(fd) => {
-                return Ok(Upload {
-                    file: Rc::new(fd),
-                    offset: 0,
-                    name: path::file_name(vpath).to_vec(),
-                    parent,
-                    temp: None,
-                    mode: Mode::Fresh,
-                })
-            }
-            Err(VfsError::Exists) => {}
+            Ok(fd) => Some(fd),
+            Err(VfsError::Exists) => None,
             Err(e) => return Err(e),
         }
-    }
-    let existing = lstat_in(&parent).await?;
+    } else {
+        None
+    };
+    let existing = match created {
+        Some(_) => None,
+        None => lstat_in(&parent).await?,
+    };
     if existing.as_ref().is_some_and(|st| st.is_dir()) {
         return Err(VfsError::IsADirectory);
     }
@@ -286,7 +282,11 @@ pub(crate) async fn begin_upload(
             (fd, offset, None, Mode::Resume)
         }
         UploadKind::Store { .. } if existing.is_none() && !atomic => {
-            match create_excl(&parent.dir, &parent.name).await {
+            let made = match created {
+                Some(fd) => Ok(fd),
+                None => create_excl(&parent.dir, &parent.name).await,
+            };
+            match made {
                 Ok(fd) => (fd, 0, None, Mode::Fresh),
                 // Someone created it meanwhile: replace it safely instead.
                 Err(VfsError::Exists) => {
