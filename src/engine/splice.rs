@@ -326,14 +326,15 @@ pub(crate) fn paced_chunk(pacer: &Option<Pacer>, max: u32) -> u32 {
     }
 }
 
-/// One splice of up to `want` bytes from `from` (at `offset` when given)
-/// into an empty pipe, on the ring; 0 means end of input. It may move less
+/// One splice of up to `want` bytes of `file` at `offset` into an empty
+/// pipe, on the ring (io-wq runs it: a file read may wait for the disk);
+/// 0 means end of input. It may move less
 /// than asked, and that is fine: from a file at an unaligned offset `want`
 /// bytes can span one page more than the pipe has slots — asking again for
 /// the rest would wait forever for a drain that only starts after this
 /// fill. (Sockets are filled by `fill_from_socket`, on the shard.)
-async fn fill(from: &FdRef, offset: Option<u64>, pipe: &Pipe, want: u32) -> io::Result<u32> {
-    sys::splice(from.clone(), offset, pipe.write_end(), want).await
+async fn fill(file: &FdRef, offset: u64, pipe: &Pipe, want: u32) -> io::Result<u32> {
+    sys::splice(file.clone(), Some(offset), pipe.write_end(), want).await
 }
 
 /// Splices what has arrived on the non-blocking socket `sock` (up to
@@ -473,7 +474,7 @@ pub(crate) async fn send_file(
                 None => pipe.insert(ctx.pool.take().map_err(SpliceError::Source)?),
             };
             let want = want.min(p.capacity as u64) as u32;
-            let filled = fill(&file, Some(pos), p, want)
+            let filled = fill(&file, pos, p, want)
                 .await
                 .map_err(SpliceError::Source)?;
             if filled > 0 {

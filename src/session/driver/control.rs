@@ -106,6 +106,7 @@ pub(super) struct ControlReader {
     drained: bool,
     /// Registered with tokio's reactor while commands follow each other
     /// closely (see [`ControlReader::wait_readable`]); None when quiet.
+    /// Boxed, so a quiet session carries one pointer, not the registration.
     hot: Option<Box<Hot>>,
     /// The TLS layer, once the control connection is in TLS. Boxed so a
     /// plain session does not carry its size; borrowed only between
