@@ -34,6 +34,19 @@ pub fn join(cwd: &[u8], arg: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Whether `vpath` is what [`join`] returns: `/`, or `/` followed by
+/// components separated by single slashes, none of them `.` or `..`, no
+/// trailing slash.
+pub fn is_normal(vpath: &[u8]) -> bool {
+    if vpath == b"/" {
+        return true;
+    }
+    vpath.first() == Some(&b'/')
+        && vpath[1..]
+            .split(|&b| b == b'/')
+            .all(|c| !matches!(c, b"" | b"." | b".."))
+}
+
 /// The path relative to the root that openat2 takes: `/a/b` -> `a/b`,
 /// `/` -> `.`. `None` if the path holds a NUL byte (no file can have one).
 pub fn relative(vpath: &[u8]) -> Option<CString> {
@@ -60,6 +73,27 @@ pub fn file_name(vpath: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normal_paths_are_what_join_returns() {
+        for p in [&b"/"[..], b"/a", b"/a/b", b"/a.b/..c/.d"] {
+            assert!(is_normal(p), "{}", String::from_utf8_lossy(p));
+            assert_eq!(join(b"/", p), p);
+        }
+        for p in [
+            &b""[..],
+            b"a",
+            b"//",
+            b"/a/",
+            b"/a//b",
+            b"/./a",
+            b"/a/..",
+            b"/a/../b",
+        ] {
+            assert!(!is_normal(p), "{}", String::from_utf8_lossy(p));
+            assert!(is_normal(&join(b"/", p)));
+        }
+    }
 
     #[test]
     fn join_table() {

@@ -93,18 +93,26 @@ pub(crate) async fn check(
     if !allows(st, usage) {
         return Err(VfsError::NotPublished);
     }
-    let chain = ancestors(vpath);
-    let known = chain.iter().take_while(|d| searched.covers(d)).count();
-    for dir in &chain[known..] {
+    // Paths from `join` are normalized already; anything else is
+    // normalized first, so each ancestor is a prefix of the path.
+    let normal;
+    let vpath = if path::is_normal(vpath) {
+        vpath
+    } else {
+        normal = path::join(b"/", vpath);
+        &normal
+    };
+    let mut deepest = None;
+    for dir in ancestors(vpath).skip_while(|d| searched.covers(d)) {
         let st = resolve::stat(root, dir).await?;
         if !searchable(&st) {
             return Err(VfsError::NotPublished);
         }
+        deepest = Some(dir);
     }
-    if known < chain.len() {
-        if let Some(deepest) = chain.last() {
-            searched.remember(deepest.clone());
-        }
+    if let Some(dir) = deepest {
+        // Every directory above `dir` was covered or just passed.
+        searched.remember(dir.to_vec());
     }
     Ok(())
 }
@@ -156,17 +164,18 @@ fn is_within(inner: &[u8], outer: &[u8]) -> bool {
         || (inner.starts_with(outer) && inner.get(outer.len()) == Some(&b'/'))
 }
 
-/// The directories above an absolute virtual path, from `/` down:
-/// `/a/b/c` -> `/`, `/a`, `/a/b`; none for `/` itself.
-pub(crate) fn ancestors(vpath: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut p = vpath.to_vec();
-    while p != b"/" {
-        p = path::parent(&p);
-        out.push(p.clone());
-    }
-    out.reverse();
-    out
+/// The directories above a normalized absolute virtual path (see
+/// [`path::is_normal`]), from `/` down, as prefixes of it: `/a/b/c` ->
+/// `/`, `/a`, `/a/b`; none for `/` itself.
+pub(crate) fn ancestors(vpath: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let root = (vpath.len() > 1).then_some(&vpath[..1]);
+    let below = vpath
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|&(_, &b)| b == b'/')
+        .map(move |(i, _)| &vpath[..i]);
+    root.into_iter().chain(below)
 }
 
 #[cfg(test)]
@@ -240,11 +249,24 @@ mod tests {
 
     #[test]
     fn ancestor_paths() {
-        assert_eq!(ancestors(b"/"), Vec::<Vec<u8>>::new());
-        assert_eq!(ancestors(b"/a"), vec![b"/".to_vec()]);
+        let of = |p: &[u8]| ancestors(p).map(<[u8]>::to_vec).collect::<Vec<_>>();
+        assert_eq!(of(b"/"), Vec::<Vec<u8>>::new());
+        assert_eq!(of(b"/a"), vec![b"/".to_vec()]);
         assert_eq!(
-            ancestors(b"/a/b/c"),
+            of(b"/a/b/c"),
             vec![b"/".to_vec(), b"/a".to_vec(), b"/a/b".to_vec()]
         );
+        // The same chain as walking up with `parent`, for normalized paths.
+        for p in [&b"/x"[..], b"/x/y", b"/x/y/z/w", b"/\xff/a b/c"] {
+            assert!(path::is_normal(p));
+            let mut up = Vec::new();
+            let mut q = p.to_vec();
+            while q != b"/" {
+                q = path::parent(&q);
+                up.push(q.clone());
+            }
+            up.reverse();
+            assert_eq!(of(p), up, "{}", String::from_utf8_lossy(p));
+        }
     }
 }
