@@ -706,6 +706,24 @@ fn idle_session_is_closed_with_421() {
 }
 
 #[test]
+fn commands_push_the_idle_deadline_back() {
+    // The idle timeout counts from the last command, not from login: a
+    // session that keeps sending commands for longer than the timeout
+    // stays open, and is closed once it stops.
+    let fx = Fixture::new();
+    fx.standard_tree();
+    let srv = Server::builder().arg("--idle-timeout").arg("3").start(&fx);
+    let mut f = srv.login();
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_millis(4500) {
+        f.expect("NOOP", 200);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let r = f.read_reply();
+    assert_eq!(r.code, 421, "{r:?}");
+}
+
+#[test]
 fn list_dates_follow_ls() {
     // `ls -l`: `Mon DD HH:MM` within six months, else `Mon DD  YYYY`.
     let fx = Fixture::new();

@@ -24,6 +24,7 @@
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use std::io::{Read, Write};
@@ -58,7 +59,12 @@ thread_local! {
 
 /// A control socket registered with the shard's reactor, counted in
 /// [`HOT_NOW`] for as long as it lives.
-struct Hot(sys::ReadReadiness);
+struct Hot {
+    readiness: sys::ReadReadiness,
+    /// Fires at the latest [`HOT_FOR`] after the last wait began; may
+    /// fire earlier (see [`ControlReader::wait_readable`]).
+    quiet: Pin<Box<tokio::time::Sleep>>,
+}
 
 impl Hot {
     /// Registers `sock`, unless the shard has [`HOT_MAX`] already or the
@@ -67,9 +73,12 @@ impl Hot {
         if HOT_NOW.get() >= HOT_MAX {
             return None;
         }
-        let r = sys::ReadReadiness::register(sock).ok()?;
+        let readiness = sys::ReadReadiness::register(sock).ok()?;
         HOT_NOW.set(HOT_NOW.get() + 1);
-        Some(Box::new(Hot(r)))
+        Some(Box::new(Hot {
+            readiness,
+            quiet: Box::pin(tokio::time::sleep(HOT_FOR)),
+        }))
     }
 }
 
@@ -296,13 +305,27 @@ impl ControlReader {
     /// most [`HOT_MAX`] sessions of a shard are registered at once. Should
     /// an edge ever be missed, the wait falls back to the level-triggered
     /// POLL op after [`HOT_FOR`]: a late read, never a lost one.
+    ///
+    /// The quiet timer is not moved on every wait: when it fires while
+    /// the session is still busy (every [`HOT_FOR`] or so), it is set to
+    /// [`HOT_FOR`] after the current wait began.
     async fn wait_readable(&mut self) -> std::io::Result<()> {
-        if let Some(hot) = &self.hot {
-            match tokio::time::timeout(HOT_FOR, hot.0.wait()).await {
-                Ok(done) => return done,
-                // Quiet now: back to the ring.
-                Err(_) => self.hot = None,
+        if let Some(hot) = &mut self.hot {
+            let quiet_at = tokio::time::Instant::now() + HOT_FOR;
+            loop {
+                tokio::select! {
+                    biased;
+                    done = hot.readiness.wait() => return done,
+                    _ = hot.quiet.as_mut() => {
+                        if tokio::time::Instant::now() >= quiet_at {
+                            break;
+                        }
+                        hot.quiet.as_mut().reset(quiet_at);
+                    }
+                }
             }
+            // Quiet now: back to the ring.
+            self.hot = None;
         }
         sys::poll_readable(self.sock.clone() as FdRef).await?;
         self.hot = Hot::register(self.sock.clone() as FdRef);

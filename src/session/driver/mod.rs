@@ -41,6 +41,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::OwnedFd;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -129,6 +130,9 @@ struct Conn {
     last_data_tls: Option<String>,
     /// Directories this (anonymous) session found world-searchable.
     searched: crate::vfs::world::Searched,
+    /// The timer of the wait for the next command (see
+    /// [`Conn::next_event`]); made by the first wait.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// The command a session is carrying out, for its log lines.
@@ -214,6 +218,7 @@ pub(crate) fn run(
         last_data_tls: None,
         searched: Default::default(),
         counters: Rc::default(),
+        deadline: None,
     };
     conn.serve().instrument(span)
 }
@@ -338,15 +343,38 @@ impl Conn {
     /// Waits for the next control event until the session's deadline
     /// (see [`Session::deadline`]), and no longer than until a shutdown
     /// begins.
+    ///
+    /// The session keeps one timer for these waits and moves it only
+    /// when the deadline comes closer (the login deadline; a shorter
+    /// `--idle-timeout` after a reload). A later deadline, each command's,
+    /// is taken up when the timer fires early: a command costs no timer
+    /// update, an idle session one early wake per idle timeout.
     async fn next_event(&mut self) -> Next {
         let (deadline, wait) = self.session.deadline(Instant::now());
-        tokio::select! {
-            biased;
-            _ = shutdown::reached(&mut self.shutdown, Phase::Draining) => Next::ShuttingDown,
-            r = tokio::time::timeout_at(deadline.into(), self.reader.next()) => match r {
-                Ok(ev) => Next::Event(ev),
-                Err(_) => Next::Timeout(wait),
-            },
+        let deadline = tokio::time::Instant::from_std(deadline);
+        let timer = match &mut self.deadline {
+            Some(t) => {
+                if deadline < t.deadline() {
+                    t.as_mut().reset(deadline);
+                }
+                t
+            }
+            None => self
+                .deadline
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown::reached(&mut self.shutdown, Phase::Draining) => return Next::ShuttingDown,
+                ev = self.reader.next() => return Next::Event(ev),
+                _ = timer.as_mut() => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Next::Timeout(wait);
+                    }
+                    timer.as_mut().reset(deadline);
+                }
+            }
         }
     }
 
