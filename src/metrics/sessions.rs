@@ -137,18 +137,25 @@ impl std::ops::Deref for Registration {
 }
 
 impl LiveSession {
-    /// A command starts: `line` as received (the caller masks passwords).
-    pub(crate) fn command_started(&self, mut line: Vec<u8>) {
+    /// A command starts `now`: `line` as received (the caller masks
+    /// passwords).
+    pub(crate) fn command_started(&self, mut line: Vec<u8>, now: Instant) {
         line.truncate(MAX_COMMAND);
         *self.command.borrow_mut() = Some(line);
-        self.last.set(Instant::now());
+        self.last.set(now);
     }
 
-    /// The command ended; the session waits for the next one.
-    pub(crate) fn command_ended(&self) {
+    /// The command ended `now`; the session waits for the next one.
+    pub(crate) fn command_ended(&self, now: Instant) {
         *self.command.borrow_mut() = None;
         *self.transfer.borrow_mut() = None;
-        self.last.set(Instant::now());
+        self.last.set(now);
+    }
+
+    /// When the last command started or ended (or the session connected,
+    /// before its first command).
+    pub(crate) fn last_activity(&self) -> Instant {
+        self.last.get()
     }
 
     /// Logged in as `user`, or logged out (`None`, REIN).
@@ -320,7 +327,7 @@ mod tests {
         let b = table.register("127.0.0.1:5001".parse().unwrap());
         assert_eq!(table.len(), 2);
         a.set_user(Some("alice"));
-        a.command_started(b"RETR big.iso".to_vec());
+        a.command_started(b"RETR big.iso".to_vec(), Instant::now());
         let progress = Progress::default();
         a.transfer_started(
             b"/pub/big.iso",
@@ -344,7 +351,7 @@ mod tests {
         assert_eq!(t.bytes, 1000);
         assert!(t.bytes_per_second > 0.0 && t.bytes_per_second <= 500.0);
         assert!(rows[1].command.is_none() && rows[1].transfer.is_none());
-        a.command_ended();
+        a.command_ended(Instant::now());
         let rows = table.snapshot(3, Instant::now() + Duration::from_secs(1));
         assert!(rows[0].transfer.is_none() && rows[0].idle_seconds >= 1.0);
         drop(b);

@@ -43,9 +43,10 @@ use crate::shutdown::{self, Phase};
 const SCRATCH: usize = 16 * 1024;
 /// Commands queued behind a running transfer.
 const MAX_PENDING: usize = 32;
-/// How long a session keeps its reactor registration without a command
-/// (see [`ControlReader::wait_readable`]): longer than the gap between a
-/// sync tool's operations, short enough that idle sessions hold none.
+/// The period after which a session that waits for a command gives up
+/// its reactor registration (one to two of these, see
+/// [`ControlReader::wait_readable`]): longer than the gap between a sync
+/// tool's operations, short enough that idle sessions hold none.
 const HOT_FOR: std::time::Duration = std::time::Duration::from_millis(250);
 /// Sessions a shard keeps registered with its reactor at most; the others
 /// wait on the ring. Bounds the registrations' memory (a few hundred bytes
@@ -61,9 +62,11 @@ thread_local! {
 /// [`HOT_NOW`] for as long as it lives.
 struct Hot {
     readiness: sys::ReadReadiness,
-    /// Fires at the latest [`HOT_FOR`] after the last wait began; may
-    /// fire earlier (see [`ControlReader::wait_readable`]).
+    /// Fires every [`HOT_FOR`] while the registration lives (see
+    /// [`ControlReader::wait_readable`]).
     quiet: Pin<Box<tokio::time::Sleep>>,
+    /// Waits begun since `quiet` last fired.
+    waits: u32,
 }
 
 impl Hot {
@@ -78,6 +81,7 @@ impl Hot {
         Some(Box::new(Hot {
             readiness,
             quiet: Box::pin(tokio::time::sleep(HOT_FOR)),
+            waits: 0,
         }))
     }
 }
@@ -299,28 +303,29 @@ impl ControlReader {
     /// io_uring_enter and two epoll_wait per wait, docs/benchmarks.md).
     /// So once a command has come, the session registers the socket with
     /// tokio's reactor, where the wake-up comes straight from epoll_wait,
-    /// for as long as commands keep coming within [`HOT_FOR`] of each
-    /// other — a sync tool's run of operations — and drops the
-    /// registration (its few hundred bytes) when a wait outlasts that. At
-    /// most [`HOT_MAX`] sessions of a shard are registered at once. Should
-    /// an edge ever be missed, the wait falls back to the level-triggered
-    /// POLL op after [`HOT_FOR`]: a late read, never a lost one.
+    /// for as long as commands keep coming — a sync tool's run of
+    /// operations — and drops the registration (its few hundred bytes)
+    /// when a wait outlasts one to two [`HOT_FOR`] periods. At most
+    /// [`HOT_MAX`] sessions of a shard are registered at once. Should an
+    /// edge ever be missed, the wait falls back to the level-triggered
+    /// POLL op as that: a late read, never a lost one.
     ///
-    /// The quiet timer is not moved on every wait: when it fires while
-    /// the session is still busy (every [`HOT_FOR`] or so), it is set to
-    /// [`HOT_FOR`] after the current wait began.
+    /// Neither the clock nor the timer is touched per wait: the quiet
+    /// timer fires every [`HOT_FOR`], and a session none of whose waits
+    /// began in the last period is quiet.
     async fn wait_readable(&mut self) -> std::io::Result<()> {
         if let Some(hot) = &mut self.hot {
-            let quiet_at = tokio::time::Instant::now() + HOT_FOR;
+            hot.waits = hot.waits.saturating_add(1);
             loop {
                 tokio::select! {
                     biased;
                     done = hot.readiness.wait() => return done,
                     _ = hot.quiet.as_mut() => {
-                        if tokio::time::Instant::now() >= quiet_at {
+                        if hot.waits == 0 {
                             break;
                         }
-                        hot.quiet.as_mut().reset(quiet_at);
+                        hot.waits = 0;
+                        hot.quiet.as_mut().reset(tokio::time::Instant::now() + HOT_FOR);
                     }
                 }
             }

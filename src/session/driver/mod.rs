@@ -350,7 +350,9 @@ impl Conn {
     /// is taken up when the timer fires early: a command costs no timer
     /// update, an idle session one early wake per idle timeout.
     async fn next_event(&mut self) -> Next {
-        let (deadline, wait) = self.session.deadline(Instant::now());
+        // The wait begins when the last command ended (or the session
+        // connected): the row's time, so the clock is read once a command.
+        let (deadline, wait) = self.session.deadline(self.row.last_activity());
         let deadline = tokio::time::Instant::from_std(deadline);
         let timer = match &mut self.deadline {
             Some(t) => {
@@ -401,6 +403,7 @@ impl Conn {
             }
             Event::Line(line) => match parse(&line) {
                 Ok(cmd) => {
+                    let now = Instant::now();
                     let verb = cmd.verb();
                     self.ctx.metrics.command(Some(verb));
                     self.current = Some(Current {
@@ -410,14 +413,14 @@ impl Conn {
                     match &cmd {
                         Command::Pass(_) => {
                             tracing::debug!("PASS ****");
-                            self.row.command_started(b"PASS ****".to_vec());
+                            self.row.command_started(b"PASS ****".to_vec(), now);
                         }
                         _ => {
                             tracing::debug!("{}", lossy(&line));
-                            self.row.command_started(line);
+                            self.row.command_started(line, now);
                         }
                     }
-                    let step = self.session.handle(cmd, Instant::now());
+                    let step = self.session.handle(cmd, now);
                     self.execute(verb, step).await
                 }
                 Err(e) => {
@@ -434,7 +437,7 @@ impl Conn {
             },
         };
         self.current = None;
-        self.row.command_ended();
+        self.row.command_ended(Instant::now());
         flow
     }
 
