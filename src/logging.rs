@@ -27,8 +27,11 @@ use std::sync::{Mutex, OnceLock};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::writer::{EitherWriter, MakeWriter};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 /// `--log-format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -69,12 +72,26 @@ impl<'a> MakeWriter<'a> for LogWriter {
     }
 }
 
+/// A parsed `--log-level`.
+#[derive(Debug)]
+pub enum LogFilter {
+    /// Levels by target only (`info`, `info,ringftp::session=debug`): a
+    /// [`Targets`] filter, which decides from the event's callsite alone.
+    Static(Box<Targets>),
+    /// A directive names a span or a field (`ringftp[session{peer=..}]=
+    /// trace`): an [`EnvFilter`], which must follow span entries. It
+    /// takes a lock shared by every shard on each entry and exit of a
+    /// span, and every session's task runs in one, so only filters that
+    /// need it pay for it.
+    Dynamic(Box<EnvFilter>),
+}
+
 /// Parses a `--log-level` value: a level name (`error`, `warn`, `info`,
 /// `debug`, `trace`, `off`) or a tracing filter whose every directive
 /// ends in `=LEVEL` (`info,ringftp::session=debug`). A bare word that is
 /// not a level (`verbose`) is refused: tracing would read it as a target
 /// name and silently log nothing else.
-pub fn parse_filter(spec: &str) -> Result<EnvFilter, String> {
+pub fn parse_filter(spec: &str) -> Result<LogFilter, String> {
     let levels = LEVELS.join(", ");
     if spec.trim().is_empty() {
         return Err(format!("empty; give a level ({levels})"));
@@ -99,8 +116,16 @@ pub fn parse_filter(spec: &str) -> Result<EnvFilter, String> {
             });
         }
     }
-    EnvFilter::builder()
-        .parse(directives.join(","))
+    let joined = directives.join(",");
+    if directives.iter().any(|d| d.contains('[')) {
+        return EnvFilter::builder()
+            .parse(joined)
+            .map(|f| LogFilter::Dynamic(Box::new(f)))
+            .map_err(|e| format!("{spec:?}: {e}"));
+    }
+    joined
+        .parse::<Targets>()
+        .map(|f| LogFilter::Static(Box::new(f)))
         .map_err(|e| format!("{spec:?}: {e}"))
 }
 
@@ -111,16 +136,24 @@ pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
         Ok(v) if !v.is_empty() => parse_filter(&v).map_err(|e| anyhow::anyhow!("RUST_LOG {e}"))?,
         _ => parse_filter(level).map_err(|e| anyhow::anyhow!("--log-level {e}"))?,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let (fixed, dynamic) = match filter {
+        LogFilter::Static(t) => (Some(*t), None),
+        LogFilter::Dynamic(e) => (None, Some(*e)),
+    };
+    let lines = tracing_subscriber::fmt::layer()
         .with_writer(LogWriter)
         .with_target(false);
-    match format {
-        LogFormat::Text => builder
+    let lines = match format {
+        LogFormat::Text => lines
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
+            .boxed(),
+        LogFormat::Json => lines.json().flatten_event(true).boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(fixed)
+        .with(dynamic)
+        .with(lines)
+        .try_init()?;
     INSTALLED.store(true, Ordering::Relaxed);
     Ok(())
 }
