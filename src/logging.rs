@@ -88,9 +88,11 @@ pub enum LogFilter {
 
 /// Parses a `--log-level` value: a level name (`error`, `warn`, `info`,
 /// `debug`, `trace`, `off`) or a tracing filter whose every directive
-/// ends in `=LEVEL` (`info,ringftp::session=debug`). A bare word that is
-/// not a level (`verbose`) is refused: tracing would read it as a target
-/// name and silently log nothing else.
+/// ends in `=LEVEL` (`info,ringftp::session=debug`, or with a span:
+/// `ringftp[session]=debug`). A bare word that is not a level
+/// (`verbose`) is refused: tracing would read it as a target name and
+/// silently log nothing else; so is a value with no directive at all
+/// (`,`).
 pub fn parse_filter(spec: &str) -> Result<LogFilter, String> {
     let levels = LEVELS.join(", ");
     if spec.trim().is_empty() {
@@ -101,11 +103,25 @@ pub fn parse_filter(spec: &str) -> Result<LogFilter, String> {
         .map(str::trim)
         .filter(|d| !d.is_empty())
         .collect();
+    if directives.is_empty() {
+        return Err(format!(
+            "{spec:?} holds no directive; give a level ({levels})"
+        ));
+    }
+    // Each directive as tracing reads it: `TARGET=LEVEL` without spaces
+    // around the `=` (which tracing would take as part of the names).
+    let mut clean = Vec::with_capacity(directives.len());
     for d in &directives {
         let level = match d.rsplit_once('=') {
-            Some((target, level)) if !target.trim().is_empty() => level,
+            Some((target, level)) if !target.trim().is_empty() => {
+                clean.push(format!("{}={}", target.trim(), level.trim()));
+                level
+            }
             Some(_) => return Err(format!("{d:?}: nothing before '='")),
-            None => d,
+            None => {
+                clean.push(d.to_string());
+                d
+            }
         };
         if !LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level.trim())) {
             return Err(match d.contains('=') {
@@ -116,8 +132,8 @@ pub fn parse_filter(spec: &str) -> Result<LogFilter, String> {
             });
         }
     }
-    let joined = directives.join(",");
-    if directives.iter().any(|d| d.contains('[')) {
+    let joined = clean.join(",");
+    if clean.iter().any(|d| d.contains('[')) {
         return EnvFilter::builder()
             .parse(joined)
             .map(|f| LogFilter::Dynamic(Box::new(f)))
@@ -202,6 +218,7 @@ mod tests {
             "ringftp=debug",
             "warn, ringftp::server=info",
             "ringftp[session{peer=127.0.0.1:5000}]=trace",
+            "ringftp::session = debug",
         ] {
             assert!(
                 parse_filter(ok).is_ok(),
@@ -223,6 +240,8 @@ mod tests {
             "ringftp",
             "x=[",
             "[session]",
+            ",",
+            " , ,",
         ] {
             let e = parse_filter(bad).expect_err(bad);
             assert!(!e.is_empty());

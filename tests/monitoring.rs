@@ -446,7 +446,7 @@ fn json_log_lines_carry_the_fields() {
 #[test]
 fn log_level_must_be_a_level_or_a_filter() {
     let fx = Fixture::new();
-    for bad in ["verbose", "ringftp=loud", ""] {
+    for bad in ["verbose", "ringftp=loud", "", ",", " , "] {
         let r = Server::builder()
             .args(&["--log-level", bad])
             .start_fails(&fx);
@@ -456,11 +456,39 @@ fn log_level_must_be_a_level_or_a_filter() {
             r.stderr
         );
     }
-    // A filter with a target is fine.
+    // A filter with a target is fine: sessions' debug lines, the rest at
+    // info.
     let srv = Server::builder()
         .log_level("info,ringftp::session=debug")
         .start(&fx);
     srv.login().quit();
+    let log = srv.log_synced();
+    assert!(
+        log.contains("DEBUG") && log.contains("USER anonymous"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("shard started"),
+        "debug outside sessions:\n{log}"
+    );
+    drop(srv);
+    // So is one that names a span: debug inside session spans only,
+    // nothing at info outside them.
+    let srv = Server::builder()
+        .log_level("warn,ringftp[session]=debug")
+        .start(&fx);
+    srv.login().quit();
+    let log = srv.log_synced();
+    assert!(log.contains("USER anonymous"), "{log}");
+    for line in log
+        .lines()
+        .filter(|l| l.contains(" INFO ") || l.contains(" DEBUG "))
+    {
+        assert!(
+            line.contains("session{"),
+            "a line outside a session: {line}\n{log}"
+        );
+    }
 }
 
 #[test]
