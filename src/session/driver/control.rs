@@ -308,7 +308,8 @@ impl ControlReader {
     /// when a wait outlasts one to two [`HOT_FOR`] periods. At most
     /// [`HOT_MAX`] sessions of a shard are registered at once. Should an
     /// edge ever be missed, the wait falls back to the level-triggered
-    /// POLL op as that: a late read, never a lost one.
+    /// POLL op when the session is taken for quiet: a late read, never a
+    /// lost one.
     ///
     /// Neither the clock nor the timer is touched per wait: the quiet
     /// timer fires every [`HOT_FOR`], and a session none of whose waits
