@@ -293,9 +293,9 @@ pub struct ServeArgs {
     pub xferlog_real_path: bool,
 
     /// Log level (off, error, warn, info, debug, trace) or a tracing filter
-    /// of TARGET=LEVEL directives (info,ringftp::session=debug; a span:
-    /// ringftp[session]=debug); anything else is refused. RUST_LOG wins
-    /// when set.
+    /// of TARGET=LEVEL directives (info,ringftp::session=debug; also by
+    /// span, see docs/operations.md); anything else is refused. RUST_LOG
+    /// wins when set.
     #[arg(long = "log-level", value_name = "LEVEL", default_value = "info")]
     pub log_level: String,
 
