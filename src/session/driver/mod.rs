@@ -130,9 +130,6 @@ struct Conn {
     last_data_tls: Option<String>,
     /// Directories this (anonymous) session found world-searchable.
     searched: crate::vfs::world::Searched,
-    /// The timer of the wait for the next command (see
-    /// [`Conn::next_event`]); made by the first wait.
-    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// The command a session is carrying out, for its log lines.
@@ -218,7 +215,6 @@ pub(crate) fn run(
         last_data_tls: None,
         searched: Default::default(),
         counters: Rc::default(),
-        deadline: None,
     };
     conn.serve().instrument(span)
 }
@@ -267,6 +263,11 @@ impl Conn {
         if self.reply(Reply::new(SERVICE_READY, banner)).await == Flow::Close {
             return;
         }
+        // The timer of every wait for a command (see `next_event`), in the
+        // task itself, as a per-wait timeout was.
+        let (first, _) = self.session.deadline(self.row.last_activity());
+        let timer = tokio::time::sleep_until(first.into());
+        tokio::pin!(timer);
         loop {
             // During a shutdown, a session between commands is idle: even
             // commands the client already queued get the 421.
@@ -276,7 +277,7 @@ impl Conn {
             };
             let ev = match queued {
                 Some(ev) => ev,
-                None => match self.next_event().await {
+                None => match self.next_event(timer.as_mut()).await {
                     Next::Event(ev) => ev,
                     Next::Timeout(Wait::Idle) => {
                         tracing::info!("idle timeout");
@@ -344,27 +345,19 @@ impl Conn {
     /// (see [`Session::deadline`]), and no longer than until a shutdown
     /// begins.
     ///
-    /// The session keeps one timer for these waits and moves it only
-    /// when the deadline comes closer (the login deadline; a shorter
+    /// The session keeps one timer for these waits (`timer`, owned by
+    /// the session loop) and moves it only when the deadline comes closer (the login deadline; a shorter
     /// `--idle-timeout` after a reload). A later deadline, each command's,
     /// is taken up when the timer fires early: a command costs no timer
     /// update, an idle session one early wake per idle timeout.
-    async fn next_event(&mut self) -> Next {
+    async fn next_event(&mut self, mut timer: Pin<&mut tokio::time::Sleep>) -> Next {
         // The wait begins when the last command ended (or the session
         // connected): the row's time, so the clock is read once a command.
         let (deadline, wait) = self.session.deadline(self.row.last_activity());
         let deadline = tokio::time::Instant::from_std(deadline);
-        let timer = match &mut self.deadline {
-            Some(t) => {
-                if deadline < t.deadline() {
-                    t.as_mut().reset(deadline);
-                }
-                t
-            }
-            None => self
-                .deadline
-                .insert(Box::pin(tokio::time::sleep_until(deadline))),
-        };
+        if deadline < timer.deadline() {
+            timer.as_mut().reset(deadline);
+        }
         loop {
             tokio::select! {
                 biased;
