@@ -346,10 +346,10 @@ impl Conn {
     /// begins.
     ///
     /// The session keeps one timer for these waits (`timer`, owned by
-    /// the session loop) and moves it only when the deadline comes closer (the login deadline; a shorter
-    /// `--idle-timeout` after a reload). A later deadline, each command's,
-    /// is taken up when the timer fires early: a command costs no timer
-    /// update, an idle session one early wake per idle timeout.
+    /// the session loop) and moves it only when the deadline comes
+    /// closer (the login deadline after REIN). A later deadline, each
+    /// command's, is taken up when the timer fires early: a command costs
+    /// no timer update, an idle session one early wake per idle timeout.
     async fn next_event(&mut self, mut timer: Pin<&mut tokio::time::Sleep>) -> Next {
         // The wait begins when the last command ended (or the session
         // connected): the row's time, so the clock is read once a command.
