@@ -724,6 +724,28 @@ fn commands_push_the_idle_deadline_back() {
 }
 
 #[test]
+fn rein_restarts_the_login_timeout() {
+    // After REIN the session must log in again within --login-timeout,
+    // counted from the REIN, although the idle timeout it was under is
+    // far longer.
+    let fx = Fixture::new();
+    fx.standard_tree();
+    let srv = Server::builder()
+        .args(&["--idle-timeout", "600", "--login-timeout", "2"])
+        .start(&fx);
+    let mut f = srv.login();
+    // Past the first login deadline, so the session's wait is under the
+    // idle timeout alone when REIN comes.
+    std::thread::sleep(Duration::from_millis(2500));
+    f.expect("NOOP", 200);
+    f.expect("REIN", 220);
+    // Waiting out the idle timeout instead would hit the client's 30 s
+    // read timeout first.
+    let r = f.read_reply();
+    assert_eq!(r.code, 421, "{r:?}");
+}
+
+#[test]
 fn list_dates_follow_ls() {
     // `ls -l`: `Mon DD HH:MM` within six months, else `Mon DD  YYYY`.
     let fx = Fixture::new();
