@@ -291,6 +291,9 @@ impl Config {
         if args.login_timeout < Duration::from_secs(1) {
             return Err("--login-timeout must be at least 1 second".into());
         }
+        // Start-up's log set-up parses it first; checked here too so that
+        // --check-config and a SIGHUP reload refuse what a start would.
+        crate::logging::parse_filter(&args.log_level).map_err(|e| format!("--log-level {e}"))?;
         let max_rate = args
             .max_rate
             .as_deref()

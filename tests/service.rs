@@ -630,6 +630,29 @@ fn check_config_prints_the_effective_configuration() {
         "{}",
         r.stderr
     );
+    // A log level start-up would refuse is refused here too, from the
+    // file or the command line.
+    std::fs::write(
+        &conf,
+        format!(
+            "root = {:?}\nlog-level = \",\"\n",
+            fx.root.display().to_string()
+        ),
+    )
+    .unwrap();
+    let file = [
+        "serve",
+        "--config",
+        conf.to_str().unwrap(),
+        "--check-config",
+    ];
+    let r = run_client(20, BIN, &file, None);
+    r.fails();
+    assert!(r.stderr.contains("--log-level"), "{}", r.stderr);
+    let flag = [&file[..], &["--log-level", "verbose"]].concat();
+    let r = run_client(20, BIN, &flag, None);
+    r.fails();
+    assert!(r.stderr.contains("not a level"), "{}", r.stderr);
 }
 
 #[test]
