@@ -145,13 +145,19 @@ pub fn parse_filter(spec: &str) -> Result<LogFilter, String> {
         .map_err(|e| format!("{spec:?}: {e}"))
 }
 
-/// Installs the global subscriber. `level` is checked by [`parse_filter`]
-/// (RUST_LOG, when set, wins and is checked the same way).
+/// The filter start-up installs: RUST_LOG when set and not empty, else
+/// `level` (`--log-level`), each checked by [`parse_filter`]. The error
+/// names which of the two is wrong.
+pub fn filter_in_force(level: &str) -> anyhow::Result<LogFilter> {
+    match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => parse_filter(&v).map_err(|e| anyhow::anyhow!("RUST_LOG {e}")),
+        _ => parse_filter(level).map_err(|e| anyhow::anyhow!("--log-level {e}")),
+    }
+}
+
+/// Installs the global subscriber with [`filter_in_force`].
 pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(v) if !v.is_empty() => parse_filter(&v).map_err(|e| anyhow::anyhow!("RUST_LOG {e}"))?,
-        _ => parse_filter(level).map_err(|e| anyhow::anyhow!("--log-level {e}"))?,
-    };
+    let filter = filter_in_force(level)?;
     let (fixed, dynamic) = match filter {
         LogFilter::Static(t) => (Some(*t), None),
         LogFilter::Dynamic(e) => (None, Some(*e)),

@@ -94,10 +94,8 @@ pub fn main(argv: Vec<OsString>) -> anyhow::Result<()> {
 /// file `--config` reads back) to stdout.
 fn check_config(loaded: &Loaded, cpus: usize) -> anyhow::Result<()> {
     let config = Config::from_args(&loaded.args, cpus).map_err(anyhow::Error::msg)?;
-    // RUST_LOG wins over --log-level at start-up (see logging::init).
-    if let Some(v) = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()) {
-        crate::logging::parse_filter(&v).map_err(|e| anyhow::anyhow!("RUST_LOG {e}"))?;
-    }
+    // What start-up would install: RUST_LOG wins over --log-level.
+    crate::logging::filter_in_force(&loaded.args.log_level)?;
     UsersDb::open(config.users.clone(), config.root.clone()).map_err(anyhow::Error::msg)?;
     let plan = privileges::plan(config.user.as_deref(), rustix::process::geteuid().as_raw())
         .map_err(anyhow::Error::msg)?;
