@@ -65,8 +65,8 @@ struct Hot {
     /// Fires every [`HOT_FOR`] while the registration lives (see
     /// [`ControlReader::wait_readable`]).
     quiet: Pin<Box<tokio::time::Sleep>>,
-    /// Waits begun since `quiet` last fired.
-    waits: u32,
+    /// A wait began since `quiet` last fired.
+    waited: bool,
 }
 
 impl Hot {
@@ -81,7 +81,7 @@ impl Hot {
         Some(Box::new(Hot {
             readiness,
             quiet: Box::pin(tokio::time::sleep(HOT_FOR)),
-            waits: 0,
+            waited: false,
         }))
     }
 }
@@ -316,16 +316,16 @@ impl ControlReader {
     /// began in the last period is quiet.
     async fn wait_readable(&mut self) -> std::io::Result<()> {
         if let Some(hot) = &mut self.hot {
-            hot.waits = hot.waits.saturating_add(1);
+            hot.waited = true;
             loop {
                 tokio::select! {
                     biased;
                     done = hot.readiness.wait() => return done,
                     _ = hot.quiet.as_mut() => {
-                        if hot.waits == 0 {
+                        if !hot.waited {
                             break;
                         }
-                        hot.waits = 0;
+                        hot.waited = false;
                         hot.quiet.as_mut().reset(tokio::time::Instant::now() + HOT_FOR);
                     }
                 }
