@@ -48,12 +48,20 @@ fn relative(vpath: &[u8]) -> Result<CString, VfsError> {
     path::relative(vpath).ok_or(VfsError::NotFound)
 }
 
+/// Whether an open with `flags` may be tried with RESOLVE_CACHED: the
+/// kernel refuses one that creates or truncates (openat2(2), EAGAIN), so
+/// those skip the try. O_TMPFILE is `__O_TMPFILE | O_DIRECTORY`: only its
+/// own bit says a temporary file, or every directory open would skip it.
+fn cacheable(flags: i32) -> bool {
+    let tmpfile = libc::O_TMPFILE & !libc::O_DIRECTORY;
+    flags & (libc::O_CREAT | libc::O_TRUNC | tmpfile) == 0
+}
+
 /// openat2 of `rel` with [`RESOLVE`] | RESOLVE_CACHED on this thread:
 /// never waits for the disk. None when the cache cannot answer (EAGAIN:
 /// the ring must do it).
 fn open_cached(dir: &FdRef, rel: &CString, flags: i32) -> Option<std::io::Result<OwnedFd>> {
-    // The kernel refuses these with RESOLVE_CACHED (EAGAIN): skip the call.
-    if flags & (libc::O_CREAT | libc::O_TRUNC | libc::O_TMPFILE) != 0 {
+    if !cacheable(flags) {
         return None;
     }
     let resolve = ResolveFlags::from_bits_retain(RESOLVE) | ResolveFlags::CACHED;
@@ -194,4 +202,59 @@ pub async fn stat(root: &FdRef, vpath: &[u8]) -> Result<Stat, VfsError> {
     }
     let fd = open_vpath(root, vpath, libc::O_PATH).await?;
     Ok(fstat(fd)?.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::rc::Rc;
+
+    #[test]
+    fn only_creating_opens_skip_the_cache() {
+        for flags in [
+            libc::O_PATH | libc::O_DIRECTORY,
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            libc::O_PATH | libc::O_NOFOLLOW,
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+            libc::O_WRONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+        ] {
+            assert!(cacheable(flags), "{flags:#o}");
+        }
+        for flags in [
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+            libc::O_WRONLY | libc::O_TRUNC,
+            libc::O_RDWR | libc::O_TMPFILE,
+        ] {
+            assert!(!cacheable(flags), "{flags:#o}");
+        }
+    }
+
+    /// A directory whose dentry is cached opens on this thread, as a
+    /// file does: LIST and every parent directory of STOR, DELE, MKD,
+    /// RMD and RNFR need no ring round trip.
+    #[test]
+    fn a_cached_directory_opens_on_this_thread() {
+        let tree = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tree.path().join("sub")).unwrap();
+        std::fs::write(tree.path().join("sub/f"), b"x").unwrap();
+        let root: FdRef = Rc::new(std::fs::File::open(tree.path()).unwrap());
+        let rel = CString::new("sub").unwrap();
+        // The first lookup fills the dentry cache.
+        let _ = std::fs::metadata(tree.path().join("sub/f")).unwrap();
+        for flags in [
+            libc::O_PATH | libc::O_DIRECTORY,
+            libc::O_RDONLY | libc::O_DIRECTORY,
+        ] {
+            let fd = open_cached(&root, &rel, flags)
+                .expect("answered from the dentry cache")
+                .unwrap();
+            assert!(rustix::fs::fstat(&fd).unwrap().st_mode & libc::S_IFMT == libc::S_IFDIR);
+        }
+        let missing = CString::new("sub/none").unwrap();
+        // A name that is not there is answered too (a negative dentry), or
+        // left to the ring; never a wrong file.
+        if let Some(r) = open_cached(&root, &missing, libc::O_PATH) {
+            assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::ENOENT));
+        }
+    }
 }
