@@ -705,6 +705,54 @@ fn listings_are_capped_in_entries() {
     f.quit();
 }
 
+/// Listings are rendered a chunk of entries at a time (the first chunk in
+/// the same worker trip that reads the directory): every command lists a
+/// directory of 0, 1, a chunk's worth and several chunks' worth of
+/// entries whole, in name order, each entry once, and the counts, caps
+/// and `-R` headers come out the same across the seams.
+#[test]
+fn listings_are_whole_across_chunks() {
+    let fx = Fixture::new();
+    let sizes = [0usize, 1, 511, 512, 513, 1300];
+    for n in sizes {
+        mkdir(&fx.root, &format!("d{n}"));
+        for i in 0..n {
+            fx.write(&format!("d{n}/f{i:05}"), b"x");
+        }
+    }
+    fx.write("r/sub/s0", b"x");
+    for i in 0..700 {
+        fx.write(&format!("r/f{i:05}"), b"x");
+    }
+    let srv = Server::builder().start(&fx);
+    let mut f = srv.login();
+    for n in sizes {
+        let want: Vec<String> = (0..n).map(|i| format!("f{i:05}")).collect();
+        for verb in ["LIST", "NLST", "MLSD"] {
+            let (data, r) = f.transfer_bytes(format!("{verb} d{n}").as_bytes());
+            let got: Vec<String> = names_of(verb, &data)
+                .into_iter()
+                .map(|x| x.trim_start_matches(&format!("d{n}/")).to_string())
+                .collect();
+            assert_eq!(got, want, "{verb} d{n}");
+            assert_eq!(r.lines, ["226 Transfer complete."], "{verb} d{n}");
+        }
+        let s = f.expect(&format!("STAT d{n}"), 213);
+        let got: Vec<String> = stat_body(&s)
+            .iter()
+            .map(|l| list_name(l).to_string())
+            .collect();
+        assert_eq!(got, want, "STAT d{n}");
+    }
+    let mut want = vec!["r:".to_string()];
+    want.extend((0..700).map(|i| format!("f{i:05}")));
+    want.extend(["sub", "", "r/sub:", "s0", ""].map(String::from));
+    let (data, r) = f.transfer_bytes(b"LIST -R r");
+    assert_eq!(shape(&String::from_utf8(data).unwrap()), want, "LIST -R");
+    assert_eq!(r.lines, ["226 Transfer complete."]);
+    f.quit();
+}
+
 // ------------------------------------------------------------ memory
 
 /// Ten clients listing a 20,000-entry directory at once, three rounds:

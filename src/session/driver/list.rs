@@ -47,6 +47,11 @@ pub(super) enum Prepared {
 /// A directory listing streamed chunk by chunk from the shard's workers.
 pub(super) struct ListingStream {
     ctx: Rc<ShardCtx>,
+    /// The first chunk, rendered in the same trip to a worker that read the
+    /// directory: a listing of up to [`crate::vfs::dir::CHUNK`] entries
+    /// costs one hand-off to the workers, not two.
+    ready: Option<Vec<u8>>,
+    /// What is left to render; `None` once the listing is complete.
     lister: Option<Box<Lister>>,
     /// Why the listing was cut short, once it has been sent.
     pub(super) cut: Rc<RefCell<Option<String>>>,
@@ -57,6 +62,9 @@ pub(super) struct ListingStream {
 impl ListingStream {
     /// The next chunk of listing text; `None` when the listing is done.
     pub(super) async fn next(&mut self) -> Result<Option<Vec<u8>>, TransferError> {
+        if let Some(first) = self.ready.take() {
+            return Ok(Some(first));
+        }
         let Some(mut lister) = self.lister.take() else {
             return Ok(None);
         };
@@ -153,18 +161,32 @@ impl Conn {
         let dir = resolve::open_dir(self.root(), &dir_vpath).await?;
         let root = self.root_fd().clone();
         let typed = l.shown.clone().unwrap_or_else(|| b".".to_vec());
-        let lister = self
+        let (lister, first, more) = self
             .ctx
             .workers
-            .run(move || Lister::new(root, dir, dir_vpath, typed, spec))
+            .run(move || {
+                let mut lister = Lister::new(root, dir, dir_vpath, typed, spec)?;
+                let mut first = Vec::new();
+                let more = lister.next_chunk(&mut first);
+                Ok::<_, std::io::Error>((lister, first, more))
+            })
             .await
             .ok_or_else(|| VfsError::Io(std::io::Error::other("listing worker failed")))?
             .map_err(VfsError::from_io)?;
-        Ok(Prepared::Stream(ListingStream {
+        let stream = ListingStream {
             ctx: self.ctx.clone(),
-            lister: Some(Box::new(lister)),
-            cut: Rc::default(),
-            listed: Rc::default(),
+            ready: Some(first),
+            lister: None,
+            cut: Rc::new(RefCell::new(lister.cut())),
+            listed: Rc::new(Cell::new(lister.listed())),
+        };
+        Ok(Prepared::Stream(if more {
+            ListingStream {
+                lister: Some(Box::new(lister)),
+                ..stream
+            }
+        } else {
+            stream
         }))
     }
 
@@ -219,15 +241,22 @@ impl Conn {
         let (bytes, cut, listed) = match prepared {
             Prepared::Bytes(b) => (b, None, 1),
             Prepared::Stream(mut s) => {
-                let Some(mut lister) = s.lister.take() else {
-                    return self.refuse(&l.path, VfsError::NotFound).await;
-                };
-                let job = move || (lister.collect(), lister.cut(), lister.listed());
-                match self.ctx.workers.run(job).await {
-                    Some(r) => r,
-                    None => {
-                        let e = VfsError::Io(std::io::Error::other("listing worker failed"));
-                        return self.refuse(&l.path, e).await;
+                let mut bytes = s.ready.take().unwrap_or_default();
+                match s.lister.take() {
+                    None => (bytes, s.cut.take(), s.listed.get()),
+                    Some(mut lister) => {
+                        let job = move || (lister.collect(), lister.cut(), lister.listed());
+                        match self.ctx.workers.run(job).await {
+                            Some((rest, cut, listed)) => {
+                                bytes.extend_from_slice(&rest);
+                                (bytes, cut, listed)
+                            }
+                            None => {
+                                let e =
+                                    VfsError::Io(std::io::Error::other("listing worker failed"));
+                                return self.refuse(&l.path, e).await;
+                            }
+                        }
                     }
                 }
             }
