@@ -217,7 +217,7 @@ fn sighup_reloads_users_and_keeps_them_when_the_new_file_is_bad() {
     std::fs::write(&users, users_toml(&[bob])).unwrap();
     srv.signal(libc::SIGHUP);
     srv.wait_log(
-        "users file reloaded (1 accounts)",
+        "users file reloaded (1 account)",
         1,
         Duration::from_secs(10),
     );

@@ -222,15 +222,19 @@ impl UsersDb {
         self.current.read().map(|g| g.clone()).unwrap_or_default()
     }
 
-    /// Re-reads the file. On error the old set stays in force.
-    pub(crate) fn reload(&self) -> Result<usize, String> {
-        let Some(file) = &self.file else { return Ok(0) };
+    /// Re-reads the file: the number of accounts now in force, or `None`
+    /// when the server runs without `--users` (nothing to re-read). On
+    /// error the old set stays in force.
+    pub(crate) fn reload(&self) -> Result<Option<usize>, String> {
+        let Some(file) = &self.file else {
+            return Ok(None);
+        };
         let users = Users::load(file, &self.root)?;
         let n = users.len();
         if let Ok(mut g) = self.current.write() {
             *g = Arc::new(users);
         }
-        Ok(n)
+        Ok(Some(n))
     }
 }
 

@@ -76,7 +76,10 @@ impl Reloader {
             }
         }
         match self.users.reload() {
-            Ok(n) => tracing::info!("SIGHUP: users file reloaded ({n} accounts)"),
+            Ok(Some(1)) => tracing::info!("SIGHUP: users file reloaded (1 account)"),
+            Ok(Some(n)) => tracing::info!("SIGHUP: users file reloaded ({n} accounts)"),
+            // No --users: nothing to reload, nothing to say.
+            Ok(None) => {}
             Err(e) => {
                 tracing::error!("SIGHUP: users file not reloaded, keeping the old accounts: {e}")
             }
