@@ -205,7 +205,6 @@ async fn accept_or_stop(
                 ctx.metrics.refused(RefusedReason::Shutdown);
                 take(ctx, Socket::from(fd), implicit);
             }
-            tracing::debug!(shard = ctx.id, "accept loop stopped");
             None
         }
     }

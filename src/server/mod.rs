@@ -382,6 +382,7 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
                 for l in loops {
                     let _ = l.await;
                 }
+                tracing::debug!(shard = info.id, "listeners closed; no new sessions");
                 ctx.metrics.accepting.store(false, Ordering::Relaxed);
                 drain(&ctx).await;
                 tracing::debug!(shard = info.id, "shard stopped");
