@@ -145,12 +145,14 @@ pub fn parse_filter(spec: &str) -> Result<LogFilter, String> {
         .map_err(|e| format!("{spec:?}: {e}"))
 }
 
-/// The filter start-up installs: RUST_LOG when set and not empty, else
+/// The filter start-up installs: RUST_LOG when set and not blank, else
 /// `level` (`--log-level`), each checked by [`parse_filter`]. The error
 /// names which of the two is wrong.
 pub fn filter_in_force(level: &str) -> anyhow::Result<LogFilter> {
     match std::env::var("RUST_LOG") {
-        Ok(v) if !v.is_empty() => parse_filter(&v).map_err(|e| anyhow::anyhow!("RUST_LOG {e}")),
+        Ok(v) if !v.trim().is_empty() => {
+            parse_filter(&v).map_err(|e| anyhow::anyhow!("RUST_LOG {e}"))
+        }
         _ => parse_filter(level).map_err(|e| anyhow::anyhow!("--log-level {e}")),
     }
 }

@@ -560,6 +560,8 @@ fn config_file_sighup_applies_live_keys_and_names_the_rest() {
         log.contains("SIGHUP: idle-timeout = \"200s\": takes effect only after a restart"),
         "{log}"
     );
+    // No --users: no users file to speak of.
+    assert!(!log.contains("users file"), "{log}");
     assert_eq!(greet("127.0.0.1"), "220 second");
     assert_eq!(greet("127.0.0.2"), "421 Access denied for your address.");
     // A broken file changes nothing.
@@ -653,6 +655,28 @@ fn check_config_prints_the_effective_configuration() {
     let r = run_client(20, BIN, &flag, None);
     r.fails();
     assert!(r.stderr.contains("not a level"), "{}", r.stderr);
+    // RUST_LOG wins when set and not blank; blank, --log-level decides.
+    let rust_log = |value: &str, level: &str| {
+        Command::new(BIN)
+            .args(["serve", "--check-config", "--log-level", level, "--root"])
+            .arg(&fx.root)
+            .env("RUST_LOG", value)
+            .output()
+            .unwrap()
+    };
+    for blank in ["", " ", "\t"] {
+        let out = rust_log(blank, "debug");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "RUST_LOG={blank:?}: {err}");
+        let out = rust_log(blank, "verbose");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "RUST_LOG={blank:?}: {err}");
+        assert!(err.contains("--log-level"), "RUST_LOG={blank:?}: {err}");
+    }
+    let out = rust_log("verbose", "debug");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("RUST_LOG"), "{err}");
 }
 
 #[test]
