@@ -29,6 +29,8 @@ SERVERS_ALL="ringftp vsftpd pure-ftpd proftpd pyftpdlib"
 SERVERS=$SERVERS_ALL
 SCENARIOS=""
 OUT=""
+UPLOAD_TRASH=""   # where reset_upload_dir moves uploaded files (removed at exit)
+UPLOAD_RESETS=0
 ACTION=compare
 BUILD=1
 BASE_PORT=2121
@@ -291,6 +293,7 @@ cleanup() {
     if [[ -n $GEN_PID ]]; then kill -TERM "$GEN_PID" 2>/dev/null || true; wait "$GEN_PID" 2>/dev/null || true; fi
     local p
     for p in "${!RUNNING[@]}"; do stop_server "$p"; done
+    if [[ -n $UPLOAD_TRASH ]]; then rm -rf -- "$UPLOAD_TRASH"; fi
     exit "$rc"
 }
 trap cleanup EXIT
@@ -836,10 +839,23 @@ case_limit() { # CASE SERVER -> seconds the generator may run before it is kille
 # The write cases start every run with an empty /upload that the peers'
 # unprivileged users (ftp = nobody, uid 65534) may write to, and empty it
 # again after the run, so no server creates its files among another's.
+# The files are moved aside, not deleted, until the comparison ends: on an
+# ext4 without a journal, choosing an inode for a new file skips those
+# freed in the last 30 s one by one (find_inode_bit, recently_deleted), so
+# a STOR right after thousands of deletions measured that scan more than
+# the server (docs/benchmarks.md, "Fourth pass").
 reset_upload_dir() {
     local d=$TREE/upload
     mkdir -p "$d"
-    find "$d" -mindepth 1 -maxdepth 1 \( -name 'lg-*' -o -name 'check-*' \) -delete
+    if [[ -z $UPLOAD_TRASH ]]; then
+        # Beside the tree, so the moves are renames on the same filesystem.
+        UPLOAD_TRASH=$(mktemp -d "$(dirname "$TREE")/.compare-upload-trash.XXXXXX")
+    fi
+    UPLOAD_RESETS=$((UPLOAD_RESETS + 1))
+    local aside=$UPLOAD_TRASH/$UPLOAD_RESETS
+    mkdir "$aside"
+    find "$d" -mindepth 1 -maxdepth 1 \( -name 'lg-*' -o -name 'check-*' \) \
+        -exec mv -t "$aside" -- {} +
     chown 65534:65534 "$d" 2>/dev/null || chmod 1777 "$d"
     chmod o+rx "$d"
 }
