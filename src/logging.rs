@@ -62,13 +62,46 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 struct LogWriter;
 
 impl<'a> MakeWriter<'a> for LogWriter {
-    type Writer = EitherWriter<NonBlocking, std::io::Stderr>;
+    type Writer = OneLine<EitherWriter<NonBlocking, std::io::Stderr>>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        match NON_BLOCKING.get() {
+        OneLine(match NON_BLOCKING.get() {
             Some(w) => EitherWriter::A(w.clone()),
             None => EitherWriter::B(std::io::stderr()),
+        })
+    }
+}
+
+/// Keeps each event on one line. A message with line breaks of its own
+/// (a TOML error's snippet in "SIGHUP: users file not reloaded", say)
+/// would otherwise reach journald, which reads stderr line by line, as
+/// several entries, only the first with a time and a level. Line breaks
+/// inside an event are written as the two characters `\n` (`\r` for a
+/// carriage return); the event's own final newline stays. The fmt layer
+/// writes each event with one `write_all`, so `buf` is a whole event.
+struct OneLine<W>(W);
+
+impl<W: std::io::Write> std::io::Write for OneLine<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let body = buf.strip_suffix(b"\n").unwrap_or(buf);
+        if !body.iter().any(|&b| b == b'\n' || b == b'\r') {
+            return self.0.write(buf);
         }
+        let mut out = Vec::with_capacity(buf.len() + 16);
+        for &b in body {
+            match b {
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b => out.push(b),
+            }
+        }
+        out.extend_from_slice(&buf[body.len()..]);
+        self.0.write_all(&out)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
     }
 }
 
@@ -149,12 +182,18 @@ pub fn parse_filter(spec: &str) -> Result<LogFilter, String> {
 /// `level` (`--log-level`), each checked by [`parse_filter`]. The error
 /// names which of the two is wrong.
 pub fn filter_in_force(level: &str) -> anyhow::Result<LogFilter> {
-    match std::env::var("RUST_LOG") {
-        Ok(v) if !v.trim().is_empty() => {
-            parse_filter(&v).map_err(|e| anyhow::anyhow!("RUST_LOG {e}"))
-        }
-        _ => parse_filter(level).map_err(|e| anyhow::anyhow!("--log-level {e}")),
+    match rust_log() {
+        Some(v) => parse_filter(&v).map_err(|e| anyhow::anyhow!("RUST_LOG {e}")),
+        None => parse_filter(level).map_err(|e| anyhow::anyhow!("--log-level {e}")),
     }
+}
+
+/// RUST_LOG when it is set and not blank: then it, not `--log-level`,
+/// says what is logged.
+pub fn rust_log() -> Option<String> {
+    std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
 }
 
 /// Installs the global subscriber with [`filter_in_force`].
@@ -213,6 +252,24 @@ pub fn dropped_lines() -> u64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_event_stays_on_one_line() {
+        use std::io::Write;
+        let write = |event: &[u8]| {
+            let mut w = OneLine(Vec::new());
+            w.write_all(event).unwrap();
+            w.0
+        };
+        assert_eq!(write(b"INFO plain\n"), b"INFO plain\n");
+        assert_eq!(
+            write(b"ERROR not reloaded: TOML parse error\n  |\n6 | shell\r\n"),
+            b"ERROR not reloaded: TOML parse error\\n  |\\n6 | shell\\r\n"
+        );
+        // No final newline (a writer that was handed part of an event).
+        assert_eq!(write(b"a\nb"), b"a\\nb");
+    }
+
     use super::*;
 
     #[test]
