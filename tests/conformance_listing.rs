@@ -610,9 +610,10 @@ fn list_recursive_is_ls_lr_and_capped_in_depth() {
             "--list-max-depth {depth:?}:\n{text}"
         );
         let cut = levels < 6;
+        let d = depth.unwrap_or(5);
         let note = format!(
-            "Listing not descended below {} levels (--list-max-depth).",
-            depth.unwrap_or(5)
+            "Listing not descended below {d} {} (--list-max-depth).",
+            if d == 1 { "level" } else { "levels" }
         );
         if cut {
             assert_eq!(
@@ -702,6 +703,21 @@ fn listings_are_capped_in_entries() {
     let (data, r) = f.transfer_bytes(b"NLST flat/f[34]");
     assert_eq!(names_of("NLST", &data), ["flat/f3", "flat/f4"]);
     assert_eq!(r.lines, ["226 Transfer complete."]);
+    f.quit();
+    // A cap of one says so in the singular.
+    let srv = Server::builder()
+        .args(&["--list-max-entries", "1"])
+        .start(&fx);
+    let mut f = srv.login();
+    let (data, r) = f.transfer_bytes(b"NLST flat");
+    assert_eq!(names_of("NLST", &data), ["flat/f0"]);
+    assert_eq!(
+        r.lines,
+        [
+            "226-Listing cut at 1 entry (--list-max-entries).",
+            "226 Transfer complete."
+        ]
+    );
     f.quit();
 }
 

@@ -276,14 +276,16 @@ impl Lister {
     /// Why the listing was cut short, if it was (said in the 226).
     pub(crate) fn cut(&self) -> Option<String> {
         if self.truncated {
+            let n = self.spec.max_entries;
+            let entries = if n == 1 { "entry" } else { "entries" };
             Some(format!(
-                "Listing cut at {} entries (--list-max-entries).",
-                self.spec.max_entries
+                "Listing cut at {n} {entries} (--list-max-entries)."
             ))
         } else if self.depth_hit {
+            let n = self.spec.max_depth;
+            let levels = if n == 1 { "level" } else { "levels" };
             Some(format!(
-                "Listing not descended below {} levels (--list-max-depth).",
-                self.spec.max_depth
+                "Listing not descended below {n} {levels} (--list-max-depth)."
             ))
         } else {
             None
