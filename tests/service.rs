@@ -677,6 +677,17 @@ fn check_config_prints_the_effective_configuration() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("RUST_LOG"), "{err}");
+    // The printed configuration shows log-level; the check says when
+    // RUST_LOG overrides it.
+    let out = rust_log("warn", "debug");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("RUST_LOG=\"warn\" is set: it, not log-level, decides"),
+        "{err}"
+    );
+    let out = rust_log(" ", "debug");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("is set"));
 }
 
 #[test]

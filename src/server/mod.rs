@@ -115,6 +115,9 @@ fn check_config(loaded: &Loaded, cpus: usize) -> anyhow::Result<()> {
         "ringftp: configuration OK: would serve {} {who}",
         config.root.display()
     );
+    if let Some(v) = crate::logging::rust_log() {
+        eprintln!("ringftp: RUST_LOG={v:?} is set: it, not log-level, decides what is logged");
+    }
     Ok(())
 }
 
