@@ -27,7 +27,7 @@
 use std::ffi::CString;
 use std::os::fd::OwnedFd;
 
-use rustix::fs::{fcntl_getfl, fcntl_setfl, Mode, OFlags, ResolveFlags};
+use rustix::fs::{fcntl_setfl, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
 use super::{names, path, Stat, VfsError};
@@ -161,13 +161,11 @@ fn fstat(fd: OwnedFd) -> Result<(OwnedFd, Stat), VfsError> {
 /// Drops O_NONBLOCK from a file opened with it. Files are opened
 /// O_NONBLOCK so that a FIFO planted in the tree cannot block the open;
 /// once the fd is known to be a regular file the flag goes, so splice
-/// reads it normally.
+/// reads it normally. Of the flags F_SETFL changes (O_APPEND, O_ASYNC,
+/// O_DIRECT, O_NOATIME, O_NONBLOCK; fcntl(2)) our opens set only
+/// O_NONBLOCK, so setting none clears it without reading them first.
 pub(super) fn clear_nonblock(fd: &OwnedFd) -> Result<(), VfsError> {
-    let clear = || -> rustix::io::Result<()> {
-        let flags = fcntl_getfl(fd)?;
-        fcntl_setfl(fd, flags - OFlags::NONBLOCK)
-    };
-    clear().map_err(|e| VfsError::from_io(e.into()))
+    fcntl_setfl(fd, OFlags::empty()).map_err(|e| VfsError::from_io(e.into()))
 }
 
 /// Opens a regular file for reading. A FIFO or device is refused without
@@ -226,6 +224,34 @@ mod tests {
             libc::O_RDWR | libc::O_TMPFILE,
         ] {
             assert!(!cacheable(flags), "{flags:#o}");
+        }
+    }
+
+    #[test]
+    fn clear_nonblock_clears_only_that() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"x").unwrap();
+        for (mode, access) in [
+            (OFlags::RDONLY, OFlags::RDONLY),
+            (OFlags::WRONLY, OFlags::WRONLY),
+        ] {
+            let fd = rustix::fs::open(
+                &path,
+                mode | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .unwrap();
+            assert!(rustix::fs::fcntl_getfl(&fd)
+                .unwrap()
+                .contains(OFlags::NONBLOCK));
+            clear_nonblock(&fd).unwrap();
+            let after = rustix::fs::fcntl_getfl(&fd).unwrap();
+            assert!(!after.contains(OFlags::NONBLOCK), "{after:?}");
+            assert_eq!(after & OFlags::RWMODE, access, "{after:?}");
+            assert!(rustix::io::fcntl_getfd(&fd)
+                .unwrap()
+                .contains(rustix::io::FdFlags::CLOEXEC));
         }
     }
 
