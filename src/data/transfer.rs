@@ -39,14 +39,23 @@ impl std::fmt::Display for TransferError {
 }
 
 /// Resolves when the TCP connection on `fd` has made no progress (bytes
-/// acknowledged by the peer or received from it) for `timeout`.
+/// acknowledged by the peer or received from it) for `timeout`, read
+/// every quarter of `timeout` (50 ms to 1 s): it fires up to one such tick
+/// after `timeout`.
+///
+/// The first reading is taken at the first tick, not at the start: most
+/// transfers end before it and cost no getsockopt at all. It counts as
+/// progress, so the watchdog never fires early; a transfer stalled from
+/// its start is cut at `timeout` plus one tick, the lateness any stall
+/// may have.
 pub(crate) async fn watchdog(fd: FdRef, timeout: Duration) {
     let tick = (timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
-    let mut last = sys::tcp_progress(fd.as_fd()).ok();
+    // None until the first reading; a reading that fails is Some(None).
+    let mut last: Option<Option<(u64, u64)>> = None;
     let mut since = Instant::now();
     loop {
         tokio::time::sleep(tick).await;
-        let now = sys::tcp_progress(fd.as_fd()).ok();
+        let now = Some(sys::tcp_progress(fd.as_fd()).ok());
         if now != last {
             last = now;
             since = Instant::now();
