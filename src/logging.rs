@@ -87,6 +87,15 @@ impl<W: std::io::Write> std::io::Write for OneLine<W> {
         if !body.iter().any(|&b| b == b'\n' || b == b'\r') {
             return self.0.write(buf);
         }
+        // A message's own trailing line breaks (a TOML error ends with
+        // one) say nothing: drop them rather than show `\n` at the end.
+        let end = body.len()
+            - body
+                .iter()
+                .rev()
+                .take_while(|&&b| b == b'\n' || b == b'\r')
+                .count();
+        let body = &body[..end];
         let mut out = Vec::with_capacity(buf.len() + 16);
         for &b in body {
             match b {
@@ -95,7 +104,9 @@ impl<W: std::io::Write> std::io::Write for OneLine<W> {
                 b => out.push(b),
             }
         }
-        out.extend_from_slice(&buf[body.len()..]);
+        if buf.ends_with(b"\n") {
+            out.push(b'\n');
+        }
         self.0.write_all(&out)?;
         Ok(buf.len())
     }
@@ -263,11 +274,13 @@ mod tests {
         };
         assert_eq!(write(b"INFO plain\n"), b"INFO plain\n");
         assert_eq!(
-            write(b"ERROR not reloaded: TOML parse error\n  |\n6 | shell\r\n"),
-            b"ERROR not reloaded: TOML parse error\\n  |\\n6 | shell\\r\n"
+            write(b"ERROR not reloaded: TOML parse error\n  |\r\n6 | shell\n"),
+            b"ERROR not reloaded: TOML parse error\\n  |\\r\\n6 | shell\n"
         );
         // No final newline (a writer that was handed part of an event).
         assert_eq!(write(b"a\nb"), b"a\\nb");
+        // The message's own trailing line break is dropped, not escaped.
+        assert_eq!(write(b"ERROR x\n  |\ny\n\n"), b"ERROR x\\n  |\\ny\n");
     }
 
     use super::*;

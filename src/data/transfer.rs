@@ -40,8 +40,9 @@ impl std::fmt::Display for TransferError {
 
 /// Resolves when the TCP connection on `fd` has made no progress (bytes
 /// acknowledged by the peer or received from it) for `timeout`, read
-/// every quarter of `timeout` (50 ms to 1 s): it fires up to one such tick
-/// after `timeout`.
+/// every quarter of `timeout` (50 ms to 1 s): it fires a tick or two after
+/// the last progress it saw plus `timeout` (a connection still growing
+/// its window in the first tick counts as progress there).
 ///
 /// The first reading is taken at the first tick, not at the start: most
 /// transfers end before it and cost no getsockopt at all. It counts as
