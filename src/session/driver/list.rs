@@ -78,13 +78,19 @@ impl ListingStream {
             })
             .await
             .ok_or_else(|| TransferError::Local(std::io::Error::other("listing worker failed")))?;
+        self.keep(lister, more);
+        Ok(Some(chunk))
+    }
+
+    /// Keeps `lister` while it has `more` to render; once it is done,
+    /// records why it was cut and how many entries it listed.
+    fn keep(&mut self, lister: Box<Lister>, more: bool) {
         if more {
             self.lister = Some(lister);
         } else {
             *self.cut.borrow_mut() = lister.cut();
             self.listed.set(lister.listed());
         }
-        Ok(Some(chunk))
     }
 }
 
@@ -173,21 +179,15 @@ impl Conn {
             .await
             .ok_or_else(|| VfsError::Io(std::io::Error::other("listing worker failed")))?
             .map_err(VfsError::from_io)?;
-        let stream = ListingStream {
+        let mut stream = ListingStream {
             ctx: self.ctx.clone(),
             ready: Some(first),
             lister: None,
-            cut: Rc::new(RefCell::new(lister.cut())),
-            listed: Rc::new(Cell::new(lister.listed())),
+            cut: Rc::default(),
+            listed: Rc::default(),
         };
-        Ok(Prepared::Stream(if more {
-            ListingStream {
-                lister: Some(Box::new(lister)),
-                ..stream
-            }
-        } else {
-            stream
-        }))
+        stream.keep(Box::new(lister), more);
+        Ok(Prepared::Stream(stream))
     }
 
     pub(super) async fn list(&mut self, verb: &'static str, l: Listing, data: DataMode) -> Flow {
