@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -148,6 +149,38 @@ fn ftplib_rest_stor_resumes() {
     let (fx, srv) = alice_server(&[]);
     let out = upload_scenario(&fx, &srv, "rest", None);
     assert!(out.contains("*cmd* 'REST 1048576'"), "{out}");
+}
+
+/// REST N + STOR onto a longer file is a resumed upload: the first N old
+/// bytes stay, the new data follows, and the file ends where it ends (the
+/// old tail is cut, as pure-ftpd does). Also REST 0 and REST at the end.
+#[test]
+fn rest_stor_keeps_the_head_and_cuts_the_old_tail() {
+    let (fx, srv) = alice_server(&[]);
+    let old: Vec<u8> = (0..100u8).collect();
+    let mut f = srv.login_as("alice", "alice-pw");
+    f.expect("TYPE I", 200);
+    // (offset, new data): in the middle, at 0, nothing after 4, at the
+    // old end (an append).
+    for (offset, new) in [
+        (10usize, &b"xyz"[..]),
+        (0, b"head"),
+        (4, b""),
+        (100, b"tail"),
+    ] {
+        fx.write("alice/long.bin", &old);
+        // REST right before STOR (RFC 3659 5.3), after EPSV, as ftplib
+        // and curl send it.
+        let mut conn = f.epsv_connect();
+        f.expect(&format!("REST {offset}"), 350);
+        f.expect("STOR long.bin", 150);
+        conn.write_all(new).unwrap();
+        drop(conn);
+        assert_eq!(f.read_reply().code, 226, "REST {offset}");
+        let mut want = old[..offset].to_vec();
+        want.extend_from_slice(new);
+        assert_eq!(fx.read("alice/long.bin"), want, "REST {offset}");
+    }
 }
 
 #[test]
