@@ -314,8 +314,28 @@ fn file_management_replies() {
     f.expect("RNFR dir", 350);
     f.expect("RNTO dir2", 250);
     f.expect("RNFR dir2", 350);
-    f.expect("RNTO dir2/inner", 550);
+    let r = f.expect("RNTO dir2/inner", 550);
+    assert_eq!(r.lines[0], "550 Cannot move a directory into itself.");
     assert!(home.join("dir2/s.bin").is_file());
+    // A name over the filesystem's 255-byte limit says so, whatever the
+    // command.
+    let long = "n".repeat(300);
+    for line in [
+        format!("MKD {long}"),
+        format!("CWD {long}"),
+        format!("SIZE dir2/{long}"),
+        format!("DELE {long}"),
+    ] {
+        let r = f.expect(&line, 550);
+        assert_eq!(r.lines[0], "550 File name too long.", "{line}");
+    }
+    f.expect("RNFR dir2/s.bin", 350);
+    let r = f.expect(&format!("RNTO {long}"), 550);
+    assert_eq!(r.lines[0], "550 File name too long.");
+    let conn = f.epsv_connect();
+    let r = f.cmd(&format!("STOR {long}"));
+    assert_eq!(r.lines[0], "550 File name too long.", "STOR");
+    conn.shutdown(std::net::Shutdown::Both).ok();
 
     // MFMT, then MDTM shows it (and the disk has it).
     let r = f.expect("MFMT 20210304050607 dir2/s.bin", 213);

@@ -48,6 +48,12 @@ pub enum VfsError {
     NoSpace,
     /// A name the server will not create (empty, `.`, `..`, `/`).
     BadName,
+    /// ENAMETOOLONG: a path component over the filesystem's limit (255
+    /// bytes on ext4, XFS, btrfs) or a path over PATH_MAX.
+    NameTooLong,
+    /// RNTO of a directory into itself or one of its subdirectories
+    /// (renameat2(2) EINVAL).
+    IntoItself,
     /// Not published to anonymous sessions: not world-readable, or under a
     /// directory that is not world-searchable (see [`world`]).
     NotPublished,
@@ -72,6 +78,7 @@ impl VfsError {
             Some(libc::ENOTEMPTY) => VfsError::NotEmpty,
             Some(libc::ENOSPC) | Some(libc::EDQUOT) => VfsError::NoSpace,
             Some(libc::EROFS) => VfsError::PermissionDenied,
+            Some(libc::ENAMETOOLONG) => VfsError::NameTooLong,
             _ => VfsError::Io(e),
         }
     }
@@ -99,6 +106,8 @@ impl VfsError {
             VfsError::NotEmpty => "Directory not empty.",
             VfsError::NoSpace => "Insufficient storage space.",
             VfsError::BadName => "Invalid file name.",
+            VfsError::NameTooLong => "File name too long.",
+            VfsError::IntoItself => "Cannot move a directory into itself.",
             VfsError::Io(_) => "Could not access the file.",
         }
     }

@@ -129,7 +129,11 @@ pub(crate) async fn rename(root: &FdRef, from: &[u8], to: &[u8]) -> Result<(), V
     let b = open_parent(root, to).await?;
     sys::renameat(a.dir, a.name, b.dir, b.name, 0)
         .await
-        .map_err(VfsError::from_io)
+        .map_err(|e| match e.raw_os_error() {
+            // The only EINVAL renameat2 gives without flags.
+            Some(libc::EINVAL) => VfsError::IntoItself,
+            _ => VfsError::from_io(e),
+        })
 }
 
 /// Opens an existing file or directory for a metadata change, following
