@@ -213,7 +213,11 @@ fn wildcards_in_the_last_component() {
         // Braces and backslash are literal.
         ("p/{a,b}*", &["{a,b}.txt"], &[]),
         ("p/x\\*", &["x\\y.txt"], &[]),
-        ("p/.h*", &[], &[".h.txt"]),
+        // A pattern that starts with a dot names dot-files itself, as
+        // `ls .*` does; never `.` or `..`.
+        ("p/.h*", &[".h.txt"], &[]),
+        ("p/.*", &[".h.txt"], &[]),
+        ("p/[.]*", &[], &[".h.txt"]),
         ("p/*.pdf", &[], &[]),
         // An inverted range is a pattern that matches nothing.
         ("p/[z-a]", &[], &[]),

@@ -8,7 +8,9 @@
 //! never a pattern, so a file literally named `a[1].txt` is still listed.
 //! Braces and backslashes have no special meaning. A pattern matches
 //! neither `.` nor `..`, and a leading `.` only when the listing shows
-//! dot-files. Pure: names in, yes or no out.
+//! dot-files or the pattern itself starts with `.` (`NLST .*`: in the
+//! shell a leading dot is matched only explicitly, so `ls .*` shows
+//! dot-files). Pure: names in, yes or no out.
 
 use globset::{ErrorKind, GlobBuilder, GlobMatcher};
 
@@ -22,6 +24,8 @@ fn is_wildcard(b: u8) -> bool {
 pub(crate) struct Pattern {
     /// `None`: a well-formed pattern that can match nothing (`[z-a]`).
     matcher: Option<GlobMatcher>,
+    /// The pattern starts with a literal `.`.
+    dot: bool,
 }
 
 impl Pattern {
@@ -47,15 +51,24 @@ impl Pattern {
             .literal_separator(true)
             .backslash_escape(true)
             .build();
+        let dot = component.first() == Some(&b'.');
         match glob {
             Ok(glob) => Some(Pattern {
                 matcher: Some(glob.compile_matcher()),
+                dot,
             }),
             Err(e) if matches!(e.kind(), ErrorKind::InvalidRange(..)) => {
-                Some(Pattern { matcher: None })
+                Some(Pattern { matcher: None, dot })
             }
             Err(_) => None,
         }
+    }
+
+    /// True when the pattern starts with a literal `.` and so asks for
+    /// dot-files by name (`.*`, `.bash*`): the listing shows them without
+    /// `-a`, as the shell's `ls .*` does.
+    pub(crate) fn names_dotfiles(&self) -> bool {
+        self.dot
     }
 
     /// True if the directory entry `name` (UTF-8, as shown to the client)
@@ -95,6 +108,23 @@ pub(crate) fn typed_dir(shown: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_pattern_starting_with_a_dot_names_dotfiles() {
+        for (pattern, dot) in [
+            (".*", true),
+            (".b*", true),
+            ("*", false),
+            ("?x", false),
+            ("[.]*", false),
+        ] {
+            let p = Pattern::new(pattern.as_bytes()).unwrap();
+            assert_eq!(p.names_dotfiles(), dot, "{pattern}");
+        }
+        // `.*` still matches neither `.` nor `..`.
+        let p = Pattern::new(b".*").unwrap();
+        assert!(p.matches(".profile") && !p.matches(".") && !p.matches(".."));
+    }
 
     #[test]
     fn patterns_match_like_the_shell() {

@@ -152,6 +152,8 @@ impl Conn {
                 Links::Show
             },
             opts: ListOptions {
+                // `NLST .*` names dot-files itself (see vfs::glob).
+                all: opts.all || pattern.as_ref().is_some_and(glob::Pattern::names_dotfiles),
                 prefix: if l.format == ListFormat::Names {
                     prefix
                 } else {
