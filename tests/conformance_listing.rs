@@ -657,6 +657,52 @@ fn list_recursive_is_ls_lr_and_capped_in_depth() {
     }
 }
 
+/// LIST -R goes on past a subdirectory it may not read, as `ls -R` does,
+/// and the 226 (STAT: its last line) says how many it left out; one that
+/// vanished is not counted.
+#[test]
+fn list_recursive_says_what_it_could_not_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new();
+    let users = fx.users_file("users.toml", &[Account::full("alice")]);
+    let srv = Server::builder().users(&users).start(&fx);
+    for f in ["a/x.txt", "locked/y.txt", "m/locked2/z.txt", "z/w.txt"] {
+        fx.write(&format!("alice/r/{f}"), b"data\n");
+    }
+    let lock = |rel: &str, mode: u32| {
+        std::fs::set_permissions(fx.root.join(rel), std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    lock("alice/r/locked", 0o000);
+    lock("alice/r/m/locked2", 0o000);
+    let mut f = srv.login_as("alice", "alice-pw");
+    let (data, r) = f.transfer_bytes(b"LIST -R r");
+    let text = String::from_utf8(data).unwrap();
+    let headers: Vec<&str> = text.split("\r\n").filter(|l| l.ends_with(':')).collect();
+    assert_eq!(headers, ["r:", "r/a:", "r/m:", "r/z:"], "{text}");
+    assert!(
+        text.contains(" locked\r\n") && text.contains(" w.txt\r\n"),
+        "{text}"
+    );
+    assert_eq!(
+        r.lines,
+        [
+            "226-2 directories could not be read.",
+            "226 Transfer complete."
+        ]
+    );
+    let s = f.expect("STAT -R r/m", 213);
+    assert_eq!(
+        s.lines.last().unwrap(),
+        "213 End of status (1 directory could not be read.)"
+    );
+    // Readable again: the whole tree, no note.
+    lock("alice/r/locked", 0o755);
+    lock("alice/r/m/locked2", 0o755);
+    let (_, r) = f.transfer_bytes(b"LIST -R r");
+    assert_eq!(r.lines, ["226 Transfer complete."]);
+    f.quit();
+}
+
 /// `--list-max-entries` caps every listing command, LIST -R's levels
 /// together; a listing cut there ends with a 226 that says so (STAT in
 /// parentheses); one of exactly the cap is complete.

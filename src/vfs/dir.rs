@@ -130,6 +130,9 @@ pub(crate) struct Lister {
     /// Entries were left unlisted at `--list-max-entries`.
     truncated: bool,
     depth_hit: bool,
+    /// `-R`: subdirectories that could not be opened or read (not those
+    /// that vanished meanwhile), left out of the listing.
+    unreadable: usize,
     recursive: bool,
     /// Entries rendered so far.
     listed: usize,
@@ -156,6 +159,7 @@ impl Lister {
             listed: 0,
             truncated: false,
             depth_hit: false,
+            unreadable: 0,
             recursive,
         };
         l.current = Some(l.open_dir(dir, vpath, typed, 0)?);
@@ -208,11 +212,20 @@ impl Lister {
                 };
                 let flags = OFlags::RDONLY | OFlags::DIRECTORY;
                 let open = open_in_root(&self.root, &vpath, flags)
-                    .and_then(|dir| self.open_dir(dir, vpath, typed, depth).ok());
-                if let Some(open) = open {
-                    out.extend_from_slice(b"\r\n");
-                    push_header(out, &open.typed);
-                    self.current = Some(open);
+                    .map_err(io::Error::from)
+                    .and_then(|dir| self.open_dir(dir, vpath, typed, depth));
+                match open {
+                    Ok(open) => {
+                        out.extend_from_slice(b"\r\n");
+                        push_header(out, &open.typed);
+                        self.current = Some(open);
+                    }
+                    // Gone (or no longer a directory) since its parent was
+                    // read: nothing to say.
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {}
+                    // `ls -R` says "cannot open directory" and goes on; the
+                    // 226 says how many (see `cut`).
+                    Err(_) => self.unreadable += 1,
                 }
             }
             Some(mut cur) => {
@@ -273,9 +286,12 @@ impl Lister {
         }
     }
 
-    /// Why the listing was cut short, if it was (said in the 226).
+    /// Why the listing is not the whole tree, if it is not (said in the
+    /// 226): cut at `--list-max-entries`, or not descended below
+    /// `--list-max-depth`; and, for `-R`, how many subdirectories could
+    /// not be read.
     pub(crate) fn cut(&self) -> Option<String> {
-        if self.truncated {
+        let limit = if self.truncated {
             let n = self.spec.max_entries;
             let entries = if n == 1 { "entry" } else { "entries" };
             Some(format!(
@@ -289,6 +305,15 @@ impl Lister {
             ))
         } else {
             None
+        };
+        let unreadable = match self.unreadable {
+            0 => None,
+            1 => Some("1 directory could not be read.".to_string()),
+            n => Some(format!("{n} directories could not be read.")),
+        };
+        match (limit, unreadable) {
+            (Some(a), Some(b)) => Some(format!("{a} {b}")),
+            (a, b) => a.or(b),
         }
     }
 
@@ -312,8 +337,8 @@ fn push_header(out: &mut Vec<u8>, typed: &[u8]) {
 
 /// Opens a virtual path under the root, blocking (on the blocking pool),
 /// with the same resolution rules as every client path.
-fn open_in_root(root: &OwnedFd, vpath: &[u8], flags: OFlags) -> Option<OwnedFd> {
-    let rel = path::relative(vpath)?;
+fn open_in_root(root: &OwnedFd, vpath: &[u8], flags: OFlags) -> rustix::io::Result<OwnedFd> {
+    let rel = path::relative(vpath).ok_or(rustix::io::Errno::INVAL)?;
     rustix::fs::openat2(
         root,
         &rel,
@@ -321,7 +346,6 @@ fn open_in_root(root: &OwnedFd, vpath: &[u8], flags: OFlags) -> Option<OwnedFd> 
         Mode::empty(),
         ResolveFlags::from_bits_retain(resolve::RESOLVE),
     )
-    .ok()
 }
 
 /// The listing entry for `name` in `cur`, or `None` to leave it out: it
@@ -334,7 +358,7 @@ fn entry(root: &OwnedFd, cur: &Open, name: &CStr, links: Links) -> Option<Entry>
     if !st.is_symlink() {
         return Some(st.entry(raw, None));
     }
-    let target = open_in_root(root, &path::join(&cur.vpath, &raw), OFlags::PATH)?;
+    let target = open_in_root(root, &path::join(&cur.vpath, &raw), OFlags::PATH).ok()?;
     match links {
         Links::Show => {
             let text = rustix::fs::readlinkat(&cur.dir, name, Vec::new()).ok()?;
