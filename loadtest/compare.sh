@@ -39,6 +39,7 @@ ROUNDS_FLAG=""
 TREE=""
 TLS=0
 SERVERS_SET=0
+ORIG_ARGS=("$@")   # for the re-run inside a network namespace (RINGFTP_COMPARE_MTU)
 
 usage() {
     cat <<EOF
@@ -177,6 +178,16 @@ fi
 # plus curl, confined to their own CPUs. Unset: the kernel places everything.
 SERVER_CPUS=${RINGFTP_COMPARE_SERVER_CPUS:-}
 GEN_CPUS=${RINGFTP_COMPARE_GEN_CPUS:-}
+# RINGFTP_COMPARE_MTU=N: run every server, the generator and curl in a
+# private network namespace (unshare --net, root) whose loopback has MTU N,
+# for example 1500 as on Ethernet. The host's loopback has a 64 KiB MTU, and
+# there a client's receive-window autotuning can stall against a zero-copy
+# sender (docs/benchmarks.md, "Fifth pass"); an Ethernet-sized MTU measures
+# the servers as a network would carry them. Unset: the host's loopback.
+MTU=${RINGFTP_COMPARE_MTU:-}
+if [[ -n $MTU && ! $MTU =~ ^[0-9]+$ ]]; then
+    echo "compare.sh: RINGFTP_COMPARE_MTU must be a number of bytes, not '$MTU'" >&2; exit 2
+fi
 SERVER_TASKSET=(); GEN_TASKSET=()
 if [[ -n $SERVER_CPUS ]]; then SERVER_TASKSET=(taskset -c "$SERVER_CPUS"); fi
 if [[ -n $GEN_CPUS ]]; then GEN_TASKSET=(taskset -c "$GEN_CPUS"); fi
@@ -764,6 +775,17 @@ main() {
     fi
     prepare_tree
     check_tree_access
+    if [[ -n $MTU && -z ${RINGFTP_COMPARE_IN_NETNS:-} ]]; then
+        # Peers, build and tree are ready (they may need the network): the
+        # rest runs again inside the namespace, into the same --out.
+        [[ $(id -u) == 0 ]] || die "RINGFTP_COMPARE_MTU needs root (unshare --net)"
+        command -v ip >/dev/null || die "RINGFTP_COMPARE_MTU needs ip (iproute2)"
+        log "network namespace with loopback MTU $MTU (RINGFTP_COMPARE_MTU)"
+        trap - EXIT
+        exec env RINGFTP_COMPARE_IN_NETNS=1 unshare --net -- /bin/bash -c \
+            'ip link set lo mtu "$1" up || exit 1; shift; exec /bin/bash "$@"' \
+            _ "$MTU" "$HERE/compare.sh" "${ORIG_ARGS[@]}" --no-build --out "$OUT" --tree "$TREE"
+    fi
     case $ACTION in
         check) run_check ;;
         serve)
@@ -926,6 +948,9 @@ print_header() {
     for s in $SERVERS; do echo "  - $(server_version "$s"): 127.0.0.1:${PORT[$s]}, passive ${PASV_LO[$s]}-${PASV_HI[$s]}"; done
     if [[ " $CASES " == *" bigfile "* && $TLS == 0 ]]; then echo "  - $(server_version ceiling): 127.0.0.1:${PORT[ceiling]} (bigfile only)"; fi
     if [[ $TLS == 1 ]]; then echo "- FTPS (--tls): explicit AUTH TLS, PROT P, session reuse required by every server; one self-signed RSA-2048 certificate; ringftp $("$RINGFTP" serve --help >/dev/null 2>&1 && echo "with --tls-cert/--tls-key (kTLS probe result in its log)"), vsftpd ssl_enable=YES (OpenSSL), ProFTPD mod_tls (OpenSSL)"; fi
+    local mtu
+    mtu=$(ip -o link show lo 2>/dev/null | sed -n 's/.* mtu \([0-9]*\).*/\1/p')
+    echo "- network: $(if [[ -n ${RINGFTP_COMPARE_IN_NETNS:-} ]]; then echo "a private network namespace (RINGFTP_COMPARE_MTU) whose loopback has MTU ${mtu:-unknown}"; else echo "the host's loopback, MTU ${mtu:-unknown}"; fi)"
     echo "- CPU placement: $(if [[ -n $SERVER_CPUS$GEN_CPUS ]]; then echo "servers \`taskset -c ${SERVER_CPUS:-any}\`, generator and curl \`taskset -c ${GEN_CPUS:-any}\`"; else echo "none (the kernel places every process; ringftp pins its own shards, the generator is unpinned)"; fi)"
     echo "- generator: \`ringftp loadtest --target 127.0.0.1:PORT --server-pid PID --json FILE ARGS\`${GEN_EXTRA:+ plus \`$GEN_EXTRA\`}, ARGS per case:"
     local c
