@@ -363,6 +363,15 @@ fn legacy_names_are_listed_as_utf8_and_found_by_either_form() {
     fx.write("na\u{ef}ve.txt", b"utf-8 form\n");
     write_raw(&fx.root, b"lat\xe9dir/inner.txt", b"inner\n");
     fx.write("plain.txt", b"plain\n");
+    // 200 legacy bytes: shown as 400 UTF-8 bytes, over the filesystem's
+    // 255-byte name limit as sent; also a directory of such a name.
+    let long_raw = vec![0xe9u8; 200];
+    let long_shown = "\u{e9}".repeat(200);
+    write_raw(&fx.root, &long_raw, b"long\n");
+    let mut long_dir = vec![0xe8u8; 150];
+    long_dir.extend_from_slice(b"/in.txt");
+    write_raw(&fx.root, &long_dir, b"deep\n");
+    let long_dir_shown = "\u{e8}".repeat(150);
     let srv = Server::builder().start(&fx);
     let mut f = srv.login();
 
@@ -374,6 +383,8 @@ fn legacy_names_are_listed_as_utf8_and_found_by_either_form() {
         "na\u{ef}ve.txt",
         "plain.txt",
         "\u{20ac}uro.txt",
+        &long_shown,
+        &long_dir_shown,
     ];
     let mut want: Vec<&str> = shown.to_vec();
     want.sort();
@@ -394,6 +405,7 @@ fn legacy_names_are_listed_as_utf8_and_found_by_either_form() {
     assert_eq!(mlsd, want, "MLSD");
 
     // Each shown name, sent back, finds its file; so do the raw bytes.
+    let long_dir_file = format!("{long_dir_shown}/in.txt");
     let table: &[(&[u8], &[u8])] = &[
         ("caf\u{e9}.txt".as_bytes(), b"latin\n"),
         (b"caf\xe9.txt", b"latin\n"),
@@ -405,6 +417,9 @@ fn legacy_names_are_listed_as_utf8_and_found_by_either_form() {
         (b"na\xefve.txt", b"legacy form\n"),
         ("lat\u{e9}dir/inner.txt".as_bytes(), b"inner\n"),
         (b"lat\xe9dir/inner.txt", b"inner\n"),
+        (long_shown.as_bytes(), b"long\n"),
+        (&long_raw, b"long\n"),
+        (long_dir_file.as_bytes(), b"deep\n"),
     ];
     for (name, want) in table {
         let what = String::from_utf8_lossy(name);
@@ -427,6 +442,8 @@ fn legacy_names_are_listed_as_utf8_and_found_by_either_form() {
     assert_eq!(nlst_lines(&f.transfer("NLST")), ["inner.txt"]);
     assert_eq!(f.retr("inner.txt"), b"inner\n");
     f.expect("CWD ..", 250);
+    f.expect(&format!("CWD {long_dir_shown}"), 250);
+    f.expect("CWD /", 250);
     // A character windows-1252 lacks is no shown legacy name.
     f.expect("SIZE \u{65e5}.txt", 550);
     f.quit();
@@ -444,8 +461,20 @@ fn writes_by_the_shown_name_act_on_the_legacy_file() {
     write_raw(&home, b"d\xe9l.txt", b"delete me\n");
     write_raw(&home, b"ren\xe9.txt", b"rename me\n");
     write_raw(&home, b"app\xe9.txt", b"one\n");
+    // Shown as 260 UTF-8 bytes: too long as sent, found in legacy form.
+    write_raw(&home, &[0xe9u8; 130], b"long\n");
     let srv = Server::builder().users(&users).start(&fx);
     let mut f = srv.login_as("alice", "alice-pw");
+    let long_shown = "\u{e9}".repeat(130);
+    f.stor(&long_shown, b"long, new\n");
+    assert_eq!(
+        std::fs::read(home.join(os(&[0xe9u8; 130]))).unwrap(),
+        b"long, new\n"
+    );
+    f.expect(&format!("DELE {long_shown}"), 250);
+    // A new name that long is refused, not truncated.
+    let r = f.cmd(&format!("DELE {long_shown}"));
+    assert_eq!(r.lines, ["550 File name too long."]);
 
     f.stor("caf\u{e9}.txt", b"new\n");
     assert_eq!(

@@ -95,10 +95,12 @@ pub async fn openat(dir: &FdRef, rel: CString, flags: i32, mode: u32) -> std::io
 }
 
 /// Opens the virtual path `vpath` under `root` for `flags`: as sent, or,
-/// if that does not exist, in its legacy-charset form.
+/// if that does not exist, in its legacy-charset form. "Does not exist"
+/// includes ENAMETOOLONG: a legacy name of 128 bytes or more is shown in
+/// UTF-8 as more than 255 bytes, too long for the filesystem as sent.
 pub async fn open_vpath(root: &FdRef, vpath: &[u8], flags: i32) -> Result<OwnedFd, VfsError> {
     match openat(root, relative(vpath)?, flags, 0).await {
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENAMETOOLONG)) => {
             let Some(legacy) = legacy_path(root, vpath).await else {
                 return Err(VfsError::from_io(e));
             };

@@ -47,7 +47,14 @@ pub(crate) async fn open_parent(root: &FdRef, vpath: &[u8]) -> Result<Parent, Vf
         name,
     };
     if let Some(legacy) = names::legacy_name(sent) {
-        if lstat_in(&found).await?.is_none() {
+        // Too long as sent may still be a legacy name shown in UTF-8 (see
+        // resolve::open_vpath).
+        let missing = match lstat_in(&found).await {
+            Ok(st) => st.is_none(),
+            Err(VfsError::NameTooLong) => true,
+            Err(e) => return Err(e),
+        };
+        if missing {
             let other = Parent {
                 dir: found.dir.clone(),
                 name: plain_name(&legacy)?,
