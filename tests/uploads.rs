@@ -181,6 +181,33 @@ fn rest_stor_keeps_the_head_and_cuts_the_old_tail() {
         want.extend_from_slice(new);
         assert_eq!(fx.read("alice/long.bin"), want, "REST {offset}");
     }
+    // Past the end: refused, saying why, and the file is untouched.
+    fx.write("alice/long.bin", &old);
+    let _conn = f.epsv_connect();
+    f.expect("REST 101", 350);
+    let r = f.expect("STOR long.bin", 550);
+    assert_eq!(
+        r.lines,
+        ["550 Restart offset 101 is past the end of the file (100 bytes)."]
+    );
+    assert_eq!(fx.read("alice/long.bin"), old);
+    // Broken off (ABOR): the first 10 bytes, then whatever of the new data
+    // arrived, and nothing of the old tail; SIZE says where to go on.
+    let mut conn = f.epsv_connect();
+    f.expect("REST 10", 350);
+    f.expect("STOR long.bin", 150);
+    conn.write_all(b"vwxyz").unwrap();
+    f.send_raw(b"ABOR\r\n");
+    assert_eq!(f.read_reply().code, 426);
+    assert_eq!(f.read_reply().code, 226);
+    drop(conn);
+    let got = fx.read("alice/long.bin");
+    assert!(
+        got.starts_with(&old[..10]) && b"vwxyz".starts_with(&got[10..]),
+        "{got:?}"
+    );
+    let r = f.expect("SIZE long.bin", 213);
+    assert_eq!(r.lines, [format!("213 {}", got.len())]);
 }
 
 #[test]

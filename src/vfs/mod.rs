@@ -54,6 +54,14 @@ pub enum VfsError {
     /// RNTO of a directory into itself or one of its subdirectories
     /// (renameat2(2) EINVAL).
     IntoItself,
+    /// REST offset (bytes) past the end of the file, whose size is `size`
+    /// bytes, for RETR or STOR.
+    PastEnd {
+        /// The restart offset, bytes.
+        offset: u64,
+        /// The file's size, bytes.
+        size: u64,
+    },
     /// Not published to anonymous sessions: not world-readable, or under a
     /// directory that is not world-searchable (see [`world`]).
     NotPublished,
@@ -93,8 +101,12 @@ impl VfsError {
 
     /// The text of the 550 reply. An escape attempt reads like any other
     /// refusal: the client learns nothing about what lies outside the root.
-    pub fn reply_text(&self) -> &'static str {
-        match self {
+    pub fn reply_text(&self) -> std::borrow::Cow<'static, str> {
+        if let VfsError::PastEnd { offset, size } = self {
+            return format!("Restart offset {offset} is past the end of the file ({size} bytes).")
+                .into();
+        }
+        let text = match self {
             VfsError::NotFound => "No such file or directory.",
             VfsError::PermissionDenied | VfsError::Escapes | VfsError::NotPublished => {
                 "Permission denied."
@@ -108,8 +120,9 @@ impl VfsError {
             VfsError::BadName => "Invalid file name.",
             VfsError::NameTooLong => "File name too long.",
             VfsError::IntoItself => "Cannot move a directory into itself.",
-            VfsError::Io(_) => "Could not access the file.",
-        }
+            VfsError::PastEnd { .. } | VfsError::Io(_) => "Could not access the file.",
+        };
+        text.into()
     }
 }
 

@@ -10,8 +10,8 @@
 //! Uploads never destroy what is on disk when they fail ([`Upload`]): a
 //! file that is replaced is written beside it under a hidden temporary
 //! name and renamed over it only when the transfer completes; an APPE that
-//! fails is cut back to the original length; a resumed upload (REST) keeps
-//! what arrived.
+//! fails is cut back to the original length; a resumed upload (REST N) is
+//! cut at N when it starts and keeps what arrived.
 
 use std::cell::Cell;
 use std::ffi::CString;
@@ -281,15 +281,20 @@ pub(crate) async fn begin_upload(
                 return Err(VfsError::NotFound);
             };
             if offset > st.size {
-                return Err(VfsError::Io(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!(
-                        "restart offset {offset} is past the end of the file ({} bytes)",
-                        st.size
-                    ),
-                )));
+                return Err(VfsError::PastEnd {
+                    offset,
+                    size: st.size,
+                });
             }
             let fd = open_existing(root, vpath).await?;
+            // A resumed upload continues the file at `offset`: what lay
+            // beyond goes now, not at the end, so a transfer that breaks
+            // leaves the first `offset` bytes and what arrived, and SIZE
+            // tells the client where to resume (pure-ftpd does the same;
+            // vsftpd writes over the old bytes in place).
+            if offset < st.size {
+                truncate(&fd, offset)?;
+            }
             (fd, offset, None, Mode::Resume)
         }
         UploadKind::Store { .. } if existing.is_none() && !atomic => {
@@ -435,12 +440,10 @@ impl Upload {
         )
     }
 
-    /// The transfer completed with the file's data ending at `end`.
-    pub(crate) async fn commit(self, end: u64) -> Result<(), VfsError> {
-        if self.mode == Mode::Resume {
-            // A resumed upload may land short of a longer stale tail.
-            truncate(&self.file, end)?;
-        }
+    /// The transfer completed: a temporary file takes the target's name.
+    /// (A resumed upload's file was cut at its offset when it began, see
+    /// `begin_upload`, so it ends where the new data ends.)
+    pub(crate) async fn commit(self) -> Result<(), VfsError> {
         if let Some(t) = self.temp {
             sys::renameat(
                 self.parent.dir.clone(),

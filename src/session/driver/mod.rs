@@ -602,7 +602,7 @@ impl Conn {
             _ => Loud::Info,
         };
         self.log_refusal(loud, FILE_UNAVAILABLE, Some(vpath), &e);
-        self.send_reply(Reply::new(FILE_UNAVAILABLE, e.reply_text()))
+        self.send_reply(Reply::new(FILE_UNAVAILABLE, e.reply_text().into_owned()))
             .await
     }
 }

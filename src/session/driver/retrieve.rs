@@ -9,7 +9,7 @@ use crate::proto::Reply;
 use crate::session::outcome::Direction;
 use crate::session::step::DataMode;
 use crate::vfs::world::Use;
-use crate::vfs::{path, resolve};
+use crate::vfs::{path, resolve, VfsError};
 
 impl Conn {
     pub(super) async fn retr(
@@ -28,15 +28,11 @@ impl Conn {
             return self.refuse(&vpath, e).await;
         }
         if offset > st.size {
-            return self
-                .reply(Reply::new(
-                    FILE_UNAVAILABLE,
-                    format!(
-                        "Restart offset {offset} is past the end of the file ({} bytes).",
-                        st.size
-                    ),
-                ))
-                .await;
+            let e = VfsError::PastEnd {
+                offset,
+                size: st.size,
+            };
+            return self.refuse(&vpath, e).await;
         }
         let name = lossy(path::file_name(&vpath));
         // The byte count a client may show as progress is the file's size

@@ -147,8 +147,7 @@ impl Conn {
             self.log_transfer(t, bytes, false).await;
             return Flow::Close;
         }
-        let end = upload.offset + bytes;
-        match upload.commit(end).await {
+        match upload.commit().await {
             Ok(()) => {
                 self.ctx.metrics.upload_commits.inc();
                 self.log_transfer(t, bytes, true).await;
@@ -157,7 +156,7 @@ impl Conn {
             }
             Err(e) => {
                 self.ctx.metrics.upload_aborts.inc();
-                let reply = Reply::new(e.reply_code(), e.reply_text());
+                let reply = Reply::new(e.reply_code(), e.reply_text().into_owned());
                 self.log_refusal(
                     Loud::Warn,
                     reply.code,
