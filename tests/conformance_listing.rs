@@ -701,6 +701,26 @@ fn list_recursive_says_what_it_could_not_read() {
     let (_, r) = f.transfer_bytes(b"LIST -R r");
     assert_eq!(r.lines, ["226 Transfer complete."]);
     f.quit();
+    // Anonymous sessions list only world-readable directories: one that
+    // is searchable but not readable (0711) is shown, not descended, and
+    // counted.
+    fx.write("pub/ok/a.txt", b"a\n");
+    fx.write("pub/x711/b.txt", b"b\n");
+    lock("pub/x711", 0o711);
+    let mut anon = srv.login();
+    let (data, r) = anon.transfer_bytes(b"LIST -R pub");
+    let text = String::from_utf8(data).unwrap();
+    let headers: Vec<&str> = text.split("\r\n").filter(|l| l.ends_with(':')).collect();
+    assert_eq!(headers, ["pub:", "pub/ok:"], "{text}");
+    assert!(text.contains(" x711\r\n"), "{text}");
+    assert_eq!(
+        r.lines,
+        [
+            "226-1 directory could not be read.",
+            "226 Transfer complete."
+        ]
+    );
+    anon.quit();
 }
 
 /// `--list-max-entries` caps every listing command, LIST -R's levels

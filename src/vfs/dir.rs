@@ -264,16 +264,15 @@ impl Lister {
             .iter()
             .rposition(|(_, _, d)| *d <= cur.depth)
             .map_or(0, |i| i + 1);
-        // An anonymous session descends only into directories it may list.
-        let listable =
-            |e: &&Entry| !self.spec.opts.published_only || super::world::readable(&e.stat);
-        for e in entries
-            .iter()
-            .filter(|e| e.kind == EntryKind::Dir)
-            .filter(listable)
-        {
+        for e in entries.iter().filter(|e| e.kind == EntryKind::Dir) {
             if cur.depth >= self.spec.max_depth {
                 self.depth_hit = true;
+                continue;
+            }
+            // An anonymous session descends only into directories it may
+            // list; the others count as unreadable, as a failed open does.
+            if self.spec.opts.published_only && !super::world::readable(&e.stat) {
+                self.unreadable += 1;
                 continue;
             }
             let mut typed = cur.typed.clone();
