@@ -185,8 +185,13 @@ GEN_CPUS=${RINGFTP_COMPARE_GEN_CPUS:-}
 # sender (docs/benchmarks.md, "Fifth pass"); an Ethernet-sized MTU measures
 # the servers as a network would carry them. Unset: the host's loopback.
 MTU=${RINGFTP_COMPARE_MTU:-}
-if [[ -n $MTU && ! $MTU =~ ^[0-9]+$ ]]; then
-    echo "compare.sh: RINGFTP_COMPARE_MTU must be a number of bytes, not '$MTU'" >&2; exit 2
+if [[ -n $MTU ]]; then
+    # 68: below it the kernel takes IPv4 off the interface (RFC 791's
+    # minimum); 65536: the loopback's own maximum.
+    if ! [[ $MTU =~ ^[0-9]{1,6}$ ]] || ((10#$MTU < 68 || 10#$MTU > 65536)); then
+        echo "compare.sh: RINGFTP_COMPARE_MTU must be a number of bytes from 68 to 65536, not '$MTU'" >&2; exit 2
+    fi
+    MTU=$((10#$MTU))   # no leading zero for ip(8) to read as octal
 fi
 SERVER_TASKSET=(); GEN_TASKSET=()
 if [[ -n $SERVER_CPUS ]]; then SERVER_TASKSET=(taskset -c "$SERVER_CPUS"); fi
@@ -397,6 +402,22 @@ prepare_tree() {
         die "ringftp loadtest prepare failed: $(tail -3 "$OUT/logs/prepare.log")"
     fi
     printf '%s\n' "$want" >"$stampf"
+}
+
+# One comparison at a time per tree: two would move each other's uploads
+# aside (reset_upload_dir) and share the CPUs, spoiling both. The lock
+# (fd 9) is held until this process ends; the run inside the network
+# namespace (RINGFTP_COMPARE_MTU) inherits it.
+lock_tree() {
+    [[ -n ${RINGFTP_COMPARE_IN_NETNS:-} ]] && return 0
+    local f=$TREE/.compare-lock
+    # (Not `exec 9>>f 2>/dev/null`: exec would keep stderr on /dev/null.)
+    if ! (: >>"$f") 2>/dev/null; then
+        log "warning: cannot create $f: not guarding $TREE against a second comparison"
+        return 0
+    fi
+    exec 9>>"$f"
+    flock -n 9 || die "another compare.sh is using $TREE (its uploads and timings would mix with this run's); wait for it to finish, or give this one another --tree"
 }
 
 # Every component from / down to the tree must be searchable by the peers'
@@ -775,6 +796,7 @@ main() {
     fi
     prepare_tree
     check_tree_access
+    lock_tree
     if [[ -n $MTU && -z ${RINGFTP_COMPARE_IN_NETNS:-} ]]; then
         # Peers, build and tree are ready (they may need the network): the
         # rest runs again inside the namespace, into the same --out.

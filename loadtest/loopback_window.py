@@ -86,6 +86,8 @@ def main():
                     help="the reader's sleep between reads (default 2)")
     ap.add_argument("--rounds", type=int, default=6, help="rounds (default 6)")
     a = ap.parse_args()
+    if a.rounds < 1 or a.size_mib < 1 or a.delay_ms < 0:
+        ap.error("--rounds and --size-mib must be at least 1, --delay-ms at least 0")
     mtu = loopback_mtu()
     with tempfile.NamedTemporaryFile(dir="/var/tmp", prefix="loopback-window.") as tmp:
         tmp.write(os.urandom(1 << 20) * a.size_mib)
