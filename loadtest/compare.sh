@@ -965,7 +965,9 @@ print_header() {
     echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(free -g | awk '/^Mem:/{print $2}') GiB, kernel $(uname -r)"
     echo "- ringftp commit: $(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet HEAD -- src || echo ' (uncommitted changes in src/)')"
     echo "- tree: $TREE ($TREE_DESC)"
-    echo "- every server on 127.0.0.1, anonymous read-only (for $WRITE_CASES: its writable set-up, see COMPARE.md), started fresh for each run; server CPU and memory measured by the generator (--server-pid): CPU $(if [[ -n $CG_ROOT ]]; then echo "from a cgroup of its own ($CG_ROOT), every process it ever had"; else echo "from the /proc tree (no writable cgroup here), reaped and reparented children included"; fi), from before the run until its sessions have closed; RSS/PSS summed over the process tree"
+    local writes="" w
+    for w in $WRITE_CASES; do [[ " $CASES " == *" $w "* ]] && writes+="${writes:+ and }$w"; done
+    echo "- every server on 127.0.0.1, anonymous read-only${writes:+ (for $writes: its writable set-up, see COMPARE.md)}, started fresh for each run; server CPU and memory measured by the generator (--server-pid): CPU $(if [[ -n $CG_ROOT ]]; then echo "from a cgroup of its own ($CG_ROOT), every process it ever had"; else echo "from the /proc tree (no writable cgroup here), reaped and reparented children included"; fi), from before the run until its sessions have closed; RSS/PSS summed over the process tree"
     echo "- servers:"
     for s in $SERVERS; do echo "  - $(server_version "$s"): 127.0.0.1:${PORT[$s]}, passive ${PASV_LO[$s]}-${PASV_HI[$s]}"; done
     if [[ " $CASES " == *" bigfile "* && $TLS == 0 ]]; then echo "  - $(server_version ceiling): 127.0.0.1:${PORT[ceiling]} (bigfile only)"; fi
