@@ -208,6 +208,28 @@ fn rest_stor_keeps_the_head_and_cuts_the_old_tail() {
     );
     let r = f.expect("SIZE long.bin", 213);
     assert_eq!(r.lines, [format!("213 {}", got.len())]);
+    // A data connection that never comes: 425, and the file as it was.
+    fx.write("alice/long.bin", &old);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap();
+    drop(closed);
+    f.expect(&format!("EPRT {}", eprt_arg(port)), 200);
+    f.expect("REST 10", 350);
+    f.expect("STOR long.bin", 425);
+    assert_eq!(fx.read("alice/long.bin"), old);
+    // Through a symlink the offset is checked against, and the data goes
+    // into, the file it points to; so does APPE's.
+    fx.write("alice/target.bin", &old);
+    std::os::unix::fs::symlink("target.bin", fx.root.join("alice/link")).unwrap();
+    let mut conn = f.epsv_connect();
+    f.expect("REST 50", 350);
+    f.expect("STOR link", 150);
+    conn.write_all(b"xyz").unwrap();
+    drop(conn);
+    assert_eq!(f.read_reply().code, 226);
+    assert_eq!(fx.read("alice/target.bin"), [&old[..50], b"xyz"].concat());
+    f.upload("APPE link", b"+");
+    assert_eq!(fx.read("alice/target.bin"), [&old[..50], b"xyz+"].concat());
 }
 
 #[test]

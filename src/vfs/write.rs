@@ -181,8 +181,10 @@ enum Mode {
     /// STOU with --atomic-uploads: a temporary file, renamed over the empty
     /// file that reserved the unique name.
     TempOverReserved,
-    /// REST + STOR into an existing file: what arrives stays.
-    Resume,
+    /// REST + STOR into an existing file: what arrives stays; with `cut`,
+    /// the file (longer than the offset) is cut at the offset when the
+    /// transfer starts.
+    Resume { cut: bool },
     /// APPE to an existing file of this length: cut back on failure.
     Append { original_len: u64 },
 }
@@ -277,25 +279,21 @@ pub(crate) async fn begin_upload(
     let mut name = path::file_name(vpath).to_vec();
     let (file, offset, temp, mode) = match kind {
         UploadKind::Store { offset } if offset > 0 => {
-            let Some(st) = existing else {
+            if existing.is_none() {
                 return Err(VfsError::NotFound);
-            };
+            }
+            // The size of what is opened: through a symlink, the target's.
+            let (fd, st) = open_existing(root, vpath).await?;
             if offset > st.size {
                 return Err(VfsError::PastEnd {
                     offset,
                     size: st.size,
                 });
             }
-            let fd = open_existing(root, vpath).await?;
             // A resumed upload continues the file at `offset`: what lay
-            // beyond goes now, not at the end, so a transfer that breaks
-            // leaves the first `offset` bytes and what arrived, and SIZE
-            // tells the client where to resume (pure-ftpd does the same;
-            // vsftpd writes over the old bytes in place).
-            if offset < st.size {
-                truncate(&fd, offset)?;
-            }
-            (fd, offset, None, Mode::Resume)
+            // beyond goes once the transfer starts (see `cut_at_start`).
+            let cut = offset < st.size;
+            (fd, offset, None, Mode::Resume { cut })
         }
         UploadKind::Store { .. } if existing.is_none() && !atomic => {
             let made = match created {
@@ -332,8 +330,10 @@ pub(crate) async fn begin_upload(
             )
         }
         UploadKind::Append => match existing {
-            Some(st) => {
-                let fd = open_existing(root, vpath).await?;
+            Some(_) => {
+                // The length of what is opened: through a symlink, the
+                // target's.
+                let (fd, st) = open_existing(root, vpath).await?;
                 (
                     fd,
                     st.size,
@@ -392,7 +392,9 @@ pub(crate) async fn begin_upload(
     })
 }
 
-async fn open_existing(root: &FdRef, vpath: &[u8]) -> Result<OwnedFd, VfsError> {
+/// Opens an existing regular file for writing (following symlinks inside
+/// the root) and returns it with its stat.
+async fn open_existing(root: &FdRef, vpath: &[u8]) -> Result<(OwnedFd, Stat), VfsError> {
     let flags = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
     let fd = resolve::open_vpath(root, vpath, flags).await?;
     let file = std::fs::File::from(fd);
@@ -402,7 +404,7 @@ async fn open_existing(root: &FdRef, vpath: &[u8]) -> Result<OwnedFd, VfsError> 
     }
     let fd = OwnedFd::from(file);
     resolve::clear_nonblock(&fd)?;
-    Ok(fd)
+    Ok((fd, st))
 }
 
 /// STOU: the requested name if free, else `name.1`, `name.2`, ...
@@ -435,14 +437,32 @@ impl Upload {
             self.mode,
             Mode::Temp {
                 target_existed: true
-            } | Mode::Resume
+            } | Mode::Resume { .. }
                 | Mode::Append { .. }
         )
     }
 
+    /// Cuts a resumed upload's file at its offset, if it is longer: called
+    /// once the data connection is up, just before the first byte is
+    /// read, so an upload that never starts leaves the file as it was,
+    /// and one that breaks leaves the first `offset` bytes and what
+    /// arrived, for SIZE to tell the client where to resume (pure-ftpd
+    /// cuts at the offset too; vsftpd writes over the old bytes in place
+    /// and keeps the rest).
+    pub(crate) fn cut_at_start(file: &OwnedFd, offset: u64) -> std::io::Result<()> {
+        // A metadata update, as in `truncate`.
+        std::fs::File::from(file.try_clone()?).set_len(offset)
+    }
+
+    /// True when the file must be cut at the offset when the transfer
+    /// starts ([`Upload::cut_at_start`]).
+    pub(crate) fn cuts(&self) -> bool {
+        self.mode == Mode::Resume { cut: true }
+    }
+
     /// The transfer completed: a temporary file takes the target's name.
-    /// (A resumed upload's file was cut at its offset when it began, see
-    /// `begin_upload`, so it ends where the new data ends.)
+    /// (A resumed upload's file was cut at its offset when the transfer
+    /// started, so it ends where the new data ends.)
     pub(crate) async fn commit(self) -> Result<(), VfsError> {
         if let Some(t) = self.temp {
             sys::renameat(

@@ -1,7 +1,8 @@
 //! STOR, APPE, STOU: set the file up first (so a refusal comes before any
 //! data connection), receive socket → pipe → file, then keep or undo (see
 //! [`crate::vfs::write::Upload`]: a failed upload never truncates or loses
-//! what was on disk).
+//! what was on disk, except what a resumed upload gave up past its offset
+//! when its data connection came up).
 
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
@@ -83,6 +84,7 @@ impl Conn {
         let job = Job::Upload {
             file: upload.file.clone(),
             offset: upload.offset,
+            cut: upload.cuts(),
         };
         let t = Transfer::new(verb, Direction::Upload, final_vpath, ascii, data);
         let outcome = self.run_transfer(&t, opening, job).await;

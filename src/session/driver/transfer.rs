@@ -31,8 +31,16 @@ pub(super) enum Job {
     },
     /// LIST/NLST/MLSD: one line, or a directory streamed chunk by chunk.
     Listing(Prepared),
-    /// STOR/APPE/STOU into `file` from `offset`.
-    Upload { file: Rc<OwnedFd>, offset: u64 },
+    /// STOR/APPE/STOU into `file` from `offset`; with `cut`, the file is
+    /// first cut at `offset` (a resumed upload, [`Upload::cut_at_start`]),
+    /// once the data connection is up.
+    ///
+    /// [`Upload::cut_at_start`]: crate::vfs::write::Upload::cut_at_start
+    Upload {
+        file: Rc<OwnedFd>,
+        offset: u64,
+        cut: bool,
+    },
 }
 
 /// One transfer command being carried out: what the logs, the xferlog and
@@ -230,8 +238,17 @@ impl Conn {
                         ch.close().await?;
                         Ok(sent)
                     }
-                    Job::Upload { file, offset } if ascii => ch.recv_ascii(file, offset).await,
-                    Job::Upload { file, offset } => ch.recv_binary(file, offset).await,
+                    Job::Upload { file, offset, cut } => {
+                        if cut {
+                            crate::vfs::write::Upload::cut_at_start(&file, offset)
+                                .map_err(TransferError::Local)?;
+                        }
+                        if ascii {
+                            ch.recv_ascii(file, offset).await
+                        } else {
+                            ch.recv_binary(file, offset).await
+                        }
+                    }
                 }
             })
             .await;
