@@ -444,6 +444,14 @@ fn legacy_names_are_listed_as_utf8_and_found_by_either_form() {
     f.expect("CWD ..", 250);
     f.expect(&format!("CWD {long_dir_shown}"), 250);
     f.expect("CWD /", 250);
+    // Inside such a directory, a wildcard expands and a missing name is
+    // missing (not "too long").
+    assert_eq!(
+        nlst_lines(&f.transfer(&format!("NLST {long_dir_shown}/*.txt"))),
+        [format!("{long_dir_shown}/in.txt")]
+    );
+    let r = f.expect(&format!("SIZE {long_dir_shown}/missing.txt"), 550);
+    assert_eq!(r.lines, ["550 No such file or directory."]);
     // A character windows-1252 lacks is no shown legacy name.
     f.expect("SIZE \u{65e5}.txt", 550);
     f.quit();

@@ -106,7 +106,17 @@ pub async fn open_vpath(root: &FdRef, vpath: &[u8], flags: i32) -> Result<OwnedF
             };
             openat(root, relative(&legacy)?, flags, 0)
                 .await
-                .map_err(|_| VfsError::from_io(e))
+                .map_err(|again| {
+                    // Too long as sent, a name is only meaningful in its
+                    // legacy form: say what that form met (a missing file
+                    // in a long-named directory is ENOENT, which is what
+                    // lets a wildcard there be expanded).
+                    if e.raw_os_error() == Some(libc::ENAMETOOLONG) {
+                        VfsError::from_io(again)
+                    } else {
+                        VfsError::from_io(e)
+                    }
+                })
         }
         r => r.map_err(VfsError::from_io),
     }
