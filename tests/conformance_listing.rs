@@ -707,6 +707,9 @@ fn list_recursive_says_what_it_could_not_read() {
     fx.write("pub/ok/a.txt", b"a\n");
     fx.write("pub/x711/b.txt", b"b\n");
     lock("pub/x711", 0o711);
+    // Not shown to anonymous at all: neither listed nor counted.
+    fx.write("pub/hid700/c.txt", b"c\n");
+    lock("pub/hid700", 0o700);
     let mut anon = srv.login();
     let (data, r) = anon.transfer_bytes(b"LIST -R pub");
     let text = String::from_utf8(data).unwrap();
@@ -717,6 +720,34 @@ fn list_recursive_says_what_it_could_not_read() {
         r.lines,
         [
             "226-1 directory could not be read.",
+            "226 Transfer complete."
+        ]
+    );
+    assert!(!text.contains("hid700"), "{text}");
+    anon.quit();
+    // The entry cap counts what is sent: hidden entries do not use it up.
+    for (name, mode) in [
+        ("a.txt", 0o644),
+        ("b.txt", 0o600),
+        ("c.txt", 0o644),
+        ("d.txt", 0o644),
+    ] {
+        fx.write(&format!("capped/{name}"), b"x\n");
+        lock(&format!("capped/{name}"), mode);
+    }
+    let capped = Server::builder()
+        .args(&["--list-max-entries", "2"])
+        .start(&fx);
+    let mut anon = capped.login();
+    let (data, r) = anon.transfer_bytes(b"NLST capped");
+    assert_eq!(
+        String::from_utf8(data).unwrap(),
+        "capped/a.txt\r\ncapped/c.txt\r\n"
+    );
+    assert_eq!(
+        r.lines,
+        [
+            "226-Listing cut at 2 entries (--list-max-entries).",
             "226 Transfer complete."
         ]
     );

@@ -232,13 +232,20 @@ impl Lister {
                 if cur.next == 0 && cur.depth == 0 && self.recursive {
                     push_header(out, &cur.typed);
                 }
-                let left = cur.names.starts.len() - cur.next;
-                let take = left.min(CHUNK).min(self.entries_left);
-                let entries: Vec<Entry> = (cur.next..cur.next + take)
-                    .filter_map(|i| entry(&self.root, &cur, cur.names.get(i), self.spec.links))
-                    .collect();
-                cur.next += take;
-                self.entries_left -= take;
+                // Up to CHUNK names, and no more entries than the cap has
+                // left: only the entries the client is shown count (an
+                // anonymous session's unpublished ones do not), and only
+                // they are descended into.
+                let end = cur.names.starts.len().min(cur.next + CHUNK);
+                let mut entries: Vec<Entry> = Vec::new();
+                while cur.next < end && entries.len() < self.entries_left {
+                    let found = entry(&self.root, &cur, cur.names.get(cur.next), self.spec.links);
+                    cur.next += 1;
+                    if let Some(e) = found.filter(|e| !listing::hidden(e, &self.spec.opts)) {
+                        entries.push(e);
+                    }
+                }
+                self.entries_left -= entries.len();
                 self.listed += entries.len();
                 listing::render_entries(&entries, &self.spec.opts, out);
                 if self.recursive {

@@ -449,7 +449,7 @@ pub fn nlst_prefix(shown: &[u8]) -> Option<Vec<u8>> {
 /// exist; a dot-file shows only with `-a` (or `--show-dotfiles`), as in
 /// `ls` and vsftpd, in every listing format alike; an anonymous session
 /// sees only what is published to the world ([`super::world::visible`]).
-fn hidden(e: &Entry, opts: &ListOptions) -> bool {
+pub(crate) fn hidden(e: &Entry, opts: &ListOptions) -> bool {
     e.name.iter().any(|&b| b == b'\r' || b == b'\n')
         || (!opts.all && e.name.first() == Some(&b'.'))
         || (opts.published_only && !super::world::visible(&e.stat))
