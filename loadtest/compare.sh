@@ -387,9 +387,10 @@ server_version() {
 prepare_tree() {
     if [[ -n $TREE ]]; then
         [[ -d $TREE ]] || die "--tree $TREE is not a directory"
-        TREE=$(cd "$TREE" && pwd); return
+        TREE=$(cd "$TREE" && pwd); lock_tree; return
     fi
     TREE=$HERE/out/tree-$MODE
+    lock_tree   # before a stale tree is removed and prepared again
     local stampf=$TREE/.compare-stamp want
     want="$TREE_ARGS $(cd "$REPO" && git log -1 --format=%h -- src/loadgen/prepare.rs 2>/dev/null)"
     if [[ -f $stampf && $(cat "$stampf") == "$want" ]]; then
@@ -405,12 +406,15 @@ prepare_tree() {
 }
 
 # One comparison at a time per tree: two would move each other's uploads
-# aside (reset_upload_dir) and share the CPUs, spoiling both. The lock
-# (fd 9) is held until this process ends; the run inside the network
-# namespace (RINGFTP_COMPARE_MTU) inherits it.
+# aside (reset_upload_dir), or prepare the tree under each other, and share
+# the CPUs, spoiling both. The lock (fd 9, a file beside the tree) is held
+# until this process ends; the run inside the network namespace
+# (RINGFTP_COMPARE_MTU) inherits it, the servers and the generator do not.
 lock_tree() {
     [[ -n ${RINGFTP_COMPARE_IN_NETNS:-} ]] && return 0
-    local f=$TREE/.compare-lock
+    mkdir -p "$(dirname "$TREE")"
+    local f
+    f=$(dirname "$TREE")/.$(basename "$TREE").compare-lock
     # (Not `exec 9>>f 2>/dev/null`: exec would keep stderr on /dev/null.)
     if ! (: >>"$f") 2>/dev/null; then
         log "warning: cannot create $f: not guarding $TREE against a second comparison"
@@ -680,7 +684,7 @@ start_server() { # NAME LOGTAG -> sets STARTED_PID
             cg=""
         fi
     fi
-    setsid "${CMD[@]}" 0>>"$logf" >>"$logf" 2>&1 &
+    setsid "${CMD[@]}" 0>>"$logf" >>"$logf" 2>&1 9>&- &   # 9: the tree lock stays ours
     STARTED_PID=$!
     RUNNING[$STARTED_PID]=$name
     if [[ -n $cg ]]; then CGROUP[$STARTED_PID]=$cg; fi
@@ -796,7 +800,6 @@ main() {
     fi
     prepare_tree
     check_tree_access
-    lock_tree
     if [[ -n $MTU && -z ${RINGFTP_COMPARE_IN_NETNS:-} ]]; then
         # Peers, build and tree are ready (they may need the network): the
         # rest runs again inside the namespace, into the same --out.
@@ -927,7 +930,7 @@ run_one() { # CASE SERVER ROUND
     # closed, memory over the tree, and the sessions it really held.
     printf '%s\n' "${GEN_TASKSET[*]} $RINGFTP loadtest --target 127.0.0.1:${PORT[$s]} $args --json $json --server-pid $pid" >"$glog"
     # shellcheck disable=SC2086
-    timeout -k 10 "$limit" "${GEN_TASKSET[@]}" "$RINGFTP" loadtest --target "127.0.0.1:${PORT[$s]}" $args \
+    timeout -k 10 "$limit" "${GEN_TASKSET[@]}" "$RINGFTP" 9>&- loadtest --target "127.0.0.1:${PORT[$s]}" $args \
         --json "$json" --server-pid "$pid" $GEN_EXTRA </dev/null >>"$glog" 2>&1 &
     GEN_PID=$!
     rc=0; wait "$GEN_PID" || rc=$?
