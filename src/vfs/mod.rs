@@ -102,11 +102,13 @@ impl VfsError {
     /// The text of the 550 reply. An escape attempt reads like any other
     /// refusal: the client learns nothing about what lies outside the root.
     pub fn reply_text(&self) -> std::borrow::Cow<'static, str> {
-        if let VfsError::PastEnd { offset, size } = self {
-            return format!("Restart offset {offset} is past the end of the file ({size} bytes).")
-                .into();
-        }
         let text = match self {
+            VfsError::PastEnd { offset, size } => {
+                return format!(
+                    "Restart offset {offset} is past the end of the file ({size} bytes)."
+                )
+                .into()
+            }
             VfsError::NotFound => "No such file or directory.",
             VfsError::PermissionDenied | VfsError::Escapes | VfsError::NotPublished => {
                 "Permission denied."
@@ -120,7 +122,7 @@ impl VfsError {
             VfsError::BadName => "Invalid file name.",
             VfsError::NameTooLong => "File name too long.",
             VfsError::IntoItself => "Cannot move a directory into itself.",
-            VfsError::PastEnd { .. } | VfsError::Io(_) => "Could not access the file.",
+            VfsError::Io(_) => "Could not access the file.",
         };
         text.into()
     }

@@ -291,7 +291,7 @@ pub(crate) async fn begin_upload(
                 });
             }
             // A resumed upload continues the file at `offset`: what lay
-            // beyond goes once the transfer starts (see `cut_at_start`).
+            // beyond goes once the transfer starts (see `Upload::cuts`).
             let cut = offset < st.size;
             (fd, offset, None, Mode::Resume { cut })
         }
@@ -442,20 +442,13 @@ impl Upload {
         )
     }
 
-    /// Cuts a resumed upload's file at its offset, if it is longer: called
-    /// once the data connection is up, just before the first byte is
-    /// read, so an upload that never starts leaves the file as it was,
-    /// and one that breaks leaves the first `offset` bytes and what
-    /// arrived, for SIZE to tell the client where to resume (pure-ftpd
-    /// cuts at the offset too; vsftpd writes over the old bytes in place
-    /// and keeps the rest).
-    pub(crate) fn cut_at_start(file: &OwnedFd, offset: u64) -> std::io::Result<()> {
-        // A metadata update, as in `truncate`.
-        std::fs::File::from(file.try_clone()?).set_len(offset)
-    }
-
-    /// True when the file must be cut at the offset when the transfer
-    /// starts ([`Upload::cut_at_start`]).
+    /// True when a resumed upload's file is longer than its offset and
+    /// must be cut there ([`truncate`]) once the data connection is up,
+    /// just before the first byte is read: an upload that never starts
+    /// leaves the file as it was, and one that breaks leaves the first
+    /// `offset` bytes and what arrived, for SIZE to tell the client where
+    /// to resume (pure-ftpd cuts at the offset too; vsftpd writes over the
+    /// old bytes in place and keeps the rest).
     pub(crate) fn cuts(&self) -> bool {
         self.mode == Mode::Resume { cut: true }
     }
@@ -529,7 +522,7 @@ impl Upload {
                 }
             }
             (Mode::Append { original_len }, _) if !keep_partial => {
-                truncate(&self.file, original_len)
+                truncate(&self.file, original_len).map_err(VfsError::from_io)
             }
             _ => Ok(()),
         };
@@ -542,11 +535,10 @@ impl Upload {
     }
 }
 
-fn truncate(file: &OwnedFd, len: u64) -> Result<(), VfsError> {
+/// Sets `file`'s length to `len` bytes (ftruncate(2)): a failed APPE's cut
+/// back, a resumed upload's cut at its offset ([`Upload::cuts`]).
+pub(crate) fn truncate(file: &OwnedFd, len: u64) -> std::io::Result<()> {
     // ftruncate has no io_uring opcode before Linux 6.9; it is a metadata
     // update, not I/O, so it runs here.
-    let dup = file.try_clone().map_err(VfsError::from_io)?;
-    std::fs::File::from(dup)
-        .set_len(len)
-        .map_err(VfsError::from_io)
+    std::fs::File::from(file.try_clone()?).set_len(len)
 }

@@ -32,10 +32,10 @@ pub(super) enum Job {
     /// LIST/NLST/MLSD: one line, or a directory streamed chunk by chunk.
     Listing(Prepared),
     /// STOR/APPE/STOU into `file` from `offset`; with `cut`, the file is
-    /// first cut at `offset` (a resumed upload, [`Upload::cut_at_start`]),
-    /// once the data connection is up.
+    /// first cut at `offset` (a resumed upload, [`Upload::cuts`]), once
+    /// the data connection is up.
     ///
-    /// [`Upload::cut_at_start`]: crate::vfs::write::Upload::cut_at_start
+    /// [`Upload::cuts`]: crate::vfs::write::Upload::cuts
     Upload {
         file: Rc<OwnedFd>,
         offset: u64,
@@ -240,7 +240,7 @@ impl Conn {
                     }
                     Job::Upload { file, offset, cut } => {
                         if cut {
-                            crate::vfs::write::Upload::cut_at_start(&file, offset)
+                            crate::vfs::write::truncate(&file, offset)
                                 .map_err(TransferError::Local)?;
                         }
                         if ascii {
