@@ -87,11 +87,17 @@ fn read_tree(abi: ABI) -> BitFlags<AccessFs> {
 }
 
 /// The rights an account that may upload needs: create, write, truncate
-/// (STOR over a file), rename across directories, remove.
+/// (STOR over a file), rename across directories, remove. Landlock counts
+/// a rename as making an entry of the moved kind in the target directory,
+/// so RNFR/RNTO of a symlink, FIFO or socket needs MakeSym, MakeFifo and
+/// MakeSock (no FTP command creates one; device nodes stay out).
 fn write_tree() -> BitFlags<AccessFs> {
     AccessFs::WriteFile
         | AccessFs::MakeReg
         | AccessFs::MakeDir
+        | AccessFs::MakeSym
+        | AccessFs::MakeFifo
+        | AccessFs::MakeSock
         | AccessFs::RemoveFile
         | AccessFs::RemoveDir
         | AccessFs::Refer

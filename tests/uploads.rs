@@ -232,6 +232,39 @@ fn rest_stor_keeps_the_head_and_cuts_the_old_tail() {
     assert_eq!(fx.read("alice/target.bin"), [&old[..50], b"xyz+"].concat());
 }
 
+/// Under the Landlock sandbox an account may rename what is in its home
+/// whatever its kind: a symlink and a FIFO move like a file (a rename
+/// needs the right to make that kind of entry in the target directory).
+#[test]
+fn rnfr_rnto_moves_symlinks_and_fifos_under_the_sandbox() {
+    let (fx, srv) = alice_server(&["--sandbox", "required"]);
+    let home = fx.root.join("alice");
+    fx.write("alice/sub/keep.txt", b"k\n");
+    std::os::unix::fs::symlink("sub/keep.txt", home.join("link")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(home.join("pipe"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let mut f = srv.login_as("alice", "alice-pw");
+    for (from, to) in [
+        ("link", "link2"),
+        ("link2", "sub/link3"),
+        ("pipe", "sub/pipe2"),
+    ] {
+        f.expect(&format!("RNFR {from}"), 350);
+        f.expect(&format!("RNTO {to}"), 250);
+    }
+    let link = std::fs::symlink_metadata(home.join("sub/link3")).unwrap();
+    assert!(link.file_type().is_symlink());
+    use std::os::unix::fs::FileTypeExt;
+    let pipe = std::fs::symlink_metadata(home.join("sub/pipe2")).unwrap();
+    assert!(pipe.file_type().is_fifo());
+    assert!(std::fs::symlink_metadata(home.join("link")).is_err());
+    assert!(std::fs::symlink_metadata(home.join("pipe")).is_err());
+    f.quit();
+}
+
 #[test]
 fn type_a_upload_converts_crlf_to_lf() {
     let (fx, srv) = alice_server(&[]);
