@@ -278,6 +278,71 @@ fn anonymous_sees_only_world_readable_files_and_directories() {
     a.quit();
 }
 
+/// What a listing leaves out for anonymous cannot be told from a name
+/// that does not exist: every command answers a hidden path exactly as
+/// it answers a missing one (ProFTPD's HideNoAccess; vsftpd answers both
+/// alike). A directory that is shown but not listable (`0711`) says so.
+#[test]
+fn anonymous_cannot_tell_hidden_names_from_missing_ones() {
+    let fx = Fixture::new();
+    published_tree(&fx);
+    // A directory the server's own user cannot search (root's, 0700):
+    // the kernel refuses the lookup of anything below it.
+    let as_root = nix::unistd::geteuid().is_root();
+    if as_root {
+        fx.write("rootonly/inner.txt", b"root's\n");
+        chmod(&fx.root.join("rootonly/inner.txt"), 0o644);
+        chmod(&fx.root.join("rootonly"), 0o700);
+        std::os::unix::fs::chown(fx.root.join("rootonly"), Some(0), Some(0)).unwrap();
+    }
+    let srv = Server::builder().start(&fx);
+    let mut f = srv.login();
+    // (hidden path, missing path of the same shape)
+    let mut pairs = vec![
+        ("pub/secret.txt", "pub/nothere.txt"),
+        ("private", "nothere"),
+        ("private/inner.txt", "nothere/inner.txt"),
+        ("private/*.txt", "nothere/*.txt"),
+    ];
+    if as_root {
+        pairs.push(("rootonly/inner.txt", "nothere/inner.txt"));
+        pairs.push(("rootonly/*.txt", "nothere/*.txt"));
+    }
+    let control = ["SIZE", "MDTM", "MLST", "CWD", "STAT"];
+    let data = ["RETR", "LIST", "NLST", "MLSD"];
+    for (hidden, missing) in &pairs {
+        for verb in control.iter().chain(&data) {
+            let mut ask = |path: &str| {
+                if data.contains(verb) {
+                    f.epsv();
+                }
+                let r = f.cmd(&format!("{verb} {path}"));
+                r.text().replace(path, "PATH")
+            };
+            let (h, m) = (ask(hidden), ask(missing));
+            assert!(h.starts_with("550"), "{verb} {hidden}: {h}");
+            assert_eq!(h, m, "{verb} {hidden} vs {verb} {missing}");
+        }
+    }
+    // Shown, but not listable: refused as such.
+    f.epsv();
+    let r = f.cmd("LIST dropbox");
+    assert_eq!(r.text(), "550 Permission denied.");
+    f.expect("CWD dropbox", 250);
+    // CWD to a file that is shown is "Not a directory.", as for accounts.
+    let r = f.cmd("CWD /openfile.txt");
+    assert_eq!(r.text(), "550 Not a directory.");
+    f.quit();
+    // The log still says why.
+    let log = srv.log_synced();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("refused SIZE: not world-readable")
+                && l.contains("path=/pub/secret.txt")),
+        "{log}"
+    );
+}
+
 #[test]
 fn the_default_root_is_never_slash() {
     let fx = Fixture::new();

@@ -62,9 +62,16 @@ pub enum VfsError {
         /// The file's size, bytes.
         size: u64,
     },
-    /// Not published to anonymous sessions: not world-readable, or under a
-    /// directory that is not world-searchable (see [`world`]).
+    /// Shown to anonymous sessions but not usable as asked: a directory
+    /// they may enter but not list (`0711`, see [`world`]).
     NotPublished,
+    /// Not shown to anonymous sessions at all: a file that is not
+    /// world-readable, a directory that is not world-searchable, anything
+    /// under one, or a path the server's own user may not look up. The
+    /// reply is the one for a missing path ("No such file or directory."),
+    /// so a client cannot probe for names it is not shown (ProFTPD's
+    /// `HideNoAccess`; vsftpd answers both alike too).
+    Hidden,
     /// Any other I/O error, kept for the log (the reply says only 550).
     Io(io::Error),
 }
@@ -109,7 +116,7 @@ impl VfsError {
                 )
                 .into()
             }
-            VfsError::NotFound => "No such file or directory.",
+            VfsError::NotFound | VfsError::Hidden => "No such file or directory.",
             VfsError::PermissionDenied | VfsError::Escapes | VfsError::NotPublished => {
                 "Permission denied."
             }
@@ -134,7 +141,10 @@ impl std::fmt::Display for VfsError {
             VfsError::Io(e) => write!(f, "{e}"),
             VfsError::Escapes => f.write_str("path leads outside the root"),
             VfsError::NotPublished => f.write_str(
-                "not world-readable (anonymous sessions see only world-readable files and world-searchable directories)",
+                "not world-readable (anonymous sessions may list only world-readable directories)",
+            ),
+            VfsError::Hidden => f.write_str(
+                "not world-readable, answered as absent (anonymous sessions see only world-readable files and world-searchable directories)",
             ),
             other => f.write_str(other.reply_text().trim_end_matches('.')),
         }

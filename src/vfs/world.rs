@@ -73,7 +73,8 @@ pub(crate) fn visible(st: &Stat) -> bool {
 fn allows(st: &Stat, usage: Use) -> bool {
     match usage {
         Use::Read => readable(st),
-        Use::Enter => searchable(st),
+        // A file is refused as "Not a directory." by CWD itself.
+        Use::Enter => searchable(st) || !st.is_dir(),
         Use::Look => visible(st),
     }
 }
@@ -81,8 +82,15 @@ fn allows(st: &Stat, usage: Use) -> bool {
 /// Checks, for an anonymous session, that `vpath` (whose stat is `st`)
 /// may be used as `usage` and that every directory above it is
 /// world-searchable. Directories `searched` already holds are not
-/// stat'ed again; the deepest one checked here is added to it. Refuses
-/// with [`VfsError::NotPublished`].
+/// stat'ed again; the deepest one checked here is added to it.
+///
+/// Refuses with [`VfsError::Hidden`] (answered like a missing path) when
+/// `vpath` is not [`visible`] or lies under a directory that is not
+/// world-searchable, so that nothing a listing leaves out can be told
+/// apart from a name that does not exist; with [`VfsError::NotPublished`]
+/// when it is shown but not usable as `usage` (LIST of a `0711`
+/// directory). CWD to a visible file passes here (the caller answers
+/// "Not a directory.").
 pub(crate) async fn check(
     root: &FdRef,
     vpath: &[u8],
@@ -90,8 +98,8 @@ pub(crate) async fn check(
     usage: Use,
     searched: &Searched,
 ) -> Result<(), VfsError> {
-    if !allows(st, usage) {
-        return Err(VfsError::NotPublished);
+    if !visible(st) {
+        return Err(VfsError::Hidden);
     }
     // Paths from `join` are normalized already; anything else is
     // normalized first, so each ancestor is a prefix of the path.
@@ -104,9 +112,9 @@ pub(crate) async fn check(
     };
     let mut deepest = None;
     for dir in ancestors(vpath).skip_while(|d| searched.covers(d)) {
-        let st = resolve::stat(root, dir).await?;
+        let st = resolve::stat(root, dir).await.map_err(hide_denied)?;
         if !searchable(&st) {
-            return Err(VfsError::NotPublished);
+            return Err(VfsError::Hidden);
         }
         deepest = Some(dir);
     }
@@ -114,7 +122,22 @@ pub(crate) async fn check(
         // Every directory above `dir` was covered or just passed.
         searched.remember(dir.to_vec());
     }
-    Ok(())
+    if allows(st, usage) {
+        Ok(())
+    } else {
+        Err(VfsError::NotPublished)
+    }
+}
+
+/// For an anonymous session's lookup: the server's own user may not
+/// search a directory on the way (EACCES), so the name is not published;
+/// answered as [`VfsError::Hidden`] like any unpublished path. Other
+/// errors pass unchanged.
+pub(crate) fn hide_denied(e: VfsError) -> VfsError {
+    match e {
+        VfsError::PermissionDenied => VfsError::Hidden,
+        e => e,
+    }
 }
 
 /// The directories a session has found world-searchable, each with every

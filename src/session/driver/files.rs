@@ -35,10 +35,24 @@ impl Conn {
         world::check(self.root(), vpath, st, usage, &self.searched).await
     }
 
+    /// An error looking up a path, as the session may learn it: for an
+    /// anonymous session a lookup the server's user may not make (EACCES
+    /// on the way) reads as a missing path, like everything else it is
+    /// not shown ([`world::hide_denied`]).
+    pub(super) fn lookup_error(&self, e: VfsError) -> VfsError {
+        if self.published_only() {
+            world::hide_denied(e)
+        } else {
+            e
+        }
+    }
+
     /// Stats `vpath`, refusing what an anonymous session may not use as
     /// `usage`.
-    async fn stat_published(&self, vpath: &[u8], usage: Use) -> Result<Stat, VfsError> {
-        let st = resolve::stat(self.root(), vpath).await?;
+    pub(super) async fn stat_published(&self, vpath: &[u8], usage: Use) -> Result<Stat, VfsError> {
+        let st = resolve::stat(self.root(), vpath)
+            .await
+            .map_err(|e| self.lookup_error(e))?;
         self.published(vpath, &st, usage).await?;
         Ok(st)
     }
@@ -59,7 +73,9 @@ impl Conn {
     }
 
     pub(super) async fn size(&mut self, vpath: Vec<u8>) -> Flow {
-        match self.stat_published(&vpath, Use::Read).await {
+        // Use::Look: a file anonymous is shown is one it may read; what
+        // else it is shown (a directory) is "Not a plain file.".
+        match self.stat_published(&vpath, Use::Look).await {
             Ok(st) if st.is_file() => {
                 self.reply(Reply::new(FILE_STATUS, st.size.to_string()))
                     .await
@@ -70,7 +86,7 @@ impl Conn {
     }
 
     pub(super) async fn mdtm(&mut self, vpath: Vec<u8>) -> Flow {
-        match self.stat_published(&vpath, Use::Read).await {
+        match self.stat_published(&vpath, Use::Look).await {
             Ok(st) if st.is_file() => {
                 self.reply(Reply::new(FILE_STATUS, format_mdtm(st.mtime)))
                     .await

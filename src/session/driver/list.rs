@@ -108,7 +108,8 @@ impl Conn {
             now: unix_now(),
             published_only: self.published_only(),
         };
-        let (dir_vpath, pattern, prefix) = match resolve::stat(self.root(), &l.path).await {
+        let looked_up = resolve::stat(self.root(), &l.path).await;
+        let (dir_vpath, pattern, prefix) = match looked_up.map_err(|e| self.lookup_error(e)) {
             Ok(st) if !st.is_dir() => {
                 self.published(&l.path, &st, Use::Read).await?;
                 if l.format == ListFormat::Machine {
@@ -133,7 +134,9 @@ impl Conn {
             }
             Err(VfsError::NotFound) => {
                 let (dir, pattern) = glob::split(&l.path).ok_or(VfsError::NotFound)?;
-                let dir_st = resolve::stat(self.root(), &dir).await?;
+                let dir_st = resolve::stat(self.root(), &dir)
+                    .await
+                    .map_err(|e| self.lookup_error(e))?;
                 self.published(&dir, &dir_st, Use::Read).await?;
                 let typed = glob::typed_dir(l.shown.as_deref().unwrap_or_default());
                 (
@@ -222,7 +225,7 @@ impl Conn {
     pub(super) async fn mlst(&mut self, vpath: Vec<u8>) -> Flow {
         let st = match resolve::stat(self.root(), &vpath).await {
             Ok(st) => st,
-            Err(e) => return self.refuse(&vpath, e).await,
+            Err(e) => return self.refuse(&vpath, self.lookup_error(e)).await,
         };
         if let Err(e) = self.published(&vpath, &st, Use::Look).await {
             return self.refuse(&vpath, e).await;

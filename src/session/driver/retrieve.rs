@@ -22,7 +22,16 @@ impl Conn {
     ) -> Flow {
         let (file, st) = match resolve::open_file(self.root(), &vpath).await {
             Ok(f) => f,
-            Err(e) => return self.refuse(&vpath, e).await,
+            Err(VfsError::NotAFile) if self.published_only() => {
+                // A directory or FIFO anonymous is not shown reads as
+                // missing, not as "Not a plain file.".
+                let e = match self.stat_published(&vpath, Use::Look).await {
+                    Ok(_) => VfsError::NotAFile,
+                    Err(e) => e,
+                };
+                return self.refuse(&vpath, e).await;
+            }
+            Err(e) => return self.refuse(&vpath, self.lookup_error(e)).await,
         };
         if let Err(e) = self.published(&vpath, &st, Use::Read).await {
             return self.refuse(&vpath, e).await;
