@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -154,6 +154,45 @@ fn ftplib_rest_stor_resumes() {
 /// REST N + STOR onto a longer file is a resumed upload: the first N old
 /// bytes stay, the new data follows, and the file ends where it ends (the
 /// old tail is cut, as pure-ftpd does). Also REST 0 and REST at the end.
+/// REST sent before the data connection is set up (REST, TYPE, PASV or
+/// EPSV, then the transfer) still restarts the transfer, as vsftpd and
+/// pure-ftpd keep it: a client doing so must not overwrite the file it
+/// meant to resume. Any other command in between cancels it.
+#[test]
+fn rest_before_pasv_or_epsv_still_restarts() {
+    let (fx, srv) = alice_server(&[]);
+    let old: Vec<u8> = (0..100u8).collect();
+    let mut f = srv.login_as("alice", "alice-pw");
+    // Upload: REST, TYPE I, EPSV, STOR resumes at 10.
+    fx.write("alice/long.bin", &old);
+    f.expect("REST 10", 350);
+    f.expect("TYPE I", 200);
+    let mut conn = f.epsv_connect();
+    f.expect("STOR long.bin", 150);
+    conn.write_all(b"new").unwrap();
+    drop(conn);
+    assert_eq!(f.read_reply().code, 226);
+    let mut want = old[..10].to_vec();
+    want.extend_from_slice(b"new");
+    assert_eq!(fx.read("alice/long.bin"), want);
+    // Download: REST, PASV, RETR sends from 5; the next RETR from 0.
+    fx.write("alice/long.bin", &old);
+    f.expect("REST 5", 350);
+    let addr = f.pasv();
+    let mut data = std::net::TcpStream::connect(addr).unwrap();
+    f.expect("RETR long.bin", 150);
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    assert_eq!(f.read_reply().code, 226);
+    assert_eq!(got, old[5..]);
+    assert_eq!(f.retr("long.bin"), old);
+    // Another command in between: the offset is gone.
+    f.expect("REST 5", 350);
+    f.expect("NOOP", 200);
+    assert_eq!(f.retr("long.bin"), old);
+    f.quit();
+}
+
 #[test]
 fn rest_stor_keeps_the_head_and_cuts_the_old_tail() {
     let (fx, srv) = alice_server(&[]);

@@ -268,6 +268,19 @@ impl Session {
         )
     }
 
+    /// Commands that may come between REST and its transfer without
+    /// cancelling it: the data connection's set-up and TYPE.
+    fn keeps_rest(cmd: &Command) -> bool {
+        matches!(
+            cmd,
+            Command::Pasv
+                | Command::Epsv(_)
+                | Command::Port(_)
+                | Command::Eprt(_)
+                | Command::Type(_)
+        )
+    }
+
     /// The step for one command, received at `now`.
     pub fn handle(&mut self, cmd: Command, now: Instant) -> Step {
         if self.user().is_none() && !Self::allowed_before_login(&cmd) {
@@ -280,10 +293,17 @@ impl Session {
                 return reply(FILE_UNAVAILABLE, "Permission denied.");
             }
         }
-        // REST applies to the transfer command right after it and to no
-        // later one (RFC 3659 5.3); anything else in between cancels it.
-        // Likewise a pending RNFR is only good for the very next command.
-        let rest = std::mem::take(&mut self.rest);
+        // REST applies to the next transfer command (RFC 3659 5.3 wants it
+        // right before; vsftpd and pure-ftpd keep it until a transfer):
+        // setting up the data connection (PASV, EPSV, PORT, EPRT) or the
+        // TYPE in between keeps it, so a client that sends REST before
+        // PASV resumes instead of overwriting; anything else cancels it.
+        // A pending RNFR is only good for the very next command.
+        let rest = if Self::keeps_rest(&cmd) {
+            self.rest
+        } else {
+            std::mem::take(&mut self.rest)
+        };
         let rename_from = self.rename_from.take();
         match cmd {
             Command::User(user) => match &self.login {
@@ -709,12 +729,41 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // REST then another command: the offset is gone.
-        s.passive_opened();
-        run(&mut s, "REST 5");
-        run(&mut s, "NOOP");
-        match run(&mut s, "RETR f") {
-            Step::Retr { offset, .. } => assert_eq!(offset, 0),
-            other => panic!("{other:?}"),
+        for between in ["NOOP", "SIZE f", "LIST", "CWD /", "MODE S", "REST 0"] {
+            s.passive_opened();
+            run(&mut s, "REST 5");
+            run(&mut s, between);
+            s.passive_opened();
+            match run(&mut s, "RETR f") {
+                Step::Retr { offset, .. } => assert_eq!(offset, 0, "{between}"),
+                other => panic!("{between}: {other:?}"),
+            }
+        }
+        // The data connection's set-up and TYPE in between keep it, for
+        // the next transfer only.
+        let mut s = writer(Perms::READ.with(Perms::WRITE));
+        for between in [
+            "PASV",
+            "EPSV",
+            "PORT 127,0,0,1,4,1",
+            "EPRT |1|127.0.0.1|1025|",
+            "TYPE I",
+        ] {
+            run(&mut s, "REST 7");
+            run(&mut s, between);
+            run(&mut s, "TYPE I");
+            s.passive_opened();
+            match run(&mut s, "STOR f") {
+                Step::Store { kind, .. } => {
+                    assert_eq!(kind, UploadKind::Store { offset: 7 }, "{between}")
+                }
+                other => panic!("{between}: {other:?}"),
+            }
+            s.passive_opened();
+            match run(&mut s, "RETR f") {
+                Step::Retr { offset, .. } => assert_eq!(offset, 0, "{between}"),
+                other => panic!("{between}: {other:?}"),
+            }
         }
     }
 
