@@ -564,9 +564,10 @@ fn max_upload_rate_caps_an_account() {
 /// STOR to a name that is already taken: a new name is created (O_EXCL),
 /// and only when the kernel says something is there does the upload look
 /// at what: a directory refuses with 550 and stays as it was, a file is
-/// replaced whole, a dangling symlink is replaced by the file itself (its
-/// target is never created), and a file that appeared between two STORs
-/// is replaced, not appended to.
+/// replaced whole, a symlink is replaced by the file itself (its target,
+/// dangling or not, is neither created nor changed) unless it leads to a
+/// directory (refused like the directory), and a file that appeared
+/// between two STORs is replaced, not appended to.
 #[test]
 fn stor_onto_names_already_taken() {
     let (fx, srv) = alice_server(&[]);
@@ -575,13 +576,35 @@ fn stor_onto_names_already_taken() {
     std::fs::write(home.join("dir/inside.txt"), b"keep").unwrap();
     std::fs::write(home.join("old.bin"), pattern(7, 9000)).unwrap();
     std::os::unix::fs::symlink("missing-target", home.join("dangling")).unwrap();
+    std::os::unix::fs::symlink("dir", home.join("dirlink")).unwrap();
+    std::fs::write(home.join("target.txt"), b"the target").unwrap();
+    std::os::unix::fs::symlink("target.txt", home.join("filelink")).unwrap();
     let mut f = srv.login_as("alice", "alice-pw");
 
-    f.epsv();
-    let r = f.cmd("STOR dir");
-    assert_eq!(r.code, 550, "STOR onto a directory: {r:?}");
-    assert!(home.join("dir").is_dir());
-    assert_eq!(std::fs::read(home.join("dir/inside.txt")).unwrap(), b"keep");
+    for onto in ["dir", "dirlink"] {
+        f.epsv();
+        let r = f.cmd(&format!("STOR {onto}"));
+        assert_eq!(r.text(), "550 Is a directory.", "STOR {onto}");
+        assert!(home.join("dir").is_dir());
+        assert_eq!(std::fs::read(home.join("dir/inside.txt")).unwrap(), b"keep");
+    }
+    let m = std::fs::symlink_metadata(home.join("dirlink")).unwrap();
+    assert!(m.file_type().is_symlink(), "{m:?}");
+
+    f.stor("filelink", b"replaces the link");
+    let m = std::fs::symlink_metadata(home.join("filelink")).unwrap();
+    assert!(m.is_file(), "the link itself is replaced: {m:?}");
+    assert_eq!(
+        std::fs::read(home.join("filelink")).unwrap(),
+        b"replaces the link"
+    );
+    assert_eq!(
+        std::fs::read(home.join("target.txt")).unwrap(),
+        b"the target"
+    );
+    for gone in ["dirlink", "filelink", "target.txt"] {
+        std::fs::remove_file(home.join(gone)).unwrap();
+    }
 
     f.stor("old.bin", b"short");
     assert_eq!(std::fs::read(home.join("old.bin")).unwrap(), b"short");

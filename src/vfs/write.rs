@@ -276,6 +276,16 @@ pub(crate) async fn begin_upload(
     if existing.as_ref().is_some_and(|st| st.is_dir()) {
         return Err(VfsError::IsADirectory);
     }
+    if kind == (UploadKind::Store { offset: 0 }) && existing.as_ref().is_some_and(Stat::is_symlink)
+    {
+        // STOR replaces a symlink with the uploaded file and leaves its
+        // target alone (as rsync does; vsftpd and pure-ftpd would write
+        // over the target), but a link to a directory stands for that
+        // directory: refused as STOR onto the directory itself is.
+        if resolve::stat(root, vpath).await.is_ok_and(|st| st.is_dir()) {
+            return Err(VfsError::IsADirectory);
+        }
+    }
     let mut name = path::file_name(vpath).to_vec();
     let (file, offset, temp, mode) = match kind {
         UploadKind::Store { offset } if offset > 0 => {
