@@ -10,6 +10,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ringftp::auth::Perms;
+use ringftp::vfs::access::Viewer;
 use ringftp::vfs::listing::{format_list_line, format_mlsx_line, Entry, EntryKind, Facts};
 use ringftp::vfs::Stat;
 
@@ -59,7 +60,13 @@ fn bench_listing(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             for e in &entries {
-                format_mlsx_line(e, Facts::default(), Perms::anonymous(), &mut out);
+                format_mlsx_line(
+                    e,
+                    Facts::default(),
+                    Perms::anonymous(),
+                    Viewer::World,
+                    &mut out,
+                );
             }
             black_box(out.len())
         })

@@ -324,10 +324,27 @@ fn anonymous_cannot_tell_hidden_names_from_missing_ones() {
             assert_eq!(h, m, "{verb} {hidden} vs {verb} {missing}");
         }
     }
-    // Shown, but not listable: refused as such.
+    // Shown, but not listable: refused as such, and MLSD/MLST `perm`
+    // says so (`e`, no `l`).
     f.epsv();
     let r = f.cmd("LIST dropbox");
     assert_eq!(r.text(), "550 Permission denied.");
+    let mlsd = f.listing("MLSD /");
+    let perm_of = |name: &str| {
+        let line = mlsd
+            .lines()
+            .find(|l| l.ends_with(&format!(" {name}")))
+            .unwrap_or_else(|| panic!("{name} not in {mlsd}"));
+        line.split(';')
+            .find_map(|f| f.strip_prefix("perm="))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(perm_of("dropbox"), "e", "{mlsd}");
+    assert_eq!(perm_of("pub"), "el", "{mlsd}");
+    assert_eq!(perm_of("openfile.txt"), "r", "{mlsd}");
+    let r = f.expect("MLST dropbox", 250);
+    assert!(r.lines[1].contains(";perm=e;"), "{r:?}");
     f.expect("CWD dropbox", 250);
     // CWD to a file that is shown is "Not a directory.", as for accounts.
     let r = f.cmd("CWD /openfile.txt");

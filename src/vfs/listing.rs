@@ -13,6 +13,7 @@
 //! filesystem or the clock. Lines are appended to one buffer so a listing
 //! of thousands of entries costs no allocation per entry.
 
+use super::access::{Access, Viewer};
 use super::time::{civil_from_unix, push_mdtm, MDTM_MAX, MDTM_MIN};
 use super::{names, path, Stat};
 use crate::auth::Perms;
@@ -329,9 +330,10 @@ fn push_hex(out: &mut Vec<u8>, mut v: u64) {
 /// life of the file, what clients use to detect hard links and loops),
 /// `UNIX.mode` the four octal digits of the permission and set-id/sticky
 /// bits. `perm` says what this session may do with the entry
-/// ([`push_perm_fact`]). For an MLST reply the caller prefixes one space
+/// ([`push_perm_fact`]): what `perms` grants and the entry's mode bits
+/// allow `viewer`. For an MLST reply the caller prefixes one space
 /// (section 7.2).
-pub fn format_mlsx_line(e: &Entry, facts: Facts, perms: Perms, out: &mut Vec<u8>) {
+pub fn format_mlsx_line(e: &Entry, facts: Facts, perms: Perms, viewer: Viewer, out: &mut Vec<u8>) {
     if facts.r#type {
         out.extend_from_slice(b"type=");
         out.extend_from_slice(mlsx_type(e));
@@ -349,7 +351,7 @@ pub fn format_mlsx_line(e: &Entry, facts: Facts, perms: Perms, out: &mut Vec<u8>
     }
     if facts.perm {
         out.extend_from_slice(b"perm=");
-        push_perm_fact(e.kind, perms, out);
+        push_perm_fact(e.kind, perms, Access::of(&e.stat, viewer), out);
         out.push(b';');
     }
     if facts.unique {
@@ -373,32 +375,41 @@ pub fn format_mlsx_line(e: &Entry, facts: Facts, perms: Perms, out: &mut Vec<u8>
 }
 
 /// Appends the RFC 3659 section 7.5.5 `perm` fact of an entry: the
-/// letters of what this session may do with it, from its permissions.
-/// Files: `a` APPE, `d` DELE, `f` RNFR, `r` RETR, `w` STOR. Directories:
-/// `c` create files in it (STOR/STOU), `d` RMD, `e` CWD (always), `f`
-/// RNFR, `l` LIST/NLST/MLSD, `m` MKD in it, `p` delete its entries. An
-/// anonymous session (list and read) gets `r` and `el`.
-pub fn push_perm_fact(kind: EntryKind, perms: Perms, out: &mut Vec<u8>) {
-    let letters: &[(u8, Perms)] = match kind {
+/// letters of what this session may do with it, from its permissions and
+/// what the entry's own mode bits allow (`access`, see [`Access::of`]).
+/// Files: `a` APPE and `w` STOR (need write), `d` DELE, `f` RNFR, `r`
+/// RETR (needs read). Directories: `c` create files in it and `m` MKD in
+/// it and `p` delete its entries (need write and search), `d` RMD, `e`
+/// CWD (needs search), `f` RNFR, `l` LIST/NLST/MLSD (needs read and
+/// search). `d` and `f` depend on the parent directory, which is not
+/// checked. An anonymous session (list and read) gets `r` and `el` for
+/// what the world may read, `e` for a `0711` directory.
+pub fn push_perm_fact(kind: EntryKind, perms: Perms, access: Access, out: &mut Vec<u8>) {
+    let Access {
+        read,
+        write,
+        search,
+    } = access;
+    let letters: &[(u8, Perms, bool)] = match kind {
         EntryKind::Dir => &[
-            (b'c', Perms::WRITE),
-            (b'd', Perms::DELETE),
-            (b'e', Perms::NONE),
-            (b'f', Perms::RENAME),
-            (b'l', Perms::LIST),
-            (b'm', Perms::MKDIR),
-            (b'p', Perms::DELETE),
+            (b'c', Perms::WRITE, write && search),
+            (b'd', Perms::DELETE, true),
+            (b'e', Perms::NONE, search),
+            (b'f', Perms::RENAME, true),
+            (b'l', Perms::LIST, read && search),
+            (b'm', Perms::MKDIR, write && search),
+            (b'p', Perms::DELETE, write && search),
         ],
         _ => &[
-            (b'a', Perms::APPEND),
-            (b'd', Perms::DELETE),
-            (b'f', Perms::RENAME),
-            (b'r', Perms::READ),
-            (b'w', Perms::WRITE),
+            (b'a', Perms::APPEND, write),
+            (b'd', Perms::DELETE, true),
+            (b'f', Perms::RENAME, true),
+            (b'r', Perms::READ, read),
+            (b'w', Perms::WRITE, write),
         ],
     };
-    for &(letter, needs) in letters {
-        if perms.has(needs) {
+    for &(letter, needs, allowed) in letters {
+        if allowed && perms.has(needs) {
             out.push(letter);
         }
     }
@@ -426,6 +437,18 @@ pub struct ListOptions {
     /// Anonymous session: entries not published to the world (see
     /// [`super::world::visible`]) are left out.
     pub published_only: bool,
+}
+
+impl ListOptions {
+    /// Whose mode bits `perm` is checked against: the world's for an
+    /// anonymous session, none for an account.
+    pub fn viewer(&self) -> Viewer {
+        if self.published_only {
+            Viewer::World
+        } else {
+            Viewer::Account
+        }
+    }
 }
 
 /// The NLST prefix for a directory typed as `shown`: the path with one
@@ -468,7 +491,7 @@ pub fn render_entries(entries: &[Entry], opts: &ListOptions, out: &mut Vec<u8>) 
                 out.extend_from_slice(&names::display(&e.name));
                 out.extend_from_slice(b"\r\n");
             }
-            ListFormat::Machine => format_mlsx_line(e, opts.facts, opts.perms, out),
+            ListFormat::Machine => format_mlsx_line(e, opts.facts, opts.perms, opts.viewer(), out),
         }
     }
 }
@@ -488,11 +511,11 @@ pub fn render_file(e: &Entry, opts: &ListOptions, out: &mut Vec<u8>) {
 /// The text of an MLST reply (RFC 3659 section 7.2): `Listing PATH`, one
 /// space-prefixed fact line for `e` (named with its full virtual path),
 /// `End`. The caller sends it as a multi-line 250.
-pub fn mlst_text(vpath: &[u8], e: &Entry, facts: Facts, perms: Perms) -> Vec<u8> {
+pub fn mlst_text(vpath: &[u8], e: &Entry, facts: Facts, perms: Perms, viewer: Viewer) -> Vec<u8> {
     let mut text = b"Listing ".to_vec();
     text.extend_from_slice(&names::display(vpath));
     text.extend_from_slice(b"\n ");
-    format_mlsx_line(e, facts, perms, &mut text);
+    format_mlsx_line(e, facts, perms, viewer, &mut text);
     while matches!(text.last(), Some(b'\r') | Some(b'\n')) {
         text.pop();
     }
@@ -555,7 +578,7 @@ mod tests {
 
     fn mlsx(e: &Entry, facts: Facts, perms: Perms) -> String {
         let mut out = Vec::new();
-        format_mlsx_line(e, facts, perms, &mut out);
+        format_mlsx_line(e, facts, perms, Viewer::World, &mut out);
         String::from_utf8_lossy(&out).into_owned()
     }
 
@@ -849,7 +872,13 @@ mod tests {
                 e
             };
             format_list_line(&e, T, &mut out);
-            format_mlsx_line(&e, Facts::default(), Perms::anonymous(), &mut out);
+            format_mlsx_line(
+                &e,
+                Facts::default(),
+                Perms::anonymous(),
+                Viewer::World,
+                &mut out,
+            );
         }
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text.matches("\r\n").count(), 6);
@@ -882,9 +911,63 @@ mod tests {
                 (EntryKind::Dir, dir_fact),
             ] {
                 let mut out = Vec::new();
-                push_perm_fact(kind, *perms, &mut out);
+                push_perm_fact(kind, *perms, Access::ALL, &mut out);
                 assert_eq!(String::from_utf8(out).unwrap(), *want, "{perms:?} {kind:?}");
             }
+        }
+    }
+
+    #[test]
+    fn perm_fact_follows_the_mode_bits() {
+        let access = |read, write, search| Access {
+            read,
+            write,
+            search,
+        };
+        // (access, file letters, directory letters), every permission.
+        let table = [
+            (access(true, true, true), "adfrw", "cdeflmp"),
+            (access(true, false, true), "dfr", "defl"),
+            (access(false, false, true), "df", "def"),
+            (access(true, true, false), "adfrw", "df"),
+            (access(false, true, true), "adfw", "cdefmp"),
+            (access(false, false, false), "df", "df"),
+        ];
+        for (a, file_fact, dir_fact) in table {
+            for (kind, want) in [(EntryKind::File, file_fact), (EntryKind::Dir, dir_fact)] {
+                let mut out = Vec::new();
+                push_perm_fact(kind, all_perms(), a, &mut out);
+                assert_eq!(String::from_utf8(out).unwrap(), want, "{a:?} {kind:?}");
+            }
+        }
+        // Anonymous, by the world's bits: a 0711 directory can be entered,
+        // not listed; a 0755 one both.
+        let dir = |mode| Entry {
+            name: b"d".to_vec(),
+            kind: EntryKind::Dir,
+            stat: Stat {
+                mode: libc::S_IFDIR | mode,
+                nlink: 2,
+                uid: 0,
+                gid: 0,
+                size: 0,
+                mtime: 0,
+                dev: 0,
+                ino: 0,
+            },
+            link_target: None,
+        };
+        let facts = Facts::from_names(&["perm".into()]);
+        for (mode, want) in [(0o711, "perm=e; d\r\n"), (0o755, "perm=el; d\r\n")] {
+            let mut out = Vec::new();
+            format_mlsx_line(
+                &dir(mode),
+                facts,
+                Perms::anonymous(),
+                Viewer::World,
+                &mut out,
+            );
+            assert_eq!(String::from_utf8(out).unwrap(), want, "{mode:o}");
         }
     }
 
@@ -992,7 +1075,14 @@ mod tests {
         let e = file(b"/pub/f", 0o100_644, 3);
         let facts = Facts::from_names(&["type".into(), "size".into(), "perm".into()]);
         assert_eq!(
-            String::from_utf8(mlst_text(b"/pub/f", &e, facts, Perms::anonymous())).unwrap(),
+            String::from_utf8(mlst_text(
+                b"/pub/f",
+                &e,
+                facts,
+                Perms::anonymous(),
+                Viewer::World
+            ))
+            .unwrap(),
             "Listing /pub/f\n type=file;size=3;perm=r; /pub/f\nEnd"
         );
         assert_eq!(

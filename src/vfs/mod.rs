@@ -10,8 +10,10 @@
 //! - [`write`](mod@write): uploads and file management (create, rename, delete...),
 //!   all relative to directory fds resolved the same race-free way;
 //! - [`time`]: civil time for MDTM and listings (pure);
-//! - [`world`]: what anonymous sessions may see (world-readable only).
+//! - [`world`]: what anonymous sessions may see (world-readable only);
+//! - [`access`]: what an entry's mode bits allow, for MLSx `perm`.
 
+pub mod access;
 pub(crate) mod dir;
 pub(crate) mod glob;
 pub mod listing;

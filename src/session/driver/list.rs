@@ -24,6 +24,7 @@ use crate::proto::Reply;
 use crate::session::outcome::Direction;
 use crate::session::step::{DataMode, Listing};
 use crate::shard::ShardCtx;
+use crate::vfs::access::Viewer;
 use crate::vfs::dir::{Links, ListSpec, Lister};
 use crate::vfs::glob;
 use crate::vfs::listing::{self, ListFormat, ListOptions};
@@ -231,7 +232,18 @@ impl Conn {
             return self.refuse(&vpath, e).await;
         }
         let entry = st.entry(vpath.clone(), None);
-        let text = listing::mlst_text(&vpath, &entry, self.session.facts(), self.session.perms());
+        let viewer = if self.published_only() {
+            Viewer::World
+        } else {
+            Viewer::Account
+        };
+        let text = listing::mlst_text(
+            &vpath,
+            &entry,
+            self.session.facts(),
+            self.session.perms(),
+            viewer,
+        );
         self.reply(Reply::new(FILE_ACTION_OK, text)).await
     }
 
