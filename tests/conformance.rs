@@ -507,6 +507,23 @@ fn writes_by_the_shown_name_act_on_the_legacy_file() {
     want.sort();
     assert_eq!(raw_names_in(&home), want);
     assert_eq!(fx.read("alice/renamed.txt"), b"rename me\n");
+    // A client that sends a name in the legacy charset itself is answered
+    // with the name as listings show it (UTF-8), in MKD's and PWD's 257.
+    f.send_raw(b"MKD d\xe9j\xe0\r\n");
+    assert_eq!(
+        f.read_reply_bytes(),
+        "257 \"/d\u{e9}j\u{e0}\" created\r\n".as_bytes()
+    );
+    assert!(home.join(os(b"d\xe9j\xe0")).is_dir());
+    f.send_raw(b"CWD d\xe9j\xe0\r\n");
+    assert_eq!(f.read_reply().code, 250);
+    f.send_raw(b"PWD\r\n");
+    assert_eq!(
+        f.read_reply_bytes(),
+        "257 \"/d\u{e9}j\u{e0}\" is the current directory\r\n".as_bytes()
+    );
+    // Sent in the shown form, the same directory is found.
+    f.expect("CWD /d\u{e9}j\u{e0}", 250);
     f.quit();
 }
 

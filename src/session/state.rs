@@ -398,7 +398,8 @@ impl Session {
             }),
             Command::Site(arg) => self.site(&arg),
             Command::Pwd => {
-                let mut text = crate::proto::reply::quote_path(&self.cwd);
+                let mut text =
+                    crate::proto::reply::quote_path(&crate::vfs::names::display(&self.cwd));
                 text.extend_from_slice(b" is the current directory");
                 Step::Reply(Reply::new(PATH_CREATED, text))
             }

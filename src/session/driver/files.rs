@@ -9,6 +9,7 @@ use super::{log_text, lossy, Conn, Flow};
 use crate::proto::codes::*;
 use crate::proto::reply::quote_path;
 use crate::proto::Reply;
+use crate::vfs::names;
 use crate::vfs::time::format_mdtm;
 use crate::vfs::world::{self, Use};
 use crate::vfs::{resolve, write, Stat, VfsError};
@@ -104,7 +105,8 @@ impl Conn {
 
     pub(super) async fn make_dir(&mut self, verb: &'static str, vpath: Vec<u8>) -> Flow {
         let r = write::make_dir(self.root(), &vpath).await;
-        let mut text = quote_path(&vpath);
+        // Shown as listings show it: a legacy-charset name in UTF-8.
+        let mut text = quote_path(&names::display(&vpath));
         text.extend_from_slice(b" created");
         self.changed(verb, &vpath, r, Reply::new(PATH_CREATED, text))
             .await
