@@ -387,7 +387,12 @@ server_version() {
 prepare_tree() {
     if [[ -n $TREE ]]; then
         [[ -d $TREE ]] || die "--tree $TREE is not a directory"
-        TREE=$(cd "$TREE" && pwd); lock_tree; return
+        TREE=$(cd "$TREE" && pwd); lock_tree
+        # Describe what is served (the default description is of the tree
+        # this script prepares); a re-run in a network namespace is handed
+        # the outer run's description.
+        TREE_DESC=${RINGFTP_COMPARE_TREE_DESC:-"given with --tree: $(find "$TREE" -type f | wc -l) files, $(du -sh --apparent-size "$TREE" | cut -f1)"}
+        return
     fi
     TREE=$HERE/out/tree-$MODE
     lock_tree   # before a stale tree is removed and prepared again
@@ -807,7 +812,7 @@ main() {
         command -v ip >/dev/null || die "RINGFTP_COMPARE_MTU needs ip (iproute2)"
         log "network namespace with loopback MTU $MTU (RINGFTP_COMPARE_MTU)"
         trap - EXIT
-        exec env RINGFTP_COMPARE_IN_NETNS=1 unshare --net -- /bin/bash -c \
+        exec env RINGFTP_COMPARE_IN_NETNS=1 RINGFTP_COMPARE_TREE_DESC="$TREE_DESC" unshare --net -- /bin/bash -c \
             'ip link set lo mtu "$1" up || exit 1; shift; exec /bin/bash "$@"' \
             _ "$MTU" "$HERE/compare.sh" "${ORIG_ARGS[@]}" --no-build --out "$OUT" --tree "$TREE"
     fi
