@@ -146,7 +146,11 @@ def check_mlsd_entries(c, ftp, vdir, entries):
             check(f in facts, f"{what}: fact {f} missing")
         if stat.S_ISDIR(st.st_mode):
             check(kind == "dir", f"{what}: type should be dir")
-            check("e" in facts["perm"] and "l" in facts["perm"], f"{what}: perm should allow e and l")
+            # Anonymous (these scenarios' login): enter needs o+x, list o+r too.
+            listable = st.st_mode & 0o005 == 0o005
+            check("e" in facts["perm"], f"{what}: perm should allow e")
+            check(("l" in facts["perm"]) == listable,
+                  f"{what}: perm should {'' if listable else 'not '}allow l (mode {oct(st.st_mode & 0o777)})")
         else:
             check(kind == "file", f"{what}: type should be file")
             check(int(facts["size"]) == st.st_size, f"{what}: size should be {st.st_size}")
