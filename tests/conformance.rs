@@ -239,9 +239,11 @@ fn telnet_iac_in_names_is_data_unless_it_is_a_command() {
     assert_eq!(std::fs::read(&dest).unwrap(), b"ff\n", "curl {url}");
 }
 
-/// Every 0xFF a reply carries goes out doubled (IAC IAC): the 257 of MKD
-/// and PWD name the path as sent. MLST and STAT show the name in its
-/// legacy-charset form (`ÿ` in UTF-8), so no bare 0xFF reaches a client.
+/// A name with a raw 0xFF byte (the Telnet IAC), sent doubled or not,
+/// reaches the disk as one 0xFF; no reply carries a bare 0xFF: the 257 of
+/// MKD and PWD, MLST and STAT show the name in its legacy-charset form
+/// (`ÿ` in UTF-8), as listings do. (Any 0xFF a reply did carry would go
+/// out doubled: `proto::reply`'s encoder, unit-tested there.)
 #[test]
 fn replies_double_every_0xff() {
     let fx = Fixture::new();
@@ -250,10 +252,16 @@ fn replies_double_every_0xff() {
     let mut f = srv.login_as("alice", "alice-pw");
 
     f.send_raw(b"MKD new\xffdir\r\n");
-    assert_eq!(f.read_reply_bytes(), b"257 \"/new\xff\xffdir\" created\r\n");
+    assert_eq!(
+        f.read_reply_bytes(),
+        "257 \"/new\u{ff}dir\" created\r\n".as_bytes()
+    );
     assert!(fx.root.join("alice").join(os(b"new\xffdir")).is_dir());
     f.send_raw(b"MKD x\xff\xffy\r\n");
-    assert_eq!(f.read_reply_bytes(), b"257 \"/x\xff\xffy\" created\r\n");
+    assert_eq!(
+        f.read_reply_bytes(),
+        "257 \"/x\u{ff}y\" created\r\n".as_bytes()
+    );
     assert!(fx.root.join("alice").join(os(b"x\xffy")).is_dir());
 
     let r = f.cmd_bytes(b"CWD new\xff\xffdir");
@@ -261,14 +269,19 @@ fn replies_double_every_0xff() {
     f.send_raw(b"PWD\r\n");
     assert_eq!(
         f.read_reply_bytes(),
-        b"257 \"/new\xff\xffdir\" is the current directory\r\n"
+        "257 \"/new\u{ff}dir\" is the current directory\r\n".as_bytes()
     );
-    // MKD of a nested path: still one 0xFF on disk, two on the wire.
+    // MKD of a nested path: one 0xFF on disk, shown in UTF-8.
     f.send_raw(b"MKD sub\xff\r\n");
     assert_eq!(
         f.read_reply_bytes(),
-        b"257 \"/new\xff\xffdir/sub\xff\xff\" created\r\n"
+        "257 \"/new\u{ff}dir/sub\u{ff}\" created\r\n".as_bytes()
     );
+    assert!(fx
+        .root
+        .join("alice")
+        .join(os(b"new\xffdir/sub\xff"))
+        .is_dir());
     f.expect("CWD /", 250);
 
     f.send_raw(b"MLST new\xffdir\r\n");
