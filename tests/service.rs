@@ -286,16 +286,35 @@ fn anonymous_sees_only_world_readable_files_and_directories() {
 fn anonymous_cannot_tell_hidden_names_from_missing_ones() {
     let fx = Fixture::new();
     published_tree(&fx);
-    // A directory the server's own user cannot search (root's, 0700):
-    // the kernel refuses the lookup of anything below it.
     let as_root = nix::unistd::geteuid().is_root();
+    // Links: to a hidden file, to a shown one, a loop; a hidden file
+    // whose name is a pattern.
+    std::os::unix::fs::symlink("secret.txt", fx.root.join("pub/l_secret")).unwrap();
+    std::os::unix::fs::symlink("open.txt", fx.root.join("pub/l_open")).unwrap();
+    std::os::unix::fs::symlink("loop", fx.root.join("pub/loop")).unwrap();
+    fx.write("pub/h*", b"hidden, named like a pattern\n");
+    chmod(&fx.root.join("pub/h*"), 0o600);
     if as_root {
         fx.write("rootonly/inner.txt", b"root's\n");
         chmod(&fx.root.join("rootonly/inner.txt"), 0o644);
         chmod(&fx.root.join("rootonly"), 0o700);
-        std::os::unix::fs::chown(fx.root.join("rootonly"), Some(0), Some(0)).unwrap();
+        fx.write("rootdrop/in.txt", b"x\n");
+        chmod(&fx.root.join("rootdrop"), 0o711);
+        fx.write("pub/groupless.txt", b"world may, group may not\n");
+        chmod(&fx.root.join("pub/groupless.txt"), 0o604);
     }
     let srv = Server::builder().start(&fx);
+    if as_root {
+        // After the start, which gives the tree to the server's user: a
+        // directory the server's user cannot search (root's, 0700); shown
+        // to the world, but not readable by the server's user, a 0711
+        // directory it may not open and a 0604 file of its group.
+        let own =
+            |p: &str, gid| std::os::unix::fs::chown(fx.root.join(p), Some(0), Some(gid)).unwrap();
+        own("rootonly", 0);
+        own("rootdrop", 0);
+        own("pub/groupless.txt", server_user().2);
+    }
     let mut f = srv.login();
     // (hidden path, missing path of the same shape)
     let mut pairs = vec![
@@ -303,6 +322,12 @@ fn anonymous_cannot_tell_hidden_names_from_missing_ones() {
         ("private", "nothere"),
         ("private/inner.txt", "nothere/inner.txt"),
         ("private/*.txt", "nothere/*.txt"),
+        // A hidden file used as a directory (ENOTDIR).
+        ("pub/secret.txt/x", "pub/nothere.txt/x"),
+        // A link to a hidden file; a symlink loop (ELOOP).
+        ("pub/l_secret", "pub/nothere"),
+        ("pub/loop", "pub/nothere"),
+        ("pub/loop/x", "pub/nothere/x"),
     ];
     if as_root {
         pairs.push(("rootonly/inner.txt", "nothere/inner.txt"));
@@ -345,6 +370,36 @@ fn anonymous_cannot_tell_hidden_names_from_missing_ones() {
     assert_eq!(perm_of("openfile.txt"), "r", "{mlsd}");
     let r = f.expect("MLST dropbox", 250);
     assert!(r.lines[1].contains(";perm=e;"), "{r:?}");
+    // Listings leave out a link to a hidden file, as a dangling one; a
+    // hidden file named like a pattern lists as the pattern: nothing.
+    for line in ["LIST pub", "NLST pub", "MLSD pub", "STAT pub"] {
+        let out = if line.starts_with("STAT") {
+            f.cmd(line).text()
+        } else {
+            f.listing(line)
+        };
+        assert!(out.contains("l_open"), "{line}: {out}");
+        for absent in ["l_secret", "loop", "secret.txt", "h*"] {
+            assert!(!out.contains(absent), "{line} shows {absent}: {out}");
+        }
+    }
+    for verb in ["LIST", "NLST", "MLSD"] {
+        assert_eq!(f.listing(&format!("{verb} pub/h*")), "", "{verb}");
+        assert_eq!(f.listing(&format!("{verb} pub/z*")), "", "{verb}");
+    }
+    if as_root {
+        // Shown, so refused for what they are, not as missing.
+        f.epsv();
+        assert_eq!(f.cmd("RETR rootdrop").text(), "550 Not a plain file.");
+        f.epsv();
+        assert_eq!(f.cmd("RETR dropbox").text(), "550 Not a plain file.");
+        f.expect("SIZE pub/groupless.txt", 213);
+        f.epsv();
+        assert_eq!(
+            f.cmd("RETR pub/groupless.txt").text(),
+            "550 Permission denied."
+        );
+    }
     f.expect("CWD dropbox", 250);
     // CWD to a file that is shown is "Not a directory.", as for accounts.
     let r = f.cmd("CWD /openfile.txt");

@@ -239,7 +239,13 @@ impl Lister {
                 let end = cur.names.starts.len().min(cur.next + CHUNK);
                 let mut entries: Vec<Entry> = Vec::new();
                 while cur.next < end && entries.len() < self.entries_left {
-                    let found = entry(&self.root, &cur, cur.names.get(cur.next), self.spec.links);
+                    let found = entry(
+                        &self.root,
+                        &cur,
+                        cur.names.get(cur.next),
+                        self.spec.links,
+                        self.spec.opts.published_only,
+                    );
                     cur.next += 1;
                     if let Some(e) = found.filter(|e| !listing::hidden(e, &self.spec.opts)) {
                         entries.push(e);
@@ -356,8 +362,16 @@ fn open_in_root(root: &OwnedFd, vpath: &[u8], flags: OFlags) -> rustix::io::Resu
 
 /// The listing entry for `name` in `cur`, or `None` to leave it out: it
 /// vanished since getdents, or it is a symlink that does not resolve
-/// inside the root.
-fn entry(root: &OwnedFd, cur: &Open, name: &CStr, links: Links) -> Option<Entry> {
+/// inside the root, or (`published_only`: an anonymous session) one whose
+/// target is not published, which is then answered as missing when used
+/// (see [`super::world`]), so the link is left out as a dangling one is.
+fn entry(
+    root: &OwnedFd,
+    cur: &Open,
+    name: &CStr,
+    links: Links,
+    published_only: bool,
+) -> Option<Entry> {
     let st = rustix::fs::statat(&cur.dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
     let st = Stat::from(&st);
     let raw = name.to_bytes().to_vec();
@@ -365,14 +379,21 @@ fn entry(root: &OwnedFd, cur: &Open, name: &CStr, links: Links) -> Option<Entry>
         return Some(st.entry(raw, None));
     }
     let target = open_in_root(root, &path::join(&cur.vpath, &raw), OFlags::PATH).ok()?;
-    match links {
-        Links::Show => {
+    // What the link leads to: shown by MLSD, checked for anonymous.
+    let target = if links == Links::Follow || published_only {
+        let target = Stat::from(&std::fs::File::from(target).metadata().ok()?);
+        if published_only && !super::world::visible(&target) {
+            return None;
+        }
+        Some(target)
+    } else {
+        None
+    };
+    match (links, target) {
+        (Links::Follow, Some(target)) => Some(target.entry(raw, None)),
+        _ => {
             let text = rustix::fs::readlinkat(&cur.dir, name, Vec::new()).ok()?;
             Some(st.entry(raw, Some(CString::into_bytes(text))))
-        }
-        Links::Follow => {
-            let meta = std::fs::File::from(target).metadata().ok()?;
-            Some(Stat::from(&meta).entry(raw, None))
         }
     }
 }

@@ -69,11 +69,13 @@ pub enum VfsError {
     NotPublished,
     /// Not shown to anonymous sessions at all: a file that is not
     /// world-readable, a directory that is not world-searchable, anything
-    /// under one, or a path the server's own user may not look up. The
-    /// reply is the one for a missing path ("No such file or directory."),
-    /// so a client cannot probe for names it is not shown (ProFTPD's
-    /// `HideNoAccess`; vsftpd answers both alike too).
-    Hidden,
+    /// under one, or a path whose lookup failed in a way that would tell a
+    /// hidden name from a missing one (EACCES, ENOTDIR, ELOOP: the cause,
+    /// kept for the log). The reply is the one for a missing path ("No
+    /// such file or directory."), so a client cannot probe for names it
+    /// is not shown (ProFTPD's `HideNoAccess`; vsftpd answers both alike
+    /// too).
+    Hidden(Option<Box<VfsError>>),
     /// Any other I/O error, kept for the log (the reply says only 550).
     Io(io::Error),
 }
@@ -118,7 +120,7 @@ impl VfsError {
                 )
                 .into()
             }
-            VfsError::NotFound | VfsError::Hidden => "No such file or directory.",
+            VfsError::NotFound | VfsError::Hidden(_) => "No such file or directory.",
             VfsError::PermissionDenied | VfsError::Escapes | VfsError::NotPublished => {
                 "Permission denied."
             }
@@ -141,13 +143,16 @@ impl std::fmt::Display for VfsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             VfsError::Io(e) => write!(f, "{e}"),
-            VfsError::Escapes => f.write_str("path leads outside the root"),
+            VfsError::Escapes => f.write_str("path leads outside the root, or a symlink loop"),
             VfsError::NotPublished => f.write_str(
                 "not world-readable (anonymous sessions may list only world-readable directories)",
             ),
-            VfsError::Hidden => f.write_str(
+            VfsError::Hidden(None) => f.write_str(
                 "not world-readable, answered as absent (anonymous sessions see only world-readable files and world-searchable directories)",
             ),
+            VfsError::Hidden(Some(cause)) => {
+                write!(f, "{cause}; answered to anonymous as absent")
+            }
             other => f.write_str(other.reply_text().trim_end_matches('.')),
         }
     }

@@ -99,7 +99,7 @@ pub(crate) async fn check(
     searched: &Searched,
 ) -> Result<(), VfsError> {
     if !visible(st) {
-        return Err(VfsError::Hidden);
+        return Err(VfsError::Hidden(None));
     }
     // Paths from `join` are normalized already; anything else is
     // normalized first, so each ancestor is a prefix of the path.
@@ -114,7 +114,7 @@ pub(crate) async fn check(
     for dir in ancestors(vpath).skip_while(|d| searched.covers(d)) {
         let st = resolve::stat(root, dir).await.map_err(hide_denied)?;
         if !searchable(&st) {
-            return Err(VfsError::Hidden);
+            return Err(VfsError::Hidden(None));
         }
         deepest = Some(dir);
     }
@@ -129,13 +129,18 @@ pub(crate) async fn check(
     }
 }
 
-/// For an anonymous session's lookup: the server's own user may not
-/// search a directory on the way (EACCES), so the name is not published;
-/// answered as [`VfsError::Hidden`] like any unpublished path. Other
-/// errors pass unchanged.
+/// For an anonymous session's lookup: an error that a missing name would
+/// not give becomes [`VfsError::Hidden`] (answered as missing, the cause
+/// kept for the log), or it would tell a hidden name from a missing one:
+/// EACCES (the server's own user may not search a directory on the way),
+/// ENOTDIR (a hidden file used as a directory, `secret.txt/x`), ELOOP or
+/// EXDEV (a symlink loop, or a link out of the root: such a link is left
+/// out of listings like a dangling one). Other errors pass unchanged.
 pub(crate) fn hide_denied(e: VfsError) -> VfsError {
     match e {
-        VfsError::PermissionDenied => VfsError::Hidden,
+        VfsError::PermissionDenied | VfsError::NotADirectory | VfsError::Escapes => {
+            VfsError::Hidden(Some(Box::new(e)))
+        }
         e => e,
     }
 }

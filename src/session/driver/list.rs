@@ -109,10 +109,21 @@ impl Conn {
             now: unix_now(),
             published_only: self.published_only(),
         };
-        let looked_up = resolve::stat(self.root(), &l.path).await;
-        let (dir_vpath, pattern, prefix) = match looked_up.map_err(|e| self.lookup_error(e)) {
+        let looked_up = match resolve::stat(self.root(), &l.path).await {
+            Ok(st) => match self.published(&l.path, &st, Use::Read).await {
+                Ok(()) => Ok(st),
+                // A hidden name that is also a pattern (a file literally
+                // named `h*`) is expanded as the pattern, as if the name
+                // did not exist: the listing a missing name would give.
+                Err(VfsError::Hidden(_)) if glob::split(&l.path).is_some() => {
+                    Err(VfsError::NotFound)
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(self.lookup_error(e)),
+        };
+        let (dir_vpath, pattern, prefix) = match looked_up {
             Ok(st) if !st.is_dir() => {
-                self.published(&l.path, &st, Use::Read).await?;
                 if l.format == ListFormat::Machine {
                     return Err(VfsError::NotADirectory);
                 }
@@ -128,8 +139,7 @@ impl Conn {
                 listing::render_file(&entry, &opts, &mut out);
                 return Ok(Prepared::Bytes(out));
             }
-            Ok(st) => {
-                self.published(&l.path, &st, Use::Read).await?;
+            Ok(_) => {
                 let prefix = l.shown.as_deref().and_then(listing::nlst_prefix);
                 (l.path.clone(), None, prefix)
             }

@@ -22,12 +22,15 @@ impl Conn {
     ) -> Flow {
         let (file, st) = match resolve::open_file(self.root(), &vpath).await {
             Ok(f) => f,
-            Err(VfsError::NotAFile) if self.published_only() => {
-                // A directory or FIFO anonymous is not shown reads as
-                // missing, not as "Not a plain file.".
+            Err(e @ (VfsError::NotAFile | VfsError::PermissionDenied)) if self.published_only() => {
+                // What anonymous is not shown reads as missing; what it is
+                // shown keeps its reason: a directory (even a 0711 one the
+                // server may not open for reading) is "Not a plain file.",
+                // a shown file the server's user may not read is refused.
                 let e = match self.stat_published(&vpath, Use::Look).await {
-                    Ok(_) => VfsError::NotAFile,
-                    Err(e) => e,
+                    Ok(st) if !st.is_file() => VfsError::NotAFile,
+                    Ok(_) => e,
+                    Err(hidden) => hidden,
                 };
                 return self.refuse(&vpath, e).await;
             }
