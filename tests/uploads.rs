@@ -590,6 +590,21 @@ fn stor_onto_names_already_taken() {
     }
     let m = std::fs::symlink_metadata(home.join("dirlink")).unwrap();
     assert!(m.file_type().is_symlink(), "{m:?}");
+    if nix::unistd::geteuid().is_root() {
+        // A link into a directory the server's user may not search (made
+        // by root after the server started): what it leads to cannot be
+        // told, so it is refused, not replaced unseen.
+        std::fs::create_dir_all(home.join("rootdir/xdir")).unwrap();
+        std::fs::set_permissions(home.join("rootdir"), std::fs::Permissions::from_mode(0o700))
+            .unwrap();
+        std::os::unix::fs::symlink("rootdir/xdir", home.join("l_hidden")).unwrap();
+        f.epsv();
+        assert_eq!(f.cmd("STOR l_hidden").text(), "550 Permission denied.");
+        let m = std::fs::symlink_metadata(home.join("l_hidden")).unwrap();
+        assert!(m.file_type().is_symlink(), "{m:?}");
+        std::fs::remove_file(home.join("l_hidden")).unwrap();
+        std::fs::remove_dir_all(home.join("rootdir")).unwrap();
+    }
 
     f.stor("filelink", b"replaces the link");
     let m = std::fs::symlink_metadata(home.join("filelink")).unwrap();

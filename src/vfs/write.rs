@@ -281,9 +281,13 @@ pub(crate) async fn begin_upload(
         // STOR replaces a symlink with the uploaded file and leaves its
         // target alone (as rsync does; vsftpd and pure-ftpd would write
         // over the target), but a link to a directory stands for that
-        // directory: refused as STOR onto the directory itself is.
-        if resolve::stat(root, vpath).await.is_ok_and(|st| st.is_dir()) {
-            return Err(VfsError::IsADirectory);
+        // directory: refused as STOR onto the directory itself is, and so
+        // is a link whose target the server's user may not look at (it
+        // may be a directory). A dangling link, or a loop, is replaced.
+        match resolve::stat(root, vpath).await {
+            Ok(st) if st.is_dir() => return Err(VfsError::IsADirectory),
+            Err(e @ VfsError::PermissionDenied) => return Err(e),
+            _ => {}
         }
     }
     let mut name = path::file_name(vpath).to_vec();
