@@ -294,6 +294,13 @@ fn anonymous_cannot_tell_hidden_names_from_missing_ones() {
     std::os::unix::fs::symlink("loop", fx.root.join("pub/loop")).unwrap();
     fx.write("pub/h*", b"hidden, named like a pattern\n");
     chmod(&fx.root.join("pub/h*"), 0o600);
+    // Links from a public directory into one the world may not search
+    // (0750: the server's user may): they must not publish what is there.
+    fx.write("pub/privtrav/a.txt", b"behind a private directory\n");
+    fx.write("pub/privtrav/sub/b.txt", b"deeper\n");
+    chmod(&fx.root.join("pub/privtrav"), 0o750);
+    std::os::unix::fs::symlink("privtrav/a.txt", fx.root.join("pub/l_privfile")).unwrap();
+    std::os::unix::fs::symlink("privtrav/sub", fx.root.join("pub/l_privsub")).unwrap();
     if as_root {
         fx.write("rootonly/inner.txt", b"root's\n");
         chmod(&fx.root.join("rootonly/inner.txt"), 0o644);
@@ -328,6 +335,9 @@ fn anonymous_cannot_tell_hidden_names_from_missing_ones() {
         ("pub/l_secret", "pub/nothere"),
         ("pub/loop", "pub/nothere"),
         ("pub/loop/x", "pub/nothere/x"),
+        ("pub/l_privfile", "pub/nothere"),
+        ("pub/l_privsub", "pub/nothere"),
+        ("pub/l_privsub/b.txt", "pub/nothere/b.txt"),
     ];
     if as_root {
         pairs.push(("rootonly/inner.txt", "nothere/inner.txt"));
@@ -379,10 +389,12 @@ fn anonymous_cannot_tell_hidden_names_from_missing_ones() {
             f.listing(line)
         };
         assert!(out.contains("l_open"), "{line}: {out}");
-        for absent in ["l_secret", "loop", "secret.txt", "h*"] {
+        for absent in ["l_secret", "loop", "secret.txt", "h*", "privtrav", "l_priv"] {
             assert!(!out.contains(absent), "{line} shows {absent}: {out}");
         }
     }
+    // A link to a published file in a published directory works.
+    assert_eq!(f.retr("pub/l_open"), b"for everyone\n");
     for verb in ["LIST", "NLST", "MLSD"] {
         assert_eq!(f.listing(&format!("{verb} pub/h*")), "", "{verb}");
         assert_eq!(f.listing(&format!("{verb} pub/z*")), "", "{verb}");

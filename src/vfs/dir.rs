@@ -136,6 +136,51 @@ pub(crate) struct Lister {
     recursive: bool,
     /// Entries rendered so far.
     listed: usize,
+    /// An anonymous session's listing: where its symlinks lead is checked.
+    published: Option<PublishedLinks>,
+}
+
+/// For an anonymous session's listing, whether a symlink leads somewhere
+/// published: its target's real location (`/proc/self/fd`) must lie under
+/// world-searchable directories only, as [`super::world::check`] demands
+/// when the link is used, so a link is listed only when it can be used.
+#[derive(Default)]
+struct PublishedLinks {
+    /// The root's real path, once read (`None` inside: unreadable).
+    root_real: Option<Option<Vec<u8>>>,
+    /// Directories (absolute virtual paths) found searchable or not.
+    searchable: std::collections::HashMap<Vec<u8>, bool>,
+}
+
+impl PublishedLinks {
+    /// Whether `target` (opened through a link) lies under world-searchable
+    /// directories only. Where `/proc` cannot be read: true, as
+    /// `world::check` then does.
+    fn leads_to_published(&mut self, root: &OwnedFd, target: &OwnedFd) -> bool {
+        let root_real = self
+            .root_real
+            .get_or_insert_with(|| super::world::fd_path(std::os::fd::AsFd::as_fd(root)))
+            .clone();
+        let (Some(root_real), Some(real)) = (
+            root_real,
+            super::world::fd_path(std::os::fd::AsFd::as_fd(target)),
+        ) else {
+            super::world::warn_no_proc();
+            return true;
+        };
+        let Some(vreal) = super::world::under_root(&root_real, &real) else {
+            return false;
+        };
+        let all = super::world::ancestors(&vreal).all(|dir| {
+            *self.searchable.entry(dir.to_vec()).or_insert_with(|| {
+                open_in_root(root, dir, OFlags::PATH)
+                    .ok()
+                    .and_then(|fd| rustix::fs::fstat(&fd).ok())
+                    .is_some_and(|st| super::world::searchable(&Stat::from(&st)))
+            })
+        });
+        all
+    }
 }
 
 impl Lister {
@@ -150,8 +195,10 @@ impl Lister {
         spec: ListSpec,
     ) -> io::Result<Lister> {
         let recursive = spec.recursive;
+        let published = spec.opts.published_only.then(PublishedLinks::default);
         let mut l = Lister {
             root,
+            published,
             entries_left: spec.max_entries,
             spec,
             current: None,
@@ -244,7 +291,7 @@ impl Lister {
                         &cur,
                         cur.names.get(cur.next),
                         self.spec.links,
-                        self.spec.opts.published_only,
+                        self.published.as_mut(),
                     );
                     cur.next += 1;
                     if let Some(e) = found.filter(|e| !listing::hidden(e, &self.spec.opts)) {
@@ -363,14 +410,15 @@ fn open_in_root(root: &OwnedFd, vpath: &[u8], flags: OFlags) -> rustix::io::Resu
 /// The listing entry for `name` in `cur`, or `None` to leave it out: it
 /// vanished since getdents, or it is a symlink that does not resolve
 /// inside the root, or (`published_only`: an anonymous session) one whose
-/// target is not published, which is then answered as missing when used
-/// (see [`super::world`]), so the link is left out as a dangling one is.
+/// target is not published, or lies in an unpublished directory, which is
+/// then answered as missing when used (see [`super::world`]), so the link
+/// is left out as a dangling one is.
 fn entry(
     root: &OwnedFd,
     cur: &Open,
     name: &CStr,
     links: Links,
-    published_only: bool,
+    published: Option<&mut PublishedLinks>,
 ) -> Option<Entry> {
     let st = rustix::fs::statat(&cur.dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
     let st = Stat::from(&st);
@@ -380,12 +428,14 @@ fn entry(
     }
     let target = open_in_root(root, &path::join(&cur.vpath, &raw), OFlags::PATH).ok()?;
     // What the link leads to: shown by MLSD, checked for anonymous.
-    let target = if links == Links::Follow || published_only {
-        let target = Stat::from(&std::fs::File::from(target).metadata().ok()?);
-        if published_only && !super::world::visible(&target) {
-            return None;
+    let target = if links == Links::Follow || published.is_some() {
+        let st = Stat::from(&rustix::fs::fstat(&target).ok()?);
+        if let Some(p) = published {
+            if !super::world::visible(&st) || !p.leads_to_published(root, &target) {
+                return None;
+            }
         }
-        Some(target)
+        Some(st)
     } else {
         None
     };

@@ -60,11 +60,16 @@ fn cacheable(flags: i32) -> bool {
 /// openat2 of `rel` with [`RESOLVE`] | RESOLVE_CACHED on this thread:
 /// never waits for the disk. None when the cache cannot answer (EAGAIN:
 /// the ring must do it).
-fn open_cached(dir: &FdRef, rel: &CString, flags: i32) -> Option<std::io::Result<OwnedFd>> {
+fn open_cached(
+    dir: &FdRef,
+    rel: &CString,
+    flags: i32,
+    resolve: u64,
+) -> Option<std::io::Result<OwnedFd>> {
     if !cacheable(flags) {
         return None;
     }
-    let resolve = ResolveFlags::from_bits_retain(RESOLVE) | ResolveFlags::CACHED;
+    let resolve = ResolveFlags::from_bits_retain(resolve) | ResolveFlags::CACHED;
     match rustix::fs::openat2(
         dir,
         rel.as_c_str(),
@@ -80,12 +85,23 @@ fn open_cached(dir: &FdRef, rel: &CString, flags: i32) -> Option<std::io::Result
 /// Opens `rel` (relative to `dir`) with [`RESOLVE`], retrying EAGAIN:
 /// from the dentry cache on this thread when it can, else on the ring.
 pub async fn openat(dir: &FdRef, rel: CString, flags: i32, mode: u32) -> std::io::Result<OwnedFd> {
-    if let Some(r) = open_cached(dir, &rel, flags) {
+    openat_resolve(dir, rel, flags, mode, RESOLVE).await
+}
+
+/// [`openat`] with these resolve flags instead of [`RESOLVE`].
+async fn openat_resolve(
+    dir: &FdRef,
+    rel: CString,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> std::io::Result<OwnedFd> {
+    if let Some(r) = open_cached(dir, &rel, flags, resolve) {
         return r;
     }
     let mut tries = 0;
     loop {
-        match sys::openat2(dir.clone(), rel.clone(), flags, mode, RESOLVE).await {
+        match sys::openat2(dir.clone(), rel.clone(), flags, mode, resolve).await {
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && tries < EAGAIN_RETRIES => {
                 tries += 1;
             }
@@ -99,12 +115,37 @@ pub async fn openat(dir: &FdRef, rel: CString, flags: i32, mode: u32) -> std::io
 /// includes ENAMETOOLONG: a legacy name of 128 bytes or more is shown in
 /// UTF-8 as more than 255 bytes, too long for the filesystem as sent.
 pub async fn open_vpath(root: &FdRef, vpath: &[u8], flags: i32) -> Result<OwnedFd, VfsError> {
-    match openat(root, relative(vpath)?, flags, 0).await {
+    open_vpath_resolve(root, vpath, flags, RESOLVE).await
+}
+
+/// [`open_vpath`], also saying whether a symlink was followed on the way
+/// (`true`): tried first with RESOLVE_NO_SYMLINKS, which costs nothing
+/// when there is none; only a path with one (ELOOP) is opened again with
+/// symlinks followed. What anonymous sessions open: a symlink may lead
+/// into a directory they may not see (see [`super::world::check`]).
+pub async fn open_vpath_noting_links(
+    root: &FdRef,
+    vpath: &[u8],
+    flags: i32,
+) -> Result<(OwnedFd, bool), VfsError> {
+    match open_vpath_resolve(root, vpath, flags, RESOLVE | libc::RESOLVE_NO_SYMLINKS).await {
+        Err(VfsError::Escapes) => Ok((open_vpath(root, vpath, flags).await?, true)),
+        r => r.map(|fd| (fd, false)),
+    }
+}
+
+async fn open_vpath_resolve(
+    root: &FdRef,
+    vpath: &[u8],
+    flags: i32,
+    resolve: u64,
+) -> Result<OwnedFd, VfsError> {
+    match openat_resolve(root, relative(vpath)?, flags, 0, resolve).await {
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENAMETOOLONG)) => {
             let Some(legacy) = legacy_path(root, vpath).await else {
                 return Err(VfsError::from_io(e));
             };
-            openat(root, relative(&legacy)?, flags, 0)
+            openat_resolve(root, relative(&legacy)?, flags, 0, resolve)
                 .await
                 .map_err(|again| {
                     // Too long as sent, a name is only meaningful in its
@@ -185,7 +226,22 @@ pub(super) fn clear_nonblock(fd: &OwnedFd) -> Result<(), VfsError> {
 /// the type check follows.
 pub async fn open_file(root: &FdRef, vpath: &[u8]) -> Result<(OwnedFd, Stat), VfsError> {
     let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
-    let fd = open_vpath(root, vpath, flags).await?;
+    checked_file(open_vpath(root, vpath, flags).await?)
+}
+
+/// [`open_file`], also saying whether a symlink was followed on the way
+/// (see [`open_vpath_noting_links`]).
+pub async fn open_file_noting_links(
+    root: &FdRef,
+    vpath: &[u8],
+) -> Result<(OwnedFd, Stat, bool), VfsError> {
+    let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let (fd, linked) = open_vpath_noting_links(root, vpath, flags).await?;
+    let (fd, st) = checked_file(fd)?;
+    Ok((fd, st, linked))
+}
+
+fn checked_file(fd: OwnedFd) -> Result<(OwnedFd, Stat), VfsError> {
     let (fd, stat) = fstat(fd)?;
     if stat.is_dir() {
         return Err(VfsError::NotAFile);
@@ -200,6 +256,15 @@ pub async fn open_file(root: &FdRef, vpath: &[u8]) -> Result<(OwnedFd, Stat), Vf
 /// Opens a directory for reading its entries.
 pub async fn open_dir(root: &FdRef, vpath: &[u8]) -> Result<OwnedFd, VfsError> {
     open_vpath(root, vpath, libc::O_RDONLY | libc::O_DIRECTORY).await
+}
+
+/// Opens a path O_PATH (following symlinks that stay inside the root) and
+/// stats it; says whether a symlink was followed, and the fd where the
+/// path really ends (see [`super::world::check`]).
+pub async fn stat_opened(root: &FdRef, vpath: &[u8]) -> Result<(OwnedFd, Stat, bool), VfsError> {
+    let (fd, linked) = open_vpath_noting_links(root, vpath, libc::O_PATH).await?;
+    let (fd, st) = fstat(fd)?;
+    Ok((fd, st, linked))
 }
 
 /// Stats a path (following symlinks that stay inside the root).
@@ -283,7 +348,7 @@ mod tests {
             libc::O_PATH | libc::O_DIRECTORY,
             libc::O_RDONLY | libc::O_DIRECTORY,
         ] {
-            let fd = open_cached(&root, &rel, flags)
+            let fd = open_cached(&root, &rel, flags, RESOLVE)
                 .expect("answered from the dentry cache")
                 .unwrap();
             assert!(rustix::fs::fstat(&fd).unwrap().st_mode & libc::S_IFMT == libc::S_IFDIR);
@@ -291,7 +356,7 @@ mod tests {
         let missing = CString::new("sub/none").unwrap();
         // A name that is not there is answered too (a negative dentry), or
         // left to the ring; never a wrong file.
-        if let Some(r) = open_cached(&root, &missing, libc::O_PATH) {
+        if let Some(r) = open_cached(&root, &missing, libc::O_PATH, RESOLVE) {
             assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::ENOENT));
         }
     }

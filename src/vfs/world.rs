@@ -10,13 +10,16 @@
 //!   it) when it is world-searchable (`o+x`), and listed when it is also
 //!   world-readable (`o+r`);
 //! - every directory on the way from `/` to a path must be
-//!   world-searchable ([`check`]).
+//!   world-searchable ([`check`]), and so must every directory above
+//!   where a symlink on the way really leads.
 //!
 //! The directories checked are those the virtual path names (each prefix,
-//! following symlinks that stay inside the root); a symlink's target is
-//! checked as itself, not the directories its text passes through. The
-//! process's own permissions (after the drop to `--user`) still apply on
-//! top, in the kernel.
+//! following symlinks that stay inside the root) and, when a symlink on
+//! the way led elsewhere, those above where the path really ends (read
+//! back from the opened fd, `/proc/self/fd`): a link in a public
+//! directory does not publish what lies in a private one. The process's
+//! own permissions (after the drop to `--user`) still apply on top, in
+//! the kernel.
 //!
 //! The mode tests are pure; [`check`] does the stats. A session remembers
 //! the directories it has found searchable ([`Searched`]), so a session
@@ -24,6 +27,9 @@
 //! not on every request.
 
 use std::cell::RefCell;
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::rc::Rc;
 
 use super::{path, resolve, Stat, VfsError};
 use crate::engine::sys::FdRef;
@@ -91,9 +97,15 @@ fn allows(st: &Stat, usage: Use) -> bool {
 /// when it is shown but not usable as `usage` (LIST of a `0711`
 /// directory). CWD to a visible file passes here (the caller answers
 /// "Not a directory.").
+///
+/// `opened` is the path's fd (O_PATH will do) when a symlink was followed
+/// on the way: its real location is read back, and the directories above
+/// it must be world-searchable too. `None` for a path that followed no
+/// symlink (its location is `vpath`; reading it back costs a few µs).
 pub(crate) async fn check(
     root: &FdRef,
     vpath: &[u8],
+    opened: Option<&OwnedFd>,
     st: &Stat,
     usage: Use,
     searched: &Searched,
@@ -110,6 +122,28 @@ pub(crate) async fn check(
         normal = path::join(b"/", vpath);
         &normal
     };
+    check_ancestors(root, vpath, searched).await?;
+    let real = match opened {
+        Some(fd) => real_vpath(root, vpath, fd, searched),
+        None => Some(vpath.to_vec()),
+    };
+    match real {
+        Some(real) if real != vpath => check_ancestors(root, &real, searched).await?,
+        Some(_) => {}
+        // Moved out of the root since it was opened.
+        None => return Err(VfsError::Hidden(None)),
+    }
+    if allows(st, usage) {
+        Ok(())
+    } else {
+        Err(VfsError::NotPublished)
+    }
+}
+
+/// Checks that every directory above the normalized absolute virtual path
+/// `vpath` is world-searchable, skipping those `searched` holds and
+/// remembering the deepest one checked.
+async fn check_ancestors(root: &FdRef, vpath: &[u8], searched: &Searched) -> Result<(), VfsError> {
     let mut deepest = None;
     for dir in ancestors(vpath).skip_while(|d| searched.covers(d)) {
         let st = resolve::stat(root, dir).await.map_err(hide_denied)?;
@@ -122,11 +156,60 @@ pub(crate) async fn check(
         // Every directory above `dir` was covered or just passed.
         searched.remember(dir.to_vec());
     }
-    if allows(st, usage) {
-        Ok(())
+    Ok(())
+}
+
+/// Where `opened` really is, as an absolute virtual path under `root`
+/// (both read back from `/proc/self/fd`; the root's once per login, kept
+/// in `searched`). `None` when it lies outside the root (moved out after
+/// the open). Where `/proc` cannot be read the answer is the caller's
+/// path itself (`vpath`): the symlink check is skipped, with one warning.
+fn real_vpath(
+    root: &FdRef,
+    vpath: &[u8],
+    opened: &OwnedFd,
+    searched: &Searched,
+) -> Option<Vec<u8>> {
+    let known = searched
+        .root_real(root)
+        .and_then(|r| fd_path(opened.as_fd()).map(|p| (r, p)));
+    let Some((root_real, real)) = known else {
+        warn_no_proc();
+        return Some(vpath.to_vec());
+    };
+    under_root(&root_real, &real)
+}
+
+/// The absolute virtual path of the real path `real` under a root whose
+/// real path is `root_real`; `None` when it is not under it.
+pub(crate) fn under_root(root_real: &[u8], real: &[u8]) -> Option<Vec<u8>> {
+    let rest = if root_real == b"/" {
+        real
     } else {
-        Err(VfsError::NotPublished)
+        real.strip_prefix(root_real)?
+    };
+    match rest {
+        [] => Some(b"/".to_vec()),
+        [b'/', ..] => Some(rest.to_vec()),
+        _ => None,
     }
+}
+
+/// The path the kernel has for `fd` (`/proc/self/fd/N`).
+pub(crate) fn fd_path(fd: BorrowedFd<'_>) -> Option<Vec<u8>> {
+    let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    rustix::fs::readlink(link, Vec::new())
+        .ok()
+        .map(CString::into_bytes)
+}
+
+pub(crate) fn warn_no_proc() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            "cannot read /proc/self/fd: anonymous sessions' symlinks into unpublished directories are not checked"
+        )
+    });
 }
 
 /// For an anonymous session's lookup: an error that a missing name would
@@ -159,6 +242,8 @@ pub(crate) fn hide_denied(e: VfsError) -> VfsError {
 #[derive(Debug, Default)]
 pub(crate) struct Searched {
     dirs: RefCell<Vec<Vec<u8>>>,
+    /// The session root's real path, once read (`None` inside: unreadable).
+    root_real: RefCell<Option<Option<Rc<[u8]>>>>,
 }
 
 impl Searched {
@@ -179,8 +264,17 @@ impl Searched {
         dirs.truncate(Self::KEPT);
     }
 
+    /// The real path of `root` (`/proc/self/fd`), read once per login.
+    fn root_real(&self, root: &FdRef) -> Option<Rc<[u8]>> {
+        self.root_real
+            .borrow_mut()
+            .get_or_insert_with(|| fd_path(root.as_fd()).map(Rc::from))
+            .clone()
+    }
+
     /// Forgets everything (a new login: another root, another account).
     pub(crate) fn clear(&self) {
+        self.root_real.borrow_mut().take();
         self.dirs.borrow_mut().clear();
     }
 }

@@ -5,6 +5,8 @@
 //! account's permissions; anonymous sessions also meet the world-readable
 //! rule here ([`Conn::published`], see [`crate::vfs::world`]).
 
+use std::os::fd::OwnedFd;
+
 use super::{log_text, lossy, Conn, Flow};
 use crate::proto::codes::*;
 use crate::proto::reply::quote_path;
@@ -24,16 +26,35 @@ impl Conn {
     /// For an anonymous session, refuses `vpath` (stat `st`) unless it and
     /// the directories above it are published for `usage`; other sessions
     /// pass.
+    /// `opened` is the path's fd when a symlink was followed on the way,
+    /// for where it really led (see [`world::check`]); [`Conn::look_up`]
+    /// gives one.
     pub(super) async fn published(
         &self,
         vpath: &[u8],
+        opened: Option<&OwnedFd>,
         st: &Stat,
         usage: Use,
     ) -> Result<(), VfsError> {
         if !self.published_only() {
             return Ok(());
         }
-        world::check(self.root(), vpath, st, usage, &self.searched).await
+        world::check(self.root(), vpath, opened, st, usage, &self.searched).await
+    }
+
+    /// Stats `vpath` (following symlinks inside the root); for an
+    /// anonymous session whose path went through a symlink also keeps the
+    /// path's O_PATH fd, which [`Conn::published`] then needs. Lookup
+    /// errors as [`Conn::lookup_error`].
+    pub(super) async fn look_up(&self, vpath: &[u8]) -> Result<(Stat, Option<OwnedFd>), VfsError> {
+        let found = if self.published_only() {
+            resolve::stat_opened(self.root(), vpath)
+                .await
+                .map(|(fd, st, linked)| (st, linked.then_some(fd)))
+        } else {
+            resolve::stat(self.root(), vpath).await.map(|st| (st, None))
+        };
+        found.map_err(|e| self.lookup_error(e))
     }
 
     /// An error looking up a path, as the session may learn it: for an
@@ -51,10 +72,8 @@ impl Conn {
     /// Stats `vpath`, refusing what an anonymous session may not use as
     /// `usage`.
     pub(super) async fn stat_published(&self, vpath: &[u8], usage: Use) -> Result<Stat, VfsError> {
-        let st = resolve::stat(self.root(), vpath)
-            .await
-            .map_err(|e| self.lookup_error(e))?;
-        self.published(vpath, &st, usage).await?;
+        let (st, fd) = self.look_up(vpath).await?;
+        self.published(vpath, fd.as_ref(), &st, usage).await?;
         Ok(st)
     }
 

@@ -109,8 +109,8 @@ impl Conn {
             now: unix_now(),
             published_only: self.published_only(),
         };
-        let looked_up = match resolve::stat(self.root(), &l.path).await {
-            Ok(st) => match self.published(&l.path, &st, Use::Read).await {
+        let looked_up = match self.look_up(&l.path).await {
+            Ok((st, fd)) => match self.published(&l.path, fd.as_ref(), &st, Use::Read).await {
                 Ok(()) => Ok(st),
                 // A hidden name that is also a pattern (a file literally
                 // named `h*`) is expanded as the pattern, as if the name
@@ -120,7 +120,7 @@ impl Conn {
                 }
                 Err(e) => Err(e),
             },
-            Err(e) => Err(self.lookup_error(e)),
+            Err(e) => Err(e),
         };
         let (dir_vpath, pattern, prefix) = match looked_up {
             Ok(st) if !st.is_dir() => {
@@ -145,10 +145,9 @@ impl Conn {
             }
             Err(VfsError::NotFound) => {
                 let (dir, pattern) = glob::split(&l.path).ok_or(VfsError::NotFound)?;
-                let dir_st = resolve::stat(self.root(), &dir)
-                    .await
-                    .map_err(|e| self.lookup_error(e))?;
-                self.published(&dir, &dir_st, Use::Read).await?;
+                let (dir_st, fd) = self.look_up(&dir).await?;
+                self.published(&dir, fd.as_ref(), &dir_st, Use::Read)
+                    .await?;
                 let typed = glob::typed_dir(l.shown.as_deref().unwrap_or_default());
                 (
                     dir,
@@ -234,11 +233,11 @@ impl Conn {
     }
 
     pub(super) async fn mlst(&mut self, vpath: Vec<u8>) -> Flow {
-        let st = match resolve::stat(self.root(), &vpath).await {
-            Ok(st) => st,
-            Err(e) => return self.refuse(&vpath, self.lookup_error(e)).await,
+        let (st, fd) = match self.look_up(&vpath).await {
+            Ok(found) => found,
+            Err(e) => return self.refuse(&vpath, e).await,
         };
-        if let Err(e) = self.published(&vpath, &st, Use::Look).await {
+        if let Err(e) = self.published(&vpath, fd.as_ref(), &st, Use::Look).await {
             return self.refuse(&vpath, e).await;
         }
         let entry = st.entry(vpath.clone(), None);

@@ -20,7 +20,14 @@ impl Conn {
         ascii: bool,
         data: DataMode,
     ) -> Flow {
-        let (file, st) = match resolve::open_file(self.root(), &vpath).await {
+        let opened = if self.published_only() {
+            resolve::open_file_noting_links(self.root(), &vpath).await
+        } else {
+            resolve::open_file(self.root(), &vpath)
+                .await
+                .map(|(fd, st)| (fd, st, false))
+        };
+        let (file, st, linked) = match opened {
             Ok(f) => f,
             Err(e @ (VfsError::NotAFile | VfsError::PermissionDenied)) if self.published_only() => {
                 // What anonymous is not shown reads as missing; what it is
@@ -36,7 +43,8 @@ impl Conn {
             }
             Err(e) => return self.refuse(&vpath, self.lookup_error(e)).await,
         };
-        if let Err(e) = self.published(&vpath, &st, Use::Read).await {
+        let through = linked.then_some(&file);
+        if let Err(e) = self.published(&vpath, through, &st, Use::Read).await {
             return self.refuse(&vpath, e).await;
         }
         if offset > st.size {
