@@ -520,6 +520,17 @@ fn writes_by_the_shown_name_act_on_the_legacy_file() {
     want.sort();
     assert_eq!(raw_names_in(&home), want);
     assert_eq!(fx.read("alice/renamed.txt"), b"rename me\n");
+    // A legacy-named link to a directory, by its shown name: APPE meets
+    // the directory, as STOR does.
+    std::fs::create_dir(home.join("sub")).unwrap();
+    std::os::unix::fs::symlink("sub", home.join(os(b"l\xe9d"))).unwrap();
+    for verb in ["APPE", "STOR"] {
+        f.epsv();
+        let r = f.cmd(&format!("{verb} l\u{e9}d"));
+        assert_eq!(r.lines, ["550 Is a directory."], "{verb}");
+    }
+    std::fs::remove_file(home.join(os(b"l\xe9d"))).unwrap();
+    std::fs::remove_dir(home.join("sub")).unwrap();
     // A client that sends a name in the legacy charset itself is answered
     // with the name as listings show it (UTF-8), in MKD's and PWD's 257.
     f.send_raw(b"MKD d\xe9j\xe0\r\n");

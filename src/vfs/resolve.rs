@@ -147,17 +147,13 @@ async fn open_vpath_resolve(
             };
             openat_resolve(root, relative(&legacy)?, flags, 0, resolve)
                 .await
-                .map_err(|again| {
-                    // Too long as sent, a name is only meaningful in its
-                    // legacy form: say what that form met (a missing file
-                    // in a long-named directory is ENOENT, which is what
-                    // lets a wildcard there be expanded).
-                    if e.raw_os_error() == Some(libc::ENAMETOOLONG) {
-                        VfsError::from_io(again)
-                    } else {
-                        VfsError::from_io(e)
-                    }
-                })
+                // Say what the legacy form met: the path as sent does not
+                // exist (or is too long to), so only that form's error
+                // means anything: a missing file in a long-named directory
+                // is ENOENT, which is what lets a wildcard there be
+                // expanded; APPE by the shown name of a legacy-named
+                // directory is EISDIR.
+                .map_err(VfsError::from_io)
         }
         r => r.map_err(VfsError::from_io),
     }
