@@ -520,6 +520,22 @@ fn writes_by_the_shown_name_act_on_the_legacy_file() {
     want.sort();
     assert_eq!(raw_names_in(&home), want);
     assert_eq!(fx.read("alice/renamed.txt"), b"rename me\n");
+    // The 150 names a legacy-named file as listings do, sent raw or not.
+    for line in [
+        &b"RETR caf\xe9.txt\r\n"[..],
+        "RETR caf\u{e9}.txt\r\n".as_bytes(),
+    ] {
+        let mut data = f.epsv_connect();
+        f.send_raw(line);
+        assert_eq!(
+            f.read_reply_bytes(),
+            "150 Opening BINARY mode data connection for caf\u{e9}.txt (4 bytes).\r\n".as_bytes()
+        );
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut data, &mut got).unwrap();
+        assert_eq!(got, b"new\n");
+        assert_eq!(f.read_reply().code, 226);
+    }
     // A legacy-named link to a directory, by its shown name: APPE meets
     // the directory, as STOR does.
     std::fs::create_dir(home.join("sub")).unwrap();

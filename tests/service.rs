@@ -310,6 +310,9 @@ fn anonymous_cannot_tell_hidden_names_from_missing_ones() {
         fx.write("pub/groupless.txt", b"world may, group may not\n");
         chmod(&fx.root.join("pub/groupless.txt"), 0o604);
     }
+    // A socket, shown (world-readable): not a file to transfer.
+    let _sock = std::os::unix::net::UnixListener::bind(fx.root.join("pub/sock")).unwrap();
+    chmod(&fx.root.join("pub/sock"), 0o644);
     let srv = Server::builder().start(&fx);
     if as_root {
         // After the start, which gives the tree to the server's user: a
@@ -393,6 +396,9 @@ fn anonymous_cannot_tell_hidden_names_from_missing_ones() {
             assert!(!out.contains(absent), "{line} shows {absent}: {out}");
         }
     }
+    assert_eq!(f.cmd("SIZE pub/sock").text(), "550 Not a plain file.");
+    f.epsv();
+    assert_eq!(f.cmd("RETR pub/sock").text(), "550 Not a plain file.");
     // A link to a published file in a published directory works.
     assert_eq!(f.retr("pub/l_open"), b"for everyone\n");
     for verb in ["LIST", "NLST", "MLSD"] {

@@ -98,6 +98,9 @@ impl VfsError {
             Some(libc::ENOSPC) | Some(libc::EDQUOT) => VfsError::NoSpace,
             Some(libc::EROFS) => VfsError::PermissionDenied,
             Some(libc::ENAMETOOLONG) => VfsError::NameTooLong,
+            // open(2) of a socket, or of a FIFO for writing without a
+            // reader (O_NONBLOCK): not a file to transfer.
+            Some(libc::ENXIO) => VfsError::NotAFile,
             _ => VfsError::Io(e),
         }
     }

@@ -7,7 +7,7 @@
 
 use std::os::fd::OwnedFd;
 
-use super::{log_text, lossy, Conn, Flow};
+use super::{log_text, shown, Conn, Flow};
 use crate::proto::codes::*;
 use crate::proto::reply::quote_path;
 use crate::proto::Reply;
@@ -159,7 +159,7 @@ impl Conn {
 
     pub(super) async fn set_time(&mut self, verb: &'static str, vpath: Vec<u8>, time: i64) -> Flow {
         let r = write::set_mtime(self.root(), &vpath, time).await;
-        let text = format!("Modify={}; {}", format_mdtm(time), lossy(&vpath));
+        let text = format!("Modify={}; {}", format_mdtm(time), shown(&vpath));
         self.changed(verb, &vpath, r, Reply::new(FILE_STATUS, text))
             .await
     }

@@ -223,6 +223,13 @@ fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// A name or path for a reply's text, as listings show it: a name that is
+/// not UTF-8 decoded from `--legacy-charset` (see `vfs::names`), not
+/// garbled into U+FFFD.
+fn shown(b: &[u8]) -> String {
+    lossy(&crate::vfs::names::display(b))
+}
+
 /// Client bytes as they may go into a log line: invalid UTF-8 replaced,
 /// control characters (ESC, CR, BEL, C1...) written as `\x1b` or
 /// `\u{9b}`, so a client cannot send terminal escape sequences to an

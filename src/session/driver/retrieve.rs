@@ -3,7 +3,7 @@
 //! binary mode (see [`crate::engine::splice`]), converted to CRLF in ASCII.
 
 use super::transfer::{Job, Outcome, Transfer};
-use super::{lossy, Conn, Flow};
+use super::{shown, Conn, Flow};
 use crate::proto::codes::*;
 use crate::proto::Reply;
 use crate::session::outcome::Direction;
@@ -54,7 +54,7 @@ impl Conn {
             };
             return self.refuse(&vpath, e).await;
         }
-        let name = lossy(path::file_name(&vpath));
+        let name = shown(path::file_name(&vpath));
         // The byte count a client may show as progress is the file's size
         // in TYPE I; in TYPE A the converted stream is longer, so none is
         // given (RFC 959 leaves it out of the 150 altogether).

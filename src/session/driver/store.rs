@@ -13,7 +13,7 @@ use rustix::net::RecvFlags;
 use socket2::Socket;
 
 use super::transfer::{Job, Outcome, Transfer};
-use super::{lossy, Conn, Flow, Loud};
+use super::{shown, Conn, Flow, Loud};
 use crate::engine::sys::{self, FdRef};
 use crate::proto::codes::*;
 use crate::proto::Reply;
@@ -67,7 +67,7 @@ impl Conn {
             Ok(u) => u,
             Err(e) => return self.refuse(&vpath, e).await,
         };
-        let name = lossy(&upload.name);
+        let name = shown(&upload.name);
         let opening = if kind == UploadKind::Unique {
             // RFC 1123 4.1.2.9: the 150 reply names the file STOU made.
             Reply::new(FILE_STATUS_OK, format!("FILE: {name}"))
