@@ -56,16 +56,7 @@ mod tests {
     use super::*;
 
     fn st(mode: u32) -> Stat {
-        Stat {
-            mode: libc::S_IFDIR | mode,
-            nlink: 1,
-            uid: 0,
-            gid: 0,
-            size: 0,
-            mtime: 0,
-            dev: 0,
-            ino: 0,
-        }
+        Stat::with_mode(libc::S_IFDIR | mode)
     }
 
     #[test]

@@ -945,16 +945,7 @@ mod tests {
         let dir = |mode| Entry {
             name: b"d".to_vec(),
             kind: EntryKind::Dir,
-            stat: Stat {
-                mode: libc::S_IFDIR | mode,
-                nlink: 2,
-                uid: 0,
-                gid: 0,
-                size: 0,
-                mtime: 0,
-                dev: 0,
-                ino: 0,
-            },
+            stat: Stat::with_mode(libc::S_IFDIR | mode),
             link_target: None,
         };
         let facts = Facts::from_names(&["perm".into()]);

@@ -198,6 +198,22 @@ pub struct Stat {
 }
 
 impl Stat {
+    /// For unit tests: a stat with this `st_mode` (type and permission
+    /// bits), one link, owned by root, everything else zero.
+    #[cfg(test)]
+    pub(crate) fn with_mode(mode: u32) -> Stat {
+        Stat {
+            mode,
+            nlink: 1,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            mtime: 0,
+            dev: 0,
+            ino: 0,
+        }
+    }
+
     /// A directory (`S_IFDIR`).
     pub fn is_dir(&self) -> bool {
         self.mode & libc::S_IFMT == libc::S_IFDIR

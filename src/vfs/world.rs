@@ -305,16 +305,7 @@ mod tests {
     use super::*;
 
     fn st(kind: u32, perm: u32) -> Stat {
-        Stat {
-            mode: kind | perm,
-            nlink: 1,
-            uid: 0,
-            gid: 0,
-            size: 0,
-            mtime: 0,
-            dev: 0,
-            ino: 0,
-        }
+        Stat::with_mode(kind | perm)
     }
 
     #[test]
