@@ -123,15 +123,13 @@ pub(crate) async fn check(
         &normal
     };
     check_ancestors(root, vpath, searched).await?;
-    let real = match opened {
-        Some(fd) => real_vpath(root, vpath, fd, searched),
-        None => Some(vpath.to_vec()),
-    };
-    match real {
-        Some(real) if real != vpath => check_ancestors(root, &real, searched).await?,
-        Some(_) => {}
-        // Moved out of the root since it was opened.
-        None => return Err(VfsError::Hidden(None)),
+    if let Some(fd) = opened {
+        match real_vpath(root, vpath, fd, searched) {
+            Some(real) if real != vpath => check_ancestors(root, &real, searched).await?,
+            Some(_) => {}
+            // Moved out of the root since it was opened.
+            None => return Err(VfsError::Hidden(None)),
+        }
     }
     if allows(st, usage) {
         Ok(())
