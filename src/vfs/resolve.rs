@@ -219,34 +219,26 @@ pub(super) fn clear_nonblock(fd: &OwnedFd) -> Result<(), VfsError> {
 
 /// Opens a regular file for reading. A FIFO or device is refused without
 /// being opened for real: O_NONBLOCK keeps a FIFO's open from blocking, and
-/// the type check follows.
-pub async fn open_file(root: &FdRef, vpath: &[u8]) -> Result<(OwnedFd, Stat), VfsError> {
-    let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
-    checked_file(open_vpath(root, vpath, flags).await?)
-}
-
-/// [`open_file`], also saying whether a symlink was followed on the way
-/// (see [`open_vpath_noting_links`]).
-pub async fn open_file_noting_links(
+/// the type check follows. With `note_links`, also says whether a symlink
+/// was followed on the way (see [`open_vpath_noting_links`]); without, that
+/// is always `false`.
+pub async fn open_file(
     root: &FdRef,
     vpath: &[u8],
+    note_links: bool,
 ) -> Result<(OwnedFd, Stat, bool), VfsError> {
     let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
-    let (fd, linked) = open_vpath_noting_links(root, vpath, flags).await?;
-    let (fd, st) = checked_file(fd)?;
-    Ok((fd, st, linked))
-}
-
-fn checked_file(fd: OwnedFd) -> Result<(OwnedFd, Stat), VfsError> {
-    let (fd, stat) = fstat(fd)?;
-    if stat.is_dir() {
-        return Err(VfsError::NotAFile);
-    }
-    if !stat.is_file() {
+    let (fd, linked) = if note_links {
+        open_vpath_noting_links(root, vpath, flags).await?
+    } else {
+        (open_vpath(root, vpath, flags).await?, false)
+    };
+    let (fd, st) = fstat(fd)?;
+    if !st.is_file() {
         return Err(VfsError::NotAFile);
     }
     clear_nonblock(&fd)?;
-    Ok((fd, stat))
+    Ok((fd, st, linked))
 }
 
 /// Opens a directory for reading its entries.
@@ -254,13 +246,20 @@ pub async fn open_dir(root: &FdRef, vpath: &[u8]) -> Result<OwnedFd, VfsError> {
     open_vpath(root, vpath, libc::O_RDONLY | libc::O_DIRECTORY).await
 }
 
-/// Opens a path O_PATH (following symlinks that stay inside the root) and
-/// stats it; says whether a symlink was followed, and the fd where the
-/// path really ends (see [`super::world::check`]).
-pub async fn stat_opened(root: &FdRef, vpath: &[u8]) -> Result<(OwnedFd, Stat, bool), VfsError> {
+/// Stats a path (following symlinks that stay inside the root), noting
+/// whether a symlink was followed on the way: then also the O_PATH fd of
+/// where the path really ends (see [`super::world::check`]), else `None`.
+pub async fn stat_noting_links(
+    root: &FdRef,
+    vpath: &[u8],
+) -> Result<(Stat, Option<OwnedFd>), VfsError> {
+    if vpath == b"/" {
+        // The root: no link on the way, nothing to open.
+        return Ok((stat(root, vpath).await?, None));
+    }
     let (fd, linked) = open_vpath_noting_links(root, vpath, libc::O_PATH).await?;
     let (fd, st) = fstat(fd)?;
-    Ok((fd, st, linked))
+    Ok((st, linked.then_some(fd)))
 }
 
 /// Stats a path (following symlinks that stay inside the root).

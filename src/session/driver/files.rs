@@ -48,9 +48,7 @@ impl Conn {
     /// errors as [`Conn::lookup_error`].
     pub(super) async fn look_up(&self, vpath: &[u8]) -> Result<(Stat, Option<OwnedFd>), VfsError> {
         let found = if self.published_only() {
-            resolve::stat_opened(self.root(), vpath)
-                .await
-                .map(|(fd, st, linked)| (st, linked.then_some(fd)))
+            resolve::stat_noting_links(self.root(), vpath).await
         } else {
             resolve::stat(self.root(), vpath).await.map(|st| (st, None))
         };

@@ -20,13 +20,7 @@ impl Conn {
         ascii: bool,
         data: DataMode,
     ) -> Flow {
-        let opened = if self.published_only() {
-            resolve::open_file_noting_links(self.root(), &vpath).await
-        } else {
-            resolve::open_file(self.root(), &vpath)
-                .await
-                .map(|(fd, st)| (fd, st, false))
-        };
+        let opened = resolve::open_file(self.root(), &vpath, self.published_only()).await;
         let (file, st, linked) = match opened {
             Ok(f) => f,
             Err(e @ (VfsError::NotAFile | VfsError::PermissionDenied)) if self.published_only() => {
