@@ -146,8 +146,8 @@ pub(crate) struct Lister {
 /// when the link is used, so a link is listed only when it can be used.
 #[derive(Default)]
 struct PublishedLinks {
-    /// The root's real path, once read (`None` inside: unreadable).
-    root_real: Option<Option<Vec<u8>>>,
+    /// Where a link's target really is.
+    locator: super::world::Locator,
     /// Directories (absolute virtual paths) found searchable or not.
     searchable: std::collections::HashMap<Vec<u8>, bool>,
 }
@@ -157,26 +157,19 @@ impl PublishedLinks {
     /// directories only. Where `/proc` cannot be read: true, as
     /// `world::check` then does.
     fn leads_to_published(&mut self, root: &OwnedFd, target: &OwnedFd) -> bool {
-        let root_real = self
-            .root_real
-            .get_or_insert_with(|| super::world::fd_path(std::os::fd::AsFd::as_fd(root)))
-            .clone();
-        let (Some(root_real), Some(real)) = (
-            root_real,
-            super::world::fd_path(std::os::fd::AsFd::as_fd(target)),
-        ) else {
-            super::world::warn_no_proc();
-            return true;
+        use super::world::{self, Located};
+        use std::os::fd::AsFd;
+        let vreal = match self.locator.locate(root.as_fd(), target.as_fd()) {
+            Located::At(vreal) => vreal,
+            Located::Outside => return false,
+            Located::Unknown => return true,
         };
-        let Some(vreal) = super::world::under_root(&root_real, &real) else {
-            return false;
-        };
-        let all = super::world::ancestors(&vreal).all(|dir| {
+        let all = world::ancestors(&vreal).all(|dir| {
             *self.searchable.entry(dir.to_vec()).or_insert_with(|| {
                 open_in_root(root, dir, OFlags::PATH)
                     .ok()
                     .and_then(|fd| rustix::fs::fstat(&fd).ok())
-                    .is_some_and(|st| super::world::searchable(&Stat::from(&st)))
+                    .is_some_and(|st| world::searchable(&Stat::from(&st)))
             })
         });
         all

@@ -29,7 +29,6 @@
 use std::cell::RefCell;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::rc::Rc;
 
 use super::{path, resolve, Stat, VfsError};
 use crate::engine::sys::FdRef;
@@ -124,11 +123,15 @@ pub(crate) async fn check(
     };
     check_ancestors(root, vpath, searched).await?;
     if let Some(fd) = opened {
-        match real_vpath(root, vpath, fd, searched) {
-            Some(real) if real != vpath => check_ancestors(root, &real, searched).await?,
-            Some(_) => {}
+        let located = searched
+            .locator
+            .borrow_mut()
+            .locate(root.as_fd(), fd.as_fd());
+        match located {
+            Located::At(real) if real != vpath => check_ancestors(root, &real, searched).await?,
+            Located::At(_) | Located::Unknown => {}
             // Moved out of the root since it was opened.
-            None => return Err(VfsError::Hidden(None)),
+            Located::Outside => return Err(VfsError::Hidden(None)),
         }
     }
     if allows(st, usage) {
@@ -157,51 +160,59 @@ async fn check_ancestors(root: &FdRef, vpath: &[u8], searched: &Searched) -> Res
     Ok(())
 }
 
-/// Where `opened` really is, as an absolute virtual path under `root`
-/// (both read back from `/proc/self/fd`; the root's once per login, kept
-/// in `searched`). `None` when it lies outside the root (moved out after
-/// the open). Where `/proc` cannot be read the answer is the caller's
-/// path itself (`vpath`): the symlink check is skipped, with one warning.
-fn real_vpath(
-    root: &FdRef,
-    vpath: &[u8],
-    opened: &OwnedFd,
-    searched: &Searched,
-) -> Option<Vec<u8>> {
-    let known = searched
-        .root_real(root)
-        .and_then(|r| fd_path(opened.as_fd()).map(|p| (r, p)));
-    let Some((root_real, real)) = known else {
-        warn_no_proc();
-        return Some(vpath.to_vec());
-    };
-    under_root(&root_real, &real)
+/// Where opened fds really are under a session's root, read back from
+/// `/proc/self/fd` (a few µs each: only for paths that followed a
+/// symlink); the root's own path is read once.
+#[derive(Debug, Default)]
+pub(crate) struct Locator {
+    /// The root's real path, once read (`None` inside: unreadable).
+    root_real: Option<Option<Vec<u8>>>,
 }
 
-/// The absolute virtual path of the real path `real` under a root whose
-/// real path is `root_real`; `None` when it is not under it.
-pub(crate) fn under_root(root_real: &[u8], real: &[u8]) -> Option<Vec<u8>> {
-    let rest = if root_real == b"/" {
-        real
-    } else {
-        real.strip_prefix(root_real)?
-    };
-    match rest {
-        [] => Some(b"/".to_vec()),
-        [b'/', ..] => Some(rest.to_vec()),
-        _ => None,
+/// Where [`Locator::locate`] found an fd.
+pub(crate) enum Located {
+    /// At this absolute virtual path under the root.
+    At(Vec<u8>),
+    /// Outside the root (moved out after it was opened).
+    Outside,
+    /// `/proc` cannot be read: not known (warned once; the symlink check
+    /// is then skipped).
+    Unknown,
+}
+
+impl Locator {
+    /// Where `opened` really is under `root`.
+    pub(crate) fn locate(&mut self, root: BorrowedFd<'_>, opened: BorrowedFd<'_>) -> Located {
+        let root_real = self.root_real.get_or_insert_with(|| fd_path(root));
+        let (Some(root_real), Some(real)) = (root_real.as_deref(), fd_path(opened)) else {
+            warn_no_proc();
+            return Located::Unknown;
+        };
+        let rest = if root_real == b"/" {
+            &real[..]
+        } else {
+            match real.strip_prefix(root_real) {
+                Some(rest) => rest,
+                None => return Located::Outside,
+            }
+        };
+        match rest {
+            [] => Located::At(b"/".to_vec()),
+            [b'/', ..] => Located::At(rest.to_vec()),
+            _ => Located::Outside,
+        }
     }
 }
 
 /// The path the kernel has for `fd` (`/proc/self/fd/N`).
-pub(crate) fn fd_path(fd: BorrowedFd<'_>) -> Option<Vec<u8>> {
+fn fd_path(fd: BorrowedFd<'_>) -> Option<Vec<u8>> {
     let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
     rustix::fs::readlink(link, Vec::new())
         .ok()
         .map(CString::into_bytes)
 }
 
-pub(crate) fn warn_no_proc() {
+fn warn_no_proc() {
     static WARNED: std::sync::Once = std::sync::Once::new();
     WARNED.call_once(|| {
         tracing::warn!(
@@ -240,8 +251,8 @@ pub(crate) fn hide_denied(e: VfsError) -> VfsError {
 #[derive(Debug, Default)]
 pub(crate) struct Searched {
     dirs: RefCell<Vec<Vec<u8>>>,
-    /// The session root's real path, once read (`None` inside: unreadable).
-    root_real: RefCell<Option<Option<Rc<[u8]>>>>,
+    /// Where paths that followed a symlink really end.
+    locator: RefCell<Locator>,
 }
 
 impl Searched {
@@ -262,17 +273,9 @@ impl Searched {
         dirs.truncate(Self::KEPT);
     }
 
-    /// The real path of `root` (`/proc/self/fd`), read once per login.
-    fn root_real(&self, root: &FdRef) -> Option<Rc<[u8]>> {
-        self.root_real
-            .borrow_mut()
-            .get_or_insert_with(|| fd_path(root.as_fd()).map(Rc::from))
-            .clone()
-    }
-
     /// Forgets everything (a new login: another root, another account).
     pub(crate) fn clear(&self) {
-        self.root_real.borrow_mut().take();
+        self.locator.take();
         self.dirs.borrow_mut().clear();
     }
 }
