@@ -19,6 +19,18 @@ pub enum Viewer {
     Account,
 }
 
+impl Viewer {
+    /// The viewer of a session: [`Viewer::World`] when it sees only what
+    /// is published (anonymous), else [`Viewer::Account`].
+    pub fn of_session(published_only: bool) -> Viewer {
+        if published_only {
+            Viewer::World
+        } else {
+            Viewer::Account
+        }
+    }
+}
+
 /// What the mode bits of one entry allow its viewer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Access {

@@ -443,11 +443,7 @@ impl ListOptions {
     /// Whose mode bits `perm` is checked against: the world's for an
     /// anonymous session, none for an account.
     pub fn viewer(&self) -> Viewer {
-        if self.published_only {
-            Viewer::World
-        } else {
-            Viewer::Account
-        }
+        Viewer::of_session(self.published_only)
     }
 }
 

@@ -147,7 +147,7 @@ pub(crate) async fn check(
 async fn check_ancestors(root: &FdRef, vpath: &[u8], searched: &Searched) -> Result<(), VfsError> {
     let mut deepest = None;
     for dir in ancestors(vpath).skip_while(|d| searched.covers(d)) {
-        let st = resolve::stat(root, dir).await.map_err(hide_denied)?;
+        let st = resolve::stat(root, dir).await.map_err(hide_revealing)?;
         if !searchable(&st) {
             return Err(VfsError::Hidden(None));
         }
@@ -228,7 +228,7 @@ fn warn_no_proc() {
 /// ENOTDIR (a hidden file used as a directory, `secret.txt/x`), ELOOP or
 /// EXDEV (a symlink loop, or a link out of the root: such a link is left
 /// out of listings like a dangling one). Other errors pass unchanged.
-pub(crate) fn hide_denied(e: VfsError) -> VfsError {
+pub(crate) fn hide_revealing(e: VfsError) -> VfsError {
     match e {
         VfsError::PermissionDenied | VfsError::NotADirectory | VfsError::Escapes => {
             VfsError::Hidden(Some(Box::new(e)))

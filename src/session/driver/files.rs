@@ -56,12 +56,12 @@ impl Conn {
     }
 
     /// An error looking up a path, as the session may learn it: for an
-    /// anonymous session a lookup the server's user may not make (EACCES
-    /// on the way) reads as a missing path, like everything else it is
-    /// not shown ([`world::hide_denied`]).
+    /// anonymous session an error only a hidden name gives (EACCES,
+    /// ENOTDIR, ELOOP) reads as a missing path, like everything else it
+    /// is not shown ([`world::hide_revealing`]).
     pub(super) fn lookup_error(&self, e: VfsError) -> VfsError {
         if self.published_only() {
-            world::hide_denied(e)
+            world::hide_revealing(e)
         } else {
             e
         }

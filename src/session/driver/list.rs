@@ -241,11 +241,7 @@ impl Conn {
             return self.refuse(&vpath, e).await;
         }
         let entry = st.entry(vpath.clone(), None);
-        let viewer = if self.published_only() {
-            Viewer::World
-        } else {
-            Viewer::Account
-        };
+        let viewer = Viewer::of_session(self.published_only());
         let text = listing::mlst_text(
             &vpath,
             &entry,
