@@ -189,6 +189,18 @@ fn only_root_may_switch_users_and_low_ports_say_how() {
     assert!(r.stderr.contains("only root can switch"), "{}", r.stderr);
 }
 
+/// Asserts that `log` has the refusal of `verb` on `path` for not being
+/// world-readable, as an operator reads it.
+#[track_caller]
+fn assert_not_world_readable_logged(log: &str, verb: &str, path: &str) {
+    let refused = format!("refused {verb}: not world-readable");
+    let at = format!("path={path}");
+    assert!(
+        log.lines().any(|l| l.contains(&refused) && l.contains(&at)),
+        "{log}"
+    );
+}
+
 /// A tree where the server's own user could read everything, but the
 /// world may read only part of it.
 fn published_tree(fx: &Fixture) {
@@ -264,13 +276,7 @@ fn anonymous_sees_only_world_readable_files_and_directories() {
         "{deep}"
     );
     f.quit();
-    let log = srv.log_synced();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("refused RETR: not world-readable")
-                && l.contains("path=/pub/secret.txt")),
-        "{log}"
-    );
+    assert_not_world_readable_logged(&srv.log_synced(), "RETR", "/pub/secret.txt");
     // An account is not held to the rule (the kernel's permissions for
     // the server's user apply).
     let mut a = srv.login_as("alice", "alice-pw");
@@ -424,13 +430,7 @@ fn anonymous_cannot_tell_hidden_names_from_missing_ones() {
     assert_eq!(r.text(), "550 Not a directory.");
     f.quit();
     // The log still says why.
-    let log = srv.log_synced();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("refused SIZE: not world-readable")
-                && l.contains("path=/pub/secret.txt")),
-        "{log}"
-    );
+    assert_not_world_readable_logged(&srv.log_synced(), "SIZE", "/pub/secret.txt");
 }
 
 #[test]

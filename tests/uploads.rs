@@ -151,9 +151,6 @@ fn ftplib_rest_stor_resumes() {
     assert!(out.contains("*cmd* 'REST 1048576'"), "{out}");
 }
 
-/// REST N + STOR onto a longer file is a resumed upload: the first N old
-/// bytes stay, the new data follows, and the file ends where it ends (the
-/// old tail is cut, as pure-ftpd does). Also REST 0 and REST at the end.
 /// REST sent before the data connection is set up (REST, TYPE, PASV or
 /// EPSV, then the transfer) still restarts the transfer, as vsftpd and
 /// pure-ftpd keep it: a client doing so must not overwrite the file it
@@ -193,6 +190,9 @@ fn rest_before_pasv_or_epsv_still_restarts() {
     f.quit();
 }
 
+/// REST N + STOR onto a longer file is a resumed upload: the first N old
+/// bytes stay, the new data follows, and the file ends where it ends (the
+/// old tail is cut, as pure-ftpd does). Also REST 0 and REST at the end.
 #[test]
 fn rest_stor_keeps_the_head_and_cuts_the_old_tail() {
     let (fx, srv) = alice_server(&[]);
