@@ -187,6 +187,18 @@ fn rest_before_pasv_or_epsv_still_restarts() {
     f.expect("REST 5", 350);
     f.expect("NOOP", 200);
     assert_eq!(f.retr("long.bin"), old);
+    // So does a line refused before it is a command: unknown, a missing or
+    // bad argument (a bad REST does not leave the older offset standing).
+    for between in ["BOGUS", "SIZE", "REST abc", "CLNT x"] {
+        f.expect("REST 5", 350);
+        let code = f.cmd(between).code;
+        assert!((500..=504).contains(&code), "{between}: {code}");
+        assert_eq!(f.retr("long.bin"), old, "{between}");
+    }
+    // A refused data set-up (a bad PORT) keeps it, as a failed PASV does.
+    f.expect("REST 5", 350);
+    f.expect("PORT 1,2", 501);
+    assert_eq!(f.retr("long.bin"), old[5..]);
     f.quit();
 }
 

@@ -242,6 +242,23 @@ impl Session {
         self.rename_from = Some(vpath);
     }
 
+    /// Driver report: a control line that is no command was refused (500,
+    /// 501, 502, 504, 522, or a line too long); `verb` is its first word as
+    /// sent, empty when there is none. It still counts as the command after
+    /// REST and RNFR and cancels both as a parsed command would: a client
+    /// whose `REST abc` or unknown verb is refused must not have an older
+    /// offset applied to its next transfer. A refused PASV, EPSV, PORT,
+    /// EPRT or TYPE keeps REST as their failures after parsing do.
+    pub fn line_refused(&mut self, verb: &[u8]) {
+        let keeps = ["PASV", "EPSV", "PORT", "EPRT", "TYPE"]
+            .iter()
+            .any(|k| verb.eq_ignore_ascii_case(k.as_bytes()));
+        if !keeps {
+            self.rest = 0;
+        }
+        self.rename_from = None;
+    }
+
     /// Driver report: the directory exists; it is the new working directory.
     pub fn cwd_changed(&mut self, vpath: Vec<u8>) {
         self.cwd = vpath;
@@ -618,7 +635,10 @@ mod tests {
     fn run(s: &mut Session, line: &str) -> Step {
         match parse(line.as_bytes()) {
             Ok(cmd) => s.handle(cmd, Instant::now()),
-            Err(e) => Step::Reply(e.reply()),
+            Err(e) => {
+                s.line_refused(line.split(' ').next().unwrap_or_default().as_bytes());
+                Step::Reply(e.reply())
+            }
         }
     }
 
@@ -730,7 +750,12 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // REST then another command: the offset is gone.
-        for between in ["NOOP", "SIZE f", "LIST", "CWD /", "MODE S", "REST 0"] {
+        // Lines refused before they become commands (unknown, missing or
+        // bad argument, not implemented) count as commands too.
+        for between in [
+            "NOOP", "SIZE f", "LIST", "CWD /", "MODE S", "REST 0", "BOGUS", "SIZE", "REST abc",
+            "CLNT x",
+        ] {
             s.passive_opened();
             run(&mut s, "REST 5");
             run(&mut s, between);
@@ -749,6 +774,12 @@ mod tests {
             "PORT 127,0,0,1,4,1",
             "EPRT |1|127.0.0.1|1025|",
             "TYPE I",
+            // Refused as they are parsed, they keep it as well.
+            "TYPE E",
+            "type x",
+            "PORT 1,2",
+            "EPRT |3|x|1|",
+            "EPSV 9",
         ] {
             run(&mut s, "REST 7");
             run(&mut s, between);
@@ -931,6 +962,10 @@ mod tests {
         // RNFR, then anything else: the pending rename is gone.
         s.rename_from(b"/a".to_vec());
         run(&mut s, "NOOP");
+        assert_eq!(code(&run(&mut s, "RNTO b")), 503);
+        // So does a line that is no command.
+        s.rename_from(b"/a".to_vec());
+        assert_eq!(code(&run(&mut s, "BOGUS")), 500);
         assert_eq!(code(&run(&mut s, "RNTO b")), 503);
     }
 

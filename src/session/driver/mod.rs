@@ -391,6 +391,7 @@ impl Conn {
             Event::Closed => return Flow::Close,
             Event::TooLong => {
                 self.ctx.metrics.command(None);
+                self.session.line_refused(b"");
                 self.current = Some(Current {
                     command: Cow::Borrowed("-"),
                     path: None,
@@ -432,6 +433,7 @@ impl Conn {
                         path: None,
                     });
                     tracing::debug!("unparsed command: {e:?}");
+                    self.session.line_refused(word);
                     self.reply(e.reply()).await
                 }
             },
