@@ -109,6 +109,10 @@ fn metrics_move_by_exactly_what_a_session_did() {
     assert_bytes_eq("b.bin", &f.retr("b.bin"), &b);
     f.stor("c.bin", &c);
     f.expect("DELE a.bin", 550);
+    // The last transfer's listener is kept for the session's next EPSV.
+    let during = scrape(m);
+    assert_eq!(during[r#"ringftp_passive_ports_kept{shard="0"}"#], 1.0);
+    assert_eq!(during[r#"ringftp_passive_ports_leased{shard="0"}"#], 1.0);
     f.quit();
     wait_sessions_closed(m);
     let after = scrape(m);
@@ -206,6 +210,7 @@ fn metrics_move_by_exactly_what_a_session_did() {
         assert!(after.contains_key(*k), "no series {k}");
     }
     assert_eq!(after[r#"ringftp_passive_ports_leased{shard="0"}"#], 0.0);
+    assert_eq!(after[r#"ringftp_passive_ports_kept{shard="0"}"#], 0.0);
     assert_eq!(
         after[r#"ringftp_passive_ports{shard="0"}"#],
         srv.pasv.1 as f64 - srv.pasv.0 as f64 + 1.0

@@ -589,9 +589,13 @@ fn firewall_more_clients_than_passive_ports_get_425_then_succeed() {
     finish_retr(&mut extra, data, &small, "retry after 425");
 }
 
-/// Four ports, 200 sequential passive transfers through NAT and firewall:
-/// every port is listened on again while its last connection is still in
-/// TIME_WAIT (SO_REUSEADDR), so a small range is never exhausted.
+/// Four ports, 200 sequential passive transfers of one session through NAT
+/// and firewall: its listener is kept and its port announced again for
+/// each (nothing re-bound per file), while the port's finished
+/// connections pile up in TIME_WAIT. Then sessions of their own, one
+/// after another, bind every port of the range again — the busy one
+/// included while its connections are still in TIME_WAIT
+/// (SO_REUSEADDR): a small range is never exhausted.
 #[test]
 fn firewall_four_ports_two_hundred_transfers() {
     let net = Net::up(&[]);
@@ -599,32 +603,42 @@ fn firewall_four_ports_two_hundred_transfers() {
     let small = fx.root.join("small.txt");
     let s = small.to_string_lossy().into_owned();
     let _srv = net.serve(&fx, "srv", &["--pasv-address", PUBLIC]);
-    let r = net.ftplib(
-        "out",
-        &[
-            "get",
-            PUBLIC,
-            "21",
-            &s,
-            "small.txt",
-            "--trust-pasv",
-            "--count",
-            "200",
-        ],
-    );
-    r.ok();
-    let ports = data_ports(&r);
+    let get = |count: &str| {
+        let r = net.ftplib(
+            "out",
+            &[
+                "get",
+                PUBLIC,
+                "21",
+                &s,
+                "small.txt",
+                "--trust-pasv",
+                "--count",
+                count,
+            ],
+        );
+        r.ok();
+        data_ports(&r)
+    };
+    let ports = get("200");
     assert_eq!(ports.len(), 200);
-    for p in RANGE.0..=RANGE.1 {
-        let n = ports.iter().filter(|&&q| q == p).count();
-        assert!(n >= 40, "port {p} used {n} times: {ports:?}");
-    }
-    assert!(ports.iter().all(|p| (RANGE.0..=RANGE.1).contains(p)));
+    assert!(
+        ports.iter().all(|&p| p == ports[0]),
+        "one session's PASVs announce its kept listener's port: {ports:?}"
+    );
+    assert!((RANGE.0..=RANGE.1).contains(&ports[0]), "{ports:?}");
     let tw = net.time_wait("srv", RANGE);
     assert!(
         tw > 4,
-        "expected more TIME_WAIT sockets than passive ports (each port reused while waiting), got {tw}"
+        "expected the session's finished connections in TIME_WAIT, got {tw}"
     );
+    // Five new sessions: the range's ports in turn, the busy one again.
+    let mut each: Vec<u16> = (0..5).flat_map(|_| get("1")).collect();
+    assert_eq!(each.len(), 5, "{each:?}");
+    assert!(each.contains(&ports[0]), "{each:?}");
+    each.sort();
+    each.dedup();
+    assert_eq!(each, (RANGE.0..=RANGE.1).collect::<Vec<_>>());
 }
 
 // ---------------------------------------------------------------------------

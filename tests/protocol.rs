@@ -410,6 +410,89 @@ fn transfer_without_data_setup_is_425() {
     f.expect("RETR hello.txt", 425);
 }
 
+/// A passive listener that served a transfer is kept: the session's next
+/// PASV or EPSV announces the same port again. A connection made to it
+/// before that announcement (a client's stray or second connect) is
+/// closed, and the transfer takes the one made after it — as when each
+/// PASV bound a new listener. The same holds for an unused listener that
+/// a second PASV replaces.
+#[test]
+fn a_kept_listener_serves_the_next_pasv_and_drops_stale_connections() {
+    let fx = Fixture::new();
+    let srv = server(&fx);
+    let want = fx.read("hello.txt");
+    let mut f = srv.login();
+    f.expect("TYPE I", 200);
+    assert_bytes_eq("RETR", &f.retr("hello.txt"), &want);
+    let first = f.epsv();
+    let fetch = |f: &mut Ftp, data: TcpStream| {
+        let mut data = data;
+        data.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        f.expect("RETR hello.txt", 150);
+        let mut got = Vec::new();
+        data.read_to_end(&mut got).unwrap();
+        assert_eq!(f.read_reply().code, 226);
+        assert_bytes_eq("RETR", &got, &want);
+    };
+    // EPSV's port after a transfer is the kept listener's, for PASV too.
+    fetch(&mut f, TcpStream::connect(first).unwrap());
+    assert_eq!(f.pasv().port(), first.port());
+    // A connection made before a PASV is closed; the later one is served.
+    let stale = TcpStream::connect(first).unwrap();
+    assert_eq!(f.epsv().port(), first.port());
+    let data = TcpStream::connect(first).unwrap();
+    fetch(&mut f, data);
+    stale.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut buf = [0u8; 16];
+    let n = (&stale).read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the stale connection got data");
+    // The same when a second PASV replaces an unused one.
+    let addr = f.pasv();
+    let stale = TcpStream::connect(addr).unwrap();
+    assert_eq!(f.pasv(), addr);
+    fetch(&mut f, TcpStream::connect(addr).unwrap());
+    stale.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    assert_eq!((&stale).read(&mut buf).unwrap_or(0), 0);
+    f.quit();
+}
+
+/// Kept listeners hold their ports, but never keep a PASV from getting
+/// one: with two ports, two sessions that transferred keep both, and a
+/// third session's PASV takes one of them; only listeners announced and
+/// not yet used leave a PASV with 425.
+#[test]
+fn kept_listeners_give_their_ports_up_when_the_range_runs_out() {
+    let fx = Fixture::new();
+    fx.standard_tree();
+    let want = fx.read("hello.txt");
+    let srv = Server::builder().cores(1).ports(2).start(&fx);
+    let mut a = srv.login();
+    let mut b = srv.login();
+    let mut c = srv.login();
+    assert_bytes_eq("a", &a.retr("hello.txt"), &want);
+    assert_bytes_eq("b", &b.retr("hello.txt"), &want);
+    // Both ports are kept; c gets one anyway and transfers on it.
+    assert_bytes_eq("c", &c.retr("hello.txt"), &want);
+    // c's listener is kept now, and one of a's or b's. Both announce one:
+    // each takes its own or the other's kept port.
+    let pa = a.pasv();
+    let pb = b.epsv();
+    assert_ne!(pa.port(), pb.port());
+    // Both ports are announced and unused: nothing to give up.
+    let r = c.cmd("EPSV");
+    assert_eq!(r.code, 425, "{r:?}");
+    for (f, addr) in [(&mut a, pa), (&mut b, pb)] {
+        let mut data = TcpStream::connect(addr).unwrap();
+        data.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        f.expect("RETR hello.txt", 150);
+        let mut got = Vec::new();
+        data.read_to_end(&mut got).unwrap();
+        assert_eq!(f.read_reply().code, 226);
+        assert_bytes_eq("RETR", &got, &want);
+    }
+    assert_bytes_eq("c again", &c.retr("hello.txt"), &want);
+}
+
 #[test]
 fn passive_port_exhaustion_is_a_prompt_425() {
     let fx = Fixture::new();

@@ -12,6 +12,16 @@
 //! its own PROXY header, and the RFC 2577 data-theft check compares the
 //! client it names with the control connection's client.
 //!
+//! A listener that served a transfer is kept for the session's next
+//! PASV/EPSV ([`KeptListener`]), which announces the same port again:
+//! socket, bind (the kernel checks the port against its TIME_WAIT
+//! connections), listen and close were a tenth of the server's CPU in a
+//! mirror where every file takes a PASV. Connections already waiting on a
+//! reused listener are closed before the new 227/229 ([`PassiveListener::
+//! drain`]), as closing the old listener did. A kept listener holds its
+//! port; when a shard's slice has no free port left, a PASV takes one from
+//! a kept listener instead of answering 425.
+//!
 //! The listener is non-blocking, and the data connection is accepted with
 //! a plain accept4(2) on the shard thread: a client connects right after
 //! the 227/229 reply, before it sends RETR or LIST, so the connection is
@@ -23,7 +33,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +52,10 @@ pub(crate) struct PortSlice {
     state: RefCell<SliceState>,
     /// Where the shard counts its ports, leases and exhaustion.
     metrics: Arc<ShardMetrics>,
+    /// The shard's sessions' [`KeptListener`]s, in the order they were
+    /// made: a PASV that finds no free port gives up the first that holds
+    /// a listener.
+    keepers: RefCell<Vec<Weak<KeptListener>>>,
 }
 
 struct SliceState {
@@ -60,7 +74,46 @@ impl PortSlice {
                 in_use: vec![false; range.len()],
             }),
             metrics,
+            keepers: RefCell::new(Vec::new()),
         })
+    }
+
+    /// A new, empty [`KeptListener`] for one session, which a PASV may
+    /// empty when the slice has no free port.
+    pub(crate) fn keeper(&self) -> Rc<KeptListener> {
+        let k = Rc::new(KeptListener {
+            listener: RefCell::new(None),
+            metrics: self.metrics.clone(),
+        });
+        let mut keepers = self.keepers.borrow_mut();
+        // Forget the keepers of sessions that have ended, whenever the
+        // list would grow: it stays within twice the live sessions.
+        if keepers.len() == keepers.capacity() {
+            keepers.retain(|w| w.strong_count() > 0);
+        }
+        keepers.push(Rc::downgrade(&k));
+        k
+    }
+
+    /// Closes the first kept listener of the shard, freeing its port;
+    /// false when no session keeps one.
+    fn give_up_a_kept_listener(&self) -> bool {
+        let victim = self
+            .keepers
+            .borrow()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|k| k.holds());
+        match victim.and_then(|k| k.take()) {
+            Some(l) => {
+                tracing::debug!(
+                    port = l.addr.port(),
+                    "a kept passive listener gives its port up"
+                );
+                true
+            }
+            None => false,
+        }
     }
 
     pub(crate) fn range(&self) -> PortRange {
@@ -128,27 +181,50 @@ pub(crate) struct PassiveListener {
 impl PassiveListener {
     /// Binds a port of `slice` on `ip` (the control connection's local
     /// address, so the data channel uses the same interface and family).
+    /// With no port free, the port of another session's kept listener is
+    /// taken; [`PassiveError::Exhausted`] when none is kept either.
     pub(crate) fn bind(slice: &Rc<PortSlice>, ip: IpAddr) -> Result<PassiveListener, PassiveError> {
-        let mut tried = 0;
-        while let Some((step, idx)) = slice.next_free(tried) {
-            tried = step + 1;
-            let port = slice.range.lo + idx as u16;
-            let addr = SocketAddr::new(ip, port);
-            match listen_on(addr) {
-                Ok(sock) => {
-                    return Ok(PassiveListener {
-                        sock: Rc::new(sock),
-                        addr,
-                        _lease: slice.lease(idx),
-                    })
+        loop {
+            let mut tried = 0;
+            while let Some((step, idx)) = slice.next_free(tried) {
+                tried = step + 1;
+                let port = slice.range.lo + idx as u16;
+                let addr = SocketAddr::new(ip, port);
+                match listen_on(addr) {
+                    Ok(sock) => {
+                        return Ok(PassiveListener {
+                            sock: Rc::new(sock),
+                            addr,
+                            _lease: slice.lease(idx),
+                        })
+                    }
+                    // Another process holds it: try the next one.
+                    Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+                    Err(e) => return Err(PassiveError::Io(e)),
                 }
-                // Another process holds it: try the next one.
-                Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
-                Err(e) => return Err(PassiveError::Io(e)),
+            }
+            if !slice.give_up_a_kept_listener() {
+                break;
             }
         }
         slice.metrics.pasv_exhausted.inc();
         Err(PassiveError::Exhausted)
+    }
+
+    /// Readies a listener announced again (a kept one, or an unused one a
+    /// second PASV replaces): closes every connection already waiting on
+    /// it, which belongs to an earlier PASV, so the transfer that follows
+    /// takes the connection the client makes after this announcement.
+    pub(crate) fn drain(&self) {
+        loop {
+            match self.sock.accept() {
+                Ok((_stale, from)) => {
+                    tracing::debug!(from = ?from.as_socket(), port = self.addr.port(), "closed a data connection made before this PASV");
+                }
+                Err(e) if is_transient_accept_error(&e) => continue,
+                Err(_) => return,
+            }
+        }
     }
 
     /// Accepts the data connection from `control_peer`. Unless
@@ -210,6 +286,46 @@ impl PassiveListener {
                 continue;
             }
             return Ok(DataConn::new(sock, peer));
+        }
+    }
+}
+
+/// One session's passive listener kept between transfers: put back once
+/// a data connection has been accepted on it, taken by the session's next
+/// PASV/EPSV (which announces its port again), or by another session's
+/// PASV when the shard has no free port ([`PassiveListener::bind`]).
+/// Counted in `ringftp_passive_ports_kept`.
+pub(crate) struct KeptListener {
+    listener: RefCell<Option<PassiveListener>>,
+    metrics: Arc<ShardMetrics>,
+}
+
+impl KeptListener {
+    /// Keeps `l` (replacing, and closing, any listener kept before).
+    pub(crate) fn put(&self, l: PassiveListener) {
+        if self.listener.borrow_mut().replace(l).is_none() {
+            self.metrics.pasv_kept.inc();
+        }
+    }
+
+    /// The kept listener, if it is still kept.
+    pub(crate) fn take(&self) -> Option<PassiveListener> {
+        let l = self.listener.borrow_mut().take();
+        if l.is_some() {
+            self.metrics.pasv_kept.dec();
+        }
+        l
+    }
+
+    fn holds(&self) -> bool {
+        self.listener.borrow().is_some()
+    }
+}
+
+impl Drop for KeptListener {
+    fn drop(&mut self) {
+        if self.listener.get_mut().is_some() {
+            self.metrics.pasv_kept.dec();
         }
     }
 }

@@ -301,6 +301,9 @@ pub struct ShardMetrics {
     pub pasv_ports: Gauge,
     /// Of those, leased to a passive listener now.
     pub pasv_leased: Gauge,
+    /// Of the leased, held by a listener kept for its session's next
+    /// PASV after a transfer (given up when the slice runs out).
+    pub pasv_kept: Gauge,
     /// PASV/EPSV answered 425 because no port of the slice was free.
     pub pasv_exhausted: Counter,
     /// By [`RefusedReason`].
@@ -342,6 +345,7 @@ impl ShardMetrics {
                 .collect(),
             pasv_ports: Gauge::default(),
             pasv_leased: Gauge::default(),
+            pasv_kept: Gauge::default(),
             pasv_exhausted: Counter::default(),
             refused: counters(RefusedReason::COUNT),
             upload_commits: Counter::default(),

@@ -309,9 +309,16 @@ impl Collector for Scrape {
         shard_gauge(
             &mut enc,
             "ringftp_passive_ports_leased",
-            "Passive ports with a listener open now, by shard.",
+            "Passive ports with a listener open now (announced by a PASV/EPSV, or kept for its session's next one), by shard.",
             shards,
             |s| s.pasv_leased.get(),
+        )?;
+        shard_gauge(
+            &mut enc,
+            "ringftp_passive_ports_kept",
+            "Of the leased passive ports, those whose listener is kept for its session's next PASV/EPSV after a transfer; a PASV that finds no free port takes one of these.",
+            shards,
+            |s| s.pasv_kept.get(),
         )?;
         shard_counter(
             &mut enc,

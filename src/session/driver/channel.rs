@@ -16,10 +16,16 @@ use crate::proto::{addr, Reply};
 use crate::session::step::DataMode;
 
 impl Conn {
-    /// PASV (`extended`: EPSV): a new listener, replacing an unused
-    /// earlier one (RFC 959).
+    /// PASV (`extended`: EPSV): a listener announced anew. An unused
+    /// earlier one (RFC 959: a PASV replaces it) or the one kept from the
+    /// last passive transfer is announced again, emptied of connections
+    /// made before; else a new one is bound.
     pub(super) async fn open_passive(&mut self, extended: bool) -> Flow {
-        self.pasv = None;
+        let reused = self
+            .pasv
+            .take()
+            .or_else(|| self.kept.as_ref().and_then(|k| k.take()))
+            .filter(|l| l.addr.ip() == self.local.ip());
         let announce = if extended {
             None
         } else {
@@ -39,7 +45,14 @@ impl Conn {
                 }
             }
         };
-        match PassiveListener::bind(&self.ctx.ports, self.local.ip()) {
+        let bound = match reused {
+            Some(l) => {
+                l.drain();
+                Ok(l)
+            }
+            None => PassiveListener::bind(&self.ctx.ports, self.local.ip()),
+        };
+        match bound {
             Ok(l) => {
                 let port = l.addr.port();
                 self.pasv = Some(l);
@@ -89,6 +102,11 @@ impl Conn {
         mode: DataMode,
     ) -> impl Future<Output = std::io::Result<DataConn>> + 'static {
         let pasv = self.pasv.take();
+        // The listener goes back to the session once it has accepted.
+        let keep = pasv.is_some().then(|| {
+            let ports = &self.ctx.ports;
+            self.kept.get_or_insert_with(|| ports.keeper()).clone()
+        });
         let timeout = self.ctx.config.data_timeout;
         let allow_foreign = self.ctx.config.allow_foreign_data;
         let config = self.ctx.config.clone();
@@ -104,10 +122,17 @@ impl Conn {
                 DataMode::Passive => {
                     let l = pasv.ok_or_else(|| std::io::Error::other("no passive listener"))?;
                     let proxy = config.proxy.as_ref().map(|p| (p, config.login_timeout));
-                    match tokio::time::timeout(timeout, l.accept(peer_ip, allow_foreign, proxy))
-                        .await
-                    {
-                        Ok(r) => r,
+                    let accepted =
+                        tokio::time::timeout(timeout, l.accept(peer_ip, allow_foreign, proxy))
+                            .await;
+                    match accepted {
+                        Ok(Ok(conn)) => {
+                            if let Some(k) = keep {
+                                k.put(l);
+                            }
+                            Ok(conn)
+                        }
+                        Ok(Err(e)) => Err(e),
                         Err(_) => Err(std::io::Error::new(
                             std::io::ErrorKind::TimedOut,
                             "no data connection within --data-timeout",

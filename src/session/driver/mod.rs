@@ -55,7 +55,7 @@ use self::control::{ControlReader, Event};
 use super::outcome;
 use super::state::{Rules, Session, Wait};
 use super::step::{DataMode, Step};
-use crate::data::passive::PassiveListener;
+use crate::data::passive::{KeptListener, PassiveListener};
 use crate::engine::splice::Counters;
 use crate::engine::sys::{self, FdRef};
 use crate::logging::limit::Suppressed;
@@ -105,6 +105,9 @@ struct Conn {
     reached: SocketAddr,
     session: Session,
     pasv: Option<PassiveListener>,
+    /// The listener of the last passive transfer, for the next PASV/EPSV
+    /// (made at the first passive transfer).
+    kept: Option<Rc<KeptListener>>,
     reader: ControlReader,
     /// Control events that arrived during a transfer, in order.
     pending: VecDeque<Event>,
@@ -208,6 +211,7 @@ pub(crate) fn run(
         local,
         reached,
         pasv: None,
+        kept: None,
         pending: VecDeque::new(),
         progress: None,
         implicit,
