@@ -414,8 +414,8 @@ fn transfer_without_data_setup_is_425() {
 /// PASV or EPSV announces the same port again. A connection made to it
 /// before that announcement (a client's stray or second connect) is
 /// closed, and the transfer takes the one made after it — as when each
-/// PASV bound a new listener. The same holds for an unused listener that
-/// a second PASV replaces.
+/// PASV bound a new listener. An unused listener that a second PASV
+/// replaces is closed with what waits on it.
 #[test]
 fn a_kept_listener_serves_the_next_pasv_and_drops_stale_connections() {
     let fx = Fixture::new();
@@ -436,7 +436,9 @@ fn a_kept_listener_serves_the_next_pasv_and_drops_stale_connections() {
     };
     // EPSV's port after a transfer is the kept listener's, for PASV too.
     fetch(&mut f, TcpStream::connect(first).unwrap());
-    assert_eq!(f.pasv().port(), first.port());
+    let pasv = f.pasv();
+    assert_eq!(pasv.port(), first.port());
+    fetch(&mut f, TcpStream::connect(pasv).unwrap());
     // A connection made before a PASV is closed; the later one is served.
     let stale = TcpStream::connect(first).unwrap();
     assert_eq!(f.epsv().port(), first.port());
@@ -446,13 +448,16 @@ fn a_kept_listener_serves_the_next_pasv_and_drops_stale_connections() {
     let mut buf = [0u8; 16];
     let n = (&stale).read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0, "the stale connection got data");
-    // The same when a second PASV replaces an unused one.
+    // A second PASV replaces an unused one with a new listener.
     let addr = f.pasv();
     let stale = TcpStream::connect(addr).unwrap();
-    assert_eq!(f.pasv(), addr);
-    fetch(&mut f, TcpStream::connect(addr).unwrap());
+    let again = f.pasv();
+    assert_ne!(again, addr);
+    fetch(&mut f, TcpStream::connect(again).unwrap());
     stale.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     assert_eq!((&stale).read(&mut buf).unwrap_or(0), 0);
+    // ... and the transfer's listener is the one kept.
+    assert_eq!(f.epsv().port(), again.port());
     f.quit();
 }
 

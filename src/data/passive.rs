@@ -18,9 +18,13 @@
 //! connections), listen and close were a tenth of the server's CPU in a
 //! mirror where every file takes a PASV. Connections already waiting on a
 //! reused listener are closed before the new 227/229 ([`PassiveListener::
-//! drain`]), as closing the old listener did. A kept listener holds its
-//! port; when a shard's slice has no free port left, a PASV takes one from
-//! a kept listener instead of answering 425.
+//! drain`]), as closing the old listener did; one whose handshake is still
+//! under way then is not (a client that keeps an abandoned connection
+//! attempt open, or a host at the client's address that races for the
+//! port, which it could do with a new listener too). A second PASV before
+//! a transfer still replaces its listener with a new one. A kept listener
+//! holds its port; when a shard's slice has no free port left, a PASV
+//! takes one from a kept listener instead of answering 425.
 //!
 //! The listener is non-blocking, and the data connection is accepted with
 //! a plain accept4(2) on the shard thread: a client connects right after
@@ -211,18 +215,27 @@ impl PassiveListener {
         Err(PassiveError::Exhausted)
     }
 
-    /// Readies a listener announced again (a kept one, or an unused one a
-    /// second PASV replaces): closes every connection already waiting on
-    /// it, which belongs to an earlier PASV, so the transfer that follows
-    /// takes the connection the client makes after this announcement.
-    pub(crate) fn drain(&self) {
+    /// Readies a kept listener to be announced again: closes every
+    /// connection already waiting on it (made before this PASV), so the
+    /// transfer that follows takes one the client makes after the
+    /// announcement. False when the queue could not be emptied (accept
+    /// failed: no fd left, say); the listener must then not be announced
+    /// — dropping it resets what waits on it.
+    pub(crate) fn drain(&self) -> bool {
         loop {
             match self.sock.accept() {
                 Ok((_stale, from)) => {
                     tracing::debug!(from = ?from.as_socket(), port = self.addr.port(), "closed a data connection made before this PASV");
                 }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if is_transient_accept_error(&e) => continue,
-                Err(_) => return,
+                Err(e) => {
+                    tracing::debug!(
+                        port = self.addr.port(),
+                        "a kept passive listener is not reused: {e}"
+                    );
+                    return false;
+                }
             }
         }
     }

@@ -16,16 +16,16 @@ use crate::proto::{addr, Reply};
 use crate::session::step::DataMode;
 
 impl Conn {
-    /// PASV (`extended`: EPSV): a listener announced anew. An unused
-    /// earlier one (RFC 959: a PASV replaces it) or the one kept from the
-    /// last passive transfer is announced again, emptied of connections
-    /// made before; else a new one is bound.
+    /// PASV (`extended`: EPSV): the listener kept from the session's last
+    /// passive transfer, announced again once emptied of connections made
+    /// before; else a new one, replacing an unused earlier one (RFC 959).
     pub(super) async fn open_passive(&mut self, extended: bool) -> Flow {
+        self.pasv = None;
         let reused = self
-            .pasv
-            .take()
-            .or_else(|| self.kept.as_ref().and_then(|k| k.take()))
-            .filter(|l| l.addr.ip() == self.local.ip());
+            .kept
+            .as_ref()
+            .and_then(|k| k.take())
+            .filter(|l| l.addr.ip() == self.local.ip() && l.drain());
         let announce = if extended {
             None
         } else {
@@ -46,10 +46,7 @@ impl Conn {
             }
         };
         let bound = match reused {
-            Some(l) => {
-                l.drain();
-                Ok(l)
-            }
+            Some(l) => Ok(l),
             None => PassiveListener::bind(&self.ctx.ports, self.local.ip()),
         };
         match bound {
