@@ -410,6 +410,50 @@ fn transfer_without_data_setup_is_425() {
     f.expect("RETR hello.txt", 425);
 }
 
+/// A download's 150 goes out before the transfer waits for the client:
+/// a client that reads the 150 before it reads any data (ftplib, curl)
+/// gets it while the data connection is full, in passive and in active
+/// mode, and then the whole file and the 226. (A small cached file's 150
+/// may go out with its 226, after the data: the client still reads it
+/// first.) The file is far larger than the client's receive buffer, so a
+/// server that held the 150 until the data was sent would never send it.
+#[test]
+fn the_150_comes_before_a_download_waits_for_the_client() {
+    let fx = Fixture::new();
+    let srv = server(&fx);
+    let big = pattern(15, 16 << 20);
+    fx.write("big.bin", &big);
+    let small = fx.read("hello.txt");
+    let mut f = srv.login();
+    f.expect("TYPE I", 200);
+    let read_after_150 = |f: &mut Ftp, mut data: TcpStream, path: &str, want: &[u8]| {
+        data.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        f.expect(&format!("RETR {path}"), 150);
+        let mut got = Vec::new();
+        data.read_to_end(&mut got).unwrap();
+        assert_eq!(f.read_reply().code, 226, "{path}");
+        assert_bytes_eq(path, &got, want);
+    };
+    for (path, want) in [("big.bin", &big), ("hello.txt", &small)] {
+        let addr = f.epsv();
+        let data = TcpStream::connect(addr).unwrap();
+        read_after_150(&mut f, data, path, want);
+        // Active: the server connects to us; we accept only after the 150.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        f.expect(&format!("PORT {}", port_arg(l.local_addr().unwrap())), 200);
+        f.send_raw(format!("RETR {path}\r\n").as_bytes());
+        let r = f.read_reply();
+        assert_eq!(r.code, 150, "{path}: {r:?}");
+        let (mut data, _) = l.accept().unwrap();
+        data.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let mut got = Vec::new();
+        data.read_to_end(&mut got).unwrap();
+        assert_eq!(f.read_reply().code, 226, "{path}");
+        assert_bytes_eq(path, &got, want);
+    }
+    f.quit();
+}
+
 /// A passive listener that served a transfer is kept: the session's next
 /// PASV or EPSV announces the same port again. A connection made to it
 /// before that announcement (a client's stray or second connect) is

@@ -513,7 +513,12 @@ impl Conn {
     /// than buffered for without bound.
     async fn send_reply(&self, reply: Reply) -> Flow {
         self.ctx.metrics.reply(reply.code);
-        let mut buf = match self.reader.seal(reply.to_bytes()) {
+        self.send_encoded(reply.to_bytes()).await
+    }
+
+    /// Writes encoded replies (see [`Conn::send_reply`]).
+    async fn send_encoded(&self, plain: Vec<u8>) -> Flow {
+        let mut buf = match self.reader.seal(plain) {
             Ok(b) => b,
             Err(e) => {
                 tracing::debug!("control write failed: {e}");
@@ -551,15 +556,20 @@ impl Conn {
         }
     }
 
-    /// Writes replies in order without logging them (the caller logged
-    /// why); stops at the first that fails.
+    /// Writes replies in order, in one write, without logging them (the
+    /// caller logged why).
     async fn send_replies(&self, replies: impl IntoIterator<Item = Reply>) -> Flow {
+        // One write for all: a 150 held back with its 226, or ABOR's
+        // 426 + 226, reach the client together.
+        let mut plain = Vec::new();
         for r in replies {
-            if self.send_reply(r).await == Flow::Close {
-                return Flow::Close;
-            }
+            self.ctx.metrics.reply(r.code);
+            r.encode(&mut plain);
         }
-        Flow::Continue
+        if plain.is_empty() {
+            return Flow::Continue;
+        }
+        self.send_encoded(plain).await
     }
 
     /// Logs a refusal of the current command: who (the span has the peer

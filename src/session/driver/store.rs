@@ -91,6 +91,7 @@ impl Conn {
         if let Outcome::Connected {
             ended: Ended::Complete,
             bytes,
+            ..
         } = outcome
         {
             return self.finish_upload(&t, upload, bytes).await;

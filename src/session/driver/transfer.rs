@@ -5,8 +5,10 @@
 //! reply chosen by [`crate::session::outcome`] and log the transfer
 //! (tracing, and the xferlog).
 
+use std::future::Future;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::control::Raced;
@@ -86,7 +88,13 @@ pub(super) enum Outcome {
     /// No data connection was made; the reply has been sent.
     NoConnection(Flow),
     /// The data connection was made; `bytes` moved before it `ended`.
-    Connected { ended: Ended, bytes: u64 },
+    /// `held`: the 150, when the transfer ended before it had to wait for
+    /// anything and the 150 goes out with the final reply.
+    Connected {
+        ended: Ended,
+        bytes: u64,
+        held: Option<Reply>,
+    },
 }
 
 impl Outcome {
@@ -161,16 +169,30 @@ impl Conn {
                 return Outcome::Connected {
                     ended: Ended::ShutDown,
                     bytes: 0,
+                    held: None,
                 };
             }
         };
-        if self.reply(opening).await == Flow::Close {
+        // The 150 goes out before the transfer waits for anything. A plain
+        // download that ends without waiting (a cached file the socket
+        // takes whole: most of a mirror's files) sends its 150 with the
+        // 226, in one write: one send and one client wake-up fewer, and the
+        // client reads the 150 before the data as ever. Not for uploads
+        // (the race must see a control close before the data's end, see
+        // `race`) nor under PROT P (the client starts the data connection's
+        // TLS handshake after the 150).
+        let opening = if t.direction == Direction::Download && !self.session.protect_data() {
+            Some(opening)
+        } else if self.reply(opening).await == Flow::Close {
             self.transfer_ended(t, TransferOutcome::ControlClosed, None);
             return Outcome::Connected {
                 ended: Ended::ControlClosed,
                 bytes: 0,
+                held: None,
             };
-        }
+        } else {
+            None
+        };
         // PROT P: the data connection's TLS handshake comes after the 150,
         // when clients start it (RFC 4217 section 9).
         let conn = if self.session.protect_data() {
@@ -263,7 +285,26 @@ impl Conn {
             drop(conn);
             r
         };
-        let raced = self.race(fut).await;
+        let mut fut = std::pin::pin!(fut);
+        let mut held = None;
+        let raced = match opening {
+            None => self.race(fut).await,
+            Some(opening) => {
+                match std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
+                    Poll::Ready(r) => {
+                        held = Some(opening);
+                        Raced::Done(r)
+                    }
+                    Poll::Pending => {
+                        if self.reply(opening).await == Flow::Close {
+                            Raced::ControlClosed
+                        } else {
+                            self.race(fut).await
+                        }
+                    }
+                }
+            }
+        };
         let progress = self.progress.take().unwrap_or_default();
         let moved = progress.get();
         self.counters.add_transfer();
@@ -291,7 +332,7 @@ impl Conn {
             Raced::ShutDown => (Ended::ShutDown, moved),
         };
         self.transfer_ended(t, ended.into(), progress.first_byte());
-        Outcome::Connected { ended, bytes }
+        Outcome::Connected { ended, bytes, held }
     }
 
     /// Logs a transfer the client cut short after `bytes`, and how.
@@ -333,9 +374,9 @@ impl Conn {
 
     /// The final replies of a transfer (see [`outcome::final_replies`]).
     pub(super) async fn finish(&self, t: &Transfer, outcome: Outcome) -> Flow {
-        let (ended, bytes) = match outcome {
+        let (ended, bytes, held) = match outcome {
             Outcome::NoConnection(flow) => return flow,
-            Outcome::Connected { ended, bytes } => (ended, bytes),
+            Outcome::Connected { ended, bytes, held } => (ended, bytes, held),
         };
         match ended {
             Ended::Aborted => self.log_cut(t, bytes, "aborted by the client (ABOR)"),
@@ -356,7 +397,7 @@ impl Conn {
             f.replies = vec![outcome::complete_noting(note)];
         }
         // Why it ended was logged where it ended.
-        let flow = self.send_replies(f.replies).await;
+        let flow = self.send_replies(held.into_iter().chain(f.replies)).await;
         if f.close {
             Flow::Close
         } else {
