@@ -426,18 +426,9 @@ fn the_150_comes_before_a_download_waits_for_the_client() {
     let small = fx.read("hello.txt");
     let mut f = srv.login();
     f.expect("TYPE I", 200);
-    let read_after_150 = |f: &mut Ftp, mut data: TcpStream, path: &str, want: &[u8]| {
-        data.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        f.expect(&format!("RETR {path}"), 150);
-        let mut got = Vec::new();
-        data.read_to_end(&mut got).unwrap();
-        assert_eq!(f.read_reply().code, 226, "{path}");
-        assert_bytes_eq(path, &got, want);
-    };
     for (path, want) in [("big.bin", &big), ("hello.txt", &small)] {
-        let addr = f.epsv();
-        let data = TcpStream::connect(addr).unwrap();
-        read_after_150(&mut f, data, path, want);
+        let data = TcpStream::connect(f.epsv()).unwrap();
+        assert_bytes_eq(path, &f.transfer_on(data, &format!("RETR {path}")), want);
         // Active: the server connects to us; we accept only after the 150.
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         f.expect(&format!("PORT {}", port_arg(l.local_addr().unwrap())), 200);
@@ -470,13 +461,7 @@ fn a_kept_listener_serves_the_next_pasv_and_drops_stale_connections() {
     assert_bytes_eq("RETR", &f.retr("hello.txt"), &want);
     let first = f.epsv();
     let fetch = |f: &mut Ftp, data: TcpStream| {
-        let mut data = data;
-        data.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        f.expect("RETR hello.txt", 150);
-        let mut got = Vec::new();
-        data.read_to_end(&mut got).unwrap();
-        assert_eq!(f.read_reply().code, 226);
-        assert_bytes_eq("RETR", &got, &want);
+        assert_bytes_eq("RETR", &f.transfer_on(data, "RETR hello.txt"), &want);
     };
     // EPSV's port after a transfer is the kept listener's, for PASV too.
     fetch(&mut f, TcpStream::connect(first).unwrap());
@@ -531,13 +516,8 @@ fn kept_listeners_give_their_ports_up_when_the_range_runs_out() {
     let r = c.cmd("EPSV");
     assert_eq!(r.code, 425, "{r:?}");
     for (f, addr) in [(&mut a, pa), (&mut b, pb)] {
-        let mut data = TcpStream::connect(addr).unwrap();
-        data.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        f.expect("RETR hello.txt", 150);
-        let mut got = Vec::new();
-        data.read_to_end(&mut got).unwrap();
-        assert_eq!(f.read_reply().code, 226);
-        assert_bytes_eq("RETR", &got, &want);
+        let data = TcpStream::connect(addr).unwrap();
+        assert_bytes_eq("RETR", &f.transfer_on(data, "RETR hello.txt"), &want);
     }
     assert_bytes_eq("c again", &c.retr("hello.txt"), &want);
 }

@@ -243,7 +243,16 @@ impl Ftp {
     /// asserting 150 before and 226 after.
     #[track_caller]
     pub fn transfer(&mut self, line: &str) -> Vec<u8> {
-        let mut data = self.epsv_connect();
+        let data = self.epsv_connect();
+        self.transfer_on(data, line)
+    }
+
+    /// Runs a transfer command over the data connection `data` the caller
+    /// made (after its PASV/EPSV, or accepted after PORT) and returns the
+    /// data bytes, after asserting 150 before and 226 after.
+    #[track_caller]
+    pub fn transfer_on(&mut self, mut data: TcpStream, line: &str) -> Vec<u8> {
+        data.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         self.expect(line, 150);
         let mut buf = Vec::new();
         data.read_to_end(&mut buf)
