@@ -250,10 +250,7 @@ impl Session {
     /// offset applied to its next transfer. A refused PASV, EPSV, PORT,
     /// EPRT or TYPE keeps REST as their failures after parsing do.
     pub fn line_refused(&mut self, verb: &[u8]) {
-        let keeps = ["PASV", "EPSV", "PORT", "EPRT", "TYPE"]
-            .iter()
-            .any(|k| verb.eq_ignore_ascii_case(k.as_bytes()));
-        if !keeps {
+        if !Self::keeps_rest(verb) {
             self.rest = 0;
         }
         self.rename_from = None;
@@ -286,16 +283,13 @@ impl Session {
     }
 
     /// Commands that may come between REST and its transfer without
-    /// cancelling it: the data connection's set-up and TYPE.
-    fn keeps_rest(cmd: &Command) -> bool {
-        matches!(
-            cmd,
-            Command::Pasv
-                | Command::Epsv(_)
-                | Command::Port(_)
-                | Command::Eprt(_)
-                | Command::Type(_)
-        )
+    /// cancelling it, refused or not: the data connection's set-up and
+    /// TYPE. `verb` as [`Command::verb`] names it, or as a refused line
+    /// starts (any case).
+    fn keeps_rest(verb: &[u8]) -> bool {
+        ["PASV", "EPSV", "PORT", "EPRT", "TYPE"]
+            .iter()
+            .any(|k| verb.eq_ignore_ascii_case(k.as_bytes()))
     }
 
     /// The step for one command, received at `now`.
@@ -316,7 +310,7 @@ impl Session {
         // TYPE in between keeps it, so a client that sends REST before
         // PASV resumes instead of overwriting; anything else cancels it.
         // A pending RNFR is only good for the very next command.
-        let rest = if Self::keeps_rest(&cmd) {
+        let rest = if Self::keeps_rest(cmd.verb().as_bytes()) {
             self.rest
         } else {
             std::mem::take(&mut self.rest)
