@@ -25,7 +25,7 @@ impl Conn {
             .kept
             .as_ref()
             .and_then(|k| k.take())
-            .filter(|l| l.addr.ip() == self.local.ip() && l.drain());
+            .filter(|l| l.drain());
         let announce = if extended {
             None
         } else {
