@@ -505,19 +505,28 @@ impl Conn {
         self.send_reply(reply).await
     }
 
-    /// Writes one reply without logging it (the caller logged why). In
-    /// TLS the reply is sealed first; then one non-blocking send() when
-    /// the socket has room (almost always: no io_uring round trip for the
-    /// common case), the ring only for what it did not take. A client that
-    /// does not read its replies for `--data-timeout` is dropped rather
-    /// than buffered for without bound.
+    /// Writes one reply without logging it (the caller logged why); see
+    /// [`Conn::send_replies`].
     async fn send_reply(&self, reply: Reply) -> Flow {
-        self.ctx.metrics.reply(reply.code);
-        self.send_encoded(reply.to_bytes()).await
+        self.send_replies([reply]).await
     }
 
-    /// Writes encoded replies (see [`Conn::send_reply`]).
-    async fn send_encoded(&self, plain: Vec<u8>) -> Flow {
+    /// Writes replies in order, in one write, without logging them (the
+    /// caller logged why): a 150 held back with its 226, or ABOR's 426 +
+    /// 226, reach the client together. In TLS they are sealed first; then
+    /// one non-blocking send() when the socket has room (almost always: no
+    /// io_uring round trip for the common case), the ring only for what it
+    /// did not take. A client that does not read its replies for
+    /// `--data-timeout` is dropped rather than buffered for without bound.
+    async fn send_replies(&self, replies: impl IntoIterator<Item = Reply>) -> Flow {
+        let mut plain = Vec::new();
+        for r in replies {
+            self.ctx.metrics.reply(r.code);
+            r.encode(&mut plain);
+        }
+        if plain.is_empty() {
+            return Flow::Continue;
+        }
         let mut buf = match self.reader.seal(plain) {
             Ok(b) => b,
             Err(e) => {
@@ -554,22 +563,6 @@ impl Conn {
                 Flow::Close
             }
         }
-    }
-
-    /// Writes replies in order, in one write, without logging them (the
-    /// caller logged why).
-    async fn send_replies(&self, replies: impl IntoIterator<Item = Reply>) -> Flow {
-        // One write for all: a 150 held back with its 226, or ABOR's
-        // 426 + 226, reach the client together.
-        let mut plain = Vec::new();
-        for r in replies {
-            self.ctx.metrics.reply(r.code);
-            r.encode(&mut plain);
-        }
-        if plain.is_empty() {
-            return Flow::Continue;
-        }
-        self.send_encoded(plain).await
     }
 
     /// Logs a refusal of the current command: who (the span has the peer
