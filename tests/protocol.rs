@@ -410,13 +410,14 @@ fn transfer_without_data_setup_is_425() {
     f.expect("RETR hello.txt", 425);
 }
 
-/// A download's 150 goes out before the transfer waits for the client:
-/// a client that reads the 150 before it reads any data (ftplib, curl)
-/// gets it while the data connection is full, in passive and in active
-/// mode, and then the whole file and the 226. (A small cached file's 150
-/// may go out with its 226, after the data: the client still reads it
-/// first.) The file is far larger than the client's receive buffer, so a
-/// server that held the 150 until the data was sent would never send it.
+/// A download's or a listing's 150 goes out before the transfer waits for
+/// the client: a client that reads the 150 before it reads any data
+/// (ftplib, curl) gets it while the data connection is full, in passive
+/// and in active mode, and then all of the data and the 226. (A small
+/// cached file's or a short listing's 150 may go out with its 226, after
+/// the data: the client still reads it first.) The file and the long
+/// listing are far larger than the client's receive buffer, so a server
+/// that held the 150 until the data was sent would never send it.
 #[test]
 fn the_150_comes_before_a_download_waits_for_the_client() {
     let fx = Fixture::new();
@@ -424,23 +425,56 @@ fn the_150_comes_before_a_download_waits_for_the_client() {
     let big = pattern(15, 16 << 20);
     fx.write("big.bin", &big);
     let small = fx.read("hello.txt");
+    // NLST of 30,000 names of 200 bytes: about 6 MiB of listing, sent in
+    // many chunks; and of three names, sent in one.
+    let mut long = Vec::new();
+    for i in 0..30_000 {
+        let name = format!("{i:05}{}", "n".repeat(195));
+        fx.write(&format!("many/{name}"), b"");
+        long.push(name);
+    }
+    let mut short = Vec::new();
+    for name in ["a", "b", "c"] {
+        fx.write(&format!("few/{name}"), b"x");
+        short.push(name.to_string());
+    }
+    // NLST's order is the directory's: compare the sorted names.
+    let names = |bytes: &[u8]| {
+        let mut v: Vec<String> = String::from_utf8(bytes.to_vec())
+            .unwrap()
+            .split("\r\n")
+            .filter(|l| !l.is_empty())
+            .map(|l| l.rsplit('/').next().unwrap().to_string())
+            .collect();
+        v.sort();
+        v.join("\n").into_bytes()
+    };
+    let (long, short) = (long.join("\n").into_bytes(), short.join("\n").into_bytes());
     let mut f = srv.login();
     f.expect("TYPE I", 200);
-    for (path, want) in [("big.bin", &big), ("hello.txt", &small)] {
+    let cases: [(&str, &[u8], bool); 4] = [
+        ("RETR big.bin", &big, false),
+        ("RETR hello.txt", &small, false),
+        ("NLST many", &long, true),
+        ("NLST few", &short, true),
+    ];
+    for (line, want, listing) in cases {
+        let got = |bytes: Vec<u8>| if listing { names(&bytes) } else { bytes };
         let data = TcpStream::connect(f.epsv()).unwrap();
-        assert_bytes_eq(path, &f.transfer_on(data, &format!("RETR {path}")), want);
+        let bytes = f.transfer_on(data, line);
+        assert_bytes_eq(line, &got(bytes), want);
         // Active: the server connects to us; we accept only after the 150.
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         f.expect(&format!("PORT {}", port_arg(l.local_addr().unwrap())), 200);
-        f.send_raw(format!("RETR {path}\r\n").as_bytes());
+        f.send_raw(format!("{line}\r\n").as_bytes());
         let r = f.read_reply();
-        assert_eq!(r.code, 150, "{path}: {r:?}");
+        assert_eq!(r.code, 150, "{line}: {r:?}");
         let (mut data, _) = l.accept().unwrap();
         data.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        let mut got = Vec::new();
-        data.read_to_end(&mut got).unwrap();
-        assert_eq!(f.read_reply().code, 226, "{path}");
-        assert_bytes_eq(path, &got, want);
+        let mut bytes = Vec::new();
+        data.read_to_end(&mut bytes).unwrap();
+        assert_eq!(f.read_reply().code, 226, "{line}");
+        assert_bytes_eq(line, &got(bytes), want);
     }
     f.quit();
 }

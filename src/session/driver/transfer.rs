@@ -174,14 +174,16 @@ impl Conn {
             }
         };
         // The 150 goes out before the transfer waits for anything. A plain
-        // download that ends without waiting (a cached file the socket
-        // takes whole: most of a mirror's files) sends its 150 with the
-        // 226, in one write: one send and one client wake-up fewer, and the
-        // client reads the 150 before the data as ever. Not for uploads
+        // download or listing that ends without waiting (a cached file the
+        // socket takes whole: most of a mirror's files; a listing that fits
+        // the socket buffer) sends its 150 with the 226, in one write: one
+        // send and one client wake-up fewer, and the client reads the 150
+        // before the data as ever. Not for uploads
         // (the race must see a control close before the data's end, see
         // `race`) nor under PROT P (the client starts the data connection's
         // TLS handshake after the 150).
-        let opening = if t.direction == Direction::Download && !self.session.protect_data() {
+        let holds = matches!(t.direction, Direction::Download | Direction::Listing);
+        let opening = if holds && !self.session.protect_data() {
             Some(opening)
         } else if self.reply(opening).await == Flow::Close {
             self.transfer_ended(t, TransferOutcome::ControlClosed, None);
