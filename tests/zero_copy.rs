@@ -259,3 +259,49 @@ fn a_cached_file_the_server_only_reads_is_still_sent_by_sendfile() {
     }
     f.quit();
 }
+
+/// The same file, evicted: for a file the server may only read, one-byte
+/// non-blocking reads stand in for cachestat, and they must see that the
+/// pages are gone, so the bytes come from the disk through the pipe on
+/// the kernel's worker threads rather than by a sendfile that would stall
+/// every session of the shard on the disk.
+#[test]
+fn an_evicted_file_the_server_only_reads_is_read_through_a_pipe() {
+    let fx = Fixture::on_disk();
+    fx.standard_tree();
+    let data = pattern(79, (3 << 20) + 5);
+    let path = fx.write("cold.bin", &data);
+    let srv = Server::builder().cores(1).start(&fx);
+    // Started as root, the server serves as another account (and was
+    // given the tree): give the file back to root, readable by all.
+    std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    assert_ne!(
+        status_field(srv.pid(), "Uid:", 2).expect("the server's effective uid"),
+        0,
+        "this test needs the server to run as an account other than root"
+    );
+    let mut f = srv.login();
+    // Whole-file RETRs, and one resumed in the second 1 MiB chunk.
+    for (rest, what) in [
+        (0, "cold RETR"),
+        (1 << 20, "cold REST 1 MiB"),
+        (0, "cold again"),
+    ] {
+        let evicted = drop_from_page_cache(&path);
+        let before = f.stat_counters();
+        let got = if rest == 0 {
+            f.retr("cold.bin")
+        } else {
+            f.retr_from("cold.bin", rest)
+        };
+        assert_bytes_eq(what, &got, &data[rest as usize..]);
+        let now = f.stat_counters();
+        assert_eq!(now.spliced - before.spliced, got.len() as u64, "{what}");
+        assert!(
+            now.from_disk > before.from_disk || !evicted,
+            "{what}: an evicted file went by sendfile: {before:?} -> {now:?}"
+        );
+    }
+    f.quit();
+}

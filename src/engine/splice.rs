@@ -183,6 +183,9 @@ pub(crate) struct TransferCtx<'a> {
     pub session: &'a Counters,
     pub progress: Progress,
     pub pacer: Option<Pacer>,
+    /// How a download tells whether its file's bytes are cached
+    /// ([`sys::Residency::for_file`]).
+    pub residency: sys::Residency,
 }
 
 impl TransferCtx<'_> {
@@ -466,7 +469,7 @@ pub(crate) async fn send_file(
     let end = offset + len;
     while pos < end {
         let want = (chunk as u64).min(end - pos);
-        let moved = if sys::page_cache_holds(file.as_fd(), pos, want) {
+        let moved = if sys::page_cache_holds(file.as_fd(), pos, want, ctx.residency) {
             sendfile_chunk(ctx, &file, pos, want, &sock).await?
         } else {
             let p = match &pipe {

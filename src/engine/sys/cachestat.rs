@@ -2,7 +2,6 @@
 //! download's next chunk is in the page cache, so RETR may `sendfile(2)` it
 //! on the shard thread without blocking on the disk.
 
-use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,17 +31,43 @@ const SYS_CACHESTAT: libc::c_long = 451;
 /// Set once the kernel answered ENOSYS: it is not asked again.
 static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
 
-/// After cachestat answers EPERM, the probes decide this many of the
-/// thread's next checks without asking it first: a server that dropped
-/// root to serve someone else's files gets EPERM for nearly every file,
-/// and the refused call was 0.6 % of the server's CPU in the mirror.
-/// Asking again now and then lets the files it may ask about (its own
-/// uploads) come back to the exact answer.
-const SKIP_AFTER_EPERM: u32 = 63;
+/// Which measure tells whether a file's bytes are in the page cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Residency {
+    /// `cachestat(2)`: exact, page by page.
+    Cachestat,
+    /// One-byte `preadv2(RWF_NOWAIT)` reads (see [`page_cache_holds`]).
+    Probes,
+}
 
 thread_local! {
-    /// Checks left before cachestat is asked again (see [`SKIP_AFTER_EPERM`]).
-    static REFUSED: Cell<u32> = const { Cell::new(0) };
+    /// This thread's effective uid. Privileges are dropped before any
+    /// thread starts (`privileges::drop_to`), so it never changes after.
+    static EUID: u32 = rustix::process::geteuid().as_raw();
+}
+
+impl Residency {
+    /// The measure for a file owned by `uid` with permission bits `mode`,
+    /// as this process reads it. Linux answers cachestat only for a file
+    /// the caller owns, may write, or holds CAP_FOWNER over
+    /// (`can_do_cachestat`, mm/filemap.c); for anything else it is EPERM,
+    /// the usual case once the server has dropped root to serve files
+    /// owned by someone else (the refused call was 0.6 % of the server's
+    /// CPU in the mirror): those go to the probes without asking. Any
+    /// group or other write bit counts as "may write"; a wrong guess costs
+    /// one EPERM, after which the probes answer anyway.
+    pub fn for_file(uid: u32, mode: u32) -> Residency {
+        Residency::for_reader(EUID.with(|e| *e), uid, mode)
+    }
+
+    /// [`Residency::for_file`] for a reader of effective uid `euid`.
+    fn for_reader(euid: u32, uid: u32, mode: u32) -> Residency {
+        if euid == 0 || euid == uid || mode & 0o022 != 0 {
+            Residency::Cachestat
+        } else {
+            Residency::Probes
+        }
+    }
 }
 
 /// Whether every page of `file`'s bytes `[offset, offset + len)` is in the
@@ -51,21 +76,18 @@ thread_local! {
 /// reads through io_uring, which never blocks the thread. An empty range
 /// is held.
 ///
-/// cachestat answers EPERM for a file the process may not write and does
-/// not own (Linux restricts it as it does mincore): the usual case once
-/// the server has dropped root to serve files owned by someone else.
-/// Then `probe_nowait` (RWF_NOWAIT reads of a few bytes of the range)
-/// decides, for this check and the thread's next [`SKIP_AFTER_EPERM`].
-pub fn page_cache_holds(file: BorrowedFd<'_>, offset: u64, len: u64) -> bool {
+/// `how` says which measure to use ([`Residency::for_file`]); where
+/// cachestat answers EPERM all the same (Linux restricts it as it does
+/// mincore), the probes decide: `probe_nowait`, RWF_NOWAIT reads of a few
+/// bytes of the range.
+pub fn page_cache_holds(file: BorrowedFd<'_>, offset: u64, len: u64, how: Residency) -> bool {
     if len == 0 {
         return true;
     }
     if UNSUPPORTED.load(Ordering::Relaxed) {
         return false;
     }
-    let skip = REFUSED.get();
-    if skip > 0 {
-        REFUSED.set(skip - 1);
+    if how == Residency::Probes {
         return probe_nowait(file, offset, len);
     }
     // Read from the auxiliary vector once and cached by rustix: this runs
@@ -93,10 +115,7 @@ pub fn page_cache_holds(file: BorrowedFd<'_>, offset: u64, len: u64) -> bool {
     };
     if r < 0 {
         return match io::Error::last_os_error().raw_os_error() {
-            Some(libc::EPERM) => {
-                REFUSED.set(SKIP_AFTER_EPERM);
-                probe_nowait(file, offset, len)
-            }
+            Some(libc::EPERM) => probe_nowait(file, offset, len),
             Some(libc::ENOSYS) => {
                 UNSUPPORTED.store(true, Ordering::Relaxed);
                 false
@@ -161,10 +180,38 @@ mod tests {
         f.write_all(&vec![7u8; 3 << 20]).unwrap();
         for (offset, len) in [(0, 1), (0, 3 << 20), (4095, 2), (1 << 20, 1 << 20)] {
             assert!(probe_nowait(f.as_fd(), offset, len), "{offset}+{len}");
-            assert!(page_cache_holds(f.as_fd(), offset, len), "{offset}+{len}");
+            assert!(
+                page_cache_holds(f.as_fd(), offset, len, Residency::Cachestat),
+                "{offset}+{len}"
+            );
         }
         // Past the end: nothing to wait for; the send sees the end.
         assert!(probe_nowait(f.as_fd(), 4 << 20, 10));
+    }
+
+    #[test]
+    fn cachestat_is_asked_only_where_linux_answers_it() {
+        let nobody = 65534;
+        // Root, the owner, and a reader that may write it: cachestat.
+        assert_eq!(Residency::for_reader(0, 1000, 0o600), Residency::Cachestat);
+        assert_eq!(
+            Residency::for_reader(nobody, nobody, 0o400),
+            Residency::Cachestat
+        );
+        assert_eq!(
+            Residency::for_reader(nobody, 0, 0o666),
+            Residency::Cachestat
+        );
+        assert_eq!(
+            Residency::for_reader(nobody, 0, 0o664),
+            Residency::Cachestat
+        );
+        // Someone else's file it may only read: EPERM, so the probes.
+        assert_eq!(Residency::for_reader(nobody, 0, 0o644), Residency::Probes);
+        assert_eq!(
+            Residency::for_reader(nobody, 1000, 0o755),
+            Residency::Probes
+        );
     }
 
     #[test]
@@ -176,7 +223,7 @@ mod tests {
             rustix::fs::fadvise(f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
         };
         evict(&f);
-        if page_cache_holds(f.as_fd(), 0, 1) {
+        if page_cache_holds(f.as_fd(), 0, 1, Residency::Cachestat) {
             // tmpfs keeps its pages: nothing to test here.
             eprintln!("the temporary directory's filesystem does not evict; skipped");
             return;
@@ -185,7 +232,10 @@ mod tests {
         // of what it missed (RWF_NOWAIT waits for no I/O, but starts it).
         for (offset, len) in [(0, 1), (0, 64 << 10), (1 << 20, 1 << 20)] {
             evict(&f);
-            assert!(!page_cache_holds(f.as_fd(), offset, len), "{offset}+{len}");
+            assert!(
+                !page_cache_holds(f.as_fd(), offset, len, Residency::Cachestat),
+                "{offset}+{len}"
+            );
             assert!(!probe_nowait(f.as_fd(), offset, len), "{offset}+{len}");
         }
         evict(&f);
@@ -194,7 +244,12 @@ mod tests {
         let mut b = [0u8; 1];
         rustix::io::pread(&f, &mut b, 0).unwrap();
         assert!(probe_nowait(f.as_fd(), 0, 1));
-        assert!(!page_cache_holds(f.as_fd(), 0, 3 << 20));
+        assert!(!page_cache_holds(
+            f.as_fd(),
+            0,
+            3 << 20,
+            Residency::Cachestat
+        ));
         assert!(!probe_nowait(f.as_fd(), 0, 3 << 20));
     }
 }

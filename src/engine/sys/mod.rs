@@ -33,7 +33,7 @@ mod readiness;
 mod rusage;
 mod tcp_info;
 
-pub use cachestat::page_cache_holds;
+pub use cachestat::{page_cache_holds, Residency};
 pub use compat::{clock_ticks_per_second, openat2_blocking, peek, raise_fd_limit, recv_now, Peek};
 pub use op::{
     accept, connect, mkdirat, openat2, poll_readable, poll_writable, read_at, read_vectored_at,

@@ -4,6 +4,7 @@
 
 use super::transfer::{Job, Outcome, Transfer};
 use super::{shown, Conn, Flow};
+use crate::engine::sys;
 use crate::proto::codes::*;
 use crate::proto::Reply;
 use crate::session::outcome::Direction;
@@ -65,6 +66,7 @@ impl Conn {
             file,
             size: st.size,
             offset,
+            residency: sys::Residency::for_file(st.uid, st.mode),
         };
         let t = Transfer::new(verb, Direction::Download, vpath, ascii, data);
         let outcome = self.run_transfer(&t, opening, job).await;

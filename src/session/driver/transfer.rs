@@ -16,6 +16,7 @@ use super::list::Prepared;
 use super::{log_text, Conn, Flow};
 use crate::data::transfer::{self, Channel, TransferError};
 use crate::engine::splice::{Pacer, Progress, TransferCtx};
+use crate::engine::sys;
 use crate::metrics::counters::{Dir, TransferOutcome};
 use crate::proto::Reply;
 use crate::session::outcome::{self, Direction, Ended, Failure};
@@ -25,11 +26,13 @@ use crate::xferlog;
 
 /// What a transfer moves once the data connection is up.
 pub(super) enum Job {
-    /// RETR of `file` (`size` bytes) from `offset`.
+    /// RETR of `file` (`size` bytes) from `offset`; `residency` says how
+    /// to tell whether its bytes are cached.
     File {
         file: OwnedFd,
         size: u64,
         offset: u64,
+        residency: sys::Residency,
     },
     /// LIST/NLST/MLSD: one line, or a directory streamed chunk by chunk.
     Listing(Prepared),
@@ -229,6 +232,10 @@ impl Conn {
             Job::Upload { .. } if ascii => None,
             Job::Upload { .. } => up_rate.map(Pacer::new),
         };
+        let residency = match &job {
+            Job::File { residency, .. } => *residency,
+            _ => sys::Residency::Probes,
+        };
         let session = self.counters.clone();
         let fut = async move {
             let mut ch = Channel {
@@ -240,11 +247,14 @@ impl Conn {
                     session: &session,
                     progress,
                     pacer,
+                    residency,
                 },
             };
             let r = transfer::guarded(&conn, timeout, async {
                 match job {
-                    Job::File { file, size, offset } if !ascii => {
+                    Job::File {
+                        file, size, offset, ..
+                    } if !ascii => {
                         let len = size.saturating_sub(offset);
                         ch.send_binary(Rc::new(file), offset, len).await
                     }
