@@ -15,18 +15,6 @@ use std::net::Shutdown;
 
 use common::*;
 
-/// The text LF → CRLF, as a TYPE A download sends it.
-fn crlf(text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len() * 2);
-    for &b in text {
-        if b == b'\n' {
-            out.push(b'\r');
-        }
-        out.push(b);
-    }
-    out
-}
-
 /// The names of an NLST listing, in order.
 fn nlst_lines(data: &[u8]) -> Vec<String> {
     String::from_utf8(data.to_vec())

@@ -390,6 +390,8 @@ fn resets_mid_reply_and_mid_transfer_leave_nothing_behind() {
     finish(&mut srv, "resets", &before, CHECK, 0);
 }
 
+/// A file cut short while it is sent is a 451, in binary and in ASCII
+/// mode alike: the client must not take the short copy for the file.
 #[test]
 fn a_file_truncated_while_sent_is_a_451_and_the_session_goes_on() {
     let fx = Fixture::new();
@@ -398,33 +400,75 @@ fn a_file_truncated_while_sent_is_a_451_and_the_session_goes_on() {
     // Paced so the truncation lands mid-transfer.
     let (mut srv, before) = start(&fx, &["--max-rate-per-session", "4MiB"]);
     let mut f = srv.login();
-    let mut conn = f.epsv_connect();
-    f.expect("RETR shrinks.bin", 150);
-    let mut got = vec![0u8; 1 << 20];
-    conn.read_exact(&mut got).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(2 << 20)
-        .unwrap();
-    got.extend(read_all_lenient(&mut conn));
-    let r = f.read_reply();
-    assert_eq!(r.code, 451, "{r:?}");
-    assert!(got.len() < data.len(), "{} bytes", got.len());
-    assert_bytes_eq("the part sent", &got[..2 << 20], &data[..2 << 20]);
-    f.expect("NOOP", 200);
+    let mut sent = Vec::new();
+    for (ty, wire) in [("I", data.clone()), ("A", crlf(&data[..2 << 20]))] {
+        std::fs::write(&path, &data).unwrap();
+        f.expect(&format!("TYPE {ty}"), 200);
+        let mut conn = f.epsv_connect();
+        f.expect("RETR shrinks.bin", 150);
+        let mut got = vec![0u8; 1 << 20];
+        conn.read_exact(&mut got).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(2 << 20)
+            .unwrap();
+        got.extend(read_all_lenient(&mut conn));
+        let r = f.read_reply();
+        assert_eq!(r.code, 451, "TYPE {ty}: {r:?}");
+        // All that was sent is the file as it was, and less than all of it.
+        let n = got.len().min(wire.len());
+        assert!(got.len() < data.len(), "TYPE {ty}: {} bytes", got.len());
+        assert_bytes_eq(&format!("TYPE {ty}: the part sent"), &got[..n], &wire[..n]);
+        assert!(n >= 2 << 20, "TYPE {ty}: {} bytes", got.len());
+        f.expect("NOOP", 200);
+        sent.push(got.len());
+    }
     f.quit();
     note(
         "truncated",
         &format!(
-            "16 MiB file cut to 2 MiB mid-RETR: 451 after {} bytes",
-            got.len()
+            "16 MiB file cut to 2 MiB mid-RETR: 451 after {} bytes (TYPE I), {} (TYPE A)",
+            sent[0], sent[1]
         ),
     );
     // Past the new end of file nothing is in the page cache, so the last
     // try reads through a pipe, which then stays in the pool (two fds).
     finish(&mut srv, "truncated", &before, CHECK, 2);
+}
+
+/// A file that grows while it is sent (a log being written) is sent as
+/// long as it was at the RETR, in binary and in ASCII mode alike, with a
+/// 226: what the 150 announced, and what a REST resumes from.
+#[test]
+fn a_file_that_grows_while_sent_is_sent_as_long_as_it_was() {
+    let fx = Fixture::new();
+    let data = pattern(6, 4 << 20);
+    let path = fx.write("grows.log", &data);
+    // Paced so the growth lands mid-transfer.
+    let (mut srv, before) = start(&fx, &["--max-rate-per-session", "4MiB"]);
+    let mut f = srv.login();
+    for (ty, wire) in [("I", data.clone()), ("A", crlf(&data))] {
+        std::fs::write(&path, &data).unwrap();
+        f.expect(&format!("TYPE {ty}"), 200);
+        let mut conn = f.epsv_connect();
+        f.expect("RETR grows.log", 150);
+        let mut got = vec![0u8; 1 << 20];
+        conn.read_exact(&mut got).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&pattern(7, 1 << 20))
+            .unwrap();
+        got.extend(read_all_lenient(&mut conn));
+        let r = f.read_reply();
+        assert_eq!(r.code, 226, "TYPE {ty}: {r:?}");
+        assert_bytes_eq(&format!("TYPE {ty}: a growing file"), &got, &wire);
+    }
+    f.quit();
+    finish(&mut srv, "grows", &before, CHECK, 0);
 }
 
 #[test]

@@ -190,26 +190,43 @@ impl Channel<'_> {
         }
     }
 
-    /// ASCII RETR: the file from `offset` with bare LF turned into CRLF.
-    /// Returns the bytes of the file read (what REST offsets count).
+    /// ASCII RETR: the file's bytes `[offset, end)` (`end`: its size when
+    /// opened) with bare LF turned into CRLF. Returns the bytes of the
+    /// file read (what REST offsets count). As for a binary RETR
+    /// ([`splice::send_file`]), a file that grows meanwhile is sent as
+    /// long as it was, and one that shrinks is an error: the client must
+    /// not take a short copy for the whole file.
     pub(crate) async fn send_ascii(
         &mut self,
         file: FdRef,
         offset: u64,
+        end: u64,
     ) -> Result<u64, TransferError> {
         let mut pos = offset;
         let chunk = splice::paced_chunk(&self.ctx.pacer, ASCII_CHUNK as u32) as usize;
         let mut buf = Vec::with_capacity(chunk);
         let mut prev_cr = false;
         loop {
+            if pos >= end {
+                self.close().await?;
+                return Ok(pos - offset);
+            }
             buf.clear();
             let (res, b) = sys::read_at(file.clone(), buf, pos).await;
             buf = b;
             let n = res.map_err(TransferError::Local)? as usize;
             if n == 0 {
-                self.close().await?;
-                return Ok(pos - offset);
+                return Err(TransferError::Local(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "file shrank during the transfer ({} of {} bytes sent)",
+                        pos - offset,
+                        end - offset
+                    ),
+                )));
             }
+            // A file that grew: only what it held when opened.
+            let n = n.min((end - pos) as usize);
             let mut out = Vec::with_capacity(n + n / 8 + 16);
             lf_to_crlf(&buf[..n], &mut prev_cr, &mut out);
             let wire = out.len() as u64;

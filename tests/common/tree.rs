@@ -207,6 +207,21 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
+/// What a TYPE A download sends for a file's `bytes`: each bare LF as
+/// CRLF (a CR LF pair already there goes as it is).
+pub fn crlf(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 8);
+    let mut prev = 0u8;
+    for &b in bytes {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}
+
 /// Text with LF line ends (for TYPE A tests).
 pub fn text_lines(n: usize) -> Vec<u8> {
     let mut s = String::new();

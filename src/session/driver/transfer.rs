@@ -258,7 +258,9 @@ impl Conn {
                         let len = size.saturating_sub(offset);
                         ch.send_binary(Rc::new(file), offset, len).await
                     }
-                    Job::File { file, offset, .. } => ch.send_ascii(Rc::new(file), offset).await,
+                    Job::File {
+                        file, size, offset, ..
+                    } => ch.send_ascii(Rc::new(file), offset, size).await,
                     Job::Listing(Prepared::Bytes(bytes)) => {
                         let sent = ch.send_bytes(bytes).await?;
                         ch.close().await?;
