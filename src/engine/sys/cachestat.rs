@@ -40,29 +40,49 @@ pub enum Residency {
     Probes,
 }
 
+/// Who reads the files: the ids the kernel checks permissions against.
+struct Reader {
+    euid: u32,
+    /// The effective gid and the supplementary groups.
+    groups: Vec<u32>,
+}
+
 thread_local! {
-    /// This thread's effective uid. Privileges are dropped before any
-    /// thread starts (`privileges::drop_to`), so it never changes after.
-    static EUID: u32 = rustix::process::geteuid().as_raw();
+    /// This thread's ids. Privileges are dropped before any thread starts
+    /// (`privileges::drop_to`), so they never change after.
+    static READER: Reader = Reader {
+        euid: rustix::process::geteuid().as_raw(),
+        groups: std::iter::once(rustix::process::getegid())
+            .chain(rustix::process::getgroups().unwrap_or_default())
+            .map(|g| g.as_raw())
+            .collect(),
+    };
 }
 
 impl Residency {
-    /// The measure for a file owned by `uid` with permission bits `mode`,
-    /// as this process reads it. Linux answers cachestat only for a file
-    /// the caller owns, may write, or holds CAP_FOWNER over
+    /// The measure for a file owned by `uid`:`gid` with permission bits
+    /// `mode`, as this process reads it. Linux answers cachestat only for
+    /// a file the caller owns, may write, or holds CAP_FOWNER over
     /// (`can_do_cachestat`, mm/filemap.c); for anything else it is EPERM,
     /// the usual case once the server has dropped root to serve files
     /// owned by someone else (the refused call was 0.6 % of the server's
-    /// CPU in the mirror): those go to the probes without asking. Any
-    /// group or other write bit counts as "may write"; a wrong guess costs
-    /// one EPERM, after which the probes answer anyway.
-    pub fn for_file(uid: u32, mode: u32) -> Residency {
-        Residency::for_reader(EUID.with(|e| *e), uid, mode)
+    /// CPU in the mirror): those go to the probes without asking. "May
+    /// write" is read from the mode bits as the kernel applies them (the
+    /// group's if the file's group is one of ours, else the others'); an
+    /// ACL can make that guess wrong, which costs one EPERM, after which
+    /// the probes answer anyway.
+    pub fn for_file(uid: u32, gid: u32, mode: u32) -> Residency {
+        READER.with(|r| Residency::for_reader(r, uid, gid, mode))
     }
 
-    /// [`Residency::for_file`] for a reader of effective uid `euid`.
-    fn for_reader(euid: u32, uid: u32, mode: u32) -> Residency {
-        if euid == 0 || euid == uid || mode & 0o022 != 0 {
+    /// [`Residency::for_file`] for `reader`.
+    fn for_reader(reader: &Reader, uid: u32, gid: u32, mode: u32) -> Residency {
+        let write = if reader.groups.contains(&gid) {
+            0o020
+        } else {
+            0o002
+        };
+        if reader.euid == 0 || reader.euid == uid || mode & write != 0 {
             Residency::Cachestat
         } else {
             Residency::Probes
@@ -191,27 +211,29 @@ mod tests {
 
     #[test]
     fn cachestat_is_asked_only_where_linux_answers_it() {
-        let nobody = 65534;
+        let (nobody, nogroup, staff) = (65534, 65534, 50);
+        let root = Reader {
+            euid: 0,
+            groups: vec![0],
+        };
+        let server = Reader {
+            euid: nobody,
+            groups: vec![nogroup, staff],
+        };
+        let ask = |r: &Reader, uid, gid, mode| Residency::for_reader(r, uid, gid, mode);
+        use Residency::{Cachestat, Probes};
         // Root, the owner, and a reader that may write it: cachestat.
-        assert_eq!(Residency::for_reader(0, 1000, 0o600), Residency::Cachestat);
-        assert_eq!(
-            Residency::for_reader(nobody, nobody, 0o400),
-            Residency::Cachestat
-        );
-        assert_eq!(
-            Residency::for_reader(nobody, 0, 0o666),
-            Residency::Cachestat
-        );
-        assert_eq!(
-            Residency::for_reader(nobody, 0, 0o664),
-            Residency::Cachestat
-        );
+        assert_eq!(ask(&root, 1000, 1000, 0o600), Cachestat);
+        assert_eq!(ask(&server, nobody, 0, 0o400), Cachestat);
+        assert_eq!(ask(&server, 0, 0, 0o666), Cachestat);
+        assert_eq!(ask(&server, 0, staff, 0o664), Cachestat);
         // Someone else's file it may only read: EPERM, so the probes.
-        assert_eq!(Residency::for_reader(nobody, 0, 0o644), Residency::Probes);
-        assert_eq!(
-            Residency::for_reader(nobody, 1000, 0o755),
-            Residency::Probes
-        );
+        assert_eq!(ask(&server, 0, 0, 0o644), Probes);
+        assert_eq!(ask(&server, 1000, 1000, 0o755), Probes);
+        // Group-writable for a group the server is not in (umask 002).
+        assert_eq!(ask(&server, 1000, 1000, 0o664), Probes);
+        // In the file's group, the group's bits apply, not the others'.
+        assert_eq!(ask(&server, 1000, staff, 0o646), Probes);
     }
 
     #[test]

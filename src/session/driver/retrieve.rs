@@ -66,7 +66,7 @@ impl Conn {
             file,
             size: st.size,
             offset,
-            residency: sys::Residency::for_file(st.uid, st.mode),
+            residency: sys::Residency::for_file(st.uid, st.gid, st.mode),
         };
         let t = Transfer::new(verb, Direction::Download, vpath, ascii, data);
         let outcome = self.run_transfer(&t, opening, job).await;
