@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -390,6 +390,29 @@ fn resets_mid_reply_and_mid_transfer_leave_nothing_behind() {
     finish(&mut srv, "resets", &before, CHECK, 0);
 }
 
+/// Writes `data` to `path`, starts a RETR of it in TYPE `ty` (on a server
+/// paced so that it is still sending), reads its first MiB, lets `change`
+/// alter the file (opened for writing), then returns all the data and the
+/// final reply.
+fn retr_while_changed(
+    f: &mut Ftp,
+    ty: &str,
+    path: &std::path::Path,
+    data: &[u8],
+    change: impl FnOnce(std::fs::File),
+) -> (Vec<u8>, Reply) {
+    std::fs::write(path, data).unwrap();
+    f.expect(&format!("TYPE {ty}"), 200);
+    let mut conn = f.epsv_connect();
+    let name = path.file_name().unwrap().to_str().unwrap();
+    f.expect(&format!("RETR {name}"), 150);
+    let mut got = vec![0u8; 1 << 20];
+    conn.read_exact(&mut got).unwrap();
+    change(std::fs::OpenOptions::new().write(true).open(path).unwrap());
+    got.extend(read_all_lenient(&mut conn));
+    (got, f.read_reply())
+}
+
 /// A file cut short while it is sent is a 451, in binary and in ASCII
 /// mode alike: the client must not take the short copy for the file.
 #[test]
@@ -402,20 +425,9 @@ fn a_file_truncated_while_sent_is_a_451_and_the_session_goes_on() {
     let mut f = srv.login();
     let mut sent = Vec::new();
     for (ty, wire) in [("I", data.clone()), ("A", crlf(&data[..2 << 20]))] {
-        std::fs::write(&path, &data).unwrap();
-        f.expect(&format!("TYPE {ty}"), 200);
-        let mut conn = f.epsv_connect();
-        f.expect("RETR shrinks.bin", 150);
-        let mut got = vec![0u8; 1 << 20];
-        conn.read_exact(&mut got).unwrap();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(2 << 20)
-            .unwrap();
-        got.extend(read_all_lenient(&mut conn));
-        let r = f.read_reply();
+        let (got, r) = retr_while_changed(&mut f, ty, &path, &data, |file| {
+            file.set_len(2 << 20).unwrap()
+        });
         assert_eq!(r.code, 451, "TYPE {ty}: {r:?}");
         // All that was sent is the file as it was, and less than all of it.
         let n = got.len().min(wire.len());
@@ -450,20 +462,10 @@ fn a_file_that_grows_while_sent_is_sent_as_long_as_it_was() {
     let (mut srv, before) = start(&fx, &["--max-rate-per-session", "4MiB"]);
     let mut f = srv.login();
     for (ty, wire) in [("I", data.clone()), ("A", crlf(&data))] {
-        std::fs::write(&path, &data).unwrap();
-        f.expect(&format!("TYPE {ty}"), 200);
-        let mut conn = f.epsv_connect();
-        f.expect("RETR grows.log", 150);
-        let mut got = vec![0u8; 1 << 20];
-        conn.read_exact(&mut got).unwrap();
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(&pattern(7, 1 << 20))
-            .unwrap();
-        got.extend(read_all_lenient(&mut conn));
-        let r = f.read_reply();
+        let (got, r) = retr_while_changed(&mut f, ty, &path, &data, |mut file| {
+            file.seek(std::io::SeekFrom::End(0)).unwrap();
+            file.write_all(&pattern(7, 1 << 20)).unwrap()
+        });
         assert_eq!(r.code, 226, "TYPE {ty}: {r:?}");
         assert_bytes_eq(&format!("TYPE {ty}: a growing file"), &got, &wire);
     }

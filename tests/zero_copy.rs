@@ -224,6 +224,19 @@ fn a_file_out_of_the_page_cache_is_read_through_a_pipe() {
     f.quit();
 }
 
+/// Started as root, `srv` serves as another account, which was given the
+/// tree: gives `path` back to root, readable by all, writable by none but
+/// root (a mirror's file as the server sees it).
+fn only_readable_by(srv: &Server, path: &std::path::Path) {
+    std::os::unix::fs::chown(path, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    assert_ne!(
+        status_field(srv.pid(), "Uid:", 2).expect("the server's effective uid"),
+        0,
+        "this test needs the server to run as an account other than root"
+    );
+}
+
 /// A mirror's files usually belong to whoever syncs them, not to the
 /// server's account, which may only read them. cachestat(2) refuses such
 /// files (EPERM: Linux shows page-cache residency only to owners and
@@ -234,16 +247,7 @@ fn a_file_out_of_the_page_cache_is_read_through_a_pipe() {
 fn a_cached_file_the_server_only_reads_is_still_sent_by_sendfile() {
     let fx = fixture();
     let srv = Server::builder().cores(1).start(&fx);
-    // Started as root, the server serves as another account: give the
-    // file back to root, readable by all, writable by none but root.
-    let path = fx.root.join("big.bin");
-    std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
-    assert_ne!(
-        status_field(srv.pid(), "Uid:", 2).expect("the server's effective uid"),
-        0,
-        "this test needs the server to run as an account other than root"
-    );
+    only_readable_by(&srv, &fx.root.join("big.bin"));
     let mut f = srv.login();
     let data = fx.read("big.bin");
     for round in 0..2 {
@@ -272,15 +276,7 @@ fn an_evicted_file_the_server_only_reads_is_read_through_a_pipe() {
     let data = pattern(79, (3 << 20) + 5);
     let path = fx.write("cold.bin", &data);
     let srv = Server::builder().cores(1).start(&fx);
-    // Started as root, the server serves as another account (and was
-    // given the tree): give the file back to root, readable by all.
-    std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
-    assert_ne!(
-        status_field(srv.pid(), "Uid:", 2).expect("the server's effective uid"),
-        0,
-        "this test needs the server to run as an account other than root"
-    );
+    only_readable_by(&srv, &path);
     let mut f = srv.login();
     // Whole-file RETRs, and one resumed in the second 1 MiB chunk.
     for (rest, what) in [
