@@ -66,16 +66,9 @@ impl DataConn {
     /// trip, and a listing sent whole ends on the transfer's first poll,
     /// so its 150 goes out with its 226 (see `run_transfer`).
     pub(crate) async fn write_all(&self, mut buf: Vec<u8>) -> io::Result<()> {
-        let flags = rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL;
-        let sent = match rustix::net::send(&*self.sock, &buf, flags) {
-            Ok(n) => n,
-            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => 0,
-            Err(e) => return Err(e.into()),
-        };
-        if sent == buf.len() {
+        if sys::send_now(&*self.sock, &mut buf)? {
             return Ok(());
         }
-        buf.drain(..sent);
         sys::send_all(self.fd(), buf).await
     }
 

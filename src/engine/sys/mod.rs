@@ -37,8 +37,8 @@ pub use cachestat::{page_cache_holds, Residency};
 pub use compat::{clock_ticks_per_second, openat2_blocking, peek, raise_fd_limit, recv_now, Peek};
 pub use op::{
     accept, connect, mkdirat, openat2, poll_readable, poll_writable, read_at, read_vectored_at,
-    recv, renameat, send, send_all, send_range, splice, splice_to_offset, unlinkat, write_append,
-    write_at, write_vectored_at,
+    recv, renameat, send, send_all, send_now, send_range, splice, splice_to_offset, unlinkat,
+    write_append, write_at, write_vectored_at,
 };
 pub use pipe::Pipe;
 pub use readiness::ReadReadiness;

@@ -46,8 +46,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rustix::io::Errno;
-use rustix::net::SendFlags;
 use socket2::Socket;
 use tracing::Instrument;
 
@@ -534,19 +532,14 @@ impl Conn {
                 return Flow::Close;
             }
         };
-        let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
-        let sent = match rustix::net::send(&*self.sock, &buf, flags) {
-            Ok(n) => n,
-            Err(Errno::AGAIN | Errno::INTR) => 0,
+        match sys::send_now(&*self.sock, &mut buf) {
+            Ok(true) => return Flow::Continue,
+            Ok(false) => {}
             Err(e) => {
                 tracing::debug!("control write failed: {e}");
                 return Flow::Close;
             }
-        };
-        if sent == buf.len() {
-            return Flow::Continue;
         }
-        buf.drain(..sent);
         match tokio::time::timeout(
             self.ctx.config.data_timeout,
             sys::send_all(self.sock.clone() as FdRef, buf),

@@ -44,7 +44,7 @@ pub use poll::{poll_readable, poll_writable};
 pub use read::read_at;
 pub use recv::recv;
 pub use rename::renameat;
-pub use send::{send, send_all, send_range};
+pub use send::{send, send_all, send_now, send_range};
 pub use splice::{splice, splice_to_offset};
 pub use unlink::unlinkat;
 pub use vectored::{read_vectored_at, write_vectored_at};

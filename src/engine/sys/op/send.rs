@@ -1,9 +1,13 @@
-//! `IORING_OP_SEND`: replies on the control connection, listings and ASCII
-//! downloads on a data connection.
+//! Sends on sockets: replies on the control connection, listings and
+//! ASCII downloads on a data connection. One non-blocking send(2) first
+//! ([`send_now`]), then `IORING_OP_SEND` for what waits for room.
 
 use std::io;
+use std::os::fd::AsFd;
 
 use io_uring::{opcode, types};
+use rustix::io::Errno;
+use rustix::net::SendFlags;
 
 use super::{buf_op, tail, FdRef};
 
@@ -32,6 +36,22 @@ pub async fn send_range(
         .flags(libc::MSG_NOSIGNAL)
         .build();
     buf_op(fd, buf, sqe).submit().await
+}
+
+/// One non-blocking `send(2)` of `buf` (MSG_DONTWAIT | MSG_NOSIGNAL) on
+/// the shard thread, no io_uring round trip; what the socket took is
+/// removed from `buf`. True when it took all of it (almost always for a
+/// reply or a listing chunk), false when the rest must wait for room
+/// ([`send_all`]); EAGAIN and EINTR are "took nothing".
+pub fn send_now(fd: impl AsFd, buf: &mut Vec<u8>) -> io::Result<bool> {
+    let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
+    let sent = match rustix::net::send(fd, buf, flags) {
+        Ok(n) => n,
+        Err(Errno::AGAIN | Errno::INTR) => 0,
+        Err(e) => return Err(e.into()),
+    };
+    buf.drain(..sent);
+    Ok(buf.is_empty())
 }
 
 /// Sends all of `buf` on a socket (a loop of [`send`]). A send that moves
