@@ -187,16 +187,7 @@ fn a_file_out_of_the_page_cache_is_read_through_a_pipe() {
     let mut f = srv.login();
 
     // Cold: the first chunk at least is read from disk through a pipe.
-    let evicted = drop_from_page_cache(&path);
-    let before = f.stat_counters();
-    let got = f.retr("cold.bin");
-    assert_bytes_eq("cold RETR", &got, &data);
-    let now = f.stat_counters();
-    assert_eq!(now.spliced - before.spliced, data.len() as u64);
-    assert!(
-        now.from_disk > before.from_disk || !evicted,
-        "a RETR of an evicted file read nothing through the pipe: {before:?} -> {now:?}"
-    );
+    let (before, now) = retr_evicted(&mut f, &path, &data, 0, "cold RETR");
     assert_eq!(now.copied, before.copied);
 
     // Warm now: every byte goes by sendfile from the page cache.
@@ -211,17 +202,38 @@ fn a_file_out_of_the_page_cache_is_read_through_a_pipe() {
     );
 
     // Cold again, resumed at an offset that is not page-aligned.
-    let evicted = drop_from_page_cache(&path);
+    retr_evicted(&mut f, &path, &data, 4097, "cold REST 4097");
+    f.quit();
+}
+
+/// Evicts `path` (served as its file name, holding `data`) from the page
+/// cache and RETRs it from `rest` (a plain RETR for 0): asserts the bytes,
+/// that every one was spliced, and that some came from the disk through
+/// the pipe (where the eviction took). Returns STAT's counters before and
+/// after.
+fn retr_evicted(
+    f: &mut Ftp,
+    path: &std::path::Path,
+    data: &[u8],
+    rest: u64,
+    what: &str,
+) -> (Counters, Counters) {
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let evicted = drop_from_page_cache(path);
     let before = f.stat_counters();
-    let got = f.retr_from("cold.bin", 4097);
-    assert_bytes_eq("cold REST 4097", &got, &data[4097..]);
+    let got = if rest == 0 {
+        f.retr(name)
+    } else {
+        f.retr_from(name, rest)
+    };
+    assert_bytes_eq(what, &got, &data[rest as usize..]);
     let now = f.stat_counters();
-    assert_eq!(now.spliced - before.spliced, got.len() as u64);
+    assert_eq!(now.spliced - before.spliced, got.len() as u64, "{what}");
     assert!(
         now.from_disk > before.from_disk || !evicted,
-        "{before:?} -> {now:?}"
+        "{what}: an evicted file read nothing through the pipe: {before:?} -> {now:?}"
     );
-    f.quit();
+    (before, now)
 }
 
 /// Started as root, `srv` serves as another account, which was given the
@@ -284,20 +296,7 @@ fn an_evicted_file_the_server_only_reads_is_read_through_a_pipe() {
         (1 << 20, "cold REST 1 MiB"),
         (0, "cold again"),
     ] {
-        let evicted = drop_from_page_cache(&path);
-        let before = f.stat_counters();
-        let got = if rest == 0 {
-            f.retr("cold.bin")
-        } else {
-            f.retr_from("cold.bin", rest)
-        };
-        assert_bytes_eq(what, &got, &data[rest as usize..]);
-        let now = f.stat_counters();
-        assert_eq!(now.spliced - before.spliced, got.len() as u64, "{what}");
-        assert!(
-            now.from_disk > before.from_disk || !evicted,
-            "{what}: an evicted file went by sendfile: {before:?} -> {now:?}"
-        );
+        retr_evicted(&mut f, &path, &data, rest, what);
     }
     f.quit();
 }
