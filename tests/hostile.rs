@@ -2,7 +2,8 @@
 //! invalid UTF-8, slowloris, pipelining, a client that never reads its
 //! replies, resets mid-reply and mid-transfer, files truncated or replaced
 //! while sent, a directory removed while listed, a data channel nobody
-//! reads, and running out of file descriptors.
+//! reads, a client writing into its download, and running out of file
+//! descriptors.
 //!
 //! Each test ends the same way ([`finish`]): the server still serves a
 //! normal client's download byte-exact, and its open fds come back to the
@@ -471,6 +472,59 @@ fn a_file_that_grows_while_sent_is_sent_as_long_as_it_was() {
     }
     f.quit();
     finish(&mut srv, "grows", &before, CHECK, 0);
+}
+
+/// A client that writes into its download's data connection (a stray
+/// byte, a client confused about the direction) still gets the whole
+/// file and a clean end of file, in binary and ASCII mode and for a
+/// listing. Linux answers the close of a socket with unread input by a
+/// reset that also drops what the send buffer still holds: the client
+/// lost the end of its file after a 226.
+#[test]
+fn a_client_that_writes_into_its_download_gets_all_of_it() {
+    let fx = Fixture::new();
+    let data = pattern(8, 16 << 20);
+    fx.write("whole.bin", &data);
+    let text = pattern(9, 4 << 20);
+    fx.write("whole.txt", &text);
+    // About 6 MiB of NLST: more than the socket buffers hold, as the files.
+    let mut names = Vec::new();
+    for i in 0..30_000 {
+        let name = format!("{i:05}{}", "w".repeat(195));
+        fx.write(&format!("wide/{name}"), b"");
+        names.push(name);
+    }
+    names.sort();
+    let (mut srv, before) = start(&fx, &[]);
+    let mut f = srv.login();
+    for (ty, line, want) in [
+        ("I", "RETR whole.bin", data.clone()),
+        ("A", "RETR whole.txt", crlf(&text)),
+        ("I", "NLST wide", Vec::new()),
+    ] {
+        f.expect(&format!("TYPE {ty}"), 200);
+        let mut conn = f.epsv_connect();
+        conn.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        f.expect(line, 150);
+        conn.write_all(b"stray bytes\r\n").unwrap();
+        let mut got = Vec::new();
+        conn.read_to_end(&mut got)
+            .unwrap_or_else(|e| panic!("{line}: {} bytes, then {e}", got.len()));
+        assert_eq!(f.read_reply().code, 226, "{line}");
+        if want.is_empty() {
+            let mut listed: Vec<String> = String::from_utf8(got)
+                .unwrap()
+                .lines()
+                .map(|l| l.rsplit('/').next().unwrap().to_string())
+                .collect();
+            listed.sort();
+            assert_eq!(listed, names, "{line}");
+        } else {
+            assert_bytes_eq(line, &got, &want);
+        }
+    }
+    f.quit();
+    finish(&mut srv, "stray-input", &before, CHECK, 0);
 }
 
 #[test]

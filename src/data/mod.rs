@@ -21,7 +21,9 @@ pub(crate) mod transfer;
 
 use std::io;
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsFd;
 use std::rc::Rc;
+use std::time::Duration;
 
 use socket2::Socket;
 
@@ -70,6 +72,50 @@ impl DataConn {
             return Ok(());
         }
         sys::send_all(self.fd(), buf).await
+    }
+
+    /// Ends a download (file or listing) that was sent whole, so that the
+    /// close cannot cost the client the file's tail.
+    ///
+    /// Linux answers the close of a TCP socket with unread input by a
+    /// reset, which also throws away whatever the send buffer still holds
+    /// (tcp(7); RFC 2525 section 2.17): a client that wrote anything into a
+    /// download's data connection lost up to a send buffer of the end of
+    /// its file, after a 226 (vsftpd and pure-ftpd do the same). So the
+    /// input is dropped first: one non-blocking `recv` that finds nothing,
+    /// on a well-behaved connection. If there was some, the close lingers
+    /// as a web server's does: the sending side is shut (FIN after the
+    /// data), and what keeps arriving is dropped until the client closes
+    /// its side or has acknowledged every byte and the FIN, within `limit`
+    /// (the data timeout); a reset after that loses nothing.
+    pub(crate) async fn finish_sending(&self, limit: Duration) {
+        match sys::discard_now(&*self.sock) {
+            Ok(sys::Unread::Discarded(_)) => {}
+            // Nothing unread (the close is a FIN after the data), the
+            // client gone, or the connection failed: nothing to save.
+            _ => return,
+        }
+        self.shutdown_write();
+        let linger = async {
+            let mut tick = Duration::from_millis(1);
+            loop {
+                match sys::unacknowledged(self.sock.as_fd()) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                tokio::select! {
+                    r = sys::poll_readable(self.fd()) => {
+                        if r.is_err() || !matches!(sys::discard_now(&*self.sock), Ok(sys::Unread::Discarded(_) | sys::Unread::Nothing)) {
+                            return;
+                        }
+                    }
+                    // Acknowledgements wake nobody: look again, less often
+                    // the longer it takes.
+                    () = tokio::time::sleep(tick) => tick = (tick * 2).min(Duration::from_millis(100)),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(limit, linger).await;
     }
 
     /// Aborts the connection now (ABOR, timeout): pending ops fail.

@@ -5,8 +5,8 @@
 //!   openat2, the *at file operations, connect from a pre-bound socket,
 //!   poll, and sends/receives on our own buffers), one file per op;
 //! - the few raw syscalls the `rustix` crate does not wrap:
-//!   [`page_cache_holds`] (`cachestat(2)`), [`tcp_progress`] (`TCP_INFO`)
-//!   and [`cpu_time_us`] (`getrusage(2)`), and kernel TLS ([`ktls`]:
+//!   [`page_cache_holds`] (`cachestat(2)`), [`tcp_progress`] (`TCP_INFO`),
+//!   [`unacknowledged`] (`SIOCOUTQ`) and [`cpu_time_us`] (`getrusage(2)`), and kernel TLS ([`ktls`]:
 //!   `setsockopt` with `<linux/tls.h>` structures, `sendmsg` with a
 //!   record-type control message);
 //! - [`ReadReadiness`]: registering a socket with tokio's reactor, which
@@ -36,14 +36,14 @@ mod tcp_info;
 pub use cachestat::{page_cache_holds, Residency};
 pub use compat::{clock_ticks_per_second, openat2_blocking, peek, raise_fd_limit, recv_now, Peek};
 pub use op::{
-    accept, connect, mkdirat, openat2, poll_readable, poll_writable, read_at, read_vectored_at,
-    recv, renameat, send, send_all, send_now, send_range, splice, splice_to_offset, unlinkat,
-    write_append, write_at, write_vectored_at,
+    accept, connect, discard_now, mkdirat, openat2, poll_readable, poll_writable, read_at,
+    read_vectored_at, recv, renameat, send, send_all, send_now, send_range, splice,
+    splice_to_offset, unlinkat, write_append, write_at, write_vectored_at, Unread,
 };
 pub use pipe::Pipe;
 pub use readiness::ReadReadiness;
 pub use rusage::{cpu_time_us, thread_cpu_time_us};
-pub use tcp_info::tcp_progress;
+pub use tcp_info::{tcp_progress, unacknowledged};
 
 /// Anything that owns an open fd (`OwnedFd`, `File`, `socket2::Socket`, a
 /// [`Pipe`] end): what an io_uring op holds on to, and what a `rustix` call

@@ -293,6 +293,11 @@ impl Conn {
                 // instead of a reset.
                 ch.discard_rest(timeout).await;
             }
+            if r.is_ok() && holds {
+                // A download sent whole: its close must not reset what
+                // the client has yet to read (see `finish_sending`).
+                conn.finish_sending(timeout).await;
+            }
             // Close the data connection before the 226 goes out: clients
             // read to end-of-file, then the reply.
             drop(ch);
