@@ -105,13 +105,19 @@ impl DataConn {
                 }
                 tokio::select! {
                     r = sys::poll_readable(self.fd()) => {
-                        if r.is_err() || !matches!(sys::discard_now(&*self.sock), Ok(sys::Unread::Discarded(_) | sys::Unread::Nothing)) {
+                        let open = matches!(
+                            sys::discard_now(&*self.sock),
+                            Ok(sys::Unread::Discarded(_) | sys::Unread::Nothing)
+                        );
+                        if r.is_err() || !open {
                             return;
                         }
                     }
                     // Acknowledgements wake nobody: look again, less often
                     // the longer it takes.
-                    () = tokio::time::sleep(tick) => tick = (tick * 2).min(Duration::from_millis(100)),
+                    () = tokio::time::sleep(tick) => {
+                        tick = (tick * 2).min(Duration::from_millis(100));
+                    }
                 }
             }
         };
