@@ -21,9 +21,7 @@ pub(crate) mod transfer;
 
 use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::AsFd;
 use std::rc::Rc;
-use std::time::Duration;
 
 use socket2::Socket;
 
@@ -74,54 +72,24 @@ impl DataConn {
         sys::send_all(self.fd(), buf).await
     }
 
-    /// Ends a download (file or listing) that was sent whole, so that the
-    /// close cannot cost the client the file's tail.
+    /// Ends a download (file or listing) that was sent whole: shuts the
+    /// sending side (a FIN after the data, which the client reads as the
+    /// end of the file) and hands the socket back, to be closed once the
+    /// client has moved on ([`Closing`]).
     ///
-    /// Linux answers the close of a TCP socket with unread input by a
-    /// reset, which also throws away whatever the send buffer still holds
-    /// (tcp(7); RFC 2525 section 2.17): a client that wrote anything into a
-    /// download's data connection lost up to a send buffer of the end of
-    /// its file, after a 226 (vsftpd and pure-ftpd do the same). So the
-    /// input is dropped first: one non-blocking `recv` that finds nothing,
-    /// on a well-behaved connection. If there was some, the close lingers
-    /// as a web server's does: the sending side is shut (FIN after the
-    /// data), and what keeps arriving is dropped until the client closes
-    /// its side or has acknowledged every byte and the FIN, within `limit`
-    /// (the data timeout); a reset after that loses nothing.
-    pub(crate) async fn finish_sending(&self, limit: Duration) {
-        match sys::discard_now(&*self.sock) {
-            Ok(sys::Unread::Discarded(_)) => {}
-            // Nothing unread (the close is a FIN after the data), the
-            // client gone, or the connection failed: nothing to save.
-            _ => return,
-        }
+    /// Linux answers the close of a TCP socket that has unread input, or
+    /// that receives input once closed, by a reset, which also throws away
+    /// whatever the send buffer still holds (tcp(7); RFC 2525 section
+    /// 2.17): a client that wrote anything into a download's data
+    /// connection lost up to a send buffer of the end of its file, after
+    /// a 226 (vsftpd and pure-ftpd do the same). A socket shut only for
+    /// sending still takes input without a reset, so the data keeps
+    /// flowing whatever the client writes.
+    pub(crate) fn finish_sending(mut self) -> Closing {
         self.shutdown_write();
-        let linger = async {
-            let mut tick = Duration::from_millis(1);
-            loop {
-                match sys::unacknowledged(self.sock.as_fd()) {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-                tokio::select! {
-                    r = sys::poll_readable(self.fd()) => {
-                        let open = matches!(
-                            sys::discard_now(&*self.sock),
-                            Ok(sys::Unread::Discarded(_) | sys::Unread::Nothing)
-                        );
-                        if r.is_err() || !open {
-                            return;
-                        }
-                    }
-                    // Acknowledgements wake nobody: look again, less often
-                    // the longer it takes.
-                    () = tokio::time::sleep(tick) => {
-                        tick = (tick * 2).min(Duration::from_millis(100));
-                    }
-                }
-            }
-        };
-        let _ = tokio::time::timeout(limit, linger).await;
+        // The TLS state is done with (close_notify went before).
+        self.tls = None;
+        Closing(Box::new(self))
     }
 
     /// Aborts the connection now (ABOR, timeout): pending ops fail.
@@ -136,5 +104,19 @@ impl Drop for DataConn {
         if Rc::strong_count(&self.sock) > 1 {
             let _ = self.sock.shutdown(Shutdown::Both);
         }
+    }
+}
+
+/// A download's data connection, shut for sending, whose close waits for
+/// the session's next command (or its end): by then the client has read
+/// the file or stopped caring. Dropping it drops whatever the client wrote
+/// into the connection (one non-blocking `recv(MSG_TRUNC)`), so the close
+/// is a plain one, not a reset, and closes the socket. Costs one fd per
+/// session between a download and the next command.
+pub(crate) struct Closing(Box<DataConn>);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        let _ = sys::discard_now(&*self.0.sock);
     }
 }

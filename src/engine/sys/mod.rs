@@ -5,8 +5,8 @@
 //!   openat2, the *at file operations, connect from a pre-bound socket,
 //!   poll, and sends/receives on our own buffers), one file per op;
 //! - the few raw syscalls the `rustix` crate does not wrap:
-//!   [`page_cache_holds`] (`cachestat(2)`), [`tcp_progress`] (`TCP_INFO`),
-//!   [`unacknowledged`] (`SIOCOUTQ`) and [`cpu_time_us`] (`getrusage(2)`), and kernel TLS ([`ktls`]:
+//!   [`page_cache_holds`] (`cachestat(2)`), [`tcp_progress`] (`TCP_INFO`)
+//!   and [`cpu_time_us`] (`getrusage(2)`), and kernel TLS ([`ktls`]:
 //!   `setsockopt` with `<linux/tls.h>` structures, `sendmsg` with a
 //!   record-type control message);
 //! - [`ReadReadiness`]: registering a socket with tokio's reactor, which
@@ -43,7 +43,7 @@ pub use op::{
 pub use pipe::Pipe;
 pub use readiness::ReadReadiness;
 pub use rusage::{cpu_time_us, thread_cpu_time_us};
-pub use tcp_info::{tcp_progress, unacknowledged};
+pub use tcp_info::tcp_progress;
 
 /// Anything that owns an open fd (`OwnedFd`, `File`, `socket2::Socket`, a
 /// [`Pipe`] end): what an io_uring op holds on to, and what a `rustix` call

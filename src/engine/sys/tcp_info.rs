@@ -1,6 +1,5 @@
 //! `getsockopt(TCP_INFO)`, which neither rustix nor socket2 wraps: the
-//! data-connection watchdog tells a slow peer from a dead one by it; and
-//! `SIOCOUTQ`, by which a download's close waits for its tail to land.
+//! data-connection watchdog tells a slow peer from a dead one by it.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -27,19 +26,4 @@ pub fn tcp_progress(sock: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
         }
         Ok((info.tcpi_bytes_acked, info.tcpi_bytes_received))
     }
-}
-
-/// Bytes on TCP socket `sock`'s sending side the peer has not yet
-/// acknowledged, sent or not (`SIOCOUTQ`, tcp(7)); the FIN of a shut-down
-/// side counts as one. 0 means everything written, and the FIN if one was
-/// sent, has reached the peer's TCP.
-pub fn unacknowledged(sock: BorrowedFd<'_>) -> io::Result<u32> {
-    let mut n: libc::c_int = 0;
-    // SAFETY: SIOCOUTQ (TIOCOUTQ) writes one int through the pointer,
-    // which points at `n`, alive for the call; `sock` is a borrowed, open
-    // fd.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::TIOCOUTQ, &mut n) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n.max(0) as u32)
 }

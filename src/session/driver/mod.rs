@@ -106,6 +106,9 @@ struct Conn {
     /// The listener of the last passive transfer, for the next PASV/EPSV
     /// (made at the first passive transfer).
     kept: Option<Rc<KeptListener>>,
+    /// The last download's data connection, shut for sending, closed at
+    /// the next command ([`crate::data::Closing`]).
+    closing: Option<crate::data::Closing>,
     reader: ControlReader,
     /// Control events that arrived during a transfer, in order.
     pending: VecDeque<Event>,
@@ -210,6 +213,7 @@ pub(crate) fn run(
         reached,
         pasv: None,
         kept: None,
+        closing: None,
         pending: VecDeque::new(),
         progress: None,
         implicit,
@@ -389,6 +393,8 @@ impl Conn {
     }
 
     async fn on_event(&mut self, ev: Event) -> Flow {
+        // The client has moved on from its last download.
+        self.closing = None;
         let flow = match ev {
             Event::Closed => return Flow::Close,
             Event::TooLong => {

@@ -5,6 +5,7 @@
 //! reply chosen by [`crate::session::outcome`] and log the transfer
 //! (tracing, and the xferlog).
 
+use std::cell::Cell;
 use std::future::Future;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
@@ -237,6 +238,8 @@ impl Conn {
             _ => sys::Residency::Probes,
         };
         let session = self.counters.clone();
+        let closing = Rc::new(Cell::new(None));
+        let closing_slot = closing.clone();
         let fut = async move {
             let mut ch = Channel {
                 conn: &conn,
@@ -293,15 +296,17 @@ impl Conn {
                 // instead of a reset.
                 ch.discard_rest(timeout).await;
             }
-            if r.is_ok() && holds {
-                // A download sent whole: its close must not reset what
-                // the client has yet to read (see `finish_sending`).
-                conn.finish_sending(timeout).await;
-            }
-            // Close the data connection before the 226 goes out: clients
-            // read to end-of-file, then the reply.
             drop(ch);
-            drop(conn);
+            if r.is_ok() && holds {
+                // A download sent whole: end it (the client reads to
+                // end-of-file, then the 226), but close it only at the
+                // next command, so that input from the client cannot reset
+                // what it has yet to read (see `finish_sending`).
+                closing_slot.set(Some(conn.finish_sending()));
+            } else {
+                // Close the data connection before the 226 goes out.
+                drop(conn);
+            }
             r
         };
         let mut fut = std::pin::pin!(fut);
@@ -324,6 +329,7 @@ impl Conn {
                 }
             }
         };
+        self.closing = closing.take();
         let progress = self.progress.take().unwrap_or_default();
         let moved = progress.get();
         self.counters.add_transfer();
