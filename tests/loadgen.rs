@@ -329,14 +329,25 @@ fn every_mode_downloads_verified_bytes() {
             "--hgrm",
             hgrm_dir,
         ];
-        // One mode with pinned generator shards, the others unpinned.
+        // One mode with pinned generator shards, the others unpinned; a
+        // passive and an active mode with a fixed receive buffer.
         if mode == "port" {
             args.push("--pin");
+        }
+        let fixed = mode == "epsv" || mode == "eprt";
+        if fixed {
+            args.extend(["--rcvbuf", "1MiB"]);
         }
         let run = loadtest(root.path(), &args);
         let json = ok_run(&run);
         assert_eq!(json["config"]["mode"], mode);
         assert_eq!(json["config"]["pin"], mode == "port");
+        let rcvbuf = if fixed {
+            Value::from(1u64 << 20)
+        } else {
+            Value::Null
+        };
+        assert_eq!(json["config"]["rcvbuf"], rcvbuf, "{mode}");
         assert_eq!(json["totals"]["ok"], 60, "{mode}: {}", run.stdout);
         assert_eq!(json["totals"]["errors"], 0, "{mode}");
         assert!(
@@ -705,6 +716,7 @@ fn json_schema_is_stable() {
             "pin",
             "ramp_s",
             "rate",
+            "rcvbuf",
             "requests",
             "rounds",
             "scale",
@@ -953,6 +965,7 @@ fn bad_flags_are_clear_errors() {
         (&["--scenario", "nope"][..], "no bundled scenario"),
         (&["--duration", "soon"][..], "not a duration"),
         (&["--mode", "sideways"][..], "invalid value"),
+        (&["--rcvbuf", "lots"][..], "invalid value"),
     ] {
         let run = loadtest(dir.path(), args);
         assert_ne!(run.code, 0, "{args:?}");

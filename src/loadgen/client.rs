@@ -35,6 +35,9 @@ pub(crate) struct Control {
     pub local: SocketAddr,
     /// The server's end: EPSV data connections go to its address.
     pub peer: SocketAddr,
+    /// SO_RCVBUF for this session's data connections (`--rcvbuf`); None
+    /// leaves them to the kernel's tuning.
+    pub data_rcvbuf: Option<u64>,
     timeout: Duration,
     /// FTPS (`--tls`): the session's TLS configuration, and the control
     /// connection's TLS once it is up.
@@ -42,10 +45,12 @@ pub(crate) struct Control {
 }
 
 /// Opens a TCP connection on the shard's ring, bounded by `timeout`, and
-/// returns it with its local address.
+/// returns it with its local address. `rcvbuf`: a fixed SO_RCVBUF in
+/// bytes, set before the SYN so the window scale can cover it.
 pub(crate) async fn connect_tcp(
     addr: SocketAddr,
     timeout: Duration,
+    rcvbuf: Option<u64>,
 ) -> Result<(TcpStream, SocketAddr), Failure> {
     let socket = Socket::new(
         Domain::for_address(addr),
@@ -53,6 +58,9 @@ pub(crate) async fn connect_tcp(
         Some(Protocol::TCP),
     )
     .map_err(|e| Failure::io(e, "socket"))?;
+    if let Some(n) = rcvbuf {
+        set_rcvbuf(&socket, n)?;
+    }
     let socket = Rc::new(socket);
     within(timeout, "connect", async {
         sys::connect(socket.clone(), addr)
@@ -77,16 +85,26 @@ pub(crate) async fn connect_tcp(
     Ok((TcpStream::from_std(socket.into()), local))
 }
 
+/// Sets a fixed SO_RCVBUF of `bytes` on `socket` (Linux caps it at
+/// net.core.rmem_max, and stops tuning the buffer: tcp(7)).
+pub(crate) fn set_rcvbuf(socket: &Socket, bytes: u64) -> Result<(), Failure> {
+    let n = usize::try_from(bytes).unwrap_or(usize::MAX);
+    socket
+        .set_recv_buffer_size(n)
+        .map_err(|e| Failure::io(e, "setsockopt SO_RCVBUF"))
+}
+
 impl Control {
     /// Connects to `addr` (without reading the greeting).
     pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Control, Failure> {
-        let (stream, local) = connect_tcp(addr, timeout).await?;
+        let (stream, local) = connect_tcp(addr, timeout, None).await?;
         let mut c = Control {
             stream,
             inbox: Vec::with_capacity(512),
             scratch: Some(Vec::with_capacity(READ_CHUNK)),
             local,
             peer: addr,
+            data_rcvbuf: None,
             timeout,
             tls: tls::settings().map(|s| (s.session(), None)),
         };

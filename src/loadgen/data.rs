@@ -27,7 +27,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::{TcpListener, TcpStream};
 
-use super::client::{connect_tcp, negative, Control};
+use super::client::{connect_tcp, negative, set_rcvbuf, Control};
 use super::failure::{within, Failure};
 use super::scenario::Mode;
 use crate::proto::addr;
@@ -87,7 +87,7 @@ pub(crate) async fn open(
             } else {
                 IpAddr::V4(*announced.ip())
             };
-            connect_data(SocketAddr::new(ip, announced.port()), timeout).await
+            connect_data(SocketAddr::new(ip, announced.port()), ctrl, timeout).await
         }
         Mode::Epsv => {
             let r = ctrl.command("EPSV").await?;
@@ -96,10 +96,10 @@ pub(crate) async fn open(
             }
             let port = addr::parse_epsv_reply(&r.text)
                 .ok_or_else(|| Failure::Protocol(format!("cannot parse 229 reply {:?}", r.text)))?;
-            connect_data(SocketAddr::new(ctrl.peer.ip(), port), timeout).await
+            connect_data(SocketAddr::new(ctrl.peer.ip(), port), ctrl, timeout).await
         }
         Mode::Port | Mode::Eprt => {
-            let listener = listen(SocketAddr::new(ctrl.local.ip(), 0))?;
+            let listener = listen(SocketAddr::new(ctrl.local.ip(), 0), ctrl.data_rcvbuf)?;
             let local = listener
                 .local_addr()
                 .map_err(|e| Failure::io(e, "data listener"))?;
@@ -121,12 +121,18 @@ pub(crate) async fn open(
     }
 }
 
-async fn connect_data(addr: SocketAddr, timeout: Duration) -> Result<Pending, Failure> {
-    let (stream, _) = connect_tcp(addr, timeout).await?;
+async fn connect_data(
+    addr: SocketAddr,
+    ctrl: &Control,
+    timeout: Duration,
+) -> Result<Pending, Failure> {
+    let (stream, _) = connect_tcp(addr, timeout, ctrl.data_rcvbuf).await?;
     Ok(Pending::Connected(stream))
 }
 
-fn listen(addr: SocketAddr) -> Result<TcpListener, Failure> {
+/// The active-mode listener; its `rcvbuf` is inherited by the connection
+/// it accepts (and sizes the window scale of its SYN-ACK).
+fn listen(addr: SocketAddr, rcvbuf: Option<u64>) -> Result<TcpListener, Failure> {
     let fail = |e| Failure::io(e, "data listener");
     let socket = Socket::new(
         Domain::for_address(addr),
@@ -134,6 +140,9 @@ fn listen(addr: SocketAddr) -> Result<TcpListener, Failure> {
         Some(Protocol::TCP),
     )
     .map_err(fail)?;
+    if let Some(n) = rcvbuf {
+        set_rcvbuf(&socket, n)?;
+    }
     socket.bind(&addr.into()).map_err(fail)?;
     socket.listen(1).map_err(fail)?;
     Ok(TcpListener::from_std(socket.into()))

@@ -222,6 +222,15 @@ pub struct RunArgs {
     #[arg(long)]
     pub pin: bool,
 
+    /// Fix each data connection's receive buffer (SO_RCVBUF, e.g. 4MiB),
+    /// which stops Linux tuning it (tcp(7)). Default: the kernel's tuning,
+    /// as real clients get. On a loopback shared with the server, how far
+    /// that tuning grows a download's window depends on when the reader
+    /// first reads (docs/benchmarks.md, ninth pass); a fixed buffer takes
+    /// that out of the comparison of servers.
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
+    pub rcvbuf: Option<u64>,
+
     /// Limit on every wait: connect, each reply, the data connection, each
     /// data read [default: the scenario's, else 10s]
     #[arg(long, value_name = "D", value_parser = units::parse_duration)]

@@ -54,6 +54,8 @@ pub(crate) struct Plan {
     pub cores: usize,
     /// Pin generator shards to CPUs (`--pin`).
     pub pin: bool,
+    /// SO_RCVBUF for data connections (`--rcvbuf`); None: the kernel's.
+    pub rcvbuf: Option<u64>,
     pub bounds: Bounds,
     /// Open-loop requests per second, all clients together.
     pub rate: Option<f64>,
@@ -273,6 +275,7 @@ impl Plan {
             max_clients,
             cores,
             pin: args.pin,
+            rcvbuf: args.rcvbuf,
             bounds,
             rate,
             ramp,

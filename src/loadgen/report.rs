@@ -119,6 +119,10 @@ pub(crate) struct Config {
     /// Generator shards pinned to CPUs (`--pin`).
     #[serde(default)]
     pub pin: bool,
+    /// Data connections' fixed SO_RCVBUF in bytes (`--rcvbuf`); null: the
+    /// kernel's tuning.
+    #[serde(default)]
+    pub rcvbuf: Option<u64>,
     pub duration_s: Option<f64>,
     pub requests: Option<u64>,
     /// Open-loop rate (requests/s, all clients), null for closed loop.
@@ -541,6 +545,7 @@ impl Config {
             max_clients: plan.max_clients,
             cores: plan.cores,
             pin: plan.pin,
+            rcvbuf: plan.rcvbuf,
             duration_s: plan.bounds.duration.map(|d| d.as_secs_f64()),
             requests: plan.bounds.total_requests,
             rate: plan.rate,

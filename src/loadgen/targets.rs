@@ -148,6 +148,7 @@ async fn login<'a>(
             .await
             .map_err(anyhow::Error::msg)
             .with_context(what)?;
+        ctrl.data_rcvbuf = plan.rcvbuf;
         ctrl.greeting()
             .await
             .map_err(anyhow::Error::msg)

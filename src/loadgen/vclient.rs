@@ -310,6 +310,7 @@ async fn open_session(ctx: &ShardCtx, binary: bool) -> Result<Session, Failure> 
     let plan = &ctx.shared.plan;
     let t0 = Instant::now();
     let mut ctrl = Control::connect(plan.target, plan.timeout).await?;
+    ctrl.data_rcvbuf = plan.rcvbuf;
     let t1 = Instant::now();
     ctx.stats.borrow_mut().record(Phase::Connect, t1 - t0, t1);
     ctrl.greeting().await?;
