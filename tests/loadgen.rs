@@ -966,6 +966,8 @@ fn bad_flags_are_clear_errors() {
         (&["--duration", "soon"][..], "not a duration"),
         (&["--mode", "sideways"][..], "invalid value"),
         (&["--rcvbuf", "lots"][..], "invalid value"),
+        (&["--rcvbuf", "0"][..], "outside 4KiB to 1GiB"),
+        (&["--rcvbuf", "4GiB"][..], "outside 4KiB to 1GiB"),
     ] {
         let run = loadtest(dir.path(), args);
         assert_ne!(run.code, 0, "{args:?}");

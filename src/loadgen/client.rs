@@ -94,6 +94,16 @@ pub(crate) fn set_rcvbuf(socket: &Socket, bytes: u64) -> Result<(), Failure> {
         .map_err(|e| Failure::io(e, "setsockopt SO_RCVBUF"))
 }
 
+/// The receive buffer Linux grants a socket asked for `bytes` of
+/// SO_RCVBUF, in the same terms (it doubles the value for its own
+/// bookkeeping, and caps the request at net.core.rmem_max). None when no
+/// socket could be made to ask.
+pub(crate) fn granted_rcvbuf(bytes: u64) -> Option<u64> {
+    let s = Socket::new(Domain::IPV4, Type::STREAM.cloexec(), Some(Protocol::TCP)).ok()?;
+    set_rcvbuf(&s, bytes).ok()?;
+    Some(s.recv_buffer_size().ok()? as u64 / 2)
+}
+
 impl Control {
     /// Connects to `addr` (without reading the greeting).
     pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Control, Failure> {

@@ -94,6 +94,17 @@ pub enum LoadtestCommand {
     Compare(compare::CompareArgs),
 }
 
+/// `--rcvbuf`: a size from 4 KiB to 1 GiB. Linux doubles what it is given
+/// into an int and takes nothing below 2,304 bytes, so values outside
+/// that range would silently become another buffer.
+fn parse_rcvbuf(text: &str) -> Result<u64, String> {
+    let n = units::parse_size(text)?;
+    if !(4 << 10..=1 << 30).contains(&n) {
+        return Err(format!("{text:?} is outside 4KiB to 1GiB"));
+    }
+    Ok(n)
+}
+
 /// Flags of a load test run. Every flag left out takes the scenario's
 /// value, then the built-in default.
 #[derive(Args, Debug, Clone)]
@@ -228,7 +239,7 @@ pub struct RunArgs {
     /// that tuning grows a download's window depends on when the reader
     /// first reads (docs/benchmarks.md, ninth pass); a fixed buffer takes
     /// that out of the comparison of servers.
-    #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_rcvbuf)]
     pub rcvbuf: Option<u64>,
 
     /// Limit on every wait: connect, each reply, the data connection, each

@@ -82,6 +82,17 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<i32> {
         );
     }
 
+    if let Some(asked) = plan.rcvbuf {
+        match super::client::granted_rcvbuf(asked) {
+            Some(got) if got < asked => eprintln!(
+                "loadtest: warning: --rcvbuf {}: Linux grants {} (net.core.rmem_max caps it)",
+                crate::units::format_bytes(asked),
+                crate::units::format_bytes(got)
+            ),
+            _ => {}
+        }
+    }
+
     let targets = {
         let plan = plan.clone();
         tokio_uring::start(async move { targets::load(&plan).await })?
