@@ -38,7 +38,7 @@ pub use compat::{clock_ticks_per_second, openat2_blocking, peek, raise_fd_limit,
 pub use op::{
     accept, connect, discard_now, mkdirat, openat2, poll_readable, poll_writable, read_at,
     read_vectored_at, recv, renameat, send, send_all, send_now, send_range, splice,
-    splice_to_offset, unlinkat, write_append, write_at, write_vectored_at, Unread,
+    splice_to_offset, unlinkat, write_append, write_at, write_vectored_at,
 };
 pub use pipe::Pipe;
 pub use readiness::ReadReadiness;

@@ -19,38 +19,23 @@ pub async fn recv(fd: FdRef, buf: Vec<u8>) -> (io::Result<u32>, Vec<u8>) {
     into_spare(fd, buf, |ptr, len| opcode::Recv::new(raw, ptr, len).build()).await
 }
 
-/// What [`discard_now`] found on a socket's receive side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unread {
-    /// Nothing was waiting (EAGAIN).
-    Nothing,
-    /// This many bytes were waiting, and are gone.
-    Discarded(usize),
-    /// The peer has closed its sending side (after what was discarded).
-    End,
-}
-
 /// Drops every byte waiting on TCP socket `fd`'s receive side, without
 /// blocking and without copying: `recv(2)` with MSG_TRUNC | MSG_DONTWAIT,
 /// which TCP answers by freeing the bytes in the kernel (tcp(7)). One call
-/// when nothing is there. Errors are the socket's (a reset, say).
-pub fn discard_now(fd: impl AsFd) -> io::Result<Unread> {
+/// when nothing is there; it stops at EAGAIN or the peer's end of stream.
+/// Errors are the socket's (a reset, say).
+pub fn discard_now(fd: impl AsFd) -> io::Result<()> {
     // TCP does not write into the buffer under MSG_TRUNC (it is never
     // initialised); its length only bounds how much one call drops.
-    let mut scratch = [MaybeUninit::<u8>::uninit(); 1 << 16];
-    let mut dropped = 0usize;
+    const CHUNK: usize = 1 << 16;
+    let mut scratch = [MaybeUninit::<u8>::uninit(); CHUNK];
     loop {
         let flags = RecvFlags::TRUNC | RecvFlags::DONTWAIT;
         match rustix::net::recv(fd.as_fd(), &mut scratch[..], flags) {
-            Ok((_, 0)) => return Ok(Unread::End),
-            Ok((_, n)) => {
-                dropped += n;
-                if n < scratch.len() {
-                    return Ok(Unread::Discarded(dropped));
-                }
-            }
-            Err(Errno::AGAIN) if dropped == 0 => return Ok(Unread::Nothing),
-            Err(Errno::AGAIN) => return Ok(Unread::Discarded(dropped)),
+            // A full call may have left more behind; a short one (or the
+            // end of stream, 0) did not.
+            Ok((_, n)) if n == CHUNK => {}
+            Ok(_) | Err(Errno::AGAIN) => return Ok(()),
             Err(Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
