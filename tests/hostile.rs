@@ -495,13 +495,7 @@ fn a_client_that_writes_into_its_download_gets_all_of_it() {
     let mid = pattern(11, 2 << 20);
     fx.write("mid.bin", &mid);
     // About 6 MiB of NLST: more than the socket buffers hold, as the files.
-    let mut names = Vec::new();
-    for i in 0..30_000 {
-        let name = format!("{i:05}{}", "w".repeat(195));
-        fx.write(&format!("wide/{name}"), b"");
-        names.push(name);
-    }
-    names.sort();
+    let names = fx.wide_dir("wide", 30_000, 'w');
     let (mut srv, before) = start(&fx, &[]);
     let mut f = srv.login();
     for (ty, line, want) in [
@@ -521,13 +515,7 @@ fn a_client_that_writes_into_its_download_gets_all_of_it() {
             .unwrap_or_else(|e| panic!("{line}: {} bytes, then {e}", got.len()));
         assert_eq!(f.read_reply().code, 226, "{line}");
         if want.is_empty() {
-            let mut listed: Vec<String> = String::from_utf8(got)
-                .unwrap()
-                .lines()
-                .map(|l| l.rsplit('/').next().unwrap().to_string())
-                .collect();
-            listed.sort();
-            assert_eq!(listed, names, "{line}");
+            assert_eq!(nlst_names(&got), names, "{line}");
         } else {
             assert_bytes_eq(line, &got, &want);
         }

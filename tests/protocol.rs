@@ -427,28 +427,14 @@ fn the_150_comes_before_a_download_waits_for_the_client() {
     let small = fx.read("hello.txt");
     // NLST of 30,000 names of 200 bytes: about 6 MiB of listing, sent in
     // many chunks; and of three names, sent in one.
-    let mut long = Vec::new();
-    for i in 0..30_000 {
-        let name = format!("{i:05}{}", "n".repeat(195));
-        fx.write(&format!("many/{name}"), b"");
-        long.push(name);
-    }
+    let long = fx.wide_dir("many", 30_000, 'n');
     let mut short = Vec::new();
     for name in ["a", "b", "c"] {
         fx.write(&format!("few/{name}"), b"x");
         short.push(name.to_string());
     }
     // NLST's order is the directory's: compare the sorted names.
-    let names = |bytes: &[u8]| {
-        let mut v: Vec<String> = String::from_utf8(bytes.to_vec())
-            .unwrap()
-            .split("\r\n")
-            .filter(|l| !l.is_empty())
-            .map(|l| l.rsplit('/').next().unwrap().to_string())
-            .collect();
-        v.sort();
-        v.join("\n").into_bytes()
-    };
+    let names = |bytes: &[u8]| nlst_names(bytes).join("\n").into_bytes();
     let (long, short) = (long.join("\n").into_bytes(), short.join("\n").into_bytes());
     let mut f = srv.login();
     f.expect("TYPE I", 200);

@@ -67,6 +67,21 @@ impl Fixture {
         }
     }
 
+    /// Fills `dir` with `n` empty files of 200-byte names (a five-digit
+    /// number, then `fill`): an NLST of `n` × 202 bytes, about 6 MiB for
+    /// 30,000, more than the socket buffers hold. Returns the names,
+    /// sorted (compare them with [`nlst_names`]).
+    pub fn wide_dir(&self, dir: &str, n: usize, fill: char) -> Vec<String> {
+        let mut names: Vec<String> = (0..n)
+            .map(|i| format!("{i:05}{}", fill.to_string().repeat(195)))
+            .collect();
+        for name in &names {
+            self.write(&format!("{dir}/{name}"), b"");
+        }
+        names.sort();
+        names
+    }
+
     pub fn write(&self, rel: &str, data: &[u8]) -> PathBuf {
         let p = write(&self.root, rel, data);
         if let Some(&(uid, gid)) = self.owner.get() {
@@ -458,6 +473,19 @@ pub fn sha256_tree(dir: &Path) -> BTreeMap<String, String> {
             (e.rel, sum)
         })
         .collect()
+}
+
+/// The names an NLST listed (the last path component of each line),
+/// sorted: NLST's order is the directory's.
+pub fn nlst_names(bytes: &[u8]) -> Vec<String> {
+    let mut v: Vec<String> = std::str::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.rsplit('/').next().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
 }
 
 /// Names in `dir` (not recursive), sorted.
