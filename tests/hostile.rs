@@ -3,7 +3,7 @@
 //! replies, resets mid-reply and mid-transfer, files truncated or replaced
 //! while sent, a directory removed while listed, a data channel nobody
 //! reads, a client writing into its download, and running out of file
-//! descriptors.
+//! descriptors (new sessions get 421, commands that need one 451).
 //!
 //! Each test ends the same way ([`finish`]): the server still serves a
 //! normal client's download byte-exact, and its open fds come back to the
@@ -667,4 +667,76 @@ fn out_of_fds_new_sessions_get_421_and_service_recovers() {
         &format!("RLIMIT_NOFILE {limit}: 60 clients -> {ok} sessions, {refused} refused with 421; recovered"),
     );
     finish(&mut srv, "emfile", &before, CHECK, 0);
+}
+
+/// A command that needs an fd while the server has none gets 451 ("local
+/// error in processing", RFC 959 section 4.2.2: transient), not 550, which
+/// a mirror tool takes as final and gives the file up; the operator gets a
+/// warning. Once fds free up, the same session downloads the file whole.
+#[test]
+fn out_of_fds_a_path_command_gets_451_then_works_again() {
+    let fx = Fixture::new();
+    fx.standard_tree();
+    let body = pattern(41, 300_000);
+    fx.write("f.bin", &body);
+    let mut probe = Server::builder().start(&fx);
+    let idle = baseline(&mut probe, CHECK).fds();
+    drop(probe);
+    let limit = idle as u64 + 24;
+    let mut srv = Server::builder().fd_limit(limit).start(&fx);
+    let before = baseline(&mut srv, CHECK);
+    let mut f = srv.login();
+    // Sessions until the server answers 421: its fd table is full, but
+    // for the slot of its reserve fd, which it may hold or have let go
+    // for the next client to take (see server::accept).
+    let mut held = Vec::new();
+    let mut full = false;
+    for i in 0..80 {
+        let mut s = TcpStream::connect(srv.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let line = first_line(&mut s)
+            .unwrap_or_else(|| panic!("client {i}: no greeting and no 421 (hung?)"));
+        held.push(s);
+        if line.starts_with("421") {
+            full = true;
+            break;
+        }
+        assert!(line.starts_with("220"), "client {i}: {line:?}");
+    }
+    assert!(full, "80 sessions and no 421 at RLIMIT_NOFILE {limit}");
+    // A passive listener takes that slot if it is free (229), else is
+    // refused (425). Either way no fd is left, and RETR opens its file
+    // before it looks at the data connection.
+    let r = f.cmd("EPSV");
+    assert!(matches!(r.code, 229 | 425), "EPSV -> {r:?}");
+    for line in ["SIZE f.bin", "MDTM f.bin", "CWD dir", "RETR f.bin"] {
+        let r = f.cmd(line);
+        assert_eq!(r.code, 451, "{line:?} with no fd left -> {:?}", r.lines);
+        assert!(r.text().contains("try again"), "{line:?} -> {r:?}");
+    }
+    srv.wait_log("Too many open files", 1, Duration::from_secs(20));
+    // Fds free up as the server sees the held sessions close, at its own
+    // pace: ask until SIZE answers (the deadline is only against a hang).
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = f.cmd("SIZE f.bin");
+        if r.code == 213 {
+            assert_eq!(r.lines, [format!("213 {}", body.len())]);
+            break;
+        }
+        assert_eq!(r.code, 451, "{r:?}");
+        assert!(
+            Instant::now() < deadline,
+            "still no fd 30 s after the sessions closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(f.retr("f.bin"), body, "RETR after the fds came back");
+    f.quit();
+    note(
+        "emfile_451",
+        &format!("RLIMIT_NOFILE {limit}: SIZE, MDTM, CWD, RETR with no fd left -> 451; then 213 and RETR byte-exact"),
+    );
+    finish(&mut srv, "emfile_451", &before, CHECK, 0);
 }

@@ -106,6 +106,10 @@ fn take(ctx: &Rc<ShardCtx>, sock: Socket, implicit: bool) {
         refuse(&sock, "Server out of resources, try again later.");
         ctx.metrics.refused(RefusedReason::OutOfFds);
         ctx.reserve.refused();
+        // Its slot goes back to the reserve, for the next client to refuse:
+        // left free, it went to whatever asked first (a session's open,
+        // which then got an fd the shortage should have kept from it).
+        drop(sock);
         ctx.reserve.refill();
     }
 }

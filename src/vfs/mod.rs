@@ -76,6 +76,12 @@ pub enum VfsError {
     /// is not shown (ProFTPD's `HideNoAccess`; vsftpd answers both alike
     /// too).
     Hidden(Option<Box<VfsError>>),
+    /// EMFILE, ENFILE, ENOMEM or ENOBUFS: the server is out of file
+    /// descriptors or memory for now. Kept for the log; the reply is 451
+    /// (RFC 959 section 4.2.2, "local error in processing"), a transient
+    /// refusal, so a client tries again where a 550 would make a mirror
+    /// tool give the file up.
+    Exhausted(io::Error),
     /// Any other I/O error, kept for the log (the reply says only 550).
     Io(io::Error),
 }
@@ -101,19 +107,25 @@ impl VfsError {
             // open(2) of a socket, or of a FIFO for writing without a
             // reader (O_NONBLOCK): not a file to transfer.
             Some(libc::ENXIO) => VfsError::NotAFile,
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS) => {
+                VfsError::Exhausted(e)
+            }
             _ => VfsError::Io(e),
         }
     }
 
-    /// The reply code: 452 for a full disk or quota, else 550.
+    /// The reply code: 452 for a full disk or quota, 451 when the server
+    /// is out of descriptors or memory (both transient: the client may try
+    /// again), else 550.
     pub fn reply_code(&self) -> u16 {
         match self {
             VfsError::NoSpace => crate::proto::codes::INSUFFICIENT_STORAGE,
+            VfsError::Exhausted(_) => crate::proto::codes::LOCAL_ERROR,
             _ => crate::proto::codes::FILE_UNAVAILABLE,
         }
     }
 
-    /// The text of the 550 reply. An escape attempt reads like any other
+    /// The text of the refusal (see [`VfsError::reply_code`] for its code). An escape attempt reads like any other
     /// refusal: the client learns nothing about what lies outside the root.
     pub fn reply_text(&self) -> std::borrow::Cow<'static, str> {
         let text = match self {
@@ -136,6 +148,7 @@ impl VfsError {
             VfsError::BadName => "Invalid file name.",
             VfsError::NameTooLong => "File name too long.",
             VfsError::IntoItself => "Cannot move a directory into itself.",
+            VfsError::Exhausted(_) => "Server out of resources; try again later.",
             VfsError::Io(_) => "Could not access the file.",
         };
         text.into()
@@ -145,7 +158,7 @@ impl VfsError {
 impl std::fmt::Display for VfsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            VfsError::Io(e) => write!(f, "{e}"),
+            VfsError::Io(e) | VfsError::Exhausted(e) => write!(f, "{e}"),
             VfsError::Escapes => f.write_str("path leads outside the root, or a symlink loop"),
             VfsError::NotPublished => f.write_str(
                 "not world-readable (anonymous sessions may list only world-readable directories)",

@@ -610,14 +610,19 @@ impl Conn {
         }
     }
 
-    /// 550 for a path the client may not use, logged with the reason.
+    /// Refuses a path the client may not use (550; 452 for a full disk,
+    /// 451 for a server out of descriptors or memory: see
+    /// [`VfsError::reply_code`]), logged with the reason: as a warning for
+    /// an escape attempt or an exhausted server, which the operator should
+    /// see.
     async fn refuse(&self, vpath: &[u8], e: VfsError) -> Flow {
         let loud = match e {
-            VfsError::Escapes => Loud::Warn,
+            VfsError::Escapes | VfsError::Exhausted(_) => Loud::Warn,
             _ => Loud::Info,
         };
-        self.log_refusal(loud, FILE_UNAVAILABLE, Some(vpath), &e);
-        self.send_reply(Reply::new(FILE_UNAVAILABLE, e.reply_text().into_owned()))
+        let code = e.reply_code();
+        self.log_refusal(loud, code, Some(vpath), &e);
+        self.send_reply(Reply::new(code, e.reply_text().into_owned()))
             .await
     }
 }
