@@ -704,17 +704,36 @@ fn out_of_fds_a_path_command_gets_451_then_works_again() {
         assert!(line.starts_with("220"), "client {i}: {line:?}");
     }
     assert!(full, "80 sessions and no 421 at RLIMIT_NOFILE {limit}");
-    // A passive listener takes that slot if it is free (229), else is
-    // refused (425). Either way no fd is left, and RETR opens its file
-    // before it looks at the data connection.
-    let r = f.cmd("EPSV");
-    assert!(matches!(r.code, 229 | 425), "EPSV -> {r:?}");
+    // The reserve holds the last slot again: a passive listener cannot be
+    // made. (Several ACCEPTs are in flight and one client can fail more
+    // than one of them with EMFILE; each let the reserve go, and the
+    // slot went to the next open — this listener, 229 — after which every
+    // new client hung for want of a reserve to refuse it with.)
+    f.expect("EPSV", 425);
+    // Active mode needs no fd until the transfer, and RETR opens its file
+    // before it connects.
+    let data = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    f.expect(
+        &format!("PORT {}", port_arg(data.local_addr().unwrap())),
+        200,
+    );
     for line in ["SIZE f.bin", "MDTM f.bin", "CWD dir", "RETR f.bin"] {
         let r = f.cmd(line);
         assert_eq!(r.code, 451, "{line:?} with no fd left -> {:?}", r.lines);
         assert!(r.text().contains("try again"), "{line:?} -> {r:?}");
     }
     srv.wait_log("Too many open files", 1, Duration::from_secs(20));
+    // New clients meanwhile: each refused with 421, none left waiting.
+    for i in 0..4 {
+        let mut s = TcpStream::connect(srv.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let line = first_line(&mut s)
+            .unwrap_or_else(|| panic!("client {i} in the shortage: no 421 (hung)"));
+        assert!(
+            line.starts_with("421"),
+            "client {i} in the shortage: {line:?}"
+        );
+    }
     // Fds free up as the server sees the held sessions close, at its own
     // pace: ask until SIZE answers (the deadline is only against a hang).
     drop(held);
@@ -736,7 +755,7 @@ fn out_of_fds_a_path_command_gets_451_then_works_again() {
     f.quit();
     note(
         "emfile_451",
-        &format!("RLIMIT_NOFILE {limit}: SIZE, MDTM, CWD, RETR with no fd left -> 451; then 213 and RETR byte-exact"),
+        &format!("RLIMIT_NOFILE {limit}: EPSV 425; SIZE, MDTM, CWD, RETR 451; new clients 421; then 213 and RETR byte-exact"),
     );
     finish(&mut srv, "emfile_451", &before, CHECK, 0);
 }

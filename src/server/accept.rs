@@ -5,8 +5,8 @@
 //! connection beyond
 //! `--max-sessions` or `--max-per-ip` (see [`crate::limits`]) gets 421 and
 //! is closed; when the process runs out of file descriptors the shard's
-//! reserve fd is let go to accept and refuse the waiting clients with 421
-//! instead of leaving them hanging; on SIGTERM/SIGINT the loops close
+//! reserve fd is let go to accept and refuse the waiting client with 421
+//! instead of leaving it hanging, and taken back at once; on SIGTERM/SIGINT the loops close
 //! their listeners. With `--proxy-protocol` (see [`crate::proxy_protocol`])
 //! a connection must come from `--proxy-from` and start with a PROXY
 //! header, else it is closed without a reply; the header's client is then
@@ -59,11 +59,25 @@ pub(super) async fn accept_loop(ctx: Rc<ShardCtx>, listener: Rc<Socket>, implici
             }
             Err(e) if is_out_of_fds(&e) => {
                 // The connection stays in the backlog (the kernel looks for
-                // a free fd before it dequeues one). Let the reserve fd go:
-                // the next ACCEPT (this loop's or another's) takes the
-                // client with its slot and, fds still short, answers 421
-                // instead of leaving it waiting until fds free up.
-                if !ctx.reserve.release() {
+                // a free fd before it dequeues one). Let the reserve fd go
+                // and take the client at once with its slot: fds still
+                // short, it gets 421 (see `take`) instead of waiting until
+                // fds free up, and the slot goes back to the reserve.
+                if ctx.reserve.release() {
+                    match listener.accept() {
+                        Ok((sock, _)) => take(&ctx, sock, implicit),
+                        // Nobody waiting any more: another of the
+                        // listener's ACCEPTs, woken with this one by the
+                        // same client, met the same EMFILE and took it.
+                        // Take the slot back now: left free it would go to
+                        // the next open (a session's file or listener), and
+                        // the next client would find no reserve to be
+                        // refused with, and hang.
+                        Err(_) => {
+                            ctx.reserve.refill();
+                        }
+                    }
+                } else {
                     // No reserve to give: back off instead of spinning.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     ctx.reserve.refill();
