@@ -58,11 +58,17 @@ pub(super) async fn accept_loop(ctx: Rc<ShardCtx>, listener: Rc<Socket>, implici
                 }
             }
             Err(e) if is_out_of_fds(&e) => {
-                // The connection stays in the backlog (the kernel looks for
-                // a free fd before it dequeues one). Let the reserve fd go
-                // and take the client at once with its slot: fds still
-                // short, it gets 421 (see `take`) instead of waiting until
-                // fds free up, and the slot goes back to the reserve.
+                // The kernel takes an fd number before it looks at the
+                // backlog, so EMFILE comes back at once whether a client
+                // waits or not: wait until one does (a POLL on the listener
+                // holds no fd), or this loop would spin for the whole
+                // shortage. Then let the reserve fd go and take the client
+                // at once with its slot: fds still short, it gets 421 (see
+                // `take`) instead of waiting until fds free up, and the
+                // slot goes back to the reserve.
+                if !client_waits(&listener, &mut watch).await {
+                    return;
+                }
                 if ctx.reserve.release() {
                     match listener.accept() {
                         Ok((sock, _)) => take(&ctx, sock, implicit),
@@ -224,6 +230,19 @@ async fn accept_or_stop(
                 take(ctx, Socket::from(fd), implicit);
             }
             None
+        }
+    }
+}
+
+/// Waits until `listener` has a connection in its backlog (or is shut
+/// down, or failed: the next accept says which); false once a shutdown
+/// has begun, the listener then shut down as [`accept_or_stop`] does.
+async fn client_waits(listener: &Rc<Socket>, watch: &mut shutdown::Watch) -> bool {
+    tokio::select! {
+        _ = sys::poll_readable(listener.clone() as FdRef) => true,
+        _ = shutdown::reached(watch, Phase::Draining) => {
+            let _ = listener.shutdown(Shutdown::Both);
+            false
         }
     }
 }

@@ -352,6 +352,12 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
             let notifier = notifier.clone();
             async move {
                 tracing::debug!(shard = info.id, cpu = info.cpu, "shard started");
+                if !ctx.reserve.refill() {
+                    tracing::error!(
+                        shard = info.id,
+                        "no fd left for the shard's reserve at start-up: when fds run out, new clients will wait instead of getting 421 (raise the fd limit, RLIMIT_NOFILE)"
+                    );
+                }
                 // Answers /sessions for this shard; dropped with the runtime.
                 tokio_uring::spawn(sessions::answer(
                     ctx.session_table.clone(),
