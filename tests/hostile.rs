@@ -625,26 +625,39 @@ fn a_data_channel_nobody_reads_is_cut_by_the_watchdog() {
     finish(&mut srv, "unread_data_channel", &before, CHECK, 0);
 }
 
+/// A server on `fx` allowed 24 fds more than an idle one holds
+/// (RLIMIT_NOFILE, soft and hard, so it cannot raise it), its baseline,
+/// and the limit.
+fn start_short_of_fds(fx: &Fixture) -> (Server, Gauge, u64) {
+    let mut probe = Server::builder().start(fx);
+    let idle = baseline(&mut probe, CHECK).fds();
+    drop(probe);
+    let limit = idle as u64 + 24;
+    let mut srv = Server::builder().fd_limit(limit).start(fx);
+    let before = baseline(&mut srv, CHECK);
+    (srv, before, limit)
+}
+
+/// A new client and the first line it reads (220 or 421), waiting up to
+/// 10 s; a client that gets none fails the test as hung.
+fn greeted(addr: std::net::SocketAddr, who: &str) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let line = first_line(&mut s).unwrap_or_else(|| panic!("{who}: no greeting and no 421 (hung)"));
+    (s, line)
+}
+
 #[test]
 fn out_of_fds_new_sessions_get_421_and_service_recovers() {
     let fx = Fixture::new();
     fx.standard_tree();
-    // Find what an idle server holds, then allow 24 more fds.
-    let mut probe = Server::builder().start(&fx);
-    let idle = baseline(&mut probe, CHECK).fds();
-    drop(probe);
-    let limit = idle as u64 + 24;
-    let mut srv = Server::builder().fd_limit(limit).start(&fx);
-    let before = baseline(&mut srv, CHECK);
+    let (mut srv, before, limit) = start_short_of_fds(&fx);
     let addr = srv.addr();
     // Each session holds one fd: 60 clients are far more than fit.
     let mut held = Vec::new();
     let (mut ok, mut refused) = (0, 0);
     for i in 0..60 {
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let line = first_line(&mut s)
-            .unwrap_or_else(|| panic!("client {i}: no greeting and no 421 (hung?)"));
+        let (s, line) = greeted(addr, &format!("client {i}"));
         match &line[..3] {
             "220" => ok += 1,
             "421" => refused += 1,
@@ -692,12 +705,7 @@ fn out_of_fds_a_path_command_gets_451_then_works_again() {
     fx.standard_tree();
     let body = pattern(41, 300_000);
     fx.write("f.bin", &body);
-    let mut probe = Server::builder().start(&fx);
-    let idle = baseline(&mut probe, CHECK).fds();
-    drop(probe);
-    let limit = idle as u64 + 24;
-    let mut srv = Server::builder().fd_limit(limit).start(&fx);
-    let before = baseline(&mut srv, CHECK);
+    let (mut srv, before, limit) = start_short_of_fds(&fx);
     let mut f = srv.login();
     // Sessions until the server answers 421: its fd table is full, but
     // for the slot of its reserve fd, which it may hold or have let go
@@ -705,10 +713,7 @@ fn out_of_fds_a_path_command_gets_451_then_works_again() {
     let mut held = Vec::new();
     let mut full = false;
     for i in 0..80 {
-        let mut s = TcpStream::connect(srv.addr()).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let line = first_line(&mut s)
-            .unwrap_or_else(|| panic!("client {i}: no greeting and no 421 (hung?)"));
+        let (s, line) = greeted(srv.addr(), &format!("client {i}"));
         held.push(s);
         if line.starts_with("421") {
             full = true;
@@ -758,10 +763,7 @@ fn out_of_fds_a_path_command_gets_451_then_works_again() {
     srv.wait_log("Too many open files", 1, Duration::from_secs(20));
     // New clients meanwhile: each refused with 421, none left waiting.
     for i in 0..4 {
-        let mut s = TcpStream::connect(srv.addr()).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let line = first_line(&mut s)
-            .unwrap_or_else(|| panic!("client {i} in the shortage: no 421 (hung)"));
+        let (_s, line) = greeted(srv.addr(), &format!("client {i} in the shortage"));
         assert!(
             line.starts_with("421"),
             "client {i} in the shortage: {line:?}"
