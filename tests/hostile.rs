@@ -682,19 +682,6 @@ fn out_of_fds_new_sessions_get_421_and_service_recovers() {
     finish(&mut srv, "emfile", &before, CHECK, 0);
 }
 
-/// Clock ticks per second, the unit of /proc/PID/stat's CPU times.
-fn clock_ticks() -> u64 {
-    let out = std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// A command that needs an fd while the server has none gets 451 ("local
 /// error in processing", RFC 959 section 4.2.2: transient), not 550, which
 /// a mirror tool takes as final and gives the file up; the operator gets a
@@ -727,17 +714,9 @@ fn out_of_fds_a_path_command_gets_451_then_works_again() {
     // one build did) burned a CPU for the whole shortage (1.6–1.8 s of
     // CPU per 2 s here). The server's CPU time can only come out lower
     // on a busy machine, never higher.
-    let cpu = |pid: u32| -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
-        let f: Vec<&str> = after_comm.split(' ').collect();
-        // utime and stime (fields 14 and 15 of proc(5)), clock ticks.
-        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-    };
-    let ticks = clock_ticks();
-    let before_cpu = cpu(srv.pid());
+    let before_cpu = cpu_seconds(srv.pid());
     std::thread::sleep(Duration::from_secs(2));
-    let used = (cpu(srv.pid()) - before_cpu) as f64 / ticks as f64;
+    let used = cpu_seconds(srv.pid()) - before_cpu;
     assert!(
         used < 0.5,
         "{used:.2} s of CPU in 2 s at the fd limit with no client"

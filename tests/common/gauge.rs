@@ -68,6 +68,17 @@ pub fn rss_kib(pid: u32) -> u64 {
     status_field(pid, "VmRSS:", 1).unwrap_or(0)
 }
 
+/// CPU time the process has used so far (user + system, all threads),
+/// seconds: fields 14 and 15 of `/proc/PID/stat` (proc(5)), in clock
+/// ticks.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name may hold spaces: count fields after its ')'.
+    let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    ticks as f64 / ringftp::engine::sys::clock_ticks_per_second() as f64
+}
+
 /// Word `nth` (0: the key itself) of the line of `/proc/PID/status` that
 /// starts with `key`, parsed; `None` if unreadable. `("Uid:", 2)` is the
 /// effective uid.
