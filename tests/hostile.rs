@@ -694,9 +694,8 @@ fn out_of_fds_a_path_command_gets_451_then_works_again() {
     fx.write("f.bin", &body);
     let (mut srv, before, limit) = start_short_of_fds(&fx);
     let mut f = srv.login();
-    // Sessions until the server answers 421: its fd table is full, but
-    // for the slot of its reserve fd, which it may hold or have let go
-    // for the next client to take (see server::accept).
+    // Sessions until the server answers 421: its fd table is full, the
+    // last slot held by its reserve fd (see server::accept).
     let mut held = Vec::new();
     let mut full = false;
     for i in 0..80 {
@@ -711,8 +710,8 @@ fn out_of_fds_a_path_command_gets_451_then_works_again() {
     assert!(full, "80 sessions and no 421 at RLIMIT_NOFILE {limit}");
     // At the limit with nobody connecting, the server idles: accept meets
     // EMFILE at once, client or not, and a loop that retried at once (as
-    // one build did) burned a CPU for the whole shortage (1.6–1.8 s of
-    // CPU per 2 s here). The server's CPU time can only come out lower
+    // one build did) burned a CPU for the whole shortage (1.9 s of CPU
+    // per 2 s here). The server's CPU time can only come out lower
     // on a busy machine, never higher.
     let before_cpu = cpu_seconds(srv.pid());
     std::thread::sleep(Duration::from_secs(2));

@@ -6,8 +6,8 @@
 //! `--max-sessions` or `--max-per-ip` (see [`crate::limits`]) gets 421 and
 //! is closed; when the process runs out of file descriptors the shard's
 //! reserve fd is let go to accept and refuse the waiting client with 421
-//! instead of leaving it hanging, and taken back at once; on SIGTERM/SIGINT the loops close
-//! their listeners. With `--proxy-protocol` (see [`crate::proxy_protocol`])
+//! instead of leaving it hanging, and taken back at once; on SIGTERM/SIGINT
+//! the loops close their listeners. With `--proxy-protocol` (see [`crate::proxy_protocol`])
 //! a connection must come from `--proxy-from` and start with a PROXY
 //! header, else it is closed without a reply; the header's client is then
 //! the address every check above uses. An admitted connection becomes a session

@@ -125,8 +125,9 @@ impl VfsError {
         }
     }
 
-    /// The text of the refusal (see [`VfsError::reply_code`] for its code). An escape attempt reads like any other
-    /// refusal: the client learns nothing about what lies outside the root.
+    /// The text of the refusal (see [`VfsError::reply_code`] for its
+    /// code). An escape attempt reads like any other refusal: the client
+    /// learns nothing about what lies outside the root.
     pub fn reply_text(&self) -> std::borrow::Cow<'static, str> {
         let text = match self {
             VfsError::PastEnd { offset, size } => {
