@@ -10,10 +10,11 @@
 //! back. Neither the accept loop nor the session driver owns these types,
 //! so neither imports the other.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::auth::ban::BanList;
 use crate::auth::UsersDb;
@@ -22,12 +23,13 @@ use crate::data::announce::Announcer;
 use crate::data::passive::PortSlice;
 use crate::engine::pool::WorkerPool;
 use crate::engine::splice::{BufPool, PipePool};
-use crate::engine::sys::FdRef;
+use crate::engine::sys::{FdRef, Refuser};
 use crate::limits::{Limits, Permit};
 use crate::live::Live;
 use crate::logging::limit::RefusalLog;
 use crate::metrics::sessions::LiveTable;
 use crate::metrics::ShardMetrics;
+use crate::proto::{codes, Reply};
 use crate::shutdown;
 use crate::xferlog::ShardXferLog;
 
@@ -65,8 +67,8 @@ pub(crate) struct ShardCtx {
     pub live: Arc<Live>,
     /// Where a graceful shutdown stands.
     pub shutdown: shutdown::Watch,
-    /// The fd held back to refuse clients with when fds run out.
-    pub reserve: Reserve,
+    /// What the shard does when the process runs out of fds.
+    pub fd_shortage: FdShortage,
     /// Password checks this shard runs at once. Each argon2 check holds
     /// about 19 MiB for tens of milliseconds; unbounded, a login storm
     /// (or anyone guessing names) could make the server hold gigabytes.
@@ -113,58 +115,121 @@ impl Drop for SessionSlot {
     }
 }
 
-/// One file descriptor a shard holds back for the moment the process runs
-/// out of them (the trick nginx and others use): giving it up makes room
-/// to accept a waiting client just long enough to answer it 421.
-pub(crate) struct Reserve {
-    fd: RefCell<Option<std::fs::File>>,
-    /// In an fd shortage: logged once when it starts and once when it ends.
-    short: Cell<bool>,
+/// How long after a logged fd shortage another one is only counted: fds
+/// that hover at the limit start and end a shortage with every client
+/// admitted, and would otherwise log two lines each.
+const SHORTAGE_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// A shard's view of the process running out of file descriptors: the
+/// [`Refuser`] that answers new clients 421 meanwhile (accept itself would
+/// need an fd), and the log lines that say when it began and ended.
+pub(crate) struct FdShortage {
+    /// The shard's id, for the log.
+    shard: usize,
+    /// None when the ring could not be made (logged at start-up): then new
+    /// clients wait in the backlog until fds free up.
+    refuser: Option<Refuser>,
+    /// When the shortage being lived through began (None: no shortage).
+    since: Cell<Option<Instant>>,
+    /// Whether its beginning was logged (its end is logged only then).
+    logged: Cell<bool>,
+    /// When a beginning was last logged.
+    last_logged: Cell<Option<Instant>>,
+    /// Shortages begun and not logged since the last logged one.
+    unlogged: Cell<u64>,
+    /// Clients refused since the last line about the shortage.
     refused: Cell<u64>,
 }
 
-impl Default for Reserve {
-    fn default() -> Self {
-        Reserve {
-            fd: RefCell::new(std::fs::File::open("/dev/null").ok()),
-            short: Cell::new(false),
+impl FdShortage {
+    /// Makes the shard's refusal ring (one fd, taken now); see
+    /// [`Refuser::new`] for its errors.
+    pub(crate) fn new(shard: usize) -> std::io::Result<FdShortage> {
+        let line = Reply::new(
+            codes::SERVICE_NOT_AVAILABLE,
+            "Server out of resources, try again later.",
+        )
+        .to_bytes();
+        Ok(FdShortage::with(shard, Some(Refuser::new(line)?)))
+    }
+
+    /// One with no refuser: clients wait in the backlog in a shortage.
+    pub(crate) fn without_refuser(shard: usize) -> FdShortage {
+        FdShortage::with(shard, None)
+    }
+
+    fn with(shard: usize, refuser: Option<Refuser>) -> FdShortage {
+        FdShortage {
+            shard,
+            refuser,
+            since: Cell::new(None),
+            logged: Cell::new(false),
+            last_logged: Cell::new(None),
+            unlogged: Cell::new(0),
             refused: Cell::new(0),
         }
     }
-}
 
-impl Reserve {
-    /// Holds the reserve fd again if it is not held; returns whether it is.
-    pub(crate) fn refill(&self) -> bool {
-        let mut fd = self.fd.borrow_mut();
-        if fd.is_none() {
-            *fd = std::fs::File::open("/dev/null").ok();
-        }
-        fd.is_some()
+    /// The ring that refuses clients while fds are short, if there is one.
+    pub(crate) fn refuser(&self) -> Option<&Refuser> {
+        self.refuser.as_ref().filter(|r| r.usable())
     }
 
-    /// A connection was accepted and admitted: if that ends a shortage
-    /// (the reserve is held again), say so.
-    pub(crate) fn admitted(&self) {
-        if self.refill() && self.short.replace(false) {
+    /// accept met EMFILE or ENFILE: a shortage begins, unless one is under
+    /// way. Logged as an error, at most once per [`SHORTAGE_LOG_EVERY`].
+    pub(crate) fn began(&self) {
+        if self.since.get().is_some() {
+            return;
+        }
+        let now = Instant::now();
+        self.since.set(Some(now));
+        let quiet = self
+            .last_logged
+            .get()
+            .is_some_and(|t| now.duration_since(t) < SHORTAGE_LOG_EVERY);
+        self.logged.set(!quiet);
+        if quiet {
+            self.unlogged.set(self.unlogged.get() + 1);
+            return;
+        }
+        self.last_logged.set(Some(now));
+        let more = match self.unlogged.replace(0) {
+            0 => String::new(),
+            n => format!(
+                " ({n} more shortages since the last line, {} clients refused in them)",
+                self.refused.replace(0)
+            ),
+        };
+        match self.refuser {
+            Some(_) => tracing::error!(
+                shard = self.shard,
+                "out of file descriptors: refusing new sessions with 421 until some close (raise the fd limit, or lower --max-sessions){more}"
+            ),
+            None => tracing::error!(
+                shard = self.shard,
+                "out of file descriptors: new clients wait until some close (raise the fd limit, or lower --max-sessions){more}"
+            ),
+        }
+    }
+
+    /// A client was refused with 421 for want of fds.
+    pub(crate) fn refused(&self) {
+        self.refused.set(self.refused.get() + 1);
+    }
+
+    /// A connection was accepted: fds are there again. Ends the shortage,
+    /// if there was one, and says so if its beginning was logged.
+    pub(crate) fn accepted(&self) {
+        let Some(since) = self.since.take() else {
+            return;
+        };
+        if self.logged.replace(false) {
             tracing::info!(
-                "file descriptors available again; accepting sessions ({} refused meanwhile)",
+                shard = self.shard,
+                "file descriptors available again after {:.1} s; accepting sessions ({} refused meanwhile)",
+                since.elapsed().as_secs_f64(),
                 self.refused.replace(0)
             );
         }
-    }
-
-    /// Closes the reserve fd to free its slot; false if it was not held.
-    pub(crate) fn release(&self) -> bool {
-        if !self.short.replace(true) {
-            tracing::error!(
-                "out of file descriptors: refusing new sessions with 421 until some close (raise the fd limit, or lower --max-sessions)"
-            );
-        }
-        self.fd.borrow_mut().take().is_some()
-    }
-
-    pub(crate) fn refused(&self) {
-        self.refused.set(self.refused.get() + 1);
     }
 }

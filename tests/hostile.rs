@@ -629,11 +629,16 @@ fn a_data_channel_nobody_reads_is_cut_by_the_watchdog() {
 /// (RLIMIT_NOFILE, soft and hard, so it cannot raise it), its baseline,
 /// and the limit.
 fn start_short_of_fds(fx: &Fixture) -> (Server, Gauge, u64) {
-    let mut probe = Server::builder().start(fx);
+    start_short_of_fds_on(fx, 1)
+}
+
+/// [`start_short_of_fds`] with `cores` shards.
+fn start_short_of_fds_on(fx: &Fixture, cores: usize) -> (Server, Gauge, u64) {
+    let mut probe = Server::builder().cores(cores).start(fx);
     let idle = baseline(&mut probe, CHECK).fds();
     drop(probe);
     let limit = idle as u64 + 24;
-    let mut srv = Server::builder().fd_limit(limit).start(fx);
+    let mut srv = Server::builder().cores(cores).fd_limit(limit).start(fx);
     let before = baseline(&mut srv, CHECK);
     (srv, before, limit)
 }
@@ -682,6 +687,97 @@ fn out_of_fds_new_sessions_get_421_and_service_recovers() {
     finish(&mut srv, "emfile", &before, CHECK, 0);
 }
 
+/// With several shards and sessions that keep asking for fds, every new
+/// client of every shard still gets its 421 at once. When a shard refused
+/// by closing a spare fd to accept with, a session of another shard
+/// asking EPSV in that instant could take the freed slot: that shard had
+/// nothing left to refuse with, and its new clients hung in the backlog
+/// until some fd closed (here never: the session keeps the listener it
+/// got).
+#[test]
+fn out_of_fds_with_two_shards_no_new_client_waits() {
+    let fx = Fixture::new();
+    fx.standard_tree();
+    let (mut srv, before, limit) = start_short_of_fds_on(&fx, 2);
+    let askers: Vec<Ftp> = (0..6).map(|_| srv.login()).collect();
+    let mut held = Vec::new();
+    let mut full = false;
+    for i in 0..80 {
+        let (s, line) = greeted(srv.addr(), &format!("client {i}"));
+        held.push(s);
+        if line.starts_with("421") {
+            full = true;
+            break;
+        }
+        assert!(line.starts_with("220"), "client {i}: {line:?}");
+    }
+    assert!(full, "80 sessions and no 421 at RLIMIT_NOFILE {limit}");
+    // The sessions ask EPSV over and over (a client retrying a 425, as
+    // real ones do), each until it gets a listener, which it then keeps.
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = askers
+        .into_iter()
+        .map(|mut f| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut asked, mut got) = (0u64, false);
+                while !stop.load(Ordering::Relaxed) && asked < 1_000_000 {
+                    asked += 1;
+                    match f.cmd("EPSV").code {
+                        229 => {
+                            got = true;
+                            break;
+                        }
+                        425 => {}
+                        code => panic!("EPSV -> {code}"),
+                    }
+                }
+                (f, asked, got)
+            })
+        })
+        .collect();
+    // New clients meanwhile, spread over both shards by SO_REUSEPORT:
+    // each gets 421 (greeted fails the test on a client left waiting).
+    for i in 0..40 {
+        let (_s, line) = greeted(srv.addr(), &format!("client {i} in the shortage"));
+        assert!(
+            line.starts_with("421"),
+            "client {i} in the shortage: {line:?}"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut asked = 0;
+    let mut sessions = Vec::new();
+    for t in threads {
+        let (f, n, got) = t.join().unwrap();
+        assert!(!got, "an EPSV got a listener while no fd was free");
+        asked += n;
+        sessions.push(f);
+    }
+    drop(held);
+    drop(sessions);
+    // Service comes back once the server sees the sessions close.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (mut s, line) = greeted(srv.addr(), "client after the shortage");
+        if line.starts_with("220") {
+            s.write_all(b"QUIT\r\n").unwrap();
+            break;
+        }
+        assert!(line.starts_with("421"), "{line:?}");
+        assert!(
+            Instant::now() < deadline,
+            "still 421 30 s after the sessions closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    note(
+        "emfile_two_shards",
+        &format!("RLIMIT_NOFILE {limit}, --cores 2: 40 new clients 421 while 6 sessions asked EPSV {asked} times (all 425)"),
+    );
+    finish(&mut srv, "emfile_two_shards", &before, CHECK, 0);
+}
+
 /// A command that needs an fd while the server has none gets 451 ("local
 /// error in processing", RFC 959 section 4.2.2: transient), not 550, which
 /// a mirror tool takes as final and gives the file up; the operator gets a
@@ -694,8 +790,8 @@ fn out_of_fds_a_path_command_gets_451_then_works_again() {
     fx.write("f.bin", &body);
     let (mut srv, before, limit) = start_short_of_fds(&fx);
     let mut f = srv.login();
-    // Sessions until the server answers 421: its fd table is full, the
-    // last slot held by its reserve fd (see server::accept).
+    // Sessions until the server answers 421: its fd table is full (the
+    // 421 comes through the shard's refusal ring, see server::accept).
     let mut held = Vec::new();
     let mut full = false;
     for i in 0..80 {
@@ -720,11 +816,11 @@ fn out_of_fds_a_path_command_gets_451_then_works_again() {
         used < 0.5,
         "{used:.2} s of CPU in 2 s at the fd limit with no client"
     );
-    // The reserve holds the last slot again: a passive listener cannot be
-    // made. (Several ACCEPTs are in flight and one client can fail more
-    // than one of them with EMFILE; each let the reserve go, and the
-    // slot went to the next open — this listener, 229 — after which every
-    // new client hung for want of a reserve to refuse it with.)
+    // Nothing the refusals did took or freed a slot: a passive listener
+    // cannot be made. (When refusing meant letting a reserve fd go, one
+    // client could fail more than one of the ACCEPTs in flight, each let
+    // the reserve go, and the slot went to the next open — this listener,
+    // 229 — after which every new client hung for want of a reserve.)
     f.expect("EPSV", 425);
     // Active mode needs no fd until the transfer, and RETR opens its file
     // before it connects.

@@ -4,9 +4,9 @@
 //! `--login-ban`, gets 421 and is closed (and the log says why); a
 //! connection beyond
 //! `--max-sessions` or `--max-per-ip` (see [`crate::limits`]) gets 421 and
-//! is closed; when the process runs out of file descriptors the shard's
-//! reserve fd is let go to accept and refuse the waiting client with 421
-//! instead of leaving it hanging, and taken back at once; on SIGTERM/SIGINT
+//! is closed; when the process runs out of file descriptors a waiting
+//! client gets 421 through the shard's refusal ring ([`sys::Refuser`],
+//! which needs no fd) instead of hanging in the backlog; on SIGTERM/SIGINT
 //! the loops close their listeners. With `--proxy-protocol` (see [`crate::proxy_protocol`])
 //! a connection must come from `--proxy-from` and start with a PROXY
 //! header, else it is closed without a reply; the header's client is then
@@ -18,6 +18,7 @@ use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use rustix::event::{PollFd, PollFlags};
 use socket2::Socket;
 
 use crate::engine::sys::{self, FdRef};
@@ -62,32 +63,14 @@ pub(super) async fn accept_loop(ctx: Rc<ShardCtx>, listener: Rc<Socket>, implici
                 // backlog, so EMFILE comes back at once whether a client
                 // waits or not: wait until one does (a POLL on the listener
                 // holds no fd), or this loop would spin for the whole
-                // shortage. Then let the reserve fd go and take the client
-                // at once with its slot: fds still short, it gets 421 (see
-                // `take`) instead of waiting until fds free up, and the
-                // slot goes back to the reserve.
+                // shortage. Then admit it if fds are back, else refuse it
+                // with 421 through the shard's refusal ring, which needs no
+                // fd of the process's.
+                ctx.fd_shortage.began();
                 if !client_waits(&listener, &mut watch).await {
                     return;
                 }
-                if ctx.reserve.release() {
-                    match listener.accept() {
-                        Ok((sock, _)) => take(&ctx, sock, implicit),
-                        // Nobody waiting any more: another of the
-                        // listener's ACCEPTs, woken with this one by the
-                        // same client, met the same EMFILE and took it.
-                        // Take the slot back now: left free it would go to
-                        // the next open (a session's file or listener), and
-                        // the next client would find no reserve to be
-                        // refused with, and hang.
-                        Err(_) => {
-                            ctx.reserve.refill();
-                        }
-                    }
-                } else {
-                    // No reserve to give: back off instead of spinning.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    ctx.reserve.refill();
-                }
+                refuse_short_of_fds(&ctx, &listener, implicit).await;
             }
             // Another of this listener's accept loops saw the shutdown
             // first and shut the listener down under our ACCEPT.
@@ -100,37 +83,61 @@ pub(super) async fn accept_loop(ctx: Rc<ShardCtx>, listener: Rc<Socket>, implici
     }
 }
 
-/// Starts a session for an accepted connection, or refuses it when the
-/// process is short of fds.
+/// Starts a session for an accepted connection.
 fn take(ctx: &Rc<ShardCtx>, sock: Socket, implicit: bool) {
-    // Taking the reserve back tells whether a session could have an fd to
-    // work with (a file, a data connection).
-    if ctx.reserve.refill() {
-        ctx.reserve.admitted();
-        let (Some(peer), Some(local)) = (
-            sock.peer_addr().ok().and_then(|a| a.as_socket()),
-            sock.local_addr().ok().and_then(|a| a.as_socket()),
-        ) else {
-            return;
-        };
-        let ends = Ends {
-            peer,
-            local,
-            reached: local,
-        };
-        match &ctx.config.proxy {
-            None => admit(ctx, Rc::new(sock), ends, implicit, Instant::now()),
-            Some(_) => proxied(ctx, sock, ends, implicit),
+    ctx.fd_shortage.accepted();
+    let (Some(peer), Some(local)) = (
+        sock.peer_addr().ok().and_then(|a| a.as_socket()),
+        sock.local_addr().ok().and_then(|a| a.as_socket()),
+    ) else {
+        return;
+    };
+    let ends = Ends {
+        peer,
+        local,
+        reached: local,
+    };
+    match &ctx.config.proxy {
+        None => admit(ctx, Rc::new(sock), ends, implicit, Instant::now()),
+        Some(_) => proxied(ctx, sock, ends, implicit),
+    }
+}
+
+/// Once a client is in `listener`'s backlog while the process was out of
+/// fds: fds may be back (this loop's ACCEPT failed before the client
+/// came), so a plain non-blocking accept comes first and admits the client
+/// if it can; if that too meets EMFILE, the client is answered 421 and
+/// closed through the shard's refusal ring (see [`sys::Refuser`]).
+/// Another of this listener's loops, woken by the same client, may have
+/// taken it already: then nothing is done. Without a refusal ring the
+/// client waits until fds free up; this loop tries again in 100 ms.
+async fn refuse_short_of_fds(ctx: &Rc<ShardCtx>, listener: &Rc<Socket>, implicit: bool) {
+    match listener.accept() {
+        Ok((sock, _)) => return take(ctx, sock, implicit),
+        Err(e) if is_out_of_fds(&e) => {}
+        Err(_) => return,
+    }
+    let Some(refuser) = ctx.fd_shortage.refuser() else {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        return;
+    };
+    // EMFILE says nothing about the backlog (see `accept_loop`).
+    if !has_waiting_client(listener) {
+        return;
+    }
+    match refuser.refuse(&**listener) {
+        Ok(true) => {
+            ctx.metrics.refused(RefusedReason::OutOfFds);
+            ctx.fd_shortage.refused();
         }
-    } else {
-        refuse(&sock, "Server out of resources, try again later.");
-        ctx.metrics.refused(RefusedReason::OutOfFds);
-        ctx.reserve.refused();
-        // Its slot goes back to the reserve, for the next client to refuse:
-        // left free, it went to whatever asked first (a session's open,
-        // which then got an fd the shortage should have kept from it).
-        drop(sock);
-        ctx.reserve.refill();
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(
+                shard = ctx.id,
+                "the ring that refuses clients when fds run out failed ({e}): new clients will wait instead of getting 421"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
@@ -245,6 +252,17 @@ async fn client_waits(listener: &Rc<Socket>, watch: &mut shutdown::Watch) -> boo
             false
         }
     }
+}
+
+/// Whether `listener`'s backlog holds a connection right now (poll(2)
+/// with no wait).
+fn has_waiting_client(listener: &Socket) -> bool {
+    let mut fds = [PollFd::new(listener, PollFlags::IN)];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
 }
 
 fn is_out_of_fds(e: &std::io::Error) -> bool {

@@ -56,7 +56,7 @@ use crate::metrics::sessions::{self, LiveTable};
 use crate::metrics::{self, Monitor, ShardMetrics};
 use crate::privileges::{self, Plan};
 use crate::sandbox::{self, Policy};
-use crate::shard::{Reserve, ShardCtx};
+use crate::shard::{FdShortage, ShardCtx};
 use crate::shutdown::{self, Phase};
 use crate::xferlog::{ShardXferLog, XferLog};
 
@@ -326,6 +326,15 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
                 .take()
                 .expect("each shard starts once");
             let metrics = shard_metrics[info.id].clone();
+            // The refusal ring is made here, on the shard's own thread,
+            // which is the only one that uses it.
+            let fd_shortage = FdShortage::new(info.id).unwrap_or_else(|e| {
+                tracing::error!(
+                    shard = info.id,
+                    "cannot make the ring that refuses clients when fds run out ({e}): then new clients will wait instead of getting 421"
+                );
+                FdShortage::without_refuser(info.id)
+            });
             let ctx = Rc::new(ShardCtx {
                 id: info.id,
                 config: config.clone(),
@@ -344,7 +353,7 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
                 limits: limits.clone(),
                 live: live.clone(),
                 shutdown: watch.clone(),
-                reserve: Reserve::default(),
+                fd_shortage,
                 password_checks: Rc::new(tokio::sync::Semaphore::new(PASSWORD_CHECKS_PER_SHARD)),
                 announce: announce.clone(),
                 xferlog: xferlog.clone().map(ShardXferLog::new),
@@ -352,12 +361,6 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
             let notifier = notifier.clone();
             async move {
                 tracing::debug!(shard = info.id, cpu = info.cpu, "shard started");
-                if !ctx.reserve.refill() {
-                    tracing::error!(
-                        shard = info.id,
-                        "no fd left for the shard's reserve at start-up: when fds run out, new clients will wait instead of getting 421 (raise the fd limit, RLIMIT_NOFILE)"
-                    );
-                }
                 // Answers /sessions for this shard; dropped with the runtime.
                 tokio_uring::spawn(sessions::answer(
                     ctx.session_table.clone(),

@@ -1,6 +1,6 @@
 //! Every `unsafe` block in ringftp lives under this module.
 //!
-//! Three kinds of thing need it:
+//! These kinds of thing need it:
 //! - io_uring operations tokio-uring 0.5 does not offer ([`op`]: splice,
 //!   openat2, the *at file operations, connect from a pre-bound socket,
 //!   poll, and sends/receives on our own buffers), one file per op;
@@ -9,6 +9,9 @@
 //!   and [`cpu_time_us`] (`getrusage(2)`), and kernel TLS ([`ktls`]:
 //!   `setsockopt` with `<linux/tls.h>` structures, `sendmsg` with a
 //!   record-type control message);
+//! - [`Refuser`]: a small io_uring of a shard's own whose ops point into
+//!   buffers it keeps, to answer clients 421 when the process has no fd
+//!   left;
 //! - [`ReadReadiness`]: registering a socket with tokio's reactor, which
 //!   tokio asks callers to vouch for (the fd stays open while registered);
 //! - [`compat`]: a few fd-number (`RawFd`) entry points kept for their
@@ -30,6 +33,7 @@ pub mod ktls;
 pub mod op;
 mod pipe;
 mod readiness;
+mod refusal;
 mod rusage;
 mod tcp_info;
 
@@ -42,6 +46,7 @@ pub use op::{
 };
 pub use pipe::Pipe;
 pub use readiness::ReadReadiness;
+pub use refusal::Refuser;
 pub use rusage::{cpu_time_us, thread_cpu_time_us};
 pub use tcp_info::tcp_progress;
 
