@@ -107,11 +107,19 @@ impl VfsError {
             // open(2) of a socket, or of a FIFO for writing without a
             // reader (O_NONBLOCK): not a file to transfer.
             Some(libc::ENXIO) => VfsError::NotAFile,
-            Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS) => {
-                VfsError::Exhausted(e)
-            }
+            _ if VfsError::exhausts(&e) => VfsError::Exhausted(e),
             _ => VfsError::Io(e),
         }
+    }
+
+    /// Whether `e` says the server itself is out of file descriptors or
+    /// memory (EMFILE, ENFILE, ENOMEM, ENOBUFS): transient, and worth the
+    /// operator's attention, wherever it is met (a file, a socket, a pipe).
+    pub fn exhausts(e: &io::Error) -> bool {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS)
+        )
     }
 
     /// The reply code: 452 for a full disk or quota, 451 when the server

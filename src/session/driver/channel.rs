@@ -83,7 +83,14 @@ impl Conn {
                 .await
             }
             Err(PassiveError::Io(e)) => {
-                tracing::warn!("cannot open a passive listener: {e}");
+                // Rate-limited per client: a client retrying EPSV through
+                // an fd shortage asks thousands of times a second.
+                self.log_refusal(
+                    Loud::Warn,
+                    CANT_OPEN_DATA,
+                    None,
+                    format_args!("cannot open a passive listener: {e}"),
+                );
                 self.reply(Reply::new(
                     CANT_OPEN_DATA,
                     "Cannot open passive connection.",

@@ -22,7 +22,7 @@ use crate::metrics::counters::{Dir, TransferOutcome};
 use crate::proto::Reply;
 use crate::session::outcome::{self, Direction, Ended, Failure};
 use crate::session::step::DataMode;
-use crate::vfs::path;
+use crate::vfs::{path, VfsError};
 use crate::xferlog;
 
 /// What a transfer moves once the data connection is up.
@@ -146,8 +146,15 @@ impl Conn {
             Raced::Done(Err(e)) => {
                 self.transfer_ended(t, TransferOutcome::NoConnection, None);
                 let reply = outcome::no_connection();
+                // A client that never connects is the client's business; a
+                // server out of fds or memory is the operator's.
+                let loud = if VfsError::exhausts(&e) {
+                    super::Loud::Warn
+                } else {
+                    super::Loud::Info
+                };
                 self.log_refusal(
-                    super::Loud::Info,
+                    loud,
                     reply.code,
                     Some(&t.path),
                     format_args!("data connection failed: {e}"),
