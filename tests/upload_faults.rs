@@ -775,3 +775,89 @@ fn failed_stou_leaves_no_file() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// An upload whose data connection is never made is answered 425 (or,
+/// ABORted while the server waits for it, 426 + 226), and by the time the
+/// client reads that answer the server has taken back what it did: no
+/// new file, no temporary file, an existing file as it was. A client (a
+/// sync tool listing the directory to decide what to retry) must not find
+/// an empty file the server then removes behind its back: the 425 went out
+/// before the removal, and 2 of 3 tries saw the file.
+#[test]
+fn upload_without_a_data_connection_leaves_nothing_when_refused() {
+    let (fx, users) = alice_fixture();
+    let home = fx.root.join("alice");
+    let old = pattern(7, 5_000);
+    let mut wrong = Vec::new();
+    for atomic in [false, true] {
+        let srv = start(
+            &fx,
+            &users,
+            if atomic { &["--atomic-uploads"] } else { &[] },
+        );
+        let mut f = srv.login_as("alice", "alice-pw");
+        for i in 0..20 {
+            fx.write("alice/old.bin", &old);
+            for verb in ["STOR", "APPE", "STOU"] {
+                // Active mode to a port nobody listens on: the connect is
+                // refused at once.
+                let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let port = closed.local_addr().unwrap();
+                drop(closed);
+                f.expect(&format!("PORT {}", port_arg(port)), 200);
+                let name = format!("new-{verb}-{i}.bin");
+                let r = f.cmd(&format!("{verb} {name}"));
+                // STOU's 150 names its file before the connect fails.
+                let r = if r.code == 150 { f.read_reply() } else { r };
+                assert_eq!(r.code, 425, "{verb} {name}: {r:?}");
+                check_left(
+                    &home,
+                    &format!("atomic {atomic}, {verb} {name}, 425"),
+                    &mut wrong,
+                );
+            }
+            f.expect(&format!("PORT {}", port_arg(refused_addr())), 200);
+            let r = f.cmd("STOR old.bin");
+            let r = if r.code == 150 { f.read_reply() } else { r };
+            assert_eq!(r.code, 425, "STOR old.bin: {r:?}");
+            if fx.read("alice/old.bin") != old {
+                wrong.push(format!(
+                    "atomic {atomic}: STOR over old.bin, 425: its content changed"
+                ));
+            }
+            // Passive, the client never connects and sends ABOR instead.
+            f.epsv();
+            f.send_raw(format!("STOR abor-{i}.bin\r\nABOR\r\n").as_bytes());
+            assert_eq!(f.read_reply().code, 426);
+            assert_eq!(f.read_reply().code, 226);
+            check_left(
+                &home,
+                &format!("atomic {atomic}, STOR then ABOR, 426 + 226"),
+                &mut wrong,
+            );
+        }
+        f.quit();
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A loopback address nobody listens on (bound, then let go).
+fn refused_addr() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// Records in `wrong` (and removes) any upload file left in `home`
+/// besides old.bin.
+fn check_left(home: &Path, when: &str, wrong: &mut Vec<String>) {
+    let left: Vec<String> = names_in(home)
+        .into_iter()
+        .filter(|n| n.starts_with("new-") || n.starts_with("abor-") || n.starts_with(".ringftp"))
+        .collect();
+    if !left.is_empty() {
+        wrong.push(format!("{when}: found {left:?}"));
+        for n in &left {
+            let _ = std::fs::remove_file(home.join(n));
+        }
+    }
+}

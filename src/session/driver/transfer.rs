@@ -89,8 +89,14 @@ impl Transfer {
 /// How a transfer ended, as the driver saw it.
 #[derive(Debug)]
 pub(super) enum Outcome {
-    /// No data connection was made; the reply has been sent.
-    NoConnection(Flow),
+    /// No data connection was made. The replies that say so are not sent
+    /// yet: [`Conn::finish`] sends them, after an upload has removed the
+    /// file it made (a client told 425 must not find it). `None`: the
+    /// control connection is gone, there is nobody to tell.
+    NoConnection(Option<Vec<Reply>>),
+    /// The data connection failed after the 150 (its TLS handshake) and
+    /// the client has been answered.
+    Answered(Flow),
     /// The data connection was made; `bytes` moved before it `ended`.
     /// `held`: the 150, when the transfer ended before it had to wait for
     /// anything and the 150 goes out with the final reply.
@@ -136,9 +142,10 @@ fn unix_now() -> i64 {
 
 impl Conn {
     /// Runs a transfer: connect the data channel, send `opening` (150),
-    /// move the bytes, close the data channel. Replies itself only when no
-    /// data connection was made; [`Conn::finish`] gives the final reply
-    /// for the other outcomes.
+    /// move the bytes, close the data channel. Replies itself only when the
+    /// data connection's TLS handshake fails after the 150
+    /// ([`Outcome::Answered`]); [`Conn::finish`] gives the final reply for
+    /// the other outcomes, a data connection never made included.
     pub(super) async fn run_transfer(&mut self, t: &Transfer, opening: Reply, job: Job) -> Outcome {
         let connect = self.open_data(t.data);
         let conn = match self.race(connect).await {
@@ -159,8 +166,7 @@ impl Conn {
                     Some(&t.path),
                     format_args!("data connection failed: {e}"),
                 );
-                let flow = self.send_reply(reply).await;
-                return Outcome::NoConnection(flow);
+                return Outcome::NoConnection(Some(vec![reply]));
             }
             Raced::Aborted => {
                 self.transfer_ended(t, TransferOutcome::Aborted, None);
@@ -169,11 +175,11 @@ impl Conn {
                     0,
                     "aborted by the client (ABOR) before the data connection",
                 );
-                return Outcome::NoConnection(self.send_replies(outcome::aborted()).await);
+                return Outcome::NoConnection(Some(outcome::aborted()));
             }
             Raced::ControlClosed => {
                 self.transfer_ended(t, TransferOutcome::ControlClosed, None);
-                return Outcome::NoConnection(Flow::Close);
+                return Outcome::NoConnection(None);
             }
             Raced::ShutDown => {
                 self.transfer_ended(t, TransferOutcome::Shutdown, None);
@@ -213,7 +219,7 @@ impl Conn {
                 Ok(c) => c,
                 Err(flow) => {
                     self.transfer_ended(t, TransferOutcome::NoConnection, None);
-                    return Outcome::NoConnection(flow);
+                    return Outcome::Answered(flow);
                 }
             }
         } else {
@@ -407,7 +413,9 @@ impl Conn {
     /// The final replies of a transfer (see [`outcome::final_replies`]).
     pub(super) async fn finish(&self, t: &Transfer, outcome: Outcome) -> Flow {
         let (ended, bytes, held) = match outcome {
-            Outcome::NoConnection(flow) => return flow,
+            Outcome::NoConnection(Some(replies)) => return self.send_replies(replies).await,
+            Outcome::NoConnection(None) => return Flow::Close,
+            Outcome::Answered(flow) => return flow,
             Outcome::Connected { ended, bytes, held } => (ended, bytes, held),
         };
         match ended {
