@@ -360,6 +360,21 @@ fn a_data_connection_resuming_another_sessions_tls_session_is_refused() {
     t.python("cross_session_refused");
 }
 
+/// An upload whose data connection's TLS is refused (522: no session
+/// reuse, or no TLS at all) has removed its new file by the time the
+/// client reads the 522. (The 522 went out before the removal, and a
+/// client reading it at once found the file in 1 to 8 % of tries.)
+#[test]
+fn a_refused_tls_upload_leaves_no_file() {
+    let t = ftps(&[]);
+    t.python("refused_uploads_leave_nothing");
+    let left: Vec<String> = names_in(&t.home())
+        .into_iter()
+        .filter(|n| n.starts_with("refused-") || n.starts_with(".ringftp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 #[test]
 fn auth_pbsz_prot_ccc_sequences() {
     let t = ftps(&[]);

@@ -54,10 +54,19 @@ pub(crate) struct Final {
 }
 
 impl Final {
-    fn send(replies: Vec<Reply>) -> Final {
+    /// These replies, and the session goes on.
+    pub(crate) fn send(replies: Vec<Reply>) -> Final {
         Final {
             replies,
             close: false,
+        }
+    }
+
+    /// No reply (the control connection is gone): the session ends.
+    pub(crate) fn close() -> Final {
+        Final {
+            replies: Vec::new(),
+            close: true,
         }
     }
 }
@@ -97,10 +106,7 @@ pub(crate) fn final_replies(direction: Direction, ended: Ended) -> Final {
         Ended::Complete => Final::send(vec![Reply::new(CLOSING_DATA, "Transfer complete.")]),
         Ended::Failed(why) => Final::send(vec![failed(direction, why)]),
         Ended::Aborted => Final::send(aborted()),
-        Ended::ControlClosed => Final {
-            replies: Vec::new(),
-            close: true,
-        },
+        Ended::ControlClosed => Final::close(),
         Ended::ShutDown => Final {
             replies: vec![
                 Reply::new(TRANSFER_ABORTED, "Server shutting down; transfer aborted."),

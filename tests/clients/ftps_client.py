@@ -182,6 +182,44 @@ def main():
             print("cut upload refused:", e)
         check(f.sendcmd("NOOP").startswith("200"), "NOOP after the cut upload")
         f.quit()
+    elif scenario == "refused_uploads_leave_nothing":
+        # A PROT P upload whose data connection's TLS is refused gets 522,
+        # and by the time the client reads it the server has removed the
+        # new file (a client listing the directory then must not find an
+        # empty file that vanishes a moment later).
+        f = connect(ftplib.FTP_TLS, host, port, cafile, user, password)
+        for i in range(100):
+            name = f"refused-{i}.bin"
+            if i % 2:
+                # Stock FTP_TLS: its data connection does not resume the
+                # control connection's TLS session.
+                try:
+                    f.storbinary("STOR " + name, __import__("io").BytesIO(b"x" * 1000))
+                    sys.exit(f"CHECK FAILED: STOR {name} was not refused")
+                except ftplib.error_perm as e:
+                    check(str(e).startswith("522"), f"STOR {name}: {e}")
+                except (ssl.SSLError, OSError):
+                    try:
+                        f.voidresp()
+                        sys.exit(f"CHECK FAILED: STOR {name} was not refused")
+                    except ftplib.error_perm as e:
+                        check(str(e).startswith("522"), f"STOR {name}: {e}")
+            else:
+                # Plain bytes where the TLS handshake should be.
+                conn, _ = ftplib.FTP.ntransfercmd(f, "STOR " + name)
+                conn.sendall(b"this is not TLS\r\n")
+                conn.close()
+                try:
+                    f.voidresp()
+                    sys.exit(f"CHECK FAILED: STOR {name} was not refused")
+                except ftplib.error_perm as e:
+                    check(str(e).startswith("522"), f"STOR {name}: {e}")
+            check(
+                not os.path.exists(os.path.join(root, name)),
+                f"{name} still there when its 522 was read",
+            )
+        check(f.sendcmd("NOOP").startswith("200"), "NOOP after the refusals")
+        f.quit()
     else:
         sys.exit("unknown scenario " + scenario)
     print("OK")

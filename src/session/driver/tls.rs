@@ -13,7 +13,7 @@ use crate::data::DataConn;
 use crate::engine::sys::FdRef;
 use crate::proto::codes::*;
 use crate::proto::Reply;
-use crate::session::outcome;
+use crate::session::outcome::{self, Final};
 use crate::tls::binding::Token;
 use crate::tls::handshake;
 
@@ -80,15 +80,17 @@ impl Conn {
     }
 
     /// PROT P: the data connection's handshake (after the 150), bounded by
-    /// `--data-timeout`, then the session-reuse check. On failure the 522
-    /// has been sent and the data connection is closed.
+    /// `--data-timeout`, then the session-reuse check. On failure the data
+    /// connection is closed and the replies to send (522; ABOR's 426 +
+    /// 226) are returned unsent, for the caller to send once it has taken
+    /// back what the transfer did (an upload's new file).
     pub(super) async fn secure_data(
         &mut self,
         mut conn: DataConn,
         job: &Job,
-    ) -> Result<DataConn, Flow> {
+    ) -> Result<DataConn, Final> {
         let Some(tls) = self.ctx.tls.clone() else {
-            return Err(self.refuse_data("TLS is not configured.").await);
+            return Err(refuse_data("TLS is not configured."));
         };
         let token = *self.tls_token.get_or_insert_with(Token::random);
         let download = !matches!(job, Job::Upload { .. });
@@ -96,7 +98,7 @@ impl Conn {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("TLS: cannot start a data connection: {e}");
-                return Err(self.refuse_data("TLS negotiation failed.").await);
+                return Err(refuse_data("TLS negotiation failed."));
             }
         };
         let fd = conn.fd();
@@ -109,27 +111,29 @@ impl Conn {
             Raced::Aborted => {
                 conn.abort();
                 tracing::info!("transfer aborted by the client during the data TLS handshake");
-                return Err(self.send_replies(outcome::aborted()).await);
+                return Err(Final::send(outcome::aborted()));
             }
-            Raced::ControlClosed => return Err(Flow::Close),
+            Raced::ControlClosed => return Err(Final::close()),
             Raced::ShutDown => {
-                let _ = self.reply(outcome::shutting_down()).await;
-                return Err(Flow::Close);
+                return Err(Final {
+                    replies: vec![outcome::shutting_down()],
+                    close: true,
+                });
             }
         };
         match done {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::info!("data connection TLS handshake failed: {e}");
-                return Err(self
-                    .refuse_data("TLS negotiation on the data connection failed.")
-                    .await);
+                return Err(refuse_data(
+                    "TLS negotiation on the data connection failed.",
+                ));
             }
             Err(_) => {
                 tracing::info!("data connection TLS handshake not done within --data-timeout");
-                return Err(self
-                    .refuse_data("TLS negotiation on the data connection timed out.")
-                    .await);
+                return Err(refuse_data(
+                    "TLS negotiation on the data connection timed out.",
+                ));
             }
         }
         if !tls.resumed_own_session(&server, token) {
@@ -138,11 +142,9 @@ impl Conn {
                 "data connection refused: its TLS handshake did not resume this session's control connection TLS session ({:?})",
                 server.handshake_kind()
             );
-            return Err(self
-                .refuse_data(
-                    "TLS session reuse required: the data connection must resume the control connection's TLS session.",
-                )
-                .await);
+            return Err(refuse_data(
+                "TLS session reuse required: the data connection must resume the control connection's TLS session.",
+            ));
         }
         let file = matches!(job, Job::File { .. });
         match DataTls::from_handshake(server, &fd, &tls.ktls, file) {
@@ -163,15 +165,15 @@ impl Conn {
             }
             Err(e) => {
                 tracing::warn!("data connection TLS: {e}");
-                Err(self
-                    .refuse_data("TLS negotiation on the data connection failed.")
-                    .await)
+                Err(refuse_data(
+                    "TLS negotiation on the data connection failed.",
+                ))
             }
         }
     }
+}
 
-    /// 522 for a data connection whose TLS failed (it is closed).
-    async fn refuse_data(&self, text: &str) -> Flow {
-        self.reply(Reply::new(DATA_TLS_FAILED, text)).await
-    }
+/// 522 for a data connection whose TLS failed (it is closed).
+fn refuse_data(text: &str) -> Final {
+    Final::send(vec![Reply::new(DATA_TLS_FAILED, text)])
 }

@@ -20,7 +20,7 @@ use crate::engine::splice::{Pacer, Progress, TransferCtx};
 use crate::engine::sys;
 use crate::metrics::counters::{Dir, TransferOutcome};
 use crate::proto::Reply;
-use crate::session::outcome::{self, Direction, Ended, Failure};
+use crate::session::outcome::{self, Direction, Ended, Failure, Final};
 use crate::session::step::DataMode;
 use crate::vfs::{path, VfsError};
 use crate::xferlog;
@@ -89,14 +89,11 @@ impl Transfer {
 /// How a transfer ended, as the driver saw it.
 #[derive(Debug)]
 pub(super) enum Outcome {
-    /// No data connection was made. The replies that say so are not sent
-    /// yet: [`Conn::finish`] sends them, after an upload has removed the
-    /// file it made (a client told 425 must not find it). `None`: the
-    /// control connection is gone, there is nobody to tell.
-    NoConnection(Option<Vec<Reply>>),
-    /// The data connection failed after the 150 (its TLS handshake) and
-    /// the client has been answered.
-    Answered(Flow),
+    /// No data connection was made, or its TLS handshake failed. The
+    /// replies that say so are not sent yet: [`Conn::finish`] sends them,
+    /// after an upload has removed the file it made (a client told 425 or
+    /// 522 must not find it).
+    NoConnection(Final),
     /// The data connection was made; `bytes` moved before it `ended`.
     /// `held`: the 150, when the transfer ended before it had to wait for
     /// anything and the 150 goes out with the final reply.
@@ -142,10 +139,9 @@ fn unix_now() -> i64 {
 
 impl Conn {
     /// Runs a transfer: connect the data channel, send `opening` (150),
-    /// move the bytes, close the data channel. Replies itself only when the
-    /// data connection's TLS handshake fails after the 150
-    /// ([`Outcome::Answered`]); [`Conn::finish`] gives the final reply for
-    /// the other outcomes, a data connection never made included.
+    /// move the bytes, close the data channel. [`Conn::finish`] gives the
+    /// final reply for every outcome, a data connection never made (or
+    /// whose TLS failed) included.
     pub(super) async fn run_transfer(&mut self, t: &Transfer, opening: Reply, job: Job) -> Outcome {
         let connect = self.open_data(t.data);
         let conn = match self.race(connect).await {
@@ -166,7 +162,7 @@ impl Conn {
                     Some(&t.path),
                     format_args!("data connection failed: {e}"),
                 );
-                return Outcome::NoConnection(Some(vec![reply]));
+                return Outcome::NoConnection(Final::send(vec![reply]));
             }
             Raced::Aborted => {
                 self.transfer_ended(t, TransferOutcome::Aborted, None);
@@ -175,11 +171,11 @@ impl Conn {
                     0,
                     "aborted by the client (ABOR) before the data connection",
                 );
-                return Outcome::NoConnection(Some(outcome::aborted()));
+                return Outcome::NoConnection(Final::send(outcome::aborted()));
             }
             Raced::ControlClosed => {
                 self.transfer_ended(t, TransferOutcome::ControlClosed, None);
-                return Outcome::NoConnection(None);
+                return Outcome::NoConnection(Final::close());
             }
             Raced::ShutDown => {
                 self.transfer_ended(t, TransferOutcome::Shutdown, None);
@@ -217,9 +213,9 @@ impl Conn {
         let conn = if self.session.protect_data() {
             match self.secure_data(conn, &job).await {
                 Ok(c) => c,
-                Err(flow) => {
+                Err(unsent) => {
                     self.transfer_ended(t, TransferOutcome::NoConnection, None);
-                    return Outcome::Answered(flow);
+                    return Outcome::NoConnection(unsent);
                 }
             }
         } else {
@@ -413,9 +409,10 @@ impl Conn {
     /// The final replies of a transfer (see [`outcome::final_replies`]).
     pub(super) async fn finish(&self, t: &Transfer, outcome: Outcome) -> Flow {
         let (ended, bytes, held) = match outcome {
-            Outcome::NoConnection(Some(replies)) => return self.send_replies(replies).await,
-            Outcome::NoConnection(None) => return Flow::Close,
-            Outcome::Answered(flow) => return flow,
+            Outcome::NoConnection(f) => {
+                let flow = self.send_replies(f.replies).await;
+                return if f.close { Flow::Close } else { flow };
+            }
             Outcome::Connected { ended, bytes, held } => (ended, bytes, held),
         };
         match ended {
