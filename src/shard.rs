@@ -135,9 +135,9 @@ pub(crate) struct FdShortage {
     logged: Cell<bool>,
     /// When a beginning was last logged.
     last_logged: Cell<Option<Instant>>,
-    /// Shortages begun and not logged since the last logged one.
+    /// Shortages begun since the last line saying one began.
     unlogged: Cell<u64>,
-    /// Clients refused since the last line about the shortage.
+    /// Clients refused since the last line about a shortage.
     refused: Cell<u64>,
 }
 
@@ -176,60 +176,197 @@ impl FdShortage {
     }
 
     /// accept met EMFILE or ENFILE: a shortage begins, unless one is under
-    /// way. Logged as an error, at most once per [`SHORTAGE_LOG_EVERY`].
+    /// way. Logged as an error, see [`FdShortage::line_due`].
     pub(crate) fn began(&self) {
-        if self.since.get().is_some() {
-            return;
-        }
-        let now = Instant::now();
-        self.since.set(Some(now));
-        let quiet = self
-            .last_logged
-            .get()
-            .is_some_and(|t| now.duration_since(t) < SHORTAGE_LOG_EVERY);
-        self.logged.set(!quiet);
-        if quiet {
-            self.unlogged.set(self.unlogged.get() + 1);
-            return;
-        }
-        self.last_logged.set(Some(now));
-        let more = match self.unlogged.replace(0) {
-            0 => String::new(),
-            n => format!(
-                " ({n} more shortages since the last line, {} clients refused in them)",
-                self.refused.replace(0)
-            ),
-        };
-        match self.refuser {
-            Some(_) => tracing::error!(
-                shard = self.shard,
-                "out of file descriptors: refusing new sessions with 421 until some close (raise the fd limit, or lower --max-sessions){more}"
-            ),
-            None => tracing::error!(
-                shard = self.shard,
-                "out of file descriptors: new clients wait until some close (raise the fd limit, or lower --max-sessions){more}"
-            ),
-        }
+        let line = self.on_began(Instant::now());
+        self.log(line);
     }
 
     /// A client was refused with 421 for want of fds.
     pub(crate) fn refused(&self) {
-        self.refused.set(self.refused.get() + 1);
+        let line = self.on_refused(Instant::now());
+        self.log(line);
     }
 
     /// A connection was accepted: fds are there again. Ends the shortage,
     /// if there was one, and says so if its beginning was logged.
     pub(crate) fn accepted(&self) {
-        let Some(since) = self.since.take() else {
-            return;
-        };
-        if self.logged.replace(false) {
-            tracing::info!(
-                shard = self.shard,
-                "file descriptors available again after {:.1} s; accepting sessions ({} refused meanwhile)",
-                since.elapsed().as_secs_f64(),
-                self.refused.replace(0)
-            );
+        let line = self.on_accepted(Instant::now());
+        self.log(line);
+    }
+
+    fn on_began(&self, now: Instant) -> Option<ShortageLine> {
+        if self.since.get().is_none() {
+            self.since.set(Some(now));
+            self.unlogged.set(self.unlogged.get() + 1);
         }
+        self.line_due(now)
+    }
+
+    fn on_refused(&self, now: Instant) -> Option<ShortageLine> {
+        self.refused.set(self.refused.get() + 1);
+        self.line_due(now)
+    }
+
+    fn on_accepted(&self, now: Instant) -> Option<ShortageLine> {
+        let since = self.since.take()?;
+        self.logged.replace(false).then(|| ShortageLine::Ended {
+            after: now.duration_since(since),
+            refused: self.refused.replace(0),
+        })
+    }
+
+    /// The line saying a shortage is under way, when it is due: once per
+    /// shortage, and no sooner than [`SHORTAGE_LOG_EVERY`] after the last
+    /// such line. Fds that hover at the limit begin and end a shortage
+    /// with every client admitted; one that begins in such a quiet period
+    /// is logged at its first event (a refusal) once the period is over,
+    /// so a shortage that lasts is never left unsaid.
+    fn line_due(&self, now: Instant) -> Option<ShortageLine> {
+        let since = self.since.get()?;
+        if self.logged.get()
+            || self
+                .last_logged
+                .get()
+                .is_some_and(|t| now.duration_since(t) < SHORTAGE_LOG_EVERY)
+        {
+            return None;
+        }
+        self.logged.set(true);
+        self.last_logged.set(Some(now));
+        Some(ShortageLine::Began {
+            ago: now.duration_since(since),
+            earlier: self.unlogged.replace(0).saturating_sub(1),
+            refused: self.refused.replace(0),
+        })
+    }
+
+    fn log(&self, line: Option<ShortageLine>) {
+        let shard = self.shard;
+        match line {
+            None => {}
+            Some(ShortageLine::Began {
+                ago,
+                earlier,
+                refused,
+            }) => {
+                let what = if self.refuser.is_some() {
+                    "refusing new sessions with 421"
+                } else {
+                    "new clients wait"
+                };
+                let mut parts = Vec::new();
+                if ago >= Duration::from_secs(1) {
+                    parts.push(format!("for {:.0} s already", ago.as_secs_f64()));
+                }
+                if refused > 0 {
+                    parts.push(format!("{refused} clients refused since the last line"));
+                }
+                if earlier > 0 {
+                    parts.push(format!("{earlier} shorter shortages since the last line"));
+                }
+                let also = if parts.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", parts.join("; "))
+                };
+                tracing::error!(
+                    shard,
+                    "out of file descriptors: {what} until some close (raise the fd limit, or lower --max-sessions){also}"
+                );
+            }
+            Some(ShortageLine::Ended { after, refused }) => tracing::info!(
+                shard,
+                "file descriptors available again after {:.1} s; accepting sessions ({refused} refused meanwhile)",
+                after.as_secs_f64()
+            ),
+        }
+    }
+}
+
+/// A line [`FdShortage`] logs.
+#[derive(Debug, PartialEq)]
+enum ShortageLine {
+    /// A shortage is under way (since `ago`); `earlier` shortages began
+    /// and ended unlogged, and `refused` clients were refused, since the
+    /// last line.
+    Began {
+        ago: Duration,
+        earlier: u64,
+        refused: u64,
+    },
+    /// The shortage whose beginning was logged ended after `after`, with
+    /// `refused` clients refused since that line.
+    Ended { after: Duration, refused: u64 },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    fn began(ago: Duration, earlier: u64, refused: u64) -> Option<ShortageLine> {
+        Some(ShortageLine::Began {
+            ago,
+            earlier,
+            refused,
+        })
+    }
+
+    /// One line when a shortage begins and one when it ends; nothing in
+    /// between however many clients are refused.
+    #[test]
+    fn a_shortage_is_logged_when_it_begins_and_ends() {
+        let f = FdShortage::without_refuser(0);
+        let t = Instant::now();
+        assert_eq!(f.on_began(t), began(Duration::ZERO, 0, 0));
+        for i in 1..=5 {
+            assert_eq!(f.on_refused(t + i * S), None);
+            assert_eq!(f.on_began(t + i * S), None);
+        }
+        assert_eq!(
+            f.on_accepted(t + 20 * S),
+            Some(ShortageLine::Ended {
+                after: 20 * S,
+                refused: 5
+            })
+        );
+        assert_eq!(f.on_accepted(t + 21 * S), None);
+    }
+
+    /// Fds hovering at the limit begin and end a shortage with every
+    /// client: at most one beginning per SHORTAGE_LOG_EVERY, and a
+    /// shortage that began unlogged in that period is logged once it is
+    /// over (the fresh-user check found one that lasted 25 s, refusing
+    /// every client, after a line saying fds were available again).
+    #[test]
+    fn flapping_is_logged_once_per_period_and_a_lasting_shortage_is_not_lost() {
+        let f = FdShortage::without_refuser(0);
+        let t = Instant::now();
+        assert!(f.on_began(t).is_some());
+        assert!(f.on_accepted(t + S / 10).is_some());
+        // Flapping: four more shortages within the period, unlogged.
+        let mut now = t;
+        for _ in 0..4 {
+            now += S;
+            assert_eq!(f.on_began(now), None);
+            assert_eq!(f.on_refused(now), None);
+            assert_eq!(f.on_accepted(now + S / 10), None);
+        }
+        // One that lasts: logged at its first refusal past the period,
+        // counting what went unlogged.
+        let last = t + 6 * S;
+        assert_eq!(f.on_began(last), None);
+        assert_eq!(f.on_refused(t + 8 * S), None);
+        assert_eq!(f.on_refused(t + 11 * S), began(5 * S, 4, 6));
+        assert_eq!(f.on_refused(t + 12 * S), None);
+        assert_eq!(
+            f.on_accepted(t + 31 * S),
+            Some(ShortageLine::Ended {
+                after: 25 * S,
+                refused: 1
+            })
+        );
     }
 }
