@@ -14,9 +14,8 @@
 //!   cover the new file;
 //! - the xferlog's directory: create and append, so a rotated log can be
 //!   opened anew;
-//! - `/dev/null` (the fd held back for refusing clients when fds run out)
-//!   and the resolver's files (`/etc/hosts`, `/etc/resolv.conf`, ...) to
-//!   look host names up again on SIGHUP.
+//! - the resolver's files (`/etc/hosts`, `/etc/resolv.conf`, ...) to look
+//!   host names up again on SIGHUP.
 //!
 //! Landlock restricts the calling thread and the threads it starts later,
 //! so [`Policy::apply`] runs on the main thread before the shards start.
@@ -195,7 +194,6 @@ impl Policy {
         if let Some(x) = &config.xferlog {
             p.log_file(x);
         }
-        p.read_file_if_present("/dev/null", "the fd held back for refusals");
         // Host names in --pasv-address(-map) and --listen are resolved
         // again on SIGHUP. (NSS modules loaded at run time, such as
         // nss-resolve, stay outside: see docs/operations.md.)
