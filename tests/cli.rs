@@ -82,6 +82,29 @@ fn rejects(fx: &Fixture, bad: &[&str], mention: &[&str]) {
     );
 }
 
+/// A fd limit too low to start gives a clear error naming the limit, not
+/// a panic: the limit below the floor, and one just above it with too
+/// many shards for it (each shard's rings need fds).
+#[test]
+fn a_too_low_fd_limit_is_a_clear_error() {
+    let fx = Fixture::new();
+    for n in [8, 10, 12, 14, 16, 20, 31] {
+        let r = Server::builder().ports(2).fd_limit(n).start_fails(&fx);
+        assert!(
+            r.stderr.contains("fd limit") || r.stderr.contains("Too many open files"),
+            "RLIMIT_NOFILE {n}: the error does not say why:\n{}",
+            r.stderr
+        );
+        assert!(
+            !r.stderr.contains("panicked"),
+            "RLIMIT_NOFILE {n}: panicked:\n{}",
+            r.stderr
+        );
+    }
+    let r = Server::builder().ports(2).fd_limit(31).start_fails(&fx);
+    assert!(r.stderr.contains("needs at least 32"), "{}", r.stderr);
+}
+
 #[test]
 fn bad_flags_are_clear_errors() {
     let fx = Fixture::new();

@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::io;
+use std::sync::mpsc;
 use std::thread;
 
 use rustix::thread::{sched_getaffinity, sched_setaffinity, CpuSet};
@@ -50,6 +51,10 @@ pub(crate) fn available_cpus() -> Vec<usize> {
 ///
 /// `make` is called on the shard's own thread, so the future it returns
 /// need not be `Send` and may hold `Rc`s and thread-locals freely.
+///
+/// Errors: a thread that cannot be spawned, or a shard that cannot make
+/// its runtime (io_uring_setup: no fd left, io_uring disabled); then no
+/// shard runs `make`.
 pub(crate) fn run_shards<F, Fut, T>(
     name: &str,
     cores: usize,
@@ -63,6 +68,11 @@ where
 {
     let cpus = available_cpus();
     let make = std::sync::Arc::new(make);
+    // No shard runs until every shard has its runtime: one that cannot
+    // make its ring (no fd left, io_uring disabled) ends the start with an
+    // error, not with the others serving a part of the clients.
+    let (ready_tx, ready_rx) = mpsc::channel::<io::Result<()>>();
+    let mut go = Vec::with_capacity(cores);
     let mut handles = Vec::with_capacity(cores);
     for id in 0..cores {
         let cpu = cpus[id % cpus.len()];
@@ -72,6 +82,9 @@ where
             count: cores,
         };
         let make = make.clone();
+        let ready = ready_tx.clone();
+        let (go_tx, go_rx) = mpsc::channel::<bool>();
+        go.push(go_tx);
         let handle = thread::Builder::new()
             .name(format!("{name}-{id}"))
             .spawn(move || {
@@ -82,18 +95,52 @@ where
                         tracing::warn!(shard = id, cpu, "could not pin shard thread: {e}");
                     }
                 }
-                tokio_uring::builder()
-                    .entries(RING_ENTRIES)
-                    .start(async move { make(info).await })
-            })?;
-        handles.push(handle);
+                let rt = tokio_uring::Runtime::new(tokio_uring::builder().entries(RING_ENTRIES));
+                let _ = ready.send(rt.as_ref().map(|_| ()).map_err(|e| {
+                    let hint = match e.raw_os_error() {
+                        Some(libc::EMFILE | libc::ENFILE) => {
+                            " (raise the fd limit: ulimit -n, LimitNOFILE=)"
+                        }
+                        _ => "",
+                    };
+                    io::Error::new(
+                        e.kind(),
+                        format!("shard {id} cannot make its io_uring runtime: {e}{hint}"),
+                    )
+                }));
+                // false, or no word at all: the start failed elsewhere.
+                match rt {
+                    Ok(rt) if go_rx.recv().unwrap_or(false) => Some(rt.block_on(make(info))),
+                    _ => None,
+                }
+            });
+        match handle {
+            Ok(h) => handles.push(h),
+            // The threads already spawned see their go channel closed,
+            // and end.
+            Err(e) => return Err(e),
+        }
+    }
+    drop(ready_tx);
+    let mut failed = None;
+    for _ in 0..cores {
+        if let Ok(Err(e)) = ready_rx.recv() {
+            failed.get_or_insert(e);
+        }
+    }
+    for g in go {
+        let _ = g.send(failed.is_none());
     }
     let mut out = Vec::with_capacity(cores);
     for h in handles {
         match h.join() {
-            Ok(v) => out.push(v),
+            Ok(Some(v)) => out.push(v),
+            Ok(None) => {}
             Err(_) => return Err(io::Error::other("a shard thread panicked")),
         }
     }
-    Ok(out)
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }

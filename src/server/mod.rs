@@ -68,6 +68,12 @@ const PASSWORD_CHECKS_PER_SHARD: usize = 2;
 /// ACCEPT ops each shard keeps in flight on each listener.
 const ACCEPTS_IN_FLIGHT: usize = 4;
 
+/// The fewest file descriptors `serve` starts with. Idle, one shard holds
+/// about 20 (listeners, the root, the log, its rings, the signal pipe)
+/// and each further shard a few more; below this the start fails inside a
+/// dependency (tokio's signal set-up panics) rather than with a reason.
+const MIN_FD_LIMIT: u64 = 32;
+
 /// Entry point of `ringftp serve`: `argv` is the whole command line
 /// (`ringftp serve ...`), merged with its `--config` file.
 pub fn main(argv: Vec<OsString>) -> anyhow::Result<()> {
@@ -141,6 +147,15 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
     match sys::raise_fd_limit() {
         Ok(n) => tracing::debug!("fd limit raised to {n}"),
         Err(e) => tracing::warn!("could not raise the fd limit: {e}"),
+    }
+    // None is RLIM_INFINITY.
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    if limit < MIN_FD_LIMIT {
+        anyhow::bail!(
+            "the fd limit (RLIMIT_NOFILE) is {limit}; ringftp needs at least {MIN_FD_LIMIT} to start (raise it: ulimit -n, LimitNOFILE=)"
+        );
     }
     let root_fd: Arc<OwnedFd> = Arc::new(
         std::fs::File::open(&config.root)

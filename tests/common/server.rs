@@ -273,7 +273,16 @@ impl ServerBuilder {
             None => Place::Here,
         };
         let t = Instant::now();
-        let r = run_client_in(place, 30, BIN, &args, None, &[]);
+        // With a fd limit: through prlimit(1), which sets it and execs.
+        let nofile = self.fd_limit.map(|n| format!("--nofile={n}:{n}"));
+        let r = match &nofile {
+            Some(lim) => {
+                let mut with: Vec<&str> = vec![lim, BIN];
+                with.extend(&args);
+                run_client_in(place, 30, "prlimit", &with, None, &[])
+            }
+            None => run_client_in(place, 30, BIN, &args, None, &[]),
+        };
         let took = t.elapsed();
         r.fails();
         assert!(
