@@ -643,6 +643,22 @@ fn start_short_of_fds_on(fx: &Fixture, cores: usize) -> (Server, Gauge, u64) {
     (srv, before, limit)
 }
 
+/// New clients, held, until the server answers one 421: its fd table is
+/// then full (the 421 comes through the shard's refusal ring, see
+/// server::accept). Every client before it must get 220.
+fn fill_until_421(srv: &Server, limit: u64) -> Vec<TcpStream> {
+    let mut held = Vec::new();
+    for i in 0..80 {
+        let (s, line) = greeted(srv.addr(), &format!("client {i}"));
+        held.push(s);
+        if line.starts_with("421") {
+            return held;
+        }
+        assert!(line.starts_with("220"), "client {i}: {line:?}");
+    }
+    panic!("80 sessions and no 421 at RLIMIT_NOFILE {limit}");
+}
+
 /// A new client and the first line it reads (220 or 421), waiting up to
 /// 10 s; a client that gets none fails the test as hung.
 fn greeted(addr: std::net::SocketAddr, who: &str) -> (TcpStream, String) {
@@ -700,18 +716,7 @@ fn out_of_fds_with_two_shards_no_new_client_waits() {
     fx.standard_tree();
     let (mut srv, before, limit) = start_short_of_fds_on(&fx, 2);
     let askers: Vec<Ftp> = (0..6).map(|_| srv.login()).collect();
-    let mut held = Vec::new();
-    let mut full = false;
-    for i in 0..80 {
-        let (s, line) = greeted(srv.addr(), &format!("client {i}"));
-        held.push(s);
-        if line.starts_with("421") {
-            full = true;
-            break;
-        }
-        assert!(line.starts_with("220"), "client {i}: {line:?}");
-    }
-    assert!(full, "80 sessions and no 421 at RLIMIT_NOFILE {limit}");
+    let held = fill_until_421(&srv, limit);
     // The sessions ask EPSV over and over (a client retrying a 425, as
     // real ones do), each until it gets a listener, which it then keeps.
     let stop = Arc::new(AtomicBool::new(false));
@@ -790,20 +795,7 @@ fn out_of_fds_a_path_command_gets_451_then_works_again() {
     fx.write("f.bin", &body);
     let (mut srv, before, limit) = start_short_of_fds(&fx);
     let mut f = srv.login();
-    // Sessions until the server answers 421: its fd table is full (the
-    // 421 comes through the shard's refusal ring, see server::accept).
-    let mut held = Vec::new();
-    let mut full = false;
-    for i in 0..80 {
-        let (s, line) = greeted(srv.addr(), &format!("client {i}"));
-        held.push(s);
-        if line.starts_with("421") {
-            full = true;
-            break;
-        }
-        assert!(line.starts_with("220"), "client {i}: {line:?}");
-    }
-    assert!(full, "80 sessions and no 421 at RLIMIT_NOFILE {limit}");
+    let held = fill_until_421(&srv, limit);
     // At the limit with nobody connecting, the server idles: accept meets
     // EMFILE at once, client or not, and a loop that retried at once (as
     // one build did) burned a CPU for the whole shortage (1.9 s of CPU

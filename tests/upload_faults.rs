@@ -32,6 +32,11 @@ fn start(fx: &Fixture, users: &Path, extra: &[&str]) -> Server {
         .start(fx)
 }
 
+/// [`start`], with `--atomic-uploads` when `atomic`.
+fn start_atomic(fx: &Fixture, users: &Path, atomic: bool) -> Server {
+    start(fx, users, if atomic { &["--atomic-uploads"] } else { &[] })
+}
+
 /// Hidden temporary upload files left in `dir`.
 fn temp_files(dir: &Path) -> Vec<String> {
     names_in(dir)
@@ -734,11 +739,7 @@ fn failed_stou_leaves_no_file() {
     let home = fx.root.join("alice");
     let mut wrong = Vec::new();
     for atomic in [false, true] {
-        let srv = start(
-            &fx,
-            &users,
-            if atomic { &["--atomic-uploads"] } else { &[] },
-        );
+        let srv = start_atomic(&fx, &users, atomic);
         for (how, name) in [("reset", "stou-reset.bin"), ("ABOR", "stou-abor.bin")] {
             let (mut f, conn) = start_upload(&srv, &format!("STOU {name}"), &pattern(60, 300_000));
             std::thread::sleep(Duration::from_millis(200));
@@ -790,21 +791,14 @@ fn upload_without_a_data_connection_leaves_nothing_when_refused() {
     let old = pattern(7, 5_000);
     let mut wrong = Vec::new();
     for atomic in [false, true] {
-        let srv = start(
-            &fx,
-            &users,
-            if atomic { &["--atomic-uploads"] } else { &[] },
-        );
+        let srv = start_atomic(&fx, &users, atomic);
         let mut f = srv.login_as("alice", "alice-pw");
         for i in 0..20 {
             fx.write("alice/old.bin", &old);
             for verb in ["STOR", "APPE", "STOU"] {
                 // Active mode to a port nobody listens on: the connect is
                 // refused at once.
-                let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                let port = closed.local_addr().unwrap();
-                drop(closed);
-                f.expect(&format!("PORT {}", port_arg(port)), 200);
+                f.expect(&format!("PORT {}", port_arg(refused_addr())), 200);
                 let name = format!("new-{verb}-{i}.bin");
                 let r = f.cmd(&format!("{verb} {name}"));
                 // STOU's 150 names its file before the connect fails.

@@ -210,19 +210,24 @@ mod tests {
         assert_eq!(rustix::event::poll(&mut fds, Some(&ten)).unwrap(), 1);
     }
 
+    /// A client connects and is refused: it reads the line, then EOF.
+    fn refused_client_reads_the_line(r: &Refuser, l: &TcpListener) {
+        let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        wait_backlog(l);
+        assert!(r.refuse(l).unwrap());
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).unwrap();
+        assert_eq!(got, LINE);
+    }
+
     #[test]
     fn a_waiting_client_gets_the_reply_then_eof() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.set_nonblocking(true).unwrap();
         let r = Refuser::new(LINE.to_vec()).unwrap();
         for _ in 0..3 {
-            let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            wait_backlog(&l);
-            assert!(r.refuse(&l).unwrap());
-            let mut got = Vec::new();
-            c.read_to_end(&mut got).unwrap();
-            assert_eq!(got, LINE);
+            refused_client_reads_the_line(&r, &l);
         }
         // The backlog is empty: nothing was accepted behind our back.
         assert!(l.accept().is_err());
@@ -247,12 +252,6 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         drop(c);
-        let mut c2 = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        c2.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        wait_backlog(&l);
-        assert!(r.refuse(&l).unwrap());
-        let mut got = Vec::new();
-        c2.read_to_end(&mut got).unwrap();
-        assert_eq!(got, LINE);
+        refused_client_reads_the_line(&r, &l);
     }
 }
