@@ -120,6 +120,9 @@ impl Drop for SessionSlot {
 /// admitted, and would otherwise log two lines each.
 const SHORTAGE_LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// How often a shard in an fd shortage checks whether fds are back.
+const SHORTAGE_TICK: Duration = Duration::from_secs(1);
+
 /// A shard's view of the process running out of file descriptors: the
 /// [`Refuser`] that answers new clients 421 meanwhile (accept itself would
 /// need an fd), and the log lines that say when it began and ended.
@@ -176,10 +179,46 @@ impl FdShortage {
     }
 
     /// accept met EMFILE or ENFILE: a shortage begins, unless one is under
-    /// way. Logged as an error, see [`FdShortage::line_due`].
-    pub(crate) fn began(&self) {
+    /// way. Logged as an error, see [`FdShortage::line_due`]. True when a
+    /// new one began: the caller then runs [`FdShortage::watch`] beside it.
+    pub(crate) fn began(&self) -> bool {
+        let new = self.since.get().is_none();
         let line = self.on_began(Instant::now());
         self.log(line);
+        new
+    }
+
+    /// Keeps the log true while a shortage lasts without clients: checks
+    /// every [`SHORTAGE_TICK`] whether an fd is free again (a dup of
+    /// `probe`, closed at once), which ends the shortage, and logs its
+    /// beginning once due. Otherwise the log would change only when a
+    /// client comes, and say "out of file descriptors" (or "available
+    /// again") for as long as none does. Returns when the shortage ends,
+    /// or when the shard begins to drain.
+    pub(crate) async fn watch(&self, probe: &impl std::os::fd::AsFd, mut stop: shutdown::Watch) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(SHORTAGE_TICK) => {}
+                _ = shutdown::reached(&mut stop, shutdown::Phase::Draining) => return,
+            }
+            if self.since.get().is_none() {
+                return;
+            }
+            let free = rustix::io::fcntl_dupfd_cloexec(probe, 0).is_ok();
+            let line = self.on_tick(Instant::now(), free);
+            self.log(line);
+            if free {
+                return;
+            }
+        }
+    }
+
+    fn on_tick(&self, now: Instant, free: bool) -> Option<ShortageLine> {
+        if free {
+            self.on_accepted(now)
+        } else {
+            self.line_due(now)
+        }
     }
 
     /// A client was refused with 421 for want of fds.
@@ -189,7 +228,8 @@ impl FdShortage {
     }
 
     /// A connection was accepted: fds are there again. Ends the shortage,
-    /// if there was one, and says so if its beginning was logged.
+    /// if there was one, and says so if its beginning was logged. (A
+    /// shortage with no client to accept is ended by [`FdShortage::watch`].)
     pub(crate) fn accepted(&self) {
         let line = self.on_accepted(Instant::now());
         self.log(line);
@@ -333,6 +373,36 @@ mod tests {
             })
         );
         assert_eq!(f.on_accepted(t + 21 * S), None);
+    }
+
+    /// With no client coming, the watcher's ticks keep the log true: a
+    /// shortage that began unlogged is logged once due, and ends when a
+    /// probe finds an fd free, with its real length (the second fresh-user
+    /// check saw "out of file descriptors" stay the last word 15 s after
+    /// the fds came back, and a 21 s shortage reported as 36 s).
+    #[test]
+    fn ticks_log_a_shortage_and_its_end_without_clients() {
+        let f = FdShortage::without_refuser(0);
+        let t = Instant::now();
+        assert!(f.on_began(t).is_some());
+        assert!(f.on_accepted(t + S / 2).is_some());
+        assert_eq!(f.on_began(t + S), None);
+        for i in 2..10 {
+            assert_eq!(f.on_tick(t + i * S, false), None);
+        }
+        assert_eq!(f.on_tick(t + 10 * S, false), began(9 * S, 0, 0));
+        assert_eq!(f.on_tick(t + 11 * S, false), None);
+        assert_eq!(
+            f.on_tick(t + 22 * S, true),
+            Some(ShortageLine::Ended {
+                after: 21 * S,
+                refused: 0
+            })
+        );
+        // Over: a later tick (a watcher that has not noticed yet) and a
+        // later client say nothing more.
+        assert_eq!(f.on_tick(t + 23 * S, true), None);
+        assert_eq!(f.on_accepted(t + 24 * S), None);
     }
 
     /// Fds hovering at the limit begin and end a shortage with every

@@ -852,6 +852,12 @@ fn out_of_fds_a_path_command_gets_451_then_works_again() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // No new client has come since: the shard's watcher says so itself.
+    srv.wait_log(
+        "file descriptors available again",
+        1,
+        Duration::from_secs(30),
+    );
     assert_eq!(f.retr("f.bin"), body, "RETR after the fds came back");
     f.quit();
     note(

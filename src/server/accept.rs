@@ -66,7 +66,13 @@ pub(super) async fn accept_loop(ctx: Rc<ShardCtx>, listener: Rc<Socket>, implici
                 // shortage. Then admit it if fds are back, else refuse it
                 // with 421 through the shard's refusal ring, which needs no
                 // fd of the process's.
-                ctx.fd_shortage.began();
+                if ctx.fd_shortage.began() {
+                    let (ctx, listener) = (ctx.clone(), listener.clone());
+                    tokio_uring::spawn(async move {
+                        let stop = ctx.shutdown.clone();
+                        ctx.fd_shortage.watch(&*listener, stop).await;
+                    });
+                }
                 if !client_waits(&listener, &mut watch).await {
                     return;
                 }
