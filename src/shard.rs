@@ -142,6 +142,8 @@ pub(crate) struct FdShortage {
     unlogged: Cell<u64>,
     /// Clients refused since the last line about a shortage.
     refused: Cell<u64>,
+    /// Shortages begun since start-up (tells a watcher its own is over).
+    began_count: Cell<u64>,
 }
 
 impl FdShortage {
@@ -170,6 +172,7 @@ impl FdShortage {
             last_logged: Cell::new(None),
             unlogged: Cell::new(0),
             refused: Cell::new(0),
+            began_count: Cell::new(0),
         }
     }
 
@@ -196,12 +199,16 @@ impl FdShortage {
     /// again") for as long as none does. Returns when the shortage ends,
     /// or when the shard begins to drain.
     pub(crate) async fn watch(&self, probe: &impl std::os::fd::AsFd, mut stop: shutdown::Watch) {
+        // One watcher per shortage: should this one end (a client
+        // admitted) and another begin between two ticks, that one's
+        // watcher takes over and this one leaves.
+        let mine = self.began_count.get();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(SHORTAGE_TICK) => {}
                 _ = shutdown::reached(&mut stop, shutdown::Phase::Draining) => return,
             }
-            if self.since.get().is_none() {
+            if self.since.get().is_none() || self.began_count.get() != mine {
                 return;
             }
             let free = rustix::io::fcntl_dupfd_cloexec(probe, 0).is_ok();
@@ -239,6 +246,7 @@ impl FdShortage {
         if self.since.get().is_none() {
             self.since.set(Some(now));
             self.unlogged.set(self.unlogged.get() + 1);
+            self.began_count.set(self.began_count.get() + 1);
         }
         self.line_due(now)
     }
