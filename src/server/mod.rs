@@ -144,14 +144,19 @@ pub struct Start {
 /// it (graceful shutdown: see [`crate::shutdown`]).
 pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
     crate::vfs::names::set_legacy_charset(&config.legacy_charset).map_err(anyhow::Error::msg)?;
-    match sys::raise_fd_limit() {
-        Ok(n) => tracing::debug!("fd limit raised to {n}"),
-        Err(e) => tracing::warn!("could not raise the fd limit: {e}"),
-    }
-    // None is RLIM_INFINITY.
-    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
-        .current
-        .unwrap_or(u64::MAX);
+    let limit = match sys::raise_fd_limit() {
+        Ok(n) => {
+            tracing::debug!("fd limit raised to {n}");
+            n
+        }
+        Err(e) => {
+            tracing::warn!("could not raise the fd limit: {e}");
+            // None is RLIM_INFINITY.
+            rustix::process::getrlimit(rustix::process::Resource::Nofile)
+                .current
+                .unwrap_or(u64::MAX)
+        }
+    };
     if limit < MIN_FD_LIMIT {
         anyhow::bail!(
             "the fd limit (RLIMIT_NOFILE) is {limit}; ringftp needs at least {MIN_FD_LIMIT} to start (raise it: ulimit -n, LimitNOFILE=)"
