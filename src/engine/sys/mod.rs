@@ -29,6 +29,7 @@ use std::rc::Rc;
 
 mod cachestat;
 pub mod compat;
+mod inq;
 pub mod ktls;
 pub mod op;
 mod pipe;
@@ -39,6 +40,7 @@ mod tcp_info;
 
 pub use cachestat::{page_cache_holds, Residency};
 pub use compat::{clock_ticks_per_second, openat2_blocking, peek, raise_fd_limit, recv_now, Peek};
+pub use inq::{enable_inq, recv_noting_inq};
 pub use op::{
     accept, connect, discard_now, mkdirat, openat2, poll_readable, poll_writable, read_at,
     read_vectored_at, recv, renameat, send, send_all, send_now, send_range, splice,

@@ -28,6 +28,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use std::io::{Read, Write};
+use std::os::fd::AsFd;
 
 use rustix::net::RecvFlags;
 use rustls::ServerConnection;
@@ -114,6 +115,9 @@ pub(super) struct ControlReader {
     lines: LineReader,
     /// The client closed its side (or the socket failed).
     pub(super) closed: bool,
+    /// Each read says what it left queued (TCP_INQ): a read that leaves
+    /// nothing marks the socket drained without a second, EAGAIN, recv.
+    inq: bool,
     /// The socket is known to be empty: the next read waits first (see
     /// [`ControlReader::next`] for when a read says so).
     drained: bool,
@@ -129,10 +133,12 @@ pub(super) struct ControlReader {
 
 impl ControlReader {
     pub(super) fn new(sock: Rc<Socket>) -> ControlReader {
+        let inq = sys::enable_inq(sock.as_fd()).is_ok();
         ControlReader {
             sock,
             lines: LineReader::new(MAX_LINE),
             closed: false,
+            inq,
             // A new client sends nothing before the 220 greeting.
             drained: true,
             hot: None,
@@ -264,27 +270,37 @@ impl ControlReader {
                 let mut b = b.borrow_mut();
                 let (read, plain) = b.split_at_mut(SCRATCH / 2);
                 // Never blocks: WouldBlock when nothing is there yet.
-                let r = rustix::net::recv(&*self.sock, &mut read[..], RecvFlags::DONTWAIT)
-                    .map(|(n, _)| n)
-                    .map_err(std::io::Error::from);
+                let r = if self.inq {
+                    sys::recv_noting_inq(self.sock.as_fd(), &mut read[..])
+                } else {
+                    rustix::net::recv(&*self.sock, &mut read[..], RecvFlags::DONTWAIT)
+                        .map(|(n, _)| (n, None))
+                        .map_err(std::io::Error::from)
+                };
                 match (&r, &tls) {
-                    (Ok(n), Some(t)) if *n > 0 => self.feed_tls(t, &read[..*n], plain),
-                    (Ok(n), None) => self.lines.feed(&read[..*n]),
+                    (Ok((n, _)), Some(t)) if *n > 0 => self.feed_tls(t, &read[..*n], plain),
+                    (Ok((n, _)), None) => self.lines.feed(&read[..*n]),
                     _ => {}
                 }
                 r
             });
             self.tls = tls;
             match got {
-                Ok(0) => self.closed = true,
-                // A read that returned less than it asked for emptied the
-                // socket, as far as a POLL op (level-triggered) is
-                // concerned: should data remain (TCP stops a read at the
-                // urgent mark; ftplib sends ABOR with MSG_OOB) the POLL
-                // completes at once. The reactor is edge-triggered and no
-                // new edge announces what lies beyond the mark: while
-                // registered, only EAGAIN says the socket is empty.
-                Ok(n) => self.drained = self.hot.is_none() && n < SCRATCH / 2,
+                Ok((0, _)) => self.closed = true,
+                // The kernel said what the read left queued (TCP_INQ):
+                // nothing, so the next read waits first. That count
+                // includes what lies beyond an urgent mark (TCP stops a
+                // read there; ftplib sends ABOR with MSG_OOB) and the end
+                // of stream, so it never says empty too soon.
+                Ok((_, Some(left))) => self.drained = left == 0,
+                // Without the count: a read that returned less than it
+                // asked for emptied the socket, as far as a POLL op
+                // (level-triggered) is concerned: should data remain
+                // beyond an urgent mark, the POLL completes at once. The
+                // reactor is edge-triggered and no new edge announces
+                // what lies beyond the mark: while registered, only EAGAIN
+                // says the socket is empty.
+                Ok((n, None)) => self.drained = self.hot.is_none() && n < SCRATCH / 2,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.drained = true,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => self.closed = true,
