@@ -990,3 +990,32 @@ fn commands_are_read_after_pauses_bursts_and_by_the_byte() {
     }
     f.expect("QUIT", 221);
 }
+
+/// What a command opens is closed once it is answered, though no longer
+/// before the reply: a lookup's fd (SIZE, MDTM, CWD, MLST), a download's
+/// file, and the download's data connection, held until the next
+/// command's reply. A session that runs them in a loop holds what it held
+/// before, once its last reply is in.
+#[test]
+fn answered_commands_leave_no_fds_behind() {
+    let fx = Fixture::new();
+    fx.standard_tree();
+    let srv = Server::builder().cores(1).start(&fx);
+    let mut f = srv.login();
+    // The first download keeps its passive listener for the next one.
+    assert_bytes_eq("RETR", &f.retr("hello.txt"), &fx.read("hello.txt"));
+    f.expect("NOOP", 200);
+    let before = gauge::settle(srv.pid(), |_| true, Duration::from_millis(300));
+    for _ in 0..50 {
+        f.expect("SIZE dir/a.bin", 213);
+        f.expect("MDTM hello.txt", 213);
+        f.expect("CWD dir", 250);
+        f.expect("MLST a.bin", 250);
+        assert_bytes_eq("RETR", &f.retr("a.bin"), &fx.read("dir/a.bin"));
+        f.expect("CWD /", 250);
+        assert_bytes_eq("RETR", &f.retr("link-to-a"), &fx.read("dir/a.bin"));
+    }
+    f.expect("NOOP", 200);
+    gauge::check_fds(&srv, "answered_commands_leave_no_fds_behind", &before, 0);
+    f.expect("QUIT", 221);
+}

@@ -109,10 +109,13 @@ impl Drop for DataConn {
 
 /// A download's data connection, shut for sending, whose close waits for
 /// the session's next command (or its end): by then a client that does
-/// not pipeline has read the file. Dropping it drops whatever the client
+/// not pipeline has read the file. The session closes it once it has
+/// answered that command, so that the close is not part of the client's
+/// wait. Dropping it drops whatever the client
 /// wrote into the connection (one non-blocking `recv(MSG_TRUNC)`), so the
 /// close is a plain one, not a reset, and closes the socket. Costs one fd
-/// per session between a download and the next command. Until then, a
+/// per session between a download and the next command's reply (to the
+/// end of the next transfer, when that command starts one). Until then, a
 /// client that keeps writing into the connection fills its buffers and
 /// waits (a closed socket would have reset it, and cut the file).
 pub(crate) struct Closing(Box<DataConn>);

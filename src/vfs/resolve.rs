@@ -246,20 +246,54 @@ pub async fn open_dir(root: &FdRef, vpath: &[u8]) -> Result<OwnedFd, VfsError> {
     open_vpath(root, vpath, libc::O_RDONLY | libc::O_DIRECTORY).await
 }
 
-/// Stats a path (following symlinks that stay inside the root), noting
-/// whether a symlink was followed on the way: then also the O_PATH fd of
-/// where the path really ends (see [`super::world::check`]), else `None`.
-pub async fn stat_noting_links(
-    root: &FdRef,
-    vpath: &[u8],
-) -> Result<(Stat, Option<OwnedFd>), VfsError> {
+/// A path found by [`look_up`].
+#[derive(Debug)]
+pub struct Found {
+    /// What the path is.
+    pub stat: Stat,
+    /// The O_PATH fd it was found through; `None` for the root, which is
+    /// open already. Returned rather than closed so that a caller that
+    /// answers from `stat` can close it once its reply is out: the
+    /// close(2) is then off the client's wait (docs/benchmarks.md,
+    /// "Eleventh pass").
+    pub fd: Option<OwnedFd>,
+    /// A symlink was followed on the way (only ever `true` from a
+    /// [`look_up`] that notes links).
+    pub linked: bool,
+}
+
+impl Found {
+    /// The fd of where the path really ends, when a symlink was followed
+    /// on the way (what [`super::world::check`] needs), else `None`.
+    pub fn through_link(&self) -> Option<&OwnedFd> {
+        self.fd.as_ref().filter(|_| self.linked)
+    }
+}
+
+/// Looks up a path (following symlinks that stay inside the root): its
+/// stat and the fd it was found through (see [`Found`]). With
+/// `note_links`, also whether a symlink was followed on the way (see
+/// [`open_vpath_noting_links`]; what anonymous sessions need).
+pub async fn look_up(root: &FdRef, vpath: &[u8], note_links: bool) -> Result<Found, VfsError> {
     if vpath == b"/" {
         // The root: no link on the way, nothing to open.
-        return Ok((stat(root, vpath).await?, None));
+        return Ok(Found {
+            stat: stat(root, vpath).await?,
+            fd: None,
+            linked: false,
+        });
     }
-    let (fd, linked) = open_vpath_noting_links(root, vpath, libc::O_PATH).await?;
-    let (fd, st) = fstat(fd)?;
-    Ok((st, linked.then_some(fd)))
+    let (fd, linked) = if note_links {
+        open_vpath_noting_links(root, vpath, libc::O_PATH).await?
+    } else {
+        (open_vpath(root, vpath, libc::O_PATH).await?, false)
+    };
+    let (fd, stat) = fstat(fd)?;
+    Ok(Found {
+        stat,
+        fd: Some(fd),
+        linked,
+    })
 }
 
 /// Stats a path (following symlinks that stay inside the root).

@@ -42,17 +42,16 @@ impl Conn {
         world::check(self.root(), vpath, opened, st, usage, &self.searched).await
     }
 
-    /// Stats `vpath` (following symlinks inside the root); for an
-    /// anonymous session whose path went through a symlink also keeps the
-    /// path's O_PATH fd, which [`Conn::published`] then needs. Lookup
-    /// errors as [`Conn::lookup_error`].
-    pub(super) async fn look_up(&self, vpath: &[u8]) -> Result<(Stat, Option<OwnedFd>), VfsError> {
-        let found = if self.published_only() {
-            resolve::stat_noting_links(self.root(), vpath).await
-        } else {
-            resolve::stat(self.root(), vpath).await.map(|st| (st, None))
-        };
-        found.map_err(|e| self.lookup_error(e))
+    /// Looks up `vpath` (following symlinks inside the root): its stat
+    /// and the fd it was found through, which the caller closes after its
+    /// reply (see [`resolve::Found`]); for an anonymous session also
+    /// whether a symlink was followed on the way, which
+    /// [`Conn::published`] then needs. Lookup errors as
+    /// [`Conn::lookup_error`].
+    pub(super) async fn look_up(&self, vpath: &[u8]) -> Result<resolve::Found, VfsError> {
+        resolve::look_up(self.root(), vpath, self.published_only())
+            .await
+            .map_err(|e| self.lookup_error(e))
     }
 
     /// An error looking up a path, as the session may learn it: for an
@@ -67,17 +66,24 @@ impl Conn {
         }
     }
 
-    /// Stats `vpath`, refusing what an anonymous session may not use as
-    /// `usage`.
-    pub(super) async fn stat_published(&self, vpath: &[u8], usage: Use) -> Result<Stat, VfsError> {
-        let (st, fd) = self.look_up(vpath).await?;
-        self.published(vpath, fd.as_ref(), &st, usage).await?;
-        Ok(st)
+    /// Looks up `vpath` as [`Conn::look_up`] does, refusing what an
+    /// anonymous session may not use as `usage`. Hold the result until the
+    /// reply is sent: dropping it closes the lookup's fd.
+    pub(super) async fn stat_published(
+        &self,
+        vpath: &[u8],
+        usage: Use,
+    ) -> Result<resolve::Found, VfsError> {
+        let found = self.look_up(vpath).await?;
+        self.published(vpath, found.through_link(), &found.stat, usage)
+            .await?;
+        Ok(found)
     }
 
     pub(super) async fn change_dir(&mut self, vpath: Vec<u8>) -> Flow {
         match self.stat_published(&vpath, Use::Enter).await {
-            Ok(st) if st.is_dir() => {
+            // `found` (the lookup's fd) is closed after the reply.
+            Ok(found) if found.stat.is_dir() => {
                 self.session.cwd_changed(vpath);
                 self.reply(Reply::new(
                     FILE_ACTION_OK,
@@ -94,8 +100,9 @@ impl Conn {
         // Use::Look: a file anonymous is shown is one it may read; what
         // else it is shown (a directory) is "Not a plain file.".
         match self.stat_published(&vpath, Use::Look).await {
-            Ok(st) if st.is_file() => {
-                self.reply(Reply::new(FILE_STATUS, st.size.to_string()))
+            // `found` (the lookup's fd) is closed after the reply.
+            Ok(found) if found.stat.is_file() => {
+                self.reply(Reply::new(FILE_STATUS, found.stat.size.to_string()))
                     .await
             }
             Ok(_) => self.refuse(&vpath, VfsError::NotAFile).await,
@@ -105,8 +112,8 @@ impl Conn {
 
     pub(super) async fn mdtm(&mut self, vpath: Vec<u8>) -> Flow {
         match self.stat_published(&vpath, Use::Look).await {
-            Ok(st) if st.is_file() => {
-                self.reply(Reply::new(FILE_STATUS, format_mdtm(st.mtime)))
+            Ok(found) if found.stat.is_file() => {
+                self.reply(Reply::new(FILE_STATUS, format_mdtm(found.stat.mtime)))
                     .await
             }
             Ok(_) => self.refuse(&vpath, VfsError::NotAFile).await,

@@ -110,8 +110,11 @@ impl Conn {
             published_only: self.published_only(),
         };
         let looked_up = match self.look_up(&l.path).await {
-            Ok((st, fd)) => match self.published(&l.path, fd.as_ref(), &st, Use::Read).await {
-                Ok(()) => Ok(st),
+            Ok(found) => match self
+                .published(&l.path, found.through_link(), &found.stat, Use::Read)
+                .await
+            {
+                Ok(()) => Ok(found.stat),
                 // A hidden name that is also a pattern (a file literally
                 // named `h*`) is expanded as the pattern, as if the name
                 // did not exist: the listing a missing name would give.
@@ -145,8 +148,8 @@ impl Conn {
             }
             Err(VfsError::NotFound) => {
                 let (dir, pattern) = glob::split(&l.path).ok_or(VfsError::NotFound)?;
-                let (dir_st, fd) = self.look_up(&dir).await?;
-                self.published(&dir, fd.as_ref(), &dir_st, Use::Read)
+                let found = self.look_up(&dir).await?;
+                self.published(&dir, found.through_link(), &found.stat, Use::Read)
                     .await?;
                 let typed = glob::typed_dir(l.shown.as_deref().unwrap_or_default());
                 (
@@ -233,14 +236,18 @@ impl Conn {
     }
 
     pub(super) async fn mlst(&mut self, vpath: Vec<u8>) -> Flow {
-        let (st, fd) = match self.look_up(&vpath).await {
+        // `found` (the lookup's fd) is closed after the reply.
+        let found = match self.look_up(&vpath).await {
             Ok(found) => found,
             Err(e) => return self.refuse(&vpath, e).await,
         };
-        if let Err(e) = self.published(&vpath, fd.as_ref(), &st, Use::Look).await {
+        if let Err(e) = self
+            .published(&vpath, found.through_link(), &found.stat, Use::Look)
+            .await
+        {
             return self.refuse(&vpath, e).await;
         }
-        let entry = st.entry(vpath.clone(), None);
+        let entry = found.stat.entry(vpath.clone(), None);
         let viewer = Viewer::of_session(self.published_only());
         let text = listing::mlst_text(
             &vpath,

@@ -2,9 +2,11 @@
 //! restart offset, then send it over the data connection — zero-copy in
 //! binary mode (see [`crate::engine::splice`]), converted to CRLF in ASCII.
 
+use std::rc::Rc;
+
 use super::transfer::{Job, Outcome, Transfer};
 use super::{shown, Conn, Flow};
-use crate::engine::sys;
+use crate::engine::sys::{self, FdRef};
 use crate::proto::codes::*;
 use crate::proto::Reply;
 use crate::session::outcome::Direction;
@@ -30,7 +32,7 @@ impl Conn {
                 // server may not open for reading) is "Not a plain file.",
                 // a shown file the server's user may not read is refused.
                 let e = match self.stat_published(&vpath, Use::Look).await {
-                    Ok(st) if !st.is_file() => VfsError::NotAFile,
+                    Ok(found) if !found.stat.is_file() => VfsError::NotAFile,
                     Ok(_) => e,
                     Err(hidden) => hidden,
                 };
@@ -62,8 +64,11 @@ impl Conn {
             )
         };
         let opening = Reply::new(FILE_STATUS_OK, text);
+        // The RETR's own handle on the file goes after the 226: the
+        // close(2) is then not part of the client's wait.
+        let file: FdRef = Rc::new(file);
         let job = Job::File {
-            file,
+            file: file.clone(),
             size: st.size,
             offset,
             residency: sys::Residency::for_file(st.uid, st.gid, st.mode),
@@ -73,6 +78,8 @@ impl Conn {
         if let Outcome::Connected { bytes, .. } = outcome {
             self.log_transfer(&t, bytes, outcome.is_complete()).await;
         }
-        self.finish(&t, outcome).await
+        let flow = self.finish(&t, outcome).await;
+        drop(file);
+        flow
     }
 }

@@ -28,9 +28,10 @@ use crate::xferlog;
 /// What a transfer moves once the data connection is up.
 pub(super) enum Job {
     /// RETR of `file` (`size` bytes) from `offset`; `residency` says how
-    /// to tell whether its bytes are cached.
+    /// to tell whether its bytes are cached. Shared: the RETR keeps a
+    /// handle, so that the file is closed after the 226, not before it.
     File {
-        file: OwnedFd,
+        file: sys::FdRef,
         size: u64,
         offset: u64,
         residency: sys::Residency,
@@ -268,11 +269,11 @@ impl Conn {
                         file, size, offset, ..
                     } if !ascii => {
                         let len = size.saturating_sub(offset);
-                        ch.send_binary(Rc::new(file), offset, len).await
+                        ch.send_binary(file, offset, len).await
                     }
                     Job::File {
                         file, size, offset, ..
-                    } => ch.send_ascii(Rc::new(file), offset, size).await,
+                    } => ch.send_ascii(file, offset, size).await,
                     Job::Listing(Prepared::Bytes(bytes)) => {
                         let sent = ch.send_bytes(bytes).await?;
                         ch.close().await?;
