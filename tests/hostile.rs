@@ -643,6 +643,75 @@ fn start_short_of_fds_on(fx: &Fixture, cores: usize) -> (Server, Gauge, u64) {
     (srv, before, limit)
 }
 
+/// A fd limit that lets the server start but leaves clients nothing is a
+/// start-up error, not a server that answers every client 421. With a
+/// full configuration (two shards, FTPS with an implicit listener,
+/// metrics, an xferlog) the server holds about 31 fds once started, so
+/// the limits from the floor (32) up fail with the reason, never a
+/// panic, until one leaves room; every server that starts serves two
+/// sessions' downloads. (Threads still starting may hold an fd for a
+/// moment, so the boundary may move by one between runs.)
+#[test]
+fn a_fd_limit_that_leaves_clients_nothing_stops_the_start() {
+    let fx = Fixture::new();
+    fx.standard_tree();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
+    let pki = fx.out("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(pki.join("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(pki.join("key.pem"), cert.key_pair.serialize_pem()).unwrap();
+    let (cert, key, xferlog) = (
+        pki.join("cert.pem").to_string_lossy().into_owned(),
+        pki.join("key.pem").to_string_lossy().into_owned(),
+        fx.out("xferlog").to_string_lossy().into_owned(),
+    );
+    let args = [
+        "--tls-cert",
+        cert.as_str(),
+        "--tls-key",
+        key.as_str(),
+        "--listen-implicit",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--xferlog",
+        xferlog.as_str(),
+    ];
+    let (mut refused, mut served) = (Vec::new(), Vec::new());
+    for n in 32..=56 {
+        match Server::builder()
+            .cores(cores)
+            .args(&args)
+            .fd_limit(n)
+            .try_start(&fx)
+        {
+            Err(log) => {
+                assert!(
+                    log.contains("for clients") && log.contains("raise the limit"),
+                    "RLIMIT_NOFILE {n}: the start failed without saying why:\n{log}"
+                );
+                assert!(
+                    !log.contains("panicked"),
+                    "RLIMIT_NOFILE {n}: panicked:\n{log}"
+                );
+                refused.push(n);
+            }
+            Ok(srv) => {
+                let mut a = srv.login();
+                let mut b = srv.login();
+                for _ in 0..3 {
+                    assert_bytes_eq("RETR", &a.retr(CHECK), &fx.read(CHECK));
+                    assert_bytes_eq("RETR", &b.retr("hello.txt"), &fx.read("hello.txt"));
+                }
+                served.push(n);
+            }
+        }
+    }
+    assert!(refused.contains(&32), "served at the floor: {served:?}");
+    assert!(served.contains(&56), "refused at 56: {refused:?}");
+}
+
 /// New clients, held, until the server answers one 421: its fd table is
 /// then full (the 421 comes through the shard's refusal ring, see
 /// server::accept). Every client before it must get 220.

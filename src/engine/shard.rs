@@ -51,14 +51,17 @@ pub(crate) fn available_cpus() -> Vec<usize> {
 ///
 /// `make` is called on the shard's own thread, so the future it returns
 /// need not be `Send` and may hold `Rc`s and thread-locals freely.
+/// `all_ready` is called on this thread once every shard has its runtime,
+/// before any runs `make`: its error ends the start as a runtime's does.
 ///
-/// Errors: a thread that cannot be spawned, or a shard that cannot make
-/// its runtime (io_uring_setup: no fd left, io_uring disabled); then no
-/// shard runs `make`.
+/// Errors: a thread that cannot be spawned, a shard that cannot make
+/// its runtime (io_uring_setup: no fd left, io_uring disabled), or
+/// `all_ready`'s; then no shard runs `make`.
 pub(crate) fn run_shards<F, Fut, T>(
     name: &str,
     cores: usize,
     pin: bool,
+    all_ready: impl FnOnce() -> io::Result<()>,
     make: F,
 ) -> io::Result<Vec<T>>
 where
@@ -127,6 +130,9 @@ where
         if let Ok(Err(e)) = ready_rx.recv() {
             failed.get_or_insert(e);
         }
+    }
+    if failed.is_none() {
+        failed = all_ready().err();
     }
     for g in go {
         let _ = g.send(failed.is_none());

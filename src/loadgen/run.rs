@@ -200,9 +200,13 @@ fn run_round(
     let ticker = Ticker::start(shared.clone(), label);
     let results = {
         let shared = shared.clone();
-        run_shards("loadgen", plan.cores, plan.pin, move |info| {
-            shard_main(info, shared.clone())
-        })?
+        run_shards(
+            "loadgen",
+            plan.cores,
+            plan.pin,
+            || Ok(()),
+            move |info| shard_main(info, shared.clone()),
+        )?
     };
     drop(ticker);
     let cpu_after = sys::cpu_time_us(false);

@@ -74,6 +74,13 @@ const ACCEPTS_IN_FLIGHT: usize = 4;
 /// dependency (tokio's signal set-up panics) rather than with a reason.
 const MIN_FD_LIMIT: u64 = 32;
 
+/// The fewest fds the server must have free once started (see
+/// [`fd_room`]): what one session holds at most while it downloads (its
+/// control connection, its passive listener, the data connection and
+/// the file, the previous download's connection not yet closed) and a
+/// pipe pair for a read from the disk, rounded up.
+const MIN_FREE_FDS: u64 = 8;
+
 /// Entry point of `ringftp serve`: `argv` is the whole command line
 /// (`ringftp serve ...`), merged with its `--config` file.
 pub fn main(argv: Vec<OsString>) -> anyhow::Result<()> {
@@ -246,21 +253,10 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
     confine(&config, &root_fd, &readable)?;
     // Threads may start now: the first is the log writer's.
     crate::logging::start_writer();
-    // Announced once the process is what it will serve as (the listeners
-    // already queue connections).
-    let mut stdout = std::io::stdout().lock();
-    for (real, implicit) in &bound.addrs {
-        if *implicit {
-            writeln!(stdout, "listening on {real} (implicit FTPS)")?;
-        } else {
-            writeln!(stdout, "listening on {real}")?;
-        }
-    }
-    if let Some(l) = &metrics_listener {
-        writeln!(stdout, "metrics on {}", l.local_addr()?)?;
-    }
-    stdout.flush()?;
-    drop(stdout);
+    let metrics_addr = match &metrics_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
 
     let slices = config.pasv_ports.split(config.cores);
     tracing::info!(
@@ -336,11 +332,31 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
         handed.push(Some((listeners, workers, inspections)));
     }
     let handoff = Arc::new(Mutex::new(handed));
+    let cores = config.cores;
+    // Announced once every shard has its runtime and the process is what
+    // it will serve as (the listeners already queue connections), and only
+    // if the fd limit leaves room for clients.
+    let announce_ready = move || -> std::io::Result<()> {
+        fd_room(limit, cores)?;
+        let mut stdout = std::io::stdout().lock();
+        for (real, implicit) in &bound.addrs {
+            if *implicit {
+                writeln!(stdout, "listening on {real} (implicit FTPS)")?;
+            } else {
+                writeln!(stdout, "listening on {real}")?;
+            }
+        }
+        if let Some(addr) = metrics_addr {
+            writeln!(stdout, "metrics on {addr}")?;
+        }
+        stdout.flush()
+    };
 
     shard::run_shards(
         "ringftp-shard",
         config.cores,
         true,
+        announce_ready,
         move |info: ShardInfo| {
             let (listeners, workers, inspections) = handoff.lock().unwrap()[info.id]
                 .take()
@@ -422,6 +438,24 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
         },
     )?;
     tracing::info!("all sessions closed; exiting");
+    Ok(())
+}
+
+/// Checks that the fd limit leaves clients room once the server is up:
+/// counts the fds in use with every shard's runtime made (`cores` more
+/// follow, one refusal ring per shard), and fails when fewer than
+/// [`MIN_FREE_FDS`] would be left. [`MIN_FD_LIMIT`] is only a floor for
+/// getting this far: the fds a start-up takes grow with the shards and
+/// the configuration (listeners, TLS, metrics, xferlog).
+fn fd_room(limit: u64, cores: usize) -> std::io::Result<()> {
+    let in_use = sys::count_open_fds(limit) + cores as u64;
+    let free = limit.saturating_sub(in_use);
+    tracing::debug!(limit, in_use, free, "file descriptors after start-up");
+    if free < MIN_FREE_FDS {
+        return Err(std::io::Error::other(format!(
+            "the fd limit (RLIMIT_NOFILE) is {limit} and {cores} shard(s) with this configuration hold {in_use} fds, which leaves {free} for clients; a session that downloads needs up to {MIN_FREE_FDS} (raise the limit: ulimit -n, LimitNOFILE=; or use fewer --cores)"
+        )));
+    }
     Ok(())
 }
 

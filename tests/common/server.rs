@@ -231,6 +231,13 @@ impl ServerBuilder {
 
     /// Starts the server and waits for its `listening on` lines.
     pub fn start(self, fx: &Fixture) -> Server {
+        self.try_start(fx).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// [`Builder::start`], for a start that may fail: `Err` with what the
+    /// server printed when it announced no listener within the start-up
+    /// limit (or exited).
+    pub fn try_start(self, fx: &Fixture) -> Result<Server, String> {
         let plan = self.plan(fx, true);
         // Started as root, the server drops to the ftp/nobody account: it
         // gets the test's tree, as an operator gives a service its
@@ -340,10 +347,10 @@ impl Server {
             graceful_stop: false,
             hold_stdin: true,
         };
-        Server::spawn(cmd, fx, plan)
+        Server::spawn(cmd, fx, plan).unwrap_or_else(|why| panic!("{why}"))
     }
 
-    fn spawn(mut cmd: Command, fx: &Fixture, plan: Plan) -> Server {
+    fn spawn(mut cmd: Command, fx: &Fixture, plan: Plan) -> Result<Server, String> {
         let log = fx.work.join(format!(
             "server-{}.log",
             NEXT_LOG.fetch_add(1, Ordering::SeqCst)
@@ -404,15 +411,17 @@ impl Server {
                         server.addrs.push(addr);
                     }
                 }
-                Err(_) => panic!(
+                Err(_) => {
+                    return Err(format!(
                     "{what} printed {} of {} `listening on` lines within {START_LIMIT:?}; log:\n{}",
                     server.addrs.len(),
                     plan.listeners,
                     server.log_text()
-                ),
+                ))
+                }
             }
         }
-        server
+        Ok(server)
     }
 
     /// The first listen address.

@@ -39,7 +39,9 @@ mod rusage;
 mod tcp_info;
 
 pub use cachestat::{page_cache_holds, Residency};
-pub use compat::{clock_ticks_per_second, openat2_blocking, peek, raise_fd_limit, recv_now, Peek};
+pub use compat::{
+    clock_ticks_per_second, count_open_fds, openat2_blocking, peek, raise_fd_limit, recv_now, Peek,
+};
 pub use inq::{enable_inq, recv_noting_inq};
 pub use op::{
     accept, connect, discard_now, mkdirat, openat2, poll_readable, poll_writable, read_at,
