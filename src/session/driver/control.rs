@@ -121,6 +121,12 @@ pub(super) struct ControlReader {
     /// The socket is known to be empty: the next read waits first (see
     /// [`ControlReader::next`] for when a read says so).
     drained: bool,
+    /// The last read's count (TCP_INQ) said bytes were left: an EAGAIN
+    /// now does not mean empty (see [`ControlReader::next`]).
+    unread: bool,
+    /// The next wait must be level-triggered (a POLL op), which sees data
+    /// already queued; the reactor's edge for it has come and gone.
+    level_wait: bool,
     /// Registered with tokio's reactor while commands follow each other
     /// closely (see [`ControlReader::wait_readable`]); None when quiet.
     /// Boxed, so a quiet session carries one pointer, not the registration.
@@ -141,6 +147,8 @@ impl ControlReader {
             inq,
             // A new client sends nothing before the 220 greeting.
             drained: true,
+            unread: false,
+            level_wait: false,
             hot: None,
             tls: None,
         }
@@ -286,13 +294,19 @@ impl ControlReader {
             });
             self.tls = tls;
             match got {
-                Ok((0, _)) => self.closed = true,
+                Ok((0, _)) => {
+                    self.closed = true;
+                    self.unread = false;
+                }
                 // The kernel said what the read left queued (TCP_INQ):
                 // nothing, so the next read waits first. That count
                 // includes what lies beyond an urgent mark (TCP stops a
                 // read there; ftplib sends ABOR with MSG_OOB) and the end
                 // of stream, so it never says empty too soon.
-                Ok((_, Some(left))) => self.drained = left == 0,
+                Ok((_, Some(left))) => {
+                    self.drained = left == 0;
+                    self.unread = left > 0;
+                }
                 // Without the count: a read that returned less than it
                 // asked for emptied the socket, as far as a POLL op
                 // (level-triggered) is concerned: should data remain
@@ -301,7 +315,16 @@ impl ControlReader {
                 // what lies beyond the mark: while registered, only EAGAIN
                 // says the socket is empty.
                 Ok((n, None)) => self.drained = self.hot.is_none() && n < SCRATCH / 2,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.drained = true,
+                // A read at an urgent mark that has copied nothing yet
+                // answers EAGAIN while a signal is pending (tcp_recvmsg),
+                // as io_uring's task work for this thread makes it: after
+                // a count that said bytes were left, that EAGAIN is not
+                // "empty", and no new edge would come for those bytes, so
+                // the next wait is the POLL op, which sees them at once.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.drained = true;
+                    self.level_wait = std::mem::take(&mut self.unread);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => self.closed = true,
             }
@@ -331,6 +354,9 @@ impl ControlReader {
     /// timer fires every [`HOT_FOR`], and a session none of whose waits
     /// began in the last period is quiet.
     async fn wait_readable(&mut self) -> std::io::Result<()> {
+        if std::mem::take(&mut self.level_wait) {
+            return sys::poll_readable(self.sock.clone() as FdRef).await;
+        }
         if let Some(hot) = &mut self.hot {
             hot.waited = true;
             loop {
