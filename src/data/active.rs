@@ -8,6 +8,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -65,6 +66,15 @@ async fn connect_from(
 ) -> io::Result<DataConn> {
     // Bind the local address (port 0) so the client sees the data
     // connection come from the address it reached the control port on.
+    // The port is left to connect(2): a bind that picks it must find one
+    // no connection from this address holds, TIME_WAIT included, and
+    // every download's connection (which the server closes first) leaves
+    // one in TIME_WAIT for 60 s: under churn each bind took milliseconds
+    // on the shard and the range ran out (425 "Address already in use").
+    // connect shares ports between destinations and reuses TIME_WAIT.
+    if let Err(e) = sys::bind_address_no_port(sock.as_fd()) {
+        tracing::debug!("IP_BIND_ADDRESS_NO_PORT: {e}");
+    }
     sock.bind(&SocketAddr::new(local_ip, 0).into())?;
     finish(sock, target, timeout).await
 }

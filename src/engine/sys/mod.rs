@@ -27,6 +27,7 @@
 use std::os::fd::{AsFd, AsRawFd};
 use std::rc::Rc;
 
+mod bind;
 mod cachestat;
 pub mod compat;
 mod inq;
@@ -38,6 +39,7 @@ mod refusal;
 mod rusage;
 mod tcp_info;
 
+pub use bind::bind_address_no_port;
 pub use cachestat::{page_cache_holds, Residency};
 pub use compat::{
     clock_ticks_per_second, count_open_fds, openat2_blocking, peek, raise_fd_limit, recv_now, Peek,
