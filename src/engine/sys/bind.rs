@@ -6,28 +6,20 @@
 //! at connect(2), per destination, as for an unbound socket.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 
 /// Turns IP_BIND_ADDRESS_NO_PORT on for `sock` (IPv4 or IPv6): a later
 /// bind to port 0 leaves the port to connect(2). Errors when `sock` is not
 /// an inet socket or the kernel predates the option.
 pub fn bind_address_no_port(sock: BorrowedFd<'_>) -> io::Result<()> {
     let on: libc::c_int = 1;
-    // SAFETY: `on` is a live c_int and we pass its true size; setsockopt
-    // only reads it. `sock` is a borrowed, open fd.
-    let r = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_BIND_ADDRESS_NO_PORT,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    super::setsockopt(
+        sock,
+        libc::IPPROTO_IP,
+        libc::IP_BIND_ADDRESS_NO_PORT,
+        &on,
+        std::mem::size_of_val(&on),
+    )
 }
 
 #[cfg(test)]

@@ -11,21 +11,13 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 /// the kernel predates TCP_INQ (EINVAL, ENOPROTOOPT).
 pub fn enable_inq(sock: BorrowedFd<'_>) -> io::Result<()> {
     let on: libc::c_int = 1;
-    // SAFETY: `on` is a live c_int and we pass its true size; setsockopt
-    // only reads it. `sock` is a borrowed, open fd.
-    let r = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INQ,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    super::setsockopt(
+        sock,
+        libc::IPPROTO_TCP,
+        libc::TCP_INQ,
+        &on,
+        std::mem::size_of_val(&on),
+    )
 }
 
 /// Reads what `sock` holds into `buf` without blocking (MSG_DONTWAIT):

@@ -117,35 +117,9 @@ impl std::fmt::Display for Support {
     }
 }
 
-fn setsockopt<T>(
-    fd: BorrowedFd<'_>,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: &T,
-    len: usize,
-) -> io::Result<()> {
-    // SAFETY: `value` points to `len` initialised bytes (callers pass a
-    // whole `repr(C)` struct or a byte string and its length), which the
-    // kernel only reads during the call; `fd` is a valid borrowed socket.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (value as *const T).cast(),
-            len as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// Attaches the TLS upper-layer protocol to an established TCP socket.
 fn set_ulp(fd: BorrowedFd<'_>) -> io::Result<()> {
-    setsockopt(fd, libc::SOL_TCP, TCP_ULP, b"tls", 3)
+    super::setsockopt(fd, libc::SOL_TCP, TCP_ULP, b"tls", 3)
 }
 
 /// Hands the sending keys of a finished handshake to the kernel: from now
@@ -176,7 +150,7 @@ pub fn enable_tx(
                 salt: iv[..4].try_into().map_err(|_| bad())?,
                 rec_seq,
             };
-            setsockopt(fd, SOL_TLS, TLS_TX, &ci, std::mem::size_of::<AesGcm128>())
+            super::setsockopt(fd, SOL_TLS, TLS_TX, &ci, std::mem::size_of::<AesGcm128>())
         }
         AES_GCM_256 => {
             let ci = AesGcm256 {
@@ -186,7 +160,7 @@ pub fn enable_tx(
                 salt: iv[..4].try_into().map_err(|_| bad())?,
                 rec_seq,
             };
-            setsockopt(fd, SOL_TLS, TLS_TX, &ci, std::mem::size_of::<AesGcm256>())
+            super::setsockopt(fd, SOL_TLS, TLS_TX, &ci, std::mem::size_of::<AesGcm256>())
         }
         CHACHA20_POLY1305 => {
             let ci = Chacha20Poly1305 {
@@ -195,7 +169,7 @@ pub fn enable_tx(
                 key: key.try_into().map_err(|_| bad())?,
                 rec_seq,
             };
-            setsockopt(
+            super::setsockopt(
                 fd,
                 SOL_TLS,
                 TLS_TX,

@@ -69,3 +69,33 @@ impl<T: AsFd + AsRawFd + ?Sized> OpFd for T {}
 /// (and its number unused) for as long as the kernel may touch it, even
 /// when the future that submitted the op was dropped.
 pub type FdRef = Rc<dyn OpFd>;
+
+/// setsockopt(2) with `value`'s first `len` bytes (a whole `repr(C)`
+/// struct, a c_int, or a byte string and its length): for the options
+/// neither rustix nor socket2 wraps (TCP_INQ, IP_BIND_ADDRESS_NO_PORT,
+/// kTLS).
+pub(super) fn setsockopt<T>(
+    fd: std::os::fd::BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+    len: usize,
+) -> std::io::Result<()> {
+    // SAFETY: `value` points to `len` initialised bytes (callers pass a
+    // whole `repr(C)` struct or c_int, or a byte string and its length), which the
+    // kernel only reads during the call; `fd` is a valid borrowed socket.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            len as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
