@@ -130,6 +130,17 @@ pub enum LogFilter {
     Dynamic(Box<EnvFilter>),
 }
 
+/// The directive every filter gets unless it names a `rustls` target
+/// itself. rustls warns, once per TLS connection, of a client hello whose
+/// SNI names an IP address ("Illegal SNI extension: ignoring IP address
+/// presented as hostname"; RFC 6066 section 3 allows only host names,
+/// and rustls ignores it): lftp sends one whenever it connects to an
+/// address, so an FTPS server's log would fill with a client's habit that
+/// changes nothing. Its module (`rustls::msgs::handshake`) logs nothing
+/// else a server meets (its other warnings are about a duplicate or
+/// malformed SNI, likewise ignored).
+const QUIET_SNI: &str = "rustls::msgs::handshake=off";
+
 /// Parses a `--log-level` value: a level name (`error`, `warn`, `info`,
 /// `debug`, `trace`, `off`) or a tracing filter whose every directive
 /// ends in `=LEVEL` (`info,ringftp::session=debug`, or with a span:
@@ -175,6 +186,9 @@ pub fn parse_filter(spec: &str) -> Result<LogFilter, String> {
                 ),
             });
         }
+    }
+    if !clean.iter().any(|d| d.starts_with("rustls")) {
+        clean.push(QUIET_SNI.into());
     }
     let joined = clean.join(",");
     if clean.iter().any(|d| d.contains('[')) {

@@ -339,6 +339,40 @@ fn lftp_mirror_both_ways_over_ftps() {
     assert!(!log.contains("code=522"), "{log}");
 }
 
+/// lftp connecting to an address (not a name) sends that address as its
+/// TLS SNI, which RFC 6066 forbids and rustls ignores with a WARN line per
+/// connection: the download works, and the log holds no such line (nor
+/// any other WARN).
+#[test]
+fn lftp_to_an_address_over_ftps_logs_no_warning() {
+    let t = ftps(&[]);
+    let settings = format!(
+        "set ftp:ssl-allow yes; set ftp:ssl-force true; set ftp:ssl-protect-data true; \
+         set ssl:ca-file {}; set ssl:verify-certificate yes",
+        t.pki.ca()
+    );
+    let url = format!("ftp://alice:alice-pw@127.0.0.1:{}", t.srv.port());
+    let home = t.fx.out("lftp-home");
+    for _ in 0..2 {
+        lftp_in(
+            Place::Here,
+            &url,
+            &settings,
+            "get file.bin -o got.bin",
+            &t.fx.work,
+            &home,
+        )
+        .ok();
+        assert_eq!(
+            std::fs::read(t.fx.work.join("got.bin")).unwrap(),
+            std::fs::read(t.home().join("file.bin")).unwrap()
+        );
+    }
+    let log = t.srv.log_synced();
+    assert!(log.contains("control connection in TLS"), "{log}");
+    assert!(!log.contains("SNI") && !log.contains(" WARN "), "{log}");
+}
+
 #[test]
 fn python_stock_ftp_tls_is_refused_and_a_reusing_client_works() {
     let t = ftps(&[]);
