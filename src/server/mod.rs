@@ -77,8 +77,8 @@ const MIN_FD_LIMIT: u64 = 32;
 /// The fewest fds the server must have free once started (see
 /// [`fd_room`]): what one session holds at most while it downloads (its
 /// control connection, its passive listener, the data connection and
-/// the file, the previous download's connection not yet closed) and a
-/// pipe pair for a read from the disk, rounded up.
+/// the file, the previous download's connection not yet closed, an
+/// account's home directory) and a pipe pair for a read from the disk.
 const MIN_FREE_FDS: u64 = 8;
 
 /// Entry point of `ringftp serve`: `argv` is the whole command line
@@ -448,6 +448,17 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
 /// getting this far: the fds a start-up takes grow with the shards and
 /// the configuration (listeners, TLS, metrics, xferlog).
 fn fd_room(limit: u64, cores: usize) -> std::io::Result<()> {
+    // The count looks at the first 65,536 numbers (see
+    // `sys::count_open_fds`); past that the check could only fail with
+    // nearly all of them open, so a large limit (the unit's 1,048,576)
+    // skips the count and its 50-90 ms of fcntl calls.
+    if limit > (1 << 16) + MIN_FREE_FDS + cores as u64 {
+        tracing::debug!(
+            limit,
+            "file descriptors after start-up: not counted (limit above 65,536)"
+        );
+        return Ok(());
+    }
     let in_use = sys::count_open_fds(limit) + cores as u64;
     let free = limit.saturating_sub(in_use);
     tracing::debug!(limit, in_use, free, "file descriptors after start-up");
