@@ -13,23 +13,31 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ringftp::logging::{parse_filter, LogFilter};
+use ringftp::logging::{parse_filter, LogFilter, ParsedFilter};
 use tracing::Dispatch;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::EnvFilter;
 
-/// A subscriber shaped like the server's: a filter, then text lines (to
-/// nowhere: no event is logged while the loop runs).
-fn dispatch(filter: LogFilter) -> Dispatch {
+/// A subscriber shaped like the server's: a filter and the quiet filter
+/// beside it, then text lines (to nowhere: no event is logged while the
+/// loop runs).
+fn dispatch(parsed: ParsedFilter) -> Dispatch {
     use tracing_subscriber::fmt::layer;
     let registry = tracing_subscriber::registry();
-    match filter {
-        LogFilter::Static(t) => {
-            Dispatch::new(registry.with(*t).with(layer().with_writer(std::io::sink)))
-        }
-        LogFilter::Dynamic(e) => {
-            Dispatch::new(registry.with(*e).with(layer().with_writer(std::io::sink)))
-        }
+    let quiet = parsed.quiet;
+    match parsed.filter {
+        LogFilter::Static(t) => Dispatch::new(
+            registry
+                .with(*t)
+                .with(quiet)
+                .with(layer().with_writer(std::io::sink)),
+        ),
+        LogFilter::Dynamic(e) => Dispatch::new(
+            registry
+                .with(*e)
+                .with(quiet)
+                .with(layer().with_writer(std::io::sink)),
+        ),
     }
 }
 
@@ -65,7 +73,10 @@ fn bench_span(c: &mut Criterion) {
         ("targets_info", parse_filter("info").unwrap()),
         (
             "envfilter_info",
-            LogFilter::Dynamic(Box::new(EnvFilter::new("info"))),
+            ParsedFilter {
+                filter: LogFilter::Dynamic(Box::new(EnvFilter::new("info"))),
+                quiet: parse_filter("info").unwrap().quiet,
+            },
         ),
     ];
     for (name, filter) in filters {

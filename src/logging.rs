@@ -116,7 +116,17 @@ impl<W: std::io::Write> std::io::Write for OneLine<W> {
     }
 }
 
-/// A parsed `--log-level`.
+/// A parsed `--log-level`: the operator's filter, and the quiet one that
+/// goes with it (see [`quiet_filter`]).
+#[derive(Debug)]
+pub struct ParsedFilter {
+    /// What the operator asked for.
+    pub filter: LogFilter,
+    /// [`QUIET_MODULE`] held off, unless the operator named it.
+    pub quiet: Option<Targets>,
+}
+
+/// The operator's part of a parsed `--log-level`.
 #[derive(Debug)]
 pub enum LogFilter {
     /// Levels by target only (`info`, `info,ringftp::session=debug`): a
@@ -130,16 +140,52 @@ pub enum LogFilter {
     Dynamic(Box<EnvFilter>),
 }
 
-/// The directive every filter gets unless it names a `rustls` target
-/// itself. rustls warns, once per TLS connection, of a client hello whose
-/// SNI names an IP address ("Illegal SNI extension: ignoring IP address
-/// presented as hostname"; RFC 6066 section 3 allows only host names,
-/// and rustls ignores it): lftp sends one whenever it connects to an
-/// address, so an FTPS server's log would fill with a client's habit that
-/// changes nothing. Its module (`rustls::msgs::handshake`) logs nothing
-/// else a server meets (its other warnings are about a duplicate or
-/// malformed SNI, likewise ignored).
-const QUIET_SNI: &str = "rustls::msgs::handshake=off";
+/// The module whose events every filter holds off unless one of its
+/// directives names it or a parent (`rustls`, `rustls::msgs`,
+/// `rustls::msgs::handshake`). rustls warns there, once per TLS
+/// connection, of a client hello whose SNI names an IP address ("Illegal
+/// SNI extension: ignoring IP address presented as hostname"; RFC 6066
+/// section 3 allows only host names, and rustls ignores it): lftp sends
+/// one whenever it connects to an address, so an FTPS server's log would
+/// fill with a client's habit that changes nothing. The module logs
+/// nothing else a server meets (its other warnings are about a duplicate
+/// or malformed SNI, likewise ignored).
+const QUIET_MODULE: &str = "rustls::msgs::handshake";
+
+/// True if `directive` (`TARGET[SPAN]=LEVEL` or a bare level) names
+/// [`QUIET_MODULE`] or a module above it.
+fn names_quiet_module(directive: &str) -> bool {
+    let Some((target, _)) = directive.rsplit_once('=') else {
+        return false;
+    };
+    let target = target.split('[').next().unwrap_or_default().trim();
+    !target.is_empty()
+        && QUIET_MODULE.starts_with(target)
+        && (target.len() == QUIET_MODULE.len() || QUIET_MODULE[target.len()..].starts_with("::"))
+}
+
+/// The second filter every log passes besides the operator's: everything
+/// up to `max` (the operator's filter's most verbose level, so it lowers
+/// no global level hint) except [`QUIET_MODULE`]. None when the
+/// operator's filter names that module. It is a filter of its own, not a
+/// directive added to the operator's, because an [`EnvFilter`] lets
+/// through every event inside a span its span directive enables, which
+/// a target directive does not stop (tracing-subscriber's
+/// `EnvFilter::enabled`), and a session's span holds every handshake.
+fn quiet_filter(
+    directives: &[String],
+    max: Option<tracing::level_filters::LevelFilter>,
+) -> Option<Targets> {
+    if directives.iter().any(|d| names_quiet_module(d)) {
+        return None;
+    }
+    let max = max.unwrap_or(tracing::level_filters::LevelFilter::TRACE);
+    Some(
+        Targets::new()
+            .with_default(max)
+            .with_target(QUIET_MODULE, tracing::level_filters::LevelFilter::OFF),
+    )
+}
 
 /// Parses a `--log-level` value: a level name (`error`, `warn`, `info`,
 /// `debug`, `trace`, `off`) or a tracing filter whose every directive
@@ -148,7 +194,7 @@ const QUIET_SNI: &str = "rustls::msgs::handshake=off";
 /// (`verbose`) is refused: tracing would read it as a target name and
 /// silently log nothing else; so is a value with no directive at all
 /// (`,`).
-pub fn parse_filter(spec: &str) -> Result<LogFilter, String> {
+pub fn parse_filter(spec: &str) -> Result<ParsedFilter, String> {
     let levels = LEVELS.join(", ");
     if spec.trim().is_empty() {
         return Err(format!("empty; give a level ({levels})"));
@@ -187,26 +233,30 @@ pub fn parse_filter(spec: &str) -> Result<LogFilter, String> {
             });
         }
     }
-    if !clean.iter().any(|d| d.starts_with("rustls")) {
-        clean.push(QUIET_SNI.into());
-    }
     let joined = clean.join(",");
     if clean.iter().any(|d| d.contains('[')) {
-        return EnvFilter::builder()
+        let f = EnvFilter::builder()
             .parse(joined)
-            .map(|f| LogFilter::Dynamic(Box::new(f)))
-            .map_err(|e| format!("{spec:?}: {e}"));
+            .map_err(|e| format!("{spec:?}: {e}"))?;
+        return Ok(ParsedFilter {
+            quiet: quiet_filter(&clean, f.max_level_hint()),
+            filter: LogFilter::Dynamic(Box::new(f)),
+        });
     }
-    joined
+    let f = joined
         .parse::<Targets>()
-        .map(|f| LogFilter::Static(Box::new(f)))
-        .map_err(|e| format!("{spec:?}: {e}"))
+        .map_err(|e| format!("{spec:?}: {e}"))?;
+    let max = Layer::<tracing_subscriber::Registry>::max_level_hint(&f);
+    Ok(ParsedFilter {
+        quiet: quiet_filter(&clean, max),
+        filter: LogFilter::Static(Box::new(f)),
+    })
 }
 
 /// The filter start-up installs: RUST_LOG when set and not blank, else
 /// `level` (`--log-level`), each checked by [`parse_filter`]. The error
 /// names which of the two is wrong.
-pub fn filter_in_force(level: &str) -> anyhow::Result<LogFilter> {
+pub fn filter_in_force(level: &str) -> anyhow::Result<ParsedFilter> {
     match rust_log() {
         Some(v) => parse_filter(&v).map_err(|e| anyhow::anyhow!("RUST_LOG {e}")),
         None => parse_filter(level).map_err(|e| anyhow::anyhow!("--log-level {e}")),
@@ -223,7 +273,7 @@ pub fn rust_log() -> Option<String> {
 
 /// Installs the global subscriber with [`filter_in_force`].
 pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
-    let filter = filter_in_force(level)?;
+    let ParsedFilter { filter, quiet } = filter_in_force(level)?;
     let (fixed, dynamic) = match filter {
         LogFilter::Static(t) => (Some(*t), None),
         LogFilter::Dynamic(e) => (None, Some(*e)),
@@ -240,6 +290,7 @@ pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
     tracing_subscriber::registry()
         .with(fixed)
         .with(dynamic)
+        .with(quiet)
         .with(lines)
         .try_init()?;
     INSTALLED.store(true, Ordering::Relaxed);
@@ -318,6 +369,43 @@ mod tests {
                 parse_filter(ok).err()
             );
         }
+    }
+
+    /// The rustls handshake module is held off unless a directive names
+    /// it or a module above it, whatever else the filter says.
+    #[test]
+    fn the_sni_warning_module_is_quiet_unless_named() {
+        for (spec, quiet) in [
+            ("info", true),
+            ("debug", true),
+            ("ringftp=debug", true),
+            ("info,ringftp[session]=debug", true),
+            ("info,rustls::server=debug", true),
+            ("info,rustlsx=warn", true),
+            ("info,rustls=warn", false),
+            ("info, rustls = warn", false),
+            ("rustls::msgs=debug", false),
+            ("rustls::msgs::handshake=warn", false),
+            ("info,rustls[session]=warn", false),
+        ] {
+            let parsed = parse_filter(spec).unwrap();
+            assert_eq!(parsed.quiet.is_some(), quiet, "{spec}");
+            if let Some(q) = parsed.quiet {
+                assert!(
+                    !q.would_enable(QUIET_MODULE, &tracing::Level::ERROR),
+                    "{spec}"
+                );
+                assert!(
+                    q.would_enable("rustls::server", &tracing::Level::INFO),
+                    "{spec}"
+                );
+            }
+        }
+        // It asks for nothing the operator's filter does not: its default
+        // is that filter's most verbose level.
+        let q = parse_filter("warn").unwrap().quiet.unwrap();
+        assert!(!q.would_enable("ringftp", &tracing::Level::INFO));
+        assert!(q.would_enable("ringftp", &tracing::Level::WARN));
     }
 
     #[test]
