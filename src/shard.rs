@@ -155,7 +155,11 @@ impl FdShortage {
             "Server out of resources, try again later.",
         )
         .to_bytes();
-        Ok(FdShortage::with(shard, Some(Refuser::new(line)?)))
+        let alert = crate::tls::alert::refusal_record(crate::tls::alert::Refusal::Unavailable);
+        Ok(FdShortage::with(
+            shard,
+            Some(Refuser::new(line, alert.to_vec())?),
+        ))
     }
 
     /// One with no refuser: clients wait in the backlog in a shortage.

@@ -389,6 +389,82 @@ fn lftp_to_an_address_over_ftps_logs_no_warning() {
     }
 }
 
+/// A client the implicit-FTPS listener refuses before the greeting reads
+/// a TLS alert that names why, where a plain `421` would be a malformed
+/// record to it ("wrong version number"): curl, refused for its address
+/// (`--deny`), reports "alert access denied"; refused beyond
+/// `--max-sessions`, "alert internal error". The explicit listener still
+/// answers those refusals with a 421 line, and an allowed client of the
+/// implicit listener still downloads.
+#[test]
+fn implicit_ftps_refusals_are_tls_alerts() {
+    let t = ftps(&["--deny", "127.0.0.2/32", "--max-sessions", "1"]);
+    let ca = t.pki.ca();
+    let implicit = |from: &str| {
+        curl(&[
+            "-4",
+            "--interface",
+            from,
+            "--cacert",
+            &ca,
+            "-u",
+            "alice:alice-pw",
+            &format!("ftps://localhost:{}/file.bin", t.implicit.port()),
+            "-o",
+            "/dev/null",
+        ])
+    };
+    // Denied address: access_denied.
+    let r = implicit("127.0.0.2");
+    r.fails();
+    assert_eq!(r.status.code(), Some(35), "{}", r.all());
+    assert!(r.stderr.contains("alert access denied"), "{}", r.all());
+    // Allowed: the download works (and the session ends before the next).
+    let out = t.fx.out("allowed.bin");
+    curl_download(
+        Place::Here,
+        &format!(
+            "ftps://alice:alice-pw@localhost:{}/file.bin",
+            t.implicit.port()
+        ),
+        &["--cacert", t.pki.ca.to_str().unwrap()],
+        &out,
+        &t.home().join("file.bin"),
+    );
+    // The one session --max-sessions allows, held on the explicit port,
+    // waits for its place to be free again first.
+    let mut held = None;
+    for _ in 0..100 {
+        let mut c = TcpStream::connect(t.srv.addr()).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        if read_line(&mut c).starts_with("220 ") {
+            held = Some(c);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut held = held.expect("the allowed session's place never came back");
+    let r = implicit("127.0.0.1");
+    r.fails();
+    assert_eq!(r.status.code(), Some(35), "{}", r.all());
+    assert!(r.stderr.contains("alert internal error"), "{}", r.all());
+    // The explicit listener: a 421 line, as ever.
+    let mut c = TcpStream::connect(t.srv.addr()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let got = String::from_utf8_lossy(&read_to_close(&mut c)).into_owned();
+    assert!(got.starts_with("421 "), "{got:?}");
+    // The log, synced through the held session (a new one would be
+    // refused), says why each was refused.
+    held.write_all(b"NOOP refusals-logged\r\n").unwrap();
+    let reply = read_line(&mut held);
+    assert!(reply.starts_with("200 "), "{reply:?}");
+    let log = t
+        .srv
+        .wait_log("refusals-logged", 1, Duration::from_secs(20));
+    assert!(log.contains("refused: --deny 127.0.0.2/32"), "{log}");
+    assert!(log.contains("refused: Too many users"), "{log}");
+}
+
 #[test]
 fn python_stock_ftp_tls_is_refused_and_a_reusing_client_works() {
     let t = ftps(&[]);
@@ -471,6 +547,16 @@ fn accounts_never_log_in_over_plain_text() {
 
 /// Reads until the server closes the connection (or a read fails);
 /// returns what came.
+/// One reply line (a single-line reply), read a byte at a time.
+fn read_line(s: &mut TcpStream) -> String {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while !line.ends_with(b"\r\n") && s.read(&mut b).unwrap() == 1 {
+        line.push(b[0]);
+    }
+    String::from_utf8_lossy(&line).into_owned()
+}
+
 fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let mut got = Vec::new();

@@ -6,7 +6,10 @@
 //! `--max-sessions` or `--max-per-ip` (see [`crate::limits`]) gets 421 and
 //! is closed; when the process runs out of file descriptors a waiting
 //! client gets 421 through the shard's refusal ring ([`sys::Refuser`],
-//! which needs no fd) instead of hanging in the backlog; on SIGTERM/SIGINT
+//! which needs no fd) instead of hanging in the backlog. On an implicit
+//! FTPS listener each of these 421s is a fatal TLS alert instead
+//! ([`crate::tls::alert`]), which a client that starts with a handshake
+//! can read. On SIGTERM/SIGINT
 //! the loops close their listeners. With `--proxy-protocol` (see [`crate::proxy_protocol`])
 //! a connection must come from `--proxy-from` and start with a PROXY
 //! header, else it is closed without a reply; the header's client is then
@@ -30,6 +33,7 @@ use crate::proxy_protocol;
 use crate::session;
 use crate::shard::{Places, ShardCtx};
 use crate::shutdown::{self, Phase};
+use crate::tls::alert::{self, Refusal as Alert};
 
 /// Connections taken with plain accepts after each ring ACCEPT completes.
 const ACCEPT_BATCH: usize = 64;
@@ -131,7 +135,7 @@ async fn refuse_short_of_fds(ctx: &Rc<ShardCtx>, listener: &Rc<Socket>, implicit
     if !has_waiting_client(listener) {
         return;
     }
-    match refuser.refuse(&**listener) {
+    match refuser.refuse(&**listener, implicit) {
         Ok(true) => {
             ctx.metrics.refused(RefusedReason::OutOfFds);
             ctx.fd_shortage.refused();
@@ -284,7 +288,12 @@ fn admit(ctx: &Rc<ShardCtx>, sock: Rc<Socket>, ends: Ends, implicit: bool, accep
     if !decision.is_allowed() {
         ctx.metrics.refused(RefusedReason::DenyList);
         log_refused(ctx, peer, decision.reason());
-        refuse(&sock, "Access denied for your address.");
+        refuse(
+            &sock,
+            implicit,
+            Alert::AccessDenied,
+            "Access denied for your address.",
+        );
         return;
     }
     if ctx.bans.is_banned(peer.ip(), Instant::now()) {
@@ -292,6 +301,8 @@ fn admit(ctx: &Rc<ShardCtx>, sock: Rc<Socket>, ends: Ends, implicit: bool, accep
         log_refused(ctx, peer, "banned by --login-ban (too many failed logins)");
         refuse(
             &sock,
+            implicit,
+            Alert::AccessDenied,
             "Too many failed logins from your address; try again later.",
         );
         return;
@@ -305,7 +316,7 @@ fn admit(ctx: &Rc<ShardCtx>, sock: Rc<Socket>, ends: Ends, implicit: bool, accep
                 Refusal::PerAddress(_) => RefusedReason::PerIp,
             });
             log_refused(ctx, peer, why.reply_text());
-            refuse(&sock, &why.reply_text());
+            refuse(&sock, implicit, Alert::Unavailable, &why.reply_text());
             return;
         }
     };
@@ -353,11 +364,17 @@ fn proxy_refused(ctx: &ShardCtx, from: SocketAddr, why: String) {
     }
 }
 
-/// Answers 421 and closes. The socket is new, so its send buffer is empty
+/// Answers 421 with `text` and closes; on an `implicit` FTPS listener the
+/// answer is the fatal TLS alert for `why` instead (see
+/// [`crate::tls::alert`]). The socket is new, so its send buffer is empty
 /// and the non-blocking send never waits (a client that is already gone
 /// costs nothing); the FIN follows the reply.
-fn refuse(sock: &Socket, text: &str) {
-    let line = Reply::new(codes::SERVICE_NOT_AVAILABLE, text).to_bytes();
-    let _ = sock.send_with_flags(&line, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+fn refuse(sock: &Socket, implicit: bool, why: Alert, text: &str) {
+    let bytes = if implicit {
+        alert::refusal_record(why).to_vec()
+    } else {
+        Reply::new(codes::SERVICE_NOT_AVAILABLE, text).to_bytes()
+    };
+    let _ = sock.send_with_flags(&bytes, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
     let _ = sock.shutdown(Shutdown::Write);
 }

@@ -1,5 +1,7 @@
 //! FTPS (RFC 4217): TLS on the control and data connections.
 //!
+//! - [`alert`]: the fatal alert a refused implicit-FTPS client gets in
+//!   place of a handshake;
 //! - [`certs`]: the certificate pair, checked at start, swapped on SIGHUP;
 //! - [`binding`]: the data connection must resume *its own* control
 //!   connection's TLS session (per-session tokens in tickets and cache);
@@ -16,6 +18,7 @@
 //! provider is ring: it builds with nothing but a C compiler, where
 //! aws-lc-rs needs cmake on a fresh machine.
 
+pub(crate) mod alert;
 pub(crate) mod binding;
 pub(crate) mod certs;
 pub(crate) mod handshake;

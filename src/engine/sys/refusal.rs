@@ -12,8 +12,9 @@
 //! A [`Refuser`] needs no slot of the process's table: it accepts the
 //! client into its own io_uring's file table (a "direct descriptor":
 //! IORING_OP_ACCEPT with a file index, Linux 5.15), which RLIMIT_NOFILE
-//! does not count once registered, sends the 421 and closes the slot
-//! through the same ring. Nothing another thread opens can take it.
+//! does not count once registered, sends the 421 (on an implicit-FTPS
+//! listener, a TLS alert) and closes the slot through the same ring.
+//! Nothing another thread opens can take it.
 
 use std::cell::RefCell;
 use std::io;
@@ -45,26 +46,30 @@ const OPS: usize = 4;
 /// may use it (see [`Refuser::refuse`]).
 struct Inner {
     ring: IoUring,
+    /// For a plain FTP listener: a 421 line.
     reply: Vec<u8>,
+    /// For an implicit-FTPS listener: a TLS alert record.
+    tls_reply: Vec<u8>,
     accept_wait: types::Timespec,
 }
 
 /// An io_uring of its own, with a one-slot file table, that accepts a
-/// waiting client, sends it a fixed reply and closes it without using an
-/// fd of the process's table. One per shard (a ring is used by one thread
+/// waiting client, sends it one of two fixed replies and closes it
+/// without using an fd of the process's table. One per shard (a ring is used by one thread
 /// at a time); it holds one fd, the ring's, from its creation.
 pub struct Refuser {
     inner: RefCell<Option<Box<Inner>>>,
 }
 
 impl Refuser {
-    /// A refuser that answers every client it refuses with `reply` (a
-    /// whole FTP reply line, CRLF included).
+    /// A refuser that answers a client it refuses with `reply` (a whole
+    /// FTP reply line, CRLF included), or with `tls_reply` (a TLS alert
+    /// record) when the listener is an implicit-FTPS one.
     ///
     /// Errors: io_uring_setup(2)'s (io_uring disabled by
     /// `kernel.io_uring_disabled`, no fd left) or IORING_REGISTER_FILES's
     /// (a kernel before 5.13).
-    pub fn new(reply: Vec<u8>) -> io::Result<Refuser> {
+    pub fn new(reply: Vec<u8>, tls_reply: Vec<u8>) -> io::Result<Refuser> {
         let ring = IoUring::new(OPS as u32)?;
         // One empty slot (-1: sparse).
         ring.submitter().register_files(&[-1])?;
@@ -72,6 +77,7 @@ impl Refuser {
             inner: RefCell::new(Some(Box::new(Inner {
                 ring,
                 reply,
+                tls_reply,
                 accept_wait: types::Timespec::new().nsec(ACCEPT_WAIT.as_nanos() as u32),
             }))),
         })
@@ -83,8 +89,9 @@ impl Refuser {
     }
 
     /// Accepts one connection waiting on `listener` (a listening TCP
-    /// socket), sends it the reply and closes it, all within the ring's
-    /// own file table: what the process's fd table holds does not matter.
+    /// socket), sends it the reply (`tls`: the TLS one, for an
+    /// implicit-FTPS listener) and closes it, all within the ring's own
+    /// file table: what the process's fd table holds does not matter.
     ///
     /// `Ok(true)`: a client was accepted and closed (the send itself may
     /// have failed: a client already gone). `Ok(false)`: nobody came
@@ -93,12 +100,12 @@ impl Refuser {
     /// [`ACCEPT_WAIT`] when none does. An error means the ring failed (or
     /// kept an op past [`RING_WAIT`]): it is given up and every later call
     /// returns an error at once.
-    pub fn refuse(&self, listener: &impl AsFd) -> io::Result<bool> {
+    pub fn refuse(&self, listener: &impl AsFd, tls: bool) -> io::Result<bool> {
         let mut slot = self.inner.borrow_mut();
         let Some(inner) = slot.as_mut() else {
             return Err(io::Error::other("the refusal ring failed earlier"));
         };
-        match run(inner, listener.as_fd().as_raw_fd()) {
+        match run(inner, listener.as_fd().as_raw_fd(), tls) {
             Ok(refused) => Ok(refused),
             Err(e) => {
                 // Ops may still be in flight and point into `inner`: it is
@@ -114,7 +121,7 @@ impl Refuser {
 
 /// Submits accept → (timeout) → send → close as one chain and waits for
 /// the four completions.
-fn run(inner: &mut Inner, listener: i32) -> io::Result<bool> {
+fn run(inner: &mut Inner, listener: i32, tls: bool) -> io::Result<bool> {
     let slot = types::DestinationSlot::try_from_slot_target(SLOT)
         .map_err(|_| io::Error::other("bad file slot"))?;
     let accept = opcode::Accept::new(
@@ -131,22 +138,21 @@ fn run(inner: &mut Inner, listener: i32) -> io::Result<bool> {
         .build()
         .flags(Flags::IO_LINK)
         .user_data(TIMEOUT);
-    let send = opcode::Send::new(
-        types::Fixed(SLOT),
-        inner.reply.as_ptr(),
-        inner.reply.len() as u32,
-    )
-    .flags(libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
-    .build()
-    // The close follows even when the send failed.
-    .flags(Flags::IO_HARDLINK)
-    .user_data(SEND);
+    let reply = if tls { &inner.tls_reply } else { &inner.reply };
+    let send = opcode::Send::new(types::Fixed(SLOT), reply.as_ptr(), reply.len() as u32)
+        .flags(libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+        .build()
+        // The close follows even when the send failed.
+        .flags(Flags::IO_HARDLINK)
+        .user_data(SEND);
     let close = opcode::Close::new(types::Fixed(SLOT))
         .build()
         .user_data(CLOSE);
     let ops = [accept, timeout, send, close];
-    // SAFETY: the entries point at `inner.accept_wait` and `inner.reply`,
-    // which live in the same heap allocation as the ring: they stay put
+    // SAFETY: the entries point at `inner.accept_wait` and at one of
+    // `inner.reply` and `inner.tls_reply` (heap buffers `inner` owns and
+    // never changes after `new`), all in or owned by the allocation that
+    // holds the ring: they stay put
     // and alive until all four ops have completed (waited for below), or,
     // if waiting fails, forever (`Refuser::refuse` leaks them with the
     // ring). `listener` is an open socket the caller borrows for the call;
@@ -198,6 +204,7 @@ mod tests {
     use std::net::{TcpListener, TcpStream};
 
     const LINE: &[u8] = b"421 Server out of resources, try again later.\r\n";
+    const ALERT: &[u8] = &[21, 3, 3, 0, 2, 2, 80];
 
     /// Waits (up to 10 s, against a hang) until `l` has a connection to
     /// accept, so a refusal never races the client's handshake.
@@ -210,24 +217,25 @@ mod tests {
         assert_eq!(rustix::event::poll(&mut fds, Some(&ten)).unwrap(), 1);
     }
 
-    /// A client connects and is refused: it reads the line, then EOF.
-    fn refused_client_reads_the_line(r: &Refuser, l: &TcpListener) {
+    /// A client connects and is refused: it reads the line (`tls`: the
+    /// alert), then EOF.
+    fn refused_client_reads(r: &Refuser, l: &TcpListener, tls: bool) {
         let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         wait_backlog(l);
-        assert!(r.refuse(l).unwrap());
+        assert!(r.refuse(l, tls).unwrap());
         let mut got = Vec::new();
         c.read_to_end(&mut got).unwrap();
-        assert_eq!(got, LINE);
+        assert_eq!(got, if tls { ALERT } else { LINE });
     }
 
     #[test]
     fn a_waiting_client_gets_the_reply_then_eof() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.set_nonblocking(true).unwrap();
-        let r = Refuser::new(LINE.to_vec()).unwrap();
-        for _ in 0..3 {
-            refused_client_reads_the_line(&r, &l);
+        let r = Refuser::new(LINE.to_vec(), ALERT.to_vec()).unwrap();
+        for tls in [false, true, false] {
+            refused_client_reads(&r, &l, tls);
         }
         // The backlog is empty: nothing was accepted behind our back.
         assert!(l.accept().is_err());
@@ -237,9 +245,9 @@ mod tests {
     fn nobody_waiting_returns_false_and_the_ring_stays_usable() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.set_nonblocking(true).unwrap();
-        let r = Refuser::new(LINE.to_vec()).unwrap();
-        assert!(!r.refuse(&l).unwrap());
-        assert!(!r.refuse(&l).unwrap());
+        let r = Refuser::new(LINE.to_vec(), ALERT.to_vec()).unwrap();
+        assert!(!r.refuse(&l, false).unwrap());
+        assert!(!r.refuse(&l, true).unwrap());
         // A client that comes later is still in the backlog for the next
         // accept, not taken by an accept left over from the calls above.
         let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
@@ -252,6 +260,6 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         drop(c);
-        refused_client_reads_the_line(&r, &l);
+        refused_client_reads(&r, &l, true);
     }
 }
