@@ -62,6 +62,15 @@ impl PipePool {
             pipes.push(pipe);
         }
     }
+
+    /// Closes every idle pipe (two fds each) and returns how many there
+    /// were. For when the process runs out of fds: a pool sized by the
+    /// last burst of disk reads (up to [`POOL_MAX`] per shard) would
+    /// otherwise keep those fds from the sessions for good.
+    pub(crate) fn release_all(&self) -> usize {
+        let idle = std::mem::take(&mut *self.pipes.borrow_mut());
+        idle.len()
+    }
 }
 
 /// A shard's spare buffers for FTPS transfers encrypted in userspace
@@ -628,4 +637,27 @@ pub(crate) async fn recv_file(
     ctx.pool.give(cur);
     ctx.pool.give(next);
     Ok(pos - offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Given-back pipes are kept for the next transfer until the pool is
+    /// released, which closes them all (an fd shortage's cure).
+    #[test]
+    fn released_pipes_leave_the_pool() {
+        let pool = PipePool::default();
+        let pipes: Vec<Pipe> = (0..3).map(|_| pool.take().unwrap()).collect();
+        for p in pipes {
+            pool.give(p);
+        }
+        assert_eq!(pool.pipes.borrow().len(), 3);
+        let reused = pool.take().unwrap();
+        assert_eq!(pool.pipes.borrow().len(), 2);
+        pool.give(reused);
+        assert_eq!(pool.release_all(), 3);
+        assert_eq!(pool.release_all(), 0);
+        assert!(pool.pipes.borrow().is_empty());
+    }
 }

@@ -83,6 +83,10 @@ impl Conn {
                 .await
             }
             Err(PassiveError::Io(e)) => {
+                if crate::vfs::VfsError::exhausts(&e) {
+                    // The shard's idle pipes give their fds back.
+                    self.ctx.pipes.release_all();
+                }
                 // Rate-limited per client: a client retrying EPSV through
                 // an fd shortage asks thousands of times a second.
                 self.log_refusal(

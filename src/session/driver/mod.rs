@@ -620,7 +620,13 @@ impl Conn {
     /// see.
     async fn refuse(&self, vpath: &[u8], e: VfsError) -> Flow {
         let loud = match e {
-            VfsError::Escapes | VfsError::Exhausted(_) => Loud::Warn,
+            VfsError::Escapes => Loud::Warn,
+            VfsError::Exhausted(_) => {
+                // The shard's idle pipes give their fds back, so the
+                // client's next try can have them.
+                self.ctx.pipes.release_all();
+                Loud::Warn
+            }
             _ => Loud::Info,
         };
         let code = e.reply_code();
