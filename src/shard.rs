@@ -303,7 +303,7 @@ impl FdShortage {
                 refused,
             }) => {
                 let what = if self.refuser.is_some() {
-                    "refusing new sessions with 421"
+                    "refusing new sessions (421; a TLS alert on an implicit-FTPS listener)"
                 } else {
                     "new clients wait"
                 };

@@ -465,6 +465,67 @@ fn implicit_ftps_refusals_are_tls_alerts() {
     assert!(log.contains("refused: Too many users"), "{log}");
 }
 
+/// A refused client that spoke before the server got to it (an
+/// implicit-FTPS client's ClientHello; here the server is stopped while
+/// two clients connect and send) reads the refusal and then a clean end
+/// of stream, not a reset: the server reads what the client sent before
+/// it closes (a socket closed with unread bytes sends a reset, and not
+/// every client stack hands over the reply that came before it).
+#[test]
+fn a_refusal_after_the_client_spoke_ends_without_a_reset() {
+    // Only 127.0.0.2 may connect: these clients, from 127.0.0.1, may not.
+    let t = ftps(&["--allow", "127.0.0.2/32"]);
+    t.srv.signal(libc::SIGSTOP);
+    let clients: Vec<TcpStream> = [t.implicit, t.srv.addr()]
+        .into_iter()
+        .map(|addr| {
+            // The kernel completes the connection while the server is
+            // stopped; the bytes wait in the new socket.
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.write_all(&[0x16, 3, 1, 0, 200, 1, 0, 0, 196, 3, 3])
+                .unwrap();
+            c
+        })
+        .collect();
+    t.srv.signal(libc::SIGCONT);
+    for (i, mut c) in clients.iter().enumerate() {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = Vec::new();
+        let end = c.read_to_end(&mut got);
+        assert!(end.is_ok(), "client {i}: {end:?} after {got:?}");
+        if i == 0 {
+            assert_eq!(got, [21, 3, 3, 0, 2, 2, 49]);
+        } else {
+            let text = String::from_utf8_lossy(&got);
+            assert!(text.starts_with("421 Access denied"), "{text:?}");
+        }
+    }
+    // Linux reads a FIN then a reset as a clean end, so the reset shows
+    // in the socket instead: one that got only the FIN stays in
+    // CLOSE_WAIT until it is closed; a reset takes it out of the table at
+    // once. (Given time to come, a reset cannot be missed; none comes.)
+    std::thread::sleep(Duration::from_millis(300));
+    for (i, c) in clients.iter().enumerate() {
+        let port = c.local_addr().unwrap().port();
+        assert_eq!(
+            tcp_state(port),
+            Some(8),
+            "client {i} (port {port}): not in CLOSE_WAIT, so it was reset"
+        );
+    }
+}
+
+/// The TCP state (`st`, 8 = CLOSE_WAIT) of the IPv4 socket whose local
+/// port is `port`, from /proc/net/tcp; None when it is not there.
+fn tcp_state(port: u16) -> Option<u8> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let local = format!("0100007F:{port:04X}");
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(1) == Some(&local.as_str())).then(|| u8::from_str_radix(f[3], 16).unwrap())
+    })
+}
+
 #[test]
 fn python_stock_ftp_tls_is_refused_and_a_reusing_client_works() {
     let t = ftps(&[]);
