@@ -487,6 +487,22 @@ fn a_refusal_after_the_client_spoke_ends_without_a_reset() {
             c
         })
         .collect();
+    // Not before the bytes are in the server's socket (loopback may hand
+    // them over late, from ksoftirqd, on a busy machine).
+    for c in &clients {
+        let (server, client) = (
+            c.peer_addr().unwrap().port(),
+            c.local_addr().unwrap().port(),
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while tcp_rx_queue(server, client) != Some(11) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the bytes never reached the server's socket"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
     t.srv.signal(libc::SIGCONT);
     for (i, mut c) in clients.iter().enumerate() {
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -513,6 +529,24 @@ fn a_refusal_after_the_client_spoke_ends_without_a_reset() {
             "client {i} (port {port}): not in CLOSE_WAIT, so it was reset"
         );
     }
+}
+
+/// The bytes waiting in the receive queue of the IPv4 loopback socket
+/// from local port `local` to remote port `remote`, from /proc/net/tcp;
+/// None when it is not there.
+fn tcp_rx_queue(local: u16, remote: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let (l, r) = (
+        format!("0100007F:{local:04X}"),
+        format!("0100007F:{remote:04X}"),
+    );
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.get(1) == Some(&l.as_str()) && f.get(2) == Some(&r.as_str())).then(|| {
+            let queues = f[4].split_once(':').unwrap().1;
+            u64::from_str_radix(queues, 16).unwrap()
+        })
+    })
 }
 
 /// The TCP state (`st`, 8 = CLOSE_WAIT) of the IPv4 socket whose local
