@@ -40,15 +40,22 @@ pub(crate) const PIPE_SIZE: u32 = 1 << 20;
 /// Most idle pipes a shard keeps (two per concurrent transfer).
 const POOL_MAX: usize = 128;
 
+/// How often a shard closes its idle pipes if it took none meanwhile
+/// (see [`PipePool::trim_if_idle`]).
+pub(crate) const PIPE_TRIM: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A shard's pipes, reused across transfers to save two syscalls and the
 /// pipe's page allocations per file.
 #[derive(Default)]
 pub(crate) struct PipePool {
     pipes: RefCell<Vec<Pipe>>,
+    /// A pipe was taken since the last [`PipePool::trim_if_idle`].
+    used: std::cell::Cell<bool>,
 }
 
 impl PipePool {
     pub(crate) fn take(&self) -> io::Result<Pipe> {
+        self.used.set(true);
         match self.pipes.borrow_mut().pop() {
             Some(p) => Ok(p),
             None => Pipe::new(PIPE_SIZE),
@@ -70,6 +77,19 @@ impl PipePool {
     pub(crate) fn release_all(&self) -> usize {
         let idle = std::mem::take(&mut *self.pipes.borrow_mut());
         idle.len()
+    }
+
+    /// Closes the idle pipes if none was taken since the last call, and
+    /// returns how many; called every [`PIPE_TRIM`] by each shard, so a
+    /// shard that has stopped reading from disk gives its pipes' fds back
+    /// within two periods (an fd failure on another shard cannot reach
+    /// this one's pool; see [`PipePool::release_all`]).
+    pub(crate) fn trim_if_idle(&self) -> usize {
+        if self.used.replace(false) {
+            0
+        } else {
+            self.release_all()
+        }
     }
 }
 
@@ -659,5 +679,19 @@ mod tests {
         assert_eq!(pool.release_all(), 3);
         assert_eq!(pool.release_all(), 0);
         assert!(pool.pipes.borrow().is_empty());
+    }
+
+    /// A pool that was used since the last trim keeps its pipes; one that
+    /// was not gives them back.
+    #[test]
+    fn an_unused_pool_is_trimmed() {
+        let pool = PipePool::default();
+        let p = pool.take().unwrap();
+        pool.give(p);
+        assert_eq!(pool.trim_if_idle(), 0);
+        assert_eq!(pool.pipes.borrow().len(), 1);
+        assert_eq!(pool.trim_if_idle(), 1);
+        assert!(pool.pipes.borrow().is_empty());
+        assert_eq!(pool.trim_if_idle(), 0);
     }
 }

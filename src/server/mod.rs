@@ -397,6 +397,17 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
             let notifier = notifier.clone();
             async move {
                 tracing::debug!(shard = info.id, cpu = info.cpu, "shard started");
+                // Gives idle splice pipes' fds back once the shard stops
+                // reading from disk; dropped with the runtime.
+                tokio_uring::spawn({
+                    let ctx = ctx.clone();
+                    async move {
+                        loop {
+                            tokio::time::sleep(crate::engine::splice::PIPE_TRIM).await;
+                            ctx.pipes.trim_if_idle();
+                        }
+                    }
+                });
                 // Answers /sessions for this shard; dropped with the runtime.
                 tokio_uring::spawn(sessions::answer(
                     ctx.session_table.clone(),
