@@ -80,6 +80,17 @@ pub(crate) struct ShardCtx {
     pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
+impl ShardCtx {
+    /// Something on this shard failed for lack of fds (EMFILE, ENFILE):
+    /// its idle splice pipes (up to 128, two fds each, kept from the last
+    /// burst of disk reads) are closed, so the client's next try can have
+    /// their fds. Other shards' pools go back on their own when idle
+    /// (`PipePool::trim_if_idle`).
+    pub(crate) fn out_of_fds(&self) {
+        self.pipes.release_all();
+    }
+}
+
 /// What an admitted session occupies: its place in the shard's count and
 /// in the server-wide limits. Dropping it gives both back.
 pub(crate) struct Places {

@@ -70,8 +70,7 @@ pub(super) async fn accept_loop(ctx: Rc<ShardCtx>, listener: Rc<Socket>, implici
                 // shortage. Then admit it if fds are back, else refuse it
                 // with 421 through the shard's refusal ring, which needs no
                 // fd of the process's.
-                // Idle pooled pipes give their fds back first.
-                ctx.pipes.release_all();
+                ctx.out_of_fds();
                 if ctx.fd_shortage.began() {
                     let (ctx, listener) = (ctx.clone(), listener.clone());
                     tokio_uring::spawn(async move {

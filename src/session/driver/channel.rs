@@ -84,8 +84,7 @@ impl Conn {
             }
             Err(PassiveError::Io(e)) => {
                 if crate::vfs::VfsError::exhausts(&e) {
-                    // The shard's idle pipes give their fds back.
-                    self.ctx.pipes.release_all();
+                    self.ctx.out_of_fds();
                 }
                 // Rate-limited per client: a client retrying EPSV through
                 // an fd shortage asks thousands of times a second.

@@ -622,9 +622,7 @@ impl Conn {
         let loud = match e {
             VfsError::Escapes => Loud::Warn,
             VfsError::Exhausted(_) => {
-                // The shard's idle pipes give their fds back, so the
-                // client's next try can have them.
-                self.ctx.pipes.release_all();
+                self.ctx.out_of_fds();
                 Loud::Warn
             }
             _ => Loud::Info,

@@ -153,9 +153,7 @@ impl Conn {
                 // A client that never connects is the client's business; a
                 // server out of fds or memory is the operator's.
                 let loud = if VfsError::exhausts(&e) {
-                    // The shard's idle pipes give their fds back, so the
-                    // client's next try can have them.
-                    self.ctx.pipes.release_all();
+                    self.ctx.out_of_fds();
                     super::Loud::Warn
                 } else {
                     super::Loud::Info
