@@ -459,11 +459,11 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
 /// getting this far: the fds a start-up takes grow with the shards and
 /// the configuration (listeners, TLS, metrics, xferlog).
 fn fd_room(limit: u64, cores: usize) -> std::io::Result<()> {
-    // The count looks at the first 65,536 numbers (see
-    // `sys::count_open_fds`); past that the check could only fail with
-    // nearly all of them open, so a large limit (the unit's 1,048,576)
-    // skips the count and its 50-90 ms of fcntl calls.
-    if limit > (1 << 16) + MIN_FREE_FDS + cores as u64 {
+    // The count looks at the first `sys::COUNTED_FDS` numbers; past that
+    // the check could only fail with nearly all of them open, so a large
+    // limit (the unit's 1,048,576) skips the count and its 50-90 ms of
+    // fcntl calls.
+    if limit > sys::COUNTED_FDS + MIN_FREE_FDS + cores as u64 {
         tracing::debug!(
             limit,
             "file descriptors after start-up: not counted (limit above 65,536)"

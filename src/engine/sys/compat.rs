@@ -29,7 +29,10 @@ fn borrow(fd: RawFd) -> BorrowedFd<'static> {
     unsafe { BorrowedFd::borrow_raw(fd) }
 }
 
-/// How many fds below `below` (at most 65,536) are open now: one
+/// The fd numbers [`count_open_fds`] looks at, at most: 0 to 65,535.
+pub const COUNTED_FDS: u64 = 1 << 16;
+
+/// How many fds below `below` (at most [`COUNTED_FDS`]) are open now: one
 /// fcntl(F_GETFD) per fd number, which answers EBADF for a number that is
 /// not open (16-28 ms over 20,000 numbers on the 2-CPU test machine). Not
 /// one poll(2) over the numbers, which would take half a millisecond: poll
@@ -37,7 +40,7 @@ fn borrow(fd: RawFd) -> BorrowedFd<'static> {
 /// O_PATH fd counts against the limit like any other. For start-up, when
 /// the fds in use are the lowest numbers.
 pub fn count_open_fds(below: u64) -> u64 {
-    count_open_in(0, below.min(1 << 16) as RawFd)
+    count_open_in(0, below.min(COUNTED_FDS) as RawFd)
 }
 
 /// How many of the fd numbers `from..end` are open (see
@@ -135,8 +138,8 @@ mod tests {
     fn counts_the_open_numbers_of_a_range() {
         let limit = getrlimit(Resource::Nofile)
             .current
-            .unwrap_or(1 << 16)
-            .min(1 << 16) as RawFd;
+            .unwrap_or(COUNTED_FDS)
+            .min(COUNTED_FDS) as RawFd;
         let from = limit - 100;
         let plain: OwnedFd = std::fs::File::open("/").unwrap().into();
         let path = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).unwrap();

@@ -43,6 +43,7 @@ pub use bind::bind_address_no_port;
 pub use cachestat::{page_cache_holds, Residency};
 pub use compat::{
     clock_ticks_per_second, count_open_fds, openat2_blocking, peek, raise_fd_limit, recv_now, Peek,
+    COUNTED_FDS,
 };
 pub use inq::{enable_inq, recv_noting_inq};
 pub use op::{
