@@ -435,10 +435,9 @@ fn implicit_ftps_refusals_are_tls_alerts() {
     // waits for its place to be free again first.
     let mut held = None;
     for _ in 0..100 {
-        let mut c = TcpStream::connect(t.srv.addr()).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        if read_line(&mut c).starts_with("220 ") {
-            held = Some(c);
+        let mut f = Ftp::after_greeting(TcpStream::connect(t.srv.addr()).unwrap());
+        if f.read_reply().code == 220 {
+            held = Some(f);
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -455,9 +454,7 @@ fn implicit_ftps_refusals_are_tls_alerts() {
     assert!(got.starts_with("421 "), "{got:?}");
     // The log, synced through the held session (a new one would be
     // refused), says why each was refused.
-    held.write_all(b"NOOP refusals-logged\r\n").unwrap();
-    let reply = read_line(&mut held);
-    assert!(reply.starts_with("200 "), "{reply:?}");
+    held.expect("NOOP refusals-logged", 200);
     let log = t
         .srv
         .wait_log("refusals-logged", 1, Duration::from_secs(20));
@@ -495,7 +492,7 @@ fn a_refusal_after_the_client_spoke_ends_without_a_reset() {
             c.local_addr().unwrap().port(),
         );
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while tcp_rx_queue(server, client) != Some(11) {
+        while tcp_socket(server, client).map(|(_, queued)| queued) != Some(11) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the bytes never reached the server's socket"
@@ -522,19 +519,22 @@ fn a_refusal_after_the_client_spoke_ends_without_a_reset() {
     // once. (Given time to come, a reset cannot be missed; none comes.)
     std::thread::sleep(Duration::from_millis(300));
     for (i, c) in clients.iter().enumerate() {
-        let port = c.local_addr().unwrap().port();
+        let (port, server) = (
+            c.local_addr().unwrap().port(),
+            c.peer_addr().unwrap().port(),
+        );
         assert_eq!(
-            tcp_state(port),
+            tcp_socket(port, server).map(|(state, _)| state),
             Some(8),
             "client {i} (port {port}): not in CLOSE_WAIT, so it was reset"
         );
     }
 }
 
-/// The bytes waiting in the receive queue of the IPv4 loopback socket
-/// from local port `local` to remote port `remote`, from /proc/net/tcp;
-/// None when it is not there.
-fn tcp_rx_queue(local: u16, remote: u16) -> Option<u64> {
+/// The IPv4 loopback socket from local port `local` to remote port
+/// `remote`, from /proc/net/tcp: its TCP state (`st`, 8 = CLOSE_WAIT) and
+/// the bytes waiting in its receive queue; None when it is not there.
+fn tcp_socket(local: u16, remote: u16) -> Option<(u8, u64)> {
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
     let (l, r) = (
         format!("0100007F:{local:04X}"),
@@ -543,20 +543,10 @@ fn tcp_rx_queue(local: u16, remote: u16) -> Option<u64> {
     table.lines().skip(1).find_map(|line| {
         let f: Vec<&str> = line.split_whitespace().collect();
         (f.get(1) == Some(&l.as_str()) && f.get(2) == Some(&r.as_str())).then(|| {
-            let queues = f[4].split_once(':').unwrap().1;
-            u64::from_str_radix(queues, 16).unwrap()
+            let state = u8::from_str_radix(f[3], 16).unwrap();
+            let queued = f[4].split_once(':').unwrap().1;
+            (state, u64::from_str_radix(queued, 16).unwrap())
         })
-    })
-}
-
-/// The TCP state (`st`, 8 = CLOSE_WAIT) of the IPv4 socket whose local
-/// port is `port`, from /proc/net/tcp; None when it is not there.
-fn tcp_state(port: u16) -> Option<u8> {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    let local = format!("0100007F:{port:04X}");
-    table.lines().skip(1).find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.get(1) == Some(&local.as_str())).then(|| u8::from_str_radix(f[3], 16).unwrap())
     })
 }
 
@@ -642,16 +632,6 @@ fn accounts_never_log_in_over_plain_text() {
 
 /// Reads until the server closes the connection (or a read fails);
 /// returns what came.
-/// One reply line (a single-line reply), read a byte at a time.
-fn read_line(s: &mut TcpStream) -> String {
-    let mut line = Vec::new();
-    let mut b = [0u8; 1];
-    while !line.ends_with(b"\r\n") && s.read(&mut b).unwrap() == 1 {
-        line.push(b[0]);
-    }
-    String::from_utf8_lossy(&line).into_owned()
-}
-
 fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let mut got = Vec::new();
