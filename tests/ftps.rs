@@ -473,6 +473,23 @@ fn a_refusal_after_the_client_spoke_ends_without_a_reset() {
     // Only 127.0.0.2 may connect: these clients, from 127.0.0.1, may not.
     let t = ftps(&["--allow", "127.0.0.2/32"]);
     t.srv.signal(libc::SIGSTOP);
+    // kill(2) returns before the threads stop: wait until every one is
+    // stopped ('T' in /proc/PID/task/*/stat), or a running shard could
+    // refuse a client before it has sent anything.
+    let tasks = format!("/proc/{}/task", t.srv.pid());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_dir(&tasks).unwrap().all(|task| {
+        let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap_or_default();
+        // The state follows the ") " that ends the command name.
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('T'))
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never stopped"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let clients: Vec<TcpStream> = [t.implicit, t.srv.addr()]
         .into_iter()
         .map(|addr| {
