@@ -372,11 +372,11 @@ fn proxy_refused(ctx: &ShardCtx, from: SocketAddr, why: String) {
 /// costs nothing); the FIN follows the reply.
 ///
 /// What the client has already sent (an implicit-FTPS client speaks
-/// first: its ClientHello) is read and dropped before the close, up to
-/// [`REFUSE_DRAIN`] bytes and without waiting: a socket closed with
-/// unread bytes sends a reset after the reply, and a client that gets
-/// the reset before it reads the reply may report the reset instead
-/// (Linux hands the reply over first, not every stack does).
+/// first: its ClientHello) is dropped before the close, up to 64 KiB
+/// and without waiting or copying ([`sys::discard_once`]): a socket
+/// closed with unread bytes sends a reset after the reply, and a client
+/// that gets the reset before it reads the reply may report the reset
+/// instead (Linux hands the reply over first, not every stack does).
 fn refuse(sock: &Socket, implicit: bool, why: Alert, text: &str) {
     let bytes = if implicit {
         alert::refusal_record(why).to_vec()
@@ -385,16 +385,5 @@ fn refuse(sock: &Socket, implicit: bool, why: Alert, text: &str) {
     };
     let _ = sock.send_with_flags(&bytes, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
     let _ = sock.shutdown(Shutdown::Write);
-    let mut scratch = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
-    let mut drained = 0;
-    while drained < REFUSE_DRAIN {
-        match sock.recv_with_flags(&mut scratch, libc::MSG_DONTWAIT) {
-            Ok(n) if n > 0 => drained += n,
-            _ => break,
-        }
-    }
+    let _ = sys::discard_once(sock);
 }
-
-/// The most a refusal reads and drops of what the client sent first (a
-/// TLS ClientHello is a few hundred bytes to a few KiB).
-const REFUSE_DRAIN: usize = 64 * 1024;

@@ -47,8 +47,8 @@ pub use compat::{
 };
 pub use inq::{enable_inq, recv_noting_inq};
 pub use op::{
-    accept, connect, discard_now, mkdirat, openat2, poll_readable, poll_writable, read_at,
-    read_vectored_at, recv, renameat, send, send_all, send_now, send_range, splice,
+    accept, connect, discard_now, discard_once, mkdirat, openat2, poll_readable, poll_writable,
+    read_at, read_vectored_at, recv, renameat, send, send_all, send_now, send_range, splice,
     splice_to_offset, unlinkat, write_append, write_at, write_vectored_at,
 };
 pub use pipe::Pipe;

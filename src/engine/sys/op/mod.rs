@@ -42,7 +42,7 @@ pub use mkdir::mkdirat;
 pub use openat2::openat2;
 pub use poll::{poll_readable, poll_writable};
 pub use read::read_at;
-pub use recv::{discard_now, recv};
+pub use recv::{discard_now, discard_once, recv};
 pub use rename::renameat;
 pub use send::{send, send_all, send_now, send_range};
 pub use splice::{splice, splice_to_offset};
