@@ -123,9 +123,44 @@ pub(crate) fn parse(buf: &[u8]) -> Parsed {
         return parse_v1(buf);
     }
     Parsed::Invalid(format!(
-        "no PROXY header (the connection starts with {:?})",
-        String::from_utf8_lossy(&buf[..buf.len().min(16)])
+        "no PROXY header (the connection starts with {})",
+        Start(buf)
     ))
+}
+
+/// How a log line names the first bytes of a connection that did not
+/// start with a header: a TLS record by its name (a client speaking
+/// implicit FTPS, or a balancer in front of an implicit-FTPS listener
+/// without `send-proxy`), text as a quoted string of its first 16
+/// characters, anything else as its first 16 bytes in hex. Never the raw
+/// bytes: they go into the operator's log.
+struct Start<'a>(&'a [u8]);
+
+impl std::fmt::Display for Start<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let head = &self.0[..self.0.len().min(16)];
+        match head {
+            // A TLS record header: content type 22 (handshake), major
+            // version 3 (RFC 8446 section 5.1; SSL 3.0 to TLS 1.3 all
+            // write 3 there).
+            [0x16, 0x03, ..] => f.write_str(
+                "a TLS handshake: an implicit-FTPS client, or a balancer that does not send the header",
+            ),
+            _ if head
+                .iter()
+                .all(|&b| b.is_ascii_graphic() || b" \r\n\t".contains(&b)) =>
+            {
+                write!(f, "{:?}", String::from_utf8_lossy(head))
+            }
+            _ => {
+                f.write_str("the bytes")?;
+                for b in head {
+                    write!(f, " {b:02x}")?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 fn parse_v2(buf: &[u8]) -> Parsed {
@@ -408,6 +443,39 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(parse(b""), Parsed::Incomplete);
+    }
+
+    #[test]
+    fn a_missing_header_is_logged_by_what_came_instead() {
+        let why = |b: &[u8]| match parse(b) {
+            Parsed::Invalid(why) => why,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            why(b"USER anonymous\r\n"),
+            r#"no PROXY header (the connection starts with "USER anonymous\r\n")"#
+        );
+        // Text beyond 16 characters is cut there.
+        assert_eq!(
+            why(b"GET / HTTP/1.1\r\nHost: x\r\n"),
+            r#"no PROXY header (the connection starts with "GET / HTTP/1.1\r\n")"#
+        );
+        // A ClientHello (TLS 1.0 record version, as clients write it).
+        let hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\xaa\xbb";
+        assert_eq!(
+            why(hello),
+            "no PROXY header (the connection starts with a TLS handshake: an \
+             implicit-FTPS client, or a balancer that does not send the header)"
+        );
+        // Other bytes in hex, never raw: no control character reaches
+        // the log.
+        let odd = why(b"\x00\x1b[2J\x07\xff\xfe\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b");
+        assert_eq!(
+            odd,
+            "no PROXY header (the connection starts with the bytes \
+             00 1b 5b 32 4a 07 ff fe 01 02 03 04 05 06 07 08)"
+        );
+        assert!(!odd.chars().any(|c| c.is_control()), "{odd:?}");
     }
 
     #[test]

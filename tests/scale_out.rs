@@ -498,6 +498,22 @@ fn headers_on_loopback() {
     s.write_all(b"USER anonymous\r\n").unwrap();
     assert_eq!(drain(&mut s), b"");
     srv.wait_log("no PROXY header", 1, WAIT);
+    // A TLS ClientHello where the header belongs (an implicit-FTPS
+    // client, or a balancer without send-proxy): named as such, not
+    // written raw into the log.
+    let mut s = TcpStream::connect(to).unwrap();
+    s.write_all(b"\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03\x1b\x00")
+        .unwrap();
+    assert_eq!(drain(&mut s), b"");
+    srv.wait_log(
+        "no PROXY header (the connection starts with a TLS handshake",
+        1,
+        WAIT,
+    );
+    assert!(
+        !srv.log_text().contains('\u{16}'),
+        "raw TLS bytes in the log"
+    );
     // Silent: closed after --login-timeout, logged.
     let mut s = TcpStream::connect(to).unwrap();
     assert_eq!(drain(&mut s), b"");
