@@ -860,6 +860,98 @@ fn out_of_fds_with_two_shards_no_new_client_waits() {
     finish(&mut srv, "emfile_two_shards", &before, CHECK, 0);
 }
 
+/// A transfer that cannot make its pipes (the server is out of fds)
+/// ends with 451 "Server out of resources ... try again later", which RFC
+/// 959 makes transient, not "Failure writing local file", which blames
+/// the disk; the operator gets a warning that says so; the new file is
+/// not left behind half-written; and once fds free up the same upload
+/// lands whole.
+#[test]
+fn out_of_fds_mid_upload_gets_451_and_the_retry_lands() {
+    let fx = Fixture::new();
+    fx.standard_tree();
+    let body = pattern(43, 300_000);
+    let users = fx.users_file("users.toml", &[Account::full("alice").home("/")]);
+    let mut probe = Server::builder().users(&users).start(&fx);
+    let idle = baseline(&mut probe, CHECK).fds();
+    drop(probe);
+    let limit = idle as u64 + 24;
+    let mut srv = Server::builder().users(&users).fd_limit(limit).start(&fx);
+    let before = baseline(&mut srv, CHECK);
+    let mut f = srv.login_as("alice", "alice-pw");
+    // Active mode: the data connection is the server's one socket, made
+    // at the STOR.
+    let data = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    f.expect(
+        &format!("PORT {}", port_arg(data.local_addr().unwrap())),
+        200,
+    );
+    let mut held = fill_until_421(&srv, limit);
+    let full = gauge(srv.pid()).fds();
+    // Give back four fds (the 421'd client holds none on the server):
+    // room for the STOR's file and its data connection, not for the two
+    // pipes an upload splices through (four fds). Wait until the server
+    // has closed them.
+    held.truncate(held.len() - 5);
+    let freed = settle(srv.pid(), |g| g.fds() + 4 <= full, Duration::from_secs(30));
+    assert!(
+        freed.fds() + 4 <= full,
+        "the server still holds {} of {full} fds",
+        freed.fds()
+    );
+    f.send_raw(b"STOR up.bin\r\n");
+    let r = f.read_reply();
+    assert_eq!(r.code, 150, "{r:?}");
+    let (mut conn, _) = data.accept().unwrap();
+    // The server may fail the transfer before it reads a byte: the
+    // client's writes may then meet a reset, which is fine.
+    let _ = conn.write_all(&body);
+    drop(conn);
+    let r = f.read_reply();
+    assert_eq!(r.code, 451, "STOR with no fd for its pipes: {r:?}");
+    assert!(
+        r.text().contains("out of resources") && r.text().contains("try again"),
+        "{r:?}"
+    );
+    let log = srv.wait_log(
+        "out of file descriptors or memory",
+        1,
+        Duration::from_secs(20),
+    );
+    let line = log
+        .lines()
+        .find(|l| l.contains("out of file descriptors or memory"))
+        .unwrap();
+    assert!(line.contains("WARN"), "not a warning: {line}");
+    assert!(
+        !fx.root.join("up.bin").exists(),
+        "a failed new upload left a file behind"
+    );
+    // Fds come back: the same upload, retried, lands whole.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = f.cmd("SIZE hello.txt");
+        if r.code == 213 {
+            break;
+        }
+        assert_eq!(r.code, 451, "{r:?}");
+        assert!(
+            Instant::now() < deadline,
+            "still no fd 30 s after the sessions closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f.stor("up.bin", &body);
+    assert_eq!(fx.read("up.bin"), body, "the retried upload");
+    f.quit();
+    note(
+        "emfile_mid_upload",
+        &format!("RLIMIT_NOFILE {limit}, 4 fds free: STOR 150 then 451 (out of resources, try again), warned; retry byte-exact"),
+    );
+    finish(&mut srv, "emfile_mid_upload", &before, CHECK, 4);
+}
+
 /// A command that needs an fd while the server has none gets 451 ("local
 /// error in processing", RFC 959 section 4.2.2: transient), not 550, which
 /// a mirror tool takes as final and gives the file up; the operator gets a

@@ -24,8 +24,24 @@ pub(crate) enum TransferError {
     Network(io::Error),
     /// Reading or writing the file failed: 451 (452 for a full disk).
     Local(io::Error),
+    /// The server ran out of file descriptors or memory on either side (a
+    /// pipe, a socket buffer; see [`crate::vfs::VfsError::exhausts`]):
+    /// 451, transient.
+    Exhausted(io::Error),
     /// No progress for `--data-timeout`: 426.
     Timeout,
+}
+
+impl TransferError {
+    /// `e` as [`TransferError::Exhausted`] when it says the server is out
+    /// of descriptors or memory, else as `side` (Local or Network).
+    fn of(e: io::Error, side: fn(io::Error) -> TransferError) -> TransferError {
+        if crate::vfs::VfsError::exhausts(&e) {
+            TransferError::Exhausted(e)
+        } else {
+            side(e)
+        }
+    }
 }
 
 impl std::fmt::Display for TransferError {
@@ -33,6 +49,9 @@ impl std::fmt::Display for TransferError {
         match self {
             TransferError::Network(e) => write!(f, "data connection: {e}"),
             TransferError::Local(e) => write!(f, "the file: {e}"),
+            TransferError::Exhausted(e) => {
+                write!(f, "the server is out of file descriptors or memory: {e}")
+            }
             TransferError::Timeout => f.write_str("no progress on the data connection"),
         }
     }
@@ -108,8 +127,8 @@ impl Channel<'_> {
             None => splice::send_file(&mut self.ctx, file, offset, len, self.conn.fd()).await,
         };
         sent.map_err(|e| match e {
-            SpliceError::Source(e) => TransferError::Local(e),
-            SpliceError::Sink(e) => TransferError::Network(e),
+            SpliceError::Source(e) => TransferError::of(e, TransferError::Local),
+            SpliceError::Sink(e) => TransferError::of(e, TransferError::Network),
         })
     }
 
@@ -125,8 +144,8 @@ impl Channel<'_> {
             None => splice::recv_file(&mut self.ctx, self.conn.fd(), file, offset).await,
         };
         got.map_err(|e| match e {
-            SpliceError::Source(e) => TransferError::Network(e),
-            SpliceError::Sink(e) => TransferError::Local(e),
+            SpliceError::Source(e) => TransferError::of(e, TransferError::Network),
+            SpliceError::Sink(e) => TransferError::of(e, TransferError::Local),
         })
     }
 

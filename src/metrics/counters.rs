@@ -197,7 +197,8 @@ label_enum! {
         NetworkError => "network_error",
         /// No progress for `--data-timeout`.
         Timeout => "timeout",
-        /// Reading or writing the local file failed.
+        /// Reading or writing the local file failed, or the server ran
+        /// out of fds or memory mid-transfer.
         LocalError => "local_error",
         /// The disk or quota is full (452).
         NoSpace => "no_space",
@@ -219,7 +220,7 @@ impl From<Ended> for TransferOutcome {
             Ended::ShutDown => TransferOutcome::Shutdown,
             Ended::Failed(Failure::Network) => TransferOutcome::NetworkError,
             Ended::Failed(Failure::Timeout) => TransferOutcome::Timeout,
-            Ended::Failed(Failure::Local) => TransferOutcome::LocalError,
+            Ended::Failed(Failure::Local | Failure::Exhausted) => TransferOutcome::LocalError,
             Ended::Failed(Failure::NoSpace) => TransferOutcome::NoSpace,
         }
     }

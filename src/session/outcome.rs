@@ -24,6 +24,10 @@ pub enum Failure {
     NoSpace,
     /// Reading or writing the local file failed otherwise.
     Local,
+    /// The server ran out of file descriptors or memory mid-transfer (a
+    /// pipe it could not make, say): 451, which RFC 959 section 4.2
+    /// makes transient, so a mirror tool tries the file again.
+    Exhausted,
     /// The data connection broke (reset, closed early).
     Network,
     /// No progress on the data connection within `--data-timeout`.
@@ -127,6 +131,10 @@ fn failed(direction: Direction, why: Failure) -> Reply {
             Reply::new(LOCAL_ERROR, "Failure reading local file.")
         }
         Failure::Local => Reply::new(LOCAL_ERROR, "Failure writing local file."),
+        Failure::Exhausted => Reply::new(
+            LOCAL_ERROR,
+            "Server out of resources; transfer aborted; try again later.",
+        ),
         Failure::Network => Reply::new(TRANSFER_ABORTED, "Connection closed; transfer aborted."),
         Failure::Timeout => Reply::new(
             TRANSFER_ABORTED,
@@ -189,6 +197,20 @@ mod tests {
                 &[451],
                 false,
                 "Failure writing local file.",
+            ),
+            (
+                Download,
+                Ended::Failed(Failure::Exhausted),
+                &[451],
+                false,
+                "Server out of resources; transfer aborted; try again later.",
+            ),
+            (
+                Upload,
+                Ended::Failed(Failure::Exhausted),
+                &[451],
+                false,
+                "try again later",
             ),
             (
                 Download,

@@ -117,7 +117,8 @@ impl Outcome {
     }
 }
 
-/// A full disk or quota (452), else another local error.
+/// A full disk or quota (452), a server out of fds or memory (451,
+/// transient), else another local error.
 fn failure(e: &TransferError) -> Failure {
     match e {
         TransferError::Local(e)
@@ -126,6 +127,7 @@ fn failure(e: &TransferError) -> Failure {
             Failure::NoSpace
         }
         TransferError::Local(_) => Failure::Local,
+        TransferError::Exhausted(_) => Failure::Exhausted,
         TransferError::Network(_) => Failure::Network,
         TransferError::Timeout => Failure::Timeout,
     }
@@ -347,13 +349,23 @@ impl Conn {
         let (ended, bytes) = match raced {
             Raced::Done(Ok(n)) => (Ended::Complete, n),
             Raced::Done(Err(e)) => {
-                let ended = Ended::Failed(failure(&e));
+                let why = failure(&e);
+                let ended = Ended::Failed(why);
                 let code = outcome::final_replies(t.direction, ended)
                     .replies
                     .first()
                     .map_or(0, |r| r.code);
+                // A server out of fds or memory is the operator's business
+                // (and the shard gives back its idle pipes); anything else
+                // the transfer met is the client's or the file's.
+                let loud = if why == Failure::Exhausted {
+                    self.ctx.out_of_fds();
+                    super::Loud::Warn
+                } else {
+                    super::Loud::Info
+                };
                 self.log_refusal(
-                    super::Loud::Info,
+                    loud,
                     code,
                     Some(&t.path),
                     format_args!("failed after {moved} bytes: {e}"),
