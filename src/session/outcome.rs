@@ -130,6 +130,9 @@ fn failed(direction: Direction, why: Failure) -> Reply {
         Failure::Local if direction == Direction::Download => {
             Reply::new(LOCAL_ERROR, "Failure reading local file.")
         }
+        Failure::Local if direction == Direction::Listing => {
+            Reply::new(LOCAL_ERROR, "Failure reading local directory.")
+        }
         Failure::Local => Reply::new(LOCAL_ERROR, "Failure writing local file."),
         Failure::Exhausted => Reply::new(
             LOCAL_ERROR,
@@ -196,7 +199,7 @@ mod tests {
                 Ended::Failed(Failure::Local),
                 &[451],
                 false,
-                "Failure writing local file.",
+                "Failure reading local directory.",
             ),
             (
                 Download,
