@@ -69,6 +69,10 @@ pub(crate) struct ShardCtx {
     pub shutdown: shutdown::Watch,
     /// What the shard does when the process runs out of fds.
     pub fd_shortage: FdShortage,
+    /// Shared by all shards: notified whenever one of them meets EMFILE
+    /// or ENFILE, so every shard closes its idle splice pipes at once
+    /// (see [`ShardCtx::out_of_fds`]).
+    pub pipes_wanted: Arc<tokio::sync::Notify>,
     /// Password checks this shard runs at once. Each argon2 check holds
     /// about 19 MiB for tens of milliseconds; unbounded, a login storm
     /// (or anyone guessing names) could make the server hold gigabytes.
@@ -84,10 +88,38 @@ impl ShardCtx {
     /// Something on this shard failed for lack of fds (EMFILE, ENFILE):
     /// its idle splice pipes (up to 128, two fds each, kept from the last
     /// burst of disk reads) are closed, so the client's next try can have
-    /// their fds. Other shards' pools go back on their own when idle
-    /// (`PipePool::trim_if_idle`).
+    /// their fds, and every other shard is told to close its own (the fd
+    /// limit is the process's: a pool on another core holds fds this
+    /// shard's client needs). Each shard's pipe task does that as soon as
+    /// its thread runs ([`ShardCtx::give_back_pipes`]); pools also go
+    /// back on their own when idle (`PipePool::trim_if_idle`).
     pub(crate) fn out_of_fds(&self) {
         self.pipes.release_all();
+        self.pipes_wanted.notify_waiters();
+    }
+
+    /// The shard's pipe task, for as long as the runtime runs: closes the
+    /// idle pipes every [`PIPE_TRIM`](crate::engine::splice::PIPE_TRIM)
+    /// if none was taken meanwhile, and at once when any shard runs out
+    /// of fds (logged when there were some).
+    pub(crate) async fn give_back_pipes(self: Rc<Self>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(crate::engine::splice::PIPE_TRIM) => {
+                    self.pipes.trim_if_idle();
+                }
+                _ = self.pipes_wanted.notified() => {
+                    let closed = self.pipes.release_all();
+                    if closed > 0 {
+                        tracing::info!(
+                            shard = self.id,
+                            "closed {closed} idle splice pipes ({} fds): the server is out of file descriptors",
+                            2 * closed
+                        );
+                    }
+                }
+            }
+        }
     }
 }
 

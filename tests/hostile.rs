@@ -952,6 +952,163 @@ fn out_of_fds_mid_upload_gets_451_and_the_retry_lands() {
     finish(&mut srv, "emfile_mid_upload", &before, CHECK, 4);
 }
 
+/// One shard running out of fds empties every shard's idle splice pipes
+/// at once: the fd limit is the process's, and the pipes an upload left
+/// pooled on the other core (two, four fds) are fds this shard's client
+/// needs. Before, that shard kept them until it had taken none for 5 to
+/// 10 s, and the client's retries got 451 meanwhile.
+#[test]
+fn out_of_fds_on_one_shard_empties_the_other_shards_pipes() {
+    let fx = Fixture::new();
+    fx.standard_tree();
+    let users = fx.users_file("users.toml", &[Account::full("alice").home("/")]);
+    let mut probe = Server::builder().users(&users).cores(2).start(&fx);
+    let idle = baseline(&mut probe, CHECK).fds();
+    drop(probe);
+    let limit = idle + 60;
+    // The scenario needs the other shard's pool to still hold its pipes
+    // when the shortage comes, a second or so after the upload that
+    // filled it; the pool's own 5 s trim could beat that only on a
+    // machine stalled for seconds, and then the run starts over.
+    for attempt in 1..=3 {
+        let mut srv = Server::builder()
+            .users(&users)
+            .cores(2)
+            .fd_limit(limit as u64)
+            .start(&fx);
+        let before = baseline(&mut srv, CHECK);
+        if pipes_of_one_shard_go_back_when_the_other_runs_out(&srv, &fx, limit, before.pipes) {
+            note(
+                "emfile_other_shards_pipes",
+                &format!("RLIMIT_NOFILE {limit}, --cores 2: SIZE 451 on shard A; shard B's 2 pooled pipes closed at once; SIZE 213 (attempt {attempt})"),
+            );
+            finish(&mut srv, "emfile_other_shards_pipes", &before, CHECK, 4);
+            return;
+        }
+    }
+    panic!("three runs in which the other shard's pipes were gone before the shortage");
+}
+
+/// The shard a logged-in session runs on, from its STAT.
+fn shard_of(f: &mut Ftp) -> usize {
+    let text = f.expect("STAT", 211).text();
+    let at = text.find("ringftp shard ").expect("STAT names the shard") + 14;
+    text[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// [`out_of_fds_on_one_shard_empties_the_other_shards_pipes`] on `srv`;
+/// false if the other shard's pool was trimmed before the shortage (a
+/// stalled machine: run it again).
+fn pipes_of_one_shard_go_back_when_the_other_runs_out(
+    srv: &Server,
+    fx: &Fixture,
+    limit: usize,
+    idle_pipes: usize,
+) -> bool {
+    let pid = srv.pid();
+    // A session on each shard (SO_REUSEPORT spreads new connections).
+    let mut on: [Option<Ftp>; 2] = [None, None];
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        if on.iter().all(Option::is_some) {
+            break;
+        }
+        let mut f = srv.login_as("alice", "alice-pw");
+        let shard = shard_of(&mut f);
+        if on[shard].is_none() {
+            on[shard] = Some(f);
+        } else {
+            held.push(f);
+        }
+    }
+    let [Some(mut a), Some(mut b)] = on else {
+        panic!("40 sessions, all on one shard")
+    };
+    // Fill the fd table with idle sessions (one fd each) until eight
+    // are free: room for B's active-mode upload (the directory it
+    // resolves, its file, its data connection, its two pipes).
+    // Free fd numbers below the limit (what an open can still take; an
+    // fd inherited above the limit, as the harness's can be, holds no
+    // slot below it).
+    let free = || {
+        let below = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .is_some_and(|n| n < limit)
+            })
+            .count();
+        limit - below
+    };
+    let mut idle = Vec::new();
+    while free() > 8 {
+        let (s, line) = greeted(srv.addr(), "filler");
+        assert!(line.starts_with("220"), "filler: {line:?}");
+        idle.push(s);
+    }
+    assert_eq!(free(), 8);
+    let body = pattern(44, 200_000);
+    let data = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    b.expect(
+        &format!("PORT {}", port_arg(data.local_addr().unwrap())),
+        200,
+    );
+    b.expect("STOR up.bin", 150);
+    let (mut conn, _) = data.accept().unwrap();
+    conn.write_all(&body).unwrap();
+    drop(conn);
+    let r = b.read_reply();
+    assert_eq!(r.code, 226, "{r:?}");
+    assert_eq!(fx.read("up.bin"), body);
+    // The file and the data connection are closed; B's pool keeps the
+    // pipes (four fds). More idle sessions take all but one fd (at none
+    // left, the shard that accepted the last one would meet EMFILE on its
+    // next accept, and it may be B), and A's EPSV listener the last.
+    let g = settle(pid, |_| free() == 4, Duration::from_secs(10));
+    assert_eq!((free(), g.pipes - idle_pipes), (4, 4), "{g:?}");
+    while free() > 1 {
+        let (s, line) = greeted(srv.addr(), "filler");
+        assert!(line.starts_with("220"), "filler: {line:?}");
+        idle.push(s);
+    }
+    a.expect("EPSV", 229);
+    let g = gauge(pid);
+    assert_eq!(free(), 0, "{g:?}");
+    if g.pipes != idle_pipes + 4 {
+        return false;
+    }
+    // No fd left: A's SIZE (an O_PATH open) fails on shard A...
+    let r = a.cmd("SIZE with space.txt");
+    assert_eq!(r.code, 451, "SIZE with no fd left: {r:?}");
+    // ...and shard B closes its pooled pipes at once, not 5-10 s later.
+    let log = srv.wait_log(
+        "closed 2 idle splice pipes (4 fds): the server is out of file descriptors",
+        1,
+        Duration::from_secs(30),
+    );
+    let line = log
+        .lines()
+        .find(|l| l.contains("closed 2 idle splice pipes"))
+        .unwrap();
+    // B is the session on shard 1.
+    assert!(line.contains("shard=1"), "{line}");
+    assert_eq!(gauge(pid).pipes, idle_pipes);
+    a.expect("SIZE with space.txt", 213);
+    drop(idle);
+    drop(held);
+    a.quit();
+    b.quit();
+    true
+}
+
 /// A command that needs an fd while the server has none gets 451 ("local
 /// error in processing", RFC 959 section 4.2.2: transient), not 550, which
 /// a mirror tool takes as final and gives the file up; the operator gets a

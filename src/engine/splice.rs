@@ -82,8 +82,8 @@ impl PipePool {
     /// Closes the idle pipes if none was taken since the last call, and
     /// returns how many; called every [`PIPE_TRIM`] by each shard, so a
     /// shard that has stopped reading from disk gives its pipes' fds back
-    /// within two periods (an fd failure on another shard cannot reach
-    /// this one's pool; see [`PipePool::release_all`]).
+    /// within two periods (an fd failure on any shard empties every pool
+    /// at once instead; see `ShardCtx::out_of_fds`).
     pub(crate) fn trim_if_idle(&self) -> usize {
         if self.used.replace(false) {
             0

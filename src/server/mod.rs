@@ -332,6 +332,7 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
         handed.push(Some((listeners, workers, inspections)));
     }
     let handoff = Arc::new(Mutex::new(handed));
+    let pipes_wanted = Arc::new(tokio::sync::Notify::new());
     let cores = config.cores;
     // Announced once every shard has its runtime and the process is what
     // it will serve as (the listeners already queue connections), and only
@@ -390,6 +391,7 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
                 live: live.clone(),
                 shutdown: watch.clone(),
                 fd_shortage,
+                pipes_wanted: pipes_wanted.clone(),
                 password_checks: Rc::new(tokio::sync::Semaphore::new(PASSWORD_CHECKS_PER_SHARD)),
                 announce: announce.clone(),
                 xferlog: xferlog.clone().map(ShardXferLog::new),
@@ -398,16 +400,9 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
             async move {
                 tracing::debug!(shard = info.id, cpu = info.cpu, "shard started");
                 // Gives idle splice pipes' fds back once the shard stops
-                // reading from disk; dropped with the runtime.
-                tokio_uring::spawn({
-                    let ctx = ctx.clone();
-                    async move {
-                        loop {
-                            tokio::time::sleep(crate::engine::splice::PIPE_TRIM).await;
-                            ctx.pipes.trim_if_idle();
-                        }
-                    }
-                });
+                // reading from disk, or when any shard runs out of fds;
+                // dropped with the runtime.
+                tokio_uring::spawn(ctx.clone().give_back_pipes());
                 // Answers /sessions for this shard; dropped with the runtime.
                 tokio_uring::spawn(sessions::answer(
                     ctx.session_table.clone(),
