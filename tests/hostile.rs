@@ -634,13 +634,42 @@ fn start_short_of_fds(fx: &Fixture) -> (Server, Gauge, u64) {
 
 /// [`start_short_of_fds`] with `cores` shards.
 fn start_short_of_fds_on(fx: &Fixture, cores: usize) -> (Server, Gauge, u64) {
-    let mut probe = Server::builder().cores(cores).start(fx);
+    start_short_of_fds_as(fx, 24, || Server::builder().cores(cores))
+}
+
+/// A server from `builder` allowed `room` fds more than the same server
+/// holds idle (measured on a first one), its baseline, and the limit.
+fn start_short_of_fds_as(
+    fx: &Fixture,
+    room: u64,
+    builder: impl Fn() -> ServerBuilder,
+) -> (Server, Gauge, u64) {
+    let mut probe = builder().start(fx);
     let idle = baseline(&mut probe, CHECK).fds();
     drop(probe);
-    let limit = idle as u64 + 24;
-    let mut srv = Server::builder().cores(cores).fd_limit(limit).start(fx);
+    let limit = idle as u64 + room;
+    let mut srv = builder().fd_limit(limit).start(fx);
     let before = baseline(&mut srv, CHECK);
     (srv, before, limit)
+}
+
+/// Sends `SIZE path` until it answers 213 (451 meanwhile: no fd yet) and
+/// returns that reply; the 30 s deadline is only against a hang.
+#[track_caller]
+fn size_once_fds_are_back(f: &mut Ftp, path: &str) -> Reply {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = f.cmd(&format!("SIZE {path}"));
+        if r.code == 213 {
+            return r;
+        }
+        assert_eq!(r.code, 451, "{r:?}");
+        assert!(
+            Instant::now() < deadline,
+            "still no fd 30 s after the sessions closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A fd limit that lets the server start but leaves clients nothing is a
@@ -872,12 +901,8 @@ fn out_of_fds_mid_upload_gets_451_and_the_retry_lands() {
     fx.standard_tree();
     let body = pattern(43, 300_000);
     let users = fx.users_file("users.toml", &[Account::full("alice").home("/")]);
-    let mut probe = Server::builder().users(&users).start(&fx);
-    let idle = baseline(&mut probe, CHECK).fds();
-    drop(probe);
-    let limit = idle as u64 + 24;
-    let mut srv = Server::builder().users(&users).fd_limit(limit).start(&fx);
-    let before = baseline(&mut srv, CHECK);
+    let (mut srv, before, limit) =
+        start_short_of_fds_as(&fx, 24, || Server::builder().users(&users));
     let mut f = srv.login_as("alice", "alice-pw");
     // Active mode: the data connection is the server's one socket, made
     // at the STOR.
@@ -929,19 +954,7 @@ fn out_of_fds_mid_upload_gets_451_and_the_retry_lands() {
     );
     // Fds come back: the same upload, retried, lands whole.
     drop(held);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = f.cmd("SIZE hello.txt");
-        if r.code == 213 {
-            break;
-        }
-        assert_eq!(r.code, 451, "{r:?}");
-        assert!(
-            Instant::now() < deadline,
-            "still no fd 30 s after the sessions closed"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    size_once_fds_are_back(&mut f, "hello.txt");
     f.stor("up.bin", &body);
     assert_eq!(fx.read("up.bin"), body, "the retried upload");
     f.quit();
@@ -962,21 +975,14 @@ fn out_of_fds_on_one_shard_empties_the_other_shards_pipes() {
     let fx = Fixture::new();
     fx.standard_tree();
     let users = fx.users_file("users.toml", &[Account::full("alice").home("/")]);
-    let mut probe = Server::builder().users(&users).cores(2).start(&fx);
-    let idle = baseline(&mut probe, CHECK).fds();
-    drop(probe);
-    let limit = idle + 60;
     // The scenario needs the other shard's pool to still hold its pipes
     // when the shortage comes, a second or so after the upload that
     // filled it; the pool's own 5 s trim could beat that only on a
     // machine stalled for seconds, and then the run starts over.
     for attempt in 1..=3 {
-        let mut srv = Server::builder()
-            .users(&users)
-            .cores(2)
-            .fd_limit(limit as u64)
-            .start(&fx);
-        let before = baseline(&mut srv, CHECK);
+        let (mut srv, before, limit) =
+            start_short_of_fds_as(&fx, 60, || Server::builder().users(&users).cores(2));
+        let limit = limit as usize;
         if pipes_of_one_shard_go_back_when_the_other_runs_out(&srv, &fx, limit, before.pipes) {
             note(
                 "emfile_other_shards_pipes",
@@ -1164,20 +1170,8 @@ fn out_of_fds_a_path_command_gets_451_then_works_again() {
     // Fds free up as the server sees the held sessions close, at its own
     // pace: ask until SIZE answers (the deadline is only against a hang).
     drop(held);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = f.cmd("SIZE f.bin");
-        if r.code == 213 {
-            assert_eq!(r.lines, [format!("213 {}", body.len())]);
-            break;
-        }
-        assert_eq!(r.code, 451, "{r:?}");
-        assert!(
-            Instant::now() < deadline,
-            "still no fd 30 s after the sessions closed"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let r = size_once_fds_are_back(&mut f, "f.bin");
+    assert_eq!(r.lines, [format!("213 {}", body.len())]);
     // No new client has come since: the shard's watcher says so itself.
     srv.wait_log(
         "file descriptors available again",
