@@ -182,6 +182,72 @@ fn expect_abor_replies(f: &mut Ftp, how: &str) {
     f.socket().set_read_timeout(Some(IO_TIMEOUT)).unwrap();
 }
 
+/// STAT during a download (RFC 959 section 4.1.3: "the status of the
+/// operation in progress") is answered between the 150 and the 226 with
+/// the bytes sent so far, and the transfer then completes byte-exact.
+#[test]
+fn stat_during_a_download_reports_its_progress() {
+    let fx = Fixture::new();
+    let body = pattern(9, 32 << 20);
+    fx.write("big.bin", &body);
+    let mut srv = server(&fx);
+    let mut f = srv.login();
+    let mut data = f.epsv_connect();
+    f.expect("RETR big.bin", 150);
+    // Read the first MiB, then stop: the transfer stalls on the full
+    // socket buffers, in progress until the rest is read.
+    let mut got = vec![0u8; 1 << 20];
+    data.read_exact(&mut got).unwrap();
+    let r = f.cmd("STAT");
+    assert_eq!(r.code, 213, "{r:?}");
+    let sent: usize = r.lines[0]
+        .strip_prefix("213 Transfer in progress: ")
+        .and_then(|t| t.strip_suffix(" bytes sent."))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{r:?}"));
+    assert!(
+        (1 << 20..body.len()).contains(&sent),
+        "{sent} bytes sent, with 1 MiB read and the rest stalled"
+    );
+    data.read_to_end(&mut got).unwrap();
+    let r = f.read_reply();
+    assert_eq!(r.code, 226, "{r:?}");
+    assert_bytes_eq("RETR after a STAT", &got, &body);
+    f.quit();
+    srv.assert_serving("big.bin");
+}
+
+/// A STAT sent right behind a RETR whose data connection is not there
+/// yet is answered after the RETR's replies, not before its 150: replies
+/// come in the order of their commands (RFC 959 section 4.2), and a
+/// client that reads a 211/213 where it expects the RETR's 150 takes the
+/// RETR as failed.
+#[test]
+fn stat_behind_a_retr_is_answered_after_the_retrs_replies() {
+    let fx = Fixture::new();
+    let mut srv = server(&fx);
+    let mut f = srv.login();
+    let at = f.epsv();
+    f.send_raw(b"RETR hello.txt\r\nSTAT\r\n");
+    // The server reads both lines while it waits for the data
+    // connection: give it the time to (had it answered the STAT then,
+    // its reply would be the first one read below).
+    std::thread::sleep(Duration::from_millis(300));
+    let mut data = connect_from(f.socket().local_addr().unwrap().ip(), at);
+    let first = f.read_reply();
+    assert_eq!(first.code, 150, "the first reply after RETR: {first:?}");
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    assert_eq!(got, fx.read("hello.txt"));
+    let r = f.read_reply();
+    assert_eq!(r.code, 226, "{r:?}");
+    let r = f.read_reply();
+    assert_eq!(r.code, 211, "STAT after the transfer: {r:?}");
+    f.expect("NOOP", 200);
+    f.quit();
+    srv.assert_serving("hello.txt");
+}
+
 #[test]
 fn abor_during_a_stalled_transfer_is_prompt() {
     let fx = Fixture::new();

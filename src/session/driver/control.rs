@@ -392,8 +392,26 @@ pub(super) enum Raced<T> {
 
 impl Conn {
     /// Runs `fut` while serving the control channel: ABOR ends it, STAT
-    /// reports progress, anything else is queued for afterwards.
+    /// reports progress, anything else is queued for afterwards. For a
+    /// transfer whose 150 is out (or a command that has no 150).
     pub(super) async fn race<T>(&mut self, fut: impl Future<Output = T>) -> Raced<T> {
+        self.race_with(fut, true).await
+    }
+
+    /// [`Conn::race`] for the wait before a transfer's 150 (its data
+    /// connection): a STAT is queued like any other command, not
+    /// answered, since its reply would reach the client before the
+    /// transfer command's first reply (RFC 959 section 4.2: a command's
+    /// replies come in the order of the commands; vsftpd and pure-ftpd do
+    /// not read the control connection there at all).
+    pub(super) async fn race_before_opening<T>(
+        &mut self,
+        fut: impl Future<Output = T>,
+    ) -> Raced<T> {
+        self.race_with(fut, false).await
+    }
+
+    async fn race_with<T>(&mut self, fut: impl Future<Output = T>, stat_now: bool) -> Raced<T> {
         tokio::pin!(fut);
         let mut watch = self.shutdown.clone();
         loop {
@@ -418,7 +436,7 @@ impl Conn {
                             self.ctx.metrics.command(Some("ABOR"));
                             return Raced::Aborted;
                         }
-                        Ok(Command::Stat(None)) => {
+                        Ok(Command::Stat(None)) if stat_now => {
                             self.ctx.metrics.command(Some("STAT"));
                             let sent = self.progress.as_ref().map(|p| p.get()).unwrap_or(0);
                             let r = Reply::new(FILE_STATUS, format!("Transfer in progress: {sent} bytes sent."));

@@ -147,7 +147,7 @@ impl Conn {
     /// whose TLS failed) included.
     pub(super) async fn run_transfer(&mut self, t: &Transfer, opening: Reply, job: Job) -> Outcome {
         let connect = self.open_data(t.data);
-        let conn = match self.race(connect).await {
+        let conn = match self.race_before_opening(connect).await {
             Raced::Done(Ok(c)) => c,
             Raced::Done(Err(e)) => {
                 self.transfer_ended(t, TransferOutcome::NoConnection, None);
