@@ -1115,6 +1115,50 @@ fn pipes_of_one_shard_go_back_when_the_other_runs_out(
     true
 }
 
+/// A login whose home cannot be opened because the server is out of fds
+/// gets 421 "try again later" and the session closes (PASS has no other
+/// transient reply, RFC 959 section 5.4), not 530, which tells the client
+/// its login is bad (curl and lftp give up on it); the operator gets a
+/// warning; once fds are back the same account logs in.
+#[test]
+fn out_of_fds_a_login_gets_421_not_530() {
+    let fx = Fixture::new();
+    fx.standard_tree();
+    let users = fx.users_file("users.toml", &[Account::full("alice")]);
+    let (mut srv, before, limit) =
+        start_short_of_fds_as(&fx, 24, || Server::builder().users(&users));
+    let mut f = Ftp::connect(srv.addr());
+    f.expect("USER alice", 331);
+    let held = fill_until_421(&srv, limit);
+    let r = f.cmd("PASS alice-pw");
+    assert_eq!(r.code, 421, "PASS with no fd for the home: {r:?}");
+    assert!(r.text().contains("try again"), "{r:?}");
+    assert!(
+        f.try_read_reply().is_err(),
+        "the session stayed open after its 421"
+    );
+    let log = srv.wait_log("login refused: home", 1, Duration::from_secs(20));
+    let line = log
+        .lines()
+        .find(|l| l.contains("login refused: home"))
+        .unwrap();
+    assert!(line.contains("WARN"), "not a warning: {line}");
+    drop(held);
+    srv.wait_log(
+        "file descriptors available again",
+        1,
+        Duration::from_secs(30),
+    );
+    let mut f = srv.login_as("alice", "alice-pw");
+    f.expect("PWD", 257);
+    f.quit();
+    note(
+        "emfile_login",
+        &format!("RLIMIT_NOFILE {limit}: PASS with no fd for the home -> 421 try again, closed, warned; login after the shortage"),
+    );
+    finish(&mut srv, "emfile_login", &before, CHECK, 0);
+}
+
 /// A command that needs an fd while the server has none gets 451 ("local
 /// error in processing", RFC 959 section 4.2.2: transient), not 550, which
 /// a mirror tool takes as final and gives the file up; the operator gets a

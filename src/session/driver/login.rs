@@ -82,6 +82,30 @@ impl Conn {
                     self.session.logged_in(account);
                     self.reply(Reply::new(LOGGED_IN, "Login successful.")).await
                 }
+                Err(e @ VfsError::Exhausted(_)) => {
+                    // The server is out of fds or memory: transient, and
+                    // not the account's fault. PASS has no transient reply
+                    // but 421, which closes the session (RFC 959 section
+                    // 5.4); a 530 would tell the client its login is bad,
+                    // and curl and lftp give up on it.
+                    self.ctx.out_of_fds();
+                    metrics.login(LoginOutcome::HomeUnavailable);
+                    self.session.login_aborted();
+                    self.log_refusal_of(
+                        Some(&user),
+                        Loud::Warn,
+                        SERVICE_NOT_AVAILABLE,
+                        None,
+                        format_args!("login refused: home {} unusable: {e}", lossy(&account.home)),
+                    );
+                    let _ = self
+                        .send_reply(Reply::new(
+                            SERVICE_NOT_AVAILABLE,
+                            "Server out of resources; try again later.",
+                        ))
+                        .await;
+                    Flow::Close
+                }
                 Err(e) => {
                     tracing::error!(user = %user, command = "PASS", code = NOT_LOGGED_IN, "login refused: home {} unusable: {e}", lossy(&account.home));
                     metrics.login(LoginOutcome::HomeUnavailable);
