@@ -26,7 +26,7 @@ use crate::engine::splice::{BufPool, PipePool};
 use crate::engine::sys::{FdRef, Refuser};
 use crate::limits::{Limits, Permit};
 use crate::live::Live;
-use crate::logging::limit::RefusalLog;
+use crate::logging::limit::{RefusalLog, Tally};
 use crate::metrics::sessions::LiveTable;
 use crate::metrics::ShardMetrics;
 use crate::proto::{codes, Reply};
@@ -101,20 +101,25 @@ impl ShardCtx {
     /// The shard's pipe task, for as long as the runtime runs: closes the
     /// idle pipes every [`PIPE_TRIM`](crate::engine::splice::PIPE_TRIM)
     /// if none was taken meanwhile, and at once when any shard runs out
-    /// of fds (logged when there were some).
+    /// of fds. The latter is logged, at most once per
+    /// [`PIPES_LOG_EVERY`] per shard (a busy shard refills its pool
+    /// between the failures of a long shortage, dozens a second), with
+    /// what was closed since the last line.
     pub(crate) async fn give_back_pipes(self: Rc<Self>) {
+        let mut closed = Tally::new(PIPES_LOG_EVERY);
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(crate::engine::splice::PIPE_TRIM) => {
                     self.pipes.trim_if_idle();
                 }
                 _ = self.pipes_wanted.notified() => {
-                    let closed = self.pipes.release_all();
-                    if closed > 0 {
+                    let n = self.pipes.release_all();
+                    if let Some(n) = closed.add(n, Instant::now()) {
                         tracing::info!(
                             shard = self.id,
-                            "closed {closed} idle splice pipes ({} fds): the server is out of file descriptors",
-                            2 * closed
+                            "closed {n} idle splice pipe{} ({} fds): the server is out of file descriptors",
+                            if n == 1 { "" } else { "s" },
+                            2 * n
                         );
                     }
                 }
@@ -122,6 +127,11 @@ impl ShardCtx {
         }
     }
 }
+
+/// The least time between two of a shard's "closed N idle splice pipes"
+/// lines (see [`ShardCtx::give_back_pipes`]); the shortage's own error
+/// line has the same period.
+const PIPES_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// What an admitted session occupies: its place in the shard's count and
 /// in the server-wide limits. Dropping it gives both back.

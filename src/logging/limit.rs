@@ -108,6 +108,42 @@ impl std::fmt::Display for Suppressed {
     }
 }
 
+/// A count of events logged as one line at most every `every`: the
+/// events in between are summed into the next line that is due. For a
+/// shard-wide event that a busy shard can meet dozens of times a second
+/// (its idle pipes closed for another shard's fd shortage).
+#[derive(Debug)]
+pub struct Tally {
+    every: Duration,
+    /// No line before this.
+    quiet_until: Option<Instant>,
+    /// Counted since the last line.
+    unlogged: usize,
+}
+
+impl Tally {
+    /// A tally whose lines are at least `every` apart; the first count is
+    /// logged at once.
+    pub fn new(every: Duration) -> Tally {
+        Tally {
+            every,
+            quiet_until: None,
+            unlogged: 0,
+        }
+    }
+
+    /// Counts `n` more at `now`; returns the sum to log when a line is
+    /// due (something counted, and `every` since the last line).
+    pub fn add(&mut self, n: usize, now: Instant) -> Option<usize> {
+        self.unlogged += n;
+        if self.unlogged == 0 || self.quiet_until.is_some_and(|t| now < t) {
+            return None;
+        }
+        self.quiet_until = Some(now + self.every);
+        Some(std::mem::take(&mut self.unlogged))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +191,26 @@ mod tests {
             assert_eq!(log.allow(ip, t0), Some(0));
         }
         assert!(log.tracked() <= MAX_PEERS, "{}", log.tracked());
+    }
+
+    #[test]
+    fn a_tally_logs_at_most_once_per_period_and_loses_no_count() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let mut t = Tally::new(Duration::from_secs(10));
+        assert_eq!(t.add(0, t0), None, "nothing counted, nothing logged");
+        assert_eq!(t.add(2, t0), Some(2), "the first count logs at once");
+        assert_eq!(t.add(1, t0 + s), None);
+        assert_eq!(t.add(0, t0 + 5 * s), None);
+        assert_eq!(t.add(3, t0 + 9 * s), None);
+        // The period over: the next count logs what came between.
+        assert_eq!(t.add(1, t0 + 10 * s), Some(5));
+        assert_eq!(t.add(1, t0 + 11 * s), None);
+        assert_eq!(
+            t.add(0, t0 + 20 * s),
+            Some(1),
+            "a zero count still flushes the held one"
+        );
+        assert_eq!(t.add(0, t0 + 40 * s), None);
     }
 }
