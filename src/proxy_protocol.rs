@@ -233,9 +233,13 @@ fn parse_v1(buf: &[u8]) -> Parsed {
             }
         }
         Err(BinaryParseError::Parse(ParseError::Partial)) => Parsed::Incomplete,
+        // The line as sent, escaped, and no longer than a v1 line may be
+        // (107 bytes): what goes into the log is bounded, whatever the
+        // client sent before its CR.
         Err(e) => Parsed::Invalid(format!(
-            "malformed PROXY v1 header {:?}: {e}",
-            String::from_utf8_lossy(&buf[..cr])
+            "malformed PROXY v1 header {:?}{}: {e}",
+            String::from_utf8_lossy(&buf[..cr.min(107)]),
+            if cr > 107 { " (cut at 107 bytes)" } else { "" }
         )),
     }
 }
@@ -476,6 +480,13 @@ mod tests {
              00 1b 5b 32 4a 07 ff fe 01 02 03 04 05 06 07 08)"
         );
         assert!(!odd.chars().any(|c| c.is_control()), "{odd:?}");
+        // A v1 line far longer than v1 allows, CR and all: logged cut.
+        let mut long = b"PROXY ".to_vec();
+        long.extend(std::iter::repeat_n(b'A', 3000));
+        long.extend_from_slice(b"\r\n");
+        let why = why(&long);
+        assert!(why.len() < 300, "{} bytes: {why}", why.len());
+        assert!(why.contains("(cut at 107 bytes)"), "{why}");
     }
 
     #[test]
