@@ -104,25 +104,25 @@ impl ShardCtx {
     /// of fds. The latter is logged, at most once per
     /// [`PIPES_LOG_EVERY`] per shard (a busy shard refills its pool
     /// between the failures of a long shortage, dozens a second), with
-    /// what was closed since the last line.
+    /// what was closed since the shard's last such line; what a quiet
+    /// period held back is logged at the next trim tick after it.
     pub(crate) async fn give_back_pipes(self: Rc<Self>) {
         let mut closed = Tally::new(PIPES_LOG_EVERY);
         loop {
-            tokio::select! {
+            let n = tokio::select! {
                 _ = tokio::time::sleep(crate::engine::splice::PIPE_TRIM) => {
                     self.pipes.trim_if_idle();
+                    0
                 }
-                _ = self.pipes_wanted.notified() => {
-                    let n = self.pipes.release_all();
-                    if let Some(n) = closed.add(n, Instant::now()) {
-                        tracing::info!(
-                            shard = self.id,
-                            "closed {n} idle splice pipe{} ({} fds): the server is out of file descriptors",
-                            if n == 1 { "" } else { "s" },
-                            2 * n
-                        );
-                    }
-                }
+                _ = self.pipes_wanted.notified() => self.pipes.release_all(),
+            };
+            if let Some(n) = closed.add(n, Instant::now()) {
+                tracing::info!(
+                    shard = self.id,
+                    "closed {n} idle splice pipe{} ({} fds) since this shard's last such line: the server is out of file descriptors",
+                    if n == 1 { "" } else { "s" },
+                    2 * n
+                );
             }
         }
     }
