@@ -217,6 +217,38 @@ fn stat_during_a_download_reports_its_progress() {
     srv.assert_serving("big.bin");
 }
 
+/// A STAT sent in the same write as its RETR, the data connection
+/// already open, is answered with the transfer's progress right after the
+/// 150, not held until the transfer ends (it is read while the server
+/// makes the data connection, before the 150 may go out).
+#[test]
+fn stat_pipelined_with_a_retr_reports_progress_after_the_150() {
+    let fx = Fixture::new();
+    let body = pattern(10, 32 << 20);
+    fx.write("big.bin", &body);
+    let mut srv = server(&fx);
+    let mut f = srv.login();
+    let mut data = f.epsv_connect();
+    f.send_raw(b"RETR big.bin\r\nSTAT\r\n");
+    let r = f.read_reply();
+    assert_eq!(r.code, 150, "{r:?}");
+    // Nothing of the 32 MiB is read yet: the transfer cannot have ended.
+    let r = f.read_reply();
+    assert_eq!(r.code, 213, "the STAT's reply, during the transfer: {r:?}");
+    assert!(
+        r.lines[0].starts_with("213 Transfer in progress: "),
+        "{r:?}"
+    );
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    assert_bytes_eq("RETR behind which a STAT came", &got, &body);
+    let r = f.read_reply();
+    assert_eq!(r.code, 226, "{r:?}");
+    f.expect("NOOP", 200);
+    f.quit();
+    srv.assert_serving("hello.txt");
+}
+
 /// A STAT sent right behind a RETR whose data connection is not there
 /// yet is answered after the RETR's replies, not before its 150: replies
 /// come in the order of their commands (RFC 959 section 4.2), and a

@@ -411,9 +411,32 @@ impl Conn {
         self.race_with(fut, false).await
     }
 
+    /// Answers a STAT during a transfer: the bytes moved so far (RFC 959
+    /// section 4.1.3, "the status of the operation in progress").
+    async fn stat_progress(&mut self) -> Flow {
+        self.ctx.metrics.command(Some("STAT"));
+        let sent = self.progress.as_ref().map(|p| p.get()).unwrap_or(0);
+        self.reply(Reply::new(
+            FILE_STATUS,
+            format!("Transfer in progress: {sent} bytes sent."),
+        ))
+        .await
+    }
+
     async fn race_with<T>(&mut self, fut: impl Future<Output = T>, stat_now: bool) -> Raced<T> {
         tokio::pin!(fut);
         let mut watch = self.shutdown.clone();
+        if stat_now {
+            // STATs read while the data connection was awaited, next in
+            // line: the 150 is out, so their progress reports may follow.
+            while matches!(self.pending.front(), Some(Event::Line(l)) if matches!(parse(l), Ok(Command::Stat(None))))
+            {
+                self.pending.pop_front();
+                if self.stat_progress().await == Flow::Close {
+                    return Raced::ControlClosed;
+                }
+            }
+        }
         loop {
             if self.pending.len() >= MAX_PENDING {
                 // The queue is full: stop reading the control channel (TCP
@@ -437,10 +460,7 @@ impl Conn {
                             return Raced::Aborted;
                         }
                         Ok(Command::Stat(None)) if stat_now => {
-                            self.ctx.metrics.command(Some("STAT"));
-                            let sent = self.progress.as_ref().map(|p| p.get()).unwrap_or(0);
-                            let r = Reply::new(FILE_STATUS, format!("Transfer in progress: {sent} bytes sent."));
-                            if self.reply(r).await == Flow::Close {
+                            if self.stat_progress().await == Flow::Close {
                                 return Raced::ControlClosed;
                             }
                         }
