@@ -3,8 +3,8 @@
 //! `200 NOOP ok.\r\n`, 40,000 times, over loopback TCP; the server thread
 //! is pinned to the first CPU of the process, the client to the second
 //! (when there is one). Printed per round trip: the server thread's CPU
-//! time (user and system, from /proc/thread-self/stat, clock ticks) and
-//! the client's mean round trip.
+//! time (user and system, from /proc/thread-self/stat, clock ticks;
+//! `loadgen::procstat::thread_ticks`) and the client's mean round trip.
 //!
 //! - `blocking`: read(2) and write(2) on a blocking socket, one thread per
 //!   connection (what a process-per-session peer does per command, less
@@ -19,8 +19,9 @@
 //!
 //! - `ringftp serve`: the release binary (`target/release/ringftp`, or
 //!   `RINGFTP_BIN`), `--cores 1` (its shard pinned to the first CPU), an
-//!   anonymous session sending NOOP: the whole process's CPU (its other
-//!   threads idle), from /proc/PID/stat.
+//!   anonymous session sending NOOP: the whole process tree's CPU (its
+//!   other threads idle), `loadgen::procstat::tree_ticks`, the load
+//!   generator's /proc method.
 //!
 //! - peers: `RINGFTP_FLOOR_PEERS=NAME@ADDR@PID,...` names FTP servers
 //!   already running (pinned to the first CPU, anonymous login allowed),
@@ -40,21 +41,17 @@ use std::time::Instant;
 use std::rc::Rc;
 
 use ringftp::engine::sys::ReadReadiness;
+use ringftp::loadgen::procstat::{thread_ticks, tree_ticks};
 
 const ROUND_TRIPS: u32 = 40_000;
 const REPLY: &[u8] = b"200 NOOP ok.\r\n";
 
-/// The calling thread's (user, system) CPU seconds.
-fn thread_cpu() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-    // The fields after the command name's closing parenthesis; utime and
-    // stime are the 14th and 15th of the whole line.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = rustix::param::clock_ticks_per_second() as f64;
+/// µs of CPU per round trip between two (user, system) tick readings.
+fn per_trip(before: (u64, u64), after: (u64, u64)) -> (f64, f64) {
+    let us = 1e6 / rustix::param::clock_ticks_per_second() as f64 / f64::from(ROUND_TRIPS);
     (
-        f[11].parse::<f64>().unwrap() / ticks,
-        f[12].parse::<f64>().unwrap() / ticks,
+        after.0.saturating_sub(before.0) as f64 * us,
+        after.1.saturating_sub(before.1) as f64 * us,
     )
 }
 
@@ -112,44 +109,6 @@ enum Way {
     Spawned,
 }
 
-/// (parent pid, user, system CPU seconds) of process `pid`, if it lives.
-fn process_stat(pid: u32) -> Option<(u32, f64, f64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = rustix::param::clock_ticks_per_second() as f64;
-    Some((
-        f[1].parse().ok()?,
-        f[11].parse::<f64>().ok()? / ticks,
-        f[12].parse::<f64>().ok()? / ticks,
-    ))
-}
-
-/// (user, system) CPU seconds so far of process `pid` and every live
-/// descendant of it.
-fn tree_cpu(pid: u32) -> (f64, f64) {
-    let all: Vec<(u32, (u32, f64, f64))> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|p| Some((p, process_stat(p)?)))
-        .collect();
-    let mut tree = vec![pid];
-    let mut grew = true;
-    while grew {
-        grew = false;
-        for (p, (parent, ..)) in &all {
-            if tree.contains(parent) && !tree.contains(p) {
-                tree.push(*p);
-                grew = true;
-            }
-        }
-    }
-    all.iter()
-        .filter(|(p, _)| tree.contains(p))
-        .fold((0.0, 0.0), |(u, s), (_, (_, pu, ps))| (u + pu, s + ps))
-}
-
 /// The client's side: `ROUND_TRIPS` NOOPs on `c`; mean µs each.
 fn noops(c: &mut TcpStream) -> f64 {
     let mut buf = [0u8; 64];
@@ -205,15 +164,10 @@ fn run_server(addr: &str, pid: u32) -> (f64, f64, f64) {
         c.write_all(b"PASS x@example.com\r\n").unwrap();
         assert_eq!(reply(&mut c), "230");
     }
-    let before = tree_cpu(pid);
+    let before = tree_ticks(pid).unwrap();
     let wall = noops(&mut c);
-    let after = tree_cpu(pid);
-    let n = f64::from(ROUND_TRIPS);
-    (
-        (after.0 - before.0) / n * 1e6,
-        (after.1 - before.1) / n * 1e6,
-        wall,
-    )
+    let (user, sys) = per_trip(before, tree_ticks(pid).unwrap());
+    (user, sys, wall)
 }
 
 /// [`run_server`] on the ringftp binary; None when there is none.
@@ -259,7 +213,7 @@ fn run(way: Way) -> (f64, f64, f64) {
         pin(0);
         let (s, _) = listener.accept().unwrap();
         s.set_nodelay(true).unwrap();
-        let before = thread_cpu();
+        let before = thread_ticks().unwrap();
         match way {
             Way::Blocking => {
                 let mut s = s;
@@ -276,16 +230,14 @@ fn run(way: Way) -> (f64, f64, f64) {
                 tokio_uring::spawn(serve_async(s)).await.unwrap();
             }),
         }
-        let after = thread_cpu();
-        (after.0 - before.0, after.1 - before.1)
+        per_trip(before, thread_ticks().unwrap())
     });
     pin(1);
     let mut c = TcpStream::connect(addr).unwrap();
     c.set_nodelay(true).unwrap();
     let wall = noops(&mut c);
     let (user, sys) = server.join().unwrap();
-    let n = f64::from(ROUND_TRIPS);
-    (user / n * 1e6, sys / n * 1e6, wall)
+    (user, sys, wall)
 }
 
 fn main() {

@@ -41,7 +41,7 @@ pub(crate) mod failure;
 pub(crate) mod plan;
 pub(crate) mod plot;
 pub mod prepare;
-pub(crate) mod procstat;
+pub mod procstat;
 pub(crate) mod progress;
 pub(crate) mod reply;
 pub(crate) mod report;

@@ -97,6 +97,23 @@ pub(crate) fn parse_stat(text: &str) -> Option<StatLine> {
     })
 }
 
+/// The CPU so far of `pid` and its live descendants, their reaped
+/// children included (user, system; clock ticks): one scan of /proc
+/// through a [`Tree`]. For a tree that keeps its processes through a
+/// measurement (`benches/runtime_floor.rs`); a load test uses
+/// [`Sampler`], which follows processes that come and go.
+///
+/// Errors: /proc cannot be read.
+pub fn tree_ticks(pid: u32) -> anyhow::Result<(u64, u64)> {
+    Ok(Tree::new(pid).update(&scan_proc()?).ticks)
+}
+
+/// The CPU so far of the calling thread (user, system; clock ticks),
+/// from /proc/thread-self/stat; None if it cannot be read.
+pub fn thread_ticks() -> Option<(u64, u64)> {
+    parse_stat(&fs::read_to_string("/proc/thread-self/stat").ok()?).map(|s| s.own)
+}
+
 /// The value in kB of a `Key:   123 kB` line of a /proc status-like file.
 pub(crate) fn kb_field(text: &str, key: &str) -> Option<u64> {
     text.lines()
