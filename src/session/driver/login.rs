@@ -88,12 +88,11 @@ impl Conn {
                     // but 421, which closes the session (RFC 959 section
                     // 5.4); a 530 would tell the client its login is bad,
                     // and curl and lftp give up on it.
-                    self.ctx.out_of_fds();
                     metrics.login(LoginOutcome::HomeUnavailable);
                     self.session.login_aborted();
                     self.log_refusal_of(
                         Some(&user),
-                        Loud::Warn,
+                        self.loud_if_exhausted(true),
                         SERVICE_NOT_AVAILABLE,
                         None,
                         format_args!("login refused: home {} unusable: {e}", lossy(&account.home)),

@@ -613,6 +613,19 @@ impl Conn {
         }
     }
 
+    /// How loud a failure is logged: a server out of fds or memory
+    /// (`exhausted`) is the operator's business, a warning, and the shard
+    /// gives back its idle pipes ([`ShardCtx::out_of_fds`]); anything else
+    /// is the client's or the file's, information.
+    fn loud_if_exhausted(&self, exhausted: bool) -> Loud {
+        if exhausted {
+            self.ctx.out_of_fds();
+            Loud::Warn
+        } else {
+            Loud::Info
+        }
+    }
+
     /// Refuses a path the client may not use (550; 452 for a full disk,
     /// 451 for a server out of descriptors or memory: see
     /// [`VfsError::reply_code`]), logged with the reason: as a warning for
@@ -621,11 +634,7 @@ impl Conn {
     async fn refuse(&self, vpath: &[u8], e: VfsError) -> Flow {
         let loud = match e {
             VfsError::Escapes => Loud::Warn,
-            VfsError::Exhausted(_) => {
-                self.ctx.out_of_fds();
-                Loud::Warn
-            }
-            _ => Loud::Info,
+            _ => self.loud_if_exhausted(matches!(e, VfsError::Exhausted(_))),
         };
         let code = e.reply_code();
         self.log_refusal(loud, code, Some(vpath), &e);

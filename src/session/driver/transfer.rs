@@ -154,12 +154,7 @@ impl Conn {
                 let reply = outcome::no_connection();
                 // A client that never connects is the client's business; a
                 // server out of fds or memory is the operator's.
-                let loud = if VfsError::exhausts(&e) {
-                    self.ctx.out_of_fds();
-                    super::Loud::Warn
-                } else {
-                    super::Loud::Info
-                };
+                let loud = self.loud_if_exhausted(VfsError::exhausts(&e));
                 self.log_refusal(
                     loud,
                     reply.code,
@@ -355,15 +350,7 @@ impl Conn {
                     .replies
                     .first()
                     .map_or(0, |r| r.code);
-                // A server out of fds or memory is the operator's business
-                // (and the shard gives back its idle pipes); anything else
-                // the transfer met is the client's or the file's.
-                let loud = if why == Failure::Exhausted {
-                    self.ctx.out_of_fds();
-                    super::Loud::Warn
-                } else {
-                    super::Loud::Info
-                };
+                let loud = self.loud_if_exhausted(why == Failure::Exhausted);
                 self.log_refusal(
                     loud,
                     code,
