@@ -45,6 +45,38 @@ fn threads(pid: u32) -> Vec<(String, String)> {
     out
 }
 
+/// The CPUs a thread may run on: its `Cpus_allowed_list` (e.g. `0-1`).
+fn allowed_cpus(status: &str) -> String {
+    status_fields(status, "Cpus_allowed_list").join(" ")
+}
+
+#[test]
+fn each_shard_is_pinned_to_a_cpu_of_its_own() {
+    let fx = Fixture::new();
+    fx.standard_tree();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = cpus.min(2);
+    let srv = Server::builder().cores(cores).start(&fx);
+    let mut shards: Vec<(String, String)> = threads(srv.pid())
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("ringftp-shard"))
+        .map(|(name, status)| (name, allowed_cpus(&status)))
+        .collect();
+    shards.sort();
+    assert_eq!(shards.len(), cores, "{shards:?}");
+    for (name, allowed) in &shards {
+        assert!(
+            allowed.parse::<usize>().is_ok(),
+            "{name} may run on CPUs {allowed}, not one"
+        );
+    }
+    let mut each: Vec<_> = shards.iter().map(|s| &s.1).collect();
+    each.sort();
+    each.dedup();
+    assert_eq!(each.len(), cores, "two shards share a CPU: {shards:?}");
+    assert_eq!(srv.login().retr("hello.txt"), fx.read("hello.txt"));
+}
+
 #[test]
 fn root_without_user_drops_to_the_ftp_account_in_every_thread() {
     require_root("the privilege tests");
