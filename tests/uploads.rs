@@ -652,3 +652,38 @@ fn stor_onto_names_already_taken() {
     assert_eq!(std::fs::read(home.join("new.bin")).unwrap(), b"mine");
     assert_eq!(names_in(&home).len(), 4, "{:?}", names_in(&home));
 }
+
+#[test]
+fn a_client_that_half_closes_its_upload_gets_the_226_and_the_servers_end() {
+    // Some clients end an upload with shutdown(SHUT_WR) and read the data
+    // connection to its end before they read the 226; others read the 226
+    // first. Either way the server must end the data connection on its
+    // own once the upload is in, without waiting for another command: for
+    // a new file and for one that replaces a file (which waits briefly to
+    // tell a dead client from a live one).
+    let (fx, srv) = alice_server(&[]);
+    std::fs::write(fx.root.join("alice/old.bin"), b"old contents").unwrap();
+    let mut f = srv.login_as("alice", "alice-pw");
+    for (name, eof_first) in [("new.bin", true), ("old.bin", true), ("new2.bin", false)] {
+        let data = pattern(name.len() as u64, 100_000);
+        let mut conn = f.epsv_connect();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        f.expect(&format!("STOR {name}"), 150);
+        conn.write_all(&data).unwrap();
+        conn.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        if eof_first {
+            conn.read_to_end(&mut rest)
+                .unwrap_or_else(|e| panic!("STOR {name}: no end of the data connection: {e}"));
+            assert_eq!(f.read_reply().code, 226, "STOR {name}");
+        } else {
+            assert_eq!(f.read_reply().code, 226, "STOR {name}");
+            conn.read_to_end(&mut rest)
+                .unwrap_or_else(|e| panic!("STOR {name}: no end after the 226: {e}"));
+        }
+        assert!(rest.is_empty(), "STOR {name}: the server sent {rest:?}");
+        assert_eq!(fx.read(&format!("alice/{name}")), data, "STOR {name}");
+    }
+    f.expect("NOOP", 200);
+}

@@ -469,14 +469,16 @@ impl Upload {
 
     /// The transfer completed: a temporary file takes the target's name.
     /// (A resumed upload's file was cut at its offset when the transfer
-    /// started, so it ends where the new data ends.)
-    pub(crate) async fn commit(self) -> Result<(), VfsError> {
-        if let Some(t) = self.temp {
+    /// started, so it ends where the new data ends.) The file and its
+    /// directory stay open until the upload is dropped, which the caller
+    /// does after its 226.
+    pub(crate) async fn commit(&self) -> Result<(), VfsError> {
+        if let Some(t) = &self.temp {
             sys::renameat(
                 self.parent.dir.clone(),
-                t,
-                self.parent.dir,
-                self.parent.name,
+                t.clone(),
+                self.parent.dir.clone(),
+                self.parent.name.clone(),
                 0,
             )
             .await

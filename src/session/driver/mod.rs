@@ -109,6 +109,9 @@ struct Conn {
     /// The last download's data connection, shut for sending, closed once
     /// the next command has been answered ([`crate::data::Closing`]).
     closing: Option<crate::data::Closing>,
+    /// A plain upload's data connection, received whole: closed once its
+    /// 226 is out ([`Conn::store`]), not before.
+    uploaded: Option<crate::data::DataConn>,
     reader: ControlReader,
     /// Control events that arrived during a transfer, in order.
     pending: VecDeque<Event>,
@@ -214,6 +217,7 @@ pub(crate) fn run(
         pasv: None,
         kept: None,
         closing: None,
+        uploaded: None,
         pending: VecDeque::new(),
         progress: None,
         implicit,

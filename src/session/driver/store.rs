@@ -94,8 +94,12 @@ impl Conn {
             ..
         } = outcome
         {
-            return self.finish_upload(&t, upload, bytes).await;
+            let flow = self.finish_upload(&t, upload, bytes).await;
+            // The 226 (or the commit's error) is out: now the close.
+            self.uploaded = None;
+            return flow;
         }
+        self.uploaded = None;
         // A write into the file may still be in flight (the aborted
         // transfer's future is gone, its io_uring op is not): cutting or
         // deleting the file before it lands would leave a hole or resurrect
@@ -154,8 +158,12 @@ impl Conn {
             Ok(()) => {
                 self.ctx.metrics.upload_commits.inc();
                 self.log_transfer(t, bytes, true).await;
-                self.reply(Reply::new(CLOSING_DATA, "Transfer complete."))
-                    .await
+                let flow = self
+                    .reply(Reply::new(CLOSING_DATA, "Transfer complete."))
+                    .await;
+                // The file's and its directory's closes after the 226.
+                drop(upload);
+                flow
             }
             Err(e) => {
                 self.ctx.metrics.upload_aborts.inc();

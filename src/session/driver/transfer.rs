@@ -248,6 +248,9 @@ impl Conn {
         let session = self.counters.clone();
         let closing = Rc::new(Cell::new(None));
         let closing_slot = closing.clone();
+        let uploaded = Rc::new(Cell::new(None));
+        let uploaded_slot = uploaded.clone();
+        let plain = !self.session.protect_data();
         let fut = async move {
             let mut ch = Channel {
                 conn: &conn,
@@ -311,8 +314,15 @@ impl Conn {
                 // next command, so that input from the client cannot reset
                 // what it has yet to read (see `finish_sending`).
                 closing_slot.set(Some(conn.finish_sending()));
+            } else if r.is_ok() && plain {
+                // An upload received whole: the client has ended its side
+                // and waits for the 226, so the close (a FIN exchange the
+                // loopback runs in this thread) waits until the 226 is out
+                // (see `Conn::store`).
+                uploaded_slot.set(Some(conn));
             } else {
-                // Close the data connection before the 226 goes out.
+                // Close the data connection before the final reply goes
+                // out: a failed transfer's, or a TLS one's close_notify.
                 drop(conn);
             }
             r
@@ -338,6 +348,7 @@ impl Conn {
             }
         };
         self.closing = closing.take();
+        self.uploaded = uploaded.take();
         let progress = self.progress.take().unwrap_or_default();
         let moved = progress.get();
         self.counters.add_transfer();
