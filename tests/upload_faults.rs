@@ -183,11 +183,17 @@ fn upload_whose_client_left_first_is_broken() {
                     assert_bytes_eq(&what, &got, &pattern(4, 300_000)[..got.len()]);
                 }
                 // An APPE with --keep-partial keeps what it added (the
-                // client resumes with APPE); everything else keeps the
-                // original.
+                // client resumes with APPE); an overwrite leaves what
+                // arrived in place of the original (the client resumes it
+                // with SIZE and REST); without it the original stays.
                 _ if line.starts_with("APPE") && keep => {
                     let got = fx.read("alice/file.bin");
                     assert_bytes_eq(&what, &got[..original.len()], &original);
+                }
+                (_, true) => {
+                    let got = fx.read("alice/file.bin");
+                    assert!(!got.is_empty(), "{what}");
+                    assert_bytes_eq(&what, &got, &pattern(4, 300_000)[..got.len()]);
                 }
                 _ => assert_bytes_eq(&what, &fx.read("alice/file.bin"), &original),
             }
@@ -342,6 +348,19 @@ fn killed_curl_upload_is_kept_with_keep_partial_and_resumes() {
     assert_eq!(f.read_reply().code, 226);
     assert_same_file(&home.join("again.bin"), &local);
     f.quit();
+
+    // An overwrite that breaks: what arrived replaces the old file, so
+    // curl's resume (SIZE, then APPE) ends with the new file exactly, not
+    // the old file's head and the new file's tail.
+    fx.write("alice/over.bin", &pattern(9, 3 << 20));
+    kill_curl_midway(&srv, &local, "over.bin", &[], || {
+        size_of_prefixed(&home, ".ringftp-upload") >= 1 << 20
+    });
+    let part = fx.read("alice/over.bin");
+    assert!(part.len() < data.len(), "{} bytes", part.len());
+    assert_bytes_eq("the kept partial overwrite", &part, &data[..part.len()]);
+    curl_resume(&srv, &local, "over.bin");
+    assert_same_file(&home.join("over.bin"), &local);
 }
 
 fn curl_resume(srv: &Server, local: &Path, name: &str) {
@@ -400,11 +419,16 @@ fn reset_overwrite_or_appe_keeps_the_original() {
         reset(conn);
         let r = f.read_reply();
         assert_eq!(r.code, 426, "{r:?}");
-        assert_bytes_eq(
-            &format!("file.bin after a reset overwrite (keep-partial {keep})"),
-            &fx.read("alice/file.bin"),
-            &original,
-        );
+        let what = format!("file.bin after a reset overwrite (keep-partial {keep})");
+        if keep {
+            // What arrived replaces the original, so a resume continues it.
+            let got = fx.read("alice/file.bin");
+            assert!(!got.is_empty(), "{what}");
+            assert_bytes_eq(&what, &got, &pattern(4, 300_000)[..got.len()]);
+            fx.write("alice/file.bin", &original);
+        } else {
+            assert_bytes_eq(&what, &fx.read("alice/file.bin"), &original);
+        }
         assert!(temp_files(&home).is_empty(), "{:?}", temp_files(&home));
         f.quit();
         if keep {

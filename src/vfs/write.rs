@@ -11,7 +11,9 @@
 //! file that is replaced is written beside it under a hidden temporary
 //! name and renamed over it only when the transfer completes; an APPE that
 //! fails is cut back to the original length; a resumed upload (REST N) is
-//! cut at N when it starts and keeps what arrived.
+//! cut at N when it starts and keeps what arrived. With --keep-partial a
+//! failed upload keeps what arrived instead, under the target's name (a
+//! replaced file gives way to it), so that the client can resume it.
 
 use std::cell::Cell;
 use std::ffi::CString;
@@ -488,7 +490,8 @@ impl Upload {
     }
 
     /// The transfer failed: undo per the rules above. With `keep_partial`
-    /// a new file stays (the client resumes it with REST).
+    /// what arrived stays under the target's name, replacing the file an
+    /// overwrite was for (the client resumes it with REST or APPE).
     pub(crate) async fn abort(self, keep_partial: bool) {
         let result = match (self.mode, self.temp) {
             (Mode::Fresh, _) if keep_partial => Ok(()),
@@ -496,7 +499,22 @@ impl Upload {
                 .await
                 .map_err(VfsError::from_io),
             (Mode::Temp { target_existed }, Some(t)) => {
-                if keep_partial && !target_existed {
+                if keep_partial && target_existed {
+                    // --keep-partial: what arrived takes the name of the
+                    // file it was replacing, as a peer that writes in place
+                    // leaves it, so the client's resume (SIZE, then REST +
+                    // STOR or APPE) continues its own bytes, not the old
+                    // file's.
+                    sys::renameat(
+                        self.parent.dir.clone(),
+                        t,
+                        self.parent.dir,
+                        self.parent.name,
+                        0,
+                    )
+                    .await
+                    .map_err(VfsError::from_io)
+                } else if keep_partial {
                     // Give the partial the target name, unless one appeared.
                     match sys::renameat(
                         self.parent.dir.clone(),
