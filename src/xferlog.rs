@@ -176,13 +176,29 @@ impl XferLog {
     }
 
     /// Opens the path again (after logrotate moved the file) and makes every
-    /// shard write there from its next line on. On error the old file
-    /// stays in use.
-    pub(crate) fn reopen(&self) -> io::Result<()> {
+    /// shard write there from its next line on. `Ok(false)` when the path
+    /// still names the open file (a SIGHUP for another reason, or
+    /// copytruncate): nothing to reopen, so a file the service user could
+    /// not open itself (created by root before the privilege drop) is no
+    /// error. On error the old file stays in use.
+    pub(crate) fn reopen(&self) -> io::Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        let same = |held: &OwnedFd| -> bool {
+            let Ok(at_path) = std::fs::metadata(&self.path) else {
+                return false;
+            };
+            let Ok(open) = rustix::fs::fstat(held) else {
+                return false;
+            };
+            at_path.dev() == open.st_dev && at_path.ino() == open.st_ino
+        };
+        if same(&self.file.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(false);
+        }
         let fd = open_append(&self.path)?;
         *self.file.lock().unwrap_or_else(|e| e.into_inner()) = fd;
         self.generation.fetch_add(1, Ordering::Release);
-        Ok(())
+        Ok(true)
     }
 
     fn current(&self) -> (u64, Arc<OwnedFd>) {
@@ -332,10 +348,13 @@ mod tests {
         let log = Arc::new(XferLog::open(&path, true).unwrap());
         let shard = ShardXferLog::new(log.clone());
         let first = shard.fd();
+        // The path still names the open file: nothing to reopen.
+        assert!(!log.reopen().unwrap());
+        assert!(Rc::ptr_eq(&first, &shard.fd()));
         std::fs::rename(&path, dir.path().join("xferlog.1")).unwrap();
         // Unchanged generation: the same fd, the moved file.
         assert!(Rc::ptr_eq(&first, &shard.fd()));
-        log.reopen().unwrap();
+        assert!(log.reopen().unwrap());
         assert!(path.exists(), "reopen creates the file again");
         assert!(!Rc::ptr_eq(&first, &shard.fd()));
         // A path that cannot be opened any more keeps the current file.

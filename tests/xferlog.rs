@@ -189,6 +189,17 @@ fn names_with_blanks_keep_the_fields_and_sighup_rotates_on_every_shard() {
         assert_eq!(l[7], if l[NAME] == "/a_b.txt" { "6" } else { "4" });
     }
 
+    // A SIGHUP for another reason (a users-file reload) while the path
+    // still names the open file: nothing to reopen, and no error, even
+    // though root created the file before the drop to the service user.
+    srv.signal(libc::SIGHUP);
+    srv.wait_log("SIGHUP: configuration reloaded", 1, Duration::from_secs(20));
+    let text = srv.log_text();
+    assert!(
+        !text.contains("still writing to the old file") && !text.contains("ERROR"),
+        "{text}"
+    );
+
     // logrotate: move the file away, then SIGHUP.
     let rotated = dir.join("xferlog.1");
     std::fs::rename(&log, &rotated).unwrap();

@@ -86,7 +86,11 @@ impl Reloader {
         }
         if let Some(log) = &self.xferlog {
             match log.reopen() {
-                Ok(()) => tracing::info!("SIGHUP: xferlog {} reopened", log.path().display()),
+                Ok(true) => tracing::info!("SIGHUP: xferlog {} reopened", log.path().display()),
+                Ok(false) => tracing::debug!(
+                    "SIGHUP: xferlog {} still names the open file; not reopened",
+                    log.path().display()
+                ),
                 Err(e) => tracing::error!(
                     "SIGHUP: xferlog {} not reopened, still writing to the old file: {e}",
                     log.path().display()
