@@ -687,3 +687,39 @@ fn a_client_that_half_closes_its_upload_gets_the_226_and_the_servers_end() {
     }
     f.expect("NOOP", 200);
 }
+
+#[test]
+fn mfmt_answers_the_time_the_file_kept_and_stat_names_an_upload_received() {
+    let (fx, srv) = alice_server(&[]);
+    fx.write("alice/t.bin", b"t");
+    let mut f = srv.login_as("alice", "alice-pw");
+    // Times a filesystem may not store (ext4 keeps 1901-12-13 to
+    // 2446-05-10 and clamps the rest, silently): the 213 says what MDTM
+    // says afterwards, whatever the filesystem kept.
+    for asked in ["99991231235959", "19000101000000", "20210304050607"] {
+        let r = f.expect(&format!("MFMT {asked} t.bin"), 213);
+        let said = r.lines[0]
+            .strip_prefix("213 Modify=")
+            .and_then(|t| t.split(';').next())
+            .unwrap_or_else(|| panic!("{r:?}"))
+            .to_string();
+        let r = f.expect("MDTM t.bin", 213);
+        assert_eq!(r.lines[0], format!("213 {said}"), "MFMT {asked}");
+    }
+
+    // STAT during an upload: the bytes received so far.
+    let mut conn = f.epsv_connect();
+    f.expect("STOR up.bin", 150);
+    conn.write_all(&pattern(5, 100_000)).unwrap();
+    let r = f.cmd("STAT");
+    assert_eq!(r.code, 213, "{r:?}");
+    let moved: u64 = r.lines[0]
+        .strip_prefix("213 Transfer in progress: ")
+        .and_then(|t| t.strip_suffix(" bytes received."))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{r:?}"));
+    assert!(moved <= 100_000, "{moved}");
+    drop(conn);
+    assert_eq!(f.read_reply().code, 226);
+    assert_eq!(fx.read("alice/up.bin"), pattern(5, 100_000));
+}

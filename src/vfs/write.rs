@@ -153,15 +153,20 @@ async fn open_for_meta(root: &FdRef, vpath: &[u8]) -> Result<std::fs::File, VfsE
     Ok(std::fs::File::from(fd))
 }
 
-/// MFMT: sets the modification time (Unix seconds).
-pub(crate) async fn set_mtime(root: &FdRef, vpath: &[u8], secs: i64) -> Result<(), VfsError> {
+/// MFMT: sets the modification time (Unix seconds) and returns the one the
+/// file now has (Unix seconds), which the filesystem may have clamped.
+pub(crate) async fn set_mtime(root: &FdRef, vpath: &[u8], secs: i64) -> Result<i64, VfsError> {
+    use std::os::unix::fs::MetadataExt;
     let file = open_for_meta(root, vpath).await?;
     let when = if secs >= 0 {
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64)
     } else {
         std::time::UNIX_EPOCH - std::time::Duration::from_secs(secs.unsigned_abs())
     };
-    file.set_modified(when).map_err(VfsError::from_io)
+    file.set_modified(when).map_err(VfsError::from_io)?;
+    // What the filesystem kept: ext4 clamps a time it cannot store (before
+    // 1901 or after 2446 with 256-byte inodes) to its limit, silently.
+    Ok(file.metadata().map_err(VfsError::from_io)?.mtime())
 }
 
 /// SITE CHMOD: sets permission bits (at most 0o777: no setuid, setgid or

@@ -415,10 +415,13 @@ impl Conn {
     /// section 4.1.3, "the status of the operation in progress").
     async fn stat_progress(&mut self) -> Flow {
         self.ctx.metrics.command(Some("STAT"));
-        let sent = self.progress.as_ref().map(|p| p.get()).unwrap_or(0);
+        let moved = self.progress.as_ref().map(|p| p.get()).unwrap_or(0);
         self.reply(Reply::new(
             FILE_STATUS,
-            format!("Transfer in progress: {sent} bytes sent."),
+            format!(
+                "Transfer in progress: {moved} bytes {}.",
+                self.progress_word
+            ),
         ))
         .await
     }

@@ -164,8 +164,12 @@ impl Conn {
 
     pub(super) async fn set_time(&mut self, verb: &'static str, vpath: Vec<u8>, time: i64) -> Flow {
         let r = write::set_mtime(self.root(), &vpath, time).await;
-        let text = format!("Modify={}; {}", format_mdtm(time), shown(&vpath));
-        self.changed(verb, &vpath, r, Reply::new(FILE_STATUS, text))
+        // The reply names the time the file now has (RFC 3659 MFMT's
+        // reply is the new modification time), which the filesystem may
+        // have clamped.
+        let kept = *r.as_ref().unwrap_or(&time);
+        let text = format!("Modify={}; {}", format_mdtm(kept), shown(&vpath));
+        self.changed(verb, &vpath, r.map(|_| ()), Reply::new(FILE_STATUS, text))
             .await
     }
 

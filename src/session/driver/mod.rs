@@ -117,6 +117,9 @@ struct Conn {
     pending: VecDeque<Event>,
     /// Bytes moved by the running transfer (for STAT during a transfer).
     progress: Option<crate::engine::splice::Progress>,
+    /// How STAT names that movement: "received" for an upload, "sent"
+    /// otherwise.
+    progress_word: &'static str,
     /// This session's transfer counters (STAT shows them).
     counters: Rc<Counters>,
     /// Where a graceful shutdown stands.
@@ -220,6 +223,7 @@ pub(crate) fn run(
         uploaded: None,
         pending: VecDeque::new(),
         progress: None,
+        progress_word: "sent",
         implicit,
         tls_token: None,
         last_data_tls: None,

@@ -222,6 +222,10 @@ impl Conn {
         };
         let progress = Progress::default();
         self.progress = Some(progress.clone());
+        self.progress_word = match t.direction {
+            Direction::Upload => "received",
+            Direction::Download | Direction::Listing => "sent",
+        };
         self.row
             .transfer_started(&t.path, t.direction.into(), t.started, progress.clone());
         let ctx = self.ctx.clone();
