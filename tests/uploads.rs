@@ -723,3 +723,41 @@ fn mfmt_answers_the_time_the_file_kept_and_stat_names_an_upload_received() {
     assert_eq!(f.read_reply().code, 226);
     assert_eq!(fx.read("alice/up.bin"), pattern(5, 100_000));
 }
+
+#[test]
+fn an_upload_whose_temporary_file_another_session_replaced_is_not_committed() {
+    // Two sessions of one account (as two accounts with write access to
+    // one directory): while A replaces target.bin, B swaps A's hidden
+    // temporary file for a file of its own. A must not be told 226 with
+    // B's bytes under the name, and B's file must not land there.
+    let (fx, srv) = alice_server(&[]);
+    let home = fx.root.join("alice");
+    let original = pattern(1, 50_000);
+    fx.write("alice/target.bin", &original);
+    let mut a = srv.login_as("alice", "alice-pw");
+    let mut conn = a.epsv_connect();
+    a.expect("STOR target.bin", 150);
+    conn.write_all(&pattern(2, 100_000)).unwrap();
+    let temp = || {
+        std::fs::read_dir(&home)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|n| n.starts_with(".ringftp-upload"))
+    };
+    wait_until(
+        "A's temporary file",
+        std::time::Duration::from_secs(30),
+        || temp().is_some(),
+    );
+    let name = temp().unwrap();
+    let mut b = srv.login_as("alice", "alice-pw");
+    b.expect(&format!("DELE {name}"), 250);
+    b.stor(&name, b"FROM-B");
+    conn.write_all(b"the end").unwrap();
+    drop(conn);
+    let r = a.read_reply();
+    assert_eq!(r.code, 451, "{r:?}");
+    assert_eq!(fx.read("alice/target.bin"), original, "target.bin changed");
+    a.expect("NOOP", 200);
+}

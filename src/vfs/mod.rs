@@ -82,6 +82,11 @@ pub enum VfsError {
     /// refusal, so a client tries again where a 550 would make a mirror
     /// tool give the file up.
     Exhausted(io::Error),
+    /// An upload's hidden temporary file is no longer under its name when
+    /// the transfer ends: another session (or process) removed or
+    /// replaced it meanwhile, so it is not renamed over the target. The
+    /// reply is 451: what the client sent did not land.
+    Replaced,
     /// Any other I/O error, kept for the log (the reply says only 550).
     Io(io::Error),
 }
@@ -128,7 +133,7 @@ impl VfsError {
     pub fn reply_code(&self) -> u16 {
         match self {
             VfsError::NoSpace => crate::proto::codes::INSUFFICIENT_STORAGE,
-            VfsError::Exhausted(_) => crate::proto::codes::LOCAL_ERROR,
+            VfsError::Exhausted(_) | VfsError::Replaced => crate::proto::codes::LOCAL_ERROR,
             _ => crate::proto::codes::FILE_UNAVAILABLE,
         }
     }
@@ -158,6 +163,7 @@ impl VfsError {
             VfsError::NameTooLong => "File name too long.",
             VfsError::IntoItself => "Cannot move a directory into itself.",
             VfsError::Exhausted(_) => "Server out of resources; try again later.",
+            VfsError::Replaced => "Upload failed: the file was replaced or removed meanwhile.",
             VfsError::Io(_) => "Could not access the file.",
         };
         text.into()
@@ -168,6 +174,9 @@ impl std::fmt::Display for VfsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             VfsError::Io(e) | VfsError::Exhausted(e) => write!(f, "{e}"),
+            VfsError::Replaced => f.write_str(
+                "the upload's temporary file was replaced or removed by someone else during the transfer",
+            ),
             VfsError::Escapes => f.write_str("path leads outside the root, or a symlink loop"),
             VfsError::NotPublished => f.write_str(
                 "not world-readable (anonymous sessions may list only world-readable directories)",

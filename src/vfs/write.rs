@@ -23,6 +23,21 @@ use std::rc::Rc;
 use super::{names, path, resolve, Stat, UploadKind, VfsError};
 use crate::engine::sys::{self, FdRef};
 
+/// Whether `name` in `dir` is the file `file` (same device and inode; a
+/// symlink there is itself, not what it points to).
+fn names_file(dir: &FdRef, name: &CString, file: &OwnedFd) -> bool {
+    use std::os::fd::AsFd;
+    let at = rustix::fs::statat(
+        dir.as_fd(),
+        name.as_c_str(),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    );
+    match (at, rustix::fs::fstat(file)) {
+        (Ok(at), Ok(ours)) => at.st_dev == ours.st_dev && at.st_ino == ours.st_ino,
+        _ => false,
+    }
+}
+
 /// An open parent directory and a final name inside it.
 pub(crate) struct Parent {
     pub dir: FdRef,
@@ -479,8 +494,20 @@ impl Upload {
     /// started, so it ends where the new data ends.) The file and its
     /// directory stay open until the upload is dropped, which the caller
     /// does after its 226.
+    ///
+    /// Errors: [`VfsError::Replaced`] when the hidden temporary name no
+    /// longer holds this upload's file (another session with write access
+    /// to the directory removed or replaced it during the transfer): a
+    /// file that is not ours is not renamed over the target.
     pub(crate) async fn commit(&self) -> Result<(), VfsError> {
         if let Some(t) = &self.temp {
+            // Only this upload writes its hidden temporary name: a file
+            // there that is not ours must not take the target's name.
+            // (The target itself may change meanwhile: a concurrent upload
+            // that finishes first, which this one then replaces.)
+            if !names_file(&self.parent.dir, t, &self.file) {
+                return Err(VfsError::Replaced);
+            }
             sys::renameat(
                 self.parent.dir.clone(),
                 t.clone(),
