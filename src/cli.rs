@@ -46,7 +46,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Validate the flags (and --config), print the effective
+    /// Validate the flags (and --config) as start-up would (the
+    /// certificate loaded, the xferlog's path and the listen addresses
+    /// checked, nothing bound or created), print the effective
     /// configuration as TOML, and exit.
     #[arg(long = "check-config")]
     pub check_config: bool,

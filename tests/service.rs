@@ -970,3 +970,51 @@ fn the_shipped_unit_file_verifies() {
     // Warnings (unknown keys, bad values) go to stderr with status 0.
     assert!(err.trim().is_empty(), "systemd-analyze verify: {err}");
 }
+
+#[test]
+fn check_config_refuses_what_start_up_would() {
+    let fx = Fixture::new();
+    let root = fx.root.to_str().unwrap().to_string();
+    let missing_dir = fx.work.join("no/such/dir/xferlog");
+    let a_dir = fx.work.clone();
+    let new_log = fx.work.join("xferlog");
+    let check = |extra: &[&str]| {
+        let args = [
+            &["serve", "--check-config", "--root", root.as_str()][..],
+            extra,
+        ]
+        .concat();
+        run_client(20, BIN, &args, None)
+    };
+    // What serve refuses at start-up, --check-config refuses too, naming
+    // the flag.
+    for (extra, flag) in [
+        (
+            vec!["--tls-cert", "/etc/passwd", "--tls-key", "/etc/passwd"],
+            "--tls-cert",
+        ),
+        (
+            vec!["--xferlog", missing_dir.to_str().unwrap()],
+            "--xferlog",
+        ),
+        (vec!["--xferlog", a_dir.to_str().unwrap()], "--xferlog"),
+        (
+            vec!["--listen", "192.0.2.1:2121"],
+            "--listen 192.0.2.1:2121",
+        ),
+    ] {
+        let r = check(&extra);
+        r.fails();
+        assert!(r.stderr.contains(flag), "{extra:?}: {}", r.stderr);
+        assert!(
+            !r.stderr.contains("configuration OK"),
+            "{extra:?}: {}",
+            r.stderr
+        );
+    }
+    // A new xferlog in a directory that exists is fine, and the check
+    // does not create it.
+    let r = check(&["--xferlog", new_log.to_str().unwrap()]);
+    assert!(r.stderr.contains("configuration OK"), "{}", r.stderr);
+    assert!(!new_log.exists(), "--check-config created the xferlog");
+}

@@ -112,6 +112,17 @@ fn check_config(loaded: &Loaded, cpus: usize) -> anyhow::Result<()> {
     UsersDb::open(config.users.clone(), config.root.clone()).map_err(anyhow::Error::msg)?;
     let plan = privileges::plan(config.user.as_deref(), rustix::process::geteuid().as_raw())
         .map_err(anyhow::Error::msg)?;
+    // What start-up reads or opens before it serves, without binding the
+    // ports (a running server may hold them) or creating the xferlog.
+    if let Some(settings) = &config.tls {
+        crate::tls::Tls::new(settings).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(p) = &config.xferlog {
+        xferlog_openable(p).with_context(|| format!("--xferlog {}", p.display()))?;
+    }
+    for addr in config.listen.iter().chain(&config.listen_implicit) {
+        address_is_local(*addr).with_context(|| format!("--listen {addr}"))?;
+    }
     print!(
         "{}",
         config_file::render(&loaded.effective, config.config_file.as_deref())
@@ -132,6 +143,48 @@ fn check_config(loaded: &Loaded, cpus: usize) -> anyhow::Result<()> {
         eprintln!("ringftp: RUST_LOG={v:?} is set: it, not log-level, decides what is logged");
     }
     Ok(())
+}
+
+/// `--check-config`: whether start-up could open the xferlog at `path`
+/// (an existing file for appending, or a new one in an existing
+/// directory), without creating it.
+fn xferlog_openable(path: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err(std::io::Error::from_raw_os_error(libc::EISDIR)),
+        Ok(_) => std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => std::path::Path::new("."),
+            };
+            if std::fs::metadata(dir)?.is_dir() {
+                Ok(())
+            } else {
+                Err(std::io::Error::from_raw_os_error(libc::ENOTDIR))
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `--check-config`: whether `addr`'s IP is one this machine can listen
+/// on (a bind to it with port 0: EADDRNOTAVAIL for an address that is not
+/// local), without taking its port, which a running server may hold.
+fn address_is_local(addr: std::net::SocketAddr) -> std::io::Result<()> {
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    let mut any_port = addr;
+    any_port.set_port(0);
+    sock.bind(&any_port.into())
 }
 
 /// What [`run`] needs besides the validated config.
