@@ -530,23 +530,28 @@ impl Upload {
             (Mode::Fresh, _) => sys::unlinkat(self.parent.dir, self.parent.name, 0)
                 .await
                 .map_err(VfsError::from_io),
-            (Mode::Temp { target_existed }, Some(t)) => {
-                if keep_partial && target_existed {
-                    // --keep-partial: what arrived takes the name of the
-                    // file it was replacing, as a peer that writes in place
-                    // leaves it, so the client's resume (SIZE, then REST +
-                    // STOR or APPE) continues its own bytes, not the old
-                    // file's.
-                    sys::renameat(
-                        self.parent.dir.clone(),
-                        t,
-                        self.parent.dir,
-                        self.parent.name,
-                        0,
-                    )
-                    .await
-                    .map_err(VfsError::from_io)
-                } else if keep_partial {
+            // --keep-partial: what arrived takes the target's name. Over
+            // a file it was replacing, as a peer that writes in place
+            // leaves it, so the client's resume (SIZE, then REST + STOR or
+            // APPE) continues its own bytes, not the old file's; over a
+            // name STOU reserved, which is ours.
+            (
+                Mode::Temp {
+                    target_existed: true,
+                }
+                | Mode::TempOverReserved,
+                Some(t),
+            ) if keep_partial => sys::renameat(
+                self.parent.dir.clone(),
+                t,
+                self.parent.dir,
+                self.parent.name,
+                0,
+            )
+            .await
+            .map_err(VfsError::from_io),
+            (Mode::Temp { .. }, Some(t)) => {
+                if keep_partial {
                     // Give the partial the target name, unless one appeared.
                     match sys::renameat(
                         self.parent.dir.clone(),
@@ -569,23 +574,10 @@ impl Upload {
                 }
             }
             (Mode::TempOverReserved, Some(t)) => {
-                if keep_partial {
-                    // The name is ours (we reserved it): the partial takes it.
-                    sys::renameat(
-                        self.parent.dir.clone(),
-                        t,
-                        self.parent.dir,
-                        self.parent.name,
-                        0,
-                    )
+                let _ = sys::unlinkat(self.parent.dir.clone(), t, 0).await;
+                sys::unlinkat(self.parent.dir, self.parent.name, 0)
                     .await
                     .map_err(VfsError::from_io)
-                } else {
-                    let _ = sys::unlinkat(self.parent.dir.clone(), t, 0).await;
-                    sys::unlinkat(self.parent.dir, self.parent.name, 0)
-                        .await
-                        .map_err(VfsError::from_io)
-                }
             }
             (Mode::Append { original_len }, _) if !keep_partial => {
                 truncate(&self.file, original_len).map_err(VfsError::from_io)
