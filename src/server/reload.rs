@@ -88,7 +88,7 @@ impl Reloader {
             match log.reopen() {
                 Ok(true) => tracing::info!("SIGHUP: xferlog {} reopened", log.path().display()),
                 Ok(false) => tracing::debug!(
-                    "SIGHUP: xferlog {} still names the open file; not reopened",
+                    "SIGHUP: xferlog {} still names the open file; kept as it is",
                     log.path().display()
                 ),
                 Err(e) => tracing::error!(
