@@ -879,3 +879,65 @@ fn check_left(home: &Path, when: &str, wrong: &mut Vec<String>) {
         }
     }
 }
+
+/// Two sessions upload one name; B's upload completes while A's is still
+/// running, then A's breaks (its data connection is reset). Undoing A
+/// must not touch B's file: not delete it (a new name A created and B
+/// then replaced), not put A's partial over it (--keep-partial, an
+/// overwrite whose original B replaced).
+#[test]
+fn a_broken_upload_leaves_a_concurrent_complete_one_alone() {
+    let (fx, users) = alice_fixture();
+    let home = fx.root.join("alice");
+    for (keep, existing) in [(false, false), (true, true), (true, false), (false, true)] {
+        let what = format!("keep-partial {keep}, ord.bin existed {existing}");
+        let srv = start(&fx, &users, if keep { &["--keep-partial"] } else { &[] });
+        let _ = std::fs::remove_file(home.join("ord.bin"));
+        if existing {
+            fx.write("alice/ord.bin", &pattern(3, 5_000));
+        }
+        let (mut a, conn) = start_upload(&srv, "STOR ord.bin", &pattern(4, 300_000));
+        wait_until("A's bytes", WAIT, || {
+            size_of_prefixed(&home, ".ringftp-upload") >= 200_000
+                || std::fs::metadata(home.join("ord.bin")).map_or(0, |m| m.len()) >= 200_000
+        });
+        let theirs = pattern(5, 50_000);
+        let mut b = srv.login_as("alice", "alice-pw");
+        b.stor("ord.bin", &theirs);
+        reset(conn);
+        let r = a.read_reply();
+        assert_eq!(r.code, 426, "{what}: {r:?}");
+        assert_bytes_eq(&what, &fx.read("alice/ord.bin"), &theirs);
+        assert!(
+            temp_files(&home).is_empty(),
+            "{what}: {:?}",
+            temp_files(&home)
+        );
+        a.quit();
+        b.quit();
+    }
+}
+
+/// An upload's hidden temporary file is the server's: a client cannot
+/// write into it (REST + STOR, APPE), replace, rename or delete it.
+#[test]
+fn a_temporary_upload_name_is_refused_to_clients() {
+    let (fx, users) = alice_fixture();
+    let home = fx.root.join("alice");
+    let srv = start(&fx, &users, &[]);
+    let name = ".ringftp-upload.1-0.1.1.part";
+    fx.write(&format!("alice/{name}"), b"server's");
+    let mut f = srv.login_as("alice", "alice-pw");
+    for line in [
+        format!("STOR {name}"),
+        format!("APPE {name}"),
+        format!("DELE {name}"),
+        format!("RNFR {name}"),
+    ] {
+        f.epsv();
+        let r = f.cmd(&line);
+        assert!((500..600).contains(&r.code), "{line}: {r:?}");
+    }
+    assert_eq!(fx.read(&format!("alice/{name}")), b"server's");
+    assert!(home.join(name).exists());
+}

@@ -26,15 +26,23 @@ use crate::engine::sys::{self, FdRef};
 /// Whether `name` in `dir` is the file `file` (same device and inode; a
 /// symlink there is itself, not what it points to).
 fn names_file(dir: &FdRef, name: &CString, file: &OwnedFd) -> bool {
+    match rustix::fs::fstat(file) {
+        Ok(ours) => names_identity(dir, name, (ours.st_dev, ours.st_ino)),
+        Err(_) => false,
+    }
+}
+
+/// Whether `name` in `dir` is the file whose (device, inode) is `id` (a
+/// symlink there is itself, not what it points to).
+fn names_identity(dir: &FdRef, name: &CString, id: (u64, u64)) -> bool {
     use std::os::fd::AsFd;
-    let at = rustix::fs::statat(
+    match rustix::fs::statat(
         dir.as_fd(),
         name.as_c_str(),
         rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-    );
-    match (at, rustix::fs::fstat(file)) {
-        (Ok(at), Ok(ours)) => at.st_dev == ours.st_dev && at.st_ino == ours.st_ino,
-        _ => false,
+    ) {
+        Ok(at) => (at.st_dev, at.st_ino) == id,
+        Err(_) => false,
     }
 }
 
@@ -46,6 +54,11 @@ pub(crate) struct Parent {
 
 fn plain_name(name: &[u8]) -> Result<CString, VfsError> {
     if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
+        return Err(VfsError::BadName);
+    }
+    // An upload's hidden temporary file ([`temp_name`]) is the server's
+    // alone: no client writes into it, renames or deletes it mid-upload.
+    if name.starts_with(TEMP_PREFIX.as_bytes()) {
         return Err(VfsError::BadName);
     }
     CString::new(name).map_err(|_| VfsError::BadName)
@@ -221,6 +234,10 @@ pub(crate) struct Upload {
     parent: Parent,
     temp: Option<CString>,
     mode: Mode,
+    /// The (device, inode) of the file an overwrite replaces, as it was
+    /// when the upload began: --keep-partial puts a broken upload's bytes
+    /// over that file only, never over a newer one.
+    original: Option<(u64, u64)>,
 }
 
 thread_local! {
@@ -245,6 +262,9 @@ fn process_tag() -> u32 {
 }
 
 /// A hidden name unique to this process (and node) and upload.
+/// How every upload's temporary name begins.
+const TEMP_PREFIX: &str = ".ringftp-upload.";
+
 fn temp_name() -> CString {
     let n = TEMP_SEQ.with(|c| {
         c.set(c.get() + 1);
@@ -256,7 +276,7 @@ fn temp_name() -> CString {
         .filter(|c| c.is_ascii_digit())
         .collect();
     CString::new(format!(
-        ".ringftp-upload.{}-{:08x}.{tid}.{n}.part",
+        "{TEMP_PREFIX}{}-{:08x}.{tid}.{n}.part",
         std::process::id(),
         process_tag()
     ))
@@ -406,6 +426,7 @@ pub(crate) async fn begin_upload(
                     parent: parent_unique,
                     temp: Some(t),
                     mode: Mode::TempOverReserved,
+                    original: None,
                 });
             }
             return Ok(Upload {
@@ -415,8 +436,17 @@ pub(crate) async fn begin_upload(
                 parent: parent_unique,
                 temp: None,
                 mode: Mode::Fresh,
+                original: None,
             });
         }
+    };
+    // Only an overwrite that found the file when it began has one to
+    // replace (one that lost a race for a new name has not).
+    let original = match mode {
+        Mode::Temp {
+            target_existed: true,
+        } => existing.as_ref().map(|st| (st.dev, st.ino)),
+        _ => None,
     };
     Ok(Upload {
         file: Rc::new(file),
@@ -425,6 +455,7 @@ pub(crate) async fn begin_upload(
         parent,
         temp,
         mode,
+        original,
     })
 }
 
@@ -521,12 +552,29 @@ impl Upload {
         Ok(())
     }
 
+    /// Whether the name an overwrite replaces still holds the file it
+    /// held when the upload began (always, for a name STOU reserved).
+    fn still_original(&self) -> bool {
+        match (self.mode, self.original) {
+            (Mode::TempOverReserved, _) => true,
+            (_, Some(id)) => names_identity(&self.parent.dir, &self.parent.name, id),
+            (_, None) => false,
+        }
+    }
+
     /// The transfer failed: undo per the rules above. With `keep_partial`
     /// what arrived stays under the target's name, replacing the file an
     /// overwrite was for (the client resumes it with REST or APPE).
     pub(crate) async fn abort(self, keep_partial: bool) {
+        let still_original = self.still_original();
         let result = match (self.mode, self.temp) {
             (Mode::Fresh, _) if keep_partial => Ok(()),
+            // Only while the name is still this upload's file: a
+            // concurrent upload of the same name that completed meanwhile
+            // stays.
+            (Mode::Fresh, _) if !names_file(&self.parent.dir, &self.parent.name, &self.file) => {
+                Ok(())
+            }
             (Mode::Fresh, _) => sys::unlinkat(self.parent.dir, self.parent.name, 0)
                 .await
                 .map_err(VfsError::from_io),
@@ -541,7 +589,7 @@ impl Upload {
                 }
                 | Mode::TempOverReserved,
                 Some(t),
-            ) if keep_partial => sys::renameat(
+            ) if keep_partial && still_original => sys::renameat(
                 self.parent.dir.clone(),
                 t,
                 self.parent.dir,
@@ -550,8 +598,8 @@ impl Upload {
             )
             .await
             .map_err(VfsError::from_io),
-            (Mode::Temp { .. }, Some(t)) => {
-                if keep_partial {
+            (Mode::Temp { target_existed }, Some(t)) => {
+                if keep_partial && !target_existed {
                     // Give the partial the target name, unless one appeared.
                     match sys::renameat(
                         self.parent.dir.clone(),
