@@ -182,18 +182,11 @@ impl XferLog {
     /// not open itself (created by root before the privilege drop) is no
     /// error. On error the old file stays in use.
     pub(crate) fn reopen(&self) -> io::Result<bool> {
-        use std::os::unix::fs::MetadataExt;
-        let same = |held: &OwnedFd| -> bool {
-            let Ok(at_path) = std::fs::metadata(&self.path) else {
-                return false;
-            };
-            let Ok(open) = rustix::fs::fstat(held) else {
-                return false;
-            };
-            at_path.dev() == open.st_dev && at_path.ino() == open.st_ino
-        };
-        if same(&self.file.lock().unwrap_or_else(|e| e.into_inner())) {
-            return Ok(false);
+        let held = self.file.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let (Ok(at_path), Ok(open)) = (rustix::fs::stat(&self.path), rustix::fs::fstat(&*held)) {
+            if (at_path.st_dev, at_path.st_ino) == (open.st_dev, open.st_ino) {
+                return Ok(false);
+            }
         }
         let fd = open_append(&self.path)?;
         *self.file.lock().unwrap_or_else(|e| e.into_inner()) = fd;

@@ -97,6 +97,17 @@ fn probe(addr: SocketAddr) -> std::io::Result<Socket> {
     Ok(sock)
 }
 
+/// `--check-config`: whether `addr`'s IP is one this machine can listen
+/// on, by a bind to it with port 0 (the port itself a running server may
+/// hold); the error in the words start-up would use.
+pub(super) fn address_is_local(addr: SocketAddr) -> Result<(), String> {
+    let mut any_port = addr;
+    any_port.set_port(0);
+    new_socket(addr)
+        .and_then(|sock| sock.bind(&any_port.into()))
+        .map_err(|e| explain(addr, &e, false))
+}
+
 /// The abstract socket that marks `addr` as taken by this process.
 fn lock(addr: SocketAddr) -> Result<UnixDatagram, String> {
     let name = format!("ringftp/listen/{addr}");

@@ -121,7 +121,7 @@ fn check_config(loaded: &Loaded, cpus: usize) -> anyhow::Result<()> {
         xferlog_openable(p).with_context(|| format!("--xferlog {}", p.display()))?;
     }
     for addr in config.listen.iter().chain(&config.listen_implicit) {
-        address_is_local(*addr).with_context(|| format!("--listen {addr}"))?;
+        listen::address_is_local(*addr).map_err(anyhow::Error::msg)?;
     }
     print!(
         "{}",
@@ -168,23 +168,6 @@ fn xferlog_openable(path: &std::path::Path) -> std::io::Result<()> {
         }
         Err(e) => Err(e),
     }
-}
-
-/// `--check-config`: whether `addr`'s IP is one this machine can listen
-/// on (a bind to it with port 0: EADDRNOTAVAIL for an address that is not
-/// local), without taking its port, which a running server may hold.
-fn address_is_local(addr: std::net::SocketAddr) -> std::io::Result<()> {
-    let sock = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        None,
-    )?;
-    if addr.is_ipv6() {
-        sock.set_only_v6(true)?;
-    }
-    let mut any_port = addr;
-    any_port.set_port(0);
-    sock.bind(&any_port.into())
 }
 
 /// What [`run`] needs besides the validated config.

@@ -261,10 +261,10 @@ fn process_tag() -> u32 {
     })
 }
 
-/// A hidden name unique to this process (and node) and upload.
 /// How every upload's temporary name begins.
 const TEMP_PREFIX: &str = ".ringftp-upload.";
 
+/// A hidden name unique to this process (and node) and upload.
 fn temp_name() -> CString {
     let n = TEMP_SEQ.with(|c| {
         c.set(c.get() + 1);
@@ -566,7 +566,8 @@ impl Upload {
     /// what arrived stays under the target's name, replacing the file an
     /// overwrite was for (the client resumes it with REST or APPE).
     pub(crate) async fn abort(self, keep_partial: bool) {
-        let still_original = self.still_original();
+        // A stat of the target, needed only to keep a partial.
+        let still_original = keep_partial && self.still_original();
         let result = match (self.mode, self.temp) {
             (Mode::Fresh, _) if keep_partial => Ok(()),
             // Only while the name is still this upload's file: a
@@ -589,7 +590,7 @@ impl Upload {
                 }
                 | Mode::TempOverReserved,
                 Some(t),
-            ) if keep_partial && still_original => sys::renameat(
+            ) if still_original => sys::renameat(
                 self.parent.dir.clone(),
                 t,
                 self.parent.dir,

@@ -88,18 +88,17 @@ impl Conn {
         };
         let t = Transfer::new(verb, Direction::Upload, final_vpath, ascii, data);
         let outcome = self.run_transfer(&t, opening, job).await;
+        // A plain upload received whole: its data connection closes when
+        // this returns, after the 226 (or the commit's error) is out.
+        let _uploaded = self.uploaded.take();
         if let Outcome::Connected {
             ended: Ended::Complete,
             bytes,
             ..
         } = outcome
         {
-            let flow = self.finish_upload(&t, upload, bytes).await;
-            // The 226 (or the commit's error) is out: now the close.
-            self.uploaded = None;
-            return flow;
+            return self.finish_upload(&t, upload, bytes).await;
         }
-        self.uploaded = None;
         // A write into the file may still be in flight (the aborted
         // transfer's future is gone, its io_uring op is not): cutting or
         // deleting the file before it lands would leave a hole or resurrect
