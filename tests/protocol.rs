@@ -200,11 +200,7 @@ fn stat_during_a_download_reports_its_progress() {
     data.read_exact(&mut got).unwrap();
     let r = f.cmd("STAT");
     assert_eq!(r.code, 213, "{r:?}");
-    let sent: usize = r.lines[0]
-        .strip_prefix("213 Transfer in progress: ")
-        .and_then(|t| t.strip_suffix(" bytes sent."))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{r:?}"));
+    let sent = r.progress("sent").unwrap_or_else(|| panic!("{r:?}")) as usize;
     assert!(
         (1 << 20..body.len()).contains(&sent),
         "{sent} bytes sent, with 1 MiB read and the rest stalled"

@@ -713,11 +713,7 @@ fn mfmt_answers_the_time_the_file_kept_and_stat_names_an_upload_received() {
     conn.write_all(&pattern(5, 100_000)).unwrap();
     let r = f.cmd("STAT");
     assert_eq!(r.code, 213, "{r:?}");
-    let moved: u64 = r.lines[0]
-        .strip_prefix("213 Transfer in progress: ")
-        .and_then(|t| t.strip_suffix(" bytes received."))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{r:?}"));
+    let moved = r.progress("received").unwrap_or_else(|| panic!("{r:?}"));
     assert!(moved <= 100_000, "{moved}");
     drop(conn);
     assert_eq!(f.read_reply().code, 226);

@@ -18,6 +18,17 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The byte count of a STAT-during-a-transfer reply, `213 Transfer in
+    /// progress: N bytes WORD.` (WORD `sent` or `received`); None for any
+    /// other reply.
+    pub fn progress(&self, word: &str) -> Option<u64> {
+        self.lines[0]
+            .strip_prefix("213 Transfer in progress: ")?
+            .strip_suffix(&format!(" bytes {word}."))?
+            .parse()
+            .ok()
+    }
+
     /// All lines joined with `\n`.
     pub fn text(&self) -> String {
         self.lines.join("\n")
