@@ -1,7 +1,7 @@
 //! What real clients trip over (issue 11), byte and reply level: TYPE A
 //! and the octet counts of SIZE and REST, Telnet IAC bytes in names and
-//! replies, CR/LF/NUL in path arguments, names that are not UTF-8 (the
-//! `--legacy-charset` rule), the MLSx `perm` fact, the 500/501/502/504
+//! replies, CR/LF/NUL in path arguments, a trailing `/` (a directory),
+//! names that are not UTF-8 (the `--legacy-charset` rule), the MLSx `perm` fact, the 500/501/502/504
 //! replies, STAT's counters, and a full disk answered with 452. Each test
 //! asserts exact replies and bytes for a kind and its siblings, against
 //! the real binary on loopback (and Python's ftplib, curl where a real
@@ -346,6 +346,81 @@ fn cr_or_nul_in_a_path_is_501_and_changes_nothing() {
     assert_eq!(names_in(&fx.root.join("alice")), ["a", "keep.txt"]);
     f.expect("NOOP", 200);
     f.quit();
+}
+
+// ------------------------------------------------------ trailing slashes
+
+/// A path that ends in `/` (or `/.`) names a directory, as POSIX pathname
+/// resolution has it: the file verbs refuse it without touching the file
+/// of that name (`STOR new/` made a file `new`, `DELE f/` deleted `f`),
+/// and the verbs that take either (RNFR, RNTO, MFMT, SITE CHMOD) act only
+/// when it is a directory. MKD, RMD and CWD keep taking `d/`.
+#[test]
+fn a_trailing_slash_names_a_directory() {
+    let fx = Fixture::new();
+    let users = fx.users_file("users.toml", &[Account::full("alice")]);
+    fx.write("alice/f", b"file\n");
+    fx.write("alice/d/inside", b"in\n");
+    let srv = Server::builder().users(&users).start(&fx);
+    let mut f = srv.login_as("alice", "alice-pw");
+    for line in [
+        "RETR f/", "SIZE f/", "MDTM f/", "DELE f/", "DELE f/.", "SIZE d/", "DELE d/",
+    ] {
+        let r = f.cmd(line);
+        assert_eq!(r.lines, ["550 A file name cannot end in '/'."], "{line}");
+    }
+    for line in [
+        "STOR new/",
+        "APPE new/",
+        "STOU new/",
+        "STOR f/",
+        "APPE f/.",
+        "STOR d/",
+    ] {
+        let r = f.cmd(line);
+        assert_eq!(
+            r.lines,
+            ["553 File name not allowed: a file name cannot end in '/'."],
+            "{line}"
+        );
+    }
+    // No data connection was asked for: the next transfer still works.
+    assert_eq!(f.retr("f"), b"file\n");
+    // Either kind: only a directory passes.
+    for line in ["RNFR f/", "MFMT 20200101000000 f/", "SITE CHMOD 600 f/"] {
+        let r = f.cmd(line);
+        assert_eq!(r.lines, ["550 Not a directory."], "{line}");
+    }
+    assert_eq!(f.cmd("RNFR nothing/").code, 550);
+    // RNTO `g/` moves a directory there, never a file.
+    f.expect("RNFR f", 350);
+    assert_eq!(f.cmd("RNTO g/").lines, ["550 Not a directory."]);
+    f.expect("RNFR d/", 350);
+    f.expect("RNTO e/", 250);
+    assert_eq!(f.cmd("MFMT 20200101000000 e/").code, 213);
+    f.expect("SITE CHMOD 750 e/.", 200);
+    f.expect("MKD m/", 257);
+    f.expect("CWD m/", 250);
+    f.expect("CWD /", 250);
+    f.expect("RMD m/", 250);
+    // Without the slash, the file verbs act on the file as before.
+    assert_eq!(f.cmd("SIZE f").lines, ["213 5"]);
+    f.quit();
+    let home = fx.root.join("alice");
+    assert_eq!(names_in(&home), ["e", "f"]);
+    assert_eq!(fx.read("alice/f"), b"file\n");
+    assert_eq!(fx.read("alice/e/inside"), b"in\n");
+    let meta = std::fs::metadata(home.join("f")).unwrap();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_ne!(meta.mtime(), 1_577_836_800, "MFMT f/ changed the file");
+    assert_ne!(
+        meta.permissions().mode() & 0o777,
+        0o600,
+        "CHMOD f/ changed the file"
+    );
+    let e = std::fs::metadata(home.join("e")).unwrap();
+    assert_eq!(e.mtime(), 1_577_836_800);
+    assert_eq!(e.permissions().mode() & 0o777, 0o750);
 }
 
 // ------------------------------------------------------------ kind 4: names

@@ -112,6 +112,28 @@ fn reply(code: u16, text: &str) -> Step {
     Step::Reply(Reply::new(code, text))
 }
 
+/// Whether a client path argument names a directory by its form: it ends
+/// in `/` or `/.` (POSIX pathname resolution, XBD 4.13: such a path
+/// resolves only to a directory), which [`path::join`] does not keep.
+fn names_directory(arg: &[u8]) -> bool {
+    arg.ends_with(b"/") || arg.ends_with(b"/.")
+}
+
+/// `then`, for a command whose path may name a file or a directory
+/// (RNFR, RNTO, MFMT, SITE CHMOD): when `arg` [`names_directory`], first
+/// a check that `dir` (the resolved path) is one, so `RNFR f/` does not
+/// rename file `f` (rename(2) answers ENOTDIR).
+fn need_directory(arg: &[u8], dir: Vec<u8>, then: Step) -> Step {
+    if names_directory(arg) {
+        Step::NeedDirectory {
+            path: dir,
+            then: Box::new(then),
+        }
+    } else {
+        then
+    }
+}
+
 impl Session {
     /// A new session for a control connection from `peer`, accepted at
     /// `now`.
@@ -458,6 +480,25 @@ impl Session {
                     "Data connections must be in TLS here: send PROT P first.",
                 )
             }
+            // A name that ends in `/` or `/.` names a directory (POSIX
+            // pathname resolution, XBD 4.13): never a file to read, write
+            // or delete. Refused here, since joining drops the slash and
+            // would act on a file of that name (`STOR new/` made a file
+            // `new`, `DELE f/` deleted file `f`; vsftpd's open and unlink
+            // fail with ENOTDIR or EISDIR).
+            Command::Retr(arg) | Command::Size(arg) | Command::Mdtm(arg) | Command::Dele(arg)
+                if names_directory(&arg) =>
+            {
+                reply(FILE_UNAVAILABLE, "A file name cannot end in '/'.")
+            }
+            Command::Stor(arg) | Command::Appe(arg) | Command::Stou(Some(arg))
+                if names_directory(&arg) =>
+            {
+                reply(
+                    FILE_NAME_NOT_ALLOWED,
+                    "File name not allowed: a file name cannot end in '/'.",
+                )
+            }
             Command::Retr(arg) => {
                 let path = self.resolve(&arg);
                 match self.take_data() {
@@ -493,18 +534,33 @@ impl Session {
             Command::Dele(arg) => Step::Delete(self.resolve(&arg)),
             Command::Mkd(arg) => Step::MakeDir(self.resolve(&arg)),
             Command::Rmd(arg) => Step::RemoveDir(self.resolve(&arg)),
-            Command::Rnfr(arg) => Step::RenameFrom(self.resolve(&arg)),
+            Command::Rnfr(arg) => {
+                let path = self.resolve(&arg);
+                need_directory(&arg, path.clone(), Step::RenameFrom(path))
+            }
+            // `RNTO d/` moves a directory (what RNFR named) to `d`.
             Command::Rnto(arg) => match rename_from {
-                Some(from) => Step::Rename {
-                    from,
-                    to: self.resolve(&arg),
-                },
+                Some(from) => need_directory(
+                    &arg,
+                    from.clone(),
+                    Step::Rename {
+                        from,
+                        to: self.resolve(&arg),
+                    },
+                ),
                 None => reply(BAD_SEQUENCE, "RNFR required first."),
             },
-            Command::Mfmt { time, path } => Step::SetTime {
-                path: self.resolve(&path),
-                time,
-            },
+            Command::Mfmt { time, path } => {
+                let resolved = self.resolve(&path);
+                need_directory(
+                    &path,
+                    resolved.clone(),
+                    Step::SetTime {
+                        path: resolved,
+                        time,
+                    },
+                )
+            }
         }
     }
 
@@ -553,10 +609,17 @@ impl Session {
                     return reply(SYNTAX_ERROR_ARGS, "Usage: SITE CHMOD <octal mode> <path>.");
                 };
                 match u32::from_str_radix(mode, 8) {
-                    Ok(mode) if mode <= 0o777 => Step::Chmod {
-                        path: self.resolve(path.as_bytes()),
-                        mode,
-                    },
+                    Ok(mode) if mode <= 0o777 => {
+                        let resolved = self.resolve(path.as_bytes());
+                        need_directory(
+                            path.as_bytes(),
+                            resolved.clone(),
+                            Step::Chmod {
+                                path: resolved,
+                                mode,
+                            },
+                        )
+                    }
                     _ => reply(
                         SYNTAX_ERROR_ARGS,
                         "SITE CHMOD: the mode must be octal, 0 to 777.",

@@ -133,6 +133,15 @@ pub enum Step {
     },
     /// MLST: facts of one path over the control connection.
     Mlst(Vec<u8>),
+    /// The client's path ended in `/`, which names a directory: check
+    /// that `path` is one (550 "Not a directory." if not), then carry out
+    /// `then`. Never nested.
+    NeedDirectory {
+        /// The virtual path that must be a directory.
+        path: Vec<u8>,
+        /// The step to carry out when it is.
+        then: Box<Step>,
+    },
     /// STAT with a path: a LIST over the control connection.
     StatPath(Listing),
     /// STAT alone: server and session status.

@@ -96,6 +96,17 @@ impl Conn {
         }
     }
 
+    /// [`Step::NeedDirectory`](crate::session::step::Step::NeedDirectory)'s
+    /// check: None when `vpath` is a directory, else the refusal sent
+    /// (550 "Not a directory.", or why the lookup failed).
+    pub(super) async fn need_directory(&self, vpath: &[u8]) -> Option<Flow> {
+        match self.stat_published(vpath, Use::Look).await {
+            Ok(found) if found.stat.is_dir() => None,
+            Ok(_) => Some(self.refuse(vpath, VfsError::NotADirectory).await),
+            Err(e) => Some(self.refuse(vpath, e).await),
+        }
+    }
+
     pub(super) async fn size(&mut self, vpath: Vec<u8>) -> Flow {
         // Use::Look: a file anonymous is shown is one it may read; what
         // else it is shown (a directory) is "Not a plain file.".

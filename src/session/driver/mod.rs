@@ -508,6 +508,12 @@ impl Conn {
             Step::Chmod { path, mode } => Box::pin(self.chmod(verb, path, mode)).await,
             Step::Mlst(path) => Box::pin(self.mlst(path)).await,
             Step::StatPath(listing) => Box::pin(self.stat_path(listing)).await,
+            Step::NeedDirectory { path, then } => {
+                match Box::pin(self.need_directory(&path)).await {
+                    Some(refused) => refused,
+                    None => Box::pin(self.execute(verb, *then)).await,
+                }
+            }
         }
     }
 
