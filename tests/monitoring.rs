@@ -290,6 +290,23 @@ fn sessions_show_a_transfer_in_flight() {
         "{}",
         who.stdout
     );
+    // Given the FTP port by mistake, `who` says so (the server's greeting
+    // shows what answered) instead of waiting out its timeout and
+    // reporting EAGAIN.
+    let wrong = run_client(
+        30,
+        BIN,
+        &["who", "--metrics", &srv.addr().to_string()],
+        None,
+    );
+    assert!(!wrong.success(), "{}", wrong.stdout);
+    assert!(
+        wrong.stderr.contains("not an HTTP server")
+            && wrong.stderr.contains("220 ")
+            && wrong.stderr.contains("--metrics-listen"),
+        "{}",
+        wrong.stderr
+    );
     drop(data);
     drop(f);
     drop(idle);

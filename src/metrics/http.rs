@@ -203,7 +203,38 @@ pub(crate) fn get(addr: &str, path: &str, timeout: Duration) -> io::Result<(u16,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = match s.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("no HTTP response within {} s", timeout.as_secs()),
+                ))
+            }
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&chunk[..n]);
+        // Something else listens there: an FTP port greets first ("220
+        // ...") and waits for a command, which would hold us until the
+        // timeout. Said at once, with what it sent.
+        if raw.len() >= 5 && !raw.starts_with(b"HTTP/") {
+            let first = String::from_utf8_lossy(&raw);
+            let first = first.lines().next().unwrap_or_default();
+            return Err(io::Error::other(format!(
+                "not an HTTP server (it said {first:?}); give the server's --metrics-listen address, not its FTP port"
+            )));
+        }
+    }
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text
         .split_once("\r\n\r\n")
