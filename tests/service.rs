@@ -127,6 +127,44 @@ fn root_without_user_drops_to_the_ftp_account_in_every_thread() {
     f.quit();
 }
 
+/// A `--root` the service user may not enter would fail every command and
+/// login: start-up refuses it, naming the flag and the fix. One it may
+/// enter but not read (a `-wx` drop box) is served, with a warning that
+/// listing `/` is refused, and files in it are reached by name.
+#[test]
+fn a_root_the_service_user_cannot_use_is_named_at_start() {
+    require_root("the privilege tests");
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new();
+    fx.write("f.txt", b"by name\n");
+    // Root-owned, 0700: the server drops to ftp/nobody before serving.
+    let locked = fx.work.join("locked");
+    std::fs::create_dir_all(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let r = Server::builder().root(&locked).start_fails(&fx);
+    assert!(
+        r.stderr.contains(&format!("--root {}", locked.display()))
+            && r.stderr.contains("cannot enter it")
+            && r.stderr.contains("chmod o+x"),
+        "{}",
+        r.stderr
+    );
+    // Searchable, not readable, by the service user (its owner, 0311).
+    let srv = Server::builder().start(&fx);
+    // Logged after the check: the warning would be in the log by then.
+    let log = srv.wait_log("ringftp serving", 1, Duration::from_secs(20));
+    assert!(!log.contains("may not read --root"), "{log}");
+    drop(srv);
+    std::fs::set_permissions(&fx.root, std::fs::Permissions::from_mode(0o311)).unwrap();
+    let srv = Server::builder().start(&fx);
+    srv.wait_log("may not read --root", 1, Duration::from_secs(20));
+    let mut f = srv.login();
+    assert_eq!(f.retr("f.txt"), b"by name\n");
+    f.epsv();
+    assert_eq!(f.cmd("LIST").code, 550);
+    f.quit();
+}
+
 #[test]
 fn user_flag_with_active_port_20_keeps_only_net_bind_service() {
     require_root("the privilege tests");

@@ -281,6 +281,7 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
     let notifier = Arc::new(notify::Notifier::from_env(config.cores));
 
     drop_privileges(&config)?;
+    root_usable(&config.root, &root_fd)?;
     // The sandbox keeps the certificate and key readable for SIGHUP.
     let mut readable = start.extra_readable.clone();
     if let Some(settings) = &config.tls {
@@ -508,6 +509,39 @@ fn fd_room(limit: u64, cores: usize) -> std::io::Result<()> {
         return Err(std::io::Error::other(format!(
             "the fd limit (RLIMIT_NOFILE) is {limit} and {cores} shard(s) with this configuration hold {in_use} fds, which leaves {free} for clients; a session that downloads needs up to {MIN_FREE_FDS} (raise the limit: ulimit -n, LimitNOFILE=; or use fewer --cores)"
         )));
+    }
+    Ok(())
+}
+
+/// After the privilege drop: whether the service user can use `--root`.
+/// Every client path is looked up from it, so a root the user may not
+/// search (no `x`) would answer 550 to every command and fail every
+/// login: an error. One it may search but not read is served (names can
+/// still be fetched, as from a `-wx` drop box) with a warning that
+/// listing `/` fails.
+fn root_usable(root: &std::path::Path, fd: &OwnedFd) -> anyhow::Result<()> {
+    use rustix::fs::{accessat, Access, AtFlags};
+    let user = || {
+        format!(
+            "uid {}, gid {}",
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw()
+        )
+    };
+    if let Err(e) = accessat(fd, ".", Access::EXEC_OK, AtFlags::EACCESS) {
+        anyhow::bail!(
+            "--root {}: the service user ({}) cannot enter it ({}): every command would fail; make it searchable for that user (chmod o+x, or a group it is in), or choose --user",
+            root.display(),
+            user(),
+            std::io::Error::from(e)
+        );
+    }
+    if accessat(fd, ".", Access::READ_OK, AtFlags::EACCESS).is_err() {
+        tracing::warn!(
+            root = %root.display(),
+            "the service user ({}) may not read --root: listing / will be refused (550), though files and directories in it can be reached by name",
+            user()
+        );
     }
     Ok(())
 }
