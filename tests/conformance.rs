@@ -384,8 +384,14 @@ fn a_trailing_slash_names_a_directory() {
             "{line}"
         );
     }
-    // No data connection was asked for: the next transfer still works.
-    assert_eq!(f.retr("f"), b"file\n");
+    // A refused transfer ends passive mode, as any refused transfer does;
+    // SIZE between PASV and RETR does not.
+    f.epsv();
+    f.expect("STOR f/", 553);
+    assert_eq!(f.cmd("RETR f").code, 425);
+    let data = f.epsv_connect();
+    f.expect("SIZE f/", 550);
+    assert_eq!(f.transfer_on(data, "RETR f"), b"file\n");
     // Either kind: only a directory passes.
     for line in ["RNFR f/", "MFMT 20200101000000 f/", "SITE CHMOD 600 f/"] {
         let r = f.cmd(line);

@@ -486,14 +486,21 @@ impl Session {
             // would act on a file of that name (`STOR new/` made a file
             // `new`, `DELE f/` deleted file `f`; vsftpd's open and unlink
             // fail with ENOTDIR or EISDIR).
-            Command::Retr(arg) | Command::Size(arg) | Command::Mdtm(arg) | Command::Dele(arg)
-                if names_directory(&arg) =>
+            // A refused transfer ends passive mode (its listener is
+            // closed), as one refused in the driver does.
+            Command::Retr(arg) if self.names_directory(&arg) => {
+                self.take_data();
+                reply(FILE_UNAVAILABLE, "A file name cannot end in '/'.")
+            }
+            Command::Size(arg) | Command::Mdtm(arg) | Command::Dele(arg)
+                if self.names_directory(&arg) =>
             {
                 reply(FILE_UNAVAILABLE, "A file name cannot end in '/'.")
             }
             Command::Stor(arg) | Command::Appe(arg) | Command::Stou(Some(arg))
-                if names_directory(&arg) =>
+                if self.names_directory(&arg) =>
             {
+                self.take_data();
                 reply(
                     FILE_NAME_NOT_ALLOWED,
                     "File name not allowed: a file name cannot end in '/'.",
@@ -581,6 +588,13 @@ impl Session {
             Command::Rnfr(_) | Command::Rnto(_) => Perms::RENAME,
             _ => return None,
         })
+    }
+
+    /// Whether `arg` names a directory by its form ([`names_directory`])
+    /// and is not `/` itself, which a file verb refuses as it refuses any
+    /// directory.
+    fn names_directory(&self, arg: &[u8]) -> bool {
+        names_directory(arg) && self.resolve(arg) != b"/"
     }
 
     fn store(&mut self, arg: &[u8], kind: UploadKind) -> Step {
