@@ -281,12 +281,18 @@ fn abor_during_a_stalled_transfer_is_prompt() {
     let fx = Fixture::new();
     fx.write("big.bin", &pattern(8, 64 << 20));
     let mut srv = server(&fx);
-    for (how, bytes) in [
-        ("plain ABOR", &b"ABOR\r\n"[..]),
-        ("IP/DM ABOR", &b"\xff\xf4\xff\xf2ABOR\r\n"[..]),
+    // Commands pipelined behind the transfer wait for its end, but do not
+    // hide an ABOR sent after them (they were read and queued; at 32 the
+    // server once stopped reading, and the ABOR waited for a transfer
+    // that could not end).
+    for (how, queued, bytes) in [
+        ("plain ABOR", 0, &b"ABOR\r\n"[..]),
+        ("IP/DM ABOR", 0, &b"\xff\xf4\xff\xf2ABOR\r\n"[..]),
+        ("ABOR behind 500 NOOPs", 500, &b"ABOR\r\n"[..]),
     ] {
         let mut f = srv.login();
         let mut data = stalled_retr(&mut f, "big.bin", 1 << 20);
+        f.send_raw(&b"NOOP\r\n".repeat(queued));
         f.send_raw(bytes);
         // Other sessions of the same (only) shard are not held up
         // meanwhile.
@@ -303,6 +309,10 @@ fn abor_during_a_stalled_transfer_is_prompt() {
             t.elapsed()
         );
         expect_abor_replies(&mut f, how);
+        for i in 0..queued {
+            let r = f.read_reply();
+            assert_eq!(r.code, 200, "{how}: queued NOOP {i}: {r:?}");
+        }
         // The data connection is closed: reading ends (after what was
         // already in flight), well short of the file.
         data.set_read_timeout(Some(Duration::from_secs(10)))

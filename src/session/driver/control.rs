@@ -42,8 +42,15 @@ use crate::shutdown::{self, Phase};
 
 /// Scratch buffer a shard reads control connections into.
 const SCRATCH: usize = 16 * 1024;
-/// Commands queued behind a running transfer.
-const MAX_PENDING: usize = 32;
+/// Commands queued behind a running transfer, at most: this many, or
+/// [`MAX_PENDING_BYTES`] of them, whichever comes first. Past that the
+/// control channel is not read until the transfer ends, and an ABOR sent
+/// after them waits with them; a client that pipelines (lftp, a script)
+/// queues a handful, so ABOR is seen behind any it would send.
+const MAX_PENDING: usize = 1024;
+/// The bytes of the commands queued behind a running transfer, at most
+/// (see [`MAX_PENDING`]): what one session may make the server hold.
+const MAX_PENDING_BYTES: usize = 64 * 1024;
 /// The period after which a session that waits for a command gives up
 /// its reactor registration (one to two of these, see
 /// [`ControlReader::wait_readable`]): longer than the gap between a sync
@@ -426,6 +433,21 @@ impl Conn {
         .await
     }
 
+    /// Whether the commands queued behind a transfer reach
+    /// [`MAX_PENDING`] or [`MAX_PENDING_BYTES`].
+    fn pending_full(&self) -> bool {
+        self.pending.len() >= MAX_PENDING
+            || self
+                .pending
+                .iter()
+                .map(|ev| match ev {
+                    Event::Line(l) => l.len(),
+                    _ => 0,
+                })
+                .sum::<usize>()
+                >= MAX_PENDING_BYTES
+    }
+
     async fn race_with<T>(&mut self, fut: impl Future<Output = T>, stat_now: bool) -> Raced<T> {
         tokio::pin!(fut);
         let mut watch = self.shutdown.clone();
@@ -441,7 +463,7 @@ impl Conn {
             }
         }
         loop {
-            if self.pending.len() >= MAX_PENDING {
+            if self.pending_full() {
                 // The queue is full: stop reading the control channel (TCP
                 // pushes back on the client) until the transfer ends.
                 return tokio::select! {
