@@ -105,6 +105,38 @@ fn a_too_low_fd_limit_is_a_clear_error() {
     assert!(r.stderr.contains("needs at least 32"), "{}", r.stderr);
 }
 
+/// Start-up weighs the fd limit against `--max-sessions`: a warning when
+/// not even that many idle sessions (one fd each) fit, an INFO line when
+/// fewer can transfer at once (4 fds each), nothing when all can.
+#[test]
+fn a_fd_limit_below_max_sessions_is_named_at_start() {
+    let fx = Fixture::new();
+    let start = |max: &str| {
+        let srv = Server::builder()
+            .fd_limit(1000)
+            .args(&["--max-sessions", max])
+            .start(&fx);
+        // Logged before this line, if at all.
+        srv.wait_log("ringftp serving", 1, Duration::from_secs(20))
+    };
+    let log = start("2000");
+    assert!(
+        log.contains("WARN")
+            && log.contains("fd limit (RLIMIT_NOFILE) 1000 is below --max-sessions 2000")
+            && log.contains("about 250 can transfer"),
+        "{log}"
+    );
+    let log = start("300");
+    assert!(
+        log.contains("fd limit (RLIMIT_NOFILE) 1000 holds about 250 sessions transferring")
+            && log.contains("of --max-sessions 300")
+            && !log.contains(" WARN "),
+        "{log}"
+    );
+    let log = start("250");
+    assert!(!log.contains("RLIMIT_NOFILE"), "{log}");
+}
+
 #[test]
 fn bad_flags_are_clear_errors() {
     let fx = Fixture::new();

@@ -81,6 +81,11 @@ const MIN_FD_LIMIT: u64 = 32;
 /// account's home directory) and a pipe pair for a read from the disk.
 const MIN_FREE_FDS: u64 = 8;
 
+/// The fds one session holds while it transfers, commonly: its control
+/// connection, passive listener, data connection and file. Start-up warns
+/// when the fd limit holds fewer such sessions than `--max-sessions`.
+const FDS_PER_TRANSFER: u64 = 4;
+
 /// Entry point of `ringftp serve`: `argv` is the whole command line
 /// (`ringftp serve ...`), merged with its `--config` file.
 pub fn main(argv: Vec<OsString>) -> anyhow::Result<()> {
@@ -205,6 +210,7 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
             "the fd limit (RLIMIT_NOFILE) is {limit}; ringftp needs at least {MIN_FD_LIMIT} to start (raise it: ulimit -n, LimitNOFILE=)"
         );
     }
+    fd_budget(limit, config.max_sessions as u64);
     let root_fd: Arc<OwnedFd> = Arc::new(
         std::fs::File::open(&config.root)
             .with_context(|| format!("opening --root {}", config.root.display()))?
@@ -482,6 +488,29 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
     )?;
     tracing::info!("all sessions closed; exiting");
     Ok(())
+}
+
+/// Says at start-up how many sessions the fd limit holds against
+/// `--max-sessions`: a warning when it is below that many idle sessions
+/// (one fd each), an INFO line when fewer than that many can transfer at
+/// once ([`FDS_PER_TRANSFER`] each).
+/// Past the limit, commands get 451 and new connections 421 (the accept
+/// loop's refusal ring) until fds are free.
+fn fd_budget(limit: u64, max_sessions: u64) {
+    let busy = limit / FDS_PER_TRANSFER;
+    if limit < max_sessions {
+        tracing::warn!(
+            limit,
+            max_sessions,
+            "the fd limit (RLIMIT_NOFILE) {limit} is below --max-sessions {max_sessions}: not even that many idle sessions fit (one fd each), and about {busy} can transfer at once; past that, commands get 451 and new connections 421 (raise it: LimitNOFILE=, ulimit -n; or lower --max-sessions)"
+        );
+    } else if busy < max_sessions {
+        tracing::info!(
+            limit,
+            max_sessions,
+            "the fd limit (RLIMIT_NOFILE) {limit} holds about {busy} sessions transferring at once ({FDS_PER_TRANSFER} fds each: control, passive listener, data connection, file) of --max-sessions {max_sessions}; past that, commands get 451 and new connections 421 until fds are free (LimitNOFILE= raises it)"
+        );
+    }
 }
 
 /// Checks that the fd limit leaves clients room once the server is up:
