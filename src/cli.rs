@@ -47,8 +47,9 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
 
     /// Validate the flags (and --config) as start-up would (the
-    /// certificate loaded, the xferlog's path and the listen addresses
-    /// checked, nothing bound or created), print the effective
+    /// certificate loaded, the xferlog's path, the listen addresses and
+    /// the service user's access to --root checked, nothing bound or
+    /// created), print the effective
     /// configuration as TOML, and exit.
     #[arg(long = "check-config")]
     pub check_config: bool,

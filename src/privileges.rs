@@ -226,6 +226,31 @@ pub(crate) fn drop_to(target: &Target, keep_bind_service: bool) -> Result<(), St
     Ok(())
 }
 
+/// Runs `f` on a thread of its own that has switched to `target`'s
+/// groups, gid and uid, and returns what it returns: how `--check-config`
+/// tries what the service user will be able to do, without dropping the
+/// process's own privileges (the ids are per thread at the syscall level;
+/// the thread and its ids end with `f`). Errors: the switch failed (not
+/// root), or `f` panicked.
+pub(crate) fn as_user<T: Send + 'static>(
+    target: &Target,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let groups: Vec<Gid> = target.groups.iter().map(|&g| Gid::from_raw(g)).collect();
+    let (gid, uid) = (Gid::from_raw(target.gid), Uid::from_raw(target.uid));
+    let name = target.name.clone();
+    std::thread::spawn(move || -> Result<T, String> {
+        let io = |what: &'static str| move |e: rustix::io::Errno| format!("{what}: {e}");
+        thread::set_thread_groups(&groups).map_err(io("setgroups"))?;
+        thread::set_thread_res_gid(gid, gid, gid).map_err(io("setresgid"))?;
+        thread::set_thread_res_uid(uid, uid, uid).map_err(io("setresuid"))?;
+        Ok(f())
+    })
+    .join()
+    .map_err(|_| format!("checking as {name}: the check panicked"))?
+    .map_err(|e| format!("checking as {name}: {e}"))
+}
+
 /// Sets `PR_SET_NO_NEW_PRIVS` for a process that keeps its ids.
 pub(crate) fn no_new_privs() -> Result<(), String> {
     thread::set_no_new_privs(true).map_err(|e| format!("PR_SET_NO_NEW_PRIVS: {e}"))

@@ -149,6 +149,22 @@ fn a_root_the_service_user_cannot_use_is_named_at_start() {
         "{}",
         r.stderr
     );
+    // --check-config tries the root as the service user too.
+    let check = |root: &std::path::Path| {
+        run_client(
+            20,
+            BIN,
+            &["serve", "--check-config", "--root", root.to_str().unwrap()],
+            None,
+        )
+    };
+    let r = check(&locked);
+    r.fails();
+    assert!(
+        r.stderr.contains("cannot enter it") && !r.stderr.contains("configuration OK"),
+        "{}",
+        r.stderr
+    );
     // Searchable, not readable, by the service user (its owner, 0311).
     let srv = Server::builder().start(&fx);
     // Logged after the check: the warning would be in the log by then.
@@ -156,6 +172,15 @@ fn a_root_the_service_user_cannot_use_is_named_at_start() {
     assert!(!log.contains("may not read --root"), "{log}");
     drop(srv);
     std::fs::set_permissions(&fx.root, std::fs::Permissions::from_mode(0o311)).unwrap();
+    let r = check(&fx.root);
+    r.ok();
+    assert!(
+        r.stderr.contains("warning: the service user")
+            && r.stderr.contains("may not read --root")
+            && r.stderr.contains("configuration OK"),
+        "{}",
+        r.stderr
+    );
     let srv = Server::builder().start(&fx);
     srv.wait_log("may not read --root", 1, Duration::from_secs(20));
     let mut f = srv.login();

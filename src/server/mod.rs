@@ -108,8 +108,9 @@ pub fn main(argv: Vec<OsString>) -> anyhow::Result<()> {
 }
 
 /// `serve --check-config`: everything start-up checks short of binding
-/// and dropping privileges; prints the effective configuration (a TOML
-/// file `--config` reads back) to stdout.
+/// and dropping privileges (what the service user may do with `--root` is
+/// tried on a thread switched to that user); prints the effective
+/// configuration (a TOML file `--config` reads back) to stdout.
 fn check_config(loaded: &Loaded, cpus: usize) -> anyhow::Result<()> {
     let config = Config::from_args(&loaded.args, cpus).map_err(anyhow::Error::msg)?;
     // What start-up would install: RUST_LOG wins over --log-level.
@@ -128,6 +129,18 @@ fn check_config(loaded: &Loaded, cpus: usize) -> anyhow::Result<()> {
     for addr in config.listen.iter().chain(&config.listen_implicit) {
         listen::address_is_local(*addr).map_err(anyhow::Error::msg)?;
     }
+    // The root, as the user start-up drops to will use it.
+    let root_fd: OwnedFd = std::fs::File::open(&config.root)
+        .with_context(|| format!("opening --root {}", config.root.display()))?
+        .into();
+    let root = config.root.clone();
+    let warning = match &plan {
+        Plan::Drop { target, .. } => {
+            privileges::as_user(target, move || root_access(&root, &root_fd))
+                .map_err(anyhow::Error::msg)??
+        }
+        Plan::Keep | Plan::StayRoot => root_access(&root, &root_fd)?,
+    };
     print!(
         "{}",
         config_file::render(&loaded.effective, config.config_file.as_deref())
@@ -140,6 +153,9 @@ fn check_config(loaded: &Loaded, cpus: usize) -> anyhow::Result<()> {
             target.name, target.uid, target.gid
         ),
     };
+    if let Some(warning) = warning {
+        eprintln!("ringftp: warning: {warning}");
+    }
     eprintln!(
         "ringftp: configuration OK: would serve {} {who}",
         config.root.display()
@@ -287,7 +303,9 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
     let notifier = Arc::new(notify::Notifier::from_env(config.cores));
 
     drop_privileges(&config)?;
-    root_usable(&config.root, &root_fd)?;
+    if let Some(warning) = root_access(&config.root, &root_fd)? {
+        tracing::warn!("{warning}");
+    }
     // The sandbox keeps the certificate and key readable for SIGHUP.
     let mut readable = start.extra_readable.clone();
     if let Some(settings) = &config.tls {
@@ -542,37 +560,34 @@ fn fd_room(limit: u64, cores: usize) -> std::io::Result<()> {
     Ok(())
 }
 
-/// After the privilege drop: whether the service user can use `--root`.
+/// Whether the current (thread's) user can use `--root`, opened as `fd`.
 /// Every client path is looked up from it, so a root the user may not
 /// search (no `x`) would answer 550 to every command and fail every
 /// login: an error. One it may search but not read is served (names can
-/// still be fetched, as from a `-wx` drop box) with a warning that
-/// listing `/` fails.
-fn root_usable(root: &std::path::Path, fd: &OwnedFd) -> anyhow::Result<()> {
+/// still be fetched, as from a `-wx` drop box): `Ok(Some(warning))`, that
+/// listing `/` fails. Run after the privilege drop, and by
+/// `--check-config` as the service user ([`privileges::as_user`]).
+fn root_access(root: &std::path::Path, fd: &OwnedFd) -> anyhow::Result<Option<String>> {
     use rustix::fs::{accessat, Access, AtFlags};
-    let user = || {
-        format!(
-            "uid {}, gid {}",
-            rustix::process::geteuid().as_raw(),
-            rustix::process::getegid().as_raw()
-        )
-    };
+    let user = format!(
+        "uid {}, gid {}",
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw()
+    );
     if let Err(e) = accessat(fd, ".", Access::EXEC_OK, AtFlags::EACCESS) {
         anyhow::bail!(
-            "--root {}: the service user ({}) cannot enter it ({}): every command would fail; make it searchable for that user (chmod o+x, or a group it is in), or choose --user",
+            "--root {}: the service user ({user}) cannot enter it ({}): every command would fail; make it searchable for that user (chmod o+x, or a group it is in), or choose --user",
             root.display(),
-            user(),
             std::io::Error::from(e)
         );
     }
     if accessat(fd, ".", Access::READ_OK, AtFlags::EACCESS).is_err() {
-        tracing::warn!(
-            root = %root.display(),
-            "the service user ({}) may not read --root: listing / will be refused (550), though files and directories in it can be reached by name",
-            user()
-        );
+        return Ok(Some(format!(
+            "the service user ({user}) may not read --root {}: listing / will be refused (550), though files and directories in it can be reached by name",
+            root.display()
+        )));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Gives up root as `--user` says (see [`crate::privileges`]), and says so.
