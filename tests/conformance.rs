@@ -353,8 +353,9 @@ fn cr_or_nul_in_a_path_is_501_and_changes_nothing() {
 /// A path that ends in `/` (or `/.`) names a directory, as POSIX pathname
 /// resolution has it: the file verbs refuse it without touching the file
 /// of that name (`STOR new/` made a file `new`, `DELE f/` deleted `f`),
-/// and the verbs that take either (RNFR, RNTO, MFMT, SITE CHMOD) act only
-/// when it is a directory. MKD, RMD and CWD keep taking `d/`.
+/// the verbs that take either (RNFR, RNTO, MFMT, SITE CHMOD, MLST) act
+/// only when it is a directory, and a listing of `f/` is refused as `ls
+/// f/` is. MKD, RMD and CWD keep taking `d/`.
 #[test]
 fn a_trailing_slash_names_a_directory() {
     let fx = Fixture::new();
@@ -409,8 +410,18 @@ fn a_trailing_slash_names_a_directory() {
     f.expect("CWD m/", 250);
     f.expect("CWD /", 250);
     f.expect("RMD m/", 250);
+    // Listing `f/` is listing a directory (`ls f/`: ENOTDIR).
+    f.epsv();
+    assert_eq!(f.cmd("LIST f/").lines, ["550 Not a directory."]);
+    f.epsv();
+    assert_eq!(f.cmd("NLST -a f/.").lines, ["550 Not a directory."]);
+    assert_eq!(f.cmd("STAT f/").lines, ["550 Not a directory."]);
+    assert_eq!(f.cmd("MLST f/").lines, ["550 Not a directory."]);
+    assert_eq!(f.cmd("MLST e/").code, 250);
+    assert!(f.listing("NLST e/").contains("inside"));
     // Without the slash, the file verbs act on the file as before.
     assert_eq!(f.cmd("SIZE f").lines, ["213 5"]);
+    assert!(f.listing("LIST f").ends_with(" f\r\n"));
     f.quit();
     let home = fx.root.join("alice");
     assert_eq!(names_in(&home), ["e", "f"]);

@@ -112,19 +112,13 @@ fn reply(code: u16, text: &str) -> Step {
     Step::Reply(Reply::new(code, text))
 }
 
-/// Whether a client path argument names a directory by its form: it ends
-/// in `/` or `/.` (POSIX pathname resolution, XBD 4.13: such a path
-/// resolves only to a directory), which [`path::join`] does not keep.
-fn names_directory(arg: &[u8]) -> bool {
-    arg.ends_with(b"/") || arg.ends_with(b"/.")
-}
-
 /// `then`, for a command whose path may name a file or a directory
-/// (RNFR, RNTO, MFMT, SITE CHMOD): when `arg` [`names_directory`], first
+/// (RNFR, RNTO, MFMT, SITE CHMOD, MLST): when `arg`
+/// [`path::names_directory`], first
 /// a check that `dir` (the resolved path) is one, so `RNFR f/` does not
 /// rename file `f` (rename(2) answers ENOTDIR).
 fn need_directory(arg: &[u8], dir: Vec<u8>, then: Step) -> Step {
-    if names_directory(arg) {
+    if path::names_directory(arg) {
         Step::NeedDirectory {
             path: dir,
             then: Box::new(then),
@@ -530,7 +524,11 @@ impl Session {
             Command::List(args) => self.list(args, ListFormat::Long),
             Command::Nlst(args) => self.list(args, ListFormat::Names),
             Command::Mlsd(args) => self.list(args, ListFormat::Machine),
-            Command::Mlst(arg) => Step::Mlst(self.resolve(arg.as_deref().unwrap_or(b""))),
+            Command::Mlst(arg) => {
+                let arg = arg.unwrap_or_default();
+                let path = self.resolve(&arg);
+                need_directory(&arg, path.clone(), Step::Mlst(path))
+            }
             Command::Abor => Step::Abort,
             Command::Stor(arg) => self.store(&arg, UploadKind::Store { offset: rest }),
             Command::Appe(arg) => self.store(&arg, UploadKind::Append),
@@ -590,11 +588,12 @@ impl Session {
         })
     }
 
-    /// Whether `arg` names a directory by its form ([`names_directory`])
+    /// Whether `arg` names a directory by its form
+    /// ([`path::names_directory`])
     /// and is not `/` itself, which a file verb refuses as it refuses any
     /// directory.
     fn names_directory(&self, arg: &[u8]) -> bool {
-        names_directory(arg) && self.resolve(arg) != b"/"
+        path::names_directory(arg) && self.resolve(arg) != b"/"
     }
 
     fn store(&mut self, arg: &[u8], kind: UploadKind) -> Step {

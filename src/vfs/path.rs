@@ -47,6 +47,13 @@ pub fn is_normal(vpath: &[u8]) -> bool {
             .all(|c| !matches!(c, b"" | b"." | b".."))
 }
 
+/// Whether a client path argument names a directory by its form: it ends
+/// in `/` or `/.` (POSIX pathname resolution, XBD 4.13: such a path
+/// resolves only to a directory), which [`join`] does not keep.
+pub fn names_directory(arg: &[u8]) -> bool {
+    arg.ends_with(b"/") || arg.ends_with(b"/.")
+}
+
 /// The path relative to the root that openat2 takes: `/a/b` -> `a/b`,
 /// `/` -> `.`. `None` if the path holds a NUL byte (no file can have one).
 pub fn relative(vpath: &[u8]) -> Option<CString> {

@@ -127,7 +127,11 @@ impl Conn {
         };
         let (dir_vpath, pattern, prefix) = match looked_up {
             Ok(st) if !st.is_dir() => {
-                if l.format == ListFormat::Machine {
+                // MLSD lists only directories (RFC 3659 7.1); `f/` names
+                // one (POSIX: `ls f/` is ENOTDIR).
+                if l.format == ListFormat::Machine
+                    || l.shown.as_deref().is_some_and(path::names_directory)
+                {
                     return Err(VfsError::NotADirectory);
                 }
                 // LIST/NLST of a file: that one file, named as the client
