@@ -105,35 +105,48 @@ fn a_too_low_fd_limit_is_a_clear_error() {
     assert!(r.stderr.contains("needs at least 32"), "{}", r.stderr);
 }
 
-/// Start-up weighs the fd limit against `--max-sessions`: a warning when
-/// not even that many idle sessions (one fd each) fit, an INFO line when
-/// fewer can transfer at once (4 fds each), nothing when all can.
+/// Start-up weighs the fds the limit leaves for clients (the limit less
+/// the server's own) against `--max-sessions`: a warning when not even
+/// that many idle sessions (one fd each) fit, an INFO line when fewer can
+/// transfer at once (4 fds each), nothing when all can; and again when
+/// SIGHUP changes `--max-sessions`.
 #[test]
 fn a_fd_limit_below_max_sessions_is_named_at_start() {
     let fx = Fixture::new();
-    let start = |max: &str| {
-        let srv = Server::builder()
+    let conf = fx.work.join("ringftp.toml");
+    let start = |max: u64| {
+        std::fs::write(&conf, format!("max-sessions = {max}\n")).unwrap();
+        Server::builder()
             .fd_limit(1000)
-            .args(&["--max-sessions", max])
-            .start(&fx);
-        // Logged before this line, if at all.
-        srv.wait_log("ringftp serving", 1, Duration::from_secs(20))
+            .args(&["--config", conf.to_str().unwrap()])
+            .start(&fx)
     };
-    let log = start("2000");
+    // The limit, less the fds the server holds once up (about 30).
+    let srv = start(990);
+    let log = srv.wait_log("RLIMIT_NOFILE", 1, Duration::from_secs(20));
     assert!(
-        log.contains("WARN")
-            && log.contains("fd limit (RLIMIT_NOFILE) 1000 is below --max-sessions 2000")
-            && log.contains("about 250 can transfer"),
+        log.contains(" WARN ")
+            && log.contains("fd limit (RLIMIT_NOFILE) 1000 leaves")
+            && log.contains("fewer than --max-sessions 990"),
         "{log}"
     );
-    let log = start("300");
+    drop(srv);
+    let srv = start(300);
+    let log = srv.wait_log("RLIMIT_NOFILE", 1, Duration::from_secs(20));
     assert!(
-        log.contains("fd limit (RLIMIT_NOFILE) 1000 holds about 250 sessions transferring")
+        log.contains("sessions transferring at once")
             && log.contains("of --max-sessions 300")
             && !log.contains(" WARN "),
         "{log}"
     );
-    let log = start("250");
+    // SIGHUP with a --max-sessions beyond the fds: the warning.
+    std::fs::write(&conf, "max-sessions = 5000\n").unwrap();
+    srv.signal(libc::SIGHUP);
+    let log = srv.wait_log("fewer than --max-sessions 5000", 1, Duration::from_secs(20));
+    assert!(log.contains(" WARN "), "{log}");
+    drop(srv);
+    let srv = start(100);
+    let log = srv.log_synced();
     assert!(!log.contains("RLIMIT_NOFILE"), "{log}");
 }
 

@@ -226,7 +226,6 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
             "the fd limit (RLIMIT_NOFILE) is {limit}; ringftp needs at least {MIN_FD_LIMIT} to start (raise it: ulimit -n, LimitNOFILE=)"
         );
     }
-    fd_budget(limit, config.max_sessions as u64);
     let root_fd: Arc<OwnedFd> = Arc::new(
         std::fs::File::open(&config.root)
             .with_context(|| format!("opening --root {}", config.root.display()))?
@@ -398,8 +397,10 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
     // Announced once every shard has its runtime and the process is what
     // it will serve as (the listeners already queue connections), and only
     // if the fd limit leaves room for clients.
+    let max_sessions = config.max_sessions as u64;
     let announce_ready = move || -> std::io::Result<()> {
         fd_room(limit, cores)?;
+        fd_budget(max_sessions);
         let mut stdout = std::io::stdout().lock();
         for (real, implicit) in &bound.addrs {
             if *implicit {
@@ -508,25 +509,35 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Says at start-up how many sessions the fd limit holds against
-/// `--max-sessions`: a warning when it is below that many idle sessions
-/// (one fd each), an INFO line when fewer than that many can transfer at
-/// once ([`FDS_PER_TRANSFER`] each).
-/// Past the limit, commands get 451 and new connections 421 (the accept
-/// loop's refusal ring) until fds are free.
-fn fd_budget(limit: u64, max_sessions: u64) {
-    let busy = limit / FDS_PER_TRANSFER;
-    if limit < max_sessions {
+/// The fd limit and the fds it leaves for clients once the server is up
+/// (the limit less what start-up holds, counted by [`fd_room`]; the whole
+/// limit when it is too large to count): what `--max-sessions` is
+/// weighed against, at start-up and on SIGHUP.
+static CLIENT_FDS: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+
+/// Says how many sessions the fds left for clients ([`CLIENT_FDS`]) hold
+/// against `max_sessions`: a warning when fewer than that many idle
+/// sessions (one fd each) fit, an INFO line when fewer than that many can
+/// transfer at once ([`FDS_PER_TRANSFER`] each). Past the limit, commands
+/// get 451 and new connections 421 (the accept loop's refusal ring)
+/// until fds are free. At start-up and when SIGHUP changes
+/// `--max-sessions`; nothing before start-up has counted.
+pub(crate) fn fd_budget(max_sessions: u64) {
+    let Some(&(limit, free)) = CLIENT_FDS.get() else {
+        return;
+    };
+    let busy = free / FDS_PER_TRANSFER;
+    if free < max_sessions {
         tracing::warn!(
             limit,
             max_sessions,
-            "the fd limit (RLIMIT_NOFILE) {limit} is below --max-sessions {max_sessions}: not even that many idle sessions fit (one fd each), and about {busy} can transfer at once; past that, commands get 451 and new connections 421 (raise it: LimitNOFILE=, ulimit -n; or lower --max-sessions)"
+            "the fd limit (RLIMIT_NOFILE) {limit} leaves {free} fds for clients, fewer than --max-sessions {max_sessions}: not even that many idle sessions fit (one fd each), and about {busy} can transfer at once; past that, commands get 451 and new connections 421 (raise it: LimitNOFILE=, ulimit -n; or lower --max-sessions)"
         );
     } else if busy < max_sessions {
         tracing::info!(
             limit,
             max_sessions,
-            "the fd limit (RLIMIT_NOFILE) {limit} holds about {busy} sessions transferring at once ({FDS_PER_TRANSFER} fds each: control, passive listener, data connection, file) of --max-sessions {max_sessions}; past that, commands get 451 and new connections 421 until fds are free (LimitNOFILE= raises it)"
+            "the fd limit (RLIMIT_NOFILE) {limit} leaves {free} fds for clients: about {busy} sessions transferring at once ({FDS_PER_TRANSFER} fds each: control, passive listener, data connection, file) of --max-sessions {max_sessions}; past that, commands get 451 and new connections 421 until fds are free (LimitNOFILE= raises it)"
         );
     }
 }
@@ -547,10 +558,12 @@ fn fd_room(limit: u64, cores: usize) -> std::io::Result<()> {
             limit,
             "file descriptors after start-up: not counted (limit above 65,536)"
         );
+        let _ = CLIENT_FDS.set((limit, limit));
         return Ok(());
     }
     let in_use = sys::count_open_fds(limit) + cores as u64;
     let free = limit.saturating_sub(in_use);
+    let _ = CLIENT_FDS.set((limit, free));
     tracing::debug!(limit, in_use, free, "file descriptors after start-up");
     if free < MIN_FREE_FDS {
         return Err(std::io::Error::other(format!(

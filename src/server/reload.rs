@@ -125,6 +125,9 @@ impl Reloader {
         self.live.replace(Settings::from_config(&config));
         self.limits
             .set(config.max_sessions, config.max_per_ip, config.ipv6_prefix);
+        if changed.iter().any(|k| k == "max-sessions") {
+            super::fd_budget(config.max_sessions as u64);
+        }
         self.bans.set(config.login_ban, config.ipv6_prefix);
         if announce_changed {
             for rule in config.pasv_announce.rules() {
