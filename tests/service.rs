@@ -130,7 +130,8 @@ fn root_without_user_drops_to_the_ftp_account_in_every_thread() {
 /// A `--root` the service user may not enter would fail every command and
 /// login: start-up refuses it, naming the flag and the fix. One it may
 /// enter but not read (a `-wx` drop box) is served, with a warning that
-/// listing `/` is refused, and files in it are reached by name.
+/// listing `/` is refused, and files in it are reached by name. One
+/// anonymous sessions cannot enter (no `o+x`) is named in a warning.
 #[test]
 fn a_root_the_service_user_cannot_use_is_named_at_start() {
     require_root("the privilege tests");
@@ -187,6 +188,32 @@ fn a_root_the_service_user_cannot_use_is_named_at_start() {
     assert_eq!(f.retr("f.txt"), b"by name\n");
     f.epsv();
     assert_eq!(f.cmd("LIST").code, 550);
+    f.quit();
+    drop(srv);
+    // Usable by the service user, but not searchable by others: anonymous
+    // sessions (which see only world-searchable directories) would be
+    // refused everything; said at start unless anonymous is off.
+    std::fs::set_permissions(&fx.root, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let srv = Server::builder().start(&fx);
+    srv.wait_log(
+        "mode 0750, not searchable by others",
+        1,
+        Duration::from_secs(20),
+    );
+    let mut f = srv.login();
+    assert_eq!(f.cmd("SIZE f.txt").code, 550);
+    f.quit();
+    drop(srv);
+    fx.write("alice/a.txt", b"a\n");
+    let users = fx.users_file("users.toml", &[Account::full("alice")]);
+    let srv = Server::builder()
+        .users(&users)
+        .args(&["--no-anonymous"])
+        .start(&fx);
+    let log = srv.wait_log("ringftp serving", 1, Duration::from_secs(20));
+    assert!(!log.contains("not searchable"), "{log}");
+    let mut f = srv.login_as("alice", "alice-pw");
+    assert_eq!(f.retr("a.txt"), b"a\n");
     f.quit();
 }
 

@@ -133,13 +133,13 @@ fn check_config(loaded: &Loaded, cpus: usize) -> anyhow::Result<()> {
     let root_fd: OwnedFd = std::fs::File::open(&config.root)
         .with_context(|| format!("opening --root {}", config.root.display()))?
         .into();
-    let root = config.root.clone();
+    let (root, anonymous) = (config.root.clone(), config.anonymous);
     let warning = match &plan {
         Plan::Drop { target, .. } => {
-            privileges::as_user(target, move || root_access(&root, &root_fd))
+            privileges::as_user(target, move || root_access(&root, &root_fd, anonymous))
                 .map_err(anyhow::Error::msg)??
         }
-        Plan::Keep | Plan::StayRoot => root_access(&root, &root_fd)?,
+        Plan::Keep | Plan::StayRoot => root_access(&root, &root_fd, anonymous)?,
     };
     print!(
         "{}",
@@ -302,7 +302,7 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
     let notifier = Arc::new(notify::Notifier::from_env(config.cores));
 
     drop_privileges(&config)?;
-    if let Some(warning) = root_access(&config.root, &root_fd)? {
+    if let Some(warning) = root_access(&config.root, &root_fd, config.anonymous)? {
         tracing::warn!("{warning}");
     }
     // The sandbox keeps the certificate and key readable for SIGHUP.
@@ -580,7 +580,17 @@ fn fd_room(limit: u64, cores: usize) -> std::io::Result<()> {
 /// still be fetched, as from a `-wx` drop box): `Ok(Some(warning))`, that
 /// listing `/` fails. Run after the privilege drop, and by
 /// `--check-config` as the service user ([`privileges::as_user`]).
-fn root_access(root: &std::path::Path, fd: &OwnedFd) -> anyhow::Result<Option<String>> {
+///
+/// With `anonymous` on, the root's world bits are weighed too: anonymous
+/// sessions see only world-searchable directories (see
+/// [`crate::vfs::world`]), so a root without `o+x` refuses them every
+/// command and one without `o+r` cannot be listed: a warning (accounts
+/// may still be served).
+fn root_access(
+    root: &std::path::Path,
+    fd: &OwnedFd,
+    anonymous: bool,
+) -> anyhow::Result<Option<String>> {
     use rustix::fs::{accessat, Access, AtFlags};
     let user = format!(
         "uid {}, gid {}",
@@ -599,6 +609,21 @@ fn root_access(root: &std::path::Path, fd: &OwnedFd) -> anyhow::Result<Option<St
             "the service user ({user}) may not read --root {}: listing / will be refused (550), though files and directories in it can be reached by name",
             root.display()
         )));
+    }
+    if anonymous {
+        let mode = rustix::fs::fstat(fd)?.st_mode & 0o777;
+        if mode & 0o001 == 0 {
+            return Ok(Some(format!(
+                "--root {} is mode {mode:04o}, not searchable by others: anonymous sessions (which see only world-searchable directories and world-readable files) will be refused every command (550); chmod o+x, or --no-anonymous",
+                root.display()
+            )));
+        }
+        if mode & 0o004 == 0 {
+            return Ok(Some(format!(
+                "--root {} is mode {mode:04o}, not readable by others: anonymous sessions cannot list / (550), though they can reach what is in it by name",
+                root.display()
+            )));
+        }
     }
     Ok(None)
 }
