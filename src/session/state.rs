@@ -480,10 +480,10 @@ impl Session {
             // would act on a file of that name (`STOR new/` made a file
             // `new`, `DELE f/` deleted file `f`; vsftpd's open and unlink
             // fail with ENOTDIR or EISDIR).
-            // A refused transfer ends passive mode (its listener is
-            // closed), as one refused in the driver does.
+            // Refused before the transfer starts, as TYPE A + REST is:
+            // passive mode stays for the next transfer command, as in
+            // vsftpd (a refusal after the lookup, in the driver, ends it).
             Command::Retr(arg) if self.names_directory(&arg) => {
-                self.take_data();
                 reply(FILE_UNAVAILABLE, "A file name cannot end in '/'.")
             }
             Command::Size(arg) | Command::Mdtm(arg) | Command::Dele(arg)
@@ -494,7 +494,6 @@ impl Session {
             Command::Stor(arg) | Command::Appe(arg) | Command::Stou(Some(arg))
                 if self.names_directory(&arg) =>
             {
-                self.take_data();
                 reply(
                     FILE_NAME_NOT_ALLOWED,
                     "File name not allowed: a file name cannot end in '/'.",
