@@ -107,7 +107,8 @@ fn a_too_low_fd_limit_is_a_clear_error() {
 
 /// Start-up weighs the fds the limit leaves for clients (the limit less
 /// the server's own) against `--max-sessions`: a warning when not even
-/// that many idle sessions (one fd each) fit, an INFO line when fewer can
+/// that many idle sessions (one fd each) fit (an INFO line when that is
+/// the default, not a choice), an INFO line when fewer can
 /// transfer at once (4 fds each), nothing when all can; and again when
 /// SIGHUP changes `--max-sessions`.
 #[test]
@@ -148,6 +149,14 @@ fn a_fd_limit_below_max_sessions_is_named_at_start() {
     let srv = start(100);
     let log = srv.log_synced();
     assert!(!log.contains("RLIMIT_NOFILE"), "{log}");
+    drop(srv);
+    // The default (20,000) is no one's choice: said, not warned about.
+    let srv = Server::builder().fd_limit(1000).start(&fx);
+    let log = srv.wait_log("RLIMIT_NOFILE", 1, Duration::from_secs(20));
+    assert!(
+        log.contains("fewer than the default --max-sessions 20000") && !log.contains(" WARN "),
+        "{log}"
+    );
 }
 
 #[test]

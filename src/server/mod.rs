@@ -367,6 +367,7 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
         config.max_rate,
     ));
     limits.set(config.max_sessions, config.max_per_ip, config.ipv6_prefix);
+    let sessions_chosen = chosen(&start.effective, "max-sessions");
     let reloader = reload::Reloader {
         argv: start.argv,
         effective: start.effective,
@@ -400,7 +401,7 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
     let max_sessions = config.max_sessions as u64;
     let announce_ready = move || -> std::io::Result<()> {
         fd_room(limit, cores)?;
-        fd_budget(max_sessions);
+        fd_budget(max_sessions, sessions_chosen);
         let mut stdout = std::io::stdout().lock();
         for (real, implicit) in &bound.addrs {
             if *implicit {
@@ -516,30 +517,44 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
 static CLIENT_FDS: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
 
 /// Says how many sessions the fds left for clients ([`CLIENT_FDS`]) hold
-/// against `max_sessions`: a warning when fewer than that many idle
-/// sessions (one fd each) fit, an INFO line when fewer than that many can
+/// against `max_sessions`: when fewer than that many idle sessions (one
+/// fd each) fit, a warning if the operator chose the number (`chosen`:
+/// not `--max-sessions`' default, which no machine is asked to fit) and
+/// an INFO line if not; an INFO line when fewer than that many can
 /// transfer at once ([`FDS_PER_TRANSFER`] each). Past the limit, commands
 /// get 451 and new connections 421 (the accept loop's refusal ring)
 /// until fds are free. At start-up and when SIGHUP changes
 /// `--max-sessions`; nothing before start-up has counted.
-pub(crate) fn fd_budget(max_sessions: u64) {
+pub(crate) fn fd_budget(max_sessions: u64, chosen: bool) {
     let Some(&(limit, free)) = CLIENT_FDS.get() else {
         return;
     };
     let busy = free / FDS_PER_TRANSFER;
+    let what = if chosen { "" } else { "the default " };
     if free < max_sessions {
-        tracing::warn!(
-            limit,
-            max_sessions,
-            "the fd limit (RLIMIT_NOFILE) {limit} leaves {free} fds for clients, fewer than --max-sessions {max_sessions}: not even that many idle sessions fit (one fd each), and about {busy} can transfer at once; past that, commands get 451 and new connections 421 (raise it: LimitNOFILE=, ulimit -n; or lower --max-sessions)"
+        let text = format!(
+            "the fd limit (RLIMIT_NOFILE) {limit} leaves {free} fds for clients, fewer than {what}--max-sessions {max_sessions}: not even that many idle sessions fit (one fd each), and about {busy} can transfer at once; past that, commands get 451 and new connections 421 (raise it: LimitNOFILE=, ulimit -n; or lower --max-sessions)"
         );
+        if chosen {
+            tracing::warn!(limit, max_sessions, "{text}");
+        } else {
+            tracing::info!(limit, max_sessions, "{text}");
+        }
     } else if busy < max_sessions {
         tracing::info!(
             limit,
             max_sessions,
-            "the fd limit (RLIMIT_NOFILE) {limit} leaves {free} fds for clients: about {busy} sessions transferring at once ({FDS_PER_TRANSFER} fds each: control, passive listener, data connection, file) of --max-sessions {max_sessions}; past that, commands get 451 and new connections 421 until fds are free (LimitNOFILE= raises it)"
+            "the fd limit (RLIMIT_NOFILE) {limit} leaves {free} fds for clients: about {busy} sessions transferring at once ({FDS_PER_TRANSFER} fds each: control, passive listener, data connection, file) of {what}--max-sessions {max_sessions}; past that, commands get 451 and new connections 421 until fds are free (LimitNOFILE= raises it)"
         );
     }
+}
+
+/// Whether the operator set `key` (on the command line or in the
+/// `--config` file) rather than leaving its default.
+pub(crate) fn chosen(effective: &[config_file::Setting], key: &str) -> bool {
+    effective
+        .iter()
+        .any(|s| s.key == key && s.source != config_file::Source::Default)
 }
 
 /// Checks that the fd limit leaves clients room once the server is up:

@@ -126,7 +126,10 @@ impl Reloader {
         self.limits
             .set(config.max_sessions, config.max_per_ip, config.ipv6_prefix);
         if changed.iter().any(|k| k == "max-sessions") {
-            super::fd_budget(config.max_sessions as u64);
+            super::fd_budget(
+                config.max_sessions as u64,
+                super::chosen(&loaded.effective, "max-sessions"),
+            );
         }
         self.bans.set(config.login_ban, config.ipv6_prefix);
         if announce_changed {
