@@ -150,6 +150,14 @@ fn a_fd_limit_below_max_sessions_is_named_at_start() {
     let log = srv.log_synced();
     assert!(!log.contains("RLIMIT_NOFILE"), "{log}");
     drop(srv);
+    // 0 is no limit: more than any fd limit.
+    let srv = start(0);
+    let log = srv.wait_log("RLIMIT_NOFILE", 1, Duration::from_secs(20));
+    assert!(
+        log.contains(" WARN ") && log.contains("fewer than --max-sessions 0 (no limit)"),
+        "{log}"
+    );
+    drop(srv);
     // The default (20,000) is no one's choice: said, not warned about.
     let srv = Server::builder().fd_limit(1000).start(&fx);
     let log = srv.wait_log("RLIMIT_NOFILE", 1, Duration::from_secs(20));

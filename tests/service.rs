@@ -204,6 +204,16 @@ fn a_root_the_service_user_cannot_use_is_named_at_start() {
     assert_eq!(f.cmd("SIZE f.txt").code, 550);
     f.quit();
     drop(srv);
+    // Both at once (0300: the owner may not read, others not enter).
+    std::fs::set_permissions(&fx.root, std::fs::Permissions::from_mode(0o300)).unwrap();
+    let r = check(&fx.root);
+    r.ok();
+    assert!(
+        r.stderr.contains("may not read --root") && r.stderr.contains("mode 0300, not searchable"),
+        "{}",
+        r.stderr
+    );
+    std::fs::set_permissions(&fx.root, std::fs::Permissions::from_mode(0o750)).unwrap();
     fx.write("alice/a.txt", b"a\n");
     let users = fx.users_file("users.toml", &[Account::full("alice")]);
     let srv = Server::builder()

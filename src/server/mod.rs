@@ -134,7 +134,7 @@ fn check_config(loaded: &Loaded, cpus: usize) -> anyhow::Result<()> {
         .with_context(|| format!("opening --root {}", config.root.display()))?
         .into();
     let (root, anonymous) = (config.root.clone(), config.anonymous);
-    let warning = match &plan {
+    let warnings = match &plan {
         Plan::Drop { target, .. } => {
             privileges::as_user(target, move || root_access(&root, &root_fd, anonymous))
                 .map_err(anyhow::Error::msg)??
@@ -153,7 +153,7 @@ fn check_config(loaded: &Loaded, cpus: usize) -> anyhow::Result<()> {
             target.name, target.uid, target.gid
         ),
     };
-    if let Some(warning) = warning {
+    for warning in warnings {
         eprintln!("ringftp: warning: {warning}");
     }
     eprintln!(
@@ -302,7 +302,7 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
     let notifier = Arc::new(notify::Notifier::from_env(config.cores));
 
     drop_privileges(&config)?;
-    if let Some(warning) = root_access(&config.root, &root_fd, config.anonymous)? {
+    for warning in root_access(&config.root, &root_fd, config.anonymous)? {
         tracing::warn!("{warning}");
     }
     // The sandbox keeps the certificate and key readable for SIGHUP.
@@ -531,19 +531,23 @@ pub(crate) fn fd_budget(max_sessions: u64, chosen: bool) {
     };
     let busy = free / FDS_PER_TRANSFER;
     let what = if chosen { "" } else { "the default " };
-    if free < max_sessions {
+    // 0 is no limit: more than any fd limit holds.
+    let (want, max_sessions) = match max_sessions {
+        0 => (u64::MAX, "0 (no limit)".to_string()),
+        n => (n, n.to_string()),
+    };
+    if free < want {
         let text = format!(
             "the fd limit (RLIMIT_NOFILE) {limit} leaves {free} fds for clients, fewer than {what}--max-sessions {max_sessions}: not even that many idle sessions fit (one fd each), and about {busy} can transfer at once; past that, commands get 451 and new connections 421 (raise it: LimitNOFILE=, ulimit -n; or lower --max-sessions)"
         );
         if chosen {
-            tracing::warn!(limit, max_sessions, "{text}");
+            tracing::warn!(limit, "{text}");
         } else {
-            tracing::info!(limit, max_sessions, "{text}");
+            tracing::info!(limit, "{text}");
         }
-    } else if busy < max_sessions {
+    } else if busy < want {
         tracing::info!(
             limit,
-            max_sessions,
             "the fd limit (RLIMIT_NOFILE) {limit} leaves {free} fds for clients: about {busy} sessions transferring at once ({FDS_PER_TRANSFER} fds each: control, passive listener, data connection, file) of {what}--max-sessions {max_sessions}; past that, commands get 451 and new connections 421 until fds are free (LimitNOFILE= raises it)"
         );
     }
@@ -592,8 +596,8 @@ fn fd_room(limit: u64, cores: usize) -> std::io::Result<()> {
 /// Every client path is looked up from it, so a root the user may not
 /// search (no `x`) would answer 550 to every command and fail every
 /// login: an error. One it may search but not read is served (names can
-/// still be fetched, as from a `-wx` drop box): `Ok(Some(warning))`, that
-/// listing `/` fails. Run after the privilege drop, and by
+/// still be fetched, as from a `-wx` drop box) with a warning (in the
+/// `Ok` list) that listing `/` fails. Run after the privilege drop, and by
 /// `--check-config` as the service user ([`privileges::as_user`]).
 ///
 /// With `anonymous` on, the root's world bits are weighed too: anonymous
@@ -605,7 +609,7 @@ fn root_access(
     root: &std::path::Path,
     fd: &OwnedFd,
     anonymous: bool,
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<Vec<String>> {
     use rustix::fs::{accessat, Access, AtFlags};
     let user = format!(
         "uid {}, gid {}",
@@ -619,28 +623,28 @@ fn root_access(
             std::io::Error::from(e)
         );
     }
+    let mut warnings = Vec::new();
     if accessat(fd, ".", Access::READ_OK, AtFlags::EACCESS).is_err() {
-        return Ok(Some(format!(
-            "the service user ({user}) may not read --root {}: listing / will be refused (550), though files and directories in it can be reached by name",
+        warnings.push(format!(
+            "the service user ({user}) may not read --root {}: listing / will be refused (550), though what is in it can be reached by name (by accounts; anonymous as said next, if at all)",
             root.display()
-        )));
+        ));
     }
     if anonymous {
         let mode = rustix::fs::fstat(fd)?.st_mode & 0o777;
         if mode & 0o001 == 0 {
-            return Ok(Some(format!(
+            warnings.push(format!(
                 "--root {} is mode {mode:04o}, not searchable by others: anonymous sessions (which see only world-searchable directories and world-readable files) will be refused every command (550); chmod o+x, or --no-anonymous",
                 root.display()
-            )));
-        }
-        if mode & 0o004 == 0 {
-            return Ok(Some(format!(
+            ));
+        } else if mode & 0o004 == 0 {
+            warnings.push(format!(
                 "--root {} is mode {mode:04o}, not readable by others: anonymous sessions cannot list / (550), though they can reach what is in it by name",
                 root.display()
-            )));
+            ));
         }
     }
-    Ok(None)
+    Ok(warnings)
 }
 
 /// Gives up root as `--user` says (see [`crate::privileges`]), and says so.
