@@ -566,3 +566,33 @@ fn a_log_reader_that_stops_reading_stalls_no_shard() {
     assert_eq!(m[r#"ringftp_commands_total{verb="NOOP"}"#], 2000.0);
     assert!(m.contains_key("ringftp_log_lines_dropped_total"));
 }
+
+/// `ringftp who` bounds the whole answer by its 5 s timeout, not each
+/// read: an endpoint that trickles a byte every 200 ms (for 12 s here)
+/// is given up on, with the reason, instead of holding it as long as it
+/// trickles.
+#[test]
+fn who_gives_up_on_an_answer_that_trickles_past_its_timeout() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let trickler = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut req = [0u8; 512];
+        let _ = s.read(&mut req);
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\n");
+        for _ in 0..60 {
+            std::thread::sleep(Duration::from_millis(200));
+            if s.write_all(b"x").is_err() {
+                break;
+            }
+        }
+    });
+    let r = run_client(30, BIN, &["who", "--metrics", &addr.to_string()], None);
+    r.fails();
+    assert!(
+        r.stderr.contains("no whole HTTP response within 5 s"),
+        "{}",
+        r.stderr
+    );
+    trickler.join().unwrap();
+}

@@ -204,7 +204,22 @@ pub(crate) fn get(addr: &str, path: &str, timeout: Duration) -> io::Result<(u16,
     )?;
     let mut raw = Vec::new();
     let mut chunk = [0u8; 4096];
+    // `timeout` bounds the whole answer, not each read: a peer that
+    // trickles bytes is cut off at it too.
+    let deadline = std::time::Instant::now() + timeout;
     loop {
+        let too_late = |got: &[u8]| {
+            let what = if got.is_empty() { "no" } else { "no whole" };
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{what} HTTP response within {} s", timeout.as_secs()),
+            )
+        };
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(too_late(&raw));
+        }
+        s.set_read_timeout(Some(left))?;
         let n = match s.read(&mut chunk) {
             Ok(n) => n,
             Err(e)
@@ -213,10 +228,7 @@ pub(crate) fn get(addr: &str, path: &str, timeout: Duration) -> io::Result<(u16,
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!("no HTTP response within {} s", timeout.as_secs()),
-                ))
+                return Err(too_late(&raw))
             }
             Err(e) => return Err(e),
         };
