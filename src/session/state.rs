@@ -114,9 +114,9 @@ fn reply(code: u16, text: &str) -> Step {
 
 /// `then`, for a command whose path may name a file or a directory
 /// (RNFR, RNTO, MFMT, SITE CHMOD, MLST): when `arg`
-/// [`path::names_directory`], first
-/// a check that `dir` (the resolved path) is one, so `RNFR f/` does not
-/// rename file `f` (rename(2) answers ENOTDIR).
+/// [`path::names_directory`], first a check that `dir` (the resolved
+/// path) is one, so `RNFR f/` does not rename file `f` (rename(2) answers
+/// ENOTDIR).
 fn need_directory(arg: &[u8], dir: Vec<u8>, then: Step) -> Step {
     if path::names_directory(arg) {
         Step::NeedDirectory {
@@ -479,14 +479,11 @@ impl Session {
             // or delete. Refused here, since joining drops the slash and
             // would act on a file of that name (`STOR new/` made a file
             // `new`, `DELE f/` deleted file `f`; vsftpd's open and unlink
-            // fail with ENOTDIR or EISDIR).
-            // Refused before the transfer starts, as TYPE A + REST is:
-            // passive mode stays for the next transfer command, as in
-            // vsftpd (a refusal after the lookup, in the driver, ends it).
-            Command::Retr(arg) if self.names_directory(&arg) => {
-                reply(FILE_UNAVAILABLE, "A file name cannot end in '/'.")
-            }
-            Command::Size(arg) | Command::Mdtm(arg) | Command::Dele(arg)
+            // fail with ENOTDIR or EISDIR). A transfer refused here, before
+            // it starts, keeps passive mode for the next one, as TYPE A +
+            // REST does and vsftpd does (a refusal after the lookup, in
+            // the driver, ends it).
+            Command::Retr(arg) | Command::Size(arg) | Command::Mdtm(arg) | Command::Dele(arg)
                 if self.names_directory(&arg) =>
             {
                 reply(FILE_UNAVAILABLE, "A file name cannot end in '/'.")
@@ -588,9 +585,8 @@ impl Session {
     }
 
     /// Whether `arg` names a directory by its form
-    /// ([`path::names_directory`])
-    /// and is not `/` itself, which a file verb refuses as it refuses any
-    /// directory.
+    /// ([`path::names_directory`]) and is not `/` itself, which a file
+    /// verb refuses as it refuses any directory.
     fn names_directory(&self, arg: &[u8]) -> bool {
         path::names_directory(arg) && self.resolve(arg) != b"/"
     }
