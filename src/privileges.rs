@@ -197,12 +197,7 @@ pub(crate) fn drop_to(target: &Target, keep_bind_service: bool) -> Result<(), St
     }
     thread::clear_ambient_capability_set().map_err(io("clearing ambient capabilities"))?;
     thread::set_keep_capabilities(!keep.is_empty()).map_err(io("PR_SET_KEEPCAPS"))?;
-    let groups: Vec<Gid> = target.groups.iter().map(|&g| Gid::from_raw(g)).collect();
-    thread::set_thread_groups(&groups).map_err(io("setgroups"))?;
-    let gid = Gid::from_raw(target.gid);
-    thread::set_thread_res_gid(gid, gid, gid).map_err(io("setresgid"))?;
-    let uid = Uid::from_raw(target.uid);
-    thread::set_thread_res_uid(uid, uid, uid).map_err(io("setresuid"))?;
+    switch_ids(target).map_err(|e| format!("dropping to {}: {e}", target.name))?;
     // setresuid away from root cleared the effective set (and, without
     // KEEPCAPS, the permitted one): raise what is kept again.
     thread::set_capabilities(
@@ -236,19 +231,29 @@ pub(crate) fn as_user<T: Send + 'static>(
     target: &Target,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, String> {
-    let groups: Vec<Gid> = target.groups.iter().map(|&g| Gid::from_raw(g)).collect();
-    let (gid, uid) = (Gid::from_raw(target.gid), Uid::from_raw(target.uid));
+    let target = target.clone();
     let name = target.name.clone();
     std::thread::spawn(move || -> Result<T, String> {
-        let io = |what: &'static str| move |e: rustix::io::Errno| format!("{what}: {e}");
-        thread::set_thread_groups(&groups).map_err(io("setgroups"))?;
-        thread::set_thread_res_gid(gid, gid, gid).map_err(io("setresgid"))?;
-        thread::set_thread_res_uid(uid, uid, uid).map_err(io("setresuid"))?;
+        switch_ids(&target)?;
         Ok(f())
     })
     .join()
     .map_err(|_| format!("checking as {name}: the check panicked"))?
     .map_err(|e| format!("checking as {name}: {e}"))
+}
+
+/// Switches the calling thread to `target`'s supplementary groups, then
+/// its gid, then its uid (real, effective and saved): the order in which
+/// each step still has the privilege the next needs. Errors name the
+/// call that failed.
+fn switch_ids(target: &Target) -> Result<(), String> {
+    let io = |what: &'static str| move |e: rustix::io::Errno| format!("{what}: {e}");
+    let groups: Vec<Gid> = target.groups.iter().map(|&g| Gid::from_raw(g)).collect();
+    thread::set_thread_groups(&groups).map_err(io("setgroups"))?;
+    let gid = Gid::from_raw(target.gid);
+    thread::set_thread_res_gid(gid, gid, gid).map_err(io("setresgid"))?;
+    let uid = Uid::from_raw(target.uid);
+    thread::set_thread_res_uid(uid, uid, uid).map_err(io("setresuid"))
 }
 
 /// Sets `PR_SET_NO_NEW_PRIVS` for a process that keeps its ids.
