@@ -58,6 +58,7 @@ use crate::privileges::{self, Plan};
 use crate::sandbox::{self, Policy};
 use crate::shard::{FdShortage, ShardCtx};
 use crate::shutdown::{self, Phase};
+use crate::vfs::world;
 use crate::xferlog::{ShardXferLog, XferLog};
 
 pub use reload::LIVE_KEYS;
@@ -130,9 +131,7 @@ fn check_config(loaded: &Loaded, cpus: usize) -> anyhow::Result<()> {
         listen::address_is_local(*addr).map_err(anyhow::Error::msg)?;
     }
     // The root, as the user start-up drops to will use it.
-    let root_fd: OwnedFd = std::fs::File::open(&config.root)
-        .with_context(|| format!("opening --root {}", config.root.display()))?
-        .into();
+    let root_fd = open_root(&config.root)?;
     let (root, anonymous) = (config.root.clone(), config.anonymous);
     let warnings = match &plan {
         Plan::Drop { target, .. } => {
@@ -226,11 +225,7 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
             "the fd limit (RLIMIT_NOFILE) is {limit}; ringftp needs at least {MIN_FD_LIMIT} to start (raise it: ulimit -n, LimitNOFILE=)"
         );
     }
-    let root_fd: Arc<OwnedFd> = Arc::new(
-        std::fs::File::open(&config.root)
-            .with_context(|| format!("opening --root {}", config.root.display()))?
-            .into(),
-    );
+    let root_fd: Arc<OwnedFd> = Arc::new(open_root(&config.root)?);
 
     // Accounts first: a bad users file must stop the server before it
     // announces a listener.
@@ -592,6 +587,14 @@ fn fd_room(limit: u64, cores: usize) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Opens `--root` (as root, before any privilege drop): the directory
+/// every client path is resolved from.
+fn open_root(root: &std::path::Path) -> anyhow::Result<OwnedFd> {
+    Ok(std::fs::File::open(root)
+        .with_context(|| format!("opening --root {}", root.display()))?
+        .into())
+}
+
 /// Whether the current (thread's) user can use `--root`, opened as `fd`.
 /// Every client path is looked up from it, so a root the user may not
 /// search (no `x`) would answer 550 to every command and fail every
@@ -601,8 +604,8 @@ fn fd_room(limit: u64, cores: usize) -> std::io::Result<()> {
 /// `--check-config` as the service user ([`privileges::as_user`]).
 ///
 /// With `anonymous` on, the root's world bits are weighed too: anonymous
-/// sessions see only world-searchable directories (see
-/// [`crate::vfs::world`]), so a root without `o+x` refuses them every
+/// sessions see only world-searchable directories ([`world::searchable`],
+/// [`world::readable`]), so a root without `o+x` refuses them every
 /// command and one without `o+r` cannot be listed: a warning (accounts
 /// may still be served).
 fn root_access(
@@ -631,13 +634,15 @@ fn root_access(
         ));
     }
     if anonymous {
-        let mode = rustix::fs::fstat(fd)?.st_mode & 0o777;
-        if mode & 0o001 == 0 {
+        // Anonymous sessions' own rules (vfs::world), on the root itself.
+        let st = crate::vfs::Stat::from(&rustix::fs::fstat(fd)?);
+        let mode = st.mode & 0o777;
+        if !world::searchable(&st) {
             warnings.push(format!(
                 "--root {} is mode {mode:04o}, not searchable by others: anonymous sessions (which see only world-searchable directories and world-readable files) will be refused every command (550); chmod o+x, or --no-anonymous",
                 root.display()
             ));
-        } else if mode & 0o004 == 0 {
+        } else if !world::readable(&st) {
             warnings.push(format!(
                 "--root {} is mode {mode:04o}, not readable by others: anonymous sessions cannot list / (550), though they can reach what is in it by name",
                 root.display()
