@@ -207,14 +207,14 @@ pub(crate) fn get(addr: &str, path: &str, timeout: Duration) -> io::Result<(u16,
     // `timeout` bounds the whole answer, not each read: a peer that
     // trickles bytes is cut off at it too.
     let deadline = std::time::Instant::now() + timeout;
+    let too_late = |got: &[u8]| {
+        let what = if got.is_empty() { "no" } else { "no whole" };
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{what} HTTP response within {} s", timeout.as_secs()),
+        )
+    };
     loop {
-        let too_late = |got: &[u8]| {
-            let what = if got.is_empty() { "no" } else { "no whole" };
-            io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("{what} HTTP response within {} s", timeout.as_secs()),
-            )
-        };
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
             return Err(too_late(&raw));

@@ -520,7 +520,7 @@ static CLIENT_FDS: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
 /// get 451 and new connections 421 (the accept loop's refusal ring)
 /// until fds are free. At start-up and when SIGHUP changes
 /// `--max-sessions`; nothing before start-up has counted.
-pub(crate) fn fd_budget(max_sessions: u64, chosen: bool) {
+fn fd_budget(max_sessions: u64, chosen: bool) {
     let Some(&(limit, free)) = CLIENT_FDS.get() else {
         return;
     };
@@ -550,7 +550,7 @@ pub(crate) fn fd_budget(max_sessions: u64, chosen: bool) {
 
 /// Whether the operator set `key` (on the command line or in the
 /// `--config` file) rather than leaving its default.
-pub(crate) fn chosen(effective: &[config_file::Setting], key: &str) -> bool {
+fn chosen(effective: &[config_file::Setting], key: &str) -> bool {
     effective
         .iter()
         .any(|s| s.key == key && s.source != config_file::Source::Default)
