@@ -127,6 +127,13 @@ fn root_without_user_drops_to_the_ftp_account_in_every_thread() {
     f.quit();
 }
 
+/// `ringftp serve --check-config --root ROOT EXTRA...`, as root runs it.
+fn check_config(root: &std::path::Path, extra: &[&str]) -> Run {
+    let root = root.to_str().unwrap();
+    let args = [&["serve", "--check-config", "--root", root][..], extra].concat();
+    run_client(20, BIN, &args, None)
+}
+
 /// A `--root` the service user may not enter would fail every command and
 /// login: start-up refuses it, naming the flag and the fix. One it may
 /// enter but not read (a `-wx` drop box) is served, with a warning that
@@ -151,14 +158,7 @@ fn a_root_the_service_user_cannot_use_is_named_at_start() {
         r.stderr
     );
     // --check-config tries the root as the service user too.
-    let check = |root: &std::path::Path| {
-        run_client(
-            20,
-            BIN,
-            &["serve", "--check-config", "--root", root.to_str().unwrap()],
-            None,
-        )
-    };
+    let check = |root: &std::path::Path| check_config(root, &[]);
     let r = check(&locked);
     r.fails();
     assert!(
@@ -1074,18 +1074,10 @@ fn the_shipped_unit_file_verifies() {
 #[test]
 fn check_config_refuses_what_start_up_would() {
     let fx = Fixture::new();
-    let root = fx.root.to_str().unwrap().to_string();
     let missing_dir = fx.work.join("no/such/dir/xferlog");
     let a_dir = fx.work.clone();
     let new_log = fx.work.join("xferlog");
-    let check = |extra: &[&str]| {
-        let args = [
-            &["serve", "--check-config", "--root", root.as_str()][..],
-            extra,
-        ]
-        .concat();
-        run_client(20, BIN, &args, None)
-    };
+    let check = |extra: &[&str]| check_config(&fx.root, extra);
     // What serve refuses at start-up, --check-config refuses too, naming
     // the flag.
     for (extra, flag) in [
