@@ -290,6 +290,80 @@ fn wildcards_in_the_last_component() {
     f.quit();
 }
 
+/// A pattern typed with a trailing `/` (or `/.`) matches only
+/// directories and symlinks that lead to one, as the shell's `*/` does
+/// (POSIX: such a path resolves only to a directory); NLST names carry the
+/// typed directory, not the pattern and its slash.
+#[test]
+fn a_pattern_ending_in_a_slash_matches_directories_only() {
+    let fx = Fixture::new();
+    fx.write("w/file.txt", b"f\n");
+    fx.write("w/dir1/in", b"1\n");
+    fx.write("w/dir2.txt/in", b"2\n");
+    fx.write("w/.hid/in", b"h\n");
+    symlink(&fx.root, "w/link-dir", "dir1");
+    symlink(&fx.root, "w/link-file", "file.txt");
+    symlink(&fx.root, "w/dangling", "nowhere");
+    let srv = Server::builder().start(&fx);
+    let mut f = srv.login();
+    let dirs = ["dir1", "dir2.txt", "link-dir"];
+    // (pattern, what it lists, and whether STAT, which shows dot-files,
+    // adds .hid)
+    let table: &[(&str, &[&str], bool)] = &[
+        ("w/*/", &dirs, true),
+        ("w/*/.", &dirs, true),
+        ("w/*//", &dirs, true),
+        ("w/d*/", &["dir1", "dir2.txt"], false),
+        ("w/*.txt/", &["dir2.txt"], false),
+        ("w/link-*/", &["link-dir"], false),
+        ("w/file*/", &[], false),
+        ("w/?angling/", &[], false),
+    ];
+    for (arg, want, hidden) in table {
+        let prefixed: Vec<String> = want.iter().map(|n| format!("w/{n}")).collect();
+        assert_eq!(
+            names_of("NLST", &f.transfer(&format!("NLST {arg}"))),
+            prefixed,
+            "NLST {arg}"
+        );
+        assert_eq!(
+            names_of("LIST", &f.transfer(&format!("LIST {arg}"))),
+            *want,
+            "LIST {arg}"
+        );
+        assert_eq!(
+            names_of("MLSD", &f.transfer(&format!("MLSD {arg}"))),
+            *want,
+            "MLSD {arg}"
+        );
+        let body = stat_body(&f.expect(&format!("STAT {arg}"), 213));
+        let stat_names: Vec<&str> = body
+            .iter()
+            .map(|l| list_name(l).split(" -> ").next().unwrap())
+            .collect();
+        let hid: &[&str] = if *hidden { &[".hid"] } else { &[] };
+        assert_eq!(stat_names, [hid, want].concat(), "STAT {arg}");
+    }
+    // Dot-files with -a, as with any pattern; relative to the working
+    // directory, names without a prefix.
+    assert_eq!(
+        names_of("NLST", &f.transfer("NLST -a w/*/")),
+        ["w/.hid", "w/dir1", "w/dir2.txt", "w/link-dir"]
+    );
+    f.expect("CWD w", 250);
+    assert_eq!(names_of("NLST", &f.transfer("NLST */")), dirs);
+    assert_eq!(
+        names_of("NLST", &f.transfer("NLST ../w/d*/")),
+        ["../w/dir1", "../w/dir2.txt"]
+    );
+    // Without the slash the same pattern matches everything, as before.
+    assert_eq!(
+        names_of("NLST", &f.transfer("NLST *")),
+        ["dir1", "dir2.txt", "file.txt", "link-dir", "link-file"]
+    );
+    f.quit();
+}
+
 /// `mget *.txt` in tnftp (Debian's `ftp`: NLST with the pattern, then
 /// RETR of each name) and `ncftpget 'reports/*.txt'` fetch exactly the
 /// matching files, byte for byte; Python's ftplib nlst() with a pattern

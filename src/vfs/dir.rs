@@ -108,6 +108,10 @@ pub(crate) struct ListSpec {
     pub opts: ListOptions,
     /// Only names matching this (a wildcard listing).
     pub pattern: Option<Pattern>,
+    /// Only directories, and symlinks that lead to one: a pattern typed
+    /// with a trailing `/` (`LIST */`), which in the shell matches only
+    /// directories (POSIX pathname resolution, XBD 4.13).
+    pub dirs_only: bool,
     /// `LIST -R`: `dir:` headers, and subdirectories listed after their
     /// parent, down to `max_depth`.
     pub recursive: bool,
@@ -284,6 +288,7 @@ impl Lister {
                         &cur,
                         cur.names.get(cur.next),
                         self.spec.links,
+                        self.spec.dirs_only,
                         self.published.as_mut(),
                     );
                     cur.next += 1;
@@ -405,24 +410,30 @@ fn open_in_root(root: &OwnedFd, vpath: &[u8], flags: OFlags) -> rustix::io::Resu
 /// inside the root, or (`published_only`: an anonymous session) one whose
 /// target is not published, or lies in an unpublished directory, which is
 /// then answered as missing when used (see [`super::world`]), so the link
-/// is left out as a dangling one is.
+/// is left out as a dangling one is. With `dirs_only`, anything that is
+/// not a directory or a symlink to one is left out too.
 fn entry(
     root: &OwnedFd,
     cur: &Open,
     name: &CStr,
     links: Links,
+    dirs_only: bool,
     published: Option<&mut PublishedLinks>,
 ) -> Option<Entry> {
     let st = rustix::fs::statat(&cur.dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
     let st = Stat::from(&st);
     let raw = name.to_bytes().to_vec();
     if !st.is_symlink() {
-        return Some(st.entry(raw, None));
+        return (!dirs_only || st.is_dir()).then(|| st.entry(raw, None));
     }
     let target = open_in_root(root, &path::join(&cur.vpath, &raw), OFlags::PATH).ok()?;
-    // What the link leads to: shown by MLSD, checked for anonymous.
-    let target = if links == Links::Follow || published.is_some() {
+    // What the link leads to: shown by MLSD, checked for anonymous and
+    // for a directories-only pattern.
+    let target = if links == Links::Follow || published.is_some() || dirs_only {
         let st = Stat::from(&rustix::fs::fstat(&target).ok()?);
+        if dirs_only && !st.is_dir() {
+            return None;
+        }
         if let Some(p) = published {
             if !super::world::visible(&st) || !p.leads_to_published(root, &target) {
                 return None;

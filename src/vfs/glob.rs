@@ -96,9 +96,17 @@ pub(crate) fn split(vpath: &[u8]) -> Option<(Vec<u8>, Pattern)> {
 }
 
 /// The directory part of a path as the client typed it (`reports/` of
-/// `reports/*.txt`), for the path names NLST sends; empty when the pattern
-/// had no directory part.
+/// `reports/*.txt`, and of `reports/*/`, whose trailing `/` or `/.` only
+/// says the pattern names directories), for the path names NLST sends;
+/// empty when the pattern had no directory part.
 pub(crate) fn typed_dir(shown: &[u8]) -> &[u8] {
+    let mut shown = shown;
+    while let Some(rest) = shown
+        .strip_suffix(b"/")
+        .or_else(|| shown.strip_suffix(b"/."))
+    {
+        shown = rest;
+    }
     match shown.iter().rposition(|&b| b == b'/') {
         Some(i) => &shown[..=i],
         None => b"",
@@ -180,5 +188,9 @@ mod tests {
         assert_eq!(typed_dir(b"reports/*.txt"), b"reports/");
         assert_eq!(typed_dir(b"/x/y/*"), b"/x/y/");
         assert_eq!(typed_dir(b"*.txt"), b"");
+        // A trailing `/` (or `/.`) is not the directory part.
+        assert_eq!(typed_dir(b"reports/*/"), b"reports/");
+        assert_eq!(typed_dir(b"f*/"), b"");
+        assert_eq!(typed_dir(b"/x/*//./"), b"/x/");
     }
 }

@@ -181,6 +181,9 @@ impl Conn {
                 },
                 ..opts
             },
+            // `LIST */`: the joined path lost the slash, the pattern
+            // keeps its meaning.
+            dirs_only: pattern.is_some() && l.shown.as_deref().is_some_and(path::names_directory),
             pattern,
             recursive,
             max_depth: self.ctx.config.list_max_depth,
