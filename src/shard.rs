@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::data::announce::Announcer;
 use crate::data::passive::PortSlice;
 use crate::engine::pool::WorkerPool;
+use crate::engine::shard::Tenant;
 use crate::engine::splice::{BufPool, PipePool};
 use crate::engine::sys::{FdRef, Refuser};
 use crate::limits::{Limits, Permit};
@@ -151,14 +152,15 @@ impl Places {
     }
 }
 
-/// A session counted in its shard's `sessions_open` while it lives.
-struct SessionSlot(Arc<ShardMetrics>);
+/// A session counted in its shard's `sessions_open` (and as one of the
+/// shard thread's [`Tenant`]s) while it lives.
+struct SessionSlot(Arc<ShardMetrics>, Tenant);
 
 impl SessionSlot {
     fn new(ctx: &Rc<ShardCtx>) -> SessionSlot {
         ctx.metrics.sessions_open.inc();
         ctx.metrics.sessions_total.inc();
-        SessionSlot(ctx.metrics.clone())
+        SessionSlot(ctx.metrics.clone(), Tenant::new())
     }
 }
 

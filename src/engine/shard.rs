@@ -4,6 +4,7 @@
 //! listeners, its slice of the passive port range, its pipe pool) is handed
 //! to it when it starts or lives in its thread-locals.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::io;
 use std::sync::mpsc;
@@ -25,6 +26,40 @@ pub(crate) struct ShardInfo {
     pub cpu: usize,
     /// How many shards run in total.
     pub count: usize,
+}
+
+thread_local! {
+    /// Sessions this shard thread serves now (see [`Tenant`]).
+    static TENANTS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// A session counted on the shard thread that made it, for as long as it
+/// lives: what [`alone`] asks. Made and dropped on that thread (a
+/// session never leaves its shard).
+pub(crate) struct Tenant(std::marker::PhantomData<*const ()>);
+
+impl Tenant {
+    /// Counts one more session on this thread until the `Tenant` drops.
+    pub(crate) fn new() -> Tenant {
+        TENANTS.set(TENANTS.get() + 1);
+        Tenant(std::marker::PhantomData)
+    }
+}
+
+impl Drop for Tenant {
+    fn drop(&mut self) {
+        TENANTS.set(TENANTS.get().saturating_sub(1));
+    }
+}
+
+/// True when this shard thread serves at most one session: a call that
+/// blocks the thread then delays no other client's command or transfer,
+/// only the caller's own (and a connection being accepted). The
+/// filesystem calls io_uring would hand to an io-wq worker in any case
+/// run here then, without the two thread wake-ups of that hand-off
+/// (`vfs::dirops`).
+pub(crate) fn alone() -> bool {
+    TENANTS.get() <= 1
 }
 
 /// CPUs available to this process (its affinity mask); at least one.

@@ -9,12 +9,15 @@
 //! - [`names`]: how names that are not UTF-8 are shown and found (pure);
 //! - [`write`](mod@write): uploads and file management (create, rename, delete...),
 //!   all relative to directory fds resolved the same race-free way;
+//! - [`dirops`]: where its creates, unlinks, mkdirs and renames run (the
+//!   ring's io-wq, or the shard thread when it serves one session);
 //! - [`time`]: civil time for MDTM and listings (pure);
 //! - [`world`]: what anonymous sessions may see (world-readable only);
 //! - [`access`]: what an entry's mode bits allow, for MLSx `perm`.
 
 pub mod access;
 pub(crate) mod dir;
+pub(crate) mod dirops;
 pub(crate) mod glob;
 pub mod listing;
 pub(crate) mod names;

@@ -42,7 +42,7 @@ pub const RESOLVE: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
 pub const RESOLVE_HOME: u64 = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
 
 /// Times an open is retried after EAGAIN (a concurrent rename).
-const EAGAIN_RETRIES: usize = 4;
+pub(super) const EAGAIN_RETRIES: usize = 4;
 
 fn relative(vpath: &[u8]) -> Result<CString, VfsError> {
     path::relative(vpath).ok_or(VfsError::NotFound)

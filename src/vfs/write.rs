@@ -20,8 +20,8 @@ use std::ffi::CString;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
-use super::{names, path, resolve, Stat, UploadKind, VfsError};
-use crate::engine::sys::{self, FdRef};
+use super::{dirops, names, path, resolve, Stat, UploadKind, VfsError};
+use crate::engine::sys::FdRef;
 
 /// Whether `name` in `dir` is the file `file` (same device and inode; a
 /// symlink there is itself, not what it points to).
@@ -126,7 +126,7 @@ pub(crate) async fn delete_file(root: &FdRef, vpath: &[u8]) -> Result<(), VfsErr
             return Err(VfsError::IsADirectory);
         }
     }
-    sys::unlinkat(p.dir, p.name, 0)
+    dirops::unlink(p.dir, p.name, 0)
         .await
         .map_err(VfsError::from_io)
 }
@@ -134,7 +134,7 @@ pub(crate) async fn delete_file(root: &FdRef, vpath: &[u8]) -> Result<(), VfsErr
 /// MKD.
 pub(crate) async fn make_dir(root: &FdRef, vpath: &[u8]) -> Result<(), VfsError> {
     let p = open_parent(root, vpath).await?;
-    sys::mkdirat(p.dir, p.name, 0o755)
+    dirops::mkdir(p.dir, p.name, 0o755)
         .await
         .map_err(VfsError::from_io)
 }
@@ -145,7 +145,7 @@ pub(crate) async fn remove_dir(root: &FdRef, vpath: &[u8]) -> Result<(), VfsErro
         return Err(VfsError::PermissionDenied);
     }
     let p = open_parent(root, vpath).await?;
-    sys::unlinkat(p.dir, p.name, libc::AT_REMOVEDIR)
+    dirops::unlink(p.dir, p.name, libc::AT_REMOVEDIR)
         .await
         .map_err(VfsError::from_io)
 }
@@ -164,7 +164,7 @@ pub(crate) async fn exists(root: &FdRef, vpath: &[u8]) -> Result<(), VfsError> {
 pub(crate) async fn rename(root: &FdRef, from: &[u8], to: &[u8]) -> Result<(), VfsError> {
     let a = open_parent(root, from).await?;
     let b = open_parent(root, to).await?;
-    sys::renameat(a.dir, a.name, b.dir, b.name, 0)
+    dirops::rename(a.dir, a.name, b.dir, b.name, 0)
         .await
         .map_err(|e| match e.raw_os_error() {
             // The only EINVAL renameat2 gives without flags.
@@ -285,7 +285,7 @@ fn temp_name() -> CString {
 
 async fn create_excl(dir: &FdRef, name: &CString) -> Result<OwnedFd, VfsError> {
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY;
-    resolve::openat(dir, name.clone(), flags, 0o644)
+    dirops::create(dir, name, flags, 0o644)
         .await
         .map_err(VfsError::from_io)
 }
@@ -539,7 +539,7 @@ impl Upload {
             if !names_file(&self.parent.dir, t, &self.file) {
                 return Err(VfsError::Replaced);
             }
-            sys::renameat(
+            dirops::rename(
                 self.parent.dir.clone(),
                 t.clone(),
                 self.parent.dir.clone(),
@@ -576,7 +576,7 @@ impl Upload {
             (Mode::Fresh, _) if !names_file(&self.parent.dir, &self.parent.name, &self.file) => {
                 Ok(())
             }
-            (Mode::Fresh, _) => sys::unlinkat(self.parent.dir, self.parent.name, 0)
+            (Mode::Fresh, _) => dirops::unlink(self.parent.dir, self.parent.name, 0)
                 .await
                 .map_err(VfsError::from_io),
             // --keep-partial: what arrived takes the target's name. Over
@@ -590,7 +590,7 @@ impl Upload {
                 }
                 | Mode::TempOverReserved,
                 Some(t),
-            ) if still_original => sys::renameat(
+            ) if still_original => dirops::rename(
                 self.parent.dir.clone(),
                 t,
                 self.parent.dir,
@@ -602,7 +602,7 @@ impl Upload {
             (Mode::Temp { target_existed }, Some(t)) => {
                 if keep_partial && !target_existed {
                     // Give the partial the target name, unless one appeared.
-                    match sys::renameat(
+                    match dirops::rename(
                         self.parent.dir.clone(),
                         t.clone(),
                         self.parent.dir.clone(),
@@ -612,19 +612,19 @@ impl Upload {
                     .await
                     {
                         Ok(()) => Ok(()),
-                        Err(_) => sys::unlinkat(self.parent.dir, t, 0)
+                        Err(_) => dirops::unlink(self.parent.dir, t, 0)
                             .await
                             .map_err(VfsError::from_io),
                     }
                 } else {
-                    sys::unlinkat(self.parent.dir, t, 0)
+                    dirops::unlink(self.parent.dir, t, 0)
                         .await
                         .map_err(VfsError::from_io)
                 }
             }
             (Mode::TempOverReserved, Some(t)) => {
-                let _ = sys::unlinkat(self.parent.dir.clone(), t, 0).await;
-                sys::unlinkat(self.parent.dir, self.parent.name, 0)
+                let _ = dirops::unlink(self.parent.dir.clone(), t, 0).await;
+                dirops::unlink(self.parent.dir, self.parent.name, 0)
                     .await
                     .map_err(VfsError::from_io)
             }
