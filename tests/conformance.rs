@@ -362,6 +362,7 @@ fn a_trailing_slash_names_a_directory() {
     let users = fx.users_file("users.toml", &[Account::full("alice")]);
     fx.write("alice/f", b"file\n");
     fx.write("alice/d/inside", b"in\n");
+    symlink(&fx.root, "alice/ld", "d");
     let srv = Server::builder().users(&users).start(&fx);
     let mut f = srv.login_as("alice", "alice-pw");
     for line in [
@@ -404,6 +405,14 @@ fn a_trailing_slash_names_a_directory() {
     // RNTO `g/` moves a directory there, never a file.
     f.expect("RNFR f", 350);
     assert_eq!(f.cmd("RNTO g/").lines, ["550 Not a directory."]);
+    // A symlink to a directory is not one to rename(2) (`mv ld/ x`:
+    // ENOTDIR), by RNFR's argument or by RNTO's.
+    assert_eq!(f.cmd("RNFR ld/").lines, ["550 Not a directory."]);
+    f.expect("RNFR ld", 350);
+    assert_eq!(f.cmd("RNTO x/").lines, ["550 Not a directory."]);
+    // Onto an existing file, a directory does not go either.
+    f.expect("RNFR d/", 350);
+    assert_eq!(f.cmd("RNTO f").lines, ["550 Not a directory."]);
     f.expect("RNFR d/", 350);
     f.expect("RNTO e/", 250);
     assert_eq!(f.cmd("MFMT 20200101000000 e/").code, 213);
@@ -426,7 +435,8 @@ fn a_trailing_slash_names_a_directory() {
     assert!(f.listing("LIST f").ends_with(" f\r\n"));
     f.quit();
     let home = fx.root.join("alice");
-    assert_eq!(names_in(&home), ["e", "f"]);
+    assert_eq!(names_in(&home), ["e", "f", "ld"]);
+    assert!(home.join("ld").is_symlink());
     assert_eq!(fx.read("alice/f"), b"file\n");
     assert_eq!(fx.read("alice/e/inside"), b"in\n");
     let meta = std::fs::metadata(home.join("f")).unwrap();

@@ -104,7 +104,8 @@ pub struct Session {
     epsv_all: bool,
     data: DataMode,
     facts: Facts,
-    rename_from: Option<Vec<u8>>,
+    /// RNFR's path, and whether its argument named a directory.
+    rename_from: Option<(Vec<u8>, bool)>,
     tls: TlsState,
 }
 
@@ -113,10 +114,9 @@ fn reply(code: u16, text: &str) -> Step {
 }
 
 /// `then`, for a command whose path may name a file or a directory
-/// (RNFR, RNTO, MFMT, SITE CHMOD, MLST): when `arg`
-/// [`path::names_directory`], first a check that `dir` (the resolved
-/// path) is one, so `RNFR f/` does not rename file `f` (rename(2) answers
-/// ENOTDIR).
+/// (MFMT, SITE CHMOD, MLST): when `arg` [`path::names_directory`], first
+/// a check that `dir` (the resolved path) is one, so `MFMT t f/` does not
+/// change file `f`. (RNFR and RNTO carry the form to rename(2) instead.)
 fn need_directory(arg: &[u8], dir: Vec<u8>, then: Step) -> Step {
     if path::names_directory(arg) {
         Step::NeedDirectory {
@@ -253,9 +253,10 @@ impl Session {
         self.login = Login::AwaitUser;
     }
 
-    /// Driver report: the RNFR path exists; RNTO may follow.
-    pub fn rename_from(&mut self, vpath: Vec<u8>) {
-        self.rename_from = Some(vpath);
+    /// Driver report: the RNFR path exists (a directory, when `directory`:
+    /// RNFR's argument named one); RNTO may follow.
+    pub fn rename_from(&mut self, vpath: Vec<u8>, directory: bool) {
+        self.rename_from = Some((vpath, directory));
     }
 
     /// Driver report: a control line that is no command was refused (500,
@@ -535,20 +536,17 @@ impl Session {
             Command::Dele(arg) => Step::Delete(self.resolve(&arg)),
             Command::Mkd(arg) => Step::MakeDir(self.resolve(&arg)),
             Command::Rmd(arg) => Step::RemoveDir(self.resolve(&arg)),
-            Command::Rnfr(arg) => {
-                let path = self.resolve(&arg);
-                need_directory(&arg, path.clone(), Step::RenameFrom(path))
-            }
+            Command::Rnfr(arg) => Step::RenameFrom {
+                path: self.resolve(&arg),
+                directory: path::names_directory(&arg),
+            },
             // `RNTO d/` moves a directory (what RNFR named) to `d`.
             Command::Rnto(arg) => match rename_from {
-                Some(from) => need_directory(
-                    &arg,
-                    from.clone(),
-                    Step::Rename {
-                        from,
-                        to: self.resolve(&arg),
-                    },
-                ),
+                Some((from, directory)) => Step::Rename {
+                    from,
+                    to: self.resolve(&arg),
+                    directory: directory || path::names_directory(&arg),
+                },
                 None => reply(BAD_SEQUENCE, "RNFR required first."),
             },
             Command::Mfmt { time, path } => {
@@ -1015,21 +1013,50 @@ mod tests {
     fn rename_sequence() {
         let mut s = writer(Perms::RENAME);
         assert_eq!(code(&run(&mut s, "RNTO b")), 503);
-        assert_eq!(run(&mut s, "RNFR a"), Step::RenameFrom(b"/a".to_vec()));
-        s.rename_from(b"/a".to_vec());
+        assert_eq!(
+            run(&mut s, "RNFR a"),
+            Step::RenameFrom {
+                path: b"/a".to_vec(),
+                directory: false
+            }
+        );
+        s.rename_from(b"/a".to_vec(), false);
         assert_eq!(
             run(&mut s, "RNTO dir/b"),
             Step::Rename {
                 from: b"/a".to_vec(),
-                to: b"/dir/b".to_vec()
+                to: b"/dir/b".to_vec(),
+                directory: false
             }
         );
+        // A trailing `/` on either names a directory: rename(2) is told.
+        assert_eq!(
+            run(&mut s, "RNFR d/."),
+            Step::RenameFrom {
+                path: b"/d".to_vec(),
+                directory: true
+            }
+        );
+        for (from_dir, to, directory) in
+            [(true, "e", true), (false, "e/", true), (false, "e", false)]
+        {
+            s.rename_from(b"/d".to_vec(), from_dir);
+            assert_eq!(
+                run(&mut s, &format!("RNTO {to}")),
+                Step::Rename {
+                    from: b"/d".to_vec(),
+                    to: b"/e".to_vec(),
+                    directory
+                },
+                "{from_dir} {to}"
+            );
+        }
         // RNFR, then anything else: the pending rename is gone.
-        s.rename_from(b"/a".to_vec());
+        s.rename_from(b"/a".to_vec(), false);
         run(&mut s, "NOOP");
         assert_eq!(code(&run(&mut s, "RNTO b")), 503);
         // So does a line that is no command.
-        s.rename_from(b"/a".to_vec());
+        s.rename_from(b"/a".to_vec(), false);
         assert_eq!(code(&run(&mut s, "BOGUS")), 500);
         assert_eq!(code(&run(&mut s, "RNTO b")), 503);
     }

@@ -107,15 +107,25 @@ pub enum Step {
     MakeDir(Vec<u8>),
     /// RMD.
     RemoveDir(Vec<u8>),
-    /// RNFR: check the path exists, then call `Session::rename_from` and
+    /// RNFR: check the path exists (and, with `directory`, is a directory
+    /// itself, not a symlink to one), then call `Session::rename_from` and
     /// reply 350.
-    RenameFrom(Vec<u8>),
+    RenameFrom {
+        /// The RNFR virtual path.
+        path: Vec<u8>,
+        /// The RNFR argument ended in `/` (or `/.`): it names a directory.
+        directory: bool,
+    },
     /// RNTO after a successful RNFR.
     Rename {
         /// The RNFR virtual path.
         from: Vec<u8>,
         /// The RNTO virtual path.
         to: Vec<u8>,
+        /// RNFR's or RNTO's argument ended in `/` (or `/.`): only a
+        /// directory is renamed, checked by rename(2) itself (ENOTDIR),
+        /// so nothing can swap a file in between.
+        directory: bool,
     },
     /// MFMT: set the modification time (seconds since the epoch).
     SetTime {

@@ -150,20 +150,36 @@ pub(crate) async fn remove_dir(root: &FdRef, vpath: &[u8]) -> Result<(), VfsErro
         .map_err(VfsError::from_io)
 }
 
-/// Checks that `vpath` exists (RNFR), without following a final symlink.
-pub(crate) async fn exists(root: &FdRef, vpath: &[u8]) -> Result<(), VfsError> {
+/// Checks that `vpath` exists (RNFR), without following a final symlink;
+/// with `directory`, that it is a directory itself (rename(2) of `link/`
+/// answers ENOTDIR even where the link leads to one).
+pub(crate) async fn exists(root: &FdRef, vpath: &[u8], directory: bool) -> Result<(), VfsError> {
     let p = open_parent(root, vpath).await?;
     match lstat_in(&p).await? {
+        Some(st) if directory && !st.is_dir() => Err(VfsError::NotADirectory),
         Some(_) => Ok(()),
         None => Err(VfsError::NotFound),
     }
 }
 
 /// RNFR/RNTO. Both paths are inside the same session root, so a rename can
-/// never move anything in from or out to another user's home.
-pub(crate) async fn rename(root: &FdRef, from: &[u8], to: &[u8]) -> Result<(), VfsError> {
-    let a = open_parent(root, from).await?;
-    let b = open_parent(root, to).await?;
+/// never move anything in from or out to another user's home. With
+/// `directory` (either argument ended in `/`) both names go to rename(2)
+/// with a trailing `/`: it then renames only a directory (not a symlink
+/// to one), and answers ENOTDIR otherwise, in the same call, so nothing
+/// can swap a file in after a check.
+pub(crate) async fn rename(
+    root: &FdRef,
+    from: &[u8],
+    to: &[u8],
+    directory: bool,
+) -> Result<(), VfsError> {
+    let mut a = open_parent(root, from).await?;
+    let mut b = open_parent(root, to).await?;
+    if directory {
+        a.name = with_slash(&a.name);
+        b.name = with_slash(&b.name);
+    }
     dirops::rename(a.dir, a.name, b.dir, b.name, 0)
         .await
         .map_err(|e| match e.raw_os_error() {
@@ -171,6 +187,13 @@ pub(crate) async fn rename(root: &FdRef, from: &[u8], to: &[u8]) -> Result<(), V
             Some(libc::EINVAL) => VfsError::IntoItself,
             _ => VfsError::from_io(e),
         })
+}
+
+/// `name` followed by `/`: a path that resolves only to a directory.
+fn with_slash(name: &CString) -> CString {
+    let mut bytes = name.as_bytes().to_vec();
+    bytes.push(b'/');
+    CString::new(bytes).expect("no NUL: made from a CString")
 }
 
 /// Opens an existing file or directory for a metadata change, following

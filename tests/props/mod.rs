@@ -296,7 +296,7 @@ pub fn session(lines: &[&[u8]]) {
                 assert_eq!(p[0], b'/');
                 s.cwd_changed(p);
             }
-            Step::RenameFrom(p) => s.rename_from(p),
+            Step::RenameFrom { path, directory } => s.rename_from(path, directory),
             Step::Retr { path, .. }
             | Step::Store { path, .. }
             | Step::Delete(path)

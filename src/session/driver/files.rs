@@ -153,10 +153,10 @@ impl Conn {
         self.changed(verb, &vpath, r, ok).await
     }
 
-    pub(super) async fn rename_from(&mut self, vpath: Vec<u8>) -> Flow {
-        match write::exists(self.root(), &vpath).await {
+    pub(super) async fn rename_from(&mut self, vpath: Vec<u8>, directory: bool) -> Flow {
+        match write::exists(self.root(), &vpath, directory).await {
             Ok(()) => {
-                self.session.rename_from(vpath);
+                self.session.rename_from(vpath, directory);
                 self.reply(Reply::new(FILE_ACTION_PENDING, "Ready for RNTO."))
                     .await
             }
@@ -164,8 +164,14 @@ impl Conn {
         }
     }
 
-    pub(super) async fn rename(&mut self, verb: &'static str, from: Vec<u8>, to: Vec<u8>) -> Flow {
-        let r = write::rename(self.root(), &from, &to).await;
+    pub(super) async fn rename(
+        &mut self,
+        verb: &'static str,
+        from: Vec<u8>,
+        to: Vec<u8>,
+        directory: bool,
+    ) -> Flow {
+        let r = write::rename(self.root(), &from, &to, directory).await;
         if r.is_ok() {
             tracing::info!(from = %log_text(&from), to = %log_text(&to), "renamed");
         }

@@ -502,8 +502,14 @@ impl Conn {
             Step::Delete(path) => Box::pin(self.delete(verb, path)).await,
             Step::MakeDir(path) => Box::pin(self.make_dir(verb, path)).await,
             Step::RemoveDir(path) => Box::pin(self.remove_dir(verb, path)).await,
-            Step::RenameFrom(path) => Box::pin(self.rename_from(path)).await,
-            Step::Rename { from, to } => Box::pin(self.rename(verb, from, to)).await,
+            Step::RenameFrom { path, directory } => {
+                Box::pin(self.rename_from(path, directory)).await
+            }
+            Step::Rename {
+                from,
+                to,
+                directory,
+            } => Box::pin(self.rename(verb, from, to, directory)).await,
             Step::SetTime { path, time } => Box::pin(self.set_time(verb, path, time)).await,
             Step::Chmod { path, mode } => Box::pin(self.chmod(verb, path, mode)).await,
             Step::Mlst(path) => Box::pin(self.mlst(path)).await,
