@@ -288,6 +288,37 @@ fn a_cached_file_the_server_only_reads_is_still_sent_by_sendfile() {
     f.quit();
 }
 
+/// The same on tmpfs (a tree served from memory): tmpfs answers neither
+/// cachestat (not the server's file) nor the non-blocking probes
+/// (EOPNOTSUPP), yet its bytes are memory, so they go by sendfile, not
+/// through the pipe on the kernel's worker threads.
+#[test]
+fn a_tmpfs_file_the_server_only_reads_is_sent_by_sendfile() {
+    let fx = Fixture::on_tmpfs();
+    fx.standard_tree();
+    let data = pattern(80, (3 << 20) + 7);
+    let path = fx.write("mem.bin", &data);
+    let srv = Server::builder().cores(1).start(&fx);
+    only_readable_by(&srv, &path);
+    let mut f = srv.login();
+    for (rest, what) in [(0, "RETR"), (65537, "REST 65537"), (0, "RETR again")] {
+        let before = f.stat_counters();
+        let got = if rest == 0 {
+            f.retr("mem.bin")
+        } else {
+            f.retr_from("mem.bin", rest)
+        };
+        assert_bytes_eq(what, &got, &data[rest as usize..]);
+        let now = f.stat_counters();
+        assert_eq!(now.spliced - before.spliced, got.len() as u64, "{what}");
+        assert_eq!(
+            now.from_disk, before.from_disk,
+            "{what}: a file on tmpfs went through the pipe"
+        );
+    }
+    f.quit();
+}
+
 /// The same file, evicted: for a file the server may only read, one-byte
 /// non-blocking reads stand in for cachestat, and they must see that the
 /// pages are gone, so the bytes come from the disk through the pipe on

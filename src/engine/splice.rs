@@ -496,9 +496,11 @@ pub(crate) async fn send_file(
     let mut pipe: Option<Pipe> = None;
     let mut pos = offset;
     let end = offset + len;
+    // The first chunk may learn that no probe answers for this file.
+    let mut residency = ctx.residency;
     while pos < end {
         let want = (chunk as u64).min(end - pos);
-        let moved = if sys::page_cache_holds(file.as_fd(), pos, want, ctx.residency) {
+        let moved = if sys::page_cache_holds(file.as_fd(), pos, want, &mut residency) {
             sendfile_chunk(ctx, &file, pos, want, &sock).await?
         } else {
             let p = match &pipe {

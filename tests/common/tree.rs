@@ -54,6 +54,18 @@ impl Fixture {
         )
     }
 
+    /// A fixture on tmpfs (/dev/shm), for tests of a tree served from
+    /// memory.
+    #[allow(dead_code)]
+    pub fn on_tmpfs() -> Fixture {
+        Self::in_dir(
+            tempfile::Builder::new()
+                .prefix("ringftp-itest-")
+                .tempdir_in("/dev/shm")
+                .expect("a directory on /dev/shm"),
+        )
+    }
+
     fn in_dir(dir: tempfile::TempDir) -> Fixture {
         let root = dir.path().join("root");
         let work = dir.path().join("work");

@@ -6,6 +6,8 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use rustix::io::Errno;
+
 /// `struct cachestat_range` of `<linux/mman.h>`.
 #[repr(C)]
 struct Range {
@@ -38,6 +40,15 @@ pub enum Residency {
     Cachestat,
     /// One-byte `preadv2(RWF_NOWAIT)` reads (see [`page_cache_holds`]).
     Probes,
+    /// None needed: the file lives on a filesystem that keeps its bytes in
+    /// memory (tmpfs, ramfs), which the probes found cannot answer
+    /// RWF_NOWAIT (EOPNOTSUPP on Linux 6.18's tmpfs). A sendfile from it
+    /// waits for no disk (for swap at most, as any memory may).
+    Memory,
+    /// None answers: RWF_NOWAIT is not supported and the filesystem is not
+    /// memory (FUSE, some network filesystems). Every chunk goes through
+    /// the ring, and no probe is made again for this file.
+    Unknown,
 }
 
 /// Who reads the files: the ids the kernel checks permissions against.
@@ -99,16 +110,21 @@ impl Residency {
 /// `how` says which measure to use ([`Residency::for_file`]); where
 /// cachestat answers EPERM all the same (Linux restricts it as it does
 /// mincore), the probes decide: `probe_nowait`, RWF_NOWAIT reads of a few
-/// bytes of the range.
-pub fn page_cache_holds(file: BorrowedFd<'_>, offset: u64, len: u64, how: Residency) -> bool {
+/// bytes of the range. Where the file's filesystem does not support
+/// RWF_NOWAIT, `how` becomes [`Residency::Memory`] (tmpfs, ramfs: held)
+/// or [`Residency::Unknown`] (not held), so one transfer asks once.
+pub fn page_cache_holds(file: BorrowedFd<'_>, offset: u64, len: u64, how: &mut Residency) -> bool {
     if len == 0 {
         return true;
     }
+    match how {
+        Residency::Memory => return true,
+        Residency::Unknown => return false,
+        Residency::Probes => return probes_or_learn(file, offset, len, how),
+        Residency::Cachestat => {}
+    }
     if UNSUPPORTED.load(Ordering::Relaxed) {
         return false;
-    }
-    if how == Residency::Probes {
-        return probe_nowait(file, offset, len);
     }
     // Read from the auxiliary vector once and cached by rustix: this runs
     // for every chunk of every download.
@@ -135,7 +151,7 @@ pub fn page_cache_holds(file: BorrowedFd<'_>, offset: u64, len: u64, how: Reside
     };
     if r < 0 {
         return match io::Error::last_os_error().raw_os_error() {
-            Some(libc::EPERM) => probe_nowait(file, offset, len),
+            Some(libc::EPERM) => probes_or_learn(file, offset, len, how),
             Some(libc::ENOSYS) => {
                 UNSUPPORTED.store(true, Ordering::Relaxed);
                 false
@@ -146,6 +162,34 @@ pub fn page_cache_holds(file: BorrowedFd<'_>, offset: u64, len: u64, how: Reside
     stat.nr_cache >= pages
 }
 
+/// [`probe_nowait`]; where the filesystem does not support RWF_NOWAIT,
+/// sets `how` to what it is instead ([`Residency::Memory`] or
+/// [`Residency::Unknown`]) and answers for that.
+fn probes_or_learn(file: BorrowedFd<'_>, offset: u64, len: u64, how: &mut Residency) -> bool {
+    match probe_nowait(file, offset, len) {
+        Some(held) => held,
+        None => {
+            *how = if in_memory(file) {
+                Residency::Memory
+            } else {
+                Residency::Unknown
+            };
+            *how == Residency::Memory
+        }
+    }
+}
+
+/// Whether `file` lives on tmpfs or ramfs (fstatfs f_type), whose pages
+/// are memory: never read from a disk.
+fn in_memory(file: BorrowedFd<'_>) -> bool {
+    // f_type is a C long (a u32 on s390x); the magics are 32 bits.
+    rustix::fs::fstatfs(file).is_ok_and(|st| MEMORY_FS.contains(&(st.f_type as u32)))
+}
+
+/// statfs(2) f_type of the filesystems whose files are memory:
+/// TMPFS_MAGIC and RAMFS_MAGIC of `<linux/magic.h>`.
+const MEMORY_FS: [u32; 2] = [0x0102_1994, 0x8584_58F6];
+
 /// Whether `file`'s bytes `[offset, offset + len)` look cached, from
 /// one-byte `preadv2(RWF_NOWAIT)` reads (which fail with EAGAIN rather
 /// than wait for the disk): of the range's first and last bytes, and of
@@ -153,9 +197,9 @@ pub fn page_cache_holds(file: BorrowedFd<'_>, offset: u64, len: u64, how: Reside
 /// A few tiny reads instead of a copy of the range. A page evicted between
 /// the probes is missed, and the sendfile that follows then waits for that
 /// one read; readahead and the LRU make such holes rare in a file whose
-/// probed pages are all cached. False where the kernel does not support
-/// RWF_NOWAIT on this file.
-fn probe_nowait(file: BorrowedFd<'_>, offset: u64, len: u64) -> bool {
+/// probed pages are all cached. None where the kernel does not support
+/// RWF_NOWAIT on this file (EOPNOTSUPP).
+fn probe_nowait(file: BorrowedFd<'_>, offset: u64, len: u64) -> Option<bool> {
     let last = offset + len.saturating_sub(1);
     let between = [offset + len / 3, offset + 2 * (len / 3)];
     let between = if len > ONE_READAHEAD {
@@ -175,10 +219,11 @@ fn probe_nowait(file: BorrowedFd<'_>, offset: u64, len: u64) -> bool {
         match rustix::io::preadv2(file, &mut bufs, at, rustix::io::ReadWriteFlags::NOWAIT) {
             // 0: past the end (the file shrank): the send finds that out.
             Ok(_) => {}
-            Err(_) => return false,
+            Err(Errno::OPNOTSUPP) => return None,
+            Err(_) => return Some(false),
         }
     }
-    true
+    Some(true)
 }
 
 /// The kernel's default readahead window (`read_ahead_kb` 128): a range no
@@ -199,14 +244,18 @@ mod tests {
         let mut f = tempfile::tempfile().unwrap();
         f.write_all(&vec![7u8; 3 << 20]).unwrap();
         for (offset, len) in [(0, 1), (0, 3 << 20), (4095, 2), (1 << 20, 1 << 20)] {
-            assert!(probe_nowait(f.as_fd(), offset, len), "{offset}+{len}");
+            assert_eq!(
+                probe_nowait(f.as_fd(), offset, len),
+                Some(true),
+                "{offset}+{len}"
+            );
             assert!(
-                page_cache_holds(f.as_fd(), offset, len, Residency::Cachestat),
+                page_cache_holds(f.as_fd(), offset, len, &mut Residency::Cachestat),
                 "{offset}+{len}"
             );
         }
         // Past the end: nothing to wait for; the send sees the end.
-        assert!(probe_nowait(f.as_fd(), 4 << 20, 10));
+        assert_eq!(probe_nowait(f.as_fd(), 4 << 20, 10), Some(true));
     }
 
     #[test]
@@ -245,7 +294,7 @@ mod tests {
             rustix::fs::fadvise(f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
         };
         evict(&f);
-        if page_cache_holds(f.as_fd(), 0, 1, Residency::Cachestat) {
+        if page_cache_holds(f.as_fd(), 0, 1, &mut Residency::Cachestat) {
             // tmpfs keeps its pages: nothing to test here.
             eprintln!("the temporary directory's filesystem does not evict; skipped");
             return;
@@ -255,23 +304,55 @@ mod tests {
         for (offset, len) in [(0, 1), (0, 64 << 10), (1 << 20, 1 << 20)] {
             evict(&f);
             assert!(
-                !page_cache_holds(f.as_fd(), offset, len, Residency::Cachestat),
+                !page_cache_holds(f.as_fd(), offset, len, &mut Residency::Cachestat),
                 "{offset}+{len}"
             );
-            assert!(!probe_nowait(f.as_fd(), offset, len), "{offset}+{len}");
+            assert_eq!(
+                probe_nowait(f.as_fd(), offset, len),
+                Some(false),
+                "{offset}+{len}"
+            );
         }
         evict(&f);
         // A read of the first byte brings in its readahead window, not
         // the end of the file: the probes see the missing last page.
         let mut b = [0u8; 1];
         rustix::io::pread(&f, &mut b, 0).unwrap();
-        assert!(probe_nowait(f.as_fd(), 0, 1));
+        assert_eq!(probe_nowait(f.as_fd(), 0, 1), Some(true));
         assert!(!page_cache_holds(
             f.as_fd(),
             0,
             3 << 20,
-            Residency::Cachestat
+            &mut Residency::Cachestat
         ));
-        assert!(!probe_nowait(f.as_fd(), 0, 3 << 20));
+        assert_eq!(probe_nowait(f.as_fd(), 0, 3 << 20), Some(false));
+    }
+
+    #[test]
+    fn a_memory_filesystem_is_learned_where_the_probes_cannot_answer() {
+        // tmpfs answers RWF_NOWAIT with EOPNOTSUPP on Linux 6.18; its pages
+        // are memory, so the file is held. Where a kernel's tmpfs does
+        // answer, the probes do and nothing is learned.
+        let mut f = tempfile::tempfile_in("/dev/shm").expect("/dev/shm is a tmpfs");
+        assert!(in_memory(f.as_fd()), "/dev/shm is not tmpfs");
+        f.write_all(&vec![7u8; 256 << 10]).unwrap();
+        let mut how = Residency::Probes;
+        assert!(page_cache_holds(f.as_fd(), 0, 256 << 10, &mut how));
+        match probe_nowait(f.as_fd(), 0, 1) {
+            None => assert_eq!(how, Residency::Memory),
+            Some(_) => assert_eq!(how, Residency::Probes),
+        }
+        assert!(page_cache_holds(f.as_fd(), 4096, 1, &mut how));
+
+        // /proc neither answers nor is memory: not held, and not asked
+        // again.
+        let status = std::fs::File::open("/proc/self/status").unwrap();
+        if probe_nowait(status.as_fd(), 0, 1).is_none() {
+            let mut how = Residency::Probes;
+            assert!(!page_cache_holds(status.as_fd(), 0, 1, &mut how));
+            assert_eq!(how, Residency::Unknown);
+            assert!(!page_cache_holds(status.as_fd(), 0, 1, &mut how));
+        }
+        assert!(!in_memory(status.as_fd()));
     }
 }
