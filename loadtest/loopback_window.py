@@ -43,8 +43,15 @@ def serve_once(listener, path, method):
     conn, _ = listener.accept()
     with conn, open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        if method == "sendfile":
+        if method == "sendfile" or method.startswith("copyfirst"):
+            # copyfirstN: the first N KiB by send(2) from a buffer, the
+            # rest by sendfile(2), as ringftp sends a long download on a
+            # path of large segments.
             off = 0
+            if method != "sendfile":
+                first = os.pread(f.fileno(), int(method[len("copyfirst"):]) << 10, 0)
+                conn.sendall(first)
+                off = len(first)
             while off < size:
                 off += os.sendfile(conn.fileno(), f.fileno(), off, size - off)
         else:
@@ -85,14 +92,24 @@ def main():
     ap.add_argument("--delay-ms", type=float, default=2.0,
                     help="the reader's sleep between reads (default 2)")
     ap.add_argument("--rounds", type=int, default=6, help="rounds (default 6)")
+    ap.add_argument("--methods", default="sendfile,send",
+                    help="ways of sending, alternated each round: sendfile, send, "
+                         "copyfirstN (the first N KiB by send, then sendfile); "
+                         "default sendfile,send")
     a = ap.parse_args()
     if a.rounds < 1 or a.size_mib < 1 or a.delay_ms < 0:
         ap.error("--rounds and --size-mib must be at least 1, --delay-ms at least 0")
+    methods = a.methods.split(",")
+    for m in methods:
+        if m not in ("sendfile", "send") and not (
+            m.startswith("copyfirst") and m[len("copyfirst"):].isdigit()
+        ):
+            ap.error(f"unknown method {m!r}")
     mtu = loopback_mtu()
     with tempfile.NamedTemporaryFile(dir="/var/tmp", prefix="loopback-window.") as tmp:
         tmp.write(os.urandom(1 << 20) * a.size_mib)
         tmp.flush()
-        results = {"sendfile": [], "send": []}
+        results = {m: [] for m in methods}
         for _ in range(a.rounds):
             for method in results:
                 took, rcvbuf, got = one_transfer(tmp.name, method, a.delay_ms / 1000)
@@ -104,7 +121,7 @@ def main():
         times = " ".join(f"{t * 1000:.0f}" for t, _ in runs)
         bufs = " ".join(f"{b >> 10}" for _, b in runs)
         med = statistics.median(t for t, _ in runs) * 1000
-        print(f"{method:9} median {med:6.0f} ms   by round: {times} ms   client SO_RCVBUF KiB: {bufs}")
+        print(f"{method:13} median {med:6.0f} ms   by round: {times} ms   client SO_RCVBUF KiB: {bufs}")
 
 
 if __name__ == "__main__":

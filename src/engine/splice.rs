@@ -477,6 +477,10 @@ async fn when_writable<T>(sock: &FdRef, mut op: impl FnMut() -> io::Result<T>) -
 /// - not resident: an io_uring SPLICE file -> pipe, run by the kernel's
 ///   io-wq workers (the disk read never stalls the shard), then pipe ->
 ///   socket on this thread.
+///
+/// Except: a download over [`WARM_MIN_LEN`] on a path of
+/// [`large_segments`] sends its first [`WARM`] bytes by copy when the page
+/// cache holds them (see [`WARM`]; they count as copied bytes).
 pub(crate) async fn send_file(
     ctx: &mut TransferCtx<'_>,
     file: FdRef,
@@ -498,6 +502,17 @@ pub(crate) async fn send_file(
     let end = offset + len;
     // The first chunk may learn that no probe answers for this file.
     let mut residency = ctx.residency;
+    // A long download's first bytes by copy where zero-copy segments
+    // would keep a late reader's window shut (see WARM); only from the
+    // page cache (pread on this thread must not wait for the disk), and
+    // not under a rate cap, which paces chunk by chunk anyway.
+    if len > WARM_MIN_LEN
+        && ctx.pacer.is_none()
+        && large_segments(&sock)
+        && sys::page_cache_holds(file.as_fd(), pos, WARM, &mut residency)
+    {
+        pos += warm_window(ctx, &file, pos, WARM, &sock).await?;
+    }
     while pos < end {
         let want = (chunk as u64).min(end - pos);
         let moved = if sys::page_cache_holds(file.as_fd(), pos, want, &mut residency) {
@@ -538,6 +553,65 @@ pub(crate) async fn send_file(
         )));
     }
     Ok(done)
+}
+
+/// A download longer than this (bytes) starts with [`WARM`] copied bytes
+/// on a path of [`large_segments`].
+const WARM_MIN_LEN: u64 = 1 << 20;
+
+/// Bytes a long download sends by copy (pread + send) before it goes
+/// zero-copy, on a path of [`large_segments`]. Measured on Linux 6.18's
+/// loopback (MTU 65,536, and 9,000 in a namespace): against a reader whose
+/// first reads come late (a client sharing the CPUs), sendfile's segments
+/// leave its receive window at two segments for the whole file in most
+/// transfers (16 MiB in ~390 ms against ~55 ms), and its kernel never
+/// grows the buffer; with the first 256 KiB copied, none of 6 did; with
+/// 64 KiB most did, with 128 KiB some (`loadtest/loopback_window.py
+/// --methods`, docs/benchmarks.md, seventeenth pass). At an Ethernet MTU
+/// neither way stalls.
+const WARM: u64 = 256 << 10;
+
+/// Whether the data connection's segments are 8 KiB or more (TCP_MAXSEG:
+/// the loopback, jumbo frames), where [`WARM`] applies; 1,500-byte paths
+/// (MSS 1,448 or less) do not stall.
+fn large_segments(sock: &FdRef) -> bool {
+    socket2::SockRef::from(sock)
+        .mss()
+        .is_ok_and(|m| m >= 8 << 10)
+}
+
+/// Sends `want` bytes of `file` from `pos` by pread(2) and send(2): the
+/// caller checked that the page cache holds them. Returns the bytes sent
+/// (less than `want` at end of file).
+async fn warm_window(
+    ctx: &TransferCtx<'_>,
+    file: &FdRef,
+    pos: u64,
+    want: u64,
+    sock: &FdRef,
+) -> Result<u64, SpliceError> {
+    let mut buf: Vec<u8> = Vec::with_capacity(want as usize);
+    // spare_capacity sets the Vec's length to what was read.
+    let n = rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), pos)
+        .map_err(|e| SpliceError::Source(e.into()))?;
+    let mut sent = 0;
+    while sent < n {
+        let now = when_writable(sock, || {
+            Ok(rustix::net::send(
+                sock,
+                &buf[sent..n],
+                rustix::net::SendFlags::empty(),
+            )?)
+        })
+        .await
+        .map_err(SpliceError::Sink)?;
+        if now == 0 {
+            return Err(SpliceError::Sink(io::ErrorKind::WriteZero.into()));
+        }
+        ctx.landed(Dir::Download, BytePath::Copied, now as u64);
+        sent += now;
+    }
+    Ok(n as u64)
 }
 
 /// `sendfile(2)`s `want` bytes of `file` from `pos` into the non-blocking

@@ -51,3 +51,51 @@ pub fn connect_in(ns: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
         TcpStream::connect_timeout(&to, Duration::from_secs(10))
     })
 }
+
+/// A network namespace of its own holding only a loopback at a chosen
+/// MTU (the host's is 65,536; an Ethernet path's 1,500), removed on drop.
+#[allow(dead_code)]
+pub struct Loopback {
+    pub name: String,
+}
+
+#[allow(dead_code)]
+impl Loopback {
+    /// Creates the namespace (`ip netns add`) and brings its loopback up
+    /// at `mtu`. Needs root.
+    pub fn with_mtu(mtu: u32) -> Loopback {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        require_root("tests of a loopback at another MTU");
+        let name = format!(
+            "rftp-lo-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let ip = |args: &[&str]| {
+            let out = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .expect("ip (iproute2) runs");
+            assert!(
+                out.status.success(),
+                "ip {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        ip(&["netns", "add", &name]);
+        let ns = Loopback { name };
+        let mtu = mtu.to_string();
+        ip(&["-n", &ns.name, "link", "set", "lo", "mtu", &mtu, "up"]);
+        ns
+    }
+}
+
+impl Drop for Loopback {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
