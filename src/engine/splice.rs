@@ -503,9 +503,12 @@ pub(crate) async fn send_file(
     // The first chunk may learn that no probe answers for this file.
     let mut residency = ctx.residency;
     // A long download's first bytes by copy where zero-copy segments
-    // would keep a late reader's window shut (see WARM); only from the
-    // page cache (pread on this thread must not wait for the disk), and
-    // not under a rate cap, which paces chunk by chunk anyway.
+    // would keep a late reader's window shut (see WARM); only when the
+    // page cache holds them (pread on this thread should not wait for the
+    // disk: exact with cachestat; with the probes, as good as they are for
+    // sendfile, a page evicted between two probes is read from the disk
+    // here, as sendfile would), and not under a rate cap, which paces
+    // chunk by chunk anyway.
     if len > WARM_MIN_LEN
         && ctx.pacer.is_none()
         && large_segments(&sock)
