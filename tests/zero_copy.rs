@@ -1,7 +1,7 @@
 //! The zero-copy path: with one shard, STAT's per-shard counters show that
 //! a binary RETR moves its bytes by splice (spliced grows by exactly the
 //! bytes sent, copied does not) — but for the first 256 KiB of a download
-//! over 1 MiB on a path of large segments (a loopback), which are copied —
+//! over 512 KiB on a path of large segments (a loopback), which are copied —
 //! while TYPE A and listings are copied.
 
 mod common;
@@ -12,7 +12,7 @@ use std::net::TcpListener;
 use common::*;
 
 /// The bytes a binary RETR of `len` bytes copies before it goes zero-copy
-/// on the host's loopback: the first 256 KiB of a download over 1 MiB when
+/// on the host's loopback: the first 256 KiB of a download over 512 KiB when
 /// the path's segments are 8 KiB or more (the loopback's MTU is 65,536
 /// unless someone changed it), else none. The loopback's MSS is its MTU
 /// (at most 65,535) less 40 bytes of headers and 12 of TCP timestamps.
@@ -23,7 +23,7 @@ fn copied_first(len: u64) -> u64 {
         .parse()
         .unwrap();
     let mss = mtu.min(65535).saturating_sub(52);
-    if len > 1 << 20 && mss >= 8 << 10 {
+    if len > 512 << 10 && mss >= 8 << 10 {
         256 << 10
     } else {
         0
@@ -391,7 +391,7 @@ fn an_evicted_file_the_server_only_reads_is_read_through_a_pipe() {
     f.quit();
 }
 
-/// A download over 1 MiB sends its first 256 KiB by copy where the data
+/// A download over 512 KiB sends its first 256 KiB by copy where the data
 /// connection's segments are 8 KiB or more: on such a loopback a client
 /// whose first reads come late often never grows its receive window
 /// against page-cache (zero-copy) segments, and the file then crawls at two
@@ -401,8 +401,8 @@ fn an_evicted_file_the_server_only_reads_is_read_through_a_pipe() {
 #[test]
 fn a_long_download_starts_copied_only_on_a_path_of_large_segments() {
     let fx = fixture();
-    let one_mib = pattern(81, 1 << 20);
-    fx.write("one.bin", &one_mib);
+    let half_mib = pattern(81, 512 << 10);
+    fx.write("half.bin", &half_mib);
     let big = fx.read("big.bin");
     for (mtu, warm) in [(65536, 256u64 << 10), (1500, 0)] {
         let ns = netns::Loopback::with_mtu(mtu);
@@ -411,12 +411,13 @@ fn a_long_download_starts_copied_only_on_a_path_of_large_segments() {
         netns::within(&ns.name, || {
             let mut f = Ftp::connect(addr);
             f.login();
+            let left = |n: u64| big.len() as u64 - n;
             let cases: [(&str, u64, &[u8], u64); 4] = [
                 ("big.bin", 0, &big, warm),
                 // What is left after the offset decides.
-                ("big.bin", (8 << 20) + 1, &big, warm),
-                ("big.bin", (8 << 20) + 5, &big, 0),
-                ("one.bin", 0, &one_mib, 0),
+                ("big.bin", left((512 << 10) + 1), &big, warm),
+                ("big.bin", left(512 << 10), &big, 0),
+                ("half.bin", 0, &half_mib, 0),
             ];
             for (path, rest, data, copied) in cases {
                 let what = format!("MTU {mtu}: RETR {path} from {rest}");

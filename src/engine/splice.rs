@@ -559,8 +559,11 @@ pub(crate) async fn send_file(
 }
 
 /// A download longer than this (bytes) starts with [`WARM`] copied bytes
-/// on a path of [`large_segments`].
-const WARM_MIN_LEN: u64 = 1 << 20;
+/// on a path of [`large_segments`]: at most half of it is copied. A
+/// late reader (2 ms between reads) took 12 against 8 ms for 384 KiB,
+/// 15 against 9 for 512 KiB and 28 against 8 for 1 MiB, sendfile against
+/// the copied start (docs/benchmarks.md, seventeenth pass).
+const WARM_MIN_LEN: u64 = 512 << 10;
 
 /// Bytes a long download sends by copy (pread + send) before it goes
 /// zero-copy, on a path of [`large_segments`]. Measured on Linux 6.18's
