@@ -17,6 +17,10 @@ long as against send; at an Ethernet MTU both grow. To see both:
     unshare --net sh -c 'ip link set lo mtu 1500 up && python3 loadtest/loopback_window.py'
 
 (root for unshare). docs/benchmarks.md, "Fifth pass", has a run.
+
+`--methods sendfile,send,copyfirst256` adds a third way: the first 256
+KiB by send(2), the rest by sendfile(2), as ringftp sends a download over
+512 KiB on such a path; it does not stall ("Seventeenth pass").
 """
 
 import argparse
