@@ -37,8 +37,8 @@ const LOCAL: [u32; 9] = [
     0xEF53,      // EXT2/3/4_SUPER_MAGIC
     0x5846_5342, // XFS_SUPER_MAGIC
     0x9123_683E, // BTRFS_SUPER_MAGIC
-    0x0102_1994, // TMPFS_MAGIC
-    0x8584_58F6, // RAMFS_MAGIC
+    sys::TMPFS_MAGIC,
+    sys::RAMFS_MAGIC,
     0xF2F5_2010, // F2FS_SUPER_MAGIC
     0x794C_7630, // OVERLAYFS_SUPER_MAGIC
     0x2FC1_2FC1, // ZFS_SUPER_MAGIC
@@ -48,8 +48,7 @@ const LOCAL: [u32; 9] = [
 /// True when `dir` is on a local filesystem ([`LOCAL`]); false when not,
 /// or when fstatfs fails.
 pub(crate) fn local(dir: &FdRef) -> bool {
-    // f_type is a C long (a u32 on s390x); the magics are 32 bits.
-    rustix::fs::fstatfs(dir).is_ok_and(|st| LOCAL.contains(&(st.f_type as u32)))
+    sys::fs_type(dir).is_some_and(|t| LOCAL.contains(&t))
 }
 
 /// Whether a call in `dir` runs on this thread (see the module docs).

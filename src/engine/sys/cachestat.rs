@@ -182,13 +182,8 @@ fn probes_or_learn(file: BorrowedFd<'_>, offset: u64, len: u64, how: &mut Reside
 /// Whether `file` lives on tmpfs or ramfs (fstatfs f_type), whose pages
 /// are memory: never read from a disk.
 fn in_memory(file: BorrowedFd<'_>) -> bool {
-    // f_type is a C long (a u32 on s390x); the magics are 32 bits.
-    rustix::fs::fstatfs(file).is_ok_and(|st| MEMORY_FS.contains(&(st.f_type as u32)))
+    super::fs_type(file).is_some_and(|t| t == super::TMPFS_MAGIC || t == super::RAMFS_MAGIC)
 }
-
-/// statfs(2) f_type of the filesystems whose files are memory:
-/// TMPFS_MAGIC and RAMFS_MAGIC of `<linux/magic.h>`.
-const MEMORY_FS: [u32; 2] = [0x0102_1994, 0x8584_58F6];
 
 /// Whether `file`'s bytes `[offset, offset + len)` look cached, from
 /// one-byte `preadv2(RWF_NOWAIT)` reads (which fail with EAGAIN rather

@@ -71,6 +71,18 @@ impl<T: AsFd + AsRawFd + ?Sized> OpFd for T {}
 /// when the future that submitted the op was dropped.
 pub type FdRef = Rc<dyn OpFd>;
 
+/// `statfs(2)` `f_type` of TMPFS_MAGIC (`<linux/magic.h>`).
+pub const TMPFS_MAGIC: u32 = 0x0102_1994;
+/// `statfs(2)` `f_type` of RAMFS_MAGIC (`<linux/magic.h>`).
+pub const RAMFS_MAGIC: u32 = 0x8584_58F6;
+
+/// The `statfs(2)` `f_type` of the filesystem `fd` lives on (one of the
+/// 32-bit magics of `<linux/magic.h>`; the field is a C long, a u32 on
+/// s390x); None when fstatfs fails.
+pub fn fs_type(fd: impl AsFd) -> Option<u32> {
+    rustix::fs::fstatfs(fd).ok().map(|st| st.f_type as u32)
+}
+
 /// setsockopt(2) with `value`'s first `len` bytes (a whole `repr(C)`
 /// struct, a c_int, or a byte string and its length): for the options
 /// neither rustix nor socket2 wraps (TCP_INQ, IP_BIND_ADDRESS_NO_PORT,
