@@ -600,23 +600,14 @@ async fn warm_window(
     // spare_capacity sets the Vec's length to what was read.
     let n = rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), pos)
         .map_err(|e| SpliceError::Source(e.into()))?;
-    let mut sent = 0;
-    while sent < n {
-        let now = when_writable(sock, || {
-            Ok(rustix::net::send(
-                sock,
-                &buf[sent..n],
-                rustix::net::SendFlags::empty(),
-            )?)
-        })
-        .await
-        .map_err(SpliceError::Sink)?;
-        if now == 0 {
-            return Err(SpliceError::Sink(io::ErrorKind::WriteZero.into()));
-        }
-        ctx.landed(Dir::Download, BytePath::Copied, now as u64);
-        sent += now;
+    // As a listing's chunk goes (DataConn::write_all): one non-blocking
+    // send, the ring for what the socket did not take.
+    if !sys::send_now(sock, &mut buf).map_err(SpliceError::Sink)? {
+        sys::send_all(sock.clone(), buf)
+            .await
+            .map_err(SpliceError::Sink)?;
     }
+    ctx.landed(Dir::Download, BytePath::Copied, n as u64);
     Ok(n as u64)
 }
 
