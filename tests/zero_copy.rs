@@ -234,6 +234,18 @@ fn a_file_out_of_the_page_cache_is_read_through_a_pipe() {
     f.quit();
 }
 
+/// RETRs `path`, which holds `data`, from `rest` (a plain RETR for 0, else
+/// REST first) and asserts the bytes; returns them.
+fn retr_at(f: &mut Ftp, path: &str, data: &[u8], rest: u64, what: &str) -> Vec<u8> {
+    let got = if rest == 0 {
+        f.retr(path)
+    } else {
+        f.retr_from(path, rest)
+    };
+    assert_bytes_eq(what, &got, &data[rest as usize..]);
+    got
+}
+
 /// Evicts `path` (served as its file name, holding `data`) from the page
 /// cache and RETRs it from `rest` (a plain RETR for 0): asserts the bytes,
 /// that every one was spliced, and that some came from the disk through
@@ -257,12 +269,7 @@ fn retr_evicted(
     for _ in 0..3 {
         let evicted = drop_from_page_cache(path);
         let before = f.stat_counters();
-        let got = if rest == 0 {
-            f.retr(name)
-        } else {
-            f.retr_from(name, rest)
-        };
-        assert_bytes_eq(what, &got, &data[rest as usize..]);
+        let got = retr_at(f, name, data, rest, what);
         let now = f.stat_counters();
         // A first 256 KiB the eviction missed may go by copy (see
         // copied_first); the rest is spliced.
@@ -344,12 +351,7 @@ fn a_tmpfs_file_the_server_only_reads_is_sent_by_sendfile() {
     let mut f = srv.login();
     for (rest, what) in [(0, "RETR"), (65537, "REST 65537"), (0, "RETR again")] {
         let before = f.stat_counters();
-        let got = if rest == 0 {
-            f.retr("mem.bin")
-        } else {
-            f.retr_from("mem.bin", rest)
-        };
-        assert_bytes_eq(what, &got, &data[rest as usize..]);
+        let got = retr_at(&mut f, "mem.bin", &data, rest, what);
         let now = f.stat_counters();
         let warm = copied_first(got.len() as u64);
         assert_eq!(
@@ -422,12 +424,7 @@ fn a_long_download_starts_copied_only_on_a_path_of_large_segments() {
             for (path, rest, data, copied) in cases {
                 let what = format!("MTU {mtu}: RETR {path} from {rest}");
                 let before = f.stat_counters();
-                let got = if rest == 0 {
-                    f.retr(path)
-                } else {
-                    f.retr_from(path, rest)
-                };
-                assert_bytes_eq(&what, &got, &data[rest as usize..]);
+                let got = retr_at(&mut f, path, data, rest, &what);
                 let now = f.stat_counters();
                 assert_eq!(now.copied - before.copied, copied, "{what}: copied");
                 assert_eq!(
