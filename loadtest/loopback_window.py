@@ -21,6 +21,15 @@ long as against send; at an Ethernet MTU both grow. To see both:
 `--methods sendfile,send,copyfirst256` adds a third way: the first 256
 KiB by send(2), the rest by sendfile(2), as ringftp sends a download over
 512 KiB on such a path; it does not stall ("Seventeenth pass").
+
+Two more ways tell what stalls ("Eighteenth pass"): `sendmore64` copies
+in sendfile's pattern (64 KiB send(2) calls with MSG_MORE) and does not
+stall; `vmsplice` sends anonymous memory by reference (vmsplice(2) into a
+pipe, splice(2) to the socket: 4 KiB page fragments, no page cache) and
+is slower, sometimes stalled. With `sysctl
+net.core.high_order_alloc_disable=1` (the kernel then builds copied
+segments of single pages too; set it back to 0 after) copies stall
+sometimes as well.
 """
 
 import argparse
@@ -58,9 +67,52 @@ def serve_once(listener, path, method):
                 off = len(first)
             while off < size:
                 off += os.sendfile(conn.fileno(), f.fileno(), off, size - off)
+        elif method == "sendmore64":
+            # A copy in sendfile's pattern: 64 KiB calls, MSG_MORE but
+            # for the last.
+            data = f.read()
+            off = 0
+            while off < size:
+                n = min(1 << 16, size - off)
+                conn.sendall(data[off:off + n], socket.MSG_MORE if off + n < size else 0)
+                off += n
+        elif method == "vmsplice":
+            vmsplice_all(conn, f.read())
         else:
             data = f.read()
             conn.sendall(data)
+
+
+def vmsplice_all(conn, data):
+    """Sends `data` by reference: copied once into anonymous memory, then
+    vmsplice(2) into a pipe and splice(2) to the socket, 64 KiB at a time,
+    so the segments hold 4 KiB page fragments as sendfile's do."""
+    import ctypes
+    import mmap
+
+    class Iovec(ctypes.Structure):
+        _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    size = len(data)
+    mem = mmap.mmap(-1, size)
+    mem[:] = data
+    base = ctypes.addressof((ctypes.c_char * size).from_buffer(mem))
+    r, w = os.pipe()
+    try:
+        off = 0
+        while off < size:
+            iov = Iovec(base + off, min(1 << 16, size - off))
+            n = libc.vmsplice(w, ctypes.byref(iov), 1, 0)
+            if n < 0:
+                raise OSError(ctypes.get_errno(), "vmsplice")
+            moved = 0
+            while moved < n:
+                moved += os.splice(r, conn.fileno(), n - moved)
+            off += n
+    finally:
+        os.close(r)
+        os.close(w)
 
 
 def one_transfer(path, method, delay):
@@ -98,14 +150,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=6, help="rounds (default 6)")
     ap.add_argument("--methods", default="sendfile,send",
                     help="ways of sending, alternated each round: sendfile, send, "
-                         "copyfirstN (the first N KiB by send, then sendfile); "
+                         "copyfirstN (the first N KiB by send, then sendfile), "
+                         "sendmore64, vmsplice (see above); "
                          "default sendfile,send")
     a = ap.parse_args()
     if a.rounds < 1 or a.size_mib < 1 or a.delay_ms < 0:
         ap.error("--rounds and --size-mib must be at least 1, --delay-ms at least 0")
     methods = a.methods.split(",")
     for m in methods:
-        if m not in ("sendfile", "send") and not (
+        if m not in ("sendfile", "send", "sendmore64", "vmsplice") and not (
             m.startswith("copyfirst") and m[len("copyfirst"):].isdigit()
         ):
             ap.error(f"unknown method {m!r}")
