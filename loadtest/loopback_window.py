@@ -23,13 +23,11 @@ KiB by send(2), the rest by sendfile(2), as ringftp sends a download over
 512 KiB on such a path; it does not stall ("Seventeenth pass").
 
 Two more ways tell what stalls ("Eighteenth pass"): `sendmore64` copies
-in sendfile's pattern (64 KiB send(2) calls with MSG_MORE) and does not
-stall; `vmsplice` sends anonymous memory by reference (vmsplice(2) into a
-pipe, splice(2) to the socket: 4 KiB page fragments, no page cache) and
-is slower, sometimes stalled. With `sysctl
-net.core.high_order_alloc_disable=1` (the kernel then builds copied
-segments of single pages too; set it back to 0 after) copies stall
-sometimes as well.
+in sendfile's pattern (64 KiB send(2) calls with MSG_MORE); `vmsplice`
+sends anonymous memory by reference (vmsplice(2) into a pipe, splice(2)
+to the socket: 4 KiB page fragments, no page cache). Every way reads the
+file before it accepts the connection, so all start alike (until the
+eighteenth pass `send` read it after, starting later).
 """
 
 import argparse
@@ -53,66 +51,72 @@ def loopback_mtu():
 
 
 def serve_once(listener, path, method):
-    conn, _ = listener.accept()
-    with conn, open(path, "rb") as f:
+    # Every way reads what it sends before it accepts, so all start alike:
+    # a sender that read 16 MiB after the accept would find the reader
+    # already waiting, which decides much of the outcome by itself.
+    with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        if method == "sendfile" or method.startswith("copyfirst"):
-            # copyfirstN: the first N KiB by send(2) from a buffer, the
-            # rest by sendfile(2), as ringftp sends a long download on a
-            # path of large segments.
+        data = f.read()
+        pinned = Pinned(data) if method == "vmsplice" else None
+        conn, _ = listener.accept()
+        with conn:
+            if method == "sendfile" or method.startswith("copyfirst"):
+                # copyfirstN: the first N KiB by send(2) from a buffer, the
+                # rest by sendfile(2), as ringftp sends a long download on
+                # a path of large segments.
+                off = 0
+                if method != "sendfile":
+                    off = min(int(method[len("copyfirst"):]) << 10, size)
+                    conn.sendall(data[:off])
+                while off < size:
+                    off += os.sendfile(conn.fileno(), f.fileno(), off, size - off)
+            elif method == "sendmore64":
+                # A copy in sendfile's pattern: 64 KiB calls, MSG_MORE
+                # but for the last.
+                for off in range(0, size, 1 << 16):
+                    end = min(off + (1 << 16), size)
+                    conn.sendall(data[off:end], socket.MSG_MORE if end < size else 0)
+            elif method == "vmsplice":
+                pinned.send(conn)
+            else:
+                conn.sendall(data)
+
+
+class Pinned:
+    """`data` in anonymous memory, sent by reference: vmsplice(2) into a
+    pipe and splice(2) to the socket, 64 KiB at a time, so the segments
+    hold 4 KiB page fragments as sendfile's do, without the page cache."""
+
+    def __init__(self, data):
+        import ctypes
+        import mmap
+
+        class Iovec(ctypes.Structure):
+            _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+        self.ctypes, self.iovec = ctypes, Iovec
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.size = len(data)
+        self.mem = mmap.mmap(-1, self.size)
+        self.mem[:] = data
+        self.base = ctypes.addressof((ctypes.c_char * self.size).from_buffer(self.mem))
+
+    def send(self, conn):
+        r, w = os.pipe()
+        try:
             off = 0
-            if method != "sendfile":
-                first = os.pread(f.fileno(), int(method[len("copyfirst"):]) << 10, 0)
-                conn.sendall(first)
-                off = len(first)
-            while off < size:
-                off += os.sendfile(conn.fileno(), f.fileno(), off, size - off)
-        elif method == "sendmore64":
-            # A copy in sendfile's pattern: 64 KiB calls, MSG_MORE but
-            # for the last.
-            data = f.read()
-            off = 0
-            while off < size:
-                n = min(1 << 16, size - off)
-                conn.sendall(data[off:off + n], socket.MSG_MORE if off + n < size else 0)
+            while off < self.size:
+                iov = self.iovec(self.base + off, min(1 << 16, self.size - off))
+                n = self.libc.vmsplice(w, self.ctypes.byref(iov), 1, 0)
+                if n < 0:
+                    raise OSError(self.ctypes.get_errno(), "vmsplice")
+                moved = 0
+                while moved < n:
+                    moved += os.splice(r, conn.fileno(), n - moved)
                 off += n
-        elif method == "vmsplice":
-            vmsplice_all(conn, f.read())
-        else:
-            data = f.read()
-            conn.sendall(data)
-
-
-def vmsplice_all(conn, data):
-    """Sends `data` by reference: copied once into anonymous memory, then
-    vmsplice(2) into a pipe and splice(2) to the socket, 64 KiB at a time,
-    so the segments hold 4 KiB page fragments as sendfile's do."""
-    import ctypes
-    import mmap
-
-    class Iovec(ctypes.Structure):
-        _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    size = len(data)
-    mem = mmap.mmap(-1, size)
-    mem[:] = data
-    base = ctypes.addressof((ctypes.c_char * size).from_buffer(mem))
-    r, w = os.pipe()
-    try:
-        off = 0
-        while off < size:
-            iov = Iovec(base + off, min(1 << 16, size - off))
-            n = libc.vmsplice(w, ctypes.byref(iov), 1, 0)
-            if n < 0:
-                raise OSError(ctypes.get_errno(), "vmsplice")
-            moved = 0
-            while moved < n:
-                moved += os.splice(r, conn.fileno(), n - moved)
-            off += n
-    finally:
-        os.close(r)
-        os.close(w)
+        finally:
+            os.close(r)
+            os.close(w)
 
 
 def one_transfer(path, method, delay):

@@ -574,15 +574,14 @@ const WARM_MIN_LEN: u64 = 512 << 10;
 /// grows the buffer; with the first 256 KiB copied, none of 6 did; with
 /// 64 KiB most did, with 128 KiB some (`loadtest/loopback_window.py
 /// --methods`, docs/benchmarks.md, seventeenth pass). At an Ethernet MTU
-/// neither way stalls. The segments' make-up is what matters, not the
-/// page cache nor the calls' pattern: copies in sendfile's 64 KiB
-/// MSG_MORE calls never stalled, while segments of 4 KiB page fragments
-/// did more often, whether zero-copy from anonymous memory (vmsplice) or
-/// copies with the kernel held to single pages
-/// (`net.core.high_order_alloc_disable=1`); sendfile's most. The mirror
-/// at MTU 9,000 needs the copy as much as the loopback's 65,536 (files
-/// over 1 MiB p99 825 against 225 ms at 200 clients without it;
-/// eighteenth pass).
+/// neither way stalls. Not the page cache: zero-copy sends of anonymous
+/// memory (vmsplice) are as slow; segments of 4 KiB page fragments sent
+/// in 64 KiB pieces, zero-copy or copied with the kernel held to single
+/// pages (`net.core.high_order_alloc_disable=1`), take twice as long and
+/// sometimes stall, and one large first send avoids it even then
+/// (eighteenth pass; why, not traced). The mirror at MTU 9,000 needs the
+/// copy as much as the loopback's 65,536 (files over 1 MiB p99 825
+/// against 225 ms at 200 clients without it).
 const WARM: u64 = 256 << 10;
 
 /// Whether the data connection's segments are 8 KiB or more (TCP_MAXSEG:
