@@ -7,7 +7,7 @@ from a buffer (a copy, as most FTP servers send), to a client that reads
 1 MiB at a time and sleeps between reads, as a load generator sharing the
 CPUs with the server does. Prints, for each way of sending, the time the
 whole file took and the receive buffer (SO_RCVBUF) the client's kernel
-grew to; rounds alternate the two ways.
+grew to; rounds alternate the ways (`--methods`).
 
 On Linux 6.18's loopback (MTU 64 KiB) the client's buffer often stays at
 its initial size against sendfile, and the file takes several times as
@@ -32,6 +32,7 @@ eighteenth pass `send` read it after, starting later).
 
 import argparse
 import os
+import signal
 import socket
 import statistics
 import sys
@@ -158,6 +159,8 @@ def main():
                          "sendmore64, vmsplice (see above); "
                          "default sendfile,send")
     a = ap.parse_args()
+    # SIGTERM (kill, timeout) unwinds like Ctrl-C, so the temporary file goes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if a.rounds < 1 or a.size_mib < 1 or a.delay_ms < 0:
         ap.error("--rounds and --size-mib must be at least 1, --delay-ms at least 0")
     methods = a.methods.split(",")
