@@ -1,8 +1,9 @@
 //! The zero-copy path: with one shard, STAT's per-shard counters show that
 //! a binary RETR moves its bytes by splice (spliced grows by exactly the
-//! bytes sent, copied does not) — but for the first 256 KiB of a download
-//! over 512 KiB on a path of large segments (a loopback), which are copied —
-//! while TYPE A and listings are copied.
+//! bytes sent, copied does not) — but for a download of at most 64 KiB,
+//! sent whole from a copy when the page cache holds it, and for the first
+//! 256 KiB of a download over 512 KiB on a path of large segments (a
+//! loopback), which are copied — while TYPE A and listings are copied.
 
 mod common;
 
@@ -11,12 +12,19 @@ use std::net::TcpListener;
 
 use common::*;
 
-/// The bytes a binary RETR of `len` bytes copies before it goes zero-copy
-/// on the host's loopback: the first 256 KiB of a download over 512 KiB when
-/// the path's segments are 8 KiB or more (the loopback's MTU is 65,536
-/// unless someone changed it), else none. The loopback's MSS is its MTU
-/// (at most 65,535) less 40 bytes of headers and 12 of TCP timestamps.
+/// Downloads of at most this many bytes go from a copy when cached.
+const SMALL: u64 = 64 << 10;
+
+/// The bytes a binary RETR of `len` bytes of a cached file copies on the
+/// host's loopback: all of a download of at most 64 KiB; the first 256 KiB
+/// of a download over 512 KiB when the path's segments are 8 KiB or more
+/// (the loopback's MTU is 65,536 unless someone changed it); else none.
+/// The loopback's MSS is its MTU (at most 65,535) less 40 bytes of headers
+/// and 12 of TCP timestamps.
 fn copied_first(len: u64) -> u64 {
+    if len <= SMALL {
+        return len;
+    }
     let mtu: u64 = std::fs::read_to_string("/sys/class/net/lo/mtu")
         .expect("the loopback's MTU")
         .trim()
@@ -34,6 +42,8 @@ fn fixture() -> Fixture {
     let fx = Fixture::new();
     fx.standard_tree();
     fx.write("big.bin", &pattern(77, (9 << 20) + 5));
+    fx.write("small.bin", &pattern(82, SMALL as usize));
+    fx.write("over.bin", &pattern(83, SMALL as usize + 1));
     fx
 }
 
@@ -46,7 +56,16 @@ fn binary_retr_is_spliced() {
     assert_eq!(before.shard, 0);
 
     let (mut total, mut copied) = (0u64, 0u64);
-    for path in ["dir/b.bin", "big.bin", "dir/a.bin", "empty"] {
+    for path in [
+        "dir/b.bin",
+        "big.bin",
+        "dir/a.bin",
+        "empty",
+        "small.bin",
+        "over.bin",
+        "hello.txt",
+        "dir/sub/deeper/c.txt",
+    ] {
         let got = f.retr(path);
         assert_bytes_eq(path, &got, &fx.read(path));
         total += got.len() as u64;
@@ -64,14 +83,23 @@ fn binary_retr_is_spliced() {
         );
     }
 
-    // With REST, exactly the tail is sent.
-    let before = f.stat_counters();
-    let got = f.retr_from("big.bin", 16384);
-    assert_bytes_eq("REST 16384", &got, &fx.read("big.bin")[16384..]);
-    let now = f.stat_counters();
-    let warm = copied_first(got.len() as u64);
-    assert_eq!(now.spliced - before.spliced, got.len() as u64 - warm);
-    assert_eq!(now.copied - before.copied, warm);
+    // With REST, exactly the tail is sent; what is left after the offset
+    // decides the way (a tail of at most 64 KiB goes from a copy).
+    let big = fx.read("big.bin");
+    let n = big.len() as u64;
+    for rest in [16384, n - SMALL - 1, n - SMALL, n - 1000, n - 1] {
+        let before = f.stat_counters();
+        let got = f.retr_from("big.bin", rest);
+        assert_bytes_eq(&format!("REST {rest}"), &got, &big[rest as usize..]);
+        let now = f.stat_counters();
+        let warm = copied_first(got.len() as u64);
+        assert_eq!(
+            now.spliced - before.spliced,
+            got.len() as u64 - warm,
+            "REST {rest}"
+        );
+        assert_eq!(now.copied - before.copied, warm, "REST {rest}");
+    }
     f.quit();
 }
 
@@ -95,6 +123,21 @@ fn active_binary_retr_is_spliced() {
     let warm = copied_first(got.len() as u64);
     assert_eq!(now.spliced - before.spliced, got.len() as u64 - warm);
     assert_eq!(now.copied - before.copied, warm);
+
+    // A small file the same way, from a copy.
+    let before = f.stat_counters();
+    f.expect(&format!("PORT {}", port_arg(l.local_addr().unwrap())), 200);
+    f.send_raw(b"RETR small.bin\r\n");
+    let (mut conn, _) = l.accept().unwrap();
+    conn.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    assert_eq!(f.read_reply().code, 150);
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).unwrap();
+    assert_eq!(f.read_reply().code, 226);
+    assert_bytes_eq("active RETR small.bin", &got, &fx.read("small.bin"));
+    let now = f.stat_counters();
+    assert_eq!(now.spliced, before.spliced);
+    assert_eq!(now.copied - before.copied, SMALL);
     f.quit();
 }
 
@@ -231,6 +274,18 @@ fn a_file_out_of_the_page_cache_is_read_through_a_pipe() {
 
     // Cold again, resumed at an offset that is not page-aligned.
     retr_evicted(&mut f, &path, &data, 4097, "cold REST 4097");
+
+    // A small file out of the cache: not read on the shard thread either
+    // (the read that would copy it finds the first page missing).
+    let small = pattern(84, 20_000);
+    let small_path = fx.write("cold-small.bin", &small);
+    retr_evicted(&mut f, &small_path, &small, 0, "cold small RETR");
+    // Cached again, it goes from a copy.
+    let before = f.stat_counters();
+    retr_at(&mut f, "cold-small.bin", &small, 0, "warm small RETR");
+    let now = f.stat_counters();
+    assert_eq!(now.copied - before.copied, small.len() as u64);
+    assert_eq!(now.from_disk, before.from_disk);
     f.quit();
 }
 
@@ -333,6 +388,17 @@ fn a_cached_file_the_server_only_reads_is_still_sent_by_sendfile() {
             "round {round}: a cached file the server may only read went through the pipe"
         );
     }
+    // A small one goes whole from a copy (the read is its own probe).
+    let small_path = fx.root.join("small.bin");
+    only_readable_by(&srv, &small_path);
+    let before = f.stat_counters();
+    retr_at(&mut f, "small.bin", &fx.read("small.bin"), 0, "small RETR");
+    let now = f.stat_counters();
+    assert_eq!(now.copied - before.copied, SMALL);
+    assert_eq!(
+        (now.spliced, now.from_disk),
+        (before.spliced, before.from_disk)
+    );
     f.quit();
 }
 
@@ -346,12 +412,22 @@ fn a_tmpfs_file_the_server_only_reads_is_sent_by_sendfile() {
     fx.standard_tree();
     let data = pattern(80, (3 << 20) + 7);
     let path = fx.write("mem.bin", &data);
+    let small = pattern(85, 9000);
+    let small_path = fx.write("mem-small.bin", &small);
     let srv = Server::builder().cores(1).start(&fx);
     only_readable_by(&srv, &path);
+    only_readable_by(&srv, &small_path);
     let mut f = srv.login();
-    for (rest, what) in [(0, "RETR"), (65537, "REST 65537"), (0, "RETR again")] {
+    let tail = data.len() as u64 - 5000;
+    for (name, data, rest, what) in [
+        ("mem.bin", &data, 0, "RETR"),
+        ("mem.bin", &data, 65537, "REST 65537"),
+        ("mem.bin", &data, tail, "REST to the last 5000 bytes"),
+        ("mem-small.bin", &small, 0, "RETR of a small file"),
+        ("mem.bin", &data, 0, "RETR again"),
+    ] {
         let before = f.stat_counters();
-        let got = retr_at(&mut f, "mem.bin", &data, rest, what);
+        let got = retr_at(&mut f, name, data, rest, what);
         let now = f.stat_counters();
         let warm = copied_first(got.len() as u64);
         assert_eq!(

@@ -174,7 +174,7 @@ impl DataTls {
     ) -> Result<u64, SpliceError> {
         let sent = match self.path {
             Path::Kernel => {
-                let n = splice::send_file(ctx, file, offset, len, conn.fd()).await?;
+                let n = splice::send_file(ctx, file, offset, len, conn.fd(), false).await?;
                 ctx.kernel_tls(n);
                 n
             }

@@ -124,7 +124,7 @@ impl Channel<'_> {
                 tls.send_file(&mut self.ctx, self.conn, file, offset, len)
                     .await
             }
-            None => splice::send_file(&mut self.ctx, file, offset, len, self.conn.fd()).await,
+            None => splice::send_file(&mut self.ctx, file, offset, len, self.conn.fd(), true).await,
         };
         sent.map_err(|e| match e {
             SpliceError::Source(e) => TransferError::of(e, TransferError::Local),

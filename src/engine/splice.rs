@@ -7,7 +7,9 @@
 //! chunk that is not goes through a pipe: an io_uring SPLICE file -> pipe,
 //! which io-wq workers run so the disk read never stalls the shard, then
 //! pipe -> socket here. Both routes hand page references to TCP, never a
-//! copy. Measured on loopback with the server on one core (see
+//! copy — but for a download of at most [`SMALL`] bytes, which goes whole
+//! by one read and one send when cached (see [`send_small`]), and a long
+//! download's first [`WARM`] bytes on a path of large segments. Measured on loopback with the server on one core (see
 //! docs/benchmarks.md), the earlier design (two SPLICE SQEs per chunk,
 //! both run by io-wq workers, two 1 MiB pipes alternating) sent ~2.0 GiB/s
 //! where a plain sendfile(2) loop sent ~3.1; this one sends ~3.1.
@@ -26,7 +28,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustix::net::RecvFlags;
+use rustix::net::{RecvFlags, SendFlags};
 use rustix::pipe::SpliceFlags;
 
 use crate::engine::sys::{self, FdRef, Pipe};
@@ -478,18 +480,41 @@ async fn when_writable<T>(sock: &FdRef, mut op: impl FnMut() -> io::Result<T>) -
 ///   io-wq workers (the disk read never stalls the shard), then pipe ->
 ///   socket on this thread.
 ///
-/// Except: a download over [`WARM_MIN_LEN`] on a path of
-/// [`large_segments`] sends its first [`WARM`] bytes by copy when the page
-/// cache holds them (see [`WARM`]; they count as copied bytes).
+/// Except: a download of at most [`SMALL`] bytes goes from a copy when
+/// the page cache holds it ([`send_small`]); a download over
+/// [`WARM_MIN_LEN`] on a path of [`large_segments`] sends its first
+/// [`WARM`] bytes by copy when the page cache holds them (see [`WARM`]).
+/// Copies count as copied bytes.
+///
+/// `fin_follows`: the caller shuts the socket for sending as soon as this
+/// returns (a plain download's `finish_sending`), so a small download's
+/// bytes may wait in the socket for that FIN and leave with it. False
+/// where something else follows on the socket (kTLS: close_notify).
 pub(crate) async fn send_file(
     ctx: &mut TransferCtx<'_>,
     file: FdRef,
     offset: u64,
     len: u64,
     sock: FdRef,
+    fin_follows: bool,
 ) -> Result<u64, SpliceError> {
     if len == 0 {
         return Ok(0);
+    }
+    let mut pos = offset;
+    let end = offset + len;
+    // The first chunk may learn that no probe answers for this file.
+    let mut residency = ctx.residency;
+    // Whether the bytes at `pos` are known not to be in the page cache.
+    let mut missing = false;
+    if len <= SMALL && ctx.pacer.is_none() {
+        match send_small(ctx, &file, pos, len, &sock, &mut residency, fin_follows)? {
+            Small::Sent(n) => pos += n,
+            Small::NotCached => missing = true,
+        }
+        if pos == end {
+            return Ok(len);
+        }
     }
     // O_NONBLOCK with one FIONBIO ioctl, as std's set_nonblocking does.
     rustix::io::ioctl_fionbio(&sock, true).map_err(|e| SpliceError::Sink(e.into()))?;
@@ -498,10 +523,6 @@ pub(crate) async fn send_file(
         chunk = p.chunk(chunk);
     }
     let mut pipe: Option<Pipe> = None;
-    let mut pos = offset;
-    let end = offset + len;
-    // The first chunk may learn that no probe answers for this file.
-    let mut residency = ctx.residency;
     // A long download's first bytes by copy where zero-copy segments
     // would keep a late reader's window shut (see WARM); only when the
     // page cache holds them (pread on this thread should not wait for the
@@ -518,7 +539,9 @@ pub(crate) async fn send_file(
     }
     while pos < end {
         let want = (chunk as u64).min(end - pos);
-        let moved = if sys::page_cache_holds(file.as_fd(), pos, want, &mut residency) {
+        let cached = !std::mem::take(&mut missing)
+            && sys::page_cache_holds(file.as_fd(), pos, want, &mut residency);
+        let moved = if cached {
             sendfile_chunk(ctx, &file, pos, want, &sock).await?
         } else {
             let p = match &pipe {
@@ -556,6 +579,69 @@ pub(crate) async fn send_file(
         )));
     }
     Ok(done)
+}
+
+/// A download of at most this many bytes (the whole of it, from its
+/// offset) is sent from a copy when the page cache holds it (see
+/// [`send_small`]). Measured per RETR by one client (`loadtest/opstat.sh`,
+/// docs/benchmarks.md, nineteenth pass): the copy saves a tenth of the
+/// server's CPU on 4 KiB files and breaks even at 32–64 KiB.
+const SMALL: u64 = 64 << 10;
+
+/// What [`send_small`] did.
+enum Small {
+    /// Sent this many bytes (perhaps fewer than asked; perhaps none).
+    Sent(u64),
+    /// Nothing: the first page is not in the page cache.
+    NotCached,
+}
+
+/// Sends a small download (`len` bytes of `file` from `pos`, `len` <=
+/// [`SMALL`]) from a copy: one `preadv2(RWF_NOWAIT)` read, which is at
+/// once the residency probe and the read, and one non-blocking send(2).
+/// Against a probe and a sendfile(2) this saves the probe and the splice
+/// machinery's per-call work, and with `fin_follows` (the caller shuts
+/// the socket for sending right after) the send carries MSG_MORE, so the
+/// data waits for the FIN and both leave in one segment: one packet, one
+/// wake-up of the client fewer per file. The buffer is never held across
+/// a wait: what the socket did not take (a full send buffer), or what the
+/// read did not get (a later page not cached, the file shrank), is left
+/// to the caller's zero-copy loop.
+fn send_small(
+    ctx: &TransferCtx<'_>,
+    file: &FdRef,
+    pos: u64,
+    len: u64,
+    sock: &FdRef,
+    residency: &mut sys::Residency,
+    fin_follows: bool,
+) -> Result<Small, SpliceError> {
+    let mut buf = ctx.tls_buffers.take(len as usize);
+    let read = sys::read_cached(file.as_fd(), &mut buf, pos, residency);
+    let sent = match read {
+        Ok(Some(n)) if n > 0 => {
+            let mut flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
+            if fin_follows {
+                flags |= SendFlags::MORE;
+            }
+            match rustix::net::send(sock, &buf[..n], flags) {
+                Ok(sent) => Ok(Small::Sent(sent as u64)),
+                Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => Ok(Small::Sent(0)),
+                Err(e) => Err(SpliceError::Sink(e.into())),
+            }
+        }
+        // At or past the end (the file shrank): the caller's loop sees it.
+        Ok(Some(_)) => Ok(Small::Sent(0)),
+        Ok(None) => Ok(Small::NotCached),
+        Err(e) => Err(SpliceError::Source(e)),
+    };
+    ctx.tls_buffers.give(buf);
+    if let Ok(Small::Sent(n)) = sent {
+        if n > 0 {
+            ctx.landed(Dir::Download, BytePath::Copied, n);
+        }
+    }
+    sent
 }
 
 /// A download longer than this (bytes) starts with [`WARM`] copied bytes

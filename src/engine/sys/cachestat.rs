@@ -162,6 +162,45 @@ pub fn page_cache_holds(file: BorrowedFd<'_>, offset: u64, len: u64, how: &mut R
     stat.nr_cache >= pages
 }
 
+/// Reads `file`'s bytes from `offset` into `buf` without waiting for the
+/// disk: a `preadv2(RWF_NOWAIT)` read, which copies what the page cache
+/// holds from `offset` on and fails with EAGAIN when the first page is
+/// not there (it starts the readahead, as a probe does). Returns the bytes
+/// read (fewer than `buf.len()` at the end of the file or where a later
+/// page is not cached; 0 at or past the end), or `None` when the bytes
+/// cannot be had without waiting: not cached, or a file whose filesystem
+/// cannot answer and is not memory. `how` learns as in
+/// [`page_cache_holds`] (tmpfs: [`Residency::Memory`], read plainly).
+/// Other read errors are returned.
+pub fn read_cached(
+    file: BorrowedFd<'_>,
+    buf: &mut [u8],
+    offset: u64,
+    how: &mut Residency,
+) -> io::Result<Option<usize>> {
+    let mut bufs = [io::IoSliceMut::new(buf)];
+    loop {
+        let flags = match how {
+            Residency::Memory => rustix::io::ReadWriteFlags::empty(),
+            Residency::Unknown => return Ok(None),
+            Residency::Probes | Residency::Cachestat => rustix::io::ReadWriteFlags::NOWAIT,
+        };
+        match rustix::io::preadv2(file, &mut bufs, offset, flags) {
+            Ok(n) => return Ok(Some(n)),
+            Err(Errno::AGAIN) => return Ok(None),
+            Err(Errno::INTR) => {}
+            Err(Errno::OPNOTSUPP) if flags.contains(rustix::io::ReadWriteFlags::NOWAIT) => {
+                *how = if in_memory(file) {
+                    Residency::Memory
+                } else {
+                    Residency::Unknown
+                };
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// [`probe_nowait`]; where the filesystem does not support RWF_NOWAIT,
 /// sets `how` to what it is instead ([`Residency::Memory`] or
 /// [`Residency::Unknown`]) and answers for that.
@@ -324,6 +363,56 @@ mod tests {
     }
 
     #[test]
+    fn a_cached_read_copies_what_the_cache_holds_and_never_waits() {
+        let data: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 251) as u8).collect();
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&data).unwrap();
+        let mut how = Residency::Probes;
+        let mut buf = vec![0u8; 5000];
+        for offset in [0u64, 4095, (3 << 20) - 5000] {
+            let n = read_cached(f.as_fd(), &mut buf, offset, &mut how).unwrap();
+            assert_eq!(n, Some(5000), "at {offset}");
+            assert_eq!(buf[..], data[offset as usize..][..5000], "at {offset}");
+        }
+        // At the end: fewer bytes; past it: none.
+        let n = read_cached(f.as_fd(), &mut buf, (3 << 20) - 10, &mut how).unwrap();
+        assert_eq!(n, Some(10));
+        assert_eq!(
+            read_cached(f.as_fd(), &mut buf, 4 << 20, &mut how).unwrap(),
+            Some(0)
+        );
+
+        f.sync_all().unwrap();
+        // The range's first 64 KiB cached, the rest not: what is there.
+        let rest = std::num::NonZeroU64::new(1 << 20);
+        rustix::fs::fadvise(
+            &f,
+            (2 << 20) + (64 << 10),
+            rest,
+            rustix::fs::Advice::DontNeed,
+        )
+        .unwrap();
+        if page_cache_holds(f.as_fd(), (3 << 20) - 1, 1, &mut Residency::Cachestat) {
+            eprintln!("the temporary directory's filesystem does not evict; skipped");
+            return;
+        }
+        let mut big = vec![0u8; 1 << 20];
+        // (At least the 64 KiB: a large folio astride the cut stays whole.)
+        let n = read_cached(f.as_fd(), &mut big, 2 << 20, &mut how)
+            .unwrap()
+            .expect("the first pages are cached");
+        assert!((64 << 10..1 << 20).contains(&n), "read {n} bytes");
+        assert_eq!(big[..n], data[2 << 20..][..n]);
+        // Out of the cache: nothing read (and no wait).
+        rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        assert_eq!(
+            read_cached(f.as_fd(), &mut buf, 1 << 20, &mut how).unwrap(),
+            None
+        );
+        assert_eq!(how, Residency::Probes);
+    }
+
+    #[test]
     fn a_memory_filesystem_is_learned_where_the_probes_cannot_answer() {
         // tmpfs answers RWF_NOWAIT with EOPNOTSUPP on Linux 6.18; its pages
         // are memory, so the file is held. Where a kernel's tmpfs does
@@ -338,6 +427,13 @@ mod tests {
             Some(_) => assert_eq!(how, Residency::Probes),
         }
         assert!(page_cache_holds(f.as_fd(), 4096, 1, &mut how));
+        // A cached read learns the same, and reads.
+        let mut how = Residency::Probes;
+        let mut buf = vec![0u8; 100];
+        let n = read_cached(f.as_fd(), &mut buf, 10, &mut how).unwrap();
+        assert_eq!(n, Some(100));
+        assert_eq!(buf, vec![7u8; 100]);
+        assert_ne!(how, Residency::Unknown);
 
         // /proc neither answers nor is memory: not held, and not asked
         // again.
@@ -347,6 +443,13 @@ mod tests {
             assert!(!page_cache_holds(status.as_fd(), 0, 1, &mut how));
             assert_eq!(how, Residency::Unknown);
             assert!(!page_cache_holds(status.as_fd(), 0, 1, &mut how));
+            let mut how = Residency::Probes;
+            let mut buf = [0u8; 16];
+            assert_eq!(
+                read_cached(status.as_fd(), &mut buf, 0, &mut how).unwrap(),
+                None
+            );
+            assert_eq!(how, Residency::Unknown);
         }
         assert!(!in_memory(status.as_fd()));
     }

@@ -40,7 +40,7 @@ mod rusage;
 mod tcp_info;
 
 pub use bind::bind_address_no_port;
-pub use cachestat::{page_cache_holds, Residency};
+pub use cachestat::{page_cache_holds, read_cached, Residency};
 pub use compat::{
     clock_ticks_per_second, count_open_fds, openat2_blocking, peek, raise_fd_limit, recv_now, Peek,
     COUNTED_FDS,
