@@ -145,6 +145,11 @@ pub(crate) async fn check(
 /// `vpath` is world-searchable, skipping those `searched` holds and
 /// remembering the deepest one checked.
 async fn check_ancestors(root: &FdRef, vpath: &[u8], searched: &Searched) -> Result<(), VfsError> {
+    // The parent covered means every directory above it is: one lookup
+    // for a session back in a directory it has used.
+    if ancestors(vpath).last().is_some_and(|d| searched.covers(d)) {
+        return Ok(());
+    }
     let mut deepest = None;
     for dir in ancestors(vpath).skip_while(|d| searched.covers(d)) {
         let st = resolve::stat(root, dir).await.map_err(hide_revealing)?;
