@@ -78,6 +78,8 @@ fn ftps(extra: &[&str]) -> Ftps {
     let data = pattern(7, 3 * 1024 * 1024 + 12345);
     let users = fx.users_file("users.toml", &[Account::full("alice")]);
     fx.write("alice/file.bin", &data);
+    // At most 64 KiB: sent from one read (not sendfile), kTLS or not.
+    fx.write("alice/small.bin", &pattern(8, 5000));
     fx.write("pub.txt", b"anonymous may read this\n");
     let srv = Server::builder()
         .users(&users)
@@ -721,6 +723,13 @@ fn ktls_probe_is_logged_and_transfers_are_byte_exact_either_way() {
         &["--ssl-reqd", "--cacert", t.pki.ca.to_str().unwrap()],
         &out,
         &t.home().join("file.bin"),
+    );
+    curl_download(
+        Place::Here,
+        &t.url("small.bin"),
+        &["--ssl-reqd", "--cacert", t.pki.ca.to_str().unwrap()],
+        &t.fx.out("k-small.bin"),
+        &t.home().join("small.bin"),
     );
     let (user, kernel_bytes) = t.tls_counters();
     if kernel {
