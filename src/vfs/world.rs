@@ -28,6 +28,7 @@
 
 use std::cell::RefCell;
 use std::ffi::CString;
+use std::hash::{BuildHasher, Hasher};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use super::{path, resolve, Stat, VfsError};
@@ -245,69 +246,94 @@ pub(crate) fn hide_revealing(e: VfsError) -> VfsError {
 /// The directories a session has found world-searchable: each one
 /// remembered with every directory above it (a directory is only
 /// remembered after its whole chain from `/` passed), so that whether a
-/// directory is covered is one hash lookup. Holds at most
-/// [`Searched::BYTES`] bytes of paths (a few hundred directories of a
-/// mirror); when a new one would not fit, it starts over. A session that
+/// directory is covered is one hash lookup. A directory is kept as a
+/// 64-bit keyed hash of its path (SipHash with this session's random
+/// keys: two paths that collide, letting one pass as the other, are a
+/// 2^-64 chance per pair that a client cannot aim at), so a chain costs 8
+/// bytes a directory however long its paths: at most
+/// [`Searched::MAX_DIRS`] (about 36 KiB with the table's slack, enough for
+/// any path the kernel resolves; the 16 paths kept before could take 64
+/// KiB); when a new chain would not fit, it starts over. A session that
 /// fetches files from all over a tree (a mirror's sync tool, the load
-/// generator's mirror scenario: 100 directories) then stats each
-/// directory once, not on most requests (a lookup, a stat and a close
-/// each: 5 % of the server's CPU per file in the mirror with the sixteen
-/// directories kept before, docs/benchmarks.md, nineteenth pass).
+/// generator's mirror scenario: 110 directories) then stats each
+/// directory once, not on most requests (an openat2, a statx and a close
+/// each: the mirror's opens per file went from 2.02 to 1.27 in a 400-file
+/// run of each session when the last 16 were kept in a list,
+/// docs/benchmarks.md, nineteenth pass).
 ///
 /// What a session has seen stays true for that session: a directory made
 /// private (`chmod o-x`) while a session that already passed through it
-/// is connected stays passable for that session (new sessions see the
-/// change at once). The kernel still applies the server process's own
-/// permissions on every open. vsftpd checks no directory at all for
-/// `anon_world_readable_only`, only files.
+/// is connected stays passable for that session until it logs in again or
+/// its set starts over (new sessions see the change at once). The kernel
+/// still applies the server process's own permissions on every open.
+/// vsftpd checks no directory at all for `anon_world_readable_only`, only
+/// files.
 #[derive(Debug, Default)]
 pub(crate) struct Searched {
-    dirs: RefCell<Covered>,
+    dirs: RefCell<std::collections::HashSet<u64>>,
+    /// The keys of the paths' hashes.
+    keys: std::collections::hash_map::RandomState,
     /// Where paths that followed a symlink really end.
     locator: RefCell<Locator>,
 }
 
-/// [`Searched`]'s directories and the bytes their paths take.
-#[derive(Debug, Default)]
-struct Covered {
-    set: std::collections::HashSet<Box<[u8]>>,
-    bytes: usize,
-}
-
 impl Searched {
-    /// Most bytes of directory paths a session keeps.
-    pub(crate) const BYTES: usize = 8 << 10;
+    /// Most directories a session remembers: a path the kernel resolves
+    /// (under PATH_MAX, 4,096 bytes) has at most 2,048 counting `/`.
+    pub(crate) const MAX_DIRS: usize = 2048;
+
+    /// The key of directory path `dir`.
+    fn key(&self, dir: &[u8]) -> u64 {
+        let mut h = self.keys.build_hasher();
+        h.write(dir);
+        h.finish()
+    }
 
     /// Whether directory `dir` (an absolute virtual path) is one of the
     /// remembered directories or above one of them.
     pub(crate) fn covers(&self, dir: &[u8]) -> bool {
-        self.dirs.borrow().set.contains(dir)
+        self.dirs.borrow().contains(&self.key(dir))
     }
 
-    /// Remembers `dir` (whose whole chain was found searchable), and so
-    /// every directory above it.
+    /// Remembers `dir` (a normalized absolute path whose whole chain was
+    /// found searchable), and so every directory above it.
     pub(crate) fn remember(&self, dir: Vec<u8>) {
-        let mut covered = self.dirs.borrow_mut();
-        let chain = || ancestors(&dir).chain(std::iter::once(&dir[..]));
-        let new: usize = chain()
-            .filter(|d| !covered.set.contains(*d))
-            .map(<[u8]>::len)
-            .sum();
-        if covered.bytes + new > Self::BYTES {
-            *covered = Covered::default();
+        // Each ancestor is a prefix of `dir`: hash it once, in order,
+        // taking the key at the end of each prefix ([`ancestors`]).
+        let ends = (dir.len() > 1)
+            .then_some(1)
+            .into_iter()
+            .chain(
+                dir.iter()
+                    .enumerate()
+                    .skip(1)
+                    .filter(|&(_, &b)| b == b'/')
+                    .map(|(i, _)| i),
+            )
+            .chain(std::iter::once(dir.len()));
+        let mut h = self.keys.build_hasher();
+        let mut from = 0;
+        let mut chain = Vec::new();
+        for end in ends {
+            h.write(&dir[from..end]);
+            from = end;
+            chain.push(h.finish());
         }
-        for d in chain() {
-            if !covered.set.contains(d) {
-                covered.bytes += d.len();
-                covered.set.insert(d.into());
-            }
+        if chain.len() > Self::MAX_DIRS {
+            return; // not a path the kernel would resolve
         }
+        let mut dirs = self.dirs.borrow_mut();
+        let new = chain.iter().filter(|k| !dirs.contains(*k)).count();
+        if dirs.len() + new > Self::MAX_DIRS {
+            dirs.clear();
+        }
+        dirs.extend(chain);
     }
 
     /// Forgets everything (a new login: another root, another account).
     pub(crate) fn clear(&self) {
         self.locator.take();
-        self.dirs.take();
+        self.dirs.borrow_mut().clear();
     }
 }
 
@@ -385,15 +411,29 @@ mod tests {
             let d = format!("/pub/d{:02}/d{:02}", i / 10, i % 10);
             assert!(s.covers(d.as_bytes()), "{d}");
             assert!(s.covers(&d.as_bytes()[..8]), "{d}'s parent");
+            assert!(!s.covers(format!("{d}/x").as_bytes()), "{d}/x");
+            assert!(!s.covers(format!("{d}x").as_bytes()), "{d}x");
         }
+        // ...the deepest path the kernel resolves too, every level of it...
+        let deep = "/a".repeat(2047);
+        s.remember(deep.clone().into_bytes());
+        for depth in [1, 2, 1000, 2047] {
+            assert!(s.covers(&deep.as_bytes()[..2 * depth]), "depth {depth}");
+        }
+        assert!(!s.covers(format!("{deep}/a").as_bytes()));
+        assert!(s.dirs.borrow().len() <= Searched::MAX_DIRS);
+        let deeper = "/a".repeat(2048).into_bytes();
+        s.remember(deeper.clone());
+        assert!(!s.covers(&deeper), "longer than a path can be");
+        assert!(s.covers(deep.as_bytes()), "forgotten for nothing");
         // ...and the memory stays bounded: when full, it starts over.
-        let long = |i: usize| format!("/{}/{i}", "x".repeat(200)).into_bytes();
-        for i in 0..100 {
-            s.remember(long(i));
-            assert!(s.covers(&long(i)));
-            assert!(s.dirs.borrow().bytes <= Searched::BYTES);
-        }
         assert!(!s.covers(b"/pub/a"), "never forgotten");
+        for i in 0..3000 {
+            let d = format!("/x{i}/y");
+            s.remember(d.clone().into_bytes());
+            assert!(s.covers(d.as_bytes()), "{d}");
+            assert!(s.dirs.borrow().len() <= Searched::MAX_DIRS);
+        }
         s.clear();
         assert!(!s.covers(b"/"));
     }
