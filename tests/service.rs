@@ -416,6 +416,53 @@ fn anonymous_sees_only_world_readable_files_and_directories() {
     a.quit();
 }
 
+/// An anonymous session remembers the directories it has found
+/// world-searchable (a mirror's worth, not the last few), so it does not
+/// stat them again on every request; what it remembers never opens a
+/// directory that was private when it looked, however many it has walked
+/// through; and a directory made private is closed to every new session at
+/// once (one already through it keeps passing until it logs in again, as
+/// docs/operations.md says).
+#[test]
+fn a_directory_made_private_is_closed_to_new_anonymous_sessions_at_once() {
+    let fx = Fixture::new();
+    for i in 0..300 {
+        fx.write(&format!("pub/d{i:03}/f.txt"), b"walked\n");
+    }
+    fx.write("pub/late/f.txt", b"published until now\n");
+    fx.write("pub/closed/f.txt", b"never published\n");
+    fx.give_to_server_user(&fx.root);
+    chmod(&fx.root.join("pub/closed"), 0o750);
+    let srv = Server::builder().start(&fx);
+    let mut old = srv.login();
+    for round in 0..2 {
+        for i in 0..300 {
+            let r = old.cmd(&format!("SIZE pub/d{i:03}/f.txt"));
+            assert_eq!(r.code, 213, "round {round}, d{i:03}: {r:?}");
+            let r = old.cmd("SIZE pub/closed/f.txt");
+            assert_eq!(r.code, 550, "after d{i:03}: {r:?}");
+        }
+    }
+    old.expect("SIZE pub/late/f.txt", 213);
+    chmod(&fx.root.join("pub/late"), 0o750);
+    let mut new = srv.login();
+    for line in [
+        "SIZE pub/late/f.txt",
+        "CWD pub/late",
+        "SIZE pub/closed/f.txt",
+    ] {
+        let r = new.cmd(line);
+        assert_eq!(r.code, 550, "a new session: {line}: {r:?}");
+    }
+    new.epsv();
+    assert_eq!(new.cmd("RETR pub/late/f.txt").code, 550);
+    new.expect("SIZE pub/d299/f.txt", 213);
+    // The session that passed through before the chmod still does.
+    old.expect("SIZE pub/late/f.txt", 213);
+    new.quit();
+    old.quit();
+}
+
 /// What a listing leaves out for anonymous cannot be told from a name
 /// that does not exist: every command answers a hidden path exactly as
 /// it answers a missing one (ProFTPD's HideNoAccess; vsftpd answers both
