@@ -129,7 +129,8 @@ pub(crate) struct Counters {
     /// Of those, download bytes read past the page cache: through a pipe,
     /// the disk read done by io-wq workers.
     pub from_disk: Cell<u64>,
-    /// Bytes moved through a userspace buffer (ASCII mode, listings).
+    /// Bytes moved through a userspace buffer (ASCII mode, listings,
+    /// small cached downloads, a long download's copied start).
     pub copied: Cell<u64>,
     /// FTPS: file bytes encrypted or decrypted in place in userspace.
     pub tls_userspace: Cell<u64>,
@@ -488,8 +489,9 @@ async fn when_writable<T>(sock: &FdRef, mut op: impl FnMut() -> io::Result<T>) -
 ///
 /// `fin_follows`: the caller shuts the socket for sending as soon as this
 /// returns (a plain download's `finish_sending`), so a small download's
-/// bytes may wait in the socket for that FIN and leave with it. False
-/// where something else follows on the socket (kTLS: close_notify).
+/// bytes may wait in the socket for that FIN and leave with it. False for
+/// kTLS, where a close_notify follows: its downloads, small ones too, stay
+/// zero-copy through the kernel's TLS.
 pub(crate) async fn send_file(
     ctx: &mut TransferCtx<'_>,
     file: FdRef,
@@ -507,8 +509,8 @@ pub(crate) async fn send_file(
     let mut residency = ctx.residency;
     // Whether the bytes at `pos` are known not to be in the page cache.
     let mut missing = false;
-    if len <= SMALL && ctx.pacer.is_none() {
-        match send_small(ctx, &file, pos, len, &sock, &mut residency, fin_follows)? {
+    if len <= SMALL && ctx.pacer.is_none() && fin_follows {
+        match send_small(ctx, &file, pos, len, &sock, &mut residency)? {
             Small::Sent(n) => pos += n,
             Small::NotCached => missing = true,
         }
@@ -583,9 +585,10 @@ pub(crate) async fn send_file(
 
 /// A download of at most this many bytes (the whole of it, from its
 /// offset) is sent from a copy when the page cache holds it (see
-/// [`send_small`]). Measured per RETR by one client (`loadtest/opstat.sh`,
-/// docs/benchmarks.md, nineteenth pass): the copy saves a tenth of the
-/// server's CPU on 4 KiB files and breaks even at 32–64 KiB.
+/// [`send_small`]): about 4 syscalls and, below the MSS, one packet fewer
+/// per file in the mirror; its CPU per file against a probe and a
+/// sendfile was within this machine's noise from one-page files to 64 KiB
+/// (docs/benchmarks.md, nineteenth pass), so larger files stay zero-copy.
 const SMALL: u64 = 64 << 10;
 
 /// What [`send_small`] did.
@@ -598,15 +601,13 @@ enum Small {
 
 /// Sends a small download (`len` bytes of `file` from `pos`, `len` <=
 /// [`SMALL`]) from a copy: one `preadv2(RWF_NOWAIT)` read, which is at
-/// once the residency probe and the read, and one non-blocking send(2).
-/// Against a probe and a sendfile(2) this saves the probe and the splice
-/// machinery's per-call work, and with `fin_follows` (the caller shuts
-/// the socket for sending right after) the send carries MSG_MORE, so the
-/// data waits for the FIN and both leave in one segment: one packet, one
-/// wake-up of the client fewer per file. The buffer is never held across
-/// a wait: what the socket did not take (a full send buffer), or what the
-/// read did not get (a later page not cached, the file shrank), is left
-/// to the caller's zero-copy loop.
+/// once the residency probe and the read, and one non-blocking send(2)
+/// with MSG_MORE: the caller shuts the socket for sending right after, so
+/// the data waits for that FIN and both leave in one segment (one packet,
+/// one wake-up of the client fewer per file than a sendfile and a FIN).
+/// The buffer is never held across a wait: what the socket did not take
+/// (a full send buffer), or what the read did not get (a later page not
+/// cached, the file shrank), is left to the caller's zero-copy loop.
 fn send_small(
     ctx: &TransferCtx<'_>,
     file: &FdRef,
@@ -614,16 +615,12 @@ fn send_small(
     len: u64,
     sock: &FdRef,
     residency: &mut sys::Residency,
-    fin_follows: bool,
 ) -> Result<Small, SpliceError> {
     let mut buf = ctx.tls_buffers.take(len as usize);
     let read = sys::read_cached(file.as_fd(), &mut buf, pos, residency);
     let sent = match read {
         Ok(Some(n)) if n > 0 => {
-            let mut flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
-            if fin_follows {
-                flags |= SendFlags::MORE;
-            }
+            let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL | SendFlags::MORE;
             match rustix::net::send(sock, &buf[..n], flags) {
                 Ok(sent) => Ok(Small::Sent(sent as u64)),
                 Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => Ok(Small::Sent(0)),

@@ -244,7 +244,7 @@ impl Collector for Scrape {
         counter(
             &mut enc,
             "ringftp_transfer",
-            "Data bytes moved, by direction and path (sendfile: from the page cache; splice: through a pipe, disk reads and uploads; copied: through a buffer, ASCII, listings, a download of at most 64 KiB when the page cache holds it, and the first 256 KiB of a download over 512 KiB on a data connection whose MSS is 8 KiB or more, as on loopback or with jumbo frames, when the page cache holds them and no rate cap applies; tls: encrypted or decrypted in userspace, FTPS).",
+            "Data bytes moved, by direction and path (sendfile: from the page cache; splice: through a pipe, disk reads and uploads; copied: through a buffer, ASCII, listings, a download of at most 64 KiB when the page cache holds it, no rate cap applies and it is not sent through kTLS, and the first 256 KiB of a download over 512 KiB on a data connection whose MSS is 8 KiB or more, as on loopback or with jumbo frames, when the page cache holds them and no rate cap applies; tls: encrypted or decrypted in userspace, FTPS).",
             Some(&Unit::Bytes),
             Dir::ALL.iter().flat_map(|&d| {
                 BytePath::ALL.iter().map(move |&p| {
