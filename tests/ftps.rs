@@ -78,7 +78,8 @@ fn ftps(extra: &[&str]) -> Ftps {
     let data = pattern(7, 3 * 1024 * 1024 + 12345);
     let users = fx.users_file("users.toml", &[Account::full("alice")]);
     fx.write("alice/file.bin", &data);
-    // At most 64 KiB: sent from one read (not sendfile), kTLS or not.
+    // At most 64 KiB: a plain download of it goes from one read; over
+    // kTLS it stays zero-copy, and in userspace TLS it is sealed as any.
     fx.write("alice/small.bin", &pattern(8, 5000));
     fx.write("pub.txt", b"anonymous may read this\n");
     let srv = Server::builder()
