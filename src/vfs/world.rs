@@ -146,22 +146,29 @@ pub(crate) async fn check(
 /// `vpath` is world-searchable, skipping those `searched` holds and
 /// remembering the deepest one checked.
 async fn check_ancestors(root: &FdRef, vpath: &[u8], searched: &Searched) -> Result<(), VfsError> {
+    // One key per directory above `vpath` (and one for `vpath` itself,
+    // last, unused here), hashed in one pass.
+    let keys = searched.keys(vpath);
+    let above = &keys[..keys.len() - 1];
     // The parent covered means every directory above it is: one lookup
     // for a session back in a directory it has used.
-    if ancestors(vpath).last().is_some_and(|d| searched.covers(d)) {
+    if above.last().is_some_and(|&k| searched.covers_key(k)) {
         return Ok(());
     }
     let mut deepest = None;
-    for dir in ancestors(vpath).skip_while(|d| searched.covers(d)) {
+    for (i, dir) in ancestors(vpath)
+        .enumerate()
+        .skip_while(|&(i, _)| searched.covers_key(above[i]))
+    {
         let st = resolve::stat(root, dir).await.map_err(hide_revealing)?;
         if !searchable(&st) {
             return Err(VfsError::Hidden(None));
         }
-        deepest = Some(dir);
+        deepest = Some(i);
     }
-    if let Some(dir) = deepest {
-        // Every directory above `dir` was covered or just passed.
-        searched.remember(dir.to_vec());
+    if let Some(i) = deepest {
+        // Every directory above it was covered or just passed.
+        searched.remember_keys(&above[..=i]);
     }
     Ok(())
 }
@@ -255,7 +262,7 @@ pub(crate) fn hide_revealing(e: VfsError) -> VfsError {
 /// any path the kernel resolves; the 16 paths kept before could take 64
 /// KiB); when a new chain would not fit, it starts over. A session that
 /// fetches files from all over a tree (a mirror's sync tool, the load
-/// generator's mirror scenario: 110 directories) then stats each
+/// generator's mirror scenario: 111 directories) then stats each
 /// directory once, not on most requests (an openat2, a statx and a close
 /// each: the mirror's opens per file went from 2.02 to 1.27 in a 400-file
 /// run of each session when the last 16 were kept in a list,
@@ -270,7 +277,7 @@ pub(crate) fn hide_revealing(e: VfsError) -> VfsError {
 /// files.
 #[derive(Debug, Default)]
 pub(crate) struct Searched {
-    dirs: RefCell<std::collections::HashSet<u64>>,
+    dirs: RefCell<std::collections::HashSet<u64, std::hash::BuildHasherDefault<Prehashed>>>,
     /// The keys of the paths' hashes.
     keys: std::collections::hash_map::RandomState,
     /// Where paths that followed a symlink really end.
@@ -282,43 +289,53 @@ impl Searched {
     /// (under PATH_MAX, 4,096 bytes) has at most 2,048 counting `/`.
     pub(crate) const MAX_DIRS: usize = 2048;
 
-    /// The key of directory path `dir`.
-    fn key(&self, dir: &[u8]) -> u64 {
-        let mut h = self.keys.build_hasher();
-        h.write(dir);
-        h.finish()
-    }
-
-    /// Whether directory `dir` (an absolute virtual path) is one of the
-    /// remembered directories or above one of them.
-    pub(crate) fn covers(&self, dir: &[u8]) -> bool {
-        self.dirs.borrow().contains(&self.key(dir))
-    }
-
-    /// Remembers `dir` (a normalized absolute path whose whole chain was
-    /// found searchable), and so every directory above it.
-    pub(crate) fn remember(&self, dir: Vec<u8>) {
-        // Each ancestor is a prefix of `dir`: hash it once, in order,
-        // taking the key at the end of each prefix ([`ancestors`]).
-        let ends = (dir.len() > 1)
+    /// The keys of the directories a normalized absolute path names, in
+    /// order: `/`, each one below it on the way, and the path itself
+    /// (`/a/b` -> keys of `/`, `/a`, `/a/b`; `/` -> one key), the same
+    /// prefixes as [`ancestors`] and then the path. Hashed in one pass, a
+    /// piece per path component, so any path's key comes from the same
+    /// sequence of writes whichever path it was computed for (what
+    /// `Hasher` promises gives equal hashes).
+    pub(crate) fn keys(&self, path: &[u8]) -> Vec<u64> {
+        let ends = (path.len() > 1)
             .then_some(1)
             .into_iter()
             .chain(
-                dir.iter()
+                path.iter()
                     .enumerate()
                     .skip(1)
                     .filter(|&(_, &b)| b == b'/')
                     .map(|(i, _)| i),
             )
-            .chain(std::iter::once(dir.len()));
+            .chain(std::iter::once(path.len()));
         let mut h = self.keys.build_hasher();
         let mut from = 0;
-        let mut chain = Vec::new();
+        let mut keys = Vec::new();
         for end in ends {
-            h.write(&dir[from..end]);
+            h.write(&path[from..end]);
             from = end;
-            chain.push(h.finish());
+            keys.push(h.finish());
         }
+        keys
+    }
+
+    /// Whether the directory whose key is `key` is remembered, or one
+    /// below it.
+    pub(crate) fn covers_key(&self, key: u64) -> bool {
+        self.dirs.borrow().contains(&key)
+    }
+
+    /// Whether directory `dir` (a normalized absolute virtual path) is one
+    /// of the remembered directories or above one of them.
+    #[cfg(test)]
+    fn covers(&self, dir: &[u8]) -> bool {
+        self.keys(dir).last().is_some_and(|&k| self.covers_key(k))
+    }
+
+    /// Remembers a directory whose whole chain was found searchable, by
+    /// the keys of that chain from `/` down ([`Searched::keys`]); nothing
+    /// for a chain longer than [`Searched::MAX_DIRS`].
+    pub(crate) fn remember_keys(&self, chain: &[u64]) {
         if chain.len() > Self::MAX_DIRS {
             return; // not a path the kernel would resolve
         }
@@ -330,10 +347,39 @@ impl Searched {
         dirs.extend(chain);
     }
 
+    /// Remembers directory `dir` (a normalized absolute path whose whole
+    /// chain was found searchable), and so every directory above it.
+    #[cfg(test)]
+    fn remember(&self, dir: Vec<u8>) {
+        self.remember_keys(&self.keys(&dir));
+    }
+
     /// Forgets everything (a new login: another root, another account).
     pub(crate) fn clear(&self) {
         self.locator.take();
         self.dirs.borrow_mut().clear();
+    }
+}
+
+/// A key that is a hash already ([`Searched::keys`]) is its own hash in
+/// the set: no second SipHash.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed here (write_u64); fold anything else.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
@@ -436,6 +482,32 @@ mod tests {
         }
         s.clear();
         assert!(!s.covers(b"/"));
+    }
+
+    #[test]
+    fn a_path_keys_each_directory_as_that_directory_alone_does() {
+        let s = Searched::default();
+        for p in [
+            &b"/"[..],
+            b"/a",
+            b"/a/b",
+            b"/a/b/c",
+            b"/\xff\xfe/\x80a/\xc3(",
+            b"/a b/\n/c",
+        ] {
+            let keys = s.keys(p);
+            let dirs: Vec<&[u8]> = ancestors(p).chain(std::iter::once(p)).collect();
+            assert_eq!(keys.len(), dirs.len(), "{}", String::from_utf8_lossy(p));
+            for (k, d) in keys.iter().zip(&dirs) {
+                assert_eq!(Some(k), s.keys(d).last(), "{}", String::from_utf8_lossy(d));
+            }
+        }
+        assert_ne!(s.keys(b"/a/b"), s.keys(b"/ab"));
+        assert_ne!(
+            s.keys(b"/a").last(),
+            Searched::default().keys(b"/a").last(),
+            "keys per session"
+        );
     }
 
     #[test]
