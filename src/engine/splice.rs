@@ -9,10 +9,11 @@
 //! pipe -> socket here. Both routes hand page references to TCP, never a
 //! copy — but for a download of at most [`SMALL`] bytes, which goes whole
 //! by one read and one send when cached (see [`send_small`]), and a long
-//! download's first [`WARM`] bytes on a path of large segments. Measured on loopback with the server on one core (see
-//! docs/benchmarks.md), the earlier design (two SPLICE SQEs per chunk,
-//! both run by io-wq workers, two 1 MiB pipes alternating) sent ~2.0 GiB/s
-//! where a plain sendfile(2) loop sent ~3.1; this one sends ~3.1.
+//! download's first [`WARM`] bytes on a path of large segments. Measured
+//! on loopback with the server on one core (see docs/benchmarks.md), the
+//! earlier design (two SPLICE SQEs per chunk, both run by io-wq workers,
+//! two 1 MiB pipes alternating) sent ~2.0 GiB/s where a plain sendfile(2)
+//! loop sent ~3.1; this one sends ~3.1.
 //!
 //! STOR has no sendfile-like call (socket -> file needs a pipe): it
 //! splices socket -> pipe -> file with two SPLICE SQEs per chunk, two
@@ -96,8 +97,9 @@ impl PipePool {
 }
 
 /// A shard's spare buffers for FTPS transfers encrypted in userspace
-/// (download record slots, upload receive buffers), reused across
-/// transfers so memory follows the transfers in flight.
+/// (download record slots, upload receive buffers) and small downloads
+/// sent from a copy ([`send_small`]), reused across transfers so memory
+/// follows the transfers in flight.
 #[derive(Default)]
 pub(crate) struct BufPool(RefCell<Vec<Vec<u8>>>);
 
@@ -207,7 +209,7 @@ impl Progress {
 /// goes, and the pacer of its rate caps (if any).
 pub(crate) struct TransferCtx<'a> {
     pub pool: &'a PipePool,
-    /// FTPS buffers (see [`BufPool`]).
+    /// FTPS and small-download buffers (see [`BufPool`]).
     pub tls_buffers: &'a BufPool,
     /// The shard's counters (every session's transfers).
     pub metrics: &'a ShardMetrics,
