@@ -190,11 +190,7 @@ pub fn read_cached(
             Err(Errno::AGAIN) => return Ok(None),
             Err(Errno::INTR) => {}
             Err(Errno::OPNOTSUPP) if flags.contains(rustix::io::ReadWriteFlags::NOWAIT) => {
-                *how = if in_memory(file) {
-                    Residency::Memory
-                } else {
-                    Residency::Unknown
-                };
+                *how = unanswered(file);
             }
             Err(e) => return Err(e.into()),
         }
@@ -208,13 +204,19 @@ fn probes_or_learn(file: BorrowedFd<'_>, offset: u64, len: u64, how: &mut Reside
     match probe_nowait(file, offset, len) {
         Some(held) => held,
         None => {
-            *how = if in_memory(file) {
-                Residency::Memory
-            } else {
-                Residency::Unknown
-            };
+            *how = unanswered(file);
             *how == Residency::Memory
         }
+    }
+}
+
+/// What to use for `file`, whose filesystem does not answer RWF_NOWAIT:
+/// [`Residency::Memory`] on tmpfs or ramfs, else [`Residency::Unknown`].
+fn unanswered(file: BorrowedFd<'_>) -> Residency {
+    if in_memory(file) {
+        Residency::Memory
+    } else {
+        Residency::Unknown
     }
 }
 
