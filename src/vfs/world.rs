@@ -297,17 +297,10 @@ impl Searched {
     /// sequence of writes whichever path it was computed for (what
     /// `Hasher` promises gives equal hashes).
     pub(crate) fn keys(&self, path: &[u8]) -> Vec<u64> {
-        let ends = (path.len() > 1)
-            .then_some(1)
-            .into_iter()
-            .chain(
-                path.iter()
-                    .enumerate()
-                    .skip(1)
-                    .filter(|&(_, &b)| b == b'/')
-                    .map(|(i, _)| i),
-            )
-            .chain(std::iter::once(path.len()));
+        // Every ancestor is a prefix of `path`: where each ends.
+        let ends = ancestors(path)
+            .chain(std::iter::once(path))
+            .map(<[u8]>::len);
         let mut h = self.keys.build_hasher();
         let mut from = 0;
         let mut keys = Vec::new();
