@@ -103,6 +103,20 @@ fn binary_retr_is_spliced() {
     f.quit();
 }
 
+/// RETRs `path` in active mode: PORT to `l`, the server connects; checks
+/// the 150 and the 226 and returns the bytes.
+fn active_retr(f: &mut Ftp, l: &TcpListener, path: &str) -> Vec<u8> {
+    f.expect(&format!("PORT {}", port_arg(l.local_addr().unwrap())), 200);
+    f.send_raw(format!("RETR {path}\r\n").as_bytes());
+    let (mut conn, _) = l.accept().unwrap();
+    conn.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    assert_eq!(f.read_reply().code, 150);
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).unwrap();
+    assert_eq!(f.read_reply().code, 226);
+    got
+}
+
 #[test]
 fn active_binary_retr_is_spliced() {
     let fx = fixture();
@@ -110,14 +124,7 @@ fn active_binary_retr_is_spliced() {
     let mut f = srv.login();
     let before = f.stat_counters();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    f.expect(&format!("PORT {}", port_arg(l.local_addr().unwrap())), 200);
-    f.send_raw(b"RETR big.bin\r\n");
-    let (mut conn, _) = l.accept().unwrap();
-    conn.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    assert_eq!(f.read_reply().code, 150);
-    let mut got = Vec::new();
-    conn.read_to_end(&mut got).unwrap();
-    assert_eq!(f.read_reply().code, 226);
+    let got = active_retr(&mut f, &l, "big.bin");
     assert_bytes_eq("active RETR", &got, &fx.read("big.bin"));
     let now = f.stat_counters();
     let warm = copied_first(got.len() as u64);
@@ -126,14 +133,7 @@ fn active_binary_retr_is_spliced() {
 
     // A small file the same way, from a copy.
     let before = f.stat_counters();
-    f.expect(&format!("PORT {}", port_arg(l.local_addr().unwrap())), 200);
-    f.send_raw(b"RETR small.bin\r\n");
-    let (mut conn, _) = l.accept().unwrap();
-    conn.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    assert_eq!(f.read_reply().code, 150);
-    let mut got = Vec::new();
-    conn.read_to_end(&mut got).unwrap();
-    assert_eq!(f.read_reply().code, 226);
+    let got = active_retr(&mut f, &l, "small.bin");
     assert_bytes_eq("active RETR small.bin", &got, &fx.read("small.bin"));
     let now = f.stat_counters();
     assert_eq!(now.spliced, before.spliced);
