@@ -21,7 +21,6 @@ use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use rustix::event::{PollFd, PollFlags};
 use socket2::Socket;
 
 use crate::engine::sys::{self, FdRef};
@@ -133,7 +132,7 @@ async fn refuse_short_of_fds(ctx: &Rc<ShardCtx>, listener: &Rc<Socket>, implicit
         return;
     };
     // EMFILE says nothing about the backlog (see `accept_loop`).
-    if !has_waiting_client(listener) {
+    if !sys::has_waiting_connection(&**listener) {
         return;
     }
     match refuser.refuse(&**listener, implicit) {
@@ -263,17 +262,6 @@ async fn client_waits(listener: &Rc<Socket>, watch: &mut shutdown::Watch) -> boo
             false
         }
     }
-}
-
-/// Whether `listener`'s backlog holds a connection right now (poll(2)
-/// with no wait).
-fn has_waiting_client(listener: &Socket) -> bool {
-    let mut fds = [PollFd::new(listener, PollFlags::IN)];
-    let zero = rustix::event::Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
 }
 
 fn is_out_of_fds(e: &std::io::Error) -> bool {

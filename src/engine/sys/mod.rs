@@ -52,7 +52,7 @@ pub use op::{
     splice_to_offset, unlinkat, write_append, write_at, write_vectored_at,
 };
 pub use pipe::Pipe;
-pub use readiness::ReadReadiness;
+pub use readiness::{has_waiting_connection, ReadReadiness};
 pub use refusal::Refuser;
 pub use rusage::{cpu_time_us, thread_cpu_time_us};
 pub use tcp_info::tcp_progress;
