@@ -401,8 +401,15 @@ impl Conn {
     /// Runs `fut` while serving the control channel: ABOR ends it, STAT
     /// reports progress, anything else is queued for afterwards. For a
     /// transfer whose 150 is out (or a command that has no 150).
-    pub(super) async fn race<T>(&mut self, fut: impl Future<Output = T>) -> Raced<T> {
-        self.race_with(fut, true).await
+    ///
+    /// A plain function returning [`Conn::race_with`]'s future: an async
+    /// wrapper would hold `fut` twice (its argument, and inside the
+    /// awaited future).
+    pub(super) fn race<'a, T: 'a>(
+        &'a mut self,
+        fut: impl Future<Output = T> + 'a,
+    ) -> impl Future<Output = Raced<T>> + 'a {
+        self.race_with(fut, true)
     }
 
     /// [`Conn::race`] for the wait before a transfer's 150 (its data
@@ -411,11 +418,11 @@ impl Conn {
     /// transfer command's first reply (RFC 959 section 4.2: a command's
     /// replies come in the order of the commands; vsftpd and pure-ftpd do
     /// not read the control connection there at all).
-    pub(super) async fn race_before_opening<T>(
-        &mut self,
-        fut: impl Future<Output = T>,
-    ) -> Raced<T> {
-        self.race_with(fut, false).await
+    pub(super) fn race_before_opening<'a, T: 'a>(
+        &'a mut self,
+        fut: impl Future<Output = T> + 'a,
+    ) -> impl Future<Output = Raced<T>> + 'a {
+        self.race_with(fut, false)
     }
 
     /// Answers a STAT during a transfer: the bytes moved so far (RFC 959
