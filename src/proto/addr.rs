@@ -8,6 +8,7 @@
 //! where real peers are not (the 227 text, which RFC 1123 section 4.1.2.6
 //! tells clients to scan for six numbers rather than match exactly).
 
+use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
 use super::error::ParseError;
@@ -49,9 +50,20 @@ fn parse_byte(s: &str) -> Result<u8, ParseError> {
 
 /// Formats an address as a PORT argument: `127,0,0,1,195,80`.
 pub fn format_port(addr: SocketAddrV4) -> String {
+    let mut out = String::with_capacity(PORT_ARG_MAX);
+    push_port(&mut out, addr);
+    out
+}
+
+/// The longest PORT argument: six numbers of three digits, five commas.
+const PORT_ARG_MAX: usize = 6 * 3 + 5;
+
+/// Appends `addr` as a PORT argument (see [`format_port`]).
+fn push_port(out: &mut String, addr: SocketAddrV4) {
     let [h1, h2, h3, h4] = addr.ip().octets();
     let [p1, p2] = addr.port().to_be_bytes();
-    format!("{h1},{h2},{h3},{h4},{p1},{p2}")
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{h1},{h2},{h3},{h4},{p1},{p2}");
 }
 
 /// Parses an EPRT argument (RFC 2428 section 2): `<d><net-prt><d><net-addr><d><tcp-port><d>`,
@@ -122,7 +134,13 @@ pub fn format_eprt(addr: SocketAddr) -> String {
 /// The text of a 227 reply: `Entering Passive Mode (h1,h2,h3,h4,p1,p2).`,
 /// the form RFC 959 shows and every client scans for.
 pub fn format_pasv_reply(addr: SocketAddrV4) -> String {
-    format!("Entering Passive Mode ({}).", format_port(addr))
+    const HEAD: &str = "Entering Passive Mode (";
+    // One allocation of the longest text: this is every PASV's reply.
+    let mut out = String::with_capacity(HEAD.len() + PORT_ARG_MAX + 2);
+    out.push_str(HEAD);
+    push_port(&mut out, addr);
+    out.push_str(").");
+    out
 }
 
 /// The text of a 229 reply (RFC 2428 section 3):

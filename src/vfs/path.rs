@@ -12,6 +12,26 @@ use std::ffi::CString;
 /// result to an absolute virtual path without `.`/`..`/empty components.
 /// An absolute `arg` ignores `cwd`. `..` at `/` stays at `/`, as in a chroot.
 pub fn join(cwd: &[u8], arg: &[u8]) -> Vec<u8> {
+    // What clients send most (a name, or a path, with nothing to resolve)
+    // is copied as it is: one allocation, no component list.
+    if is_normal(arg) {
+        return arg.to_vec();
+    }
+    if is_normal(cwd) && !arg.is_empty() && arg.split(|&b| b == b'/').all(plain_component) {
+        let slash = if cwd == b"/" { 0 } else { 1 };
+        let mut out = Vec::with_capacity(cwd.len() + slash + arg.len());
+        out.extend_from_slice(cwd);
+        if slash == 1 {
+            out.push(b'/');
+        }
+        out.extend_from_slice(arg);
+        return out;
+    }
+    join_components(cwd, arg)
+}
+
+/// [`join`] the long way: component by component.
+fn join_components(cwd: &[u8], arg: &[u8]) -> Vec<u8> {
     let mut parts: Vec<&[u8]> = Vec::new();
     let base: &[u8] = if arg.first() == Some(&b'/') { b"" } else { cwd };
     for comp in base.split(|&b| b == b'/').chain(arg.split(|&b| b == b'/')) {
@@ -41,10 +61,12 @@ pub fn is_normal(vpath: &[u8]) -> bool {
     if vpath == b"/" {
         return true;
     }
-    vpath.first() == Some(&b'/')
-        && vpath[1..]
-            .split(|&b| b == b'/')
-            .all(|c| !matches!(c, b"" | b"." | b".."))
+    vpath.first() == Some(&b'/') && vpath[1..].split(|&b| b == b'/').all(plain_component)
+}
+
+/// A component [`join`] keeps as it is: not empty, `.` or `..`.
+fn plain_component(c: &[u8]) -> bool {
+    !matches!(c, b"" | b"." | b"..")
 }
 
 /// Whether a client path argument names a directory by its form: it ends
@@ -130,6 +152,51 @@ mod tests {
                 *want,
                 "join({cwd:?}, {arg:?})"
             );
+        }
+    }
+
+    #[test]
+    fn the_short_ways_join_as_the_long_way_does() {
+        // Every pair of these, both ways round: the fast paths (a normal
+        // absolute argument; a relative one of plain components under a
+        // normal directory) and the component walk must agree.
+        let paths: &[&[u8]] = &[
+            b"",
+            b"/",
+            b"a",
+            b"/a",
+            b"a/b",
+            b"/a/b",
+            b"a/",
+            b"/a/",
+            b"a//b",
+            b".",
+            b"..",
+            b"./a",
+            b"a/.",
+            b"a/..",
+            b"/a/../b",
+            b"//a",
+            b"...",
+            b"a.b/..c",
+            b"\xff/\x00",
+        ];
+        for &cwd in paths.iter().filter(|p| is_normal(p)) {
+            for &arg in paths {
+                assert_eq!(
+                    join(cwd, arg),
+                    join_components(cwd, arg),
+                    "{:?} + {:?}",
+                    String::from_utf8_lossy(cwd),
+                    String::from_utf8_lossy(arg)
+                );
+            }
+        }
+        for cwd in ["/x", "/x/y"] {
+            for arg in ["a", "a/b", "/a/b"] {
+                let joined = join(cwd.as_bytes(), arg.as_bytes());
+                assert_eq!(joined, join_components(cwd.as_bytes(), arg.as_bytes()));
+            }
         }
     }
 

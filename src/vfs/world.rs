@@ -303,7 +303,8 @@ impl Searched {
             .map(<[u8]>::len);
         let mut h = self.keys.build_hasher();
         let mut from = 0;
-        let mut keys = Vec::new();
+        // One key per `/` (the ancestors), and the path's own.
+        let mut keys = Vec::with_capacity(path.iter().filter(|&&b| b == b'/').count() + 1);
         for end in ends {
             h.write(&path[from..end]);
             from = end;

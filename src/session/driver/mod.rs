@@ -233,6 +233,10 @@ pub(crate) fn run(
     conn.serve().instrument(span)
 }
 
+/// Bytes [`Conn::send_replies`] reserves up front: a 150 naming a long
+/// file name and its 226 fit.
+const REPLY_ROOM: usize = 512;
+
 /// `fut` on the heap, made by a plain function call: `Box::pin(f).await`
 /// written inside an async fn leaves room for `f` itself in the caller's
 /// state (rustc keeps the temporary's slot), so [`Conn::execute`] was as
@@ -554,7 +558,9 @@ impl Conn {
     /// did not take. A client that does not read its replies for
     /// `--data-timeout` is dropped rather than buffered for without bound.
     async fn send_replies(&self, replies: impl IntoIterator<Item = Reply>) -> Flow {
-        let mut plain = Vec::new();
+        // Room for a 150 and its 226 (or a 227) in one allocation; a
+        // longer text (a FEAT, a STAT) grows it.
+        let mut plain = Vec::with_capacity(REPLY_ROOM);
         for r in replies {
             self.ctx.metrics.reply(r.code);
             r.encode(&mut plain);
