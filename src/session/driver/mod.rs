@@ -237,17 +237,6 @@ pub(crate) fn run(
 /// file name and its 226 fit.
 const REPLY_ROOM: usize = 512;
 
-/// `fut` on the heap, made by a plain function call: `Box::pin(f).await`
-/// written inside an async fn leaves room for `f` itself in the caller's
-/// state (rustc keeps the temporary's slot), so [`Conn::execute`] was as
-/// large as its largest command (13 KB: STOR's, RETR's), and every
-/// command, NOOP included, copied that much into the box [`Conn::serve`]
-/// puts each event's future in. Through this function only the box is
-/// held: the event's future is 1.2 KB (`-Zprint-type-sizes`).
-fn boxed<'a, T>(fut: impl Future<Output = T> + 'a) -> Pin<Box<dyn Future<Output = T> + 'a>> {
-    Box::pin(fut)
-}
-
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -481,8 +470,7 @@ impl Conn {
     /// touches the filesystem, a data connection or a password check runs
     /// in a boxed future, since those futures are large and inline they
     /// would size every idle session's task for the worst case (10,000
-    /// idle sessions measured ~3.8 KiB each of RSS growth, peak). Boxed by
-    /// [`boxed`], so that this future holds only the box.
+    /// idle sessions measured ~3.8 KiB each of RSS growth, peak).
     async fn execute(&mut self, verb: &'static str, step: Step) -> Flow {
         match step {
             Step::Reply(r) => self.reply(r).await,
@@ -490,7 +478,7 @@ impl Conn {
                 let _ = self.reply(r).await;
                 Flow::Close
             }
-            Step::StartTls(r) => boxed(self.start_tls(r)).await,
+            Step::StartTls(r) => Box::pin(self.start_tls(r)).await,
             Step::Status => self.reply(self.status()).await,
             Step::Abort => {
                 self.pasv = None;
@@ -498,40 +486,44 @@ impl Conn {
                     .await
             }
             Step::OpenPassive { extended } => self.open_passive(extended).await,
-            Step::CheckLogin { user, password } => boxed(self.check_login(user, password)).await,
-            Step::ChangeDir(path) => boxed(self.change_dir(path)).await,
-            Step::Size(path) => boxed(self.size(path)).await,
-            Step::Mdtm(path) => boxed(self.mdtm(path)).await,
+            Step::CheckLogin { user, password } => Box::pin(self.check_login(user, password)).await,
+            Step::ChangeDir(path) => Box::pin(self.change_dir(path)).await,
+            Step::Size(path) => Box::pin(self.size(path)).await,
+            Step::Mdtm(path) => Box::pin(self.mdtm(path)).await,
             Step::Retr {
                 path,
                 offset,
                 ascii,
                 data,
-            } => boxed(self.retr(verb, path, offset, ascii, data)).await,
-            Step::List { listing, data } => boxed(self.list(verb, listing, data)).await,
+            } => Box::pin(self.retr(verb, path, offset, ascii, data)).await,
+            Step::List { listing, data } => Box::pin(self.list(verb, listing, data)).await,
             Step::Store {
                 path,
                 kind,
                 ascii,
                 data,
-            } => boxed(self.store(verb, path, kind, ascii, data)).await,
-            Step::Delete(path) => boxed(self.delete(verb, path)).await,
-            Step::MakeDir(path) => boxed(self.make_dir(verb, path)).await,
-            Step::RemoveDir(path) => boxed(self.remove_dir(verb, path)).await,
-            Step::RenameFrom { path, directory } => boxed(self.rename_from(path, directory)).await,
+            } => Box::pin(self.store(verb, path, kind, ascii, data)).await,
+            Step::Delete(path) => Box::pin(self.delete(verb, path)).await,
+            Step::MakeDir(path) => Box::pin(self.make_dir(verb, path)).await,
+            Step::RemoveDir(path) => Box::pin(self.remove_dir(verb, path)).await,
+            Step::RenameFrom { path, directory } => {
+                Box::pin(self.rename_from(path, directory)).await
+            }
             Step::Rename {
                 from,
                 to,
                 directory,
-            } => boxed(self.rename(verb, from, to, directory)).await,
-            Step::SetTime { path, time } => boxed(self.set_time(verb, path, time)).await,
-            Step::Chmod { path, mode } => boxed(self.chmod(verb, path, mode)).await,
-            Step::Mlst(path) => boxed(self.mlst(path)).await,
-            Step::StatPath(listing) => boxed(self.stat_path(listing)).await,
-            Step::NeedDirectory { path, then } => match boxed(self.need_directory(&path)).await {
-                Some(refused) => refused,
-                None => boxed(self.execute(verb, *then)).await,
-            },
+            } => Box::pin(self.rename(verb, from, to, directory)).await,
+            Step::SetTime { path, time } => Box::pin(self.set_time(verb, path, time)).await,
+            Step::Chmod { path, mode } => Box::pin(self.chmod(verb, path, mode)).await,
+            Step::Mlst(path) => Box::pin(self.mlst(path)).await,
+            Step::StatPath(listing) => Box::pin(self.stat_path(listing)).await,
+            Step::NeedDirectory { path, then } => {
+                match Box::pin(self.need_directory(&path)).await {
+                    Some(refused) => refused,
+                    None => Box::pin(self.execute(verb, *then)).await,
+                }
+            }
         }
     }
 

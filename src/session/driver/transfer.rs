@@ -210,7 +210,7 @@ impl Conn {
         // PROT P: the data connection's TLS handshake comes after the 150,
         // when clients start it (RFC 4217 section 9).
         let conn = if self.session.protect_data() {
-            match super::boxed(self.secure_data(conn, &job)).await {
+            match Box::pin(self.secure_data(conn, &job)).await {
                 Ok(c) => c,
                 Err(unsent) => {
                     self.transfer_ended(t, TransferOutcome::NoConnection, None);
