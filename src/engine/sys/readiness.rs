@@ -21,8 +21,10 @@ use super::FdRef;
 /// Whether listening socket `listener` has a connection in its backlog
 /// right now: poll(2) with no wait. Cheaper than an accept4(2) that finds
 /// none: the kernel allocates the new socket's file before it looks at the
-/// backlog (`do_accept`) and frees it again on EAGAIN. False on any error
-/// (the caller's accept then says what is wrong).
+/// backlog (`do_accept`) and frees it again on EAGAIN. A listener shut
+/// down or in error polls as ready (POLLHUP, POLLERR), so the caller's
+/// accept then says what is wrong. False when poll(2) itself fails (EINTR
+/// with nothing ready; ENOMEM), as if nothing waited.
 pub fn has_waiting_connection(listener: impl AsFd) -> bool {
     let mut fds = [PollFd::new(&listener, PollFlags::IN)];
     let zero = Timespec {
