@@ -308,7 +308,6 @@ fn one_listening_line_per_listener_not_per_shard() {
 
 #[test]
 fn active_port_20_connects_from_the_port_below_the_control_port() {
-    use std::io::Read;
     let fx = Fixture::new();
     fx.standard_tree();
     // Port L-1 of a kernel-chosen L can be held by some other socket on
@@ -320,14 +319,7 @@ fn active_port_20_connects_from_the_port_below_the_control_port() {
         let srv = Server::builder().arg("--active-port-20").start(&fx);
         let mut f = srv.login();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        f.expect(&format!("PORT {}", port_arg(l.local_addr().unwrap())), 200);
-        f.send_raw(b"RETR dir/b.bin\r\n");
-        let (mut conn, from) = l.accept().unwrap();
-        conn.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        assert_eq!(f.read_reply().code, 150);
-        let mut got = Vec::new();
-        conn.read_to_end(&mut got).unwrap();
-        assert_eq!(f.read_reply().code, 226);
+        let (got, from) = f.transfer_active(&l, "RETR dir/b.bin");
         assert_bytes_eq("active RETR", &got, &fx.read("dir/b.bin"));
         if from.port() == srv.port() - 1 {
             return;

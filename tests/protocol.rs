@@ -555,15 +555,7 @@ fn the_150_comes_before_a_download_waits_for_the_client() {
         assert_bytes_eq(line, &got(bytes), want);
         // Active: the server connects to us; we accept only after the 150.
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        f.expect(&format!("PORT {}", port_arg(l.local_addr().unwrap())), 200);
-        f.send_raw(format!("{line}\r\n").as_bytes());
-        let r = f.read_reply();
-        assert_eq!(r.code, 150, "{line}: {r:?}");
-        let (mut data, _) = l.accept().unwrap();
-        data.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        let mut bytes = Vec::new();
-        data.read_to_end(&mut bytes).unwrap();
-        assert_eq!(f.read_reply().code, 226, "{line}");
+        let (bytes, _) = f.transfer_active(&l, line);
         assert_bytes_eq(line, &got(bytes), want);
     }
     f.quit();

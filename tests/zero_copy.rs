@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::net::TcpListener;
 
 use common::*;
@@ -103,20 +102,6 @@ fn binary_retr_is_spliced() {
     f.quit();
 }
 
-/// RETRs `path` in active mode: PORT to `l`, the server connects; checks
-/// the 150 and the 226 and returns the bytes.
-fn active_retr(f: &mut Ftp, l: &TcpListener, path: &str) -> Vec<u8> {
-    f.expect(&format!("PORT {}", port_arg(l.local_addr().unwrap())), 200);
-    f.send_raw(format!("RETR {path}\r\n").as_bytes());
-    let (mut conn, _) = l.accept().unwrap();
-    conn.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    assert_eq!(f.read_reply().code, 150);
-    let mut got = Vec::new();
-    conn.read_to_end(&mut got).unwrap();
-    assert_eq!(f.read_reply().code, 226);
-    got
-}
-
 #[test]
 fn active_binary_retr_is_spliced() {
     let fx = fixture();
@@ -124,7 +109,7 @@ fn active_binary_retr_is_spliced() {
     let mut f = srv.login();
     let before = f.stat_counters();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let got = active_retr(&mut f, &l, "big.bin");
+    let (got, _) = f.transfer_active(&l, "RETR big.bin");
     assert_bytes_eq("active RETR", &got, &fx.read("big.bin"));
     let now = f.stat_counters();
     let warm = copied_first(got.len() as u64);
@@ -133,7 +118,7 @@ fn active_binary_retr_is_spliced() {
 
     // A small file the same way, from a copy.
     let before = f.stat_counters();
-    let got = active_retr(&mut f, &l, "small.bin");
+    let (got, _) = f.transfer_active(&l, "RETR small.bin");
     assert_bytes_eq("active RETR small.bin", &got, &fx.read("small.bin"));
     let now = f.stat_counters();
     assert_eq!(now.spliced, before.spliced);

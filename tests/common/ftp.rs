@@ -273,6 +273,24 @@ impl Ftp {
         buf
     }
 
+    /// Runs a transfer command in active mode: PORT to `l`, the command,
+    /// its 150, then the server's connection accepted (it waits in `l`'s
+    /// backlog meanwhile) and read to its end, then the 226. Returns the
+    /// data bytes and the address the server connected from.
+    #[track_caller]
+    pub fn transfer_active(&mut self, l: &TcpListener, line: &str) -> (Vec<u8>, SocketAddr) {
+        self.expect(&format!("PORT {}", port_arg(l.local_addr().unwrap())), 200);
+        self.expect(line, 150);
+        let (mut data, from) = l.accept().unwrap();
+        data.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let mut buf = Vec::new();
+        data.read_to_end(&mut buf)
+            .unwrap_or_else(|e| panic!("{line}: reading the data connection: {e}"));
+        let r = self.read_reply();
+        assert_eq!(r.code, 226, "{line}: after the data: {r:?}");
+        (buf, from)
+    }
+
     /// [`transfer`](Self::transfer) of a command line given as bytes;
     /// returns the data and the final reply (a 226, possibly multi-line).
     #[track_caller]
