@@ -38,7 +38,11 @@ pub(crate) struct DataConn {
     sock: Rc<Socket>,
     pub peer: SocketAddr,
     /// FTPS: the connection's TLS keys after its handshake (PROT P).
-    pub tls: Option<tls::DataTls>,
+    /// Boxed: inline it is 1,216 of the connection's 1,264 bytes, which
+    /// every plain transfer's future, every move of the connection and a
+    /// session's slot for its last upload's connection would carry
+    /// (`-Zprint-type-sizes`; docs/benchmarks.md, "Twenty-first pass").
+    pub tls: Option<Box<tls::DataTls>>,
 }
 
 impl DataConn {

@@ -160,7 +160,7 @@ impl Conn {
                 );
                 tracing::debug!("data connection in TLS: {how}");
                 self.last_data_tls = Some(how);
-                conn.tls = Some(d);
+                conn.tls = Some(Box::new(d));
                 Ok(conn)
             }
             Err(e) => {
