@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
@@ -279,6 +279,63 @@ fn a_login_storm_keeps_memory_bounded() {
         growth >> 10
     );
     finish(&mut srv, "login_storm", &before, CHECK, 0);
+}
+
+/// Reads from `s` until a line starting with `code` and a space (the
+/// last line of that reply) has arrived.
+fn read_until_reply(s: &mut TcpStream, code: &str) {
+    let want = format!("{code} ");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while !got
+        .split(|&b| b == b'\n')
+        .any(|line| line.starts_with(want.as_bytes()))
+    {
+        let n = s.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "closed before {code}: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn idle_logged_in_sessions_cost_under_4_kib_each() {
+    // What holding many quiet clients costs (the idle scenario's target,
+    // docs/benchmarks.md: 10,000 sessions in at most 40 MiB of RSS). The
+    // session's state once sat in its task twice, with a data
+    // connection's TLS state inline: 7.7 KiB a session.
+    const SESSIONS: u64 = 2000;
+    let fx = Fixture::new();
+    let (mut srv, before) = start(&fx, 1, &[]);
+    let addr = srv.addr();
+    let mut held = Vec::new();
+    for _ in 0..SESSIONS {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        read_until_reply(&mut c, "220");
+        c.write_all(b"USER anonymous\r\nPASS idle@example.com\r\n")
+            .unwrap();
+        read_until_reply(&mut c, "230");
+        held.push(c);
+    }
+    let at_peak = settle(srv.pid(), |_| true, Duration::from_secs(2));
+    let per_session = (at_peak.rss_kib.saturating_sub(before.rss_kib) as f64) / SESSIONS as f64;
+    note(
+        "idle_sessions",
+        &format!(
+            "{SESSIONS} logged-in idle sessions on 1 shard: RSS {} -> {} KiB, {per_session:.2} KiB a session",
+            before.rss_kib, at_peak.rss_kib
+        ),
+    );
+    assert!(
+        per_session < 4.0,
+        "{SESSIONS} idle sessions grew the server's RSS by {per_session:.2} KiB each"
+    );
+    drop(held);
+    finish(&mut srv, "idle_sessions", &before, CHECK, 0);
 }
 
 /// Logs in sessions until `per_shard` sit on each of the two shards;

@@ -265,22 +265,39 @@ fn log_text(b: &[u8]) -> String {
 }
 
 impl Conn {
-    async fn serve(mut self) {
-        tracing::debug!(local = %self.local, "connected");
-        if !self.implicit || self.begin_tls().await {
-            self.session_loop().await;
+    /// The session's task: the whole life of one control connection.
+    ///
+    /// Not an `async fn`: an `async fn` moves a by-value argument into a
+    /// second slot of its future (rust-lang/rust#62958), and the
+    /// session's state would then sit in every session's task twice
+    /// (2,208 bytes each; `-Zprint-type-sizes`). The `async move` block
+    /// captures it once and works on it in place. The implicit-FTPS
+    /// handshake is boxed for the same reason: what an idle session's
+    /// task holds is the state and the wait for the next line
+    /// (docs/benchmarks.md, "Twenty-first pass").
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would hold the session's state twice"
+    )]
+    fn serve(mut self) -> impl Future<Output = ()> {
+        async move {
+            tracing::debug!(local = %self.local, "connected");
+            if !self.implicit || Box::pin(self.begin_tls()).await {
+                self.session_loop().await;
+            }
+            // A TLS session ends with close_notify (best effort, briefly).
+            if let Some(bytes) = self.reader.close_notify() {
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(1),
+                    sys::send_all(self.sock.clone() as FdRef, bytes),
+                )
+                .await;
+            }
+            // Ends any POLL op still waiting on the socket, so the fd
+            // closes now.
+            let _ = self.sock.shutdown(Shutdown::Both);
+            tracing::debug!("disconnected");
         }
-        // A TLS session ends with close_notify (best effort, briefly).
-        if let Some(bytes) = self.reader.close_notify() {
-            let _ = tokio::time::timeout(
-                std::time::Duration::from_secs(1),
-                sys::send_all(self.sock.clone() as FdRef, bytes),
-            )
-            .await;
-        }
-        // Ends any POLL op still waiting on the socket, so the fd closes now.
-        let _ = self.sock.shutdown(Shutdown::Both);
-        tracing::debug!("disconnected");
     }
 
     async fn session_loop(&mut self) {
