@@ -308,6 +308,9 @@ fn idle_logged_in_sessions_cost_under_4_kib_each() {
     // session's state once sat in its task twice, with a data
     // connection's TLS state inline: 7.7 KiB a session.
     const SESSIONS: u64 = 2000;
+    // This process holds one socket a session.
+    let limit = ringftp::engine::sys::raise_fd_limit().unwrap();
+    assert!(limit > SESSIONS + 100, "RLIMIT_NOFILE hard limit {limit}");
     let fx = Fixture::new();
     let (mut srv, before) = start(&fx, 1, &[]);
     let addr = srv.addr();
