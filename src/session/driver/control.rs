@@ -455,6 +455,10 @@ impl Conn {
                 >= MAX_PENDING_BYTES
     }
 
+    /// [`Conn::race`] and [`Conn::race_before_opening`]: `stat_now` says
+    /// whether a STAT is answered at once. An async fn, so `fut` is held
+    /// twice (its argument and its pinned copy): pass a large future as
+    /// a `Pin<&mut _>` pinned by the caller, as `run_transfer` does.
     async fn race_with<T>(&mut self, fut: impl Future<Output = T>, stat_now: bool) -> Raced<T> {
         tokio::pin!(fut);
         let mut watch = self.shutdown.clone();
