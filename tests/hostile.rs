@@ -1230,3 +1230,97 @@ fn out_of_fds_a_path_command_gets_451_then_works_again() {
     );
     finish(&mut srv, "emfile_451", &before, CHECK, 0);
 }
+
+/// A listener on 127.0.0.1 that drops every SYN: its accept queue (a
+/// backlog of 0) is filled by connections it never accepts, so a connect
+/// to it stays in SYN_SENT until the connector gives up. Returns the
+/// listener, the connections filling it, and its address.
+fn syn_dropping_listener() -> (socket2::Socket, Vec<TcpStream>, std::net::SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    l.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    l.listen(0).unwrap();
+    let addr = l.local_addr().unwrap().as_socket().unwrap();
+    // The queue holds backlog + 1 connections; two make sure.
+    let filling: Vec<TcpStream> = (0..2)
+        .filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok())
+        .collect();
+    (l, filling, addr)
+}
+
+/// TCP sockets on this host in SYN_SENT towards 127.0.0.1:`port`
+/// (/proc/net/tcp: state 02, remote address 0100007F:PORT in hex).
+fn syn_sent_to(port: u16) -> usize {
+    let want = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[2] == want && f[3] == "02"
+        })
+        .count()
+}
+
+#[test]
+fn abandoned_active_connects_release_their_sockets_at_once() {
+    // A client whose PORT target drops SYNs, and which sends ABOR or
+    // hangs up while the server is still connecting: each abandoned
+    // connect gives its socket back now. They used to stay in SYN_SENT
+    // until the kernel's retries gave up (about two minutes), one fd for
+    // every EPRT + RETR + ABOR a single session sent.
+    const ABORTED: usize = 20;
+    const HUNG_UP: usize = 10;
+    let fx = Fixture::new();
+    let (mut srv, before) = start(&fx, &[]);
+    let (_hole, _filling, hole) = syn_dropping_listener();
+    let eprt = format!("EPRT {}", eprt_arg(hole));
+    let mut f = Ftp::connect(srv.addr());
+    f.login();
+    for _ in 0..ABORTED {
+        f.expect(&eprt, 200);
+        let in_flight = syn_sent_to(hole.port());
+        f.send_raw(format!("RETR {CHECK}\r\n").as_bytes());
+        wait_until("the server's connect", Duration::from_secs(30), || {
+            syn_sent_to(hole.port()) > in_flight
+        });
+        f.send_raw(b"ABOR\r\n");
+        // The RETR ends aborted (426), then the ABOR's own 226.
+        let r = f.read_reply();
+        assert_eq!(r.code, 426, "{r:?}");
+        let r = f.read_reply();
+        assert_eq!(r.code, 226, "{r:?}");
+    }
+    f.expect("NOOP", 200);
+    for _ in 0..HUNG_UP {
+        let mut g = Ftp::connect(srv.addr());
+        g.login();
+        g.expect(&eprt, 200);
+        let in_flight = syn_sent_to(hole.port());
+        g.send_raw(format!("RETR {CHECK}\r\n").as_bytes());
+        wait_until("the server's connect", Duration::from_secs(30), || {
+            syn_sent_to(hole.port()) > in_flight
+        });
+        // Hung up while the server connects.
+        drop(g);
+    }
+    f.quit();
+    // Well before the kernel's own give-up, about two minutes.
+    wait_until(
+        "the abandoned connects to end",
+        Duration::from_secs(20),
+        || syn_sent_to(hole.port()) == 0,
+    );
+    note(
+        "abandoned_active_connects",
+        &format!("{ABORTED} RETRs aborted and {HUNG_UP} sessions closed while the server connected to a port that drops SYNs"),
+    );
+    finish(&mut srv, "abandoned_active_connects", &before, CHECK, 0);
+}
