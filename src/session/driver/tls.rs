@@ -103,10 +103,14 @@ impl Conn {
         };
         let fd = conn.fd();
         let timeout = self.ctx.config.data_timeout;
-        let hs = async {
-            tokio::time::timeout(timeout, handshake::run(&mut server, &fd, &[], true)).await
+        let raced = {
+            // Pinned here, raced by reference (see `Conn::race_with`).
+            let hs = std::pin::pin!(async {
+                tokio::time::timeout(timeout, handshake::run(&mut server, &fd, &[], true)).await
+            });
+            self.race(hs).await
         };
-        let done = match self.race(hs).await {
+        let done = match raced {
             Raced::Done(r) => r,
             Raced::Aborted => {
                 conn.abort();
