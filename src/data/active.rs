@@ -9,13 +9,12 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
-use std::rc::Rc;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::DataConn;
-use crate::engine::sys::{self, FdRef};
+use crate::engine::sys;
 
 /// Connects to `target` from `local_ip` (and `source_port` if given; when
 /// that bind fails — no CAP_NET_BIND_SERVICE below 1024 — it is logged and
@@ -80,44 +79,19 @@ async fn connect_from(
 }
 
 async fn finish(sock: Socket, target: SocketAddr, timeout: Duration) -> io::Result<DataConn> {
-    let mut connecting = Connecting(Some(Rc::new(sock)));
-    match tokio::time::timeout(timeout, sys::connect(connecting.fd(), target)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(e),
-        // `connecting` aborts the connect as it goes.
-        Err(_) => {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "data connection timed out",
-            ))
-        }
-    }
-    let sock = connecting.0.take().expect("armed until connected");
-    let sock =
-        Rc::try_unwrap(sock).map_err(|_| io::Error::other("connect op still holds the socket"))?;
-    Ok(DataConn::new(sock, target))
-}
-
-/// A socket whose connect may still be in flight on the ring. Dropped
-/// before it connected (the timeout, an ABOR, the control connection
-/// closed, a shutdown: whatever drops the wait), it shuts the socket
-/// down: shutdown(2) aborts a connect in SYN_SENT, so the ring's op
-/// completes and the fd is released now, not when the kernel's SYN
-/// retries give up (about two minutes with `tcp_syn_retries` 6), which
-/// let one session hold an fd for every PORT + RETR + ABOR it sent to a
-/// port that drops SYNs.
-struct Connecting(Option<Rc<Socket>>);
-
-impl Connecting {
-    fn fd(&self) -> FdRef {
-        self.0.clone().expect("armed until connected")
-    }
-}
-
-impl Drop for Connecting {
-    fn drop(&mut self) {
-        if let Some(sock) = self.0.take() {
-            let _ = sock.shutdown(std::net::Shutdown::Both);
-        }
+    // A DataConn from the start: dropped while the connect is still in
+    // flight (the timeout below, an ABOR, the control connection closed,
+    // a shutdown: whatever drops this wait), it shuts the socket down,
+    // which aborts a connect in SYN_SENT, so the ring's op completes and
+    // the fd is released now, not when the kernel's SYN retries give up
+    // (about two minutes with `tcp_syn_retries` 6).
+    let conn = DataConn::new(sock, target);
+    match tokio::time::timeout(timeout, sys::connect(conn.fd(), target)).await {
+        Ok(Ok(())) => Ok(conn),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "data connection timed out",
+        )),
     }
 }

@@ -30,8 +30,9 @@ use crate::engine::sys::{self, FdRef};
 /// An established data connection.
 ///
 /// Dropping it while an io_uring op still holds the socket (a splice
-/// blocked on a full socket buffer, say) shuts it down first, which makes
-/// that op fail at once instead of holding the fd open. Otherwise the
+/// blocked on a full socket buffer, an active connect in SYN_SENT) shuts
+/// it down first, which makes that op fail at once instead of holding the
+/// fd open. Otherwise the
 /// close alone ends the connection as the shutdown would (FIN, or RST
 /// with unread data), one syscall fewer per transfer.
 pub(crate) struct DataConn {
