@@ -552,22 +552,14 @@ fn a_refusal_after_the_client_spoke_ends_without_a_reset() {
 }
 
 /// The IPv4 loopback socket from local port `local` to remote port
-/// `remote`, from /proc/net/tcp: its TCP state (`st`, 8 = CLOSE_WAIT) and
-/// the bytes waiting in its receive queue; None when it is not there.
+/// `remote` ([`tcp4_sockets`]): its TCP state (8 = CLOSE_WAIT) and the
+/// bytes waiting in its receive queue; None when it is not there.
 fn tcp_socket(local: u16, remote: u16) -> Option<(u8, u64)> {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    let (l, r) = (
-        format!("0100007F:{local:04X}"),
-        format!("0100007F:{remote:04X}"),
-    );
-    table.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        (f.get(1) == Some(&l.as_str()) && f.get(2) == Some(&r.as_str())).then(|| {
-            let state = u8::from_str_radix(f[3], 16).unwrap();
-            let queued = f[4].split_once(':').unwrap().1;
-            (state, u64::from_str_radix(queued, 16).unwrap())
-        })
-    })
+    let lo = |port| std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port);
+    tcp4_sockets()
+        .into_iter()
+        .find(|t| t.local == lo(local) && t.remote == lo(remote))
+        .map(|t| (t.state, t.rx_queue))
 }
 
 #[test]

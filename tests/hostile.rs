@@ -1254,18 +1254,13 @@ fn syn_dropping_listener() -> (socket2::Socket, Vec<TcpStream>, std::net::Socket
     (l, filling, addr)
 }
 
-/// TCP sockets on this host in SYN_SENT towards 127.0.0.1:`port`
-/// (/proc/net/tcp: state 02, remote address 0100007F:PORT in hex).
+/// TCP sockets on this host in SYN_SENT (state 2) towards
+/// 127.0.0.1:`port` ([`tcp4_sockets`]).
 fn syn_sent_to(port: u16) -> usize {
-    let want = format!("0100007F:{port:04X}");
-    std::fs::read_to_string("/proc/net/tcp")
-        .unwrap()
-        .lines()
-        .skip(1)
-        .filter(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() > 3 && f[2] == want && f[3] == "02"
-        })
+    let hole = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port);
+    tcp4_sockets()
+        .iter()
+        .filter(|t| t.remote == hole && t.state == 2)
         .count()
 }
 

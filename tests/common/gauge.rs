@@ -185,3 +185,41 @@ pub fn fd_list(pid: u32) -> String {
     }
     out
 }
+
+/// One IPv4 TCP socket of this network namespace, a line of
+/// /proc/net/tcp (proc(5)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpRow {
+    pub local: std::net::SocketAddrV4,
+    pub remote: std::net::SocketAddrV4,
+    /// `st`, as include/net/tcp_states.h numbers it: 2 SYN_SENT,
+    /// 8 CLOSE_WAIT.
+    pub state: u8,
+    /// Bytes waiting in the receive queue.
+    pub rx_queue: u64,
+}
+
+/// Every IPv4 TCP socket of this network namespace (/proc/net/tcp).
+pub fn tcp4_sockets() -> Vec<TcpRow> {
+    // An address is `HHHHHHHH:PPPP`: the IPv4 address as the kernel holds
+    // it (network byte order) printed as a native u32, the port in hex.
+    fn addr(s: &str) -> std::net::SocketAddrV4 {
+        let (ip, port) = s.split_once(':').unwrap();
+        let ip = u32::from_str_radix(ip, 16).unwrap().to_ne_bytes();
+        std::net::SocketAddrV4::new(ip.into(), u16::from_str_radix(port, 16).unwrap())
+    }
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            TcpRow {
+                local: addr(f[1]),
+                remote: addr(f[2]),
+                state: u8::from_str_radix(f[3], 16).unwrap(),
+                rx_queue: u64::from_str_radix(f[4].split_once(':').unwrap().1, 16).unwrap(),
+            }
+        })
+        .collect()
+}
