@@ -262,15 +262,24 @@ impl Ftp {
     /// made (after its PASV/EPSV, or accepted after PORT) and returns the
     /// data bytes, after asserting 150 before and 226 after.
     #[track_caller]
-    pub fn transfer_on(&mut self, mut data: TcpStream, line: &str) -> Vec<u8> {
-        data.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    pub fn transfer_on(&mut self, data: TcpStream, line: &str) -> Vec<u8> {
         self.expect(line, 150);
+        self.data_then_226(data, line).0
+    }
+
+    /// The end of a transfer whose 150 came: `data` read to its end (with
+    /// the test's read timeout), then the final reply, asserted 226.
+    /// `what` names the transfer in failure messages. Returns the data
+    /// and that reply.
+    #[track_caller]
+    fn data_then_226(&mut self, mut data: TcpStream, what: &str) -> (Vec<u8>, Reply) {
+        data.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         let mut buf = Vec::new();
         data.read_to_end(&mut buf)
-            .unwrap_or_else(|e| panic!("{line}: reading the data connection: {e}"));
+            .unwrap_or_else(|e| panic!("{what}: reading the data connection: {e}"));
         let r = self.read_reply();
-        assert_eq!(r.code, 226, "{line}: after the data: {r:?}");
-        buf
+        assert_eq!(r.code, 226, "{what}: after the data: {r:?}");
+        (buf, r)
     }
 
     /// Runs a transfer command in active mode: PORT to `l`, the command,
@@ -281,14 +290,8 @@ impl Ftp {
     pub fn transfer_active(&mut self, l: &TcpListener, line: &str) -> (Vec<u8>, SocketAddr) {
         self.expect(&format!("PORT {}", port_arg(l.local_addr().unwrap())), 200);
         self.expect(line, 150);
-        let (mut data, from) = l.accept().unwrap();
-        data.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        let mut buf = Vec::new();
-        data.read_to_end(&mut buf)
-            .unwrap_or_else(|e| panic!("{line}: reading the data connection: {e}"));
-        let r = self.read_reply();
-        assert_eq!(r.code, 226, "{line}: after the data: {r:?}");
-        (buf, from)
+        let (data, from) = l.accept().unwrap();
+        (self.data_then_226(data, line).0, from)
     }
 
     /// [`transfer`](Self::transfer) of a command line given as bytes;
@@ -296,33 +299,20 @@ impl Ftp {
     #[track_caller]
     pub fn transfer_bytes(&mut self, line: &[u8]) -> (Vec<u8>, Reply) {
         let what = String::from_utf8_lossy(line).into_owned();
-        let mut data = self.epsv_connect();
+        let data = self.epsv_connect();
         let r = self.cmd_bytes(line);
         assert_eq!(r.code, 150, "{what:?} -> {r:?}");
-        let mut buf = Vec::new();
-        data.read_to_end(&mut buf)
-            .unwrap_or_else(|e| panic!("{what}: reading the data connection: {e}"));
-        let r = self.read_reply();
-        assert_eq!(r.code, 226, "{what}: after the data: {r:?}");
-        (buf, r)
+        self.data_then_226(data, &what)
     }
 
     /// EPSV, REST `offset`, RETR (REST must come right before RETR).
     #[track_caller]
     pub fn retr_from(&mut self, path: &str, offset: u64) -> Vec<u8> {
-        let mut data = self.epsv_connect();
+        let data = self.epsv_connect();
         self.expect(&format!("REST {offset}"), 350);
         self.expect(&format!("RETR {path}"), 150);
-        let mut buf = Vec::new();
-        data.read_to_end(&mut buf).unwrap_or_else(|e| {
-            panic!("RETR {path} from {offset}: reading the data connection: {e}")
-        });
-        let r = self.read_reply();
-        assert_eq!(
-            r.code, 226,
-            "RETR {path} from {offset}: after the data: {r:?}"
-        );
-        buf
+        self.data_then_226(data, &format!("RETR {path} from {offset}"))
+            .0
     }
 
     /// RETR over EPSV.
