@@ -281,24 +281,14 @@ fn a_login_storm_keeps_memory_bounded() {
     finish(&mut srv, "login_storm", &before, CHECK, 0);
 }
 
-/// Reads from `s` until a line starting with `code` and a space (the
-/// last line of that reply) has arrived.
+/// Reads lines from `s` ([`first_line`]) until one starting with `code`
+/// and a space (the last line of that reply).
 fn read_until_reply(s: &mut TcpStream, code: &str) {
     let want = format!("{code} ");
-    let mut got = Vec::new();
-    let mut buf = [0u8; 512];
-    while !got
-        .split(|&b| b == b'\n')
-        .any(|line| line.starts_with(want.as_bytes()))
-    {
-        let n = s.read(&mut buf).unwrap();
-        assert!(
-            n > 0,
-            "closed before {code}: {:?}",
-            String::from_utf8_lossy(&got)
-        );
-        got.extend_from_slice(&buf[..n]);
-    }
+    while !first_line(s)
+        .unwrap_or_else(|| panic!("closed before {code}"))
+        .starts_with(&want)
+    {}
 }
 
 #[test]
