@@ -402,12 +402,13 @@ impl Conn {
     /// reports progress, anything else is queued for afterwards. For a
     /// transfer whose 150 is out (or a command that has no 150).
     ///
-    /// A plain function returning [`Conn::race_with`]'s future: an async
-    /// wrapper would hold `fut` twice (its argument, and inside the
-    /// awaited future).
-    pub(super) fn race<'a, T: 'a>(
+    /// `fut` comes pinned by the caller (`std::pin::pin!`), so it lives
+    /// once, in the caller's frame: taken by value, an async fn holds its
+    /// argument and its pinned copy both (rust-lang/rust#62958), and a
+    /// transfer's futures are kilobytes.
+    pub(super) fn race<'a, T: 'a, F: Future<Output = T> + 'a>(
         &'a mut self,
-        fut: impl Future<Output = T> + 'a,
+        fut: Pin<&'a mut F>,
     ) -> impl Future<Output = Raced<T>> + 'a {
         self.race_with(fut, true)
     }
@@ -418,9 +419,9 @@ impl Conn {
     /// transfer command's first reply (RFC 959 section 4.2: a command's
     /// replies come in the order of the commands; vsftpd and pure-ftpd do
     /// not read the control connection there at all).
-    pub(super) fn race_before_opening<'a, T: 'a>(
+    pub(super) fn race_before_opening<'a, T: 'a, F: Future<Output = T> + 'a>(
         &'a mut self,
-        fut: impl Future<Output = T> + 'a,
+        fut: Pin<&'a mut F>,
     ) -> impl Future<Output = Raced<T>> + 'a {
         self.race_with(fut, false)
     }
@@ -456,11 +457,12 @@ impl Conn {
     }
 
     /// [`Conn::race`] and [`Conn::race_before_opening`]: `stat_now` says
-    /// whether a STAT is answered at once. An async fn, so `fut` is held
-    /// twice (its argument and its pinned copy): pass a large future as
-    /// a `Pin<&mut _>` pinned by the caller, as `run_transfer` does.
-    async fn race_with<T>(&mut self, fut: impl Future<Output = T>, stat_now: bool) -> Raced<T> {
-        tokio::pin!(fut);
+    /// whether a STAT is answered at once.
+    async fn race_with<T, F: Future<Output = T>>(
+        &mut self,
+        mut fut: Pin<&mut F>,
+        stat_now: bool,
+    ) -> Raced<T> {
         let mut watch = self.shutdown.clone();
         if stat_now {
             // STATs read while the data connection was awaited, next in

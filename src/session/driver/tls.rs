@@ -104,7 +104,6 @@ impl Conn {
         let fd = conn.fd();
         let timeout = self.ctx.config.data_timeout;
         let raced = {
-            // Pinned here, raced by reference (see `Conn::race_with`).
             let hs = std::pin::pin!(async {
                 tokio::time::timeout(timeout, handshake::run(&mut server, &fd, &[], true)).await
             });

@@ -146,10 +146,6 @@ impl Conn {
     /// final reply for every outcome, a data connection never made (or
     /// whose TLS failed) included.
     pub(super) async fn run_transfer(&mut self, t: &Transfer, opening: Reply, job: Job) -> Outcome {
-        // Pinned here and raced by reference: `race_with` (an async fn)
-        // would otherwise hold the 1.2 KB wait twice (its argument and
-        // its pinned copy; rust-lang/rust#62958), in every transfer's
-        // future.
         let connect = std::pin::pin!(self.open_data(t.data));
         let conn = match self.race_before_opening(connect).await {
             Raced::Done(Ok(c)) => c,
