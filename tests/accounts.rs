@@ -507,6 +507,35 @@ fn read_only_and_append_only_accounts() {
     assert_eq!(fx.read("logger/log.txt"), b"first\nsecond\n");
 }
 
+/// SITE CHMOD and MFMT need what chmod(2) and utimensat(2) need, owning
+/// the file, not reading it: an account's file made `000`, or its
+/// directory `0300`, can be changed back (vsftpd and ProFTPD call chmod(2)
+/// and utimes(2) on the path). They used to open the file for reading
+/// first and answer 550 Permission denied. Started as root, the server
+/// serves as an unprivileged owner of the tree, so the kernel's checks are
+/// an owner's.
+#[test]
+fn chmod_and_mfmt_need_only_ownership() {
+    use std::os::unix::fs::MetadataExt;
+    let fx = Fixture::new();
+    let users = fx.users_file("users.toml", &[Account::full("alice")]);
+    fx.write("alice/f.txt", b"data\n");
+    mkdir(&fx.root, "alice/d");
+    let srv = Server::builder().users(&users).start(&fx);
+    let mut f = srv.login_as("alice", "alice-pw");
+    f.expect("SITE CHMOD 000 f.txt", 200);
+    f.expect("MFMT 20200101000000 f.txt", 213);
+    f.expect("SITE CHMOD 640 f.txt", 200);
+    f.expect("SITE CHMOD 300 d", 200);
+    f.expect("SITE CHMOD 750 d", 200);
+    f.quit();
+    let meta = |rel: &str| std::fs::metadata(fx.root.join(rel)).unwrap();
+    assert_eq!(meta("alice/f.txt").mode() & 0o777, 0o640);
+    assert_eq!(meta("alice/f.txt").mtime(), 1_577_836_800);
+    assert_eq!(meta("alice/d").mode() & 0o777, 0o750);
+    assert_eq!(fx.read("alice/f.txt"), b"data\n");
+}
+
 #[test]
 fn renames_stay_inside_the_home() {
     let fx = Fixture::new();

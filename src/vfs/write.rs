@@ -196,37 +196,53 @@ fn with_slash(name: &CString) -> CString {
     CString::new(bytes).expect("no NUL: made from a CString")
 }
 
-/// Opens an existing file or directory for a metadata change, following
-/// symlinks only inside the root.
-async fn open_for_meta(root: &FdRef, vpath: &[u8]) -> Result<std::fs::File, VfsError> {
-    let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
-    let fd = resolve::open_vpath(root, vpath, flags).await?;
-    Ok(std::fs::File::from(fd))
+/// Looks up an existing file or directory for a metadata change (O_PATH,
+/// following symlinks only inside the root). O_PATH, not O_RDONLY: what
+/// chmod(2) and utimensat(2) need is ownership, not read access, so an
+/// owner's `0000` file or `0300` directory can still be changed back (as
+/// vsftpd's and ProFTPD's chmod(2) and utimes(2) on the path can), and a
+/// FIFO or device is never opened.
+async fn look_up_for_meta(root: &FdRef, vpath: &[u8]) -> Result<OwnedFd, VfsError> {
+    resolve::open_vpath(root, vpath, libc::O_PATH).await
 }
 
 /// MFMT: sets the modification time (Unix seconds) and returns the one the
 /// file now has (Unix seconds), which the filesystem may have clamped.
+/// utimensat(2) with AT_EMPTY_PATH on the O_PATH fd: the access time is
+/// left as it is (UTIME_OMIT).
 pub(crate) async fn set_mtime(root: &FdRef, vpath: &[u8], secs: i64) -> Result<i64, VfsError> {
-    use std::os::unix::fs::MetadataExt;
-    let file = open_for_meta(root, vpath).await?;
-    let when = if secs >= 0 {
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64)
-    } else {
-        std::time::UNIX_EPOCH - std::time::Duration::from_secs(secs.unsigned_abs())
+    use rustix::fs::{AtFlags, Timespec, Timestamps, UTIME_OMIT};
+    let fd = look_up_for_meta(root, vpath).await?;
+    let times = Timestamps {
+        last_access: Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_OMIT,
+        },
+        last_modification: Timespec {
+            tv_sec: secs,
+            tv_nsec: 0,
+        },
     };
-    file.set_modified(when).map_err(VfsError::from_io)?;
+    rustix::fs::utimensat(&fd, c"", &times, AtFlags::EMPTY_PATH)
+        .map_err(|e| VfsError::from_io(e.into()))?;
     // What the filesystem kept: ext4 clamps a time it cannot store (before
     // 1901 or after 2446 with 256-byte inodes) to its limit, silently.
-    Ok(file.metadata().map_err(VfsError::from_io)?.mtime())
+    let st = rustix::fs::fstat(&fd).map_err(|e| VfsError::from_io(e.into()))?;
+    Ok(st.st_mtime)
 }
 
 /// SITE CHMOD: sets permission bits (at most 0o777: no setuid, setgid or
-/// sticky bits from clients).
+/// sticky bits from clients). Linux has no fchmod(2) of an O_PATH fd and
+/// fchmodat2(2)'s AT_EMPTY_PATH needs 6.6, so the change goes through the
+/// fd's `/proc/self/fd` link, which names exactly the file the lookup
+/// found (open(2), O_PATH); /proc is what the symlink check of anonymous
+/// sessions reads too ([`super::world`]).
 pub(crate) async fn chmod(root: &FdRef, vpath: &[u8], mode: u32) -> Result<(), VfsError> {
-    use std::os::unix::fs::PermissionsExt;
-    let file = open_for_meta(root, vpath).await?;
-    file.set_permissions(std::fs::Permissions::from_mode(mode & 0o777))
-        .map_err(VfsError::from_io)
+    use std::os::fd::AsRawFd;
+    let fd = look_up_for_meta(root, vpath).await?;
+    let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    rustix::fs::chmod(link.as_str(), rustix::fs::Mode::from_raw_mode(mode & 0o777))
+        .map_err(|e| VfsError::from_io(e.into()))
 }
 
 /// How the upload was set up, which decides what a failure undoes.
