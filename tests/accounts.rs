@@ -507,6 +507,65 @@ fn read_only_and_append_only_accounts() {
     assert_eq!(fx.read("logger/log.txt"), b"first\nsecond\n");
 }
 
+/// RNTO onto a name that exists replaces it only for an account that
+/// could destroy it another way: a file with `write` (STOR could replace
+/// it) or `delete`, an empty directory with `delete` (RMD). An account
+/// that may only rename gets 550 and nothing moves (ProFTPD's
+/// `AllowOverwrite off`); before, rename(2) replaced the file or removed
+/// the empty directory.
+#[test]
+fn rnto_replaces_only_what_the_account_could_destroy() {
+    let fx = Fixture::new();
+    let users = fx.users_file(
+        "users.toml",
+        &[
+            Account::new("mover", &["list", "read", "rename"]),
+            Account::new("writer", &["list", "read", "write", "rename"]),
+            Account::new("deleter", &["list", "read", "delete", "rename"]),
+        ],
+    );
+    for who in ["mover", "writer", "deleter"] {
+        fx.write(&format!("{who}/junk.txt"), b"junk\n");
+        fx.write(&format!("{who}/important.txt"), b"important\n");
+        mkdir(&fx.root, &format!("{who}/emptyA"));
+        mkdir(&fx.root, &format!("{who}/emptyB"));
+    }
+    let srv = Server::builder().users(&users).start(&fx);
+    let rename = |f: &mut Ftp, from: &str, to: &str| {
+        f.expect(&format!("RNFR {from}"), 350);
+        f.cmd(&format!("RNTO {to}"))
+    };
+
+    let mut f = srv.login_as("mover", "mover-pw");
+    let r = rename(&mut f, "junk.txt", "important.txt");
+    assert_eq!(r.code, 550, "{r:?}");
+    assert!(r.lines[0].contains("may not replace"), "{r:?}");
+    assert_eq!(fx.read("mover/important.txt"), b"important\n");
+    assert_eq!(fx.read("mover/junk.txt"), b"junk\n");
+    assert_eq!(rename(&mut f, "emptyA", "emptyB").code, 550);
+    assert_eq!(rename(&mut f, "emptyA/", "emptyB/").code, 550);
+    assert!(fx.root.join("mover/emptyA").is_dir() && fx.root.join("mover/emptyB").is_dir());
+    // A name that is free still takes the rename.
+    assert_eq!(rename(&mut f, "junk.txt", "moved.txt").code, 250);
+    assert_eq!(fx.read("mover/moved.txt"), b"junk\n");
+    f.quit();
+
+    let mut f = srv.login_as("writer", "writer-pw");
+    assert_eq!(rename(&mut f, "junk.txt", "important.txt").code, 250);
+    assert_eq!(fx.read("writer/important.txt"), b"junk\n");
+    assert!(!fx.root.join("writer/junk.txt").exists());
+    assert_eq!(rename(&mut f, "emptyA", "emptyB").code, 550);
+    assert!(fx.root.join("writer/emptyA").is_dir() && fx.root.join("writer/emptyB").is_dir());
+    f.quit();
+
+    let mut f = srv.login_as("deleter", "deleter-pw");
+    assert_eq!(rename(&mut f, "junk.txt", "important.txt").code, 250);
+    assert_eq!(fx.read("deleter/important.txt"), b"junk\n");
+    assert_eq!(rename(&mut f, "emptyA", "emptyB").code, 250);
+    assert!(!fx.root.join("deleter/emptyA").exists() && fx.root.join("deleter/emptyB").is_dir());
+    f.quit();
+}
+
 /// SITE CHMOD and MFMT need what chmod(2) and utimensat(2) need, owning
 /// the file, not reading it: an account's file made `000`, or its
 /// directory `0300`, can be changed back (vsftpd and ProFTPD call chmod(2)

@@ -21,7 +21,8 @@ impl Perms {
     pub const DELETE: Perms = Perms(1 << 4);
     /// `mkdir`: MKD.
     pub const MKDIR: Perms = Perms(1 << 5);
-    /// `rename`: RNFR and RNTO.
+    /// `rename`: RNFR and RNTO (an RNTO that replaces an existing name
+    /// also needs `write` for a file or `delete`: `vfs::write::Replace`).
     pub const RENAME: Perms = Perms(1 << 6);
     /// `chmod`: SITE CHMOD.
     pub const CHMOD: Perms = Perms(1 << 7);

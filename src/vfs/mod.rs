@@ -59,6 +59,9 @@ pub enum VfsError {
     /// RNTO of a directory into itself or one of its subdirectories
     /// (renameat2(2) EINVAL).
     IntoItself,
+    /// RNTO onto a name that exists, by an account that may not destroy
+    /// what is there (see [`write::Replace`]): 550, and nothing renamed.
+    WouldReplace,
     /// REST offset (bytes) past the end of the file, whose size is `size`
     /// bytes, for RETR or STOR.
     PastEnd {
@@ -165,6 +168,7 @@ impl VfsError {
             VfsError::BadName => "Invalid file name.",
             VfsError::NameTooLong => "File name too long.",
             VfsError::IntoItself => "Cannot move a directory into itself.",
+            VfsError::WouldReplace => "File exists; this account may not replace it.",
             VfsError::Exhausted(_) => "Server out of resources; try again later.",
             VfsError::Replaced => "Upload failed: the file was replaced or removed meanwhile.",
             VfsError::Io(_) => "Could not access the file.",

@@ -162,31 +162,108 @@ pub(crate) async fn exists(root: &FdRef, vpath: &[u8], directory: bool) -> Resul
     }
 }
 
+/// What RNTO may do to a name that already exists at its target, by the
+/// account's permissions ([`Replace::allowed`]). rename(2) replaces what
+/// is there (a file by a file, an empty directory by a directory), which
+/// destroys it, so an account that may only rename must not be able to:
+/// ProFTPD refuses such an RNTO unless `AllowOverwrite` is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Replace {
+    /// Whatever rename(2) replaces: the account may `delete`.
+    Any,
+    /// A file by a file, as STOR could replace it (`write` without
+    /// `delete`); not an empty directory, which only RMD (`delete`) may
+    /// remove.
+    Files,
+    /// Nothing: renameat2(RENAME_NOREPLACE), and 550 when the name exists.
+    Nothing,
+}
+
+impl Replace {
+    /// What an account that may `delete` and `write` as given may replace.
+    pub(crate) fn allowed(delete: bool, write: bool) -> Replace {
+        match (delete, write) {
+            (true, _) => Replace::Any,
+            (false, true) => Replace::Files,
+            (false, false) => Replace::Nothing,
+        }
+    }
+}
+
 /// RNFR/RNTO. Both paths are inside the same session root, so a rename can
 /// never move anything in from or out to another user's home. With
 /// `directory` (either argument ended in `/`) both names go to rename(2)
 /// with a trailing `/`: it then renames only a directory (not a symlink
 /// to one), and answers ENOTDIR otherwise, in the same call, so nothing
 /// can swap a file in after a check.
+///
+/// An existing target is replaced only as `replace` allows; otherwise the
+/// rename is made with RENAME_NOREPLACE and refused with
+/// [`VfsError::WouldReplace`]. For [`Replace::Files`] the source is looked
+/// at first: rename(2) replaces a directory only by a directory, so a
+/// source that is not one can only ever replace a file.
 pub(crate) async fn rename(
     root: &FdRef,
     from: &[u8],
     to: &[u8],
     directory: bool,
+    replace: Replace,
 ) -> Result<(), VfsError> {
     let mut a = open_parent(root, from).await?;
     let mut b = open_parent(root, to).await?;
+    let may_replace = match replace {
+        Replace::Any => true,
+        Replace::Files => !directory && !lstat_in(&a).await?.is_some_and(|st| st.is_dir()),
+        Replace::Nothing => false,
+    };
     if directory {
         a.name = with_slash(&a.name);
         b.name = with_slash(&b.name);
     }
-    dirops::rename(a.dir, a.name, b.dir, b.name, 0)
-        .await
-        .map_err(|e| match e.raw_os_error() {
-            // The only EINVAL renameat2 gives without flags.
-            Some(libc::EINVAL) => VfsError::IntoItself,
-            _ => VfsError::from_io(e),
-        })
+    let flags = if may_replace {
+        0
+    } else {
+        libc::RENAME_NOREPLACE
+    };
+    let e = match dirops::rename(
+        a.dir.clone(),
+        a.name.clone(),
+        b.dir.clone(),
+        b.name.clone(),
+        flags,
+    )
+    .await
+    {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    match e.raw_os_error() {
+        Some(libc::EEXIST) if !may_replace => Err(VfsError::WouldReplace),
+        // EINVAL with RENAME_NOREPLACE: a directory into itself, or a
+        // filesystem without renameat2's flags (NFS, CIFS, some FUSE ones).
+        Some(libc::EINVAL) if !may_replace => {
+            if lstat_in(&b).await?.is_some() {
+                return Err(VfsError::WouldReplace);
+            }
+            // Nothing there a moment ago: rename(2) without the flag, which
+            // answers EINVAL again only for a directory into itself. (A
+            // name created between the two calls is replaced: only on a
+            // filesystem that cannot refuse it atomically.)
+            dirops::rename(a.dir, a.name, b.dir, b.name, 0)
+                .await
+                .map_err(rename_error)
+        }
+        _ => Err(rename_error(e)),
+    }
+}
+
+/// A rename's error as the client is told it.
+fn rename_error(e: std::io::Error) -> VfsError {
+    match e.raw_os_error() {
+        // The only EINVAL renameat2 gives without flags.
+        Some(libc::EINVAL) => VfsError::IntoItself,
+        _ => VfsError::from_io(e),
+    }
 }
 
 /// `name` followed by `/`: a path that resolves only to a directory.

@@ -8,6 +8,7 @@
 use std::os::fd::OwnedFd;
 
 use super::{log_text, shown, Conn, Flow};
+use crate::auth::Perms;
 use crate::proto::codes::*;
 use crate::proto::reply::quote_path;
 use crate::proto::Reply;
@@ -171,7 +172,9 @@ impl Conn {
         to: Vec<u8>,
         directory: bool,
     ) -> Flow {
-        let r = write::rename(self.root(), &from, &to, directory).await;
+        let perms = self.session.perms();
+        let replace = write::Replace::allowed(perms.has(Perms::DELETE), perms.has(Perms::WRITE));
+        let r = write::rename(self.root(), &from, &to, directory, replace).await;
         if r.is_ok() {
             tracing::info!(from = %log_text(&from), to = %log_text(&to), "renamed");
         }
