@@ -653,6 +653,73 @@ fn stor_onto_names_already_taken() {
     assert_eq!(names_in(&home).len(), 4, "{:?}", names_in(&home));
 }
 
+/// Two uploads may not write one file in place at once. While an APPE
+/// runs, another session's APPE or REST + STOR of that file gets 450
+/// ("file busy", RFC 959) and writes nothing; once the first is answered,
+/// the file is free again. Before, both APPEs wrote at the length they had
+/// found, over each other's bytes, and an APPE that failed cut the file
+/// back to where it began, taking another session's acknowledged bytes
+/// with it (found by a review helper).
+#[test]
+fn uploads_into_one_file_wait_their_turn() {
+    let fx = Fixture::new();
+    let users = fx.users_file("users.toml", &[Account::full("alice")]);
+    fx.write("alice/log.txt", b"head\n");
+    let srv = Server::builder().users(&users).start(&fx);
+    let mut a = srv.login_as("alice", "alice-pw");
+    let mut b = srv.login_as("alice", "alice-pw");
+
+    let mut conn = a.epsv_connect();
+    a.expect("APPE log.txt", 150);
+    conn.write_all(b"from a\n").unwrap();
+    b.epsv();
+    let r = b.cmd("APPE log.txt");
+    assert_eq!(r.code, 450, "{r:?}");
+    assert!(r.lines[0].contains("busy"), "{r:?}");
+    b.expect("REST 2", 350);
+    b.epsv();
+    assert_eq!(b.cmd("STOR log.txt").code, 450);
+    drop(conn);
+    assert_eq!(a.read_reply().code, 226);
+    assert_eq!(fx.read("alice/log.txt"), b"head\nfrom a\n");
+    // Answered, the file is free: no retry needed.
+    b.upload("APPE log.txt", b"from b\n");
+    assert_eq!(fx.read("alice/log.txt"), b"head\nfrom a\nfrom b\n");
+
+    // B's APPE fails (ABOR) while A is refused: B undoes only its own bytes.
+    let mut conn = b.epsv_connect();
+    b.expect("APPE log.txt", 150);
+    conn.write_all(b"partial").unwrap();
+    a.epsv();
+    assert_eq!(a.cmd("APPE log.txt").code, 450);
+    b.send_raw(b"ABOR\r\n");
+    let mut codes = vec![b.read_reply().code];
+    if codes[0] == 426 {
+        codes.push(b.read_reply().code);
+    }
+    assert_eq!(codes, [426, 226], "ABOR of an APPE");
+    drop(conn);
+    assert_eq!(fx.read("alice/log.txt"), b"head\nfrom a\nfrom b\n");
+    a.upload("APPE log.txt", b"from a again\n");
+    assert_eq!(
+        fx.read("alice/log.txt"),
+        b"head\nfrom a\nfrom b\nfrom a again\n"
+    );
+
+    // A new file is held the same way while it arrives.
+    let mut conn = a.epsv_connect();
+    a.expect("STOR new.txt", 150);
+    conn.write_all(b"new ").unwrap();
+    b.epsv();
+    assert_eq!(b.cmd("APPE new.txt").code, 450);
+    conn.write_all(b"file\n").unwrap();
+    drop(conn);
+    assert_eq!(a.read_reply().code, 226);
+    assert_eq!(fx.read("alice/new.txt"), b"new file\n");
+    a.quit();
+    b.quit();
+}
+
 #[test]
 fn a_client_that_half_closes_its_upload_gets_the_226_and_the_servers_end() {
     // Some clients end an upload with shutdown(SHUT_WR) and read the data

@@ -59,6 +59,10 @@ pub enum VfsError {
     /// RNTO of a directory into itself or one of its subdirectories
     /// (renameat2(2) EINVAL).
     IntoItself,
+    /// Another upload is writing the file in place (APPE, REST + STOR, or
+    /// a new file still arriving): 450, RFC 959's "file busy"; the client
+    /// may try again once it has ended (see `write::lock_for_writing`).
+    Busy,
     /// RNTO onto a name that exists, by an account that may not destroy
     /// what is there (see [`write::Replace`]): 550, and nothing renamed.
     WouldReplace,
@@ -134,12 +138,13 @@ impl VfsError {
     }
 
     /// The reply code: 452 for a full disk or quota, 451 when the server
-    /// is out of descriptors or memory (both transient: the client may try
-    /// again), else 550.
+    /// is out of descriptors or memory, 450 for a file another upload is
+    /// writing (all transient: the client may try again), else 550.
     pub fn reply_code(&self) -> u16 {
         match self {
             VfsError::NoSpace => crate::proto::codes::INSUFFICIENT_STORAGE,
             VfsError::Exhausted(_) | VfsError::Replaced => crate::proto::codes::LOCAL_ERROR,
+            VfsError::Busy => crate::proto::codes::FILE_ACTION_NOT_TAKEN,
             _ => crate::proto::codes::FILE_UNAVAILABLE,
         }
     }
@@ -168,6 +173,7 @@ impl VfsError {
             VfsError::BadName => "Invalid file name.",
             VfsError::NameTooLong => "File name too long.",
             VfsError::IntoItself => "Cannot move a directory into itself.",
+            VfsError::Busy => "File busy: another upload is writing it; try again later.",
             VfsError::WouldReplace => "File exists; this account may not replace it.",
             VfsError::Exhausted(_) => "Server out of resources; try again later.",
             VfsError::Replaced => "Upload failed: the file was replaced or removed meanwhile.",

@@ -336,7 +336,9 @@ enum Mode {
     /// the file (longer than the offset) is cut at the offset when the
     /// transfer starts.
     Resume { cut: bool },
-    /// APPE to an existing file of this length: cut back on failure.
+    /// APPE to an existing file of this length: cut back on failure
+    /// (every in-place upload holds the file's lock, [`lock_for_writing`],
+    /// so the bytes past it are this upload's).
     Append { original_len: u64 },
 }
 
@@ -545,6 +547,7 @@ pub(crate) async fn begin_upload(
                     original: None,
                 });
             }
+            lock_for_writing(&fd)?;
             return Ok(Upload {
                 file: Rc::new(fd),
                 offset: 0,
@@ -556,6 +559,13 @@ pub(crate) async fn begin_upload(
             });
         }
     };
+    if mode == Mode::Fresh {
+        // A new file is written in place too: an APPE of its name from
+        // another session, between this create and the end of the upload,
+        // must not write into it (a failed lock leaves the file to the
+        // upload that holds it).
+        lock_for_writing(&file)?;
+    }
     // Only an overwrite that found the file when it began has one to
     // replace (one that lost a race for a new name has not).
     let original = match mode {
@@ -575,19 +585,49 @@ pub(crate) async fn begin_upload(
     })
 }
 
-/// Opens an existing regular file for writing (following symlinks inside
-/// the root) and returns it with its stat.
+/// Opens an existing regular file for writing in place (following
+/// symlinks inside the root), locks it ([`lock_for_writing`]) and returns
+/// it with its stat, taken once the lock is held: an APPE's offset is the
+/// length the file has when no other upload is writing it.
 async fn open_existing(root: &FdRef, vpath: &[u8]) -> Result<(OwnedFd, Stat), VfsError> {
     let flags = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
     let fd = resolve::open_vpath(root, vpath, flags).await?;
     let file = std::fs::File::from(fd);
-    let st = Stat::from(&file.metadata().map_err(VfsError::from_io)?);
-    if !st.is_file() {
+    if !file.metadata().map_err(VfsError::from_io)?.is_file() {
         return Err(VfsError::NotAFile);
     }
     let fd = OwnedFd::from(file);
+    lock_for_writing(&fd)?;
     resolve::clear_nonblock(&fd)?;
+    let st = Stat::from(
+        &std::fs::File::from(fd.try_clone().map_err(VfsError::from_io)?)
+            .metadata()
+            .map_err(VfsError::from_io)?,
+    );
     Ok((fd, st))
+}
+
+/// Takes an exclusive flock(2) on a file an upload writes in place (APPE,
+/// REST + STOR, a new file), held until the upload's fd closes: a second
+/// such upload of the same file gets [`VfsError::Busy`] (450) instead of
+/// writing over the first one's bytes. An APPE writes at the length it
+/// found (splice(2) cannot write to an O_APPEND file), so two at once
+/// used to overwrite each other's data, and a failed one cut back
+/// another's acknowledged bytes. flock locks belong to the open file, so
+/// they also part two sessions of one process; on NFS the kernel emulates
+/// them with process-wide locks, which part ringftp processes (nodes of
+/// a shared tree) but not one process's sessions. A filesystem that
+/// cannot lock at all (ENOLCK, EOPNOTSUPP) is written without the lock.
+fn lock_for_writing(fd: &OwnedFd) -> Result<(), VfsError> {
+    use rustix::fs::{flock, FlockOperation};
+    match flock(fd, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(VfsError::Busy),
+        Err(rustix::io::Errno::NOLCK | rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::INVAL) => {
+            Ok(())
+        }
+        Err(e) => Err(VfsError::from_io(e.into())),
+    }
 }
 
 /// STOU: the requested name if free, else `name.1`, `name.2`, ...
@@ -640,7 +680,8 @@ impl Upload {
     /// (A resumed upload's file was cut at its offset when the transfer
     /// started, so it ends where the new data ends.) The file and its
     /// directory stay open until the upload is dropped, which the caller
-    /// does after its 226.
+    /// does after its 226; an in-place upload's lock ([`lock_for_writing`])
+    /// is given up here, before it.
     ///
     /// Errors: [`VfsError::Replaced`] when the hidden temporary name no
     /// longer holds this upload's file (another session with write access
@@ -665,6 +706,7 @@ impl Upload {
             .await
             .map_err(VfsError::from_io)?;
         }
+        unlock(&self.file, self.mode);
         Ok(())
     }
 
@@ -755,6 +797,21 @@ impl Upload {
                 String::from_utf8_lossy(&self.name)
             );
         }
+        unlock(&self.file, self.mode);
+    }
+}
+
+/// Gives up an in-place upload's lock ([`lock_for_writing`]) once its
+/// file is final, before the reply that says so: a client told 226 (or
+/// 426) may at once write the file again from another session. The fd
+/// itself closes after the reply, as every upload's does.
+fn unlock(file: &OwnedFd, mode: Mode) {
+    if matches!(
+        mode,
+        Mode::Fresh | Mode::Resume { .. } | Mode::Append { .. }
+    ) {
+        // An error leaves the lock to the close, a moment later.
+        let _ = rustix::fs::flock(file, rustix::fs::FlockOperation::Unlock);
     }
 }
 
