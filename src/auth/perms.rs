@@ -22,7 +22,7 @@ impl Perms {
     /// `mkdir`: MKD.
     pub const MKDIR: Perms = Perms(1 << 5);
     /// `rename`: RNFR and RNTO (an RNTO that replaces an existing name
-    /// also needs `write` for a file or `delete`: `vfs::write::Replace`).
+    /// also needs `delete`: `vfs::write::rename`).
     pub const RENAME: Perms = Perms(1 << 6);
     /// `chmod`: SITE CHMOD.
     pub const CHMOD: Perms = Perms(1 << 7);

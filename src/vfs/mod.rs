@@ -63,8 +63,8 @@ pub enum VfsError {
     /// a new file still arriving): 450, RFC 959's "file busy"; the client
     /// may try again once it has ended (see `write::lock_for_writing`).
     Busy,
-    /// RNTO onto a name that exists, by an account that may not destroy
-    /// what is there (see [`write::Replace`]): 550, and nothing renamed.
+    /// RNTO onto a name that exists, by an account that may not `delete`
+    /// what is there: 550, and nothing renamed.
     WouldReplace,
     /// REST offset (bytes) past the end of the file, whose size is `size`
     /// bytes, for RETR or STOR.

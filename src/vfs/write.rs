@@ -162,34 +162,6 @@ pub(crate) async fn exists(root: &FdRef, vpath: &[u8], directory: bool) -> Resul
     }
 }
 
-/// What RNTO may do to a name that already exists at its target, by the
-/// account's permissions ([`Replace::allowed`]). rename(2) replaces what
-/// is there (a file by a file, an empty directory by a directory), which
-/// destroys it, so an account that may only rename must not be able to:
-/// ProFTPD refuses such an RNTO unless `AllowOverwrite` is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Replace {
-    /// Whatever rename(2) replaces: the account may `delete`.
-    Any,
-    /// A file by a file, as STOR could replace it (`write` without
-    /// `delete`); not an empty directory, which only RMD (`delete`) may
-    /// remove.
-    Files,
-    /// Nothing: renameat2(RENAME_NOREPLACE), and 550 when the name exists.
-    Nothing,
-}
-
-impl Replace {
-    /// What an account that may `delete` and `write` as given may replace.
-    pub(crate) fn allowed(delete: bool, write: bool) -> Replace {
-        match (delete, write) {
-            (true, _) => Replace::Any,
-            (false, true) => Replace::Files,
-            (false, false) => Replace::Nothing,
-        }
-    }
-}
-
 /// RNFR/RNTO. Both paths are inside the same session root, so a rename can
 /// never move anything in from or out to another user's home. With
 /// `directory` (either argument ended in `/`) both names go to rename(2)
@@ -197,25 +169,23 @@ impl Replace {
 /// to one), and answers ENOTDIR otherwise, in the same call, so nothing
 /// can swap a file in after a check.
 ///
-/// An existing target is replaced only as `replace` allows; otherwise the
-/// rename is made with RENAME_NOREPLACE and refused with
-/// [`VfsError::WouldReplace`]. For [`Replace::Files`] the source is looked
-/// at first: rename(2) replaces a directory only by a directory, so a
-/// source that is not one can only ever replace a file.
+/// rename(2) replaces what is at the target (a file by a file, an empty
+/// directory by a directory), which destroys it: only with `may_replace`
+/// (the account may `delete`) is it let; otherwise the rename is made with
+/// RENAME_NOREPLACE and refused with [`VfsError::WouldReplace`] when the
+/// name exists (ProFTPD's `AllowOverwrite off` refuses it too). The flag
+/// makes the refusal atomic: a rule by the source's type (a file with
+/// `write`, as STOR could replace it) would need a check before the call,
+/// and a second session could swap a directory in between.
 pub(crate) async fn rename(
     root: &FdRef,
     from: &[u8],
     to: &[u8],
     directory: bool,
-    replace: Replace,
+    may_replace: bool,
 ) -> Result<(), VfsError> {
     let mut a = open_parent(root, from).await?;
     let mut b = open_parent(root, to).await?;
-    let may_replace = match replace {
-        Replace::Any => true,
-        Replace::Files => !directory && !lstat_in(&a).await?.is_some_and(|st| st.is_dir()),
-        Replace::Nothing => false,
-    };
     if directory {
         a.name = with_slash(&a.name);
         b.name = with_slash(&b.name);

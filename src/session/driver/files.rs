@@ -172,9 +172,8 @@ impl Conn {
         to: Vec<u8>,
         directory: bool,
     ) -> Flow {
-        let perms = self.session.perms();
-        let replace = write::Replace::allowed(perms.has(Perms::DELETE), perms.has(Perms::WRITE));
-        let r = write::rename(self.root(), &from, &to, directory, replace).await;
+        let may_replace = self.session.perms().has(Perms::DELETE);
+        let r = write::rename(self.root(), &from, &to, directory, may_replace).await;
         if r.is_ok() {
             tracing::info!(from = %log_text(&from), to = %log_text(&to), "renamed");
         }
