@@ -919,25 +919,34 @@ fn a_broken_upload_leaves_a_concurrent_complete_one_alone() {
 }
 
 /// An upload's hidden temporary file is the server's: a client cannot
-/// write into it (REST + STOR, APPE), replace, rename or delete it.
+/// write into it (REST + STOR, APPE), replace, rename, delete, chmod it
+/// or set its time.
 #[test]
 fn a_temporary_upload_name_is_refused_to_clients() {
+    use std::os::unix::fs::MetadataExt;
     let (fx, users) = alice_fixture();
     let home = fx.root.join("alice");
     let srv = start(&fx, &users, &[]);
     let name = ".ringftp-upload.1-0.1.1.part";
     fx.write(&format!("alice/{name}"), b"server's");
+    let before = std::fs::metadata(home.join(name)).unwrap();
     let mut f = srv.login_as("alice", "alice-pw");
     for line in [
         format!("STOR {name}"),
         format!("APPE {name}"),
         format!("DELE {name}"),
         format!("RNFR {name}"),
+        format!("SITE CHMOD 600 {name}"),
+        format!("MFMT 20200101000000 {name}"),
     ] {
         f.epsv();
         let r = f.cmd(&line);
         assert!((500..600).contains(&r.code), "{line}: {r:?}");
     }
     assert_eq!(fx.read(&format!("alice/{name}")), b"server's");
-    assert!(home.join(name).exists());
+    let after = std::fs::metadata(home.join(name)).unwrap();
+    assert_eq!(
+        (after.mode(), after.mtime()),
+        (before.mode(), before.mtime())
+    );
 }

@@ -720,6 +720,33 @@ fn uploads_into_one_file_wait_their_turn() {
     b.quit();
 }
 
+/// With --atomic-uploads a STOU arrives under a hidden name and is renamed
+/// over the empty file that reserves its unique name; that file is held
+/// meanwhile, so another session's APPE into it gets 450 instead of a 226
+/// for bytes the commit then replaces (found by a review helper).
+#[test]
+fn an_atomic_stou_holds_its_reserved_name() {
+    let (fx, srv) = alice_server(&["--atomic-uploads"]);
+    let mut a = srv.login_as("alice", "alice-pw");
+    let mut b = srv.login_as("alice", "alice-pw");
+    let mut conn = a.epsv_connect();
+    let r = a.expect("STOU", 150);
+    let name = r.lines[0]
+        .strip_prefix("150 FILE: ")
+        .unwrap_or_else(|| panic!("{r:?}"))
+        .to_string();
+    conn.write_all(b"unique ").unwrap();
+    b.epsv();
+    let r = b.cmd(&format!("APPE {name}"));
+    assert_eq!(r.code, 450, "{r:?}");
+    conn.write_all(b"bytes\n").unwrap();
+    drop(conn);
+    assert_eq!(a.read_reply().code, 226);
+    assert_eq!(fx.read(&format!("alice/{name}")), b"unique bytes\n");
+    b.upload(&format!("APPE {name}"), b"more\n");
+    assert_eq!(fx.read(&format!("alice/{name}")), b"unique bytes\nmore\n");
+}
+
 #[test]
 fn a_client_that_half_closes_its_upload_gets_the_226_and_the_servers_end() {
     // Some clients end an upload with shutdown(SHUT_WR) and read the data

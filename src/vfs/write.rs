@@ -250,6 +250,11 @@ fn with_slash(name: &CString) -> CString {
 /// vsftpd's and ProFTPD's chmod(2) and utimes(2) on the path can), and a
 /// FIFO or device is never opened.
 async fn look_up_for_meta(root: &FdRef, vpath: &[u8]) -> Result<OwnedFd, VfsError> {
+    // An upload's hidden temporary file is the server's alone, as for
+    // RNFR and DELE ([`plain_name`]).
+    if path::file_name(vpath).starts_with(TEMP_PREFIX.as_bytes()) {
+        return Err(VfsError::BadName);
+    }
     resolve::open_vpath(root, vpath, libc::O_PATH).await
 }
 
@@ -326,6 +331,10 @@ pub(crate) struct Upload {
     /// when the upload began: --keep-partial puts a broken upload's bytes
     /// over that file only, never over a newer one.
     original: Option<(u64, u64)>,
+    /// STOU with --atomic-uploads: the empty file that reserves the name,
+    /// held open and locked ([`lock_for_writing`]) until the upload is
+    /// dropped.
+    _reserved: Option<OwnedFd>,
 }
 
 thread_local! {
@@ -487,12 +496,23 @@ pub(crate) async fn begin_upload(
                     },
                 )
             }
-            None => (
-                create_excl(&parent.dir, &parent.name).await?,
-                0,
-                None,
-                Mode::Fresh,
-            ),
+            None => match create_excl(&parent.dir, &parent.name).await {
+                Ok(fd) => (fd, 0, None, Mode::Fresh),
+                // Another session created it since the lookup: append to
+                // that file, as if it had been there (not 550 "exists").
+                Err(VfsError::Exists) => {
+                    let (fd, st) = open_existing(root, vpath).await?;
+                    (
+                        fd,
+                        st.size,
+                        None,
+                        Mode::Append {
+                            original_len: st.size,
+                        },
+                    )
+                }
+                Err(e) => return Err(e),
+            },
         },
         UploadKind::Unique => {
             let (fd, unique) = reserve_unique(&parent).await?;
@@ -503,18 +523,21 @@ pub(crate) async fn begin_upload(
             };
             if atomic {
                 // Readers see at most the empty reserved name, never a
-                // half-written file.
-                drop(fd);
+                // half-written file. The reserved file stays open and
+                // locked until the upload ends, so no APPE writes into it
+                // only to be replaced by the commit.
+                lock_for_writing(&fd)?;
                 let t = temp_name();
-                let fd = create_excl(&parent.dir, &t).await?;
+                let temp = create_excl(&parent.dir, &t).await?;
                 return Ok(Upload {
-                    file: Rc::new(fd),
+                    file: Rc::new(temp),
                     offset: 0,
                     name,
                     parent: parent_unique,
                     temp: Some(t),
                     mode: Mode::TempOverReserved,
                     original: None,
+                    _reserved: Some(fd),
                 });
             }
             lock_for_writing(&fd)?;
@@ -526,6 +549,7 @@ pub(crate) async fn begin_upload(
                 temp: None,
                 mode: Mode::Fresh,
                 original: None,
+                _reserved: None,
             });
         }
     };
@@ -552,6 +576,7 @@ pub(crate) async fn begin_upload(
         temp,
         mode,
         original,
+        _reserved: None,
     })
 }
 
