@@ -207,7 +207,7 @@ pub const VERBS: &[&str] = &[
     "USER", "PASS", "ACCT", "SYST", "FEAT", "NOOP", "QUIT", "ABOR", "PWD", "CDUP", "PASV", "REIN",
     "OPTS", "HELP", "STAT", "SITE", "CWD", "TYPE", "MODE", "STRU", "EPSV", "PORT", "EPRT", "REST",
     "RETR", "SIZE", "MDTM", "LIST", "NLST", "MLSD", "MLST", "ALLO", "STOR", "APPE", "STOU", "DELE",
-    "MKD", "RMD", "RNFR", "RNTO", "MFMT", "HOST",
+    "MKD", "RMD", "RNFR", "RNTO", "MFMT", "HOST", "AUTH", "PBSZ", "PROT", "CCC",
 ];
 
 impl Command {
@@ -1192,6 +1192,10 @@ mod tests {
             (b"RNTO a", "RNTO"),
             (b"MFMT 20240102030405 a", "MFMT"),
             (b"HOST h", "HOST"),
+            (b"AUTH TLS", "AUTH"),
+            (b"PBSZ 0", "PBSZ"),
+            (b"PROT P", "PROT"),
+            (b"CCC", "CCC"),
         ];
         for (line, verb) in cases {
             let cmd = parse(line).unwrap_or_else(|e| panic!("{line:?}: {e:?}"));
