@@ -596,3 +596,51 @@ fn who_gives_up_on_an_answer_that_trickles_past_its_timeout() {
     );
     trickler.join().unwrap();
 }
+
+/// Clients that send their request a byte at a time hold nobody else's
+/// answer: `/health` still answers while twenty of them keep at it (each
+/// is cut off after a second in all, and several are answered at once).
+/// Before, the one responder thread served connections in turn and gave
+/// each read a second, so one client sending a byte every half second held
+/// `/health` and `/metrics` for as long as its 8 KiB head lasted (found by
+/// a review helper).
+#[test]
+fn dribbling_clients_do_not_hold_health() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Barrier};
+    let fx = Fixture::new();
+    let srv = Server::builder()
+        .args(&["--metrics-listen", "127.0.0.1:0"])
+        .start(&fx);
+    let m = metrics_addr(&srv);
+    const DRIPPERS: usize = 20;
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(Barrier::new(DRIPPERS + 1));
+    let drippers: Vec<_> = (0..DRIPPERS)
+        .map(|_| {
+            let (stop, started) = (stop.clone(), started.clone());
+            std::thread::spawn(move || {
+                let mut first = true;
+                // Again and again: the server cuts each connection off.
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(mut s) = TcpStream::connect_timeout(&m, WAIT) {
+                        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\n");
+                        if std::mem::take(&mut first) {
+                            started.wait();
+                        }
+                        while !stop.load(Ordering::Relaxed) && s.write_all(b"X").is_ok() {
+                            std::thread::sleep(Duration::from_millis(200));
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    started.wait();
+    let (status, _, body) = http_get(m, "/health");
+    assert_eq!(status, 200, "{body}");
+    stop.store(true, Ordering::Relaxed);
+    for d in drippers {
+        d.join().unwrap();
+    }
+}

@@ -1,27 +1,65 @@
 //! The HTTP side of `--metrics-listen`: a plain `std::net::TcpListener` on
 //! a thread of its own, answering `GET /metrics`, `/health` and
-//! `/sessions` one connection at a time, `Connection: close`.
+//! `/sessions`, `Connection: close`, each connection on a short-lived
+//! thread of its own, at most [`MAX_CONCURRENT`] at once.
 //!
 //! This is deliberately tiny: Prometheus scrapes one URL every few
 //! seconds, and nothing here may cost the shards anything (no async
-//! runtime, no thread pool). Each connection gets short read and write
-//! timeouts, and a request head larger than `MAX_HEAD` (8 KiB) is refused, so a
-//! client that stalls or floods holds the responder for a second at most.
+//! runtime). Each connection has [`IO_TIMEOUT`] in all to send its request
+//! (not per read: a client that sent a byte a second used to hold the one
+//! responder for as long as its 8 KiB head lasted, and `/health` with it)
+//! and as long to take the answer, and a request head larger than
+//! `MAX_HEAD` (8 KiB) is refused; so [`MAX_CONCURRENT`] stalled clients
+//! delay a scrape by a second at most, and a flood of them by a second per
+//! [`MAX_CONCURRENT`] ahead of it in the accept queue.
 //! Serve it on a loopback or management address: it has no
 //! authentication.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use super::Monitor;
 
 /// Largest request head read (request line and headers).
 const MAX_HEAD: usize = 8 << 10;
 
-/// How long a client may take to send its request, or to take the answer.
+/// How long a client may take to send its whole request, and then to take
+/// the whole answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Most connections answered at once (each on its own thread).
+const MAX_CONCURRENT: usize = 8;
+
+/// Counts the connections being answered; [`Slots::take`] waits while
+/// [`MAX_CONCURRENT`] are.
+#[derive(Default)]
+struct Slots {
+    busy: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// One connection's place among [`MAX_CONCURRENT`], given back on drop.
+struct Slot(Arc<Slots>);
+
+impl Slots {
+    fn take(self: &Arc<Self>) -> Slot {
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        while *busy >= MAX_CONCURRENT {
+            busy = self.freed.wait(busy).unwrap_or_else(|e| e.into_inner());
+        }
+        *busy += 1;
+        Slot(self.clone())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        *self.0.busy.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        self.0.freed.notify_one();
+    }
+}
 
 /// How long `/sessions` waits for the shards' answers.
 const SESSIONS_WAIT: Duration = Duration::from_secs(1);
@@ -32,11 +70,25 @@ pub(crate) fn spawn(listener: TcpListener, monitor: Arc<Monitor>) -> io::Result<
     std::thread::Builder::new()
         .name("ringftp-metrics".into())
         .spawn(move || {
+            let slots = Arc::new(Slots::default());
             for conn in listener.incoming() {
                 match conn {
                     Ok(stream) => {
-                        if let Err(e) = serve(stream, &monitor) {
-                            tracing::debug!("metrics request: {e}");
+                        let slot = slots.take();
+                        let monitor = monitor.clone();
+                        let spawned = std::thread::Builder::new()
+                            .name("ringftp-metrics-req".into())
+                            .spawn(move || {
+                                let _slot = slot;
+                                if let Err(e) = serve(stream, &monitor) {
+                                    tracing::debug!("metrics request: {e}");
+                                }
+                            });
+                        if let Err(e) = spawned {
+                            // The stream went with the closure: that
+                            // client sees its connection closed.
+                            tracing::warn!("--metrics-listen: no thread for a request: {e}");
+                            std::thread::sleep(Duration::from_millis(100));
                         }
                     }
                     Err(e) => {
@@ -79,9 +131,7 @@ fn reason(status: u16) -> &'static str {
 }
 
 fn serve(mut stream: TcpStream, monitor: &Arc<Monitor>) -> io::Result<()> {
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let head = match read_head(&mut stream)? {
+    let head = match read_head(&mut stream, Instant::now() + IO_TIMEOUT)? {
         Some(h) => h,
         None => {
             return write(
@@ -131,9 +181,17 @@ fn route(target: &str, monitor: &Arc<Monitor>) -> Response {
     }
 }
 
-/// Reads up to the blank line that ends the request head; `None` if it is
-/// longer than [`MAX_HEAD`].
-fn read_head(stream: &mut TcpStream) -> io::Result<Option<String>> {
+/// The time left until `deadline`; TimedOut once it has passed.
+fn left(deadline: Instant) -> io::Result<Duration> {
+    match deadline.checked_duration_since(Instant::now()) {
+        Some(d) if !d.is_zero() => Ok(d),
+        _ => Err(io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// Reads up to the blank line that ends the request head, by `deadline`
+/// (TimedOut after it); `None` if it is longer than [`MAX_HEAD`].
+fn read_head(stream: &mut TcpStream, deadline: Instant) -> io::Result<Option<String>> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
@@ -144,6 +202,7 @@ fn read_head(stream: &mut TcpStream) -> io::Result<Option<String>> {
         if buf.len() > MAX_HEAD {
             return Ok(None);
         }
+        stream.set_read_timeout(Some(left(deadline)?))?;
         let n = stream.read(&mut chunk)?;
         if n == 0 {
             // The client closed early: answer what it sent, if anything.
@@ -172,7 +231,9 @@ fn parse_request_line(head: &str) -> Option<(&str, &str)> {
     Some((method, target))
 }
 
+/// Sends the response, all of it within [`IO_TIMEOUT`] (TimedOut after).
 fn write(stream: &mut TcpStream, head_only: bool, r: Response) -> io::Result<()> {
+    let deadline = Instant::now() + IO_TIMEOUT;
     let head = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
         r.status,
@@ -180,11 +241,26 @@ fn write(stream: &mut TcpStream, head_only: bool, r: Response) -> io::Result<()>
         r.content_type,
         r.body.len()
     );
-    stream.write_all(head.as_bytes())?;
+    write_by(stream, head.as_bytes(), deadline)?;
     if !head_only {
-        stream.write_all(&r.body)?;
+        write_by(stream, &r.body, deadline)?;
     }
-    stream.flush()
+    Ok(())
+}
+
+/// Writes all of `buf` by `deadline`: each write gets only the time left,
+/// so a client that takes its answer a byte at a time is cut off there.
+fn write_by(stream: &mut TcpStream, mut buf: &[u8], deadline: Instant) -> io::Result<()> {
+    while !buf.is_empty() {
+        stream.set_write_timeout(Some(left(deadline)?))?;
+        match stream.write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// `GET path` against a `--metrics-listen` address: the status and body.
