@@ -793,6 +793,8 @@ enum Misbehaviour {
     ShortData,
     /// RETR: 150, then nothing at all.
     Hang,
+    /// Accepts, and never says a word (no greeting).
+    Silent,
 }
 
 /// A tiny FTP server, on std::net, that misbehaves in one way. Each
@@ -814,6 +816,10 @@ fn broken_server(how: Misbehaviour) -> String {
 fn serve_broken(conn: TcpStream, how: Misbehaviour) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut out = conn.try_clone()?;
+    if let Misbehaviour::Silent = how {
+        thread::sleep(Duration::from_secs(30));
+        return Ok(());
+    }
     if let Misbehaviour::Garbage = how {
         out.write_all(b"SSH-2.0-OpenSSH_9.2 not FTP at all\r\n")?;
         thread::sleep(Duration::from_secs(5));
@@ -927,6 +933,46 @@ fn broken_servers_cost_counted_errors_not_hangs() {
     }
 }
 
+/// A server that accepts and never greets fails the run. Before, the
+/// clients' first logins, cut by the run's end, were counted nowhere: "0
+/// ok, 0 errors", every check passed and the exit status was 0, so a CI
+/// gate went green on a dead server (found by a review helper). Now each is
+/// an abandoned `login` request, and a run with no successful request
+/// fails.
+#[test]
+fn a_server_that_never_greets_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = dir.path().join("index.txt");
+    std::fs::write(&index, "/f.dat\n").unwrap();
+    let target = broken_server(Misbehaviour::Silent);
+    let run = loadtest(
+        dir.path(),
+        &[
+            "--target",
+            &target,
+            "--scenario",
+            "mirror",
+            "--clients",
+            "2",
+            "--duration",
+            "1s",
+            "--timeout",
+            "20s",
+            "--files",
+            index.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json["totals"]["ok"], 0);
+    assert_eq!(run.json["totals"]["abandoned"], 2, "{}", run.stdout);
+    assert_eq!(run.json["passed"], false);
+    assert!(
+        run.stderr.contains("no request succeeded"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn refused_connections_are_counted_and_max_errors_is_honoured() {
     let dir = tempfile::tempdir().unwrap();
@@ -949,13 +995,26 @@ fn refused_connections_are_counted_and_max_errors_is_honoured() {
             "3",
         ],
     );
-    assert_eq!(
-        run.code, 0,
-        "3 errors are within --max-errors 3\n{}",
-        run.stdout
-    );
     assert_eq!(run.json["errors"]["connect-refused"]["count"], 3);
-    assert_eq!(run.json["passed"], true);
+    // 3 errors are within --max-errors 3, but nothing succeeded: that
+    // alone fails the run.
+    let check = |figure: &str| {
+        run.json["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["figure"] == figure)
+            .unwrap_or_else(|| panic!("no {figure} check: {}", run.stdout))["passed"]
+            .clone()
+    };
+    assert_eq!(check("errors"), true, "{}", run.stdout);
+    assert_eq!(check("ok_requests"), false, "{}", run.stdout);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        !run.stderr.contains("more than --max-errors"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -1375,7 +1434,7 @@ fn thresholds_set_the_exit_status() {
         "0.001",
     ]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(run.json["checks"].as_array().unwrap().len(), 4);
+    assert_eq!(run.json["checks"].as_array().unwrap().len(), 5);
     assert!(run.stdout.contains("threshold ok"), "{}", run.stdout);
 
     for (flag, value, figure) in [

@@ -55,16 +55,27 @@ pub(crate) struct Figures {
     pub requests_per_s: f64,
 }
 
-/// Every configured check of a run: `--max-errors` always, each threshold
-/// when set.
+/// Every configured check of a run: `--max-errors` and at least one
+/// successful request always (a run in which nothing succeeded, a server
+/// that accepts and never answers, must not pass), each threshold when
+/// set.
 pub(crate) fn evaluate(max_errors: u64, t: &Thresholds, f: Figures) -> Vec<Check> {
-    let mut out = vec![Check {
-        figure: "errors".into(),
-        flag: format!("--max-errors {max_errors}"),
-        limit: max_errors as f64,
-        value: Some(f.errors as f64),
-        passed: f.errors <= max_errors,
-    }];
+    let mut out = vec![
+        Check {
+            figure: "errors".into(),
+            flag: format!("--max-errors {max_errors}"),
+            limit: max_errors as f64,
+            value: Some(f.errors as f64),
+            passed: f.errors <= max_errors,
+        },
+        Check {
+            figure: "ok_requests".into(),
+            flag: "at least 1 (always)".into(),
+            limit: 1.0,
+            value: Some(f.ok as f64),
+            passed: f.ok >= 1,
+        },
+    ];
     if let Some(d) = t.max_p99 {
         let limit = d.as_secs_f64() * 1000.0;
         out.push(Check {
@@ -148,7 +159,7 @@ mod tests {
             requests_per_s: 60.0,
         };
         let checks = evaluate(10, &t, good);
-        assert_eq!(checks.len(), 4);
+        assert_eq!(checks.len(), 5);
         assert!(checks.iter().all(|c| c.passed), "{checks:?}");
         let bad = Figures {
             ok: 80,
@@ -162,13 +173,21 @@ mod tests {
             .map(|c| c.figure)
             .collect();
         assert_eq!(failed, ["p99_ms", "error_rate", "requests_per_s"]);
-        // No request at all: no p99 and no error rate, and both fail.
+        // No request at all: none succeeded, no p99 and no error rate,
+        // and all three fail.
         let none = evaluate(0, &t, Figures::default());
-        assert!(!none[1].passed && !none[2].passed);
+        assert!(!none[1].passed && !none[2].passed && !none[3].passed);
         assert!(
-            none[1].describe().contains("none breaks --max-p99 100ms"),
+            none[1]
+                .describe()
+                .contains("ok_requests 0.000 breaks at least 1"),
             "{}",
             none[1].describe()
+        );
+        assert!(
+            none[2].describe().contains("none breaks --max-p99 100ms"),
+            "{}",
+            none[2].describe()
         );
     }
 }

@@ -163,6 +163,11 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<i32> {
                 plan.max_errors,
                 report.errors.keys().cloned().collect::<Vec<_>>().join(", ")
             );
+        } else if c.figure == "ok_requests" {
+            eprintln!(
+                "loadtest: FAILED: no request succeeded ({} errors, {} abandoned at the end)",
+                report.totals.errors, report.totals.abandoned
+            );
         } else {
             eprintln!("loadtest: FAILED threshold: {}", c.describe());
         }

@@ -121,13 +121,27 @@ pub(crate) async fn client(ctx: Rc<ShardCtx>, index: usize, grown: bool) {
 impl Client {
     /// Logs in once, up front, when the ops use a session: idle sessions are
     /// held for the whole run, and no request pays for the first login.
+    /// A login the run's end cut short (a server that accepts and never
+    /// greets, say) is an abandoned `login` request, so such a run does
+    /// not read as a clean one with nothing in it.
     async fn log_in_first(&mut self) {
         let shared = &self.ctx.shared;
+        let began = Instant::now();
+        if shared.end.passed(began) {
+            return;
+        }
         if shared.plan.ops.iter().any(|a| a.op != Op::Login) {
             match shared.end.until(open_session(&self.ctx, true)).await {
                 Some(Ok(s)) => self.session = Some(s),
                 Some(Err(f)) => failed(&self.ctx, &f, None).await,
-                None => {}
+                None => {
+                    let cut = shared.end.cut_at(Instant::now());
+                    self.ctx.stats.borrow_mut().record_abandoned(
+                        Op::Login.into(),
+                        cut.saturating_duration_since(began),
+                        cut,
+                    );
+                }
             }
         }
     }
