@@ -343,6 +343,22 @@ impl Config {
                 ));
             }
         }
+        // A passive listener is bound without SO_REUSEPORT: on a port a
+        // control or metrics listener holds it could never bind, and every
+        // PASV drawing it would fail as if the range were used up.
+        let taken = listen
+            .iter()
+            .map(|a| ("--listen", a))
+            .chain(listen_implicit.iter().map(|a| ("--listen-implicit", a)))
+            .chain(metrics_listen.iter().map(|a| ("--metrics-listen", a)));
+        for (flag, a) in taken {
+            if (pasv_ports.lo..=pasv_ports.hi).contains(&a.port()) {
+                return Err(format!(
+                    "--pasv-ports {pasv_ports} includes port {} of {flag} {a}: no passive listener could bind it; leave it out of the range",
+                    a.port()
+                ));
+            }
+        }
         let (tls, tls_rules) = tls_settings(args, &listen_implicit)?;
         let proxy = match (args.proxy_protocol, args.proxy_from.is_empty()) {
             (true, _) => Some(ProxyFrom::build(&args.proxy_from)?),
@@ -615,6 +631,19 @@ mod tests {
         let e =
             Config::from_args(&args(&["--cores", "3", "--pasv-ports", "100-101"]), 4).unwrap_err();
         assert!(e.contains("cannot be split between 3 shards"), "{e}");
+        // A control or metrics port inside the passive range could never
+        // be a passive one.
+        for (flag, addr) in [
+            ("--listen", "127.0.0.1:50010"),
+            ("--metrics-listen", "127.0.0.1:50999"),
+        ] {
+            let e = Config::from_args(&args(&[flag, addr]), 4).unwrap_err();
+            assert!(
+                e.contains(&format!("includes port {} of {flag}", &addr[10..])),
+                "{e}"
+            );
+        }
+        assert!(Config::from_args(&args(&["--listen", "127.0.0.1:49999"]), 4).is_ok());
         assert!(Config::from_args(&args(&["--root", "/nonexistent/dir"]), 4)
             .unwrap_err()
             .contains("--root"));
