@@ -14,6 +14,9 @@ use super::scenario::{Action, Fraction, Mode, Op, Ops, Pick, Scenario};
 use super::RunArgs;
 use crate::units::{parse_duration, parse_size};
 
+/// The highest `--rate` (requests a second) a run may ask for.
+const MAX_RATE: f64 = 1e6;
+
 /// Largest sum of weights in a weighted `ops` table: one cycle of the mix is
 /// kept in memory.
 const MAX_WEIGHTS: u32 = 10_000;
@@ -140,6 +143,12 @@ impl Plan {
         if let Some(r) = rate {
             if !(r.is_finite() && r > 0.0) {
                 bail!("--rate must be a positive number of requests a second, not {r}");
+            }
+            // Far past what one machine's generator starts; every start it
+            // cannot make is counted as missed, one by one, at the end (a
+            // rate of 1e12 spun for minutes past --duration).
+            if r > MAX_RATE {
+                bail!("--rate {r}: at most {MAX_RATE} requests a second");
             }
         }
         let max_clients = args.max_clients.or(s.max_clients);
@@ -608,6 +617,11 @@ mod tests {
         let cases: &[(&str, &[&str], &str)] = &[
             ("mirror", &["--clients", "0"], "--clients"),
             ("mirror", &["--rate", "0"], "--rate"),
+            (
+                "mirror",
+                &["--rate", "1e12"],
+                "at most 1000000 requests a second",
+            ),
             ("mirror", &["--cores", "3"], "--cores"),
             ("mirror", &["--target", "nonsense"], "--target"),
             (
