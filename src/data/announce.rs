@@ -119,15 +119,34 @@ impl Target {
                 "{s:?}: a 227 reply can only carry an IPv4 address (IPv6 clients use EPSV, which needs none)"
             )),
             Err(_) if s.is_empty() => Err("an empty address".into()),
+            // Digits and dots that are no dotted quad: the resolver would
+            // read `1.2.3` as 1.2.0.3 (inet_aton), not what was meant.
+            Err(_) if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') => Err(format!(
+                "{s:?} is not an IPv4 address (four numbers 0-255, e.g. 203.0.113.10)"
+            )),
             Err(_) => Ok(Target::Name(s.to_string())),
         }
     }
 
+    /// The address to announce; refused when no client could connect to
+    /// it: 0.0.0.0, the broadcast address, a multicast one.
     fn resolve(&self, resolve: Resolver) -> Result<Ipv4Addr, String> {
-        match self {
-            Target::Addr(a) => Ok(*a),
-            Target::Name(n) => resolve(n),
-        }
+        let a = match self {
+            Target::Addr(a) => *a,
+            Target::Name(n) => resolve(n)?,
+        };
+        let why = if a.is_unspecified() {
+            "the unspecified address"
+        } else if a.is_broadcast() {
+            "the broadcast address"
+        } else if a.is_multicast() {
+            "a multicast address"
+        } else {
+            return Ok(a);
+        };
+        Err(format!(
+            "{a} is {why}: a client cannot connect to it; give the address clients reach this server at"
+        ))
     }
 }
 
@@ -564,6 +583,22 @@ mod tests {
             ),
             (&[], Some("::1"), &["--pasv-address \"::1\"", "IPv4"]),
             (&[], Some(""), &["--pasv-address", "empty address"]),
+            (
+                &[],
+                Some("1.2.3"),
+                &["--pasv-address \"1.2.3\"", "not an IPv4 address"],
+            ),
+            (
+                &[],
+                Some("0.0.0.0"),
+                &["unspecified address", "cannot connect"],
+            ),
+            (&[], Some("255.255.255.255"), &["broadcast address"]),
+            (
+                &["10.0.0.0/8=224.0.0.1"],
+                None,
+                &["--pasv-address-map", "multicast"],
+            ),
             (
                 &["0.0.0.0/0=192.0.2.10"],
                 Some("203.0.113.10"),
