@@ -234,6 +234,9 @@ pub(crate) fn parse_rate(flag: &str, s: &str) -> Result<u64, String> {
         Ok(0) => Err(format!(
             "{flag} {s:?}: a rate must be above zero (leave the flag out for no cap)"
         )),
+        Ok(n) if n < crate::limits::MIN_RATE => Err(format!(
+            "{flag} {s:?}: a rate cap is at least 1KiB a second (a lower one would pause past --data-timeout between chunks)"
+        )),
         Ok(n) => Ok(n),
         Err(e) => Err(format!("{flag}: {e} (bytes per second, e.g. 10MiB)")),
     }

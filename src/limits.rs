@@ -50,6 +50,17 @@ const STRIPES: usize = 64;
 /// of bytes at full speed.
 pub(crate) const RATE_SLACK: Duration = Duration::from_millis(125);
 
+/// The lowest rate cap (bytes per second) `--max-rate`,
+/// `--max-rate-per-session` and an account's `max_download_rate` /
+/// `max_upload_rate` take. The pacer moves at least [`PACE_MIN_CHUNK`]
+/// bytes at a time, so below this its pauses (half a second here) would
+/// near the shortest `--data-timeout` (1 s), whose no-progress watchdog
+/// would then abort the server's own paced transfers.
+pub(crate) const MIN_RATE: u64 = 1024;
+
+/// The smallest chunk the pacer moves at once, bytes.
+pub(crate) const PACE_MIN_CHUNK: u64 = 512;
+
 /// Why a new session was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {

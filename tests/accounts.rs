@@ -58,6 +58,11 @@ fn bad_users_files_stop_the_server_with_a_clear_error() {
             "password",
         ),
         (
+            "a rate cap under 1 KiB a second",
+            users_toml(&[a().extra("max_download_rate = \"100\"")]),
+            "at least 1KiB a second",
+        ),
+        (
             "bcrypt hash",
             users_toml(&[
                 a().raw_hash("$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW")

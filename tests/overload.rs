@@ -476,6 +476,34 @@ fn max_rate_is_one_budget_for_all_shards_and_stays_zero_copy() {
     finish(&mut srv, "max_rate", &before, CHECK, 16);
 }
 
+/// A low cap never trips the server's own no-progress watchdog: 6,000
+/// bytes at 1,500 a second with `--data-timeout 2s` arrive whole (the
+/// pacer's pauses stay well under a second). Before, it moved 4 KiB at a
+/// time and paused 2.7 s after the first, and the download was aborted
+/// with 426 "no progress" (found by a review helper). A cap under 1 KiB a
+/// second is refused at start-up.
+#[test]
+fn a_low_rate_cap_outlasts_the_data_timeout() {
+    let fx = Fixture::new();
+    let file = pattern(13, 6000);
+    fx.write("six-k.bin", &file);
+    let srv = Server::builder()
+        .cores(1)
+        .args(&["--max-rate", "1500", "--data-timeout", "2s"])
+        .start(&fx);
+    let mut f = srv.login();
+    assert_bytes_eq("RETR six-k.bin", &f.retr("six-k.bin"), &file);
+    f.quit();
+    let run = Server::builder()
+        .args(&["--max-rate", "100"])
+        .start_fails(&fx);
+    assert!(
+        run.stderr.contains("at least 1KiB a second"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn max_rate_per_session_caps_each_download() {
     let fx = Fixture::new();

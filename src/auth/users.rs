@@ -94,6 +94,9 @@ fn check_rate(field: &str, value: &Option<String>) -> Result<Option<u64>, String
             Ok(0) => Err(format!(
                 "{field} must be above zero (leave it out for no limit)"
             )),
+            Ok(n) if n < crate::limits::MIN_RATE => Err(format!(
+                "{field} {v:?}: a rate cap is at least 1KiB a second"
+            )),
             Ok(n) => Ok(Some(n)),
             Err(e) => Err(format!("{field}: {e}")),
         },

@@ -311,7 +311,10 @@ impl Pacer {
     }
 
     /// The largest chunk to move at once: about 1/8 s of traffic at the
-    /// lowest rate, so the rate holds over short windows too.
+    /// lowest rate, so the rate holds over short windows too, and at least
+    /// [`limits::PACE_MIN_CHUNK`]. (The floor was 4 KiB: at 1,500 bytes a
+    /// second the pauses between chunks, 2.7 s, outlasted a 2 s
+    /// `--data-timeout` and the watchdog aborted the download.)
     fn chunk(&self, max: u32) -> u32 {
         let rate = [
             self.own.map(|(r, _)| r),
@@ -321,7 +324,10 @@ impl Pacer {
         .flatten()
         .min()
         .unwrap_or(u64::MAX);
-        (rate / 8).clamp(4096, max as u64) as u32
+        (rate / 8).clamp(
+            limits::PACE_MIN_CHUNK,
+            (max as u64).max(limits::PACE_MIN_CHUNK),
+        ) as u32
     }
 
     /// Accounts `n` bytes just moved and sleeps until every schedule allows
