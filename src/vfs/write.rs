@@ -483,34 +483,12 @@ pub(crate) async fn begin_upload(
             )
         }
         UploadKind::Append => match existing {
-            Some(_) => {
-                // The length of what is opened: through a symlink, the
-                // target's.
-                let (fd, st) = open_existing(root, vpath).await?;
-                (
-                    fd,
-                    st.size,
-                    None,
-                    Mode::Append {
-                        original_len: st.size,
-                    },
-                )
-            }
+            Some(_) => append_to_existing(root, vpath).await?,
             None => match create_excl(&parent.dir, &parent.name).await {
                 Ok(fd) => (fd, 0, None, Mode::Fresh),
                 // Another session created it since the lookup: append to
                 // that file, as if it had been there (not 550 "exists").
-                Err(VfsError::Exists) => {
-                    let (fd, st) = open_existing(root, vpath).await?;
-                    (
-                        fd,
-                        st.size,
-                        None,
-                        Mode::Append {
-                            original_len: st.size,
-                        },
-                    )
-                }
+                Err(VfsError::Exists) => append_to_existing(root, vpath).await?,
                 Err(e) => return Err(e),
             },
         },
@@ -578,6 +556,20 @@ pub(crate) async fn begin_upload(
         original,
         _reserved: None,
     })
+}
+
+/// APPE to a file that exists: its fd (locked), the offset to write at
+/// (its length once the lock is held: through a symlink, the target's), no
+/// temporary name, and [`Mode::Append`] with that length.
+async fn append_to_existing(
+    root: &FdRef,
+    vpath: &[u8],
+) -> Result<(OwnedFd, u64, Option<CString>, Mode), VfsError> {
+    let (fd, st) = open_existing(root, vpath).await?;
+    let mode = Mode::Append {
+        original_len: st.size,
+    };
+    Ok((fd, st.size, None, mode))
 }
 
 /// Opens an existing regular file for writing in place (following
