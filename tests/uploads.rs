@@ -573,6 +573,30 @@ fn max_upload_rate_caps_an_account() {
     assert!(took[1] < took[0], "{took:?}");
 }
 
+/// A paced upload is not taken for a stalled one: 4 KiB at 1 KiB a second
+/// with `--data-timeout 2s` lands whole. The client's bytes arrive at once
+/// and wait in the server's receive buffer while the pacer works through
+/// them, so TCP itself shows no progress for four seconds; the watchdog
+/// counts the bytes the upload moves too. Before, it read TCP alone and
+/// cut such an upload with 426 "no progress" (found by a review helper).
+#[test]
+fn a_paced_upload_is_not_taken_for_a_stalled_one() {
+    let fx = Fixture::new();
+    let users = fx.users_file(
+        "users.toml",
+        &[Account::full("slow").extra("max_upload_rate = \"1KiB\"")],
+    );
+    let srv = Server::builder()
+        .users(&users)
+        .args(&["--data-timeout", "2s"])
+        .start(&fx);
+    let data = pattern(51, 4096);
+    let mut f = srv.login_as("slow", "slow-pw");
+    f.stor("paced.bin", &data);
+    assert_bytes_eq("paced upload", &fx.read("slow/paced.bin"), &data);
+    f.quit();
+}
+
 /// STOR to a name that is already taken: a new name is created (O_EXCL),
 /// and only when the kernel says something is there does the upload look
 /// at what: a directory refuses with 550 and stays as it was, a file is

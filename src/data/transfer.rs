@@ -13,7 +13,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::DataConn;
-use crate::engine::splice::{self, SpliceError, TransferCtx};
+use crate::engine::splice::{self, Progress, SpliceError, TransferCtx};
 use crate::engine::sys::{self, FdRef};
 use crate::metrics::counters::{BytePath, Dir};
 
@@ -58,7 +58,10 @@ impl std::fmt::Display for TransferError {
 }
 
 /// Resolves when the TCP connection on `fd` has made no progress (bytes
-/// acknowledged by the peer or received from it) for `timeout`, read
+/// acknowledged by the peer or received from it) and the transfer has
+/// moved no byte itself (`moved`: a paced upload works through what sits
+/// in its receive buffer, with the client's window shut meanwhile) for
+/// `timeout`, read
 /// every quarter of `timeout` (50 ms to 1 s): it fires a tick or two after
 /// the last progress it saw plus `timeout` (a connection still growing
 /// its window in the first tick counts as progress there).
@@ -68,14 +71,14 @@ impl std::fmt::Display for TransferError {
 /// progress, so the watchdog never fires early; a transfer stalled from
 /// its start is cut at `timeout` plus one tick, the lateness any stall
 /// may have.
-pub(crate) async fn watchdog(fd: FdRef, timeout: Duration) {
+pub(crate) async fn watchdog(fd: FdRef, timeout: Duration, moved: Progress) {
     let tick = (timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
-    // None until the first reading; a reading that fails is Some(None).
-    let mut last: Option<Option<(u64, u64)>> = None;
+    // None until the first reading; a reading that fails is Some((None, _)).
+    let mut last: Option<(Option<(u64, u64)>, u64)> = None;
     let mut since = Instant::now();
     loop {
         tokio::time::sleep(tick).await;
-        let now = Some(sys::tcp_progress(fd.as_fd()).ok());
+        let now = Some((sys::tcp_progress(fd.as_fd()).ok(), moved.get()));
         if now != last {
             last = now;
             since = Instant::now();
@@ -85,15 +88,17 @@ pub(crate) async fn watchdog(fd: FdRef, timeout: Duration) {
     }
 }
 
-/// Runs `fut` on `conn` under the no-progress watchdog.
+/// Runs `fut` on `conn` under the no-progress watchdog; `moved` is the
+/// transfer's own count of bytes moved.
 pub(crate) async fn guarded<T>(
     conn: &DataConn,
     timeout: Duration,
+    moved: Progress,
     fut: impl std::future::Future<Output = Result<T, TransferError>>,
 ) -> Result<T, TransferError> {
     tokio::select! {
         r = fut => r,
-        _ = watchdog(conn.fd(), timeout) => {
+        _ = watchdog(conn.fd(), timeout, moved) => {
             conn.abort();
             Err(TransferError::Timeout)
         }

@@ -263,12 +263,12 @@ impl Conn {
                     tls_buffers: &ctx.tls_buffers,
                     metrics: &ctx.metrics,
                     session: &session,
-                    progress,
+                    progress: progress.clone(),
                     pacer,
                     residency,
                 },
             };
-            let r = transfer::guarded(&conn, timeout, async {
+            let r = transfer::guarded(&conn, timeout, progress, async {
                 match job {
                     Job::File {
                         file, size, offset, ..
