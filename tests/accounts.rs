@@ -551,6 +551,12 @@ fn rnto_replaces_only_what_the_account_could_destroy() {
     assert_eq!(rename(&mut f, "emptyA", "emptyB").code, 550);
     assert_eq!(rename(&mut f, "emptyA/", "emptyB/").code, 550);
     assert!(fx.root.join("mover/emptyA").is_dir() && fx.root.join("mover/emptyB").is_dir());
+    // Its own name is no replacement (rename(2) does nothing), and a file
+    // onto a directory gets rename(2)'s own answer.
+    assert_eq!(rename(&mut f, "junk.txt", "junk.txt").code, 250);
+    let r = rename(&mut f, "junk.txt", "emptyB");
+    assert_eq!(r.code, 550);
+    assert!(r.lines[0].contains("Is a directory"), "{r:?}");
     // A name that is free still takes the rename.
     assert_eq!(rename(&mut f, "junk.txt", "moved.txt").code, 250);
     assert_eq!(fx.read("mover/moved.txt"), b"junk\n");

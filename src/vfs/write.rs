@@ -208,7 +208,7 @@ pub(crate) async fn rename(
         Err(e) => e,
     };
     match e.raw_os_error() {
-        Some(libc::EEXIST) if !may_replace => Err(VfsError::WouldReplace),
+        Some(libc::EEXIST) if !may_replace => refused_replace(&a, &b).await,
         // EINVAL with RENAME_NOREPLACE: a directory into itself, or a
         // filesystem without renameat2's flags (NFS, CIFS, some FUSE ones).
         Some(libc::EINVAL) if !may_replace => {
@@ -224,6 +224,26 @@ pub(crate) async fn rename(
                 .map_err(rename_error)
         }
         _ => Err(rename_error(e)),
+    }
+}
+
+/// RENAME_NOREPLACE found `b` taken: what the client is told. The same
+/// file under both names (`RNTO` to its own name, a hard link) is a
+/// rename(2) that does nothing, so it succeeds as it does for an account
+/// that may replace; a file onto a directory, or the reverse, gets the
+/// error rename(2) would give; anything else [`VfsError::WouldReplace`].
+async fn refused_replace(a: &Parent, b: &Parent) -> Result<(), VfsError> {
+    let (Some(from), Some(to)) = (lstat_in(a).await?, lstat_in(b).await?) else {
+        return Err(VfsError::WouldReplace);
+    };
+    if (from.dev, from.ino) == (to.dev, to.ino) {
+        Ok(())
+    } else if to.is_dir() && !from.is_dir() {
+        Err(VfsError::IsADirectory)
+    } else if from.is_dir() && !to.is_dir() {
+        Err(VfsError::NotADirectory)
+    } else {
+        Err(VfsError::WouldReplace)
     }
 }
 
