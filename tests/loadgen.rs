@@ -1027,6 +1027,8 @@ fn bad_flags_are_clear_errors() {
         (&["--rcvbuf", "lots"][..], "invalid value"),
         (&["--rcvbuf", "0"][..], "outside 4KiB to 1GiB"),
         (&["--rcvbuf", "4GiB"][..], "outside 4KiB to 1GiB"),
+        (&["--tls-insecure"][..], "--tls <MODE>"),
+        (&["--tls-ca", "ca.pem"][..], "--tls <MODE>"),
     ] {
         let run = loadtest(dir.path(), args);
         assert_ne!(run.code, 0, "{args:?}");

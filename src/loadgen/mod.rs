@@ -276,11 +276,12 @@ pub struct RunArgs {
 
     /// FTPS: the CA certificate (PEM) the server's certificate is checked
     /// against.
-    #[arg(long = "tls-ca", value_name = "FILE")]
+    #[arg(long = "tls-ca", value_name = "FILE", requires = "tls")]
     pub tls_ca: Option<PathBuf>,
 
     /// FTPS: accept any server certificate (self-signed test servers).
-    #[arg(long = "tls-insecure")]
+    /// Needs --tls (without it the run would be plain FTP, silently).
+    #[arg(long = "tls-insecure", requires = "tls")]
     pub tls_insecure: bool,
 
     /// FTPS: the TLS version offered. 1.2 by default: rustls' client uses
@@ -296,6 +297,6 @@ pub struct RunArgs {
 
     /// FTPS: the name certificates are checked against [default: the
     /// host of --target]
-    #[arg(long = "tls-server-name", value_name = "NAME")]
+    #[arg(long = "tls-server-name", value_name = "NAME", requires = "tls")]
     pub tls_server_name: Option<String>,
 }
