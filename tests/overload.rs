@@ -493,6 +493,19 @@ fn a_low_rate_cap_outlasts_the_data_timeout() {
         .start(&fx);
     let mut f = srv.login();
     assert_bytes_eq("RETR six-k.bin", &f.retr("six-k.bin"), &file);
+    // A reader that stops is still cut: the pacer goes on filling the
+    // send buffer, which is no progress (an upload's own bytes count, a
+    // download's do not; a review helper found a build where this 426
+    // took until megabytes of send buffer had filled at 1,500 B/s).
+    fx.write("big.bin", &pattern(14, 2 << 20));
+    let addr = f.epsv();
+    let data = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    data.set_recv_buffer_size(4096).unwrap();
+    data.connect(&addr.into()).unwrap();
+    f.expect("RETR big.bin", 150);
+    let r = f.read_reply();
+    assert_eq!(r.code, 426, "a reader that never reads: {r:?}");
+    drop(data);
     f.quit();
     let run = Server::builder()
         .args(&["--max-rate", "100"])

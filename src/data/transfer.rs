@@ -57,11 +57,15 @@ impl std::fmt::Display for TransferError {
     }
 }
 
+/// One reading of the watchdog: TCP_INFO's (bytes acknowledged, bytes
+/// received), `None` when it failed, and an upload's own bytes moved.
+type Reading = (Option<(u64, u64)>, Option<u64>);
+
 /// Resolves when the TCP connection on `fd` has made no progress (bytes
-/// acknowledged by the peer or received from it) and the transfer has
-/// moved no byte itself (`moved`: a paced upload works through what sits
-/// in its receive buffer, with the client's window shut meanwhile) for
-/// `timeout`, read
+/// acknowledged by the peer or received from it) and, for an upload, the
+/// transfer has moved no byte itself (`moved`: a paced upload works
+/// through what sits in its receive buffer, with the client's window shut
+/// meanwhile) for `timeout`, read
 /// every quarter of `timeout` (50 ms to 1 s): it fires a tick or two after
 /// the last progress it saw plus `timeout` (a connection still growing
 /// its window in the first tick counts as progress there).
@@ -71,14 +75,17 @@ impl std::fmt::Display for TransferError {
 /// progress, so the watchdog never fires early; a transfer stalled from
 /// its start is cut at `timeout` plus one tick, the lateness any stall
 /// may have.
-pub(crate) async fn watchdog(fd: FdRef, timeout: Duration, moved: Progress) {
+pub(crate) async fn watchdog(fd: FdRef, timeout: Duration, moved: Option<Progress>) {
     let tick = (timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     // None until the first reading; a reading that fails is Some((None, _)).
-    let mut last: Option<(Option<(u64, u64)>, u64)> = None;
+    let mut last: Option<Reading> = None;
     let mut since = Instant::now();
     loop {
         tokio::time::sleep(tick).await;
-        let now = Some((sys::tcp_progress(fd.as_fd()).ok(), moved.get()));
+        let now = Some((
+            sys::tcp_progress(fd.as_fd()).ok(),
+            moved.as_ref().map(Progress::get),
+        ));
         if now != last {
             last = now;
             since = Instant::now();
@@ -88,12 +95,14 @@ pub(crate) async fn watchdog(fd: FdRef, timeout: Duration, moved: Progress) {
     }
 }
 
-/// Runs `fut` on `conn` under the no-progress watchdog; `moved` is the
-/// transfer's own count of bytes moved.
+/// Runs `fut` on `conn` under the no-progress watchdog; `moved` is an
+/// upload's own count of bytes moved. Not a download's: its bytes move
+/// into the socket's send buffer, which goes on taking a paced download's
+/// chunks (up to megabytes) after the reader has stopped.
 pub(crate) async fn guarded<T>(
     conn: &DataConn,
     timeout: Duration,
-    moved: Progress,
+    moved: Option<Progress>,
     fut: impl std::future::Future<Output = Result<T, TransferError>>,
 ) -> Result<T, TransferError> {
     tokio::select! {

@@ -255,6 +255,7 @@ impl Conn {
         let uploaded = Rc::new(Cell::new(None));
         let uploaded_slot = uploaded.clone();
         let plain = !self.session.protect_data();
+        let moved = matches!(job, Job::Upload { .. }).then(|| progress.clone());
         let fut = async move {
             let mut ch = Channel {
                 conn: &conn,
@@ -263,12 +264,12 @@ impl Conn {
                     tls_buffers: &ctx.tls_buffers,
                     metrics: &ctx.metrics,
                     session: &session,
-                    progress: progress.clone(),
+                    progress,
                     pacer,
                     residency,
                 },
             };
-            let r = transfer::guarded(&conn, timeout, progress, async {
+            let r = transfer::guarded(&conn, timeout, moved, async {
                 match job {
                     Job::File {
                         file, size, offset, ..
