@@ -119,9 +119,10 @@ impl Target {
                 "{s:?}: a 227 reply can only carry an IPv4 address (IPv6 clients use EPSV, which needs none)"
             )),
             Err(_) if s.is_empty() => Err("an empty address".into()),
-            // Digits and dots that are no dotted quad: the resolver would
-            // read `1.2.3` as 1.2.0.3 (inet_aton), not what was meant.
-            Err(_) if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') => Err(format!(
+            // A number in inet_aton's loose forms that is no dotted quad:
+            // the resolver would read `1.2.3` as 1.2.0.3 and `0x7f.1` as
+            // 127.0.0.1, not what was meant.
+            Err(_) if loose_number(s) => Err(format!(
                 "{s:?} is not an IPv4 address (four numbers 0-255, e.g. 203.0.113.10)"
             )),
             Err(_) => Ok(Target::Name(s.to_string())),
@@ -157,6 +158,19 @@ impl fmt::Display for Target {
             Target::Name(n) => f.write_str(n),
         }
     }
+}
+
+/// Whether `s` is an address in inet_aton(3)'s loose forms: one to four
+/// dot-separated numbers, each decimal, octal (a leading 0) or hex (`0x`).
+/// A host name always has a part that is none of these.
+fn loose_number(s: &str) -> bool {
+    s.split('.').all(|part| {
+        let hex = part.strip_prefix("0x").or_else(|| part.strip_prefix("0X"));
+        match hex {
+            Some(h) => !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()),
+            None => !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()),
+        }
+    })
 }
 
 /// Resolves `name` with the system resolver (/etc/hosts, DNS) to its first
@@ -588,6 +602,7 @@ mod tests {
                 Some("1.2.3"),
                 &["--pasv-address \"1.2.3\"", "not an IPv4 address"],
             ),
+            (&[], Some("0x7f.1"), &["not an IPv4 address"]),
             (
                 &[],
                 Some("0.0.0.0"),
