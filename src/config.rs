@@ -222,24 +222,17 @@ pub(crate) fn parse_listen(s: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("--listen {s:?}: the name resolves to no address"))
 }
 
-/// Parses a rate flag: a size per second (`10MiB`, `500KB`, `1048576`),
-/// above zero.
+/// Parses a rate flag: a size per second (`10MiB`, `500KB`, `1048576`)
+/// that [`crate::limits::check_rate_cap`] takes.
 pub(crate) fn parse_rate(flag: &str, s: &str) -> Result<u64, String> {
     let text = s.trim();
     let text = text
         .strip_suffix("/s")
         .or_else(|| text.strip_suffix("ps"))
         .unwrap_or(text);
-    match crate::units::parse_size(text) {
-        Ok(0) => Err(format!(
-            "{flag} {s:?}: a rate must be above zero (leave the flag out for no cap)"
-        )),
-        Ok(n) if n < crate::limits::MIN_RATE => Err(format!(
-            "{flag} {s:?}: a rate cap is at least 1KiB a second (a lower one would pause past --data-timeout between chunks)"
-        )),
-        Ok(n) => Ok(n),
-        Err(e) => Err(format!("{flag}: {e} (bytes per second, e.g. 10MiB)")),
-    }
+    let n = crate::units::parse_size(text)
+        .map_err(|e| format!("{flag}: {e} (bytes per second, e.g. 10MiB)"))?;
+    crate::limits::check_rate_cap(n).map_err(|why| format!("{flag} {s:?}: {why}"))
 }
 
 impl Config {

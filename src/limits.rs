@@ -61,6 +61,19 @@ pub(crate) const MIN_RATE: u64 = 1024;
 /// The smallest chunk the pacer moves at once, bytes.
 pub(crate) const PACE_MIN_CHUNK: u64 = 512;
 
+/// The rule every rate cap (bytes per second) follows, from a flag or the
+/// users file: above zero, and at least [`MIN_RATE`]. The error is the
+/// reason, for the caller to put its flag or field name in front of.
+pub(crate) fn check_rate_cap(bytes_per_s: u64) -> Result<u64, &'static str> {
+    match bytes_per_s {
+        0 => Err("a rate must be above zero (leave it out for no cap)"),
+        n if n < MIN_RATE => Err(
+            "a rate cap is at least 1KiB a second (a lower one would pause past --data-timeout between chunks)",
+        ),
+        n => Ok(n),
+    }
+}
+
 /// Why a new session was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {

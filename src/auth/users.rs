@@ -90,16 +90,12 @@ fn check_name(name: &str) -> Result<(), String> {
 fn check_rate(field: &str, value: &Option<String>) -> Result<Option<u64>, String> {
     match value {
         None => Ok(None),
-        Some(v) => match crate::units::parse_size(v) {
-            Ok(0) => Err(format!(
-                "{field} must be above zero (leave it out for no limit)"
-            )),
-            Ok(n) if n < crate::limits::MIN_RATE => Err(format!(
-                "{field} {v:?}: a rate cap is at least 1KiB a second"
-            )),
-            Ok(n) => Ok(Some(n)),
-            Err(e) => Err(format!("{field}: {e}")),
-        },
+        Some(v) => {
+            let n = crate::units::parse_size(v).map_err(|e| format!("{field}: {e}"))?;
+            crate::limits::check_rate_cap(n)
+                .map(Some)
+                .map_err(|why| format!("{field} {v:?}: {why}"))
+        }
     }
 }
 
