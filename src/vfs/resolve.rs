@@ -201,7 +201,8 @@ async fn legacy_path(root: &FdRef, vpath: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn fstat(fd: OwnedFd) -> Result<(OwnedFd, Stat), VfsError> {
+/// `fd` back with its stat.
+pub(super) fn fstat(fd: OwnedFd) -> Result<(OwnedFd, Stat), VfsError> {
     let file = std::fs::File::from(fd);
     let stat = Stat::from(&file.metadata().map_err(VfsError::from_io)?);
     Ok((OwnedFd::from(file), stat))

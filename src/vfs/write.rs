@@ -599,19 +599,15 @@ async fn append_to_existing(
 async fn open_existing(root: &FdRef, vpath: &[u8]) -> Result<(OwnedFd, Stat), VfsError> {
     let flags = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
     let fd = resolve::open_vpath(root, vpath, flags).await?;
-    let file = std::fs::File::from(fd);
-    if !file.metadata().map_err(VfsError::from_io)?.is_file() {
+    let (fd, st) = resolve::fstat(fd)?;
+    if !st.is_file() {
         return Err(VfsError::NotAFile);
     }
-    let fd = OwnedFd::from(file);
     lock_for_writing(&fd)?;
     resolve::clear_nonblock(&fd)?;
-    let st = Stat::from(
-        &std::fs::File::from(fd.try_clone().map_err(VfsError::from_io)?)
-            .metadata()
-            .map_err(VfsError::from_io)?,
-    );
-    Ok((fd, st))
+    // Stat again now that the lock is held: the length another upload
+    // may have left (the first told only the type).
+    resolve::fstat(fd)
 }
 
 /// Takes an exclusive flock(2) on a file an upload writes in place (APPE,
