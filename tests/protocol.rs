@@ -741,10 +741,14 @@ fn rest_past_end_of_file_is_an_error() {
     let len = fx.read("hello.txt").len();
     let mut data = f.epsv_connect();
     f.expect(&format!("REST {}", len + 1), 350);
-    let r = f.cmd("RETR hello.txt");
-    assert!(
-        r.code == 550 || r.code == 554 || r.code == 551,
-        "REST past EOF then RETR: {r:?}"
+    // RFC 3659 section 5.4's "invalid REST parameter", as pure-ftpd says.
+    let r = f.expect("RETR hello.txt", 554);
+    assert_eq!(
+        r.lines,
+        [format!(
+            "554 Restart offset {} is past the end of the file ({len} bytes).",
+            len + 1
+        )]
     );
     data.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     assert!(read_all_lenient(&mut data).is_empty());

@@ -236,10 +236,10 @@ fn rest_stor_keeps_the_head_and_cuts_the_old_tail() {
     fx.write("alice/long.bin", &old);
     let _conn = f.epsv_connect();
     f.expect("REST 101", 350);
-    let r = f.expect("STOR long.bin", 550);
+    let r = f.expect("STOR long.bin", 554);
     assert_eq!(
         r.lines,
-        ["550 Restart offset 101 is past the end of the file (100 bytes)."]
+        ["554 Restart offset 101 is past the end of the file (100 bytes)."]
     );
     assert_eq!(fx.read("alice/long.bin"), old);
     // Broken off (ABOR): the first 10 bytes, then whatever of the new data

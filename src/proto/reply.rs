@@ -113,6 +113,11 @@ pub mod codes {
     /// 553 Requested action not taken; file name not allowed (RFC 959
     /// section 4.2.2).
     pub const FILE_NAME_NOT_ALLOWED: u16 = 553;
+    /// 554 Requested action not taken: invalid REST parameter (RFC 3659
+    /// section 5.4), the answer to a RETR or STOR whose restart offset
+    /// lies past the end of the file (pure-ftpd and pyftpdlib answer the
+    /// same).
+    pub const INVALID_REST_PARAMETER: u16 = 554;
 }
 
 /// One reply: a three-digit code and its text. The text may hold several

@@ -139,9 +139,11 @@ impl VfsError {
 
     /// The reply code: 452 for a full disk or quota, 451 when the server
     /// is out of descriptors or memory, 450 for a file another upload is
-    /// writing (all transient: the client may try again), else 550.
+    /// writing (all transient: the client may try again), 554 for a
+    /// restart offset past the end (RFC 3659 section 5.4), else 550.
     pub fn reply_code(&self) -> u16 {
         match self {
+            VfsError::PastEnd { .. } => crate::proto::codes::INVALID_REST_PARAMETER,
             VfsError::NoSpace => crate::proto::codes::INSUFFICIENT_STORAGE,
             VfsError::Exhausted(_) | VfsError::Replaced => crate::proto::codes::LOCAL_ERROR,
             VfsError::Busy => crate::proto::codes::FILE_ACTION_NOT_TAKEN,

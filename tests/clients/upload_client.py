@@ -166,7 +166,7 @@ def scenario_rest(c):
     stor(ftp, "resumed.bin", short, rest=1 << 20)
     same("REST inside a longer file", c.disk("resumed.bin"), short)
     # REST past the end of the file is refused, the file untouched.
-    expect_error(550, stor, ftp, "resumed.bin", data + b"x" * 10, len(data) + 5)
+    expect_error(554, stor, ftp, "resumed.bin", data + b"x" * 10, len(data) + 5)
     same("after a refused REST", c.disk("resumed.bin"), short)
     ftp.quit()
 
