@@ -298,6 +298,12 @@ fn rnfr_rnto_moves_symlinks_and_fifos_under_the_sandbox() {
         .unwrap();
     assert!(made.success());
     let mut f = srv.login_as("alice", "alice-pw");
+    // A FIFO may be deleted and renamed, never read or written: its MLST
+    // `perm` says so (RFC 3659 section 7.5.5), whatever its mode bits.
+    let r = f.expect("MLST pipe", 250);
+    assert!(r.lines[1].contains(";perm=df;"), "{r:?}");
+    let r = f.expect("MLST link", 250);
+    assert!(r.lines[1].contains(";perm=adfrw;"), "{r:?}");
     for (from, to) in [
         ("link", "link2"),
         ("link2", "sub/link3"),

@@ -378,7 +378,8 @@ pub fn format_mlsx_line(e: &Entry, facts: Facts, perms: Perms, viewer: Viewer, o
 /// letters of what this session may do with it, from its permissions and
 /// what the entry's own mode bits allow (`access`, see [`Access::of`]).
 /// Files: `a` APPE and `w` STOR (need write), `d` DELE, `f` RNFR, `r`
-/// RETR (needs read). Directories: `c` create files in it and `m` MKD in
+/// RETR (needs read); anything else that is not a directory (a FIFO, a
+/// socket, a device, a dangling symlink) only `d` and `f`. Directories: `c` create files in it and `m` MKD in
 /// it and `p` delete its entries (need write and search), `d` RMD, `e`
 /// CWD (needs search), `f` RNFR, `l` LIST/NLST/MLSD (needs read and
 /// search). `d` and `f` depend on the parent directory, which is not
@@ -400,13 +401,18 @@ pub fn push_perm_fact(kind: EntryKind, perms: Perms, access: Access, out: &mut V
             (b'm', Perms::MKDIR, write && search),
             (b'p', Perms::DELETE, write && search),
         ],
-        _ => &[
+        EntryKind::File => &[
             (b'a', Perms::APPEND, write),
             (b'd', Perms::DELETE, true),
             (b'f', Perms::RENAME, true),
             (b'r', Perms::READ, read),
             (b'w', Perms::WRITE, write),
         ],
+        // A FIFO, socket, device or dangling symlink is never transferred
+        // (RETR, STOR and APPE refuse it), whatever its mode bits say.
+        EntryKind::Symlink | EntryKind::Other => {
+            &[(b'd', Perms::DELETE, true), (b'f', Perms::RENAME, true)]
+        }
     };
     for &(letter, needs, allowed) in letters {
         if allowed && perms.has(needs) {
@@ -889,21 +895,23 @@ mod tests {
 
     #[test]
     fn perm_fact_follows_the_session() {
-        let table: &[(Perms, &str, &str)] = &[
-            (Perms::anonymous(), "r", "el"),
-            (all_perms(), "adfrw", "cdeflmp"),
-            (Perms::NONE, "", "e"),
-            (Perms::WRITE, "w", "ce"),
-            (Perms::APPEND, "a", "e"),
-            (Perms::DELETE, "d", "dep"),
-            (Perms::RENAME, "f", "ef"),
-            (Perms::MKDIR, "", "em"),
-            (Perms::CHMOD, "", "e"),
+        // (permissions, file, directory, FIFO or dangling symlink).
+        let table: &[(Perms, &str, &str, &str)] = &[
+            (Perms::anonymous(), "r", "el", ""),
+            (all_perms(), "adfrw", "cdeflmp", "df"),
+            (Perms::NONE, "", "e", ""),
+            (Perms::WRITE, "w", "ce", ""),
+            (Perms::APPEND, "a", "e", ""),
+            (Perms::DELETE, "d", "dep", "d"),
+            (Perms::RENAME, "f", "ef", "f"),
+            (Perms::MKDIR, "", "em", ""),
+            (Perms::CHMOD, "", "e", ""),
         ];
-        for (perms, file_fact, dir_fact) in table {
+        for (perms, file_fact, dir_fact, other_fact) in table {
             for (kind, want) in [
                 (EntryKind::File, file_fact),
-                (EntryKind::Symlink, file_fact),
+                (EntryKind::Symlink, other_fact),
+                (EntryKind::Other, other_fact),
                 (EntryKind::Dir, dir_fact),
             ] {
                 let mut out = Vec::new();
