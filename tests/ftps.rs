@@ -619,6 +619,42 @@ fn an_upload_cut_without_close_notify_is_broken() {
     assert_bytes_eq("kept part", &kept, &t.data[..kept.len()]);
 }
 
+/// A PROT P download cut by the client is logged (xferlog, and the FTPS
+/// byte counters) with at least the bytes the client read: the count
+/// moves record by record, not per batch of records.
+#[test]
+fn a_cut_download_logs_what_the_client_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let xferlog = dir.path().join("xferlog");
+    let t = ftps(&["--xferlog", &xferlog.to_string_lossy()]);
+    let (before, _) = t.tls_counters();
+    let out = t.python("cut_download");
+    let read: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("read "))
+        .expect("the scenario prints what it read")
+        .parse()
+        .unwrap();
+    let (after, _) = t.tls_counters();
+    assert!(
+        after - before >= read,
+        "counted {} of {read}",
+        after - before
+    );
+    let log = std::fs::read_to_string(&xferlog).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("file.bin"))
+        .unwrap_or_else(|| panic!("no file.bin in the xferlog:\n{log}"));
+    // wu-ftpd's fields: 5 for the time, transfer-time, host, bytes, ...;
+    // the last is `i` for an incomplete transfer.
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let logged: u64 = f[7].parse().unwrap();
+    assert!(logged >= read, "logged {logged} of {read}: {line}");
+    assert!(logged < t.data.len() as u64, "{line}");
+    assert_eq!(f.last(), Some(&"i"), "{line}");
+}
+
 #[test]
 fn accounts_never_log_in_over_plain_text() {
     let t = ftps(&[]);

@@ -20,7 +20,7 @@
 //! client's close_notify arrives: a connection that simply ends is a cut
 //! one (RFC 8446 section 6.1 truncation), and the upload counts as broken.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::ops::Range;
 use std::os::fd::AsFd;
@@ -209,11 +209,26 @@ impl DataTls {
         bufs[0] = b;
         let (mut plain, mut wire) = res.map_err(SpliceError::Source)?;
         while plain > 0 {
+            let before = pos - offset;
             pos += plain;
             let want = max.min(end - pos);
             let sending = std::mem::take(&mut bufs[0]);
             let filling = std::mem::take(&mut bufs[1]);
-            let (sent, filled) = tokio::join!(send_prefix(conn.fd(), sending, wire), async {
+            // Counted record by record as the socket takes them, so a
+            // transfer cut (or aborted) in the middle of a batch logs what
+            // the client could have read, not only the batches before.
+            let counted = Cell::new(0);
+            let shared: &TransferCtx<'_> = ctx;
+            let on_sent = |sent: usize| {
+                let now = records_sent(sent, wire, slot, plain);
+                let new = now - counted.replace(now);
+                if new > 0 {
+                    shared.encrypted(Dir::Download, new);
+                    shared.progress.set(before + now);
+                }
+            };
+            let sending = send_prefix(conn.fd(), sending, wire, on_sent);
+            let (sent, filled) = tokio::join!(sending, async {
                 if want == 0 {
                     (Ok((0, 0)), filling)
                 } else {
@@ -224,8 +239,6 @@ impl DataTls {
             let (fres, fbuf) = filled;
             bufs = [fbuf, sbuf];
             sres.map_err(SpliceError::Sink)?;
-            ctx.encrypted(Dir::Download, plain);
-            ctx.progress.set(pos - offset);
             splice::pace_copied(&mut ctx.pacer, plain).await;
             (plain, wire) = fres.map_err(SpliceError::Source)?;
         }
@@ -433,16 +446,64 @@ async fn write_ranges(
 }
 
 /// Sends `buf[..len]` (all of it) and gives the buffer back.
-async fn send_prefix(fd: FdRef, mut buf: Vec<u8>, len: usize) -> (io::Result<()>, Vec<u8>) {
+async fn send_prefix(
+    fd: FdRef,
+    mut buf: Vec<u8>,
+    len: usize,
+    on_sent: impl Fn(usize),
+) -> (io::Result<()>, Vec<u8>) {
     let mut from = 0;
     while from < len {
         let (res, b) = sys::send_range(fd.clone(), buf, from..len).await;
         buf = b;
         match res {
             Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
-            Ok(n) => from += n as usize,
+            Ok(n) => {
+                from += n as usize;
+                on_sent(from);
+            }
             Err(e) => return (Err(e), buf),
         }
     }
     (Ok(()), buf)
+}
+
+/// The plaintext bytes of a sealed batch (`plain` bytes in records of
+/// `slot` bytes each, `wire` bytes in all) whose first `sent` bytes the
+/// socket has taken: the whole records among them. Every record but the
+/// last fills its slot, so record `i` ends at `(i + 1) * slot`.
+fn records_sent(sent: usize, wire: usize, slot: usize, plain: u64) -> u64 {
+    if sent >= wire {
+        plain
+    } else {
+        ((sent / slot * MAX_PLAINTEXT) as u64).min(plain)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_counts_its_whole_records() {
+        // Three records of a 100-byte slot (two full, one of 5 bytes of
+        // plaintext in 30 wire bytes): 2 * MAX_PLAINTEXT + 5 in all.
+        let (slot, wire) = (100, 230);
+        let plain = 2 * MAX_PLAINTEXT as u64 + 5;
+        let full = MAX_PLAINTEXT as u64;
+        for (sent, want) in [
+            (0, 0),
+            (99, 0),
+            (100, full),
+            (199, full),
+            (200, 2 * full),
+            (229, 2 * full),
+            (230, plain),
+        ] {
+            assert_eq!(records_sent(sent, wire, slot, plain), want, "{sent}");
+        }
+        // One short record: nothing until all of it is sent.
+        assert_eq!(records_sent(20, 40, 100, 7), 0);
+        assert_eq!(records_sent(40, 40, 100, 7), 7);
+    }
 }

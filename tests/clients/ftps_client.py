@@ -182,6 +182,34 @@ def main():
             print("cut upload refused:", e)
         check(f.sendcmd("NOOP").startswith("200"), "NOOP after the cut upload")
         f.quit()
+    elif scenario == "cut_download":
+        # A PROT P download the client reads only part of, then cuts (no
+        # close_notify) from a small receive buffer, so the server is in
+        # the middle of a send when the cut comes. Prints the plaintext
+        # bytes read, for the test to find in the server's counts.
+        f = connect(ReusingFTP_TLS, host, port, cafile, user, password)
+        f.voidcmd("TYPE I")
+        dport = int(f.sendcmd("EPSV").split("|")[3])
+        raw = socket.socket(f.sock.family)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        raw.connect((f.sock.getpeername()[0], dport))
+        check(f.sendcmd("RETR file.bin").startswith("150"), "RETR file.bin")
+        conn = f.context.wrap_socket(raw, server_hostname=f.host, session=f.sock.session)
+        got = 0
+        while got < (512 + 40) * 1024:
+            chunk = conn.recv(16384)
+            check(chunk, f"the download ended after {got} bytes")
+            got += len(chunk)
+        raw = socket.socket(fileno=conn.detach())
+        raw.close()
+        try:
+            r = f.voidresp()
+            sys.exit(f"CHECK FAILED: a cut download got {r}")
+        except (ftplib.error_temp, ftplib.error_perm) as e:
+            check(str(e)[:3] in ("426", "451"), f"cut download: {e}")
+        check(f.sendcmd("NOOP").startswith("200"), "NOOP after the cut download")
+        f.quit()
+        print("read", got)
     elif scenario == "refused_uploads_leave_nothing":
         # A PROT P upload whose data connection's TLS is refused gets 522,
         # and by the time the client reads it the server has removed the
