@@ -1015,6 +1015,46 @@ fn refused_connections_are_counted_and_max_errors_is_honoured() {
         "{}",
         run.stderr
     );
+    // In a mix whose requests are not logins, a login that fails before
+    // a client's first request is an error but no request: a `--requests
+    // 2` run reports at most 2 requests (those whose reconnection failed),
+    // however many logins failed.
+    let index = dir.path().join("index.txt");
+    std::fs::write(&index, "/f.dat\n").unwrap();
+    let run = loadtest(
+        dir.path(),
+        &[
+            "--target",
+            &target,
+            "--scenario",
+            "mirror",
+            "--clients",
+            "3",
+            "--requests",
+            "2",
+            "--duration",
+            "1s",
+            "--max-errors",
+            "1000",
+            "--files",
+            index.to_str().unwrap(),
+        ],
+    );
+    let errors = run.json["errors"]["connect-refused"]["count"]
+        .as_u64()
+        .unwrap();
+    assert!(errors >= 3, "each client's first login: {}", run.stdout);
+    assert_eq!(run.json["totals"]["errors"], errors, "{}", run.stdout);
+    let requests = run.json["totals"]["requests"].as_u64().unwrap();
+    assert!(requests <= 2, "{}", run.stdout);
+    let failed: u64 = run.json["ops"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|o| o["errors"].as_u64().unwrap())
+        .sum();
+    assert_eq!(requests, failed, "{}", run.stdout);
+    assert_eq!(run.code, 1, "{}", run.stdout);
 }
 
 #[test]

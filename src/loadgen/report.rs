@@ -149,7 +149,9 @@ fn one() -> u32 {
 /// Counts and rates of the whole run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub(crate) struct Totals {
-    /// Requests finished: ok + errors.
+    /// Requests finished: ok + failed requests. A client's failed login
+    /// before its first request is in `errors` but is no request, so a
+    /// `--requests` run reports at most that many here.
     pub requests: u64,
     pub ok: u64,
     pub errors: u64,
@@ -428,7 +430,7 @@ impl Report {
             started_unix_s,
             elapsed_s: elapsed,
             totals: Totals {
-                requests: stats.ok + errors,
+                requests: stats.ok + stats.request_errors(),
                 ok: stats.ok,
                 errors,
                 abandoned: stats.abandoned,

@@ -251,6 +251,12 @@ impl Stats {
         self.errors.values().map(|t| t.count).sum()
     }
 
+    /// Failed requests: [`Stats::error_count`] less the failures that
+    /// were no request's (a client's login before its first request).
+    pub(crate) fn request_errors(&self) -> u64 {
+        self.by_action.values().map(|c| c.errors).sum()
+    }
+
     /// The histogram of a phase by name.
     pub(crate) fn hist(&self, name: &str) -> Option<&Histogram<u64>> {
         self.names
@@ -382,6 +388,7 @@ mod tests {
         s.record_error("530".into(), || "530 no".into(), None, t0);
         s.record_missed(t0);
         assert_eq!((s.ok, s.abandoned, s.missed, s.error_count()), (0, 1, 1, 2));
+        assert_eq!(s.request_errors(), 1, "a failed login is no request");
         assert_eq!(
             s.by_action[&Op::Retr.into()],
             OpCount {
