@@ -1057,6 +1057,44 @@ fn refused_connections_are_counted_and_max_errors_is_honoured() {
     assert_eq!(run.code, 1, "{}", run.stdout);
 }
 
+/// An output that cannot be written is refused before any load is sent,
+/// not after a run whose figures would then be lost.
+#[test]
+fn unwritable_outputs_are_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = dir.path().join("index.txt");
+    std::fs::write(&index, "/f.dat\n").unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    let missing = dir.path().join("no-such-dir");
+    let file = dir.path().join("file");
+    std::fs::write(&file, "kept").unwrap();
+    for (flag, path) in [
+        ("--json", missing.join("run.json")),
+        ("--hlog", missing.join("run.hlog")),
+        ("--hgrm", file.join("hgrm")),
+    ] {
+        let out = Command::new(BIN)
+            .args(["loadtest", "--target", &target, "--scenario", "mirror"])
+            .args(["--clients", "1", "--duration", "30s", "--files"])
+            .arg(&index)
+            .arg(flag)
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{flag}: {stderr}");
+        assert!(stderr.contains(flag), "{flag}: {stderr}");
+        assert_eq!(
+            listener.accept().map(|_| ()).unwrap_err().kind(),
+            std::io::ErrorKind::WouldBlock,
+            "{flag}: the run began"
+        );
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"kept");
+}
+
 #[test]
 fn bad_flags_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();

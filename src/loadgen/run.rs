@@ -66,6 +66,7 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string_pretty(&Config::of(&plan))?);
         return Ok(0);
     }
+    check_outputs(&plan)?;
     // Every session is a socket, plus a listener and a data socket while a
     // transfer is set up; a few more for the runtime.
     let per_client = if plan.ops.iter().any(|a| a.op.uses_data_channel()) {
@@ -173,6 +174,37 @@ pub fn run(args: LoadtestArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(1)
+}
+
+/// Refuses, before any load is sent, a `--json` or `--hlog` file or an
+/// `--hgrm` directory that cannot be written, so a long run does not end
+/// in an error with its figures lost. Nothing is truncated here; a file
+/// that did not exist is removed again (the report writes it at the end).
+fn check_outputs(plan: &Plan) -> anyhow::Result<()> {
+    let probe = |path: &std::path::Path, flag: &str| -> anyhow::Result<()> {
+        let existed = path.symlink_metadata().is_ok();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .with_context(|| format!("{flag} {}: cannot be written", path.display()))?;
+        if !existed {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    };
+    if let Some(path) = &plan.json {
+        probe(path, "--json")?;
+    }
+    if let Some(path) = &plan.hlog {
+        probe(path, "--hlog")?;
+    }
+    if let Some(dir) = &plan.hgrm {
+        std::fs::create_dir_all(dir).with_context(|| format!("--hgrm {}", dir.display()))?;
+        probe(&dir.join("request.hgrm"), "--hgrm")?;
+    }
+    Ok(())
 }
 
 /// One round: fresh shards, a fresh start, and what they measured.
