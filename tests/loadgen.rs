@@ -1107,6 +1107,7 @@ fn bad_flags_are_clear_errors() {
         (&["--rcvbuf", "4GiB"][..], "outside 4KiB to 1GiB"),
         (&["--tls-insecure"][..], "--tls <MODE>"),
         (&["--tls-ca", "ca.pem"][..], "--tls <MODE>"),
+        (&["--tls-version", "1.3"][..], "--tls <MODE>"),
     ] {
         let run = loadtest(dir.path(), args);
         assert_ne!(run.code, 0, "{args:?}");

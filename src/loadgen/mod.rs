@@ -290,6 +290,7 @@ pub struct RunArgs {
     #[arg(
         long = "tls-version",
         value_enum,
+        requires = "tls",
         value_name = "V",
         default_value = "1.2"
     )]
