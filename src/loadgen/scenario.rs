@@ -240,7 +240,7 @@ pub(crate) enum Pick {
 /// Each entry is an [`Action`]: an op, or a data op with its own mode
 /// (`pasv-retr`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(try_from = "RawOps")]
+#[serde(try_from = "toml::Value")]
 pub enum Ops {
     /// Each op once per cycle, in this order (repeats allowed).
     InTurn(Vec<Action>),
@@ -248,35 +248,41 @@ pub enum Ops {
     Weighted(BTreeMap<Action, u32>),
 }
 
-/// `ops` as written, before each name is parsed (so a wrong name gets its
-/// own message, not serde's "did not match any variant").
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawOps {
-    InTurn(Vec<String>),
-    Weighted(BTreeMap<String, u32>),
-}
-
-impl TryFrom<RawOps> for Ops {
+/// `ops` as written: each shape and each name is checked here, so a wrong
+/// one gets its own message, not serde's "did not match any variant".
+impl TryFrom<toml::Value> for Ops {
     type Error = String;
 
-    fn try_from(raw: RawOps) -> Result<Ops, String> {
+    fn try_from(raw: toml::Value) -> Result<Ops, String> {
+        const SHAPES: &str =
+            "a list of ops in turn ([\"list\", \"retr\"]) or a table of weights ({ retr = 8, list = 1 })";
         match raw {
-            RawOps::InTurn(list) => list
+            toml::Value::Array(list) => list
                 .iter()
-                .map(|n| Action::parse(n))
+                .map(|v| match v {
+                    toml::Value::String(n) => Action::parse(n),
+                    other => Err(format!("{other} is not an op name; ops is {SHAPES}")),
+                })
                 .collect::<Result<_, _>>()
                 .map(Ops::InTurn),
-            RawOps::Weighted(table) => {
+            toml::Value::Table(table) => {
                 let mut out = BTreeMap::new();
                 for (name, w) in table {
                     let action = Action::parse(&name)?;
-                    if out.insert(action, w).is_some() {
+                    let weight = match w {
+                        toml::Value::Integer(w) => u32::try_from(w).ok(),
+                        _ => None,
+                    }
+                    .ok_or_else(|| {
+                        format!("{name} = {w}: a weight is a whole number from 0 to 4294967295")
+                    })?;
+                    if out.insert(action, weight).is_some() {
                         return Err(format!("{} is given twice", action.name()));
                     }
                 }
                 Ok(Ops::Weighted(out))
             }
+            other => Err(format!("ops = {other}: ops is {SHAPES}")),
         }
     }
 }
@@ -514,6 +520,16 @@ mod tests {
             ("name = \"x\"\nops = { fly = 1 }", "unknown op \"fly\""),
             ("name = \"x\"\nops = [\"fly\"]", "unknown op \"fly\""),
             ("name = \"x\"\nops = [\"pasv-noop\"]", "takes no mode"),
+            ("name = \"x\"\nops = \"retr\"", "a list of ops in turn"),
+            ("name = \"x\"\nops = [1]", "1 is not an op name"),
+            (
+                "name = \"x\"\nops = { retr = -1 }",
+                "retr = -1: a weight is a whole number",
+            ),
+            (
+                "name = \"x\"\nops = { retr = \"8\" }",
+                "a weight is a whole number",
+            ),
             (
                 "name = \"x\"\nops = [\"retr\"]\nunknown = 1",
                 "unknown field",
