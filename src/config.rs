@@ -339,6 +339,24 @@ impl Config {
                 ));
             }
         }
+        // 0.0.0.0:21 and 127.0.0.1:21 cannot both be bound without
+        // SO_REUSEPORT: say so here rather than blame "another process"
+        // when the second bind fails.
+        if !args.reuse_port {
+            let control: Vec<(&str, &SocketAddr)> = listen
+                .iter()
+                .map(|a| ("--listen", a))
+                .chain(listen_implicit.iter().map(|a| ("--listen-implicit", a)))
+                .collect();
+            for (i, (flag, a)) in control.iter().enumerate() {
+                if let Some((other, b)) = control[..i].iter().find(|(_, b)| covers(a, b)) {
+                    return Err(format!(
+                        "{other} {b} and {flag} {a} share port {} and one of them is every address of its family, so both cannot be bound; give them different ports, or drop the specific one",
+                        a.port()
+                    ));
+                }
+            }
+        }
         // A passive listener is bound without SO_REUSEPORT: on a port a
         // control or metrics listener holds it could never bind, and every
         // PASV drawing it would fail as if the range were used up.
@@ -407,6 +425,19 @@ impl Config {
             proxy,
         })
     }
+}
+
+/// Whether listeners on `a` and `b` would fight over one port: the same
+/// non-zero port in the same family (IPv6 listeners are IPV6_V6ONLY), one
+/// of them the family's unspecified address (0.0.0.0 or ::) and the other
+/// a different address. Linux refuses the second bind with EADDRINUSE
+/// unless both set SO_REUSEPORT. The same address twice is refused apart.
+fn covers(a: &SocketAddr, b: &SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && a.is_ipv4() == b.is_ipv4()
+        && a.ip() != b.ip()
+        && (a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 /// The `--tls-*` flags, checked against each other: TLS policies and
@@ -670,6 +701,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("twice"), "{e}");
+        // A wildcard and a specific address on one port cannot both bind
+        // (without --reuse-port); other families and ports can.
+        for clash in [
+            ["127.0.0.1:2121", "0.0.0.0:2121"],
+            ["[::]:2121", "[::1]:2121"],
+        ] {
+            let e = Config::from_args(&args(&["--listen", clash[0], "--listen", clash[1]]), 1)
+                .unwrap_err();
+            assert!(e.contains("share port 2121"), "{clash:?}: {e}");
+            let mut reuse = vec!["--reuse-port"];
+            reuse.extend(["--listen", clash[0], "--listen", clash[1]]);
+            assert!(Config::from_args(&args(&reuse), 1).is_ok(), "{clash:?}");
+        }
+        for fine in [
+            ["0.0.0.0:2121", "[::]:2121"],
+            ["0.0.0.0:2121", "127.0.0.1:2122"],
+            ["127.0.0.1:2121", "127.0.0.2:2121"],
+            ["0.0.0.0:0", "127.0.0.1:0"],
+        ] {
+            let c = Config::from_args(&args(&["--listen", fine[0], "--listen", fine[1]]), 1);
+            assert!(c.is_ok(), "{fine:?}: {c:?}");
+        }
     }
 
     #[test]
@@ -730,6 +783,18 @@ mod tests {
         ]);
         let e = Config::from_args(&args(&same), 1).unwrap_err();
         assert!(e.contains("one role"), "{e}");
+        let mut wide = cert.to_vec();
+        wide.extend_from_slice(&[
+            "--listen",
+            "0.0.0.0:2121",
+            "--listen-implicit",
+            "127.0.0.1:2121",
+        ]);
+        let e = Config::from_args(&args(&wide), 1).unwrap_err();
+        assert!(
+            e.contains("--listen 0.0.0.0:2121 and --listen-implicit 127.0.0.1:2121 share port"),
+            "{e}"
+        );
         // clap: one of the pair alone.
         assert!(crate::cli::Cli::try_parse_from(["ringftp", "serve", "--tls-cert", "/c"]).is_err());
     }
