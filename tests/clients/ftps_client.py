@@ -83,6 +83,21 @@ def expect_522(f, path):
     sys.exit("CHECK FAILED: the data connection was not refused with 522")
 
 
+def cut(f, conn, what):
+    """Closes the data connection's TCP under its TLS (no close_notify):
+    the transfer must be answered as broken (426 or 451), and the session
+    must go on."""
+    raw = socket.socket(fileno=conn.detach())
+    raw.close()
+    try:
+        r = f.voidresp()
+        sys.exit(f"CHECK FAILED: a cut {what} got {r}")
+    except (ftplib.error_temp, ftplib.error_perm) as e:
+        check(str(e)[:3] in ("426", "451"), f"cut {what}: {e}")
+        print(f"cut {what} refused:", e)
+    check(f.sendcmd("NOOP").startswith("200"), f"NOOP after the cut {what}")
+
+
 def main():
     scenario, host, port, cafile, user, password, root = sys.argv[1:8]
     want = open(os.path.join(root, "file.bin"), "rb").read()
@@ -171,16 +186,7 @@ def main():
         f = connect(ReusingFTP_TLS, host, port, cafile, user, password)
         conn = f.transfercmd("STOR cut.bin")
         conn.sendall(want[: len(want) // 2])
-        # Close the TCP connection under TLS: no close_notify.
-        raw = socket.socket(fileno=conn.detach())
-        raw.close()
-        try:
-            r = f.voidresp()
-            sys.exit(f"CHECK FAILED: a cut upload got {r}")
-        except (ftplib.error_temp, ftplib.error_perm) as e:
-            check(str(e)[:3] in ("426", "451"), f"cut upload: {e}")
-            print("cut upload refused:", e)
-        check(f.sendcmd("NOOP").startswith("200"), "NOOP after the cut upload")
+        cut(f, conn, "upload")
         f.quit()
     elif scenario == "cut_download":
         # A PROT P download the client reads only part of, then cuts (no
@@ -193,21 +199,14 @@ def main():
         raw = socket.socket(f.sock.family)
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
         raw.connect((f.sock.getpeername()[0], dport))
-        check(f.sendcmd("RETR file.bin").startswith("150"), "RETR file.bin")
+        check(f.sendcmd("RETR big.bin").startswith("150"), "RETR big.bin")
         conn = f.context.wrap_socket(raw, server_hostname=f.host, session=f.sock.session)
         got = 0
         while got < (512 + 40) * 1024:
             chunk = conn.recv(16384)
             check(chunk, f"the download ended after {got} bytes")
             got += len(chunk)
-        raw = socket.socket(fileno=conn.detach())
-        raw.close()
-        try:
-            r = f.voidresp()
-            sys.exit(f"CHECK FAILED: a cut download got {r}")
-        except (ftplib.error_temp, ftplib.error_perm) as e:
-            check(str(e)[:3] in ("426", "451"), f"cut download: {e}")
-        check(f.sendcmd("NOOP").startswith("200"), "NOOP after the cut download")
+        cut(f, conn, "download")
         f.quit()
         print("read", got)
     elif scenario == "refused_uploads_leave_nothing":
