@@ -231,6 +231,46 @@ fn brute_force_bans_the_address_and_spares_others() {
     check_fds(&srv, "brute_force", &before, 0);
 }
 
+/// Wrong passwords sent at once from one address, each on its own
+/// session, cannot outrun `--login-ban`: a PASS still waiting for its
+/// argon2 turn when the ban comes is refused unchecked. So at most the
+/// ban's count, plus the one other check that may be running beside the
+/// last (two at a time per shard), are checked; before, every PASS in
+/// the queue was, and a right password among them logged in.
+#[test]
+fn parallel_guesses_cannot_outrun_the_ban() {
+    const PARALLEL: usize = 16;
+    let fx = Fixture::new();
+    let users = alice_users(&fx);
+    let (mut srv, _) = start(&fx, 1, &["--users", &users, "--login-ban", "3/10m"]);
+    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut sessions: Vec<Ftp> = (0..PARALLEL)
+        .map(|_| {
+            let mut f = Ftp::connect_from(lo, srv.addr());
+            f.expect("USER alice", 331);
+            f
+        })
+        .collect();
+    for f in &mut sessions {
+        f.send_raw(b"PASS guess\r\n");
+    }
+    let (mut checked, mut banned) = (0, 0);
+    for f in &mut sessions {
+        let r = f.read_reply();
+        match r.code {
+            421 if r.text().contains("from your address") => banned += 1,
+            530 | 421 => checked += 1,
+            _ => panic!("{r:?}"),
+        }
+    }
+    assert!(
+        (3..=4).contains(&checked),
+        "{checked} wrong passwords checked, {banned} refused as banned"
+    );
+    assert_eq!(checked + banned, PARALLEL);
+    assert!(srv.alive());
+}
+
 #[test]
 fn a_login_storm_keeps_memory_bounded() {
     // Each password check is argon2id with 19 MiB of memory. 24 clients

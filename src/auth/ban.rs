@@ -107,11 +107,14 @@ impl BanList {
         }
     }
 
-    /// Records a failed login from `ip`; returns true if that bans it.
-    pub fn record_failure(&self, ip: IpAddr, now: Instant) -> bool {
+    /// Records a failed login from `ip`: whether the address is banned
+    /// now, and whether by this failure.
+    pub fn record_failure(&self, ip: IpAddr, now: Instant) -> BanState {
         let key = self.key(ip);
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(p) = inner.policy else { return false };
+        let Some(p) = inner.policy else {
+            return BanState::Free;
+        };
         let table = &mut inner.table;
         if table.len() >= SWEEP_AT {
             table.retain(|_, e| {
@@ -121,13 +124,29 @@ impl BanList {
         }
         let e = table.entry(key).or_default();
         prune(e, p, now);
+        let was_banned = e.failures.len() as u32 >= p.failures;
         e.failures.push_back(now);
         // Keep the memory per address bounded whatever the attacker does.
         while e.failures.len() as u32 > p.failures {
             e.failures.pop_front();
         }
-        e.failures.len() as u32 >= p.failures
+        match (was_banned, e.failures.len() as u32 >= p.failures) {
+            (true, _) => BanState::Banned,
+            (false, true) => BanState::BannedNow,
+            (false, false) => BanState::Free,
+        }
     }
+}
+
+/// Where an address stands after a failed login ([`BanList::record_failure`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BanState {
+    /// Not banned.
+    Free,
+    /// Banned by this failure: the one to log.
+    BannedNow,
+    /// Banned already (a check that was under way when the ban came).
+    Banned,
 }
 
 /// Drops failures older than the window — except that a banned address
@@ -177,10 +196,14 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         let t0 = Instant::now();
-        assert!(!bans.record_failure(ip, t0));
-        assert!(!bans.record_failure(ip, t0 + Duration::from_secs(10)));
+        assert_eq!(bans.record_failure(ip, t0), BanState::Free);
+        let t10 = t0 + Duration::from_secs(10);
+        assert_eq!(bans.record_failure(ip, t10), BanState::Free);
         assert!(!bans.is_banned(ip, t0 + Duration::from_secs(11)));
-        assert!(bans.record_failure(ip, t0 + Duration::from_secs(20)));
+        let t20 = t0 + Duration::from_secs(20);
+        assert_eq!(bans.record_failure(ip, t20), BanState::BannedNow);
+        // A failure checked while the ban came is no new ban.
+        assert_eq!(bans.record_failure(ip, t20), BanState::Banned);
         assert!(bans.is_banned(ip, t0 + Duration::from_secs(21)));
         assert!(!bans.is_banned(other, t0 + Duration::from_secs(21)));
         // Still banned 59 s after the last failure, free after 60.
@@ -198,8 +221,10 @@ mod tests {
         let ip: IpAddr = "::1".parse().unwrap();
         let t0 = Instant::now();
         bans.record_failure(ip, t0);
-        assert!(!bans.record_failure(ip, t0 + Duration::from_secs(11)));
-        assert!(bans.record_failure(ip, t0 + Duration::from_secs(12)));
+        let t11 = t0 + Duration::from_secs(11);
+        assert_eq!(bans.record_failure(ip, t11), BanState::Free);
+        let t12 = t0 + Duration::from_secs(12);
+        assert_eq!(bans.record_failure(ip, t12), BanState::BannedNow);
     }
 
     #[test]
@@ -213,8 +238,9 @@ mod tests {
         let a: IpAddr = "2001:db8:0:1::1".parse().unwrap();
         let b: IpAddr = "2001:db8:0:1::2".parse().unwrap();
         bans.record_failure(a, t0);
-        assert!(
+        assert_eq!(
             bans.record_failure(b, t0),
+            BanState::BannedNow,
             "two hosts of one /64 are one client"
         );
         assert!(bans.is_banned("2001:db8:0:1:ffff::9".parse().unwrap(), t0));
@@ -229,7 +255,7 @@ mod tests {
         let bans = BanList::new(None);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..100 {
-            assert!(!bans.record_failure(ip, Instant::now()));
+            assert_eq!(bans.record_failure(ip, Instant::now()), BanState::Free);
         }
         assert!(!bans.is_banned(ip, Instant::now()));
     }

@@ -20,7 +20,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use super::ban::BanList;
+use super::ban::{BanList, BanState};
 use super::password;
 use super::perms::Perms;
 use super::users::{User, Users};
@@ -140,16 +140,26 @@ pub enum Verdict {
         close: bool,
         /// How long to wait before the 530, growing with `attempt`.
         delay: Duration,
-        /// This failure put the address over `--login-ban`.
+        /// This failure put the address over `--login-ban` (false for one
+        /// that was checked while the ban came, and found it in force).
         banned_now: bool,
     },
 }
 
 /// Checks a password against a PHC hash. The driver's implementation runs
-/// argon2 off the shard (it takes tens of milliseconds); tests use tables.
+/// argon2 off the shard (it takes tens of milliseconds) a few at a time, so
+/// a check may wait its turn; tests use tables.
 pub trait Verifier {
-    /// True if `password` matches `hash` (an argon2id PHC string).
-    fn verify(&self, hash: String, password: Vec<u8>) -> impl Future<Output = bool>;
+    /// Whether `password` matches `hash` (an argon2id PHC string), or None
+    /// when `still_allowed`, asked once the check's turn has come, says no:
+    /// the address was banned while the check waited, so that attempts
+    /// sent in parallel cannot outrun `--login-ban`.
+    fn verify(
+        &self,
+        hash: String,
+        password: Vec<u8>,
+        still_allowed: impl FnOnce() -> bool,
+    ) -> impl Future<Output = Option<bool>>;
 }
 
 /// One PASS to decide: `user` and `password` from USER/PASS, `ip` the
@@ -186,14 +196,15 @@ pub async fn decide<V: Verifier>(
         failed_before,
         now,
     } = attempt;
+    let banned = Verdict::Refused {
+        why: Refusal::Banned,
+        attempt: failed_before,
+        close: true,
+        delay: Duration::ZERO,
+        banned_now: false,
+    };
     if bans.is_banned(ip, now) {
-        return Verdict::Refused {
-            why: Refusal::Banned,
-            attempt: failed_before,
-            close: true,
-            delay: Duration::ZERO,
-            banned_now: false,
-        };
+        return banned;
     }
     let anonymous = is_anonymous_name(user);
     if anonymous && policy.anonymous {
@@ -205,7 +216,12 @@ pub async fn decide<V: Verifier>(
         .as_ref()
         .map(|a| a.hash.clone())
         .unwrap_or_else(|| password::decoy().to_string());
-    let verified = verifier.verify(hash, password).await;
+    let Some(verified) = verifier
+        .verify(hash, password, || !bans.is_banned(ip, now))
+        .await
+    else {
+        return banned;
+    };
     let why = match (&account, anonymous) {
         (Some(a), _) if verified => return Verdict::Accepted(Account::from_user(a)),
         (_, true) => Refusal::AnonymousDisabled,
@@ -213,13 +229,13 @@ pub async fn decide<V: Verifier>(
         (Some(_), false) => Refusal::WrongPassword,
     };
     let attempt = failed_before + 1;
-    let banned_now = bans.record_failure(ip, now);
+    let ban = bans.record_failure(ip, now);
     Verdict::Refused {
         why,
         attempt,
-        close: banned_now || attempt >= policy.max_attempts,
+        close: ban != BanState::Free || attempt >= policy.max_attempts,
         delay: (DELAY_STEP * attempt).min(DELAY_MAX),
-        banned_now,
+        banned_now: ban == BanState::BannedNow,
     }
 }
 
@@ -232,8 +248,13 @@ mod tests {
     struct Table(Vec<(String, Vec<u8>)>);
 
     impl Verifier for Table {
-        async fn verify(&self, hash: String, password: Vec<u8>) -> bool {
-            self.0.iter().any(|(h, p)| *h == hash && *p == password)
+        async fn verify(
+            &self,
+            hash: String,
+            password: Vec<u8>,
+            still_allowed: impl FnOnce() -> bool,
+        ) -> Option<bool> {
+            still_allowed().then(|| self.0.iter().any(|(h, p)| *h == hash && *p == password))
         }
     }
 

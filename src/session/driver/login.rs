@@ -28,11 +28,18 @@ struct Argon2<'a> {
 }
 
 impl Verifier for Argon2<'_> {
-    async fn verify(&self, hash: String, password: Vec<u8>) -> bool {
+    async fn verify(
+        &self,
+        hash: String,
+        password: Vec<u8>,
+        still_allowed: impl FnOnce() -> bool,
+    ) -> Option<bool> {
         let _permit = self.checks.acquire().await;
-        tokio::task::spawn_blocking(move || password::verify(&hash, &password))
-            .await
-            .unwrap_or(false)
+        if !still_allowed() {
+            return None;
+        }
+        let ok = tokio::task::spawn_blocking(move || password::verify(&hash, &password)).await;
+        Some(ok.unwrap_or(false))
     }
 }
 
