@@ -336,6 +336,14 @@ fn login_ban_is_per_address() {
     g.login_as("alice", "alice-pw");
     g.stor("from-2.bin", b"hello");
     g.quit();
+    // A PASS without its space is no command, but still a password.
+    let mut t = Ftp::connect_from(lo2, srv.addr());
+    t.expect("USER alice", 331);
+    for line in ["PASS\tTab-Secret-Guess", "pass\u{a0}Nbsp-Secret-Guess"] {
+        t.send_raw(format!("{line}\r\n").as_bytes());
+        assert_eq!(t.read_reply().code, 500, "{line:?}");
+    }
+    t.quit();
     // 127.0.0.1 is banned: the log is synced from the other address.
     let log = srv.log_synced_from(lo2);
     assert!(
@@ -356,6 +364,10 @@ fn login_ban_is_per_address() {
         assert!(l.contains("127.0.0.1") && l.contains("alice"), "{l}");
     }
     assert!(!log.contains("Sup3r-Secret-Guess"), "a password in the log");
+    assert!(
+        !log.contains("Secret-Guess"),
+        "a password in the log:\n{log}"
+    );
     assert!(!log.contains("alice-pw"), "a password in the log");
 }
 

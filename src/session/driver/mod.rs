@@ -466,13 +466,22 @@ impl Conn {
                 }
                 Err(e) => {
                     self.ctx.metrics.command(None);
-                    let word = line.split(|&b| b == b' ').next().unwrap_or_default();
+                    // A malformed PASS (`PASS<TAB>secret`, no space) is
+                    // still a password: only its verb is logged.
+                    let secret = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"PASS");
+                    let word = match secret {
+                        true => &line[..4],
+                        false => line.split(|&b| b == b' ').next().unwrap_or_default(),
+                    };
                     let word = &word[..word.len().min(MAX_LOGGED_VERB)];
                     self.current = Some(Current {
                         command: Cow::Owned(log_text(word).to_ascii_uppercase()),
                         path: None,
                     });
-                    tracing::debug!("unparsed command: {e:?}");
+                    match secret {
+                        true => tracing::debug!("unparsed command: PASS ****"),
+                        false => tracing::debug!("unparsed command: {e:?}"),
+                    }
                     self.session.line_refused(word);
                     self.reply(e.reply()).await
                 }
