@@ -339,7 +339,8 @@ fn login_ban_is_per_address() {
     // A PASS without its space is no command, but still a password.
     let mut t = Ftp::connect_from(lo2, srv.addr());
     t.expect("USER alice", 331);
-    for line in ["PASS\tTab-Secret-Guess", "pass\u{a0}Nbsp-Secret-Guess"] {
+    // (Short ones: a refused line's first word is logged up to 16 bytes.)
+    for line in ["PASS\tZq81x", "pass\u{a0}Zq82x"] {
         t.send_raw(format!("{line}\r\n").as_bytes());
         assert_eq!(t.read_reply().code, 500, "{line:?}");
     }
@@ -364,10 +365,9 @@ fn login_ban_is_per_address() {
         assert!(l.contains("127.0.0.1") && l.contains("alice"), "{l}");
     }
     assert!(!log.contains("Sup3r-Secret-Guess"), "a password in the log");
-    assert!(
-        !log.contains("Secret-Guess"),
-        "a password in the log:\n{log}"
-    );
+    // (In any case: a refused line's first word is logged upper-cased.)
+    let lower = log.to_ascii_lowercase();
+    assert!(!lower.contains("zq8"), "a password in the log:\n{log}");
     assert!(!log.contains("alice-pw"), "a password in the log");
 }
 
