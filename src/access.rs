@@ -109,7 +109,11 @@ pub struct AccessList {
 }
 
 /// Parses one CIDR (or a bare address: a one-host network), refusing host
-/// bits set below the prefix, which are usually a typo.
+/// bits set below the prefix, which are usually a typo. An IPv4-mapped
+/// network (`::ffff:192.0.2.0/120`, as a dual-stack socket or a PROXY
+/// header shows a client) becomes the IPv4 one (`192.0.2.0/24`): clients
+/// are matched in their IPv4 form ([`canonical_ip`]), so kept as IPv6 the
+/// rule would match nobody.
 pub(crate) fn parse_net(flag: &str, s: &str) -> Result<IpNet, String> {
     let text = s.trim();
     let net = match text.parse::<IpNet>() {
@@ -128,6 +132,15 @@ pub(crate) fn parse_net(flag: &str, s: &str) -> Result<IpNet, String> {
             "{flag} {s:?}: host bits are set below the prefix; did you mean {}?",
             net.trunc()
         ));
+    }
+    if let IpNet::V6(n) = net {
+        if let (Some(v4), Some(len)) =
+            (n.network().to_ipv4_mapped(), n.prefix_len().checked_sub(96))
+        {
+            return Ok(IpNet::V4(
+                ipnet::Ipv4Net::new(v4, len).expect("a prefix of 0 to 32"),
+            ));
+        }
     }
     Ok(net)
 }
@@ -262,6 +275,23 @@ mod tests {
         let all = list(&[], &["0.0.0.0/0"]).unwrap();
         assert!(!all.check(ip("203.0.113.9")).is_allowed());
         assert!(all.check(ip("2001:db8::9")).is_allowed());
+        // Written as the IPv4-mapped form a log shows: the IPv4 rule.
+        let mapped = list(&[], &["::ffff:192.0.2.7", "::ffff:198.51.100.0/120"]).unwrap();
+        for (client, allowed) in [
+            ("192.0.2.7", false),
+            ("::ffff:192.0.2.7", false),
+            ("192.0.2.8", true),
+            ("198.51.100.99", false),
+            ("198.51.101.1", true),
+        ] {
+            assert_eq!(mapped.check(ip(client)).is_allowed(), allowed, "{client}");
+        }
+        let only = list(&["::ffff:0:0/96"], &[]).unwrap();
+        assert!(
+            only.check(ip("203.0.113.9")).is_allowed(),
+            "every IPv4 client"
+        );
+        assert!(!only.check(ip("2001:db8::9")).is_allowed());
     }
 
     #[test]
