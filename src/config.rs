@@ -339,19 +339,28 @@ impl Config {
                 ));
             }
         }
-        // 0.0.0.0:21 and 127.0.0.1:21 cannot both be bound without
-        // SO_REUSEPORT: say so here rather than blame "another process"
-        // when the second bind fails.
-        if !args.reuse_port {
-            let control: Vec<(&str, &SocketAddr)> = listen
-                .iter()
-                .map(|a| ("--listen", a))
-                .chain(listen_implicit.iter().map(|a| ("--listen-implicit", a)))
-                .collect();
-            for (i, (flag, a)) in control.iter().enumerate() {
-                if let Some((other, b)) = control[..i].iter().find(|(_, b)| covers(a, b)) {
+        // Listeners that would fight over a port, said here rather than
+        // blamed on "another process" when the second bind fails: two
+        // roles (plain, implicit FTPS, metrics) never share one, and
+        // 0.0.0.0:21 with 127.0.0.1:21 needs SO_REUSEPORT (--reuse-port).
+        let all: Vec<(&str, &SocketAddr)> = listen
+            .iter()
+            .map(|a| ("--listen", a))
+            .chain(listen_implicit.iter().map(|a| ("--listen-implicit", a)))
+            .chain(metrics_listen.iter().map(|a| ("--metrics-listen", a)))
+            .collect();
+        for (i, &(flag, a)) in all.iter().enumerate() {
+            for &(other, b) in &all[..i] {
+                let overlap = a.port() != 0 && (a == b || covers(a, b));
+                if overlap && other != flag {
                     return Err(format!(
-                        "{other} {b} and {flag} {a} share port {} and one of them is every address of its family, so both cannot be bound; give them different ports, or drop the specific one",
+                        "{other} {b} and {flag} {a} share port {}; give each role its own port",
+                        a.port()
+                    ));
+                }
+                if overlap && a != b && !args.reuse_port {
+                    return Err(format!(
+                        "{other} {b} and {flag} {a} share port {} and one of them is every address of its family, so both cannot be bound; give them different ports, drop the specific one, or give --reuse-port",
                         a.port()
                     ));
                 }
@@ -795,6 +804,17 @@ mod tests {
             e.contains("--listen 0.0.0.0:2121 and --listen-implicit 127.0.0.1:2121 share port"),
             "{e}"
         );
+        // Two roles never share a port, --reuse-port or not.
+        for metrics in ["127.0.0.1:2121", "0.0.0.0:2121"] {
+            for reuse in [false, true] {
+                let mut both = vec!["--listen", "127.0.0.1:2121", "--metrics-listen", metrics];
+                if reuse {
+                    both.push("--reuse-port");
+                }
+                let e = Config::from_args(&args(&both), 1).unwrap_err();
+                assert!(e.contains("give each role its own port"), "{both:?}: {e}");
+            }
+        }
         // clap: one of the pair alone.
         assert!(crate::cli::Cli::try_parse_from(["ringftp", "serve", "--tls-cert", "/c"]).is_err());
     }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -712,6 +712,9 @@ fn reuse_port_hand_over_refuses_no_connection() {
             .cores(2)
             .pasv_ports(ports.0, ports.1)
             .args(&["--banner", banner])
+            // The metrics listener is handed over as well: the new
+            // instance must bind it beside the old one, or it exits.
+            .args(&["--metrics-listen", "127.0.0.1:9121"])
             .args(extra)
             .start(&fx)
     };
@@ -769,6 +772,17 @@ fn reuse_port_hand_over_refuses_no_connection() {
     );
     assert!(olds > 0 && news > 0, "old {olds}, new {news}");
     assert_eq!(greetings.last().map(String::as_str), Some("220 new"));
+    let health = within(&ns.0, || {
+        let mut s = connect_in_here("127.0.0.1:9121".parse().unwrap()).unwrap();
+        s.write_all(b"GET /health HTTP/1.0\r\n\r\n").unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    });
+    assert!(
+        health.starts_with("HTTP/1.1 200") || health.starts_with("HTTP/1.0 200"),
+        "{health}"
+    );
     println!("hand-over: {} connections, {olds} greeted by the old server, {news} by the new, none refused", greetings.len());
     drop(new);
 }

@@ -56,16 +56,18 @@ pub(super) fn bind_all(
         let addr = if reuse_port {
             want
         } else {
-            let probe = probe(want).map_err(|e| explain(want, &e, false))?;
+            let probe = probe(want).map_err(|e| explain("--listen", want, &e, false))?;
             let real = local(&probe).map_err(|e| format!("--listen {want}: {e}"))?;
-            bound.locks.push(lock(real)?);
+            bound
+                .locks
+                .push(lock(real).map_err(|e| format!("--listen {e}"))?);
             real
         };
-        let first = bind_control(addr).map_err(|e| explain(addr, &e, reuse_port))?;
+        let first = bind_control(addr).map_err(|e| explain("--listen", addr, &e, reuse_port))?;
         let real = local(&first).map_err(|e| format!("--listen {want}: {e}"))?;
         bound.per_shard[0].push((first, implicit));
         for shard in bound.per_shard.iter_mut().skip(1) {
-            let sock = bind_control(real).map_err(|e| explain(real, &e, reuse_port))?;
+            let sock = bind_control(real).map_err(|e| explain("--listen", real, &e, reuse_port))?;
             shard.push((sock, implicit));
         }
         bound.addrs.push((real, implicit));
@@ -105,24 +107,24 @@ pub(super) fn address_is_local(addr: SocketAddr) -> Result<(), String> {
     any_port.set_port(0);
     new_socket(addr)
         .and_then(|sock| sock.bind(&any_port.into()))
-        .map_err(|e| explain(addr, &e, false))
+        .map_err(|e| explain("--listen", addr, &e, false))
 }
 
 /// The abstract socket that marks `addr` as taken by this process.
 fn lock(addr: SocketAddr) -> Result<UnixDatagram, String> {
     let name = format!("ringftp/listen/{addr}");
     let sa = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
-        .map_err(|e| format!("--listen {addr}: {e}"))?;
+        .map_err(|e| format!("{addr}: {e}"))?;
     UnixDatagram::bind_addr(&sa).map_err(|e| match e.raw_os_error() {
         Some(libc::EADDRINUSE) => format!(
-            "--listen {addr}: address in use: another ringftp is starting on it right now; {}",
+            "{addr}: address in use: another ringftp is starting on it right now; {}",
             REUSE_HINT
         ),
-        _ => format!("--listen {addr}: taking the address lock: {e}"),
+        _ => format!("{addr}: taking the address lock: {e}"),
     })
 }
 
-const REUSE_HINT: &str = "stop it or pick another --listen address, or give --reuse-port to share the address on purpose (a zero-downtime restart, see docs/operations.md)";
+const REUSE_HINT: &str = "stop it or pick another address, or give --reuse-port to share the address on purpose (a zero-downtime restart, see docs/operations.md)";
 
 /// A control listener socket of the shards' group.
 fn bind_control(addr: SocketAddr) -> std::io::Result<Socket> {
@@ -137,25 +139,52 @@ fn bind_control(addr: SocketAddr) -> std::io::Result<Socket> {
     Ok(sock)
 }
 
-/// A bind error in the operator's terms.
-fn explain(addr: SocketAddr, e: &std::io::Error, reuse_port: bool) -> String {
+/// The `--metrics-listen` socket, blocking, for the responder thread, and
+/// the lock that keeps another ringftp from binding it too. Bound as a
+/// control listener is: with SO_REUSEPORT always, so that the new
+/// instance of a zero-downtime restart (`--reuse-port`) can bind it beside
+/// this one, and, without `--reuse-port`, only after a bind without it
+/// found the address free.
+pub(super) fn bind_metrics(
+    addr: SocketAddr,
+    reuse_port: bool,
+) -> Result<(std::net::TcpListener, Option<UnixDatagram>), String> {
+    let flag = "--metrics-listen";
+    let fail = |e: std::io::Error| format!("{flag} {addr}: {e}");
+    let (addr, lock) = if reuse_port {
+        (addr, None)
+    } else {
+        let probe = probe(addr).map_err(|e| explain(flag, addr, &e, false))?;
+        let real = local(&probe).map_err(fail)?;
+        (real, Some(lock(real).map_err(|e| format!("{flag} {e}"))?))
+    };
+    let sock = new_socket(addr).map_err(fail)?;
+    sock.set_reuse_port(true).map_err(fail)?;
+    sock.bind(&addr.into())
+        .map_err(|e| explain(flag, addr, &e, reuse_port))?;
+    sock.listen(128).map_err(fail)?;
+    Ok((sock.into(), lock))
+}
+
+/// A bind error of `flag`'s listener in the operator's terms.
+fn explain(flag: &str, addr: SocketAddr, e: &std::io::Error, reuse_port: bool) -> String {
     match e.raw_os_error() {
         Some(libc::EADDRINUSE) if reuse_port => format!(
-            "--listen {addr}: address in use, and --reuse-port cannot share it: the process listening there did not set SO_REUSEPORT, or runs as another user"
+            "{flag} {addr}: address in use, and --reuse-port cannot share it: the process listening there did not set SO_REUSEPORT, or runs as another user"
         ),
         Some(libc::EADDRINUSE) => format!(
-            "--listen {addr}: address in use: another process listens on it; {REUSE_HINT}"
+            "{flag} {addr}: address in use: another process listens on it; {REUSE_HINT}"
         ),
         Some(libc::EACCES) if addr.port() < 1024 => format!(
-            "--listen {addr}: permission denied: ports below 1024 need privileges. Start ringftp as root (it drops to --user after binding), or allow the binary with `setcap cap_net_bind_service=+ep {}`, or, under systemd, AmbientCapabilities=CAP_NET_BIND_SERVICE (dist/ringftp.service)",
+            "{flag} {addr}: permission denied: ports below 1024 need privileges. Start ringftp as root (it drops to --user after binding), or allow the binary with `setcap cap_net_bind_service=+ep {}`, or, under systemd, AmbientCapabilities=CAP_NET_BIND_SERVICE (dist/ringftp.service)",
             std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "/usr/bin/ringftp".into())
         ),
         Some(libc::EADDRNOTAVAIL) => format!(
-            "--listen {addr}: no interface of this machine has that address"
+            "{flag} {addr}: no interface of this machine has that address"
         ),
-        _ => format!("--listen {addr}: {e}"),
+        _ => format!("{flag} {addr}: {e}"),
     }
 }
 

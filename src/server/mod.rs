@@ -287,12 +287,14 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
         None => None,
     };
     // Bound while still root too (a port below 1024 needs it).
-    let metrics_listener = match config.metrics_listen {
-        Some(addr) => Some(
-            std::net::TcpListener::bind(addr)
-                .with_context(|| format!("--metrics-listen {addr}"))?,
-        ),
-        None => None,
+    // Its lock, like the control listeners', lives as long as the server.
+    let (metrics_listener, _metrics_lock) = match config.metrics_listen {
+        Some(addr) => {
+            let (l, lock) =
+                listen::bind_metrics(addr, config.reuse_port).map_err(anyhow::Error::msg)?;
+            (Some(l), lock)
+        }
+        None => (None, None),
     };
     let notifier = Arc::new(notify::Notifier::from_env(config.cores));
 
