@@ -794,6 +794,25 @@ fn connect_in_here(to: SocketAddr) -> std::io::Result<std::net::TcpStream> {
     Ok(s)
 }
 
+/// SIGUSR1 and SIGUSR2 (nginx's "reopen logs" and "upgrade") would end
+/// the process by their default action, cutting every transfer: they are
+/// ignored, with a warning.
+#[test]
+fn user_signals_do_not_stop_the_server() {
+    let fx = Fixture::new();
+    fx.write("f", b"x\n");
+    let mut srv = Server::builder().start(&fx);
+    let mut f = srv.login();
+    for (sig, name) in [(libc::SIGUSR1, "SIGUSR1"), (libc::SIGUSR2, "SIGUSR2")] {
+        srv.signal(sig);
+        srv.wait_log(&format!("{name} ignored"), 1, Duration::from_secs(30));
+        f.expect("NOOP", 200);
+    }
+    assert_eq!(f.retr("f"), b"x\n");
+    f.quit();
+    assert!(srv.alive());
+}
+
 #[test]
 fn banner_text_file_and_sighup() {
     let fx = Fixture::new();

@@ -24,7 +24,10 @@ use crate::shutdown::{self, Phase};
 ///   ([`Phase::Closing`]); should the shards still not have ended a few
 ///   seconds after that, the process exits anyway;
 /// - a second SIGTERM or SIGINT exits at once, with 128 + the signal
-///   number.
+///   number;
+/// - SIGUSR1 and SIGUSR2, whose default action would end the process
+///   without a drain, are ignored with a warning (nginx reopens its logs
+///   on SIGUSR1; here SIGHUP does that).
 pub(super) fn spawn_signal_thread(
     mut reloader: Reloader,
     notifier: Arc<Notifier>,
@@ -41,11 +44,13 @@ pub(super) fn spawn_signal_thread(
         .build()?;
     // Registering here, before the thread starts, means a signal that
     // arrives right after start-up is already caught (not fatal).
-    let (mut hup, mut term, mut int) = rt.block_on(async {
+    let (mut hup, mut term, mut int, mut usr1, mut usr2) = rt.block_on(async {
         Ok::<_, std::io::Error>((
             signal(SignalKind::hangup())?,
             signal(SignalKind::terminate())?,
             signal(SignalKind::interrupt())?,
+            signal(SignalKind::user_defined1())?,
+            signal(SignalKind::user_defined2())?,
         ))
     })?;
     std::thread::Builder::new()
@@ -64,6 +69,14 @@ pub(super) fn spawn_signal_thread(
                     let signo = tokio::select! {
                         _ = hup.recv() => {
                             reloader.on_sighup();
+                            continue;
+                        }
+                        _ = usr1.recv() => {
+                            tracing::warn!("SIGUSR1 ignored: SIGHUP reopens the xferlog and reloads, SIGTERM stops");
+                            continue;
+                        }
+                        _ = usr2.recv() => {
+                            tracing::warn!("SIGUSR2 ignored: SIGHUP reopens the xferlog and reloads, SIGTERM stops");
                             continue;
                         }
                         _ = deadline => {
