@@ -66,7 +66,23 @@ fn doing(r: &SessionRow) -> String {
     }
 }
 
+/// `s` with each control character (ESC, BEL, CR, ...; C0, DEL and C1)
+/// written as `\xNN`: names and commands come from clients, and raw they
+/// would be obeyed by the operator's terminal (retitle it, clear it).
+fn shown(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The report as a text table, one line per session, and a summary line.
+/// Client-given text (user names, paths, commands) is [`shown`] escaped.
 pub fn table(report: &SessionsReport) -> String {
     let header = ["SHARD", "PEER", "USER", "CONNECTED", "FOR", "DOING"];
     let rows: Vec<[String; 6]> = report
@@ -75,11 +91,11 @@ pub fn table(report: &SessionsReport) -> String {
         .map(|r| {
             [
                 r.shard.to_string(),
-                r.peer.clone(),
-                r.user.clone().unwrap_or_else(|| "-".into()),
-                r.connected_since.clone(),
+                shown(&r.peer),
+                shown(r.user.as_deref().unwrap_or("-")),
+                shown(&r.connected_since),
                 duration(r.connected_seconds),
-                doing(r),
+                shown(&doing(r)),
             ]
         })
         .collect();
@@ -160,22 +176,35 @@ mod tests {
             }),
             ..base.clone()
         };
+        let hostile = SessionRow {
+            id: 8,
+            user: Some("eve\u{9b}".into()),
+            command: Some("RETR esc\u{1b}]0;PWNED\u{7}\u{1b}[2Jx".into()),
+            ..base.clone()
+        };
         let report = SessionsReport {
             shards: 2,
             shards_answered: 1,
-            sessions: vec![base, busy],
+            sessions: vec![base, busy, hostile],
         };
         let t = table(&report);
         let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines.len(), 4, "{t}");
+        assert_eq!(lines.len(), 5, "{t}");
+        // What a client named reaches the terminal escaped.
+        assert!(
+            lines[3].ends_with("RETR esc\\x1b]0;PWNED\\x07\\x1b[2Jx"),
+            "{t}"
+        );
+        assert!(lines[3].contains("eve\\x9b"), "{t}");
+        assert!(!t.chars().any(|c| c.is_control() && c != '\n'), "{t:?}");
         assert!(lines[0].starts_with("SHARD  PEER"), "{t}");
         assert!(lines[1].ends_with("idle 12s"), "{t}");
         assert!(lines[1].contains("1m15s"), "{t}");
         assert!(lines[2].contains("anonymous"), "{t}");
         assert!(lines[2].contains("download /pub/big.iso 3.0 MiB"), "{t}");
         assert_eq!(
-            lines[3],
-            "2 session(s), 1 transferring (1 of 2 shards answered in time)"
+            lines[4],
+            "3 session(s), 1 transferring (1 of 2 shards answered in time)"
         );
     }
 }
