@@ -624,6 +624,15 @@ fn disk_full_answers_452_and_loses_nothing() {
         assert!(!home.join("new.bin").exists() || name != "new.bin");
         f.quit();
     }
+    // A full disk is the operator's to fix: a warning, not a refusal
+    // logged at INFO that `--log-level warn` hides.
+    let log = srv.log_text();
+    let full: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("No space left on device"))
+        .collect();
+    assert!(!full.is_empty(), "{log}");
+    assert!(full.iter().all(|l| l.contains(" WARN ")), "{full:#?}");
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let downloads = reader.join().unwrap();
     assert!(

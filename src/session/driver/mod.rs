@@ -681,11 +681,11 @@ impl Conn {
     /// Refuses a path the client may not use (550; 452 for a full disk,
     /// 451 for a server out of descriptors or memory: see
     /// [`VfsError::reply_code`]), logged with the reason: as a warning for
-    /// an escape attempt or an exhausted server, which the operator should
-    /// see.
+    /// an escape attempt, a full disk or an exhausted server, which the
+    /// operator should see.
     async fn refuse(&self, vpath: &[u8], e: VfsError) -> Flow {
         let loud = match e {
-            VfsError::Escapes => Loud::Warn,
+            VfsError::Escapes | VfsError::NoSpace => Loud::Warn,
             _ => self.loud_if_exhausted(matches!(e, VfsError::Exhausted(_))),
         };
         let code = e.reply_code();

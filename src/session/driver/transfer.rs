@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::control::Raced;
 use super::list::Prepared;
-use super::{log_text, Conn, Flow};
+use super::{log_text, Conn, Flow, Loud};
 use crate::data::transfer::{self, Channel, TransferError};
 use crate::engine::splice::{Pacer, Progress, TransferCtx};
 use crate::engine::sys;
@@ -366,7 +366,11 @@ impl Conn {
                     .replies
                     .first()
                     .map_or(0, |r| r.code);
-                let loud = self.loud_if_exhausted(why == Failure::Exhausted);
+                // A full disk or quota is the operator's to fix: a warning.
+                let loud = match why {
+                    Failure::NoSpace => Loud::Warn,
+                    _ => self.loud_if_exhausted(why == Failure::Exhausted),
+                };
                 self.log_refusal(
                     loud,
                     code,
