@@ -360,8 +360,10 @@ pub(crate) fn mix(ops: &Ops) -> anyhow::Result<(Vec<Action>, BTreeMap<Action, u3
                 .filter(|(_, &w)| w > 0)
                 .map(|(&o, &w)| (o, w))
                 .collect();
-            let total: u32 = table.iter().map(|(_, w)| w).sum();
-            if total > MAX_WEIGHTS {
+            // In u64: u32 weights near their limit would wrap the sum
+            // past the check below.
+            let total: u64 = table.iter().map(|&(_, w)| u64::from(w)).sum();
+            if total > u64::from(MAX_WEIGHTS) {
                 bail!("the weights add up to {total}; keep them under {MAX_WEIGHTS} (they are ratios: 8/1/1 is 80 %)");
             }
             let mut current = vec![0i64; table.len()];
@@ -373,7 +375,7 @@ pub(crate) fn mix(ops: &Ops) -> anyhow::Result<(Vec<Action>, BTreeMap<Action, u3
                 let best = (0..table.len())
                     .max_by_key(|&i| (current[i], std::cmp::Reverse(i)))
                     .expect("at least one op");
-                current[best] -= i64::from(total);
+                current[best] -= total as i64;
                 seq.push(table[best].0);
             }
             weights.extend(table);
@@ -516,6 +518,10 @@ mod tests {
         let (seq, _) = mix(&Ops::InTurn(vec![list, mlsd, list])).unwrap();
         assert_eq!(seq, vec![list, mlsd, list]);
         assert!(mix(&Ops::Weighted(BTreeMap::from([(retr, 0)]))).is_err());
+        // A sum past u32 is refused as such, not wrapped under the limit.
+        let huge = Ops::Weighted(BTreeMap::from([(retr, u32::MAX), (list, 2)]));
+        let e = mix(&huge).unwrap_err().to_string();
+        assert!(e.contains("add up to 4294967297"), "{e}");
         assert!(mix(&Ops::Weighted(BTreeMap::from([(retr, 20_000)]))).is_err());
     }
 
