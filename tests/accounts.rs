@@ -476,6 +476,7 @@ fn read_only_and_append_only_accounts() {
         &[
             Account::new("reader", &["list", "read"]),
             Account::new("logger", &["append"]),
+            Account::new("dropper", &["write"]),
         ],
     );
     fx.write("reader/keep.txt", b"keep me\n");
@@ -522,6 +523,20 @@ fn read_only_and_append_only_accounts() {
     g.expect("LIST", 550);
     g.quit();
     assert_eq!(fx.read("logger/log.txt"), b"first\nsecond\n");
+
+    // A drop box (write, no read) learns no file's size: not from SIZE,
+    // nor from the refusal of a REST past the end.
+    fx.write("dropper/other.bin", &[7; 7777]);
+    let mut d = srv.login_as("dropper", "dropper-pw");
+    d.expect("SIZE other.bin", 550);
+    let _conn = d.epsv_connect();
+    d.expect("REST 999999", 350);
+    let r = d.expect("STOR other.bin", 554);
+    assert_eq!(
+        r.lines,
+        ["554 Restart offset 999999 is past the end of the file."]
+    );
+    d.quit();
 }
 
 /// RNTO onto a name that exists replaces it only for an account that may

@@ -408,8 +408,10 @@ pub fn push_perm_fact(kind: EntryKind, perms: Perms, access: Access, out: &mut V
             (b'r', Perms::READ, read),
             (b'w', Perms::WRITE, write),
         ],
-        // A FIFO, socket, device or dangling symlink is never transferred
-        // (RETR, STOR and APPE refuse it), whatever its mode bits say.
+        // A FIFO, socket, device or dangling symlink is never read or
+        // appended to (RETR and APPE refuse it), whatever its mode bits
+        // say; RFC 3659 section 7.5.5 gives `a`, `r` and `w` to files only
+        // (a STOR to its name replaces it with a file).
         EntryKind::Symlink | EntryKind::Other => {
             &[(b'd', Perms::DELETE, true), (b'f', Perms::RENAME, true)]
         }

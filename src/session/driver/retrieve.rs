@@ -47,7 +47,7 @@ impl Conn {
         if offset > st.size {
             let e = VfsError::PastEnd {
                 offset,
-                size: st.size,
+                size: Some(st.size),
             };
             return self.refuse(&vpath, e).await;
         }
