@@ -29,7 +29,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -124,6 +124,9 @@ pub(crate) struct XferLog {
     file: Mutex<Arc<OwnedFd>>,
     /// Bumped after every successful reopen.
     generation: AtomicU64,
+    /// A write was cut short (a full filesystem): the file ends in part
+    /// of a line, so the next line starts with a newline of its own.
+    torn: AtomicBool,
     /// The zone of the timestamps: the local one, read at start-up;
     /// `None` for UTC (`--xferlog-utc`).
     zone: Option<jiff::tz::TimeZone>,
@@ -148,6 +151,7 @@ impl XferLog {
             path: path.to_path_buf(),
             file: Mutex::new(open_append(path)?),
             generation: AtomicU64::new(0),
+            torn: AtomicBool::new(false),
             zone: (!utc).then(jiff::tz::TimeZone::system),
         })
     }
@@ -239,11 +243,31 @@ impl ShardXferLog {
         cur.1.clone()
     }
 
-    /// Appends the line for `record`. A failure is logged (at most once a
-    /// minute per shard, with the count) and returned.
+    /// Appends the line for `record`. A failure, a short write (a full
+    /// filesystem) included, is logged (at most once a minute per shard,
+    /// with the count) and returned; after a short write the next line
+    /// begins with a newline, so the part line stands alone and every
+    /// whole line keeps xferlog(5)'s fields.
     pub(crate) async fn write(&self, record: &Record<'_>) -> io::Result<()> {
         let offset = self.shared.utc_offset(record.now);
-        let r = sys::write_append(self.fd(), format(record, offset)).await;
+        let mut line = format(record, offset);
+        let was_torn = self.shared.torn.swap(false, Ordering::AcqRel);
+        if was_torn {
+            line.insert(0, b'\n');
+        }
+        let len = line.len();
+        let r = match sys::write_append(self.fd(), line).await {
+            Ok(n) if n == len => Ok(()),
+            r => {
+                // Some of the line written: the file ends in part of it.
+                // None: it ends as it did.
+                let part = matches!(r, Ok(n) if n > 0);
+                self.shared.torn.store(part || was_torn, Ordering::Release);
+                Err(r
+                    .err()
+                    .unwrap_or_else(|| io::Error::other("short write (a full filesystem?)")))
+            }
+        };
         if let Err(e) = &r {
             self.failures.set(self.failures.get() + 1);
             let due = self.warned.get().is_none_or(|t| t.elapsed() >= WARN_EVERY);

@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -330,4 +330,52 @@ fn utc_times_and_real_paths_on_request() {
         let t = unix_of(l);
         assert!((t0..=t1).contains(&t), "{t} not in {t0}..={t1}: {l:?}");
     }
+}
+
+/// A line written on a full filesystem may land in part (tmpfs fills the
+/// file's last page, then says ENOSPC). That counts as a failed write, and
+/// the next line starts on a line of its own: the part line stands alone,
+/// and every whole line keeps its 18 fields.
+#[test]
+fn a_short_write_on_a_full_disk_tears_no_later_line() {
+    let fx = Fixture::new();
+    fx.write("f.txt", b"hello\n");
+    let mnt = fx.work.join("logfs");
+    let Some(_tmpfs) = Tmpfs::mount(&mnt, "64k") else {
+        return;
+    };
+    let log = mnt.join("xferlog");
+    let srv = Server::builder()
+        .arg("--xferlog")
+        .arg(log.to_string_lossy())
+        .start(&fx);
+    let mut f = srv.login();
+    assert_eq!(f.retr("f.txt"), b"hello\n");
+    let one = std::fs::read(&log).unwrap();
+    // Pad the log (by hand, as another writer could) to end 10 bytes
+    // before a page boundary, then fill the filesystem: the next line
+    // gets only those 10 bytes.
+    let pad = 4096 - (one.len() + 10) % 4096;
+    let mut text = one.clone();
+    text.extend(std::iter::repeat_n(b'#', pad - 1));
+    text.push(b'\n');
+    std::fs::write(&log, &text).unwrap();
+    let filler = mnt.join("filler");
+    let mut fill = std::fs::File::create(&filler).unwrap();
+    while fill.write_all(&[0; 4096]).is_ok() {}
+    drop(fill);
+    assert_eq!(f.retr("f.txt"), b"hello\n");
+    let torn = std::fs::read(&log).unwrap();
+    assert_eq!(torn.len(), text.len() + 10, "the write landed in part");
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(f.retr("f.txt"), b"hello\n");
+    f.quit();
+    let all = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines.len(), 4, "{all}");
+    assert_eq!(lines[2].len(), 10, "the part line: {all}");
+    let last: Vec<&str> = lines[3].split_ascii_whitespace().collect();
+    assert_eq!(last.len(), FIELDS, "{:?}", lines[3]);
+    assert_eq!(last[NAME], "/f.txt");
+    srv.wait_log("short write", 1, Duration::from_secs(10));
 }

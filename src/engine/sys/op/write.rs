@@ -23,8 +23,9 @@ pub async fn write_at(
 }
 
 /// `write(2)` of `buf` at the file's position (an O_APPEND file: the end),
-/// on the shard's ring, in one request. For the transfer log.
-pub async fn write_append(fd: FdRef, buf: Vec<u8>) -> io::Result<()> {
+/// on the shard's ring, in one request: the bytes written, which a full
+/// filesystem makes fewer than `buf.len()`. For the transfer log.
+pub async fn write_append(fd: FdRef, buf: Vec<u8>) -> io::Result<usize> {
     let (ptr, len) = tail(&buf, 0);
     // u64::MAX is the -1 offset: "use the file position", which O_APPEND
     // pins to the end, so concurrent shards never overwrite each other.
@@ -32,5 +33,5 @@ pub async fn write_append(fd: FdRef, buf: Vec<u8>) -> io::Result<()> {
         .offset(u64::MAX)
         .build();
     let (res, _) = buf_op(fd, buf, sqe).submit().await;
-    res.map(|_| ())
+    res.map(|n| n as usize)
 }
