@@ -233,6 +233,34 @@ fn sighup_reloads_users_and_keeps_them_when_the_new_file_is_bad() {
     f.expect("PASS alice-pw", 530);
 }
 
+/// A root the service user may enter but not read (0711, served with a
+/// warning) reloads its users file on SIGHUP like any other: the homes
+/// are looked up from a descriptor that needs no read permission.
+#[test]
+fn sighup_reloads_users_under_a_root_that_cannot_be_listed() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new();
+    let alice = Account::full("alice");
+    let bob = Account::new("bob", &["list", "read"]);
+    let users = fx.users_file("users.toml", std::slice::from_ref(&alice));
+    mkdir(&fx.root, "bob");
+    let srv = Server::builder().users(&users).start(&fx);
+    // The root is root's now, and the service user may only enter it.
+    if std::os::unix::fs::chown(&fx.root, Some(0), Some(0)).is_err() {
+        eprintln!("SKIPPED: the root's owner can be changed only as root");
+        return;
+    }
+    std::fs::set_permissions(&fx.root, std::fs::Permissions::from_mode(0o711)).unwrap();
+    std::fs::write(&users, users_toml(&[alice, bob])).unwrap();
+    srv.signal(libc::SIGHUP);
+    srv.wait_log(
+        "users file reloaded (2 accounts)",
+        1,
+        Duration::from_secs(10),
+    );
+    srv.login_as("bob", "bob-pw").quit();
+}
+
 // ------------------------------------------------------------ logins
 
 #[test]

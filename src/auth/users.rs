@@ -157,8 +157,14 @@ impl Users {
     /// Reads and validates `file`, checking homes under `root`.
     pub fn load(file: &Path, root: &Path) -> Result<Users, String> {
         let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let root_dir =
-            std::fs::File::open(root).map_err(|e| format!("--root {}: {e}", root.display()))?;
+        // O_PATH: a root the service user may enter but not read (0711,
+        // served with a warning) must not fail every reload on SIGHUP.
+        let root_dir = rustix::fs::open(
+            root,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| format!("--root {}: {}", root.display(), std::io::Error::from(e)))?;
         let home_ok = |home: &[u8]| -> Result<(), String> {
             let rel: CString = path::relative(home).ok_or("has a NUL byte")?;
             match sys::openat2_blocking(
