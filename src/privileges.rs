@@ -261,6 +261,34 @@ pub(crate) fn no_new_privs() -> Result<(), String> {
     thread::set_no_new_privs(true).map_err(|e| format!("PR_SET_NO_NEW_PRIVS: {e}"))
 }
 
+/// For a process that keeps its ids (started as the service user, e.g. by
+/// systemd with `AmbientCapabilities=CAP_NET_BIND_SERVICE`): once the
+/// listeners are bound, gives up every capability it was started with but
+/// `CAP_NET_BIND_SERVICE` with `keep_bind_service` (`--active-port-20`),
+/// as [`drop_to`] does for a process started as root. Lowering one's own
+/// sets needs no privilege. Returns the capabilities given up (permitted
+/// ones), for the log. Must run before any other thread exists.
+pub(crate) fn shed_capabilities(keep_bind_service: bool) -> Result<CapabilitySet, String> {
+    let io = |what: &'static str| move |e: rustix::io::Errno| format!("{what}: {e}");
+    let keep = if keep_bind_service {
+        CapabilitySet::NET_BIND_SERVICE
+    } else {
+        CapabilitySet::empty()
+    };
+    let now = thread::capabilities(None).map_err(io("capget"))?;
+    thread::clear_ambient_capability_set().map_err(io("clearing ambient capabilities"))?;
+    thread::set_capabilities(
+        None,
+        CapabilitySets {
+            effective: now.effective & keep,
+            permitted: now.permitted & keep,
+            inheritable: CapabilitySet::empty(),
+        },
+    )
+    .map_err(io("capset"))?;
+    Ok(now.permitted - keep)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -321,6 +321,50 @@ fn only_root_may_switch_users_and_low_ports_say_how() {
     assert!(r.stderr.contains("only root can switch"), "{}", r.stderr);
 }
 
+/// Started as the service user with an ambient CAP_NET_BIND_SERVICE (what
+/// dist/ringftp.service grants), the server gives it up once its
+/// listeners are bound, as it does when it drops from root: no thread
+/// keeps a capability without --active-port-20.
+#[test]
+fn capabilities_from_the_service_manager_are_given_up_after_binding() {
+    require_root("the privilege tests");
+    let fx = Fixture::new();
+    fx.write("f", b"x\n");
+    fx.give_to_server_user(&fx.root);
+    let (_, uid, gid) = server_user();
+    let block = port_block(4);
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        &format!("--reuid={uid}"),
+        &format!("--regid={gid}"),
+        "--clear-groups",
+        "--inh-caps=+net_bind_service",
+        "--ambient-caps=+net_bind_service",
+        BIN,
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--pasv-ports",
+        &format!("{}-{}", block.lo, block.hi),
+        "--root",
+    ])
+    .arg(&fx.root);
+    let srv = Server::launch(cmd, &fx, &fx.root);
+    srv.wait_log("gave up the capabilities", 1, Duration::from_secs(20));
+    let mut f = srv.login();
+    assert_eq!(f.retr("f"), b"x\n");
+    f.quit();
+    for (thread, status) in threads(srv.pid()) {
+        for set in ["CapEff", "CapPrm", "CapInh", "CapAmb"] {
+            assert_eq!(
+                status_fields(&status, set),
+                ["0000000000000000"],
+                "{thread} {set}"
+            );
+        }
+    }
+}
+
 /// Asserts that `log` has the refusal of `verb` on `path` for not being
 /// world-readable, as an operator reads it.
 #[track_caller]

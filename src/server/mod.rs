@@ -660,12 +660,24 @@ fn drop_privileges(config: &Config) -> anyhow::Result<()> {
     let plan = privileges::plan(config.user.as_deref(), euid).map_err(anyhow::Error::msg)?;
     match plan {
         Plan::Keep => {
+            let shed =
+                privileges::shed_capabilities(config.active_port_20).map_err(anyhow::Error::msg)?;
             privileges::no_new_privs().map_err(anyhow::Error::msg)?;
             tracing::info!(
                 uid = euid,
                 gid = rustix::process::getegid().as_raw(),
                 "running as the user that started ringftp"
             );
+            if !shed.is_empty() {
+                tracing::info!(
+                    "listeners bound: gave up the capabilities it was started with ({shed:?}){}",
+                    if config.active_port_20 {
+                        "; CAP_NET_BIND_SERVICE is kept for --active-port-20"
+                    } else {
+                        ""
+                    }
+                );
+            }
         }
         Plan::StayRoot => {
             privileges::no_new_privs().map_err(anyhow::Error::msg)?;
