@@ -34,6 +34,26 @@ pub fn validate(phc: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The argon2 parameters of `phc` (`m=8,t=1,p=1`) when they are not the
+/// ones `ringftp passwd` and the decoy use (`m=19456,t=2,p=1`), else None.
+/// Such a hash checks in another time than the decoy does, so a failed
+/// login tells a client whether the name exists; and its `m` (KiB) is the
+/// memory each check of it takes, which any client may start.
+pub fn unusual_params(phc: &str) -> Option<String> {
+    let parsed = PasswordHash::new(phc).ok()?;
+    let params = argon2::Params::try_from(&parsed).ok()?;
+    let default = argon2::Params::default();
+    let triple = |p: &argon2::Params| (p.m_cost(), p.t_cost(), p.p_cost());
+    (triple(&params) != triple(&default)).then(|| {
+        format!(
+            "m={},t={},p={}",
+            params.m_cost(),
+            params.t_cost(),
+            params.p_cost()
+        )
+    })
+}
+
 /// True when `password` matches `phc`. Costs tens of milliseconds by
 /// design: call it off the shard thread.
 pub fn verify(phc: &str, password: &[u8]) -> bool {
@@ -88,6 +108,20 @@ mod tests {
         assert!(!verify(&h, b""));
         // Fresh salt each time.
         assert_ne!(h, hash(b"correct horse").unwrap());
+    }
+
+    #[test]
+    fn unusual_params_are_named() {
+        assert_eq!(unusual_params(&hash(b"pw").unwrap()), None);
+        assert_eq!(unusual_params(decoy()), None);
+        let weak = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(8, 1, 1, None).unwrap(),
+        );
+        let salt = SaltString::generate(&mut OsRng);
+        let phc = weak.hash_password(b"pw", &salt).unwrap().to_string();
+        assert_eq!(unusual_params(&phc).as_deref(), Some("m=8,t=1,p=1"));
     }
 
     #[test]

@@ -65,6 +65,9 @@ struct UserToml {
 #[derive(Debug, Default)]
 pub struct Users {
     by_name: HashMap<String, Arc<User>>,
+    /// What the operator should hear about a file that loads (accounts
+    /// whose hash has other argon2 parameters than `ringftp passwd`'s).
+    warnings: Vec<String>,
 }
 
 fn check_name(name: &str) -> Result<(), String> {
@@ -101,13 +104,16 @@ fn check_rate(field: &str, value: &Option<String>) -> Result<Option<u64>, String
 
 impl Users {
     /// Parses and validates the users file text. `home_ok` checks that a
-    /// normalized virtual home path is a directory inside the root.
+    /// normalized virtual home path is a directory inside the root. An
+    /// account whose hash has other argon2 parameters than `ringftp
+    /// passwd`'s loads, with a warning ([`Users::warnings`]).
     pub fn parse(
         text: &str,
         home_ok: &dyn Fn(&[u8]) -> Result<(), String>,
     ) -> Result<Users, String> {
         let file: FileToml = toml::from_str(text).map_err(|e| e.to_string())?;
         let mut by_name = HashMap::new();
+        let mut warnings = Vec::new();
         for (i, u) in file.user.into_iter().enumerate() {
             let at = format!("user #{} ({:?})", i + 1, u.name);
             check_name(&u.name).map_err(|e| format!("{at}: {e}"))?;
@@ -147,11 +153,21 @@ impl Users {
                 home,
                 perms,
             };
+            if let Some(params) = password::unusual_params(&user.hash) {
+                warnings.push(format!(
+                    "{at}: its hash has argon2 parameters {params}, not ringftp passwd's m=19456,t=2,p=1: a failed login for it takes another time than one for a name that does not exist (a client can tell that the account exists), and m is the memory (KiB) every check of it takes; hash its password again with `ringftp passwd`"
+                ));
+            }
             if by_name.insert(u.name.clone(), Arc::new(user)).is_some() {
                 return Err(format!("{at}: duplicate user name {:?}", u.name));
             }
         }
-        Ok(Users { by_name })
+        Ok(Users { by_name, warnings })
+    }
+
+    /// Warnings about a file that loaded: see [`Users::parse`].
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Reads and validates `file`, checking homes under `root`.
@@ -216,6 +232,9 @@ impl UsersDb {
             Some(f) => Users::load(f, &root)?,
             None => Users::default(),
         };
+        for w in users.warnings() {
+            tracing::warn!("users file {w}");
+        }
         Ok(UsersDb {
             file,
             root,
@@ -235,6 +254,9 @@ impl UsersDb {
             return Ok(None);
         };
         let users = Users::load(file, &self.root)?;
+        for w in users.warnings() {
+            tracing::warn!("users file {w}");
+        }
         let n = users.len();
         if let Ok(mut g) = self.current.write() {
             *g = Arc::new(users);
@@ -249,6 +271,28 @@ mod tests {
 
     fn hash() -> String {
         password::hash(b"pw").unwrap()
+    }
+
+    #[test]
+    fn a_hash_with_other_parameters_loads_with_a_warning() {
+        use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+        let weak = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(8, 1, 1, None).unwrap(),
+        );
+        let salt = SaltString::generate(&mut OsRng);
+        let phc = weak.hash_password(b"pw", &salt).unwrap().to_string();
+        let users = parse(&format!(
+            "[[user]]\nname = \"tiny\"\npassword = \"{phc}\"\nhome = \"/\"\npermissions = [\"read\"]\n[[user]]\nname = \"usual\"\npassword = \"{}\"\nhome = \"/\"\npermissions = [\"read\"]\n",
+            hash()
+        ))
+        .unwrap();
+        assert_eq!(users.len(), 2);
+        let [w] = users.warnings() else {
+            panic!("{:?}", users.warnings())
+        };
+        assert!(w.contains("\"tiny\"") && w.contains("m=8,t=1,p=1"), "{w}");
     }
 
     fn parse(text: &str) -> Result<Users, String> {
