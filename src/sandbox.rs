@@ -139,19 +139,24 @@ impl Policy {
     /// TLS work adds its certificate and key files here.
     pub(crate) fn readable_files(&mut self, files: &[PathBuf]) {
         for f in files {
-            let dir = parent_dir(f);
-            let already = self.grants.iter().any(|g| match &g.target {
-                Target::Path(p) => *p == dir && g.access == AccessFs::ReadFile,
-                Target::Fd(_) => false,
-            });
-            if already {
-                continue;
+            // A symlink (certbot's live/cert.pem -> ../archive/cert1.pem)
+            // is read through its target's directory as well, where a
+            // renewal puts the next file.
+            let real = f.canonicalize().ok().map(|r| parent_dir(&r));
+            for dir in std::iter::once(parent_dir(f)).chain(real) {
+                let already = self.grants.iter().any(|g| match &g.target {
+                    Target::Path(p) => *p == dir && g.access == AccessFs::ReadFile,
+                    Target::Fd(_) => false,
+                });
+                if already {
+                    continue;
+                }
+                self.grants.push(Grant {
+                    target: Target::Path(dir),
+                    access: AccessFs::ReadFile.into(),
+                    why: format!("to re-read {}", f.display()),
+                });
             }
-            self.grants.push(Grant {
-                target: Target::Path(dir),
-                access: AccessFs::ReadFile.into(),
-                why: format!("to re-read {}", f.display()),
-            });
         }
     }
 
