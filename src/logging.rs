@@ -271,8 +271,38 @@ pub fn rust_log() -> Option<String> {
         .filter(|v| !v.trim().is_empty())
 }
 
+/// Whether lines are text (`--log-format text`), whose `key=value` fields
+/// [`Field`] quotes; JSON escapes its own.
+static TEXT_FORMAT: AtomicBool = AtomicBool::new(true);
+
+/// A client-given value (a user name, a path) as a `key=value` field of a
+/// text line: as it is, or in double quotes (`"` and `\` escaped) when it
+/// holds a blank, a `"` or a `=`, so that it cannot pose as more fields
+/// (`USER x code=230` logs `user="x code=230"`), the logfmt rule. Control
+/// characters are the caller's to escape first. Unchanged in JSON lines.
+pub struct Field<'a>(pub &'a str);
+
+impl std::fmt::Display for Field<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.0;
+        let plain = !v.contains([' ', '\t', '"', '=']);
+        if plain || !TEXT_FORMAT.load(Ordering::Relaxed) {
+            return f.write_str(v);
+        }
+        f.write_str("\"")?;
+        for c in v.chars() {
+            match c {
+                '"' | '\\' => write!(f, "\\{c}")?,
+                _ => write!(f, "{c}")?,
+            }
+        }
+        f.write_str("\"")
+    }
+}
+
 /// Installs the global subscriber with [`filter_in_force`].
 pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
+    TEXT_FORMAT.store(format == LogFormat::Text, Ordering::Relaxed);
     let ParsedFilter { filter, quiet } = filter_in_force(level)?;
     let (fixed, dynamic) = match filter {
         LogFilter::Static(t) => (Some(*t), None),

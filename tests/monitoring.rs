@@ -366,6 +366,9 @@ fn refusal_lines_name_user_command_path_and_reason() {
     let mut g = Ftp::connect(srv.addr());
     g.expect("USER nobody-here", 331);
     g.expect("PASS guess", 530);
+    // A name that would pose as more fields stays one, quoted.
+    g.expect("USER x user=admin code=230", 331);
+    g.expect("PASS guess", 530);
     let log = srv.log_synced();
     let line = |needle: &str| {
         log.lines()
@@ -380,7 +383,7 @@ fn refusal_lines_name_user_command_path_and_reason() {
         "Permission denied.",
         "user=anonymous",
         "command=STOR",
-        "path=/pub/new file.txt",
+        "path=\"/pub/new file.txt\"",
         "code=550",
     ] {
         assert!(stor.contains(part), "{part:?} missing: {stor}");
@@ -396,6 +399,10 @@ fn refusal_lines_name_user_command_path_and_reason() {
     assert!(
         pass.contains("WARN") && pass.contains("user=nobody-here") && pass.contains("no such user"),
         "{pass}"
+    );
+    assert!(
+        log.contains(r#"user="x user=admin code=230" command=PASS"#),
+        "{log}"
     );
     assert!(!log.contains("guess"), "a password in the log");
     // Completed transfers and anonymous logins are debug lines.
@@ -440,7 +447,8 @@ fn json_log_lines_carry_the_fields() {
     let srv = Server::builder().args(&["--log-format", "json"]).start(&fx);
     let mut f = srv.login();
     f.expect("RETR /nosuch.bin", 425);
-    f.expect("MDTM /nosuch.bin", 550);
+    // A blank in the path: JSON has its own quoting, none is added.
+    f.expect("MDTM /no such.bin", 550);
     f.quit();
     let log = srv.log_synced();
     let mut refusal = None;
@@ -454,7 +462,7 @@ fn json_log_lines_carry_the_fields() {
     }
     let v = refusal.unwrap_or_else(|| panic!("no MDTM refusal:\n{log}"));
     assert_eq!(v["user"], "anonymous");
-    assert_eq!(v["path"], "/nosuch.bin");
+    assert_eq!(v["path"], "/no such.bin");
     assert_eq!(v["code"], 550);
     assert!(
         v["span"]["peer"]

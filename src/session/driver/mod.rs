@@ -57,6 +57,7 @@ use crate::data::passive::{KeptListener, PassiveListener};
 use crate::engine::splice::Counters;
 use crate::engine::sys::{self, FdRef};
 use crate::logging::limit::Suppressed;
+use crate::logging::Field;
 use crate::metrics::sessions::Registration;
 use crate::proto::codes::*;
 use crate::proto::{parse, Command, Reply, MAX_LINE};
@@ -647,18 +648,21 @@ impl Conn {
             .or_else(|| self.current.as_ref().and_then(|c| c.path.as_deref()))
             .map(log_text);
         let suppressed = Suppressed(suppressed);
+        // Client-given, so quoted where they could pose as more fields.
+        let user = Field(&user);
+        let path = path.as_deref().map(|p| tracing::field::display(Field(p)));
         match loud {
             Loud::Info => tracing::info!(
                 %user,
                 %command,
-                path = path.as_deref().map(tracing::field::display),
+                path,
                 code,
                 "refused {command}: {reason}{suppressed}"
             ),
             Loud::Warn => tracing::warn!(
                 %user,
                 %command,
-                path = path.as_deref().map(tracing::field::display),
+                path,
                 code,
                 "refused {command}: {reason}{suppressed}"
             ),
