@@ -553,18 +553,21 @@ fn read_only_and_append_only_accounts() {
     assert_eq!(fx.read("logger/log.txt"), b"first\nsecond\n");
 
     // A drop box (write, no read) learns no file's size: not from SIZE,
-    // nor from the refusal of a REST past the end.
+    // nor from REST + STOR, refused alike inside and past the end (which
+    // answered 554 past it, and a binary search found the size).
     fx.write("dropper/other.bin", &[7; 7777]);
     let mut d = srv.login_as("dropper", "dropper-pw");
     d.expect("SIZE other.bin", 550);
-    let _conn = d.epsv_connect();
-    d.expect("REST 999999", 350);
-    let r = d.expect("STOR other.bin", 554);
-    assert_eq!(
-        r.lines,
-        ["554 Restart offset 999999 is past the end of the file."]
-    );
+    for offset in [10, 7777, 999_999] {
+        d.epsv();
+        d.expect(&format!("REST {offset}"), 350);
+        let r = d.expect("STOR other.bin", 550);
+        assert!(r.text().contains("needs the read permission"), "{r:?}");
+    }
+    d.upload("STOR new.bin", b"dropped\n");
     d.quit();
+    assert_eq!(fx.read("dropper/other.bin"), [7; 7777]);
+    assert_eq!(fx.read("dropper/new.bin"), b"dropped\n");
 }
 
 /// RNTO onto a name that exists replaces it only for an account that may

@@ -591,6 +591,19 @@ impl Session {
 
     fn store(&mut self, arg: &[u8], kind: UploadKind) -> Step {
         let path = self.resolve(arg);
+        // Resuming needs the file's size, which SIZE gives only with
+        // `read`; and whether REST n is past the end would tell a drop-box
+        // account (write, no read) the size of a file it may not read
+        // (ProFTPD refuses REST + STOR unless `AllowStoreRestart`).
+        if matches!(kind, UploadKind::Store { offset } if offset > 0)
+            && !self.perms().has(Perms::READ)
+        {
+            drop(self.take_data());
+            return reply(
+                FILE_UNAVAILABLE,
+                "Permission denied: resuming an upload (REST + STOR) needs the read permission.",
+            );
+        }
         match self.take_data() {
             None => no_data(),
             Some(data) => Step::Store {
