@@ -30,9 +30,22 @@ pub fn validate(phc: &str) -> Result<(), String> {
         return Err("the hash string has no salt or no hash".into());
     }
     // Parameters out of argon2's range would fail every login: catch them now.
-    argon2::Params::try_from(&parsed).map_err(|e| format!("bad argon2 parameters ({e})"))?;
+    let params =
+        argon2::Params::try_from(&parsed).map_err(|e| format!("bad argon2 parameters ({e})"))?;
+    if params.m_cost() > MAX_M_COST_KIB {
+        return Err(format!(
+            "argon2 m={} KiB is more than {} MiB for one check, memory any client can make the server spend (two checks at a time per shard); make hashes with `ringftp passwd`",
+            params.m_cost(),
+            MAX_M_COST_KIB / 1024
+        ));
+    }
     Ok(())
 }
+
+/// The most memory (KiB) one check of a users-file hash may take: 256
+/// MiB, 13× `ringftp passwd`'s 19 MiB (OWASP's largest argon2id setting is
+/// 46 MiB). Each check may be started by any client naming the account.
+const MAX_M_COST_KIB: u32 = 256 * 1024;
 
 /// The argon2 parameters of `phc` (`m=8,t=1,p=1`) when they are not the
 /// ones `ringftp passwd` and the decoy use (`m=19456,t=2,p=1`), else None.
@@ -136,6 +149,14 @@ mod tests {
         ] {
             assert!(validate(bad).is_err(), "{bad:?}");
         }
+        // Memory any client could make every check take: refused above
+        // 256 MiB, accepted up to it.
+        let with_m = |m: u32| {
+            format!("$argon2id$v=19$m={m},t=1,p=1$c29tZXNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        };
+        let e = validate(&with_m(16 * 1024 * 1024)).unwrap_err();
+        assert!(e.contains("more than 256 MiB"), "{e}");
+        validate(&with_m(256 * 1024)).unwrap();
         assert!(!verify("garbage", b"x"));
     }
 }
