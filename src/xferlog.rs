@@ -194,6 +194,8 @@ impl XferLog {
         }
         let fd = open_append(&self.path)?;
         *self.file.lock().unwrap_or_else(|e| e.into_inner()) = fd;
+        // A part line left by a short write stays in the old file.
+        self.torn.store(false, Ordering::Release);
         self.generation.fetch_add(1, Ordering::Release);
         Ok(true)
     }
@@ -371,7 +373,11 @@ mod tests {
         std::fs::rename(&path, dir.path().join("xferlog.1")).unwrap();
         // Unchanged generation: the same fd, the moved file.
         assert!(Rc::ptr_eq(&first, &shard.fd()));
+        // A part line left by a short write stays with the moved file: the
+        // new one starts with no blank line.
+        log.torn.store(true, Ordering::Release);
         assert!(log.reopen().unwrap());
+        assert!(!log.torn.load(Ordering::Acquire));
         assert!(path.exists(), "reopen creates the file again");
         assert!(!Rc::ptr_eq(&first, &shard.fd()));
         // A path that cannot be opened any more keeps the current file.
