@@ -457,6 +457,12 @@ impl Conn {
                             tracing::debug!("PASS ****");
                             self.row.command_started(b"PASS ****".to_vec(), now);
                         }
+                        // RFC 959's account information: a second secret
+                        // on some systems.
+                        Command::Acct(_) => {
+                            tracing::debug!("ACCT ****");
+                            self.row.command_started(b"ACCT ****".to_vec(), now);
+                        }
                         _ => {
                             tracing::debug!("{}", lossy(&line));
                             self.row.command_started(line, now);
