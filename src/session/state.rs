@@ -598,7 +598,7 @@ impl Session {
         if matches!(kind, UploadKind::Store { offset } if offset > 0)
             && !self.perms().has(Perms::READ)
         {
-            drop(self.take_data());
+            let _ = self.take_data();
             return reply(
                 FILE_UNAVAILABLE,
                 "Permission denied: resuming an upload (REST + STOR) needs the read permission.",

@@ -475,7 +475,9 @@ impl Conn {
                     self.ctx.metrics.command(None);
                     // A malformed PASS (`PASS<TAB>secret`, no space) is
                     // still a password: only its verb is logged.
-                    let secret = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"PASS");
+                    let secret = line.len() >= 4
+                        && (line[..4].eq_ignore_ascii_case(b"PASS")
+                            || line[..4].eq_ignore_ascii_case(b"ACCT"));
                     let word = match secret {
                         true => &line[..4],
                         false => line.split(|&b| b == b' ').next().unwrap_or_default(),
@@ -486,7 +488,7 @@ impl Conn {
                         path: None,
                     });
                     match secret {
-                        true => tracing::debug!("unparsed command: PASS ****"),
+                        true => tracing::debug!("unparsed command: {} ****", log_text(word)),
                         false => tracing::debug!("unparsed command: {e:?}"),
                     }
                     self.session.line_refused(word);
