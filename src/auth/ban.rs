@@ -58,6 +58,44 @@ struct Entry {
 struct Inner {
     policy: Option<BanPolicy>,
     table: HashMap<IpAddr, Entry>,
+    /// Password checks running now, per client key: each may become a
+    /// failure, so they count towards the ban before they end.
+    running: HashMap<IpAddr, u32>,
+}
+
+/// Whether a password check may start now ([`BanList::start_check`]).
+#[derive(Debug)]
+pub enum Start<'a> {
+    /// It may: it counts as running until the guard is dropped (after
+    /// its failure, if it fails, is recorded).
+    Go(CheckGuard<'a>),
+    /// Not yet: the failures so far and the checks running could reach
+    /// the ban. Try again once one of them has ended.
+    Wait,
+    /// The address is banned.
+    Banned,
+}
+
+/// A running password check, counted towards the ban until dropped.
+#[derive(Debug)]
+pub struct CheckGuard<'a> {
+    /// The list and the key it is counted under; None when no ban policy
+    /// was in force as it started (nothing counted).
+    counted: Option<(&'a BanList, IpAddr)>,
+}
+
+impl Drop for CheckGuard<'_> {
+    fn drop(&mut self) {
+        if let Some((list, key)) = self.counted.take() {
+            let mut inner = list.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = inner.running.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    inner.running.remove(&key);
+                }
+            }
+        }
+    }
 }
 
 /// Failed logins per client address.
@@ -73,6 +111,7 @@ impl BanList {
             inner: Mutex::new(Inner {
                 policy,
                 table: HashMap::new(),
+                running: HashMap::new(),
             }),
             v6_prefix: AtomicU8::new(64),
         }
@@ -105,6 +144,37 @@ impl BanList {
             }
             None => false,
         }
+    }
+
+    /// Whether a password check for `ip` may start: only while the
+    /// failures in the window plus the checks running for it stay under
+    /// the ban's count, so that checks sent in parallel cannot outrun it
+    /// (each could fail). Checks over that wait, they are not refused:
+    /// an address with no failure runs up to N at once.
+    pub fn start_check(&self, ip: IpAddr, now: Instant) -> Start<'_> {
+        let key = self.key(ip);
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(p) = inner.policy else {
+            return Start::Go(CheckGuard { counted: None });
+        };
+        let failures = match inner.table.get_mut(&key) {
+            Some(e) => {
+                prune(e, p, now);
+                e.failures.len() as u32
+            }
+            None => 0,
+        };
+        if failures >= p.failures {
+            return Start::Banned;
+        }
+        let running = inner.running.entry(key).or_default();
+        if failures + *running >= p.failures {
+            return Start::Wait;
+        }
+        *running += 1;
+        Start::Go(CheckGuard {
+            counted: Some((self, key)),
+        })
     }
 
     /// Records a failed login from `ip`: whether the address is banned
@@ -209,6 +279,36 @@ mod tests {
         // Still banned 59 s after the last failure, free after 60.
         assert!(bans.is_banned(ip, t0 + Duration::from_secs(79)));
         assert!(!bans.is_banned(ip, t0 + Duration::from_secs(80)));
+    }
+
+    #[test]
+    fn running_checks_count_towards_the_ban() {
+        let p = BanPolicy {
+            failures: 2,
+            window: Duration::from_secs(60),
+        };
+        let bans = BanList::new(Some(p));
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let t0 = Instant::now();
+        let a = bans.start_check(ip, t0);
+        let b = bans.start_check(ip, t0);
+        assert!(matches!((&a, &b), (Start::Go(_), Start::Go(_))));
+        // Two running could be two failures: a third waits.
+        assert!(matches!(bans.start_check(ip, t0), Start::Wait));
+        // One ends well: room again.
+        drop(a);
+        let c = bans.start_check(ip, t0);
+        assert!(matches!(c, Start::Go(_)));
+        // Both fail: banned, and no check starts.
+        bans.record_failure(ip, t0);
+        drop(b);
+        bans.record_failure(ip, t0);
+        drop(c);
+        assert!(matches!(bans.start_check(ip, t0), Start::Banned));
+        // No policy: nothing counted.
+        let off = BanList::new(None);
+        let guards: Vec<_> = (0..100).map(|_| off.start_check(ip, t0)).collect();
+        assert!(guards.iter().all(|g| matches!(g, Start::Go(_))));
     }
 
     #[test]

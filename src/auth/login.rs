@@ -20,7 +20,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use super::ban::{BanList, BanState};
+use super::ban::{BanList, BanState, CheckGuard, Start};
 use super::password;
 use super::perms::Perms;
 use super::users::{User, Users};
@@ -150,16 +150,18 @@ pub enum Verdict {
 /// argon2 off the shard (it takes tens of milliseconds) a few at a time, so
 /// a check may wait its turn; tests use tables.
 pub trait Verifier {
-    /// Whether `password` matches `hash` (an argon2id PHC string), or None
-    /// when `still_allowed`, asked once the check's turn has come, says no:
-    /// the address was banned while the check waited, so that attempts
+    /// Whether `password` matches `hash` (an argon2id PHC string), with
+    /// the guard `start` gave when the check's turn had come; None when
+    /// `start` said the address is banned. `start`
+    /// ([`BanList::start_check`]) is asked once the check could run, and
+    /// again after a while when it says [`Start::Wait`], so that attempts
     /// sent in parallel cannot outrun `--login-ban`.
-    fn verify(
+    fn verify<'b>(
         &self,
         hash: String,
         password: Vec<u8>,
-        still_allowed: impl FnOnce() -> bool,
-    ) -> impl Future<Output = Option<bool>>;
+        start: impl FnMut() -> Start<'b>,
+    ) -> impl Future<Output = Option<(bool, CheckGuard<'b>)>>;
 }
 
 /// One PASS to decide: `user` and `password` from USER/PASS, `ip` the
@@ -216,8 +218,9 @@ pub async fn decide<V: Verifier>(
         .as_ref()
         .map(|a| a.hash.clone())
         .unwrap_or_else(|| password::decoy().to_string());
-    let Some(verified) = verifier
-        .verify(hash, password, || !bans.is_banned(ip, now))
+    // The guard keeps the check counted until its failure is recorded.
+    let Some((verified, _running)) = verifier
+        .verify(hash, password, || bans.start_check(ip, now))
         .await
     else {
         return banned;
@@ -248,13 +251,20 @@ mod tests {
     struct Table(Vec<(String, Vec<u8>)>);
 
     impl Verifier for Table {
-        async fn verify(
+        async fn verify<'b>(
             &self,
             hash: String,
             password: Vec<u8>,
-            still_allowed: impl FnOnce() -> bool,
-        ) -> Option<bool> {
-            still_allowed().then(|| self.0.iter().any(|(h, p)| *h == hash && *p == password))
+            mut start: impl FnMut() -> Start<'b>,
+        ) -> Option<(bool, CheckGuard<'b>)> {
+            match start() {
+                Start::Go(guard) => {
+                    let ok = self.0.iter().any(|(h, p)| *h == hash && *p == password);
+                    Some((ok, guard))
+                }
+                Start::Banned => None,
+                Start::Wait => panic!("these tests run one check at a time"),
+            }
         }
     }
 

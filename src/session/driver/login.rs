@@ -10,6 +10,7 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 
 use super::{lossy, Conn, Flow, Home, Loud};
+use crate::auth::ban::{CheckGuard, Start};
 use crate::auth::login::{self, Attempt, LoginPolicy, Refusal, Verdict, Verifier};
 use crate::auth::password;
 use crate::engine::sys;
@@ -28,18 +29,33 @@ struct Argon2<'a> {
 }
 
 impl Verifier for Argon2<'_> {
-    async fn verify(
+    async fn verify<'b>(
         &self,
         hash: String,
         password: Vec<u8>,
-        still_allowed: impl FnOnce() -> bool,
-    ) -> Option<bool> {
-        let _permit = self.checks.acquire().await;
-        if !still_allowed() {
-            return None;
+        mut start: impl FnMut() -> Start<'b>,
+    ) -> Option<(bool, CheckGuard<'b>)> {
+        /// How long a check that must wait for others of its address
+        /// sleeps before it asks again (a check takes tens of ms).
+        const RETRY: std::time::Duration = std::time::Duration::from_millis(10);
+        loop {
+            let permit = self.checks.acquire().await;
+            match start() {
+                Start::Go(guard) => {
+                    let ok =
+                        tokio::task::spawn_blocking(move || password::verify(&hash, &password))
+                            .await;
+                    drop(permit);
+                    return Some((ok.unwrap_or(false), guard));
+                }
+                Start::Banned => return None,
+                // The slot goes to another address's check meanwhile.
+                Start::Wait => {
+                    drop(permit);
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
         }
-        let ok = tokio::task::spawn_blocking(move || password::verify(&hash, &password)).await;
-        Some(ok.unwrap_or(false))
     }
 }
 
