@@ -1279,12 +1279,22 @@ fn abandoned_active_connects_release_their_sockets_at_once() {
     let eprt = format!("EPRT {}", eprt_arg(hole));
     let mut f = Ftp::connect(srv.addr());
     f.login();
+    // Each round starts once the last abandoned connect is gone (which is
+    // what this test is about): counting up from a number that the last
+    // connect's release can lower at the same moment raced.
+    let released = || {
+        wait_until(
+            "the last connect's release",
+            Duration::from_secs(30),
+            || syn_sent_to(hole.port()) == 0,
+        )
+    };
     for _ in 0..ABORTED {
         f.expect(&eprt, 200);
-        let in_flight = syn_sent_to(hole.port());
+        released();
         f.send_raw(format!("RETR {CHECK}\r\n").as_bytes());
         wait_until("the server's connect", Duration::from_secs(30), || {
-            syn_sent_to(hole.port()) > in_flight
+            syn_sent_to(hole.port()) > 0
         });
         f.send_raw(b"ABOR\r\n");
         // The RETR ends aborted (426), then the ABOR's own 226.
@@ -1298,10 +1308,10 @@ fn abandoned_active_connects_release_their_sockets_at_once() {
         let mut g = Ftp::connect(srv.addr());
         g.login();
         g.expect(&eprt, 200);
-        let in_flight = syn_sent_to(hole.port());
+        released();
         g.send_raw(format!("RETR {CHECK}\r\n").as_bytes());
         wait_until("the server's connect", Duration::from_secs(30), || {
-            syn_sent_to(hole.port()) > in_flight
+            syn_sent_to(hole.port()) > 0
         });
         // Hung up while the server connects.
         drop(g);
