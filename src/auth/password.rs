@@ -67,6 +67,22 @@ pub fn unusual_params(phc: &str) -> Option<String> {
     })
 }
 
+/// A hash of `password` with argon2id's memory cost `m` (KiB) and time
+/// cost `t` (one lane), for tests of hashes not made by `ringftp passwd`.
+#[cfg(test)]
+pub(crate) fn hash_with_params(password: &[u8], m: u32, t: u32) -> String {
+    let argon = Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(m, t, 1, None).expect("valid argon2 parameters"),
+    );
+    let salt = SaltString::generate(&mut OsRng);
+    argon
+        .hash_password(password, &salt)
+        .expect("hashing")
+        .to_string()
+}
+
 /// True when `password` matches `phc`. Costs tens of milliseconds by
 /// design: call it off the shard thread.
 pub fn verify(phc: &str, password: &[u8]) -> bool {
@@ -127,13 +143,7 @@ mod tests {
     fn unusual_params_are_named() {
         assert_eq!(unusual_params(&hash(b"pw").unwrap()), None);
         assert_eq!(unusual_params(decoy()), None);
-        let weak = argon2::Argon2::new(
-            argon2::Algorithm::Argon2id,
-            argon2::Version::V0x13,
-            argon2::Params::new(8, 1, 1, None).unwrap(),
-        );
-        let salt = SaltString::generate(&mut OsRng);
-        let phc = weak.hash_password(b"pw", &salt).unwrap().to_string();
+        let phc = hash_with_params(b"pw", 8, 1);
         assert_eq!(unusual_params(&phc).as_deref(), Some("m=8,t=1,p=1"));
     }
 

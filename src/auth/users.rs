@@ -275,14 +275,7 @@ mod tests {
 
     #[test]
     fn a_hash_with_other_parameters_loads_with_a_warning() {
-        use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-        let weak = argon2::Argon2::new(
-            argon2::Algorithm::Argon2id,
-            argon2::Version::V0x13,
-            argon2::Params::new(8, 1, 1, None).unwrap(),
-        );
-        let salt = SaltString::generate(&mut OsRng);
-        let phc = weak.hash_password(b"pw", &salt).unwrap().to_string();
+        let phc = password::hash_with_params(b"pw", 8, 1);
         let users = parse(&format!(
             "[[user]]\nname = \"tiny\"\npassword = \"{phc}\"\nhome = \"/\"\npermissions = [\"read\"]\n[[user]]\nname = \"usual\"\npassword = \"{}\"\nhome = \"/\"\npermissions = [\"read\"]\n",
             hash()
