@@ -71,9 +71,9 @@ pub enum VfsError {
     PastEnd {
         /// The restart offset, bytes.
         offset: u64,
-        /// The file's size, bytes; None where the session may not learn it
-        /// (an upload by an account without `read`, which SIZE refuses).
-        size: Option<u64>,
+        /// The file's size, bytes. (An account without `read`, which
+        /// may not learn it, never gets here: REST + STOR needs `read`.)
+        size: u64,
     },
     /// Shown to anonymous sessions but not usable as asked: a directory
     /// they may enter but not list (`0711`, see [`world`]).
@@ -157,17 +157,11 @@ impl VfsError {
     /// learns nothing about what lies outside the root.
     pub fn reply_text(&self) -> std::borrow::Cow<'static, str> {
         let text = match self {
-            VfsError::PastEnd {
-                offset,
-                size: Some(size),
-            } => {
+            VfsError::PastEnd { offset, size } => {
                 return format!(
                     "Restart offset {offset} is past the end of the file ({size} bytes)."
                 )
                 .into()
-            }
-            VfsError::PastEnd { offset, size: None } => {
-                return format!("Restart offset {offset} is past the end of the file.").into()
             }
             VfsError::NotFound | VfsError::Hidden(_) => "No such file or directory.",
             VfsError::PermissionDenied | VfsError::Escapes | VfsError::NotPublished => {

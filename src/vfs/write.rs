@@ -460,7 +460,7 @@ pub(crate) async fn begin_upload(
             if offset > st.size {
                 return Err(VfsError::PastEnd {
                     offset,
-                    size: Some(st.size),
+                    size: st.size,
                 });
             }
             // A resumed upload continues the file at `offset`: what lay

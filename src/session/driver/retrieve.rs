@@ -47,7 +47,7 @@ impl Conn {
         if offset > st.size {
             let e = VfsError::PastEnd {
                 offset,
-                size: Some(st.size),
+                size: st.size,
             };
             return self.refuse(&vpath, e).await;
         }

@@ -14,14 +14,13 @@ use socket2::Socket;
 
 use super::transfer::{Job, Outcome, Transfer};
 use super::{shown, Conn, Flow, Loud};
-use crate::auth::Perms;
 use crate::engine::sys::{self, FdRef};
 use crate::proto::codes::*;
 use crate::proto::Reply;
 use crate::session::outcome::{Direction, Ended};
 use crate::session::step::DataMode;
 use crate::vfs::write::{self, Upload};
-use crate::vfs::{path, UploadKind, VfsError};
+use crate::vfs::{path, UploadKind};
 
 /// How long an upload that replaces or extends a file on disk waits, once
 /// its data connection has ended, for a sign that the client died with it
@@ -66,12 +65,6 @@ impl Conn {
         let atomic = self.ctx.config.atomic_uploads;
         let upload = match write::begin_upload(self.root(), &vpath, kind, atomic).await {
             Ok(u) => u,
-            // A drop-box account (write without read) is not told the
-            // size of a file it may not read, which SIZE refuses it.
-            Err(VfsError::PastEnd { offset, .. }) if !self.session.perms().has(Perms::READ) => {
-                let e = VfsError::PastEnd { offset, size: None };
-                return self.refuse(&vpath, e).await;
-            }
             Err(e) => return self.refuse(&vpath, e).await,
         };
         let name = shown(&upload.name);
