@@ -190,12 +190,7 @@ impl Policy {
     ) -> Result<Policy, String> {
         let mut p = Policy::new();
         p.served_root(root, config.users.is_some())?;
-        let mut reread: Vec<PathBuf> = Vec::new();
-        reread.extend(config.users.clone());
-        reread.extend(config.config_file.clone());
-        reread.extend(config.banner_file.clone());
-        reread.extend(extra_readable.iter().cloned());
-        p.readable_files(&reread);
+        p.readable_files(&reread_files(config, extra_readable));
         if let Some(x) = &config.xferlog {
             p.log_file(x);
         }
@@ -279,6 +274,24 @@ fn parent_dir(file: &Path) -> PathBuf {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     }
+}
+
+/// The files SIGHUP re-reads after start-up: the users file, the
+/// `--config` file, a `--banner @FILE`, and `extra_readable` (the TLS
+/// certificate and key). The sandbox keeps their directories readable;
+/// start-up tries each as the service user.
+pub(crate) fn reread_files(
+    config: &crate::config::Config,
+    extra_readable: &[PathBuf],
+) -> Vec<PathBuf> {
+    config
+        .users
+        .iter()
+        .chain(&config.config_file)
+        .chain(&config.banner_file)
+        .chain(extra_readable)
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]

@@ -311,13 +311,8 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
     // What SIGHUP re-reads, tried now as the service user inside the
     // sandbox: a file only root may read (a 0600 key) would fail every
     // reload, and the operator hears it at start rather than at renewal.
-    let reread = readable
-        .iter()
-        .chain(&config.users)
-        .chain(&config.config_file)
-        .chain(&config.banner_file);
-    for f in reread {
-        if let Err(e) = std::fs::File::open(f) {
+    for f in sandbox::reread_files(&config, &readable) {
+        if let Err(e) = std::fs::File::open(&f) {
             tracing::warn!(
                 "{}: cannot be read after start-up ({e}): SIGHUP will not reload it; make it readable by the service user",
                 f.display()
