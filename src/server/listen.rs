@@ -56,11 +56,8 @@ pub(super) fn bind_all(
         let addr = if reuse_port {
             want
         } else {
-            let probe = probe(want).map_err(|e| explain("--listen", want, &e, false))?;
-            let real = local(&probe).map_err(|e| format!("--listen {want}: {e}"))?;
-            bound
-                .locks
-                .push(lock(real).map_err(|e| format!("--listen {e}"))?);
+            let (real, lock) = claim("--listen", want)?;
+            bound.locks.push(lock);
             real
         };
         let first = bind_control(addr).map_err(|e| explain("--listen", addr, &e, reuse_port))?;
@@ -90,6 +87,17 @@ fn new_socket(addr: SocketAddr) -> std::io::Result<Socket> {
         sock.set_only_v6(true)?;
     }
     Ok(sock)
+}
+
+/// Without `--reuse-port`: checks that nothing listens on `want` (a bind
+/// without SO_REUSEPORT) and takes the address lock against a second
+/// ringftp starting in the same instant. Returns the address as bound
+/// (port 0 resolved) and the lock, to hold as long as the listener.
+fn claim(flag: &str, want: SocketAddr) -> Result<(SocketAddr, UnixDatagram), String> {
+    let probe = probe(want).map_err(|e| explain(flag, want, &e, false))?;
+    let real = local(&probe).map_err(|e| format!("{flag} {want}: {e}"))?;
+    let lock = lock(real).map_err(|e| format!("{flag} {e}"))?;
+    Ok((real, lock))
 }
 
 /// A bind without SO_REUSEPORT: fails while any socket listens on `addr`.
@@ -154,9 +162,8 @@ pub(super) fn bind_metrics(
     let (addr, lock) = if reuse_port {
         (addr, None)
     } else {
-        let probe = probe(addr).map_err(|e| explain(flag, addr, &e, false))?;
-        let real = local(&probe).map_err(fail)?;
-        (real, Some(lock(real).map_err(|e| format!("{flag} {e}"))?))
+        let (real, lock) = claim(flag, addr)?;
+        (real, Some(lock))
     };
     let sock = new_socket(addr).map_err(fail)?;
     sock.set_reuse_port(true).map_err(fail)?;
