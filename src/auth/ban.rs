@@ -63,6 +63,19 @@ struct Inner {
     running: HashMap<IpAddr, u32>,
 }
 
+impl Inner {
+    /// `key`'s failures in force at `now` under `p` (see [`prune`]).
+    fn failures(&mut self, key: IpAddr, p: BanPolicy, now: Instant) -> u32 {
+        match self.table.get_mut(&key) {
+            Some(e) => {
+                prune(e, p, now);
+                e.failures.len() as u32
+            }
+            None => 0,
+        }
+    }
+}
+
 /// Whether a password check may start now ([`BanList::start_check`]).
 #[derive(Debug)]
 pub enum Start<'a> {
@@ -137,13 +150,7 @@ impl BanList {
         let key = self.key(ip);
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let Some(p) = inner.policy else { return false };
-        match inner.table.get_mut(&key) {
-            Some(e) => {
-                prune(e, p, now);
-                e.failures.len() as u32 >= p.failures
-            }
-            None => false,
-        }
+        inner.failures(key, p, now) >= p.failures
     }
 
     /// Whether a password check for `ip` may start: only while the
@@ -157,13 +164,7 @@ impl BanList {
         let Some(p) = inner.policy else {
             return Start::Go(CheckGuard { counted: None });
         };
-        let failures = match inner.table.get_mut(&key) {
-            Some(e) => {
-                prune(e, p, now);
-                e.failures.len() as u32
-            }
-            None => 0,
-        };
+        let failures = inner.failures(key, p, now);
         if failures >= p.failures {
             return Start::Banned;
         }
