@@ -210,16 +210,31 @@ pub(crate) fn parse_port_range(s: &str) -> Result<PortRange, String> {
 }
 
 /// Parses a `--listen` value: `ADDR:PORT`, `[V6]:PORT`, or `HOST:PORT`.
+///
+/// An IPv4-mapped IPv6 address (`[::ffff:192.0.2.1]:21`) is its IPv4
+/// address: IPv6 listeners are IPV6_V6ONLY, where binding a mapped
+/// address fails with EINVAL, and the clients it names connect over IPv4
+/// (the access lists read such addresses the same way, `access::parse_net`).
 pub(crate) fn parse_listen(s: &str) -> Result<SocketAddr, String> {
-    if let Ok(a) = s.parse::<SocketAddr>() {
-        return Ok(a);
-    }
-    let mut addrs = s.to_socket_addrs().map_err(|e| {
-        format!("--listen {s:?}: expected ADDR:PORT such as 0.0.0.0:2121 or [::]:2121 ({e})")
-    })?;
-    addrs
-        .next()
-        .ok_or_else(|| format!("--listen {s:?}: the name resolves to no address"))
+    let addr = match s.parse::<SocketAddr>() {
+        Ok(a) => a,
+        Err(_) => s
+            .to_socket_addrs()
+            .map_err(|e| {
+                format!(
+                    "--listen {s:?}: expected ADDR:PORT such as 0.0.0.0:2121 or [::]:2121 ({e})"
+                )
+            })?
+            .next()
+            .ok_or_else(|| format!("--listen {s:?}: the name resolves to no address"))?,
+    };
+    Ok(match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => addr,
+        },
+        v4 => v4,
+    })
 }
 
 /// Parses a rate flag: a size per second (`10MiB`, `500KB`, `1048576`)
@@ -591,6 +606,17 @@ mod tests {
         assert_eq!(parse_listen("[::]:0").unwrap(), "[::]:0".parse().unwrap());
         assert_eq!(parse_listen("[::1]:21").unwrap().port(), 21);
         assert!(parse_listen("localhost:2121").unwrap().ip().is_loopback());
+        // An IPv4-mapped address is the IPv4 one (an IPV6_V6ONLY socket
+        // cannot bind it).
+        assert_eq!(
+            parse_listen("[::ffff:127.0.0.1]:2121").unwrap(),
+            "127.0.0.1:2121".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen("[::ffff:0.0.0.0]:21").unwrap(),
+            "0.0.0.0:21".parse().unwrap()
+        );
+        assert!(parse_listen("[::1]:21").unwrap().is_ipv6());
         assert!(parse_listen("127.0.0.1").is_err());
         assert!(parse_listen("127.0.0.1:99999").is_err());
     }

@@ -173,3 +173,40 @@ fn ipv6_protocol_rules() {
     f.quit();
     srv.assert_serving("dir/b.bin");
 }
+
+/// An IPv4-mapped address in `--listen` or `--metrics-listen`
+/// (`[::ffff:127.0.0.1]:P`, the form IPv6 tools print for an IPv4 peer)
+/// is the IPv4 address. Before, `--check-config` passed it and the start
+/// failed with "Invalid argument": IPv6 listeners are IPV6_V6ONLY, which
+/// cannot bind a mapped address (found by a review helper).
+#[test]
+fn an_ipv4_mapped_listen_address_serves_on_its_ipv4_address() {
+    use std::io::{Read, Write};
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+    let fx = Fixture::new();
+    fx.standard_tree();
+    let srv = Server::builder()
+        .listen(&["[::ffff:127.0.0.1]:0"])
+        .args(&["--metrics-listen", "[::ffff:127.0.0.1]:0"])
+        .start(&fx);
+    assert_eq!(
+        srv.addr().ip().to_string(),
+        "127.0.0.1",
+        "listening on {}",
+        srv.addr()
+    );
+    let mut ftp = Ftp::connect(srv.addr());
+    ftp.login();
+    assert_eq!(ftp.cmd("SIZE /dir/b.bin").code, 213);
+
+    let line = srv.stdout_line("metrics on ", WAIT);
+    let metrics: std::net::SocketAddr = line["metrics on ".len()..].trim().parse().unwrap();
+    assert_eq!(metrics.ip().to_string(), "127.0.0.1");
+    let mut s = std::net::TcpStream::connect_timeout(&metrics, WAIT).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
