@@ -1234,3 +1234,68 @@ fn check_config_refuses_what_start_up_would() {
     assert!(r.stderr.contains("configuration OK"), "{}", r.stderr);
     assert!(!new_log.exists(), "--check-config created the xferlog");
 }
+
+/// An account whose home the service user cannot enter (here its own
+/// directory, mode 0600) is named at start, by `--check-config` and on
+/// SIGHUP, and its logins are refused with 530, as vsftpd and ProFTPD
+/// refuse a login whose home they cannot change into. Before, the login
+/// got 230 and then 550 for every command, with nothing said at start.
+/// `--check-config` also prints the users file's own warnings (argon2
+/// parameters other than `ringftp passwd`'s), which it dropped before.
+#[test]
+fn an_account_whose_home_cannot_be_entered_is_named_and_refused() {
+    require_root("the privilege tests");
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new();
+    let alice = Account::full("alice");
+    let bob = Account::new("bob", &["list", "read"]);
+    let odd = hash_password("carol-pw").replacen("m=19456,t=2,p=1", "m=8,t=1,p=1", 1);
+    assert!(odd.contains("m=8,t=1,p=1"), "{odd}");
+    let carol = Account::new("carol", &["list", "read"]).raw_hash(&odd);
+    let users = fx.users_file("users.toml", &[alice, bob, carol]);
+    fx.write("bob/f.txt", b"bob's\n");
+    let bob_home = fx.root.join("bob");
+    std::fs::set_permissions(&bob_home, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let users_arg = users.to_str().unwrap();
+
+    let srv = Server::builder().users(&users).start(&fx);
+    let log = srv.wait_log("cannot enter its home /bob", 1, Duration::from_secs(20));
+    assert!(
+        log.contains("account \"bob\"") && !log.contains("account \"alice\""),
+        "{log}"
+    );
+    let mut f = Ftp::connect(srv.addr());
+    f.expect("USER bob", 331);
+    let r = f.cmd("PASS bob-pw");
+    assert_eq!(r.code, 530, "{r:?}");
+    assert!(r.text().contains("Home directory unavailable"), "{r:?}");
+    srv.login_as("alice", "alice-pw").quit();
+
+    // --check-config (as root; the homes as the service user sees them).
+    let r = check_config(&fx.root, &["--users", users_arg]);
+    r.ok();
+    assert!(
+        r.stderr.contains("warning: users file account \"bob\"")
+            && r.stderr.contains("cannot enter its home /bob")
+            && r.stderr.contains("m=8,t=1,p=1")
+            && r.stderr.contains("configuration OK"),
+        "{}",
+        r.stderr
+    );
+
+    // Fixed and reloaded: no new warning, and bob logs in.
+    std::fs::set_permissions(&bob_home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    srv.signal(libc::SIGHUP);
+    let log = srv.wait_log(
+        "users file reloaded (3 accounts)",
+        1,
+        Duration::from_secs(20),
+    );
+    assert_eq!(log.matches("cannot enter its home").count(), 1, "{log}");
+    let mut f = srv.login_as("bob", "bob-pw");
+    assert_eq!(f.retr("f.txt"), b"bob's\n");
+    f.quit();
+    let r = check_config(&fx.root, &["--users", users_arg]);
+    r.ok();
+    assert!(!r.stderr.contains("cannot enter"), "{}", r.stderr);
+}

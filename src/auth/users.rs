@@ -203,6 +203,57 @@ impl Users {
         Users::parse(&text, &home_ok).map_err(|e| format!("{}: {e}", file.display()))
     }
 
+    /// Accounts whose home the calling thread's user cannot enter (no
+    /// search permission on the home itself, or on a directory above it
+    /// under `root`), one warning each, in name order. Such an account's
+    /// logins are refused (`530 Home directory unavailable.`), as vsftpd
+    /// and ProFTPD refuse a login whose home they cannot change into. Run
+    /// as the service user: after the privilege drop, on SIGHUP, and by
+    /// `--check-config` through [`crate::privileges::as_user`]. Homes that
+    /// are missing are [`Users::load`]'s errors, not these.
+    pub fn unenterable_homes(&self, root: &Path) -> Vec<String> {
+        use rustix::fs::{accessat, Access, AtFlags, OFlags};
+        let user = format!(
+            "uid {}, gid {}",
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw()
+        );
+        let root_dir = match rustix::fs::open(
+            root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            // The root's own problems are start-up's errors.
+            Err(_) => return Vec::new(),
+        };
+        let mut names: Vec<&String> = self.by_name.keys().collect();
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            let home = &self.by_name[name].home;
+            let Some(rel) = path::relative(home) else {
+                continue;
+            };
+            let entered = sys::openat2_blocking(
+                root_dir.as_raw_fd(),
+                &rel,
+                libc::O_PATH | libc::O_DIRECTORY,
+                resolve::RESOLVE_HOME,
+            )
+            .and_then(|fd| {
+                accessat(&fd, ".", Access::EXEC_OK, AtFlags::EACCESS).map_err(std::io::Error::from)
+            });
+            if let Err(e) = entered {
+                out.push(format!(
+                    "account {name:?}: the service user ({user}) cannot enter its home {} ({e}): its logins will be refused (530); make the home and the directories above it searchable for that user",
+                    String::from_utf8_lossy(home)
+                ));
+            }
+        }
+        out
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<User>> {
         self.by_name.get(name).cloned()
     }
@@ -255,6 +306,10 @@ impl UsersDb {
         };
         let users = Users::load(file, &self.root)?;
         for w in users.warnings() {
+            tracing::warn!("users file {w}");
+        }
+        // SIGHUP runs as the service user: the homes as sessions see them.
+        for w in users.unenterable_homes(&self.root) {
             tracing::warn!("users file {w}");
         }
         let n = users.len();

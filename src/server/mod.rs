@@ -116,7 +116,9 @@ fn check_config(loaded: &Loaded, cpus: usize) -> anyhow::Result<()> {
     let config = Config::from_args(&loaded.args, cpus).map_err(anyhow::Error::msg)?;
     // What start-up would install: RUST_LOG wins over --log-level.
     crate::logging::filter_in_force(&loaded.args.log_level)?;
-    UsersDb::open(config.users.clone(), config.root.clone()).map_err(anyhow::Error::msg)?;
+    let users = UsersDb::open(config.users.clone(), config.root.clone())
+        .map_err(anyhow::Error::msg)?
+        .snapshot();
     let plan = privileges::plan(config.user.as_deref(), rustix::process::geteuid().as_raw())
         .map_err(anyhow::Error::msg)?;
     // What start-up reads or opens before it serves, without binding the
@@ -130,16 +132,41 @@ fn check_config(loaded: &Loaded, cpus: usize) -> anyhow::Result<()> {
     for addr in config.listen.iter().chain(&config.listen_implicit) {
         listen::address_is_local(*addr).map_err(anyhow::Error::msg)?;
     }
-    // The root, as the user start-up drops to will use it.
+    // The root, the homes and the files SIGHUP re-reads, as the user
+    // start-up drops to will use them: the same warnings start-up logs.
     let root_fd = open_root(&config.root)?;
     let (root, anonymous) = (config.root.clone(), config.anonymous);
-    let warnings = match &plan {
-        Plan::Drop { target, .. } => {
-            privileges::as_user(target, move || root_access(&root, &root_fd, anonymous))
-                .map_err(anyhow::Error::msg)??
+    let mut readable = Vec::new();
+    if let Some(settings) = &config.tls {
+        readable.extend([settings.cert.clone(), settings.key.clone()]);
+    }
+    let reread = sandbox::reread_files(&config, &readable);
+    let mut warnings: Vec<String> = users
+        .warnings()
+        .iter()
+        .map(|w| format!("users file {w}"))
+        .collect();
+    let as_served = move || -> anyhow::Result<Vec<String>> {
+        let mut found = root_access(&root, &root_fd, anonymous)?;
+        found.extend(
+            users
+                .unenterable_homes(&root)
+                .into_iter()
+                .map(|w| format!("users file {w}")),
+        );
+        for f in reread {
+            if let Err(e) = std::fs::File::open(&f) {
+                found.push(unreadable_after_start(&f, &e));
+            }
         }
-        Plan::Keep | Plan::StayRoot => root_access(&root, &root_fd, anonymous)?,
+        Ok(found)
     };
+    warnings.extend(match &plan {
+        Plan::Drop { target, .. } => {
+            privileges::as_user(target, as_served).map_err(anyhow::Error::msg)??
+        }
+        Plan::Keep | Plan::StayRoot => as_served()?,
+    });
     print!(
         "{}",
         config_file::render(&loaded.effective, config.config_file.as_deref())
@@ -163,6 +190,15 @@ fn check_config(loaded: &Loaded, cpus: usize) -> anyhow::Result<()> {
         eprintln!("ringftp: RUST_LOG={v:?} is set: it, not log-level, decides what is logged");
     }
     Ok(())
+}
+
+/// The warning for a file SIGHUP re-reads that the service user cannot
+/// open (start-up and `--check-config` say the same).
+fn unreadable_after_start(f: &std::path::Path, e: &std::io::Error) -> String {
+    format!(
+        "{}: cannot be read after start-up ({e}): SIGHUP will not reload it; make it readable by the service user",
+        f.display()
+    )
 }
 
 /// `--check-config`: whether start-up could open the xferlog at `path`
@@ -302,6 +338,9 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
     for warning in root_access(&config.root, &root_fd, config.anonymous)? {
         tracing::warn!("{warning}");
     }
+    for warning in users.snapshot().unenterable_homes(&config.root) {
+        tracing::warn!("users file {warning}");
+    }
     // The sandbox keeps the certificate and key readable for SIGHUP.
     let mut readable = start.extra_readable.clone();
     if let Some(settings) = &config.tls {
@@ -313,10 +352,7 @@ pub fn run(config: Config, start: Start) -> anyhow::Result<()> {
     // reload, and the operator hears it at start rather than at renewal.
     for f in sandbox::reread_files(&config, &readable) {
         if let Err(e) = std::fs::File::open(&f) {
-            tracing::warn!(
-                "{}: cannot be read after start-up ({e}): SIGHUP will not reload it; make it readable by the service user",
-                f.display()
-            );
+            tracing::warn!("{}", unreadable_after_start(&f, &e));
         }
     }
     // Threads may start now: the first is the log writer's.

@@ -206,10 +206,17 @@ impl Conn {
         }
     }
 
-    /// Opens an account's home under --root, race-free.
+    /// Opens an account's home under --root, race-free, and checks that
+    /// the service user may enter it: an O_PATH open needs search
+    /// permission only on the directories above. A home it cannot enter
+    /// refuses the login, as vsftpd and ProFTPD refuse one whose home they
+    /// cannot change into, rather than answering 550 to every command
+    /// after a 230 (start-up warns of such accounts:
+    /// [`crate::auth::users::Users::unenterable_homes`]).
     async fn open_home(&self, home: &[u8]) -> Result<Arc<std::os::fd::OwnedFd>, VfsError> {
+        use rustix::fs::{accessat, Access, AtFlags};
         let rel = path::relative(home).ok_or(VfsError::BadName)?;
-        sys::openat2(
+        let fd = sys::openat2(
             self.ctx.root.clone(),
             rel,
             libc::O_PATH | libc::O_DIRECTORY,
@@ -217,7 +224,10 @@ impl Conn {
             resolve::RESOLVE_HOME,
         )
         .await
-        .map(Arc::new)
-        .map_err(VfsError::from_io)
+        .map_err(VfsError::from_io)?;
+        // A permission check from an inode already open: no I/O.
+        accessat(&fd, ".", Access::EXEC_OK, AtFlags::EACCESS)
+            .map_err(|e| VfsError::from_io(e.into()))?;
+        Ok(Arc::new(fd))
     }
 }
