@@ -275,6 +275,17 @@ pub fn rust_log() -> Option<String> {
 /// [`Field`] quotes; JSON escapes its own.
 static TEXT_FORMAT: AtomicBool = AtomicBool::new(true);
 
+/// Whether `c` is one of Unicode's bidirectional controls (the
+/// `Bidi_Control` property: U+061C, U+200E–U+200F, U+202A–U+202E,
+/// U+2066–U+2069). They are not control characters to `char::is_control`,
+/// yet they reorder what a terminal shows after them (U+202E, the
+/// right-to-left override, makes `gpj.exe` read `exe.jpg`; the "Trojan
+/// Source" attack, CVE-2021-42574), so client-given text shown to an
+/// operator escapes them as it escapes ESC.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// A client-given value (a user name, a path) as a `key=value` field of a
 /// text line: as it is, or in double quotes (`"` and `\` escaped) when it
 /// holds a blank, a `"` or a `=`, so that it cannot pose as more fields

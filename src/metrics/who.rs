@@ -67,13 +67,17 @@ fn doing(r: &SessionRow) -> String {
 }
 
 /// `s` with each control character (ESC, BEL, CR, ...; C0, DEL and C1)
-/// written as `\xNN`: names and commands come from clients, and raw they
-/// would be obeyed by the operator's terminal (retitle it, clear it).
+/// written as `\xNN`, and each bidirectional control
+/// ([`crate::logging::is_bidi_control`]) as `\u{NNNN}`: names and
+/// commands come from clients, and raw they would be obeyed by the
+/// operator's terminal (retitle it, clear it, show text reordered).
 fn shown(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if c.is_control() {
             let _ = write!(out, "\\x{:02x}", c as u32);
+        } else if crate::logging::is_bidi_control(c) {
+            out.extend(c.escape_unicode());
         } else {
             out.push(c);
         }
@@ -178,7 +182,7 @@ mod tests {
         };
         let hostile = SessionRow {
             id: 8,
-            user: Some("eve\u{9b}".into()),
+            user: Some("eve\u{9b}\u{202e}gpj.exe".into()),
             command: Some("RETR esc\u{1b}]0;PWNED\u{7}\u{1b}[2Jx".into()),
             ..base.clone()
         };
@@ -195,7 +199,8 @@ mod tests {
             lines[3].ends_with("RETR esc\\x1b]0;PWNED\\x07\\x1b[2Jx"),
             "{t}"
         );
-        assert!(lines[3].contains("eve\\x9b"), "{t}");
+        assert!(lines[3].contains("eve\\x9b\\u{202e}gpj.exe"), "{t}");
+        assert!(!t.chars().any(crate::logging::is_bidi_control), "{t:?}");
         assert!(!t.chars().any(|c| c.is_control() && c != '\n'), "{t:?}");
         assert!(lines[0].starts_with("SHARD  PEER"), "{t}");
         assert!(lines[1].ends_with("idle 12s"), "{t}");

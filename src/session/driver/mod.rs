@@ -251,14 +251,17 @@ fn shown(b: &[u8]) -> String {
 
 /// Client bytes as they may go into a log line: invalid UTF-8 replaced,
 /// control characters (ESC, CR, BEL, C1...) written as `\x1b` or
-/// `\u{9b}`, so a client cannot send terminal escape sequences to an
-/// operator tailing the log.
+/// `\u{9b}`, bidirectional controls as `\u{202e}`, so a client cannot
+/// send terminal escape sequences to an operator tailing the log, nor
+/// reorder what it shows ([`crate::logging::is_bidi_control`]).
 fn log_text(b: &[u8]) -> String {
     let mut out = String::with_capacity(b.len());
     for c in String::from_utf8_lossy(b).chars() {
         match c {
             c if (c as u32) < 0x20 || c == '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() => out.extend(c.escape_unicode()),
+            c if c.is_control() || crate::logging::is_bidi_control(c) => {
+                out.extend(c.escape_unicode())
+            }
             c => out.push(c),
         }
     }
@@ -720,6 +723,8 @@ mod tests {
             (b"\x7f", "\\x7f"),
             ("\u{9b}31m".as_bytes(), "\\u{9b}31m"),
             ("café".as_bytes(), "café"),
+            ("RETR \u{202e}gpj.exe".as_bytes(), "RETR \\u{202e}gpj.exe"),
+            ("\u{2066}x\u{2069}".as_bytes(), "\\u{2066}x\\u{2069}"),
             (b"\xff", "\u{fffd}"),
         ];
         for (raw, want) in table {
