@@ -1252,7 +1252,11 @@ fn an_account_whose_home_cannot_be_entered_is_named_and_refused() {
     let odd = hash_password("carol-pw").replacen("m=19456,t=2,p=1", "m=8,t=1,p=1", 1);
     assert!(odd.contains("m=8,t=1,p=1"), "{odd}");
     let carol = Account::new("carol", &["list", "read"]).raw_hash(&odd);
-    let users = fx.users_file("users.toml", &[alice, bob, carol]);
+    let dave = Account::new("dave", &["list", "read"]).home("/locked/dave");
+    let users = fx.users_file(
+        "users.toml",
+        &[alice.clone(), bob.clone(), carol, dave.clone()],
+    );
     fx.write("bob/f.txt", b"bob's\n");
     let bob_home = fx.root.join("bob");
     std::fs::set_permissions(&bob_home, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -1283,19 +1287,45 @@ fn an_account_whose_home_cannot_be_entered_is_named_and_refused() {
         r.stderr
     );
 
-    // Fixed and reloaded: no new warning, and bob logs in.
+    // bob's home fixed; dave's locked from above (root's 0700 parent,
+    // which SIGHUP, loading as the service user, cannot search); carol
+    // removed. The reload takes the file, names dave, and carol is gone:
+    // one unreachable home does not keep the old accounts in force.
     std::fs::set_permissions(&bob_home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let locked = fx.root.join("locked");
+    std::os::unix::fs::chown(&locked, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(&users, users_toml(&[alice, bob, dave])).unwrap();
     srv.signal(libc::SIGHUP);
     let log = srv.wait_log(
         "users file reloaded (3 accounts)",
         1,
         Duration::from_secs(20),
     );
-    assert_eq!(log.matches("cannot enter its home").count(), 1, "{log}");
+    assert_eq!(
+        log.matches("cannot enter its home /bob").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("cannot enter its home /locked/dave").count(),
+        1,
+        "{log}"
+    );
+    assert!(!log.contains("not reloaded"), "{log}");
     let mut f = srv.login_as("bob", "bob-pw");
     assert_eq!(f.retr("f.txt"), b"bob's\n");
     f.quit();
+    for (user, password) in [("carol", "carol-pw"), ("dave", "dave-pw")] {
+        let mut f = Ftp::connect(srv.addr());
+        f.expect(&format!("USER {user}"), 331);
+        assert_eq!(f.cmd(&format!("PASS {password}")).code, 530, "{user}");
+    }
     let r = check_config(&fx.root, &["--users", users_arg]);
     r.ok();
-    assert!(!r.stderr.contains("cannot enter"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("/bob") && r.stderr.contains("cannot enter its home /locked/dave"),
+        "{}",
+        r.stderr
+    );
 }

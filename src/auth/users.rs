@@ -190,6 +190,12 @@ impl Users {
                 resolve::RESOLVE_HOME,
             ) {
                 Ok(_) => Ok(()),
+                // A directory above the home that the loading user may not
+                // search (SIGHUP and a non-root start load as the service
+                // user): the account loads, and
+                // [`Users::unenterable_homes`] names it (its logins are
+                // refused), rather than one account failing the whole file.
+                Err(e) if e.raw_os_error() == Some(libc::EACCES) => Ok(()),
                 Err(e) => Err(match e.raw_os_error() {
                     Some(libc::ENOENT) => "no such directory under --root (create it first)".into(),
                     Some(libc::ENOTDIR) => "not a directory".into(),
