@@ -347,7 +347,10 @@ impl Config {
             .iter()
             .map(|s| parse_listen(s).map_err(|e| e.replacen("--listen", "--listen-implicit", 1)))
             .collect::<Result<Vec<_>, _>>()?;
-        for a in &listen_implicit {
+        for (i, a) in listen_implicit.iter().enumerate() {
+            if a.port() != 0 && listen_implicit[..i].contains(a) {
+                return Err(format!("--listen-implicit {a} is given twice"));
+            }
             if a.port() != 0 && listen.contains(a) {
                 return Err(format!(
                     "--listen-implicit {a} is also a --listen address; give each port one role"
@@ -736,6 +739,18 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("twice"), "{e}");
+        // Implicit FTPS listeners too, in either spelling of the address.
+        let e = Config::from_args(
+            &args(&[
+                "--listen-implicit",
+                "[::ffff:127.0.0.1]:990",
+                "--listen-implicit",
+                "127.0.0.1:990",
+            ]),
+            1,
+        )
+        .unwrap_err();
+        assert_eq!(e, "--listen-implicit 127.0.0.1:990 is given twice");
         // A wildcard and a specific address on one port cannot both bind
         // (without --reuse-port); other families and ports can.
         for clash in [
