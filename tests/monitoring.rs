@@ -441,6 +441,22 @@ fn refusal_lines_are_rate_limited_per_client_and_still_counted() {
     assert_eq!(after[k] - before[k], N as f64);
 }
 
+/// The command a debug log line shows is escaped like every other client
+/// text: ESC as `\x1b`, a bidirectional control (U+202E, which makes
+/// the rest of a terminal line read backwards) as `\u{202e}`. Before,
+/// the debug line wrote the command raw.
+#[test]
+fn debug_lines_escape_what_a_client_typed() {
+    let fx = Fixture::new();
+    let srv = Server::builder().log_level("debug").start(&fx);
+    let mut f = srv.login();
+    f.cmd_bytes("SIZE /x\u{202e}gpj.exe\x1b[2J".as_bytes());
+    f.quit();
+    let log = srv.log_synced();
+    assert!(log.contains("SIZE /x\\u{202e}gpj.exe\\x1b[2J"), "{log}");
+    assert!(!log.contains('\u{202e}'), "{log}");
+}
+
 #[test]
 fn json_log_lines_carry_the_fields() {
     let fx = Fixture::new();

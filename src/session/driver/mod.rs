@@ -467,7 +467,7 @@ impl Conn {
                             self.row.command_started(b"ACCT ****".to_vec(), now);
                         }
                         _ => {
-                            tracing::debug!("{}", lossy(&line));
+                            tracing::debug!("{}", log_text(&line));
                             self.row.command_started(line, now);
                         }
                     }
