@@ -1026,3 +1026,33 @@ fn concurrent_big_listings_keep_memory_bounded() {
     );
     f.quit();
 }
+
+/// `STAT -R` of a tree several chunks long (a chunk is 512 entries, one
+/// worker job each) is `LIST -R`'s text, entry for entry and in order:
+/// it is now gathered chunk by chunk, as a listing streams, so that other
+/// sessions' listings take turns with it on the workers.
+#[test]
+fn stat_recursive_of_many_chunks_is_list_recursive() {
+    let fx = Fixture::new();
+    for i in 0..1300 {
+        fx.write(&format!("big/f{i:04}"), b"x");
+    }
+    for i in 0..600 {
+        fx.write(&format!("big/sub/g{i:04}"), b"y");
+    }
+    let srv = Server::builder().start(&fx);
+    let mut f = srv.login();
+    let (data, r) = f.transfer_bytes(b"LIST -R big");
+    assert_eq!(r.code, 226, "{r:?}");
+    let listed = data_lines(&data);
+    // 1,300 files and the directory, then sub's 600, and two headers.
+    assert_eq!(listed.len(), 1301 + 600 + 2, "{listed:?}");
+    let s = f.expect("STAT -R big", 213);
+    let stated: Vec<String> = stat_body(&s)
+        .into_iter()
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(stated, listed);
+    assert_eq!(s.lines.last().unwrap(), "213 End of status");
+    f.quit();
+}

@@ -378,13 +378,6 @@ impl Lister {
     pub(crate) fn listed(&self) -> usize {
         self.listed
     }
-
-    /// Runs the listing to its end into one buffer (STAT with a path).
-    pub(crate) fn collect(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        while self.next_chunk(&mut out) {}
-        out
-    }
 }
 
 fn push_header(out: &mut Vec<u8>, typed: &[u8]) {
