@@ -13,14 +13,12 @@
 //! permission) come as 550 before any data connection is used.
 
 use std::cell::{Cell, RefCell};
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::transfer::{Job, Transfer};
 use super::{Conn, Flow};
 use crate::data::transfer::TransferError;
-use crate::engine::sys;
 use crate::proto::codes::*;
 use crate::proto::Reply;
 use crate::session::outcome::Direction;
@@ -284,15 +282,8 @@ impl Conn {
                 // workers with a long `STAT -R`. One job for the whole
                 // tree held both for seconds (ten of 100,000 entries kept
                 // an NLST of 30 names waiting 2.6 s; a review helper).
-                // Between chunks, a client that has gone (end of stream or
-                // reset on the control connection) ends the work: its
-                // reply has nowhere to go.
                 let mut bytes = Vec::new();
                 loop {
-                    if !bytes.is_empty() && sys::peek(self.sock.as_raw_fd()) == sys::Peek::Closed {
-                        tracing::debug!("client gone during STAT -R; stopped");
-                        return Flow::Close;
-                    }
                     match s.next().await {
                         Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
                         Ok(None) => break,
