@@ -1020,3 +1020,37 @@ fn loadtest_runs_over_explicit_and_implicit_ftps() {
     assert!(log.contains("(implicit)"), "{log}");
     assert!(!log.contains("code=522"), "{log}");
 }
+
+/// A control reply longer than rustls's 64 KiB plaintext buffer (`STAT`
+/// of a directory of 1,500 entries, about 90 KiB) arrives whole over
+/// FTPS. Before, it was cut at exactly 65,536 bytes and the session
+/// closed ("failed to write whole buffer"; found by a review helper).
+#[test]
+fn a_control_reply_over_64_kib_arrives_whole_over_tls() {
+    let t = ftps(&[]);
+    for i in 0..1500 {
+        t.fx.write(
+            &format!("alice/big/a-file-with-a-longish-name-{i:04}.dat"),
+            b"x",
+        );
+    }
+    let out = curl(&[
+        "--ssl-reqd",
+        "--cacert",
+        &t.pki.ca(),
+        "-Q",
+        "STAT big",
+        &t.url(""),
+        "-v",
+        "-o",
+        "/dev/null",
+    ]);
+    out.ok();
+    let names = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("< ") && l.contains(" a-file-with-a-longish-name-"))
+        .count();
+    assert_eq!(names, 1500, "{}", out.stderr);
+    assert!(out.stderr.contains("< 213 End of status"), "{}", out.stderr);
+}

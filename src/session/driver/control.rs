@@ -200,12 +200,27 @@ impl ControlReader {
             return Ok(plain);
         };
         let mut conn = tls.borrow_mut();
-        conn.writer().write_all(&plain)?;
-        let mut out = Vec::with_capacity(plain.len() + 64);
-        while conn.wants_write() {
-            conn.write_tls(&mut out)?;
+        let mut out = Vec::with_capacity(plain.len() + plain.len() / 512 + 64);
+        // Piece by piece: rustls takes at most its buffer limit (64 KiB)
+        // of plaintext before its records are drained, and a longer
+        // reply (STAT of a large directory) written whole was cut there.
+        let mut rest = &plain[..];
+        loop {
+            let taken = conn.writer().write(rest)?;
+            rest = &rest[taken..];
+            while conn.wants_write() {
+                conn.write_tls(&mut out)?;
+            }
+            if rest.is_empty() {
+                return Ok(out);
+            }
+            if taken == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::WriteZero,
+                    "TLS took no more of the reply",
+                ));
+            }
         }
-        Ok(out)
     }
 
     /// The close_notify record to end a TLS session with (nothing on a
