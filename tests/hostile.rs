@@ -1329,3 +1329,29 @@ fn abandoned_active_connects_release_their_sockets_at_once() {
     );
     finish(&mut srv, "abandoned_active_connects", &before, CHECK, 0);
 }
+
+/// A client that sends `STAT -R` and then shuts down its writing side
+/// (as `nc -N` and socat scripts do) still gets the whole reply: an end
+/// of stream on the control connection is not a client that has gone.
+/// (A check between chunks that took it for one dropped the reply; found
+/// by a review helper and reverted.)
+#[test]
+fn a_half_closed_client_gets_its_stat_reply() {
+    let fx = Fixture::new();
+    for i in 0..1100 {
+        fx.write(&format!("big/f{i:04}"), b"x");
+    }
+    let srv = Server::builder().cores(1).start(&fx);
+    let s = TcpStream::connect(srv.addr()).unwrap();
+    let mut f = Ftp::from_stream(s.try_clone().unwrap());
+    f.login();
+    // The command and the end of stream in one segment.
+    rustix::net::sockopt::set_tcp_cork(&s, true).unwrap();
+    (&s).write_all(b"STAT -R /big\r\n").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let r = f.read_reply();
+    assert_eq!(r.code, 213, "{:?}", &r.lines[..1]);
+    // 213-, the /big: header, 1,100 entries, the last line.
+    assert_eq!(r.lines.len(), 1100 + 3, "{:?}", &r.lines[..3]);
+    assert_eq!(r.lines.last().unwrap(), "213 End of status");
+}
