@@ -275,15 +275,28 @@ pub fn rust_log() -> Option<String> {
 /// [`Field`] quotes; JSON escapes its own.
 static TEXT_FORMAT: AtomicBool = AtomicBool::new(true);
 
-/// Whether `c` is one of Unicode's bidirectional controls (the
-/// `Bidi_Control` property: U+061C, U+200E–U+200F, U+202A–U+202E,
-/// U+2066–U+2069). They are not control characters to `char::is_control`,
-/// yet they reorder what a terminal shows after them (U+202E, the
-/// right-to-left override, makes `gpj.exe` read `exe.jpg`; the "Trojan
-/// Source" attack, CVE-2021-42574), so client-given text shown to an
-/// operator escapes them as it escapes ESC.
-pub fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+/// Whether `c` changes how a terminal shows text without showing itself:
+/// Unicode's bidirectional controls (the `Bidi_Control` property: U+061C,
+/// U+200E–U+200F, U+202A–U+202E, U+2066–U+2069), the line and paragraph
+/// separators (U+2028, U+2029), and the invisible format characters
+/// (soft hyphen U+00AD, zero-width U+200B–U+200D, U+2060–U+2064, the
+/// byte-order mark U+FEFF). None is a control character to
+/// `char::is_control`, yet U+202E (the right-to-left override) makes
+/// `gpj.exe` read `exe.jpg` (the "Trojan Source" attack, CVE-2021-42574),
+/// a separator can break a log line where the reader sees none, and a
+/// zero-width one makes two names look alike. Client-given text shown to
+/// an operator escapes them as it escapes ESC.
+pub fn is_hidden_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00ad}'
+            | '\u{061c}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{feff}'
+    )
 }
 
 /// A client-given value (a user name, a path) as a `key=value` field of a

@@ -450,11 +450,14 @@ fn debug_lines_escape_what_a_client_typed() {
     let fx = Fixture::new();
     let srv = Server::builder().log_level("debug").start(&fx);
     let mut f = srv.login();
-    f.cmd_bytes("SIZE /x\u{202e}gpj.exe\x1b[2J".as_bytes());
+    f.cmd_bytes("SIZE /x\u{202e}gpj.exe\u{2028}\x1b[2J".as_bytes());
     f.quit();
     let log = srv.log_synced();
-    assert!(log.contains("SIZE /x\\u{202e}gpj.exe\\x1b[2J"), "{log}");
-    assert!(!log.contains('\u{202e}'), "{log}");
+    assert!(
+        log.contains("SIZE /x\\u{202e}gpj.exe\\u{2028}\\x1b[2J"),
+        "{log}"
+    );
+    assert!(!log.contains(['\u{202e}', '\u{2028}']), "{log}");
 }
 
 #[test]

@@ -67,16 +67,17 @@ fn doing(r: &SessionRow) -> String {
 }
 
 /// `s` with each control character (ESC, BEL, CR, ...; C0, DEL and C1)
-/// written as `\xNN`, and each bidirectional control
-/// ([`crate::logging::is_bidi_control`]) as `\u{NNNN}`: names and
-/// commands come from clients, and raw they would be obeyed by the
-/// operator's terminal (retitle it, clear it, show text reordered).
+/// written as `\xNN`, and each bidirectional control, separator or
+/// invisible format character ([`crate::logging::is_hidden_format`]) as
+/// `\u{NNNN}`: names and commands come from clients, and raw they would
+/// be obeyed by the operator's terminal (retitle it, clear it, show text
+/// reordered or split).
 fn shown(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if c.is_control() {
             let _ = write!(out, "\\x{:02x}", c as u32);
-        } else if crate::logging::is_bidi_control(c) {
+        } else if crate::logging::is_hidden_format(c) {
             out.extend(c.escape_unicode());
         } else {
             out.push(c);
@@ -200,7 +201,7 @@ mod tests {
             "{t}"
         );
         assert!(lines[3].contains("eve\\x9b\\u{202e}gpj.exe"), "{t}");
-        assert!(!t.chars().any(crate::logging::is_bidi_control), "{t:?}");
+        assert!(!t.chars().any(crate::logging::is_hidden_format), "{t:?}");
         assert!(!t.chars().any(|c| c.is_control() && c != '\n'), "{t:?}");
         assert!(lines[0].starts_with("SHARD  PEER"), "{t}");
         assert!(lines[1].ends_with("idle 12s"), "{t}");

@@ -251,15 +251,16 @@ fn shown(b: &[u8]) -> String {
 
 /// Client bytes as they may go into a log line: invalid UTF-8 replaced,
 /// control characters (ESC, CR, BEL, C1...) written as `\x1b` or
-/// `\u{9b}`, bidirectional controls as `\u{202e}`, so a client cannot
-/// send terminal escape sequences to an operator tailing the log, nor
-/// reorder what it shows ([`crate::logging::is_bidi_control`]).
+/// `\u{9b}`, bidirectional controls, separators and invisible format
+/// characters as `\u{202e}`, so a client cannot send terminal escape
+/// sequences to an operator tailing the log, nor reorder, split or hide
+/// what it shows ([`crate::logging::is_hidden_format`]).
 fn log_text(b: &[u8]) -> String {
     let mut out = String::with_capacity(b.len());
     for c in String::from_utf8_lossy(b).chars() {
         match c {
             c if (c as u32) < 0x20 || c == '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() || crate::logging::is_bidi_control(c) => {
+            c if c.is_control() || crate::logging::is_hidden_format(c) => {
                 out.extend(c.escape_unicode())
             }
             c => out.push(c),
@@ -725,6 +726,10 @@ mod tests {
             ("café".as_bytes(), "café"),
             ("RETR \u{202e}gpj.exe".as_bytes(), "RETR \\u{202e}gpj.exe"),
             ("\u{2066}x\u{2069}".as_bytes(), "\\u{2066}x\\u{2069}"),
+            (
+                "a\u{2028}b\u{200b}c\u{feff}".as_bytes(),
+                "a\\u{2028}b\\u{200b}c\\u{feff}",
+            ),
             (b"\xff", "\u{fffd}"),
         ];
         for (raw, want) in table {
