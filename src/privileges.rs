@@ -156,6 +156,16 @@ pub(crate) fn plan(spec: Option<&str>, euid: u32) -> Result<Plan, String> {
     }
 }
 
+/// "uid N, gid M": the calling thread's effective ids, for messages about
+/// what the service user may do.
+pub(crate) fn effective_ids() -> String {
+    format!(
+        "uid {}, gid {}",
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw()
+    )
+}
+
 /// How many threads the process has, from `/proc/self/task` (`None` when
 /// /proc is not there to ask).
 pub(crate) fn thread_count() -> Option<usize> {

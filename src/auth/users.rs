@@ -173,22 +173,11 @@ impl Users {
     /// Reads and validates `file`, checking homes under `root`.
     pub fn load(file: &Path, root: &Path) -> Result<Users, String> {
         let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        // O_PATH: a root the service user may enter but not read (0711,
-        // served with a warning) must not fail every reload on SIGHUP.
-        let root_dir = rustix::fs::open(
-            root,
-            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(|e| format!("--root {}: {}", root.display(), std::io::Error::from(e)))?;
+        let root_dir = open_root_path(root)
+            .map_err(|e| format!("--root {}: {}", root.display(), std::io::Error::from(e)))?;
         let home_ok = |home: &[u8]| -> Result<(), String> {
             let rel: CString = path::relative(home).ok_or("has a NUL byte")?;
-            match sys::openat2_blocking(
-                root_dir.as_raw_fd(),
-                &rel,
-                libc::O_PATH | libc::O_DIRECTORY,
-                resolve::RESOLVE_HOME,
-            ) {
+            match open_home_path(&root_dir, &rel) {
                 Ok(_) => Ok(()),
                 // A directory above the home that the loading user may not
                 // search (SIGHUP and a non-root start load as the service
@@ -218,17 +207,9 @@ impl Users {
     /// `--check-config` through [`crate::privileges::as_user`]. Homes that
     /// are missing are [`Users::load`]'s errors, not these.
     pub fn unenterable_homes(&self, root: &Path) -> Vec<String> {
-        use rustix::fs::{accessat, Access, AtFlags, OFlags};
-        let user = format!(
-            "uid {}, gid {}",
-            rustix::process::geteuid().as_raw(),
-            rustix::process::getegid().as_raw()
-        );
-        let root_dir = match rustix::fs::open(
-            root,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        ) {
+        use rustix::fs::{accessat, Access, AtFlags};
+        let user = crate::privileges::effective_ids();
+        let root_dir = match open_root_path(root) {
             Ok(fd) => fd,
             // The root's own problems are start-up's errors.
             Err(_) => return Vec::new(),
@@ -241,13 +222,7 @@ impl Users {
             let Some(rel) = path::relative(home) else {
                 continue;
             };
-            let entered = sys::openat2_blocking(
-                root_dir.as_raw_fd(),
-                &rel,
-                libc::O_PATH | libc::O_DIRECTORY,
-                resolve::RESOLVE_HOME,
-            )
-            .and_then(|fd| {
+            let entered = open_home_path(&root_dir, &rel).and_then(|fd| {
                 accessat(&fd, ".", Access::EXEC_OK, AtFlags::EACCESS).map_err(std::io::Error::from)
             });
             if let Err(e) = entered {
@@ -271,6 +246,33 @@ impl Users {
     pub fn is_empty(&self) -> bool {
         self.by_name.is_empty()
     }
+}
+
+/// `--root` opened O_PATH, to look homes up from: a root the service user
+/// may enter but not read (0711, served with a warning) must not fail
+/// every reload on SIGHUP.
+fn open_root_path(root: &Path) -> rustix::io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::OFlags;
+    rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+}
+
+/// An account's home (`rel`, relative to `root_dir`) opened O_PATH as a
+/// login opens it: beneath the root, no symlink leaving it
+/// ([`resolve::RESOLVE_HOME`]).
+fn open_home_path(
+    root_dir: &std::os::fd::OwnedFd,
+    rel: &CString,
+) -> std::io::Result<std::os::fd::OwnedFd> {
+    sys::openat2_blocking(
+        root_dir.as_raw_fd(),
+        rel,
+        libc::O_PATH | libc::O_DIRECTORY,
+        resolve::RESOLVE_HOME,
+    )
 }
 
 /// The accounts in force, shared by all shards. A login takes a snapshot

@@ -663,11 +663,7 @@ fn root_access(
     anonymous: bool,
 ) -> anyhow::Result<Vec<String>> {
     use rustix::fs::{accessat, Access, AtFlags};
-    let user = format!(
-        "uid {}, gid {}",
-        rustix::process::geteuid().as_raw(),
-        rustix::process::getegid().as_raw()
-    );
+    let user = privileges::effective_ids();
     if let Err(e) = accessat(fd, ".", Access::EXEC_OK, AtFlags::EACCESS) {
         anyhow::bail!(
             "--root {}: the service user ({user}) cannot enter it ({}): every command would fail; make it searchable for that user (chmod o+x, or a group it is in), or choose --user",
