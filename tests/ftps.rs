@@ -139,20 +139,27 @@ impl Ftps {
         )
     }
 
-    /// The FTPS byte counters of STAT: (userspace, kernel).
-    fn tls_counters(&self) -> (u64, u64) {
+    /// curl over explicit FTPS sending `command` (`-Q`) before listing the
+    /// home, verbose: the replies are its stderr's `< ` lines.
+    fn quote(&self, command: &str) -> Run {
         let out = curl(&[
             "--ssl-reqd",
             "--cacert",
             &self.pki.ca(),
             "-Q",
-            "STAT",
+            command,
             &self.url(""),
             "-v",
             "-o",
             "/dev/null",
         ]);
         out.ok();
+        out
+    }
+
+    /// The FTPS byte counters of STAT: (userspace, kernel).
+    fn tls_counters(&self) -> (u64, u64) {
+        let out = self.quote("STAT");
         let line = out
             .stderr
             .lines()
@@ -1034,18 +1041,7 @@ fn a_control_reply_over_64_kib_arrives_whole_over_tls() {
             b"x",
         );
     }
-    let out = curl(&[
-        "--ssl-reqd",
-        "--cacert",
-        &t.pki.ca(),
-        "-Q",
-        "STAT big",
-        &t.url(""),
-        "-v",
-        "-o",
-        "/dev/null",
-    ]);
-    out.ok();
+    let out = t.quote("STAT big");
     let names = out
         .stderr
         .lines()
